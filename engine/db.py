@@ -1,0 +1,44 @@
+"""Database connections: `PEP_DATABASE_URL`, SQLite file by default. Called by the CLI, the web app and tests."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from sqlalchemy import create_engine, event
+from sqlalchemy.engine import Engine as SAEngine
+from sqlalchemy.orm import Session, sessionmaker
+
+DEFAULT_URL = "sqlite:///instance/pep.sqlite"
+
+
+def database_url(url: str | None = None) -> str:
+    """The URL to use: the argument, else `PEP_DATABASE_URL`, else the SQLite default."""
+    return url or os.environ.get("PEP_DATABASE_URL") or DEFAULT_URL
+
+
+def make_db(url: str | None = None, **kwargs) -> SAEngine:
+    """Create a SQLAlchemy engine; SQLite gets WAL, foreign keys and a busy timeout."""
+    url = database_url(url)
+    if url.startswith("sqlite:///") and not url.startswith("sqlite:///:memory:"):
+        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    if url.startswith("postgresql://"):
+        url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
+    db = create_engine(url, **kwargs)
+    if db.dialect.name == "sqlite":
+        event.listen(db, "connect", _sqlite_pragmas)
+    return db
+
+
+def _sqlite_pragmas(dbapi_connection, _record) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA busy_timeout=5000")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.close()
+
+
+def session_factory(db: SAEngine) -> sessionmaker[Session]:
+    """Sessions that keep loaded objects usable after commit."""
+    return sessionmaker(db, expire_on_commit=False)

@@ -1,0 +1,312 @@
+"""Validate a bundle of diagrams and forms and store it as one immutable, hashed deployment.
+
+Called by the CLI (`pep deploy`), the modeller and tests. Nothing is stored unless every file of
+the bundle is valid; every error names the file, the element id and, where known, the line.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import defusedxml.ElementTree as SafeET
+from defusedxml import DefusedXmlException
+from jsonschema import Draft202012Validator, SchemaError
+from lxml import etree
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+from SpiffWorkflow.bpmn.parser.ValidationException import ValidationException
+from SpiffWorkflow.exceptions import SpiffWorkflowException
+from SpiffWorkflow.spiff.parser import VALIDATOR, SpiffBpmnParser
+
+from . import clock
+from .models import Deployment, DeploymentFile, ProcessDefinition
+from .roles import RoleDirectory
+from .scripting import ScriptError, check_template, compile_expression, compile_script
+from .serializer import Serializer
+
+NS = {
+    "bpmn": "http://www.omg.org/spec/BPMN/20100524/MODEL",
+    "spiffworkflow": "http://spiffworkflow.org/bpmn/schema/1.0/core",
+}
+FORM_PROPERTY = "formJsonSchemaFilename"
+DUE_PROPERTY = "dueDate"
+HUMAN_TASKS = ("userTask", "manualTask")
+
+
+@dataclass(frozen=True)
+class DeployError:
+    file: str
+    element_id: str | None
+    message: str
+    line: int | None = None
+
+    def __str__(self) -> str:
+        where = self.file + (f":{self.line}" if self.line else "")
+        element = f" [{self.element_id}]" if self.element_id else ""
+        return f"{where}{element}: {self.message}"
+
+
+class DeploymentRejected(Exception):
+    """The bundle has errors; nothing was stored."""
+
+    def __init__(self, errors: list[DeployError]):
+        self.errors = errors
+        super().__init__("; ".join(str(e) for e in errors))
+
+
+@dataclass
+class Bundle:
+    """Files of a deployment by path: `processes/<name>.bpmn`, `forms/<name>.json`."""
+
+    files: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def from_dirs(cls, *dirs: str | Path) -> Bundle:
+        """Collect `processes/*.bpmn` and `forms/*.json` under each directory."""
+        bundle = cls()
+        for root in map(Path, dirs):
+            if not root.is_dir():
+                raise DeploymentRejected([DeployError(str(root), None, "is not a directory")])
+            for folder, pattern in (("processes", "*.bpmn"), ("forms", "*.json")):
+                for path in sorted((root / folder).glob(pattern)):
+                    bundle.add(f"{folder}/{path.name}", path.read_text(encoding="utf-8"))
+        if not bundle.bpmn_files():
+            raise DeploymentRejected([DeployError(", ".join(map(str, dirs)), None, "no processes/*.bpmn found")])
+        return bundle
+
+    def add(self, path: str, content: str) -> None:
+        if path in self.files:
+            raise DeploymentRejected([DeployError(path, None, "appears twice in the bundle")])
+        self.files[path] = content
+
+    def bpmn_files(self) -> list[str]:
+        return sorted(p for p in self.files if p.endswith(".bpmn"))
+
+    def form_files(self) -> list[str]:
+        return sorted(p for p in self.files if p.startswith("forms/") and p.endswith(".json"))
+
+    def form(self, name: str) -> dict:
+        return json.loads(self.files[f"forms/{name}"])
+
+    def digest(self) -> str:
+        h = hashlib.sha256()
+        for path in sorted(self.files):
+            h.update(path.encode() + b"\0" + _sha(self.files[path]).encode() + b"\n")
+        return h.hexdigest()
+
+
+@dataclass
+class ParsedBundle:
+    specs: dict[str, tuple]  # process id → (spec, subprocess specs, file, name)
+
+
+def validate_bundle(bundle: Bundle, roles: RoleDirectory) -> ParsedBundle:
+    """Check every file of the bundle; raise DeploymentRejected with all errors found."""
+    errors: list[DeployError] = []
+    for path in bundle.form_files():
+        errors += _check_form(path, bundle.files[path])
+    parser = SpiffBpmnParser(validator=VALIDATOR)
+    trees: dict[str, etree._ElementTree] = {}
+    for path in bundle.bpmn_files():
+        tree, file_errors = _parse_xml(path, bundle.files[path])
+        errors += file_errors
+        if tree is None:
+            continue
+        try:
+            parser.add_bpmn_xml(tree, filename=path)
+        except ValidationException as exc:
+            errors.append(_from_validation(exc, path))
+            continue
+        trees[path] = tree
+    process_files = _process_files(trees, errors)
+    for path, tree in trees.items():
+        errors += _check_document(path, tree, bundle, roles, process_files)
+    if errors:
+        raise DeploymentRejected(errors)
+    specs = {}
+    for process_id, path in process_files.items():
+        try:
+            spec = parser.get_spec(process_id)
+            subprocess_specs = parser.get_subprocess_specs(process_id)
+        except SpiffWorkflowException as exc:
+            errors.append(_from_validation(exc, path))
+            continue
+        specs[process_id] = (spec, subprocess_specs, path, spec.description or process_id)
+    if errors:
+        raise DeploymentRejected(errors)
+    return ParsedBundle(specs)
+
+
+def deploy(session: Session, bundle: Bundle, actor: str, note: str | None = None) -> tuple[Deployment, bool]:
+    """Validate and store the bundle; return (deployment, created). Same files → same deployment."""
+    digest = bundle.digest()
+    existing = session.scalar(select(Deployment).where(Deployment.bundle_hash == digest))
+    if existing is not None:
+        return existing, False
+    parsed = validate_bundle(bundle, RoleDirectory.load(session))
+    serializer = Serializer()
+    version = (session.scalar(select(func.max(Deployment.version))) or 0) + 1
+    deployment = Deployment(
+        version=version, bundle_hash=digest, created_at=clock.now(), created_by=actor, note=note
+    )
+    for path, content in sorted(bundle.files.items()):
+        kind = "bpmn" if path.endswith(".bpmn") else "form"
+        deployment.files.append(DeploymentFile(path=path, kind=kind, sha256=_sha(content), content=content))
+    for process_id, (spec, subprocess_specs, path, name) in parsed.specs.items():
+        deployment.definitions.append(
+            ProcessDefinition(
+                process_id=process_id,
+                name=name,
+                file_path=path,
+                spec=serializer.spec_to_dict(spec, subprocess_specs),
+            )
+        )
+    session.add(deployment)
+    session.flush()
+    return deployment, True
+
+
+def _sha(content: str) -> str:
+    return hashlib.sha256(content.encode("utf-8")).hexdigest()
+
+
+def _check_form(path: str, content: str) -> list[DeployError]:
+    try:
+        schema = json.loads(content)
+    except json.JSONDecodeError as exc:
+        return [DeployError(path, None, f"is not valid JSON: {exc.msg}", exc.lineno)]
+    if path.endswith(".uischema.json"):
+        return []
+    try:
+        Draft202012Validator.check_schema(schema)
+    except SchemaError as exc:
+        where = "/".join(str(p) for p in exc.absolute_path) or "(root)"
+        return [DeployError(path, where, f"is not a valid JSON Schema: {exc.message}")]
+    if schema.get("type") != "object":
+        return [DeployError(path, "(root)", 'a form schema must have "type": "object"')]
+    return []
+
+
+def _parse_xml(path: str, content: str) -> tuple[etree._ElementTree | None, list[DeployError]]:
+    try:
+        SafeET.fromstring(content.encode("utf-8"), forbid_dtd=True, forbid_entities=True, forbid_external=True)
+    except DefusedXmlException as exc:
+        return None, [DeployError(path, None, f"unsafe XML refused ({type(exc).__name__}): DTDs and entities are not allowed")]
+    except SafeET.ParseError as exc:
+        return None, [DeployError(path, None, f"is not well-formed XML: {exc}", exc.position[0])]
+    xml_parser = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False)
+    try:
+        return etree.ElementTree(etree.fromstring(content.encode("utf-8"), xml_parser)), []
+    except etree.XMLSyntaxError as exc:
+        return None, [DeployError(path, None, f"is not well-formed XML: {exc.msg}", exc.lineno)]
+
+
+def _from_validation(exc: SpiffWorkflowException, path: str) -> DeployError:
+    message = str(exc.args[0]) if exc.args else str(exc)
+    element = getattr(exc, "id", None) or getattr(exc, "task_spec_id", None) or None
+    line = getattr(exc, "line_number", None) or getattr(exc, "sourceline", None) or None
+    return DeployError(getattr(exc, "file_name", None) or path, element, message, int(line) if line else None)
+
+
+def _process_files(trees: dict[str, etree._ElementTree], errors: list[DeployError]) -> dict[str, str]:
+    seen: dict[str, str] = {}
+    for path, tree in trees.items():
+        for process in tree.getroot().iterfind("bpmn:process", NS):
+            pid = process.get("id")
+            if pid in seen:
+                errors.append(DeployError(path, pid, f"process id is already defined in {seen[pid]}", process.sourceline))
+            elif process.get("isExecutable", "true") != "false":
+                seen[pid] = path
+    return seen
+
+
+def _check_document(path, tree, bundle, roles, process_files) -> list[DeployError]:
+    errors: list[DeployError] = []
+    for process in tree.getroot().iterfind("bpmn:process", NS):
+        errors += _check_lanes(path, process, roles)
+        errors += _check_human_tasks(path, process, bundle)
+        errors += _check_call_activities(path, process, process_files)
+    errors += _check_expressions(path, tree)
+    return errors
+
+
+def _check_lanes(path, process, roles) -> list[DeployError]:
+    errors, in_lane = [], set()
+    for lane in process.iterfind(".//bpmn:lane", NS):
+        if lane.find("bpmn:childLaneSet", NS) is not None:
+            continue
+        name = (lane.get("name") or "").strip()
+        if roles.resolve(name) is None:
+            known = ", ".join(roles.labels())
+            shown = f'"{name}"' if name else "(no name)"
+            errors.append(DeployError(path, lane.get("id"), f"lane {shown} is not a known role (known: {known})", lane.sourceline))
+        in_lane |= {(ref.text or "").strip() for ref in lane.iterfind("bpmn:flowNodeRef", NS)}
+    for tag in HUMAN_TASKS:
+        for task in process.iterfind(f".//bpmn:{tag}", NS):
+            if task.get("id") not in in_lane:
+                errors.append(DeployError(path, task.get("id"), f"{tag} is not in any lane, so nobody could be assigned it", task.sourceline))
+    return errors
+
+
+def _check_human_tasks(path, process, bundle) -> list[DeployError]:
+    errors = []
+    for task in process.iterfind(".//bpmn:userTask", NS):
+        prop = task.find(f".//spiffworkflow:property[@name='{FORM_PROPERTY}']", NS)
+        form = prop.get("value") if prop is not None else None
+        if not form:
+            errors.append(DeployError(path, task.get("id"), f"userTask names no form (property {FORM_PROPERTY})", task.sourceline))
+        elif f"forms/{form}" not in bundle.files:
+            errors.append(DeployError(path, task.get("id"), f'form "{form}" is not in forms/', task.sourceline))
+    return errors
+
+
+def _check_call_activities(path, process, process_files) -> list[DeployError]:
+    errors = []
+    for call in process.iterfind(".//bpmn:callActivity", NS):
+        called = call.get("calledElement")
+        if not called or called not in process_files:
+            errors.append(DeployError(path, call.get("id"), f'calls process "{called}", which is not in this deployment', call.sourceline))
+    return errors
+
+
+_EXPRESSION_XPATHS = [
+    (".//bpmn:conditionExpression", compile_expression),
+    (".//bpmn:timeDate", compile_expression),
+    (".//bpmn:timeDuration", compile_expression),
+    (".//bpmn:timeCycle", compile_expression),
+    (".//bpmn:script", compile_script),
+    (".//spiffworkflow:preScript", compile_script),
+    (".//spiffworkflow:postScript", compile_script),
+    (".//spiffworkflow:messagePayload", compile_expression),
+    (".//spiffworkflow:instructionsForEndUser", check_template),
+]
+
+
+def _check_expressions(path, tree) -> list[DeployError]:
+    errors = []
+    root = tree.getroot()
+    found = [(node, check, node.text) for xpath, check in _EXPRESSION_XPATHS for node in root.iterfind(xpath, NS)]
+    found += [(node, compile_expression, node.get("value")) for node in root.iterfind(f".//spiffworkflow:property[@name='{DUE_PROPERTY}']", NS)]
+    for node, check, source in found:
+        element = _owner_id(node)
+        if not (source or "").strip():
+            if check is not check_template:
+                errors.append(DeployError(path, element, f"{etree.QName(node).localname} is empty", node.sourceline))
+            continue
+        try:
+            check(source.strip() if check is compile_expression else source)
+        except ScriptError as exc:
+            line = node.sourceline + (exc.line - 1 if exc.line else 0)
+            errors.append(DeployError(path, element, f"{etree.QName(node).localname}: {exc.message}", line))
+    return errors
+
+
+def _owner_id(node) -> str | None:
+    while node is not None:
+        if node.get("id") and etree.QName(node).localname not in ("timerEventDefinition",):
+            return node.get("id")
+        node = node.getparent()
+    return None

@@ -1,0 +1,90 @@
+"""A child's append-only history, hash-chained so that any altered, removed or inserted event shows.
+
+The runtime appends events inside the transaction of each step (after the instance row is written,
+so locks are always taken instance first, then child); auditors and `pep history --verify` read it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from .models import Child, Event
+
+GENESIS = "0" * 64
+
+
+def event_hash(prev_hash: str, child_id: str, seq: int, kind: str, at: datetime, actor: str,
+               instance_id: int | None, task_id: str | None, data: dict) -> str:
+    """Hash one event together with the hash of the event before it."""
+    body = json.dumps(
+        [child_id, seq, kind, at.isoformat(), actor, instance_id, task_id, data],
+        sort_keys=True, separators=(",", ":"), default=str,
+    )
+    return hashlib.sha256((prev_hash + body).encode("utf-8")).hexdigest()
+
+
+def append(session: Session, child_id: str, entries: list[dict], at: datetime) -> list[Event]:
+    """Append events (dicts with kind, actor, data and optional instance_id, task_id) to the chain."""
+    if not entries:
+        return []
+    child = session.get(Child, child_id, with_for_update=True, populate_existing=True)
+    if child is None:
+        raise LookupError(f"no child {child_id}")
+    events = []
+    for entry in entries:
+        seq = child.history_seq + 1
+        data = json.loads(json.dumps(entry.get("data") or {}, default=str))
+        digest = event_hash(child.history_head or GENESIS, child_id, seq, entry["kind"], at, entry["actor"],
+                            entry.get("instance_id"), entry.get("task_id"), data)
+        event = Event(child_id=child_id, seq=seq, kind=entry["kind"], at=at, actor=entry["actor"],
+                      instance_id=entry.get("instance_id"), task_id=entry.get("task_id"), data=data,
+                      prev_hash=child.history_head or GENESIS, hash=digest)
+        session.add(event)
+        child.history_seq, child.history_head = seq, digest
+        events.append(event)
+    session.flush()
+    return events
+
+
+@dataclass
+class Verification:
+    child_id: str
+    events: int = 0
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+def verify(session: Session, child_id: str) -> Verification:
+    """Re-walk a child's chain; name every event that was altered, removed or inserted."""
+    result = Verification(child_id)
+    child = session.get(Child, child_id)
+    if child is None:
+        result.problems.append(f"no child {child_id}")
+        return result
+    prev, expected_seq = GENESIS, 1
+    for event in session.scalars(select(Event).where(Event.child_id == child_id).order_by(Event.seq, Event.id)):
+        result.events += 1
+        if event.seq != expected_seq:
+            what = "missing" if event.seq > expected_seq else "duplicated"
+            result.problems.append(f"event #{event.seq} (id {event.id}): sequence broken, #{expected_seq} {what}")
+        if event.prev_hash != prev:
+            result.problems.append(f"event #{event.seq} (id {event.id}): does not follow the event before it (removed or inserted event)")
+        recomputed = event_hash(event.prev_hash, child_id, event.seq, event.kind, event.at, event.actor,
+                                event.instance_id, event.task_id, event.data)
+        if recomputed != event.hash:
+            result.problems.append(f"event #{event.seq} (id {event.id}, {event.kind}): content altered")
+        prev, expected_seq = event.hash, event.seq + 1
+    if result.events != child.history_seq or prev != (child.history_head or GENESIS):
+        result.problems.append(
+            f"chain ends at #{expected_seq - 1} but the child's record says #{child.history_seq}: events removed or added at the end"
+        )
+    return result

@@ -1,0 +1,260 @@
+"""Database tables of the engine: deployments, people, children, instances, open tasks, history.
+
+Everything that finds work (inboxes, due timers, message routing) reads the indexed projection
+tables here, never the serialized workflow state.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Date,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+
+class UTCDateTime(TypeDecorator):
+    """Timezone-aware UTC datetimes on every database (SQLite keeps no zone)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value, dialect):
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError(f"naive datetime {value.isoformat()} given where UTC is required")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value, dialect):
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+JSONData = JSON().with_variant(JSONB(), "postgresql")
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {datetime: UTCDateTime, dict: JSONData, list: JSONData, date: Date}
+
+
+class Role(Base):
+    """A professional role; lanes are matched to roles by label or alias, without regard to case."""
+
+    __tablename__ = "role"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    label: Mapped[str] = mapped_column(String(120))
+    pooled: Mapped[bool] = mapped_column(Boolean, default=False)
+    aliases: Mapped[list] = mapped_column(default=list)
+
+
+class User(Base):
+    __tablename__ = "app_user"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    email: Mapped[str] = mapped_column(String(254), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    organisation: Mapped[str | None] = mapped_column(String(200))
+    password_hash: Mapped[str | None] = mapped_column(String(300))
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    roles: Mapped[list[UserRole]] = relationship(cascade="all, delete-orphan", lazy="selectin")
+
+    @property
+    def role_keys(self) -> set[str]:
+        return {r.role_key for r in self.roles}
+
+
+class UserRole(Base):
+    """A role a user holds across the council (e.g. VS Education Adviser, to claim pooled tasks)."""
+
+    __tablename__ = "user_role"
+
+    user_id: Mapped[int] = mapped_column(ForeignKey("app_user.id", ondelete="CASCADE"), primary_key=True)
+    role_key: Mapped[str] = mapped_column(ForeignKey("role.key"), primary_key=True)
+
+
+class Child(Base):
+    """A child in care. `history_seq` and `history_head` are the tip of the child's hash chain."""
+
+    __tablename__ = "child"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    date_of_birth: Mapped[date | None]
+    school: Mapped[str | None] = mapped_column(String(200))
+    created_at: Mapped[datetime]
+    history_seq: Mapped[int] = mapped_column(Integer, default=0)
+    history_head: Mapped[str] = mapped_column(String(64), default="")
+
+
+class CaseTeamMember(Base):
+    """Who holds a role for one child: the child's social worker, designated teacher, ..."""
+
+    __tablename__ = "case_team_member"
+
+    child_id: Mapped[str] = mapped_column(ForeignKey("child.id", ondelete="CASCADE"), primary_key=True)
+    role_key: Mapped[str] = mapped_column(ForeignKey("role.key"), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("app_user.id"), index=True)
+
+
+class Deployment(Base):
+    """An immutable bundle of diagrams and forms, identified by the hash of its files."""
+
+    __tablename__ = "deployment"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    version: Mapped[int] = mapped_column(Integer, unique=True)
+    bundle_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime]
+    created_by: Mapped[str] = mapped_column(String(254))
+    note: Mapped[str | None] = mapped_column(Text)
+    files: Mapped[list[DeploymentFile]] = relationship(
+        cascade="all, delete-orphan", order_by="DeploymentFile.path", lazy="selectin"
+    )
+    definitions: Mapped[list[ProcessDefinition]] = relationship(
+        back_populates="deployment", cascade="all, delete-orphan", lazy="selectin"
+    )
+
+    def file(self, path: str) -> DeploymentFile | None:
+        return next((f for f in self.files if f.path == path), None)
+
+
+class DeploymentFile(Base):
+    __tablename__ = "deployment_file"
+    __table_args__ = (UniqueConstraint("deployment_id", "path"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    deployment_id: Mapped[int] = mapped_column(ForeignKey("deployment.id", ondelete="CASCADE"))
+    path: Mapped[str] = mapped_column(String(300))
+    kind: Mapped[str] = mapped_column(String(16))
+    sha256: Mapped[str] = mapped_column(String(64))
+    content: Mapped[str] = mapped_column(Text)
+
+
+class ProcessDefinition(Base):
+    """One executable process of a deployment, with its parsed spec stored once."""
+
+    __tablename__ = "process_definition"
+    __table_args__ = (UniqueConstraint("deployment_id", "process_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    deployment_id: Mapped[int] = mapped_column(ForeignKey("deployment.id", ondelete="CASCADE"))
+    process_id: Mapped[str] = mapped_column(String(200), index=True)
+    name: Mapped[str] = mapped_column(String(300))
+    file_path: Mapped[str] = mapped_column(String(300))
+    spec: Mapped[dict] = mapped_column()
+    deployment: Mapped[Deployment] = relationship(back_populates="definitions", lazy="joined")
+
+
+class Instance(Base):
+    """One run of a process for one child; `version` is the optimistic lock of every step."""
+
+    __tablename__ = "instance"
+    __table_args__ = (Index("ix_instance_due_timer", "status", "next_timer_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    child_id: Mapped[str] = mapped_column(ForeignKey("child.id"), index=True)
+    definition_id: Mapped[int] = mapped_column(ForeignKey("process_definition.id"))
+    previous_instance_id: Mapped[int | None] = mapped_column(ForeignKey("instance.id"))
+    status: Mapped[str] = mapped_column(String(16), default="running")
+    state: Mapped[dict] = mapped_column()
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    next_timer_at: Mapped[datetime | None]
+    waiting_messages: Mapped[list] = mapped_column(default=list)
+    started_at: Mapped[datetime]
+    started_by: Mapped[str] = mapped_column(String(254))
+    updated_at: Mapped[datetime]
+    ended_at: Mapped[datetime | None]
+    definition: Mapped[ProcessDefinition] = relationship(lazy="joined")
+
+    __mapper_args__ = {"version_id_col": version}
+
+
+class OpenTask(Base):
+    """A READY user task, projected out of the workflow so that inboxes are plain queries."""
+
+    __tablename__ = "open_task"
+    __table_args__ = (
+        Index("ix_open_task_assignee_due", "assignee_id", "due_at"),
+        Index("ix_open_task_pool_due", "role_key", "assignee_id", "due_at"),
+    )
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    instance_id: Mapped[int] = mapped_column(ForeignKey("instance.id", ondelete="CASCADE"), index=True)
+    child_id: Mapped[str] = mapped_column(ForeignKey("child.id"), index=True)
+    spec_id: Mapped[str] = mapped_column(String(200))
+    name: Mapped[str] = mapped_column(String(300))
+    lane: Mapped[str] = mapped_column(String(200))
+    role_key: Mapped[str] = mapped_column(ForeignKey("role.key"))
+    form: Mapped[str | None] = mapped_column(String(300))
+    assignee_id: Mapped[int | None] = mapped_column(ForeignKey("app_user.id"))
+    pooled: Mapped[bool] = mapped_column(Boolean, default=False)
+    due_at: Mapped[datetime | None]
+    ready_at: Mapped[datetime]
+
+
+class Event(Base):
+    """One entry of a child's append-only, hash-chained history."""
+
+    __tablename__ = "event"
+    __table_args__ = (UniqueConstraint("child_id", "seq"),)
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    child_id: Mapped[str] = mapped_column(ForeignKey("child.id"), index=True)
+    seq: Mapped[int] = mapped_column(Integer)
+    instance_id: Mapped[int | None] = mapped_column(ForeignKey("instance.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(40))
+    at: Mapped[datetime]
+    actor: Mapped[str] = mapped_column(String(254))
+    task_id: Mapped[str | None] = mapped_column(String(36))
+    data: Mapped[dict] = mapped_column(default=dict)
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64))
+
+
+class Incident(Base):
+    """A failure while running an instance unattended (timer, message); the instance waits for help."""
+
+    __tablename__ = "incident"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    instance_id: Mapped[int] = mapped_column(ForeignKey("instance.id"), index=True)
+    child_id: Mapped[str] = mapped_column(ForeignKey("child.id"))
+    at: Mapped[datetime]
+    source: Mapped[str] = mapped_column(String(40))
+    message: Mapped[str] = mapped_column(Text)
+    details: Mapped[str | None] = mapped_column(Text)
+    resolved_at: Mapped[datetime | None]
+
+
+class Notification(Base):
+    """A message to a person (task assigned, reminder, overdue), queued in the step's transaction."""
+
+    __tablename__ = "notification"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("app_user.id"), index=True)
+    role_key: Mapped[str | None] = mapped_column(ForeignKey("role.key"))
+    child_id: Mapped[str | None] = mapped_column(ForeignKey("child.id"))
+    task_id: Mapped[str | None] = mapped_column(String(36))
+    kind: Mapped[str] = mapped_column(String(40))
+    subject: Mapped[str] = mapped_column(String(300))
+    body: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime]
+    sent_at: Mapped[datetime | None]

@@ -1,0 +1,462 @@
+"""Run PEP processes: start, complete a task, claim, send a message, fire timers, cancel.
+
+Called by the CLI, the web app, the timer sweep and the simulator. Every public method works in the
+caller's session and only flushes: the caller owns the transaction, so one step is one commit.
+"""
+
+from __future__ import annotations
+
+import json
+import traceback
+from collections import OrderedDict
+from datetime import datetime
+from uuid import UUID
+
+from sqlalchemy import func, select
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import Session
+from sqlalchemy.orm.exc import StaleDataError
+from SpiffWorkflow.bpmn import BpmnEvent, BpmnWorkflow
+from SpiffWorkflow.bpmn.specs.event_definitions.message import MessageEventDefinition as BaseMessage
+from SpiffWorkflow.bpmn.specs.event_definitions.timer import TimerEventDefinition
+from SpiffWorkflow.spiff.specs.event_definitions import MessageEventDefinition
+from SpiffWorkflow.util.task import TaskState
+
+from . import calendar, clock, history
+from .clock import SystemClock, install_spiff_clock
+from .forms import field_errors
+from .models import CaseTeamMember, Child, Deployment, Incident, Instance, Notification, OpenTask, ProcessDefinition, User
+from .roles import RoleDirectory
+from .scripting import ScriptError, make_script_engine, render_instructions
+from .serializer import Serializer
+
+SYSTEM = "system"
+TIMER_EVENT_TYPES = {"TimeDateEventDefinition", "DurationTimerEventDefinition", "CycleTimerEventDefinition"}
+
+
+class EngineError(Exception):
+    """A request the engine refuses; the message is meant for the person who made it."""
+
+
+class NotFound(EngineError):
+    pass
+
+
+class NotAllowed(EngineError):
+    pass
+
+
+class TaskNotReady(EngineError):
+    pass
+
+
+class Conflict(EngineError):
+    """Someone else changed this PEP at the same moment: reload and try again."""
+
+
+class FormInvalid(EngineError):
+    def __init__(self, errors: dict[str, str]):
+        self.errors = errors
+        super().__init__("the form has errors: " + "; ".join(errors.values()))
+
+
+class Engine:
+    """Holds what is shared between steps: the clock, the spec cache and the script engine."""
+
+    def __init__(self, clock_=None, spec_cache_size: int = 64):
+        install_spiff_clock()
+        self.clock = clock_ or SystemClock()
+        self.serializer = Serializer()
+        self.script_engine = make_script_engine(calendar.EXPRESSION_FUNCTIONS)
+        self._specs: OrderedDict[int, tuple] = OrderedDict()
+        self._spec_cache_size = spec_cache_size
+
+    def now(self) -> datetime:
+        return self.clock.now()
+
+    # ---- starting -------------------------------------------------------------------------
+
+    def start(self, session: Session, process_id: str, child_id: str, actor: str = SYSTEM,
+              data: dict | None = None, previous_instance_id: int | None = None) -> Instance:
+        """Start the newest deployed version of `process_id` for a child."""
+        with clock.using(self.clock):
+            child = _child(session, child_id)
+            definition = self.latest_definition(session, process_id)
+            spec, subprocess_specs = self._spec(definition)
+            workflow = BpmnWorkflow(spec, subprocess_specs, script_engine=self.script_engine)
+            start_data = {"child": _child_context(child), **(data or {})}
+            for task in workflow.get_tasks(state=TaskState.READY):
+                task.set_data(**start_data)
+            now = self.now()
+            instance = Instance(child_id=child.id, definition_id=definition.id, state={}, status="running",
+                                previous_instance_id=previous_instance_id, started_at=now, started_by=actor,
+                                updated_at=now)
+            instance.definition = definition
+            session.add(instance)
+            step = Step(self, session, instance, workflow, actor)
+            step.log("instance_started", process_id=process_id, process_name=definition.name,
+                     deployment_version=definition.deployment.version, definition_id=definition.id,
+                     previous_instance_id=previous_instance_id, data=data or {})
+            step.advance()
+            step.save()
+            return instance
+
+    def latest_definition(self, session: Session, process_id: str) -> ProcessDefinition:
+        definition = session.scalar(
+            select(ProcessDefinition).join(Deployment).where(ProcessDefinition.process_id == process_id)
+            .order_by(Deployment.version.desc()).limit(1)
+        )
+        if definition is None:
+            raise NotFound(f'no deployed process "{process_id}" (run `pep deploy` first)')
+        return definition
+
+    # ---- human tasks ----------------------------------------------------------------------
+
+    def complete_task(self, session: Session, task_id: str, actor_email: str, data: dict,
+                      expected_version: int | None = None) -> Instance:
+        """Validate `data` against the task's form and complete it as `actor_email`."""
+        with clock.using(self.clock):
+            open_task, instance, user = self._task_for_actor(session, task_id, actor_email)
+            if expected_version is not None and instance.version != expected_version:
+                raise Conflict("this PEP was changed by someone else since you opened it: reload the page")
+            if open_task.form:
+                errors = field_errors(self._form_source(instance, open_task.form), data)
+                if errors:
+                    raise FormInvalid(errors)
+            workflow = self._load(instance)
+            task = workflow.get_task_from_id(UUID(task_id))
+            if task is None or task.state != TaskState.READY:
+                raise TaskNotReady(f"task {task_id} is not ready (it may have been completed already)")
+            step = Step(self, session, instance, workflow, actor_email)
+            task.set_data(**data)
+            try:
+                task.run()
+            except Exception as exc:  # noqa: BLE001 - diagram errors are reported to the person, not hidden
+                raise EngineError(f"the process could not run {open_task.name}: {_describe(exc)}") from exc
+            step.log("task_completed", task_id=task_id, task=open_task.spec_id, name=open_task.name,
+                     role=open_task.role_key, lane=open_task.lane, form=open_task.form, data=data,
+                     due_at=open_task.due_at.isoformat() if open_task.due_at else None,
+                     late=bool(open_task.due_at and self.now() > open_task.due_at), user_id=user.id)
+            step.path.append(open_task.spec_id)
+            step.advance()
+            step.save()
+            return instance
+
+    def claim(self, session: Session, task_id: str, actor_email: str) -> OpenTask:
+        """Take a pooled task into the actor's own inbox."""
+        with clock.using(self.clock):
+            open_task, instance, user = self._task_for_actor(session, task_id, actor_email)
+            if open_task.assignee_id == user.id:
+                return open_task
+            if not open_task.pooled or open_task.assignee_id is not None:
+                raise NotAllowed(f"{open_task.name} is not in a pool to claim")
+            open_task.assignee_id = user.id
+            self._log(session, instance, actor_email, "task_claimed", task_id=task_id, name=open_task.name,
+                      user_id=user.id)
+            return open_task
+
+    def release(self, session: Session, task_id: str, actor_email: str) -> OpenTask:
+        """Give a claimed pooled task back to its pool."""
+        with clock.using(self.clock):
+            open_task, instance, user = self._task_for_actor(session, task_id, actor_email)
+            if not open_task.pooled or open_task.assignee_id != user.id:
+                raise NotAllowed(f"{open_task.name} is not claimed by you")
+            open_task.assignee_id = None
+            self._log(session, instance, actor_email, "task_released", task_id=task_id, name=open_task.name,
+                      user_id=user.id)
+            return open_task
+
+    def task_view(self, session: Session, task_id: str, actor_email: str) -> dict:
+        """What a person needs to do a task: its form, rendered instructions and current data."""
+        with clock.using(self.clock):
+            open_task, instance, _user = self._task_for_actor(session, task_id, actor_email)
+            workflow = self._load(instance)
+            task = workflow.get_task_from_id(UUID(task_id))
+            template = task.task_spec.extensions.get("instructionsForEndUser") or ""
+            return {
+                "task": open_task,
+                "instance_version": instance.version,
+                "form_schema": json.loads(self._form_source(instance, open_task.form)) if open_task.form else None,
+                "instructions": render_instructions(template, task.data) if template else "",
+                "data": dict(task.data),
+            }
+
+    # ---- messages, cancellation -----------------------------------------------------------
+
+    def send_message(self, session: Session, name: str, child_id: str, data: dict | None = None,
+                     actor: str = SYSTEM) -> list[Instance]:
+        """Deliver a message to every instance of this child that is waiting for it."""
+        with clock.using(self.clock):
+            _child(session, child_id)
+            return self._deliver(session, name, child_id, data or {}, actor, exclude=None)
+
+    def cancel(self, session: Session, instance_id: int, actor: str, reason: str = "") -> Instance:
+        """Stop a running instance; its open tasks and timers go with it."""
+        with clock.using(self.clock):
+            instance = self._instance(session, instance_id)
+            if instance.status not in ("running",):
+                raise EngineError(f"instance {instance_id} is {instance.status}, not running")
+            workflow = self._load(instance)
+            workflow.cancel()
+            step = Step(self, session, instance, workflow, actor)
+            step.log("instance_cancelled", reason=reason)
+            step.save(status="cancelled")
+            return instance
+
+    # ---- timers ---------------------------------------------------------------------------
+
+    def fire_timers(self, session: Session, instance: Instance) -> int:
+        """Fire this instance's due timers and run on to the next wait; return how many fired."""
+        with clock.using(self.clock):
+            workflow = self._load(instance)
+            step = Step(self, session, instance, workflow, SYSTEM)
+            workflow.refresh_timers()
+            step.advance()
+            step.save()
+            return step.timers_fired
+
+    def record_incident(self, session: Session, instance_id: int, source: str, exc: BaseException) -> Incident:
+        """Record that an unattended step failed; the instance's timers pause until someone acts."""
+        with clock.using(self.clock):
+            instance = self._instance(session, instance_id)
+            incident = Incident(instance_id=instance.id, child_id=instance.child_id, at=self.now(), source=source,
+                                message=_describe(exc), details="".join(traceback.format_exception(exc))[-4000:])
+            session.add(incident)
+            instance.next_timer_at = None
+            session.flush()
+            self._log(session, instance, SYSTEM, "incident", source=source, message=incident.message,
+                      incident_id=incident.id)
+            return incident
+
+    # ---- internals ------------------------------------------------------------------------
+
+    def _deliver(self, session, name, child_id, payload, actor, exclude) -> list[Instance]:
+        candidates = session.scalars(
+            select(Instance).where(Instance.child_id == child_id, Instance.status == "running")
+            .order_by(Instance.id)
+        ).all()
+        caught = []
+        for instance in candidates:
+            if instance.id == exclude or name not in (instance.waiting_messages or []):
+                continue
+            workflow = self._load(instance)
+            step = Step(self, session, instance, workflow, actor)
+            workflow.send_event(BpmnEvent(MessageEventDefinition(name), payload=payload))
+            step.log("message_received", message=name, data=payload)
+            step.advance()
+            step.save()
+            caught.append(instance)
+        return caught
+
+    def _task_for_actor(self, session, task_id, actor_email):
+        open_task = session.get(OpenTask, task_id)
+        if open_task is None:
+            raise TaskNotReady(f"task {task_id} is not open (it may have been completed or withdrawn)")
+        user = session.scalar(select(User).where(func.lower(User.email) == actor_email.lower(), User.active))
+        if user is None:
+            raise NotAllowed(f"no active user {actor_email}")
+        if not may_act(session, user, open_task):
+            raise NotAllowed(f"{actor_email} does not hold the role {open_task.lane} for child {open_task.child_id}")
+        return open_task, self._instance(session, open_task.instance_id), user
+
+    def _instance(self, session, instance_id) -> Instance:
+        instance = session.get(Instance, instance_id)
+        if instance is None:
+            raise NotFound(f"no instance {instance_id}")
+        return instance
+
+    def _spec(self, definition: ProcessDefinition):
+        cached = self._specs.get(definition.id)
+        if cached is None:
+            cached = self.serializer.spec_from_dict(definition.spec)
+            self._specs[definition.id] = cached
+            while len(self._specs) > self._spec_cache_size:
+                self._specs.popitem(last=False)
+        else:
+            self._specs.move_to_end(definition.id)
+        return cached
+
+    def _load(self, instance: Instance) -> BpmnWorkflow:
+        spec, subprocess_specs = self._spec(instance.definition)
+        return self.serializer.state_from_dict(instance.state, spec, subprocess_specs, self.script_engine)
+
+    def _form_source(self, instance: Instance, form: str) -> str:
+        deployment = instance.definition.deployment
+        file = deployment.file(f"forms/{form}")
+        if file is None:
+            raise NotFound(f"form {form} is missing from deployment {deployment.version}")
+        return file.content
+
+    def _log(self, session, instance, actor, kind, task_id=None, **data):
+        history.append(session, instance.child_id, [
+            {"kind": kind, "actor": actor, "instance_id": instance.id, "task_id": task_id, "data": data}
+        ], self.now())
+
+
+class Step:
+    """One step of one instance: runs the engine, then writes state, projections and history together."""
+
+    def __init__(self, engine: Engine, session: Session, instance: Instance, workflow: BpmnWorkflow, actor: str):
+        self.engine, self.session, self.instance, self.workflow, self.actor = engine, session, instance, workflow, actor
+        self.entries: list[dict] = []
+        self.path: list[str] = []
+        self.timers_fired = 0
+
+    def log(self, kind: str, task_id: str | None = None, **data) -> None:
+        self.entries.append({"kind": kind, "actor": self.actor, "task_id": task_id, "data": data})
+
+    def advance(self) -> None:
+        """Run engine tasks until every path waits for a person, a timer or a message."""
+        try:
+            self.workflow.do_engine_steps(did_complete_task=self._completed)
+        except (ScriptError, Exception) as exc:
+            if isinstance(exc, EngineError):
+                raise
+            raise EngineError(f"the process stopped with an error: {_describe(exc)}") from exc
+
+    def _completed(self, task) -> None:
+        spec = task.task_spec
+        if spec.bpmn_id is None:
+            return
+        self.path.append(spec.bpmn_id)
+        event_definition = getattr(spec, "event_definition", None)
+        if isinstance(event_definition, TimerEventDefinition):
+            self.timers_fired += 1
+            self.log("timer_fired", timer=spec.bpmn_id, name=spec.bpmn_name or spec.bpmn_id,
+                     due=task.internal_data.get("event_value") if isinstance(task.internal_data.get("event_value"), str) else None)
+
+    def save(self, status: str | None = None) -> None:
+        """Write the instance (optimistic version check first), the task projection and history."""
+        session, instance, workflow, now = self.session, self.instance, self.workflow, self.engine.now()
+        instance.state = self.engine.serializer.state_to_dict(workflow)
+        instance.updated_at = now
+        finished = status or ("completed" if workflow.is_completed() else None)
+        if finished:
+            instance.status, instance.ended_at = finished, now
+        timers, messages = _waiting(workflow) if not finished else ([], [])
+        instance.next_timer_at = min(timers) if timers else None
+        instance.waiting_messages = messages
+        try:
+            session.flush()
+        except (StaleDataError, OperationalError) as exc:
+            raise Conflict("this PEP was changed by someone else at the same moment: reload and try again") from exc
+        self._project_tasks(finished is not None)
+        if finished == "completed":
+            self.log("instance_completed")
+        if self.path and not self.entries:
+            self.log("engine_step")
+        self._attach_path()
+        for entry in self.entries:
+            entry["instance_id"] = instance.id
+        history.append(session, instance.child_id, self.entries, now)
+        for thrown in self.workflow.get_events():
+            if isinstance(thrown.event_definition, BaseMessage):
+                self.engine._deliver(session, thrown.event_definition.name, instance.child_id,
+                                     thrown.payload or {}, self.actor, exclude=instance.id)
+
+    def _attach_path(self) -> None:
+        """Record the elements run in this step on its first event, for replay."""
+        if self.entries:
+            self.entries[0]["data"]["path"] = self.path
+
+    def _project_tasks(self, finished: bool) -> None:
+        session, instance = self.session, self.instance
+        existing = {t.id: t for t in session.scalars(select(OpenTask).where(OpenTask.instance_id == instance.id))}
+        ready = {} if finished else {
+            str(t.id): t for t in self.workflow.get_tasks(state=TaskState.READY) if t.task_spec.manual
+        }
+        for task_id, row in existing.items():
+            if task_id not in ready:
+                session.delete(row)
+                if not any(e["task_id"] == task_id and e["kind"] == "task_completed" for e in self.entries):
+                    self.log("task_withdrawn", task_id=task_id, task=row.spec_id, name=row.name)
+        roles = None
+        for task_id, task in ready.items():
+            if task_id in existing:
+                continue
+            roles = roles or RoleDirectory.load(session)
+            self._open(task_id, task, roles)
+        session.flush()
+
+    def _open(self, task_id, task, roles: RoleDirectory) -> None:
+        session, instance, spec = self.session, self.instance, task.task_spec
+        role = roles.resolve(spec.lane)
+        if role is None:
+            raise EngineError(f'lane "{spec.lane}" of {spec.bpmn_id} is not a known role')
+        member = session.get(CaseTeamMember, (instance.child_id, role.key))
+        assignee = member.user_id if member else None
+        properties = spec.extensions.get("properties", {})
+        row = OpenTask(id=task_id, instance_id=instance.id, child_id=instance.child_id, spec_id=spec.bpmn_id,
+                       name=spec.bpmn_name or spec.bpmn_id, lane=spec.lane, role_key=role.key,
+                       form=properties.get("formJsonSchemaFilename"), assignee_id=assignee,
+                       pooled=assignee is None and role.pooled, due_at=self._due_at(task), ready_at=self.engine.now())
+        session.add(row)
+        self.log("task_ready", task_id=task_id, task=row.spec_id, name=row.name, role=role.key, lane=spec.lane,
+                 assignee_id=assignee, pooled=row.pooled, due_at=row.due_at.isoformat() if row.due_at else None)
+        child = session.get(Child, instance.child_id)
+        due = f" by {row.due_at:%d %b %Y}" if row.due_at else ""
+        session.add(Notification(
+            user_id=assignee, role_key=None if assignee else role.key, child_id=instance.child_id, task_id=task_id,
+            kind="task_assigned" if assignee else "task_pooled", subject=f"{row.name} for {child.name}{due}",
+            body=f"{row.name} ({role.label}) for {child.name} is ready{due}.", created_at=self.engine.now(),
+        ))
+
+    def _due_at(self, task) -> datetime | None:
+        """The task's deadline: its dueDate expression, else its interrupting boundary timer."""
+        expression = task.task_spec.extensions.get("properties", {}).get("dueDate")
+        value = None
+        if expression:
+            value = self.workflow.script_engine.evaluate(task, expression)
+        else:
+            deadlines = [
+                sibling.internal_data.get("event_value") for sibling in task.parent.children
+                if sibling is not task and isinstance(getattr(sibling.task_spec, "event_definition", None), TimerEventDefinition)
+                and getattr(sibling.task_spec, "cancel_activity", False)
+            ]
+            value = min((d for d in deadlines if isinstance(d, str)), default=None)
+        return _as_datetime(value) if value else None
+
+
+def may_act(session: Session, user: User, open_task: OpenTask) -> bool:
+    """Whether the user holds the task's lane role for this child (case team, pool, or claim)."""
+    if open_task.assignee_id is not None:
+        return open_task.assignee_id == user.id
+    if open_task.pooled and open_task.role_key in user.role_keys:
+        return True
+    member = session.get(CaseTeamMember, (open_task.child_id, open_task.role_key))
+    return member is not None and member.user_id == user.id
+
+
+def _waiting(workflow: BpmnWorkflow) -> tuple[list[datetime], list[str]]:
+    timers, messages = [], []
+    for pending in workflow.waiting_events():
+        if pending.event_type in TIMER_EVENT_TYPES:
+            value = pending.value
+            if isinstance(value, dict):
+                value = value.get("next")
+            if isinstance(value, str):
+                timers.append(_as_datetime(value))
+        elif pending.event_type == "MessageEventDefinition":
+            messages.append(pending.name)
+    return timers, sorted(set(messages))
+
+
+def _as_datetime(value) -> datetime:
+    return TimerEventDefinition.get_datetime(value) if isinstance(value, str) else value
+
+
+def _child(session: Session, child_id: str) -> Child:
+    child = session.get(Child, child_id)
+    if child is None:
+        raise NotFound(f"no child {child_id}")
+    return child
+
+
+def _child_context(child: Child) -> dict:
+    return {"id": child.id, "name": child.name, "school": child.school,
+            "date_of_birth": child.date_of_birth.isoformat() if child.date_of_birth else None}
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc) or type(exc).__name__
+    return text.splitlines()[0][:500]

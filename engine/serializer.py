@@ -1,0 +1,68 @@
+"""Workflow (de)serialization with the spec kept apart: specs are stored once per deployment.
+
+Called by the runtime to save and load instance state, and by deploy to store specs.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from decimal import Decimal
+from uuid import UUID
+
+from SpiffWorkflow.bpmn.serializer import BpmnWorkflowSerializer
+from SpiffWorkflow.bpmn.serializer.default.workflow import BpmnWorkflowConverter, WorkflowConverter
+from SpiffWorkflow.bpmn.workflow import BpmnWorkflow
+from SpiffWorkflow.spiff.serializer.config import SPIFF_CONFIG
+
+
+class StateOnlyWorkflowConverter(BpmnWorkflowConverter):
+    """Convert a workflow without its spec; restore it onto a spec the caller already holds."""
+
+    def to_dict(self, workflow):
+        dct = WorkflowConverter.to_dict(self, workflow)
+        dct["subprocesses"] = self.mapping_to_dict(workflow.subprocesses)
+        dct["bpmn_events"] = self.registry.convert(workflow.bpmn_events)
+        return dct
+
+    def from_dict(self, dct):
+        spec, subprocess_specs = dct.pop("spec"), dct.pop("subprocess_specs")
+        workflow = self.target_class(spec, subprocess_specs, deserializing=True)
+        workflow.tasks = self.mapping_from_dict(dct["tasks"], UUID, workflow=workflow)
+        workflow.task_tree = workflow.tasks.get(UUID(dct["root"]))
+        self.set_default_attributes(workflow, dct)
+        self.subprocesses_from_dict(dct["subprocesses"], workflow)
+        workflow.bpmn_events = self.registry.restore(dct.pop("bpmn_events", []))
+        return workflow
+
+
+def _registry():
+    config = dict(SPIFF_CONFIG)
+    config[BpmnWorkflow] = StateOnlyWorkflowConverter
+    registry = BpmnWorkflowSerializer.configure(config)
+    registry.register(date, lambda v: {"value": v.isoformat()}, lambda v: date.fromisoformat(v["value"]))
+    registry.register(Decimal, lambda v: {"value": str(v)}, lambda v: Decimal(v["value"]))
+    return registry
+
+
+class Serializer:
+    """Turns specs and workflow states into JSON-ready dicts and back."""
+
+    def __init__(self):
+        self._registry = _registry()
+
+    def spec_to_dict(self, spec, subprocess_specs) -> dict:
+        convert = self._registry.convert
+        return {"spec": convert(spec), "subprocess_specs": {k: convert(v) for k, v in subprocess_specs.items()}}
+
+    def spec_from_dict(self, dct: dict):
+        restore = self._registry.restore
+        return restore(dct["spec"]), {k: restore(v) for k, v in dct["subprocess_specs"].items()}
+
+    def state_to_dict(self, workflow: BpmnWorkflow) -> dict:
+        return self._registry.convert(workflow)
+
+    def state_from_dict(self, state: dict, spec, subprocess_specs, script_engine) -> BpmnWorkflow:
+        dct = dict(state, spec=spec, subprocess_specs=subprocess_specs)
+        workflow = self._registry.restore(dct)
+        workflow.script_engine = script_engine
+        return workflow
