@@ -88,3 +88,11 @@ def verify(session: Session, child_id: str) -> Verification:
             f"chain ends at #{expected_seq - 1} but the child's record says #{child.history_seq}: events removed or added at the end"
         )
     return result
+
+
+def events(session: Session, child_id: str, instance_id: int | None = None) -> list[Event]:
+    """A child's events in order, optionally of one instance."""
+    query = select(Event).where(Event.child_id == child_id)
+    if instance_id is not None:
+        query = query.where(Event.instance_id == instance_id)
+    return list(session.scalars(query.order_by(Event.seq)))

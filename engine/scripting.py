@@ -154,8 +154,12 @@ def _apply(func: Any, *args: Any, **kwargs: Any) -> Any:
 
 _EXTRA_BUILTINS = (len, min, max, sum, sorted, reversed, any, all, abs, round, int, float, str, bool,
                    list, dict, set, tuple, range, enumerate, zip, isinstance, map, filter)
+_UNSAFE_BUILTINS = {  # classes, attribute writes, and exceptions that would stop the worker process
+    "__build_class__", "setattr", "delattr", "_getattr_", "BaseException", "SystemExit", "KeyboardInterrupt",
+    "GeneratorExit",
+}
 _BUILTINS = {
-    **{k: v for k, v in safe_builtins.items() if k not in {"__build_class__", "setattr", "delattr", "_getattr_"}},
+    **{k: v for k, v in safe_builtins.items() if k not in _UNSAFE_BUILTINS},
     **{f.__name__: f for f in _EXTRA_BUILTINS},
     "None": None, "True": True, "False": False,
 }
@@ -175,7 +179,8 @@ _GUARDS = {
 def _runtime_error(err: Exception) -> ScriptError:
     """Describe an exception raised inside restricted code, with the script's line."""
     frames = [f for f in traceback.extract_tb(err.__traceback__) if f.filename == SCRIPT_FILENAME]
-    return ScriptError(f"{type(err).__name__}: {err}", frames[-1].lineno if frames else None)
+    message = f"{type(err).__name__}: {err}" if str(err) else type(err).__name__
+    return ScriptError(message, frames[-1].lineno if frames else None)
 
 
 class RestrictedEnvironment(BasePythonScriptEngineEnvironment):
@@ -248,9 +253,9 @@ def _task_error(task: Any, source: str, err: ScriptError, what: str) -> Workflow
     """Wrap a ScriptError as SpiffWorkflow's task exception, keeping the line."""
     lines = source.splitlines()
     error_line = lines[err.line - 1] if err.line and err.line <= len(lines) else ""
-    return WorkflowTaskException(
-        f"{what}: {str(err).rstrip('.')}", task=task, exception=err.__cause__ or err, line_number=err.line, error_line=error_line
-    )
+    message = f"{what}: {str(err).rstrip('.')}"
+    cause = err.__cause__ or err  # the original error, so SpiffWorkflow can suggest a field for a NameError
+    return WorkflowTaskException(message, task=task, exception=cause, line_number=err.line, error_line=error_line)
 
 
 class RestrictedScriptEngine(PythonScriptEngine):

@@ -64,6 +64,7 @@ def test_script_assigns_variables_and_updates_targets(env, pep_data):
         "for i, target in enumerate(targets):\n"
         "    total += i\n"
         "first, *rest = sorted(t['text'] for t in targets)\n"
+        "label = f'{child_name} attended {attendance:.1f}%'\n"
     )
     assert env.execute(script, pep_data) is True
     assert pep_data["targets"][0]["met"] is True
@@ -72,6 +73,7 @@ def test_script_assigns_variables_and_updates_targets(env, pep_data):
     assert pep_data["summary"] == "Sam: 1 of 3"
     assert pep_data["total"] == 3
     assert pep_data["first"] == "Attend club"
+    assert pep_data["label"] == "Sam attended 95.0%"
 
 
 def test_script_can_delete_a_field(env, pep_data):
@@ -190,6 +192,17 @@ def test_a_process_owner_expression_cannot_reach_unsafe_builtins(env, expression
         env.evaluate(expression, {"child_name": "Sam", "x": 1})
 
 
+@pytest.mark.parametrize("exit_exception", ["SystemExit", "KeyboardInterrupt", "BaseException", "GeneratorExit"])
+def test_a_process_owner_script_cannot_stop_the_worker(env, exit_exception):
+    with pytest.raises(ScriptError, match="NameError"):
+        env.execute(f"raise {exit_exception}()", {})
+
+
+def test_a_script_may_raise_an_ordinary_error(env):
+    with pytest.raises(ScriptError, match="ValueError: attendance missing"):
+        env.execute("raise ValueError('attendance missing')", {})
+
+
 def test_a_bare_reference_to_eval_is_undefined(env):
     with pytest.raises(ScriptError, match="NameError: name 'eval' is not defined"):
         env.execute("e = eval", {})
@@ -242,6 +255,10 @@ def test_instructions_render_task_data():
     assert render_instructions("Meeting on {{ meeting_date }}", {"meeting_date": "2024-09-01"}) == (
         "Meeting on 2024-09-01"
     )
+
+
+def test_instructions_can_format_with_the_percent_filter():
+    assert render_instructions("{{ '%.1f'|format(rate) }}%", {"rate": 92.25}) == "92.2%"
 
 
 def test_missing_field_renders_empty():

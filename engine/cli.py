@@ -1,0 +1,363 @@
+"""The `pep` command line: drive the engine from a shell. Database from PEP_DATABASE_URL (SQLite file by default).
+
+Each command is one transaction; a failure prints one clear line (plus the detail lines of a rejected
+deployment or an invalid form) to stderr and exits non-zero.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import sys
+from datetime import date
+
+import click
+from sqlalchemy import or_, select
+
+from . import history
+from .calendar import CalendarError
+from .clock import FrozenClock
+from .db import database_url, make_db, session_factory
+from .deploy import Bundle, DeploymentRejected, deploy
+from .models import Child, Incident, Instance, OpenTask, User
+from .people import PeopleError, add_child, add_user, find_user, set_case_team
+from .roles import seed_roles
+from .runtime import Engine, EngineError, FormInvalid
+from .schema import upgrade
+from .timers import fire_due_timers
+
+
+class Context:
+    def __init__(self, url: str | None):
+        self.url = database_url(url)
+        self._sessions = None
+
+    @property
+    def sessions(self):
+        if self._sessions is None:
+            self._sessions = session_factory(make_db(self.url))
+        return self._sessions
+
+
+def fails_cleanly(command):
+    """Turn the engine's refusals into one line on stderr and exit status 1."""
+
+    @functools.wraps(command)
+    def wrapper(*args, **kwargs):
+        try:
+            return command(*args, **kwargs)
+        except DeploymentRejected as exc:
+            click.echo(f"error: deployment rejected, {len(exc.errors)} problem(s); nothing was stored", err=True)
+            for error in exc.errors:
+                click.echo(f"  {error}", err=True)
+        except FormInvalid as exc:
+            click.echo("error: the form has errors; nothing was saved", err=True)
+            for field, message in exc.errors.items():
+                click.echo(f"  {field}: {message}", err=True)
+        except (EngineError, PeopleError, CalendarError, ValueError) as exc:
+            click.echo(f"error: {exc}", err=True)
+        sys.exit(1)
+
+    return wrapper
+
+
+def json_object(_ctx, _param, value):
+    """Parse a --data option: a JSON object."""
+    if value is None:
+        return {}
+    try:
+        data = json.loads(value)
+    except json.JSONDecodeError as exc:
+        raise click.BadParameter(f"not valid JSON ({exc.msg} at column {exc.colno})") from exc
+    if not isinstance(data, dict):
+        raise click.BadParameter('must be a JSON object, e.g. {"venue": "Oak Primary"}')
+    return data
+
+
+def iso_datetime(_ctx, _param, value):
+    if value is None:
+        return None
+    try:
+        return FrozenClock(value).now()
+    except ValueError as exc:
+        raise click.BadParameter(f"{value!r} is not an ISO date-time with a zone, e.g. 2026-03-10T09:00:00+00:00") from exc
+
+
+@click.group()
+@click.option("--database", envvar="PEP_DATABASE_URL", help="Database URL (default: SQLite file instance/pep.sqlite).")
+@click.pass_context
+def main(ctx, database):
+    """Run Personal Education Plan processes."""
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("engine").setLevel(logging.INFO)
+    ctx.obj = Context(database)
+
+
+@main.command()
+@click.pass_obj
+@fails_cleanly
+def init(obj: Context):
+    """Create or upgrade the database schema and seed the role vocabulary."""
+    upgrade(obj.url)
+    with obj.sessions.begin() as session:
+        added = seed_roles(session)
+    click.echo(f"database ready at {obj.url} ({added} roles added)")
+
+
+@main.command("deploy")
+@click.argument("dirs", nargs=-1, type=click.Path(file_okay=False))
+@click.option("--as", "actor", default="cli", help="Who deploys (recorded with the version).")
+@click.option("--note", help="What changed.")
+@click.pass_obj
+@fails_cleanly
+def deploy_command(obj: Context, dirs, actor, note):
+    """Validate and deploy processes/*.bpmn and forms/*.json under DIRS (default: .)."""
+    bundle = Bundle.from_dirs(*(dirs or (".",)))
+    with obj.sessions.begin() as session:
+        deployment, created = deploy(session, bundle, actor=actor, note=note)
+        processes = ", ".join(sorted(d.process_id for d in deployment.definitions))
+        verb = "deployed" if created else "unchanged, already"
+        click.echo(f"{verb} version {deployment.version} ({deployment.bundle_hash[:12]}): {processes}")
+
+
+@main.command()
+@click.argument("process")
+@click.option("--child", "child_id", required=True, help="The child's id.")
+@click.option("--as", "actor", default="cli", help="Who starts it.")
+@click.option("--data", callback=json_object, help="Initial data as a JSON object.")
+@click.pass_obj
+@fails_cleanly
+def start(obj: Context, process, child_id, actor, data):
+    """Start PROCESS for a child."""
+    with obj.sessions.begin() as session:
+        instance = Engine().start(session, process, child_id, actor=actor, data=data)
+        click.echo(f"started instance {instance.id} of {process} for {child_id}")
+        _print_tasks(session, select(OpenTask).where(OpenTask.instance_id == instance.id))
+
+
+@main.command()
+@click.option("--user", "email", help="Only the tasks this user may do.")
+@click.option("--child", "child_id", help="Only this child's tasks.")
+@click.pass_obj
+@fails_cleanly
+def tasks(obj: Context, email, child_id):
+    """List open tasks, most urgent first."""
+    query = select(OpenTask)
+    with obj.sessions() as session:
+        if email:
+            user = find_user(session, email)
+            if user is None:
+                raise PeopleError(f"no user {email}")
+            query = query.where(or_(OpenTask.assignee_id == user.id,
+                                    OpenTask.pooled & OpenTask.assignee_id.is_(None) & OpenTask.role_key.in_(user.role_keys)))
+        if child_id:
+            query = query.where(OpenTask.child_id == child_id)
+        _print_tasks(session, query)
+
+
+def _print_tasks(session, query) -> None:
+    rows = session.scalars(query.order_by(OpenTask.due_at.is_(None), OpenTask.due_at, OpenTask.ready_at)).all()
+    if not rows:
+        click.echo("no open tasks")
+    users = {u.id: u.email for u in session.scalars(select(User))} if rows else {}
+    for t in rows:
+        who = users.get(t.assignee_id) or (f"pool: {t.lane}" if t.pooled else f"unassigned: {t.lane}")
+        due = t.due_at.strftime("%Y-%m-%d %H:%M") if t.due_at else "-"
+        click.echo(f"{t.id}  {t.child_id}  {t.name}  [{who}]  due {due}")
+
+
+@main.command()
+@click.argument("task_id")
+@click.option("--as", "actor", required=True, help="Email of the person completing it.")
+@click.option("--data", callback=json_object, required=True, help="The form's data as a JSON object.")
+@click.pass_obj
+@fails_cleanly
+def complete(obj: Context, task_id, actor, data):
+    """Complete TASK_ID with form data."""
+    with obj.sessions.begin() as session:
+        instance = Engine().complete_task(session, task_id, actor, data)
+        click.echo(f"completed; instance {instance.id} is {instance.status}")
+        _print_tasks(session, select(OpenTask).where(OpenTask.instance_id == instance.id))
+
+
+@main.command()
+@click.argument("task_id")
+@click.option("--as", "actor", required=True)
+@click.option("--release", is_flag=True, help="Give the task back to the pool.")
+@click.pass_obj
+@fails_cleanly
+def claim(obj: Context, task_id, actor, release):
+    """Claim a pooled task (or --release it)."""
+    with obj.sessions.begin() as session:
+        engine = Engine()
+        task = engine.release(session, task_id, actor) if release else engine.claim(session, task_id, actor)
+        click.echo(f"{'released' if release else 'claimed'} {task.name}")
+
+
+@main.command()
+@click.argument("name")
+@click.option("--child", "child_id", required=True)
+@click.option("--data", callback=json_object, help="The message's data as a JSON object.")
+@click.option("--as", "actor", default="cli")
+@click.pass_obj
+@fails_cleanly
+def message(obj: Context, name, child_id, data, actor):
+    """Send message NAME (e.g. child_leaves_care) to the child's waiting instances."""
+    with obj.sessions.begin() as session:
+        caught = Engine().send_message(session, name, child_id, data, actor=actor)
+    if not caught:
+        raise EngineError(f'no instance of child {child_id} is waiting for "{name}"')
+    click.echo(f"delivered to instance(s) {', '.join(str(i.id) for i in caught)}")
+
+
+@main.command()
+@click.argument("instance_id", type=int)
+@click.option("--as", "actor", required=True)
+@click.option("--reason", default="")
+@click.pass_obj
+@fails_cleanly
+def cancel(obj: Context, instance_id, actor, reason):
+    """Cancel a running instance."""
+    with obj.sessions.begin() as session:
+        Engine().cancel(session, instance_id, actor, reason)
+    click.echo(f"cancelled instance {instance_id}")
+
+
+@main.command()
+@click.option("--now", callback=iso_datetime, help="Fire as if it were this time (ISO, with zone).")
+@click.pass_obj
+@fails_cleanly
+def timers(obj: Context, now):
+    """Fire every due timer once."""
+    engine = Engine(FrozenClock(now) if now else None)
+    result = fire_due_timers(engine, obj.sessions)
+    click.echo(f"{result.timers_fired} timer(s) fired in {result.instances} instance(s); "
+               f"{len(result.incidents)} incident(s)")
+    if result.incidents:
+        sys.exit(2)
+
+
+@main.command("history")
+@click.argument("child_id")
+@click.option("--verify", is_flag=True, help="Check the hash chain; exit 1 if it was tampered with.")
+@click.pass_obj
+@fails_cleanly
+def history_command(obj: Context, child_id, verify):
+    """Show a child's history."""
+    with obj.sessions() as session:
+        if session.get(Child, child_id) is None:
+            raise PeopleError(f"no child {child_id}")
+        if verify:
+            result = history.verify(session, child_id)
+            if not result.ok:
+                click.echo(f"error: history of {child_id} FAILED verification:", err=True)
+                for problem in result.problems:
+                    click.echo(f"  {problem}", err=True)
+                sys.exit(1)
+            click.echo(f"history of {child_id} verified: {result.events} events, chain intact")
+            return
+        for event in history.events(session, child_id):
+            detail = event.data.get("name") or event.data.get("message") or event.data.get("process_id") or ""
+            click.echo(f"#{event.seq:<4} {event.at:%Y-%m-%d %H:%M}  {event.kind:<18} {event.actor:<24} {detail}")
+
+
+@main.command()
+@click.option("--interval", default=30.0, show_default=True, help="Seconds between sweeps.")
+@click.pass_obj
+def scheduler(obj: Context, interval):
+    """Run the timer scheduler until stopped."""
+    from .scheduler import make_scheduler
+
+    click.echo(f"scheduler sweeping every {interval:g}s on {obj.url}")
+    try:
+        make_scheduler(Engine(), obj.sessions, interval).start()
+    except (KeyboardInterrupt, SystemExit):
+        pass
+
+
+@main.command()
+@click.pass_obj
+def incidents(obj: Context):
+    """List unresolved incidents."""
+    with obj.sessions() as session:
+        rows = session.scalars(select(Incident).where(Incident.resolved_at.is_(None)).order_by(Incident.at)).all()
+        for i in rows:
+            click.echo(f"{i.id}  {i.at:%Y-%m-%d %H:%M}  instance {i.instance_id}  child {i.child_id}  {i.source}: {i.message}")
+        if not rows:
+            click.echo("no open incidents")
+
+
+@main.group()
+def users():
+    """Manage users."""
+
+
+@users.command("add")
+@click.argument("email")
+@click.option("--name", required=True)
+@click.option("--role", "roles", multiple=True, help="A council-wide role (repeatable).")
+@click.option("--org", "organisation")
+@click.pass_obj
+@fails_cleanly
+def users_add(obj: Context, email, name, roles, organisation):
+    """Add a user."""
+    with obj.sessions.begin() as session:
+        add_user(session, email, name, list(roles), organisation)
+    click.echo(f"added {email}")
+
+
+@main.group()
+def children():
+    """Manage children and their case teams."""
+
+
+@children.command("add")
+@click.argument("child_id")
+@click.option("--name", required=True)
+@click.option("--dob", help="Date of birth, YYYY-MM-DD.")
+@click.option("--school")
+@click.pass_obj
+@fails_cleanly
+def children_add(obj: Context, child_id, name, dob, school):
+    """Add a child."""
+    with obj.sessions.begin() as session:
+        add_child(session, child_id, name, date.fromisoformat(dob) if dob else None, school)
+    click.echo(f"added child {child_id}")
+
+
+@children.command("team")
+@click.argument("child_id")
+@click.argument("assignments", nargs=-1, required=True)
+@click.pass_obj
+@fails_cleanly
+def children_team(obj: Context, child_id, assignments):
+    """Set case-team members: ROLE=EMAIL ... (e.g. "Social Worker=sw@council.test")."""
+    team = {}
+    for item in assignments:
+        role, sep, email = item.partition("=")
+        if not sep:
+            raise PeopleError(f'"{item}" should be ROLE=EMAIL')
+        team[role.strip()] = email.strip()
+    with obj.sessions.begin() as session:
+        set_case_team(session, child_id, team)
+    click.echo(f"case team of {child_id} updated")
+
+
+@main.command()
+@click.argument("instance_id", type=int)
+@click.pass_obj
+def show(obj: Context, instance_id):
+    """Show one instance: status, version, next timer, waiting messages."""
+    with obj.sessions() as session:
+        instance = session.get(Instance, instance_id)
+        if instance is None:
+            click.echo(f"error: no instance {instance_id}", err=True)
+            sys.exit(1)
+        click.echo(json.dumps({
+            "id": instance.id, "child": instance.child_id, "process": instance.definition.process_id,
+            "deployment_version": instance.definition.deployment.version, "status": instance.status,
+            "version": instance.version,
+            "next_timer_at": instance.next_timer_at.isoformat() if instance.next_timer_at else None,
+            "waiting_messages": instance.waiting_messages,
+        }, indent=2))

@@ -1,0 +1,31 @@
+"""APScheduler wiring for the timer sweep. Called by `pep scheduler` and by the web app's run command.
+
+APScheduler only says *when* to sweep; what is due lives in the database, so a restart loses nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.schedulers.blocking import BlockingScheduler
+
+from .timers import fire_due_timers
+
+log = logging.getLogger(__name__)
+
+
+def sweep_job(engine, sessions) -> None:
+    """Run one sweep and log what it did."""
+    result = fire_due_timers(engine, sessions)
+    if result.instances or result.incidents:
+        log.info("timers: %d fired in %d instances, %d incidents, %d conflicts",
+                 result.timers_fired, result.instances, len(result.incidents), result.conflicts)
+
+
+def make_scheduler(engine, sessions, interval_seconds: float = 30, background: bool = False):
+    """A scheduler that sweeps due timers now and every `interval_seconds`, never overlapping itself."""
+    scheduler = (BackgroundScheduler if background else BlockingScheduler)(timezone="UTC")
+    scheduler.add_job(sweep_job, "interval", args=[engine, sessions], seconds=interval_seconds,
+                      id="timer-sweep", max_instances=1, coalesce=True, next_run_time=engine.now())
+    return scheduler
