@@ -6,6 +6,7 @@ deployment or an invalid form) to stderr and exits non-zero.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import logging
@@ -270,10 +271,8 @@ def scheduler(obj: Context, interval):
     from .scheduler import make_scheduler
 
     click.echo(f"scheduler sweeping every {interval:g}s on {obj.url}")
-    try:
+    with contextlib.suppress(KeyboardInterrupt, SystemExit):
         make_scheduler(Engine(), obj.sessions, interval).start()
-    except (KeyboardInterrupt, SystemExit):
-        pass
 
 
 @main.command()

@@ -37,14 +37,13 @@ class FrozenClock:
         return self._now
 
 
-_active: contextvars.ContextVar[SystemClock | FrozenClock] = contextvars.ContextVar(
-    "pep_clock", default=SystemClock()
-)
+_SYSTEM = SystemClock()
+_active: contextvars.ContextVar[SystemClock | FrozenClock | None] = contextvars.ContextVar("pep_clock", default=None)
 
 
 def now() -> datetime:
     """The active clock's time."""
-    return _active.get().now()
+    return (_active.get() or _SYSTEM).now()
 
 
 @contextmanager
@@ -70,7 +69,7 @@ class _ClockedDatetime(datetime):
 
     @classmethod
     def now(cls, tz=None):
-        current = _active.get().now()
+        current = now()
         return current.astimezone(tz) if tz is not None else current.astimezone().replace(tzinfo=None)
 
 

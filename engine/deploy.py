@@ -15,11 +15,12 @@ import defusedxml.ElementTree as SafeET
 from defusedxml import DefusedXmlException
 from jsonschema import Draft202012Validator, SchemaError
 from lxml import etree
-from sqlalchemy import func, select
-from sqlalchemy.orm import Session
 from SpiffWorkflow.bpmn.parser.ValidationException import ValidationException
+from SpiffWorkflow.bpmn.specs.event_definitions.message import MessageEventDefinition
 from SpiffWorkflow.exceptions import SpiffWorkflowException
 from SpiffWorkflow.spiff.parser import VALIDATOR, SpiffBpmnParser
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 
 from . import clock
 from .models import Deployment, DeploymentFile, ProcessDefinition
@@ -33,6 +34,9 @@ NS = {
 }
 FORM_PROPERTY = "formJsonSchemaFilename"
 DUE_PROPERTY = "dueDate"
+NOTIFY_PROPERTY = "notify"
+NOTIFY_SUBJECT_PROPERTY = "notifySubject"
+NOTIFY_BODY_PROPERTY = "notifyBody"
 HUMAN_TASKS = ("userTask", "manualTask")
 
 
@@ -101,6 +105,7 @@ class Bundle:
 @dataclass
 class ParsedBundle:
     specs: dict[str, tuple]  # process id → (spec, subprocess specs, file, name)
+    start_messages: dict[str, list[str]] = field(default_factory=dict)  # process id → message names
 
 
 def validate_bundle(bundle: Bundle, roles: RoleDirectory) -> ParsedBundle:
@@ -137,7 +142,15 @@ def validate_bundle(bundle: Bundle, roles: RoleDirectory) -> ParsedBundle:
         specs[process_id] = (spec, subprocess_specs, path, spec.description or process_id)
     if errors:
         raise DeploymentRejected(errors)
-    return ParsedBundle(specs)
+    return ParsedBundle(specs, {pid: _start_messages(spec) for pid, (spec, *_rest) in specs.items()})
+
+
+def _start_messages(spec) -> list[str]:
+    """Names of the messages that start this process (message start events of its top level)."""
+    return sorted({
+        ts.event_definition.name for ts in spec.task_specs.values()
+        if type(ts).__name__ == "StartEvent" and isinstance(getattr(ts, "event_definition", None), MessageEventDefinition)
+    })
 
 
 def deploy(session: Session, bundle: Bundle, actor: str, note: str | None = None) -> tuple[Deployment, bool]:
@@ -162,6 +175,7 @@ def deploy(session: Session, bundle: Bundle, actor: str, note: str | None = None
                 name=name,
                 file_path=path,
                 spec=serializer.spec_to_dict(spec, subprocess_specs),
+                start_messages=parsed.start_messages.get(process_id, []),
             )
         )
     session.add(deployment)
@@ -229,6 +243,7 @@ def _check_document(path, tree, bundle, roles, process_files) -> list[DeployErro
         errors += _check_lanes(path, process, roles)
         errors += _check_human_tasks(path, process, bundle)
         errors += _check_call_activities(path, process, process_files)
+        errors += _check_notifications(path, process, roles)
     errors += _check_expressions(path, tree)
     return errors
 
@@ -263,6 +278,22 @@ def _check_human_tasks(path, process, bundle) -> list[DeployError]:
     return errors
 
 
+def _check_notifications(path, process, roles) -> list[DeployError]:
+    errors = []
+    for prop in process.iterfind(f".//spiffworkflow:property[@name='{NOTIFY_PROPERTY}']", NS):
+        owner = _owner_id(prop)
+        names = [n.strip() for n in (prop.get("value") or "").split(",") if n.strip()]
+        if not names:
+            errors.append(DeployError(path, owner, "notify names no role", prop.sourceline))
+        for name in names:
+            if roles.resolve(name) is None:
+                errors.append(DeployError(path, owner, f'notify: "{name}" is not a known role', prop.sourceline))
+        properties = prop.getparent()
+        if properties.find(f"spiffworkflow:property[@name='{NOTIFY_SUBJECT_PROPERTY}']", NS) is None:
+            errors.append(DeployError(path, owner, f"notify needs a {NOTIFY_SUBJECT_PROPERTY} property", prop.sourceline))
+    return errors
+
+
 def _check_call_activities(path, process, process_files) -> list[DeployError]:
     errors = []
     for call in process.iterfind(".//bpmn:callActivity", NS):
@@ -290,18 +321,25 @@ def _check_expressions(path, tree) -> list[DeployError]:
     root = tree.getroot()
     found = [(node, check, node.text) for xpath, check in _EXPRESSION_XPATHS for node in root.iterfind(xpath, NS)]
     found += [(node, compile_expression, node.get("value")) for node in root.iterfind(f".//spiffworkflow:property[@name='{DUE_PROPERTY}']", NS)]
+    for name in (NOTIFY_SUBJECT_PROPERTY, NOTIFY_BODY_PROPERTY):
+        found += [(node, check_template, node.get("value")) for node in root.iterfind(f".//spiffworkflow:property[@name='{name}']", NS)]
     for node, check, source in found:
         element = _owner_id(node)
         if not (source or "").strip():
             if check is not check_template:
-                errors.append(DeployError(path, element, f"{etree.QName(node).localname} is empty", node.sourceline))
+                errors.append(DeployError(path, element, f"{_label(node)} is empty", node.sourceline))
             continue
         try:
             check(source.strip() if check is compile_expression else source)
         except ScriptError as exc:
             line = node.sourceline + (exc.line - 1 if exc.line else 0)
-            errors.append(DeployError(path, element, f"{etree.QName(node).localname}: {exc.message}", line))
+            errors.append(DeployError(path, element, f"{_label(node)}: {exc.message}", line))
     return errors
+
+
+def _label(node) -> str:
+    name = etree.QName(node).localname
+    return f'property "{node.get("name")}"' if name == "property" else name
 
 
 def _owner_id(node) -> str | None:

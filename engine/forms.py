@@ -5,8 +5,8 @@ Called by the runtime before a task runs; the web layer shows the errors next to
 
 from __future__ import annotations
 
-from functools import lru_cache
 import json
+from functools import lru_cache
 
 from jsonschema import Draft202012Validator, FormatChecker
 

@@ -159,6 +159,7 @@ class ProcessDefinition(Base):
     name: Mapped[str] = mapped_column(String(300))
     file_path: Mapped[str] = mapped_column(String(300))
     spec: Mapped[dict] = mapped_column()
+    start_messages: Mapped[list] = mapped_column(default=list)
     deployment: Mapped[Deployment] = relationship(back_populates="definitions", lazy="joined")
 
 

@@ -12,25 +12,36 @@ from collections import OrderedDict
 from datetime import datetime
 from uuid import UUID
 
-from sqlalchemy import func, select
-from sqlalchemy.exc import OperationalError
-from sqlalchemy.orm import Session
-from sqlalchemy.orm.exc import StaleDataError
 from SpiffWorkflow.bpmn import BpmnEvent, BpmnWorkflow
 from SpiffWorkflow.bpmn.specs.event_definitions.message import MessageEventDefinition as BaseMessage
 from SpiffWorkflow.bpmn.specs.event_definitions.timer import TimerEventDefinition
 from SpiffWorkflow.spiff.specs.event_definitions import MessageEventDefinition
 from SpiffWorkflow.util.task import TaskState
+from sqlalchemy import func, select
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import Session
+from sqlalchemy.orm.exc import StaleDataError
 
 from . import calendar, clock, history
 from .clock import SystemClock, install_spiff_clock
 from .forms import field_errors
-from .models import CaseTeamMember, Child, Deployment, Incident, Instance, Notification, OpenTask, ProcessDefinition, User
+from .models import (
+    CaseTeamMember,
+    Child,
+    Deployment,
+    Incident,
+    Instance,
+    Notification,
+    OpenTask,
+    ProcessDefinition,
+    User,
+)
 from .roles import RoleDirectory
 from .scripting import ScriptError, make_script_engine, render_instructions
 from .serializer import Serializer
 
 SYSTEM = "system"
+MAX_MESSAGE_DEPTH = 10
 TIMER_EVENT_TYPES = {"TimeDateEventDefinition", "DurationTimerEventDefinition", "CycleTimerEventDefinition"}
 
 
@@ -69,6 +80,7 @@ class Engine:
         self.serializer = Serializer()
         self.script_engine = make_script_engine(calendar.EXPRESSION_FUNCTIONS)
         self._specs: OrderedDict[int, tuple] = OrderedDict()
+        self._delivery_depth = 0
         self._spec_cache_size = spec_cache_size
 
     def now(self) -> datetime:
@@ -137,7 +149,7 @@ class Engine:
                      role=open_task.role_key, lane=open_task.lane, form=open_task.form, data=data,
                      due_at=open_task.due_at.isoformat() if open_task.due_at else None,
                      late=bool(open_task.due_at and self.now() > open_task.due_at), user_id=user.id)
-            step.path.append(open_task.spec_id)
+            step.completed(task)
             step.advance()
             step.save()
             return instance
@@ -246,7 +258,44 @@ class Engine:
             step.advance()
             step.save()
             caught.append(instance)
+        for definition in self._started_by(session, name):
+            caught.append(self._start_by_message(session, definition, child_id, name, payload, actor, exclude))
         return caught
+
+    def _started_by(self, session, name) -> list[ProcessDefinition]:
+        """Definitions of the newest deployment whose start event waits for this message."""
+        newest = select(func.max(Deployment.version)).scalar_subquery()
+        definitions = session.scalars(
+            select(ProcessDefinition).join(Deployment).where(Deployment.version == newest)
+        ).all()
+        return [d for d in definitions if name in (d.start_messages or [])]
+
+    def _start_by_message(self, session, definition, child_id, name, payload, actor, previous) -> Instance:
+        self._delivery_depth += 1
+        try:
+            if self._delivery_depth > MAX_MESSAGE_DEPTH:
+                raise EngineError(f'message "{name}" keeps starting processes ({MAX_MESSAGE_DEPTH} deep): check the diagrams for a loop')
+            child = _child(session, child_id)
+            spec, subprocess_specs = self._spec(definition)
+            workflow = BpmnWorkflow(spec, subprocess_specs, script_engine=self.script_engine)
+            for task in workflow.get_tasks(state=TaskState.READY):
+                task.set_data(child=_child_context(child))
+            now = self.now()
+            instance = Instance(child_id=child_id, definition_id=definition.id, state={}, status="running",
+                                previous_instance_id=previous, started_at=now, started_by=actor, updated_at=now)
+            instance.definition = definition
+            session.add(instance)
+            step = Step(self, session, instance, workflow, actor)
+            step.log("instance_started", process_id=definition.process_id, process_name=definition.name,
+                     deployment_version=definition.deployment.version, definition_id=definition.id,
+                     previous_instance_id=previous, message=name, data=payload)
+            workflow.do_engine_steps()
+            workflow.send_event(BpmnEvent(MessageEventDefinition(name), payload=payload))
+            step.advance()
+            step.save()
+            return instance
+        finally:
+            self._delivery_depth -= 1
 
     def _task_for_actor(self, session, task_id, actor_email):
         open_task = session.get(OpenTask, task_id)
@@ -308,22 +357,45 @@ class Step:
     def advance(self) -> None:
         """Run engine tasks until every path waits for a person, a timer or a message."""
         try:
-            self.workflow.do_engine_steps(did_complete_task=self._completed)
+            self.workflow.do_engine_steps(did_complete_task=self.completed)
         except (ScriptError, Exception) as exc:
             if isinstance(exc, EngineError):
                 raise
             raise EngineError(f"the process stopped with an error: {_describe(exc)}") from exc
 
-    def _completed(self, task) -> None:
+    def completed(self, task) -> None:
+        """Note what a completed task means for history and notifications."""
         spec = task.task_spec
         if spec.bpmn_id is None:
             return
         self.path.append(spec.bpmn_id)
+        properties = getattr(spec, "extensions", {}).get("properties", {})
+        if properties.get("notify"):
+            self._notify(task, properties)
         event_definition = getattr(spec, "event_definition", None)
         if isinstance(event_definition, TimerEventDefinition):
             self.timers_fired += 1
             self.log("timer_fired", timer=spec.bpmn_id, name=spec.bpmn_name or spec.bpmn_id,
                      due=task.internal_data.get("event_value") if isinstance(task.internal_data.get("event_value"), str) else None)
+
+    def _notify(self, task, properties: dict) -> None:
+        """Queue the notification an element declares (notify, notifySubject, notifyBody)."""
+        session, child_id = self.session, self.instance.child_id
+        roles = RoleDirectory.load(session)
+        subject = render_instructions(properties["notifySubject"], task.data).strip()
+        body = render_instructions(properties.get("notifyBody", ""), task.data).strip() or subject
+        sent_to = []
+        for name in (n.strip() for n in properties["notify"].split(",") if n.strip()):
+            role = roles.resolve(name)
+            if role is None:
+                raise EngineError(f'{task.task_spec.bpmn_id} notifies "{name}", which is not a known role')
+            member = session.get(CaseTeamMember, (child_id, role.key))
+            session.add(Notification(user_id=member.user_id if member else None,
+                                     role_key=None if member else role.key, child_id=child_id,
+                                     kind=properties.get("notifyKind", "notice"), subject=subject[:300], body=body,
+                                     created_at=self.engine.now()))
+            sent_to.append(role.key)
+        self.log("notified", element=task.task_spec.bpmn_id, roles=sent_to, subject=subject)
 
     def save(self, status: str | None = None) -> None:
         """Write the instance (optimistic version check first), the task projection and history."""

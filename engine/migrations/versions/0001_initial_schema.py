@@ -1,16 +1,17 @@
 """initial schema
 
 Revision ID: 0001
-Revises: 
-Create Date: 2026-11-22 18:48:34.391104
+Revises:
+Create Date: 2026-11-22 18:51:12.759752
 """
 
 import sqlalchemy as sa
 from alembic import op
-
-import engine.models
 from sqlalchemy import Text
 from sqlalchemy.dialects import postgresql
+
+import engine.models
+
 revision = '0001'
 down_revision = None
 branch_labels = None
@@ -106,6 +107,7 @@ def upgrade() -> None:
     sa.Column('name', sa.String(length=300), nullable=False),
     sa.Column('file_path', sa.String(length=300), nullable=False),
     sa.Column('spec', sa.JSON().with_variant(postgresql.JSONB(astext_type=Text()), 'postgresql'), nullable=False),
+    sa.Column('start_messages', sa.JSON().with_variant(postgresql.JSONB(astext_type=Text()), 'postgresql'), nullable=False),
     sa.ForeignKeyConstraint(['deployment_id'], ['deployment.id'], ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id'),
     sa.UniqueConstraint('deployment_id', 'process_id')
