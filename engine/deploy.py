@@ -115,10 +115,15 @@ def validate_bundle(bundle: Bundle, roles: RoleDirectory) -> ParsedBundle:
         errors += _check_form(path, bundle.files[path])
     parser = SpiffBpmnParser(validator=VALIDATOR)
     trees: dict[str, etree._ElementTree] = {}
+    owners: dict[str, str] = {}  # process id → file
     for path in bundle.bpmn_files():
         tree, file_errors = _parse_xml(path, bundle.files[path])
         errors += file_errors
         if tree is None:
+            continue
+        duplicates = _duplicate_processes(path, tree, owners)
+        if duplicates:
+            errors += duplicates
             continue
         try:
             parser.add_bpmn_xml(tree, filename=path)
@@ -126,7 +131,7 @@ def validate_bundle(bundle: Bundle, roles: RoleDirectory) -> ParsedBundle:
             errors.append(_from_validation(exc, path))
             continue
         trees[path] = tree
-    process_files = _process_files(trees, errors)
+    process_files = {pid: path for pid, path in owners.items() if path in trees and pid not in _not_executable(trees[path])}
     for path, tree in trees.items():
         errors += _check_document(path, tree, bundle, roles, process_files)
     if errors:
@@ -225,16 +230,19 @@ def _from_validation(exc: SpiffWorkflowException, path: str) -> DeployError:
     return DeployError(getattr(exc, "file_name", None) or path, element, message, int(line) if line else None)
 
 
-def _process_files(trees: dict[str, etree._ElementTree], errors: list[DeployError]) -> dict[str, str]:
-    seen: dict[str, str] = {}
-    for path, tree in trees.items():
-        for process in tree.getroot().iterfind("bpmn:process", NS):
-            pid = process.get("id")
-            if pid in seen:
-                errors.append(DeployError(path, pid, f"process id is already defined in {seen[pid]}", process.sourceline))
-            elif process.get("isExecutable", "true") != "false":
-                seen[pid] = path
-    return seen
+def _duplicate_processes(path, tree, owners: dict[str, str]) -> list[DeployError]:
+    errors = []
+    for process in tree.getroot().iterfind("bpmn:process", NS):
+        pid = process.get("id")
+        if pid in owners:
+            errors.append(DeployError(path, pid, f"process id is already defined in {owners[pid]}", process.sourceline))
+    if not errors:
+        owners.update({p.get("id"): path for p in tree.getroot().iterfind("bpmn:process", NS)})
+    return errors
+
+
+def _not_executable(tree) -> set[str]:
+    return {p.get("id") for p in tree.getroot().iterfind("bpmn:process", NS) if p.get("isExecutable") == "false"}
 
 
 def _check_document(path, tree, bundle, roles, process_files) -> list[DeployError]:

@@ -1,0 +1,193 @@
+"""Deployment: a bundle of diagrams and forms is validated as a whole and stored immutably."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import func, select
+
+from engine.deploy import Bundle, DeploymentRejected, deploy
+from engine.models import Deployment, Instance
+
+from .conftest import BASIC_BUNDLE
+
+REVIEW = "processes/review.bpmn"
+
+
+def basic() -> Bundle:
+    return Bundle.from_dirs(BASIC_BUNDLE)
+
+
+def with_change(path: str, old: str, new: str, bundle: Bundle | None = None) -> Bundle:
+    bundle = bundle or basic()
+    assert old in bundle.files[path], f"test set-up: {old!r} not in {path}"
+    bundle.files[path] = bundle.files[path].replace(old, new, 1)
+    return bundle
+
+
+def rejected(sessions, bundle: Bundle) -> list:
+    """Deploy a bad bundle; return its errors and check that nothing was stored."""
+    with sessions() as s:
+        with pytest.raises(DeploymentRejected) as caught:
+            deploy(s, bundle, actor="owner@demo.test")
+        s.rollback()
+        assert s.scalar(select(func.count(Deployment.id))) == 0, "a rejected bundle stored something"
+    return caught.value.errors
+
+
+def only_error(errors, file: str, element: str | None):
+    matching = [e for e in errors if e.file == file and e.element_id == element]
+    assert matching, f"no error for {file} [{element}] in: {[str(e) for e in errors]}"
+    return matching[0]
+
+
+def test_a_valid_bundle_becomes_version_1_with_every_process(council):
+    with council.begin() as s:
+        deployment, created = deploy(s, basic(), actor="owner@demo.test", note="first")
+        assert created and deployment.version == 1
+        assert {d.process_id for d in deployment.definitions} == {
+            "test_review", "test_initial_meeting", "test_fragile", "test_cycle"}
+        assert deployment.file("forms/qa.schema.json") is not None
+        assert [d.start_messages for d in deployment.definitions if d.process_id == "test_cycle"] == [["review_due"]]
+
+
+def test_the_same_files_deployed_again_are_the_same_version(council):
+    with council.begin() as s:
+        first, _ = deploy(s, basic(), actor="a@demo.test")
+        again, created = deploy(s, basic(), actor="b@demo.test")
+        assert not created and again.id == first.id
+
+
+def test_a_changed_diagram_is_a_new_version_and_running_instances_stay_on_theirs(council, engine):
+    with council.begin() as s:
+        deploy(s, basic(), actor="owner@demo.test")
+        old = engine.start(s, "test_review", "C001", actor="sw@demo.test")
+    changed = with_change(REVIEW, 'name="Arrange the PEP meeting"', 'name="Arrange the termly PEP meeting"')
+    with council.begin() as s:
+        v2, created = deploy(s, changed, actor="owner@demo.test")
+        assert created and v2.version == 2
+        new = engine.start(s, "test_review", "C002", actor="sw@demo.test")
+        assert new.definition.deployment.version == 2
+        assert s.get(Instance, old.id).definition.deployment.version == 1
+
+
+def test_malformed_xml_names_the_file_and_line(council):
+    bundle = with_change(REVIEW, '<bpmn:endEvent id="done" name="PEP signed off">', '<bpmn:endEvent id="done"')
+    error = rejected(council, bundle)[0]
+    assert error.file == REVIEW and "well-formed" in error.message and error.line
+
+
+def test_external_entities_are_refused(council):
+    xxe = basic()
+    xxe.files[REVIEW] = xxe.files[REVIEW].replace(
+        '<?xml version="1.0" encoding="UTF-8"?>',
+        '<?xml version="1.0" encoding="UTF-8"?>\n<!DOCTYPE d [<!ENTITY secret SYSTEM "file:///etc/passwd">]>',
+    ).replace("Review due", "&secret;")
+    error = only_error(rejected(council, xxe), REVIEW, None)
+    assert "unsafe XML" in error.message
+
+
+def test_an_entity_expansion_bomb_is_refused(council):
+    bomb = basic()
+    lol = '<!ENTITY l0 "lol">' + "".join(f'<!ENTITY l{i} "{f"&l{i - 1};" * 10}">' for i in range(1, 10))
+    bomb.files[REVIEW] = bomb.files[REVIEW].replace(
+        '<?xml version="1.0" encoding="UTF-8"?>', f'<?xml version="1.0" encoding="UTF-8"?>\n<!DOCTYPE d [{lol}]>'
+    ).replace("Review due", "&l9;")
+    assert "unsafe XML" in only_error(rejected(council, bomb), REVIEW, None).message
+
+
+def test_a_diagram_that_breaks_the_bpmn_schema_names_the_element(council):
+    bundle = with_change(REVIEW, '<bpmn:endEvent id="done" name="PEP signed off">',
+                         '<bpmn:endEvent id="done" name="PEP signed off" colour="red">')
+    errors = rejected(council, bundle)
+    assert errors[0].file == REVIEW and errors[0].line and "colour" in errors[0].message
+
+
+def test_a_lane_that_is_not_a_role_is_refused(council):
+    bundle = with_change(REVIEW, 'name="Designated Teacher"', 'name="Head of Year"')
+    error = only_error(rejected(council, bundle), REVIEW, "lane_dt")
+    assert '"Head of Year" is not a known role' in error.message and error.line
+
+
+def test_a_user_task_outside_every_lane_is_refused(council):
+    bundle = with_change(REVIEW, "<bpmn:flowNodeRef>qa</bpmn:flowNodeRef>", "")
+    assert "not in any lane" in only_error(rejected(council, bundle), REVIEW, "qa").message
+
+
+def test_a_user_task_without_a_form_is_refused(council):
+    bundle = with_change(REVIEW, '<spiffworkflow:property name="formJsonSchemaFilename" value="qa.schema.json" />', "")
+    assert "names no form" in only_error(rejected(council, bundle), REVIEW, "qa").message
+
+
+def test_a_user_task_naming_a_missing_form_is_refused(council):
+    bundle = with_change(REVIEW, 'value="qa.schema.json"', 'value="quality.schema.json"')
+    assert '"quality.schema.json" is not in forms/' in only_error(rejected(council, bundle), REVIEW, "qa").message
+
+
+def test_a_form_that_is_not_valid_json_schema_names_the_form_and_field(council):
+    bundle = with_change("forms/qa.schema.json", '"enum": ["Green", "Amber", "Red"]', '"enum": "Green"')
+    error = only_error(rejected(council, bundle), "forms/qa.schema.json", "properties/rating/enum")
+    assert "not a valid JSON Schema" in error.message
+
+
+def test_a_form_that_is_not_json_names_the_line(council):
+    bundle = with_change("forms/qa.schema.json", '"required": ["rating"],', '"required": ["rating"]')
+    error = only_error(rejected(council, bundle), "forms/qa.schema.json", None)
+    assert "not valid JSON" in error.message and error.line == 6
+
+
+def test_a_script_that_tries_to_import_is_refused_with_its_line(council):
+    bundle = with_change(REVIEW, "pep_due = end_of_day(working_days(5, meeting_date))",
+                         "pep_due = end_of_day(working_days(5, meeting_date))\nos = __import__('os')")
+    error = only_error(rejected(council, bundle), REVIEW, "set_deadline")
+    assert error.line and "script" in error.message
+
+
+def test_a_condition_with_a_syntax_error_names_the_sequence_flow(council):
+    bundle = with_change(REVIEW, 'rating == "Red"', 'rating = "Red"')
+    assert "conditionExpression" in only_error(rejected(council, bundle), REVIEW, "f_resubmit").message
+
+
+def test_a_timer_expression_walking_dunders_is_refused(council):
+    bundle = with_change(REVIEW, "working_days(-2, pep_due)", "pep_due.__class__.__mro__")
+    assert "timeDate" in only_error(rejected(council, bundle), REVIEW, "reminder").message
+
+
+def test_a_due_date_expression_that_does_not_compile_is_refused(council):
+    bundle = with_change(REVIEW, 'name="dueDate" value="pep_due"', 'name="dueDate" value="pep_due +"')
+    assert 'property "dueDate"' in only_error(rejected(council, bundle), REVIEW, "complete_pep").message
+
+
+def test_instructions_with_a_template_error_are_refused(council):
+    bundle = with_change(REVIEW, "{{ child_name }}", "{{ child_name ")
+    assert "instructionsForEndUser" in only_error(rejected(council, bundle), REVIEW, "arrange_meeting").message
+
+
+def test_a_notification_to_an_unknown_role_is_refused(council):
+    bundle = with_change("processes/deadlines.bpmn", 'value="VS Head, Social Worker"', 'value="VS Head, Caretaker"')
+    error = only_error(rejected(council, bundle), "processes/deadlines.bpmn", "tell_vs_head")
+    assert '"Caretaker" is not a known role' in error.message
+
+
+def test_a_call_activity_to_a_missing_process_is_refused(council):
+    bundle = with_change(
+        REVIEW, '<bpmn:endEvent id="done" name="PEP signed off">\n      <bpmn:incoming>f_accepted</bpmn:incoming>',
+        '<bpmn:callActivity id="file_pep" calledElement="file_to_mosaic">\n      <bpmn:incoming>f_accepted</bpmn:incoming>'
+        '\n      <bpmn:outgoing>f_filed</bpmn:outgoing>\n    </bpmn:callActivity>\n    <bpmn:sequenceFlow id="f_filed" '
+        'sourceRef="file_pep" targetRef="done" />\n    <bpmn:endEvent id="done" name="PEP signed off">\n      '
+        '<bpmn:incoming>f_filed</bpmn:incoming>',
+    )
+    assert '"file_to_mosaic"' in only_error(rejected(council, bundle), REVIEW, "file_pep").message
+
+
+def test_two_files_defining_one_process_are_refused(council):
+    bundle = basic()
+    bundle.files["processes/copy.bpmn"] = bundle.files[REVIEW].replace('id="review_definitions"', 'id="copy"')
+    error = only_error(rejected(council, bundle), REVIEW, "test_review")
+    assert "already defined in processes/copy.bpmn" in error.message
+
+
+def test_one_bad_file_rejects_the_whole_bundle_and_all_errors_are_listed(council):
+    bundle = with_change(REVIEW, 'name="Designated Teacher"', 'name="Head of Year"')
+    bundle = with_change("forms/qa.schema.json", '"enum": ["Green", "Amber", "Red"]', '"enum": "Green"', bundle)
+    errors = rejected(council, bundle)
+    assert {e.file for e in errors} == {REVIEW, "forms/qa.schema.json"}
