@@ -47,6 +47,9 @@ class UTCDateTime(TypeDecorator):
 
 
 JSONData = JSON().with_variant(JSONB(), "postgresql")
+# SpiffWorkflow restores a workflow in the order its serialized keys were written; JSONB reorders
+# keys, so workflow state and specs are kept as order-preserving JSON text on every database.
+OrderedJSON = JSON()
 
 
 class Base(DeclarativeBase):
@@ -158,7 +161,7 @@ class ProcessDefinition(Base):
     process_id: Mapped[str] = mapped_column(String(200), index=True)
     name: Mapped[str] = mapped_column(String(300))
     file_path: Mapped[str] = mapped_column(String(300))
-    spec: Mapped[dict] = mapped_column()
+    spec: Mapped[dict] = mapped_column(OrderedJSON)
     start_messages: Mapped[list] = mapped_column(default=list)
     deployment: Mapped[Deployment] = relationship(back_populates="definitions", lazy="joined")
 
@@ -174,7 +177,7 @@ class Instance(Base):
     definition_id: Mapped[int] = mapped_column(ForeignKey("process_definition.id"))
     previous_instance_id: Mapped[int | None] = mapped_column(ForeignKey("instance.id"))
     status: Mapped[str] = mapped_column(String(16), default="running")
-    state: Mapped[dict] = mapped_column()
+    state: Mapped[dict] = mapped_column(OrderedJSON)
     version: Mapped[int] = mapped_column(Integer, default=1)
     next_timer_at: Mapped[datetime | None]
     waiting_messages: Mapped[list] = mapped_column(default=list)

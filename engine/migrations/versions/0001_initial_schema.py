@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-22 18:51:12.759752
+Create Date: 2026-11-22 18:53:59.248953
 """
 
 import sqlalchemy as sa
@@ -106,7 +106,7 @@ def upgrade() -> None:
     sa.Column('process_id', sa.String(length=200), nullable=False),
     sa.Column('name', sa.String(length=300), nullable=False),
     sa.Column('file_path', sa.String(length=300), nullable=False),
-    sa.Column('spec', sa.JSON().with_variant(postgresql.JSONB(astext_type=Text()), 'postgresql'), nullable=False),
+    sa.Column('spec', sa.JSON(), nullable=False),
     sa.Column('start_messages', sa.JSON().with_variant(postgresql.JSONB(astext_type=Text()), 'postgresql'), nullable=False),
     sa.ForeignKeyConstraint(['deployment_id'], ['deployment.id'], ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id'),
@@ -128,7 +128,7 @@ def upgrade() -> None:
     sa.Column('definition_id', sa.Integer(), nullable=False),
     sa.Column('previous_instance_id', sa.Integer(), nullable=True),
     sa.Column('status', sa.String(length=16), nullable=False),
-    sa.Column('state', sa.JSON().with_variant(postgresql.JSONB(astext_type=Text()), 'postgresql'), nullable=False),
+    sa.Column('state', sa.JSON(), nullable=False),
     sa.Column('version', sa.Integer(), nullable=False),
     sa.Column('next_timer_at', engine.models.UTCDateTime(timezone=True), nullable=True),
     sa.Column('waiting_messages', sa.JSON().with_variant(postgresql.JSONB(astext_type=Text()), 'postgresql'), nullable=False),
