@@ -12,7 +12,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from sqlalchemy import select
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm.exc import StaleDataError
 
 from .models import Instance
 from .runtime import Conflict, Engine
@@ -52,7 +54,7 @@ def _fire_one(engine: Engine, sessions, instance_id: int, now: datetime, result:
             instance = session.scalar(
                 select(Instance).where(Instance.id == instance_id, Instance.status == "running",
                                        Instance.next_timer_at < now)
-                .with_for_update(skip_locked=True)
+                .with_for_update(skip_locked=True, of=Instance)
             )
             if instance is None:
                 return  # another scheduler has it, or it moved on
@@ -60,8 +62,8 @@ def _fire_one(engine: Engine, sessions, instance_id: int, now: datetime, result:
             result.timers_fired += engine.fire_timers(session, instance)
             if instance.next_timer_at is not None and instance.next_timer_at < now and instance.status == "running":
                 raise RuntimeError(f"timer due at {instance.next_timer_at.isoformat()} did not fire")
-    except Conflict:
-        result.conflicts += 1
+    except (Conflict, OperationalError, StaleDataError):
+        result.conflicts += 1  # contention, not a broken instance: the next sweep tries again
     except Exception as exc:  # noqa: BLE001 - one broken instance must not stop the sweep
         log.exception("timer sweep: instance %s failed", instance_id)
         with sessions() as session, session.begin():

@@ -1,0 +1,136 @@
+"""Deadlines: timers fired by the sweep with a moved clock, across bank holidays and half-terms."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+
+from engine.db import make_db, session_factory
+from engine.history import events
+from engine.models import Incident, Instance, Notification
+from engine.runtime import Engine
+from engine.timers import fire_due_timers
+
+from .test_runtime import MEETING, complete, only_task, open_tasks, start_review
+
+
+def sweep(engine, sessions, when: str):
+    engine.clock.set(when)
+    return fire_due_timers(engine, sessions)
+
+
+def kinds(sessions, child_id="C001"):
+    with sessions() as s:
+        return [e.kind for e in events(s, child_id)]
+
+
+def test_nothing_fires_before_it_is_due(deployed, engine, council):
+    start_review(engine, council)
+    complete(engine, council, only_task(council), "sw@demo.test", MEETING)
+    result = sweep(engine, council, "2026-03-13T23:00:00+00:00")
+    assert (result.instances, result.timers_fired) == (0, 0)
+
+
+def test_the_reminder_fires_and_the_teacher_keeps_the_task(deployed, engine, council):
+    """Non-interrupting: two working days before the deadline the reminder fires; the PEP stays open."""
+    start_review(engine, council)
+    complete(engine, council, only_task(council), "sw@demo.test", MEETING)
+    task = only_task(council)
+    result = sweep(engine, council, "2026-03-14T08:00:00+00:00")
+    assert result.timers_fired == 1
+    assert only_task(council).id == task.id
+    assert kinds(council)[-1] == "timer_fired"
+
+
+def test_a_late_pep_goes_to_the_vs_adviser_to_chase(deployed, engine, council):
+    """Interrupting: at the deadline the teacher's task is withdrawn and the EA pool is asked to chase."""
+    start_review(engine, council)
+    complete(engine, council, only_task(council), "sw@demo.test", MEETING)
+    sweep(engine, council, "2026-03-14T08:00:00+00:00")
+    result = sweep(engine, council, "2026-03-18T00:00:01+00:00")
+    assert result.timers_fired == 1
+    chase = only_task(council)
+    assert (chase.name, chase.pooled, chase.role_key) == ("Chase the late PEP", True, "vs_education_adviser")
+    assert kinds(council)[-3:] == ["timer_fired", "task_withdrawn", "task_ready"]
+
+
+def test_after_chasing_the_deadline_moves_and_the_timer_does_not_refire_at_once(deployed, engine, council):
+    start_review(engine, council)
+    complete(engine, council, only_task(council), "sw@demo.test", MEETING)
+    sweep(engine, council, "2026-03-18T00:00:01+00:00")
+    complete(engine, council, only_task(council), "ea@demo.test", {"extra_days": 3, "note": "Please finish"})
+    task = only_task(council)
+    # Wednesday 18 March + 3 working days = Monday 23 March, same time of day
+    assert task.name == "Complete the PEP" and task.due_at.isoformat() == "2026-03-23T00:00:01+00:00"
+    assert sweep(engine, council, "2026-03-18T12:00:00+00:00").timers_fired == 0
+    assert only_task(council).id == task.id
+
+
+def test_a_working_day_deadline_skips_the_easter_bank_holidays(deployed, engine, council):
+    engine.clock.set("2026-03-30T09:00:00+00:00")
+    start_review(engine, council)
+    # meeting on Wednesday 1 April 2026; Good Friday 3 April and Easter Monday 6 April are bank holidays
+    complete(engine, council, only_task(council), "sw@demo.test", {**MEETING, "meeting_date": "2026-04-01"})
+    task = only_task(council)
+    assert task.due_at.isoformat() == "2026-04-10T22:59:59+00:00"  # Friday 10 April, end of day (BST)
+    assert sweep(engine, council, "2026-04-09T22:00:00+00:00").timers_fired == 1  # just the reminder
+    assert only_task(council).id == task.id
+    assert sweep(engine, council, "2026-04-10T23:00:00+00:00").timers_fired == 1
+    assert only_task(council).name == "Chase the late PEP"
+
+
+def test_a_school_day_deadline_skips_half_term_and_escalates_to_the_vs_head(deployed, engine, council):
+    engine.clock.set("2026-10-19T09:00:00+00:00")
+    with council.begin() as s:
+        engine.start(s, "test_initial_meeting", "C001", actor="sw@demo.test", data={"entered_care": "2026-10-19"})
+    task = only_task(council)
+    # 10 school days from Monday 19 October, skipping half-term 26-30 October: Monday 9 November
+    assert task.due_at.isoformat() == "2026-11-09T23:59:59+00:00"
+    assert sweep(engine, council, "2026-11-02T09:00:00+00:00").timers_fired == 0  # 10 working days: not yet
+    assert sweep(engine, council, "2026-11-10T00:00:00+00:00").timers_fired == 1
+    escalation = only_task(council)
+    assert (escalation.name, escalation.role_key, escalation.pooled) == (
+        "Resolve the overdue initial PEP", "vs_head", True)
+    with council() as s:
+        notices = s.scalars(select(Notification).where(Notification.kind == "escalation")).all()
+    assert sorted((n.role_key or "", n.user_id is not None) for n in notices) == [("", True), ("vs_head", False)]
+    assert notices[0].subject == "Initial PEP meeting for Alex Example is overdue"
+    assert "notified" in kinds(council)
+
+
+def test_a_restarted_engine_still_fires_pending_timers(deployed, engine, council, db):
+    start_review(engine, council)
+    complete(engine, council, only_task(council), "sw@demo.test", MEETING)
+    engine.clock.set("2026-03-18T00:00:01+00:00")
+    restarted = Engine(engine.clock)
+    fresh_db = make_db(db.url.render_as_string(hide_password=False))
+    try:
+        result = fire_due_timers(restarted, session_factory(fresh_db))
+    finally:
+        fresh_db.dispose()
+    assert result.timers_fired == 2
+    assert only_task(council).name == "Chase the late PEP"
+
+
+def test_a_failing_instance_becomes_an_incident_and_the_sweep_goes_on(deployed, engine, council):
+    with council.begin() as s:
+        broken = engine.start(s, "test_fragile", "C001", data={"divisor": 0}).id
+        healthy = engine.start(s, "test_fragile", "C002", data={"divisor": 5}).id
+    result = sweep(engine, council, "2026-03-03T09:00:01+00:00")
+    assert result.incidents == [broken]
+    with council() as s:
+        assert s.get(Instance, healthy).status == "completed"
+        broken_instance = s.get(Instance, broken)
+        assert broken_instance.status == "running" and broken_instance.next_timer_at is None
+        incident = s.scalars(select(Incident)).one()
+        assert incident.instance_id == broken and "division by zero" in incident.message
+    assert kinds(council)[-1] == "incident"
+    assert sweep(engine, council, "2026-03-04T09:00:00+00:00").instances == 0
+
+
+def test_cancelled_reviews_have_no_timers_left(deployed, engine, council):
+    instance_id = start_review(engine, council)
+    complete(engine, council, only_task(council), "sw@demo.test", MEETING)
+    with council.begin() as s:
+        engine.cancel(s, instance_id, "sw@demo.test")
+    assert sweep(engine, council, "2026-04-30T00:00:00+00:00").instances == 0
+    assert open_tasks(council) == []
