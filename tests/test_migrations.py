@@ -1,0 +1,143 @@
+"""The Alembic migrations build exactly the tables the models describe, on SQLite and on PostgreSQL.
+
+`pep init` and the web app create their databases through the migrations, while the other tests use
+`Base.metadata.create_all`: if the two drift apart, production runs on a schema no test has seen.
+"""
+
+from __future__ import annotations
+
+import os
+import pprint
+
+import pytest
+from alembic import command
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import make_url, text
+
+from engine.db import make_db
+from engine.models import Base
+from engine.schema import alembic_config, upgrade
+
+PG_URL = os.environ.get("PEP_TEST_DATABASE_URL")
+CHECK_DATABASE = "pep_migration_check"
+
+
+def head(url: str) -> str:
+    return ScriptDirectory.from_config(alembic_config(url)).get_current_head()
+
+
+def differences(url: str) -> list:
+    """What autogenerate would change to make the database match the models (nothing, we hope)."""
+    db = make_db(url)
+    try:
+        with db.connect() as conn:
+            context = MigrationContext.configure(conn, opts={"compare_type": True, "compare_server_default": True})
+            return compare_metadata(context, Base.metadata)
+    finally:
+        db.dispose()
+
+
+def assert_schema_matches_models(url: str) -> None:
+    diff = differences(url)
+    assert diff == [], "the migrations and engine/models.py disagree:\n" + pprint.pformat(diff, width=110)
+
+
+def current_revision(url: str) -> str | None:
+    db = make_db(url)
+    try:
+        with db.connect() as conn:
+            return MigrationContext.configure(conn).get_current_revision()
+    finally:
+        db.dispose()
+
+
+def sqlite_schema(url: str) -> list[tuple]:
+    """Every table, index and its DDL, plus the rows that must survive a migration run."""
+    db = make_db(url)
+    try:
+        with db.connect() as conn:
+            ddl = conn.execute(text("SELECT type, name, sql FROM sqlite_master ORDER BY type, name")).all()
+            roles = conn.execute(text("SELECT key, label FROM role ORDER BY key")).all()
+            version = conn.execute(text("SELECT version_num FROM alembic_version")).all()
+    finally:
+        db.dispose()
+    return [*ddl, *roles, *version]
+
+
+@pytest.fixture
+def sqlite_url(tmp_path):
+    return f"sqlite:///{tmp_path}/migrated.sqlite"
+
+
+def test_the_migrations_have_one_head():
+    heads = ScriptDirectory.from_config(alembic_config("sqlite://")).get_heads()
+    assert len(heads) == 1, f"the migration history has branched: heads {heads}"
+
+
+def test_migrating_a_fresh_sqlite_database_gives_the_schema_of_the_models(sqlite_url):
+    upgrade(sqlite_url)
+    assert current_revision(sqlite_url) == head(sqlite_url)
+    assert_schema_matches_models(sqlite_url)
+
+
+def test_upgrading_an_already_migrated_database_changes_nothing(sqlite_url):
+    upgrade(sqlite_url)
+    db = make_db(sqlite_url)
+    with db.begin() as conn:
+        conn.execute(text("INSERT INTO role (key, label, pooled, aliases) VALUES ('iro', 'IRO', 0, '[]')"))
+    db.dispose()
+    before = sqlite_schema(sqlite_url)
+
+    upgrade(sqlite_url)
+
+    assert sqlite_schema(sqlite_url) == before
+    assert current_revision(sqlite_url) == head(sqlite_url)
+
+
+def test_downgrading_to_base_removes_every_table_and_upgrading_again_restores_them(sqlite_url):
+    upgrade(sqlite_url)
+    command.downgrade(alembic_config(sqlite_url), "base")
+    db = make_db(sqlite_url)
+    with db.connect() as conn:
+        tables = conn.execute(text("SELECT name FROM sqlite_master WHERE type = 'table'")).scalars().all()
+    db.dispose()
+    assert tables == ["alembic_version"]
+
+    upgrade(sqlite_url)
+    assert_schema_matches_models(sqlite_url)
+
+
+# ---- PostgreSQL ------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def throwaway_pg_database():
+    """A fresh, empty database next to the test database; dropped afterwards."""
+    if not PG_URL:
+        pytest.skip("PEP_TEST_DATABASE_URL is not set (PostgreSQL)")
+    server = make_url(PG_URL)
+    admin = make_db(server.render_as_string(hide_password=False), isolation_level="AUTOCOMMIT")
+    drop = text(f"DROP DATABASE IF EXISTS {CHECK_DATABASE} WITH (FORCE)")
+    try:
+        with admin.connect() as conn:
+            conn.execute(drop)
+            conn.execute(text(f"CREATE DATABASE {CHECK_DATABASE}"))
+        yield server.set(database=CHECK_DATABASE).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(drop)
+        admin.dispose()
+
+
+@pytest.mark.postgres
+def test_migrating_a_fresh_postgresql_database_gives_the_schema_of_the_models(throwaway_pg_database):
+    url = throwaway_pg_database
+    upgrade(url)
+    assert current_revision(url) == head(url)
+    assert_schema_matches_models(url)
+
+    upgrade(url)  # again: a no-op
+    assert current_revision(url) == head(url)
+    assert_schema_matches_models(url)
