@@ -46,7 +46,7 @@ def web_imports(path: Path, root: Path = ROOT) -> list[str]:
     return [
         f"{path.relative_to(root)}:{line} imports {module}"
         for line, module in imports(path, root)
-        if module.split(".")[0] in WEB or (module.startswith("engine.") and module.split(".")[1] in WEB)
+        if module.split(".")[0] in WEB
     ]
 
 
