@@ -15,6 +15,7 @@ from datetime import date
 
 import click
 from sqlalchemy import or_, select
+from sqlalchemy.exc import OperationalError, ProgrammingError
 
 from . import history
 from .calendar import CalendarError
@@ -58,6 +59,10 @@ def fails_cleanly(command):
                 click.echo(f"  {field}: {message}", err=True)
         except (EngineError, PeopleError, CalendarError, ValueError) as exc:
             click.echo(f"error: {exc}", err=True)
+        except (OperationalError, ProgrammingError) as exc:
+            url = click.get_current_context().obj.url
+            reason = str(exc.orig).splitlines()[0] if exc.orig else type(exc).__name__
+            click.echo(f'error: the database at {url} is not ready ({reason}); run "pep init"', err=True)
         sys.exit(1)
 
     return wrapper
@@ -83,6 +88,15 @@ def iso_datetime(_ctx, _param, value):
         return FrozenClock(value).now()
     except ValueError as exc:
         raise click.BadParameter(f"{value!r} is not an ISO date-time with a zone, e.g. 2026-03-10T09:00:00+00:00") from exc
+
+
+def _iso_date(value):
+    if value is None:
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError as exc:
+        raise click.BadParameter(f"{value!r} is not a date in the form YYYY-MM-DD") from exc
 
 
 @click.group()
@@ -302,8 +316,8 @@ def users():
 def users_add(obj: Context, email, name, roles, organisation):
     """Add a user."""
     with obj.sessions.begin() as session:
-        add_user(session, email, name, list(roles), organisation)
-    click.echo(f"added {email}")
+        user = add_user(session, email, name, list(roles), organisation)
+        click.echo(f"added {user.email}")
 
 
 @main.group()
@@ -314,14 +328,14 @@ def children():
 @children.command("add")
 @click.argument("child_id")
 @click.option("--name", required=True)
-@click.option("--dob", help="Date of birth, YYYY-MM-DD.")
+@click.option("--dob", callback=lambda _c, _p, v: _iso_date(v), help="Date of birth, YYYY-MM-DD.")
 @click.option("--school")
 @click.pass_obj
 @fails_cleanly
 def children_add(obj: Context, child_id, name, dob, school):
     """Add a child."""
     with obj.sessions.begin() as session:
-        add_child(session, child_id, name, date.fromisoformat(dob) if dob else None, school)
+        add_child(session, child_id, name, dob, school)
     click.echo(f"added child {child_id}")
 
 

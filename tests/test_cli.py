@@ -434,3 +434,13 @@ def test_help(pep, path, command):
     if isinstance(command, click.Group):
         for name in command.commands:
             assert f"  {name} " in out or f"  {name}\n" in out, f"{name} missing from the help of {path}"
+
+
+def test_a_command_before_init_says_to_run_init(pep):
+    message = one_error(pep("tasks"))
+    assert "is not ready" in message and 'run "pep init"' in message
+
+
+def test_a_child_with_an_impossible_date_of_birth_is_refused_naming_the_option(pep):
+    ok(pep("init"))
+    assert "--dob" in usage_error(pep("children", "add", "C9", "--name", "Test Child", "--dob", "2014-13-01"))
