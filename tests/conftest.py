@@ -91,3 +91,79 @@ def deployed(council, clock):
     with clocks.using(clock), council.begin() as s:
         deployment, _ = deploy(s, Bundle.from_dirs(BASIC_BUNDLE), actor="owner@demo.test")
         return deployment
+
+
+# ---- the shipped council processes ------------------------------------------------------------
+
+ROOT = HERE.parent
+
+# Everyone a council needs: (email, name, council-wide roles, organisation)
+STAFF = [
+    ("sw@council.test", "Sam Social-Worker", [], "Children's Services"),
+    ("sw2@council.test", "Sol Social-Worker", [], "Children's Services"),
+    ("dt@oak.test", "Dana Teacher", [], "Oak Primary"),
+    ("dt@elm.test", "Eden Teacher", [], "Elm Academy"),
+    ("dt@newschool.test", "Nia Teacher", [], "New Meadow School"),
+    ("dp@nursery.test", "Pip Practitioner", [], "Little Acorns Nursery"),
+    ("dt@college.test", "Cole Tutor", [], "Riverside College"),
+    ("ea@council.test", "Erin Adviser", ["VS Education Adviser"], "Virtual School"),
+    ("ea2@council.test", "Eli Adviser", ["VS Education Adviser"], "Virtual School"),
+    ("vsh@council.test", "Val Head", ["VS Head"], "Virtual School"),
+    ("admin@council.test", "Ash Administrator", ["VS Administrator"], "Virtual School"),
+    ("bso@council.test", "Bo Support", ["Business Support Officer"], "Children's Services"),
+    ("pa@council.test", "Pat Adviser", [], "Leaving Care Team"),
+    ("hv@health.test", "Hana Visitor", [], "Health Visiting"),
+    ("carer@home.test", "Cara Carer", [], None),
+    ("yp@home.test", "Young Person", [], None),
+    ("iro@council.test", "Ira Reviewer", [], "Independent Reviewing"),
+]
+
+# Children at different stages (all synthetic): id → (name, date of birth, school, case team)
+CHILDREN = {
+    "Y5": ("Alex Example", date(2016, 3, 14), "Oak Primary",
+           {"Social Worker": "sw@council.test", "Designated Teacher": "dt@oak.test", "Carer": "carer@home.test",
+            "Young Person": "yp@home.test", "IRO": "iro@council.test"}),
+    "Y6": ("Blair Sample", date(2015, 1, 20), "Elm Academy",
+           {"Social Worker": "sw@council.test", "Designated Teacher": "dt@elm.test", "Carer": "carer@home.test"}),
+    "Y11": ("Casey Test", date(2010, 2, 2), "Elm Academy",
+            {"Social Worker": "sw2@council.test", "Designated Teacher": "dt@elm.test", "Carer": "carer@home.test"}),
+    "P16": ("Drew Placeholder", date(2009, 6, 30), "Riverside College",
+            {"Social Worker": "sw2@council.test", "Designated Teacher": "dt@college.test",
+             "Personal Adviser": "pa@council.test", "Carer": "carer@home.test", "Young Person": "yp@home.test"}),
+    "P18": ("Emery Fictional", date(2008, 1, 5), "Riverside College",
+            {"Social Worker": "sw2@council.test", "Designated Teacher": "dt@college.test",
+             "Personal Adviser": "pa@council.test"}),
+    "EY3": ("Frankie Madeup", date(2022, 11, 1), "Little Acorns Nursery",
+            {"Social Worker": "sw@council.test", "Designated Teacher": "dp@nursery.test", "Carer": "carer@home.test"}),
+    "EY2": ("Gray Invented", date(2024, 5, 9), None,
+            {"Social Worker": "sw@council.test", "Health Visitor": "hv@health.test", "Carer": "carer@home.test"}),
+    "NOSCHOOL": ("Harper Unplaced", date(2012, 8, 1), None,
+                 {"Social Worker": "sw@council.test", "Carer": "carer@home.test"}),
+}
+
+
+def shipped_bundle(*process_files: str, forms: tuple[str, ...] = ()) -> Bundle:
+    """A bundle of some of the shipped diagrams (e.g. "pep_review.bpmn") and the forms they use.
+
+    `forms` are file-name prefixes (e.g. "review_"); every form under forms/ starting with one is taken.
+    """
+    bundle = Bundle()
+    for name in process_files:
+        bundle.add(f"processes/{name}", (ROOT / "processes" / name).read_text(encoding="utf-8"))
+    for path in sorted((ROOT / "forms").glob("*.json")):
+        if any(path.name.startswith(prefix) for prefix in forms):
+            bundle.add(f"forms/{path.name}", path.read_text(encoding="utf-8"))
+    return bundle
+
+
+@pytest.fixture
+def demo_council(sessions, clock):
+    """Every role of a council, and children at each stage with their case teams."""
+    with clocks.using(clock), sessions.begin() as s:
+        seed_roles(s)
+        for email, name, roles, organisation in STAFF:
+            add_user(s, email, name, roles=roles, organisation=organisation)
+        for child_id, (name, dob, school, team) in CHILDREN.items():
+            add_child(s, child_id, name, dob, school)
+            set_case_team(s, child_id, team)
+    return sessions
