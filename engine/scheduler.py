@@ -6,6 +6,7 @@ APScheduler only says *when* to sweep; what is due lives in the database, so a r
 from __future__ import annotations
 
 import logging
+from datetime import UTC, datetime
 
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.schedulers.blocking import BlockingScheduler
@@ -24,8 +25,11 @@ def sweep_job(engine, sessions) -> None:
 
 
 def make_scheduler(engine, sessions, interval_seconds: float = 30, background: bool = False):
-    """A scheduler that sweeps due timers now and every `interval_seconds`, never overlapping itself."""
+    """A scheduler that sweeps due timers now and every `interval_seconds`, never overlapping itself.
+
+    The cadence is real time; what is due is decided by the engine's clock inside each sweep.
+    """
     scheduler = (BackgroundScheduler if background else BlockingScheduler)(timezone="UTC")
     scheduler.add_job(sweep_job, "interval", args=[engine, sessions], seconds=interval_seconds,
-                      id="timer-sweep", max_instances=1, coalesce=True, next_run_time=engine.now())
+                      id="timer-sweep", max_instances=1, coalesce=True, next_run_time=datetime.now(UTC))
     return scheduler

@@ -134,3 +134,26 @@ def test_cancelled_reviews_have_no_timers_left(deployed, engine, council):
         engine.cancel(s, instance_id, "sw@demo.test")
     assert sweep(engine, council, "2026-04-30T00:00:00+00:00").instances == 0
     assert open_tasks(council) == []
+
+
+def test_the_scheduler_sweeps_due_timers_in_the_background(deployed, engine, council):
+    import time
+
+    from engine.scheduler import make_scheduler
+
+    with council.begin() as s:
+        instance_id = engine.start(s, "test_fragile", "C001", data={"divisor": 2}).id
+    engine.clock.advance(days=2)
+    scheduler = make_scheduler(engine, council, interval_seconds=0.2, background=True)
+    scheduler.start()
+    try:
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            with council() as s:
+                if s.get(Instance, instance_id).status == "completed":
+                    break
+            time.sleep(0.05)
+    finally:
+        scheduler.shutdown(wait=True)
+    with council() as s:
+        assert s.get(Instance, instance_id).status == "completed"
