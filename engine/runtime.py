@@ -37,7 +37,7 @@ from .models import (
     User,
 )
 from .roles import RoleDirectory
-from .scripting import ScriptError, make_script_engine, render_instructions
+from .scripting import make_script_engine, render_instructions
 from .serializer import Serializer
 
 SYSTEM = "system"
@@ -80,7 +80,6 @@ class Engine:
         self.serializer = Serializer()
         self.script_engine = make_script_engine(calendar.EXPRESSION_FUNCTIONS)
         self._specs: OrderedDict[int, tuple] = OrderedDict()
-        self._delivery_depth = 0
         self._spec_cache_size = spec_cache_size
 
     def now(self) -> datetime:
@@ -94,24 +93,30 @@ class Engine:
         with clock.using(self.clock):
             child = _child(session, child_id)
             definition = self.latest_definition(session, process_id)
-            spec, subprocess_specs = self._spec(definition)
-            workflow = BpmnWorkflow(spec, subprocess_specs, script_engine=self.script_engine)
-            start_data = {"child": _child_context(child), **(data or {})}
-            for task in workflow.get_tasks(state=TaskState.READY):
-                task.set_data(**start_data)
-            now = self.now()
-            instance = Instance(child_id=child.id, definition_id=definition.id, state={}, status="running",
-                                previous_instance_id=previous_instance_id, started_at=now, started_by=actor,
-                                updated_at=now)
-            instance.definition = definition
-            session.add(instance)
-            step = Step(self, session, instance, workflow, actor)
-            step.log("instance_started", process_id=process_id, process_name=definition.name,
-                     deployment_version=definition.deployment.version, definition_id=definition.id,
-                     previous_instance_id=previous_instance_id, data=data or {})
+            step = self._begin(session, definition, child, actor, previous_instance_id, data=data or {})
+            for task in step.workflow.get_tasks(state=TaskState.READY):
+                task.set_data(**(data or {}))
             step.advance()
             step.save()
-            return instance
+            return step.instance
+
+    def _begin(self, session, definition, child, actor, previous_instance_id, depth=0, **log) -> Step:
+        """Create a new instance of `definition` for the child, holding the child's details as data."""
+        spec, subprocess_specs = self._spec(definition)
+        workflow = BpmnWorkflow(spec, subprocess_specs, script_engine=self.script_engine)
+        for task in workflow.get_tasks(state=TaskState.READY):
+            task.set_data(child=_child_context(child))
+        now = self.now()
+        instance = Instance(child_id=child.id, definition_id=definition.id, state={}, status="running",
+                            previous_instance_id=previous_instance_id, started_at=now, started_by=actor,
+                            updated_at=now)
+        instance.definition = definition
+        session.add(instance)
+        step = Step(self, session, instance, workflow, actor, depth)
+        step.log("instance_started", process_id=definition.process_id, process_name=definition.name,
+                 deployment_version=definition.deployment.version, definition_id=definition.id,
+                 previous_instance_id=previous_instance_id, **log)
+        return step
 
     def latest_definition(self, session: Session, process_id: str) -> ProcessDefinition:
         definition = session.scalar(
@@ -242,7 +247,8 @@ class Engine:
 
     # ---- internals ------------------------------------------------------------------------
 
-    def _deliver(self, session, name, child_id, payload, actor, exclude) -> list[Instance]:
+    def _deliver(self, session, name, child_id, payload, actor, exclude, depth=0) -> list[Instance]:
+        """Hand a message to the child's waiting instances and start the processes it starts."""
         candidates = session.scalars(
             select(Instance).where(Instance.child_id == child_id, Instance.status == "running")
             .order_by(Instance.id)
@@ -252,14 +258,14 @@ class Engine:
             if instance.id == exclude or name not in (instance.waiting_messages or []):
                 continue
             workflow = self._load(instance)
-            step = Step(self, session, instance, workflow, actor)
+            step = Step(self, session, instance, workflow, actor, depth)
             workflow.send_event(BpmnEvent(MessageEventDefinition(name), payload=payload))
             step.log("message_received", message=name, data=payload)
             step.advance()
             step.save()
             caught.append(instance)
         for definition in self._started_by(session, name):
-            caught.append(self._start_by_message(session, definition, child_id, name, payload, actor, exclude))
+            caught.append(self._start_by_message(session, definition, child_id, name, payload, actor, exclude, depth))
         return caught
 
     def _started_by(self, session, name) -> list[ProcessDefinition]:
@@ -270,32 +276,15 @@ class Engine:
         ).all()
         return [d for d in definitions if name in (d.start_messages or [])]
 
-    def _start_by_message(self, session, definition, child_id, name, payload, actor, previous) -> Instance:
-        self._delivery_depth += 1
-        try:
-            if self._delivery_depth > MAX_MESSAGE_DEPTH:
-                raise EngineError(f'message "{name}" keeps starting processes ({MAX_MESSAGE_DEPTH} deep): check the diagrams for a loop')
-            child = _child(session, child_id)
-            spec, subprocess_specs = self._spec(definition)
-            workflow = BpmnWorkflow(spec, subprocess_specs, script_engine=self.script_engine)
-            for task in workflow.get_tasks(state=TaskState.READY):
-                task.set_data(child=_child_context(child))
-            now = self.now()
-            instance = Instance(child_id=child_id, definition_id=definition.id, state={}, status="running",
-                                previous_instance_id=previous, started_at=now, started_by=actor, updated_at=now)
-            instance.definition = definition
-            session.add(instance)
-            step = Step(self, session, instance, workflow, actor)
-            step.log("instance_started", process_id=definition.process_id, process_name=definition.name,
-                     deployment_version=definition.deployment.version, definition_id=definition.id,
-                     previous_instance_id=previous, message=name, data=payload)
-            workflow.do_engine_steps()
-            workflow.send_event(BpmnEvent(MessageEventDefinition(name), payload=payload))
-            step.advance()
-            step.save()
-            return instance
-        finally:
-            self._delivery_depth -= 1
+    def _start_by_message(self, session, definition, child_id, name, payload, actor, previous, depth) -> Instance:
+        if depth > MAX_MESSAGE_DEPTH:
+            raise EngineError(f'message "{name}" keeps starting processes ({MAX_MESSAGE_DEPTH} deep): check the diagrams for a loop')
+        step = self._begin(session, definition, _child(session, child_id), actor, previous, depth, message=name, data=payload)
+        step.workflow.do_engine_steps()
+        step.workflow.send_event(BpmnEvent(MessageEventDefinition(name), payload=payload))
+        step.advance()
+        step.save()
+        return step.instance
 
     def _task_for_actor(self, session, task_id, actor_email):
         open_task = session.get(OpenTask, task_id)
@@ -345,8 +334,10 @@ class Engine:
 class Step:
     """One step of one instance: runs the engine, then writes state, projections and history together."""
 
-    def __init__(self, engine: Engine, session: Session, instance: Instance, workflow: BpmnWorkflow, actor: str):
+    def __init__(self, engine: Engine, session: Session, instance: Instance, workflow: BpmnWorkflow, actor: str,
+                 depth: int = 0):
         self.engine, self.session, self.instance, self.workflow, self.actor = engine, session, instance, workflow, actor
+        self.depth = depth  # how many messages deep this step was caused; guards against message loops
         self.entries: list[dict] = []
         self.path: list[str] = []
         self.timers_fired = 0
@@ -358,9 +349,9 @@ class Step:
         """Run engine tasks until every path waits for a person, a timer or a message."""
         try:
             self.workflow.do_engine_steps(did_complete_task=self.completed)
-        except (ScriptError, Exception) as exc:
-            if isinstance(exc, EngineError):
-                raise
+        except EngineError:
+            raise
+        except Exception as exc:  # a diagram's script or expression failed: say so in the engine's terms
             raise EngineError(f"the process stopped with an error: {_describe(exc)}") from exc
 
     def completed(self, task) -> None:
@@ -424,7 +415,7 @@ class Step:
         for thrown in self.workflow.get_events():
             if isinstance(thrown.event_definition, BaseMessage):
                 self.engine._deliver(session, thrown.event_definition.name, instance.child_id,
-                                     thrown.payload or {}, self.actor, exclude=instance.id)
+                                     thrown.payload or {}, self.actor, exclude=instance.id, depth=self.depth + 1)
 
     def _attach_path(self) -> None:
         """Record the elements run in this step on its first event, for replay."""

@@ -7,7 +7,7 @@ from sqlalchemy import select
 
 from engine.history import events
 from engine.models import Instance, Notification, OpenTask
-from engine.runtime import Conflict, FormInvalid, NotAllowed, NotFound, TaskNotReady
+from engine.runtime import Conflict, EngineError, FormInvalid, NotAllowed, NotFound, TaskNotReady
 
 MEETING = {"meeting_date": "2026-03-10", "venue": "Oak Primary, meeting room 2"}
 PEP = {"attendance_percent": 96.5, "targets": [{"what": "Read a chapter book each week", "by_when": "2026-05-29"}]}
@@ -229,3 +229,16 @@ def test_finishing_one_review_starts_the_next_linked_to_it(deployed, engine, cou
         view = engine.task_view(s, only_task(council).id, "sw@demo.test")
     assert view["instructions"] == "Review number 2 for Alex Example."
     assert view["data"]["cycle"]["previous_meeting"] == "2026-03-10"
+
+
+def test_a_diagram_that_restarts_itself_at_once_is_stopped_not_looped_forever(council, engine):
+    from engine.deploy import Bundle, deploy
+
+    from .conftest import HERE
+
+    with council.begin() as s:
+        deploy(s, Bundle.from_dirs(HERE / "bundles" / "loop"), actor="owner@demo.test")
+    with council.begin() as s, pytest.raises(EngineError, match="keeps starting processes"):
+        engine.send_message(s, "ping", "C001")
+    with council() as s:
+        assert s.scalars(select(Instance)).all() == []
