@@ -143,7 +143,7 @@ def test_a_vs_adviser_claims_the_qa_and_no_other_adviser_can_then_do_it(deployed
 
 def test_a_teacher_cannot_claim_a_vs_advisers_task(deployed, engine, council):
     qa = to_qa(engine, council)
-    with council.begin() as s, pytest.raises(NotAllowed):
+    with pytest.raises(NotAllowed), council.begin() as s:
         engine.claim(s, qa.id, "dt@demo.test")
 
 
@@ -177,7 +177,7 @@ def test_a_message_nobody_waits_for_reaches_no_one(deployed, engine, council):
 
 
 def test_a_message_to_an_unknown_child_is_refused(deployed, engine, council):
-    with council.begin() as s, pytest.raises(NotFound):
+    with pytest.raises(NotFound), council.begin() as s:
         engine.send_message(s, "child_leaves_care", "C999")
 
 
@@ -207,12 +207,12 @@ def test_a_form_opened_before_someone_else_saved_is_a_conflict(deployed, engine,
     with council() as s:
         seen = s.get(Instance, instance_id).version
     complete(engine, council, only_task(council), "sw@demo.test", MEETING)
-    with council.begin() as s, pytest.raises(Conflict, match="reload"):
+    with pytest.raises(Conflict, match="reload"), council.begin() as s:
         engine.complete_task(s, only_task(council).id, "dt@demo.test", PEP, expected_version=seen)
 
 
 def test_an_unknown_process_is_refused(deployed, engine, council):
-    with council.begin() as s, pytest.raises(NotFound, match="no deployed process"):
+    with pytest.raises(NotFound, match="no deployed process"), council.begin() as s:
         engine.start(s, "test_nothing", "C001")
 
 
@@ -238,7 +238,7 @@ def test_a_diagram_that_restarts_itself_at_once_is_stopped_not_looped_forever(co
 
     with council.begin() as s:
         deploy(s, Bundle.from_dirs(HERE / "bundles" / "loop"), actor="owner@demo.test")
-    with council.begin() as s, pytest.raises(EngineError, match="keeps starting processes"):
+    with pytest.raises(EngineError, match="keeps starting processes"), council.begin() as s:
         engine.send_message(s, "ping", "C001")
     with council() as s:
         assert s.scalars(select(Instance)).all() == []
