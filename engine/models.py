@@ -17,6 +17,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     String,
     Text,
     TypeDecorator,
@@ -262,3 +263,58 @@ class Notification(Base):
     body: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime]
     sent_at: Mapped[datetime | None]
+
+
+class TaskDraft(Base):
+    """A half-filled task form saved by one person to come back to."""
+
+    __tablename__ = "task_draft"
+
+    task_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("app_user.id", ondelete="CASCADE"), primary_key=True)
+    data: Mapped[dict] = mapped_column(default=dict)
+    saved_at: Mapped[datetime]
+
+
+class TaskLink(Base):
+    """A single-use, expiring link that lets a young person or carer give their part without an account."""
+
+    __tablename__ = "task_link"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    task_id: Mapped[str] = mapped_column(String(36), index=True)
+    child_id: Mapped[str] = mapped_column(ForeignKey("child.id"))
+    acting_user_id: Mapped[int] = mapped_column(ForeignKey("app_user.id"))
+    created_by: Mapped[str] = mapped_column(String(254))
+    created_at: Mapped[datetime]
+    expires_at: Mapped[datetime]
+    used_at: Mapped[datetime | None]
+
+
+class Attachment(Base):
+    """A file given with a form (e.g. an EHCP), kept with the child's record."""
+
+    __tablename__ = "attachment"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    child_id: Mapped[str] = mapped_column(ForeignKey("child.id"), index=True)
+    filename: Mapped[str] = mapped_column(String(255))
+    content_type: Mapped[str] = mapped_column(String(100))
+    size: Mapped[int] = mapped_column(Integer)
+    sha256: Mapped[str] = mapped_column(String(64))
+    content: Mapped[bytes] = mapped_column(LargeBinary)
+    uploaded_by: Mapped[str] = mapped_column(String(254))
+    uploaded_at: Mapped[datetime]
+
+
+class SignInFailure(Base):
+    """A failed sign-in, kept briefly so that repeated failures are slowed down."""
+
+    __tablename__ = "sign_in_failure"
+    __table_args__ = (Index("ix_sign_in_failure_email_at", "email", "at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    email: Mapped[str] = mapped_column(String(254))
+    remote_addr: Mapped[str | None] = mapped_column(String(64))
+    at: Mapped[datetime]

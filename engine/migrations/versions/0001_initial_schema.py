@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-22 18:53:59.248953
+Create Date: 2026-11-22 19:07:36.523853
 """
 
 import sqlalchemy as sa
@@ -58,6 +58,32 @@ def upgrade() -> None:
     sa.Column('aliases', sa.JSON().with_variant(postgresql.JSONB(astext_type=Text()), 'postgresql'), nullable=False),
     sa.PrimaryKeyConstraint('key')
     )
+    op.create_table('sign_in_failure',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('email', sa.String(length=254), nullable=False),
+    sa.Column('remote_addr', sa.String(length=64), nullable=True),
+    sa.Column('at', engine.models.UTCDateTime(timezone=True), nullable=False),
+    sa.PrimaryKeyConstraint('id')
+    )
+    with op.batch_alter_table('sign_in_failure', schema=None) as batch_op:
+        batch_op.create_index('ix_sign_in_failure_email_at', ['email', 'at'], unique=False)
+
+    op.create_table('attachment',
+    sa.Column('id', sa.String(length=36), nullable=False),
+    sa.Column('child_id', sa.String(length=64), nullable=False),
+    sa.Column('filename', sa.String(length=255), nullable=False),
+    sa.Column('content_type', sa.String(length=100), nullable=False),
+    sa.Column('size', sa.Integer(), nullable=False),
+    sa.Column('sha256', sa.String(length=64), nullable=False),
+    sa.Column('content', sa.LargeBinary(), nullable=False),
+    sa.Column('uploaded_by', sa.String(length=254), nullable=False),
+    sa.Column('uploaded_at', engine.models.UTCDateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['child_id'], ['child.id'], ),
+    sa.PrimaryKeyConstraint('id')
+    )
+    with op.batch_alter_table('attachment', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_attachment_child_id'), ['child_id'], unique=False)
+
     op.create_table('case_team_member',
     sa.Column('child_id', sa.String(length=64), nullable=False),
     sa.Column('role_key', sa.String(length=64), nullable=False),
@@ -114,6 +140,32 @@ def upgrade() -> None:
     )
     with op.batch_alter_table('process_definition', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_process_definition_process_id'), ['process_id'], unique=False)
+
+    op.create_table('task_draft',
+    sa.Column('task_id', sa.String(length=36), nullable=False),
+    sa.Column('user_id', sa.Integer(), nullable=False),
+    sa.Column('data', sa.JSON().with_variant(postgresql.JSONB(astext_type=Text()), 'postgresql'), nullable=False),
+    sa.Column('saved_at', engine.models.UTCDateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['user_id'], ['app_user.id'], ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('task_id', 'user_id')
+    )
+    op.create_table('task_link',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('token_hash', sa.String(length=64), nullable=False),
+    sa.Column('task_id', sa.String(length=36), nullable=False),
+    sa.Column('child_id', sa.String(length=64), nullable=False),
+    sa.Column('acting_user_id', sa.Integer(), nullable=False),
+    sa.Column('created_by', sa.String(length=254), nullable=False),
+    sa.Column('created_at', engine.models.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('expires_at', engine.models.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('used_at', engine.models.UTCDateTime(timezone=True), nullable=True),
+    sa.ForeignKeyConstraint(['acting_user_id'], ['app_user.id'], ),
+    sa.ForeignKeyConstraint(['child_id'], ['child.id'], ),
+    sa.PrimaryKeyConstraint('id'),
+    sa.UniqueConstraint('token_hash')
+    )
+    with op.batch_alter_table('task_link', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_task_link_task_id'), ['task_id'], unique=False)
 
     op.create_table('user_role',
     sa.Column('user_id', sa.Integer(), nullable=False),
@@ -234,6 +286,11 @@ def downgrade() -> None:
 
     op.drop_table('instance')
     op.drop_table('user_role')
+    with op.batch_alter_table('task_link', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_task_link_task_id'))
+
+    op.drop_table('task_link')
+    op.drop_table('task_draft')
     with op.batch_alter_table('process_definition', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_process_definition_process_id'))
 
@@ -247,6 +304,14 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_case_team_member_user_id'))
 
     op.drop_table('case_team_member')
+    with op.batch_alter_table('attachment', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_attachment_child_id'))
+
+    op.drop_table('attachment')
+    with op.batch_alter_table('sign_in_failure', schema=None) as batch_op:
+        batch_op.drop_index('ix_sign_in_failure_email_at')
+
+    op.drop_table('sign_in_failure')
     op.drop_table('role')
     op.drop_table('deployment')
     op.drop_table('child')
