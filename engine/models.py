@@ -65,6 +65,7 @@ class Role(Base):
     key: Mapped[str] = mapped_column(String(64), primary_key=True)
     label: Mapped[str] = mapped_column(String(120))
     pooled: Mapped[bool] = mapped_column(Boolean, default=False)
+    sees_all_children: Mapped[bool] = mapped_column(Boolean, default=False)
     aliases: Mapped[list] = mapped_column(default=list)
 
 

@@ -58,6 +58,7 @@ def seed_roles(session: Session, path: Path = DEFAULT_ROLES_FILE) -> int:
                 key=entry["key"],
                 label=entry["label"],
                 pooled=bool(entry.get("pooled", False)),
+                sees_all_children=bool(entry.get("sees_all_children", False)),
                 aliases=list(entry.get("aliases") or []),
             )
         )
