@@ -22,6 +22,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
@@ -65,7 +66,7 @@ class Role(Base):
     key: Mapped[str] = mapped_column(String(64), primary_key=True)
     label: Mapped[str] = mapped_column(String(120))
     pooled: Mapped[bool] = mapped_column(Boolean, default=False)
-    sees_all_children: Mapped[bool] = mapped_column(Boolean, default=False)
+    sees_all_children: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     aliases: Mapped[list] = mapped_column(default=list)
 
 
