@@ -55,7 +55,7 @@ def upgrade() -> None:
     sa.Column('key', sa.String(length=64), nullable=False),
     sa.Column('label', sa.String(length=120), nullable=False),
     sa.Column('pooled', sa.Boolean(), nullable=False),
-    sa.Column('sees_all_children', sa.Boolean(), server_default=sa.text('0'), nullable=False),
+    sa.Column('sees_all_children', sa.Boolean(), server_default=sa.false(), nullable=False),
     sa.Column('aliases', sa.JSON().with_variant(postgresql.JSONB(astext_type=Text()), 'postgresql'), nullable=False),
     sa.PrimaryKeyConstraint('key')
     )
