@@ -1,13 +1,14 @@
 # The two commands of the README (`make run`, `make test`) and what they need.
-# Each creates its own virtual environment in .venv on first use.
+# Each sets up on first use: a Python virtual environment in .venv and the npm front-end assets.
 
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
+ASSETS := webui/static/build/app.css
 PG_TEST_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/test
 
-.PHONY: run test test-postgres lint demo-db clean
+.PHONY: run test test-postgres assets lint clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -16,23 +17,35 @@ $(STAMP): pyproject.toml
 	rm -f $(VENV)/.installed-*
 	touch $@
 
-## run: database, processes, demo council, and the timer scheduler on this machine
-run: $(STAMP)
+node_modules/.package-lock.json: package.json package-lock.json
+	npm ci --no-audit --no-fund
+
+$(ASSETS): node_modules/.package-lock.json webui/assets/app.scss
+	mkdir -p webui/static/vendor/govuk webui/static/build
+	cp -r node_modules/govuk-frontend/dist/govuk/assets node_modules/govuk-frontend/dist/govuk/govuk-frontend.min.js webui/static/vendor/govuk/
+	cp node_modules/htmx.org/dist/htmx.min.js webui/static/vendor/
+	npm run --silent build:css
+
+assets: $(ASSETS)
+
+## run: database, processes, demo council; the web app and its scheduler on http://127.0.0.1:5000
+run: $(STAMP) $(ASSETS)
 	$(BIN)/pep init
 	$(BIN)/pep deploy --as setup@demo.test
-	$(BIN)/pep scheduler --interval 30
+	$(BIN)/pep-web demo
+	PEP_SECURE_COOKIES=0 $(BIN)/pep-web run
 
-## test: the whole test suite (SQLite)
-test: $(STAMP)
+## test: lint and the whole test suite (SQLite)
+test: $(STAMP) $(ASSETS)
 	$(BIN)/ruff check .
 	$(BIN)/pytest
 
 ## test-postgres: the suite again against PostgreSQL
-test-postgres: $(STAMP)
+test-postgres: $(STAMP) $(ASSETS)
 	PEP_TEST_DATABASE_URL=$(PG_TEST_URL) $(BIN)/pytest
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
 
 clean:
-	rm -rf $(VENV) instance .pytest_cache .ruff_cache
+	rm -rf $(VENV) node_modules webui/static/build webui/static/vendor instance .pytest_cache .ruff_cache

@@ -1,0 +1,93 @@
+"""Inbox queries: a person's tasks and the pools they can claim from, most urgent first.
+
+Called by the web inbox, `pep tasks` and the benchmark. Plain indexed queries over the open-task
+projection; no workflow is loaded.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import and_, func, or_, select
+from sqlalchemy.orm import Session
+
+from .models import Child, Instance, OpenTask, ProcessDefinition, Role
+
+
+@dataclass(frozen=True)
+class InboxRow:
+    task_id: str
+    name: str
+    child_id: str
+    child_name: str
+    school: str | None
+    process_id: str
+    process_name: str
+    role_label: str
+    due_at: datetime | None
+    ready_at: datetime
+    assignee_id: int | None
+    pooled: bool
+
+
+def _whose(user_id: int, role_keys: set[str], view: str):
+    mine = OpenTask.assignee_id == user_id
+    pool = and_(OpenTask.pooled, OpenTask.assignee_id.is_(None), OpenTask.role_key.in_(role_keys or {""}))
+    return {"mine": mine, "pool": pool}.get(view, or_(mine, pool))
+
+
+def inbox(session: Session, user_id: int, role_keys: set[str], now: datetime, view: str = "all",
+          child: str | None = None, school: str | None = None, process: str | None = None,
+          due: str | None = None, limit: int = 200) -> list[InboxRow]:
+    """Open tasks the person may do, filtered, sorted by deadline (none last) then age."""
+    query = (
+        select(OpenTask.id, OpenTask.name, Child.id, Child.name, Child.school, ProcessDefinition.process_id,
+               ProcessDefinition.name, Role.label, OpenTask.due_at, OpenTask.ready_at, OpenTask.assignee_id,
+               OpenTask.pooled)
+        .join(Child, Child.id == OpenTask.child_id)
+        .join(Instance, Instance.id == OpenTask.instance_id)
+        .join(ProcessDefinition, ProcessDefinition.id == Instance.definition_id)
+        .join(Role, Role.key == OpenTask.role_key)
+        .where(_whose(user_id, role_keys, view))
+    )
+    if child:
+        like = f"%{child.strip().lower()}%"
+        query = query.where(or_(func.lower(Child.name).like(like), func.lower(Child.id) == child.strip().lower()))
+    if school:
+        query = query.where(Child.school == school)
+    if process:
+        query = query.where(ProcessDefinition.process_id == process)
+    if due == "overdue":
+        query = query.where(OpenTask.due_at < now)
+    elif due in ("week", "month"):
+        query = query.where(OpenTask.due_at < now + timedelta(days=7 if due == "week" else 31))
+    query = query.order_by(OpenTask.due_at.is_(None), OpenTask.due_at, OpenTask.ready_at).limit(limit)
+    return [InboxRow(*row) for row in session.execute(query)]
+
+
+def inbox_counts(session: Session, user_id: int, role_keys: set[str], now: datetime) -> dict[str, int]:
+    """How many tasks are mine, mine and overdue, and waiting in my pools."""
+    mine, pool = _whose(user_id, role_keys, "mine"), _whose(user_id, role_keys, "pool")
+    row = session.execute(select(
+        func.count().filter(mine),
+        func.count().filter(and_(mine, OpenTask.due_at < now)),
+        func.count().filter(pool),
+    ).select_from(OpenTask).where(or_(mine, pool))).one()
+    return {"mine": row[0], "overdue": row[1], "pool": row[2]}
+
+
+def inbox_choices(session: Session, user_id: int, role_keys: set[str]) -> dict[str, list]:
+    """The schools and processes that appear in the person's tasks, for the filters."""
+    base = select(OpenTask.id).where(_whose(user_id, role_keys, "all")).subquery()
+    schools = session.scalars(
+        select(Child.school).join(OpenTask, OpenTask.child_id == Child.id).where(OpenTask.id.in_(select(base)))
+        .where(Child.school.is_not(None)).distinct().order_by(Child.school)
+    ).all()
+    processes = session.execute(
+        select(ProcessDefinition.process_id, ProcessDefinition.name)
+        .join(Instance, Instance.definition_id == ProcessDefinition.id)
+        .join(OpenTask, OpenTask.instance_id == Instance.id).where(OpenTask.id.in_(select(base)))
+        .distinct().order_by(ProcessDefinition.name)
+    ).all()
+    return {"schools": list(schools), "processes": [tuple(p) for p in processes]}

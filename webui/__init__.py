@@ -1,0 +1,113 @@
+"""The professionals' web app. `create_app()` is called by `pep-web run`, WSGI servers and tests.
+
+The web layer adds no process rules: it shows people their part and hands what they do to the engine.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from datetime import timedelta
+from pathlib import Path
+
+from flask import Flask, g, render_template
+from jinja2 import ChoiceLoader, PackageLoader, PrefixLoader
+
+from engine.db import database_url, make_db, session_factory
+from engine.runtime import Engine
+
+from .extensions import csrf, login_manager
+
+
+class Services:
+    """What every request shares: the engine and the database sessions."""
+
+    def __init__(self, engine: Engine, sessions):
+        self.engine = engine
+        self.sessions = sessions
+
+
+def create_app(config: dict | None = None) -> Flask:
+    """Build the app; `config` overrides the defaults (tests pass a database URL and a clock)."""
+    app = Flask(__name__, instance_path=str(Path.cwd() / "instance"))
+    app.config.from_mapping(
+        DATABASE_URL=database_url(),
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_SECURE=os.environ.get("PEP_SECURE_COOKIES", "1") != "0",
+        PERMANENT_SESSION_LIFETIME=timedelta(hours=8),
+        MAX_CONTENT_LENGTH=12 * 1024 * 1024,
+        WTF_CSRF_TIME_LIMIT=None,
+        SMTP_HOST=os.environ.get("PEP_SMTP_HOST"),
+        SMTP_PORT=int(os.environ.get("PEP_SMTP_PORT", "25")),
+        SMTP_USER=os.environ.get("PEP_SMTP_USER"),
+        SMTP_PASSWORD=os.environ.get("PEP_SMTP_PASSWORD"),
+        SMTP_STARTTLS=os.environ.get("PEP_SMTP_STARTTLS", "0") == "1",
+        MAIL_FROM=os.environ.get("PEP_MAIL_FROM", "pep-noreply@council.test"),
+        BASE_URL=os.environ.get("PEP_BASE_URL", "http://localhost:5000"),
+        LINK_LIFETIME_DAYS=14,
+        SERVICE_NAME=os.environ.get("PEP_SERVICE_NAME", "Personal Education Plans"),
+        CLOCK=None,
+    )
+    if config:
+        app.config.update(config)
+    app.config["SECRET_KEY"] = (app.config.get("SECRET_KEY") or os.environ.get("PEP_SECRET_KEY")
+                                or _instance_secret(app))
+
+    db = make_db(app.config["DATABASE_URL"])
+    app.extensions["pep"] = Services(Engine(app.config["CLOCK"]), session_factory(db))
+    login_manager.init_app(app)
+    csrf.init_app(app)
+    app.jinja_loader = ChoiceLoader([
+        app.jinja_loader,
+        PrefixLoader({"govuk_frontend_jinja": PackageLoader("govuk_frontend_jinja")}),
+    ])
+    app.jinja_env.trim_blocks = True
+    app.jinja_env.lstrip_blocks = True
+
+    from . import admin, auth, cases, filters, inbox, links, outbox
+
+    for module in (auth, inbox, cases, admin, links, outbox):
+        app.register_blueprint(module.bp)
+    filters.register(app)
+    app.teardown_appcontext(_close_session)
+    app.after_request(_security_headers)
+    for code in (400, 403, 404, 405, 413, 500):
+        app.register_error_handler(code, _error_page)
+    return app
+
+
+def _instance_secret(app: Flask) -> str:
+    """A per-installation secret kept in instance/secret_key, made on first start."""
+    path = Path(app.instance_path) / "secret_key"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(secrets.token_hex(32))
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+def _close_session(_exc) -> None:
+    session = g.pop("db", None)
+    if session is not None:
+        session.rollback()
+        session.close()
+
+
+def _security_headers(response):
+    nonce = g.get("csp_nonce", "")
+    response.headers.setdefault(
+        "Content-Security-Policy",
+        f"default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self' 'nonce-{nonce}'; "
+        "frame-ancestors 'none'; form-action 'self'; base-uri 'none'; object-src 'none'",
+    )
+    response.headers.setdefault("X-Content-Type-Options", "nosniff")
+    response.headers.setdefault("X-Frame-Options", "DENY")
+    response.headers.setdefault("Referrer-Policy", "same-origin")
+    response.headers.setdefault("Cache-Control", "no-store")
+    return response
+
+
+def _error_page(error):
+    code = getattr(error, "code", 500) or 500
+    return render_template("error.html", code=code, description=getattr(error, "description", "")), code

@@ -1,0 +1,54 @@
+"""Who may see which child, and the record of every look. Every route about a child goes through here.
+
+A person sees a child when they are in the child's case team, or hold a role that sees all children
+(Virtual School staff). A child someone may not see answers 404, as if it did not exist.
+"""
+
+from __future__ import annotations
+
+from flask import abort
+from flask_login import current_user
+from sqlalchemy import exists, select
+
+from engine import history
+from engine.models import CaseTeamMember, Child, Role
+
+from .context import db, now
+
+
+def sees_all_children(person) -> bool:
+    if not person.roles:
+        return False
+    return bool(db().scalar(
+        select(exists().where(Role.key.in_(person.roles), Role.sees_all_children))
+    ))
+
+
+def may_view_child(person, child_id: str) -> bool:
+    if sees_all_children(person):
+        return True
+    return bool(db().scalar(
+        select(exists().where(CaseTeamMember.child_id == child_id, CaseTeamMember.user_id == person.id))
+    ))
+
+
+def visible_children_filter(person):
+    """A WHERE clause limiting Child rows to those the person may see."""
+    if sees_all_children(person):
+        return Child.id.is_not(None)
+    return Child.id.in_(select(CaseTeamMember.child_id).where(CaseTeamMember.user_id == person.id))
+
+
+def child_or_404(child_id: str, page: str) -> Child:
+    """The child, if the signed-in person may see them; the look is written to the child's history."""
+    child = db().get(Child, child_id)
+    if child is None or not may_view_child(current_user, child_id):
+        abort(404)
+    record_view(child_id, page)
+    return child
+
+
+def record_view(child_id: str, page: str, **details) -> None:
+    """Write that the signed-in person looked at part of a child's record (committed by the caller)."""
+    history.append(db(), child_id, [{"kind": "record_viewed", "actor": current_user.email,
+                                     "data": {"page": page, **details}}], now())

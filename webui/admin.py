@@ -1,0 +1,120 @@
+"""Virtual School administration: people, their roles and organisations, and each child's case team."""
+
+from __future__ import annotations
+
+import secrets
+from datetime import date
+from functools import wraps
+
+from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask_login import current_user, login_required
+from sqlalchemy import select
+
+from engine.models import Role, User, UserRole
+from engine.people import PeopleError, add_child, add_user, case_team, set_case_team
+
+from .access import child_or_404
+from .auth import hash_password
+from .context import db
+
+bp = Blueprint("admin", __name__, url_prefix="/admin")
+ADMIN_ROLE = "vs_administrator"
+
+
+def admin_required(view):
+    @wraps(view)
+    @login_required
+    def wrapper(*args, **kwargs):
+        if ADMIN_ROLE not in current_user.roles:
+            abort(403, description="Only the Virtual School administrator can manage people and case teams.")
+        return view(*args, **kwargs)
+    return wrapper
+
+
+@bp.route("/users", methods=["GET", "POST"])
+@admin_required
+def users():
+    roles = db().scalars(select(Role).order_by(Role.label)).all()
+    errors, created = {}, None
+    if request.method == "POST":
+        email = (request.form.get("email") or "").strip().lower()
+        name = (request.form.get("name") or "").strip()
+        if "@" not in email:
+            errors["email"] = "Enter an email address, like name@council.gov.uk"
+        if not name:
+            errors["name"] = "Enter the person's name"
+        if not errors:
+            password = secrets.token_urlsafe(12)
+            try:
+                add_user(db(), email, name, request.form.getlist("roles"), request.form.get("organisation") or None,
+                         password_hash=hash_password(password))
+            except PeopleError as exc:
+                db().rollback()
+                errors["email"] = str(exc)
+            else:
+                db().commit()
+                created = {"email": email, "password": password}
+    people = db().scalars(select(User).order_by(User.name)).all()
+    return render_template("admin/users.html", people=people, roles=roles, errors=errors, created=created,
+                           form=request.form), 422 if errors else 200
+
+
+@bp.post("/users/<int:user_id>")
+@admin_required
+def update_user(user_id):
+    user = db().get(User, user_id) or abort(404)
+    valid = set(db().scalars(select(Role.key)))
+    user.roles = [UserRole(role_key=key) for key in request.form.getlist("roles") if key in valid]
+    user.organisation = request.form.get("organisation") or None
+    user.active = request.form.get("active") == "yes"
+    db().commit()
+    flash(f"{user.name} updated.", "success")
+    return redirect(url_for("admin.users"))
+
+
+@bp.route("/children/new", methods=["GET", "POST"])
+@admin_required
+def new_child():
+    errors = {}
+    if request.method == "POST":
+        child_id = (request.form.get("child_id") or "").strip()
+        name = (request.form.get("name") or "").strip()
+        if not child_id:
+            errors["child_id"] = "Enter the child's case number"
+        if not name:
+            errors["name"] = "Enter the child's name"
+        if not errors:
+            try:
+                dob = date.fromisoformat(request.form["date_of_birth"]) if request.form.get("date_of_birth") else None
+                add_child(db(), child_id, name, dob, request.form.get("school") or None)
+            except (PeopleError, ValueError) as exc:
+                db().rollback()
+                errors["child_id" if isinstance(exc, PeopleError) else "date_of_birth"] = str(exc)
+            else:
+                db().commit()
+                return redirect(url_for("admin.team", child_id=child_id))
+    return render_template("admin/new_child.html", errors=errors, form=request.form), 422 if errors else 200
+
+
+@bp.route("/children/<child_id>/team", methods=["GET", "POST"])
+@admin_required
+def team(child_id):
+    child = child_or_404(child_id, "case_team")
+    roles = db().scalars(select(Role).order_by(Role.label)).all()
+    error = None
+    if request.method == "POST":
+        chosen = {role.label: request.form.get(role.key) for role in roles if request.form.get(role.key)}
+        try:
+            set_case_team(db(), child_id, chosen)
+        except PeopleError as exc:
+            db().rollback()
+            error = str(exc)
+        else:
+            db().commit()
+            flash(f"Case team for {child.name} saved.", "success")
+            return redirect(url_for("cases.child", child_id=child_id))
+    db().commit()
+    people = db().scalars(select(User).where(User.active).order_by(User.name)).all()
+    return render_template("admin/team.html", child=child, roles=roles, people=people, error=error,
+                           team={k: u.email for k, u in case_team(db(), child_id).items()}), 422 if error else 200
+

@@ -1,0 +1,124 @@
+"""Sign-in and sign-out. Passwords are hashed with Argon2; repeated failures are slowed down."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from flask import Blueprint, flash, redirect, render_template, request, session, url_for
+from flask_login import UserMixin, current_user, login_required, login_user, logout_user
+from sqlalchemy import delete, func, select
+
+from engine.models import SignInFailure, User
+from engine.people import find_user
+
+from .context import db, now
+from .extensions import login_manager
+
+bp = Blueprint("auth", __name__)
+hasher = PasswordHasher()
+
+FREE_FAILURES = 5
+FAILURE_WINDOW = timedelta(minutes=15)
+MAX_WAIT = timedelta(minutes=30)
+# a hash to verify against when the email is unknown, so unknown and known emails take as long
+_DUMMY_HASH = hasher.hash("not a real password")
+
+
+@dataclass
+class Person(UserMixin):
+    """The signed-in user as the web layer sees them."""
+
+    id: int
+    email: str
+    name: str
+    organisation: str | None
+    roles: frozenset[str]
+
+    @classmethod
+    def of(cls, user: User) -> Person:
+        return cls(user.id, user.email, user.name, user.organisation, frozenset(user.role_keys))
+
+
+@login_manager.user_loader
+def load_user(user_id: str) -> Person | None:
+    user = db().get(User, int(user_id))
+    return Person.of(user) if user is not None and user.active else None
+
+
+def hash_password(password: str) -> str:
+    return hasher.hash(password)
+
+
+def wait_before_next_try(email: str):
+    """How long this email must wait before another attempt (None: it may try now)."""
+    since = now() - FAILURE_WINDOW
+    count, last = db().execute(
+        select(func.count(SignInFailure.id), func.max(SignInFailure.at))
+        .where(SignInFailure.email == email, SignInFailure.at > since)
+    ).one()
+    if count < FREE_FAILURES or last is None:
+        return None
+    wait = min(timedelta(seconds=30 * 2 ** (count - FREE_FAILURES)), MAX_WAIT)
+    remaining = last + wait - now()
+    return remaining if remaining > timedelta(0) else None
+
+
+def check_password(user: User | None, password: str) -> bool:
+    try:
+        hasher.verify(user.password_hash if user and user.password_hash else _DUMMY_HASH, password)
+    except (VerificationError, InvalidHashError):
+        return False
+    return user is not None and user.active and bool(user.password_hash)
+
+
+@bp.route("/sign-in", methods=["GET", "POST"])
+def sign_in():
+    if current_user.is_authenticated:
+        return redirect(url_for("inbox.index"))
+    errors = {}
+    email = (request.form.get("email") or "").strip().lower()
+    if request.method == "POST":
+        password = request.form.get("password") or ""
+        wait = wait_before_next_try(email) if email else None
+        if not email:
+            errors["email"] = "Enter your email address"
+        if not password:
+            errors["password"] = "Enter your password"
+        if wait is not None:
+            minutes = max(1, round(wait.total_seconds() / 60))
+            errors["email"] = f"Too many failed attempts. Try again in {minutes} minute{'s' if minutes > 1 else ''}."
+        if not errors:
+            user = find_user(db(), email)
+            if check_password(user, password):
+                if hasher.check_needs_rehash(user.password_hash):
+                    user.password_hash = hash_password(password)
+                db().execute(delete(SignInFailure).where(SignInFailure.email == email))
+                db().commit()
+                session.clear()
+                login_user(Person.of(user))
+                session.permanent = True
+                return redirect(_safe_next(request.args.get("next")))
+            db().add(SignInFailure(email=email, remote_addr=request.remote_addr, at=now()))
+            db().commit()
+            errors["email"] = "The email address or password is not right"
+        return render_template("auth/sign_in.html", errors=errors, email=email), 400
+    return render_template("auth/sign_in.html", errors=errors, email=email)
+
+
+@bp.post("/sign-out")
+@login_required
+def sign_out():
+    logout_user()
+    session.clear()
+    flash("You have signed out.")
+    return redirect(url_for("auth.sign_in"))
+
+
+def _safe_next(target: str | None) -> str:
+    """Only follow a `next` that stays on this site."""
+    if target and target.startswith("/") and not target.startswith("//") and "\\" not in target:
+        return target
+    return url_for("inbox.index")

@@ -1,0 +1,166 @@
+"""A child's record: current and earlier PEPs, who holds each open step, documents, attachments,
+and reporting a change (a message to the child's running PEPs). Every look is written to history.
+"""
+
+from __future__ import annotations
+
+import json
+
+from flask import Blueprint, Response, abort, flash, redirect, render_template, request, url_for
+from flask_login import current_user, login_required
+from sqlalchemy import func, select
+
+from engine.calendar import academic_year_age
+from engine.forms import field_errors
+from engine.models import Attachment, Child, Instance, OpenTask, Role, User
+from engine.people import case_team
+from engine.roles import RoleDirectory
+from engine.runtime import EngineError
+
+from .access import child_or_404, may_view_child, record_view, visible_children_filter
+from .context import db, engine, now
+from .documents import meeting_ics, next_meeting, pep_pdf, pep_sections
+from .formschema import build_fields, error_summary, parse_submission
+
+bp = Blueprint("cases", __name__)
+
+
+@bp.get("/children")
+@login_required
+def children():
+    search = (request.args.get("q") or "").strip()
+    query = select(Child).where(visible_children_filter(current_user)).order_by(Child.name)
+    if search:
+        query = query.where(func.lower(Child.name).like(f"%{search.lower()}%") | (Child.id == search))
+    rows = db().scalars(query.limit(200)).all()
+    open_counts = dict(db().execute(
+        select(OpenTask.child_id, func.count()).where(OpenTask.child_id.in_([c.id for c in rows]))
+        .group_by(OpenTask.child_id)
+    ).all())
+    return render_template("cases/children.html", children=rows, search=search, open_counts=open_counts)
+
+
+@bp.get("/children/<child_id>")
+@login_required
+def child(child_id):
+    child = child_or_404(child_id, "child")
+    instances = db().scalars(select(Instance).where(Instance.child_id == child_id).order_by(Instance.started_at.desc())).all()
+    running = [i for i in instances if i.status == "running"]
+    tasks = db().scalars(select(OpenTask).where(OpenTask.child_id == child_id).order_by(OpenTask.due_at)).all()
+    people = {u.id: u for u in db().scalars(select(User).where(User.id.in_({t.assignee_id for t in tasks if t.assignee_id})))}
+    roles = dict(db().execute(select(Role.key, Role.label)).all())
+    team = case_team(db(), child_id)
+    attachments = db().scalars(select(Attachment).where(Attachment.child_id == child_id).order_by(Attachment.uploaded_at.desc())).all()
+    db().commit()
+    return render_template(
+        "cases/child.html", child=child, running=running, earlier=[i for i in instances if i.status != "running"],
+        tasks=tasks, people=people, roles=roles, team=team, attachments=attachments, now=now(),
+        age=academic_year_age(child.date_of_birth) if child.date_of_birth else None,
+        meeting=next_meeting(db(), child_id), changes=_changes_offered(child_id, running),
+    )
+
+
+@bp.get("/children/<child_id>/peps/<int:instance_id>")
+@login_required
+def pep(child_id, instance_id):
+    child = child_or_404(child_id, "pep_document", instance_id=instance_id)
+    instance = _instance_of(child_id, instance_id)
+    sections = pep_sections(db(), instance)
+    db().commit()
+    return render_template("cases/pep.html", child=child, instance=instance, sections=sections)
+
+
+@bp.get("/children/<child_id>/peps/<int:instance_id>.pdf")
+@login_required
+def pep_as_pdf(child_id, instance_id):
+    child = child_or_404(child_id, "pep_pdf", instance_id=instance_id)
+    instance = _instance_of(child_id, instance_id)
+    pdf = pep_pdf(child, instance, pep_sections(db(), instance))
+    db().commit()
+    filename = f"PEP-{child.id}-{instance.started_at:%Y-%m-%d}.pdf"
+    return Response(pdf, mimetype="application/pdf",
+                    headers={"Content-Disposition": f'attachment; filename="{filename}"'})
+
+
+@bp.get("/children/<child_id>/next-meeting.ics")
+@login_required
+def meeting_invitation(child_id):
+    child = child_or_404(child_id, "meeting_invitation")
+    meeting = next_meeting(db(), child_id)
+    if meeting is None:
+        abort(404)
+    db().commit()
+    return Response(meeting_ics(child, meeting, current_user.email), mimetype="text/calendar",
+                    headers={"Content-Disposition": f'attachment; filename="PEP-meeting-{child.id}.ics"'})
+
+
+@bp.get("/attachments/<attachment_id>")
+@login_required
+def attachment(attachment_id):
+    item = db().get(Attachment, attachment_id)
+    if item is None or not may_view_child(current_user, item.child_id):
+        abort(404)
+    record_view(item.child_id, "attachment", attachment=item.filename)
+    db().commit()
+    return Response(item.content, mimetype=item.content_type,
+                    headers={"Content-Disposition": f'attachment; filename="{item.filename}"'})
+
+
+@bp.route("/children/<child_id>/changes/<message>", methods=["GET", "POST"])
+@login_required
+def report_change(child_id, message):
+    child = child_or_404(child_id, f"report_{message}")
+    offered = _changes_offered(child_id, _running(child_id))
+    if message not in offered:
+        abort(404)
+    schema = offered[message]
+    errors, data = {}, {}
+    if request.method == "POST":
+        data = parse_submission(schema, request.form)
+        errors = field_errors(json.dumps(schema), data)
+        if not errors:
+            try:
+                caught = engine().send_message(db(), message, child_id, data, actor=current_user.email)
+            except EngineError as exc:
+                db().rollback()
+                errors = {"(form)": str(exc)}
+            else:
+                db().commit()
+                flash(f"{schema.get('title', message)}: recorded on {len(caught)} PEP(s) for {child.name}.", "success")
+                return redirect(url_for("cases.child", child_id=child_id))
+    db().commit()
+    fields = build_fields(schema, data, errors)
+    return render_template("cases/change.html", child=child, schema=schema, fields=fields, message=message,
+                           errors=error_summary(fields, errors)), 422 if errors else 200
+
+
+def _running(child_id: str) -> list[Instance]:
+    return db().scalars(select(Instance).where(Instance.child_id == child_id, Instance.status == "running")).all()
+
+
+def _changes_offered(child_id: str, running: list[Instance]) -> dict[str, dict]:
+    """Messages the child's running PEPs wait for that have a form (forms/message_<name>.schema.json)
+    the signed-in person may send (its `x-sent-by` roles, else anyone who may see the child)."""
+    offered = {}
+    waiting = {name: instance for instance in running for name in (instance.waiting_messages or [])}
+    if not waiting:
+        return offered
+    directory = RoleDirectory.load(db())
+    my_roles = {key for key, user in case_team(db(), child_id).items() if user.id == current_user.id}
+    my_roles |= set(current_user.roles)
+    for name, instance in sorted(waiting.items()):
+        form = instance.definition.deployment.file(f"forms/message_{name}.schema.json")
+        if form is None:
+            continue
+        schema = json.loads(form.content)
+        allowed = {getattr(directory.resolve(r), "key", r) for r in schema.get("x-sent-by", [])}
+        if not allowed or allowed & my_roles:
+            offered[name] = schema
+    return offered
+
+
+def _instance_of(child_id: str, instance_id: int) -> Instance:
+    instance = db().get(Instance, instance_id)
+    if instance is None or instance.child_id != child_id:
+        abort(404)
+    return instance

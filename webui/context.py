@@ -1,0 +1,23 @@
+"""Per-request helpers: the database session, the engine, and committing a request's work."""
+
+from __future__ import annotations
+
+from flask import current_app, g
+from sqlalchemy.orm import Session
+
+from engine.runtime import Engine
+
+
+def db() -> Session:
+    """This request's session; the view commits what it means to keep."""
+    if "db" not in g:
+        g.db = current_app.extensions["pep"].sessions()
+    return g.db
+
+
+def engine() -> Engine:
+    return current_app.extensions["pep"].engine
+
+
+def now():
+    return engine().now()

@@ -1,0 +1,183 @@
+"""A PEP as its parties see it: every completed section with its answers, as HTML data, PDF and .ics.
+
+Called by the child's page and the auditors' export. Built from the history (each completed task's
+data and form), so it shows exactly what was submitted, by whom and when.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from dataclasses import dataclass, field
+from datetime import datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+from icalendar import Calendar
+from icalendar import Event as CalendarEvent
+from reportlab.lib import colors
+from reportlab.lib.pagesizes import A4
+from reportlab.lib.styles import getSampleStyleSheet
+from reportlab.lib.units import mm
+from reportlab.platypus import Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from engine import history
+from engine.models import Attachment, Child, Instance, User
+
+from .filters import ukdate
+
+LONDON = ZoneInfo("Europe/London")
+
+
+@dataclass
+class Answer:
+    label: str
+    text: str = ""
+    items: list[list[Answer]] = field(default_factory=list)  # a repeatable group: one list per item
+    attachment_id: str | None = None
+
+
+@dataclass
+class Section:
+    title: str
+    role: str
+    by: str
+    at: datetime
+    late: bool
+    answers: list[Answer]
+
+
+def pep_sections(session: Session, instance: Instance) -> list[Section]:
+    """The instance's completed tasks, in order, with their answers labelled by the form."""
+    deployment = instance.definition.deployment
+    names = dict(session.execute(select(User.email, User.name)).all())
+    attachments = dict(session.execute(
+        select(Attachment.id, Attachment.filename).where(Attachment.child_id == instance.child_id)
+    ).all())
+    sections = []
+    for event in history.events(session, instance.child_id, instance.id):
+        if event.kind != "task_completed":
+            continue
+        form = deployment.file(f"forms/{event.data.get('form')}") if event.data.get("form") else None
+        schema = json.loads(form.content) if form else {"properties": {}}
+        sections.append(Section(
+            title=event.data.get("name", ""), role=event.data.get("lane", ""),
+            by=names.get(event.actor, event.actor), at=event.at, late=bool(event.data.get("late")),
+            answers=answers(schema, event.data.get("data") or {}, attachments),
+        ))
+    return sections
+
+
+def answers(schema: dict, data: dict, attachments: dict[str, str]) -> list[Answer]:
+    """Label each answered field with its title, in the order of the form."""
+    result = []
+    for name, spec in schema.get("properties", {}).items():
+        if name not in data:
+            continue
+        label, value = spec.get("title") or name.replace("_", " ").capitalize(), data[name]
+        if spec.get("type") == "array" and spec.get("items", {}).get("type") == "object":
+            items = [answers(spec["items"], item, attachments) for item in value if isinstance(item, dict)]
+            result.append(Answer(label, items=items))
+        elif spec.get("type") == "object" and isinstance(value, dict):
+            result.append(Answer(label, items=[answers(spec, value, attachments)]))
+        elif spec.get("x-widget") == "attachment":
+            result.append(Answer(label, attachments.get(value, "file"), attachment_id=value))
+        else:
+            result.append(Answer(label, display(value, spec)))
+    return result
+
+
+def display(value, spec: dict) -> str:
+    if isinstance(value, bool):
+        return "Yes" if value else "No"
+    if spec.get("format") == "date":
+        return ukdate(value)
+    if isinstance(value, list):
+        return ", ".join(map(str, value))
+    if spec.get("x-currency") == "GBP" and isinstance(value, int | float):
+        return f"£{value:,.2f}"
+    labels = spec.get("x-labels") or {}
+    return labels.get(str(value), str(value))
+
+
+def pep_pdf(child: Child, instance: Instance, sections: list[Section]) -> bytes:
+    """The PEP as a PDF to file in the case system (Liquid Logic, Mosaic)."""
+    styles = getSampleStyleSheet()
+    buffer = io.BytesIO()
+    doc = SimpleDocTemplate(buffer, pagesize=A4, title=f"PEP – {child.name}", author="Virtual School",
+                            leftMargin=18 * mm, rightMargin=18 * mm, topMargin=18 * mm, bottomMargin=18 * mm)
+    story = [
+        Paragraph(f"Personal Education Plan: {_esc(child.name)}", styles["Title"]),
+        Paragraph(f"{_esc(instance.definition.name)} · started {ukdate(instance.started_at)} · "
+                  f"{_esc(instance.status)}", styles["Normal"]),
+        Paragraph(f"Date of birth: {ukdate(child.date_of_birth)} · School: {_esc(child.school or 'none')}",
+                  styles["Normal"]),
+        Spacer(1, 6 * mm),
+    ]
+    for section in sections:
+        story.append(Paragraph(_esc(section.title), styles["Heading2"]))
+        story.append(Paragraph(f"{_esc(section.role)}: {_esc(section.by)}, {ukdate(section.at, time=True)}"
+                               + (" (late)" if section.late else ""), styles["Italic"]))
+        rows = _pdf_rows(section.answers, styles)
+        if rows:
+            table = Table(rows, colWidths=[60 * mm, 114 * mm])
+            table.setStyle(TableStyle([("VALIGN", (0, 0), (-1, -1), "TOP"),
+                                       ("LINEBELOW", (0, 0), (-1, -1), 0.25, colors.grey)]))
+            story.append(table)
+        story.append(Spacer(1, 4 * mm))
+    doc.build(story)
+    return buffer.getvalue()
+
+
+def _pdf_rows(items: list[Answer], styles, depth: int = 0) -> list:
+    rows = []
+    for answer in items:
+        label = Paragraph(("&nbsp;" * 4 * depth) + f"<b>{_esc(answer.label)}</b>", styles["Normal"])
+        rows.append([label, Paragraph(_esc(answer.text), styles["Normal"])])
+        for number, item in enumerate(answer.items, start=1):
+            if len(answer.items) > 1:
+                rows.append([Paragraph(("&nbsp;" * 4 * (depth + 1)) + f"{number}.", styles["Normal"]), ""])
+            rows += _pdf_rows(item, styles, depth + 1)
+    return rows
+
+
+def _esc(text: str) -> str:
+    return str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def next_meeting(session: Session, child_id: str) -> dict | None:
+    """The latest recorded next (or current) PEP meeting of the child: date, time, venue."""
+    for event in reversed(history.events(session, child_id)):
+        data = event.data.get("data") if event.kind in ("task_completed", "message_received") else None
+        if not isinstance(data, dict):
+            continue
+        for prefix in ("next_meeting_", "meeting_"):
+            if data.get(f"{prefix}date"):
+                return {"date": data[f"{prefix}date"], "time": data.get(f"{prefix}time") or "",
+                        "venue": data.get(f"{prefix}venue") or data.get("venue") or ""}
+    return None
+
+
+def meeting_ics(child: Child, meeting: dict, organiser: str) -> bytes:
+    """An invitation to the PEP meeting (one hour, or all day when no time is known)."""
+    calendar = Calendar()
+    calendar.add("prodid", "-//PEP processes//EN")
+    calendar.add("version", "2.0")
+    event = CalendarEvent()
+    event.add("uid", f"pep-{child.id}-{meeting['date']}@pep.local")
+    event.add("summary", f"PEP meeting: {child.name}")
+    day = datetime.fromisoformat(meeting["date"]).date()
+    if meeting.get("time"):
+        hour, minute = (int(x) for x in meeting["time"].split(":")[:2])
+        start = datetime.combine(day, time(hour, minute), LONDON)
+        event.add("dtstart", start)
+        event.add("dtend", start + timedelta(hours=1))
+    else:
+        event.add("dtstart", day)
+    if meeting.get("venue"):
+        event.add("location", meeting["venue"])
+    event.add("description", "Personal Education Plan meeting. The PEP is confidential.")
+    event.add("organizer", f"mailto:{organiser}")
+    calendar.add_component(event)
+    return calendar.to_ical()

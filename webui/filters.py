@@ -1,0 +1,77 @@
+"""Template filters and globals: UK dates, choice lists for GOV.UK macros, navigation, CSP nonce."""
+
+from __future__ import annotations
+
+import secrets
+from datetime import date, datetime
+from zoneinfo import ZoneInfo
+
+from flask import g
+from flask_login import current_user
+from sqlalchemy import select
+
+from engine.models import Instance, ProcessDefinition
+
+from .context import db
+
+LONDON = ZoneInfo("Europe/London")
+
+
+def ukdate(value, time: bool = False) -> str:
+    """'9 March 2026' (or '9 March 2026, 2:30pm'), in London time."""
+    if value in (None, ""):
+        return ""
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value) if "T" in value else date.fromisoformat(value)
+        except ValueError:
+            return value
+    if isinstance(value, datetime):
+        local = value.astimezone(LONDON)
+        text = f"{local.day} {local:%B %Y}"
+        if time:
+            text += ", " + f"{local:%I:%M%p}".lstrip("0").lower().replace(":00", "")
+        return text
+    return f"{value.day} {value:%B %Y}"
+
+
+def nav_items() -> list[tuple[str, str]]:
+    items = [("inbox.index", "Tasks"), ("cases.children", "Children")]
+    if "vs_administrator" in current_user.roles:
+        items += [("admin.users", "People"), ("outbox.index", "Notifications")]
+    else:
+        items.append(("outbox.index", "Notifications"))
+    return items
+
+
+def task_process_name(task) -> str:
+    return db().scalar(
+        select(ProcessDefinition.name).join(Instance, Instance.definition_id == ProcessDefinition.id)
+        .where(Instance.id == task.instance_id)
+    ) or ""
+
+
+def register(app) -> None:
+    app.add_template_filter(ukdate)
+    app.add_template_filter(lambda school, chosen: {"value": school, "text": school, "selected": school == chosen},
+                            "schooloption")
+    app.add_template_filter(lambda p, chosen: {"value": p[0], "text": p[1], "selected": p[0] == chosen}, "processoption")
+    app.add_template_filter(lambda d, chosen: {"value": d[0], "text": d[1], "selected": d[0] == (chosen or "")},
+                            "dueoption")
+    app.add_template_filter(lambda o, current: {"value": o[0], "text": o[1], "checked": o[0] == current}, "radioitem")
+    app.add_template_filter(lambda o, current: {"value": o[0], "text": o[1], "selected": o[0] == current}, "selectitem")
+    app.add_template_filter(lambda o, current: {"value": o[0], "text": o[1], "checked": o[0] in current}, "checkitem")
+    app.add_template_filter(lambda role, chosen: {"value": role.key, "text": role.label, "checked": role.key in chosen},
+                            "rolecheck")
+    app.add_template_filter(lambda user, chosen: {"value": user.email, "text": f"{user.name} ({user.email})",
+                                                  "selected": user.email == chosen}, "personoption")
+    app.add_template_filter(lambda item: {"text": item[1], "href": f"#{item[0]}"}, "errorlink")
+    app.jinja_env.globals.update(nav_items=nav_items, task_process_name=task_process_name)
+
+    @app.before_request
+    def _nonce():
+        g.csp_nonce = secrets.token_urlsafe(16)
+
+    @app.context_processor
+    def _context():
+        return {"cspNonce": g.get("csp_nonce", ""), "service_name": app.config.get("SERVICE_NAME", "PEP")}

@@ -1,0 +1,218 @@
+"""Forms from the council's JSON Schema files: fields to render, and submitted HTML forms back to data.
+
+Called by the task pages (signed-in and single-use link). Field paths are dotted ("targets.0.what"),
+the same keys the engine uses for its errors, so each error lands next to its field.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any
+
+from werkzeug.datastructures import MultiDict
+
+MAX_RADIOS = 6
+
+
+@dataclass
+class Field:
+    path: str
+    title: str
+    widget: str  # text, textarea, number, date, radios, select, checkboxes, yesno, attachment, group, list
+    required: bool = False
+    hint: str | None = None
+    value: Any = None
+    error: str | None = None
+    options: list[tuple[str, str]] = field(default_factory=list)
+    children: list[Field] = field(default_factory=list)
+    min_items: int = 0
+    max_items: int | None = None
+
+    @property
+    def id(self) -> str:
+        return "f-" + self.path.replace(".", "-")
+
+    @property
+    def date_parts(self) -> dict[str, str]:
+        """Day, month and year of a date value, for GOV.UK's date input."""
+        if isinstance(self.value, dict):
+            return self.value
+        match = re.fullmatch(r"(\d{4})-(\d{2})-(\d{2})", str(self.value or ""))
+        if not match:
+            return {"day": "", "month": "", "year": ""}
+        year, month, day = match.groups()
+        return {"day": str(int(day)), "month": str(int(month)), "year": year}
+
+
+def build_fields(schema: dict, data: dict | None, errors: dict[str, str] | None = None, prefix: str = "") -> list[Field]:
+    """The fields of an object schema, filled with `data` and carrying `errors` by path."""
+    data, errors = data or {}, errors or {}
+    required = set(schema.get("required", []))
+    fields = []
+    for name, spec in schema.get("properties", {}).items():
+        path = f"{prefix}{name}"
+        fields.append(_field(path, name, spec, data.get(name), errors, name in required))
+    return fields
+
+
+def _field(path: str, name: str, spec: dict, value, errors: dict, required: bool) -> Field:
+    title = spec.get("title") or name.replace("_", " ").capitalize()
+    f = Field(path=path, title=title, widget=widget_for(spec), required=required,
+              hint=spec.get("x-guidance") or spec.get("description"), value=value, error=errors.get(path))
+    if f.widget in ("radios", "select"):
+        labels = spec.get("x-labels") or {}
+        f.options = [(str(v), labels.get(str(v), str(v))) for v in spec["enum"]]
+    elif f.widget == "checkboxes":
+        f.options = [(str(v), str(v)) for v in spec["items"]["enum"]]
+    elif f.widget == "group":
+        f.children = build_fields(spec, value if isinstance(value, dict) else {}, errors, f"{path}.")
+    elif f.widget == "list":
+        items = value if isinstance(value, list) else []
+        f.min_items, f.max_items = spec.get("minItems", 0), spec.get("maxItems")
+        item_schema = spec.get("items", {})
+        f.children = [
+            Field(path=f"{path}.{i}", title=f"{item_schema.get('title') or 'Item'} {i + 1}", widget="group",
+                  children=build_fields(item_schema, item if isinstance(item, dict) else {}, errors, f"{path}.{i}."),
+                  error=errors.get(f"{path}.{i}"))
+            for i, item in enumerate(items)
+        ]
+    return f
+
+
+def widget_for(spec: dict) -> str:
+    kind = spec.get("type")
+    if spec.get("x-widget") in ("textarea", "attachment"):
+        return spec["x-widget"]
+    if "enum" in spec:
+        return "radios" if len(spec["enum"]) <= MAX_RADIOS else "select"
+    if kind == "boolean":
+        return "yesno"
+    if kind in ("number", "integer"):
+        return "number"
+    if kind == "string" and spec.get("format") == "date":
+        return "date"
+    if kind == "object":
+        return "group"
+    if kind == "array":
+        items = spec.get("items", {})
+        return "checkboxes" if "enum" in items else "list"
+    return "text"
+
+
+def parse_submission(schema: dict, form: MultiDict, prefix: str = "") -> dict:
+    """Turn posted form fields into data of the schema's types; empty answers are left out."""
+    data = {}
+    for name, spec in schema.get("properties", {}).items():
+        value = _parse(f"{prefix}{name}", spec, form)
+        if value is not None:
+            data[name] = value
+    return data
+
+
+def _parse(path: str, spec: dict, form: MultiDict):
+    widget = widget_for(spec)
+    if widget == "group":
+        value = parse_submission(spec, form, f"{path}.")
+        return value or None
+    if widget == "list":
+        item_schema = spec.get("items", {})
+        return [parse_submission(item_schema, form, f"{path}.{i}.") for i in list_indices(form, path)] or None
+    if widget == "checkboxes":
+        return form.getlist(path) or None
+    if widget == "date":
+        return _parse_date(form, path)
+    raw = (form.get(path) or "").strip()
+    if raw == "":
+        return None
+    if widget == "yesno":
+        return {"yes": True, "no": False}.get(raw, raw)
+    if widget == "number":
+        return _number(raw, spec.get("type"))
+    if spec.get("type") == "integer" and "enum" in spec:
+        return _number(raw, "integer")
+    return raw
+
+
+def list_indices(form: MultiDict, path: str) -> list[int]:
+    """The item numbers of a repeatable group present in the posted form."""
+    found = set()
+    for key in form:
+        match = re.match(rf"{re.escape(path)}\.(\d+)\.", key)
+        if match:
+            found.add(int(match.group(1)))
+    return sorted(found)
+
+
+def _parse_date(form: MultiDict, path: str):
+    parts = [(form.get(f"{path}-{p}") or "").strip() for p in ("day", "month", "year")]
+    if not any(parts):
+        return None
+    day, month, year = parts
+    try:
+        return date(int(year), int(month), int(day)).isoformat()
+    except ValueError:
+        return f"{day}/{month}/{year}"  # kept as typed; the form check says it is not a valid date
+
+
+def _number(raw: str, kind: str | None):
+    try:
+        number = float(raw.replace(",", ""))
+    except ValueError:
+        return raw  # kept as typed; the form check says it must be a number
+    return int(number) if kind == "integer" and number.is_integer() else number
+
+
+def attachment_paths(schema: dict, prefix: str = "") -> list[str]:
+    """Paths of top-level and grouped attachment fields (uploads are taken by the view)."""
+    paths = []
+    for name, spec in schema.get("properties", {}).items():
+        if widget_for(spec) == "attachment":
+            paths.append(f"{prefix}{name}")
+        elif widget_for(spec) == "group":
+            paths += attachment_paths(spec, f"{prefix}{name}.")
+    return paths
+
+
+def set_path(data: dict, path: str, value) -> None:
+    """Set a dotted path's value inside nested data."""
+    *parents, last = path.split(".")
+    node = data
+    for part in parents:
+        node = node.setdefault(part, {})
+    node[last] = value
+
+
+def add_item(schema: dict, data: dict, path: str) -> None:
+    """Add an empty item to the repeatable group at `path`."""
+    items = data.setdefault(path, []) if "." not in path else None
+    if items is None:
+        return
+    if len(items) < schema["properties"][path].get("maxItems", 50):
+        items.append({})
+
+
+def remove_item(data: dict, path: str) -> None:
+    """Remove item `path` ("targets.1") from its repeatable group."""
+    name, _, index = path.rpartition(".")
+    items = data.get(name)
+    if isinstance(items, list) and index.isdigit() and int(index) < len(items):
+        items.pop(int(index))
+
+
+def error_summary(fields: list[Field], errors: dict[str, str]) -> list[dict]:
+    """The GOV.UK error summary: each error linking to its field, in the order of the form."""
+    ordered, seen = [], set()
+
+    def walk(items):
+        for f in items:
+            if f.error and f.path not in seen:
+                href = f"#{f.id}-day" if f.widget == "date" else f"#{f.id}"
+                ordered.append({"text": f.error, "href": href})
+                seen.add(f.path)
+            walk(f.children)
+
+    walk(fields)
+    ordered += [{"text": message, "href": "#main-content"} for path, message in errors.items() if path not in seen]
+    return ordered

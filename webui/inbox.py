@@ -1,0 +1,207 @@
+"""The task inbox and the task page: see your work, claim from pools, save drafts, submit.
+
+Called by professionals' browsers. Every rule about who may do what is the engine's; this module
+turns requests into engine calls and engine answers into pages.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+
+from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask_login import current_user, login_required
+from sqlalchemy import select
+
+from engine.inbox import inbox, inbox_choices, inbox_counts
+from engine.models import Attachment, Child, OpenTask, TaskDraft, User
+from engine.runtime import Conflict, EngineError, FormInvalid, NotAllowed, TaskNotReady, may_act
+
+from .access import may_view_child, record_view
+from .context import db, engine, now
+from .formschema import (
+    add_item,
+    attachment_paths,
+    build_fields,
+    error_summary,
+    parse_submission,
+    remove_item,
+    set_path,
+)
+
+bp = Blueprint("inbox", __name__)
+
+DUE_WINDOWS = [("", "Any time"), ("overdue", "Overdue"), ("week", "Due within 7 days"), ("month", "Due within a month")]
+ALLOWED_UPLOADS = {
+    "application/pdf", "image/png", "image/jpeg", "text/plain",
+    "application/msword", "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+}
+
+
+@bp.get("/")
+@login_required
+def home():
+    return redirect(url_for("inbox.index"))
+
+
+@bp.get("/inbox")
+@login_required
+def index():
+    view = request.args.get("view", "mine") if request.args.get("view") in ("mine", "pool") else "mine"
+    filters = {k: (request.args.get(k) or None) for k in ("child", "school", "process", "due")}
+    roles = set(current_user.roles)
+    rows = inbox(db(), current_user.id, roles, now(), view=view, **filters)
+    context = {"rows": rows, "view": view, "filters": filters, "now": now(),
+               "counts": inbox_counts(db(), current_user.id, roles, now())}
+    if request.headers.get("HX-Request"):
+        return render_template("inbox/_rows.html", **context)
+    return render_template("inbox/index.html", due_windows=DUE_WINDOWS,
+                           choices=inbox_choices(db(), current_user.id, roles), **context)
+
+
+def _task_or_404(task_id: str) -> OpenTask:
+    """The open task if the signed-in person may do it; 403 if they only see the child; else 404."""
+    task = db().get(OpenTask, task_id)
+    if task is None:
+        abort(404)
+    if may_act(db(), db().get(User, current_user.id), task):
+        return task
+    if may_view_child(current_user, task.child_id):
+        abort(403, description=f"This task is for the {task.lane} of this child.")
+    abort(404)
+
+
+@bp.route("/tasks/<task_id>", methods=["GET", "POST"])
+@login_required
+def task(task_id):
+    open_task = _task_or_404(task_id)
+    view = engine().task_view(db(), task_id, current_user.email)
+    schema = view["form_schema"] or {"type": "object", "properties": {}}
+    draft = db().get(TaskDraft, (task_id, current_user.id))
+    if request.method == "GET":
+        record_view(open_task.child_id, "task", task=open_task.name)
+        db().commit()
+        values = draft.data if draft else view["data"]
+        return render_page(open_task, view, schema, values, {}, draft)
+
+    action = request.form.get("action", "submit")
+    data = parse_submission(schema, request.form)
+    _take_uploads(schema, data, open_task.child_id)
+    if action.startswith(("add:", "remove:")):
+        (add_item(schema, data, action[4:]) if action.startswith("add:") else remove_item(data, action[7:]))
+        _save_draft(task_id, data)
+        db().commit()
+        return render_page(open_task, view, schema, data, {}, draft, anchor=action.split(":", 1)[1])
+    if action == "save":
+        _save_draft(task_id, data)
+        db().commit()
+        flash("Your answers are saved. You can come back to this task from your inbox.")
+        return redirect(url_for("inbox.task", task_id=task_id))
+    return _submit(open_task, view, schema, data, draft)
+
+
+def _submit(open_task, view, schema, data, draft):
+    try:
+        engine().complete_task(db(), open_task.id, current_user.email, data,
+                               expected_version=int(request.form.get("version") or view["instance_version"]))
+    except FormInvalid as exc:
+        db().rollback()
+        _save_draft(open_task.id, data)
+        db().commit()
+        return render_page(open_task, view, schema, data, exc.errors, draft, status=422)
+    except Conflict as exc:
+        db().rollback()
+        return render_page(open_task, view, schema, data, {}, draft, conflict=str(exc), status=409)
+    except TaskNotReady:
+        db().rollback()
+        flash("That task has already been completed or withdrawn, so nothing was saved.", "warning")
+        return redirect(url_for("inbox.index"))
+    except NotAllowed:
+        db().rollback()
+        abort(403)
+    except EngineError as exc:
+        db().rollback()
+        return render_page(open_task, view, schema, data, {"(form)": str(exc)}, draft, status=422)
+    if draft is not None:
+        db().delete(draft)
+    db().commit()
+    child = db().get(Child, open_task.child_id)
+    flash(f"{open_task.name} for {child.name} is done.", "success")
+    return redirect(url_for("inbox.index"))
+
+
+def render_page(open_task, view, schema, values, errors, draft, status=200, conflict=None, anchor=None):
+    fields = build_fields(schema, values, errors)
+    child = db().get(Child, open_task.child_id)
+    attachments = _attachment_names(values, schema)
+    return render_template(
+        "inbox/task.html", task=open_task, child=child, view=view, schema=schema, fields=fields,
+        errors=error_summary(fields, errors), draft=draft, conflict=conflict, anchor=anchor,
+        attachments=attachments, version=request.form.get("version") or view["instance_version"], now=now(),
+    ), status
+
+
+def _save_draft(task_id: str, data: dict) -> None:
+    draft = db().get(TaskDraft, (task_id, current_user.id))
+    if draft is None:
+        db().add(TaskDraft(task_id=task_id, user_id=current_user.id, data=data, saved_at=now()))
+    else:
+        draft.data, draft.saved_at = data, now()
+
+
+def _take_uploads(schema: dict, data: dict, child_id: str) -> None:
+    """Store uploaded files and put their ids in the data; an empty upload keeps the earlier file."""
+    for path in attachment_paths(schema):
+        upload = request.files.get(path)
+        if upload is None or not upload.filename:
+            continue
+        content = upload.read()
+        if upload.mimetype not in ALLOWED_UPLOADS:
+            abort(415, description=f"{upload.filename}: only PDF, Word, image or text files can be attached")
+        attachment = Attachment(id=str(uuid.uuid4()), child_id=child_id, filename=upload.filename[:255],
+                                content_type=upload.mimetype, size=len(content),
+                                sha256=hashlib.sha256(content).hexdigest(), content=content,
+                                uploaded_by=current_user.email, uploaded_at=now())
+        db().add(attachment)
+        set_path(data, path, attachment.id)
+
+
+def _attachment_names(values: dict, schema: dict) -> dict[str, str]:
+    ids = {}
+    for path in attachment_paths(schema):
+        node = values
+        for part in path.split("."):
+            node = node.get(part) if isinstance(node, dict) else None
+        if isinstance(node, str):
+            ids[path] = node
+    if not ids:
+        return {}
+    names = dict(db().execute(select(Attachment.id, Attachment.filename).where(Attachment.id.in_(ids.values()))).all())
+    return {path: names.get(attachment_id, "") for path, attachment_id in ids.items()}
+
+
+@bp.post("/tasks/<task_id>/claim")
+@login_required
+def claim(task_id):
+    try:
+        engine().claim(db(), task_id, current_user.email)
+    except EngineError as exc:
+        db().rollback()
+        flash(str(exc), "warning")
+        return redirect(url_for("inbox.index", view="pool"))
+    db().commit()
+    return redirect(url_for("inbox.task", task_id=task_id))
+
+
+@bp.post("/tasks/<task_id>/release")
+@login_required
+def release(task_id):
+    try:
+        engine().release(db(), task_id, current_user.email)
+    except EngineError as exc:
+        db().rollback()
+        flash(str(exc), "warning")
+    else:
+        db().commit()
+        flash("The task is back in its pool.")
+    return redirect(url_for("inbox.index"))

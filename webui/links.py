@@ -1,0 +1,84 @@
+"""Single-use, expiring links that let a young person or carer give their part without an account.
+
+A professional who may see the child creates the link for an open task; the link acts for the person
+holding the task's role in the child's case team, works once, and is written to the child's history.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from datetime import timedelta
+
+from flask import Blueprint, abort, current_app, render_template, request, url_for
+from flask_login import current_user, login_required
+
+from engine import history
+from engine.models import CaseTeamMember, Child, OpenTask, TaskLink, User
+from engine.runtime import EngineError, FormInvalid, TaskNotReady
+
+from .access import may_view_child
+from .context import db, engine, now
+from .formschema import build_fields, error_summary, parse_submission
+
+bp = Blueprint("links", __name__)
+
+
+def _digest(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+@bp.post("/tasks/<task_id>/link")
+@login_required
+def create(task_id):
+    task = db().get(OpenTask, task_id)
+    if task is None or not may_view_child(current_user, task.child_id):
+        abort(404)
+    member = db().get(CaseTeamMember, (task.child_id, task.role_key))
+    if member is None:
+        abort(400, description=f"Nobody is recorded as the child's {task.lane}, so there is nobody to send a link for.")
+    token = secrets.token_urlsafe(32)
+    lifetime = timedelta(days=current_app.config["LINK_LIFETIME_DAYS"])
+    db().add(TaskLink(token_hash=_digest(token), task_id=task.id, child_id=task.child_id, acting_user_id=member.user_id,
+                      created_by=current_user.email, created_at=now(), expires_at=now() + lifetime))
+    history.append(db(), task.child_id, [{"kind": "link_created", "actor": current_user.email, "task_id": task.id,
+                                          "instance_id": task.instance_id,
+                                          "data": {"name": task.name, "expires_at": (now() + lifetime).isoformat()}}], now())
+    db().commit()
+    child = db().get(Child, task.child_id)
+    url = current_app.config["BASE_URL"].rstrip("/") + url_for("links.use", token=token)
+    return render_template("links/created.html", task=task, child=child, url=url, lifetime=lifetime)
+
+
+def _valid_link(token: str) -> tuple[TaskLink, OpenTask]:
+    link = db().query(TaskLink).filter_by(token_hash=_digest(token)).one_or_none()
+    task = db().get(OpenTask, link.task_id) if link else None
+    if link is None or link.used_at is not None or link.expires_at < now() or task is None:
+        abort(404, description="This link has been used, has expired, or the task is already done.")
+    return link, task
+
+
+@bp.route("/l/<token>", methods=["GET", "POST"])
+def use(token):
+    link, task = _valid_link(token)
+    acting = db().get(User, link.acting_user_id)
+    view = engine().task_view(db(), task.id, acting.email)
+    schema = view["form_schema"] or {"type": "object", "properties": {}}
+    data, errors = view["data"], {}
+    if request.method == "POST":
+        data = parse_submission(schema, request.form)
+        try:
+            engine().complete_task(db(), task.id, acting.email, data)
+        except FormInvalid as exc:
+            db().rollback()
+            errors = exc.errors
+        except (TaskNotReady, EngineError):
+            db().rollback()
+            abort(404, description="This task is already done.")
+        else:
+            link.used_at = now()
+            db().commit()
+            return render_template("links/thanks.html")
+    fields = build_fields(schema, data, errors)
+    return render_template("links/form.html", task=task, view=view, fields=fields,
+                           errors=error_summary(fields, errors)), 422 if errors else 200
