@@ -78,9 +78,12 @@ def council(sessions, clock):
         add_user(s, "other.dt@demo.test", "Omar Teacher", organisation="Elm Academy")
         add_user(s, "ea@demo.test", "Erin Adviser", roles=["VS Education Adviser"])
         add_user(s, "ea2@demo.test", "Eli Adviser", roles=["VS Education Adviser"])
+        add_user(s, "admin@demo.test", "Ash Administrator", roles=["VS Administrator"])
+        add_user(s, "yp@demo.test", "Young Person One")
         add_child(s, "C001", "Alex Example", date(2014, 5, 1), "Oak Primary")
         add_child(s, "C002", "Blair Sample", date(2012, 1, 9), "Elm Academy")
-        set_case_team(s, "C001", {"Social Worker": "sw@demo.test", "Designated Teacher": "dt@demo.test"})
+        set_case_team(s, "C001", {"Social Worker": "sw@demo.test", "Designated Teacher": "dt@demo.test",
+                                  "Young Person": "yp@demo.test"})
         set_case_team(s, "C002", {"Social Worker": "sw@demo.test", "Designated Teacher": "other.dt@demo.test"})
     return sessions
 

@@ -45,7 +45,7 @@ def test_a_valid_bundle_becomes_version_1_with_every_process(council):
         deployment, created = deploy(s, basic(), actor="owner@demo.test", note="first")
         assert created and deployment.version == 1
         assert {d.process_id for d in deployment.definitions} == {
-            "test_review", "test_initial_meeting", "test_fragile", "test_cycle"}
+            "test_review", "test_initial_meeting", "test_fragile", "test_cycle", "test_views"}
         assert deployment.file("forms/qa.schema.json") is not None
         assert [d.start_messages for d in deployment.definitions if d.process_id == "test_cycle"] == [["review_due"]]
 

@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 
 from engine.calendar import academic_year_age
 from engine.forms import field_errors
-from engine.models import Attachment, Child, Instance, OpenTask, Role, User
+from engine.models import Attachment, Child, Deployment, Instance, OpenTask, Role, User
 from engine.people import case_team
 from engine.roles import RoleDirectory
 from engine.runtime import EngineError
@@ -139,17 +139,22 @@ def _running(child_id: str) -> list[Instance]:
 
 
 def _changes_offered(child_id: str, running: list[Instance]) -> dict[str, dict]:
-    """Messages the child's running PEPs wait for that have a form (forms/message_<name>.schema.json)
-    the signed-in person may send (its `x-sent-by` roles, else anyone who may see the child)."""
+    """Messages the child's running PEPs wait for, or that start a process, which have a form
+    (forms/message_<name>.schema.json) the signed-in person may send (its `x-sent-by` roles)."""
     offered = {}
-    waiting = {name: instance for instance in running for name in (instance.waiting_messages or [])}
-    if not waiting:
+    deployments = {name: instance.definition.deployment for instance in running
+                   for name in (instance.waiting_messages or [])}
+    newest = db().scalar(select(Deployment).order_by(Deployment.version.desc()).limit(1))
+    for definition in newest.definitions if newest else []:
+        for name in definition.start_messages or []:
+            deployments.setdefault(name, newest)
+    if not deployments:
         return offered
     directory = RoleDirectory.load(db())
     my_roles = {key for key, user in case_team(db(), child_id).items() if user.id == current_user.id}
     my_roles |= set(current_user.roles)
-    for name, instance in sorted(waiting.items()):
-        form = instance.definition.deployment.file(f"forms/message_{name}.schema.json")
+    for name, deployment in sorted(deployments.items()):
+        form = deployment.file(f"forms/message_{name}.schema.json")
         if form is None:
             continue
         schema = json.loads(form.content)
