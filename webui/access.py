@@ -39,12 +39,12 @@ def visible_children_filter(person):
     return Child.id.in_(select(CaseTeamMember.child_id).where(CaseTeamMember.user_id == person.id))
 
 
-def child_or_404(child_id: str, page: str) -> Child:
+def child_or_404(child_id: str, page: str, **details) -> Child:
     """The child, if the signed-in person may see them; the look is written to the child's history."""
     child = db().get(Child, child_id)
     if child is None or not may_view_child(current_user, child_id):
         abort(404)
-    record_view(child_id, page)
+    record_view(child_id, page, **details)
     return child
 
 

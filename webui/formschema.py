@@ -39,11 +39,13 @@ class Field:
         """Day, month and year of a date value, for GOV.UK's date input."""
         if isinstance(self.value, dict):
             return self.value
-        match = re.fullmatch(r"(\d{4})-(\d{2})-(\d{2})", str(self.value or ""))
-        if not match:
-            return {"day": "", "month": "", "year": ""}
-        year, month, day = match.groups()
-        return {"day": str(int(day)), "month": str(int(month)), "year": year}
+        text = str(self.value or "")
+        match = re.fullmatch(r"(\d{4})-(\d{2})-(\d{2})", text)
+        if match:
+            year, month, day = match.groups()
+            return {"day": str(int(day)), "month": str(int(month)), "year": year}
+        day, month, year = (text.split("/") + ["", "", ""])[:3] if "/" in text else ("", "", "")
+        return {"day": day, "month": month, "year": year}  # as typed, when it was not a real date
 
 
 def build_fields(schema: dict, data: dict | None, errors: dict[str, str] | None = None, prefix: str = "") -> list[Field]:
@@ -59,6 +61,8 @@ def build_fields(schema: dict, data: dict | None, errors: dict[str, str] | None 
 
 def _field(path: str, name: str, spec: dict, value, errors: dict, required: bool) -> Field:
     title = spec.get("title") or name.replace("_", " ").capitalize()
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)  # show 95, not 95.0
     f = Field(path=path, title=title, widget=widget_for(spec), required=required,
               hint=spec.get("x-guidance") or spec.get("description"), value=value, error=errors.get(path))
     if f.widget in ("radios", "select"):

@@ -15,6 +15,7 @@ from webui.auth import hash_password
 from ..conftest import BASIC_BUNDLE
 
 PASSWORD = "correct horse battery staple"
+PASSWORD_HASH = hash_password(PASSWORD)  # Argon2 is slow on purpose: hash once for the whole run
 
 
 @pytest.fixture
@@ -25,7 +26,7 @@ def app(db, clock, council):
     })
     with council.begin() as s:
         for user in s.query(User):
-            user.password_hash = hash_password(PASSWORD)
+            user.password_hash = PASSWORD_HASH
     yield app
     app.extensions["pep"].sessions.kw["bind"].dispose()
 

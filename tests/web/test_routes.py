@@ -1,0 +1,329 @@
+"""The professionals' web app, route by route, as the people who use it."""
+
+from __future__ import annotations
+
+import re
+
+from sqlalchemy import select
+
+from engine.history import events
+from engine.models import Attachment, Instance, Notification, OpenTask, TaskDraft, User
+
+from ..test_runtime import MEETING, PEP, complete, only_task, start_review
+from .conftest import PASSWORD, csrf_token
+
+
+def task_ids(html: str) -> list[str]:
+    return re.findall(r'/tasks/([0-9a-f-]{36})"', html)
+
+
+def date_fields(name: str, iso: str) -> dict:
+    year, month, day = iso.split("-")
+    return {f"{name}-day": day, f"{name}-month": month, f"{name}-year": year}
+
+
+# ---- signing in --------------------------------------------------------------------------------
+
+
+def test_pages_need_signing_in(app):
+    response = app.test_client().get("/inbox")
+    assert response.status_code == 302 and "/sign-in" in response.location
+
+
+def test_a_social_worker_signs_in_and_out(app, browser):
+    sw = browser()
+    response = sw.sign_in("sw@demo.test")
+    assert response.status_code == 302 and response.location.endswith("/inbox")
+    assert "Sam Social-Worker" in sw.get("/inbox").get_data(as_text=True)
+    sw.post("/sign-out")
+    assert sw.get("/inbox").status_code == 302
+
+
+def test_a_wrong_password_is_refused_without_saying_which_part_was_wrong(app, browser):
+    response = browser().sign_in("sw@demo.test", "not the password")
+    assert response.status_code == 400
+    assert "The email address or password is not right" in response.get_data(as_text=True)
+
+
+def test_repeated_failed_sign_ins_are_slowed_down(app, browser):
+    person = browser()
+    for _ in range(5):
+        person.sign_in("sw@demo.test", "guess")
+    response = person.sign_in("sw@demo.test", PASSWORD)
+    assert response.status_code == 400 and "Too many failed attempts" in response.get_data(as_text=True)
+
+
+def test_a_form_posted_without_its_csrf_token_is_refused(app, browser):
+    sw = browser("sw@demo.test")
+    assert sw.client.post("/sign-out").status_code == 400
+
+
+def test_pages_carry_security_headers(app, browser):
+    response = browser("sw@demo.test").get("/inbox")
+    assert "default-src 'self'" in response.headers["Content-Security-Policy"]
+    assert response.headers["X-Frame-Options"] == "DENY"
+
+
+# ---- the inbox ---------------------------------------------------------------------------------
+
+
+def test_the_inbox_shows_my_tasks_and_not_other_peoples(deployed_app, browser, engine, council):
+    start_review(engine, council, "C001")
+    start_review(engine, council, "C002")
+    complete(engine, council, only_task(council, "C002"), "sw@demo.test", MEETING)
+    dt = browser("dt@demo.test").get("/inbox").get_data(as_text=True)
+    assert "Nothing" not in dt and "You have no tasks" in dt
+    sw = browser("sw@demo.test").get("/inbox").get_data(as_text=True)
+    assert "Arrange the PEP meeting" in sw and "Alex Example" in sw
+    other = browser("other.dt@demo.test").get("/inbox").get_data(as_text=True)
+    assert "Complete the PEP" in other and "Blair Sample" in other and "Alex Example" not in other
+
+
+def test_overdue_tasks_are_flagged_and_counted(deployed_app, browser, engine, council, clock):
+    start_review(engine, council)
+    complete(engine, council, only_task(council), "sw@demo.test", MEETING)
+    clock.set("2026-03-17T23:59:00+00:00")
+    assert 'govuk-tag--red">Overdue' not in browser("dt@demo.test").get("/inbox").get_data(as_text=True)
+    with council.begin() as s:  # the deadline passes without the timer having been swept yet
+        only = s.scalars(select(OpenTask)).one()
+        only.due_at = only.due_at.replace(day=16)
+    html = browser("dt@demo.test").get("/inbox").get_data(as_text=True)
+    assert 'govuk-tag--red">Overdue' in html
+
+
+def test_filters_narrow_the_inbox_and_htmx_gets_just_the_rows(deployed_app, browser, engine, council):
+    start_review(engine, council, "C001")
+    start_review(engine, council, "C002")
+    sw = browser("sw@demo.test")
+    html = sw.get("/inbox?child=blair").get_data(as_text=True)
+    assert "Blair Sample" in html and "Alex Example" not in html
+    fragment = sw.get("/inbox?school=Oak+Primary", headers={"HX-Request": "true"}).get_data(as_text=True)
+    assert fragment.startswith('<div id="inbox-rows"') and "Alex Example" in fragment and "Blair" not in fragment
+
+
+def test_a_vs_adviser_claims_qa_from_the_pool(deployed_app, browser, engine, council):
+    start_review(engine, council)
+    complete(engine, council, only_task(council), "sw@demo.test", MEETING)
+    complete(engine, council, only_task(council), "dt@demo.test", PEP)
+    ea = browser("ea@demo.test")
+    pool = ea.get("/inbox?view=pool").get_data(as_text=True)
+    assert "Quality-assure the PEP" in pool and "Claim" in pool
+    task_id = only_task(council).id
+    response = ea.post(f"/tasks/{task_id}/claim")
+    assert response.status_code == 302 and response.location.endswith(f"/tasks/{task_id}")
+    assert "Quality-assure the PEP" in ea.get("/inbox").get_data(as_text=True)
+    assert "Quality-assure" not in browser("ea2@demo.test").get("/inbox?view=pool").get_data(as_text=True)
+
+
+# ---- the task page ---------------------------------------------------------------------------------
+
+
+def test_the_task_page_shows_instructions_and_the_form(deployed_app, browser, engine, council):
+    start_review(engine, council)
+    task = only_task(council)
+    html = browser("sw@demo.test").get(f"/tasks/{task.id}").get_data(as_text=True)
+    assert "Invite the school and carers" in html
+    assert 'name="meeting_date-day"' in html and 'name="venue"' in html
+
+
+def test_invalid_answers_come_back_with_an_error_summary_linking_to_each_field(deployed_app, browser, engine, council):
+    start_review(engine, council)
+    task = only_task(council)
+    sw = browser("sw@demo.test")
+    response = sw.post(f"/tasks/{task.id}", {"action": "submit", "meeting_date-day": "31", "meeting_date-month": "2",
+                                             "meeting_date-year": "2026"}, page_url=f"/tasks/{task.id}")
+    html = response.get_data(as_text=True)
+    assert response.status_code == 422
+    assert "There is a problem" in html and 'href="#f-venue"' in html and "Venue is required" in html
+    assert "must be a valid date" in html and 'href="#f-meeting_date-day"' in html
+    assert 'value="31"' in html  # what was typed is kept
+    assert only_task(council).id == task.id
+
+
+def test_a_draft_is_saved_and_comes_back(deployed_app, browser, engine, council):
+    start_review(engine, council)
+    task = only_task(council)
+    sw = browser("sw@demo.test")
+    sw.post(f"/tasks/{task.id}", {"action": "save", "venue": "Oak Primary, room 4"}, page_url=f"/tasks/{task.id}")
+    html = sw.get(f"/tasks/{task.id}").get_data(as_text=True)
+    assert 'value="Oak Primary, room 4"' in html and "Draft saved" in html
+    sw.post(f"/tasks/{task.id}", {"action": "submit", "venue": "Oak Primary, room 4",
+                                  **date_fields("meeting_date", "2026-03-10")}, page_url=f"/tasks/{task.id}")
+    with council() as s:
+        assert s.scalars(select(TaskDraft)).all() == []
+
+
+def test_submitting_moves_the_pep_on_to_the_teacher(deployed_app, browser, engine, council):
+    start_review(engine, council)
+    task = only_task(council)
+    response = browser("sw@demo.test").post(
+        f"/tasks/{task.id}", {"action": "submit", "venue": "Oak Primary", **date_fields("meeting_date", "2026-03-10")},
+        page_url=f"/tasks/{task.id}")
+    assert response.status_code == 302
+    assert "Complete the PEP" in browser("dt@demo.test").get("/inbox").get_data(as_text=True)
+
+
+def test_smart_targets_are_added_and_removed_as_repeatable_groups(deployed_app, browser, engine, council):
+    start_review(engine, council)
+    complete(engine, council, only_task(council), "sw@demo.test", MEETING)
+    task = only_task(council)
+    dt = browser("dt@demo.test")
+    html = dt.post(f"/tasks/{task.id}", {"action": "add:targets", "attendance_percent": "95"},
+                   page_url=f"/tasks/{task.id}").get_data(as_text=True)
+    assert 'name="targets.0.what"' in html and 'value="95"' in html
+    html = dt.post(f"/tasks/{task.id}", {"action": "add:targets", "targets.0._item": "1", "targets.0.what": "Read daily"},
+                   page_url=f"/tasks/{task.id}").get_data(as_text=True)
+    assert 'name="targets.1.what"' in html and 'value="Read daily"' in html
+    html = dt.post(f"/tasks/{task.id}", {"action": "remove:targets.0", "targets.0._item": "1", "targets.0.what": "Read daily",
+                                         "targets.1._item": "1", "targets.1.what": "Spell ten words"},
+                   page_url=f"/tasks/{task.id}").get_data(as_text=True)
+    assert 'value="Spell ten words"' in html and "Read daily" not in html and 'name="targets.1.what"' not in html
+    response = dt.post(f"/tasks/{task.id}", {"action": "submit", "attendance_percent": "95", "targets.0._item": "1",
+                                             "targets.0.what": "Spell ten words",
+                                             **date_fields("targets.0.by_when", "2026-05-29")}, page_url=f"/tasks/{task.id}")
+    assert response.status_code == 302
+    with council() as s:
+        completed = [e for e in events(s, "C001") if e.kind == "task_completed"][-1]
+    assert completed.data["data"] == {"attendance_percent": 95.0,
+                                      "targets": [{"what": "Spell ten words", "by_when": "2026-05-29"}]}
+
+
+def test_a_page_opened_before_someone_else_changed_the_pep_says_reload(deployed_app, browser, engine, council):
+    start_review(engine, council)
+    task = only_task(council)
+    sw = browser("sw@demo.test")
+    page = sw.get(f"/tasks/{task.id}").get_data(as_text=True)
+    with council.begin() as s:  # meanwhile the meeting is rescheduled... no: the instance moves on
+        s.get(Instance, task.instance_id).version += 0
+    stale = re.search(r'name="version" value="(\d+)"', page).group(1)
+    response = sw.client.post(f"/tasks/{task.id}", data={
+        "action": "submit", "venue": "Oak", **date_fields("meeting_date", "2026-03-10"),
+        "version": str(int(stale) - 1), "csrf_token": csrf_token(page)})
+    assert response.status_code == 409
+    html = response.get_data(as_text=True)
+    assert "Someone else changed this PEP" in html and "Reload the task" in html and 'value="Oak"' in html
+
+
+def test_someone_elses_task_is_not_found_and_a_colleagues_is_forbidden(deployed_app, browser, engine, council):
+    start_review(engine, council, "C001")
+    task = only_task(council, "C001")
+    assert browser("other.dt@demo.test").get(f"/tasks/{task.id}").status_code == 404
+    assert browser("dt@demo.test").get(f"/tasks/{task.id}").status_code == 403
+
+
+def test_an_evidence_file_is_attached_and_can_be_downloaded(deployed_app, browser, engine, council):
+    # the test form has no attachment field, so the child page's attachment list is checked via the model
+    with council.begin() as s:
+        s.add(Attachment(id="a" * 36, child_id="C001", filename="ehcp.pdf", content_type="application/pdf", size=4,
+                         sha256="x", content=b"%PDF", uploaded_by="sw@demo.test", uploaded_at=engine.now()))
+    sw = browser("sw@demo.test")
+    assert "ehcp.pdf" in sw.get("/children/C001").get_data(as_text=True)
+    download = sw.get("/attachments/" + "a" * 36)
+    assert download.status_code == 200 and download.data == b"%PDF"
+    assert browser("other.dt@demo.test").get("/attachments/" + "a" * 36).status_code == 404
+
+
+# ---- a child's record ----------------------------------------------------------------------------
+
+
+def test_a_childs_page_shows_the_current_pep_who_holds_each_step_and_earlier_peps(deployed_app, browser, engine, council):
+    start_review(engine, council)
+    complete(engine, council, only_task(council), "sw@demo.test", MEETING)
+    html = browser("sw@demo.test").get("/children/C001").get_data(as_text=True)
+    assert "Test termly review" in html and "Complete the PEP" in html and "Dana Teacher (Designated Teacher)" in html
+    assert "10 March 2026" in html and "next-meeting.ics" in html
+
+
+def test_every_look_at_a_childs_record_is_written_to_their_history(deployed_app, browser, engine, council):
+    browser("sw@demo.test").get("/children/C001")
+    with council() as s:
+        viewed = [e for e in events(s, "C001") if e.kind == "record_viewed"]
+    assert [(e.actor, e.data["page"]) for e in viewed] == [("sw@demo.test", "child")]
+
+
+def test_the_pep_document_has_every_section_and_a_pdf_and_an_invitation(deployed_app, browser, engine, council):
+    instance_id = start_review(engine, council)
+    complete(engine, council, only_task(council), "sw@demo.test", MEETING)
+    complete(engine, council, only_task(council), "dt@demo.test", PEP)
+    sw = browser("sw@demo.test")
+    html = sw.get(f"/children/C001/peps/{instance_id}").get_data(as_text=True)
+    assert "Arrange the PEP meeting" in html and "Oak Primary, meeting room 2" in html
+    assert "Read a chapter book each week" in html and "Attendance (%)" in html
+    pdf = sw.get(f"/children/C001/peps/{instance_id}.pdf")
+    assert pdf.status_code == 200 and pdf.data.startswith(b"%PDF") and pdf.mimetype == "application/pdf"
+    ics = sw.get("/children/C001/next-meeting.ics")
+    assert ics.status_code == 200 and b"BEGIN:VEVENT" in ics.data and b"DTSTART;VALUE=DATE:20260310" in ics.data
+
+
+def test_a_social_worker_reports_a_rescheduled_meeting_from_the_childs_page(deployed_app, browser, engine, council):
+    start_review(engine, council)
+    complete(engine, council, only_task(council), "sw@demo.test", MEETING)
+    sw = browser("sw@demo.test")
+    assert "The PEP meeting has moved" in sw.get("/children/C001").get_data(as_text=True)
+    url = "/children/C001/changes/meeting_rescheduled"
+    refused = sw.post(url, {"reason": "x"}, page_url=url)
+    assert refused.status_code == 422 and "New meeting date is required" in refused.get_data(as_text=True)
+    done = sw.post(url, {**date_fields("meeting_date", "2026-03-24"), "reason": "School trip"}, page_url=url)
+    assert done.status_code == 302
+    assert only_task(council).due_at.isoformat() == "2026-03-31T22:59:59+00:00"
+
+
+def test_a_young_person_gives_their_views_through_a_single_use_link(deployed_app, browser, engine, council, app):
+    with council.begin() as s:
+        engine.start(s, "test_views", "C001")
+    task = only_task(council)
+    sw = browser("sw@demo.test")
+    created = sw.post(f"/tasks/{task.id}/link", page_url="/children/C001").get_data(as_text=True)
+    url = re.search(r"<code>http://[^/]+(/l/[^<]+)</code>", created).group(1)
+    anonymous = app.test_client()
+    page = anonymous.get(url)
+    assert page.status_code == 200 and "What would help you?" in page.get_data(as_text=True)
+    token = csrf_token(page.get_data(as_text=True))
+    refused = anonymous.post(url, data={"enjoy": "Art", "csrf_token": token})
+    assert refused.status_code == 422 and "What would help you? is required" in refused.get_data(as_text=True)
+    thanks = anonymous.post(url, data={"enjoy": "Art", "help_needed": "A quiet place to read", "attend_meeting": "yes",
+                                       "csrf_token": token})
+    assert thanks.status_code == 200 and "Thank you" in thanks.get_data(as_text=True)
+    assert anonymous.get(url).status_code == 404  # single use
+    with council() as s:
+        completed = [e for e in events(s, "C001") if e.kind == "task_completed"][-1]
+    assert completed.actor == "yp@demo.test" and completed.data["data"]["attend_meeting"] is True
+
+
+def test_an_expired_link_does_not_work(deployed_app, browser, engine, council, app, clock):
+    with council.begin() as s:
+        engine.start(s, "test_views", "C001")
+    created = browser("sw@demo.test").post(f"/tasks/{only_task(council).id}/link", page_url="/children/C001")
+    url = re.search(r"<code>http://[^/]+(/l/[^<]+)</code>", created.get_data(as_text=True)).group(1)
+    clock.advance(days=15)
+    assert app.test_client().get(url).status_code == 404
+
+
+# ---- administration and notifications -----------------------------------------------------------
+
+
+def test_the_vs_administrator_adds_a_person_and_sets_a_case_team(deployed_app, browser, council):
+    admin = browser("admin@demo.test")
+    html = admin.post("/admin/users", {"name": "Nia Teacher", "email": "nia@school.test", "organisation": "Ash School"},
+                      page_url="/admin/users").get_data(as_text=True)
+    assert "Account created for <strong>nia@school.test</strong>" in html
+    response = admin.post("/admin/children/C002/team", {"designated_teacher": "nia@school.test",
+                                                         "social_worker": "sw@demo.test"},
+                          page_url="/admin/children/C002/team")
+    assert response.status_code == 302
+    with council() as s:
+        nia = s.scalars(select(User).where(User.email == "nia@school.test")).one()
+        assert nia.password_hash.startswith("$argon2")
+
+
+def test_only_the_vs_administrator_manages_people(deployed_app, browser):
+    assert browser("sw@demo.test").get("/admin/users").status_code == 403
+
+
+def test_without_email_set_up_notifications_wait_in_the_outbox(deployed_app, browser, engine, council):
+    start_review(engine, council)
+    complete(engine, council, only_task(council), "sw@demo.test", MEETING)
+    html = browser("dt@demo.test").get("/notifications").get_data(as_text=True)
+    assert "Email is not set up" in html and "Complete the PEP for Alex Example" in html
+    with council() as s:
+        assert s.scalars(select(Notification).where(Notification.sent_at.is_not(None))).all() == []
