@@ -34,6 +34,7 @@ NS = {
 }
 FORM_PROPERTY = "formJsonSchemaFilename"
 DUE_PROPERTY = "dueDate"
+VALIDATE_PROPERTY = "validate"
 NOTIFY_PROPERTY = "notify"
 NOTIFY_SUBJECT_PROPERTY = "notifySubject"
 NOTIFY_BODY_PROPERTY = "notifyBody"
@@ -269,9 +270,18 @@ def _check_lanes(path, process, roles) -> list[DeployError]:
         in_lane |= {(ref.text or "").strip() for ref in lane.iterfind("bpmn:flowNodeRef", NS)}
     for tag in HUMAN_TASKS:
         for task in process.iterfind(f".//bpmn:{tag}", NS):
-            if task.get("id") not in in_lane:
+            if not _in_a_lane(task, process, in_lane):
                 errors.append(DeployError(path, task.get("id"), f"{tag} is not in any lane, so nobody could be assigned it", task.sourceline))
     return errors
+
+
+def _in_a_lane(node, process, in_lane: set[str]) -> bool:
+    """A node is in a lane itself, or through the embedded sub-process it sits in."""
+    while node is not None and node is not process:
+        if node.get("id") in in_lane:
+            return True
+        node = node.getparent()
+    return False
 
 
 def _check_human_tasks(path, process, bundle) -> list[DeployError]:
@@ -328,7 +338,8 @@ def _check_expressions(path, tree) -> list[DeployError]:
     errors = []
     root = tree.getroot()
     found = [(node, check, node.text) for xpath, check in _EXPRESSION_XPATHS for node in root.iterfind(xpath, NS)]
-    found += [(node, compile_expression, node.get("value")) for node in root.iterfind(f".//spiffworkflow:property[@name='{DUE_PROPERTY}']", NS)]
+    for name in (DUE_PROPERTY, VALIDATE_PROPERTY):
+        found += [(node, compile_expression, node.get("value")) for node in root.iterfind(f".//spiffworkflow:property[@name='{name}']", NS)]
     for name in (NOTIFY_SUBJECT_PROPERTY, NOTIFY_BODY_PROPERTY):
         found += [(node, check_template, node.get("value")) for node in root.iterfind(f".//spiffworkflow:property[@name='{name}']", NS)]
     for node, check, source in found:

@@ -14,6 +14,7 @@ from uuid import UUID
 
 from SpiffWorkflow.bpmn import BpmnEvent, BpmnWorkflow
 from SpiffWorkflow.bpmn.specs.event_definitions.message import MessageEventDefinition as BaseMessage
+from SpiffWorkflow.bpmn.specs.event_definitions.multiple import MultipleEventDefinition
 from SpiffWorkflow.bpmn.specs.event_definitions.timer import TimerEventDefinition
 from SpiffWorkflow.spiff.specs.event_definitions import MessageEventDefinition
 from SpiffWorkflow.util.task import TaskState
@@ -42,7 +43,6 @@ from .serializer import Serializer
 
 SYSTEM = "system"
 MAX_MESSAGE_DEPTH = 10
-TIMER_EVENT_TYPES = {"TimeDateEventDefinition", "DurationTimerEventDefinition", "CycleTimerEventDefinition"}
 
 
 class EngineError(Exception):
@@ -144,6 +144,7 @@ class Engine:
             task = workflow.get_task_from_id(UUID(task_id))
             if task is None or task.state != TaskState.READY:
                 raise TaskNotReady(f"task {task_id} is not ready (it may have been completed already)")
+            self._check_rules(task, data)
             step = Step(self, session, instance, workflow, actor_email)
             task.set_data(**data)
             try:
@@ -197,6 +198,20 @@ class Engine:
                 "instructions": render_instructions(template, task.data) if template else "",
                 "data": dict(task.data),
             }
+
+    def _check_rules(self, task, data: dict) -> None:
+        """Run the task's `validate` expression over the process data with the answers; refuse on errors."""
+        expression = task.task_spec.extensions.get("properties", {}).get("validate")
+        if not expression:
+            return
+        try:
+            errors = self.script_engine.environment.evaluate(expression, {**task.data, **data})
+        except Exception as exc:  # noqa: BLE001 - a broken rule is the diagram's fault: say so plainly
+            raise EngineError(f"the check of {task.task_spec.bpmn_name or task.task_spec.bpmn_id} failed: {_describe(exc)}") from exc
+        if errors:
+            if not isinstance(errors, dict):
+                raise EngineError(f"the validate expression of {task.task_spec.bpmn_id} must give a dict of field: message")
+            raise FormInvalid({str(k): str(v) for k, v in errors.items()})
 
     # ---- messages, cancellation -----------------------------------------------------------
 
@@ -363,8 +378,7 @@ class Step:
         properties = getattr(spec, "extensions", {}).get("properties", {})
         if properties.get("notify"):
             self._notify(task, properties)
-        event_definition = getattr(spec, "event_definition", None)
-        if isinstance(event_definition, TimerEventDefinition):
+        if _is_timer(task):
             self.timers_fired += 1
             self.log("timer_fired", timer=spec.bpmn_id, name=spec.bpmn_name or spec.bpmn_id,
                      due=task.internal_data.get("event_value") if isinstance(task.internal_data.get("event_value"), str) else None)
@@ -375,18 +389,21 @@ class Step:
         roles = RoleDirectory.load(session)
         subject = render_instructions(properties["notifySubject"], task.data).strip()
         body = render_instructions(properties.get("notifyBody", ""), task.data).strip() or subject
-        sent_to = []
+        sent_to, unheld = [], []
         for name in (n.strip() for n in properties["notify"].split(",") if n.strip()):
             role = roles.resolve(name)
             if role is None:
                 raise EngineError(f'{task.task_spec.bpmn_id} notifies "{name}", which is not a known role')
             member = session.get(CaseTeamMember, (child_id, role.key))
+            if member is None and not role.pooled:
+                unheld.append(role.key)  # nobody holds it for this child; never broadcast to every holder
+                continue
             session.add(Notification(user_id=member.user_id if member else None,
                                      role_key=None if member else role.key, child_id=child_id,
                                      kind=properties.get("notifyKind", "notice"), subject=subject[:300], body=body,
                                      created_at=self.engine.now()))
             sent_to.append(role.key)
-        self.log("notified", element=task.task_spec.bpmn_id, roles=sent_to, subject=subject)
+        self.log("notified", element=task.task_spec.bpmn_id, roles=sent_to, nobody_in=unheld, subject=subject)
 
     def save(self, status: str | None = None) -> None:
         """Write the instance (optimistic version check first), the task projection and history."""
@@ -491,17 +508,36 @@ def may_act(session: Session, user: User, open_task: OpenTask) -> bool:
 
 
 def _waiting(workflow: BpmnWorkflow) -> tuple[list[datetime], list[str]]:
-    timers, messages = [], []
-    for pending in workflow.waiting_events():
-        if pending.event_type in TIMER_EVENT_TYPES:
-            value = pending.value
-            if isinstance(value, dict):
-                value = value.get("next")
-            if isinstance(value, str):
-                timers.append(_as_datetime(value))
-        elif pending.event_type == "MessageEventDefinition":
-            messages.append(pending.name)
-    return timers, sorted(set(messages))
+    """When each waiting timer falls due, and which messages the instance waits for.
+
+    Event-based gateways wait for several events at once (a MultipleEventDefinition); their timers and
+    messages are unpacked so that the sweep and message routing find them.
+    """
+    timers, messages = [], set()
+    for task in workflow.event_manager.tasks.values():
+        definition = task.task_spec.event_definition
+        parts = definition.event_definitions if isinstance(definition, MultipleEventDefinition) else [definition]
+        for part in parts:
+            if isinstance(part, TimerEventDefinition):
+                value = task.internal_data.get("event_value")
+                if isinstance(value, dict):  # a cycle timer: its next firing, while cycles remain
+                    value = value.get("next") if value.get("cycles") != 0 else None
+                if isinstance(value, str):
+                    timers.append(_as_datetime(value))
+            elif isinstance(part, BaseMessage):
+                messages.add(part.name)
+    return timers, sorted(messages)
+
+
+def _is_timer(task) -> bool:
+    """Whether a completed task is a timer that fired, also on an event-based gateway's branch
+    (SpiffWorkflow keeps the branch events' definitions on the gateway)."""
+    if isinstance(getattr(task.task_spec, "event_definition", None), TimerEventDefinition):
+        return True
+    gateway = getattr(task.parent.task_spec, "event_definition", None) if task.parent else None
+    names = {task.task_spec.bpmn_name, task.task_spec.bpmn_id}
+    return isinstance(gateway, MultipleEventDefinition) and any(
+        isinstance(d, TimerEventDefinition) and d.name in names for d in gateway.event_definitions)
 
 
 def _as_datetime(value) -> datetime:

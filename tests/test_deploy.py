@@ -45,7 +45,7 @@ def test_a_valid_bundle_becomes_version_1_with_every_process(council):
         deployment, created = deploy(s, basic(), actor="owner@demo.test", note="first")
         assert created and deployment.version == 1
         assert {d.process_id for d in deployment.definitions} == {
-            "test_review", "test_initial_meeting", "test_fragile", "test_cycle", "test_views"}
+            "test_review", "test_initial_meeting", "test_fragile", "test_cycle", "test_views", "test_window"}
         assert deployment.file("forms/qa.schema.json") is not None
         assert [d.start_messages for d in deployment.definitions if d.process_id == "test_cycle"] == [["review_due"]]
 
@@ -157,13 +157,18 @@ def test_a_due_date_expression_that_does_not_compile_is_refused(council):
     assert 'property "dueDate"' in only_error(rejected(council, bundle), REVIEW, "complete_pep").message
 
 
+def test_a_validate_rule_that_does_not_compile_is_refused(council):
+    bundle = with_change(REVIEW, "{} if is_working_day(meeting_date)", "{} if is_working_day(meeting_date")
+    assert 'property "validate"' in only_error(rejected(council, bundle), REVIEW, "arrange_meeting").message
+
+
 def test_instructions_with_a_template_error_are_refused(council):
     bundle = with_change(REVIEW, "{{ child_name }}", "{{ child_name ")
     assert "instructionsForEndUser" in only_error(rejected(council, bundle), REVIEW, "arrange_meeting").message
 
 
 def test_a_notification_to_an_unknown_role_is_refused(council):
-    bundle = with_change("processes/deadlines.bpmn", 'value="VS Head, Social Worker"', 'value="VS Head, Caretaker"')
+    bundle = with_change("processes/deadlines.bpmn", 'value="VS Head, Social Worker, Carer"', 'value="VS Head, Caretaker"')
     error = only_error(rejected(council, bundle), "processes/deadlines.bpmn", "tell_vs_head")
     assert '"Caretaker" is not a known role' in error.message
 

@@ -120,6 +120,14 @@ def test_invalid_form_data_is_refused_field_by_field_before_the_task_runs(deploy
         assert s.get(Instance, instance_id).version == version
 
 
+def test_a_meeting_on_a_bank_holiday_is_refused_by_the_diagrams_own_rule(deployed, engine, council):
+    start_review(engine, council)
+    with pytest.raises(FormInvalid) as caught:
+        complete(engine, council, only_task(council), "sw@demo.test", {**MEETING, "meeting_date": "2026-04-03"})
+    assert caught.value.errors == {"meeting_date": "Choose a working day: schools and offices are closed then"}
+    assert only_task(council).name == "Arrange the PEP meeting"
+
+
 def test_targets_are_checked_item_by_item(deployed, engine, council):
     start_review(engine, council)
     complete(engine, council, only_task(council), "sw@demo.test", MEETING)

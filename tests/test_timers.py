@@ -94,7 +94,10 @@ def test_a_school_day_deadline_skips_half_term_and_escalates_to_the_vs_head(depl
         notices = s.scalars(select(Notification).where(Notification.kind == "escalation")).all()
     assert sorted((n.role_key or "", n.user_id is not None) for n in notices) == [("", True), ("vs_head", False)]
     assert notices[0].subject == "Initial PEP meeting for Alex Example is overdue"
-    assert "notified" in kinds(council)
+    with council() as s:
+        notified = [e for e in events(s, "C001") if e.kind == "notified"][0]
+    # the child has no carer recorded: nobody is told, and the history says so (no broadcast to all carers)
+    assert notified.data["roles"] == ["vs_head", "social_worker"] and notified.data["nobody_in"] == ["carer"]
 
 
 def test_a_restarted_engine_still_fires_pending_timers(deployed, engine, council, db):
@@ -157,3 +160,23 @@ def test_the_scheduler_sweeps_due_timers_in_the_background(deployed, engine, cou
         scheduler.shutdown(wait=True)
     with council() as s:
         assert s.get(Instance, instance_id).status == "completed"
+
+
+def test_an_event_based_gateway_opens_the_review_when_its_timer_comes_first(deployed, engine, council):
+    with council.begin() as s:
+        instance = engine.start(s, "test_window", "C001")
+        assert instance.waiting_messages == ["child_leaves_care"]
+        assert instance.next_timer_at.isoformat() == "2026-03-05T09:00:00+00:00"
+    assert sweep(engine, council, "2026-03-05T09:00:01+00:00").timers_fired == 1
+    assert only_task(council).name == "Hold the review"
+
+
+def test_an_event_based_gateway_closes_when_the_child_leaves_care_first(deployed, engine, council):
+    with council.begin() as s:
+        instance_id = engine.start(s, "test_window", "C001").id
+    with council.begin() as s:
+        assert [i.id for i in engine.send_message(s, "child_leaves_care", "C001", {})] == [instance_id]
+    with council() as s:
+        instance = s.get(Instance, instance_id)
+        assert (instance.status, instance.next_timer_at) == ("completed", None)
+    assert sweep(engine, council, "2026-03-06T00:00:00+00:00").timers_fired == 0
