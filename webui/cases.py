@@ -21,6 +21,7 @@ from .access import child_or_404, may_view_child, record_view, visible_children_
 from .context import db, engine, now
 from .documents import meeting_ics, next_meeting, pep_pdf, pep_sections
 from .formschema import build_fields, error_summary, parse_submission
+from .links import link_allowed
 
 bp = Blueprint("cases", __name__)
 
@@ -57,6 +58,7 @@ def child(child_id):
         tasks=tasks, people=people, roles=roles, team=team, attachments=attachments, now=now(),
         age=academic_year_age(child.date_of_birth) if child.date_of_birth else None,
         meeting=next_meeting(db(), child_id), changes=_changes_offered(child_id, running),
+        linkable={t.id for t in tasks if link_allowed(t)},
     )
 
 

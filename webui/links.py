@@ -7,6 +7,7 @@ holding the task's role in the child's case team, works once, and is written to 
 from __future__ import annotations
 
 import hashlib
+import json
 import secrets
 from datetime import timedelta
 
@@ -14,7 +15,7 @@ from flask import Blueprint, abort, current_app, render_template, request, url_f
 from flask_login import current_user, login_required
 
 from engine import history
-from engine.models import CaseTeamMember, Child, OpenTask, TaskLink, User
+from engine.models import CaseTeamMember, Child, Instance, OpenTask, TaskLink, User
 from engine.runtime import EngineError, FormInvalid, TaskNotReady
 
 from .access import may_view_child
@@ -34,6 +35,8 @@ def create(task_id):
     task = db().get(OpenTask, task_id)
     if task is None or not may_view_child(current_user, task.child_id):
         abort(404)
+    if not link_allowed(task):
+        abort(400, description=f"{task.name} cannot be done through a link: its form does not allow it.")
     member = db().get(CaseTeamMember, (task.child_id, task.role_key))
     if member is None:
         abort(400, description=f"Nobody is recorded as the child's {task.lane}, so there is nobody to send a link for.")
@@ -48,6 +51,15 @@ def create(task_id):
     child = db().get(Child, task.child_id)
     url = current_app.config["BASE_URL"].rstrip("/") + url_for("links.use", token=token)
     return render_template("links/created.html", task=task, child=child, url=url, lifetime=lifetime)
+
+
+def link_allowed(task: OpenTask) -> bool:
+    """Whether the task's form opts in to single-use links (`"x-single-use-link": true`)."""
+    if not task.form:
+        return False
+    instance = db().get(Instance, task.instance_id)
+    form = instance.definition.deployment.file(f"forms/{task.form}")
+    return bool(form and json.loads(form.content).get("x-single-use-link"))
 
 
 def _valid_link(token: str) -> tuple[TaskLink, OpenTask]:
