@@ -35,8 +35,9 @@ run: $(STAMP) $(ASSETS)
 	$(BIN)/pep-web demo
 	PEP_SECURE_COOKIES=0 $(BIN)/pep-web run
 
-## test: lint and the whole test suite (SQLite)
+## test: lint and the whole test suite (SQLite); browser tests use Debian's chromium
 test: $(STAMP) $(ASSETS)
+	tools/install-chromium.sh
 	$(BIN)/ruff check .
 	$(BIN)/pytest
 

@@ -29,6 +29,7 @@ class Field:
     children: list[Field] = field(default_factory=list)
     min_items: int = 0
     max_items: int | None = None
+    item_title: str = "item"
 
     @property
     def id(self) -> str:
@@ -76,6 +77,7 @@ def _field(path: str, name: str, spec: dict, value, errors: dict, required: bool
         items = value if isinstance(value, list) else []
         f.min_items, f.max_items = spec.get("minItems", 0), spec.get("maxItems")
         item_schema = spec.get("items", {})
+        f.item_title = item_schema.get("title") or "item"
         f.children = [
             Field(path=f"{path}.{i}", title=f"{item_schema.get('title') or 'Item'} {i + 1}", widget="group",
                   children=build_fields(item_schema, item if isinstance(item, dict) else {}, errors, f"{path}.{i}."),
