@@ -213,6 +213,14 @@ class Engine:
                 raise EngineError(f"the validate expression of {task.task_spec.bpmn_id} must give a dict of field: message")
             raise FormInvalid({str(k): str(v) for k, v in errors.items()})
 
+    def instance_data(self, session: Session, instance_id: int) -> dict:
+        """The process data of an instance as it stands now (after its last completed step)."""
+        with clock.using(self.clock):
+            workflow = self._load(self._instance(session, instance_id))
+            if workflow.is_completed() and workflow.data:
+                return dict(workflow.data)
+            return dict(workflow.last_task.data) if workflow.last_task is not None else {}
+
     # ---- messages, cancellation -----------------------------------------------------------
 
     def send_message(self, session: Session, name: str, child_id: str, data: dict | None = None,

@@ -85,6 +85,15 @@ def test_a_task_can_be_completed_only_once(deployed, engine, council):
         complete(engine, council, task, "sw@demo.test", MEETING)
 
 
+def test_a_finished_reviews_data_can_be_read(deployed, engine, council):
+    qa = to_qa(engine, council)
+    complete(engine, council, qa, "ea@demo.test", {"rating": "Amber", "feedback": "Add a homework target."})
+    instance_id = qa.instance_id
+    with council() as s:
+        data = engine.instance_data(s, instance_id)
+    assert data["rating"] == "Amber" and data["venue"] == MEETING["venue"] and data["targets"] == PEP["targets"]
+
+
 def test_a_teacher_cannot_do_the_social_workers_step(deployed, engine, council):
     start_review(engine, council)
     with pytest.raises(NotAllowed, match="does not hold the role Social Worker"):
