@@ -12,10 +12,11 @@ import numbers
 import operator
 import re
 import traceback
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from functools import lru_cache
 from types import CodeType
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from jinja2 import ChainableUndefined, TemplateError, TemplateSyntaxError
 from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
@@ -305,6 +306,23 @@ class _InstructionsSandbox(ImmutableSandboxedEnvironment):
 
 
 _JINJA = _InstructionsSandbox(autoescape=False, undefined=ChainableUndefined, keep_trailing_newline=True)
+
+
+def _ukdate(value) -> str:
+    """'2026-03-10' or an ISO date-time → '10 March 2026' (London), for instructions and notifications."""
+    if not value:
+        return ""
+    try:
+        moment = datetime.fromisoformat(str(value)) if "T" in str(value) else date.fromisoformat(str(value))
+    except ValueError:
+        return str(value)
+    if isinstance(moment, datetime) and moment.tzinfo is not None:
+        moment = moment.astimezone(LONDON)
+    return f"{moment.day} {moment:%B %Y}"
+
+
+_JINJA.filters["ukdate"] = _ukdate
+LONDON = ZoneInfo("Europe/London")
 
 
 @lru_cache(maxsize=1024)

@@ -20,7 +20,7 @@ MAX_RADIOS = 6
 class Field:
     path: str
     title: str
-    widget: str  # text, textarea, number, date, radios, select, checkboxes, yesno, attachment, group, list
+    widget: str  # text, textarea, number, date, radios, select, checkboxes, yesno, confirm, attachment, group, list
     required: bool = False
     hint: str | None = None
     value: Any = None
@@ -64,6 +64,8 @@ def _field(path: str, name: str, spec: dict, value, errors: dict, required: bool
     title = spec.get("title") or name.replace("_", " ").capitalize()
     if isinstance(value, float) and value.is_integer():
         value = int(value)  # show 95, not 95.0
+    if value is None:
+        value = ""
     f = Field(path=path, title=title, widget=widget_for(spec), required=required,
               hint=spec.get("x-guidance") or spec.get("description"), value=value, error=errors.get(path))
     if f.widget in ("radios", "select"):
@@ -91,6 +93,8 @@ def widget_for(spec: dict) -> str:
     kind = spec.get("type")
     if spec.get("x-widget") in ("textarea", "attachment"):
         return spec["x-widget"]
+    if kind == "boolean" and (spec.get("const") is True or spec.get("enum") == [True]):
+        return "confirm"  # a declaration that must be ticked
     if "enum" in spec:
         return "radios" if len(spec["enum"]) <= MAX_RADIOS else "select"
     if kind == "boolean":
@@ -132,7 +136,7 @@ def _parse(path: str, spec: dict, form: MultiDict):
     raw = (form.get(path) or "").strip()
     if raw == "":
         return None
-    if widget == "yesno":
+    if widget in ("yesno", "confirm"):
         return {"yes": True, "no": False}.get(raw, raw)
     if widget == "number":
         return _number(raw, spec.get("type"))
