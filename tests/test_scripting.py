@@ -384,3 +384,9 @@ def test_a_name_error_in_a_diagram_script_suggests_the_field():
     assert caught.value.line_number == 1
     assert caught.value.error_type == "NameError"
     assert "Did you mean 'attendance'" in str(caught.value)
+
+
+def test_instructions_can_show_dates_the_way_people_read_them():
+    text = render_instructions("Meeting on {{ meeting_date | ukdate }}, PEP due {{ pep_due | ukdate }}.",
+                               {"meeting_date": "2026-03-10", "pep_due": "2026-03-31T22:59:59+00:00"})
+    assert text == "Meeting on 10 March 2026, PEP due 31 March 2026."

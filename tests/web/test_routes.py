@@ -327,3 +327,17 @@ def test_without_email_set_up_notifications_wait_in_the_outbox(deployed_app, bro
     assert "Email is not set up" in html and "Complete the PEP for Alex Example" in html
     with council() as s:
         assert s.scalars(select(Notification).where(Notification.sent_at.is_not(None))).all() == []
+
+
+def test_a_declaration_is_one_checkbox_and_an_empty_answer_shows_empty():
+    from werkzeug.datastructures import MultiDict
+
+    from webui.formschema import build_fields, parse_submission
+
+    schema = {"type": "object", "required": ["sent_securely"], "properties": {
+        "sent_securely": {"type": "boolean", "const": True, "title": "I sent the PEP securely"},
+        "notes": {"type": "string", "x-widget": "textarea", "title": "Notes"}}}
+    declaration, notes = build_fields(schema, {"notes": None}, {})
+    assert (declaration.widget, notes.value) == ("confirm", "")
+    assert parse_submission(schema, MultiDict({"sent_securely": "yes"})) == {"sent_securely": True}
+    assert parse_submission(schema, MultiDict({})) == {}
