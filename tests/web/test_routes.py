@@ -341,3 +341,42 @@ def test_a_declaration_is_one_checkbox_and_an_empty_answer_shows_empty():
     assert (declaration.widget, notes.value) == ("confirm", "")
     assert parse_submission(schema, MultiDict({"sent_securely": "yes"})) == {"sent_securely": True}
     assert parse_submission(schema, MultiDict({})) == {}
+
+
+def test_with_email_set_up_notifications_are_sent_to_the_holder_or_the_roles_pool(deployed_app, engine, council, monkeypatch):
+    from webui import outbox
+
+    sent = []
+
+    class FakeSMTP:
+        def __init__(self, host, port, timeout):
+            assert (host, port) == ("smtp.council.test", 587)
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return False
+
+        def starttls(self):
+            sent.append("starttls")
+
+        def login(self, user, password):
+            sent.append(("login", user))
+
+        def send_message(self, message):
+            sent.append((message["To"], message["Subject"]))
+
+    monkeypatch.setattr(outbox.smtplib, "SMTP", FakeSMTP)
+    start_review(engine, council)
+    complete(engine, council, only_task(council), "sw@demo.test", MEETING)
+    complete(engine, council, only_task(council), "dt@demo.test", PEP)
+    config = {**deployed_app.config, "SMTP_HOST": "smtp.council.test", "SMTP_PORT": 587, "SMTP_STARTTLS": True,
+              "SMTP_USER": "pep", "SMTP_PASSWORD": "secret"}
+    assert outbox.deliver_pending(config, council, engine.now) == 3
+    assert sent[:2] == ["starttls", ("login", "pep")]
+    recipients = {to: subject for to, subject in sent[2:]}
+    assert recipients["sw@demo.test"].startswith("Arrange the PEP meeting for Alex Example")
+    assert recipients["dt@demo.test"].startswith("Complete the PEP for Alex Example")
+    assert recipients["ea@demo.test, ea2@demo.test"].startswith("Quality-assure the PEP for Alex Example")
+    assert outbox.deliver_pending(config, council, engine.now) == 0  # nothing is sent twice
