@@ -117,6 +117,31 @@ def sign_out():
     return redirect(url_for("auth.sign_in"))
 
 
+MIN_PASSWORD_LENGTH = 12
+
+
+@bp.route("/account/password", methods=["GET", "POST"])
+@login_required
+def change_password():
+    """Change your own password (e.g. the first one the VS administrator gave you)."""
+    errors = {}
+    if request.method == "POST":
+        user = db().get(User, current_user.id)
+        new, again = request.form.get("new_password") or "", request.form.get("confirm_password") or ""
+        if not check_password(user, request.form.get("current_password") or ""):
+            errors["current_password"] = "Your current password is not right"
+        if len(new) < MIN_PASSWORD_LENGTH:
+            errors["new_password"] = f"Your new password must be at least {MIN_PASSWORD_LENGTH} characters"
+        elif new != again:
+            errors["confirm_password"] = "The two new passwords are not the same"
+        if not errors:
+            user.password_hash = hash_password(new)
+            db().commit()
+            flash("Your password has been changed.", "success")
+            return redirect(url_for("inbox.index"))
+    return render_template("auth/password.html", errors=errors), 422 if errors else 200
+
+
 def _safe_next(target: str | None) -> str:
     """Only follow a `next` that stays on this site."""
     if target and target.startswith("/") and not target.startswith("//") and "\\" not in target:

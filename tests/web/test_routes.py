@@ -380,3 +380,19 @@ def test_with_email_set_up_notifications_are_sent_to_the_holder_or_the_roles_poo
     assert recipients["dt@demo.test"].startswith("Complete the PEP for Alex Example")
     assert recipients["ea@demo.test, ea2@demo.test"].startswith("Quality-assure the PEP for Alex Example")
     assert outbox.deliver_pending(config, council, engine.now) == 0  # nothing is sent twice
+
+
+def test_a_person_changes_the_first_password_they_were_given(app, browser):
+    from .conftest import PASSWORD
+
+    sw = browser("sw@demo.test")
+    refused = sw.post("/account/password", {"current_password": "wrong", "new_password": "short",
+                                            "confirm_password": "short"}, page_url="/account/password")
+    html = refused.get_data(as_text=True)
+    assert refused.status_code == 422
+    assert "Your current password is not right" in html and "at least 12 characters" in html
+    changed = sw.post("/account/password", {"current_password": PASSWORD, "new_password": "a new long passphrase",
+                                            "confirm_password": "a new long passphrase"}, page_url="/account/password")
+    assert changed.status_code == 302
+    assert browser().sign_in("sw@demo.test", PASSWORD).status_code == 400
+    assert browser().sign_in("sw@demo.test", "a new long passphrase").status_code == 302
