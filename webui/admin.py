@@ -72,6 +72,20 @@ def update_user(user_id):
     return redirect(url_for("admin.users"))
 
 
+@bp.post("/users/<int:user_id>/password")
+@admin_required
+def reset_password(user_id):
+    """Give a person a new first password (they change it after signing in)."""
+    user = db().get(User, user_id) or abort(404)
+    password = secrets.token_urlsafe(12)
+    user.password_hash = hash_password(password)
+    db().commit()
+    people = db().scalars(select(User).order_by(User.name)).all()
+    roles = db().scalars(select(Role).order_by(Role.label)).all()
+    return render_template("admin/users.html", people=people, roles=roles, errors={}, form={},
+                           created={"email": user.email, "password": password, "reset": True})
+
+
 @bp.route("/children/new", methods=["GET", "POST"])
 @admin_required
 def new_child():

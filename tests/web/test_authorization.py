@@ -129,7 +129,8 @@ def test_every_route_that_names_a_child_or_task_is_in_this_matrix(app):
                "/children/<child_id>/peps/<int:instance_id>.pdf", "/children/<child_id>/next-meeting.ics",
                "/children/<child_id>/changes/<message>", "/attachments/<attachment_id>", "/tasks/<task_id>",
                "/tasks/<task_id>/claim", "/tasks/<task_id>/release", "/tasks/<task_id>/link",
-               "/admin/children/<child_id>/team", "/admin/users/<int:user_id>"}
+               "/admin/children/<child_id>/team", "/admin/users/<int:user_id>",
+               "/admin/users/<int:user_id>/password"}
     scoped = {rule.rule for rule in app.url_map.iter_rules()
               if any(arg in rule.arguments for arg in ("child_id", "task_id", "instance_id", "attachment_id", "user_id"))}
     assert scoped <= covered, f"routes missing from the authorization matrix: {scoped - covered}"

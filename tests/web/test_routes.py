@@ -396,3 +396,17 @@ def test_a_person_changes_the_first_password_they_were_given(app, browser):
     assert changed.status_code == 302
     assert browser().sign_in("sw@demo.test", PASSWORD).status_code == 400
     assert browser().sign_in("sw@demo.test", "a new long passphrase").status_code == 302
+
+
+def test_the_vs_administrator_issues_a_new_password_to_someone_who_forgot_theirs(app, browser, council):
+    import re
+
+    from .conftest import PASSWORD
+
+    with council() as s:
+        sw_id = s.scalars(select(User).where(User.email == "sw@demo.test")).one().id
+    assert browser("dt@demo.test").post(f"/admin/users/{sw_id}/password").status_code == 403
+    html = browser("admin@demo.test").post(f"/admin/users/{sw_id}/password", page_url="/admin/users").get_data(as_text=True)
+    new = re.search(r"New password for <strong>sw@demo.test</strong>. Their password is <code>([^<]+)</code>", html).group(1)
+    assert browser().sign_in("sw@demo.test", PASSWORD).status_code == 400
+    assert browser().sign_in("sw@demo.test", new).status_code == 302
