@@ -14,7 +14,7 @@ import sys
 from datetime import date
 
 import click
-from sqlalchemy import or_, select
+from sqlalchemy import select
 from sqlalchemy.exc import OperationalError, ProgrammingError
 
 from . import history
@@ -22,6 +22,7 @@ from .calendar import CalendarError
 from .clock import FrozenClock
 from .db import database_url, make_db, session_factory
 from .deploy import Bundle, DeploymentRejected, deploy
+from .inbox import doable_by
 from .models import Child, Incident, Instance, OpenTask, User
 from .people import PeopleError, add_child, add_user, find_user, set_case_team
 from .roles import seed_roles
@@ -164,8 +165,7 @@ def tasks(obj: Context, email, child_id):
             user = find_user(session, email)
             if user is None:
                 raise PeopleError(f"no user {email}")
-            query = query.where(or_(OpenTask.assignee_id == user.id,
-                                    OpenTask.pooled & OpenTask.assignee_id.is_(None) & OpenTask.role_key.in_(user.role_keys)))
+            query = query.where(doable_by(user.id, user.role_keys))
         if child_id:
             query = query.where(OpenTask.child_id == child_id)
         _print_tasks(session, query)

@@ -31,7 +31,8 @@ class InboxRow:
     pooled: bool
 
 
-def _whose(user_id: int, role_keys: set[str], view: str):
+def doable_by(user_id: int, role_keys: set[str], view: str = "all"):
+    """The open tasks a person may do: assigned to them ("mine"), unclaimed in their pools ("pool"), or both."""
     mine = OpenTask.assignee_id == user_id
     pool = and_(OpenTask.pooled, OpenTask.assignee_id.is_(None), OpenTask.role_key.in_(role_keys or {""}))
     return {"mine": mine, "pool": pool}.get(view, or_(mine, pool))
@@ -49,7 +50,7 @@ def inbox(session: Session, user_id: int, role_keys: set[str], now: datetime, vi
         .join(Instance, Instance.id == OpenTask.instance_id)
         .join(ProcessDefinition, ProcessDefinition.id == Instance.definition_id)
         .join(Role, Role.key == OpenTask.role_key)
-        .where(_whose(user_id, role_keys, view))
+        .where(doable_by(user_id, role_keys, view))
     )
     if child:
         like = f"%{child.strip().lower()}%"
@@ -68,7 +69,7 @@ def inbox(session: Session, user_id: int, role_keys: set[str], now: datetime, vi
 
 def inbox_counts(session: Session, user_id: int, role_keys: set[str], now: datetime) -> dict[str, int]:
     """How many tasks are mine, mine and overdue, and waiting in my pools."""
-    mine, pool = _whose(user_id, role_keys, "mine"), _whose(user_id, role_keys, "pool")
+    mine, pool = doable_by(user_id, role_keys, "mine"), doable_by(user_id, role_keys, "pool")
     row = session.execute(select(
         func.count().filter(mine),
         func.count().filter(and_(mine, OpenTask.due_at < now)),
@@ -79,7 +80,7 @@ def inbox_counts(session: Session, user_id: int, role_keys: set[str], now: datet
 
 def inbox_choices(session: Session, user_id: int, role_keys: set[str]) -> dict[str, list]:
     """The schools and processes that appear in the person's tasks, for the filters."""
-    base = select(OpenTask.id).where(_whose(user_id, role_keys, "all")).subquery()
+    base = select(OpenTask.id).where(doable_by(user_id, role_keys, "all")).subquery()
     schools = session.scalars(
         select(Child.school).join(OpenTask, OpenTask.child_id == Child.id).where(OpenTask.id.in_(select(base)))
         .where(Child.school.is_not(None)).distinct().order_by(Child.school)

@@ -8,7 +8,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from . import clock
-from .models import CaseTeamMember, Child, Role, User, UserRole
+from .models import CaseTeamMember, Child, User, UserRole
 from .roles import RoleDirectory
 
 
@@ -77,5 +77,3 @@ def _role_key(directory: RoleDirectory, name: str) -> str:
         raise PeopleError(f'unknown role "{name}" (known: {", ".join(directory.labels())})')
     return info.key
 
-
-__all__ = ["PeopleError", "Role", "add_child", "add_user", "case_team", "find_user", "set_case_team"]

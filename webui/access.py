@@ -6,7 +6,7 @@ A person sees a child when they are in the child's case team, or hold a role tha
 
 from __future__ import annotations
 
-from flask import abort
+from flask import abort, g
 from flask_login import current_user
 from sqlalchemy import exists, select
 
@@ -17,11 +17,12 @@ from .context import db, now
 
 
 def sees_all_children(person) -> bool:
-    if not person.roles:
-        return False
-    return bool(db().scalar(
-        select(exists().where(Role.key.in_(person.roles), Role.sees_all_children))
-    ))
+    """Whether one of the person's roles sees every child (asked once per request)."""
+    if "sees_all_children" not in g:
+        g.sees_all_children = bool(person.roles) and bool(db().scalar(
+            select(exists().where(Role.key.in_(person.roles), Role.sees_all_children))
+        ))
+    return g.sees_all_children
 
 
 def may_view_child(person, child_id: str) -> bool:

@@ -18,14 +18,11 @@ from .auth import hash_password
 from .context import db
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
-ADMIN_ROLE = "vs_administrator"
-
-
 def admin_required(view):
     @wraps(view)
     @login_required
     def wrapper(*args, **kwargs):
-        if ADMIN_ROLE not in current_user.roles:
+        if not current_user.is_admin:
             abort(403, description="Only the Virtual School administrator can manage people and case teams.")
         return view(*args, **kwargs)
     return wrapper

@@ -20,6 +20,7 @@ from .extensions import login_manager
 bp = Blueprint("auth", __name__)
 hasher = PasswordHasher()
 
+ADMIN_ROLE = "vs_administrator"
 FREE_FAILURES = 5
 FAILURE_WINDOW = timedelta(minutes=15)
 MAX_WAIT = timedelta(minutes=30)
@@ -36,6 +37,11 @@ class Person(UserMixin):
     name: str
     organisation: str | None
     roles: frozenset[str]
+
+    @property
+    def is_admin(self) -> bool:
+        """The VS administrator manages people, case teams and sees every notification."""
+        return ADMIN_ROLE in self.roles
 
     @classmethod
     def of(cls, user: User) -> Person:

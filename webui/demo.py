@@ -8,7 +8,7 @@ from datetime import date
 
 from sqlalchemy import select
 
-from engine.models import Child, OpenTask, User
+from engine.models import OpenTask, User
 from engine.people import add_child, add_user, set_case_team
 from engine.runtime import EngineError
 from engine.sample import sample_answers
@@ -116,10 +116,3 @@ def _play(engine, sessions, child_id: str, count: int, today: date) -> int:
         done += 1
     return done
 
-
-def children_loaded(sessions) -> bool:
-    with sessions() as session:
-        return session.scalar(select(Child.id).limit(1)) is not None
-
-
-__all__ = ["CHILDREN", "PASSWORD", "PEOPLE", "load"]

@@ -37,7 +37,7 @@ def ukdate(value, time: bool = False) -> str:
 
 def nav_items() -> list[tuple[str, str]]:
     items = [("inbox.index", "Tasks"), ("cases.children", "Children")]
-    if "vs_administrator" in current_user.roles:
+    if current_user.is_admin:
         items += [("admin.users", "People"), ("outbox.index", "Notifications")]
     else:
         items.append(("outbox.index", "Notifications"))

@@ -25,11 +25,11 @@ def index():
     mine = or_(Notification.user_id == current_user.id,
                Notification.role_key.in_(current_user.roles or {""}) & Notification.user_id.is_(None))
     query = select(Notification).order_by(Notification.created_at.desc()).limit(200)
-    if "vs_administrator" not in current_user.roles:
+    if not current_user.is_admin:
         query = query.where(mine)
     notes = db().scalars(query).all()
     names = dict(db().execute(select(User.id, User.name)).all())
-    return render_template("outbox/index.html", notes=notes, names=names, everyone="vs_administrator" in current_user.roles)
+    return render_template("outbox/index.html", notes=notes, names=names, everyone=current_user.is_admin)
 
 
 def recipients(session, note: Notification) -> list[str]:
