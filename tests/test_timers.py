@@ -10,12 +10,8 @@ from engine.models import Incident, Instance, Notification
 from engine.runtime import Engine
 from engine.timers import fire_due_timers
 
+from .helpers import sweep
 from .test_runtime import MEETING, complete, only_task, open_tasks, start_review
-
-
-def sweep(engine, sessions, when: str):
-    engine.clock.set(when)
-    return fire_due_timers(engine, sessions)
 
 
 def kinds(sessions, child_id="C001"):

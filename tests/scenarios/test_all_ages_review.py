@@ -16,8 +16,9 @@ from engine.deploy import deploy
 from engine.history import events
 from engine.models import Instance, Notification, OpenTask, User
 from engine.runtime import FormInvalid, NotAllowed
-from engine.timers import fire_due_timers
 from tests.conftest import shipped_bundle
+
+from ..helpers import open_tasks, sweep
 
 SW, DT, EA, VSH = "sw@council.test", "dt@oak.test", "ea@council.test", "vsh@council.test"
 YP, CARER, IRO = "yp@home.test", "carer@home.test", "iro@council.test"
@@ -99,11 +100,6 @@ def start(engine, sessions, child="Y5", cycle=None) -> int:
         return started[0].id
 
 
-def open_tasks(sessions, child="Y5") -> list[OpenTask]:
-    with sessions() as s:
-        return s.scalars(select(OpenTask).where(OpenTask.child_id == child).order_by(OpenTask.ready_at)).all()
-
-
 def task(sessions, spec_id, child="Y5") -> OpenTask:
     found = [t for t in open_tasks(sessions, child) if t.spec_id == spec_id]
     assert len(found) == 1, [t.spec_id for t in open_tasks(sessions, child)]
@@ -118,11 +114,6 @@ def do(engine, sessions, spec_id, actor, data, child="Y5"):
 def view(engine, sessions, spec_id, actor, child="Y5") -> dict:
     with sessions() as s:
         return engine.task_view(s, task(sessions, spec_id, child).id, actor)
-
-
-def sweep(engine, sessions, when: str):
-    engine.clock.set(when)
-    return fire_due_timers(engine, sessions)
 
 
 def notices(sessions, kind, child="Y5") -> list[tuple[str | None, str | None, str]]:

@@ -15,9 +15,9 @@ from engine.deploy import deploy
 from engine.history import events
 from engine.models import Instance, Notification, OpenTask, User
 from engine.runtime import FormInvalid, NotAllowed
-from engine.timers import fire_due_timers
 from tests.conftest import shipped_bundle
 
+from ..helpers import sweep
 from .test_pep_cycle import bundle_with_catchers, caught_payload
 
 ENTERED = "2026-03-02"
@@ -93,11 +93,6 @@ def assignee(sessions, open_task: OpenTask) -> str | None:
     with sessions() as s:
         user = s.get(User, open_task.assignee_id) if open_task.assignee_id else None
         return user.email if user else None
-
-
-def sweep(engine, sessions, when: str):
-    engine.clock.set(when)
-    return fire_due_timers(engine, sessions)
 
 
 def notices(sessions, child_id, kind=None) -> list[tuple[str, str]]:

@@ -14,8 +14,9 @@ from engine.deploy import deploy
 from engine.history import events
 from engine.models import Instance, Notification, OpenTask, User
 from engine.runtime import EngineError, FormInvalid, NotAllowed
-from engine.timers import fire_due_timers
 from tests.conftest import shipped_bundle
+
+from ..helpers import sweep
 
 SW, DT, OTHER_DT, EA, CARER = "sw@council.test", "dt@oak.test", "dt@elm.test", "ea@council.test", "carer@home.test"
 ADMIN = "admin@council.test"
@@ -149,11 +150,6 @@ def do(engine, sessions, spec_id: str, actor: str, data: dict, child="Y5"):
 def view(engine, sessions, task: OpenTask, actor: str) -> dict:
     with sessions() as s:
         return engine.task_view(s, task.id, actor)
-
-
-def sweep(engine, sessions, when: str):
-    engine.clock.set(when)
-    return fire_due_timers(engine, sessions)
 
 
 def notifications(sessions, kind: str | None = None, child="Y5") -> list[Notification]:

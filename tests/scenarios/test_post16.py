@@ -17,8 +17,9 @@ from engine.deploy import Bundle, deploy
 from engine.history import events
 from engine.models import Instance, Notification, OpenTask, User
 from engine.runtime import FormInvalid, NotAllowed, TaskNotReady
-from engine.timers import fire_due_timers
 from tests.conftest import shipped_bundle
+
+from ..helpers import sweep
 
 CHILD = "P16"
 SW, DT, PA = "sw2@council.test", "dt@college.test", "pa@council.test"
@@ -154,11 +155,6 @@ def data(engine, sessions, instance_id: int) -> dict:
         workflow = engine.serializer.state_from_dict(instance.state, spec, subprocess_specs, engine.script_engine)
     ready = [t for t in workflow.get_tasks(state=TaskState.READY) if t.task_spec.manual]
     return dict((ready[0] if ready else workflow.last_task).data)
-
-
-def sweep(engine, sessions, when: str):
-    engine.clock.set(when)
-    return fire_due_timers(engine, sessions)
 
 
 def notices(sessions, kind: str | None = None, since: int = 0) -> list[tuple[str, str]]:

@@ -19,8 +19,9 @@ from engine.deploy import deploy
 from engine.history import events
 from engine.models import Instance, Notification, OpenTask, User
 from engine.runtime import FormInvalid, NotAllowed
-from engine.timers import fire_due_timers
 from tests.conftest import shipped_bundle
+
+from ..helpers import open_tasks, sweep
 
 SW, DT, EA, VSH = "sw@council.test", "dt@oak.test", "ea@council.test", "vsh@council.test"
 Y6_DT = "dt@elm.test"
@@ -102,11 +103,6 @@ def start(engine, sessions, child="Y5", next_meeting_date=None, previous=PREVIOU
         return instance
 
 
-def open_tasks(sessions, child="Y5") -> list[OpenTask]:
-    with sessions() as s:
-        return s.scalars(select(OpenTask).where(OpenTask.child_id == child).order_by(OpenTask.ready_at)).all()
-
-
 def task(sessions, spec_id, child="Y5") -> OpenTask:
     found = [t for t in open_tasks(sessions, child) if t.spec_id == spec_id]
     assert len(found) == 1, [t.spec_id for t in open_tasks(sessions, child)]
@@ -125,11 +121,6 @@ def complete(engine, sessions, spec_id, actor, data, child="Y5"):
 def view(engine, sessions, spec_id, actor, child="Y5") -> dict:
     with sessions() as s:
         return engine.task_view(s, task(sessions, spec_id, child).id, actor)
-
-
-def sweep(engine, sessions, when):
-    engine.clock.set(when)
-    return fire_due_timers(engine, sessions)
 
 
 def notes(sessions, kind=None, child="Y5") -> list[tuple[str, str]]:

@@ -18,9 +18,9 @@ from engine.deploy import deploy
 from engine.history import events
 from engine.models import Instance, Notification, OpenTask, User
 from engine.runtime import FormInvalid, NotAllowed
-from engine.timers import fire_due_timers
 
 from ..conftest import shipped_bundle
+from ..helpers import sweep
 
 SW, SW2, BSO, PA = "sw@council.test", "sw2@council.test", "bso@council.test", "pa@council.test"
 DT, OTHER_DT, COLLEGE_DT = "dt@oak.test", "dt@elm.test", "dt@college.test"
@@ -135,11 +135,6 @@ def task_named(sessions, spec: str, child_id="Y5") -> OpenTask:
 def view(engine, sessions, task: OpenTask, actor: str) -> dict:
     with sessions() as s:
         return engine.task_view(s, task.id, actor)
-
-
-def sweep(engine, sessions, when: str):
-    engine.clock.set(when)
-    return fire_due_timers(engine, sessions)
 
 
 def send(engine, sessions, message: str, data: dict, child_id="Y5"):
