@@ -5,7 +5,8 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
-ASSETS := webui/static/build/app.css
+ASSETS := webui/static/build/.assets
+JS := $(wildcard webui/assets/js/*.js webui/assets/js/*/*.js)
 PG_TEST_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/test
 
 .PHONY: run test test-postgres assets lint clean
@@ -20,11 +21,15 @@ $(STAMP): pyproject.toml
 node_modules/.package-lock.json: package.json package-lock.json
 	npm ci --no-audit --no-fund
 
-$(ASSETS): node_modules/.package-lock.json webui/assets/app.scss
-	mkdir -p webui/static/vendor/govuk webui/static/build
+# CSS from Sass, one JavaScript bundle per page in webui/assets/js/pages (bpmn-js), vendor files copied.
+$(ASSETS): node_modules/.package-lock.json webui/assets/app.scss $(JS)
+	mkdir -p webui/static/vendor/govuk webui/static/vendor/bpmn-js webui/static/build
 	cp -r node_modules/govuk-frontend/dist/govuk/assets node_modules/govuk-frontend/dist/govuk/govuk-frontend.min.js webui/static/vendor/govuk/
 	cp node_modules/htmx.org/dist/htmx.min.js webui/static/vendor/
+	cp -r node_modules/bpmn-js/dist/assets/. webui/static/vendor/bpmn-js/
 	npm run --silent build:css
+	npm run --silent build:js
+	touch $@
 
 assets: $(ASSETS)
 

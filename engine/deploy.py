@@ -189,6 +189,28 @@ def deploy(session: Session, bundle: Bundle, actor: str, note: str | None = None
     return deployment, True
 
 
+def latest_bundle(session: Session) -> Bundle:
+    """The files of the newest deployment, as a bundle to change and deploy again."""
+    newest = session.scalar(select(Deployment).order_by(Deployment.version.desc()).limit(1))
+    if newest is None:
+        raise DeploymentRejected([DeployError("(deployment)", None, "nothing is deployed yet: run `pep deploy` first")])
+    return Bundle({f.path: f.content for f in newest.files})
+
+
+def deploy_changes(session: Session, changes: dict[str, str], actor: str, note: str | None = None,
+                   removed: tuple[str, ...] = ()) -> tuple[Deployment, bool]:
+    """Deploy the newest deployment's files with some files added, replaced or removed.
+
+    How the modeller saves one diagram or form: every other file is carried over unchanged, the whole
+    bundle is validated as on any deployment, and a valid one becomes the next version.
+    """
+    bundle = latest_bundle(session)
+    for path in removed:
+        bundle.files.pop(path, None)
+    bundle.files.update(changes)
+    return deploy(session, bundle, actor, note)
+
+
 def _sha(content: str) -> str:
     return hashlib.sha256(content.encode("utf-8")).hexdigest()
 

@@ -6,6 +6,8 @@ A person sees a child when they are in the child's case team, or hold a role tha
 
 from __future__ import annotations
 
+from functools import wraps
+
 from flask import abort, g
 from flask_login import current_user
 from sqlalchemy import exists, select
@@ -53,3 +55,13 @@ def record_view(child_id: str, page: str, **details) -> None:
     """Write that the signed-in person looked at part of a child's record (committed by the caller)."""
     history.append(db(), child_id, [{"kind": "record_viewed", "actor": current_user.email,
                                      "data": {"page": page, **details}}], now())
+
+
+def process_owner_required(view):
+    """Refuse (403) anyone who is not a process owner: only they change processes and forms."""
+    @wraps(view)
+    def guarded(*args, **kwargs):
+        if not current_user.is_authenticated or not current_user.is_process_owner:
+            abort(403)
+        return view(*args, **kwargs)
+    return guarded

@@ -21,6 +21,8 @@ bp = Blueprint("auth", __name__)
 hasher = PasswordHasher()
 
 ADMIN_ROLE = "vs_administrator"
+PROCESS_OWNER_ROLE = "process_owner"
+AUDITOR_ROLE = "auditor"
 FREE_FAILURES = 5
 FAILURE_WINDOW = timedelta(minutes=15)
 MAX_WAIT = timedelta(minutes=30)
@@ -42,6 +44,16 @@ class Person(UserMixin):
     def is_admin(self) -> bool:
         """The VS administrator manages people, case teams and sees every notification."""
         return ADMIN_ROLE in self.roles
+
+    @property
+    def is_process_owner(self) -> bool:
+        """Process owners change diagrams and forms, deploy versions and migrate running PEPs."""
+        return PROCESS_OWNER_ROLE in self.roles
+
+    @property
+    def is_auditor(self) -> bool:
+        """Auditors read children's histories (only those granted to them) and change nothing."""
+        return AUDITOR_ROLE in self.roles
 
     @classmethod
     def of(cls, user: User) -> Person:
