@@ -25,6 +25,7 @@ from .deploy import Bundle, DeploymentRejected, deploy
 from .inbox import doable_by
 from .models import Child, Incident, Instance, OpenTask, User
 from .people import PeopleError, add_child, add_user, find_user, set_case_team
+from .replay import replay_child
 from .roles import seed_roles
 from .runtime import Engine, EngineError, FormInvalid
 from .schema import upgrade
@@ -275,6 +276,37 @@ def history_command(obj: Context, child_id, verify):
         for event in history.events(session, child_id):
             detail = event.data.get("name") or event.data.get("message") or event.data.get("process_id") or ""
             click.echo(f"#{event.seq:<4} {event.at:%Y-%m-%d %H:%M}  {event.kind:<18} {event.actor:<24} {detail}")
+
+
+@main.command("verify")
+@click.argument("child_ids", nargs=-1)
+@click.pass_obj
+@fails_cleanly
+def verify_command(obj: Context, child_ids):
+    """Re-execute every child's history (or the named children's) and check it; exit 1 on any problem."""
+    engine, failed, checked = Engine(), 0, 0
+    with obj.sessions() as session:
+        ids = list(child_ids) or list(session.scalars(select(Child.id).order_by(Child.id)))
+        for child_id in ids:
+            if session.get(Child, child_id) is None:
+                raise PeopleError(f"no child {child_id}")
+            result = replay_child(session, engine, child_id)
+            checked += 1
+            if result.ok:
+                click.echo(f"{child_id}: ok, {len(result.frames)} events, {result.steps_checked} steps re-executed")
+                continue
+            failed += 1
+            click.echo(f"{child_id}: FAILED", err=True)
+            for problem in result.problems:
+                click.echo(f"  {problem}", err=True)
+    if failed:
+        click.echo(f"error: {failed} of {_children(checked)} failed verification", err=True)
+        sys.exit(1)
+    click.echo(f"{_children(checked)} verified: every step re-executed to the stored state, every chain intact")
+
+
+def _children(count: int) -> str:
+    return f"{count} child" if count == 1 else f"{count} children"
 
 
 @main.command()

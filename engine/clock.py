@@ -46,6 +46,11 @@ def now() -> datetime:
     return (_active.get() or _SYSTEM).now()
 
 
+def active() -> SystemClock | FrozenClock | None:
+    """The clock of the enclosing `using` block, if any."""
+    return _active.get()
+
+
 @contextmanager
 def using(clock):
     """Make `clock` the active clock for the duration of the block."""

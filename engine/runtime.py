@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import traceback
 from collections import OrderedDict
+from contextlib import contextmanager
 from datetime import datetime
 from uuid import UUID
 
@@ -20,11 +21,11 @@ from SpiffWorkflow.spiff.specs.event_definitions import MessageEventDefinition
 from SpiffWorkflow.util.task import TaskState
 from sqlalchemy import func, select
 from sqlalchemy.exc import OperationalError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, defer, joinedload, lazyload
 from sqlalchemy.orm.exc import StaleDataError
 
 from . import calendar, clock, history
-from .clock import SystemClock, install_spiff_clock
+from .clock import FrozenClock, SystemClock, install_spiff_clock
 from .forms import field_errors
 from .models import (
     CaseTeamMember,
@@ -39,10 +40,16 @@ from .models import (
 )
 from .roles import RoleDirectory
 from .scripting import make_script_engine, render_instructions
-from .serializer import Serializer
+from .serializer import Serializer, state_digest
 
 SYSTEM = "system"
 MAX_MESSAGE_DEPTH = 10
+# Load an instance without its definition's spec (the engine caches specs) and without every file
+# and spec of its deployment: reading those on each step cost more than running the step.
+LEAN_INSTANCE = (joinedload(Instance.definition).options(
+    defer(ProcessDefinition.spec),
+    joinedload(ProcessDefinition.deployment).options(lazyload(Deployment.files), lazyload(Deployment.definitions)),
+),)
 
 
 class EngineError(Exception):
@@ -81,21 +88,34 @@ class Engine:
         self.script_engine = make_script_engine(calendar.EXPRESSION_FUNCTIONS)
         self._specs: OrderedDict[int, tuple] = OrderedDict()
         self._spec_cache_size = spec_cache_size
+        self._forms: dict[tuple[int, str], str] = {}
 
     def now(self) -> datetime:
-        return self.clock.now()
+        """The time of the operation in progress (one instant for all of it), else the clock's time."""
+        return (clock.active() or self.clock).now()
+
+    @contextmanager
+    def _instant(self):
+        """Hold one instant for a whole operation: its timers, due dates and history share one time,
+        which is what lets replay re-run the step at the time its events record."""
+        if isinstance(clock.active(), FrozenClock):
+            yield
+            return
+        with clock.using(FrozenClock(self.clock.now())):
+            yield
 
     # ---- starting -------------------------------------------------------------------------
 
     def start(self, session: Session, process_id: str, child_id: str, actor: str = SYSTEM,
               data: dict | None = None, previous_instance_id: int | None = None) -> Instance:
         """Start the newest deployed version of `process_id` for a child."""
-        with clock.using(self.clock):
+        with self._instant():
             child = _child(session, child_id)
             definition = self.latest_definition(session, process_id)
-            step = self._begin(session, definition, child, actor, previous_instance_id, data=data or {})
+            data = as_recorded(data or {})
+            step = self._begin(session, definition, child, actor, previous_instance_id, data=data)
             for task in step.workflow.get_tasks(state=TaskState.READY):
-                task.set_data(**(data or {}))
+                task.set_data(**data)
             step.advance()
             step.save()
             return step.instance
@@ -104,8 +124,9 @@ class Engine:
         """Create a new instance of `definition` for the child, holding the child's details as data."""
         spec, subprocess_specs = self._spec(definition)
         workflow = BpmnWorkflow(spec, subprocess_specs, script_engine=self.script_engine)
+        context = _child_context(child)
         for task in workflow.get_tasks(state=TaskState.READY):
-            task.set_data(child=_child_context(child))
+            task.set_data(child=context)
         now = self.now()
         instance = Instance(child_id=child.id, definition_id=definition.id, state={}, status="running",
                             previous_instance_id=previous_instance_id, started_at=now, started_by=actor,
@@ -115,7 +136,7 @@ class Engine:
         step = Step(self, session, instance, workflow, actor, depth)
         step.log("instance_started", process_id=definition.process_id, process_name=definition.name,
                  deployment_version=definition.deployment.version, definition_id=definition.id,
-                 previous_instance_id=previous_instance_id, **log)
+                 previous_instance_id=previous_instance_id, child=context, **log)
         return step
 
     def latest_definition(self, session: Session, process_id: str) -> ProcessDefinition:
@@ -132,7 +153,7 @@ class Engine:
     def complete_task(self, session: Session, task_id: str, actor_email: str, data: dict,
                       expected_version: int | None = None) -> Instance:
         """Validate `data` against the task's form and complete it as `actor_email`."""
-        with clock.using(self.clock):
+        with self._instant():
             open_task, instance, user = self._task_for_actor(session, task_id, actor_email)
             if expected_version is not None and instance.version != expected_version:
                 raise Conflict("this PEP was changed by someone else since you opened it: reload the page")
@@ -146,6 +167,7 @@ class Engine:
                 raise TaskNotReady(f"task {task_id} is not ready (it may have been completed already)")
             self._check_rules(task, data)
             step = Step(self, session, instance, workflow, actor_email)
+            data = as_recorded(data)
             task.set_data(**data)
             try:
                 task.run()
@@ -162,7 +184,7 @@ class Engine:
 
     def claim(self, session: Session, task_id: str, actor_email: str) -> OpenTask:
         """Take a pooled task into the actor's own inbox."""
-        with clock.using(self.clock):
+        with self._instant():
             open_task, instance, user = self._task_for_actor(session, task_id, actor_email)
             if open_task.assignee_id == user.id:
                 return open_task
@@ -175,7 +197,7 @@ class Engine:
 
     def release(self, session: Session, task_id: str, actor_email: str) -> OpenTask:
         """Give a claimed pooled task back to its pool."""
-        with clock.using(self.clock):
+        with self._instant():
             open_task, instance, user = self._task_for_actor(session, task_id, actor_email)
             if not open_task.pooled or open_task.assignee_id != user.id:
                 raise NotAllowed(f"{open_task.name} is not claimed by you")
@@ -186,7 +208,7 @@ class Engine:
 
     def task_view(self, session: Session, task_id: str, actor_email: str) -> dict:
         """What a person needs to do a task: its form, rendered instructions and current data."""
-        with clock.using(self.clock):
+        with self._instant():
             open_task, instance, _user = self._task_for_actor(session, task_id, actor_email)
             workflow = self._load(instance)
             task = workflow.get_task_from_id(UUID(task_id))
@@ -215,7 +237,7 @@ class Engine:
 
     def instance_data(self, session: Session, instance_id: int) -> dict:
         """The process data of an instance as it stands now (after its last completed step)."""
-        with clock.using(self.clock):
+        with self._instant():
             workflow = self._load(self._instance(session, instance_id))
             if workflow.is_completed() and workflow.data:
                 return dict(workflow.data)
@@ -226,13 +248,13 @@ class Engine:
     def send_message(self, session: Session, name: str, child_id: str, data: dict | None = None,
                      actor: str = SYSTEM) -> list[Instance]:
         """Deliver a message to every instance of this child that is waiting for it."""
-        with clock.using(self.clock):
+        with self._instant():
             _child(session, child_id)
             return self._deliver(session, name, child_id, data or {}, actor, exclude=None)
 
     def cancel(self, session: Session, instance_id: int, actor: str, reason: str = "") -> Instance:
         """Stop a running instance; its open tasks and timers go with it."""
-        with clock.using(self.clock):
+        with self._instant():
             instance = self._instance(session, instance_id)
             if instance.status not in ("running",):
                 raise EngineError(f"instance {instance_id} is {instance.status}, not running")
@@ -247,7 +269,7 @@ class Engine:
 
     def fire_timers(self, session: Session, instance: Instance) -> int:
         """Fire this instance's due timers and run on to the next wait; return how many fired."""
-        with clock.using(self.clock):
+        with self._instant():
             workflow = self._load(instance)
             step = Step(self, session, instance, workflow, SYSTEM)
             workflow.refresh_timers()
@@ -257,7 +279,7 @@ class Engine:
 
     def record_incident(self, session: Session, instance_id: int, source: str, exc: BaseException) -> Incident:
         """Record that an unattended step failed; the instance's timers pause until someone acts."""
-        with clock.using(self.clock):
+        with self._instant():
             instance = self._instance(session, instance_id)
             incident = Incident(instance_id=instance.id, child_id=instance.child_id, at=self.now(), source=source,
                                 message=_describe(exc), details="".join(traceback.format_exception(exc))[-4000:])
@@ -272,9 +294,10 @@ class Engine:
 
     def _deliver(self, session, name, child_id, payload, actor, exclude, depth=0) -> list[Instance]:
         """Hand a message to the child's waiting instances and start the processes it starts."""
+        payload = as_recorded(payload)
         candidates = session.scalars(
             select(Instance).where(Instance.child_id == child_id, Instance.status == "running")
-            .order_by(Instance.id)
+            .order_by(Instance.id).options(*LEAN_INSTANCE)
         ).all()
         caught = []
         for instance in candidates:
@@ -313,7 +336,8 @@ class Engine:
         open_task = session.get(OpenTask, task_id)
         if open_task is None:
             raise TaskNotReady(f"task {task_id} is not open (it may have been completed or withdrawn)")
-        user = session.scalar(select(User).where(func.lower(User.email) == actor_email.lower(), User.active))
+        # emails are stored lower-case (people.add_user), so the unique index finds the person
+        user = session.scalar(select(User).where(User.email == actor_email.strip().lower(), User.active))
         if user is None:
             raise NotAllowed(f"no active user {actor_email}")
         if not may_act(session, user, open_task):
@@ -321,7 +345,7 @@ class Engine:
         return open_task, self._instance(session, open_task.instance_id), user
 
     def _instance(self, session, instance_id) -> Instance:
-        instance = session.get(Instance, instance_id)
+        instance = session.get(Instance, instance_id, options=LEAN_INSTANCE)
         if instance is None:
             raise NotFound(f"no instance {instance_id}")
         return instance
@@ -343,10 +367,13 @@ class Engine:
 
     def _form_source(self, instance: Instance, form: str) -> str:
         deployment = instance.definition.deployment
-        file = deployment.file(f"forms/{form}")
-        if file is None:
-            raise NotFound(f"form {form} is missing from deployment {deployment.version}")
-        return file.content
+        key = (deployment.id, form)
+        if key not in self._forms:  # deployments never change, so their forms are read once
+            file = deployment.file(f"forms/{form}")
+            if file is None:
+                raise NotFound(f"form {form} is missing from deployment {deployment.version}")
+            self._forms[key] = file.content
+        return self._forms[key]
 
     def _log(self, session, instance, actor, kind, task_id=None, **data):
         history.append(session, instance.child_id, [
@@ -364,6 +391,23 @@ class Step:
         self.entries: list[dict] = []
         self.path: list[str] = []
         self.timers_fired = 0
+        self._roles: RoleDirectory | None = None
+        self._team: dict[str, int] | None = None
+
+    def roles(self) -> RoleDirectory:
+        """The role vocabulary, read once per step."""
+        if self._roles is None:
+            self._roles = RoleDirectory.load(self.session)
+        return self._roles
+
+    def team(self) -> dict[str, int]:
+        """The child's case team (role key → user id), read once per step: one query, not one per
+        task or notification, each of which would also flush what the step has written so far."""
+        if self._team is None:
+            self._team = dict(self.session.execute(
+                select(CaseTeamMember.role_key, CaseTeamMember.user_id)
+                .where(CaseTeamMember.child_id == self.instance.child_id)).all())
+        return self._team
 
     def log(self, kind: str, task_id: str | None = None, **data) -> None:
         self.entries.append({"kind": kind, "actor": self.actor, "task_id": task_id, "data": data})
@@ -394,7 +438,7 @@ class Step:
     def _notify(self, task, properties: dict) -> None:
         """Queue the notification an element declares (notify, notifySubject, notifyBody)."""
         session, child_id = self.session, self.instance.child_id
-        roles = RoleDirectory.load(session)
+        roles = self.roles()
         subject = render_instructions(properties["notifySubject"], task.data).strip()
         body = render_instructions(properties.get("notifyBody", ""), task.data).strip() or subject
         sent_to, unheld = [], []
@@ -402,11 +446,11 @@ class Step:
             role = roles.resolve(name)
             if role is None:
                 raise EngineError(f'{task.task_spec.bpmn_id} notifies "{name}", which is not a known role')
-            member = session.get(CaseTeamMember, (child_id, role.key))
+            member = self.team().get(role.key)
             if member is None and not role.pooled:
                 unheld.append(role.key)  # nobody holds it for this child; never broadcast to every holder
                 continue
-            session.add(Notification(user_id=member.user_id if member else None,
+            session.add(Notification(user_id=member,
                                      role_key=None if member else role.key, child_id=child_id,
                                      kind=properties.get("notifyKind", "notice"), subject=subject[:300], body=body,
                                      created_at=self.engine.now()))
@@ -417,6 +461,7 @@ class Step:
         """Write the instance (optimistic version check first), the task projection and history."""
         session, instance, workflow, now = self.session, self.instance, self.workflow, self.engine.now()
         instance.state = self.engine.serializer.state_to_dict(workflow)
+        digest = state_digest(instance.state)
         instance.updated_at = now
         finished = status or ("completed" if workflow.is_completed() else None)
         if finished:
@@ -433,7 +478,7 @@ class Step:
             self.log("instance_completed")
         if self.path and not self.entries:
             self.log("engine_step")
-        self._attach_path()
+        self._attach_step(digest)
         for entry in self.entries:
             entry["instance_id"] = instance.id
         history.append(session, instance.child_id, self.entries, now)
@@ -442,10 +487,11 @@ class Step:
                 self.engine._deliver(session, thrown.event_definition.name, instance.child_id,
                                      thrown.payload or {}, self.actor, exclude=instance.id, depth=self.depth + 1)
 
-    def _attach_path(self) -> None:
-        """Record the elements run in this step on its first event, for replay."""
+    def _attach_step(self, digest: str) -> None:
+        """Mark the first event of the step for replay: the elements run, the digest of the state
+        saved and how many events the step wrote."""
         if self.entries:
-            self.entries[0]["data"]["path"] = self.path
+            self.entries[0]["data"].update(path=self.path, state=digest, step_events=len(self.entries))
 
     def _project_tasks(self, finished: bool) -> None:
         session, instance = self.session, self.instance
@@ -462,7 +508,7 @@ class Step:
         for task_id, task in ready.items():
             if task_id in existing:
                 continue
-            roles = roles or RoleDirectory.load(session)
+            roles = roles or self.roles()
             self._open(task_id, task, roles)
         session.flush()
 
@@ -471,8 +517,7 @@ class Step:
         role = roles.resolve(spec.lane)
         if role is None:
             raise EngineError(f'lane "{spec.lane}" of {spec.bpmn_id} is not a known role')
-        member = session.get(CaseTeamMember, (instance.child_id, role.key))
-        assignee = member.user_id if member else None
+        assignee = self.team().get(role.key)
         properties = spec.extensions.get("properties", {})
         row = OpenTask(id=task_id, instance_id=instance.id, child_id=instance.child_id, spec_id=spec.bpmn_id,
                        name=spec.bpmn_name or spec.bpmn_id, lane=spec.lane, role_key=role.key,
@@ -503,6 +548,16 @@ class Step:
             ]
             value = min((d for d in deadlines if isinstance(d, str)), default=None)
         return _as_datetime(value) if value else None
+
+
+def as_recorded(data: dict) -> dict:
+    """Data exactly as the history records it (JSON types, keys sorted at every level).
+
+    The engine runs on this form, not on the caller's: the order of keys reaches the workflow state
+    (which keys a later task deletes, in what order), and PostgreSQL's JSONB does not keep the order
+    they were written in, so replay could not otherwise give back the same state.
+    """
+    return json.loads(json.dumps(data, sort_keys=True, default=str))
 
 
 def may_act(session: Session, user: User, open_task: OpenTask) -> bool:

@@ -5,6 +5,8 @@ Called by the runtime to save and load instance state, and by deploy to store sp
 
 from __future__ import annotations
 
+import hashlib
+import json
 from datetime import date
 from decimal import Decimal
 from uuid import UUID
@@ -66,3 +68,40 @@ class Serializer:
         workflow = self._registry.restore(dct)
         workflow.script_engine = script_engine
         return workflow
+
+
+def state_digest(state: dict) -> str:
+    """A digest of a serialized workflow state that two runs of the same inputs agree on.
+
+    Keys are compared as the database stores them (as strings). Task ids are random, so each is replaced by its position in the task tree (depth first, in
+    child order; sub-processes after their parent task); `last_state_change` is wall-clock time
+    and is left out. Everything else (specs, states, data, timers' fire times) counts.
+    """
+    names: dict[str, str] = {}
+
+    def number(tasks: dict, root: str) -> None:
+        stack = [root]
+        while stack:
+            task_id = stack.pop()
+            names[task_id] = f"#{len(names)}"
+            stack.extend(reversed(tasks[task_id]["children"]))
+
+    number(state["tasks"], state["root"])
+    pending = dict(state.get("subprocesses") or {})
+    while pending:
+        ready = sorted((k for k in pending if k in names), key=lambda k: int(names[k][1:]))
+        for key in ready or sorted(pending):
+            number(pending[key]["tasks"], pending[key]["root"])
+            del pending[key]
+
+    def canon(value):
+        if isinstance(value, dict):
+            return {names.get(str(k), str(k)): canon(v) for k, v in value.items() if k != "last_state_change"}
+        if isinstance(value, list):
+            return [canon(v) for v in value]
+        if isinstance(value, str):
+            return names.get(value, value)
+        return value
+
+    body = json.dumps(canon(state), sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(body.encode("utf-8")).hexdigest()

@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.orm.exc import StaleDataError
 
 from .models import Instance
-from .runtime import Conflict, Engine
+from .runtime import LEAN_INSTANCE, Conflict, Engine
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +54,7 @@ def _fire_one(engine: Engine, sessions, instance_id: int, now: datetime, result:
             instance = session.scalar(
                 select(Instance).where(Instance.id == instance_id, Instance.status == "running",
                                        Instance.next_timer_at < now)
-                .with_for_update(skip_locked=True, of=Instance)
+                .with_for_update(skip_locked=True, of=Instance).options(*LEAN_INSTANCE)
             )
             if instance is None:
                 return  # another scheduler has it, or it moved on

@@ -8,13 +8,14 @@ from datetime import date
 from pathlib import Path
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import select, text
 
 from engine import clock as clocks
 from engine.db import make_db, session_factory
 from engine.deploy import Bundle, deploy
-from engine.models import Base
+from engine.models import Base, Child
 from engine.people import add_child, add_user, set_case_team
+from engine.replay import replay_child
 from engine.roles import seed_roles
 from engine.runtime import Engine
 
@@ -50,6 +51,24 @@ def db(request, tmp_path):
     Base.metadata.create_all(sqlite)
     yield sqlite
     sqlite.dispose()
+
+
+@pytest.fixture(autouse=True)
+def history_replays(request):
+    """After every test that ran the engine, re-executing each child's recorded inputs on the recorded
+    versions gives back exactly the state stored after every step, and the hash chain holds (tests that
+    tamper with the history on purpose are marked `tampered`)."""
+    if ("sessions" not in request.fixturenames or "engine" not in request.fixturenames
+            or request.node.get_closest_marker("tampered")):
+        yield
+        return
+    sessions, engine = request.getfixturevalue("sessions"), request.getfixturevalue("engine")
+    yield
+    replayer = Engine(engine.clock)  # its own spec cache: nothing carried over from the run itself
+    with sessions() as s:
+        for child_id in s.scalars(select(Child.id)):
+            result = replay_child(s, replayer, child_id)
+            assert result.ok, f"child {child_id}: " + "; ".join(result.problems)
 
 
 @pytest.fixture

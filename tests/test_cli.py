@@ -18,16 +18,18 @@ import pytest
 import yaml
 from alembic.script import ScriptDirectory
 from click.testing import CliRunner, Result
-from sqlalchemy import inspect, select
+from sqlalchemy import inspect, select, update
 
 from engine import cli
 from engine.cli import main
 from engine.clock import SystemClock
-from engine.models import Base, Role
+from engine.db import make_db, session_factory
+from engine.models import Base, Event, Role
 from engine.roles import DEFAULT_ROLES_FILE
 from engine.schema import alembic_config
 
 from .conftest import BASIC_BUNDLE
+from .test_replay import rechain
 
 MONDAY_MORNING = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 SW, DT, EA = "sw@council.test", "dt@council.test", "ea@council.test"
@@ -238,6 +240,31 @@ def test_a_social_worker_runs_a_termly_review_from_the_command_line(pep):
     assert history[3].endswith("Complete the PEP")
 
     assert ok(pep("history", "C001", "--verify")) == f"history of C001 verified: {len(history)} events, chain intact\n"
+
+
+def test_verify_re_executes_every_childs_history_and_fails_on_a_forged_answer(review, deployed, database_url):
+    pep = deployed
+    ok(pep("complete", review, "--as", SW, "--data", json.dumps(MEETING)))
+    verified = ok(pep("verify")).splitlines()
+    assert verified[0] == "C001: ok, 4 events, 2 steps re-executed"
+    assert verified[-1] == "1 child verified: every step re-executed to the stored state, every chain intact"
+
+    db = make_db(database_url)
+    with session_factory(db).begin() as s:  # a forger changes the meeting date and recomputes the chain
+        event = s.scalar(select(Event).where(Event.kind == "task_completed"))
+        s.execute(update(Event).where(Event.id == event.id).values(
+            data={**event.data, "data": {**MEETING, "meeting_date": "2026-03-12"}}))
+        rechain(s, "C001")
+    db.dispose()
+    result = pep("verify")
+    assert result.exit_code == 1
+    assert result.stderr.splitlines() == [
+        "C001: FAILED",
+        "  event #3 (task_completed Arrange the PEP meeting, instance 1): re-executing it does not give the state that was stored",
+        "  instance 1: its stored state is not the state its history leads to",
+        "error: 1 of 1 child failed verification",
+    ]
+    assert one_error(pep("verify", "C404")) == "error: no child C404"
 
 
 def test_an_instance_shows_its_status_and_next_timer(review, deployed):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from sqlalchemy import delete, func, select, update
 
 from engine import history
@@ -43,6 +44,7 @@ def test_an_untouched_history_verifies(deployed, engine, council):
     assert result.ok and result.events > 5
 
 
+@pytest.mark.tampered
 def test_changing_what_a_teacher_submitted_is_detected(deployed, engine, council):
     a_reviewed_child(engine, council)
     target = event_id(council, "task_completed")
@@ -53,6 +55,7 @@ def test_changing_what_a_teacher_submitted_is_detected(deployed, engine, council
     assert len(problems) == 1 and f"id {target}" in problems[0] and "altered" in problems[0]
 
 
+@pytest.mark.tampered
 def test_changing_when_something_happened_is_detected(deployed, engine, council):
     a_reviewed_child(engine, council)
     target = event_id(council, "task_ready")
@@ -62,6 +65,7 @@ def test_changing_when_something_happened_is_detected(deployed, engine, council)
     assert any("altered" in p for p in verify(council).problems)
 
 
+@pytest.mark.tampered
 def test_removing_an_event_from_the_middle_is_detected(deployed, engine, council):
     a_reviewed_child(engine, council)
     target = event_id(council, "task_completed")
@@ -71,6 +75,7 @@ def test_removing_an_event_from_the_middle_is_detected(deployed, engine, council
     assert any("missing" in p for p in problems) and any("removed or inserted" in p for p in problems)
 
 
+@pytest.mark.tampered
 def test_removing_the_latest_event_is_detected(deployed, engine, council):
     a_reviewed_child(engine, council)
     with council.begin() as s:
@@ -79,6 +84,7 @@ def test_removing_the_latest_event_is_detected(deployed, engine, council):
     assert any("removed or added at the end" in p for p in verify(council).problems)
 
 
+@pytest.mark.tampered
 def test_inserting_a_forged_event_with_a_valid_hash_is_detected(deployed, engine, council):
     """A forger who knows the hash function renumbers the later events and slips one in after #2."""
     a_reviewed_child(engine, council)
@@ -96,6 +102,7 @@ def test_inserting_a_forged_event_with_a_valid_hash_is_detected(deployed, engine
     assert any("#4" in p and "removed or inserted" in p for p in problems), problems
 
 
+@pytest.mark.tampered
 def test_one_childs_chain_is_independent_of_anothers(deployed, engine, council):
     a_reviewed_child(engine, council)
     start_review(engine, council, "C002")
