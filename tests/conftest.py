@@ -55,16 +55,15 @@ def db(request, tmp_path):
 
 @pytest.fixture(autouse=True)
 def history_replays(request):
-    """After every test that ran the engine, re-executing each child's recorded inputs on the recorded
-    versions gives back exactly the state stored after every step, and the hash chain holds (tests that
-    tamper with the history on purpose are marked `tampered`)."""
-    if ("sessions" not in request.fixturenames or "engine" not in request.fixturenames
-            or request.node.get_closest_marker("tampered")):
+    """After every test with a database (engine, CLI-free web and browser tests alike), re-executing each
+    child's recorded inputs on the recorded versions gives back exactly the state stored after every
+    step, and the hash chain holds (tests that tamper with the history on purpose are marked `tampered`)."""
+    if "sessions" not in request.fixturenames or request.node.get_closest_marker("tampered"):
         yield
         return
-    sessions, engine = request.getfixturevalue("sessions"), request.getfixturevalue("engine")
+    sessions = request.getfixturevalue("sessions")
     yield
-    replayer = Engine(engine.clock)  # its own spec cache: nothing carried over from the run itself
+    replayer = Engine()  # its own spec cache: nothing carried over from the run itself
     with sessions() as s:
         for child_id in s.scalars(select(Child.id)):
             result = replay_child(s, replayer, child_id)
