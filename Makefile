@@ -9,7 +9,7 @@ ASSETS := webui/static/build/.assets
 JS := $(wildcard webui/assets/js/*.js webui/assets/js/*/*.js)
 PG_TEST_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/test
 
-.PHONY: run test test-postgres assets lint clean
+.PHONY: run test test-postgres assets lint clean bench
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -22,7 +22,7 @@ node_modules/.package-lock.json: package.json package-lock.json
 	npm ci --no-audit --no-fund
 
 # CSS from Sass, one JavaScript bundle per page in webui/assets/js/pages (bpmn-js), vendor files copied.
-$(ASSETS): node_modules/.package-lock.json webui/assets/app.scss $(JS)
+$(ASSETS): node_modules/.package-lock.json $(wildcard webui/assets/*.scss) $(JS)
 	mkdir -p webui/static/vendor/govuk webui/static/vendor/bpmn-js webui/static/build
 	cp -r node_modules/govuk-frontend/dist/govuk/assets node_modules/govuk-frontend/dist/govuk/govuk-frontend.min.js webui/static/vendor/govuk/
 	cp node_modules/htmx.org/dist/htmx.min.js webui/static/vendor/
@@ -49,6 +49,14 @@ test: $(STAMP) $(ASSETS)
 ## test-postgres: the suite again against PostgreSQL
 test-postgres: $(STAMP) $(ASSETS)
 	PEP_TEST_DATABASE_URL=$(PG_TEST_URL) $(BIN)/pytest
+
+## bench: the simulated council year and the web load run (docs/benchmarks.md); BENCH_DATABASE may be PostgreSQL
+BENCH_DATABASE ?= sqlite:///instance/bench.sqlite
+BENCH_CHILDREN ?= 1000
+bench: $(STAMP)
+	$(BIN)/pip install --quiet -e ".[dev,bench]"
+	$(BIN)/python -m benchmarks year --database $(BENCH_DATABASE) --children $(BENCH_CHILDREN)
+	$(BIN)/python -m benchmarks web
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

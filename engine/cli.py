@@ -17,7 +17,7 @@ import click
 from sqlalchemy import select
 from sqlalchemy.exc import OperationalError, ProgrammingError
 
-from . import history
+from . import history, migration
 from .calendar import CalendarError
 from .clock import FrozenClock
 from .db import database_url, make_db, session_factory
@@ -238,6 +238,33 @@ def cancel(obj: Context, instance_id, actor, reason):
     with obj.sessions.begin() as session:
         Engine().cancel(session, instance_id, actor, reason)
     click.echo(f"cancelled instance {instance_id}")
+
+
+@main.command("migrate")
+@click.argument("process")
+@click.option("--instance", "instance_id", type=int, help="Move only this instance.")
+@click.option("--as", "actor", required=True, help="Who moves them (recorded in each child's history).")
+@click.option("--dry-run", is_flag=True, help="Only say which instances can move, and why the others cannot.")
+@click.pass_obj
+@fails_cleanly
+def migrate_command(obj: Context, process, instance_id, actor, dry_run):
+    """Move running instances of PROCESS on older versions to its newest version, when that is safe."""
+    engine = Engine()
+    with obj.sessions() as session:
+        newest = engine.latest_definition(session, process)
+        target, version = newest.id, newest.deployment.version
+        checks = [c for c in migration.candidates(engine, session, newest) if instance_id in (None, c.instance.id)]
+        for c in checks:
+            verdict = "can move" if c.safe else "cannot move: " + "; ".join(c.reasons)
+            click.echo(f"instance {c.instance.id} (child {c.instance.child_id}, version "
+                       f"{c.instance.definition.deployment.version}) {verdict}")
+        movable = [c.instance.id for c in checks if c.safe or instance_id is not None]
+    if dry_run:
+        return
+    for moving in movable:  # one transaction each: a refusal leaves the others moved
+        with obj.sessions.begin() as session:
+            migration.migrate(engine, session, moving, target, actor)
+        click.echo(f"moved instance {moving} to version {version}")
 
 
 @main.command()

@@ -6,6 +6,7 @@ the bundle is valid; every error names the file, the element id and, where known
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from dataclasses import dataclass, field
@@ -113,7 +114,7 @@ def validate_bundle(bundle: Bundle, roles: RoleDirectory) -> ParsedBundle:
     """Check every file of the bundle; raise DeploymentRejected with all errors found."""
     errors: list[DeployError] = []
     for path in bundle.form_files():
-        errors += _check_form(path, bundle.files[path])
+        errors += check_form(path, bundle.files[path])
     parser = SpiffBpmnParser(validator=VALIDATOR)
     trees: dict[str, etree._ElementTree] = {}
     owners: dict[str, str] = {}  # process id → file
@@ -160,11 +161,15 @@ def _start_messages(spec) -> list[str]:
 
 
 def deploy(session: Session, bundle: Bundle, actor: str, note: str | None = None) -> tuple[Deployment, bool]:
-    """Validate and store the bundle; return (deployment, created). Same files → same deployment."""
+    """Validate and store the bundle as the next version; return (deployment, created).
+
+    The same files as the newest version change nothing; the files of an earlier version become a new
+    version again (a process owner going back), so the newest version is always what was deployed last.
+    """
     digest = bundle.digest()
-    existing = session.scalar(select(Deployment).where(Deployment.bundle_hash == digest))
-    if existing is not None:
-        return existing, False
+    newest = session.scalar(select(Deployment).order_by(Deployment.version.desc()).limit(1))
+    if newest is not None and newest.bundle_hash == digest:
+        return newest, False
     parsed = validate_bundle(bundle, RoleDirectory.load(session))
     serializer = Serializer()
     version = (session.scalar(select(func.max(Deployment.version))) or 0) + 1
@@ -215,21 +220,29 @@ def _sha(content: str) -> str:
     return hashlib.sha256(content.encode("utf-8")).hexdigest()
 
 
-def _check_form(path: str, content: str) -> list[DeployError]:
+def check_form(path: str, content: str) -> list[DeployError]:
+    """Check one form file: valid JSON, and (unless a UI schema) a JSON Schema of an object."""
+    return list(_form_errors(path, content))
+
+
+@functools.lru_cache(maxsize=2048)
+def _form_errors(path: str, content: str) -> tuple[DeployError, ...]:
+    """The checks of one form file, remembered: checking a schema against the meta-schema is the
+    slowest part of a deployment, and the modeller redeploys mostly unchanged forms."""
     try:
         schema = json.loads(content)
     except json.JSONDecodeError as exc:
-        return [DeployError(path, None, f"is not valid JSON: {exc.msg}", exc.lineno)]
+        return (DeployError(path, None, f"is not valid JSON: {exc.msg}", exc.lineno),)
     if path.endswith(".uischema.json"):
-        return []
+        return ()
     try:
         Draft202012Validator.check_schema(schema)
     except SchemaError as exc:
         where = "/".join(str(p) for p in exc.absolute_path) or "(root)"
-        return [DeployError(path, where, f"is not a valid JSON Schema: {exc.message}")]
+        return (DeployError(path, where, f"is not a valid JSON Schema: {exc.message}"),)
     if schema.get("type") != "object":
-        return [DeployError(path, "(root)", 'a form schema must have "type": "object"')]
-    return []
+        return (DeployError(path, "(root)", 'a form schema must have "type": "object"'),)
+    return ()
 
 
 def _parse_xml(path: str, content: str) -> tuple[etree._ElementTree | None, list[DeployError]]:

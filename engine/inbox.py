@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import and_, func, or_, select, union_all
 from sqlalchemy.orm import Session
 
 from .models import Child, Instance, OpenTask, ProcessDefinition, Role
@@ -50,7 +50,6 @@ def inbox(session: Session, user_id: int, role_keys: set[str], now: datetime, vi
         .join(Instance, Instance.id == OpenTask.instance_id)
         .join(ProcessDefinition, ProcessDefinition.id == Instance.definition_id)
         .join(Role, Role.key == OpenTask.role_key)
-        .where(doable_by(user_id, role_keys, view))
     )
     if child:
         like = f"%{child.strip().lower()}%"
@@ -63,24 +62,34 @@ def inbox(session: Session, user_id: int, role_keys: set[str], now: datetime, vi
         query = query.where(OpenTask.due_at < now)
     elif due in ("week", "month"):
         query = query.where(OpenTask.due_at < now + timedelta(days=7 if due == "week" else 31))
-    query = query.order_by(OpenTask.due_at.is_(None), OpenTask.due_at, OpenTask.ready_at).limit(limit)
-    return [InboxRow(*row) for row in session.execute(query)]
+    # Each part is read in index order and stops at `limit`: with an OR of "mine" and "pool", or an
+    # ORDER BY on "has no deadline", the database would sort every open task of the council instead.
+    rows = []
+    for part in ("mine", "pool") if view not in ("mine", "pool") else (view,):
+        where = query.where(doable_by(user_id, role_keys, part))
+        dated = session.execute(where.where(OpenTask.due_at.is_not(None))
+                                .order_by(OpenTask.due_at, OpenTask.ready_at).limit(limit)).all()
+        rows += dated
+        if len(dated) < limit and not due:
+            rows += session.execute(where.where(OpenTask.due_at.is_(None))
+                                    .order_by(OpenTask.ready_at).limit(limit - len(dated))).all()
+    rows.sort(key=lambda row: (row.due_at is None, row.due_at or now, row.ready_at))
+    return [InboxRow(*row) for row in rows[:limit]]
 
 
 def inbox_counts(session: Session, user_id: int, role_keys: set[str], now: datetime) -> dict[str, int]:
     """How many tasks are mine, mine and overdue, and waiting in my pools."""
     mine, pool = doable_by(user_id, role_keys, "mine"), doable_by(user_id, role_keys, "pool")
-    row = session.execute(select(
-        func.count().filter(mine),
-        func.count().filter(and_(mine, OpenTask.due_at < now)),
-        func.count().filter(pool),
-    ).select_from(OpenTask).where(or_(mine, pool))).one()
-    return {"mine": row[0], "overdue": row[1], "pool": row[2]}
+    row = session.execute(select(func.count(), func.count().filter(OpenTask.due_at < now))
+                          .select_from(OpenTask).where(mine)).one()
+    pooled = session.scalar(select(func.count()).select_from(OpenTask).where(pool))
+    return {"mine": row[0], "overdue": row[1], "pool": pooled}
 
 
 def inbox_choices(session: Session, user_id: int, role_keys: set[str]) -> dict[str, list]:
     """The schools and processes that appear in the person's tasks, for the filters."""
-    base = select(OpenTask.id).where(doable_by(user_id, role_keys, "all")).subquery()
+    base = union_all(select(OpenTask.id).where(doable_by(user_id, role_keys, "mine")),
+                     select(OpenTask.id).where(doable_by(user_id, role_keys, "pool"))).subquery()
     schools = session.scalars(
         select(Child.school).join(OpenTask, OpenTask.child_id == Child.id).where(OpenTask.id.in_(select(base)))
         .where(Child.school.is_not(None)).distinct().order_by(Child.school)

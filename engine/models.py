@@ -126,7 +126,7 @@ class Deployment(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     version: Mapped[int] = mapped_column(Integer, unique=True)
-    bundle_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    bundle_hash: Mapped[str] = mapped_column(String(64), index=True)  # an earlier version may be deployed again
     created_at: Mapped[datetime]
     created_by: Mapped[str] = mapped_column(String(254))
     note: Mapped[str | None] = mapped_column(Text)
@@ -198,8 +198,9 @@ class OpenTask(Base):
 
     __tablename__ = "open_task"
     __table_args__ = (
-        Index("ix_open_task_assignee_due", "assignee_id", "due_at"),
-        Index("ix_open_task_pool_due", "role_key", "assignee_id", "due_at"),
+        # in the inbox's order (deadline, then age), so that an inbox reads its first page and stops
+        Index("ix_open_task_assignee_order", "assignee_id", "due_at", "ready_at"),
+        Index("ix_open_task_pool_order", "role_key", "assignee_id", "due_at", "ready_at"),
     )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
@@ -233,6 +234,26 @@ class Event(Base):
     data: Mapped[dict] = mapped_column(default=dict)
     prev_hash: Mapped[str] = mapped_column(String(64))
     hash: Mapped[str] = mapped_column(String(64))
+
+
+class AccessGrant(Base):
+    """Read access to one child (or, without a child, to every child of the council) given to an auditor.
+
+    The VS administrator grants and revokes it with a reason; it lapses at `expires_at`.
+    """
+
+    __tablename__ = "access_grant"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("app_user.id", ondelete="CASCADE"), index=True)
+    child_id: Mapped[str | None] = mapped_column(ForeignKey("child.id"), index=True)
+    reason: Mapped[str] = mapped_column(Text)
+    granted_by: Mapped[str] = mapped_column(String(254))
+    granted_at: Mapped[datetime]
+    expires_at: Mapped[datetime | None]
+    revoked_at: Mapped[datetime | None]
+    revoked_by: Mapped[str | None] = mapped_column(String(254))
+    revoke_reason: Mapped[str | None] = mapped_column(Text)
 
 
 class Incident(Base):

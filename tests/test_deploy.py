@@ -70,6 +70,16 @@ def test_a_changed_diagram_is_a_new_version_and_running_instances_stay_on_theirs
         assert s.get(Instance, old.id).definition.deployment.version == 1
 
 
+def test_going_back_to_an_earlier_version_deploys_it_again_as_the_newest(council, engine):
+    with council.begin() as s:
+        v1, _ = deploy(s, basic(), actor="owner@demo.test")
+        deploy(s, with_change(REVIEW, 'name="Arrange the PEP meeting"', 'name="Plan it"'), actor="owner@demo.test")
+        v3, created = deploy(s, basic(), actor="owner@demo.test", note="back to version 1")
+        assert created and v3.version == 3 and v3.bundle_hash == v1.bundle_hash
+        started = engine.start(s, "test_review", "C001", actor="sw@demo.test")
+        assert started.definition.deployment.version == 3
+
+
 def test_malformed_xml_names_the_file_and_line(council):
     bundle = with_change(REVIEW, '<bpmn:endEvent id="done" name="PEP signed off">', '<bpmn:endEvent id="done"')
     error = rejected(council, bundle)[0]

@@ -65,9 +65,9 @@ def create_app(config: dict | None = None) -> Flask:
     app.jinja_env.trim_blocks = True
     app.jinja_env.lstrip_blocks = True
 
-    from . import admin, auth, cases, filters, inbox, links, outbox
+    from . import admin, audit, auth, cases, filters, inbox, links, modeller, outbox, versions
 
-    for module in (auth, inbox, cases, admin, links, outbox):
+    for module in (auth, inbox, cases, admin, links, outbox, modeller, audit, versions):
         app.register_blueprint(module.bp)
     filters.register(app)
     app.teardown_appcontext(_close_session)

@@ -3,19 +3,22 @@
 from __future__ import annotations
 
 import secrets
-from datetime import date
+from datetime import date, datetime, time, timedelta
 from functools import wraps
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
 from sqlalchemy import select
 
-from engine.models import Role, User, UserRole
+from engine import history
+from engine.models import AccessGrant, Child, Role, User, UserRole
 from engine.people import PeopleError, add_child, add_user, case_team, set_case_team
 
+from . import grants
 from .access import child_or_404
-from .auth import hash_password
-from .context import db
+from .auth import AUDITOR_ROLE, hash_password
+from .context import db, now
+from .filters import LONDON
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 def admin_required(view):
@@ -115,12 +118,14 @@ def team(child_id):
     error = None
     if request.method == "POST":
         chosen = {role.label: request.form.get(role.key) for role in roles if request.form.get(role.key)}
+        before = {key: user.email for key, user in case_team(db(), child_id).items()}
         try:
             set_case_team(db(), child_id, chosen)
         except PeopleError as exc:
             db().rollback()
             error = str(exc)
         else:
+            _log_team_changes(child_id, before)
             db().commit()
             flash(f"Case team for {child.name} saved.", "success")
             return redirect(url_for("cases.child", child_id=child_id))
@@ -129,3 +134,73 @@ def team(child_id):
     return render_template("admin/team.html", child=child, roles=roles, people=people, error=error,
                            team={k: u.email for k, u in case_team(db(), child_id).items()}), 422 if error else 200
 
+
+def _log_team_changes(child_id: str, before: dict[str, str]) -> None:
+    """Write each role that changed hands to the child's history (auditors see every reassignment)."""
+    after = {key: user.email for key, user in case_team(db(), child_id).items()}
+    changes = [{"kind": "case_team_changed", "actor": current_user.email,
+                "data": {"role": key, "from": before.get(key), "to": after[key]}}
+               for key in sorted(after) if before.get(key) != after[key]]
+    history.append(db(), child_id, changes, now())
+
+
+@bp.route("/grants", methods=["GET", "POST"])
+@admin_required
+def access_grants():
+    """Give auditors read access to one child or to every child, with a reason and an optional expiry."""
+    auditors, errors = _auditors(), {}
+    if request.method == "POST":
+        form = request.form
+        auditor = next((a for a in auditors if a.email == form.get("auditor")), None)
+        child_id = (form.get("child_id") or "").strip() if form.get("scope") == "child" else None
+        reason = (form.get("reason") or "").strip()
+        expires_at = None
+        if auditor is None:
+            errors["auditor"] = "Choose the auditor"
+        if form.get("scope") not in ("child", "all"):
+            errors["scope"] = "Choose one child or every child"
+        elif child_id is not None and db().get(Child, child_id) is None:
+            errors["child_id"] = "Enter the case number of a child"
+        if not reason:
+            errors["reason"] = "Say why the auditor needs access (the inspection, complaint or request)"
+        if form.get("expires"):
+            try:
+                day = date.fromisoformat(form["expires"])
+            except ValueError:
+                errors["expires"] = "Enter the last day of access as a date"
+            else:
+                expires_at = datetime.combine(day + timedelta(days=1), time(0), LONDON)
+                if expires_at <= now():
+                    errors["expires"] = "The last day of access must be today or later"
+        if not errors:
+            grants.grant(db(), auditor, child_id, reason, expires_at, current_user.email, now())
+            db().commit()
+            flash(f"{auditor.name} can now audit {'child ' + child_id if child_id else 'every child'}.", "success")
+            return redirect(url_for("admin.access_grants"))
+    return _grants_page(auditors, errors)
+
+
+@bp.post("/grants/<int:grant_id>/revoke")
+@admin_required
+def revoke_grant(grant_id):
+    row = db().get(AccessGrant, grant_id) or abort(404)
+    reason = (request.form.get("reason") or "").strip()
+    if not reason:
+        return _grants_page(_auditors(), {f"revoke-{grant_id}": "Say why the access ends"})
+    if row.revoked_at is None:
+        grants.revoke(db(), row, reason, current_user.email, now())
+        db().commit()
+    flash("Access revoked.", "success")
+    return redirect(url_for("admin.access_grants"))
+
+
+def _auditors() -> list[User]:
+    return db().scalars(select(User).join(UserRole).where(UserRole.role_key == AUDITOR_ROLE, User.active)
+                        .order_by(User.name)).all()
+
+
+def _grants_page(auditors, errors):
+    rows = db().scalars(select(AccessGrant).order_by(AccessGrant.granted_at.desc())).all()
+    people = {u.id: u for u in db().scalars(select(User).where(User.id.in_({r.user_id for r in rows})))}
+    return render_template("admin/grants.html", auditors=auditors, rows=rows, people=people, errors=errors,
+                           form=request.form, now=now()), 422 if errors else 200

@@ -53,12 +53,13 @@ def child(child_id):
     team = case_team(db(), child_id)
     attachments = db().scalars(select(Attachment).where(Attachment.child_id == child_id).order_by(Attachment.uploaded_at.desc())).all()
     db().commit()
+    read_only = current_user.is_auditor  # auditors may read the record, never act on it
     return render_template(
         "cases/child.html", child=child, running=running, earlier=[i for i in instances if i.status != "running"],
         tasks=tasks, people=people, roles=roles, team=team, attachments=attachments, now=now(),
         age=academic_year_age(child.date_of_birth) if child.date_of_birth else None,
-        meeting=next_meeting(db(), child_id), changes=_changes_offered(child_id, running),
-        linkable={t.id for t in tasks if link_allowed(t)},
+        meeting=next_meeting(db(), child_id), changes={} if read_only else _changes_offered(child_id, running),
+        linkable=set() if read_only else {t.id for t in tasks if link_allowed(t)},
     )
 
 

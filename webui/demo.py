@@ -14,6 +14,7 @@ from engine.runtime import EngineError
 from engine.sample import sample_answers
 
 from .auth import hash_password
+from .grants import grant
 
 PASSWORD = "demo-pep-2026"
 
@@ -73,6 +74,10 @@ CHILDREN = {
 }
 
 
+# the demo auditor may read this child's history (the VS administrator grants more on Audit > access)
+AUDITOR, AUDITED_CHILD = "auditor@demo.test", "D-1001"
+
+
 def load(engine, sessions, today: date) -> dict[str, int]:
     """Create the demo council unless it exists; start and play each child's PEP a few steps."""
     with sessions.begin() as session:
@@ -83,6 +88,9 @@ def load(engine, sessions, today: date) -> dict[str, int]:
         for child_id, (name, dob, school, team, _start, _steps) in CHILDREN.items():
             add_child(session, child_id, name, dob, school)
             set_case_team(session, child_id, team)
+        auditor = session.scalar(select(User).where(User.email == AUDITOR))
+        grant(session, auditor, AUDITED_CHILD, "Complaint about the PEP of spring 2026 (demo)", None, "admin@demo.test",
+              engine.now())
     steps = 0
     for child_id, (*_, (message, data), play) in CHILDREN.items():
         if "entered_care" not in data and message == "child_becomes_looked_after":

@@ -116,18 +116,24 @@ def pep_pdf(child: Child, instance: Instance, sections: list[Section]) -> bytes:
         Spacer(1, 6 * mm),
     ]
     for section in sections:
-        story.append(Paragraph(_esc(section.title), styles["Heading2"]))
-        story.append(Paragraph(f"{_esc(section.role)}: {_esc(section.by)}, {ukdate(section.at, time=True)}"
-                               + (" (late)" if section.late else ""), styles["Italic"]))
-        rows = _pdf_rows(section.answers, styles)
-        if rows:
-            table = Table(rows, colWidths=[60 * mm, 114 * mm])
-            table.setStyle(TableStyle([("VALIGN", (0, 0), (-1, -1), "TOP"),
-                                       ("LINEBELOW", (0, 0), (-1, -1), 0.25, colors.grey)]))
-            story.append(table)
-        story.append(Spacer(1, 4 * mm))
+        story += section_story(section, styles, "Heading2")
     doc.build(story)
     return buffer.getvalue()
+
+
+def section_story(section: Section, styles, heading: str) -> list:
+    """One PEP section for a PDF: its title, who completed it and when, and a table of its answers."""
+    story = [Paragraph(_esc(section.title), styles[heading]),
+             Paragraph(f"{_esc(section.role)}: {_esc(section.by)}, {ukdate(section.at, time=True)}"
+                       + (" (late)" if section.late else ""), styles["Italic"])]
+    rows = _pdf_rows(section.answers, styles)
+    if rows:
+        table = Table(rows, colWidths=[60 * mm, 114 * mm])
+        table.setStyle(TableStyle([("VALIGN", (0, 0), (-1, -1), "TOP"),
+                                   ("LINEBELOW", (0, 0), (-1, -1), 0.25, colors.grey)]))
+        story.append(table)
+    story.append(Spacer(1, 4 * mm))
+    return story
 
 
 def _pdf_rows(items: list[Answer], styles, depth: int = 0) -> list:

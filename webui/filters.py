@@ -41,6 +41,10 @@ def nav_items() -> list[tuple[str, str]]:
         items += [("admin.users", "People"), ("outbox.index", "Notifications")]
     else:
         items.append(("outbox.index", "Notifications"))
+    if current_user.is_process_owner:
+        items.append(("modeller.index", "Processes"))
+    if current_user.is_auditor or current_user.is_admin:
+        items.append(("audit.index", "Audit"))
     return items
 
 

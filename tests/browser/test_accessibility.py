@@ -1,5 +1,6 @@
 """Automated accessibility checks (axe-core, WCAG 2.2 A and AA rules) of the pages people use most:
-no serious or critical violation on the inbox, a task form (with its error summary) and a child's page."""
+no serious or critical violation on the inbox, a task form (with its error summary), a child's page,
+the process owners' modeller and forms editor, and the auditors' timeline and replay."""
 
 from __future__ import annotations
 
@@ -8,7 +9,15 @@ from pathlib import Path
 
 import pytest
 
-from ..test_runtime import MEETING, complete, only_task, start_review
+from engine import clock as clocks
+from engine.deploy import Bundle, deploy
+from engine.people import add_user
+from tools.bpmn_layout import rewrite
+from webui.grants import grant
+
+from ..conftest import BASIC_BUNDLE
+from ..test_runtime import MEETING, PEP, complete, only_task, start_review
+from ..web.conftest import PASSWORD_HASH
 from .conftest import sign_in
 
 AXE = Path(__file__).resolve().parents[2] / "node_modules" / "axe-core" / "axe.min.js"
@@ -50,3 +59,39 @@ def test_a_childs_page_has_no_serious_accessibility_problems(page, a_review_at_t
     sign_in(page, "sw@demo.test")
     page.goto("/children/C001")
     assert serious_violations(page) == []
+
+
+@pytest.fixture
+def a_laid_out_review_with_owner_and_auditor(app, engine, council, clock):
+    """The basic bundle with diagram interchange (so bpmn-js draws it), a review at QA, a process owner
+    and an auditor granted the child."""
+    bundle = Bundle.from_dirs(BASIC_BUNDLE)
+    for path in bundle.bpmn_files():
+        bundle.files[path] = rewrite(bundle.files[path])
+    with clocks.using(clock), council.begin() as s:
+        deploy(s, bundle, actor="setup@demo.test")
+        add_user(s, "owner@demo.test", "Olu Owner", roles=["Process Owner"], password_hash=PASSWORD_HASH)
+        auditor = add_user(s, "auditor@demo.test", "Aud Inspector", roles=["Auditor"], password_hash=PASSWORD_HASH)
+        grant(s, auditor, "C001", "Inspection", None, "admin@demo.test", engine.now())
+    instance_id = start_review(engine, council)
+    complete(engine, council, only_task(council), "sw@demo.test", MEETING)
+    complete(engine, council, only_task(council), "dt@demo.test", PEP)
+    return instance_id
+
+
+def test_the_modeller_and_forms_editor_have_no_serious_accessibility_problems(page, a_laid_out_review_with_owner_and_auditor):
+    sign_in(page, "owner@demo.test")
+    for url in ("/processes", "/processes/test_review/edit", "/processes/forms/complete_pep.schema.json/edit"):
+        page.goto(url)
+        page.wait_for_load_state("networkidle")
+        assert serious_violations(page) == [], url
+
+
+def test_the_auditors_timeline_and_replay_have_no_serious_accessibility_problems(
+        page, a_laid_out_review_with_owner_and_auditor):
+    sign_in(page, "auditor@demo.test")
+    instance_id = a_laid_out_review_with_owner_and_auditor
+    for url in ("/audit", "/audit/children/C001", f"/audit/children/C001/instances/{instance_id}/replay"):
+        page.goto(url)
+        page.wait_for_load_state("networkidle")
+        assert serious_violations(page) == [], url

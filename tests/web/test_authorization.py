@@ -1,13 +1,15 @@
 """Authorization matrix: every route that shows or changes a child's record, for every role, with the
 person's own child and with someone else's. A child someone may not see is answered 404, and no page
-ever shows the name of a child the person may not see."""
+ever shows the name of a child the person may not see. The auditor sees only the child granted to them."""
 
 from __future__ import annotations
 
 import pytest
 from sqlalchemy import select
 
-from engine.models import Attachment, Event, OpenTask
+from engine.models import Attachment, Event, OpenTask, User
+from engine.people import add_user
+from webui.grants import grant
 
 from ..test_runtime import MEETING, complete, only_task, start_review
 
@@ -21,7 +23,9 @@ SEES = {
     "yp@demo.test": {"C001"},
     "ea@demo.test": {"C001", "C002"},
     "admin@demo.test": {"C001", "C002"},
+    "auditor@demo.test": {"C001"},
 }
+AUDITOR = "auditor@demo.test"
 # whose task is open for each child once both reviews reach the teacher
 TASK_HOLDER = {"C001": "dt@demo.test", "C002": "other.dt@demo.test"}
 USERS = sorted(SEES)
@@ -29,7 +33,12 @@ USERS = sorted(SEES)
 
 @pytest.fixture
 def records(deployed_app, engine, council):
-    """Both children with a review at the teacher's step, an attachment each, and their ids."""
+    """Both children with a review at the teacher's step, an attachment each, and their ids; an auditor
+    granted the first child."""
+    with council.begin() as s:
+        auditor = add_user(s, AUDITOR, "Aud Inspector", roles=["Auditor"])
+        auditor.password_hash = s.scalar(select(User.password_hash).where(User.email == "sw@demo.test"))
+        grant(s, auditor, "C001", "Complaint ref 7", None, "admin@demo.test", engine.now())
     found = {}
     for child_id in NAMES:
         instance_id = start_review(engine, council, child_id)
@@ -51,6 +60,11 @@ def child_pages(child_id: str, ids: dict) -> list[str]:
         f"/children/{child_id}/next-meeting.ics",
         f"/children/{child_id}/changes/meeting_rescheduled",
         f"/attachments/{ids['attachment']}",
+        f"/audit/children/{child_id}",
+        f"/audit/children/{child_id}/verification",
+        f"/audit/children/{child_id}/instances/{ids['instance']}/replay",
+        f"/audit/children/{child_id}/pack.pdf",
+        f"/audit/children/{child_id}/pack.json",
     ]
 
 
@@ -65,9 +79,12 @@ def test_child_pages_answer_only_those_who_may_see_the_child(email, records, bro
     for child_id, ids in records.items():
         for url in child_pages(child_id, ids):
             response = person.get(url)
-            if child_id in SEES[email]:
+            if url.startswith("/audit/") and email not in (AUDITOR, "admin@demo.test"):
+                assert response.status_code == 403  # for auditors and the VS administrator, whichever child
+                no_leak(response, child_id)
+            elif child_id in SEES[email]:
                 expected = 200
-                if url.endswith("/changes/meeting_rescheduled") and email == "yp@demo.test":
+                if url.endswith("/changes/meeting_rescheduled") and email in ("yp@demo.test", AUDITOR):
                     expected = 404  # the message form says who may report it; a young person may not
                 assert response.status_code == expected, (email, url, response.status_code)
             else:
@@ -97,8 +114,9 @@ def test_claiming_releasing_and_linking_someone_elses_task_changes_nothing(email
             continue
         for action in ("claim", "release", "link"):
             response = person.post(f"/tasks/{ids['task']}/{action}")
-            assert response.status_code in (302, 400, 404), (email, action, response.status_code)  # never 200
-            if child_id not in SEES[email]:
+            refused = (403,) if email == AUDITOR else (302, 400, 404)  # auditors are refused every change
+            assert response.status_code in refused, (email, action, response.status_code)  # never 200
+            if child_id not in SEES[email] and email != AUDITOR:
                 assert response.status_code in (302, 404)
                 no_leak(response, child_id)
         with council() as s:
@@ -109,9 +127,9 @@ def test_claiming_releasing_and_linking_someone_elses_task_changes_nothing(email
 @pytest.mark.parametrize("email", USERS)
 def test_lists_never_name_a_child_the_person_may_not_see(email, records, browser):
     person = browser(email)
-    for url in ("/inbox", "/inbox?view=pool", "/children", "/notifications"):
+    for url in ("/inbox", "/inbox?view=pool", "/children", "/notifications", "/audit"):
         response = person.get(url)
-        assert response.status_code == 200
+        assert response.status_code == (403 if url == "/audit" and email not in (AUDITOR, "admin@demo.test") else 200)
         for child_id in set(NAMES) - SEES[email]:
             no_leak(response, child_id)
 
@@ -120,7 +138,8 @@ def test_lists_never_name_a_child_the_person_may_not_see(email, records, browser
 def test_administration_is_for_the_vs_administrator_only(email, records, browser):
     person = browser(email)
     expected = 200 if email == "admin@demo.test" else 403
-    for url in ("/admin/users", "/admin/children/new", "/admin/children/C001/team", "/admin/children/C002/team"):
+    for url in ("/admin/users", "/admin/children/new", "/admin/children/C001/team", "/admin/children/C002/team",
+                "/admin/grants"):
         assert person.get(url).status_code == expected, (email, url)
 
 
@@ -130,7 +149,9 @@ def test_every_route_that_names_a_child_or_task_is_in_this_matrix(app):
                "/children/<child_id>/changes/<message>", "/attachments/<attachment_id>", "/tasks/<task_id>",
                "/tasks/<task_id>/claim", "/tasks/<task_id>/release", "/tasks/<task_id>/link",
                "/admin/children/<child_id>/team", "/admin/users/<int:user_id>",
-               "/admin/users/<int:user_id>/password"}
+               "/admin/users/<int:user_id>/password", "/audit/children/<child_id>",
+               "/audit/children/<child_id>/verification", "/audit/children/<child_id>/instances/<int:instance_id>/replay",
+               "/audit/children/<child_id>/pack.pdf", "/audit/children/<child_id>/pack.json"}
     scoped = {rule.rule for rule in app.url_map.iter_rules()
               if any(arg in rule.arguments for arg in ("child_id", "task_id", "instance_id", "attachment_id", "user_id"))}
     assert scoped <= covered, f"routes missing from the authorization matrix: {scoped - covered}"

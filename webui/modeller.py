@@ -1,0 +1,378 @@
+"""The process owners' modeller: deployed processes, the diagram editor, and the forms editor.
+
+Every save goes through engine.deploy: the newest deployment with one file replaced is validated
+like any deployment and, when valid, stored as the next version. Running PEPs stay on their version.
+Only process owners reach any page or endpoint here (403 for everyone else).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from datetime import datetime
+
+from flask import Blueprint, abort, current_app, flash, jsonify, redirect, render_template, request, url_for
+from flask_login import current_user, login_required
+from lxml import etree
+from marshmallow import Schema, ValidationError, fields, validate
+from sqlalchemy import select
+
+from engine.calendar import EXPRESSION_FUNCTIONS
+from engine.deploy import (
+    NS,
+    Bundle,
+    DeploymentRejected,
+    check_form,
+    deploy_changes,
+    latest_bundle,
+    validate_bundle,
+)
+from engine.models import Deployment, DeploymentFile, ProcessDefinition, Role
+from engine.roles import RoleDirectory
+
+from .access import process_owner_required
+from .context import db
+from .formschema import build_fields
+
+bp = Blueprint("modeller", __name__, url_prefix="/processes")
+
+NOTE_LENGTH = 500
+FORM_NAME = re.compile(r"[a-z0-9][a-z0-9_-]*\.schema\.json")
+NEW_FORM = {"type": "object", "title": "New form", "required": ["done"], "properties": {
+    "done": {"type": "boolean", "title": "Is it done?"}}}
+
+
+@bp.before_request
+@login_required
+@process_owner_required
+def _process_owners_only():
+    """Every page and JSON endpoint of the modeller is for process owners only."""
+
+
+@bp.errorhandler(ValidationError)
+def _invalid_request(invalid: ValidationError):
+    return _answer(False, f"The request is not a valid save: {invalid.messages}", status=400)
+
+
+@bp.errorhandler(DeploymentRejected)
+def _nothing_deployed(rejected: DeploymentRejected):
+    return render_template("error.html", code=404, description=str(rejected)), 404
+
+
+# ---- JSON shapes ---------------------------------------------------------------------------------
+
+
+class SaveRequest(Schema):
+    """A diagram from the editor, and the deployment version it was opened from."""
+
+    xml = fields.String(required=True, validate=validate.Length(min=1))
+    version = fields.Integer(required=True)
+    note = fields.String(load_default="", validate=validate.Length(max=NOTE_LENGTH))
+
+
+class ErrorOut(Schema):
+    file = fields.String()
+    element = fields.String(attribute="element_id", allow_none=True)
+    message = fields.String()
+    line = fields.Integer(allow_none=True)
+
+
+class SaveResponse(Schema):
+    ok = fields.Boolean()
+    message = fields.String()
+    errors = fields.List(fields.Nested(ErrorOut))
+    version = fields.Integer(allow_none=True)
+
+
+class DiagramOut(Schema):
+    process_id = fields.String()
+    file = fields.String()
+    version = fields.Integer()
+    xml = fields.String()
+
+
+class RoleOut(Schema):
+    key = fields.String()
+    label = fields.String()
+    aliases = fields.List(fields.String())
+
+
+class FunctionOut(Schema):
+    name = fields.String()
+    signature = fields.String()
+    help = fields.String()
+
+
+class VocabularyOut(Schema):
+    roles = fields.List(fields.Nested(RoleOut))
+    forms = fields.List(fields.String())
+    messages = fields.List(fields.String())
+    functions = fields.List(fields.Nested(FunctionOut))
+
+
+# ---- deployed processes and the diagram editor ---------------------------------------------------
+
+
+@dataclass
+class Change:
+    """When a deployed file last changed: in which version, by whom, when."""
+
+    version: int
+    by: str
+    at: datetime
+
+
+@bp.route("")
+def index():
+    newest = _newest()
+    definitions = sorted(newest.definitions, key=lambda d: d.name.casefold()) if newest else []
+    changes = _last_changes(newest)
+    # the versions pages (webui/versions.py) are linked when the app has them
+    links = {name: name in current_app.view_functions
+             for name in ("versions.index", "versions.migrate", "versions.upload")}
+    return render_template("modeller/index.html", newest=newest, definitions=definitions, changes=changes,
+                           links=links)
+
+
+@bp.route("/<process_id>/edit")
+def edit(process_id: str):
+    definition = _definition_or_404(process_id)
+    return render_template("modeller/edit.html", definition=definition)
+
+
+@bp.route("/<process_id>/diagram.json")
+def diagram(process_id: str):
+    definition = _definition_or_404(process_id)
+    newest = definition.deployment
+    content = next(f.content for f in newest.files if f.path == definition.file_path)
+    return jsonify(DiagramOut().dump({"process_id": process_id, "file": definition.file_path,
+                                      "version": newest.version, "xml": content}))
+
+
+@bp.route("/vocabulary.json")
+def vocabulary():
+    bundle = latest_bundle(db())
+    roles = db().scalars(select(Role).order_by(Role.label)).all()
+    return jsonify(VocabularyOut().dump({
+        "roles": roles,
+        "forms": [path.removeprefix("forms/") for path in _schema_files(bundle)],
+        "messages": _message_names(bundle),
+        "functions": [{"name": name, "signature": _signature(function), "help": _first_line(function.__doc__)}
+                      for name, function in sorted(EXPRESSION_FUNCTIONS.items())],
+    }))
+
+
+@bp.route("/<process_id>/check", methods=["POST"])
+def check(process_id: str):
+    definition = _definition_or_404(process_id)
+    save = SaveRequest().load(request.get_json(silent=True) or {})
+    bundle = latest_bundle(db())
+    bundle.files[definition.file_path] = save["xml"]
+    try:
+        validate_bundle(bundle, RoleDirectory.load(db()))
+    except DeploymentRejected as rejected:
+        return _answer(False, f"{len(rejected.errors)} problem(s) to fix before this can be deployed.",
+                       rejected.errors, status=422)
+    return _answer(True, "No problems found: this diagram can be deployed.")
+
+
+@bp.route("/<process_id>/deploy", methods=["POST"])
+def deploy(process_id: str):
+    definition = _definition_or_404(process_id)
+    save = SaveRequest().load(request.get_json(silent=True) or {})
+    path = definition.file_path
+    stale = _changed_since(path, save["version"])
+    if stale:
+        return _answer(False, stale, status=409)
+    note = save["note"].strip() or f"Changed {path.removeprefix('processes/')} in the modeller"
+    try:
+        deployment, created = deploy_changes(db(), {path: save["xml"]}, current_user.email, note)
+    except DeploymentRejected as rejected:
+        return _answer(False, f"Not deployed: {len(rejected.errors)} problem(s) to fix.", rejected.errors, status=422)
+    db().commit()
+    if not created:
+        return _answer(True, f"Nothing to deploy: these files are already version {deployment.version}.",
+                       version=deployment.version)
+    return _answer(True, f"Deployed as version {deployment.version}. Running PEPs stay on the version they started on; "
+                         "new PEPs use this one.", version=deployment.version)
+
+
+# ---- forms -------------------------------------------------------------------------------------
+
+
+@bp.route("/forms")
+def forms():
+    bundle = latest_bundle(db())
+    names = [path.removeprefix("forms/") for path in _schema_files(bundle)]
+    return render_template("modeller/forms.html", names=names, titles={n: _title(bundle, n) for n in names})
+
+
+@bp.route("/forms/<name>")
+def form(name: str):
+    bundle = latest_bundle(db())
+    content = _form_or_404(bundle, name)
+    return render_template("modeller/form.html", name=name, content=content, preview=_preview(name, content))
+
+
+@bp.route("/forms/<name>/edit", methods=["GET", "POST"])
+def edit_form(name: str):
+    bundle = latest_bundle(db())
+    content = _form_or_404(bundle, name)
+    if request.method == "POST":
+        return _save_form(name, new=False)
+    return render_template("modeller/form_edit.html", name=name, content=content, version=_newest().version,
+                           note="", errors=[], preview=_preview(name, content))
+
+
+@bp.route("/forms/new", methods=["GET", "POST"])
+def new_form():
+    if request.method == "POST":
+        return _save_form(request.form.get("name", "").strip(), new=True)
+    newest = _newest() or abort(404)
+    content = json.dumps(NEW_FORM, indent=2)
+    return render_template("modeller/form_edit.html", name="", content=content, version=newest.version,
+                           note="", errors=[], preview=_preview("new.schema.json", content), new=True)
+
+
+@bp.route("/forms/preview", methods=["POST"])
+def preview_form():
+    name = request.form.get("name", "").strip() or "new.schema.json"
+    return render_template("modeller/_preview.html", preview=_preview(name, request.form.get("content", "")))
+
+
+def _save_form(name: str, new: bool):
+    content = request.form.get("content", "")
+    note = request.form.get("note", "").strip()[:NOTE_LENGTH]
+    version = request.form.get("version", type=int) or 0
+    path = f"forms/{name}"
+    errors = []
+    if new and not FORM_NAME.fullmatch(name):
+        errors.append(("name", "Enter a file name of lower-case letters, digits, _ and -, ending in .schema.json"))
+    elif new and path in latest_bundle(db()).files:
+        errors.append(("name", f"There is already a form called {name}"))
+    stale = None if new else _changed_since(path, version)
+    if stale:
+        errors.append(("content", stale))
+    if not errors:
+        note = note or f"{'Added' if new else 'Changed'} form {name} in the forms editor"
+        try:
+            deployment, created = deploy_changes(db(), {path: content}, current_user.email, note)
+        except DeploymentRejected as rejected:
+            errors += [("content", str(error)) for error in rejected.errors]
+        else:
+            db().commit()
+            flash(f"Saved {name} as version {deployment.version}." if created else f"{name} has not changed.",
+                  "success")
+            return redirect(url_for(".form", name=name))
+    shown = _preview(name if FORM_NAME.fullmatch(name) else "new.schema.json", content)
+    return render_template("modeller/form_edit.html", name=name, content=content, version=version, note=note,
+                           errors=errors, preview=shown, new=new), 400
+
+
+@dataclass
+class Preview:
+    """A form as the person doing the task would see it, or why it cannot be shown."""
+
+    fields: list
+    problems: list[str]
+
+
+def _preview(name: str, content: str) -> Preview:
+    problems = [error.message if error.element_id in (None, "(root)") else f"{error.element_id}: {error.message}"
+                for error in check_form(f"forms/{name}", content)]
+    if problems:
+        return Preview([], problems)
+    try:
+        return Preview(build_fields(json.loads(content), {}), [])
+    except (AttributeError, KeyError, TypeError) as exc:  # a valid JSON Schema that no task form could show
+        return Preview([], [f"The form cannot be shown: {type(exc).__name__} {exc}"])
+
+
+# ---- helpers -------------------------------------------------------------------------------------
+
+
+def _newest() -> Deployment | None:
+    return db().scalar(select(Deployment).order_by(Deployment.version.desc()).limit(1))
+
+
+def _definition_or_404(process_id: str) -> ProcessDefinition:
+    newest = _newest()
+    definition = next((d for d in newest.definitions if d.process_id == process_id), None) if newest else None
+    if definition is None:
+        abort(404)
+    return definition
+
+
+def _form_or_404(bundle: Bundle, name: str) -> str:
+    if f"forms/{name}" not in _schema_files(bundle):
+        abort(404)
+    return bundle.files[f"forms/{name}"]
+
+
+def _schema_files(bundle: Bundle) -> list[str]:
+    return [path for path in bundle.form_files() if not path.endswith(".uischema.json")]
+
+
+def _title(bundle: Bundle, name: str) -> str:
+    try:
+        return str(bundle.form(name).get("title") or "")
+    except (ValueError, AttributeError):
+        return ""
+
+
+def _last_changes(newest: Deployment | None) -> dict[str, Change]:
+    """For each file of the newest deployment, the version in which it last changed."""
+    if newest is None:
+        return {}
+    rows = db().execute(
+        select(DeploymentFile.path, DeploymentFile.sha256, Deployment.version, Deployment.created_by,
+               Deployment.created_at)
+        .join(Deployment, Deployment.id == DeploymentFile.deployment_id).order_by(Deployment.version.desc())
+    ).all()
+    changes: dict[str, Change] = {}
+    unchanged_since = {f.path: f.sha256 for f in newest.files}
+    for path, sha, version, by, at in rows:
+        if unchanged_since.get(path) == sha:
+            changes[path] = Change(version, by, at)
+        else:
+            unchanged_since.pop(path, None)  # an older version differs: the change is the one already found
+    return changes
+
+
+def _changed_since(path: str, version: int) -> str | None:
+    """Why saving `path` edited from `version` would overwrite someone's later change (None: it would not)."""
+    newest = _newest()
+    files = db().execute(
+        select(Deployment.version, DeploymentFile.sha256).join(DeploymentFile)
+        .where(Deployment.version.in_([version, newest.version]), DeploymentFile.path == path)
+    ).all()
+    shas = dict(files)
+    if version == newest.version or (version in shas and shas[version] == shas.get(newest.version)):
+        return None
+    return (f"{path.split('/')[-1]} has changed since you opened version {version}: someone deployed a change "
+            f"(the newest version is {newest.version}, by {newest.created_by}). Nothing was saved. Copy anything "
+            "you need, then reload the page to edit the newest version.")
+
+
+def _answer(ok: bool, message: str, errors=(), version: int | None = None, status: int = 200):
+    body = SaveResponse().dump({"ok": ok, "message": message, "errors": list(errors), "version": version})
+    return jsonify(body), status
+
+
+def _message_names(bundle: Bundle) -> list[str]:
+    parser = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False)
+    names = set()
+    for path in bundle.bpmn_files():
+        root = etree.fromstring(bundle.files[path].encode("utf-8"), parser)
+        names |= {m.get("name") or m.get("id") for m in root.iterfind("bpmn:message", NS)}
+    return sorted(names)
+
+
+def _signature(function) -> str:
+    code = function.__code__
+    return f"{function.__name__}({', '.join(code.co_varnames[:code.co_argcount])})"
+
+
+def _first_line(doc: str | None) -> str:
+    return doc.strip().splitlines()[0] if doc else ""
