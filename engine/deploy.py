@@ -242,7 +242,18 @@ def _form_errors(path: str, content: str) -> tuple[DeployError, ...]:
         return (DeployError(path, where, f"is not a valid JSON Schema: {exc.message}"),)
     if schema.get("type") != "object":
         return (DeployError(path, "(root)", 'a form schema must have "type": "object"'),)
-    return ()
+    return tuple(DeployError(path, name, f'"{name}" is a name the task page keeps for itself: rename the field')
+                 for name in _property_names(schema) if name.startswith("_") or name == "csrf_token")
+
+
+def _property_names(schema: dict):
+    """Every property name of a form schema, in nested groups and list items too."""
+    for name, spec in (schema.get("properties") or {}).items():
+        yield name
+        if isinstance(spec, dict):
+            yield from _property_names(spec)
+            if isinstance(spec.get("items"), dict):
+                yield from _property_names(spec["items"])
 
 
 def _parse_xml(path: str, content: str) -> tuple[etree._ElementTree | None, list[DeployError]]:

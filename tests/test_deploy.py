@@ -139,6 +139,12 @@ def test_a_form_that_is_not_valid_json_schema_names_the_form_and_field(council):
     assert "not a valid JSON Schema" in error.message
 
 
+def test_a_form_field_named_like_the_task_pages_own_controls_is_refused(council):
+    bundle = with_change("forms/qa.schema.json", '"feedback"', '"_do"')
+    error = only_error(rejected(council, bundle), "forms/qa.schema.json", "_do")
+    assert "rename the field" in error.message
+
+
 def test_a_form_that_is_not_json_names_the_line(council):
     bundle = with_change("forms/qa.schema.json", '"required": ["rating"],', '"required": ["rating"]')
     error = only_error(rejected(council, bundle), "forms/qa.schema.json", None)

@@ -20,7 +20,8 @@ MAX_RADIOS = 6
 class Field:
     path: str
     title: str
-    widget: str  # text, textarea, number, date, radios, select, checkboxes, yesno, confirm, attachment, group, list
+    widget: str  # text, textarea, number, date, radios, select, checkboxes, yesno, confirm, attachment, group,
+    #              list (repeatable groups), values (a repeatable single answer: dates, names)
     required: bool = False
     hint: str | None = None
     value: Any = None
@@ -75,6 +76,17 @@ def _field(path: str, name: str, spec: dict, value, errors: dict, required: bool
         f.options = [(str(v), str(v)) for v in spec["items"]["enum"]]
     elif f.widget == "group":
         f.children = build_fields(spec, value if isinstance(value, dict) else {}, errors, f"{path}.")
+    elif f.widget == "values":
+        items = value if isinstance(value, list) else []
+        f.min_items, f.max_items = spec.get("minItems", 0), spec.get("maxItems")
+        item_schema = spec.get("items", {})
+        f.item_title = item_schema.get("title") or "answer"
+        f.children = [
+            Field(path=f"{path}.{i}", title=f"{item_schema.get('title') or 'Answer'} {i + 1}",
+                  widget=widget_for(item_schema), required=True, hint=None, value="" if item is None else item,
+                  error=errors.get(f"{path}.{i}"))
+            for i, item in enumerate(items)
+        ]
     elif f.widget == "list":
         items = value if isinstance(value, list) else []
         f.min_items, f.max_items = spec.get("minItems", 0), spec.get("maxItems")
@@ -107,7 +119,9 @@ def widget_for(spec: dict) -> str:
         return "group"
     if kind == "array":
         items = spec.get("items", {})
-        return "checkboxes" if "enum" in items else "list"
+        if "enum" in items:
+            return "checkboxes"
+        return "list" if items.get("type") == "object" or "properties" in items else "values"
     return "text"
 
 
@@ -129,6 +143,10 @@ def _parse(path: str, spec: dict, form: MultiDict):
     if widget == "list":
         item_schema = spec.get("items", {})
         return [parse_submission(item_schema, form, f"{path}.{i}.") for i in list_indices(form, path)] or None
+    if widget == "values":
+        item_schema = spec.get("items", {})
+        values = [_parse(f"{path}.{i}", item_schema, form) for i in value_indices(form, path)]
+        return [v for v in values if v is not None] or None
     if widget == "checkboxes":
         return form.getlist(path) or None
     if widget == "date":
@@ -150,6 +168,16 @@ def list_indices(form: MultiDict, path: str) -> list[int]:
     found = set()
     for key in form:
         match = re.match(rf"{re.escape(path)}\.(\d+)\.", key)
+        if match:
+            found.add(int(match.group(1)))
+    return sorted(found)
+
+
+def value_indices(form: MultiDict, path: str) -> list[int]:
+    """The item numbers of a repeatable single answer ("pep_dates.0", or a date's "pep_dates.0-day")."""
+    found = set()
+    for key in form:
+        match = re.fullmatch(rf"{re.escape(path)}\.(\d+)(?:-(?:day|month|year))?", key)
         if match:
             found.add(int(match.group(1)))
     return sorted(found)
@@ -195,12 +223,13 @@ def set_path(data: dict, path: str, value) -> None:
 
 
 def add_item(schema: dict, data: dict, path: str) -> None:
-    """Add an empty item to the repeatable group at `path`."""
+    """Add an empty item to the repeatable group (or repeatable answer) at `path`."""
     items = data.setdefault(path, []) if "." not in path else None
     if items is None:
         return
-    if len(items) < schema["properties"][path].get("maxItems", 50):
-        items.append({})
+    spec = schema["properties"][path]
+    if len(items) < spec.get("maxItems", 50):
+        items.append({} if widget_for(spec) == "list" else "")
 
 
 def remove_item(data: dict, path: str) -> None:

@@ -84,7 +84,7 @@ def task(task_id):
         values = draft.data if draft else view["data"]
         return render_page(open_task, view, schema, values, {}, draft)
 
-    action = request.form.get("action", "submit")
+    action = request.form.get("_do", "submit")
     data = parse_submission(schema, request.form)
     _take_uploads(schema, data, open_task.child_id)
     if action.startswith(("add:", "remove:")):
@@ -103,7 +103,7 @@ def task(task_id):
 def _submit(open_task, view, schema, data, draft):
     try:
         engine().complete_task(db(), open_task.id, current_user.email, data,
-                               expected_version=int(request.form.get("version") or view["instance_version"]))
+                               expected_version=int(request.form.get("_version") or view["instance_version"]))
     except FormInvalid as exc:
         db().rollback()
         _save_draft(open_task.id, data)
@@ -137,7 +137,7 @@ def render_page(open_task, view, schema, values, errors, draft, status=200, conf
     return render_template(
         "inbox/task.html", task=open_task, child=child, view=view, schema=schema, fields=fields,
         errors=error_summary(fields, errors), draft=draft, conflict=conflict, anchor=anchor,
-        attachments=attachments, version=request.form.get("version") or view["instance_version"], now=now(),
+        attachments=attachments, version=request.form.get("_version") or view["instance_version"], now=now(),
     ), status
 
 

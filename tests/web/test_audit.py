@@ -110,7 +110,7 @@ def test_an_auditor_changes_nothing_anywhere(auditor, browser, council, engine):
     person = browser(AUDITOR)
     form = {"meeting_date-day": "10", "meeting_date-month": "3", "meeting_date-year": "2026", "venue": "Room 2"}
     attempts = {
-        f"/tasks/{task.id}": {**form, "action": "submit"}, f"/tasks/{task.id}/claim": {},
+        f"/tasks/{task.id}": {**form, "_do": "submit"}, f"/tasks/{task.id}/claim": {},
         f"/tasks/{task.id}/release": {}, f"/tasks/{task.id}/link": {},
         "/children/C001/changes/meeting_rescheduled": {"meeting_date": "2026-03-20", "reason": "Carer ill"},
         "/admin/users": {"email": "new@demo.test", "name": "New Person"},

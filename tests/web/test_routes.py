@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import re
 
 from sqlalchemy import select
 
+from engine import clock as clocks
+from engine.deploy import deploy_changes, latest_bundle
 from engine.history import events
 from engine.models import Attachment, Instance, Notification, OpenTask, TaskDraft, User
 
@@ -130,7 +133,7 @@ def test_invalid_answers_come_back_with_an_error_summary_linking_to_each_field(d
     start_review(engine, council)
     task = only_task(council)
     sw = browser("sw@demo.test")
-    response = sw.post(f"/tasks/{task.id}", {"action": "submit", "meeting_date-day": "31", "meeting_date-month": "2",
+    response = sw.post(f"/tasks/{task.id}", {"_do": "submit", "meeting_date-day": "31", "meeting_date-month": "2",
                                              "meeting_date-year": "2026"}, page_url=f"/tasks/{task.id}")
     html = response.get_data(as_text=True)
     assert response.status_code == 422
@@ -144,10 +147,10 @@ def test_a_draft_is_saved_and_comes_back(deployed_app, browser, engine, council)
     start_review(engine, council)
     task = only_task(council)
     sw = browser("sw@demo.test")
-    sw.post(f"/tasks/{task.id}", {"action": "save", "venue": "Oak Primary, room 4"}, page_url=f"/tasks/{task.id}")
+    sw.post(f"/tasks/{task.id}", {"_do": "save", "venue": "Oak Primary, room 4"}, page_url=f"/tasks/{task.id}")
     html = sw.get(f"/tasks/{task.id}").get_data(as_text=True)
     assert 'value="Oak Primary, room 4"' in html and "Draft saved" in html
-    sw.post(f"/tasks/{task.id}", {"action": "submit", "venue": "Oak Primary, room 4",
+    sw.post(f"/tasks/{task.id}", {"_do": "submit", "venue": "Oak Primary, room 4",
                                   **date_fields("meeting_date", "2026-03-10")}, page_url=f"/tasks/{task.id}")
     with council() as s:
         assert s.scalars(select(TaskDraft)).all() == []
@@ -157,7 +160,7 @@ def test_submitting_moves_the_pep_on_to_the_teacher(deployed_app, browser, engin
     start_review(engine, council)
     task = only_task(council)
     response = browser("sw@demo.test").post(
-        f"/tasks/{task.id}", {"action": "submit", "venue": "Oak Primary", **date_fields("meeting_date", "2026-03-10")},
+        f"/tasks/{task.id}", {"_do": "submit", "venue": "Oak Primary", **date_fields("meeting_date", "2026-03-10")},
         page_url=f"/tasks/{task.id}")
     assert response.status_code == 302
     assert "Complete the PEP" in browser("dt@demo.test").get("/inbox").get_data(as_text=True)
@@ -168,17 +171,17 @@ def test_smart_targets_are_added_and_removed_as_repeatable_groups(deployed_app, 
     complete(engine, council, only_task(council), "sw@demo.test", MEETING)
     task = only_task(council)
     dt = browser("dt@demo.test")
-    html = dt.post(f"/tasks/{task.id}", {"action": "add:targets", "attendance_percent": "95"},
+    html = dt.post(f"/tasks/{task.id}", {"_do": "add:targets", "attendance_percent": "95"},
                    page_url=f"/tasks/{task.id}").get_data(as_text=True)
     assert 'name="targets.0.what"' in html and 'value="95"' in html
-    html = dt.post(f"/tasks/{task.id}", {"action": "add:targets", "targets.0._item": "1", "targets.0.what": "Read daily"},
+    html = dt.post(f"/tasks/{task.id}", {"_do": "add:targets", "targets.0._item": "1", "targets.0.what": "Read daily"},
                    page_url=f"/tasks/{task.id}").get_data(as_text=True)
     assert 'name="targets.1.what"' in html and 'value="Read daily"' in html
-    html = dt.post(f"/tasks/{task.id}", {"action": "remove:targets.0", "targets.0._item": "1", "targets.0.what": "Read daily",
+    html = dt.post(f"/tasks/{task.id}", {"_do": "remove:targets.0", "targets.0._item": "1", "targets.0.what": "Read daily",
                                          "targets.1._item": "1", "targets.1.what": "Spell ten words"},
                    page_url=f"/tasks/{task.id}").get_data(as_text=True)
     assert 'value="Spell ten words"' in html and "Read daily" not in html and 'name="targets.1.what"' not in html
-    response = dt.post(f"/tasks/{task.id}", {"action": "submit", "attendance_percent": "95", "targets.0._item": "1",
+    response = dt.post(f"/tasks/{task.id}", {"_do": "submit", "attendance_percent": "95", "targets.0._item": "1",
                                              "targets.0.what": "Spell ten words",
                                              **date_fields("targets.0.by_when", "2026-05-29")}, page_url=f"/tasks/{task.id}")
     assert response.status_code == 302
@@ -188,6 +191,35 @@ def test_smart_targets_are_added_and_removed_as_repeatable_groups(deployed_app, 
                                       "targets": [{"what": "Spell ten words", "by_when": "2026-05-29"}]}
 
 
+def test_a_list_of_dates_and_a_field_called_action_are_answered_on_the_page(deployed_app, browser, engine, council, clock):
+    """Forms may ask for several plain answers (the next PEP dates) and name a field like a button."""
+    form = "forms/complete_pep.schema.json"
+    with clocks.using(clock), council.begin() as s:
+        schema = json.loads(latest_bundle(s).files[form])
+        schema["properties"]["pep_dates"] = {"type": "array", "title": "Dates of the next PEPs",
+                                             "items": {"type": "string", "format": "date", "title": "PEP date"}}
+        schema["properties"]["action"] = {"type": "string", "enum": ["Submit the ePEP", "Send it for checking"]}
+        deploy_changes(s, {form: json.dumps(schema)}, "owner@demo.test")
+    start_review(engine, council)
+    complete(engine, council, only_task(council), "sw@demo.test", MEETING)
+    task, dt = only_task(council), browser("dt@demo.test")
+    url = f"/tasks/{task.id}"
+    html = dt.post(url, {"_do": "add:pep_dates"}, page_url=url).get_data(as_text=True)
+    assert 'name="pep_dates.0-day"' in html and "Add another PEP date" in html
+    html = dt.post(url, {"_do": "add:pep_dates", **date_fields("pep_dates.0", "2026-06-10")}, page_url=url
+                   ).get_data(as_text=True)
+    assert 'name="pep_dates.1-day"' in html and 'value="10"' in html
+    response = dt.post(url, {"_do": "submit", "attendance_percent": "95", "action": "Submit the ePEP",
+                             "targets.0._item": "1", "targets.0.what": "Spell ten words",
+                             **date_fields("targets.0.by_when", "2026-05-29"),
+                             **date_fields("pep_dates.0", "2026-06-10"), **date_fields("pep_dates.1", "2026-10-07")},
+                       page_url=url)
+    assert response.status_code == 302
+    with council() as s:
+        submitted = [e for e in events(s, "C001") if e.kind == "task_completed"][-1].data["data"]
+    assert submitted["pep_dates"] == ["2026-06-10", "2026-10-07"] and submitted["action"] == "Submit the ePEP"
+
+
 def test_a_page_opened_before_someone_else_changed_the_pep_says_reload(deployed_app, browser, engine, council):
     start_review(engine, council)
     task = only_task(council)
@@ -195,10 +227,10 @@ def test_a_page_opened_before_someone_else_changed_the_pep_says_reload(deployed_
     page = sw.get(f"/tasks/{task.id}").get_data(as_text=True)
     with council.begin() as s:  # meanwhile the meeting is rescheduled... no: the instance moves on
         s.get(Instance, task.instance_id).version += 0
-    stale = re.search(r'name="version" value="(\d+)"', page).group(1)
+    stale = re.search(r'name="_version" value="(\d+)"', page).group(1)
     response = sw.client.post(f"/tasks/{task.id}", data={
-        "action": "submit", "venue": "Oak", **date_fields("meeting_date", "2026-03-10"),
-        "version": str(int(stale) - 1), "csrf_token": csrf_token(page)})
+        "_do": "submit", "venue": "Oak", **date_fields("meeting_date", "2026-03-10"),
+        "_version": str(int(stale) - 1), "csrf_token": csrf_token(page)})
     assert response.status_code == 409
     html = response.get_data(as_text=True)
     assert "Someone else changed this PEP" in html and "Reload the task" in html and 'value="Oak"' in html
