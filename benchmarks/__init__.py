@@ -1,0 +1,1 @@
+"""Benchmarks of the engine and the web app: `python -m benchmarks year|inbox|web` (docs/benchmarks.md)."""

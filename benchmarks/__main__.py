@@ -1,0 +1,69 @@
+"""`python -m benchmarks year|web`: the simulated council year and the web load run (see docs/benchmarks.md)."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import click
+
+from .run import report, run_year, school_year
+
+
+@click.group()
+def main():
+    """Benchmarks of the PEP engine and web app."""
+
+
+@main.command()
+@click.option("--database", "url", default="sqlite:///instance/bench.sqlite", show_default=True,
+              help="Database URL; it is emptied first (SQLite file or a PostgreSQL bench_* database).")
+@click.option("--children", default=1000, show_default=True, help="Children in the synthetic council.")
+@click.option("--start", default="2025-09-01", show_default=True, help="First simulated day.")
+@click.option("--weeks", type=int, help="Simulate this many weeks instead of the school year to 31 July.")
+@click.option("--open-instances", default=100_000, show_default=True, help="Open instances for the inbox queries.")
+@click.option("--due-timers", default=10_000, show_default=True, help="Timers due at once for the sweep.")
+@click.option("--seed", default=2025, show_default=True)
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def year(url, children, start, weeks, open_instances, due_timers, seed, quiet):
+    """Simulate a school year of a synthetic council and print the figures."""
+    first, last = school_year(date.fromisoformat(start), weeks)
+    figures = run_year(url, children, first, last, open_instances, due_timers, seed=seed, progress=not quiet)
+    click.echo(report(figures))
+
+
+@main.command()
+@click.option("--database", "url", required=True, help="A database a `year` run has filled.")
+def inbox(url):
+    """Time the inbox queries again on a database a `year` run left behind (nothing is changed)."""
+    from datetime import UTC, datetime
+
+    from engine.db import make_db, session_factory
+
+    from .run import inboxes, open_instance_count
+
+    sessions = session_factory(make_db(url))
+    for who, (p50, p95, rows) in inboxes(sessions, datetime.now(UTC)).items():
+        click.echo(f"inbox, {who:22s} p50 {p50:.1f} ms   p95 {p95:.1f} ms   ({rows} rows; "
+                   f"{open_instance_count(sessions)} open instances)")
+
+
+@main.command()
+@click.option("--database", "url", default="sqlite:///instance/bench-web.sqlite", show_default=True,
+              help="Database URL; it is emptied first.")
+@click.option("--children", default=2500, show_default=True, help="Children of the council played up to today.")
+@click.option("--weeks", default=2, show_default=True, help="Weeks played before the load starts.")
+@click.option("--users", default=20, show_default=True, help="Concurrent simulated professionals.")
+@click.option("--seconds", default=90.0, show_default=True, help="Longest the load runs.")
+@click.option("--think", default=1.0, show_default=True, help="Seconds each user pauses between pages.")
+@click.option("--port", default=8765, show_default=True)
+def web(url, children, weeks, users, seconds, think, port):
+    """Load the inbox page and task submissions under gunicorn (2 workers) and print the figures."""
+    from .web import load, prepare
+
+    jobs = prepare(url, children, weeks, date.today())
+    click.echo(f"{len(jobs)} open tasks prepared for {len({j.email for j in jobs})} professionals")
+    click.echo(load(url, jobs, users, seconds, port, think).report())
+
+
+if __name__ == "__main__":
+    main()

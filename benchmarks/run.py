@@ -1,0 +1,193 @@
+"""The year benchmark from end to end: a fresh database, the simulated year, then the database grown
+to a national service's size for the inbox and the timer sweep. Prints every figure it measures."""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from pathlib import Path
+
+from sqlalchemy import func, select, text
+
+from engine import clock as clocks
+from engine.db import make_db, session_factory
+from engine.inbox import inbox
+from engine.models import Base, Instance, User
+from engine.schema import upgrade
+from engine.timers import fire_due_timers
+
+from . import bulk
+from .measure import Progress, Samples, database_bytes, peak_memory_mb
+from .simulate import Simulation
+
+ROOT = Path(__file__).resolve().parent.parent
+INBOX_QUERIES = 200
+
+
+@dataclass
+class Figures:
+    """Everything the benchmark reports, as numbers (milliseconds unless named otherwise)."""
+
+    database: str
+    children: int
+    days: int
+    tasks: int = 0
+    engine_p50: float = 0.0
+    engine_p95: float = 0.0
+    bare_p50: float = 0.0
+    bare_p95: float = 0.0
+    engine_cpu_p50: float = 0.0
+    bare_cpu_p50: float = 0.0
+    ratio_of_p50s: float = 0.0
+    median_ratio: float = 0.0
+    refused_forms: int = 0
+    timers_fired_in_year: int = 0
+    incidents: int = 0
+    peps_completed: int = 0
+    peps_on_time_share: float = 0.0
+    peps_open_at_end: int = 0
+    database_mb: float = 0.0
+    kb_per_child_year: float = 0.0
+    open_instances: int = 0
+    inbox: dict[str, tuple[float, float, int]] = field(default_factory=dict)  # who → p50, p95, rows
+    sweep_timers: int = 0
+    sweep_seconds: float = 0.0
+    sweep_rate: float = 0.0
+    peak_memory_mb: float = 0.0
+    simulation_seconds: float = 0.0
+    load_average: float = 0.0  # of the machine at the end: other work on it slows every figure
+
+
+def fresh_database(url: str):
+    """An empty database at `url` with the schema of the newest migration."""
+    if url.startswith("sqlite:///"):
+        for path in Path(url.removeprefix("sqlite:///")).parent.glob(Path(url).name + "*"):
+            path.unlink()
+    db = make_db(url)
+    if db.dialect.name != "sqlite":
+        Base.metadata.drop_all(db)
+        with db.begin() as conn:
+            conn.execute(text("DROP TABLE IF EXISTS alembic_version"))
+    upgrade(db.url.render_as_string(hide_password=False))
+    return db
+
+
+def run_year(url: str, children: int, start: date, end: date, open_instances: int, due_timers: int,
+             seed: int = 2025, progress: bool = True) -> Figures:
+    """Simulate the year, then measure the inbox and the timer sweep at national size."""
+    db = fresh_database(url)
+    sessions = session_factory(db)
+    simulation = Simulation(sessions, ROOT, children, start, end, seed=seed, progress=progress)
+    began = time.perf_counter()
+    simulation.set_up()
+    year = simulation.run()
+    figures = Figures(database=db.dialect.name, children=children, days=year.days,
+                      simulation_seconds=time.perf_counter() - began)
+    figures.tasks = year.tasks_done
+    figures.engine_p50, figures.engine_p95 = year.engine.ms(50), year.engine.ms(95)
+    figures.bare_p50, figures.bare_p95 = year.bare.ms(50), year.bare.ms(95)
+    figures.engine_cpu_p50, figures.bare_cpu_p50 = year.engine_cpu.ms(50), year.bare_cpu.ms(50)
+    figures.ratio_of_p50s = figures.engine_p50 / figures.bare_p50 if year.bare else float("nan")
+    figures.median_ratio = sorted(year.ratios)[len(year.ratios) // 2] if year.ratios else float("nan")
+    figures.refused_forms = sum(year.refused.values())
+    figures.timers_fired_in_year, figures.incidents = year.timers_fired, year.incidents
+    figures.peps_completed, figures.peps_open_at_end = year.peps_completed, year.peps_open
+    figures.peps_on_time_share = year.peps_on_time / year.peps_completed if year.peps_completed else float("nan")
+    size = database_bytes(db)
+    figures.database_mb = size / 2**20
+    figures.kb_per_child_year = size / 1024 / (children * year.days / 365)
+
+    engine = simulation.engine
+    figures.sweep_timers, figures.sweep_seconds = _sweep(sessions, engine, due_timers, progress)
+    figures.sweep_rate = figures.sweep_timers / figures.sweep_seconds if figures.sweep_seconds else 0.0
+    figures.open_instances = _grow(sessions, open_instances, progress)
+    figures.inbox = inboxes(sessions, engine.now())
+    figures.peak_memory_mb = peak_memory_mb()
+    figures.load_average = os.getloadavg()[1]
+    return figures
+
+
+def _sweep(sessions, engine, due: int, progress: bool) -> tuple[int, float]:
+    """Copy `due` instances that wait on a timer, move the clock past them all, and time one sweep."""
+    bar = Progress(due, "timers due   ", progress)
+    bulk.copy_instances(sessions, due, with_timer=True, prefix="T", progress=bar.update)
+    bar.close()
+    with sessions() as session:
+        latest = session.scalar(select(func.max(Instance.next_timer_at)).where(Instance.child_id.like("T%")))
+    if latest is None:
+        return 0, 0.0
+    engine.clock.set(latest + timedelta(minutes=1))
+    with clocks.using(engine.clock):
+        started = time.perf_counter()
+        result = fire_due_timers(engine, sessions)
+        return result.timers_fired, time.perf_counter() - started
+
+
+def _grow(sessions, target: int, progress: bool) -> int:
+    """Copy waiting instances until `target` instances are open."""
+    with sessions() as session:
+        running = session.scalar(select(func.count()).select_from(Instance).where(Instance.status == "running"))
+    missing = max(0, target - running)
+    bar = Progress(missing, "open instances", progress)
+    bulk.copy_instances(sessions, missing, with_timer=False, prefix="N", progress=bar.update)
+    bar.close()
+    return open_instance_count(sessions)
+
+
+def open_instance_count(sessions) -> int:
+    with sessions() as session:
+        return session.scalar(select(func.count()).select_from(Instance).where(Instance.status == "running"))
+
+
+def inboxes(sessions, now) -> dict[str, tuple[float, float, int]]:
+    """Time the inbox of the busiest designated teacher and of a VS education adviser."""
+    figures = {}
+    with sessions() as session:
+        teacher = bulk.busiest(session, "designated_teacher")
+        adviser = session.scalars(select(User).where(User.email.like("ea1@%"))).first()
+        for label, user in (("designated teacher", teacher), ("VS education adviser", adviser)):
+            if user is None:
+                continue
+            samples, rows = Samples(), 0
+            for _ in range(INBOX_QUERIES):
+                with samples.timing():
+                    rows = len(inbox(session, user.id, user.role_keys, now))
+            figures[label] = (samples.ms(50), samples.ms(95), rows)
+    return figures
+
+
+def report(figures: Figures) -> str:
+    """The figures as the lines the benchmark prints (and docs/benchmarks.md quotes)."""
+    f = figures
+    lines = [
+        f"database                      {f.database}; {f.children} children; {f.days} simulated days "
+        f"({f.simulation_seconds:.0f} s wall)",
+        f"tasks completed               {f.tasks} ({f.refused_forms} answers refused and corrected; "
+        f"{f.timers_fired_in_year} timers fired; {f.incidents} incidents)",
+        f"task completion, engine       p50 {f.engine_p50:.1f} ms   p95 {f.engine_p95:.1f} ms",
+        f"same task, bare SpiffWorkflow p50 {f.bare_p50:.1f} ms   p95 {f.bare_p95:.1f} ms",
+        f"engine / bare                 {f.ratio_of_p50s:.2f}x (p50 / p50); median per-task ratio {f.median_ratio:.2f}x",
+        f"the same in CPU time          engine p50 {f.engine_cpu_p50:.1f} ms, bare p50 {f.bare_cpu_p50:.1f} ms = "
+        f"{f.engine_cpu_p50 / f.bare_cpu_p50 if f.bare_cpu_p50 else float('nan'):.2f}x (what other work on the machine does not change)",
+    ]
+    for who, (p50, p95, rows) in f.inbox.items():
+        lines.append(f"inbox, {who:22s} p50 {p50:.1f} ms   p95 {p95:.1f} ms   ({rows} rows; "
+                     f"{f.open_instances} open instances)")
+    lines += [
+        f"timer sweep                   {f.sweep_timers} timers in {f.sweep_seconds:.1f} s = {f.sweep_rate:.0f} timers/s",
+        f"database size                 {f.database_mb:.1f} MB after the year = {f.kb_per_child_year:.0f} KB per child-year",
+        f"peak memory                   {f.peak_memory_mb:.0f} MB",
+        f"machine                       {os.cpu_count()} CPUs; load average over the last 5 minutes {f.load_average:.1f}",
+        f"PEPs completed                {f.peps_completed}; "
+        + (f"within every deadline {100 * f.peps_on_time_share:.0f}%; " if f.peps_completed else "")
+        + f"{f.peps_open_at_end} still open at the end",
+    ]
+    return "\n".join(lines)
+
+
+def school_year(start: date, weeks: int | None) -> tuple[date, date]:
+    """From `start` to the end of July, or for a number of weeks."""
+    end = start + timedelta(weeks=weeks) - timedelta(days=1) if weeks else date(start.year + 1, 7, 31)
+    return start, end

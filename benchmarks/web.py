@@ -1,0 +1,255 @@
+"""The web load run: the app under gunicorn with 2 worker processes, and simulated professionals
+(threads, one signed-in session each) who open their inbox and submit real tasks of a simulated council.
+
+Preparation plays a few weeks of a council up to today (the app runs on the real clock), gives every
+professional a password, and works out valid answers for each open task, so that every POST is a real
+task submission that the engine accepts.
+"""
+
+from __future__ import annotations
+
+import html
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from http.cookiejar import CookieJar
+from pathlib import Path
+
+from sqlalchemy import select
+
+from engine.db import session_factory
+from engine.models import OpenTask, User
+from webui.auth import hash_password
+from webui.formschema import widget_for
+
+from .measure import Samples
+from .professionals import inline_refs
+from .run import ROOT, fresh_database
+from .simulate import Simulation
+
+PASSWORD = "bench-pep-2026"
+CSRF = re.compile(r'name="csrf_token"[^>]*value="([^"]+)"')
+VERSION = re.compile(r'name="version"[^>]*value="([^"]+)"')
+
+
+@dataclass
+class Job:
+    email: str
+    task_id: str
+    fields: list[tuple[str, str]]
+
+
+@dataclass
+class WebFigures:
+    users: int
+    think: float = 0.0
+    seconds: float = 0.0
+    inbox: Samples = field(default_factory=Samples)
+    submit: Samples = field(default_factory=Samples)
+    errors: dict[str, int] = field(default_factory=dict)
+
+    def report(self) -> str:
+        rate = (len(self.inbox) + len(self.submit)) / self.seconds if self.seconds else 0.0
+        lines = [f"web load                      {self.users} concurrent users, {self.think:g} s between pages, "
+                 f"gunicorn 2 workers, {self.seconds:.0f} s, {rate:.1f} requests/s (inbox pages and submissions; "
+                 f"each also opens its task page)"]
+        for name, samples in (("inbox page (GET /inbox)", self.inbox), ("task submission (POST)", self.submit)):
+            lines.append(f"{name:29s} p50 {samples.ms(50):.0f} ms   p95 {samples.ms(95):.0f} ms   "
+                         f"p99 {samples.ms(99):.0f} ms   ({len(samples)} requests, "
+                         f"{len(samples) / self.seconds if self.seconds else 0:.1f}/s)")
+        lines.append(f"errors                        {self.errors or 'none'}")
+        lines.append(f"machine                       {os.cpu_count()} CPUs; load average over the last 5 minutes "
+                     f"{os.getloadavg()[1]:.1f}")
+        return "\n".join(lines)
+
+
+def prepare(url: str, children: int, weeks: int, today: date) -> list[Job]:
+    """Play a council up to today and answer every open task that has a person and no upload."""
+    db = fresh_database(url)
+    sessions = session_factory(db)
+    simulation = Simulation(sessions, ROOT, children, today - timedelta(weeks=weeks), today - timedelta(days=1))
+    simulation.set_up()
+    simulation.run()
+    simulation.clock.set(simulation.engine.clock.now().replace(year=today.year, month=today.month, day=today.day))
+    jobs = []
+    with sessions.begin() as session:
+        password = hash_password(PASSWORD)
+        for user in session.scalars(select(User)):
+            user.password_hash = password
+        tasks = session.scalars(select(OpenTask).where(OpenTask.assignee_id.is_not(None))).all()
+        emails = dict(session.execute(select(User.id, User.email)).all())
+        for task in tasks:
+            schema = simulation.forms.get(task.form or "", {})
+            if not web_form_can_send(schema):
+                continue
+            view = simulation.engine.task_view(session, task.id, emails[task.assignee_id])
+            answers = simulation.professional.answers(schema, view["data"], today)
+            jobs.append(Job(emails[task.assignee_id], task.id, form_fields(inline_refs(schema), answers)))
+    return jobs
+
+
+def web_form_can_send(schema: dict) -> bool:
+    """Whether the web form can carry every answer: uploads need a file, and lists of plain values
+    (not groups) have no web widget yet."""
+    for spec in schema.get("properties", {}).values():
+        items = spec.get("items", {}) if spec.get("type") == "array" else {}
+        if spec.get("x-widget") == "attachment" or (items and "enum" not in items and items.get("type") != "object"):
+            return False
+    return True
+
+
+def form_fields(schema: dict, answers: dict, prefix: str = "") -> list[tuple[str, str]]:
+    """The posted fields a person filling in the form would send for these answers."""
+    fields = []
+    for name, value in answers.items():
+        spec, path = schema.get("properties", {}).get(name, {}), f"{prefix}{name}"
+        if isinstance(value, bool):
+            fields.append((path, "yes" if value else "no"))
+        elif isinstance(value, dict):
+            fields += form_fields(spec, value, f"{path}.")
+        elif isinstance(value, list) and "enum" in spec.get("items", {}):
+            fields += [(path, str(v)) for v in value]
+        elif isinstance(value, list):
+            for n, item in enumerate(value):
+                item_schema = (spec.get("prefixItems") or [])[n] if n < len(spec.get("prefixItems") or []) else spec.get("items", {})
+                fields += form_fields({**spec.get("items", {}), **item_schema}, item, f"{path}.{n}.") \
+                    if isinstance(item, dict) else [(f"{path}.{n}", str(item))]
+        elif widget_for(spec) == "date":
+            year, month, day = str(value).split("-")
+            fields += [(f"{path}-day", day), (f"{path}-month", month), (f"{path}-year", year)]
+        else:
+            fields.append((path, str(value)))
+    return fields
+
+
+class SimulatedUser(threading.Thread):
+    """One concurrent user: signs in as each of its professionals in turn and, as each, opens the inbox,
+    opens a task and submits it, until time is up or no work is left."""
+
+    def __init__(self, base: str, people: list[list[Job]], figures: WebFigures, stop_at: float,
+                 lock: threading.Lock, think: float):
+        super().__init__(daemon=True)
+        self.base, self.people, self.figures, self.stop_at, self.lock = base, people, figures, stop_at, lock
+        self.think = think  # seconds between one page and the next: reading the inbox, filling the form
+
+    def run(self) -> None:
+        for jobs in self.people:
+            if time.monotonic() > self.stop_at:
+                return
+            self.opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(CookieJar()), _NoRedirect)
+            page = self._get("/sign-in")
+            self._post("/sign-in", [("csrf_token", _token(page)), ("email", jobs[0].email), ("password", PASSWORD)])
+            self._work(jobs)
+
+    def _work(self, jobs: list[Job]) -> None:
+        for job in jobs:
+            if time.monotonic() > self.stop_at:
+                return
+            with self.figures.inbox.timing():
+                self._get("/inbox")
+            time.sleep(self.think)
+            page = self._get(f"/tasks/{job.task_id}")
+            time.sleep(self.think)
+            if not page:
+                continue
+            version = VERSION.search(page)
+            fields = [("csrf_token", _token(page)), ("_do", "submit"), *job.fields]
+            if version:
+                fields.append(("version", html.unescape(version.group(1))))
+            started = time.perf_counter()
+            status, reply = self._post(f"/tasks/{job.task_id}", fields)
+            elapsed = time.perf_counter() - started
+            with self.lock:
+                self.figures.submit.append(elapsed)
+            if status != 302:
+                self._error(f"submit {status}: {_first_error(reply)}")
+
+    def _get(self, path: str) -> str:
+        try:
+            with self.opener.open(self.base + path, timeout=60) as response:
+                return response.read().decode()
+        except urllib.error.HTTPError as exc:
+            self._error(f"GET {exc.code}")
+            return ""
+
+    def _post(self, path: str, fields: list[tuple[str, str]]) -> tuple[int, str]:
+        body = urllib.parse.urlencode(fields).encode()
+        try:
+            with self.opener.open(urllib.request.Request(self.base + path, data=body), timeout=60) as response:
+                return response.status, response.read().decode()
+        except urllib.error.HTTPError as exc:
+            return exc.code, exc.read().decode(errors="replace")
+
+    def _error(self, kind: str) -> None:
+        with self.lock:
+            self.figures.errors[kind] = self.figures.errors.get(kind, 0) + 1
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args, **kwargs):
+        return None  # a 302 after sign-in or a submission is the answer; the next request follows on
+
+
+def _first_error(page: str) -> str:
+    """The first message of the page's error summary (or of its conflict banner), to count by cause."""
+    match = re.search(r'govuk-error-summary__list.*?<a[^>]*>(.*?)</a>', page, re.S) or \
+        re.search(r'govuk-notification-banner__heading[^>]*>(.*?)<', page, re.S)
+    return html.unescape(re.sub(r"\s+", " ", match.group(1))).strip()[:120] if match else "?"
+
+
+def _token(page: str) -> str:
+    match = CSRF.search(page)
+    return html.unescape(match.group(1)) if match else ""
+
+
+def serve(url: str, port: int, workers: int = 2) -> subprocess.Popen:
+    """Start gunicorn with the app; return once it answers."""
+    env = {**os.environ, "PEP_DATABASE_URL": url, "PEP_SECURE_COOKIES": "0", "PEP_SECRET_KEY": "bench-secret-key"}
+    server = subprocess.Popen(
+        [str(Path(sys.executable).parent / "gunicorn"), "--workers", str(workers), "--bind", f"127.0.0.1:{port}",
+         "--log-level", "warning", "webui:create_app()"], cwd=ROOT, env=env, start_new_session=True)
+    for _ in range(100):
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/sign-in", timeout=2).read()
+            return server
+        except OSError:
+            time.sleep(0.2)
+    stop(server)
+    raise RuntimeError("gunicorn did not start")
+
+
+def stop(server: subprocess.Popen) -> None:
+    os.killpg(server.pid, signal.SIGTERM)
+    server.wait(timeout=30)
+
+
+def load(url: str, jobs: list[Job], users: int, seconds: float, port: int, think: float = 0.0) -> WebFigures:
+    """Run `users` concurrent users against the served app for at most `seconds`."""
+    by_person: dict[str, list[Job]] = {}
+    for job in jobs:
+        by_person.setdefault(job.email, []).append(job)
+    people = sorted(by_person.values(), key=len, reverse=True)
+    shares = [people[n::users] for n in range(min(users, len(people)))]
+    figures, lock = WebFigures(users=len(shares), think=think), threading.Lock()
+    server = serve(url, port)
+    try:
+        started = time.monotonic()
+        threads = [SimulatedUser(f"http://127.0.0.1:{port}", share, figures, started + seconds, lock, think)
+                   for share in shares]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        figures.seconds = time.monotonic() - started
+    finally:
+        stop(server)
+    return figures

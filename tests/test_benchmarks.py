@@ -1,0 +1,23 @@
+"""The benchmark cannot rot: a tiny council for a few weeks completes real tasks and every figure is reported.
+No timings are checked here; the figures are for docs/benchmarks.md (see `make bench`)."""
+
+from __future__ import annotations
+
+from datetime import date
+
+from benchmarks.run import report, run_year
+
+
+def test_a_tiny_council_runs_a_few_weeks_and_every_figure_is_reported(tmp_path):
+    figures = run_year(f"sqlite:///{tmp_path / 'bench.sqlite'}", children=12, start=date(2025, 9, 1),
+                       end=date(2025, 9, 28), open_instances=300, due_timers=40, progress=False)
+
+    assert figures.tasks > 0 and figures.timers_fired_in_year > 0 and figures.incidents == 0
+    assert figures.engine_p50 > 0 and figures.bare_p50 > 0 and figures.ratio_of_p50s > 0
+    assert set(figures.inbox) == {"designated teacher", "VS education adviser"}
+    assert figures.open_instances >= 300 and figures.sweep_timers >= 40 and figures.sweep_rate > 0
+    assert figures.kb_per_child_year > 0 and figures.peak_memory_mb > 0
+    printed = report(figures)
+    for line in ("task completion, engine", "bare SpiffWorkflow", "engine / bare", "inbox, designated teacher",
+                 "inbox, VS education adviser", "timer sweep", "per child-year", "peak memory", "PEPs completed"):
+        assert line in printed
