@@ -168,11 +168,13 @@ def deploy(session: Session, bundle: Bundle, actor: str, note: str | None = None
     """
     digest = bundle.digest()
     newest = session.scalar(select(Deployment).order_by(Deployment.version.desc()).limit(1))
-    if newest is not None and newest.bundle_hash == digest:
+    if newest is not None and Bundle({f.path: f.content for f in newest.files}).digest() == digest:
         return newest, False
     parsed = validate_bundle(bundle, RoleDirectory.load(session))
     serializer = Serializer()
     version = (session.scalar(select(func.max(Deployment.version))) or 0) + 1
+    if session.scalar(select(Deployment.id).where(Deployment.bundle_hash == digest)) is not None:
+        digest = hashlib.sha256(f"{digest}:{version}".encode()).hexdigest()  # an earlier version again
     deployment = Deployment(
         version=version, bundle_hash=digest, created_at=clock.now(), created_by=actor, note=note
     )

@@ -126,7 +126,8 @@ class Deployment(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     version: Mapped[int] = mapped_column(Integer, unique=True)
-    bundle_hash: Mapped[str] = mapped_column(String(64), index=True)  # an earlier version may be deployed again
+    # the digest of its files; salted with its version when the same files were deployed before
+    bundle_hash: Mapped[str] = mapped_column(String(64), unique=True)
     created_at: Mapped[datetime]
     created_by: Mapped[str] = mapped_column(String(254))
     note: Mapped[str | None] = mapped_column(Text)

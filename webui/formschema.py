@@ -103,6 +103,9 @@ def _field(path: str, name: str, spec: dict, value, errors: dict, required: bool
 
 def widget_for(spec: dict) -> str:
     kind = spec.get("type")
+    if isinstance(kind, list):  # e.g. ["string", "null"]: an answer that may be left empty
+        kinds = [k for k in kind if k != "null"]
+        kind = kinds[0] if len(kinds) == 1 else None
     if spec.get("x-widget") in ("textarea", "attachment"):
         return spec["x-widget"]
     if kind == "boolean" and (spec.get("const") is True or spec.get("enum") == [True]):

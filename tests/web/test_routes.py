@@ -375,6 +375,13 @@ def test_a_declaration_is_one_checkbox_and_an_empty_answer_shows_empty():
     assert parse_submission(schema, MultiDict({})) == {}
 
 
+def test_an_optional_date_that_may_be_null_is_still_a_date():
+    from webui.formschema import widget_for
+
+    assert widget_for({"type": ["string", "null"], "format": "date"}) == "date"
+    assert widget_for({"type": ["integer", "null"]}) == "number"
+
+
 def test_with_email_set_up_notifications_are_sent_to_the_holder_or_the_roles_pool(deployed_app, engine, council, monkeypatch):
     from webui import outbox
 

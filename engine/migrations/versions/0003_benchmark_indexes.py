@@ -3,15 +3,15 @@
 With 100,000 open instances a VS adviser's pool holds about 10,000 tasks; the old indexes ended at the
 deadline, so the database sorted every task sharing a deadline before it could return the first page.
 
-Revision ID: 0004
-Revises: 0003
+Revision ID: 0003
+Revises: 0002
 Create Date: 2026-11-22 21:15:00.000000
 """
 
 from alembic import op
 
-revision = '0004'
-down_revision = '0003'
+revision = '0003'
+down_revision = '0002'
 branch_labels = None
 depends_on = None
 
