@@ -23,7 +23,7 @@ class BareRun:
 
     def load(self, task_id: str):
         """Deserialize the workflow (timed) and return the task, for the professional to read."""
-        spec, subprocess_specs = self.engine._spec(self.definition)
+        spec, subprocess_specs = self.engine.spec(self.definition)
         started, cpu = time.perf_counter(), time.process_time()
         state = json.loads(self.text)
         self.workflow = self.engine.serializer.state_from_dict(state, spec, subprocess_specs,

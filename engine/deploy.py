@@ -98,10 +98,7 @@ class Bundle:
         return json.loads(self.files[f"forms/{name}"])
 
     def digest(self) -> str:
-        h = hashlib.sha256()
-        for path in sorted(self.files):
-            h.update(path.encode() + b"\0" + _sha(self.files[path]).encode() + b"\n")
-        return h.hexdigest()
+        return _files_digest((path, _sha(content)) for path, content in self.files.items())
 
 
 @dataclass
@@ -168,7 +165,7 @@ def deploy(session: Session, bundle: Bundle, actor: str, note: str | None = None
     """
     digest = bundle.digest()
     newest = session.scalar(select(Deployment).order_by(Deployment.version.desc()).limit(1))
-    if newest is not None and Bundle({f.path: f.content for f in newest.files}).digest() == digest:
+    if newest is not None and _files_digest((f.path, f.sha256) for f in newest.files) == digest:
         return newest, False
     parsed = validate_bundle(bundle, RoleDirectory.load(session))
     serializer = Serializer()
@@ -216,6 +213,14 @@ def deploy_changes(session: Session, changes: dict[str, str], actor: str, note: 
         bundle.files.pop(path, None)
     bundle.files.update(changes)
     return deploy(session, bundle, actor, note)
+
+
+def _files_digest(files) -> str:
+    """The digest of a bundle from its (path, sha256 of content) pairs."""
+    h = hashlib.sha256()
+    for path, sha in sorted(files):
+        h.update(path.encode() + b"\0" + sha.encode() + b"\n")
+    return h.hexdigest()
 
 
 def _sha(content: str) -> str:

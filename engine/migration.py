@@ -61,7 +61,7 @@ def check(engine: Engine, instance: Instance, new_definition: ProcessDefinition)
     elif new_definition.deployment.version <= instance.definition.deployment.version:
         result.reasons.append(f"the PEP is already on version {instance.definition.deployment.version}")
     else:
-        result.reasons += _conflicts(engine, engine._load(instance), new_definition)
+        result.reasons += _conflicts(engine, engine.load(instance), new_definition)
     return result
 
 
@@ -78,7 +78,7 @@ def candidates(engine: Engine, session: Session, newest: ProcessDefinition) -> l
 
 def migrate(engine: Engine, session: Session, instance_id: int, new_definition_id: int, actor: str) -> Instance:
     """Move a running instance to another version of its process, recording it in the child's history."""
-    with engine._instant():
+    with engine.instant():
         instance = session.get(Instance, instance_id)
         new = session.get(ProcessDefinition, new_definition_id)
         if instance is None or new is None:
@@ -88,7 +88,7 @@ def migrate(engine: Engine, session: Session, instance_id: int, new_definition_i
             raise MigrationRefused(f"PEP {instance_id} cannot move to version {new.deployment.version}: "
                                    + "; ".join(verdict.reasons))
         old = instance.definition
-        workflow = apply(engine, engine._load(instance), old, new)
+        workflow = apply(engine, engine.load(instance), old, new)
         instance.definition_id, instance.definition = new.id, new
         step = Step(engine, session, instance, workflow, actor)
         step.log("instance_migrated", process_id=new.process_id, from_definition_id=old.id, to_definition_id=new.id,
@@ -103,7 +103,7 @@ def apply(engine: Engine, workflow: BpmnWorkflow, old_definition: ProcessDefinit
     conflicts = _conflicts(engine, workflow, new_definition)
     if conflicts:
         raise MigrationRefused(f"cannot move from {old_definition.id} to {new_definition.id}: " + "; ".join(conflicts))
-    spec, subprocess_specs = engine._spec(new_definition)
+    spec, subprocess_specs = engine.spec(new_definition)
     for flow, diff, _spec_diff, new_spec in _diffs(engine, workflow, spec, subprocess_specs):
         migrate_workflow(diff, flow, new_spec, reset_mask=TaskState.READY)
     workflow.subprocess_specs = subprocess_specs
@@ -115,7 +115,7 @@ def _diffs(engine: Engine, workflow: BpmnWorkflow, spec, subprocess_specs) -> li
 
     A sub-process whose spec the new version lacks has no diff (None).
     """
-    registry = engine.serializer._registry
+    registry = engine.serializer.registry
     pairs = [(workflow, spec, workflow.spec)]
     pairs += [(sub, subprocess_specs.get(sub.spec.name), sub.spec) for sub in workflow.subprocesses.values()]
     diffs = []
@@ -128,7 +128,7 @@ def _diffs(engine: Engine, workflow: BpmnWorkflow, spec, subprocess_specs) -> li
 def _conflicts(engine: Engine, workflow: BpmnWorkflow, new_definition: ProcessDefinition) -> list[str]:
     """What the instance has done or holds that the new version removes or changes."""
     reasons = []
-    for flow, diff, spec_diff, _new_spec in _diffs(engine, workflow, *engine._spec(new_definition)):
+    for flow, diff, spec_diff, _new_spec in _diffs(engine, workflow, *engine.spec(new_definition)):
         if diff is None:
             reasons.append(f'the sub-process "{flow.spec.name}" is running and the new version has no such sub-process')
         else:

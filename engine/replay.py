@@ -134,7 +134,7 @@ def _replay_step(engine: Engine, session: Session, child: Child, run: _Run, step
     # through JSON as the database stores it: the next step must start from what was saved (an int
     # key a script wrote comes back as a string, and scripts see the difference)
     run.state = json.loads(json.dumps(engine.serializer.state_to_dict(workflow)))
-    run.completed += [p for p in first.data.get("path", [])]
+    run.completed += first.data.get("path", [])
     run.active = _active(workflow)
     run.data = _data(workflow)
     _map_new_tasks(workflow, run, step)
@@ -150,7 +150,7 @@ def _replay_step(engine: Engine, session: Session, child: Child, run: _Run, step
 def _apply(engine: Engine, session: Session, child: Child, run: _Run, step: list[Event]) -> BpmnWorkflow:
     """Feed the step's recorded input to the instance, as the runtime did when it happened."""
     first, kinds = step[0], {e.kind for e in step}
-    spec, subprocess_specs = engine._spec(run.definition)
+    spec, subprocess_specs = engine.spec(run.definition)
     if first.kind == "instance_started":
         workflow = BpmnWorkflow(spec, subprocess_specs, script_engine=engine.script_engine)
         context = first.data.get("child") or _child_context(child)

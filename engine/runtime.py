@@ -95,7 +95,7 @@ class Engine:
         return (clock.active() or self.clock).now()
 
     @contextmanager
-    def _instant(self):
+    def instant(self):
         """Hold one instant for a whole operation: its timers, due dates and history share one time,
         which is what lets replay re-run the step at the time its events record."""
         if isinstance(clock.active(), FrozenClock):
@@ -109,7 +109,7 @@ class Engine:
     def start(self, session: Session, process_id: str, child_id: str, actor: str = SYSTEM,
               data: dict | None = None, previous_instance_id: int | None = None) -> Instance:
         """Start the newest deployed version of `process_id` for a child."""
-        with self._instant():
+        with self.instant():
             child = _child(session, child_id)
             definition = self.latest_definition(session, process_id)
             data = as_recorded(data or {})
@@ -122,7 +122,7 @@ class Engine:
 
     def _begin(self, session, definition, child, actor, previous_instance_id, depth=0, **log) -> Step:
         """Create a new instance of `definition` for the child, holding the child's details as data."""
-        spec, subprocess_specs = self._spec(definition)
+        spec, subprocess_specs = self.spec(definition)
         workflow = BpmnWorkflow(spec, subprocess_specs, script_engine=self.script_engine)
         context = _child_context(child)
         for task in workflow.get_tasks(state=TaskState.READY):
@@ -153,7 +153,7 @@ class Engine:
     def complete_task(self, session: Session, task_id: str, actor_email: str, data: dict,
                       expected_version: int | None = None) -> Instance:
         """Validate `data` against the task's form and complete it as `actor_email`."""
-        with self._instant():
+        with self.instant():
             open_task, instance, user = self._task_for_actor(session, task_id, actor_email)
             if expected_version is not None and instance.version != expected_version:
                 raise Conflict("this PEP was changed by someone else since you opened it: reload the page")
@@ -161,7 +161,7 @@ class Engine:
                 errors = field_errors(self._form_source(instance, open_task.form), data)
                 if errors:
                     raise FormInvalid(errors)
-            workflow = self._load(instance)
+            workflow = self.load(instance)
             task = workflow.get_task_from_id(UUID(task_id))
             if task is None or task.state != TaskState.READY:
                 raise TaskNotReady(f"task {task_id} is not ready (it may have been completed already)")
@@ -184,7 +184,7 @@ class Engine:
 
     def claim(self, session: Session, task_id: str, actor_email: str) -> OpenTask:
         """Take a pooled task into the actor's own inbox."""
-        with self._instant():
+        with self.instant():
             open_task, instance, user = self._task_for_actor(session, task_id, actor_email)
             if open_task.assignee_id == user.id:
                 return open_task
@@ -197,7 +197,7 @@ class Engine:
 
     def release(self, session: Session, task_id: str, actor_email: str) -> OpenTask:
         """Give a claimed pooled task back to its pool."""
-        with self._instant():
+        with self.instant():
             open_task, instance, user = self._task_for_actor(session, task_id, actor_email)
             if not open_task.pooled or open_task.assignee_id != user.id:
                 raise NotAllowed(f"{open_task.name} is not claimed by you")
@@ -208,9 +208,9 @@ class Engine:
 
     def task_view(self, session: Session, task_id: str, actor_email: str) -> dict:
         """What a person needs to do a task: its form, rendered instructions and current data."""
-        with self._instant():
+        with self.instant():
             open_task, instance, _user = self._task_for_actor(session, task_id, actor_email)
-            workflow = self._load(instance)
+            workflow = self.load(instance)
             task = workflow.get_task_from_id(UUID(task_id))
             template = task.task_spec.extensions.get("instructionsForEndUser") or ""
             return {
@@ -237,8 +237,8 @@ class Engine:
 
     def instance_data(self, session: Session, instance_id: int) -> dict:
         """The process data of an instance as it stands now (after its last completed step)."""
-        with self._instant():
-            workflow = self._load(self._instance(session, instance_id))
+        with self.instant():
+            workflow = self.load(self._instance(session, instance_id))
             if workflow.is_completed() and workflow.data:
                 return dict(workflow.data)
             return dict(workflow.last_task.data) if workflow.last_task is not None else {}
@@ -248,17 +248,17 @@ class Engine:
     def send_message(self, session: Session, name: str, child_id: str, data: dict | None = None,
                      actor: str = SYSTEM) -> list[Instance]:
         """Deliver a message to every instance of this child that is waiting for it."""
-        with self._instant():
+        with self.instant():
             _child(session, child_id)
             return self._deliver(session, name, child_id, data or {}, actor, exclude=None)
 
     def cancel(self, session: Session, instance_id: int, actor: str, reason: str = "") -> Instance:
         """Stop a running instance; its open tasks and timers go with it."""
-        with self._instant():
+        with self.instant():
             instance = self._instance(session, instance_id)
             if instance.status not in ("running",):
                 raise EngineError(f"instance {instance_id} is {instance.status}, not running")
-            workflow = self._load(instance)
+            workflow = self.load(instance)
             workflow.cancel()
             step = Step(self, session, instance, workflow, actor)
             step.log("instance_cancelled", reason=reason)
@@ -269,8 +269,8 @@ class Engine:
 
     def fire_timers(self, session: Session, instance: Instance) -> int:
         """Fire this instance's due timers and run on to the next wait; return how many fired."""
-        with self._instant():
-            workflow = self._load(instance)
+        with self.instant():
+            workflow = self.load(instance)
             step = Step(self, session, instance, workflow, SYSTEM)
             workflow.refresh_timers()
             step.advance()
@@ -279,7 +279,7 @@ class Engine:
 
     def record_incident(self, session: Session, instance_id: int, source: str, exc: BaseException) -> Incident:
         """Record that an unattended step failed; the instance's timers pause until someone acts."""
-        with self._instant():
+        with self.instant():
             instance = self._instance(session, instance_id)
             incident = Incident(instance_id=instance.id, child_id=instance.child_id, at=self.now(), source=source,
                                 message=_describe(exc), details="".join(traceback.format_exception(exc))[-4000:])
@@ -303,7 +303,7 @@ class Engine:
         for instance in candidates:
             if instance.id == exclude or name not in (instance.waiting_messages or []):
                 continue
-            workflow = self._load(instance)
+            workflow = self.load(instance)
             step = Step(self, session, instance, workflow, actor, depth)
             workflow.send_event(BpmnEvent(MessageEventDefinition(name), payload=payload))
             step.log("message_received", message=name, data=payload)
@@ -350,7 +350,8 @@ class Engine:
             raise NotFound(f"no instance {instance_id}")
         return instance
 
-    def _spec(self, definition: ProcessDefinition):
+    def spec(self, definition: ProcessDefinition):
+        """The parsed spec (and sub-process specs) of a deployed definition, cached by definition."""
         cached = self._specs.get(definition.id)
         if cached is None:
             cached = self.serializer.spec_from_dict(definition.spec)
@@ -361,8 +362,9 @@ class Engine:
             self._specs.move_to_end(definition.id)
         return cached
 
-    def _load(self, instance: Instance) -> BpmnWorkflow:
-        spec, subprocess_specs = self._spec(instance.definition)
+    def load(self, instance: Instance) -> BpmnWorkflow:
+        """Rebuild an instance's workflow from its stored state on its definition's spec."""
+        spec, subprocess_specs = self.spec(instance.definition)
         return self.serializer.state_from_dict(instance.state, spec, subprocess_specs, self.script_engine)
 
     def _form_source(self, instance: Instance, form: str) -> str:

@@ -50,22 +50,22 @@ class Serializer:
     """Turns specs and workflow states into JSON-ready dicts and back."""
 
     def __init__(self):
-        self._registry = _registry()
+        self.registry = _registry()  # also what SpiffWorkflow's spec diff compares with (engine.migration)
 
     def spec_to_dict(self, spec, subprocess_specs) -> dict:
-        convert = self._registry.convert
+        convert = self.registry.convert
         return {"spec": convert(spec), "subprocess_specs": {k: convert(v) for k, v in subprocess_specs.items()}}
 
     def spec_from_dict(self, dct: dict):
-        restore = self._registry.restore
+        restore = self.registry.restore
         return restore(dct["spec"]), {k: restore(v) for k, v in dct["subprocess_specs"].items()}
 
     def state_to_dict(self, workflow: BpmnWorkflow) -> dict:
-        return self._registry.convert(workflow)
+        return self.registry.convert(workflow)
 
     def state_from_dict(self, state: dict, spec, subprocess_specs, script_engine) -> BpmnWorkflow:
         dct = dict(state, spec=spec, subprocess_specs=subprocess_specs)
-        workflow = self._registry.restore(dct)
+        workflow = self.registry.restore(dct)
         workflow.script_engine = script_engine
         return workflow
 

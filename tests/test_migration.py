@@ -141,7 +141,7 @@ def test_a_waiting_timer_keeps_its_fire_time_when_the_pep_moves(deployed, engine
 
     assert moved.next_timer_at.isoformat() == "2026-03-05T09:00:00+00:00"
     with council() as s:
-        workflow = engine._load(s.get(Instance, instance_id))
+        workflow = engine.load(s.get(Instance, instance_id))
         waiting = workflow.get_tasks(state=TaskState.WAITING)  # the event-based gateway holds the timer
         assert [t.internal_data["event_value"] for t in waiting] == ["2026-03-05T09:00:00+00:00"]
     assert sweep(engine, council, "2026-03-05T09:00:01+00:00").timers_fired == 1

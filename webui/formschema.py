@@ -145,10 +145,10 @@ def _parse(path: str, spec: dict, form: MultiDict):
         return value or None
     if widget == "list":
         item_schema = spec.get("items", {})
-        return [parse_submission(item_schema, form, f"{path}.{i}.") for i in list_indices(form, path)] or None
+        return [parse_submission(item_schema, form, f"{path}.{i}.") for i in item_indices(form, path)] or None
     if widget == "values":
         item_schema = spec.get("items", {})
-        values = [_parse(f"{path}.{i}", item_schema, form) for i in value_indices(form, path)]
+        values = [_parse(f"{path}.{i}", item_schema, form) for i in item_indices(form, path)]
         return [v for v in values if v is not None] or None
     if widget == "checkboxes":
         return form.getlist(path) or None
@@ -166,21 +166,12 @@ def _parse(path: str, spec: dict, form: MultiDict):
     return raw
 
 
-def list_indices(form: MultiDict, path: str) -> list[int]:
-    """The item numbers of a repeatable group present in the posted form."""
+def item_indices(form: MultiDict, path: str) -> list[int]:
+    """The item numbers of a repeatable field present in the posted form: "targets.0.what" of a group,
+    "pep_dates.0" (or a date's "pep_dates.0-day") of a single answer."""
     found = set()
     for key in form:
-        match = re.match(rf"{re.escape(path)}\.(\d+)\.", key)
-        if match:
-            found.add(int(match.group(1)))
-    return sorted(found)
-
-
-def value_indices(form: MultiDict, path: str) -> list[int]:
-    """The item numbers of a repeatable single answer ("pep_dates.0", or a date's "pep_dates.0-day")."""
-    found = set()
-    for key in form:
-        match = re.fullmatch(rf"{re.escape(path)}\.(\d+)(?:-(?:day|month|year))?", key)
+        match = re.match(rf"{re.escape(path)}\.(\d+)(?:$|[.-])", key)
         if match:
             found.add(int(match.group(1)))
     return sorted(found)

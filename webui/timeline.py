@@ -25,13 +25,6 @@ from .filters import ukdate
 SYSTEM = "system"
 # written by the engine for replay, not by a person: left out of "what was submitted"
 BOOKKEEPING = {"path", "step_events", "state", "child"}
-# submitted fields worth calling out, found by name across every council's forms
-CALLOUTS = [
-    (re.compile(r"(^|_)rating$"), "QA rating"),
-    (re.compile(r"(pp_plus|exceptional).*decision$"), "PP+ decision"),
-    (re.compile(r"(pp_plus|exceptional).*(approved_amount|amount_approved)$"), "PP+ amount approved"),
-    (re.compile(r"^vs_agrees_ppg$"), "Virtual School agrees the PP+ spend"),
-]
 
 
 @dataclass
@@ -229,14 +222,13 @@ class _Context:
 
 
 def callouts(submitted: dict, schema: dict) -> list[str]:
-    """The QA ratings and PP+ decisions among submitted answers, each as "label: value"."""
+    """The answers the form marks for auditors (`"x-audit": "QA rating"`), each as "label: value"."""
     found = []
     for name, value in submitted.items():
-        for pattern, label in CALLOUTS:
-            if pattern.search(name):
-                labels = schema.get("properties", {}).get(name, {}).get("x-labels") or {}
-                found.append(f"{label}: {labels.get(str(value), plain(value))}")
-                break
+        spec = schema.get("properties", {}).get(name, {})
+        if spec.get("x-audit"):
+            labels = spec.get("x-labels") or {}
+            found.append(f"{spec['x-audit']}: {labels.get(str(value), plain(value))}")
     return found
 
 

@@ -136,7 +136,7 @@ def notes(sessions, kind=None, child="Y5") -> list[tuple[str, str]]:
 def instance_data(engine, sessions, instance_id) -> dict:
     with sessions() as s:
         instance = s.get(Instance, instance_id)
-        return dict(engine._load(instance).last_task.data) if instance.status == "completed" else {}
+        return dict(engine.load(instance).last_task.data) if instance.status == "completed" else {}
 
 
 def to_meeting(engine, sessions, child="Y5", dt=DT, arrange=ARRANGE, prepare=PREPARE, **start_args):
