@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import orjson
 from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Engine as SAEngine
 from sqlalchemy.orm import Session, sessionmaker
@@ -24,10 +25,19 @@ def make_db(url: str | None = None, **kwargs) -> SAEngine:
         Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
+    kwargs.setdefault("json_serializer", json_text)
+    kwargs.setdefault("json_deserializer", orjson.loads)
     db = create_engine(url, **kwargs)
     if db.dialect.name == "sqlite":
         event.listen(db, "connect", _sqlite_pragmas)
     return db
+
+
+def json_text(value) -> str:
+    """JSON text for the database. orjson is several times faster than the standard library on
+    workflow states, the largest values written; like it, it keeps keys in the order written
+    (workflow states depend on that) and writes integer keys as strings."""
+    return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
 
 
 def _sqlite_pragmas(dbapi_connection, _record) -> None:

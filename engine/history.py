@@ -11,7 +11,7 @@ import json
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
 from .models import Child, Event
@@ -29,27 +29,30 @@ def event_hash(prev_hash: str, child_id: str, seq: int, kind: str, at: datetime,
     return hashlib.sha256((prev_hash + body).encode("utf-8")).hexdigest()
 
 
-def append(session: Session, child_id: str, entries: list[dict], at: datetime) -> list[Event]:
-    """Append events (dicts with kind, actor, data and optional instance_id, task_id) to the chain."""
+def append(session: Session, child_id: str, entries: list[dict], at: datetime, child: Child | None = None) -> int:
+    """Append events (dicts with kind, actor, data and optional instance_id, task_id) to the chain;
+    return how many. `child` is the child's row if the caller has already locked it for this
+    transaction (a runtime step does), else it is read here with a row lock."""
     if not entries:
-        return []
-    child = session.get(Child, child_id, with_for_update=True, populate_existing=True)
+        return 0
+    if child is None:
+        child = session.get(Child, child_id, with_for_update=True, populate_existing=True)
     if child is None:
         raise LookupError(f"no child {child_id}")
-    events = []
+    rows, seq, head = [], child.history_seq, child.history_head or GENESIS
     for entry in entries:
-        seq = child.history_seq + 1
+        seq += 1
         data = json.loads(json.dumps(entry.get("data") or {}, default=str))
-        digest = event_hash(child.history_head or GENESIS, child_id, seq, entry["kind"], at, entry["actor"],
+        digest = event_hash(head, child_id, seq, entry["kind"], at, entry["actor"],
                             entry.get("instance_id"), entry.get("task_id"), data)
-        event = Event(child_id=child_id, seq=seq, kind=entry["kind"], at=at, actor=entry["actor"],
-                      instance_id=entry.get("instance_id"), task_id=entry.get("task_id"), data=data,
-                      prev_hash=child.history_head or GENESIS, hash=digest)
-        session.add(event)
-        child.history_seq, child.history_head = seq, digest
-        events.append(event)
+        rows.append({"child_id": child_id, "seq": seq, "kind": entry["kind"], "at": at, "actor": entry["actor"],
+                     "instance_id": entry.get("instance_id"), "task_id": entry.get("task_id"), "data": data,
+                     "prev_hash": head, "hash": digest})
+        head = digest
+    session.execute(insert(Event), rows)  # one INSERT for the step's events
+    child.history_seq, child.history_head = seq, head
     session.flush()
-    return events
+    return len(rows)
 
 
 @dataclass

@@ -35,6 +35,9 @@ class RoleDirectory:
     def load(cls, session: Session) -> RoleDirectory:
         return cls(list(session.scalars(select(Role))))
 
+    def __bool__(self) -> bool:
+        return bool(self._by_name)
+
     def resolve(self, lane: str | None) -> RoleInfo | None:
         return self._by_name.get(_norm(lane or ""))
 

@@ -89,6 +89,17 @@ class Engine:
         self._specs: OrderedDict[int, tuple] = OrderedDict()
         self._spec_cache_size = spec_cache_size
         self._forms: dict[tuple[int, str], str] = {}
+        self._roles: RoleDirectory | None = None
+
+    def roles(self, session: Session, refresh: bool = False) -> RoleDirectory:
+        """The role vocabulary. Roles are seeded from config/roles.yaml and never edited in place, so
+        it is read once; a lane it does not know makes the caller read it again (`refresh`)."""
+        if self._roles is None or refresh:
+            directory = RoleDirectory.load(session)
+            if not directory:
+                return directory  # nothing seeded yet: do not keep an empty vocabulary
+            self._roles = directory
+        return self._roles
 
     def now(self) -> datetime:
         """The time of the operation in progress (one instant for all of it), else the clock's time."""
@@ -221,6 +232,16 @@ class Engine:
                 "data": dict(task.data),
             }
 
+    def task_form(self, session: Session, task_id: str, actor_email: str) -> dict:
+        """The task's form and the instance version, without rebuilding the workflow: what reading a
+        submission needs (`task_view` adds the instructions and current data, for showing the page)."""
+        open_task, instance, _user = self._task_for_actor(session, task_id, actor_email)
+        return {
+            "task": open_task,
+            "instance_version": instance.version,
+            "form_schema": json.loads(self._form_source(instance, open_task.form)) if open_task.form else None,
+        }
+
     def _check_rules(self, task, data: dict) -> None:
         """Run the task's `validate` expression over the process data with the answers; refuse on errors."""
         expression = task.task_spec.extensions.get("properties", {}).get("validate")
@@ -297,7 +318,7 @@ class Engine:
         payload = as_recorded(payload)
         candidates = session.scalars(
             select(Instance).where(Instance.child_id == child_id, Instance.status == "running")
-            .order_by(Instance.id).options(*LEAN_INSTANCE)
+            .order_by(Instance.id).options(*LEAN_INSTANCE, defer(Instance.state))  # read if it waits for this
         ).all()
         caught = []
         for instance in candidates:
@@ -333,16 +354,19 @@ class Engine:
         return step.instance
 
     def _task_for_actor(self, session, task_id, actor_email):
-        open_task = session.get(OpenTask, task_id)
-        if open_task is None:
+        row = session.execute(select(OpenTask, Instance).join(Instance, Instance.id == OpenTask.instance_id)
+                              .where(OpenTask.id == task_id).options(*LEAN_INSTANCE)).first()
+        if row is None:
             raise TaskNotReady(f"task {task_id} is not open (it may have been completed or withdrawn)")
+        open_task, instance = row
         # emails are stored lower-case (people.add_user), so the unique index finds the person
-        user = session.scalar(select(User).where(User.email == actor_email.strip().lower(), User.active))
+        user = session.scalar(select(User).where(User.email == actor_email.strip().lower(), User.active)
+                              .options(lazyload(User.roles)))  # read only for pooled tasks (may_act)
         if user is None:
             raise NotAllowed(f"no active user {actor_email}")
         if not may_act(session, user, open_task):
             raise NotAllowed(f"{actor_email} does not hold the role {open_task.lane} for child {open_task.child_id}")
-        return open_task, self._instance(session, open_task.instance_id), user
+        return open_task, instance, user
 
     def _instance(self, session, instance_id) -> Instance:
         instance = session.get(Instance, instance_id, options=LEAN_INSTANCE)
@@ -393,14 +417,20 @@ class Step:
         self.entries: list[dict] = []
         self.path: list[str] = []
         self.timers_fired = 0
-        self._roles: RoleDirectory | None = None
         self._team: dict[str, int] | None = None
+        self._child: Child | None = None
 
-    def roles(self) -> RoleDirectory:
-        """The role vocabulary, read once per step."""
-        if self._roles is None:
-            self._roles = RoleDirectory.load(self.session)
-        return self._roles
+    def role(self, name: str | None):
+        """The role a lane or notify name stands for (None when the vocabulary has no such role)."""
+        return self.engine.roles(self.session).resolve(name) or self.engine.roles(self.session, refresh=True).resolve(name)
+
+    def child(self) -> Child:
+        """The child's row, locked for the history chain: read once per step, after the instance row
+        is written (locks are taken instance first, then child)."""
+        if self._child is None:
+            self._child = self.session.get(Child, self.instance.child_id, with_for_update=True,
+                                           populate_existing=True)
+        return self._child
 
     def team(self) -> dict[str, int]:
         """The child's case team (role key → user id), read once per step: one query, not one per
@@ -440,12 +470,11 @@ class Step:
     def _notify(self, task, properties: dict) -> None:
         """Queue the notification an element declares (notify, notifySubject, notifyBody)."""
         session, child_id = self.session, self.instance.child_id
-        roles = self.roles()
         subject = render_instructions(properties["notifySubject"], task.data).strip()
         body = render_instructions(properties.get("notifyBody", ""), task.data).strip() or subject
         sent_to, unheld = [], []
         for name in (n.strip() for n in properties["notify"].split(",") if n.strip()):
-            role = roles.resolve(name)
+            role = self.role(name)
             if role is None:
                 raise EngineError(f'{task.task_spec.bpmn_id} notifies "{name}", which is not a known role')
             member = self.team().get(role.key)
@@ -483,7 +512,7 @@ class Step:
         self._attach_step(digest)
         for entry in self.entries:
             entry["instance_id"] = instance.id
-        history.append(session, instance.child_id, self.entries, now)
+        history.append(session, instance.child_id, self.entries, now, child=self.child())
         for thrown in self.workflow.get_events():
             if isinstance(thrown.event_definition, BaseMessage):
                 self.engine._deliver(session, thrown.event_definition.name, instance.child_id,
@@ -506,17 +535,13 @@ class Step:
                 session.delete(row)
                 if not any(e["task_id"] == task_id and e["kind"] == "task_completed" for e in self.entries):
                     self.log("task_withdrawn", task_id=task_id, task=row.spec_id, name=row.name)
-        roles = None
         for task_id, task in ready.items():
-            if task_id in existing:
-                continue
-            roles = roles or self.roles()
-            self._open(task_id, task, roles)
-        session.flush()
+            if task_id not in existing:
+                self._open(task_id, task)
 
-    def _open(self, task_id, task, roles: RoleDirectory) -> None:
+    def _open(self, task_id, task) -> None:
         session, instance, spec = self.session, self.instance, task.task_spec
-        role = roles.resolve(spec.lane)
+        role = self.role(spec.lane)
         if role is None:
             raise EngineError(f'lane "{spec.lane}" of {spec.bpmn_id} is not a known role')
         assignee = self.team().get(role.key)
@@ -528,7 +553,7 @@ class Step:
         session.add(row)
         self.log("task_ready", task_id=task_id, task=row.spec_id, name=row.name, role=role.key, lane=spec.lane,
                  assignee_id=assignee, pooled=row.pooled, due_at=row.due_at.isoformat() if row.due_at else None)
-        child = session.get(Child, instance.child_id)
+        child = self.child()
         due = f" by {row.due_at:%d %b %Y}" if row.due_at else ""
         session.add(Notification(
             user_id=assignee, role_key=None if assignee else role.key, child_id=instance.child_id, task_id=task_id,

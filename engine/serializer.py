@@ -70,38 +70,78 @@ class Serializer:
         return workflow
 
 
+DIGEST_VERSION = "2:"
+
+
 def state_digest(state: dict) -> str:
     """A digest of a serialized workflow state that two runs of the same inputs agree on.
 
-    Keys are compared as the database stores them (as strings). Task ids are random, so each is replaced by its position in the task tree (depth first, in
-    child order; sub-processes after their parent task); `last_state_change` is wall-clock time
-    and is left out. Everything else (specs, states, data, timers' fire times) counts.
+    Task ids are random, so each is replaced by its position in the task tree (depth first, in child
+    order; sub-processes after their parent task); `last_state_change` is wall-clock time and is left
+    out. Everything else (specs, states, data, timers' fire times) counts. Keys are compared as the
+    database stores them (strings, sorted). Only the tree's structure is walked in Python; the task
+    data, most of a state, goes through the C JSON encoder.
     """
-    names: dict[str, str] = {}
+    names = _positions(state)
+
+    def workflow(dct: dict) -> list:
+        rest = {k: v for k, v in dct.items() if k not in ("tasks", "subprocesses")}
+        tasks = sorted(dct["tasks"].values(), key=lambda t: names[t["id"]])
+        return [_renamed(rest, names), [
+            [names[t["id"]], names.get(t["parent"]), [names[c] for c in t["children"]], t["state"], t["task_spec"],
+             t["triggered"], _renamed(t["internal_data"], names), t.get("data"), t.get("delta")] for t in tasks]]
+
+    subprocesses = state.get("subprocesses") or {}
+    body = [workflow(state), sorted([names[k], workflow(v)] for k, v in subprocesses.items())]
+    text = json.dumps(json.loads(json.dumps(body, default=str)), sort_keys=True, separators=(",", ":"))
+    return DIGEST_VERSION + hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def state_matches(state: dict, recorded: str) -> bool:
+    """Whether a state has the digest a step recorded (also digests recorded before version 2)."""
+    digest = state_digest if recorded.startswith(DIGEST_VERSION) else _digest_v1
+    return digest(state) == recorded
+
+
+def _positions(state: dict) -> dict[str, int]:
+    """Every task id of the state (sub-processes included) → its position in the task tree."""
+    names: dict[str, int] = {}
 
     def number(tasks: dict, root: str) -> None:
         stack = [root]
         while stack:
             task_id = stack.pop()
-            names[task_id] = f"#{len(names)}"
+            names[task_id] = len(names)
             stack.extend(reversed(tasks[task_id]["children"]))
 
     number(state["tasks"], state["root"])
     pending = dict(state.get("subprocesses") or {})
     while pending:
-        ready = sorted((k for k in pending if k in names), key=lambda k: int(names[k][1:]))
+        ready = sorted((k for k in pending if k in names), key=names.__getitem__)
         for key in ready or sorted(pending):
             number(pending[key]["tasks"], pending[key]["root"])
             del pending[key]
+    return names
 
-    def canon(value):
-        if isinstance(value, dict):
-            return {names.get(str(k), str(k)): canon(v) for k, v in value.items() if k != "last_state_change"}
-        if isinstance(value, list):
-            return [canon(v) for v in value]
-        if isinstance(value, str):
-            return names.get(value, value)
-        return value
 
-    body = json.dumps(canon(state), sort_keys=True, separators=(",", ":"), default=str)
+def _renamed(value, names: dict[str, int]):
+    """`value` with task ids (as keys or values, at any depth) replaced by their positions, keys as
+    strings, and wall-clock `last_state_change` left out."""
+    if isinstance(value, dict):
+        return {_name(str(k), names): _renamed(v, names) for k, v in value.items() if k != "last_state_change"}
+    if isinstance(value, list):
+        return [_renamed(v, names) for v in value]
+    if isinstance(value, str):
+        return _name(value, names)
+    return value
+
+
+def _name(text: str, names: dict[str, int]) -> str:
+    position = names.get(text)
+    return text if position is None else f"#{position}"
+
+
+def _digest_v1(state: dict) -> str:
+    """The digest steps recorded before version 2: the whole state walked in Python."""
+    body = json.dumps(_renamed(state, _positions(state)), sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(body.encode("utf-8")).hexdigest()

@@ -14,6 +14,7 @@ from engine import history
 from engine.deploy import deploy_changes, latest_bundle
 from engine.models import Child, Event, Instance
 from engine.replay import replay_child
+from engine.serializer import _digest_v1, state_digest, state_matches
 
 from .helpers import sweep
 from .test_runtime import MEETING, PEP, complete, only_task, start_review, to_qa
@@ -136,6 +137,16 @@ def test_a_tampered_instance_row_is_named(deployed, engine, council):
         s.execute(update(Instance).where(Instance.id == instance_id).values(state=state))
     assert replay(engine, council).problems == [
         f"instance {instance_id}: its stored state is not the state its history leads to"]
+
+
+def test_a_state_digest_recorded_before_version_2_still_verifies(deployed, engine, council):
+    instance_id = to_qa(engine, council).instance_id
+    with council() as s:
+        state = s.get(Instance, instance_id).state
+    legacy = _digest_v1(state)  # how steps recorded their state before digest version 2
+    assert state_matches(state, legacy) and state_matches(state, state_digest(state))
+    altered = {**state, "success": not state["success"]}
+    assert not state_matches(altered, legacy) and not state_matches(altered, state_digest(state))
 
 
 def test_the_version_that_ran_is_replayed_after_a_new_one_is_deployed(deployed, engine, council, clock):
