@@ -22,12 +22,15 @@ def main():
 @click.option("--weeks", type=int, help="Simulate this many weeks instead of the school year to 31 July.")
 @click.option("--open-instances", default=100_000, show_default=True, help="Open instances for the inbox queries.")
 @click.option("--due-timers", default=10_000, show_default=True, help="Timers due at once for the sweep.")
+@click.option("--sweepers", type=int, help="Also time the sweep with this many processes sharing it "
+              "[default: 2 on PostgreSQL, none on SQLite].")
 @click.option("--seed", default=2025, show_default=True)
 @click.option("--quiet", is_flag=True, help="No progress bar.")
-def year(url, children, start, weeks, open_instances, due_timers, seed, quiet):
+def year(url, children, start, weeks, open_instances, due_timers, sweepers, seed, quiet):
     """Simulate a school year of a synthetic council and print the figures."""
     first, last = school_year(date.fromisoformat(start), weeks)
-    figures = run_year(url, children, first, last, open_instances, due_timers, seed=seed, progress=not quiet)
+    figures = run_year(url, children, first, last, open_instances, due_timers, seed=seed, progress=not quiet,
+                       sweepers=sweepers)
     click.echo(report(figures))
 
 

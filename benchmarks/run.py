@@ -3,8 +3,10 @@ to a national service's size for the inbox and the timer sweep. Prints every fig
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import time
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
@@ -14,7 +16,8 @@ from sqlalchemy import func, select, text
 from engine import clock as clocks
 from engine.db import make_db, session_factory
 from engine.inbox import inbox
-from engine.models import Base, Instance, User
+from engine.models import Base, Instance, ProcessDefinition, User
+from engine.runtime import Engine
 from engine.schema import upgrade
 from engine.timers import fire_due_timers
 
@@ -55,6 +58,7 @@ class Figures:
     sweep_timers: int = 0
     sweep_seconds: float = 0.0
     sweep_rate: float = 0.0
+    sweeps: dict[int, tuple[int, float]] = field(default_factory=dict)  # sweepers → timers fired, seconds
     peak_memory_mb: float = 0.0
     simulation_seconds: float = 0.0
     load_average: float = 0.0  # of the machine at the end: other work on it slows every figure
@@ -75,8 +79,12 @@ def fresh_database(url: str):
 
 
 def run_year(url: str, children: int, start: date, end: date, open_instances: int, due_timers: int,
-             seed: int = 2025, progress: bool = True) -> Figures:
-    """Simulate the year, then measure the inbox and the timer sweep at national size."""
+             seed: int = 2025, progress: bool = True, sweepers: int | None = None) -> Figures:
+    """Simulate the year, then measure the inbox and the timer sweep at national size.
+
+    The sweep is timed with one sweeper and, if `sweepers` is more (default: 2 on PostgreSQL, where
+    several schedulers share the due instances; SQLite has a single writer), again with that many
+    processes on a fresh set of due timers."""
     db = fresh_database(url)
     sessions = session_factory(db)
     simulation = Simulation(sessions, ROOT, children, start, end, seed=seed, progress=progress)
@@ -100,7 +108,10 @@ def run_year(url: str, children: int, start: date, end: date, open_instances: in
     figures.kb_per_child_year = size / 1024 / (children * year.days / 365)
 
     engine = simulation.engine
-    figures.sweep_timers, figures.sweep_seconds = _sweep(sessions, engine, due_timers, progress)
+    sweepers = sweepers or (2 if db.dialect.name == "postgresql" else 1)
+    for count in sorted({1, sweepers}):
+        figures.sweeps[count] = _sweep(url, sessions, engine, due_timers, count, f"S{count}", progress)
+    figures.sweep_timers, figures.sweep_seconds = figures.sweeps[max(figures.sweeps)]
     figures.sweep_rate = figures.sweep_timers / figures.sweep_seconds if figures.sweep_seconds else 0.0
     figures.open_instances = _grow(sessions, open_instances, progress)
     figures.inbox = inboxes(sessions, engine.now())
@@ -109,20 +120,40 @@ def run_year(url: str, children: int, start: date, end: date, open_instances: in
     return figures
 
 
-def _sweep(sessions, engine, due: int, progress: bool) -> tuple[int, float]:
-    """Copy `due` instances that wait on a timer, move the clock past them all, and time one sweep."""
-    bar = Progress(due, "timers due   ", progress)
-    bulk.copy_instances(sessions, due, with_timer=True, prefix="T", progress=bar.update)
+def _sweep(url, sessions, engine, due: int, sweepers: int, prefix: str, progress: bool) -> tuple[int, float]:
+    """Copy `due` instances that wait on a timer, move the clock past them all, and time one sweep by
+    `sweepers` processes, each taking its share of the due instances (`fire_due_timers(share=...)`)."""
+    bar = Progress(due, f"timers due ({sweepers})", progress)
+    bulk.copy_instances(sessions, due, with_timer=True, prefix=prefix, progress=bar.update)
     bar.close()
     with sessions() as session:
-        latest = session.scalar(select(func.max(Instance.next_timer_at)).where(Instance.child_id.like("T%")))
+        latest = session.scalar(select(func.max(Instance.next_timer_at)).where(Instance.child_id.like(f"{prefix}%")))
     if latest is None:
         return 0, 0.0
     engine.clock.set(latest + timedelta(minutes=1))
+    if sweepers == 1:
+        with clocks.using(engine.clock):
+            started = time.perf_counter()
+            result = fire_due_timers(engine, sessions)
+            return result.timers_fired, time.perf_counter() - started
+    now = engine.clock.now()
+    with ProcessPoolExecutor(sweepers, mp_context=multiprocessing.get_context("spawn")) as pool:
+        runs = list(pool.map(_sweeper, [(url, now, (k, sweepers)) for k in range(sweepers)]))
+    return sum(fired for fired, _, _ in runs), max(end for _, _, end in runs) - min(begin for _, begin, _ in runs)
+
+
+def _sweeper(job) -> tuple[int, float, float]:
+    """One sweeper process: its own connection and engine, specs parsed before the clock starts."""
+    url, now, share = job
+    sessions = session_factory(make_db(url))
+    engine = Engine(clocks.FrozenClock(now))
+    with sessions() as session:
+        for definition in session.scalars(select(ProcessDefinition)):
+            engine.spec(definition)
     with clocks.using(engine.clock):
-        started = time.perf_counter()
-        result = fire_due_timers(engine, sessions)
-        return result.timers_fired, time.perf_counter() - started
+        began = time.time()
+        result = fire_due_timers(engine, sessions, share=share)
+        return result.timers_fired, began, time.time()
 
 
 def _grow(sessions, target: int, progress: bool) -> int:
@@ -176,7 +207,11 @@ def report(figures: Figures) -> str:
         lines.append(f"inbox, {who:22s} p50 {p50:.1f} ms   p95 {p95:.1f} ms   ({rows} rows; "
                      f"{f.open_instances} open instances)")
     lines += [
-        f"timer sweep                   {f.sweep_timers} timers in {f.sweep_seconds:.1f} s = {f.sweep_rate:.0f} timers/s",
+    ]
+    for count, (fired, seconds) in f.sweeps.items():
+        lines.append(f"timer sweep, {count} sweeper{'s' if count > 1 else ' '}       {fired} timers in {seconds:.1f} s = "
+                     f"{fired / seconds if seconds else 0:.0f} timers/s")
+    lines += [
         f"database size                 {f.database_mb:.1f} MB after the year = {f.kb_per_child_year:.0f} KB per child-year",
         f"peak memory                   {f.peak_memory_mb:.0f} MB",
         f"machine                       {os.cpu_count()} CPUs; load average over the last 5 minutes {f.load_average:.1f}",

@@ -11,7 +11,7 @@ import json
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import insert, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from .models import Child, Event
@@ -49,7 +49,7 @@ def append(session: Session, child_id: str, entries: list[dict], at: datetime, c
                      "instance_id": entry.get("instance_id"), "task_id": entry.get("task_id"), "data": data,
                      "prev_hash": head, "hash": digest})
         head = digest
-    session.execute(insert(Event), rows)  # one INSERT for the step's events
+    session.execute(Event.__table__.insert(), rows)  # one INSERT for the step's events
     child.history_seq, child.history_head = seq, head
     session.flush()
     return len(rows)

@@ -419,6 +419,7 @@ class Step:
         self.timers_fired = 0
         self._team: dict[str, int] | None = None
         self._child: Child | None = None
+        self.rows: dict[type, list[dict]] = {OpenTask: [], Notification: []}  # inserted together in save
 
     def role(self, name: str | None):
         """The role a lane or notify name stands for (None when the vocabulary has no such role)."""
@@ -469,7 +470,7 @@ class Step:
 
     def _notify(self, task, properties: dict) -> None:
         """Queue the notification an element declares (notify, notifySubject, notifyBody)."""
-        session, child_id = self.session, self.instance.child_id
+        child_id = self.instance.child_id
         subject = render_instructions(properties["notifySubject"], task.data).strip()
         body = render_instructions(properties.get("notifyBody", ""), task.data).strip() or subject
         sent_to, unheld = [], []
@@ -481,10 +482,10 @@ class Step:
             if member is None and not role.pooled:
                 unheld.append(role.key)  # nobody holds it for this child; never broadcast to every holder
                 continue
-            session.add(Notification(user_id=member,
-                                     role_key=None if member else role.key, child_id=child_id,
-                                     kind=properties.get("notifyKind", "notice"), subject=subject[:300], body=body,
-                                     created_at=self.engine.now()))
+            self.rows[Notification].append(dict(
+                user_id=member, role_key=None if member else role.key, child_id=child_id, task_id=None,
+                kind=properties.get("notifyKind", "notice"), subject=subject[:300], body=body,
+                created_at=self.engine.now(), sent_at=None))
             sent_to.append(role.key)
         self.log("notified", element=task.task_spec.bpmn_id, roles=sent_to, nobody_in=unheld, subject=subject)
 
@@ -505,6 +506,9 @@ class Step:
         except (StaleDataError, OperationalError) as exc:
             raise Conflict("this PEP was changed by someone else at the same moment: reload and try again") from exc
         self._project_tasks(finished is not None)
+        for model, rows in self.rows.items():  # one INSERT per table for the step (tasks before notices)
+            if rows:
+                session.execute(model.__table__.insert(), rows)
         if finished == "completed":
             self.log("instance_completed")
         if self.path and not self.entries:
@@ -540,25 +544,25 @@ class Step:
                 self._open(task_id, task)
 
     def _open(self, task_id, task) -> None:
-        session, instance, spec = self.session, self.instance, task.task_spec
+        instance, spec, now = self.instance, task.task_spec, self.engine.now()
         role = self.role(spec.lane)
         if role is None:
             raise EngineError(f'lane "{spec.lane}" of {spec.bpmn_id} is not a known role')
         assignee = self.team().get(role.key)
         properties = spec.extensions.get("properties", {})
-        row = OpenTask(id=task_id, instance_id=instance.id, child_id=instance.child_id, spec_id=spec.bpmn_id,
-                       name=spec.bpmn_name or spec.bpmn_id, lane=spec.lane, role_key=role.key,
-                       form=properties.get("formJsonSchemaFilename"), assignee_id=assignee,
-                       pooled=assignee is None and role.pooled, due_at=self._due_at(task), ready_at=self.engine.now())
-        session.add(row)
-        self.log("task_ready", task_id=task_id, task=row.spec_id, name=row.name, role=role.key, lane=spec.lane,
-                 assignee_id=assignee, pooled=row.pooled, due_at=row.due_at.isoformat() if row.due_at else None)
+        name, due_at, pooled = spec.bpmn_name or spec.bpmn_id, self._due_at(task), assignee is None and role.pooled
+        self.rows[OpenTask].append(dict(
+            id=task_id, instance_id=instance.id, child_id=instance.child_id, spec_id=spec.bpmn_id, name=name,
+            lane=spec.lane, role_key=role.key, form=properties.get("formJsonSchemaFilename"), assignee_id=assignee,
+            pooled=pooled, due_at=due_at, ready_at=now))
+        self.log("task_ready", task_id=task_id, task=spec.bpmn_id, name=name, role=role.key, lane=spec.lane,
+                 assignee_id=assignee, pooled=pooled, due_at=due_at.isoformat() if due_at else None)
         child = self.child()
-        due = f" by {row.due_at:%d %b %Y}" if row.due_at else ""
-        session.add(Notification(
+        due = f" by {due_at:%d %b %Y}" if due_at else ""
+        self.rows[Notification].append(dict(
             user_id=assignee, role_key=None if assignee else role.key, child_id=instance.child_id, task_id=task_id,
-            kind="task_assigned" if assignee else "task_pooled", subject=f"{row.name} for {child.name}{due}",
-            body=f"{row.name} ({role.label}) for {child.name} is ready{due}.", created_at=self.engine.now(),
+            kind="task_assigned" if assignee else "task_pooled", subject=f"{name} for {child.name}{due}",
+            body=f"{name} ({role.label}) for {child.name} is ready{due}.", created_at=now, sent_at=None,
         ))
 
     def _due_at(self, task) -> datetime | None:

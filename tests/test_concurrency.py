@@ -78,6 +78,20 @@ def test_two_schedulers_sweeping_at_once_fire_each_timer_once(deployed, engine, 
         assert {i.status for i in s.scalars(select(Instance))} == {"completed"}
 
 
+@pytest.mark.skipif(not PG_URL, reason="FOR UPDATE SKIP LOCKED is PostgreSQL's; set PEP_TEST_DATABASE_URL")
+def test_two_schedulers_sharing_the_sweep_fire_each_timer_once(deployed, engine, council, clock):
+    with council.begin() as s:
+        ids = [engine.start(s, "test_fragile", child, data={"divisor": 2}).id for child in ["C001", "C002"] * 15]
+    clock.advance(days=2)
+    results = run_together(lambda: fire_due_timers(Engine(clock), council, share=(0, 2)),
+                           lambda: fire_due_timers(Engine(clock), council, share=(1, 2)))
+    assert all(not isinstance(r, Exception) for r in results), results
+    assert [r.timers_fired for r in results] == [sum(1 for i in ids if i % 2 == part) for part in (0, 1)]
+    with council() as s:
+        assert s.scalar(select(func.count(Event.id)).where(Event.kind == "timer_fired")) == len(ids)
+        assert {i.status for i in s.scalars(select(Instance))} == {"completed"}
+
+
 def test_a_sweep_running_beside_a_person_loses_nothing(deployed, engine, council, clock):
     """A timer sweep and a social worker's submission for another child at the same time both land."""
     start_review(engine, council, "C001")
