@@ -11,6 +11,7 @@ from datetime import date
 from decimal import Decimal
 from uuid import UUID
 
+import orjson
 from SpiffWorkflow.bpmn.serializer import BpmnWorkflowSerializer
 from SpiffWorkflow.bpmn.serializer.default.workflow import BpmnWorkflowConverter, WorkflowConverter
 from SpiffWorkflow.bpmn.workflow import BpmnWorkflow
@@ -80,7 +81,7 @@ def state_digest(state: dict) -> str:
     order; sub-processes after their parent task); `last_state_change` is wall-clock time and is left
     out. Everything else (specs, states, data, timers' fire times) counts. Keys are compared as the
     database stores them (strings, sorted). Only the tree's structure is walked in Python; the task
-    data, most of a state, goes through the C JSON encoder.
+    data, most of a state, goes through orjson.
     """
     names = _positions(state)
 
@@ -93,8 +94,8 @@ def state_digest(state: dict) -> str:
 
     subprocesses = state.get("subprocesses") or {}
     body = [workflow(state), sorted([names[k], workflow(v)] for k, v in subprocesses.items())]
-    text = json.dumps(json.loads(json.dumps(body, default=str)), sort_keys=True, separators=(",", ":"))
-    return DIGEST_VERSION + hashlib.sha256(text.encode("utf-8")).hexdigest()
+    text = orjson.dumps(body, default=str, option=orjson.OPT_NON_STR_KEYS | orjson.OPT_SORT_KEYS)
+    return DIGEST_VERSION + hashlib.sha256(text).hexdigest()
 
 
 def state_matches(state: dict, recorded: str) -> bool:
