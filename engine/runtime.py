@@ -19,7 +19,7 @@ from SpiffWorkflow.bpmn.specs.event_definitions.multiple import MultipleEventDef
 from SpiffWorkflow.bpmn.specs.event_definitions.timer import TimerEventDefinition
 from SpiffWorkflow.spiff.specs.event_definitions import MessageEventDefinition
 from SpiffWorkflow.util.task import TaskState
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, defer, joinedload, lazyload
 from sqlalchemy.orm.exc import StaleDataError
@@ -530,15 +530,17 @@ class Step:
 
     def _project_tasks(self, finished: bool) -> None:
         session, instance = self.session, self.instance
-        existing = {t.id: t for t in session.scalars(select(OpenTask).where(OpenTask.instance_id == instance.id))}
+        existing = {row.id: row for row in session.execute(
+            select(OpenTask.id, OpenTask.spec_id, OpenTask.name).where(OpenTask.instance_id == instance.id))}
         ready = {} if finished else {
             str(t.id): t for t in self.workflow.get_tasks(state=TaskState.READY) if t.task_spec.manual
         }
-        for task_id, row in existing.items():
-            if task_id not in ready:
-                session.delete(row)
-                if not any(e["task_id"] == task_id and e["kind"] == "task_completed" for e in self.entries):
-                    self.log("task_withdrawn", task_id=task_id, task=row.spec_id, name=row.name)
+        gone = [task_id for task_id in existing if task_id not in ready]
+        if gone:
+            session.execute(delete(OpenTask).where(OpenTask.id.in_(gone)), execution_options={"synchronize_session": False})
+        for task_id in gone:
+            if not any(e["task_id"] == task_id and e["kind"] == "task_completed" for e in self.entries):
+                self.log("task_withdrawn", task_id=task_id, task=existing[task_id].spec_id, name=existing[task_id].name)
         for task_id, task in ready.items():
             if task_id not in existing:
                 self._open(task_id, task)
