@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, func, or_, select, union_all
+from sqlalchemy import and_, func, or_, select
 from sqlalchemy.orm import Session
 
 from .models import Child, Instance, OpenTask, ProcessDefinition, Role
@@ -29,6 +29,14 @@ class InboxRow:
     ready_at: datetime
     assignee_id: int | None
     pooled: bool
+
+
+# The inbox's order (deadline, then age) as the inbox indexes hold it, from the assignee on. Within one
+# part of an inbox the assignee is one person (mine) or none (a pool), so naming it changes nothing; but
+# PostgreSQL does not take "assignee IS NULL" as a single value: ordered by deadline and age alone, it
+# cannot read a pool in index order and sorts the whole pool (thousands of tasks for a VS adviser)
+# before it returns the first page. Migration 0004 tells it how big a pool is, so that it reads in order.
+IN_INDEX_ORDER = (OpenTask.assignee_id, OpenTask.due_at, OpenTask.ready_at)
 
 
 def doable_by(user_id: int, role_keys: set[str], view: str = "all"):
@@ -62,17 +70,20 @@ def inbox(session: Session, user_id: int, role_keys: set[str], now: datetime, vi
         query = query.where(OpenTask.due_at < now)
     elif due in ("week", "month"):
         query = query.where(OpenTask.due_at < now + timedelta(days=7 if due == "week" else 31))
-    # Each part is read in index order and stops at `limit`: with an OR of "mine" and "pool", or an
+    # Each part (my tasks, and the pool of each of my roles) is one range of an inbox index, read in the
+    # index's order and stopped at `limit`: with an OR of "mine" and "pool", an IN of several roles, or an
     # ORDER BY on "has no deadline", the database would sort every open task of the council instead.
+    parts = [] if view == "pool" else [doable_by(user_id, role_keys, "mine")]
+    parts += [] if view == "mine" else [doable_by(user_id, {role}, "pool") for role in sorted(role_keys)]
     rows = []
-    for part in ("mine", "pool") if view not in ("mine", "pool") else (view,):
-        where = query.where(doable_by(user_id, role_keys, part))
+    for part in parts:
+        where = query.where(part)
         dated = session.execute(where.where(OpenTask.due_at.is_not(None))
-                                .order_by(OpenTask.due_at, OpenTask.ready_at).limit(limit)).all()
+                                .order_by(*IN_INDEX_ORDER).limit(limit)).all()
         rows += dated
         if len(dated) < limit and not due:
             rows += session.execute(where.where(OpenTask.due_at.is_(None))
-                                    .order_by(OpenTask.ready_at).limit(limit - len(dated))).all()
+                                    .order_by(*IN_INDEX_ORDER).limit(limit - len(dated))).all()
     rows.sort(key=lambda row: (row.due_at is None, row.due_at or now, row.ready_at))
     return [InboxRow(*row) for row in rows[:limit]]
 
@@ -87,17 +98,19 @@ def inbox_counts(session: Session, user_id: int, role_keys: set[str], now: datet
 
 
 def inbox_choices(session: Session, user_id: int, role_keys: set[str]) -> dict[str, list]:
-    """The schools and processes that appear in the person's tasks, for the filters."""
-    base = union_all(select(OpenTask.id).where(doable_by(user_id, role_keys, "mine")),
-                     select(OpenTask.id).where(doable_by(user_id, role_keys, "pool"))).subquery()
+    """The schools and processes that appear in the person's tasks, for the filters.
+
+    Each reads the person's tasks once, through the inbox indexes, and looks up their children or
+    instances directly: a council's pool holds thousands of tasks."""
+    doable = doable_by(user_id, role_keys)
     schools = session.scalars(
-        select(Child.school).join(OpenTask, OpenTask.child_id == Child.id).where(OpenTask.id.in_(select(base)))
-        .where(Child.school.is_not(None)).distinct().order_by(Child.school)
+        select(Child.school).join(OpenTask, OpenTask.child_id == Child.id).where(doable, Child.school.is_not(None))
+        .distinct().order_by(Child.school)
     ).all()
     processes = session.execute(
         select(ProcessDefinition.process_id, ProcessDefinition.name)
-        .join(Instance, Instance.definition_id == ProcessDefinition.id)
-        .join(OpenTask, OpenTask.instance_id == Instance.id).where(OpenTask.id.in_(select(base)))
+        .where(ProcessDefinition.id.in_(
+            select(Instance.definition_id).join(OpenTask, OpenTask.instance_id == Instance.id).where(doable)))
         .distinct().order_by(ProcessDefinition.name)
     ).all()
     return {"schools": list(schools), "processes": [tuple(p) for p in processes]}
