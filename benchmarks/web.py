@@ -11,6 +11,7 @@ from __future__ import annotations
 import html
 import os
 import re
+import resource
 import signal
 import subprocess
 import sys
@@ -38,7 +39,7 @@ from .simulate import Simulation
 
 PASSWORD = "bench-pep-2026"
 CSRF = re.compile(r'name="csrf_token"[^>]*value="([^"]+)"')
-VERSION = re.compile(r'name="version"[^>]*value="([^"]+)"')
+VERSION = re.compile(r'name="_version"[^>]*value="([^"]+)"')
 
 
 @dataclass
@@ -55,18 +56,24 @@ class WebFigures:
     seconds: float = 0.0
     inbox: Samples = field(default_factory=Samples)
     submit: Samples = field(default_factory=Samples)
+    sign_in: Samples = field(default_factory=Samples)
     errors: dict[str, int] = field(default_factory=dict)
+    server_cpu: float = 0.0  # seconds of CPU the gunicorn processes used, from start-up to shutdown
+    load_cpu: float = 0.0  # seconds of CPU the simulated users (this process) used meanwhile
 
     def report(self) -> str:
         rate = (len(self.inbox) + len(self.submit)) / self.seconds if self.seconds else 0.0
         lines = [f"web load                      {self.users} concurrent users, {self.think:g} s between pages, "
                  f"gunicorn 2 workers, {self.seconds:.0f} s, {rate:.1f} requests/s (inbox pages and submissions; "
                  f"each also opens its task page)"]
-        for name, samples in (("inbox page (GET /inbox)", self.inbox), ("task submission (POST)", self.submit)):
+        for name, samples in (("inbox page (GET /inbox)", self.inbox), ("task submission (POST)", self.submit),
+                              ("sign-in (POST /sign-in)", self.sign_in)):
             lines.append(f"{name:29s} p50 {samples.ms(50):.0f} ms   p95 {samples.ms(95):.0f} ms   "
                          f"p99 {samples.ms(99):.0f} ms   ({len(samples)} requests, "
                          f"{len(samples) / self.seconds if self.seconds else 0:.1f}/s)")
         lines.append(f"errors                        {self.errors or 'none'}")
+        lines.append(f"CPU                           server {self.server_cpu:.1f} s (gunicorn, start-up included), "
+                     f"simulated users {self.load_cpu:.1f} s")
         lines.append(f"machine                       {os.cpu_count()} CPUs; load average over the last 5 minutes "
                      f"{os.getloadavg()[1]:.1f}")
         return "\n".join(lines)
@@ -147,7 +154,8 @@ class SimulatedUser(threading.Thread):
                 return
             self.opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(CookieJar()), _NoRedirect)
             page = self._get("/sign-in")
-            self._post("/sign-in", [("csrf_token", _token(page)), ("email", jobs[0].email), ("password", PASSWORD)])
+            with self.figures.sign_in.timing():
+                self._post("/sign-in", [("csrf_token", _token(page)), ("email", jobs[0].email), ("password", PASSWORD)])
             self._work(jobs)
 
     def _work(self, jobs: list[Job]) -> None:
@@ -164,7 +172,7 @@ class SimulatedUser(threading.Thread):
             version = VERSION.search(page)
             fields = [("csrf_token", _token(page)), ("_do", "submit"), *job.fields]
             if version:
-                fields.append(("version", html.unescape(version.group(1))))
+                fields.append(("_version", html.unescape(version.group(1))))
             started = time.perf_counter()
             status, reply = self._post(f"/tasks/{job.task_id}", fields)
             elapsed = time.perf_counter() - started
@@ -213,7 +221,8 @@ def _token(page: str) -> str:
 
 def serve(url: str, port: int, workers: int = 2) -> subprocess.Popen:
     """Start gunicorn with the app; return once it answers."""
-    env = {**os.environ, "PEP_DATABASE_URL": url, "PEP_SECURE_COOKIES": "0", "PEP_SECRET_KEY": "bench-secret-key"}
+    env = {**os.environ, "PEP_DATABASE_URL": url, "PEP_SECURE_COOKIES": "0", "PEP_SECRET_KEY": "bench-secret-key",
+           "PEP_WARM_UP": "1"}
     server = subprocess.Popen(
         [str(Path(sys.executable).parent / "gunicorn"), "--workers", str(workers), "--bind", f"127.0.0.1:{port}",
          "--log-level", "warning", "webui:create_app()"], cwd=ROOT, env=env, start_new_session=True)
@@ -240,6 +249,7 @@ def load(url: str, jobs: list[Job], users: int, seconds: float, port: int, think
     people = sorted(by_person.values(), key=len, reverse=True)
     shares = [people[n::users] for n in range(min(users, len(people)))]
     figures, lock = WebFigures(users=len(shares), think=think), threading.Lock()
+    server_cpu, load_cpu = _children_cpu(), time.process_time()
     server = serve(url, port)
     try:
         started = time.monotonic()
@@ -252,4 +262,11 @@ def load(url: str, jobs: list[Job], users: int, seconds: float, port: int, think
         figures.seconds = time.monotonic() - started
     finally:
         stop(server)
+    figures.server_cpu, figures.load_cpu = _children_cpu() - server_cpu, time.process_time() - load_cpu
     return figures
+
+
+def _children_cpu() -> float:
+    """CPU seconds used by this process's finished children (gunicorn, once stopped, with its workers)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime

@@ -11,7 +11,7 @@ import json
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from .models import Child, Event
@@ -36,6 +36,10 @@ def append(session: Session, child_id: str, entries: list[dict], at: datetime, c
     if not entries:
         return 0
     if child is None:
+        if session.get_bind().dialect.name == "sqlite":
+            # SQLite has no row locks and Python's sqlite3 begins the transaction only at the first
+            # write: write first, so that the chain's tip is read under the database's write lock
+            session.execute(update(Child).where(Child.id == child_id).values(history_seq=Child.history_seq))
         child = session.get(Child, child_id, with_for_update=True, populate_existing=True)
     if child is None:
         raise LookupError(f"no child {child_id}")

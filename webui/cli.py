@@ -45,7 +45,7 @@ def run(host, port, threads, sweep_seconds):
 
     from .outbox import deliver_pending
 
-    app = create_app()
+    app = create_app({"WARM_UP": True})
     services = app.extensions["pep"]
     scheduler = make_scheduler(services.engine, services.sessions, sweep_seconds, background=True)
     scheduler.add_job(deliver_pending, "interval", args=[app.config, services.sessions, services.engine.now],

@@ -14,8 +14,8 @@ from flask_login import current_user, login_required
 from sqlalchemy import select
 
 from engine.inbox import inbox, inbox_choices, inbox_counts
-from engine.models import Attachment, Child, OpenTask, TaskDraft, User
-from engine.runtime import Conflict, EngineError, FormInvalid, NotAllowed, TaskNotReady, may_act
+from engine.models import Attachment, Child, OpenTask, TaskDraft
+from engine.runtime import Conflict, EngineError, FormInvalid, NotAllowed, TaskNotReady
 
 from .access import may_view_child, record_view
 from .context import db, engine, now
@@ -59,31 +59,36 @@ def index():
                            choices=inbox_choices(db(), current_user.id, roles), **context)
 
 
-def _task_or_404(task_id: str) -> OpenTask:
-    """The open task if the signed-in person may do it; 403 if they only see the child; else 404."""
-    task = db().get(OpenTask, task_id)
-    if task is None:
+def _task_for_person(read, task_id: str) -> dict:
+    """`read` (the engine's task_view or task_form) of the task if the signed-in person may do it;
+    403 if they only see the child; else 404. The engine's check is the one that decides."""
+    try:
+        return read(db(), task_id, current_user.email)
+    except TaskNotReady:
         abort(404)
-    if may_act(db(), db().get(User, current_user.id), task):
-        return task
-    if may_view_child(current_user, task.child_id):
-        abort(403, description=f"This task is for the {task.lane} of this child.")
-    abort(404)
+    except NotAllowed:
+        task = db().get(OpenTask, task_id)
+        if may_view_child(current_user, task.child_id):
+            abort(403, description=f"This task is for the {task.lane} of this child.")
+        abort(404)
 
 
 @bp.route("/tasks/<task_id>", methods=["GET", "POST"])
 @login_required
 def task(task_id):
-    open_task = _task_or_404(task_id)
-    view = engine().task_view(db(), task_id, current_user.email)
-    schema = view["form_schema"] or {"type": "object", "properties": {}}
-    draft = db().get(TaskDraft, (task_id, current_user.id))
     if request.method == "GET":
+        view = _task_for_person(engine().task_view, task_id)
+        open_task, draft = view["task"], db().get(TaskDraft, (task_id, current_user.id))
         record_view(open_task.child_id, "task", task=open_task.name)
         db().commit()
-        values = draft.data if draft else view["data"]
-        return render_page(open_task, view, schema, values, {}, draft)
+        return render_page(open_task, view, draft.data if draft else view["data"], {}, draft)
 
+    # Reading what was posted needs only the form and the version: the workflow is rebuilt (for the
+    # instructions) only when the page is shown again, never for a submission that goes through.
+    form = _task_for_person(engine().task_form, task_id)
+    open_task, draft = form["task"], db().get(TaskDraft, (task_id, current_user.id))
+    schema = form["form_schema"] or {"type": "object", "properties": {}}
+    version = request.form.get("_version") or form["instance_version"]
     action = request.form.get("_do", "submit")
     data = parse_submission(schema, request.form)
     _take_uploads(schema, data, open_task.child_id)
@@ -91,37 +96,35 @@ def task(task_id):
         (add_item(schema, data, action[4:]) if action.startswith("add:") else remove_item(data, action[7:]))
         _save_draft(task_id, data)
         db().commit()
-        return render_page(open_task, view, schema, data, {}, draft, anchor=action.split(":", 1)[1])
+        return _show_again(open_task, data, {}, draft, version, anchor=action.split(":", 1)[1])
     if action == "save":
         _save_draft(task_id, data)
         db().commit()
         flash("Your answers are saved. You can come back to this task from your inbox.")
         return redirect(url_for("inbox.task", task_id=task_id))
-    return _submit(open_task, view, schema, data, draft)
+    return _submit(open_task, data, draft, version)
 
 
-def _submit(open_task, view, schema, data, draft):
+def _submit(open_task, data, draft, version):
     try:
-        engine().complete_task(db(), open_task.id, current_user.email, data,
-                               expected_version=int(request.form.get("_version") or view["instance_version"]))
+        engine().complete_task(db(), open_task.id, current_user.email, data, expected_version=int(version))
     except FormInvalid as exc:
         db().rollback()
         _save_draft(open_task.id, data)
         db().commit()
-        return render_page(open_task, view, schema, data, exc.errors, draft, status=422)
+        return _show_again(open_task, data, exc.errors, draft, version, status=422)
     except Conflict as exc:
         db().rollback()
-        return render_page(open_task, view, schema, data, {}, draft, conflict=str(exc), status=409)
+        return _show_again(open_task, data, {}, draft, version, conflict=str(exc), status=409)
     except TaskNotReady:
         db().rollback()
-        flash("That task has already been completed or withdrawn, so nothing was saved.", "warning")
-        return redirect(url_for("inbox.index"))
+        return _already_done()
     except NotAllowed:
         db().rollback()
         abort(403)
     except EngineError as exc:
         db().rollback()
-        return render_page(open_task, view, schema, data, {"(form)": str(exc)}, draft, status=422)
+        return _show_again(open_task, data, {"(form)": str(exc)}, draft, version, status=422)
     if draft is not None:
         db().delete(draft)
     db().commit()
@@ -130,14 +133,31 @@ def _submit(open_task, view, schema, data, draft):
     return redirect(url_for("inbox.index"))
 
 
-def render_page(open_task, view, schema, values, errors, draft, status=200, conflict=None, anchor=None):
+def _show_again(open_task, values, errors, draft, version, **page):
+    """The task page once more with what was posted (and the version the person opened), now with its
+    instructions; if someone else's step has meanwhile completed or withdrawn the task, say so instead."""
+    try:
+        view = engine().task_view(db(), open_task.id, current_user.email)
+    except TaskNotReady:
+        db().rollback()
+        return _already_done()
+    return render_page(open_task, view, values, errors, draft, version=version, **page)
+
+
+def _already_done():
+    flash("That task has already been completed or withdrawn, so nothing was saved.", "warning")
+    return redirect(url_for("inbox.index"))
+
+
+def render_page(open_task, view, values, errors, draft, status=200, conflict=None, anchor=None, version=None):
+    schema = view["form_schema"] or {"type": "object", "properties": {}}
     fields = build_fields(schema, values, errors)
     child = db().get(Child, open_task.child_id)
     attachments = _attachment_names(values, schema)
     return render_template(
         "inbox/task.html", task=open_task, child=child, view=view, schema=schema, fields=fields,
-        errors=error_summary(fields, errors), draft=draft, conflict=conflict, anchor=anchor,
-        attachments=attachments, version=request.form.get("_version") or view["instance_version"], now=now(),
+        errors=error_summary(fields, errors), draft=draft, conflict=conflict, anchor=anchor, attachments=attachments,
+        version=view["instance_version"] if version is None else version, now=now(),
     ), status
 
 

@@ -74,23 +74,31 @@ def _valid_link(token: str) -> tuple[TaskLink, OpenTask]:
 def use(token):
     link, task = _valid_link(token)
     acting = db().get(User, link.acting_user_id)
-    view = engine().task_view(db(), task.id, acting.email)
-    schema = view["form_schema"] or {"type": "object", "properties": {}}
-    data, errors = view["data"], {}
-    if request.method == "POST":
-        data = parse_submission(schema, request.form)
-        try:
-            engine().complete_task(db(), task.id, acting.email, data)
-        except FormInvalid as exc:
-            db().rollback()
-            errors = exc.errors
-        except (TaskNotReady, EngineError):
-            db().rollback()
-            abort(404, description="This task is already done.")
-        else:
-            link.used_at = now()
-            db().commit()
-            return render_template("links/thanks.html")
-    fields = build_fields(schema, data, errors)
+    if request.method == "GET":
+        return _form_page(task, acting, None, {})
+    # Reading the answers needs only the form: the workflow is rebuilt only to show the page again.
+    form = engine().task_form(db(), task.id, acting.email)
+    data = parse_submission(form["form_schema"] or {"type": "object", "properties": {}}, request.form)
+    try:
+        engine().complete_task(db(), task.id, acting.email, data)
+    except FormInvalid as exc:
+        db().rollback()
+        return _form_page(task, acting, data, exc.errors)
+    except (TaskNotReady, EngineError):
+        db().rollback()
+        abort(404, description="This task is already done.")
+    link.used_at = now()
+    db().commit()
+    return render_template("links/thanks.html")
+
+
+def _form_page(task: OpenTask, acting: User, values: dict | None, errors: dict[str, str]):
+    """The link's form with its instructions, filled with `values` (the task's current data when None)."""
+    try:
+        view = engine().task_view(db(), task.id, acting.email)
+    except TaskNotReady:
+        abort(404, description="This task is already done.")
+    fields = build_fields(view["form_schema"] or {"type": "object", "properties": {}},
+                          view["data"] if values is None else values, errors)
     return render_template("links/form.html", task=task, view=view, fields=fields,
                            errors=error_summary(fields, errors)), 422 if errors else 200
