@@ -55,13 +55,20 @@ class Figures:
     kb_per_child_year: float = 0.0
     open_instances: int = 0
     inbox: dict[str, tuple[float, float, int]] = field(default_factory=dict)  # who → p50, p95, rows
-    sweep_timers: int = 0
-    sweep_seconds: float = 0.0
-    sweep_rate: float = 0.0
     sweeps: dict[int, tuple[int, float]] = field(default_factory=dict)  # sweepers → timers fired, seconds
     peak_memory_mb: float = 0.0
     simulation_seconds: float = 0.0
     load_average: float = 0.0  # of the machine at the end: other work on it slows every figure
+
+    @property
+    def sweep_timers(self) -> int:
+        """Timers fired by the sweep with the most sweepers."""
+        return self.sweeps[max(self.sweeps)][0] if self.sweeps else 0
+
+    @property
+    def sweep_rate(self) -> float:
+        fired, seconds = self.sweeps[max(self.sweeps)] if self.sweeps else (0, 0.0)
+        return fired / seconds if seconds else 0.0
 
 
 def fresh_database(url: str):
@@ -111,8 +118,6 @@ def run_year(url: str, children: int, start: date, end: date, open_instances: in
     sweepers = sweepers or (2 if db.dialect.name == "postgresql" else 1)
     for count in sorted({1, sweepers}):
         figures.sweeps[count] = _sweep(url, sessions, engine, due_timers, count, f"S{count}", progress)
-    figures.sweep_timers, figures.sweep_seconds = figures.sweeps[max(figures.sweeps)]
-    figures.sweep_rate = figures.sweep_timers / figures.sweep_seconds if figures.sweep_seconds else 0.0
     figures.open_instances = _grow(sessions, open_instances, progress)
     if db.dialect.name == "postgresql":  # what autovacuum does on a live server (this machine's has it off)
         with db.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
@@ -209,8 +214,6 @@ def report(figures: Figures) -> str:
     for who, (p50, p95, rows) in f.inbox.items():
         lines.append(f"inbox, {who:22s} p50 {p50:.1f} ms   p95 {p95:.1f} ms   ({rows} rows; "
                      f"{f.open_instances} open instances)")
-    lines += [
-    ]
     for count, (fired, seconds) in f.sweeps.items():
         lines.append(f"timer sweep, {count} sweeper{'s' if count > 1 else ' '}       {fired} timers in {seconds:.1f} s = "
                      f"{fired / seconds if seconds else 0:.0f} timers/s")

@@ -221,26 +221,20 @@ class Engine:
         """What a person needs to do a task: its form, rendered instructions and current data."""
         with self.instant():
             open_task, instance, _user = self._task_for_actor(session, task_id, actor_email)
-            workflow = self.load(instance)
-            task = workflow.get_task_from_id(UUID(task_id))
+            task = self.load(instance).get_task_from_id(UUID(task_id))
             template = task.task_spec.extensions.get("instructionsForEndUser") or ""
-            return {
-                "task": open_task,
-                "instance_version": instance.version,
-                "form_schema": json.loads(self._form_source(instance, open_task.form)) if open_task.form else None,
-                "instructions": render_instructions(template, task.data) if template else "",
-                "data": dict(task.data),
-            }
+            return {**self._form_of(open_task, instance), "data": dict(task.data),
+                    "instructions": render_instructions(template, task.data) if template else ""}
 
     def task_form(self, session: Session, task_id: str, actor_email: str) -> dict:
         """The task's form and the instance version, without rebuilding the workflow: what reading a
         submission needs (`task_view` adds the instructions and current data, for showing the page)."""
         open_task, instance, _user = self._task_for_actor(session, task_id, actor_email)
-        return {
-            "task": open_task,
-            "instance_version": instance.version,
-            "form_schema": json.loads(self._form_source(instance, open_task.form)) if open_task.form else None,
-        }
+        return self._form_of(open_task, instance)
+
+    def _form_of(self, open_task: OpenTask, instance: Instance) -> dict:
+        form = json.loads(self._form_source(instance, open_task.form)) if open_task.form else None
+        return {"task": open_task, "instance_version": instance.version, "form_schema": form}
 
     def _check_rules(self, task, data: dict) -> None:
         """Run the task's `validate` expression over the process data with the answers; refuse on errors."""

@@ -21,3 +21,13 @@ def test_a_tiny_council_runs_a_few_weeks_and_every_figure_is_reported(tmp_path):
     for line in ("task completion, engine", "bare SpiffWorkflow", "engine / bare", "inbox, designated teacher",
                  "inbox, VS education adviser", "timer sweep", "per child-year", "peak memory", "PEPs completed"):
         assert line in printed
+
+
+def test_two_sweeper_processes_share_the_sweep_and_both_sweeps_are_reported(tmp_path):
+    figures = run_year(f"sqlite:///{tmp_path / 'bench.sqlite'}", children=12, start=date(2025, 9, 1),
+                       end=date(2025, 9, 21), open_instances=100, due_timers=30, progress=False, sweepers=2)
+
+    assert set(figures.sweeps) == {1, 2}
+    assert all(fired >= 30 for fired, _seconds in figures.sweeps.values())
+    printed = report(figures)
+    assert "timer sweep, 1 sweeper " in printed and "timer sweep, 2 sweepers" in printed

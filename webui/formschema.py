@@ -50,6 +50,11 @@ class Field:
         return {"day": day, "month": month, "year": year}  # as typed, when it was not a real date
 
 
+def task_schema(view: dict) -> dict:
+    """The form schema of an engine task view (`task_view`, `task_form`); an empty form for a task without one."""
+    return view["form_schema"] or {"type": "object", "properties": {}}
+
+
 def build_fields(schema: dict, data: dict | None, errors: dict[str, str] | None = None, prefix: str = "") -> list[Field]:
     """The fields of an object schema, filled with `data` and carrying `errors` by path."""
     data, errors = data or {}, errors or {}

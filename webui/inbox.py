@@ -27,6 +27,7 @@ from .formschema import (
     parse_submission,
     remove_item,
     set_path,
+    task_schema,
 )
 
 bp = Blueprint("inbox", __name__)
@@ -87,7 +88,7 @@ def task(task_id):
     # instructions) only when the page is shown again, never for a submission that goes through.
     form = _task_for_person(engine().task_form, task_id)
     open_task, draft = form["task"], db().get(TaskDraft, (task_id, current_user.id))
-    schema = form["form_schema"] or {"type": "object", "properties": {}}
+    schema = task_schema(form)
     version = request.form.get("_version") or form["instance_version"]
     action = request.form.get("_do", "submit")
     data = parse_submission(schema, request.form)
@@ -150,7 +151,7 @@ def _already_done():
 
 
 def render_page(open_task, view, values, errors, draft, status=200, conflict=None, anchor=None, version=None):
-    schema = view["form_schema"] or {"type": "object", "properties": {}}
+    schema = task_schema(view)
     fields = build_fields(schema, values, errors)
     child = db().get(Child, open_task.child_id)
     attachments = _attachment_names(values, schema)

@@ -20,7 +20,7 @@ from engine.runtime import EngineError, FormInvalid, TaskNotReady
 
 from .access import may_view_child
 from .context import db, engine, now
-from .formschema import build_fields, error_summary, parse_submission
+from .formschema import build_fields, error_summary, parse_submission, task_schema
 
 bp = Blueprint("links", __name__)
 
@@ -78,7 +78,7 @@ def use(token):
         return _form_page(task, acting, None, {})
     # Reading the answers needs only the form: the workflow is rebuilt only to show the page again.
     form = engine().task_form(db(), task.id, acting.email)
-    data = parse_submission(form["form_schema"] or {"type": "object", "properties": {}}, request.form)
+    data = parse_submission(task_schema(form), request.form)
     try:
         engine().complete_task(db(), task.id, acting.email, data)
     except FormInvalid as exc:
@@ -98,7 +98,7 @@ def _form_page(task: OpenTask, acting: User, values: dict | None, errors: dict[s
         view = engine().task_view(db(), task.id, acting.email)
     except TaskNotReady:
         abort(404, description="This task is already done.")
-    fields = build_fields(view["form_schema"] or {"type": "object", "properties": {}},
+    fields = build_fields(task_schema(view),
                           view["data"] if values is None else values, errors)
     return render_template("links/form.html", task=task, view=view, fields=fields,
                            errors=error_summary(fields, errors)), 422 if errors else 200
