@@ -56,6 +56,35 @@ def test_repeated_failed_sign_ins_are_slowed_down(app, browser):
     assert response.status_code == 400 and "Too many failed attempts" in response.get_data(as_text=True)
 
 
+def test_a_password_hashed_with_older_parameters_still_signs_in_and_is_hashed_again(app, browser, council):
+    from argon2 import PasswordHasher
+
+    from webui.auth import hasher
+
+    old = PasswordHasher(time_cost=3, memory_cost=64 * 1024, parallelism=4).hash(PASSWORD)  # the old default
+    with council.begin() as s:
+        s.scalars(select(User).where(User.email == "sw@demo.test")).one().password_hash = old
+
+    assert browser().sign_in("sw@demo.test").status_code == 302
+    with council() as s:
+        now_stored = s.scalars(select(User.password_hash).where(User.email == "sw@demo.test")).one()
+    assert now_stored != old and not hasher.check_needs_rehash(now_stored)
+    assert "$m=19456,t=2,p=1$" in now_stored and hasher.verify(now_stored, PASSWORD)
+    assert browser().sign_in("sw@demo.test").status_code == 302
+
+
+def test_a_wrong_password_leaves_an_old_hash_as_it_was(app, browser, council):
+    from argon2 import PasswordHasher
+
+    old = PasswordHasher(time_cost=3, memory_cost=64 * 1024, parallelism=4).hash(PASSWORD)
+    with council.begin() as s:
+        s.scalars(select(User).where(User.email == "sw@demo.test")).one().password_hash = old
+
+    assert browser().sign_in("sw@demo.test", "not the password").status_code == 400
+    with council() as s:
+        assert s.scalars(select(User.password_hash).where(User.email == "sw@demo.test")).one() == old
+
+
 def test_a_form_posted_without_its_csrf_token_is_refused(app, browser):
     sw = browser("sw@demo.test")
     assert sw.client.post("/sign-out").status_code == 400
