@@ -3,10 +3,9 @@ to a national service's size for the inbox and the timer sweep. Prints every fig
 
 from __future__ import annotations
 
-import multiprocessing
+import contextlib
 import os
 import time
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
@@ -16,10 +15,9 @@ from sqlalchemy import func, select, text
 from engine import clock as clocks
 from engine.db import make_db, session_factory
 from engine.inbox import inbox
-from engine.models import Base, Instance, ProcessDefinition, User
-from engine.runtime import Engine
+from engine.models import Base, Instance, User
 from engine.schema import upgrade
-from engine.timers import fire_due_timers
+from engine.timers import SweeperPool, fire_due_timers
 
 from . import bulk
 from .measure import Progress, Samples, database_bytes, peak_memory_mb
@@ -130,7 +128,7 @@ def run_year(url: str, children: int, start: date, end: date, open_instances: in
 
 def _sweep(url, sessions, engine, due: int, sweepers: int, prefix: str, progress: bool) -> tuple[int, float]:
     """Copy `due` instances that wait on a timer, move the clock past them all, and time one sweep by
-    `sweepers` processes, each taking its share of the due instances (`fire_due_timers(share=...)`)."""
+    `sweepers` processes sharing the due instances (`engine.timers.SweeperPool`, as `pep scheduler`)."""
     bar = Progress(due, f"timers due ({sweepers})", progress)
     bulk.copy_instances(sessions, due, with_timer=True, prefix=prefix, progress=bar.update)
     bar.close()
@@ -138,30 +136,15 @@ def _sweep(url, sessions, engine, due: int, sweepers: int, prefix: str, progress
         latest = session.scalar(select(func.max(Instance.next_timer_at)).where(Instance.child_id.like(f"{prefix}%")))
     if latest is None:
         return 0, 0.0
-    engine.clock.set(latest + timedelta(minutes=1))
-    if sweepers == 1:
+    with contextlib.ExitStack() as stack:
+        pool = stack.enter_context(SweeperPool(url, sweepers, engine.clock)) if sweepers > 1 else None
+        if pool:
+            pool.sweep()  # nothing is due yet: the processes start and parse the specs, untimed
+        engine.clock.set(latest + timedelta(minutes=1))
         with clocks.using(engine.clock):
             started = time.perf_counter()
-            result = fire_due_timers(engine, sessions)
+            result = pool.sweep() if pool else fire_due_timers(engine, sessions)
             return result.timers_fired, time.perf_counter() - started
-    now = engine.clock.now()
-    with ProcessPoolExecutor(sweepers, mp_context=multiprocessing.get_context("spawn")) as pool:
-        runs = list(pool.map(_sweeper, [(url, now, (k, sweepers)) for k in range(sweepers)]))
-    return sum(fired for fired, _, _ in runs), max(end for _, _, end in runs) - min(begin for _, begin, _ in runs)
-
-
-def _sweeper(job) -> tuple[int, float, float]:
-    """One sweeper process: its own connection and engine, specs parsed before the clock starts."""
-    url, now, share = job
-    sessions = session_factory(make_db(url))
-    engine = Engine(clocks.FrozenClock(now))
-    with sessions() as session:
-        for definition in session.scalars(select(ProcessDefinition)):
-            engine.spec(definition)
-    with clocks.using(engine.clock):
-        began = time.time()
-        result = fire_due_timers(engine, sessions, share=share)
-        return result.timers_fired, began, time.time()
 
 
 def _grow(sessions, target: int, progress: bool) -> int:

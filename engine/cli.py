@@ -10,6 +10,7 @@ import contextlib
 import functools
 import json
 import logging
+import os
 import sys
 from datetime import date
 
@@ -338,14 +339,20 @@ def _children(count: int) -> str:
 
 @main.command()
 @click.option("--interval", default=30.0, show_default=True, help="Seconds between sweeps.")
+@click.option("--processes", type=click.IntRange(min=1), default=os.cpu_count() or 1, show_default="one per CPU",
+              help="Processes that share each sweep (a fired timer is mostly CPU work in Python).")
 @click.pass_obj
-def scheduler(obj: Context, interval):
+def scheduler(obj: Context, interval, processes):
     """Run the timer scheduler until stopped."""
     from .scheduler import make_scheduler
+    from .timers import SweeperPool
 
-    click.echo(f"scheduler sweeping every {interval:g}s on {obj.url}")
-    with contextlib.suppress(KeyboardInterrupt, SystemExit):
-        make_scheduler(Engine(), obj.sessions, interval).start()
+    click.echo(f"scheduler sweeping every {interval:g}s on {obj.url} with {processes} process(es)")
+    engine = Engine()
+    with contextlib.ExitStack() as stack:
+        stack.enter_context(contextlib.suppress(KeyboardInterrupt, SystemExit))
+        sweepers = stack.enter_context(SweeperPool(obj.url, processes, engine.clock)) if processes > 1 else None
+        make_scheduler(engine, obj.sessions, interval, sweepers=sweepers).start()
 
 
 @main.command()

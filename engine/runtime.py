@@ -46,10 +46,9 @@ SYSTEM = "system"
 MAX_MESSAGE_DEPTH = 10
 # Load an instance without its definition's spec (the engine caches specs) and without every file
 # and spec of its deployment: reading those on each step cost more than running the step.
-LEAN_INSTANCE = (joinedload(Instance.definition).options(
-    defer(ProcessDefinition.spec),
-    joinedload(ProcessDefinition.deployment).options(lazyload(Deployment.files), lazyload(Deployment.definitions)),
-),)
+LEAN_DEFINITION = (joinedload(ProcessDefinition.deployment).options(lazyload(Deployment.files),
+                                                                   lazyload(Deployment.definitions)),)
+LEAN_INSTANCE = (joinedload(Instance.definition).options(defer(ProcessDefinition.spec), *LEAN_DEFINITION),)
 
 
 class EngineError(Exception):
@@ -332,10 +331,12 @@ class Engine:
     def _started_by(self, session, name) -> list[ProcessDefinition]:
         """Definitions of the newest deployment whose start event waits for this message."""
         newest = select(func.max(Deployment.version)).scalar_subquery()
-        definitions = session.scalars(
-            select(ProcessDefinition).join(Deployment).where(Deployment.version == newest)
+        starts = session.execute(  # the start messages only: a definition's spec is read when it runs
+            select(ProcessDefinition.id, ProcessDefinition.start_messages).join(Deployment)
+            .where(Deployment.version == newest).order_by(ProcessDefinition.id)
         ).all()
-        return [d for d in definitions if name in (d.start_messages or [])]
+        return [session.get(ProcessDefinition, id_, options=[defer(ProcessDefinition.spec), *LEAN_DEFINITION])
+                for id_, messages in starts if name in (messages or [])]
 
     def _start_by_message(self, session, definition, child_id, name, payload, actor, previous, depth) -> Instance:
         if depth > MAX_MESSAGE_DEPTH:
@@ -379,6 +380,16 @@ class Engine:
         else:
             self._specs.move_to_end(definition.id)
         return cached
+
+    def parse_newest(self, session: Session) -> int:
+        """Parse the newest deployment's specs ahead of the first step that needs them (a server or a
+        sweeper process starting); return how many."""
+        newest = select(func.max(Deployment.version)).scalar_subquery()
+        definitions = session.scalars(select(ProcessDefinition).join(Deployment).where(Deployment.version == newest)
+                                      .options(lazyload(ProcessDefinition.deployment))).all()
+        for definition in definitions:
+            self.spec(definition)
+        return len(definitions)
 
     def load(self, instance: Instance) -> BpmnWorkflow:
         """Rebuild an instance's workflow from its stored state on its definition's spec."""
@@ -526,9 +537,7 @@ class Step:
         session, instance = self.session, self.instance
         existing = {row.id: row for row in session.execute(
             select(OpenTask.id, OpenTask.spec_id, OpenTask.name).where(OpenTask.instance_id == instance.id))}
-        ready = {} if finished else {
-            str(t.id): t for t in self.workflow.get_tasks(state=TaskState.READY) if t.task_spec.manual
-        }
+        ready = {} if finished else {str(t.id): t for t in ready_human_tasks(self.workflow)}
         gone = [task_id for task_id in existing if task_id not in ready]
         if gone:
             session.execute(delete(OpenTask).where(OpenTask.id.in_(gone)), execution_options={"synchronize_session": False})
@@ -585,6 +594,16 @@ def as_recorded(data: dict) -> dict:
     they were written in, so replay could not otherwise give back the same state.
     """
     return json.loads(json.dumps(data, sort_keys=True, default=str))
+
+
+def ready_human_tasks(workflow: BpmnWorkflow) -> list:
+    """The workflow's READY user tasks (sub-processes included) in task-tree order, as
+    `get_tasks(state=READY)` gives them, without walking the tree when fewer than two are ready."""
+    ready = [t for wf in (workflow, *workflow.subprocesses.values()) for t in wf.tasks.values()
+             if t.state == TaskState.READY and t.task_spec.manual]
+    if len(ready) < 2:
+        return ready
+    return [t for t in workflow.get_tasks(state=TaskState.READY) if t.task_spec.manual]
 
 
 def may_act(session: Session, user: User, open_task: OpenTask) -> bool:

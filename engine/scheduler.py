@@ -11,25 +11,27 @@ from datetime import UTC, datetime
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.schedulers.blocking import BlockingScheduler
 
-from .timers import fire_due_timers
+from .timers import SweeperPool, fire_due_timers
 
 log = logging.getLogger(__name__)
 
 
-def sweep_job(engine, sessions) -> None:
-    """Run one sweep and log what it did."""
-    result = fire_due_timers(engine, sessions)
+def sweep_job(engine, sessions, sweepers: SweeperPool | None = None) -> None:
+    """Run one sweep (shared between the pool's processes, if there is one) and log what it did."""
+    result = sweepers.sweep(engine.now()) if sweepers else fire_due_timers(engine, sessions)
     if result.instances or result.incidents:
         log.info("timers: %d fired in %d instances, %d incidents, %d conflicts",
                  result.timers_fired, result.instances, len(result.incidents), result.conflicts)
 
 
-def make_scheduler(engine, sessions, interval_seconds: float = 30, background: bool = False):
-    """A scheduler that sweeps due timers now and every `interval_seconds`, never overlapping itself.
+def make_scheduler(engine, sessions, interval_seconds: float = 30, background: bool = False,
+                   sweepers: SweeperPool | None = None):
+    """A scheduler that sweeps due timers now and every `interval_seconds`, never overlapping itself;
+    with `sweepers`, each sweep is shared between their processes (the caller closes the pool).
 
     The cadence is real time; what is due is decided by the engine's clock inside each sweep.
     """
     scheduler = (BackgroundScheduler if background else BlockingScheduler)(timezone="UTC")
-    scheduler.add_job(sweep_job, "interval", args=[engine, sessions], seconds=interval_seconds,
+    scheduler.add_job(sweep_job, "interval", args=[engine, sessions, sweepers], seconds=interval_seconds,
                       id="timer-sweep", max_instances=1, coalesce=True, next_run_time=datetime.now(UTC))
     return scheduler

@@ -3,11 +3,19 @@
 Called by `pep timers`, the scheduler process and the simulator. The database, not the scheduler's
 memory, says what is due, so a restart loses nothing. On PostgreSQL each instance is taken with
 `FOR UPDATE SKIP LOCKED`, so several schedulers share the work and never fire one timer twice.
+
+Most of a fired timer's cost is SpiffWorkflow's own work in Python (rebuild the workflow, run it,
+serialize it), which one process does on one CPU. `SweeperPool` shares each sweep between processes
+(instance id modulo n), one per CPU: they run their steps side by side and meet only at the database,
+where on SQLite each waits its turn for the write lock (a step's reads and work come before its first
+write) and on PostgreSQL each holds only its own instances' row locks.
 """
 
 from __future__ import annotations
 
 import logging
+import multiprocessing
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -16,6 +24,8 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.orm.exc import StaleDataError
 
+from .clock import FrozenClock, SystemClock
+from .db import make_db, session_factory
 from .models import Instance
 from .runtime import LEAN_INSTANCE, Conflict, Engine
 
@@ -28,6 +38,13 @@ class SweepResult:
     timers_fired: int = 0
     incidents: list[int] = field(default_factory=list)
     conflicts: int = 0
+
+    def add(self, other: SweepResult) -> SweepResult:
+        self.instances += other.instances
+        self.timers_fired += other.timers_fired
+        self.incidents += other.incidents
+        self.conflicts += other.conflicts
+        return self
 
 
 def fire_due_timers(engine: Engine, sessions: sessionmaker[Session], now: datetime | None = None,
@@ -80,3 +97,51 @@ def _fire_one(engine: Engine, sessions, instance_id: int, now: datetime, result:
             engine.record_incident(session, instance_id, "timer", exc)
         result.incidents.append(instance_id)
         return True  # its timers pause (next_timer_at is cleared) until someone acts
+
+
+class SweeperPool:
+    """Processes that share every sweep, each with its own connection and engine (so its own spec
+    cache, kept from sweep to sweep). `sweep()` returns when every share is done.
+
+    `clock` is the caller's clock: the sweep fires what is due by its time, and a frozen clock (the
+    simulator's, a test's) is frozen in the processes too.
+    """
+
+    def __init__(self, url: str, processes: int, clock=None):
+        self.processes, self.clock = processes, clock or SystemClock()
+        self._pool = ProcessPoolExecutor(processes, mp_context=multiprocessing.get_context("spawn"),
+                                         initializer=_start_sweeper, initargs=(url,))
+
+    def sweep(self, now: datetime | None = None) -> SweepResult:
+        now = now or self.clock.now()
+        frozen = isinstance(self.clock, FrozenClock)
+        shares = [self._pool.submit(_sweep_share, now, frozen, (k, self.processes)) for k in range(self.processes)]
+        result = SweepResult()
+        for share in shares:
+            result.add(share.result())
+        return result
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+    def __enter__(self) -> SweeperPool:
+        return self
+
+    def __exit__(self, *_exc) -> None:
+        self.close()
+
+
+_sweeper: tuple[Engine, sessionmaker[Session]] | None = None  # this process's, in a SweeperPool
+
+
+def _start_sweeper(url: str) -> None:
+    global _sweeper
+    _sweeper = Engine(), session_factory(make_db(url))
+    with _sweeper[1]() as session:
+        _sweeper[0].parse_newest(session)
+
+
+def _sweep_share(now: datetime, frozen: bool, share: tuple[int, int]) -> SweepResult:
+    engine, sessions = _sweeper
+    engine.clock = FrozenClock(now) if frozen else SystemClock()
+    return fire_due_timers(engine, sessions, now=now, share=share)

@@ -176,3 +176,22 @@ def test_an_event_based_gateway_closes_when_the_child_leaves_care_first(deployed
         instance = s.get(Instance, instance_id)
         assert (instance.status, instance.next_timer_at) == ("completed", None)
     assert sweep(engine, council, "2026-03-06T00:00:00+00:00").timers_fired == 0
+
+
+def test_two_sweeper_processes_share_a_sweep_and_fire_every_timer_once(deployed, engine, council, db):
+    """`pep scheduler --processes 2`: each process takes its share of the due PEPs, none is fired twice."""
+    from sqlalchemy import func
+
+    from engine.models import Event
+    from engine.timers import SweeperPool
+
+    with council.begin() as s:
+        ids = [engine.start(s, "test_fragile", child, data={"divisor": 2}).id for child in ["C001", "C002"] * 6]
+    engine.clock.advance(days=2)
+    with SweeperPool(db.url.render_as_string(hide_password=False), 2, engine.clock) as pool:
+        result = pool.sweep()
+        assert (result.instances, result.timers_fired, result.incidents) == (len(ids), len(ids), [])
+        assert pool.sweep().instances == 0
+    with council() as s:
+        assert s.scalar(select(func.count(Event.id)).where(Event.kind == "timer_fired")) == len(ids)
+        assert {i.status for i in s.scalars(select(Instance))} == {"completed"}
