@@ -2,6 +2,7 @@
 
 The runtime appends events inside the transaction of each step (after the instance row is written,
 so locks are always taken instance first, then child); auditors and `pep history --verify` read it.
+The chain's tip is read and written with plain statements: the step's hottest path.
 """
 
 from __future__ import annotations
@@ -11,8 +12,10 @@ import json
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
+from sqlalchemy.orm.util import identity_key
 
 from .models import Child, Event
 
@@ -29,21 +32,36 @@ def event_hash(prev_hash: str, child_id: str, seq: int, kind: str, at: datetime,
     return hashlib.sha256((prev_hash + body).encode("utf-8")).hexdigest()
 
 
-def append(session: Session, child_id: str, entries: list[dict], at: datetime, child: Child | None = None) -> int:
+CHILDREN = Child.__table__
+TIP = select(CHILDREN.c.history_seq, CHILDREN.c.history_head).where(CHILDREN.c.id == bindparam("child_id"))
+LOCKED_TIP = TIP.with_for_update()
+WRITE_LOCK = CHILDREN.update().where(CHILDREN.c.id == bindparam("child_id")).values(history_seq=CHILDREN.c.history_seq)
+NEW_TIP = CHILDREN.update().where(CHILDREN.c.id == bindparam("child_id")).values(
+    history_seq=bindparam("seq"), history_head=bindparam("head"))
+
+
+def locked_tip(session: Session, child_id: str) -> tuple[int, str]:
+    """The end of the child's chain (sequence number, hash), locked until the transaction ends."""
+    if session.get_bind().dialect.name == "sqlite":
+        # SQLite has no row locks and Python's sqlite3 begins the transaction only at the first
+        # write: write first, so that the chain's tip is read under the database's write lock
+        session.execute(WRITE_LOCK, {"child_id": child_id})
+    tip = session.execute(LOCKED_TIP, {"child_id": child_id}).first()
+    if tip is None:
+        raise LookupError(f"no child {child_id}")
+    return tip.history_seq, tip.history_head
+
+
+def append(session: Session, child_id: str, entries: list[dict], at: datetime,
+           tip: tuple[int, str] | None = None) -> int:
     """Append events (dicts with kind, actor, data and optional instance_id, task_id) to the chain;
-    return how many. `child` is the child's row if the caller has already locked it for this
-    transaction (a runtime step does), else it is read here with a row lock."""
+    return how many. `tip` is the chain's end if the caller has already locked it in this
+    transaction (a runtime step has, after writing its instance: locks go instance, then child)."""
     if not entries:
         return 0
-    if child is None:
-        if session.get_bind().dialect.name == "sqlite":
-            # SQLite has no row locks and Python's sqlite3 begins the transaction only at the first
-            # write: write first, so that the chain's tip is read under the database's write lock
-            session.execute(update(Child).where(Child.id == child_id).values(history_seq=Child.history_seq))
-        child = session.get(Child, child_id, with_for_update=True, populate_existing=True)
-    if child is None:
-        raise LookupError(f"no child {child_id}")
-    rows, seq, head = [], child.history_seq, child.history_head or GENESIS
+    seq, head = tip if tip is not None else locked_tip(session, child_id)
+    head = head or GENESIS
+    rows = []
     for entry in entries:
         seq += 1
         data = json.loads(json.dumps(entry.get("data") or {}, default=str))
@@ -54,8 +72,11 @@ def append(session: Session, child_id: str, entries: list[dict], at: datetime, c
                      "prev_hash": head, "hash": digest})
         head = digest
     session.execute(Event.__table__.insert(), rows)  # one INSERT for the step's events
-    child.history_seq, child.history_head = seq, head
-    session.flush()
+    session.execute(NEW_TIP, {"child_id": child_id, "seq": seq, "head": head})
+    loaded = session.identity_map.get(identity_key(Child, child_id))
+    if loaded is not None:  # a Child the session holds shows the new tip too
+        set_committed_value(loaded, "history_seq", seq)
+        set_committed_value(loaded, "history_head", head)
     return len(rows)
 
 

@@ -19,9 +19,10 @@ from SpiffWorkflow.bpmn.specs.event_definitions.multiple import MultipleEventDef
 from SpiffWorkflow.bpmn.specs.event_definitions.timer import TimerEventDefinition
 from SpiffWorkflow.spiff.specs.event_definitions import MessageEventDefinition
 from SpiffWorkflow.util.task import TaskState
-from sqlalchemy import delete, func, select
+from sqlalchemy import bindparam, func, inspect, select
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, defer, joinedload, lazyload
+from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.orm.exc import StaleDataError
 
 from . import calendar, clock, history
@@ -49,6 +50,19 @@ MAX_MESSAGE_DEPTH = 10
 LEAN_DEFINITION = (joinedload(ProcessDefinition.deployment).options(lazyload(Deployment.files),
                                                                    lazyload(Deployment.definitions)),)
 LEAN_INSTANCE = (joinedload(Instance.definition).options(defer(ProcessDefinition.spec), *LEAN_DEFINITION),)
+# A step's reads and writes of the projections, built once (their compiled form is cached by SQLAlchemy)
+_OPEN, _TEAM, _CHILD = OpenTask.__table__, CaseTeamMember.__table__, Child.__table__
+OPEN_TASKS_OF = select(_OPEN.c.id, _OPEN.c.spec_id, _OPEN.c.name).where(_OPEN.c.instance_id == bindparam("instance_id"))
+CLOSE_TASKS = _OPEN.delete().where(_OPEN.c.id.in_(bindparam("ids", expanding=True)))
+CASE_TEAM = select(_TEAM.c.role_key, _TEAM.c.user_id).where(_TEAM.c.child_id == bindparam("child_id"))
+CHILD_FOR_STEP = (select(_CHILD.c.name, _CHILD.c.history_seq, _CHILD.c.history_head)
+                  .where(_CHILD.c.id == bindparam("child_id")).with_for_update())
+
+TASK_WITH_INSTANCE = (select(OpenTask, Instance).join(Instance, Instance.id == OpenTask.instance_id)
+                      .where(OpenTask.id == bindparam("task_id")).options(*LEAN_INSTANCE))
+# emails are stored lower-case (people.add_user), so the unique index finds the person; their roles
+# are read only for pooled tasks (may_act)
+ACTOR = select(User).where(User.email == bindparam("email"), User.active).options(lazyload(User.roles))
 
 
 class EngineError(Exception):
@@ -349,14 +363,11 @@ class Engine:
         return step.instance
 
     def _task_for_actor(self, session, task_id, actor_email):
-        row = session.execute(select(OpenTask, Instance).join(Instance, Instance.id == OpenTask.instance_id)
-                              .where(OpenTask.id == task_id).options(*LEAN_INSTANCE)).first()
+        row = session.execute(TASK_WITH_INSTANCE, {"task_id": task_id}).first()
         if row is None:
             raise TaskNotReady(f"task {task_id} is not open (it may have been completed or withdrawn)")
         open_task, instance = row
-        # emails are stored lower-case (people.add_user), so the unique index finds the person
-        user = session.scalar(select(User).where(User.email == actor_email.strip().lower(), User.active)
-                              .options(lazyload(User.roles)))  # read only for pooled tasks (may_act)
+        user = session.scalar(ACTOR, {"email": actor_email.strip().lower()})
         if user is None:
             raise NotAllowed(f"no active user {actor_email}")
         if not may_act(session, user, open_task):
@@ -423,28 +434,25 @@ class Step:
         self.path: list[str] = []
         self.timers_fired = 0
         self._team: dict[str, int] | None = None
-        self._child: Child | None = None
+        self._child = None
         self.rows: dict[type, list[dict]] = {OpenTask: [], Notification: []}  # inserted together in save
 
     def role(self, name: str | None):
         """The role a lane or notify name stands for (None when the vocabulary has no such role)."""
         return self.engine.roles(self.session).resolve(name) or self.engine.roles(self.session, refresh=True).resolve(name)
 
-    def child(self) -> Child:
-        """The child's row, locked for the history chain: read once per step, after the instance row
-        is written (locks are taken instance first, then child)."""
+    def child(self):
+        """The child's name and the tip of its history chain, locked: read once per step, after the
+        instance row is written (locks are taken instance first, then child)."""
         if self._child is None:
-            self._child = self.session.get(Child, self.instance.child_id, with_for_update=True,
-                                           populate_existing=True)
+            self._child = self.session.execute(CHILD_FOR_STEP, {"child_id": self.instance.child_id}).one()
         return self._child
 
     def team(self) -> dict[str, int]:
         """The child's case team (role key → user id), read once per step: one query, not one per
         task or notification, each of which would also flush what the step has written so far."""
         if self._team is None:
-            self._team = dict(self.session.execute(
-                select(CaseTeamMember.role_key, CaseTeamMember.user_id)
-                .where(CaseTeamMember.child_id == self.instance.child_id)).all())
+            self._team = dict(self.session.execute(CASE_TEAM, {"child_id": self.instance.child_id}).all())
         return self._team
 
     def log(self, kind: str, task_id: str | None = None, **data) -> None:
@@ -497,17 +505,16 @@ class Step:
     def save(self, status: str | None = None) -> None:
         """Write the instance (optimistic version check first), the task projection and history."""
         session, instance, workflow, now = self.session, self.instance, self.workflow, self.engine.now()
-        instance.state = self.engine.serializer.state_to_dict(workflow)
-        digest = state_digest(instance.state)
-        instance.updated_at = now
+        state = self.engine.serializer.state_to_dict(workflow)
+        digest = state_digest(state)
         finished = status or ("completed" if workflow.is_completed() else None)
-        if finished:
-            instance.status, instance.ended_at = finished, now
         timers, messages = _waiting(workflow) if not finished else ([], [])
-        instance.next_timer_at = min(timers) if timers else None
-        instance.waiting_messages = messages
+        values = dict(state=state, updated_at=now, next_timer_at=min(timers) if timers else None,
+                      waiting_messages=messages)
+        if finished:
+            values.update(status=finished, ended_at=now)
         try:
-            session.flush()
+            self._write_instance(values)
         except (StaleDataError, OperationalError) as exc:
             raise Conflict("this PEP was changed by someone else at the same moment: reload and try again") from exc
         self._project_tasks(finished is not None)
@@ -521,11 +528,31 @@ class Step:
         self._attach_step(digest)
         for entry in self.entries:
             entry["instance_id"] = instance.id
-        history.append(session, instance.child_id, self.entries, now, child=self.child())
+        child = self.child()
+        history.append(session, instance.child_id, self.entries, now, tip=(child.history_seq, child.history_head))
         for thrown in self.workflow.get_events():
             if isinstance(thrown.event_definition, BaseMessage):
                 self.engine._deliver(session, thrown.event_definition.name, instance.child_id,
                                      thrown.payload or {}, self.actor, exclude=instance.id, depth=self.depth + 1)
+
+    def _write_instance(self, values: dict) -> None:
+        """Write the instance row: a new or otherwise changed one (a migration's new version) through
+        the session; else by one UPDATE that only lands on the version this step loaded (the
+        optimistic lock), without the unit of work's bookkeeping."""
+        session, instance = self.session, self.instance
+        if instance.id is None or inspect(instance).modified:
+            for name, value in values.items():
+                setattr(instance, name, value)
+            session.flush()
+            return
+        version = instance.version
+        table = Instance.__table__
+        updated = session.execute(table.update().where(table.c.id == instance.id, table.c.version == version)
+                                  .values(version=version + 1, **values))
+        if updated.rowcount != 1:
+            raise StaleDataError(f"instance {instance.id} is no longer at version {version}")
+        for name, value in dict(values, version=version + 1).items():
+            set_committed_value(instance, name, value)
 
     def _attach_step(self, digest: str) -> None:
         """Mark the first event of the step for replay: the elements run, the digest of the state
@@ -535,12 +562,11 @@ class Step:
 
     def _project_tasks(self, finished: bool) -> None:
         session, instance = self.session, self.instance
-        existing = {row.id: row for row in session.execute(
-            select(OpenTask.id, OpenTask.spec_id, OpenTask.name).where(OpenTask.instance_id == instance.id))}
+        existing = {row.id: row for row in session.execute(OPEN_TASKS_OF, {"instance_id": instance.id})}
         ready = {} if finished else {str(t.id): t for t in ready_human_tasks(self.workflow)}
         gone = [task_id for task_id in existing if task_id not in ready]
         if gone:
-            session.execute(delete(OpenTask).where(OpenTask.id.in_(gone)), execution_options={"synchronize_session": False})
+            session.execute(CLOSE_TASKS, {"ids": gone})
         for task_id in gone:
             if not any(e["task_id"] == task_id and e["kind"] == "task_completed" for e in self.entries):
                 self.log("task_withdrawn", task_id=task_id, task=existing[task_id].spec_id, name=existing[task_id].name)
