@@ -1,4 +1,4 @@
-"""`python -m benchmarks year|web`: the simulated council year and the web load run (see docs/benchmarks.md)."""
+"""`python -m benchmarks year|inbox|sweep|web`: the simulated council year and the web load run (see docs/benchmarks.md)."""
 
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ def main():
 @click.option("--open-instances", default=100_000, show_default=True, help="Open instances for the inbox queries.")
 @click.option("--due-timers", default=10_000, show_default=True, help="Timers due at once for the sweep.")
 @click.option("--sweepers", type=int, help="Also time the sweep with this many processes sharing it "
-              "[default: 2 on PostgreSQL, none on SQLite].")
+              "[default: one per CPU, as `pep scheduler`].")
 @click.option("--seed", default=2025, show_default=True)
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def year(url, children, start, weeks, open_instances, due_timers, sweepers, seed, quiet):
@@ -48,6 +48,19 @@ def inbox(url):
     for who, (p50, p95, rows) in inboxes(sessions, datetime.now(UTC)).items():
         click.echo(f"inbox, {who:22s} p50 {p50:.1f} ms   p95 {p95:.1f} ms   ({rows} rows; "
                    f"{open_instance_count(sessions)} open instances)")
+
+
+@main.command()
+@click.option("--database", "url", required=True, help="A database a `year` run has filled.")
+@click.option("--due-timers", default=10_000, show_default=True, help="Timers due at once for the sweep.")
+@click.option("--sweepers", type=int, help="Also time the sweep with this many processes [default: one per CPU].")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def sweep(url, due_timers, sweepers, quiet):
+    """Time the timer sweep again on a database a `year` run left behind (it adds the due copies)."""
+    from .run import sweep_again, sweep_lines
+
+    for line in sweep_lines(sweep_again(url, due_timers, sweepers, progress=not quiet)):
+        click.echo(line)
 
 
 @main.command()

@@ -16,6 +16,7 @@ from engine import clock as clocks
 from engine.db import make_db, session_factory
 from engine.inbox import inbox
 from engine.models import Base, Instance, User
+from engine.runtime import Engine
 from engine.schema import upgrade
 from engine.timers import SweeperPool, fire_due_timers
 
@@ -87,9 +88,8 @@ def run_year(url: str, children: int, start: date, end: date, open_instances: in
              seed: int = 2025, progress: bool = True, sweepers: int | None = None) -> Figures:
     """Simulate the year, then measure the inbox and the timer sweep at national size.
 
-    The sweep is timed with one sweeper and, if `sweepers` is more (default: 2 on PostgreSQL, where
-    several schedulers share the due instances; SQLite has a single writer), again with that many
-    processes on a fresh set of due timers."""
+    The sweep is timed with one sweeper and, if `sweepers` is more (default: one per CPU, as `pep
+    scheduler` runs), again with that many processes sharing a fresh set of due timers."""
     db = fresh_database(url)
     sessions = session_factory(db)
     simulation = Simulation(sessions, ROOT, children, start, end, seed=seed, progress=progress)
@@ -113,7 +113,7 @@ def run_year(url: str, children: int, start: date, end: date, open_instances: in
     figures.kb_per_child_year = size / 1024 / (children * year.days / 365)
 
     engine = simulation.engine
-    sweepers = sweepers or (2 if db.dialect.name == "postgresql" else 1)
+    sweepers = sweepers or os.cpu_count() or 1
     for count in sorted({1, sweepers}):
         figures.sweeps[count] = _sweep(url, sessions, engine, due_timers, count, f"S{count}", progress)
     figures.open_instances = _grow(sessions, open_instances, progress)
@@ -145,6 +145,25 @@ def _sweep(url, sessions, engine, due: int, sweepers: int, prefix: str, progress
             started = time.perf_counter()
             result = pool.sweep() if pool else fire_due_timers(engine, sessions)
             return result.timers_fired, time.perf_counter() - started
+
+
+def sweep_again(url: str, due: int, sweepers: int | None = None, progress: bool = True) -> dict[int, tuple[int, float]]:
+    """Time the sweep again on a database a `year` run left behind: copies of its instances that wait on
+    a timer, fired with one sweeper and then with `sweepers` (default: one per CPU)."""
+    sessions = session_factory(make_db(url))
+    with sessions() as session:
+        first = session.scalar(select(func.min(Instance.next_timer_at)).where(Instance.status == "running"))
+    if first is None:
+        return {}
+    engine = Engine(clocks.FrozenClock(first - timedelta(minutes=1)))
+    run = f"R{int(time.time()) % 100_000}"
+    return {count: _sweep(url, sessions, engine, due, count, f"{run}S{count}", progress)
+            for count in sorted({1, sweepers or os.cpu_count() or 1})}
+
+
+def sweep_lines(sweeps: dict[int, tuple[int, float]]) -> list[str]:
+    return [f"timer sweep, {count} sweeper{'s' if count > 1 else ' '}       {fired} timers in {seconds:.1f} s = "
+            f"{fired / seconds if seconds else 0:.0f} timers/s" for count, (fired, seconds) in sweeps.items()]
 
 
 def _grow(sessions, target: int, progress: bool) -> int:
@@ -197,9 +216,7 @@ def report(figures: Figures) -> str:
     for who, (p50, p95, rows) in f.inbox.items():
         lines.append(f"inbox, {who:22s} p50 {p50:.1f} ms   p95 {p95:.1f} ms   ({rows} rows; "
                      f"{f.open_instances} open instances)")
-    for count, (fired, seconds) in f.sweeps.items():
-        lines.append(f"timer sweep, {count} sweeper{'s' if count > 1 else ' '}       {fired} timers in {seconds:.1f} s = "
-                     f"{fired / seconds if seconds else 0:.0f} timers/s")
+    lines += sweep_lines(f.sweeps)
     lines += [
         f"database size                 {f.database_mb:.1f} MB after the year = {f.kb_per_child_year:.0f} KB per child-year",
         f"peak memory                   {f.peak_memory_mb:.0f} MB",

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import and_, func, or_, select, union_all
 from sqlalchemy.orm import Session
 
 from .models import Child, Instance, OpenTask, ProcessDefinition, Role
@@ -49,43 +49,52 @@ def doable_by(user_id: int, role_keys: set[str], view: str = "all"):
 def inbox(session: Session, user_id: int, role_keys: set[str], now: datetime, view: str = "all",
           child: str | None = None, school: str | None = None, process: str | None = None,
           due: str | None = None, limit: int = 200) -> list[InboxRow]:
-    """Open tasks the person may do, filtered, sorted by deadline (none last) then age."""
-    query = (
+    """Open tasks the person may do, filtered, sorted by deadline (none last) then age.
+
+    One statement: each part of the inbox (my tasks, and the pool of each of my roles; with a deadline
+    and without) is one range of an inbox index, read in the index's order and stopped at `limit`; the
+    parts are put together and only the first page is joined to its child, process and role. With an
+    OR of "mine" and "pool", an IN of several roles, or an ORDER BY on "has no deadline", the database
+    would sort every open task of the council instead.
+    """
+    filters = []
+    if child:
+        like = f"%{child.strip().lower()}%"
+        filters.append(OpenTask.child_id.in_(select(Child.id).where(
+            or_(func.lower(Child.name).like(like), func.lower(Child.id) == child.strip().lower()))))
+    if school:
+        filters.append(OpenTask.child_id.in_(select(Child.id).where(Child.school == school)))
+    if process:
+        filters.append(OpenTask.instance_id.in_(
+            select(Instance.id).join(ProcessDefinition, ProcessDefinition.id == Instance.definition_id)
+            .where(ProcessDefinition.process_id == process)))
+    if due == "overdue":
+        filters.append(OpenTask.due_at < now)
+    elif due in ("week", "month"):
+        filters.append(OpenTask.due_at < now + timedelta(days=7 if due == "week" else 31))
+    whose = [] if view == "pool" else [doable_by(user_id, role_keys, "mine")]
+    whose += [] if view == "mine" else [doable_by(user_id, {role}, "pool") for role in sorted(role_keys)]
+    deadlines = [OpenTask.due_at.is_not(None)] + ([] if due else [OpenTask.due_at.is_(None)])
+    parts = [select(OpenTask.id, OpenTask.due_at, OpenTask.ready_at).where(part, has_deadline, *filters)
+             .order_by(*IN_INDEX_ORDER).limit(limit).subquery()
+             for part in whose for has_deadline in deadlines]
+    if not parts:
+        return []
+    page = union_all(*(select(part) for part in parts)).subquery()
+    rows = session.execute(
         select(OpenTask.id, OpenTask.name, Child.id, Child.name, Child.school, ProcessDefinition.process_id,
                ProcessDefinition.name, Role.label, OpenTask.due_at, OpenTask.ready_at, OpenTask.assignee_id,
                OpenTask.pooled)
+        .select_from(page)
+        .join(OpenTask, OpenTask.id == page.c.id)
         .join(Child, Child.id == OpenTask.child_id)
         .join(Instance, Instance.id == OpenTask.instance_id)
         .join(ProcessDefinition, ProcessDefinition.id == Instance.definition_id)
         .join(Role, Role.key == OpenTask.role_key)
-    )
-    if child:
-        like = f"%{child.strip().lower()}%"
-        query = query.where(or_(func.lower(Child.name).like(like), func.lower(Child.id) == child.strip().lower()))
-    if school:
-        query = query.where(Child.school == school)
-    if process:
-        query = query.where(ProcessDefinition.process_id == process)
-    if due == "overdue":
-        query = query.where(OpenTask.due_at < now)
-    elif due in ("week", "month"):
-        query = query.where(OpenTask.due_at < now + timedelta(days=7 if due == "week" else 31))
-    # Each part (my tasks, and the pool of each of my roles) is one range of an inbox index, read in the
-    # index's order and stopped at `limit`: with an OR of "mine" and "pool", an IN of several roles, or an
-    # ORDER BY on "has no deadline", the database would sort every open task of the council instead.
-    parts = [] if view == "pool" else [doable_by(user_id, role_keys, "mine")]
-    parts += [] if view == "mine" else [doable_by(user_id, {role}, "pool") for role in sorted(role_keys)]
-    rows = []
-    for part in parts:
-        where = query.where(part)
-        dated = session.execute(where.where(OpenTask.due_at.is_not(None))
-                                .order_by(*IN_INDEX_ORDER).limit(limit)).all()
-        rows += dated
-        if len(dated) < limit and not due:
-            rows += session.execute(where.where(OpenTask.due_at.is_(None))
-                                    .order_by(*IN_INDEX_ORDER).limit(limit - len(dated))).all()
-    rows.sort(key=lambda row: (row.due_at is None, row.due_at or now, row.ready_at))
-    return [InboxRow(*row) for row in rows[:limit]]
+        .order_by(page.c.due_at.is_(None), page.c.due_at, page.c.ready_at, page.c.id)
+        .limit(limit)
+    ).all()
+    return [InboxRow(*row) for row in rows]
 
 
 def inbox_counts(session: Session, user_id: int, role_keys: set[str], now: datetime) -> dict[str, int]:
