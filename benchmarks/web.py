@@ -1,5 +1,7 @@
-"""The web load run: the app under gunicorn with 2 worker processes, and simulated professionals
-(threads, one signed-in session each) who open their inbox and submit real tasks of a simulated council.
+"""The web load run: the app under gunicorn with 2 worker processes (on PostgreSQL each with 4 threads,
+the gthread worker; on SQLite the sync worker; BENCH_WEB_THREADS=n chooses), and simulated
+professionals (threads, one signed-in session each) who open their inbox and submit real tasks of a
+simulated council.
 
 Preparation plays a few weeks of a council up to today (the app runs on the real clock), gives every
 professional a password, and works out valid answers for each open task, so that every POST is a real
@@ -15,6 +17,7 @@ import resource
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import urllib.error
@@ -38,6 +41,19 @@ from .run import ROOT, fresh_database
 from .simulate import Simulation
 
 PASSWORD = "bench-pep-2026"
+WORKERS = 2
+
+
+def threads_for(url: str) -> int:
+    """Threads per gunicorn worker, as docs/benchmarks.md recommends for the database. With the sync
+    worker (1) a request that arrives while both workers are busy waits for one of them to finish.
+    On PostgreSQL a request spends part of its time waiting for the database (its own processes, the
+    commit reaching the disk), and a worker's other threads use that time. On SQLite the database
+    runs inside the worker, under its interpreter lock, and writers take turns on one file: threads
+    only add waiting, and the sync worker is faster."""
+    if os.environ.get("BENCH_WEB_THREADS"):
+        return int(os.environ["BENCH_WEB_THREADS"])
+    return 4 if url.startswith("postgresql") else 1
 CSRF = re.compile(r'name="csrf_token"[^>]*value="([^"]+)"')
 VERSION = re.compile(r'name="_version"[^>]*value="([^"]+)"')
 
@@ -53,24 +69,35 @@ class Job:
 class WebFigures:
     users: int
     think: float = 0.0
+    threads: int = 1
     seconds: float = 0.0
     inbox: Samples = field(default_factory=Samples)
     submit: Samples = field(default_factory=Samples)
     sign_in: Samples = field(default_factory=Samples)
+    # the same requests' time inside a gunicorn worker (its access log), without the wait for a worker
+    in_worker: dict[str, Samples] = field(default_factory=dict)
     errors: dict[str, int] = field(default_factory=dict)
     server_cpu: float = 0.0  # seconds of CPU the gunicorn processes used, from start-up to shutdown
     load_cpu: float = 0.0  # seconds of CPU the simulated users (this process) used meanwhile
 
     def report(self) -> str:
         rate = (len(self.inbox) + len(self.submit)) / self.seconds if self.seconds else 0.0
+        server = f"{WORKERS} workers" + (f" x {self.threads} threads (gthread)" if self.threads > 1 else " (sync)")
         lines = [f"web load                      {self.users} concurrent users, {self.think:g} s between pages, "
-                 f"gunicorn 2 workers, {self.seconds:.0f} s, {rate:.1f} requests/s (inbox pages and submissions; "
+                 f"gunicorn {server}, {self.seconds:.0f} s, {rate:.1f} requests/s (inbox pages and submissions; "
                  f"each also opens its task page)"]
-        for name, samples in (("inbox page (GET /inbox)", self.inbox), ("task submission (POST)", self.submit),
-                              ("sign-in (POST /sign-in)", self.sign_in)):
+        for name, samples, kind in (("inbox page (GET /inbox)", self.inbox, "inbox"),
+                                    ("task submission (POST)", self.submit, "submit"),
+                                    ("sign-in (POST /sign-in)", self.sign_in, "sign-in")):
             lines.append(f"{name:29s} p50 {samples.ms(50):.0f} ms   p95 {samples.ms(95):.0f} ms   "
                          f"p99 {samples.ms(99):.0f} ms   ({len(samples)} requests, "
                          f"{len(samples) / self.seconds if self.seconds else 0:.1f}/s)")
+            if self.in_worker.get(kind):
+                worker = self.in_worker[kind]
+                lines.append(f"{'  of which in the worker':29s} p50 {worker.ms(50):.0f} ms   p95 {worker.ms(95):.0f} ms   "
+                             f"p99 {worker.ms(99):.0f} ms   (gunicorn's own request time)")
+        lines.append(f"sign-ins per submission       {len(self.sign_in) / len(self.submit) if self.submit else 0:.2f} "
+                     f"(one per professional, who then works through their open tasks)")
         lines.append(f"errors                        {self.errors or 'none'}")
         lines.append(f"CPU                           server {self.server_cpu:.1f} s (gunicorn, start-up included), "
                      f"simulated users {self.load_cpu:.1f} s")
@@ -219,12 +246,16 @@ def _token(page: str) -> str:
     return html.unescape(match.group(1)) if match else ""
 
 
-def serve(url: str, port: int, workers: int = 2) -> subprocess.Popen:
-    """Start gunicorn with the app; return once it answers."""
+def serve(url: str, port: int, workers: int = WORKERS, threads: int = 1,
+          access_log: str | None = None) -> subprocess.Popen:
+    """Start gunicorn with the app; return once it answers. With `access_log`, gunicorn writes each
+    request's method, path, status and time in the worker (microseconds) there."""
     env = {**os.environ, "PEP_DATABASE_URL": url, "PEP_SECURE_COOKIES": "0", "PEP_SECRET_KEY": "bench-secret-key",
            "PEP_WARM_UP": "1"}
     server = subprocess.Popen(
         [str(Path(sys.executable).parent / "gunicorn"), "--workers", str(workers), "--bind", f"127.0.0.1:{port}",
+         *(["--worker-class", "gthread", "--threads", str(threads)] if threads > 1 else []),
+         *(["--access-logfile", access_log, "--access-logformat", "%(m)s %(U)s %(s)s %(D)s"] if access_log else []),
          "--log-level", "warning", "webui:create_app()"], cwd=ROOT, env=env, start_new_session=True)
     for _ in range(100):
         try:
@@ -241,16 +272,20 @@ def stop(server: subprocess.Popen) -> None:
     server.wait(timeout=30)
 
 
-def load(url: str, jobs: list[Job], users: int, seconds: float, port: int, think: float = 0.0) -> WebFigures:
+def load(url: str, jobs: list[Job], users: int, seconds: float, port: int, think: float = 0.0,
+         threads: int | None = None) -> WebFigures:
     """Run `users` concurrent users against the served app for at most `seconds`."""
+    threads = threads or threads_for(url)
     by_person: dict[str, list[Job]] = {}
     for job in jobs:
         by_person.setdefault(job.email, []).append(job)
     people = sorted(by_person.values(), key=len, reverse=True)
     shares = [people[n::users] for n in range(min(users, len(people)))]
-    figures, lock = WebFigures(users=len(shares), think=think), threading.Lock()
+    figures, lock = WebFigures(users=len(shares), think=think, threads=threads), threading.Lock()
     server_cpu, load_cpu = _children_cpu(), time.process_time()
-    server = serve(url, port)
+    handle, access_log = tempfile.mkstemp(prefix="bench-web-access-", suffix=".log")
+    os.close(handle)
+    server = serve(url, port, threads=threads, access_log=access_log)
     try:
         started = time.monotonic()
         threads = [SimulatedUser(f"http://127.0.0.1:{port}", share, figures, started + seconds, lock, think)
@@ -263,7 +298,29 @@ def load(url: str, jobs: list[Job], users: int, seconds: float, port: int, think
     finally:
         stop(server)
     figures.server_cpu, figures.load_cpu = _children_cpu() - server_cpu, time.process_time() - load_cpu
+    figures.in_worker = _times_in_worker(access_log)
+    os.unlink(access_log)
     return figures
+
+
+def _times_in_worker(access_log: str) -> dict[str, Samples]:
+    """Each kind of timed request's time inside a worker, from gunicorn's access log."""
+    kinds: dict[str, Samples] = {"inbox": Samples(), "submit": Samples(), "sign-in": Samples()}
+    for line in Path(access_log).read_text().splitlines():
+        parts = line.split()
+        if len(parts) != 4 or not parts[3].isdigit():
+            continue
+        method, path, _status, micro = parts
+        if (method, path) == ("GET", "/inbox"):
+            kind = "inbox"
+        elif method == "POST" and path.startswith("/tasks/"):
+            kind = "submit"
+        elif (method, path) == ("POST", "/sign-in"):
+            kind = "sign-in"
+        else:
+            continue
+        kinds[kind].append(int(micro) / 1e6)
+    return kinds
 
 
 def _children_cpu() -> float:

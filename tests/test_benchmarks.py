@@ -31,3 +31,28 @@ def test_two_sweeper_processes_share_the_sweep_and_both_sweeps_are_reported(tmp_
     assert all(fired >= 30 for fired, _seconds in figures.sweeps.values())
     printed = report(figures)
     assert "timer sweep, 1 sweeper " in printed and "timer sweep, 2 sweepers" in printed
+
+
+def test_the_web_run_serves_a_tiny_council_under_gunicorn_and_reports_every_figure(tmp_path):
+    import socket
+    from datetime import date as day
+
+    import pytest
+
+    pytest.importorskip("gunicorn")
+    from benchmarks.web import load, prepare
+
+    url = f"sqlite:///{tmp_path / 'web.sqlite'}"
+    jobs = prepare(url, children=12, weeks=2, today=day.today())
+    assert jobs
+    with socket.socket() as free:
+        free.bind(("127.0.0.1", 0))
+        port = free.getsockname()[1]
+    figures = load(url, jobs, users=2, seconds=20, port=port, think=0, threads=2)
+
+    assert len(figures.submit) > 0 and len(figures.inbox) > 0
+    assert 0 < len(figures.sign_in) <= len({job.email for job in jobs})  # one sign-in per professional at most
+    assert not {kind for kind in figures.errors if not kind.startswith("submit 409")}
+    printed = figures.report()
+    for line in ("inbox page", "task submission", "sign-in", "sign-ins per submission", "x 2 threads (gthread)"):
+        assert line in printed

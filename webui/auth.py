@@ -10,8 +10,8 @@ that is the right trade here:
   checked against a dummy hash so that it takes as long as a known one, and the slowing-down of
   failures is per email. At 150 ms a handful of requests a second occupied both CPUs of a 2-CPU
   server and every professional's page waited behind them (the web load run, docs/benchmarks.md).
-- p=4 buys nothing on this server: the bundled library ran the 4 lanes one after another here
-  (wall time = CPU time), and where it does use threads a sign-in occupies every CPU at once.
+- p=4 buys no strength (an attacker's cost is memory times passes, however many lanes), and the
+  library runs the 4 lanes in 4 threads, so one sign-in occupies both CPUs of a 2-CPU server.
 - What the hash protects against is offline guessing after the database is stolen; a stolen
   database already holds the children's records, and passwords are at least 12 characters.
 Hashes made with other parameters (the old default included) still verify: the parameters are in the
