@@ -166,16 +166,20 @@ def form_fields(schema: dict, answers: dict, prefix: str = "") -> list[tuple[str
 
 
 class SimulatedUser(threading.Thread):
-    """One concurrent user: signs in as each of its professionals in turn and, as each, opens the inbox,
-    opens a task and submits it, until time is up or no work is left."""
+    """One concurrent user: signs in as each of its professionals in turn and, as each, works through
+    all their open tasks (opens the inbox, opens a task and submits it), as a person signs in once and
+    then clears their inbox, until time is up or no work is left. Users arrive `delay` seconds apart
+    (spread over the first page cycle), not all in the same instant."""
 
     def __init__(self, base: str, people: list[list[Job]], figures: WebFigures, stop_at: float,
-                 lock: threading.Lock, think: float):
+                 lock: threading.Lock, think: float, delay: float = 0.0):
         super().__init__(daemon=True)
         self.base, self.people, self.figures, self.stop_at, self.lock = base, people, figures, stop_at, lock
         self.think = think  # seconds between one page and the next: reading the inbox, filling the form
+        self.delay = delay
 
     def run(self) -> None:
+        time.sleep(self.delay)
         for jobs in self.people:
             if time.monotonic() > self.stop_at:
                 return
@@ -288,8 +292,9 @@ def load(url: str, jobs: list[Job], users: int, seconds: float, port: int, think
     server = serve(url, port, threads=threads, access_log=access_log)
     try:
         started = time.monotonic()
-        threads = [SimulatedUser(f"http://127.0.0.1:{port}", share, figures, started + seconds, lock, think)
-                   for share in shares]
+        # arrivals spread over one page cycle (two pauses), so that 20 sign-ins do not all come at once
+        threads = [SimulatedUser(f"http://127.0.0.1:{port}", share, figures, started + seconds, lock, think,
+                                 delay=n * 2 * think / len(shares)) for n, share in enumerate(shares)]
         for thread in threads:
             thread.start()
         for thread in threads:
