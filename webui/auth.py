@@ -13,7 +13,8 @@ that is the right trade here:
 - p=4 buys no strength (an attacker's cost is memory times passes, however many lanes), and the
   library runs the 4 lanes in 4 threads, so one sign-in occupies both CPUs of a 2-CPU server.
 - What the hash protects against is offline guessing after the database is stolen; a stolen
-  database already holds the children's records, and passwords are at least 12 characters.
+  database already holds the children's records. Passwords people choose are at least 12
+  characters; those the VS administrator issues are 16 random characters.
 Hashes made with other parameters (the old default included) still verify: the parameters are in the
 hash. On a successful sign-in `check_needs_rehash` replaces such a hash with one of these parameters.
 """
