@@ -343,7 +343,8 @@ def _children(count: int) -> str:
               help="Processes that share each sweep (a fired timer is mostly CPU work in Python).")
 @click.pass_obj
 def scheduler(obj: Context, interval, processes):
-    """Run the timer scheduler until stopped."""
+    """Run the timer sweep (and e-mail of notifications, with PEP_SMTP_HOST) until stopped."""
+    from .mail import settings_from_env
     from .scheduler import make_scheduler
     from .timers import SweeperPool
 
@@ -352,7 +353,7 @@ def scheduler(obj: Context, interval, processes):
     with contextlib.ExitStack() as stack:
         stack.enter_context(contextlib.suppress(KeyboardInterrupt, SystemExit))
         sweepers = stack.enter_context(SweeperPool(obj.url, processes, engine.clock)) if processes > 1 else None
-        make_scheduler(engine, obj.sessions, interval, sweepers=sweepers).start()
+        make_scheduler(engine, obj.sessions, interval, sweepers=sweepers, mail_settings=settings_from_env()).start()
 
 
 @main.command()

@@ -1,4 +1,4 @@
-"""APScheduler wiring for the timer sweep. Called by `pep scheduler` and by the web app's run command.
+"""APScheduler wiring for the timer sweep and e-mail. Called by `pep scheduler` and by the web app's run command.
 
 APScheduler only says *when* to sweep; what is due lives in the database, so a restart loses nothing.
 """
@@ -6,11 +6,13 @@ APScheduler only says *when* to sweep; what is due lives in the database, so a r
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from datetime import UTC, datetime
 
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.schedulers.blocking import BlockingScheduler
 
+from . import mail
 from .timers import SweeperPool, fire_due_timers
 
 log = logging.getLogger(__name__)
@@ -25,13 +27,17 @@ def sweep_job(engine, sessions, sweepers: SweeperPool | None = None) -> None:
 
 
 def make_scheduler(engine, sessions, interval_seconds: float = 30, background: bool = False,
-                   sweepers: SweeperPool | None = None):
+                   sweepers: SweeperPool | None = None, mail_settings: Mapping | None = None):
     """A scheduler that sweeps due timers now and every `interval_seconds`, never overlapping itself;
-    with `sweepers`, each sweep is shared between their processes (the caller closes the pool).
+    with `sweepers`, each sweep is shared between their processes (the caller closes the pool); with
+    `mail_settings` (`engine.mail`), it also sends the notifications by e-mail every minute.
 
     The cadence is real time; what is due is decided by the engine's clock inside each sweep.
     """
     scheduler = (BackgroundScheduler if background else BlockingScheduler)(timezone="UTC")
     scheduler.add_job(sweep_job, "interval", args=[engine, sessions, sweepers], seconds=interval_seconds,
                       id="timer-sweep", max_instances=1, coalesce=True, next_run_time=datetime.now(UTC))
+    if mail_settings is not None:
+        scheduler.add_job(mail.deliver_pending, "interval", args=[mail_settings, sessions, engine.now], seconds=60,
+                          id="notifications", max_instances=1, coalesce=True)
     return scheduler

@@ -195,3 +195,14 @@ def test_two_sweeper_processes_share_a_sweep_and_fire_every_timer_once(deployed,
     with council() as s:
         assert s.scalar(select(func.count(Event.id)).where(Event.kind == "timer_fired")) == len(ids)
         assert {i.status for i in s.scalars(select(Instance))} == {"completed"}
+
+
+def test_the_scheduler_also_sends_notifications_by_email_when_smtp_is_set_up(deployed, engine, council):
+    """`pep scheduler` (served by gunicorn, the web app runs no scheduler of its own) e-mails notifications."""
+    from engine.mail import settings_from_env
+    from engine.scheduler import make_scheduler
+
+    without = make_scheduler(engine, council, mail_settings=None)
+    with_mail = make_scheduler(engine, council, mail_settings={**settings_from_env(), "SMTP_HOST": "smtp.council.test"})
+    assert [job.id for job in without.get_jobs()] == ["timer-sweep"]
+    assert [job.id for job in with_mail.get_jobs()] == ["timer-sweep", "notifications"]

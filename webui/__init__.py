@@ -13,12 +13,10 @@ from pathlib import Path
 
 from flask import Flask, g, render_template
 from jinja2 import ChoiceLoader, PackageLoader, PrefixLoader
-from sqlalchemy import func, select
 from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.orm import lazyload
 
+from engine import mail
 from engine.db import database_url, make_db, session_factory
-from engine.models import Deployment, ProcessDefinition
 from engine.runtime import Engine
 
 from .extensions import csrf, login_manager
@@ -43,13 +41,7 @@ def create_app(config: dict | None = None) -> Flask:
         PERMANENT_SESSION_LIFETIME=timedelta(hours=8),
         MAX_CONTENT_LENGTH=12 * 1024 * 1024,
         WTF_CSRF_TIME_LIMIT=None,
-        SMTP_HOST=os.environ.get("PEP_SMTP_HOST"),
-        SMTP_PORT=int(os.environ.get("PEP_SMTP_PORT", "25")),
-        SMTP_USER=os.environ.get("PEP_SMTP_USER"),
-        SMTP_PASSWORD=os.environ.get("PEP_SMTP_PASSWORD"),
-        SMTP_STARTTLS=os.environ.get("PEP_SMTP_STARTTLS", "0") == "1",
-        MAIL_FROM=os.environ.get("PEP_MAIL_FROM", "pep-noreply@council.test"),
-        BASE_URL=os.environ.get("PEP_BASE_URL", "http://localhost:5000"),
+        **mail.settings_from_env(),
         LINK_LIFETIME_DAYS=14,
         SERVICE_NAME=os.environ.get("PEP_SERVICE_NAME", "Personal Education Plans"),
         CLOCK=None,
@@ -95,14 +87,9 @@ def _warm_up(app: Flask, db) -> None:
     """
     for name in app.jinja_env.list_templates():
         app.jinja_env.get_template(name)
-    engine = app.extensions["pep"].engine
-    newest = select(func.max(Deployment.version)).scalar_subquery()
     try:
         with app.extensions["pep"].sessions() as session:
-            for definition in session.scalars(select(ProcessDefinition).join(Deployment)
-                                              .where(Deployment.version == newest)
-                                              .options(lazyload(ProcessDefinition.deployment))):
-                engine.spec(definition)
+            app.extensions["pep"].engine.parse_newest(session)
     except SQLAlchemyError as exc:  # no schema yet, or the database is not up: the app starts all the same
         logging.getLogger(__name__).warning("process specs not parsed ahead: %s", exc)
     db.dispose()  # a server that forks workers after loading the app must not share this connection

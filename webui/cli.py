@@ -43,13 +43,10 @@ def run(host, port, threads, sweep_seconds):
 
     from engine.scheduler import make_scheduler
 
-    from .outbox import deliver_pending
-
     app = create_app({"WARM_UP": True})
     services = app.extensions["pep"]
-    scheduler = make_scheduler(services.engine, services.sessions, sweep_seconds, background=True)
-    scheduler.add_job(deliver_pending, "interval", args=[app.config, services.sessions, services.engine.now],
-                      seconds=60, id="notifications", max_instances=1, coalesce=True)
+    scheduler = make_scheduler(services.engine, services.sessions, sweep_seconds, background=True,
+                               mail_settings=app.config)
     scheduler.start()
     click.echo(f"PEP app on http://{host}:{port}/ (sign in with a demo account; see README)")
     try:

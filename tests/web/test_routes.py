@@ -412,7 +412,7 @@ def test_an_optional_date_that_may_be_null_is_still_a_date():
 
 
 def test_with_email_set_up_notifications_are_sent_to_the_holder_or_the_roles_pool(deployed_app, engine, council, monkeypatch):
-    from webui import outbox
+    from engine import mail
 
     sent = []
 
@@ -435,19 +435,19 @@ def test_with_email_set_up_notifications_are_sent_to_the_holder_or_the_roles_poo
         def send_message(self, message):
             sent.append((message["To"], message["Subject"]))
 
-    monkeypatch.setattr(outbox.smtplib, "SMTP", FakeSMTP)
+    monkeypatch.setattr(mail.smtplib, "SMTP", FakeSMTP)
     start_review(engine, council)
     complete(engine, council, only_task(council), "sw@demo.test", MEETING)
     complete(engine, council, only_task(council), "dt@demo.test", PEP)
     config = {**deployed_app.config, "SMTP_HOST": "smtp.council.test", "SMTP_PORT": 587, "SMTP_STARTTLS": True,
               "SMTP_USER": "pep", "SMTP_PASSWORD": "secret"}
-    assert outbox.deliver_pending(config, council, engine.now) == 3
+    assert mail.deliver_pending(config, council, engine.now) == 3
     assert sent[:2] == ["starttls", ("login", "pep")]
     recipients = {to: subject for to, subject in sent[2:]}
     assert recipients["sw@demo.test"].startswith("Arrange the PEP meeting for Alex Example")
     assert recipients["dt@demo.test"].startswith("Complete the PEP for Alex Example")
     assert recipients["ea@demo.test, ea2@demo.test"].startswith("Quality-assure the PEP for Alex Example")
-    assert outbox.deliver_pending(config, council, engine.now) == 0  # nothing is sent twice
+    assert mail.deliver_pending(config, council, engine.now) == 0  # nothing is sent twice
 
 
 def test_a_person_changes_the_first_password_they_were_given(app, browser):

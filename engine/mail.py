@@ -1,0 +1,68 @@
+"""Notifications by e-mail: every unsent notification to its person, or to everyone holding its role.
+
+Called by the schedulers (`pep scheduler`, `pep-web run`) every minute. Without an SMTP host nothing is
+sent and notifications wait on the web app's Notifications page, so none is lost either way.
+"""
+
+from __future__ import annotations
+
+import os
+import smtplib
+from collections.abc import Mapping
+from email.message import EmailMessage
+
+from sqlalchemy import select
+
+from .models import Notification, User, UserRole
+
+
+def settings_from_env() -> dict:
+    """The mail settings from PEP_SMTP_* , PEP_MAIL_FROM and PEP_BASE_URL (the keys the web app's config uses)."""
+    return dict(
+        SMTP_HOST=os.environ.get("PEP_SMTP_HOST"),
+        SMTP_PORT=int(os.environ.get("PEP_SMTP_PORT", "25")),
+        SMTP_USER=os.environ.get("PEP_SMTP_USER"),
+        SMTP_PASSWORD=os.environ.get("PEP_SMTP_PASSWORD"),
+        SMTP_STARTTLS=os.environ.get("PEP_SMTP_STARTTLS", "0") == "1",
+        MAIL_FROM=os.environ.get("PEP_MAIL_FROM", "pep-noreply@council.test"),
+        BASE_URL=os.environ.get("PEP_BASE_URL", "http://localhost:5000"),
+    )
+
+
+def recipients(session, note: Notification) -> list[str]:
+    """E-mail addresses a notification goes to: its person, or everyone holding its role."""
+    if note.user_id is not None:
+        user = session.get(User, note.user_id)
+        return [user.email] if user and user.active else []
+    return list(session.scalars(
+        select(User.email).join(UserRole, UserRole.user_id == User.id)
+        .where(UserRole.role_key == note.role_key, User.active)
+    ))
+
+
+def deliver_pending(settings: Mapping, sessions, now) -> int:
+    """Send unsent notifications by SMTP, each marked sent as it goes (never twice); return how many."""
+    if not settings.get("SMTP_HOST"):
+        return 0
+    sent = 0
+    with sessions() as session:
+        pending = session.scalars(select(Notification).where(Notification.sent_at.is_(None))
+                                  .order_by(Notification.id).limit(200)).all()
+        if not pending:
+            return 0
+        with smtplib.SMTP(settings["SMTP_HOST"], settings["SMTP_PORT"], timeout=30) as smtp:
+            if settings.get("SMTP_STARTTLS"):
+                smtp.starttls()
+            if settings.get("SMTP_USER"):
+                smtp.login(settings["SMTP_USER"], settings["SMTP_PASSWORD"])
+            for note in pending:
+                to = recipients(session, note)
+                if to:
+                    message = EmailMessage()
+                    message["From"], message["To"], message["Subject"] = settings["MAIL_FROM"], ", ".join(to), note.subject
+                    message.set_content(f"{note.body}\n\nSign in to see the task: {settings['BASE_URL']}/inbox\n")
+                    smtp.send_message(message)
+                note.sent_at = now()
+                session.commit()
+                sent += 1
+    return sent
