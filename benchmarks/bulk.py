@@ -43,12 +43,15 @@ class Template:
 
 
 def templates(session: Session, with_timer: bool) -> list[Template]:
-    """Running instances of the simulated council with open tasks, with or without a waiting timer."""
-    timer = Instance.next_timer_at.is_not(None) if with_timer else Instance.next_timer_at.is_(None)
+    """Running instances of the simulated council: the ones whose timers fall due soonest (the sweep
+    moves the clock past its copies' timers only, not months ahead through every timer of the council),
+    or ones with open tasks and no timer (for the inbox)."""
+    if with_timer:
+        waiting, order = Instance.next_timer_at.is_not(None), Instance.next_timer_at
+    else:
+        waiting, order = Instance.next_timer_at.is_(None) & Instance.id.in_(select(OpenTask.instance_id)), Instance.id
     instances = session.scalars(
-        select(Instance).where(Instance.status == "running", timer,
-                               Instance.id.in_(select(OpenTask.instance_id)))
-        .order_by(Instance.id).limit(200)
+        select(Instance).where(Instance.status == "running", waiting).order_by(order, Instance.id).limit(200)
     ).all()
     return [Template(i, list(session.scalars(select(OpenTask).where(OpenTask.instance_id == i.id))))
             for i in instances]
@@ -96,10 +99,12 @@ def copy_instances(sessions: sessionmaker[Session], count: int, with_timer: bool
             made += 1
         with sessions.begin() as session:
             session.execute(insert(Child), rows["child"])
-            session.execute(insert(CaseTeamMember), rows["team"])
+            if rows["team"]:
+                session.execute(insert(CaseTeamMember), rows["team"])
             # state and waiting_messages go in as the JSON text the engine would write
             session.execute(INSERT_INSTANCE, rows["instance"])
-            session.execute(insert(OpenTask), rows["task"])
+            if rows["task"]:  # instances that wait on a timer may have none
+                session.execute(insert(OpenTask), rows["task"])
         if progress:
             progress(made)
     with sessions.begin() as session:
