@@ -11,6 +11,7 @@ import functools
 import json
 import logging
 import os
+import signal
 import sys
 from datetime import date
 
@@ -349,6 +350,7 @@ def scheduler(obj: Context, interval, processes):
     from .timers import SweeperPool
 
     click.echo(f"scheduler sweeping every {interval:g}s on {obj.url} with {processes} process(es)")
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # a service manager's stop: close the pool first
     engine = Engine()
     with contextlib.ExitStack() as stack:
         stack.enter_context(contextlib.suppress(KeyboardInterrupt, SystemExit))
