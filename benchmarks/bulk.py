@@ -60,6 +60,8 @@ def templates(session: Session, with_timer: bool) -> list[Template]:
 def copy_instances(sessions: sessionmaker[Session], count: int, with_timer: bool, prefix: str,
                    progress=None) -> int:
     """Insert `count` copies of running instances, each for a new child with a copy of its case team."""
+    if count <= 0:
+        return 0
     with sessions() as session:
         sources = templates(session, with_timer) or templates(session, not with_timer)
         teams = {t.instance.child_id: list(session.execute(
