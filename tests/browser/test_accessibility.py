@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 
 import pytest
+from playwright.sync_api import expect
 
 from engine import clock as clocks
 from engine.deploy import Bundle, deploy
@@ -51,7 +52,7 @@ def test_a_task_form_and_its_error_summary_have_no_serious_accessibility_problem
     assert serious_violations(page) == []
     page.get_by_role("button", name="Add a SMART target").click()
     page.get_by_role("button", name="Submit").click()
-    assert page.locator(".govuk-error-summary").is_visible()
+    expect(page.locator(".govuk-error-summary")).to_be_visible()  # waits for the page the POST returns
     assert serious_violations(page) == []
 
 
