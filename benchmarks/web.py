@@ -42,6 +42,8 @@ from .simulate import Simulation
 
 PASSWORD = "bench-pep-2026"
 WORKERS = 2
+CSRF = re.compile(r'name="csrf_token"[^>]*value="([^"]+)"')
+VERSION = re.compile(r'name="_version"[^>]*value="([^"]+)"')
 
 
 def threads_for(url: str) -> int:
@@ -54,8 +56,7 @@ def threads_for(url: str) -> int:
     if os.environ.get("BENCH_WEB_THREADS"):
         return int(os.environ["BENCH_WEB_THREADS"])
     return 4 if url.startswith("postgresql") else 1
-CSRF = re.compile(r'name="csrf_token"[^>]*value="([^"]+)"')
-VERSION = re.compile(r'name="_version"[^>]*value="([^"]+)"')
+
 
 
 @dataclass

@@ -33,8 +33,8 @@ def event_hash(prev_hash: str, child_id: str, seq: int, kind: str, at: datetime,
 
 
 CHILDREN = Child.__table__
-TIP = select(CHILDREN.c.history_seq, CHILDREN.c.history_head).where(CHILDREN.c.id == bindparam("child_id"))
-LOCKED_TIP = TIP.with_for_update()
+LOCKED_TIP = (select(CHILDREN.c.history_seq, CHILDREN.c.history_head)
+              .where(CHILDREN.c.id == bindparam("child_id")).with_for_update())
 WRITE_LOCK = CHILDREN.update().where(CHILDREN.c.id == bindparam("child_id")).values(history_seq=CHILDREN.c.history_seq)
 NEW_TIP = CHILDREN.update().where(CHILDREN.c.id == bindparam("child_id")).values(
     history_seq=bindparam("seq"), history_head=bindparam("head"))
