@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import os
+from contextlib import contextmanager
 from pathlib import Path
 
 import orjson
-from sqlalchemy import create_engine, event
+from sqlalchemy import JSON, create_engine, event
 from sqlalchemy.engine import Engine as SAEngine
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.sql.functions import FunctionElement
 
 DEFAULT_URL = "sqlite:///instance/pep.sqlite"
 
@@ -52,3 +56,42 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:
 def session_factory(db: SAEngine) -> sessionmaker[Session]:
     """Sessions that keep loaded objects usable after commit."""
     return sessionmaker(db, expire_on_commit=False)
+
+
+@contextmanager
+def pipelined(session: Session):
+    """Send the block's statements to the server together and read their outcomes once, at the end
+    of the block (psycopg's pipeline mode on PostgreSQL: one round trip instead of one per
+    statement). Only for writes whose results nobody reads: no RETURNING, no row counts. On other
+    databases (SQLite, in-process, has no round trips to save) the statements simply run in turn."""
+    connection = session.connection()
+    driver = connection.connection.driver_connection
+    if not hasattr(driver, "pipeline"):
+        yield
+        return
+    session.flush()  # anything pending is written first: an ORM flush reads results back
+    dbapi = connection.dialect.loaded_dbapi
+    try:
+        with driver.pipeline():
+            yield
+    except dbapi.Error as exc:  # raised as the pipeline reads its results: say it as SQLAlchemy would
+        raise DBAPIError.instance(None, None, exc, dbapi.Error) from exc
+
+
+class json_rows(FunctionElement):
+    """Aggregate: the rows' values as a JSON array of arrays (`[[a, b], ...]`), read in the same
+    statement as the row they belong to. PostgreSQL and SQLite name the functions differently."""
+
+    type = JSON()
+    name = "json_rows"
+    inherit_cache = True
+
+
+@compiles(json_rows, "postgresql")
+def _json_rows_postgresql(element, compiler, **kw):
+    return f"json_agg(json_build_array({compiler.process(element.clauses, **kw)}))"
+
+
+@compiles(json_rows)
+def _json_rows_sqlite(element, compiler, **kw):
+    return f"json_group_array(json_array({compiler.process(element.clauses, **kw)}))"

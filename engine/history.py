@@ -36,6 +36,7 @@ CHILDREN = Child.__table__
 LOCKED_TIP = (select(CHILDREN.c.history_seq, CHILDREN.c.history_head)
               .where(CHILDREN.c.id == bindparam("child_id")).with_for_update())
 WRITE_LOCK = CHILDREN.update().where(CHILDREN.c.id == bindparam("child_id")).values(history_seq=CHILDREN.c.history_seq)
+EVENTS = Event.__table__.insert().inline()  # inline: their ids are not read back (a pipeline cannot)
 NEW_TIP = CHILDREN.update().where(CHILDREN.c.id == bindparam("child_id")).values(
     history_seq=bindparam("seq"), history_head=bindparam("head"))
 
@@ -71,7 +72,7 @@ def append(session: Session, child_id: str, entries: list[dict], at: datetime,
                      "instance_id": entry.get("instance_id"), "task_id": entry.get("task_id"), "data": data,
                      "prev_hash": head, "hash": digest})
         head = digest
-    session.execute(Event.__table__.insert(), rows)  # one INSERT for the step's events
+    session.execute(EVENTS, rows)  # one INSERT for the step's events
     session.execute(NEW_TIP, {"child_id": child_id, "seq": seq, "head": head})
     loaded = session.identity_map.get(identity_key(Child, child_id))
     if loaded is not None:  # a Child the session holds shows the new tip too

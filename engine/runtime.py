@@ -11,6 +11,7 @@ import traceback
 from collections import OrderedDict
 from contextlib import contextmanager
 from datetime import datetime
+from typing import NamedTuple
 from uuid import UUID
 
 from SpiffWorkflow.bpmn import BpmnEvent, BpmnWorkflow
@@ -27,6 +28,7 @@ from sqlalchemy.orm.exc import StaleDataError
 
 from . import calendar, clock, history
 from .clock import FrozenClock, SystemClock, install_spiff_clock
+from .db import json_rows, pipelined
 from .forms import field_errors
 from .models import (
     CaseTeamMember,
@@ -38,6 +40,7 @@ from .models import (
     OpenTask,
     ProcessDefinition,
     User,
+    UserRole,
 )
 from .roles import RoleDirectory
 from .scripting import make_script_engine, render_instructions
@@ -58,11 +61,41 @@ CASE_TEAM = select(_TEAM.c.role_key, _TEAM.c.user_id).where(_TEAM.c.child_id == 
 CHILD_FOR_STEP = (select(_CHILD.c.name, _CHILD.c.history_seq, _CHILD.c.history_head)
                   .where(_CHILD.c.id == bindparam("child_id")).with_for_update())
 
-TASK_WITH_INSTANCE = (select(OpenTask, Instance).join(Instance, Instance.id == OpenTask.instance_id)
-                      .where(OpenTask.id == bindparam("task_id")).options(*LEAN_INSTANCE))
-# emails are stored lower-case (people.add_user), so the unique index finds the person; their roles
-# are read only for pooled tasks (may_act)
-ACTOR = select(User).where(User.email == bindparam("email"), User.active).options(lazyload(User.roles))
+# A task with its instance, and in the same statement what deciding who may act and running the step
+# need: the acting user (e-mails are stored lower-case, so the unique index finds them) and their
+# roles, the child's case team, the instance's open tasks, the child's name and history tip.
+_SIBLING = _OPEN.alias("sibling")
+_ACTOR = select(User.id).where(User.email == bindparam("email"), User.active)
+TASK_FOR_ACTOR = (
+    select(OpenTask, Instance, _ACTOR.scalar_subquery().label("actor_id"),
+           select(json_rows(UserRole.role_key)).where(UserRole.user_id.in_(_ACTOR)).scalar_subquery().label("actor_roles"),
+           select(json_rows(_TEAM.c.role_key, _TEAM.c.user_id)).where(_TEAM.c.child_id == _OPEN.c.child_id)
+           .scalar_subquery().label("team"),
+           select(json_rows(_SIBLING.c.id, _SIBLING.c.spec_id, _SIBLING.c.name))
+           .where(_SIBLING.c.instance_id == _OPEN.c.instance_id).scalar_subquery().label("open_tasks"),
+           _CHILD.c.name.label("child_name"), _CHILD.c.history_seq, _CHILD.c.history_head)
+    .join(Instance, Instance.id == OpenTask.instance_id).join(_CHILD, _CHILD.c.id == OpenTask.child_id)
+    .where(OpenTask.id == bindparam("task_id")).options(*LEAN_INSTANCE)
+)
+# ...to complete it: the instance and the child are locked (in that order, as every step takes them)
+# where the database has row locks, so that the step's writes need not read anything back
+TASK_FOR_STEP = TASK_FOR_ACTOR.with_for_update(of=[Instance, _CHILD])
+
+
+class ChildTip(NamedTuple):
+    """The child's name and the end of its history chain, as a step reads them."""
+
+    name: str
+    history_seq: int
+    history_head: str
+
+
+class Known(NamedTuple):
+    """What a step's first read already found, so the step does not read it again."""
+
+    team: dict[str, int]
+    open_tasks: dict[str, tuple[str, str]]  # task id → (spec id, name)
+    child: ChildTip | None  # only when read under the child's row lock
 
 
 class EngineError(Exception):
@@ -178,7 +211,7 @@ class Engine:
                       expected_version: int | None = None) -> Instance:
         """Validate `data` against the task's form and complete it as `actor_email`."""
         with self.instant():
-            open_task, instance, user = self._task_for_actor(session, task_id, actor_email)
+            open_task, instance, user_id, known = self._task_for_actor(session, task_id, actor_email, lock=True)
             if expected_version is not None and instance.version != expected_version:
                 raise Conflict("this PEP was changed by someone else since you opened it: reload the page")
             if open_task.form:
@@ -190,7 +223,7 @@ class Engine:
             if task is None or task.state != TaskState.READY:
                 raise TaskNotReady(f"task {task_id} is not ready (it may have been completed already)")
             self._check_rules(task, data)
-            step = Step(self, session, instance, workflow, actor_email)
+            step = Step(self, session, instance, workflow, actor_email, known=known)
             data = as_recorded(data)
             task.set_data(**data)
             try:
@@ -200,7 +233,7 @@ class Engine:
             step.log("task_completed", task_id=task_id, task=open_task.spec_id, name=open_task.name,
                      role=open_task.role_key, lane=open_task.lane, form=open_task.form, data=data,
                      due_at=open_task.due_at.isoformat() if open_task.due_at else None,
-                     late=bool(open_task.due_at and self.now() > open_task.due_at), user_id=user.id)
+                     late=bool(open_task.due_at and self.now() > open_task.due_at), user_id=user_id)
             step.completed(task)
             step.advance()
             step.save()
@@ -209,31 +242,31 @@ class Engine:
     def claim(self, session: Session, task_id: str, actor_email: str) -> OpenTask:
         """Take a pooled task into the actor's own inbox."""
         with self.instant():
-            open_task, instance, user = self._task_for_actor(session, task_id, actor_email)
-            if open_task.assignee_id == user.id:
+            open_task, instance, user_id, _known = self._task_for_actor(session, task_id, actor_email)
+            if open_task.assignee_id == user_id:
                 return open_task
             if not open_task.pooled or open_task.assignee_id is not None:
                 raise NotAllowed(f"{open_task.name} is not in a pool to claim")
-            open_task.assignee_id = user.id
+            open_task.assignee_id = user_id
             self._log(session, instance, actor_email, "task_claimed", task_id=task_id, name=open_task.name,
-                      user_id=user.id)
+                      user_id=user_id)
             return open_task
 
     def release(self, session: Session, task_id: str, actor_email: str) -> OpenTask:
         """Give a claimed pooled task back to its pool."""
         with self.instant():
-            open_task, instance, user = self._task_for_actor(session, task_id, actor_email)
-            if not open_task.pooled or open_task.assignee_id != user.id:
+            open_task, instance, user_id, _known = self._task_for_actor(session, task_id, actor_email)
+            if not open_task.pooled or open_task.assignee_id != user_id:
                 raise NotAllowed(f"{open_task.name} is not claimed by you")
             open_task.assignee_id = None
             self._log(session, instance, actor_email, "task_released", task_id=task_id, name=open_task.name,
-                      user_id=user.id)
+                      user_id=user_id)
             return open_task
 
     def task_view(self, session: Session, task_id: str, actor_email: str) -> dict:
         """What a person needs to do a task: its form, rendered instructions and current data."""
         with self.instant():
-            open_task, instance, _user = self._task_for_actor(session, task_id, actor_email)
+            open_task, instance, _user_id, _known = self._task_for_actor(session, task_id, actor_email)
             task = self.load(instance).get_task_from_id(UUID(task_id))
             template = task.task_spec.extensions.get("instructionsForEndUser") or ""
             return {**self._form_of(open_task, instance), "data": dict(task.data),
@@ -242,7 +275,7 @@ class Engine:
     def task_form(self, session: Session, task_id: str, actor_email: str) -> dict:
         """The task's form and the instance version, without rebuilding the workflow: what reading a
         submission needs (`task_view` adds the instructions and current data, for showing the page)."""
-        open_task, instance, _user = self._task_for_actor(session, task_id, actor_email)
+        open_task, instance, _user_id, _known = self._task_for_actor(session, task_id, actor_email)
         return self._form_of(open_task, instance)
 
     def _form_of(self, open_task: OpenTask, instance: Instance) -> dict:
@@ -362,17 +395,23 @@ class Engine:
         step.save()
         return step.instance
 
-    def _task_for_actor(self, session, task_id, actor_email):
-        row = session.execute(TASK_WITH_INSTANCE, {"task_id": task_id}).first()
+    def _task_for_actor(self, session, task_id, actor_email, lock=False):
+        """The open task, its instance, the acting user's id and what the step will need, if the user
+        may act on the task; `lock` (to complete it) holds the instance and the child until commit."""
+        row = session.execute(TASK_FOR_STEP if lock else TASK_FOR_ACTOR,
+                              {"task_id": task_id, "email": actor_email.strip().lower()}).first()
         if row is None:
             raise TaskNotReady(f"task {task_id} is not open (it may have been completed or withdrawn)")
-        open_task, instance = row
-        user = session.scalar(ACTOR, {"email": actor_email.strip().lower()})
-        if user is None:
+        open_task, instance = row.OpenTask, row.Instance
+        if row.actor_id is None:
             raise NotAllowed(f"no active user {actor_email}")
-        if not may_act(session, user, open_task):
+        team = {role_key: user_id for role_key, user_id in row.team or ()}
+        if not may_act(row.actor_id, {key for (key,) in row.actor_roles or ()}, team, open_task):
             raise NotAllowed(f"{actor_email} does not hold the role {open_task.lane} for child {open_task.child_id}")
-        return open_task, instance, user
+        locked = lock and _locks_rows(session)  # SQLite's is read again under its write lock
+        known = Known(team, {task: (spec_id, name) for task, spec_id, name in row.open_tasks or ()},
+                      ChildTip(row.child_name, row.history_seq, row.history_head) if locked else None)
+        return open_task, instance, row.actor_id, known
 
     def _instance(self, session, instance_id) -> Instance:
         instance = session.get(Instance, instance_id, options=LEAN_INSTANCE)
@@ -427,14 +466,15 @@ class Step:
     """One step of one instance: runs the engine, then writes state, projections and history together."""
 
     def __init__(self, engine: Engine, session: Session, instance: Instance, workflow: BpmnWorkflow, actor: str,
-                 depth: int = 0):
+                 depth: int = 0, known: Known | None = None):
         self.engine, self.session, self.instance, self.workflow, self.actor = engine, session, instance, workflow, actor
         self.depth = depth  # how many messages deep this step was caused; guards against message loops
         self.entries: list[dict] = []
         self.path: list[str] = []
         self.timers_fired = 0
-        self._team: dict[str, int] | None = None
-        self._child = None
+        self._team = known.team if known else None
+        self._open_tasks = known.open_tasks if known else None
+        self._child = known.child if known else None
         self.rows: dict[type, list[dict]] = {OpenTask: [], Notification: []}  # inserted together in save
 
     def role(self, name: str | None):
@@ -445,8 +485,15 @@ class Step:
         """The child's name and the tip of its history chain, locked: read once per step, after the
         instance row is written (locks are taken instance first, then child)."""
         if self._child is None:
-            self._child = self.session.execute(CHILD_FOR_STEP, {"child_id": self.instance.child_id}).one()
+            self._child = ChildTip(*self.session.execute(CHILD_FOR_STEP, {"child_id": self.instance.child_id}).one())
         return self._child
+
+    def open_tasks(self) -> dict[str, tuple[str, str]]:
+        """The instance's open tasks as the projection holds them (id → spec id, name)."""
+        if self._open_tasks is None:
+            rows = self.session.execute(OPEN_TASKS_OF, {"instance_id": self.instance.id})
+            self._open_tasks = {row.id: (row.spec_id, row.name) for row in rows}
+        return self._open_tasks
 
     def team(self) -> dict[str, int]:
         """The child's case team (role key → user id), read once per step: one query, not one per
@@ -517,10 +564,7 @@ class Step:
             self._write_instance(values)
         except (StaleDataError, OperationalError) as exc:
             raise Conflict("this PEP was changed by someone else at the same moment: reload and try again") from exc
-        self._project_tasks(finished is not None)
-        for model, rows in self.rows.items():  # one INSERT per table for the step (tasks before notices)
-            if rows:
-                session.execute(model.__table__.insert(), rows)
+        gone = self._project_tasks(finished is not None)
         if finished == "completed":
             self.log("instance_completed")
         if self.path and not self.entries:
@@ -529,7 +573,13 @@ class Step:
         for entry in self.entries:
             entry["instance_id"] = instance.id
         child = self.child()
-        history.append(session, instance.child_id, self.entries, now, tip=(child.history_seq, child.history_head))
+        with pipelined(session):  # the step's other writes, none of which is read back
+            if gone:
+                session.execute(CLOSE_TASKS, {"ids": gone})
+            for model, rows in self.rows.items():  # one INSERT per table for the step (tasks before notices)
+                if rows:
+                    session.execute(model.__table__.insert().inline(), rows)  # inline: no id read back
+            history.append(session, instance.child_id, self.entries, now, tip=(child.history_seq, child.history_head))
         for thrown in self.workflow.get_events():
             if isinstance(thrown.event_definition, BaseMessage):
                 self.engine._deliver(session, thrown.event_definition.name, instance.child_id,
@@ -560,19 +610,19 @@ class Step:
         if self.entries:
             self.entries[0]["data"].update(path=self.path, state=digest, step_events=len(self.entries))
 
-    def _project_tasks(self, finished: bool) -> None:
-        session, instance = self.session, self.instance
-        existing = {row.id: row for row in session.execute(OPEN_TASKS_OF, {"instance_id": instance.id})}
+    def _project_tasks(self, finished: bool) -> list[str]:
+        """Queue the rows of newly ready tasks; return the open tasks that are no longer ready."""
+        existing = self.open_tasks()
         ready = {} if finished else {str(t.id): t for t in ready_human_tasks(self.workflow)}
         gone = [task_id for task_id in existing if task_id not in ready]
-        if gone:
-            session.execute(CLOSE_TASKS, {"ids": gone})
         for task_id in gone:
             if not any(e["task_id"] == task_id and e["kind"] == "task_completed" for e in self.entries):
-                self.log("task_withdrawn", task_id=task_id, task=existing[task_id].spec_id, name=existing[task_id].name)
+                spec_id, name = existing[task_id]
+                self.log("task_withdrawn", task_id=task_id, task=spec_id, name=name)
         for task_id, task in ready.items():
             if task_id not in existing:
                 self._open(task_id, task)
+        return gone
 
     def _open(self, task_id, task) -> None:
         instance, spec, now = self.instance, task.task_spec, self.engine.now()
@@ -632,14 +682,18 @@ def ready_human_tasks(workflow: BpmnWorkflow) -> list:
     return [t for t in workflow.get_tasks(state=TaskState.READY) if t.task_spec.manual]
 
 
-def may_act(session: Session, user: User, open_task: OpenTask) -> bool:
+def may_act(user_id: int, role_keys: set[str], team: dict[str, int], open_task: OpenTask) -> bool:
     """Whether the user holds the task's lane role for this child (case team, pool, or claim)."""
     if open_task.assignee_id is not None:
-        return open_task.assignee_id == user.id
-    if open_task.pooled and open_task.role_key in user.role_keys:
+        return open_task.assignee_id == user_id
+    if open_task.pooled and open_task.role_key in role_keys:
         return True
-    member = session.get(CaseTeamMember, (open_task.child_id, open_task.role_key))
-    return member is not None and member.user_id == user.id
+    return team.get(open_task.role_key) == user_id
+
+
+def _locks_rows(session: Session) -> bool:
+    """Whether the database locks rows (PostgreSQL); SQLite locks the whole database at the first write."""
+    return session.get_bind().dialect.name != "sqlite"
 
 
 def _waiting(workflow: BpmnWorkflow) -> tuple[list[datetime], list[str]]:

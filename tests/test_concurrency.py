@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import threading
+import time
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
 from engine.models import Event, Instance, OpenTask
-from engine.runtime import Conflict, Engine, Step
+from engine.runtime import Conflict, Engine, Step, TaskNotReady
 from engine.timers import fire_due_timers
 
 from .conftest import PG_URL
@@ -34,16 +35,23 @@ def run_together(*jobs):
 
 
 def test_two_people_submitting_one_task_at_once_exactly_one_wins(deployed, engine, council, monkeypatch):
+    """Both submit at the same moment. SQLite: both run the task, and the second write is refused
+    (the optimistic version check). PostgreSQL: the second waits on the first's row locks, then
+    finds the task done. Either way exactly one lands and the other is told why."""
     instance_id = start_review(engine, council)
     task = only_task(council)
+    locks_rows = council.kw["bind"].dialect.name == "postgresql"
     both_ran_the_task = threading.Barrier(2, timeout=20)
     original_save = Step.save
 
-    def save_after_the_other_has_run_too(step, *args, **kwargs):
-        both_ran_the_task.wait()
+    def save_when_the_other_is_there(step, *args, **kwargs):
+        if locks_rows:
+            wait_for_a_blocked_transaction(council)
+        else:
+            both_ran_the_task.wait()
         return original_save(step, *args, **kwargs)
 
-    monkeypatch.setattr(Step, "save", save_after_the_other_has_run_too)
+    monkeypatch.setattr(Step, "save", save_when_the_other_is_there)
 
     def submit(venue):
         def job():
@@ -55,13 +63,27 @@ def test_two_people_submitting_one_task_at_once_exactly_one_wins(deployed, engin
     winners = [r for r in results if isinstance(r, Instance)]
     losers = [r for r in results if isinstance(r, Exception)]
     assert len(winners) == 1 and len(losers) == 1, results
-    assert isinstance(losers[0], Conflict) and "reload" in str(losers[0])
+    if locks_rows:
+        assert isinstance(losers[0], TaskNotReady) and "completed already" in str(losers[0])
+    else:
+        assert isinstance(losers[0], Conflict) and "reload" in str(losers[0])
     with council() as s:
         completions = s.scalars(select(Event).where(Event.kind == "task_completed")).all()
         assert len(completions) == 1
         assert s.get(Instance, instance_id).version == 2
         assert s.scalar(select(func.count(OpenTask.id))) == 1
     assert only_task(council).name == "Complete the PEP"
+
+
+def wait_for_a_blocked_transaction(sessions, seconds=20):
+    """Return once another transaction waits for a row lock (PostgreSQL's pg_locks shows it)."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        with sessions() as s:
+            if s.scalar(text("SELECT count(*) FROM pg_locks WHERE NOT granted")):
+                return
+        time.sleep(0.01)
+    raise AssertionError("the other submission never waited for the lock")
 
 
 @pytest.mark.skipif(not PG_URL, reason="FOR UPDATE SKIP LOCKED is PostgreSQL's; set PEP_TEST_DATABASE_URL")
