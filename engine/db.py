@@ -34,6 +34,10 @@ def make_db(url: str | None = None, **kwargs) -> SAEngine:
     db = create_engine(url, **kwargs)
     if db.dialect.name == "sqlite":
         event.listen(db, "connect", _sqlite_pragmas)
+    elif db.dialect.driver == "psycopg":
+        event.listen(db, "before_cursor_execute", _note_writes)
+        event.listen(db, "commit", _forget_writes)
+        event.listen(db, "rollback", _end_reads_with_commit)
     return db
 
 
@@ -42,6 +46,29 @@ def json_text(value) -> str:
     workflow states, the largest values written; like it, it keeps keys in the order written
     (workflow states depend on that) and writes integer keys as strings."""
     return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
+
+
+def _note_writes(conn, _cursor, statement: str, *_args) -> None:
+    if "wrote" not in conn.info and statement.lstrip()[:6].upper() != "SELECT":
+        conn.info["wrote"] = True
+
+
+def _forget_writes(conn) -> None:
+    conn.info.pop("wrote", None)
+
+
+def _end_reads_with_commit(conn) -> None:
+    """End a transaction that only read with COMMIT rather than ROLLBACK: the same to PostgreSQL,
+    but psycopg forgets every prepared statement of the connection at a ROLLBACK, so a page view
+    (read, then close the session) would make the next step parse and plan each statement again.
+    A transaction that wrote, or failed, is rolled back as asked."""
+    if conn.info.pop("wrote", False):
+        return
+    from psycopg.pq import TransactionStatus  # only ever called on psycopg's connections
+
+    driver = conn.connection.driver_connection
+    if driver.info.transaction_status == TransactionStatus.INTRANS:
+        driver.commit()
 
 
 def _sqlite_pragmas(dbapi_connection, _record) -> None:
@@ -63,17 +90,20 @@ def pipelined(session: Session):
     """Send the block's statements to the server together and read their outcomes once, at the end
     of the block (psycopg's pipeline mode on PostgreSQL: one round trip instead of one per
     statement). Only for writes whose results nobody reads: no RETURNING, no row counts. On other
-    databases (SQLite, in-process, has no round trips to save) the statements simply run in turn."""
+    databases (SQLite, in-process, has no round trips to save) the statements simply run in turn.
+
+    Yields the session's connection: Core statements run on it directly, without the session's
+    ORM layer (what is pending in the session is flushed first, as the session would)."""
+    session.flush()  # an ORM flush reads results back, so it cannot run in the pipeline
     connection = session.connection()
     driver = connection.connection.driver_connection
     if not hasattr(driver, "pipeline"):
-        yield
+        yield connection
         return
-    session.flush()  # anything pending is written first: an ORM flush reads results back
     dbapi = connection.dialect.loaded_dbapi
     try:
         with driver.pipeline():
-            yield
+            yield connection
     except dbapi.Error as exc:  # raised as the pipeline reads its results: say it as SQLAlchemy would
         raise DBAPIError.instance(None, None, exc, dbapi.Error) from exc
 

@@ -72,8 +72,9 @@ def append(session: Session, child_id: str, entries: list[dict], at: datetime,
                      "instance_id": entry.get("instance_id"), "task_id": entry.get("task_id"), "data": data,
                      "prev_hash": head, "hash": digest})
         head = digest
-    session.execute(EVENTS, rows)  # one INSERT for the step's events
-    session.execute(NEW_TIP, {"child_id": child_id, "seq": seq, "head": head})
+    connection = session.connection()  # plain statements: no ORM bookkeeping on the hottest write
+    connection.execute(EVENTS, rows)  # one INSERT for the step's events
+    connection.execute(NEW_TIP, {"child_id": child_id, "seq": seq, "head": head})
     loaded = session.identity_map.get(identity_key(Child, child_id))
     if loaded is not None:  # a Child the session holds shows the new tip too
         set_committed_value(loaded, "history_seq", seq)

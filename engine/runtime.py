@@ -54,7 +54,10 @@ LEAN_DEFINITION = (joinedload(ProcessDefinition.deployment).options(lazyload(Dep
                                                                    lazyload(Deployment.definitions)),)
 LEAN_INSTANCE = (joinedload(Instance.definition).options(defer(ProcessDefinition.spec), *LEAN_DEFINITION),)
 # A step's reads and writes of the projections, built once (their compiled form is cached by SQLAlchemy)
-_OPEN, _TEAM, _CHILD = OpenTask.__table__, CaseTeamMember.__table__, Child.__table__
+_OPEN, _TEAM, _CHILD, _INSTANCE = OpenTask.__table__, CaseTeamMember.__table__, Child.__table__, Instance.__table__
+# the columns set are the parameters' other keys; it lands only on the version the step loaded
+WRITE_INSTANCE = _INSTANCE.update().where(_INSTANCE.c.id == bindparam("instance_id"),
+                                          _INSTANCE.c.version == bindparam("loaded_version"))
 OPEN_TASKS_OF = select(_OPEN.c.id, _OPEN.c.spec_id, _OPEN.c.name).where(_OPEN.c.instance_id == bindparam("instance_id"))
 CLOSE_TASKS = _OPEN.delete().where(_OPEN.c.id.in_(bindparam("ids", expanding=True)))
 CASE_TEAM = select(_TEAM.c.role_key, _TEAM.c.user_id).where(_TEAM.c.child_id == bindparam("child_id"))
@@ -223,7 +226,7 @@ class Engine:
             if task is None or task.state != TaskState.READY:
                 raise TaskNotReady(f"task {task_id} is not ready (it may have been completed already)")
             self._check_rules(task, data)
-            step = Step(self, session, instance, workflow, actor_email, known=known)
+            step = Step(self, session, instance, workflow, actor_email, known=known, locked=True)
             data = as_recorded(data)
             task.set_data(**data)
             try:
@@ -328,11 +331,12 @@ class Engine:
 
     # ---- timers ---------------------------------------------------------------------------
 
-    def fire_timers(self, session: Session, instance: Instance) -> int:
-        """Fire this instance's due timers and run on to the next wait; return how many fired."""
+    def fire_timers(self, session: Session, instance: Instance, locked: bool = False) -> int:
+        """Fire this instance's due timers and run on to the next wait; return how many fired.
+        `locked`: the caller read the instance FOR UPDATE in this transaction."""
         with self.instant():
             workflow = self.load(instance)
-            step = Step(self, session, instance, workflow, SYSTEM)
+            step = Step(self, session, instance, workflow, SYSTEM, locked=locked)
             workflow.refresh_timers()
             step.advance()
             step.save()
@@ -466,8 +470,11 @@ class Step:
     """One step of one instance: runs the engine, then writes state, projections and history together."""
 
     def __init__(self, engine: Engine, session: Session, instance: Instance, workflow: BpmnWorkflow, actor: str,
-                 depth: int = 0, known: Known | None = None):
+                 depth: int = 0, known: Known | None = None, locked: bool = False):
         self.engine, self.session, self.instance, self.workflow, self.actor = engine, session, instance, workflow, actor
+        # the instance row is locked by this transaction since it was read (SELECT ... FOR UPDATE),
+        # so its version cannot have moved: it is written without reading the outcome back
+        self.locked = locked and _locks_rows(session)
         self.depth = depth  # how many messages deep this step was caused; guards against message loops
         self.entries: list[dict] = []
         self.path: list[str] = []
@@ -560,10 +567,12 @@ class Step:
                       waiting_messages=messages)
         if finished:
             values.update(status=finished, ended_at=now)
-        try:
-            self._write_instance(values)
-        except (StaleDataError, OperationalError) as exc:
-            raise Conflict("this PEP was changed by someone else at the same moment: reload and try again") from exc
+        unchecked = self.locked and instance.id is not None and not inspect(instance).modified
+        if not unchecked:
+            try:
+                self._write_instance(values)
+            except (StaleDataError, OperationalError) as exc:
+                raise Conflict("this PEP was changed by someone else at the same moment: reload and try again") from exc
         gone = self._project_tasks(finished is not None)
         if finished == "completed":
             self.log("instance_completed")
@@ -573,22 +582,25 @@ class Step:
         for entry in self.entries:
             entry["instance_id"] = instance.id
         child = self.child()
-        with pipelined(session):  # the step's other writes, none of which is read back
+        with pipelined(session) as connection:  # the step's other writes, none of which is read back
+            if unchecked:
+                self._write_instance(values, checked=False)
             if gone:
-                session.execute(CLOSE_TASKS, {"ids": gone})
+                connection.execute(CLOSE_TASKS, {"ids": gone})
             for model, rows in self.rows.items():  # one INSERT per table for the step (tasks before notices)
                 if rows:
-                    session.execute(model.__table__.insert().inline(), rows)  # inline: no id read back
+                    connection.execute(model.__table__.insert().inline(), rows)  # inline: no id read back
             history.append(session, instance.child_id, self.entries, now, tip=(child.history_seq, child.history_head))
         for thrown in self.workflow.get_events():
             if isinstance(thrown.event_definition, BaseMessage):
                 self.engine._deliver(session, thrown.event_definition.name, instance.child_id,
                                      thrown.payload or {}, self.actor, exclude=instance.id, depth=self.depth + 1)
 
-    def _write_instance(self, values: dict) -> None:
+    def _write_instance(self, values: dict, checked: bool = True) -> None:
         """Write the instance row: a new or otherwise changed one (a migration's new version) through
         the session; else by one UPDATE that only lands on the version this step loaded (the
-        optimistic lock), without the unit of work's bookkeeping."""
+        optimistic lock), without the unit of work's bookkeeping. `checked=False` when the row is
+        locked (`self.locked`): the outcome is not read back."""
         session, instance = self.session, self.instance
         if instance.id is None or inspect(instance).modified:
             for name, value in values.items():
@@ -596,10 +608,9 @@ class Step:
             session.flush()
             return
         version = instance.version
-        table = Instance.__table__
-        updated = session.execute(table.update().where(table.c.id == instance.id, table.c.version == version)
-                                  .values(version=version + 1, **values))
-        if updated.rowcount != 1:
+        updated = session.connection().execute(WRITE_INSTANCE, {**values, "version": version + 1, "instance_id": instance.id,
+                                                   "loaded_version": version})
+        if checked and updated.rowcount != 1:
             raise StaleDataError(f"instance {instance.id} is no longer at version {version}")
         for name, value in dict(values, version=version + 1).items():
             set_committed_value(instance, name, value)

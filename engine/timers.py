@@ -84,7 +84,7 @@ def _fire_one(engine: Engine, sessions, instance_id: int, now: datetime, result:
             if instance is None:
                 return False  # another scheduler has it, or it moved on
             result.instances += 1
-            result.timers_fired += engine.fire_timers(session, instance)
+            result.timers_fired += engine.fire_timers(session, instance, locked=True)
             if instance.next_timer_at is not None and instance.next_timer_at < now and instance.status == "running":
                 raise RuntimeError(f"timer due at {instance.next_timer_at.isoformat()} did not fire")
         return True
