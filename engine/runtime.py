@@ -78,7 +78,9 @@ TASK_FOR_ACTOR = (
            .where(_SIBLING.c.instance_id == _OPEN.c.instance_id).scalar_subquery().label("open_tasks"),
            _CHILD.c.name.label("child_name"), _CHILD.c.history_seq, _CHILD.c.history_head)
     .join(Instance, Instance.id == OpenTask.instance_id).join(_CHILD, _CHILD.c.id == OpenTask.child_id)
-    .where(OpenTask.id == bindparam("task_id")).options(*LEAN_INSTANCE)
+    .where(OpenTask.id == bindparam("task_id"))
+    # the definition without its spec or deployment: forms are cached by deployment id (_form_source)
+    .options(joinedload(Instance.definition).options(defer(ProcessDefinition.spec), lazyload(ProcessDefinition.deployment)))
 )
 # ...to complete it: the instance and the child are locked (in that order, as every step takes them)
 # where the database has row locks, so that the step's writes need not read anything back
@@ -451,9 +453,9 @@ class Engine:
         return self.serializer.state_from_dict(instance.state, spec, subprocess_specs, self.script_engine)
 
     def _form_source(self, instance: Instance, form: str) -> str:
-        deployment = instance.definition.deployment
-        key = (deployment.id, form)
+        key = (instance.definition.deployment_id, form)
         if key not in self._forms:  # deployments never change, so their forms are read once
+            deployment = instance.definition.deployment
             file = deployment.file(f"forms/{form}")
             if file is None:
                 raise NotFound(f"form {form} is missing from deployment {deployment.version}")
