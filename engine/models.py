@@ -225,7 +225,7 @@ class Event(Base):
     __table_args__ = (UniqueConstraint("child_id", "seq"),)
 
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
-    child_id: Mapped[str] = mapped_column(ForeignKey("child.id"), index=True)
+    child_id: Mapped[str] = mapped_column(ForeignKey("child.id"))  # indexed by (child_id, seq)
     seq: Mapped[int] = mapped_column(Integer)
     instance_id: Mapped[int | None] = mapped_column(ForeignKey("instance.id"), index=True)
     kind: Mapped[str] = mapped_column(String(40))
