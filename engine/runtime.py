@@ -491,8 +491,8 @@ class Step:
         return self.engine.roles(self.session).resolve(name) or self.engine.roles(self.session, refresh=True).resolve(name)
 
     def child(self):
-        """The child's name and the tip of its history chain, locked: read once per step, after the
-        instance row is written (locks are taken instance first, then child)."""
+        """The child's name and the tip of its history chain, locked: known from the step's first read,
+        or read once, after the instance row is written or locked (locks go instance, then child)."""
         if self._child is None:
             self._child = ChildTip(*self.session.execute(CHILD_FOR_STEP, {"child_id": self.instance.child_id}).one())
         return self._child
@@ -559,7 +559,8 @@ class Step:
         self.log("notified", element=task.task_spec.bpmn_id, roles=sent_to, nobody_in=unheld, subject=subject)
 
     def save(self, status: str | None = None) -> None:
-        """Write the instance (optimistic version check first), the task projection and history."""
+        """Write the instance (with its optimistic version check first, unless the row is locked), the
+        task projection and history: the writes that need nothing read back go in one pipeline."""
         session, instance, workflow, now = self.session, self.instance, self.workflow, self.engine.now()
         state = self.engine.serializer.state_to_dict(workflow)
         digest = state_digest(state)

@@ -1,0 +1,60 @@
+"""Connections: prepared statements outlive a page view on PostgreSQL, a write never outlives a
+session that did not commit, and a step's pipelined writes fail as SQLAlchemy errors."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+from sqlalchemy import func, insert, select, text
+from sqlalchemy.exc import IntegrityError
+
+from engine.db import json_rows, make_db, pipelined, session_factory
+from engine.models import Child
+
+from .conftest import PG_URL
+
+postgres_only = pytest.mark.skipif(not PG_URL, reason="psycopg's prepared statements: set PEP_TEST_DATABASE_URL")
+NOW = datetime(2026, 3, 2, 9, tzinfo=UTC)
+
+
+def a_child(child_id: str) -> dict:
+    return {"id": child_id, "name": "Sam Sample", "created_at": NOW, "history_seq": 0, "history_head": ""}
+
+
+@postgres_only
+def test_page_views_that_only_read_keep_the_connections_prepared_statements(db):
+    one_connection = make_db(PG_URL, pool_size=1, max_overflow=0)
+    sessions = session_factory(one_connection)
+    try:
+        for _ in range(8):  # psycopg prepares a statement at its sixth use
+            with sessions() as s:
+                s.scalar(select(func.count(Child.id)))
+        with sessions() as s:
+            assert s.scalar(text("SELECT count(*) FROM pg_prepared_statements")) > 0
+    finally:
+        one_connection.dispose()
+
+
+def test_a_session_closed_without_commit_loses_what_it_wrote(sessions):
+    with sessions() as s:
+        s.scalar(select(func.count(Child.id)))
+        s.execute(insert(Child), [a_child("C900")])
+    with sessions() as s:
+        assert s.get(Child, "C900") is None
+
+
+def test_a_failed_write_in_a_pipeline_is_an_integrity_error_and_nothing_lands(sessions):
+    with pytest.raises(IntegrityError), sessions.begin() as s, pipelined(s) as connection:
+        connection.execute(insert(Child), [a_child("C901")])
+        connection.execute(insert(Child), [a_child("C901")])
+    with sessions() as s:
+        assert s.get(Child, "C901") is None
+
+
+def test_json_rows_reads_the_rows_values_in_the_same_statement(sessions):
+    with sessions.begin() as s:
+        s.execute(insert(Child), [a_child("C902"), a_child("C903")])
+    with sessions() as s:
+        rows = s.scalar(select(json_rows(Child.id, Child.history_seq)).where(Child.id.in_(["C902", "C903"])))
+    assert sorted(rows) == [["C902", 0], ["C903", 0]]
