@@ -54,10 +54,11 @@ def locked_tip(session: Session, child_id: str) -> tuple[int, str]:
 
 
 def append(session: Session, child_id: str, entries: list[dict], at: datetime,
-           tip: tuple[int, str] | None = None) -> int:
+           tip: tuple[int, str] | None = None, writes=None) -> int:
     """Append events (dicts with kind, actor, data and optional instance_id, task_id) to the chain;
     return how many. `tip` is the chain's end if the caller has already locked it in this
-    transaction (a runtime step has, after writing its instance: locks go instance, then child)."""
+    transaction (a runtime step has, after writing its instance: locks go instance, then child);
+    `writes` what runs the statements if not the session's connection (a step's pipeline)."""
     if not entries:
         return 0
     seq, head = tip if tip is not None else locked_tip(session, child_id)
@@ -72,9 +73,9 @@ def append(session: Session, child_id: str, entries: list[dict], at: datetime,
                      "instance_id": entry.get("instance_id"), "task_id": entry.get("task_id"), "data": data,
                      "prev_hash": head, "hash": digest})
         head = digest
-    connection = session.connection()  # plain statements: no ORM bookkeeping on the hottest write
-    connection.execute(EVENTS, rows)  # one INSERT for the step's events
-    connection.execute(NEW_TIP, {"child_id": child_id, "seq": seq, "head": head})
+    writes = writes or session.connection()  # plain statements: no ORM bookkeeping on the hottest write
+    writes.execute(EVENTS, rows)  # one INSERT for the step's events
+    writes.execute(NEW_TIP, {"child_id": child_id, "seq": seq, "head": head})
     loaded = session.identity_map.get(identity_key(Child, child_id))
     if loaded is not None:  # a Child the session holds shows the new tip too
         set_committed_value(loaded, "history_seq", seq)

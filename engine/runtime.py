@@ -59,7 +59,8 @@ _OPEN, _TEAM, _CHILD, _INSTANCE = OpenTask.__table__, CaseTeamMember.__table__, 
 WRITE_INSTANCE = _INSTANCE.update().where(_INSTANCE.c.id == bindparam("instance_id"),
                                           _INSTANCE.c.version == bindparam("loaded_version"))
 OPEN_TASKS_OF = select(_OPEN.c.id, _OPEN.c.spec_id, _OPEN.c.name).where(_OPEN.c.instance_id == bindparam("instance_id"))
-CLOSE_TASKS = _OPEN.delete().where(_OPEN.c.id.in_(bindparam("ids", expanding=True)))
+CLOSE_TASK = _OPEN.delete().where(_OPEN.c.id == bindparam("task_id"))
+INSERT_ROWS = {OpenTask: _OPEN.insert().inline(), Notification: Notification.__table__.insert().inline()}  # no id read back
 CASE_TEAM = select(_TEAM.c.role_key, _TEAM.c.user_id).where(_TEAM.c.child_id == bindparam("child_id"))
 CHILD_FOR_STEP = (select(_CHILD.c.name, _CHILD.c.history_seq, _CHILD.c.history_head)
                   .where(_CHILD.c.id == bindparam("child_id")).with_for_update())
@@ -585,25 +586,26 @@ class Step:
         for entry in self.entries:
             entry["instance_id"] = instance.id
         child = self.child()
-        with pipelined(session) as connection:  # the step's other writes, none of which is read back
+        with pipelined(session) as writes:  # the step's other writes, none of which is read back
             if unchecked:
-                self._write_instance(values, checked=False)
+                self._write_instance(values, writes)
             if gone:
-                connection.execute(CLOSE_TASKS, {"ids": gone})
+                writes.execute(CLOSE_TASK, [{"task_id": task_id} for task_id in gone])
             for model, rows in self.rows.items():  # one INSERT per table for the step (tasks before notices)
                 if rows:
-                    connection.execute(model.__table__.insert().inline(), rows)  # inline: no id read back
-            history.append(session, instance.child_id, self.entries, now, tip=(child.history_seq, child.history_head))
+                    writes.execute(INSERT_ROWS[model], rows)
+            history.append(session, instance.child_id, self.entries, now, tip=(child.history_seq, child.history_head),
+                           writes=writes)
         for thrown in self.workflow.get_events():
             if isinstance(thrown.event_definition, BaseMessage):
                 self.engine._deliver(session, thrown.event_definition.name, instance.child_id,
                                      thrown.payload or {}, self.actor, exclude=instance.id, depth=self.depth + 1)
 
-    def _write_instance(self, values: dict, checked: bool = True) -> None:
+    def _write_instance(self, values: dict, writes=None) -> None:
         """Write the instance row: a new or otherwise changed one (a migration's new version) through
         the session; else by one UPDATE that only lands on the version this step loaded (the
-        optimistic lock), without the unit of work's bookkeeping. `checked=False` when the row is
-        locked (`self.locked`): the outcome is not read back."""
+        optimistic lock), without the unit of work's bookkeeping. With `writes` (a pipeline's, when
+        the row is locked: `self.locked`) the outcome is not read back."""
         session, instance = self.session, self.instance
         if instance.id is None or inspect(instance).modified:
             for name, value in values.items():
@@ -611,9 +613,10 @@ class Step:
             session.flush()
             return
         version = instance.version
-        updated = session.connection().execute(WRITE_INSTANCE, {**values, "version": version + 1, "instance_id": instance.id,
-                                                   "loaded_version": version})
-        if checked and updated.rowcount != 1:
+        parameters = {**values, "version": version + 1, "instance_id": instance.id, "loaded_version": version}
+        if writes is not None:
+            writes.execute(WRITE_INSTANCE, parameters)
+        elif session.connection().execute(WRITE_INSTANCE, parameters).rowcount != 1:
             raise StaleDataError(f"instance {instance.id} is no longer at version {version}")
         for name, value in dict(values, version=version + 1).items():
             set_committed_value(instance, name, value)

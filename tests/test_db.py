@@ -45,9 +45,9 @@ def test_a_session_closed_without_commit_loses_what_it_wrote(sessions):
 
 
 def test_a_failed_write_in_a_pipeline_is_an_integrity_error_and_nothing_lands(sessions):
-    with pytest.raises(IntegrityError), sessions.begin() as s, pipelined(s) as connection:
-        connection.execute(insert(Child), [a_child("C901")])
-        connection.execute(insert(Child), [a_child("C901")])
+    with pytest.raises(IntegrityError), sessions.begin() as s, pipelined(s) as writes:
+        writes.execute(insert(Child), [a_child("C901")])
+        writes.execute(insert(Child), [a_child("C901")])
     with sessions() as s:
         assert s.get(Child, "C901") is None
 
@@ -58,3 +58,13 @@ def test_json_rows_reads_the_rows_values_in_the_same_statement(sessions):
     with sessions() as s:
         rows = s.scalar(select(json_rows(Child.id, Child.history_seq)).where(Child.id.in_(["C902", "C903"])))
     assert sorted(rows) == [["C902", 0], ["C903", 0]]
+
+
+def test_pipelined_writes_are_rolled_back_when_the_transaction_fails_after_them(sessions):
+    with pytest.raises(RuntimeError), sessions.begin() as s:  # noqa: PT012 - the failure comes after the writes
+        s.scalar(select(func.count(Child.id)))
+        with pipelined(s) as writes:
+            writes.execute(insert(Child), [a_child("C904")])
+        raise RuntimeError("the step failed after writing")
+    with sessions() as s:
+        assert s.get(Child, "C904") is None
