@@ -28,6 +28,16 @@ def head(url: str) -> str:
     return ScriptDirectory.from_config(alembic_config(url)).get_current_head()
 
 
+def storage_of_workflow_state(url: str) -> str:
+    db = make_db(url)
+    try:
+        with db.connect() as conn:
+            return conn.scalar(text("SELECT attstorage FROM pg_attribute "
+                                    "WHERE attrelid = 'instance'::regclass AND attname = 'state'"))
+    finally:
+        db.dispose()
+
+
 def differences(url: str) -> list:
     """What autogenerate would change to make the database match the models (nothing, we hope)."""
     db = make_db(url)
@@ -137,6 +147,7 @@ def test_migrating_a_fresh_postgresql_database_gives_the_schema_of_the_models(th
     upgrade(url)
     assert current_revision(url) == head(url)
     assert_schema_matches_models(url)
+    assert storage_of_workflow_state(url) == "m"  # compressed in the row, not written to TOAST each step
 
     upgrade(url)  # again: a no-op
     assert current_revision(url) == head(url)
