@@ -49,6 +49,8 @@ def json_text(value) -> str:
 
 
 def _note_writes(conn, _cursor, statement: str, *_args) -> None:
+    if "pipeline" in conn.info:  # SQLAlchemy would find no result there (nor would an ORM flush)
+        raise RuntimeError(f"a statement sent through SQLAlchemy while a pipeline is open: {statement[:80]}")
     if "wrote" not in conn.info and statement.lstrip()[:6].upper() != "SELECT":
         conn.info["wrote"] = True
 
@@ -103,11 +105,14 @@ def pipelined(session: Session):
         return
     dbapi = connection.dialect.loaded_dbapi
     connection.info["wrote"] = True  # SQLAlchemy does not see these statements (_end_reads_with_commit)
+    connection.info["pipeline"] = True  # nor could it read anything now (_note_writes)
     try:
         with driver.cursor() as cursor, driver.pipeline():
             yield DriverWrites(cursor, connection.dialect)
     except dbapi.Error as exc:  # raised as the pipeline reads its results: say it as SQLAlchemy would
         raise DBAPIError.instance(None, None, exc, dbapi.Error) from exc
+    finally:
+        connection.info.pop("pipeline", None)
 
 
 class DriverWrites:

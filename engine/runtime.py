@@ -561,10 +561,10 @@ class Step:
 
     def save(self, status: str | None = None) -> None:
         """Write the instance (with its optimistic version check first, unless the row is locked), the
-        task projection and history: the writes that need nothing read back go in one pipeline."""
+        task projection and history: the writes that need nothing read back go in one pipeline,
+        the locked instance's first, so that the server writes it while the step hashes it."""
         session, instance, workflow, now = self.session, self.instance, self.workflow, self.engine.now()
         state = self.engine.serializer.state_to_dict(workflow)
-        digest = state_digest(state)
         finished = status or ("completed" if workflow.is_completed() else None)
         timers, messages = _waiting(workflow) if not finished else ([], [])
         values = dict(state=state, updated_at=now, next_timer_at=min(timers) if timers else None,
@@ -582,10 +582,9 @@ class Step:
             self.log("instance_completed")
         if self.path and not self.entries:
             self.log("engine_step")
-        self._attach_step(digest)
         for entry in self.entries:
             entry["instance_id"] = instance.id
-        child = self.child()
+        child = self.child()  # the last read: nothing is read once the writes are under way
         with pipelined(session) as writes:  # the step's other writes, none of which is read back
             if unchecked:
                 self._write_instance(values, writes)
@@ -594,6 +593,7 @@ class Step:
             for model, rows in self.rows.items():  # one INSERT per table for the step (tasks before notices)
                 if rows:
                     writes.execute(INSERT_ROWS[model], rows)
+            self._attach_step(state_digest(state))
             history.append(session, instance.child_id, self.entries, now, tip=(child.history_seq, child.history_head),
                            writes=writes)
         for thrown in self.workflow.get_events():

@@ -68,3 +68,13 @@ def test_pipelined_writes_are_rolled_back_when_the_transaction_fails_after_them(
         raise RuntimeError("the step failed after writing")
     with sessions() as s:
         assert s.get(Child, "C904") is None
+
+
+@postgres_only
+def test_a_read_through_sqlalchemy_inside_a_pipeline_fails_loudly_rather_than_finding_nothing(db):
+    connections = make_db(PG_URL)
+    try:
+        with pytest.raises(RuntimeError, match="pipeline is open"), session_factory(connections).begin() as s, pipelined(s):
+            s.scalar(select(func.count(Child.id)))
+    finally:
+        connections.dispose()
