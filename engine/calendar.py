@@ -193,7 +193,13 @@ def default_calendar() -> CouncilCalendar:
     """Return the calendar in use: set_term_dates, else PEP_TERM_DATES, else the shipped file."""
     if _override is not None:
         return _override
-    return load_term_dates(os.environ.get("PEP_TERM_DATES") or DEFAULT_TERM_DATES)
+    return _named(os.environ.get("PEP_TERM_DATES") or str(DEFAULT_TERM_DATES))
+
+
+@cache
+def _named(path: str) -> CouncilCalendar:
+    """The term dates at a path as named (resolved once: a step asks for the calendar many times)."""
+    return load_term_dates(path)
 
 
 def to_london(value: Moment = None) -> datetime:

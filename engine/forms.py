@@ -1,6 +1,11 @@
 """Validate submitted form data against a user task's JSON Schema, field by field.
 
 Called by the runtime before a task runs; the web layer shows the errors next to each field.
+
+Most submissions are valid, so they are first checked by jsonschema-rs's compiled validator, a
+hundred times faster than jsonschema's (tenths of a millisecond on the larger forms). Only what it
+does not pass goes to jsonschema, which decides and names each field's problem: the fast check
+may be stricter (an e-mail address, say) but never accepts what jsonschema refuses (tests/test_forms.py).
 """
 
 from __future__ import annotations
@@ -8,6 +13,7 @@ from __future__ import annotations
 import json
 from functools import lru_cache
 
+import jsonschema_rs
 from jsonschema import Draft202012Validator, FormatChecker
 
 
@@ -16,8 +22,27 @@ def _validator(schema_json: str) -> Draft202012Validator:
     return Draft202012Validator(json.loads(schema_json), format_checker=FormatChecker())
 
 
+@lru_cache(maxsize=512)
+def _fast_check(schema_json: str) -> jsonschema_rs.Draft202012Validator | None:
+    try:
+        return jsonschema_rs.Draft202012Validator(json.loads(schema_json), validate_formats=True)
+    except (ValueError, jsonschema_rs.ValidationError):  # a schema it cannot compile: jsonschema alone decides
+        return None
+
+
+def passes_fast_check(schema_json: str, data: dict) -> bool:
+    """Whether the compiled validator passes `data` (False also when it cannot read the schema or data)."""
+    check = _fast_check(schema_json)
+    try:
+        return check is not None and check.is_valid(data)
+    except ValueError:  # a value that is not JSON (a date object, say): jsonschema decides
+        return False
+
+
 def field_errors(schema_json: str, data: dict) -> dict[str, str]:
     """Return {field path: message} for every problem in `data` (empty when valid)."""
+    if passes_fast_check(schema_json, data):
+        return {}
     errors: dict[str, str] = {}
     validator = _validator(schema_json)
     for error in sorted(validator.iter_errors(data), key=lambda e: list(map(str, e.absolute_path))):
