@@ -72,7 +72,7 @@ _SIBLING = _OPEN.alias("sibling")
 _ACTOR = select(User.id).where(User.email == bindparam("email"), User.active)
 TASK_FOR_ACTOR = (
     select(OpenTask, Instance, _ACTOR.scalar_subquery().label("actor_id"),
-           select(json_rows(UserRole.role_key)).where(UserRole.user_id.in_(_ACTOR)).scalar_subquery().label("actor_roles"),
+           select(json_rows(UserRole.role_key)).where(UserRole.user_id == _ACTOR.scalar_subquery()).scalar_subquery().label("actor_roles"),
            select(json_rows(_TEAM.c.role_key, _TEAM.c.user_id)).where(_TEAM.c.child_id == _OPEN.c.child_id)
            .scalar_subquery().label("team"),
            select(json_rows(_SIBLING.c.id, _SIBLING.c.spec_id, _SIBLING.c.name))
