@@ -561,20 +561,17 @@ class Step:
 
     def save(self, status: str | None = None) -> None:
         """Write the instance (with its optimistic version check first, unless the row is locked), the
-        task projection and history: the writes that need nothing read back go in one pipeline,
-        the locked instance's first, so that the server writes it while the step hashes it."""
+        task projection and history. The writes that need nothing read back go in one pipeline, in
+        the order that lets the server work while the step does: the projection's rows while the
+        locked instance's state is serialized, then the instance while its state is hashed."""
         session, instance, workflow, now = self.session, self.instance, self.workflow, self.engine.now()
-        state = self.engine.serializer.state_to_dict(workflow)
         finished = status or ("completed" if workflow.is_completed() else None)
-        timers, messages = _waiting(workflow) if not finished else ([], [])
-        values = dict(state=state, updated_at=now, next_timer_at=min(timers) if timers else None,
-                      waiting_messages=messages)
-        if finished:
-            values.update(status=finished, ended_at=now)
         unchecked = self.locked and instance.id is not None and not inspect(instance).modified
+        state = None
         if not unchecked:
+            state = self.engine.serializer.state_to_dict(workflow)
             try:
-                self._write_instance(values)
+                self._write_instance(self._values(state, finished, now))
             except (StaleDataError, OperationalError) as exc:
                 raise Conflict("this PEP was changed by someone else at the same moment: reload and try again") from exc
         gone = self._project_tasks(finished is not None)
@@ -586,13 +583,14 @@ class Step:
             entry["instance_id"] = instance.id
         child = self.child()  # the last read: nothing is read once the writes are under way
         with pipelined(session) as writes:  # the step's other writes, none of which is read back
-            if unchecked:
-                self._write_instance(values, writes)
             if gone:
                 writes.execute(CLOSE_TASK, [{"task_id": task_id} for task_id in gone])
             for model, rows in self.rows.items():  # one INSERT per table for the step (tasks before notices)
                 if rows:
                     writes.execute(INSERT_ROWS[model], rows)
+            if unchecked:
+                state = self.engine.serializer.state_to_dict(workflow)
+                self._write_instance(self._values(state, finished, now), writes)
             self._attach_step(state_digest(state))
             history.append(session, instance.child_id, self.entries, now, tip=(child.history_seq, child.history_head),
                            writes=writes)
@@ -600,6 +598,15 @@ class Step:
             if isinstance(thrown.event_definition, BaseMessage):
                 self.engine._deliver(session, thrown.event_definition.name, instance.child_id,
                                      thrown.payload or {}, self.actor, exclude=instance.id, depth=self.depth + 1)
+
+    def _values(self, state: dict, finished: str | None, now: datetime) -> dict:
+        """The instance row's new values: its state, when its next timer falls due, what it waits for."""
+        timers, messages = _waiting(self.workflow) if not finished else ([], [])
+        values = dict(state=state, updated_at=now, next_timer_at=min(timers) if timers else None,
+                      waiting_messages=messages)
+        if finished:
+            values.update(status=finished, ended_at=now)
+        return values
 
     def _write_instance(self, values: dict, writes=None) -> None:
         """Write the instance row: a new or otherwise changed one (a migration's new version) through
