@@ -121,7 +121,7 @@ class DriverWrites:
     but none of SQLAlchemy's per-execution work is repeated (cache key, parameter and result set-up),
     which cost half a step's writing time (docs/benchmarks.md)."""
 
-    _compiled: dict[tuple, tuple[str, tuple]] = {}
+    _compiled: dict[tuple, tuple[str, tuple]] = {}  # a few statements per database engine in the process
 
     def __init__(self, cursor, dialect):
         self.cursor, self.dialect = cursor, dialect

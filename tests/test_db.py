@@ -14,7 +14,7 @@ from engine.models import Child
 
 from .conftest import PG_URL
 
-postgres_only = pytest.mark.skipif(not PG_URL, reason="psycopg's prepared statements: set PEP_TEST_DATABASE_URL")
+postgres_only = pytest.mark.skipif(not PG_URL, reason="psycopg's own behaviour: set PEP_TEST_DATABASE_URL")
 NOW = datetime(2026, 3, 2, 9, tzinfo=UTC)
 
 
