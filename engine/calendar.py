@@ -33,7 +33,7 @@ from zoneinfo import ZoneInfo
 import holidays
 import yaml
 
-from engine import clock
+from engine import clock, limits
 
 LONDON = ZoneInfo("Europe/London")
 DEFAULT_TERM_DATES = Path(__file__).resolve().parent.parent / "config" / "term_dates.yaml"
@@ -144,6 +144,7 @@ class CouncilCalendar:
         origin, direction = day, -1 if n < 0 else 1
         try:
             for _ in range(abs(n) if n or is_open(day) else 1):
+                limits.tick()  # a diagram's count of days is bounded by its time budget
                 day = self._next_open(day, direction, is_open)
         except CalendarError as exc:
             raise CalendarError(f"counting {n} day(s) from {origin.isoformat()}: {exc}") from exc

@@ -258,12 +258,13 @@ class AccessGrant(Base):
 
 
 class Incident(Base):
-    """A failure while running an instance unattended (timer, message); the instance waits for help."""
+    """A step that a process's own diagram could not run (its code failed or went past a limit), or a
+    failure while running an instance unattended (timer, message). No instance when a start failed."""
 
     __tablename__ = "incident"
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    instance_id: Mapped[int] = mapped_column(ForeignKey("instance.id"), index=True)
+    instance_id: Mapped[int | None] = mapped_column(ForeignKey("instance.id"), index=True)
     child_id: Mapped[str] = mapped_column(ForeignKey("child.id"))
     at: Mapped[datetime]
     source: Mapped[str] = mapped_column(String(40))

@@ -21,12 +21,12 @@ from SpiffWorkflow.bpmn.specs.event_definitions.timer import TimerEventDefinitio
 from SpiffWorkflow.spiff.specs.event_definitions import MessageEventDefinition
 from SpiffWorkflow.util.task import TaskState
 from sqlalchemy import bindparam, func, inspect, select
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session, defer, joinedload, lazyload
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.orm.exc import StaleDataError
 
-from . import calendar, clock, history
+from . import calendar, clock, history, limits
 from .clock import FrozenClock, SystemClock, install_spiff_clock
 from .db import json_rows, pipelined
 from .forms import field_errors
@@ -43,10 +43,11 @@ from .models import (
     UserRole,
 )
 from .roles import RoleDirectory
-from .scripting import make_script_engine, render_instructions
+from .scripting import ScriptError, make_script_engine, render_instructions
 from .serializer import Serializer, state_digest
 
 SYSTEM = "system"
+INCIDENT_ROLE = "vs_administrator"  # who is told when a step could not run
 MAX_MESSAGE_DEPTH = 10
 # Load an instance without its definition's spec (the engine caches specs) and without every file
 # and spec of its deployment: reading those on each step cost more than running the step.
@@ -124,6 +125,41 @@ class Conflict(EngineError):
     """Someone else changed this PEP at the same moment: reload and try again."""
 
 
+class ProcessFault(EngineError):
+    """The diagram could not run this step: its own code failed or went past one of its limits. Nothing
+    of the step is applied (the caller rolls back), the caller records it (`Engine.record_incident`),
+    and the person is told plainly (`PLAIN`); the owner reads what happened in the incident."""
+
+    PLAIN = "This step could not run; the Virtual School has been told."
+
+    instance_id: int | None = None  # the instance whose step failed, when it was stored before the step
+    child_id: str | None = None
+
+    def __init__(self, process_id: str | None, element_id: str | None, cause: str, limit: str | None = None):
+        self.process_id, self.element_id, self.cause, self.limit = process_id, element_id, cause, limit
+        where = f"process {process_id or '?'}, element {element_id or '?'}"
+        what = f"{limit} limit" if limit else "error"
+        super().__init__(f"{where}: {what}: {cause}")
+
+
+def diagram_failure(exc: BaseException, process_id: str | None, element_id: str | None = None) -> EngineError:
+    """What a failure of a diagram's code means: an `assert` in a script is the diagram refusing the
+    answers (said to the person as it is written); anything else is a fault of the diagram."""
+    if isinstance(exc, EngineError):
+        return exc
+    limit, seen = None, exc
+    while seen is not None:
+        if isinstance(seen, AssertionError):
+            return EngineError(str(seen) or "the answers were refused by a check in the process")
+        if isinstance(seen, (ScriptError, limits.LimitExceeded)) and seen.limit:
+            limit = seen.limit
+        task_spec = getattr(getattr(seen, "task", None), "task_spec", None)
+        if element_id is None and task_spec is not None:
+            element_id = task_spec.bpmn_id or task_spec.name
+        seen = seen.__cause__ or seen.__context__
+    return ProcessFault(process_id, element_id, _describe(exc), limit)
+
+
 class FormInvalid(EngineError):
     def __init__(self, errors: dict[str, str]):
         self.errors = errors
@@ -161,11 +197,12 @@ class Engine:
     def instant(self):
         """Hold one instant for a whole operation: its timers, due dates and history share one time,
         which is what lets replay re-run the step at the time its events record."""
-        if isinstance(clock.active(), FrozenClock):
-            yield
-            return
-        with clock.using(FrozenClock(self.clock.now())):
-            yield
+        with limits.step():  # an operation is one step for the limits of diagram code
+            if isinstance(clock.active(), FrozenClock):
+                yield
+                return
+            with clock.using(FrozenClock(self.clock.now())):
+                yield
 
     # ---- starting -------------------------------------------------------------------------
 
@@ -197,6 +234,7 @@ class Engine:
         instance.definition = definition
         session.add(instance)
         step = Step(self, session, instance, workflow, actor, depth)
+        step.new = True
         step.log("instance_started", process_id=definition.process_id, process_name=definition.name,
                  deployment_version=definition.deployment.version, definition_id=definition.id,
                  previous_instance_id=previous_instance_id, child=context, **log)
@@ -228,14 +266,19 @@ class Engine:
             task = workflow.get_task_from_id(UUID(task_id))
             if task is None or task.state != TaskState.READY:
                 raise TaskNotReady(f"task {task_id} is not ready (it may have been completed already)")
-            self._check_rules(task, data)
             step = Step(self, session, instance, workflow, actor_email, known=known, locked=True)
+            self._check_rules(step, task, data)
             data = as_recorded(data)
             task.set_data(**data)
             try:
                 task.run()
-            except Exception as exc:  # noqa: BLE001 - diagram errors are reported to the person, not hidden
-                raise EngineError(f"the process could not run {open_task.name}: {_describe(exc)}") from exc
+            except SQLAlchemyError:
+                raise
+            except Exception as exc:  # the diagram refused the answers, or its code failed
+                failure = step.failure(exc, open_task.spec_id)
+                if type(failure) is EngineError:
+                    failure = EngineError(f"the process could not run {open_task.name}: {failure}")
+                raise failure from exc
             step.log("task_completed", task_id=task_id, task=open_task.spec_id, name=open_task.name,
                      role=open_task.role_key, lane=open_task.lane, form=open_task.form, data=data,
                      due_at=open_task.due_at.isoformat() if open_task.due_at else None,
@@ -288,18 +331,19 @@ class Engine:
         form = json.loads(self._form_source(instance, open_task.form)) if open_task.form else None
         return {"task": open_task, "instance_version": instance.version, "form_schema": form}
 
-    def _check_rules(self, task, data: dict) -> None:
+    def _check_rules(self, step: Step, task, data: dict) -> None:
         """Run the task's `validate` expression over the process data with the answers; refuse on errors."""
         expression = task.task_spec.extensions.get("properties", {}).get("validate")
         if not expression:
             return
         try:
             errors = self.script_engine.environment.evaluate(expression, {**task.data, **data})
-        except Exception as exc:  # noqa: BLE001 - a broken rule is the diagram's fault: say so plainly
-            raise EngineError(f"the check of {task.task_spec.bpmn_name or task.task_spec.bpmn_id} failed: {_describe(exc)}") from exc
+        except Exception as exc:  # a broken rule is the diagram's fault
+            raise step.failure(exc, task.task_spec.bpmn_id) from exc
         if errors:
             if not isinstance(errors, dict):
-                raise EngineError(f"the validate expression of {task.task_spec.bpmn_id} must give a dict of field: message")
+                raise step.failure(TypeError("the validate expression must give a dict of field: message"),
+                                   task.task_spec.bpmn_id)
             raise FormInvalid({str(k): str(v) for k, v in errors.items()})
 
     def instance_data(self, session: Session, instance_id: int) -> dict:
@@ -345,18 +389,36 @@ class Engine:
             step.save()
             return step.timers_fired
 
-    def record_incident(self, session: Session, instance_id: int, source: str, exc: BaseException) -> Incident:
-        """Record that an unattended step failed; the instance's timers pause until someone acts."""
+    def record_incident(self, session: Session, instance_id: int | None, source: str, exc: BaseException,
+                        child_id: str | None = None, pause_timers: bool = True) -> Incident:
+        """Record that a step failed (in a transaction of its own: the step's was rolled back) and tell
+        the VS administrators. An unattended step's instance (`pause_timers`) waits for someone to act;
+        a person's step failed before it changed anything, so its instance runs on as it was."""
         with self.instant():
-            instance = self._instance(session, instance_id)
-            incident = Incident(instance_id=instance.id, child_id=instance.child_id, at=self.now(), source=source,
-                                message=_describe(exc), details="".join(traceback.format_exception(exc))[-4000:])
+            instance = self._instance(session, instance_id) if instance_id is not None else None
+            child_id = instance.child_id if instance is not None else child_id
+            message = str(exc) if isinstance(exc, ProcessFault) else _describe(exc)
+            incident = Incident(instance_id=instance_id, child_id=child_id, at=self.now(), source=source,
+                                message=message, details="".join(traceback.format_exception(exc))[-4000:])
             session.add(incident)
-            instance.next_timer_at = None
+            if instance is not None and pause_timers:
+                instance.next_timer_at = None
             session.flush()
-            self._log(session, instance, SYSTEM, "incident", source=source, message=incident.message,
-                      incident_id=incident.id)
+            session.add(Notification(
+                user_id=None, role_key=INCIDENT_ROLE, child_id=child_id, task_id=None, kind="incident",
+                subject=f"A step could not run (incident {incident.id})"[:300],
+                body=f"A {source} step could not run and was not applied. {message[:2000]}",
+                created_at=self.now(), sent_at=None))
+            history.append(session, child_id, [
+                {"kind": "incident", "actor": SYSTEM, "instance_id": instance_id, "task_id": None,
+                 "data": {"source": source, "message": message, "incident_id": incident.id}}
+            ], self.now())
             return incident
+
+    def record_fault(self, session: Session, fault: ProcessFault, source: str) -> Incident:
+        """Record a person's (or a message's) step that the diagram could not run; nothing of it was applied."""
+        return self.record_incident(session, fault.instance_id, source, fault, child_id=fault.child_id,
+                                    pause_timers=False)
 
     # ---- internals ------------------------------------------------------------------------
 
@@ -486,6 +548,15 @@ class Step:
         self._open_tasks = known.open_tasks if known else None
         self._child = known.child if known else None
         self.rows: dict[type, list[dict]] = {OpenTask: [], Notification: []}  # inserted together in save
+        self.new = False  # an instance this step creates (a failed step leaves no row of it)
+
+    def failure(self, exc: BaseException, element_id: str | None = None) -> EngineError:
+        """What a failure of the diagram's code in this step means (see `diagram_failure`), with where."""
+        failure = diagram_failure(exc, self.instance.definition.process_id, element_id)
+        if isinstance(failure, ProcessFault):
+            failure.instance_id = None if self.new else self.instance.id
+            failure.child_id = self.instance.child_id
+        return failure
 
     def role(self, name: str | None):
         """The role a lane or notify name stands for (None when the vocabulary has no such role)."""
@@ -519,14 +590,18 @@ class Step:
         """Run engine tasks until every path waits for a person, a timer or a message."""
         try:
             self.workflow.do_engine_steps(did_complete_task=self.completed)
-        except EngineError:
+        except (EngineError, SQLAlchemyError):
             raise
-        except Exception as exc:  # a diagram's script or expression failed: say so in the engine's terms
-            raise EngineError(f"the process stopped with an error: {_describe(exc)}") from exc
+        except Exception as exc:  # a diagram's script or expression failed, or went past a limit
+            failure = self.failure(exc)
+            if type(failure) is EngineError:
+                failure = EngineError(f"the process stopped: {failure}")
+            raise failure from exc
 
     def completed(self, task) -> None:
         """Note what a completed task means for history and notifications."""
         spec = task.task_spec
+        limits.task_run()
         if spec.bpmn_id is None:
             return
         self.path.append(spec.bpmn_id)
@@ -541,8 +616,11 @@ class Step:
     def _notify(self, task, properties: dict) -> None:
         """Queue the notification an element declares (notify, notifySubject, notifyBody)."""
         child_id = self.instance.child_id
-        subject = render_instructions(properties["notifySubject"], task.data).strip()
-        body = render_instructions(properties.get("notifyBody", ""), task.data).strip() or subject
+        try:
+            subject = render_instructions(properties["notifySubject"], task.data).strip()
+            body = render_instructions(properties.get("notifyBody", ""), task.data).strip() or subject
+        except ScriptError as exc:
+            raise self.failure(exc, task.task_spec.bpmn_id) from exc
         sent_to, unheld = [], []
         for name in (n.strip() for n in properties["notify"].split(",") if n.strip()):
             role = self.role(name)
@@ -675,7 +753,10 @@ class Step:
         expression = task.task_spec.extensions.get("properties", {}).get("dueDate")
         value = None
         if expression:
-            value = self.workflow.script_engine.evaluate(task, expression)
+            try:
+                value = self.workflow.script_engine.evaluate(task, expression)
+            except Exception as exc:  # the diagram's due date expression failed
+                raise self.failure(exc, task.task_spec.bpmn_id) from exc
         else:
             deadlines = [
                 sibling.internal_data.get("event_value") for sibling in task.parent.children

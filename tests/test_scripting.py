@@ -188,14 +188,16 @@ def test_expressions_are_compiled_as_expressions():
     ['open("/etc/passwd")', "type(child_name)", "dir()", "input()", "hasattr(x, 'y')", "object"],
 )
 def test_a_process_owner_expression_cannot_reach_unsafe_builtins(env, expression):
-    with pytest.raises(ScriptError, match="NameError"):
+    with pytest.raises(ScriptError, match="is not allowed|is not a function this service provides"):
         env.evaluate(expression, {"child_name": "Sam", "x": 1})
 
 
 @pytest.mark.parametrize("exit_exception", ["SystemExit", "KeyboardInterrupt", "BaseException", "GeneratorExit"])
 def test_a_process_owner_script_cannot_stop_the_worker(env, exit_exception):
-    with pytest.raises(ScriptError, match="NameError"):
+    with pytest.raises(ScriptError, match="is not a function this service provides"):
         env.execute(f"raise {exit_exception}()", {})
+    with pytest.raises(ScriptError, match="NameError"):  # nor by reaching it through a name of its own
+        env.execute(f"e = {exit_exception}\nraise e()", {})
 
 
 def test_a_script_may_raise_an_ordinary_error(env):
@@ -203,8 +205,8 @@ def test_a_script_may_raise_an_ordinary_error(env):
         env.execute("raise ValueError('attendance missing')", {})
 
 
-def test_a_bare_reference_to_eval_is_undefined(env):
-    with pytest.raises(ScriptError, match="NameError: name 'eval' is not defined"):
+def test_a_bare_reference_to_eval_is_refused(env):
+    with pytest.raises(ScriptError, match='"eval" is not allowed'):
         env.execute("e = eval", {})
 
 
@@ -230,8 +232,10 @@ def test_the_runtime_attribute_guard_raises_for_missing_attributes():
 
 
 def test_writing_attributes_of_non_data_objects_is_refused(env):
-    with pytest.raises(ScriptError, match="TypeError"):
+    with pytest.raises(ScriptError, match='".hacked" is not a method of a plain value'):
         env.execute("def f():\n    return 1\nf.hacked = True\n", {})
+    with pytest.raises(ScriptError, match="TypeError"):
+        env.execute("def f():\n    return 1\nf.upper = True\n", {})
 
 
 def test_runtime_error_has_type_message_and_line(env, pep_data):
