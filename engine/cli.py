@@ -29,7 +29,7 @@ from .models import Child, Incident, Instance, OpenTask, User
 from .people import PeopleError, add_child, add_user, find_user, set_case_team
 from .replay import replay_child
 from .roles import seed_roles
-from .runtime import Engine, EngineError, FormInvalid
+from .runtime import Engine, EngineError, FormInvalid, ProcessFault
 from .schema import upgrade
 from .timers import fire_due_timers
 
@@ -57,6 +57,11 @@ def fails_cleanly(command):
             click.echo(f"error: deployment rejected, {len(exc.errors)} problem(s); nothing was stored", err=True)
             for error in exc.errors:
                 click.echo(f"  {error}", err=True)
+        except ProcessFault as fault:
+            with click.get_current_context().obj.sessions.begin() as session:
+                incident = Engine().record_fault(session, fault, "cli")
+            click.echo(f"error: this step could not run and nothing of it was applied ({fault}); "
+                       f"recorded as incident {incident.id}", err=True)
         except FormInvalid as exc:
             click.echo("error: the form has errors; nothing was saved", err=True)
             for field, message in exc.errors.items():
@@ -365,7 +370,8 @@ def incidents(obj: Context):
     with obj.sessions() as session:
         rows = session.scalars(select(Incident).where(Incident.resolved_at.is_(None)).order_by(Incident.at)).all()
         for i in rows:
-            click.echo(f"{i.id}  {i.at:%Y-%m-%d %H:%M}  instance {i.instance_id}  child {i.child_id}  {i.source}: {i.message}")
+            instance = f"instance {i.instance_id}" if i.instance_id else "no instance (a start)"
+            click.echo(f"{i.id}  {i.at:%Y-%m-%d %H:%M}  {instance}  child {i.child_id}  {i.source}: {i.message}")
         if not rows:
             click.echo("no open incidents")
 

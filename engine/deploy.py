@@ -6,6 +6,7 @@ the bundle is valid; every error names the file, the element id and, where known
 
 from __future__ import annotations
 
+import ast
 import functools
 import hashlib
 import json
@@ -26,7 +27,14 @@ from sqlalchemy.orm import Session
 from . import clock
 from .models import Deployment, DeploymentFile, ProcessDefinition
 from .roles import RoleDirectory
-from .scripting import ScriptError, check_template, compile_expression, compile_script
+from .scripting import (
+    PROTECTED_NAMES,
+    ScriptError,
+    check_cycle,
+    check_template,
+    compile_expression,
+    compile_script,
+)
 from .serializer import Serializer
 
 NS = {
@@ -111,7 +119,7 @@ def validate_bundle(bundle: Bundle, roles: RoleDirectory) -> ParsedBundle:
     """Check every file of the bundle; raise DeploymentRejected with all errors found."""
     errors: list[DeployError] = []
     for path in bundle.form_files():
-        errors += check_form(path, bundle.files[path])
+        errors += check_form(path, bundle.files[path]) or _shadowing(path, bundle.files[path])
     parser = SpiffBpmnParser(validator=VALIDATOR)
     trees: dict[str, etree._ElementTree] = {}
     owners: dict[str, str] = {}  # process id → file
@@ -253,6 +261,13 @@ def _form_errors(path: str, content: str) -> tuple[DeployError, ...]:
                  for name in _property_names(schema) if name.startswith("_") or name == "csrf_token")
 
 
+def _shadowing(path: str, content: str) -> list[DeployError]:
+    """A form's fields become task data, which diagram code reads by name: a field may not take the name
+    of a built-in or a calendar function."""
+    return [DeployError(path, name, f'"{name}" is the name of a function diagrams use: rename the field')
+            for name in sorted(set(_property_names(json.loads(content))) & PROTECTED_NAMES)]
+
+
 def _property_names(schema: dict):
     """Every property name of a form schema, in nested groups and list items too."""
     for name, spec in (schema.get("properties") or {}).items():
@@ -374,11 +389,25 @@ def _check_call_activities(path, process, process_files) -> list[DeployError]:
     return errors
 
 
+def _check_cycle(source: str):
+    """A cycle timer's expression, and its interval when it is written as a constant."""
+    code = compile_expression(source)
+    try:
+        value = ast.literal_eval(source)
+    except (ValueError, SyntaxError):
+        return code  # computed: its interval is checked each time it is computed
+    check_cycle(value)
+    return code
+
+
 _EXPRESSION_XPATHS = [
     (".//bpmn:conditionExpression", compile_expression),
     (".//bpmn:timeDate", compile_expression),
     (".//bpmn:timeDuration", compile_expression),
-    (".//bpmn:timeCycle", compile_expression),
+    (".//bpmn:timeCycle", _check_cycle),
+    (".//bpmn:loopCardinality", compile_expression),
+    (".//bpmn:completionCondition", compile_expression),
+    (".//bpmn:loopCondition", compile_expression),
     (".//bpmn:script", compile_script),
     (".//spiffworkflow:preScript", compile_script),
     (".//spiffworkflow:postScript", compile_script),
@@ -402,7 +431,7 @@ def _check_expressions(path, tree) -> list[DeployError]:
                 errors.append(DeployError(path, element, f"{_label(node)} is empty", node.sourceline))
             continue
         try:
-            check(source.strip() if check is compile_expression else source)
+            check(source if check in (compile_script, check_template) else source.strip())
         except ScriptError as exc:
             line = node.sourceline + (exc.line - 1 if exc.line else 0)
             errors.append(DeployError(path, element, f"{_label(node)}: {exc.message}", line))

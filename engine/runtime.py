@@ -318,8 +318,18 @@ class Engine:
             open_task, instance, _user_id, _known = self._task_for_actor(session, task_id, actor_email)
             task = self.load(instance).get_task_from_id(UUID(task_id))
             template = task.task_spec.extensions.get("instructionsForEndUser") or ""
-            return {**self._form_of(open_task, instance), "data": dict(task.data),
-                    "instructions": render_instructions(template, task.data) if template else ""}
+            instructions, fault = "", None
+            try:
+                instructions = render_instructions(template, task.data) if template else ""
+            except ScriptError as exc:  # the task can still be done: it is shown without its instructions
+                fault = diagram_failure(exc, instance.definition.process_id, open_task.spec_id)
+                fault.instance_id, fault.child_id = instance.id, instance.child_id
+                if not session.scalar(select(Incident.id).where(Incident.instance_id == instance.id,
+                                                                Incident.source == "instructions",
+                                                                Incident.resolved_at.is_(None))):
+                    self.record_incident(session, instance.id, "instructions", fault, pause_timers=False)
+            return {**self._form_of(open_task, instance), "data": dict(task.data), "instructions": instructions,
+                    "instructions_fault": fault}
 
     def task_form(self, session: Session, task_id: str, actor_email: str) -> dict:
         """The task's form and the instance version, without rebuilding the workflow: what reading a

@@ -296,6 +296,7 @@ _GUARDS = {
 # What diagram code may call and read: the built-ins above, the calendar functions, and the methods and
 # attributes of plain values (text, numbers, lists, dicts, sets, dates). Everything else is refused at deploy.
 BUILTIN_CALLABLES = frozenset(k for k, v in _BUILTINS.items() if callable(v))
+PROTECTED_NAMES = BUILTIN_CALLABLES | DOMAIN_FUNCTIONS  # no task data or variable may take these names
 _PLAIN_TYPES = (str, int, float, complex, bool, list, tuple, dict, set, frozenset, date, datetime, timedelta, range, slice)
 PLAIN_ATTRIBUTES = frozenset(
     name for kind in _PLAIN_TYPES for name in dir(kind)
@@ -315,6 +316,7 @@ def _not_allowed(tree: ast.AST, callables: frozenset[str]) -> tuple[int | None, 
             bound.add(node.name)
         elif isinstance(node, ast.arg):
             bound.add(node.arg)
+    attributes = []  # reported after the names: "open" says more than ".read" of open(...).read()
     for node in ast.walk(tree):
         line = getattr(node, "lineno", None)
         if isinstance(node, ast.Name):
@@ -327,10 +329,12 @@ def _not_allowed(tree: ast.AST, callables: frozenset[str]) -> tuple[int | None, 
             if name not in callables and name not in bound:
                 return line, f'"{name}" is not a function this service provides (see docs/modelling.md for those it does)'
         elif isinstance(node, ast.Attribute):
-            if node.attr not in PLAIN_ATTRIBUTES:
-                return line, f'".{node.attr}" is not a method of a plain value (text, number, list, dict or date)'
             if isinstance(node.value, ast.Name) and node.value.id in callables and node.value.id not in bound:
-                return line, f'"{node.value.id}.{node.attr}": a function\'s attributes are not allowed'
+                attributes.append((line, f'"{node.value.id}.{node.attr}": a function\'s attributes are not allowed'))
+            elif node.attr not in PLAIN_ATTRIBUTES:
+                attributes.append((line, f'".{node.attr}" is not a method of a plain value (text, number, list, dict or date)'))
+    if attributes:
+        return attributes[0]
     return None
 
 

@@ -15,10 +15,10 @@ from engine.forms import field_errors
 from engine.models import Attachment, Child, Deployment, Instance, OpenTask, Role, User
 from engine.people import case_team
 from engine.roles import RoleDirectory
-from engine.runtime import EngineError
+from engine.runtime import EngineError, ProcessFault
 
 from .access import child_or_404, may_view_child, record_view, visible_children_filter
-from .context import db, engine, now
+from .context import db, engine, now, record_fault
 from .documents import meeting_ics, next_meeting, pep_pdf, pep_sections
 from .formschema import build_fields, error_summary, parse_submission
 from .links import link_allowed
@@ -124,6 +124,8 @@ def report_change(child_id, message):
         if not errors:
             try:
                 caught = engine().send_message(db(), message, child_id, data, actor=current_user.email)
+            except ProcessFault as fault:
+                errors = {"(form)": record_fault(fault, "message")}
             except EngineError as exc:
                 db().rollback()
                 errors = {"(form)": str(exc)}

@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import current_app, g
 from sqlalchemy.orm import Session
 
-from engine.runtime import Engine
+from engine.runtime import Engine, ProcessFault
 
 
 def db() -> Session:
@@ -21,3 +21,12 @@ def engine() -> Engine:
 
 def now():
     return engine().now()
+
+
+def record_fault(fault: ProcessFault, source: str) -> str:
+    """Roll back the step the diagram could not run, record it as an incident (the VS administrators are
+    told), and return what the person is told."""
+    db().rollback()
+    engine().record_fault(db(), fault, source)
+    db().commit()
+    return ProcessFault.PLAIN

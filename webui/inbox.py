@@ -15,10 +15,10 @@ from sqlalchemy import select
 
 from engine.inbox import inbox, inbox_choices, inbox_counts
 from engine.models import Attachment, Child, OpenTask, TaskDraft
-from engine.runtime import Conflict, EngineError, FormInvalid, NotAllowed, TaskNotReady
+from engine.runtime import Conflict, EngineError, FormInvalid, NotAllowed, ProcessFault, TaskNotReady
 
 from .access import may_view_child, record_view
-from .context import db, engine, now
+from .context import db, engine, now, record_fault
 from .formschema import (
     add_item,
     attachment_paths,
@@ -123,6 +123,11 @@ def _submit(open_task, data, draft, version):
     except NotAllowed:
         db().rollback()
         abort(403)
+    except ProcessFault as fault:  # the answers are kept as a draft: nothing the person typed is lost
+        told = record_fault(fault, "task")
+        _save_draft(open_task.id, data)
+        db().commit()
+        return _show_again(open_task, data, {"(form)": told}, draft, version, status=500)
     except EngineError as exc:
         db().rollback()
         return _show_again(open_task, data, {"(form)": str(exc)}, draft, version, status=422)

@@ -16,10 +16,10 @@ from flask_login import current_user, login_required
 
 from engine import history
 from engine.models import CaseTeamMember, Child, Instance, OpenTask, TaskLink, User
-from engine.runtime import EngineError, FormInvalid, TaskNotReady
+from engine.runtime import EngineError, FormInvalid, ProcessFault, TaskNotReady
 
 from .access import may_view_child
-from .context import db, engine, now
+from .context import db, engine, now, record_fault
 from .formschema import build_fields, error_summary, parse_submission, task_schema
 
 bp = Blueprint("links", __name__)
@@ -84,6 +84,8 @@ def use(token):
     except FormInvalid as exc:
         db().rollback()
         return _form_page(task, acting, data, exc.errors)
+    except ProcessFault as fault:
+        return _form_page(task, acting, data, {"(form)": record_fault(fault, "task")})
     except (TaskNotReady, EngineError):
         db().rollback()
         abort(404, description="This task is already done.")
