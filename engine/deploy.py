@@ -25,6 +25,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from . import clock
+from .forms import pattern_problems
 from .models import Deployment, DeploymentFile, ProcessDefinition
 from .roles import RoleDirectory
 from .scripting import (
@@ -236,7 +237,8 @@ def _sha(content: str) -> str:
 
 
 def check_form(path: str, content: str) -> list[DeployError]:
-    """Check one form file: valid JSON, and (unless a UI schema) a JSON Schema of an object."""
+    """Check one form file: valid JSON, and (unless a UI schema) a JSON Schema of an object whose
+    patterns RE2 matches (in time linear in the answer)."""
     return list(_form_errors(path, content))
 
 
@@ -257,8 +259,9 @@ def _form_errors(path: str, content: str) -> tuple[DeployError, ...]:
         return (DeployError(path, where, f"is not a valid JSON Schema: {exc.message}"),)
     if schema.get("type") != "object":
         return (DeployError(path, "(root)", 'a form schema must have "type": "object"'),)
-    return tuple(DeployError(path, name, f'"{name}" is a name the task page keeps for itself: rename the field')
-                 for name in _property_names(schema) if name.startswith("_") or name == "csrf_token")
+    reserved = tuple(DeployError(path, name, f'"{name}" is a name the task page keeps for itself: rename the field')
+                     for name in _property_names(schema) if name.startswith("_") or name == "csrf_token")
+    return reserved + tuple(DeployError(path, where, problem) for where, problem in pattern_problems(schema))
 
 
 def _shadowing(path: str, content: str) -> list[DeployError]:

@@ -6,20 +6,50 @@ Most submissions are valid, so they are first checked by jsonschema-rs's compile
 hundred times faster than jsonschema's (tenths of a millisecond on the larger forms). Only what it
 does not pass goes to jsonschema, which decides and names each field's problem: the fast check
 may be stricter (an e-mail address, say) but never accepts what jsonschema refuses (tests/test_forms.py).
+
+A form's `pattern` is matched by RE2, in time linear in the answer: Python's `re`, which jsonschema
+uses, backtracks: `^(a+)+$` would hold a worker for half an hour on a 35-character answer. Deployment
+refuses patterns RE2 cannot compile (backreferences, look-around: `pattern_problems`); jsonschema-rs
+matches patterns with the `regex` crate (also linear) or, for those features, fancy-regex, which gives
+up after a bounded number of backtracking steps and then does not pass the answer.
 """
 
 from __future__ import annotations
 
 import json
+import re
+from collections.abc import Iterator
 from functools import lru_cache
 
 import jsonschema_rs
-from jsonschema import Draft202012Validator, FormatChecker
+import re2
+from jsonschema import Draft202012Validator, FormatChecker, ValidationError, validators
+from jsonschema.protocols import Validator
+
+
+def _pattern(validator, pattern, instance, schema):
+    """jsonschema's `pattern`, in RE2 (its wording too)."""
+    if validator.is_type(instance, "string") and not _matches(pattern, instance):
+        yield ValidationError(f"{instance!r} does not match {pattern!r}")
+
+
+def _pattern_properties(validator, pattern_properties, instance, schema):
+    """jsonschema's `patternProperties`, in RE2."""
+    if not validator.is_type(instance, "object"):
+        return
+    for pattern, subschema in pattern_properties.items():
+        for name, value in instance.items():
+            if _matches(pattern, name):
+                yield from validator.descend(value, subschema, path=name, schema_path=pattern)
+
+
+FormValidator = validators.extend(
+    Draft202012Validator, {"pattern": _pattern, "patternProperties": _pattern_properties})
 
 
 @lru_cache(maxsize=512)
-def _validator(schema_json: str) -> Draft202012Validator:
-    return Draft202012Validator(json.loads(schema_json), format_checker=FormatChecker())
+def _validator(schema_json: str) -> Validator:
+    return FormValidator(json.loads(schema_json), format_checker=FormatChecker())
 
 
 @lru_cache(maxsize=512)
@@ -94,3 +124,122 @@ def _plain(error) -> str:
             return f"allows at most {error.validator_value}"
         case _:
             return schema.get("errorMessage") or error.message
+
+
+# ---- patterns: RE2, linear in the answer ------------------------------------------------------
+
+_RE2_OPTIONS = re2.Options()
+_RE2_OPTIONS.log_errors = False  # a pattern it cannot compile is reported by pattern_problems, not logged
+# ECMA-262's \s, which JSON Schema patterns (and jsonschema-rs) use: RE2's is ASCII only
+_ECMA_SPACE = r"\t\n\x0B\f\r \x{A0}\x{1680}\x{2000}-\x{200A}\x{2028}\x{2029}\x{202F}\x{205F}\x{3000}\x{FEFF}"
+_HEX4 = re.compile(r"[0-9A-Fa-f]{4}")
+_EXPONENTIAL = re.compile(r"invalid escape sequence: \\[1-9k]|invalid perl operator: \(\?<?[=!]")
+
+
+def _re2_syntax(pattern: str) -> str:
+    """A JSON Schema (ECMA-262) pattern in RE2's syntax: `\\uXXXX` escapes and ECMA's `\\s`."""
+    out, i, in_class = [], 0, False
+    while i < len(pattern):
+        char = pattern[i]
+        if char == "\\" and i + 1 < len(pattern):
+            code = pattern[i + 1]
+            if code == "u" and _HEX4.fullmatch(pattern, i + 2, i + 6):
+                out.append(rf"\x{{{pattern[i + 2:i + 6]}}}")
+                i += 6
+                continue
+            if code == "s":
+                out.append(_ECMA_SPACE if in_class else f"[{_ECMA_SPACE}]")
+            elif code == "S" and not in_class:
+                out.append(f"[^{_ECMA_SPACE}]")
+            else:
+                out.append(pattern[i:i + 2])
+            i += 2
+            continue
+        if char == "[" and not in_class:
+            in_class = True
+            start = i + 2 if pattern.startswith("[^", i) else i + 1
+            if pattern.startswith("]", start):  # RE2 reads a leading ] as the character
+                out.append(pattern[i:start + 1])
+                i = start + 1
+                continue
+        elif char == "[" and pattern.startswith("[:", i) and (end := pattern.find(":]", i + 2)) != -1:
+            out.append(pattern[i:end + 2])  # a POSIX class, [:alpha:]
+            i = end + 2
+            continue
+        elif char == "]" and in_class:
+            in_class = False
+        out.append(char)
+        i += 1
+    return "".join(out)
+
+
+@lru_cache(maxsize=1024)
+def _re2(pattern: str):
+    """The pattern compiled by RE2, or its reason for refusing it."""
+    try:
+        return re2.compile(_re2_syntax(pattern), _RE2_OPTIONS)
+    except re2.error as exc:
+        reason = exc.args[0] if exc.args else "not a pattern"
+        return reason.decode("utf-8", "replace") if isinstance(reason, bytes) else str(reason)
+
+
+@lru_cache(maxsize=256)
+def _bounded(pattern: str) -> jsonschema_rs.Validator | None:
+    """fancy-regex's matcher (bounded backtracking) for a pattern RE2 refuses, or None."""
+    try:
+        return jsonschema_rs.validator_for({"pattern": pattern})
+    except (ValueError, jsonschema_rs.ValidationError):
+        return None
+
+
+def _matches(pattern: str, text: str) -> bool:
+    compiled = _re2(pattern)
+    try:
+        if not isinstance(compiled, str):
+            return compiled.search(text) is not None
+        # Only in a form deployed before patterns were checked: fancy-regex gives up (no match) in bounded time
+        bounded = _bounded(pattern)
+        return bounded is not None and bounded.is_valid(text)
+    except (UnicodeError, ValueError):  # a lone surrogate: not text either engine reads
+        return False
+
+
+def pattern_problem(pattern: str) -> str | None:
+    """Why this service refuses a form's pattern (None when RE2 matches it, in linear time)."""
+    reason = _re2(pattern)
+    if not isinstance(reason, str):
+        return None
+    if _EXPONENTIAL.search(reason) or (reason.startswith("invalid perl operator: (?P") and "(?P=" in pattern):
+        return (f'pattern "{pattern}" uses a backreference or look-around, which this service does not accept: '
+                "it could take exponential time")
+    return f'pattern "{pattern}" is not one this service can check safely ({reason})'
+
+
+_SUBSCHEMA_MAPS = ("properties", "patternProperties", "$defs", "definitions", "dependentSchemas")
+_SUBSCHEMA_LISTS = ("allOf", "anyOf", "oneOf", "prefixItems")
+_SUBSCHEMAS = ("items", "additionalItems", "additionalProperties", "unevaluatedItems", "unevaluatedProperties",
+               "contains", "propertyNames", "not", "if", "then", "else")
+
+
+def pattern_problems(schema, path: tuple[str, ...] = ()) -> Iterator[tuple[str, str]]:
+    """(JSON path, problem) of every `pattern` and `patternProperties` pattern in a schema that this service
+    refuses, in nested properties, list items, $defs and the other subschemas too."""
+    if not isinstance(schema, dict):
+        return
+    if isinstance(schema.get("pattern"), str) and (problem := pattern_problem(schema["pattern"])):
+        yield "/".join((*path, "pattern")), problem
+    if isinstance(schema.get("patternProperties"), dict):
+        for pattern in schema["patternProperties"]:
+            if problem := pattern_problem(pattern):
+                yield "/".join((*path, "patternProperties", pattern)), problem
+    for keyword in _SUBSCHEMA_MAPS:
+        if isinstance(schema.get(keyword), dict):
+            for name, subschema in schema[keyword].items():
+                yield from pattern_problems(subschema, (*path, keyword, name))
+    for keyword in _SUBSCHEMA_LISTS + _SUBSCHEMAS:
+        value = schema.get(keyword)
+        if isinstance(value, list):
+            for index, subschema in enumerate(value):
+                yield from pattern_problems(subschema, (*path, keyword, str(index)))
+        else:
+            yield from pattern_problems(value, (*path, keyword))

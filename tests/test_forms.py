@@ -3,21 +3,29 @@
 Every form in forms/ gets a professional's valid answers, then each field broken in the ways people
 and browsers break them (left out, emptied, the wrong type, an impossible date, a trailing newline,
 out of range); wherever the fast check passes an answer, jsonschema must pass it too.
+
+A form's patterns are matched in time linear in the answer (RE2), and deployment refuses those that
+could take exponential time.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import random
+import subprocess
+import sys
 from datetime import date
 from pathlib import Path
 
 import pytest
 
 from benchmarks.professionals import Professional
+from engine.deploy import check_form
 from engine.forms import _validator, field_errors, passes_fast_check
 
-FORMS = sorted((Path(__file__).resolve().parent.parent / "forms").glob("*.schema.json"))
+ROOT = Path(__file__).resolve().parent.parent
+FORMS = sorted((ROOT / "forms").glob("*.schema.json"))
 BROKEN = [None, "", " ", 0, 12, -1, 101, 1.5, 10**20, True, False, [], {}, [{}], "x" * 3000, "2025-02-30",
           "2025-13-01", "01/09/2025", "2025-09-01\n", "2025-09-01T10:00", "no-at-sign", "a@", "Green\n"]
 
@@ -58,3 +66,77 @@ def test_answers_the_fast_check_cannot_read_are_decided_by_jsonschema():
     assert not passes_fast_check(text, {"meeting_date": date(2025, 10, 1)})  # a date object, not JSON
     assert field_errors(text, {"meeting_date": date(2025, 10, 1)}) == {"meeting_date": "Meeting date: must be a string"}
     assert field_errors(text, {"meeting_date": "2025-10-01"}) == {}
+
+
+def form_with(spec: dict, name: str = "code") -> str:
+    return json.dumps({"type": "object", "properties": {name: {"type": "string", **spec}}})
+
+
+def test_a_pattern_that_backtracks_catastrophically_is_answered_at_once_with_a_field_error():
+    # Python's re takes hours on these; a separate process, so that a regression fails instead of hanging
+    script = f"""if True:
+        import json
+        from engine.forms import field_errors
+        print(json.dumps([
+            field_errors({form_with({"pattern": "^(a+)+$", "title": "Code", "errorMessage": "letters a only"})!r},
+                         {{"code": "a" * 35 + "!"}}),
+            field_errors({form_with({"pattern": "^(a+)+$", "title": "Code"})!r}, {{"code": "a" * 5000 + "!"}}),
+            # look-around, which deployment now refuses: only in a form deployed before; fancy-regex gives up
+            field_errors({form_with({"pattern": "^((a|aa)+)(?!x)$", "title": "Code"})!r}, {{"code": "a" * 60 + "!"}}),
+        ]))
+        """
+    try:
+        done = subprocess.run([sys.executable, "-c", script], cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)},
+                              capture_output=True, text=True, timeout=10)
+    except subprocess.TimeoutExpired:
+        pytest.fail("matching a pattern backtracked: the answer was not checked within 10 seconds")
+    assert done.returncode == 0, done.stderr
+    refused, long_one, look_around = json.loads(done.stdout)
+    assert refused == {"code": "Code: letters a only"}
+    assert long_one["code"].startswith("Code: 'aaaa") and long_one["code"].endswith("does not match '^(a+)+$'")
+    assert list(look_around) == ["code"]
+
+
+def test_patterns_still_match_what_they_should():
+    text = form_with({"pattern": "^([01][0-9]|2[0-3]):[0-5][0-9]$", "title": "Time", "errorMessage": "like 09:30"})
+    assert field_errors(text, {"code": "14:30"}) == {}
+    assert field_errors(text, {"code": "24:00"}) == {"code": "Time: like 09:30"}
+    assert field_errors(text, {"code": "14:30\n"}) == {"code": "Time: like 09:30"}  # $ is the end, as in ECMA-262
+    assert _validator(form_with({"pattern": "^[A-Z]{2}\\u00e9$"})).is_valid({"code": "AB\u00e9"})  # \\uXXXX escapes
+    keyed = json.dumps({"type": "object", "patternProperties": {"^n_(a+)+$": {"type": "integer"}}})
+    assert list(field_errors(keyed, {"n_" + "a" * 40: "x"})) == ["n_" + "a" * 40]
+    assert _validator(keyed).is_valid({"n_" + "a" * 40 + "!": "x"})
+
+
+@pytest.mark.parametrize("pattern", ["^\\s$", "^\\S+$", "^[\\s\\d]+$", "^[^\\s]+$", "^\\w+$", "^\\d+$", "^.$", "^a$"])
+def test_the_fast_check_never_passes_what_re2_refuses(pattern):
+    """Both read \\s as ECMA-262 does (any Unicode space), \\d and \\w as ASCII; RE2's . also takes \\r."""
+    text = form_with({"pattern": pattern})
+    values = ["a", "1", " ", "\u00a0", "\u2003", "\ufeff", "\u0085", "\t", "\n", "a\n", "\u0661", "\u00e9",
+              "\U0001f600", "\r"]
+    passed = [value for value in values if passes_fast_check(text, {"code": value})]
+    assert passed, "the fast check passes some answers"
+    assert [value for value in passed if not _validator(text).is_valid({"code": value})] == []
+
+
+def test_a_form_pattern_with_a_backreference_or_look_around_is_refused_at_deploy():
+    schema = {"type": "object", "$defs": {"ref": {"type": "string", "pattern": "^(?=[A-Z])\\w+$"}}, "properties": {
+        "children": {"type": "array", "items": {"type": "object", "properties": {
+            "upn": {"type": "string", "pattern": "^([A-Z])\\1[0-9]+$", "title": "UPN"},
+            "ok": {"type": "string", "pattern": "^(a+)+$"}}}},
+        "notes": {"type": "object", "patternProperties": {"^(?!_)": {"type": "string"}}}}}
+    errors = check_form("forms/children.schema.json", json.dumps(schema))
+    assert {(e.file, e.element_id) for e in errors} == {
+        ("forms/children.schema.json", "properties/children/items/properties/upn/pattern"),
+        ("forms/children.schema.json", "properties/notes/patternProperties/^(?!_)"),
+        ("forms/children.schema.json", "$defs/ref/pattern")}
+    upn = next(e for e in errors if "upn" in e.element_id)
+    assert upn.message == ('pattern "^([A-Z])\\1[0-9]+$" uses a backreference or look-around, which this service '
+                           "does not accept: it could take exponential time")
+    assert check_form("forms/c.schema.json", form_with({"pattern": "^a{1,1001}$"}))[0].message.startswith(
+        'pattern "^a{1,1001}$" is not one this service can check safely')
+
+
+@pytest.mark.parametrize("form", FORMS, ids=lambda path: path.name.removesuffix(".schema.json"))
+def test_every_shipped_form_passes_the_deploy_checks(form):
+    assert check_form(f"forms/{form.name}", form.read_text(encoding="utf-8")) == []
