@@ -6,6 +6,7 @@ sent and notifications wait on the web app's Notifications page, so none is lost
 
 from __future__ import annotations
 
+import logging
 import os
 import smtplib
 from collections.abc import Mapping
@@ -14,6 +15,13 @@ from email.message import EmailMessage
 from sqlalchemy import select
 
 from .models import Notification, User, UserRole
+
+log = logging.getLogger(__name__)
+
+
+def one_line(text: str, limit: int = 300) -> str:
+    """Text fit for an e-mail header: control characters and line breaks folded to single spaces."""
+    return " ".join("".join(c if c.isprintable() else " " for c in text or "").split())[:limit]
 
 
 def settings_from_env() -> dict:
@@ -58,11 +66,20 @@ def deliver_pending(settings: Mapping, sessions, now) -> int:
             for note in pending:
                 to = recipients(session, note)
                 if to:
-                    message = EmailMessage()
-                    message["From"], message["To"], message["Subject"] = settings["MAIL_FROM"], ", ".join(to), note.subject
-                    message.set_content(f"{note.body}\n\nSign in to see the task: {settings['BASE_URL']}/inbox\n")
-                    smtp.send_message(message)
+                    try:
+                        smtp.send_message(_message(settings, to, note))
+                    except (ValueError, smtplib.SMTPRecipientsRefused, smtplib.SMTPDataError) as exc:
+                        # this one message cannot go (a refused address, a message the server will not
+                        # take): it stays on the Notifications page, and the others still go
+                        log.warning("notification %s was not e-mailed: %s", note.id, exc)
                 note.sent_at = now()
                 session.commit()
                 sent += 1
     return sent
+
+
+def _message(settings: Mapping, to: list[str], note: Notification) -> EmailMessage:
+    message = EmailMessage()
+    message["From"], message["To"], message["Subject"] = settings["MAIL_FROM"], ", ".join(to), one_line(note.subject)
+    message.set_content(f"{note.body}\n\nSign in to see the task: {settings['BASE_URL']}/inbox\n")
+    return message

@@ -30,6 +30,7 @@ from . import calendar, clock, history, limits
 from .clock import FrozenClock, SystemClock, install_spiff_clock
 from .db import json_rows, pipelined
 from .forms import field_errors
+from .mail import one_line
 from .models import (
     CaseTeamMember,
     Child,
@@ -642,7 +643,7 @@ class Step:
                 continue
             self.rows[Notification].append(dict(
                 user_id=member, role_key=None if member else role.key, child_id=child_id, task_id=None,
-                kind=properties.get("notifyKind", "notice"), subject=subject[:300], body=body,
+                kind=properties.get("notifyKind", "notice"), subject=one_line(subject), body=body,
                 created_at=self.engine.now(), sent_at=None))
             sent_to.append(role.key)
         self.log("notified", element=task.task_spec.bpmn_id, roles=sent_to, nobody_in=unheld, subject=subject)

@@ -295,6 +295,15 @@ def test_a_childs_page_shows_the_current_pep_who_holds_each_step_and_earlier_pep
     assert "10 March 2026" in html and "next-meeting.ics" in html
 
 
+def test_a_meeting_venue_typed_as_markup_is_shown_as_text_on_the_childs_page(deployed_app, browser, engine, council):
+    start_review(engine, council)
+    venue = '<script>alert("venue")</script><a href="https://evil.example">Room 1</a>'
+    complete(engine, council, only_task(council), "sw@demo.test", {**MEETING, "venue": venue})
+    html = browser("sw@demo.test").get("/children/C001").get_data(as_text=True)
+    assert "<script>alert" not in html and 'href="https://evil.example"' not in html
+    assert "&lt;script&gt;alert(&#34;venue&#34;)&lt;/script&gt;" in html and "next-meeting.ics" in html
+
+
 def test_every_look_at_a_childs_record_is_written_to_their_history(deployed_app, browser, engine, council):
     browser("sw@demo.test").get("/children/C001")
     with council() as s:
