@@ -253,8 +253,9 @@ class Engine:
     # ---- human tasks ----------------------------------------------------------------------
 
     def complete_task(self, session: Session, task_id: str, actor_email: str, data: dict,
-                      expected_version: int | None = None) -> Instance:
-        """Validate `data` against the task's form and complete it as `actor_email`."""
+                      expected_version: int | None = None, link_issued_by: str | None = None) -> Instance:
+        """Validate `data` against the task's form and complete it as `actor_email` (through a
+        single-use link that `link_issued_by` issued, when that is how it came)."""
         with self.instant():
             open_task, instance, user_id, known = self._task_for_actor(session, task_id, actor_email, lock=True)
             if expected_version is not None and instance.version != expected_version:
@@ -283,7 +284,8 @@ class Engine:
             step.log("task_completed", task_id=task_id, task=open_task.spec_id, name=open_task.name,
                      role=open_task.role_key, lane=open_task.lane, form=open_task.form, data=data,
                      due_at=open_task.due_at.isoformat() if open_task.due_at else None,
-                     late=bool(open_task.due_at and self.now() > open_task.due_at), user_id=user_id)
+                     late=bool(open_task.due_at and self.now() > open_task.due_at), user_id=user_id,
+                     **({"link_issued_by": link_issued_by} if link_issued_by else {}))
             step.completed(task)
             step.advance()
             step.save()

@@ -21,7 +21,7 @@ from .access import child_or_404, may_view_child, record_view, visible_children_
 from .context import db, engine, now, record_fault
 from .documents import meeting_ics, next_meeting, pep_pdf, pep_sections
 from .formschema import build_fields, error_summary, parse_submission
-from .links import link_allowed
+from .links import link_allowed, may_issue
 
 bp = Blueprint("cases", __name__)
 
@@ -59,7 +59,7 @@ def child(child_id):
         tasks=tasks, people=people, roles=roles, team=team, attachments=attachments, now=now(),
         age=academic_year_age(child.date_of_birth) if child.date_of_birth else None,
         meeting=next_meeting(db(), child_id), changes={} if read_only else _changes_offered(child_id, running),
-        linkable=set() if read_only else {t.id for t in tasks if link_allowed(t)},
+        linkable=set() if read_only else {t.id for t in tasks if link_allowed(t) and may_issue(t)},
     )
 
 

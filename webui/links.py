@@ -1,7 +1,10 @@
 """Single-use, expiring links that let a young person or carer give their part without an account.
 
-A professional who may see the child creates the link for an open task; the link acts for the person
-holding the task's role in the child's case team, works once, and is written to the child's history.
+The task's form opts in (`"x-single-use-link"`) and says who may issue its links: `true` means the
+child's Social Worker; `{"issued_by": ["Social Worker", "Designated Teacher"]}` names the roles. Only a
+person holding one of those roles for the child (in the case team, or a pooled role's holder) may
+create one. A link is bound to its task, acts for the person holding the task's role in the child's case
+team, works once, and is written to the child's history with who issued it.
 """
 
 from __future__ import annotations
@@ -37,6 +40,9 @@ def create(task_id):
         abort(404)
     if not link_allowed(task):
         abort(400, description=f"{task.name} cannot be done through a link: its form does not allow it.")
+    if not may_issue(task):
+        roles = " or ".join(link_issuers(task))
+        abort(403, description=f"Only the child's {roles} can send a link for {task.name}.")
     member = db().get(CaseTeamMember, (task.child_id, task.role_key))
     if member is None:
         abort(400, description=f"Nobody is recorded as the child's {task.lane}, so there is nobody to send a link for.")
@@ -54,12 +60,39 @@ def create(task_id):
 
 
 def link_allowed(task: OpenTask) -> bool:
-    """Whether the task's form opts in to single-use links (`"x-single-use-link": true`)."""
+    """Whether the task's form opts in to single-use links (`"x-single-use-link"`)."""
+    return bool(link_issuers(task))
+
+
+def link_issuers(task: OpenTask) -> tuple[str, ...]:
+    """The roles that may issue the task's links, as its form says (none: no links)."""
     if not task.form:
-        return False
+        return ()
     instance = db().get(Instance, task.instance_id)
     form = instance.definition.deployment.file(f"forms/{task.form}")
-    return bool(form and json.loads(form.content).get("x-single-use-link"))
+    setting = json.loads(form.content).get("x-single-use-link") if form else None
+    if setting is True:
+        return ("Social Worker",)
+    if isinstance(setting, dict):
+        setting = setting.get("issued_by")
+    if isinstance(setting, list):
+        return tuple(str(role) for role in setting)
+    return ()
+
+
+def may_issue(task: OpenTask) -> bool:
+    """Whether the signed-in person holds, for this child, a role that may issue the task's links."""
+    directory = engine().roles(db())
+    for name in link_issuers(task):
+        role = directory.resolve(name)
+        if role is None:
+            continue
+        member = db().get(CaseTeamMember, (task.child_id, role.key))
+        if member is not None and member.user_id == current_user.id:
+            return True
+        if member is None and role.pooled and role.key in current_user.roles:
+            return True
+    return False
 
 
 def _valid_link(token: str) -> tuple[TaskLink, OpenTask]:
@@ -80,7 +113,7 @@ def use(token):
     form = engine().task_form(db(), task.id, acting.email)
     data = parse_submission(task_schema(form), request.form)
     try:
-        engine().complete_task(db(), task.id, acting.email, data)
+        engine().complete_task(db(), task.id, acting.email, data, link_issued_by=link.created_by)
     except FormInvalid as exc:
         db().rollback()
         return _form_page(task, acting, data, exc.errors)

@@ -198,7 +198,9 @@ class _Context:
                 return f"{role} set to {self.name(data.get('to'))}"
             return f"Reassigned {role} from {self.name(data.get('from'))} to {self.name(data.get('to'))}"
         simple = {
-            "task_completed": f"Completed “{task}”",
+            "task_completed": f"Completed “{task}”" + (f", submitted through a single-use link issued by "
+                                                        f"{self.name(data['link_issued_by'])}"
+                                                        if data.get("link_issued_by") else ""),
             "task_withdrawn": f"“{task}” withdrawn: the process moved on without it",
             "task_claimed": f"Claimed “{task}” from the pool",
             "task_released": f"Gave “{task}” back to the pool",

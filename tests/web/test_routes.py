@@ -5,12 +5,13 @@ from __future__ import annotations
 import json
 import re
 
+import pytest
 from sqlalchemy import select
 
 from engine import clock as clocks
 from engine.deploy import deploy_changes, latest_bundle
 from engine.history import events
-from engine.models import Attachment, Instance, Notification, OpenTask, TaskDraft, User
+from engine.models import Attachment, Instance, Notification, OpenTask, TaskDraft, TaskLink, User
 
 from ..test_runtime import MEETING, PEP, complete, only_task, start_review
 from .conftest import PASSWORD, csrf_token
@@ -358,6 +359,23 @@ def test_a_young_person_gives_their_views_through_a_single_use_link(deployed_app
     with council() as s:
         completed = [e for e in events(s, "C001") if e.kind == "task_completed"][-1]
     assert completed.actor == "yp@demo.test" and completed.data["data"]["attend_meeting"] is True
+    assert completed.data["link_issued_by"] == "sw@demo.test"
+    audit = browser("admin@demo.test").get("/audit/children/C001").get_data(as_text=True)
+    assert "submitted through a single-use link issued by Sam Social-Worker" in audit
+
+
+@pytest.mark.parametrize("email", ["admin@demo.test", "ea@demo.test", "dt@demo.test"])
+def test_only_the_childs_social_worker_may_issue_a_link_to_answer_as_the_young_person(
+        deployed_app, browser, engine, council, email):
+    with council.begin() as s:
+        engine.start(s, "test_views", "C001")
+    task = only_task(council)
+    person = browser(email)
+    assert "Create a single-use link" not in person.get("/children/C001").get_data(as_text=True)
+    refused = person.post(f"/tasks/{task.id}/link", page_url="/children/C001")
+    assert refused.status_code == 403 and "/l/" not in refused.get_data(as_text=True)
+    with council() as s:
+        assert s.scalars(select(TaskLink)).all() == []
 
 
 def test_an_expired_link_does_not_work(deployed_app, browser, engine, council, app, clock):
