@@ -334,10 +334,14 @@ def _check_lanes(path, process, roles) -> list[DeployError]:
         if lane.find("bpmn:childLaneSet", NS) is not None:
             continue
         name = (lane.get("name") or "").strip()
-        if roles.resolve(name) is None:
+        role = roles.resolve(name)
+        if role is None:
             known = ", ".join(roles.labels())
             shown = f'"{name}"' if name else "(no name)"
             errors.append(DeployError(path, lane.get("id"), f"lane {shown} is not a known role (known: {known})", lane.sourceline))
+        elif not role.casework:
+            errors.append(DeployError(path, lane.get("id"), f'lane "{name}": the {role.label} sees no child\'s record, so '
+                                      "cannot be given a child's work", lane.sourceline))
         in_lane |= {(ref.text or "").strip() for ref in lane.iterfind("bpmn:flowNodeRef", NS)}
     for tag in HUMAN_TASKS:
         for task in process.iterfind(f".//bpmn:{tag}", NS):
@@ -375,8 +379,12 @@ def _check_notifications(path, process, roles) -> list[DeployError]:
         if not names:
             errors.append(DeployError(path, owner, "notify names no role", prop.sourceline))
         for name in names:
-            if roles.resolve(name) is None:
+            role = roles.resolve(name)
+            if role is None:
                 errors.append(DeployError(path, owner, f'notify: "{name}" is not a known role', prop.sourceline))
+            elif not role.casework:
+                errors.append(DeployError(path, owner, f'notify: the {role.label} sees no child\'s record, so cannot be '
+                                          "told of a child's PEP", prop.sourceline))
         properties = prop.getparent()
         if properties.find(f"spiffworkflow:property[@name='{NOTIFY_SUBJECT_PROPERTY}']", NS) is None:
             errors.append(DeployError(path, owner, f"notify needs a {NOTIFY_SUBJECT_PROPERTY} property", prop.sourceline))

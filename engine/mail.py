@@ -14,7 +14,7 @@ from email.message import EmailMessage
 
 from sqlalchemy import select
 
-from .models import Notification, User, UserRole
+from .models import CaseTeamMember, Notification, Role, User, UserRole
 
 log = logging.getLogger(__name__)
 
@@ -38,14 +38,17 @@ def settings_from_env() -> dict:
 
 
 def recipients(session, note: Notification) -> list[str]:
-    """E-mail addresses a notification goes to: its person, or everyone holding its role."""
+    """E-mail addresses a notification goes to: its person, or everyone holding its role; only people
+    who may see its child now (in the child's case team, or holding a role that sees every child)."""
+    sees_all = select(UserRole.user_id).join(Role, Role.key == UserRole.role_key).where(Role.sees_all_children)
+    in_team = select(CaseTeamMember.user_id).where(CaseTeamMember.child_id == note.child_id)
+    query = select(User.email).where(User.active)
+    if note.child_id is not None:
+        query = query.where(User.id.in_(sees_all) | User.id.in_(in_team))
     if note.user_id is not None:
-        user = session.get(User, note.user_id)
-        return [user.email] if user and user.active else []
-    return list(session.scalars(
-        select(User.email).join(UserRole, UserRole.user_id == User.id)
-        .where(UserRole.role_key == note.role_key, User.active)
-    ))
+        return list(session.scalars(query.where(User.id == note.user_id)))
+    return list(session.scalars(query.join(UserRole, UserRole.user_id == User.id)
+                                .where(UserRole.role_key == note.role_key)))
 
 
 def deliver_pending(settings: Mapping, sessions, now) -> int:

@@ -19,6 +19,14 @@ class RoleInfo:
     key: str
     label: str
     pooled: bool
+    sees_all_children: bool = False
+
+    @property
+    def casework(self) -> bool:
+        """Whether holders of the role may be given a child's work or news: they are in a child's case
+        team (a role that is not pooled) or see every child. A pooled role that sees no child (process
+        owner, auditor) may not: they never see a child's data through a task or a notification."""
+        return self.sees_all_children or not self.pooled
 
 
 class RoleDirectory:
@@ -27,7 +35,7 @@ class RoleDirectory:
     def __init__(self, roles: list[Role]):
         self._by_name: dict[str, RoleInfo] = {}
         for role in roles:
-            info = RoleInfo(role.key, role.label, role.pooled)
+            info = RoleInfo(role.key, role.label, role.pooled, role.sees_all_children)
             for name in [role.key, role.label, *role.aliases]:
                 self._by_name[_norm(name)] = info
 

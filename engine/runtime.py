@@ -639,6 +639,9 @@ class Step:
             role = self.role(name)
             if role is None:
                 raise EngineError(f'{task.task_spec.bpmn_id} notifies "{name}", which is not a known role')
+            if not role.casework:  # an older version's notice to a role that sees no child: nobody is told
+                unheld.append(role.key)
+                continue
             member = self.team().get(role.key)
             if member is None and not role.pooled:
                 unheld.append(role.key)  # nobody holds it for this child; never broadcast to every holder
@@ -746,7 +749,8 @@ class Step:
             raise EngineError(f'lane "{spec.lane}" of {spec.bpmn_id} is not a known role')
         assignee = self.team().get(role.key)
         properties = spec.extensions.get("properties", {})
-        name, due_at, pooled = spec.bpmn_name or spec.bpmn_id, self._due_at(task), assignee is None and role.pooled
+        pooled = assignee is None and role.pooled and role.casework  # never a pool that sees no child
+        name, due_at = spec.bpmn_name or spec.bpmn_id, self._due_at(task)
         self.rows[OpenTask].append(dict(
             id=task_id, instance_id=instance.id, child_id=instance.child_id, spec_id=spec.bpmn_id, name=name,
             lane=spec.lane, role_key=role.key, form=properties.get("formJsonSchemaFilename"), assignee_id=assignee,

@@ -7,8 +7,9 @@ from flask import Blueprint, render_template
 from flask_login import current_user, login_required
 from sqlalchemy import or_, select
 
-from engine.models import Notification, User
+from engine.models import Child, Notification, User
 
+from .access import visible_children_filter
 from .context import db
 
 bp = Blueprint("outbox", __name__)
@@ -20,8 +21,9 @@ def index():
     mine = or_(Notification.user_id == current_user.id,
                Notification.role_key.in_(current_user.roles or {""}) & Notification.user_id.is_(None))
     query = select(Notification).order_by(Notification.created_at.desc()).limit(200)
-    if not current_user.is_admin:
-        query = query.where(mine)
+    if not current_user.is_admin:  # only their own, and only about children they may see (now)
+        seen = select(Child.id).where(visible_children_filter(current_user))
+        query = query.where(mine, Notification.child_id.is_(None) | Notification.child_id.in_(seen))
     notes = db().scalars(query).all()
     names = dict(db().execute(select(User.id, User.name)).all())
     return render_template("outbox/index.html", notes=notes, names=names, everyone=current_user.is_admin)

@@ -154,9 +154,9 @@ def migrate(process_id: str):
                 refused.append(str(exc))
             else:
                 db().commit()
-                moved.append(instance.child_id)
+                moved.append(str(instance.id))  # a process owner sees PEPs by number, never a child's case number
         if moved:
-            flash(f"Moved {len(moved)} PEP(s) to version {newest.deployment.version}: case "
+            flash(f"Moved {len(moved)} PEP(s) to version {newest.deployment.version}: PEP "
                   + ", ".join(moved) + ".", "success")
         for message in refused:
             flash(message, "error")

@@ -153,7 +153,8 @@ def test_safe_peps_move_and_unsafe_ones_stay_with_the_reason(deployed_app, counc
 
     moved = owner.post("/processes/test_review/migrate", {}, page_url="/processes/test_review/migrate",
                        follow_redirects=True).get_data(as_text=True)
-    assert "Moved 1 PEP(s) to version 2: case C002" in moved
+    assert f"Moved 1 PEP(s) to version 2: PEP {waiting_to_arrange}." in moved
+    assert "C001" not in page + moved and "C002" not in page + moved  # a process owner sees no case number
     assert (version_of(council, waiting_to_arrange), version_of(council, at_the_pep)) == (2, 1)
 
 
