@@ -417,19 +417,22 @@ def children_add(obj: Context, child_id, name, dob, school):
 @children.command("team")
 @click.argument("child_id")
 @click.argument("assignments", nargs=-1, required=True)
+@click.option("--as", "actor", default="cli", help="Who makes the change (written to the child's history).")
 @click.pass_obj
 @fails_cleanly
-def children_team(obj: Context, child_id, assignments):
-    """Set case-team members: ROLE=EMAIL ... (e.g. "Social Worker=sw@council.test")."""
+def children_team(obj: Context, child_id, assignments, actor):
+    """Set case-team members: ROLE=EMAIL ... (e.g. "Social Worker=sw@council.test"; "Carer=" for nobody).
+    Open tasks move to the new holder, and each change is written to the child's history."""
     team = {}
     for item in assignments:
         role, sep, email = item.partition("=")
         if not sep:
             raise PeopleError(f'"{item}" should be ROLE=EMAIL')
-        team[role.strip()] = email.strip()
+        team[role.strip()] = email.strip() or None
     with obj.sessions.begin() as session:
-        set_case_team(session, child_id, team)
-    click.echo(f"case team of {child_id} updated")
+        changes = set_case_team(session, child_id, team, actor=actor)
+    moved = sum(len(change["tasks"]) for change in changes)
+    click.echo(f"case team of {child_id} updated ({len(changes)} change(s), {moved} open task(s) moved)")
 
 
 @main.command()

@@ -7,9 +7,12 @@ from datetime import date
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from . import clock
-from .models import CaseTeamMember, Child, User, UserRole
+from . import clock, history
+from .models import CaseTeamMember, Child, OpenTask, User, UserRole
 from .roles import RoleDirectory
+
+SYSTEM = "system"
+READ_ONLY_ROLES = frozenset({"auditor"})  # accounts that see only what they are granted, and change nothing
 
 
 class PeopleError(ValueError):
@@ -45,22 +48,75 @@ def add_child(session: Session, child_id: str, name: str, date_of_birth: date | 
     return child
 
 
-def set_case_team(session: Session, child_id: str, team: dict[str, str]) -> None:
-    """Set who holds each role for a child: {role name: user email}."""
+def set_case_team(session: Session, child_id: str, team: dict[str, str | None], actor: str = SYSTEM) -> list[dict]:
+    """Set who holds each role for a child: {role name: user email, or None for nobody}. Each change is
+    written to the child's history, and the open tasks the previous holder had for that role go to the
+    new holder (or back to the role's pool, or to nobody). Returns the changes made."""
     if session.get(Child, child_id) is None:
         raise PeopleError(f"no child {child_id}")
     directory = RoleDirectory.load(session)
+    changes = []
     for role, email in team.items():
-        user = find_user(session, email)
-        if user is None:
-            raise PeopleError(f"no user {email}")
         key = _role_key(directory, role)
+        info = directory.resolve(role)
+        if not info.casework:
+            raise PeopleError(f"the {info.label} sees no child's record, so cannot be in a case team")
+        user = None
+        if email:
+            user = find_user(session, email)
+            if user is None:
+                raise PeopleError(f"no user {email}")
+            if READ_ONLY_ROLES & set(user.role_keys):
+                raise PeopleError(f"{user.email} is an auditor: auditors see a child only through a grant, "
+                                  "not as part of a case team")
         member = session.get(CaseTeamMember, (child_id, key))
+        before = member.user_id if member else None
+        after = user.id if user else None
+        if before == after:
+            continue
         if member is None:
-            session.add(CaseTeamMember(child_id=child_id, role_key=key, user_id=user.id))
+            session.add(CaseTeamMember(child_id=child_id, role_key=key, user_id=after))
+        elif after is None:
+            session.delete(member)
         else:
-            member.user_id = user.id
+            member.user_id = after
+        moved = _move_open_tasks(session, child_id, key, before, after, info.pooled)
+        changes.append({"role": key, "from": _email(session, before), "to": user.email if user else None,
+                        "tasks": moved})
     session.flush()
+    if changes:
+        history.append(session, child_id, [{"kind": "case_team_changed", "actor": actor, "data": change}
+                                           for change in changes], clock.now())
+    return changes
+
+
+def _move_open_tasks(session, child_id, role_key, before, after, pooled) -> list[str]:
+    """Give the open tasks the previous holder had for the role to the new holder (or the pool)."""
+    if before is None:
+        tasks = session.scalars(select(OpenTask).where(OpenTask.child_id == child_id, OpenTask.role_key == role_key,
+                                                       OpenTask.assignee_id.is_(None), OpenTask.pooled.is_(False)))
+    else:
+        tasks = session.scalars(select(OpenTask).where(OpenTask.child_id == child_id, OpenTask.role_key == role_key,
+                                                       OpenTask.assignee_id == before))
+    moved = []
+    for task in tasks:
+        task.assignee_id, task.pooled = after, after is None and pooled
+        moved.append(task.id)
+    return moved
+
+
+def _email(session, user_id: int | None) -> str | None:
+    return session.get(User, user_id).email if user_id is not None else None
+
+
+def holds_role_for(session: Session, user: User, child_id: str, role_names) -> bool:
+    """Whether the user holds one of the named roles for the child: in the case team, or council-wide."""
+    directory = RoleDirectory.load(session)
+    keys = {info.key for info in map(directory.resolve, role_names) if info is not None}
+    if keys & set(user.role_keys):
+        return True
+    return session.scalar(select(func.count()).select_from(CaseTeamMember).where(
+        CaseTeamMember.child_id == child_id, CaseTeamMember.user_id == user.id, CaseTeamMember.role_key.in_(keys))) > 0
 
 
 def case_team(session: Session, child_id: str) -> dict[str, User]:

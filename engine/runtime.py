@@ -43,6 +43,7 @@ from .models import (
     User,
     UserRole,
 )
+from .people import holds_role_for
 from .roles import RoleDirectory
 from .scripting import ScriptError, make_script_engine, render_instructions
 from .serializer import Serializer, state_digest
@@ -371,10 +372,24 @@ class Engine:
 
     def send_message(self, session: Session, name: str, child_id: str, data: dict | None = None,
                      actor: str = SYSTEM) -> list[Instance]:
-        """Deliver a message to every instance of this child that is waiting for it."""
+        """Deliver a message to every instance of this child that is waiting for it. A person (an e-mail
+        address) may send it only when they hold one of the roles its form names (`x-sent-by`)."""
         with self.instant():
             _child(session, child_id)
+            if "@" in actor:
+                self._check_sender(session, name, child_id, actor)
             return self._deliver(session, name, child_id, data or {}, actor, exclude=None)
+
+    def _check_sender(self, session: Session, name: str, child_id: str, actor: str) -> None:
+        """Refuse a person who holds none of the roles that the message's form says may send it."""
+        newest = session.scalar(select(Deployment).order_by(Deployment.version.desc()).limit(1))
+        form = newest.file(f"forms/message_{name}.schema.json") if newest else None
+        senders = json.loads(form.content).get("x-sent-by") if form else None
+        if not senders:
+            return
+        user = session.scalar(select(User).where(User.email == actor.strip().lower(), User.active))
+        if user is None or not holds_role_for(session, user, child_id, senders):
+            raise NotAllowed(f"only the child's {', '.join(senders)} may report this")
 
     def cancel(self, session: Session, instance_id: int, actor: str, reason: str = "") -> Instance:
         """Stop a running instance; its open tasks and timers go with it."""

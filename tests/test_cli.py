@@ -207,7 +207,7 @@ def test_a_social_worker_runs_a_termly_review_from_the_command_line(pep):
     assert ok(pep("children", "add", "C001", "--name", "Alex Example", "--dob", "2014-05-01",
                   "--school", "Oak Primary")) == "added child C001\n"
     assert ok(pep("children", "team", "C001", f"Social Worker={SW}", f"Designated Teacher={DT}")) \
-        == "case team of C001 updated\n"
+        == "case team of C001 updated (2 change(s), 0 open task(s) moved)\n"
 
     first = ok(pep("deploy", str(BASIC_BUNDLE), "--as", "owner@council.test", "--note", "first cut"))
     assert re.fullmatch(r"deployed version 1 \([0-9a-f]{12}\): .*\n", first), first
@@ -232,21 +232,22 @@ def test_a_social_worker_runs_a_termly_review_from_the_command_line(pep):
     assert task_lines(ok(pep("tasks", "--child", "C001"))) == [complete_pep]
     assert ok(pep("tasks", "--user", EA)) == "no open tasks\n"
 
-    history = ok(pep("history", "C001")).splitlines()
+    team_changes, history = ok(pep("history", "C001")).splitlines()[:2], ok(pep("history", "C001")).splitlines()[2:]
+    assert [line.split()[3:5] for line in team_changes] == [["case_team_changed", "cli"]] * 2  # who set the team
     kinds = [line.split()[3] for line in history]
     assert kinds == ["instance_started", "task_ready", "task_completed", "task_ready"], history
-    assert history[0].startswith("#1    2026-03-02 09:00  instance_started")
+    assert history[0].startswith("#3    2026-03-02 09:00  instance_started")
     assert history[2].split()[4:] == [SW, "Arrange", "the", "PEP", "meeting"]
     assert history[3].endswith("Complete the PEP")
 
-    assert ok(pep("history", "C001", "--verify")) == f"history of C001 verified: {len(history)} events, chain intact\n"
+    assert ok(pep("history", "C001", "--verify")) == f"history of C001 verified: {len(history) + 2} events, chain intact\n"
 
 
 def test_verify_re_executes_every_childs_history_and_fails_on_a_forged_answer(review, deployed, database_url):
     pep = deployed
     ok(pep("complete", review, "--as", SW, "--data", json.dumps(MEETING)))
     verified = ok(pep("verify")).splitlines()
-    assert verified[0] == "C001: ok, 4 events, 2 steps re-executed"
+    assert verified[0] == "C001: ok, 6 events, 2 steps re-executed"  # the case team set, then the review
     assert verified[-1] == "1 child verified: every step re-executed to the stored state, every chain intact"
 
     db = make_db(database_url)
@@ -260,7 +261,7 @@ def test_verify_re_executes_every_childs_history_and_fails_on_a_forged_answer(re
     assert result.exit_code == 1
     assert result.stderr.splitlines() == [
         "C001: FAILED",
-        "  event #3 (task_completed Arrange the PEP meeting, instance 1): re-executing it does not give the state that was stored",
+        "  event #5 (task_completed Arrange the PEP meeting, instance 1): re-executing it does not give the state that was stored",
         "  instance 1: its stored state is not the state its history leads to",
         "error: 1 of 1 child failed verification",
     ]

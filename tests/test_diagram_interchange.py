@@ -127,7 +127,8 @@ def is_subsequence(old: str, new: str) -> bool:
 
 def role_directory() -> RoleDirectory:
     entries = yaml.safe_load(DEFAULT_ROLES_FILE.read_text())["roles"]
-    return RoleDirectory([Role(key=e["key"], label=e["label"], pooled=bool(e.get("pooled")), aliases=e.get("aliases") or [])
+    return RoleDirectory([Role(key=e["key"], label=e["label"], pooled=bool(e.get("pooled")),
+                               sees_all_children=bool(e.get("sees_all_children")), aliases=e.get("aliases") or [])
                           for e in entries])
 
 

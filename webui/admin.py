@@ -10,9 +10,8 @@ from flask import Blueprint, abort, flash, redirect, render_template, request, u
 from flask_login import current_user, login_required
 from sqlalchemy import select
 
-from engine import history
 from engine.models import AccessGrant, Child, Role, User, UserRole
-from engine.people import PeopleError, add_child, add_user, case_team, set_case_team
+from engine.people import READ_ONLY_ROLES, PeopleError, add_child, add_user, case_team, set_case_team
 
 from . import grants
 from .access import child_or_404
@@ -117,31 +116,21 @@ def team(child_id):
     roles = db().scalars(select(Role).order_by(Role.label)).all()
     error = None
     if request.method == "POST":
-        chosen = {role.label: request.form.get(role.key) for role in roles if request.form.get(role.key)}
-        before = {key: user.email for key, user in case_team(db(), child_id).items()}
+        chosen = {role.label: request.form.get(role.key) or None for role in roles if role.key in request.form}
         try:
-            set_case_team(db(), child_id, chosen)
+            set_case_team(db(), child_id, chosen, actor=current_user.email)
         except PeopleError as exc:
             db().rollback()
             error = str(exc)
         else:
-            _log_team_changes(child_id, before)
             db().commit()
             flash(f"Case team for {child.name} saved.", "success")
             return redirect(url_for("cases.child", child_id=child_id))
     db().commit()
     people = db().scalars(select(User).where(User.active).order_by(User.name)).all()
+    people = [p for p in people if not READ_ONLY_ROLES & set(p.role_keys)]  # auditors see children by grant only
     return render_template("admin/team.html", child=child, roles=roles, people=people, error=error,
                            team={k: u.email for k, u in case_team(db(), child_id).items()}), 422 if error else 200
-
-
-def _log_team_changes(child_id: str, before: dict[str, str]) -> None:
-    """Write each role that changed hands to the child's history (auditors see every reassignment)."""
-    after = {key: user.email for key, user in case_team(db(), child_id).items()}
-    changes = [{"kind": "case_team_changed", "actor": current_user.email,
-                "data": {"role": key, "from": before.get(key), "to": after[key]}}
-               for key in sorted(after) if before.get(key) != after[key]]
-    history.append(db(), child_id, changes, now())
 
 
 @bp.route("/grants", methods=["GET", "POST"])
