@@ -13,10 +13,10 @@ from SpiffWorkflow.util.task import TaskState
 from sqlalchemy import select
 
 from engine import clock as clocks
-from engine import depth
+from engine import depth, migration
 from engine.deploy import TOO_DEEP, Bundle, DeploymentRejected, _parse_xml, deploy
 from engine.history import events
-from engine.models import Instance, OpenTask
+from engine.models import Instance, OpenTask, ProcessDefinition
 from engine.serializer import Serializer, state_digest
 
 from .conftest import BASIC_BUNDLE, ROOT
@@ -189,6 +189,22 @@ def test_an_interrupting_timer_takes_a_long_process_down_its_other_path(council,
     with council.begin() as s:
         instance = engine.complete_task(s, open_tasks(council)[0].id, "sw@demo.test", {})
     assert instance.status == "completed"
+
+
+def test_moving_a_long_process_to_a_new_version_is_refused_plainly(council, engine, clock):
+    """SpiffWorkflow compares two versions one nested call per element: the move is refused, with why."""
+    diagram = Diagram("long_versions")
+    first = diagram.then(diagram.add("startEvent", "begin"), "user", id_="first_step")
+    diagram.then(diagram.chain(first, "script", 1500), "endEvent", id_="finish")
+    deploy_diagram(council, clock, diagram)
+    instance_id = start(engine, council, "long_versions")
+    diagram.nodes[-2] = diagram.nodes[-2].replace("count + 1", "count + 2")
+    newest = deploy_diagram(council, clock, diagram)
+    with council() as s:
+        [check] = migration.candidates(engine, s, s.get(ProcessDefinition, newest.definitions[0].id))
+        assert check.instance.id == instance_id and not check.safe
+        assert check.reasons == ['"long_versions" is too long for its versions to be compared '
+                                 "(SpiffWorkflow follows it one nested call per element)"]
 
 
 # ---- deploy ---------------------------------------------------------------------------------------
