@@ -20,11 +20,11 @@ from lxml import etree
 from SpiffWorkflow.bpmn.parser.ValidationException import ValidationException
 from SpiffWorkflow.bpmn.specs.event_definitions.message import MessageEventDefinition
 from SpiffWorkflow.exceptions import SpiffWorkflowException
-from SpiffWorkflow.spiff.parser import VALIDATOR, SpiffBpmnParser
+from SpiffWorkflow.spiff.parser import VALIDATOR
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from . import clock
+from . import clock, depth
 from .forms import pattern_problems
 from .models import Deployment, DeploymentFile, ProcessDefinition
 from .roles import RoleDirectory
@@ -121,7 +121,7 @@ def validate_bundle(bundle: Bundle, roles: RoleDirectory) -> ParsedBundle:
     errors: list[DeployError] = []
     for path in bundle.form_files():
         errors += check_form(path, bundle.files[path]) or _shadowing(path, bundle.files[path])
-    parser = SpiffBpmnParser(validator=VALIDATOR)
+    parser = depth.Parser(validator=VALIDATOR)
     trees: dict[str, etree._ElementTree] = {}
     owners: dict[str, str] = {}  # process id → file
     for path in bundle.bpmn_files():
@@ -149,8 +149,11 @@ def validate_bundle(bundle: Bundle, roles: RoleDirectory) -> ParsedBundle:
         try:
             spec = parser.get_spec(process_id)
             subprocess_specs = parser.get_subprocess_specs(process_id)
+        except RecursionError:  # nothing known to recurse per element is left (engine.depth): say so plainly
+            errors.append(DeployError(path, process_id, TOO_DEEP))
+            continue
         except SpiffWorkflowException as exc:
-            errors.append(_from_validation(exc, path))
+            errors.append(_too_deep(exc, path) if isinstance(exc.__context__, RecursionError) else _from_validation(exc, path))
             continue
         specs[process_id] = (spec, subprocess_specs, path, spec.description or process_id)
     if errors:
@@ -295,6 +298,17 @@ def _parse_xml(path: str, content: str) -> tuple[etree._ElementTree | None, list
         return None, [DeployError(path, None, f"is not well-formed XML: {exc.msg}", exc.lineno)]
 
 
+TOO_DEEP = ("is nested too deeply for the process engine to read (it ran out of Python's recursion depth "
+            "here): move part of the process into a call activity")
+
+
+def _too_deep(exc: SpiffWorkflowException, path: str) -> DeployError:
+    """SpiffWorkflow's parser reports an element whose parsing ran out of recursion depth as a
+    validation error whose message is the RecursionError's repr: name the element, and say what it means."""
+    error = _from_validation(exc, path)
+    return DeployError(error.file, error.element_id, TOO_DEEP, error.line)
+
+
 def _from_validation(exc: SpiffWorkflowException, path: str) -> DeployError:
     message = str(exc.args[0]) if exc.args else str(exc)
     element = getattr(exc, "id", None) or getattr(exc, "task_spec_id", None) or None
@@ -325,7 +339,18 @@ def _check_document(path, tree, bundle, roles, process_files) -> list[DeployErro
         errors += _check_call_activities(path, process, process_files)
         errors += _check_notifications(path, process, roles)
     errors += _check_expressions(path, tree)
+    errors += _check_depth(path, tree)
     return errors
+
+
+def _check_depth(path, tree) -> list[DeployError]:
+    """What SpiffWorkflow still does one nested call per element (engine.depth): an inclusive gateway
+    that merges paths walks back through every element before it."""
+    return [DeployError(path, gateway, f"an inclusive gateway that merges paths may have at most "
+                        f"{depth.MAX_INCLUSIVE_ANCESTORS} elements before it, and this one has {before}: the engine "
+                        "checks them one nested call at a time. Move the earlier part of the process into a call "
+                        "activity, or merge with a parallel or exclusive gateway", line)
+            for gateway, before, line in depth.deep_joins(tree)]
 
 
 def _check_lanes(path, process, roles) -> list[DeployError]:

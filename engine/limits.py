@@ -48,7 +48,7 @@ class Limits:
     max_int_bits: int = 100_000  # about 30,000 digits
     max_built: int = 20_000_000  # characters and items one evaluation may build in all
     max_data: int = 1_000_000  # characters and items of the task data a script leaves
-    max_step_tasks: int = 20_000  # tasks one step may run without waiting for a person, timer or message
+    max_step_tasks: int = 5_000  # tasks one step may run without waiting for a person, timer or message
     min_cycle_seconds: int = 3600  # the shortest interval of a repeating (cycle) timer
     max_instances: int = 1_000  # instances of one multi-instance activity
 

@@ -120,7 +120,11 @@ def _diffs(engine: Engine, workflow: BpmnWorkflow, spec, subprocess_specs) -> li
     pairs += [(sub, subprocess_specs.get(sub.spec.name), sub.spec) for sub in workflow.subprocesses.values()]
     diffs = []
     for flow, new_spec, old_spec in pairs:
-        spec_diff = SpecDiff(registry, old_spec, new_spec) if new_spec is not None else None
+        try:
+            spec_diff = SpecDiff(registry, old_spec, new_spec) if new_spec is not None else None
+        except RecursionError as exc:  # SpecDiff follows the diagram one nested call per element (engine.depth)
+            raise MigrationRefused(f'"{flow.spec.name}" is too long for its versions to be compared '
+                                   "(SpiffWorkflow follows it one nested call per element)") from exc
         diffs.append((flow, spec_diff and WorkflowDiff(flow, spec_diff), spec_diff, new_spec))
     return diffs
 
@@ -128,7 +132,11 @@ def _diffs(engine: Engine, workflow: BpmnWorkflow, spec, subprocess_specs) -> li
 def _conflicts(engine: Engine, workflow: BpmnWorkflow, new_definition: ProcessDefinition) -> list[str]:
     """What the instance has done or holds that the new version removes or changes."""
     reasons = []
-    for flow, diff, spec_diff, _new_spec in _diffs(engine, workflow, *engine.spec(new_definition)):
+    try:
+        diffs = _diffs(engine, workflow, *engine.spec(new_definition))
+    except MigrationRefused as exc:
+        return [str(exc)]
+    for flow, diff, spec_diff, _new_spec in diffs:
         if diff is None:
             reasons.append(f'the sub-process "{flow.spec.name}" is running and the new version has no such sub-process')
         else:

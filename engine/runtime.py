@@ -26,7 +26,7 @@ from sqlalchemy.orm import Session, defer, joinedload, lazyload
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.orm.exc import StaleDataError
 
-from . import calendar, clock, history, limits
+from . import calendar, clock, depth, history, limits
 from .clock import FrozenClock, SystemClock, install_spiff_clock
 from .db import json_rows, pipelined
 from .forms import field_errors
@@ -173,6 +173,7 @@ class Engine:
 
     def __init__(self, clock_=None, spec_cache_size: int = 64):
         install_spiff_clock()
+        depth.install()  # task trees of any depth: long diagrams, long-running loops
         self.clock = clock_ or SystemClock()
         self.serializer = Serializer()
         self.script_engine = make_script_engine(calendar.EXPRESSION_FUNCTIONS)
@@ -629,7 +630,10 @@ class Step:
     def completed(self, task) -> None:
         """Note what a completed task means for history and notifications."""
         spec = task.task_spec
-        limits.task_run()
+        try:
+            limits.task_run()
+        except limits.LimitExceeded as exc:
+            raise self.failure(exc, spec.bpmn_id) from exc
         if spec.bpmn_id is None:
             return
         self.path.append(spec.bpmn_id)
