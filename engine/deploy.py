@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import defusedxml.ElementTree as SafeET
-from defusedxml import DefusedXmlException
+from defusedxml import DefusedXmlException, DTDForbidden, EntitiesForbidden, ExternalReferenceForbidden
 from jsonschema import Draft202012Validator, SchemaError
 from lxml import etree
 from SpiffWorkflow.bpmn.parser.ValidationException import ValidationException
@@ -40,6 +40,14 @@ NOTIFY_PROPERTY = "notify"
 NOTIFY_SUBJECT_PROPERTY = "notifySubject"
 NOTIFY_BODY_PROPERTY = "notifyBody"
 HUMAN_TASKS = ("userTask", "manualTask")
+FLOW_NODES = frozenset({
+    "startEvent", "endEvent", "intermediateCatchEvent", "intermediateThrowEvent", "boundaryEvent",
+    "task", "userTask", "manualTask", "serviceTask", "scriptTask", "sendTask", "receiveTask", "businessRuleTask",
+    "callActivity", "subProcess", "transaction", "adHocSubProcess",
+    "exclusiveGateway", "inclusiveGateway", "parallelGateway", "eventBasedGateway", "complexGateway",
+})
+SUB_PROCESSES = ("subProcess", "transaction", "adHocSubProcess")
+
 
 
 @dataclass(frozen=True)
@@ -124,10 +132,14 @@ def validate_bundle(bundle: Bundle, roles: RoleDirectory) -> ParsedBundle:
         if duplicates:
             errors += duplicates
             continue
+        dangling = _check_references(path, tree)  # SpiffWorkflow would blame another element, or nothing
+        if dangling:
+            errors += dangling
+            continue
         try:
             parser.add_bpmn_xml(tree, filename=path)
         except ValidationException as exc:
-            errors.append(_from_validation(exc, path))
+            errors.append(_from_validation(exc, path, {path: tree}))
             continue
         trees[path] = tree
     process_files = {pid: path for pid, path in owners.items() if path in trees and pid not in _not_executable(trees[path])}
@@ -141,7 +153,7 @@ def validate_bundle(bundle: Bundle, roles: RoleDirectory) -> ParsedBundle:
             spec = parser.get_spec(process_id)
             subprocess_specs = parser.get_subprocess_specs(process_id)
         except SpiffWorkflowException as exc:
-            errors.append(_from_validation(exc, path))
+            errors.append(_from_validation(exc, path, trees))
             continue
         specs[process_id] = (spec, subprocess_specs, path, spec.description or process_id)
     if errors:
@@ -264,10 +276,13 @@ def _property_names(schema: dict):
 
 
 def _parse_xml(path: str, content: str) -> tuple[etree._ElementTree | None, list[DeployError]]:
+    safe = SafeET.DefusedXMLParser(forbid_dtd=True, forbid_entities=True, forbid_external=True)
     try:
-        SafeET.fromstring(content.encode("utf-8"), forbid_dtd=True, forbid_entities=True, forbid_external=True)
+        safe.feed(content.encode("utf-8"))
+        safe.close()
     except DefusedXmlException as exc:
-        return None, [DeployError(path, None, f"unsafe XML refused ({type(exc).__name__}): DTDs and entities are not allowed")]
+        line = getattr(getattr(safe, "parser", None), "CurrentLineNumber", None)  # expat's, at the declaration
+        return None, [DeployError(path, None, f"unsafe XML refused: {_unsafe(exc)}; DTDs and entities are not allowed", line)]
     except SafeET.ParseError as exc:
         return None, [DeployError(path, None, f"is not well-formed XML: {exc}", exc.position[0])]
     xml_parser = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False)
@@ -277,11 +292,72 @@ def _parse_xml(path: str, content: str) -> tuple[etree._ElementTree | None, list
         return None, [DeployError(path, None, f"is not well-formed XML: {exc.msg}", exc.lineno)]
 
 
-def _from_validation(exc: SpiffWorkflowException, path: str) -> DeployError:
+def _unsafe(exc: DefusedXmlException) -> str:
+    """What defusedxml refused, in words."""
+    if isinstance(exc, DTDForbidden):
+        return f'a DOCTYPE declaration ("{exc.name}")'
+    if isinstance(exc, EntitiesForbidden):
+        return f'an entity declaration ("{exc.name}")'
+    if isinstance(exc, ExternalReferenceForbidden):
+        return f'a reference to an external resource ("{exc.sysid}")'
+    return type(exc).__name__
+
+
+def _from_validation(exc: SpiffWorkflowException, path: str, trees: dict[str, etree._ElementTree]) -> DeployError:
+    """SpiffWorkflow's error as a DeployError, with the element's line (or the line's element) from the file."""
     message = str(exc.args[0]) if exc.args else str(exc)
+    file = getattr(exc, "file_name", None) or path
     element = getattr(exc, "id", None) or getattr(exc, "task_spec_id", None) or None
     line = getattr(exc, "line_number", None) or getattr(exc, "sourceline", None) or None
-    return DeployError(getattr(exc, "file_name", None) or path, element, message, int(line) if line else None)
+    tree = trees.get(file)
+    if tree is not None and element and not line:
+        found = tree.getroot().xpath("//*[@id=$id]", id=element)
+        line = found[0].sourceline if found else None
+    if tree is not None and line and not element:
+        element = next((node.get("id") for node in tree.getroot().iter()
+                        if node.sourceline == int(line) and node.get("id")), None)
+    return DeployError(file, element, message, int(line) if line else None)
+
+
+def _check_references(path, tree) -> list[DeployError]:
+    """Every id a diagram refers to is there: the two ends of each sequence flow (steps of the flow's own
+    process or sub-process), the task a boundary event is attached to, a step's default flow, and the
+    message of a message event. SpiffWorkflow ignores some of these, and blames another element (or
+    fails with an internal error) for the others."""
+    errors = []
+    root = tree.getroot()
+    kinds = {node.get("id"): etree.QName(node).localname for node in root.iter() if isinstance(node.tag, str) and node.get("id")}
+
+    def check(node, element, ref, what: str, allowed: set[str], instead: str) -> None:
+        if ref is None or ref in allowed:  # a missing attribute is the BPMN schema's to report
+            return
+        article = "an" if kinds.get(ref, "x")[0] in "aeiou" else "a"
+        where = "which is not in this diagram" if ref not in kinds else f"which is {article} {kinds[ref]}, not {instead}"
+        errors.append(DeployError(path, element, f"{what} {ref}, {where}", node.sourceline))
+
+    for container in root.iter(*(f"{{{NS['bpmn']}}}{tag}" for tag in ("process", *SUB_PROCESSES))):
+        scope = f'{etree.QName(container).localname.replace("subProcess", "sub-process")} {container.get("id")}'
+        children = [node for node in container if isinstance(node.tag, str)]
+        steps = {node.get("id") for node in children if etree.QName(node).localname in FLOW_NODES and node.get("id")}
+        activities = {i for i in steps if not kinds[i].endswith(("Event", "Gateway"))}
+        for node in children:
+            kind, node_id = etree.QName(node).localname, node.get("id")
+            if kind == "sequenceFlow":
+                check(node, node_id, node.get("sourceRef"), f"sequence flow {node_id} starts at", steps, f"a step of {scope}")
+                check(node, node_id, node.get("targetRef"), f"sequence flow {node_id} points to", steps, f"a step of {scope}")
+            elif kind == "boundaryEvent":
+                check(node, node_id, node.get("attachedToRef"), f"boundary event {node_id} is attached to", activities,
+                      f"a task or sub-process of {scope}")
+            if node.get("default") is not None and kind in FLOW_NODES:
+                leaving = {f.get("id") for f in container.iterfind("bpmn:sequenceFlow", NS) if f.get("sourceRef") == node_id}
+                check(node, node_id, node.get("default"), f"{kind} {node_id} has the default flow", leaving,
+                      "one of the flows leaving it")
+    messages = {m.get("id") for m in root.iterfind("bpmn:message", NS)}
+    for definition in root.iterfind(".//bpmn:messageEventDefinition[@messageRef]", NS):
+        event = definition.getparent()
+        check(definition, event.get("id"), definition.get("messageRef"),
+              f"{etree.QName(event).localname} {event.get('id')} uses the message", messages, "a message")
+    return errors
 
 
 def _duplicate_processes(path, tree, owners: dict[str, str]) -> list[DeployError]:

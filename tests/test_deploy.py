@@ -34,6 +34,12 @@ def rejected(sessions, bundle: Bundle) -> list:
     return caught.value.errors
 
 
+def line_of(content: str, text: str) -> int:
+    """The line of a file on which `text` first appears."""
+    assert text in content, f"test set-up: {text!r} not in the file"
+    return content[:content.index(text)].count("\n") + 1
+
+
 def only_error(errors, file: str, element: str | None):
     matching = [e for e in errors if e.file == file and e.element_id == element]
     assert matching, f"no error for {file} [{element}] in: {[str(e) for e in errors]}"
@@ -93,7 +99,7 @@ def test_external_entities_are_refused(council):
         '<?xml version="1.0" encoding="UTF-8"?>\n<!DOCTYPE d [<!ENTITY secret SYSTEM "file:///etc/passwd">]>',
     ).replace("Review due", "&secret;")
     error = only_error(rejected(council, xxe), REVIEW, None)
-    assert "unsafe XML" in error.message
+    assert "unsafe XML" in error.message and "DOCTYPE" in error.message and error.line == 2
 
 
 def test_an_entity_expansion_bomb_is_refused(council):
@@ -102,14 +108,15 @@ def test_an_entity_expansion_bomb_is_refused(council):
     bomb.files[REVIEW] = bomb.files[REVIEW].replace(
         '<?xml version="1.0" encoding="UTF-8"?>', f'<?xml version="1.0" encoding="UTF-8"?>\n<!DOCTYPE d [{lol}]>'
     ).replace("Review due", "&l9;")
-    assert "unsafe XML" in only_error(rejected(council, bomb), REVIEW, None).message
+    error = only_error(rejected(council, bomb), REVIEW, None)
+    assert "unsafe XML" in error.message and error.line == 2
 
 
 def test_a_diagram_that_breaks_the_bpmn_schema_names_the_element(council):
     bundle = with_change(REVIEW, '<bpmn:endEvent id="done" name="PEP signed off">',
                          '<bpmn:endEvent id="done" name="PEP signed off" colour="red">')
-    errors = rejected(council, bundle)
-    assert errors[0].file == REVIEW and errors[0].line and "colour" in errors[0].message
+    error = only_error(rejected(council, bundle), REVIEW, "done")
+    assert error.line == line_of(bundle.files[REVIEW], 'colour="red"') and "colour" in error.message
 
 
 def test_a_lane_that_is_not_a_role_is_refused(council):
@@ -212,3 +219,60 @@ def test_one_bad_file_rejects_the_whole_bundle_and_all_errors_are_listed(council
     bundle = with_change("forms/qa.schema.json", '"enum": ["Green", "Amber", "Red"]', '"enum": "Green"', bundle)
     errors = rejected(council, bundle)
     assert {e.file for e in errors} == {REVIEW, "forms/qa.schema.json"}
+
+
+def test_a_refused_entity_declared_further_down_gives_the_line_of_its_declaration(council):
+    bundle = basic()
+    bundle.files[REVIEW] = bundle.files[REVIEW].replace(
+        '<?xml version="1.0" encoding="UTF-8"?>', '<?xml version="1.0" encoding="UTF-8"?>\n<!-- a comment -->\n\n'
+        '<!DOCTYPE d [\n  <!ENTITY secret SYSTEM "file:///etc/passwd">\n]>')
+    assert only_error(rejected(council, bundle), REVIEW, None).line == 4
+
+
+# ---- references to ids that are not there ----------------------------------------------------
+
+
+def test_a_sequence_flow_to_a_missing_step_names_the_flow_and_the_missing_id(council):
+    bundle = with_change(REVIEW, 'sourceRef="start" targetRef="arrange_meeting"', 'sourceRef="start" targetRef="Task_9"')
+    error = only_error(rejected(council, bundle), REVIEW, "f_start")
+    assert error.message == "sequence flow f_start points to Task_9, which is not in this diagram"
+    assert error.line == line_of(bundle.files[REVIEW], 'id="f_start"')
+
+
+def test_a_sequence_flow_from_a_missing_step_is_refused_not_ignored(council):
+    bundle = with_change(REVIEW, 'sourceRef="start" targetRef="arrange_meeting"', 'sourceRef="begin" targetRef="arrange_meeting"')
+    error = only_error(rejected(council, bundle), REVIEW, "f_start")
+    assert error.message == "sequence flow f_start starts at begin, which is not in this diagram" and error.line
+
+
+def test_a_sequence_flow_to_a_lane_says_it_is_not_a_step(council):
+    bundle = with_change(REVIEW, 'sourceRef="start" targetRef="arrange_meeting"', 'sourceRef="start" targetRef="lane_dt"')
+    error = only_error(rejected(council, bundle), REVIEW, "f_start")
+    assert error.message == "sequence flow f_start points to lane_dt, which is a lane, not a step of process test_review"
+
+
+def test_a_deadline_attached_to_a_missing_task_is_refused_not_ignored(council):
+    bundle = with_change(REVIEW, 'attachedToRef="complete_pep" cancelActivity="true"', 'attachedToRef="complete_it" cancelActivity="true"')
+    error = only_error(rejected(council, bundle), REVIEW, "late")
+    assert error.message == "boundary event late is attached to complete_it, which is not in this diagram"
+    assert error.line == line_of(bundle.files[REVIEW], 'id="late"')
+
+
+def test_a_default_flow_that_is_not_there_names_the_gateway(council):
+    bundle = with_change(REVIEW, 'default="f_accepted"', 'default="f_approved"')
+    error = only_error(rejected(council, bundle), REVIEW, "qa_outcome")
+    assert error.message == "exclusiveGateway qa_outcome has the default flow f_approved, which is not in this diagram"
+    assert error.line == line_of(bundle.files[REVIEW], 'id="qa_outcome"')
+
+
+def test_a_message_event_naming_a_message_not_in_the_diagram_names_the_event(council):
+    bundle = with_change(REVIEW, 'messageRef="meeting_rescheduled"', 'messageRef="meeting_moved"')
+    error = only_error(rejected(council, bundle), REVIEW, "rescheduled")
+    assert error.message == "boundaryEvent rescheduled uses the message meeting_moved, which is not in this diagram"
+    assert error.line == line_of(bundle.files[REVIEW], 'messageRef="meeting_moved"')
+
+
+def test_a_timer_without_a_time_names_the_event_and_its_line(council):
+    bundle = with_change(REVIEW, '<bpmn:timeDate xsi:type="bpmn:tFormalExpression">working_days(-2, pep_due)</bpmn:timeDate>', "")
+    error = only_error(rejected(council, bundle), REVIEW, "reminder")
+    assert "Time Specification" in error.message and error.line == line_of(bundle.files[REVIEW], 'id="reminder"')
