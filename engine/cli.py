@@ -133,16 +133,31 @@ def init(obj: Context):
 @click.argument("dirs", nargs=-1, type=click.Path(file_okay=False))
 @click.option("--as", "actor", default="cli", help="Who deploys (recorded with the version).")
 @click.option("--note", help="What changed.")
+@click.option("--retire", "retire", multiple=True, metavar="PROCESS_ID",
+              help="Retire this process: new PEPs no longer start it (repeatable).")
 @click.pass_obj
 @fails_cleanly
-def deploy_command(obj: Context, dirs, actor, note):
-    """Validate and deploy processes/*.bpmn and forms/*.json under DIRS (default: .)."""
+def deploy_command(obj: Context, dirs, actor, note, retire):
+    """Validate and deploy processes/*.bpmn and forms/*.json under DIRS (default: .).
+
+    The newest version's other files are kept: deploying one process leaves every other one as it
+    was. A process leaves only with --retire.
+    """
     bundle = Bundle.from_dirs(*(dirs or (".",)))
     with obj.sessions.begin() as session:
-        deployment, created = deploy(session, bundle, actor=actor, note=note)
+        deployment, created = deploy(session, bundle, actor=actor, note=note, retire=retire)
         processes = ", ".join(sorted(d.process_id for d in deployment.definitions))
         verb = "deployed" if created else "unchanged, already"
         click.echo(f"{verb} version {deployment.version} ({deployment.bundle_hash[:12]}): {processes}")
+        kept = [f.path for f in deployment.files if f.path not in bundle.files]
+        if created and kept:  # carried over from the version before, which the bundle did not hold
+            diagrams = [path.removeprefix("processes/") for path in kept if path.endswith(".bpmn")]
+            forms = len(kept) - len(diagrams)
+            what = [", ".join(diagrams)] if diagrams else []
+            what += [f"{forms} form(s)"] if forms else []
+            click.echo(f"  kept from version {deployment.version - 1}: {' and '.join(what)}")
+        if created and deployment.retired:
+            click.echo(f"  retired: {', '.join(deployment.retired)}")
 
 
 @main.command()

@@ -2,6 +2,10 @@
 
 Called by the CLI (`pep deploy`), the modeller and tests. Nothing is stored unless every file of
 the bundle is valid; every error names the file, the element id and, where known, the line.
+
+Deployments are per process: a bundle replaces or adds the files it holds, and the newest version's
+other files are carried over (and validated again with the new ones), so deploying one process never
+stops another. A process leaves only when the owner retires it, and the version records that.
 """
 
 from __future__ import annotations
@@ -10,11 +14,13 @@ import ast
 import functools
 import hashlib
 import json
+import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import defusedxml.ElementTree as SafeET
-from defusedxml import DefusedXmlException
+from defusedxml import DefusedXmlException, DTDForbidden, EntitiesForbidden, ExternalReferenceForbidden
 from jsonschema import Draft202012Validator, SchemaError
 from lxml import etree
 from SpiffWorkflow.bpmn.parser.ValidationException import ValidationException
@@ -49,6 +55,34 @@ NOTIFY_PROPERTY = "notify"
 NOTIFY_SUBJECT_PROPERTY = "notifySubject"
 NOTIFY_BODY_PROPERTY = "notifyBody"
 HUMAN_TASKS = ("userTask", "manualTask")
+FLOW_NODES = frozenset({
+    "startEvent", "endEvent", "intermediateCatchEvent", "intermediateThrowEvent", "boundaryEvent",
+    "task", "userTask", "manualTask", "serviceTask", "scriptTask", "sendTask", "receiveTask", "businessRuleTask",
+    "callActivity", "subProcess", "transaction", "adHocSubProcess",
+    "exclusiveGateway", "inclusiveGateway", "parallelGateway", "eventBasedGateway", "complexGateway",
+})
+SUB_PROCESSES = ("subProcess", "transaction", "adHocSubProcess")
+
+# The one rule for the names of a bundle's files, which `pep deploy`, the modeller's upload and its forms
+# editor all apply: a diagram is processes/<name>.bpmn, a form forms/<name>.json (a form's JSON Schema is
+# usually <name>.schema.json, a UI schema <name>.uischema.json); a name is letters, digits, "_", "-"
+# and ".", starting with a letter or digit.
+FILE_NAME = r"[A-Za-z0-9][A-Za-z0-9_.-]*"
+BUNDLE_PATH = re.compile(rf"processes/{FILE_NAME}\.bpmn|forms/{FILE_NAME}\.json")
+
+
+def file_name_problem(path: str) -> str | None:
+    """Why `path` cannot be a file of a bundle, as a sentence to show; None when it can."""
+    if BUNDLE_PATH.fullmatch(path):
+        return None
+    folder, _, name = path.rpartition("/")
+    if folder == "processes" or name.endswith(".bpmn"):
+        return (f'"{name}" is not a diagram\'s file name: a diagram is processes/<name>.bpmn, named with letters, '
+                "digits, _, - and ., starting with a letter or digit")
+    if folder == "forms" or name.endswith(".json"):
+        return (f'"{name}" is not a form\'s file name: a form is forms/<name>.json (usually <name>.schema.json), '
+                "named with letters, digits, _, - and ., starting with a letter or digit")
+    return f'"{path}" is neither a diagram (processes/<name>.bpmn) nor a form (forms/<name>.json)'
 
 
 @dataclass(frozen=True)
@@ -80,14 +114,22 @@ class Bundle:
 
     @classmethod
     def from_dirs(cls, *dirs: str | Path) -> Bundle:
-        """Collect `processes/*.bpmn` and `forms/*.json` under each directory."""
-        bundle = cls()
+        """Collect `processes/*.bpmn` and `forms/*.json` under each directory; a file whose name breaks
+        the rule for file names (`file_name_problem`) is refused, not left out."""
+        bundle, errors = cls(), []
         for root in map(Path, dirs):
             if not root.is_dir():
                 raise DeploymentRejected([DeployError(str(root), None, "is not a directory")])
             for folder, pattern in (("processes", "*.bpmn"), ("forms", "*.json")):
                 for path in sorted((root / folder).glob(pattern)):
-                    bundle.add(f"{folder}/{path.name}", path.read_text(encoding="utf-8"))
+                    name = f"{folder}/{path.name}"
+                    problem = file_name_problem(name)
+                    if problem:
+                        errors.append(DeployError(str(path), None, problem))
+                        continue
+                    bundle.add(name, path.read_text(encoding="utf-8"))
+        if errors:
+            raise DeploymentRejected(errors)
         if not bundle.bpmn_files():
             raise DeploymentRejected([DeployError(", ".join(map(str, dirs)), None, "no processes/*.bpmn found")])
         return bundle
@@ -133,10 +175,14 @@ def validate_bundle(bundle: Bundle, roles: RoleDirectory) -> ParsedBundle:
         if duplicates:
             errors += duplicates
             continue
+        dangling = _check_references(path, tree)  # SpiffWorkflow would blame another element, or nothing
+        if dangling:
+            errors += dangling
+            continue
         try:
             parser.add_bpmn_xml(tree, filename=path)
         except ValidationException as exc:
-            errors.append(_from_validation(exc, path))
+            errors.append(_from_validation(exc, path, {path: tree}))
             continue
         trees[path] = tree
     process_files = {pid: path for pid, path in owners.items() if path in trees and pid not in _not_executable(trees[path])}
@@ -153,7 +199,8 @@ def validate_bundle(bundle: Bundle, roles: RoleDirectory) -> ParsedBundle:
             errors.append(DeployError(path, process_id, TOO_DEEP))
             continue
         except SpiffWorkflowException as exc:
-            errors.append(_too_deep(exc, path) if isinstance(exc.__context__, RecursionError) else _from_validation(exc, path))
+            too_deep = isinstance(exc.__context__, RecursionError)
+            errors.append(_too_deep(exc, path, trees) if too_deep else _from_validation(exc, path, trees))
             continue
         specs[process_id] = (spec, subprocess_specs, path, spec.description or process_id)
     if errors:
@@ -169,25 +216,32 @@ def _start_messages(spec) -> list[str]:
     })
 
 
-def deploy(session: Session, bundle: Bundle, actor: str, note: str | None = None) -> tuple[Deployment, bool]:
+def deploy(session: Session, bundle: Bundle, actor: str, note: str | None = None,
+           retire: Iterable[str] = ()) -> tuple[Deployment, bool]:
     """Validate and store the bundle as the next version; return (deployment, created).
 
+    The bundle's files replace or join the newest version's, whose other files are carried over
+    (`carry_over`): a process leaves only when named in `retire`, which the version records.
     The same files as the newest version change nothing; the files of an earlier version become a new
     version again (a process owner going back), so the newest version is always what was deployed last.
     """
-    digest = bundle.digest()
-    newest = session.scalar(select(Deployment).order_by(Deployment.version.desc()).limit(1))
-    if newest is not None and _files_digest((f.path, f.sha256) for f in newest.files) == digest:
+    retire = sorted(set(retire))
+    newest = _newest(session)
+    merged = carry_over(newest, bundle, retire)
+    digest = merged.digest()
+    if newest is not None and not retire and _files_digest((f.path, f.sha256) for f in newest.files) == digest:
         return newest, False
-    parsed = validate_bundle(bundle, RoleDirectory.load(session))
+    parsed = validate_bundle(merged, RoleDirectory.load(session))
+    _check_retirements(newest, parsed, retire)
     serializer = Serializer()
     version = (session.scalar(select(func.max(Deployment.version))) or 0) + 1
     if session.scalar(select(Deployment.id).where(Deployment.bundle_hash == digest)) is not None:
         digest = hashlib.sha256(f"{digest}:{version}".encode()).hexdigest()  # an earlier version again
     deployment = Deployment(
-        version=version, bundle_hash=digest, created_at=clock.now(), created_by=actor, note=note
+        version=version, bundle_hash=digest, created_at=clock.now(), created_by=actor, note=note,
+        **({"retired": retire} if retire else {}),  # unset, not None: SQL NULL rather than JSON null
     )
-    for path, content in sorted(bundle.files.items()):
+    for path, content in sorted(merged.files.items()):
         kind = "bpmn" if path.endswith(".bpmn") else "form"
         deployment.files.append(DeploymentFile(path=path, kind=kind, sha256=_sha(content), content=content))
     for process_id, (spec, subprocess_specs, path, name) in parsed.specs.items():
@@ -205,26 +259,105 @@ def deploy(session: Session, bundle: Bundle, actor: str, note: str | None = None
     return deployment, True
 
 
+def check_deployment(session: Session, bundle: Bundle, retire: Iterable[str] = ()) -> ParsedBundle:
+    """Every check `deploy` would make of this bundle (carried over onto the newest version), storing
+    nothing: what the modeller's Check runs."""
+    retire = sorted(set(retire))
+    newest = _newest(session)
+    parsed = validate_bundle(carry_over(newest, bundle, retire), RoleDirectory.load(session))
+    _check_retirements(newest, parsed, retire)
+    return parsed
+
+
+def carry_over(newest: Deployment | None, bundle: Bundle, retire: Iterable[str] = ()) -> Bundle:
+    """The bundle with every file of the newest version that it does not replace.
+
+    A diagram is not carried over when each of its processes is retired or now defined in another file
+    of the bundle (a process that moved). Raises DeploymentRejected for a file name that breaks the rule
+    (`file_name_problem`), and for a retirement that cannot be done: a process the newest version does
+    not hold, or one whose diagram holds other processes that stay.
+    """
+    retire = set(retire)
+    errors = [DeployError(path, None, problem) for path in sorted(bundle.files)
+              if (problem := file_name_problem(path))]
+    if newest is None:
+        errors += [DeployError("(deployment)", pid, "cannot be retired: nothing is deployed yet") for pid in sorted(retire)]
+        if errors:
+            raise DeploymentRejected(errors)
+        return bundle
+    held: dict[str, list[str]] = {}  # file → the processes it holds in the newest version
+    for definition in sorted(newest.definitions, key=lambda d: d.process_id):
+        held.setdefault(definition.file_path, []).append(definition.process_id)
+    known = sorted(pid for ids in held.values() for pid in ids)
+    errors += [DeployError("(deployment)", pid, f'cannot be retired: version {newest.version} has no process "{pid}" '
+                                                f'(it has {", ".join(known)})') for pid in sorted(retire - set(known))]
+    moved = _defined_processes(bundle)
+    merged = Bundle(dict(bundle.files))
+    for file in newest.files:
+        if file.path in bundle.files:
+            continue
+        ids = held.get(file.path, [])
+        staying = [pid for pid in ids if pid not in retire and pid not in moved]
+        if ids and not staying:
+            continue
+        errors += [DeployError(file.path, pid, f'cannot be retired on its own: {file.path} also holds '
+                                               f'{", ".join(staying)}; deploy the file without "{pid}", or retire those too')
+                   for pid in ids if pid in retire]
+        merged.files[file.path] = file.content
+    if errors:
+        raise DeploymentRejected(errors)
+    return merged
+
+
+def _check_retirements(newest: Deployment | None, parsed: ParsedBundle, retire: list[str]) -> None:
+    """No process of the newest version leaves unless retired, and a retired one really leaves."""
+    errors = [DeployError(parsed.specs[pid][2], pid, "is to be retired, but the bundle still holds it")
+              for pid in retire if pid in parsed.specs]
+    for definition in sorted(newest.definitions if newest else [], key=lambda d: d.process_id):
+        if definition.process_id not in parsed.specs and definition.process_id not in retire:
+            errors.append(DeployError(
+                definition.file_path, definition.process_id,
+                f'process "{definition.process_id}" of version {newest.version} is missing from this deployment: '
+                "a process is never dropped silently; put it back, or retire it explicitly"))
+    if errors:
+        raise DeploymentRejected(errors)
+
+
+def _defined_processes(bundle: Bundle) -> set[str]:
+    """The ids of the processes the bundle's diagrams define (of those that parse)."""
+    parser = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False)
+    ids = set()
+    for path in bundle.bpmn_files():
+        try:
+            root = etree.fromstring(bundle.files[path].encode("utf-8"), parser)
+        except etree.XMLSyntaxError:
+            continue  # validate_bundle says what is wrong with it
+        ids |= {p.get("id") for p in root.iterfind("bpmn:process", NS) if p.get("id")}
+    return ids
+
+
+def _newest(session: Session) -> Deployment | None:
+    return session.scalar(select(Deployment).order_by(Deployment.version.desc()).limit(1))
+
+
 def latest_bundle(session: Session) -> Bundle:
     """The files of the newest deployment, as a bundle to change and deploy again."""
-    newest = session.scalar(select(Deployment).order_by(Deployment.version.desc()).limit(1))
+    newest = _newest(session)
     if newest is None:
         raise DeploymentRejected([DeployError("(deployment)", None, "nothing is deployed yet: run `pep deploy` first")])
     return Bundle({f.path: f.content for f in newest.files})
 
 
 def deploy_changes(session: Session, changes: dict[str, str], actor: str, note: str | None = None,
-                   removed: tuple[str, ...] = ()) -> tuple[Deployment, bool]:
-    """Deploy the newest deployment's files with some files added, replaced or removed.
+                   retire: Iterable[str] = ()) -> tuple[Deployment, bool]:
+    """Deploy some files added or replaced, or some processes retired, onto the newest deployment.
 
-    How the modeller saves one diagram or form: every other file is carried over unchanged, the whole
-    bundle is validated as on any deployment, and a valid one becomes the next version.
+    How the modeller saves one diagram or form, or deletes a diagram: every other file is carried over
+    unchanged, the whole bundle is validated as on any deployment, and a valid one becomes the next version.
     """
-    bundle = latest_bundle(session)
-    for path in removed:
-        bundle.files.pop(path, None)
-    bundle.files.update(changes)
-    return deploy(session, bundle, actor, note)
+    if _newest(session) is None:
+        raise DeploymentRejected([DeployError("(deployment)", None, "nothing is deployed yet: run `pep deploy` first")])
+    return deploy(session, Bundle(dict(changes)), actor, note, retire=retire)
 
 
 def _files_digest(files) -> str:
@@ -285,10 +418,13 @@ def _property_names(schema: dict):
 
 
 def _parse_xml(path: str, content: str) -> tuple[etree._ElementTree | None, list[DeployError]]:
+    safe = SafeET.DefusedXMLParser(forbid_dtd=True, forbid_entities=True, forbid_external=True)
     try:
-        SafeET.fromstring(content.encode("utf-8"), forbid_dtd=True, forbid_entities=True, forbid_external=True)
+        safe.feed(content.encode("utf-8"))
+        safe.close()
     except DefusedXmlException as exc:
-        return None, [DeployError(path, None, f"unsafe XML refused ({type(exc).__name__}): DTDs and entities are not allowed")]
+        line = getattr(getattr(safe, "parser", None), "CurrentLineNumber", None)  # expat's, at the declaration
+        return None, [DeployError(path, None, f"unsafe XML refused: {_unsafe(exc)}; DTDs and entities are not allowed", line)]
     except SafeET.ParseError as exc:
         return None, [DeployError(path, None, f"is not well-formed XML: {exc}", exc.position[0])]
     xml_parser = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False)
@@ -302,18 +438,79 @@ TOO_DEEP = ("is nested too deeply for the process engine to read (it ran out of 
             "here): move part of the process into a call activity")
 
 
-def _too_deep(exc: SpiffWorkflowException, path: str) -> DeployError:
+def _too_deep(exc: SpiffWorkflowException, path: str, trees: dict[str, etree._ElementTree]) -> DeployError:
     """SpiffWorkflow's parser reports an element whose parsing ran out of recursion depth as a
     validation error whose message is the RecursionError's repr: name the element, and say what it means."""
-    error = _from_validation(exc, path)
+    error = _from_validation(exc, path, trees)
     return DeployError(error.file, error.element_id, TOO_DEEP, error.line)
 
 
-def _from_validation(exc: SpiffWorkflowException, path: str) -> DeployError:
+def _unsafe(exc: DefusedXmlException) -> str:
+    """What defusedxml refused, in words."""
+    if isinstance(exc, DTDForbidden):
+        return f'a DOCTYPE declaration ("{exc.name}")'
+    if isinstance(exc, EntitiesForbidden):
+        return f'an entity declaration ("{exc.name}")'
+    if isinstance(exc, ExternalReferenceForbidden):
+        return f'a reference to an external resource ("{exc.sysid}")'
+    return type(exc).__name__
+
+
+def _from_validation(exc: SpiffWorkflowException, path: str, trees: dict[str, etree._ElementTree]) -> DeployError:
+    """SpiffWorkflow's error as a DeployError, with the element's line (or the line's element) from the file."""
     message = str(exc.args[0]) if exc.args else str(exc)
+    file = getattr(exc, "file_name", None) or path
     element = getattr(exc, "id", None) or getattr(exc, "task_spec_id", None) or None
     line = getattr(exc, "line_number", None) or getattr(exc, "sourceline", None) or None
-    return DeployError(getattr(exc, "file_name", None) or path, element, message, int(line) if line else None)
+    tree = trees.get(file)
+    if tree is not None and element and not line:
+        found = tree.getroot().xpath("//*[@id=$id]", id=element)
+        line = found[0].sourceline if found else None
+    if tree is not None and line and not element:
+        element = next((node.get("id") for node in tree.getroot().iter()
+                        if node.sourceline == int(line) and node.get("id")), None)
+    return DeployError(file, element, message, int(line) if line else None)
+
+
+def _check_references(path, tree) -> list[DeployError]:
+    """Every id a diagram refers to is there: the two ends of each sequence flow (steps of the flow's own
+    process or sub-process), the task a boundary event is attached to, a step's default flow, and the
+    message of a message event. SpiffWorkflow ignores some of these, and blames another element (or
+    fails with an internal error) for the others."""
+    errors = []
+    root = tree.getroot()
+    kinds = {node.get("id"): etree.QName(node).localname for node in root.iter() if isinstance(node.tag, str) and node.get("id")}
+
+    def check(node, element, ref, what: str, allowed: set[str], instead: str) -> None:
+        if ref is None or ref in allowed:  # a missing attribute is the BPMN schema's to report
+            return
+        article = "an" if kinds.get(ref, "x")[0] in "aeiou" else "a"
+        where = "which is not in this diagram" if ref not in kinds else f"which is {article} {kinds[ref]}, not {instead}"
+        errors.append(DeployError(path, element, f"{what} {ref}, {where}", node.sourceline))
+
+    for container in root.iter(*(f"{{{NS['bpmn']}}}{tag}" for tag in ("process", *SUB_PROCESSES))):
+        scope = f'{etree.QName(container).localname.replace("subProcess", "sub-process")} {container.get("id")}'
+        children = [node for node in container if isinstance(node.tag, str)]
+        steps = {node.get("id") for node in children if etree.QName(node).localname in FLOW_NODES and node.get("id")}
+        activities = {i for i in steps if not kinds[i].endswith(("Event", "Gateway"))}
+        for node in children:
+            kind, node_id = etree.QName(node).localname, node.get("id")
+            if kind == "sequenceFlow":
+                check(node, node_id, node.get("sourceRef"), f"sequence flow {node_id} starts at", steps, f"a step of {scope}")
+                check(node, node_id, node.get("targetRef"), f"sequence flow {node_id} points to", steps, f"a step of {scope}")
+            elif kind == "boundaryEvent":
+                check(node, node_id, node.get("attachedToRef"), f"boundary event {node_id} is attached to", activities,
+                      f"a task or sub-process of {scope}")
+            if node.get("default") is not None and kind in FLOW_NODES:
+                leaving = {f.get("id") for f in container.iterfind("bpmn:sequenceFlow", NS) if f.get("sourceRef") == node_id}
+                check(node, node_id, node.get("default"), f"{kind} {node_id} has the default flow", leaving,
+                      "one of the flows leaving it")
+    messages = {m.get("id") for m in root.iterfind("bpmn:message", NS)}
+    for definition in root.iterfind(".//bpmn:messageEventDefinition[@messageRef]", NS):
+        event = definition.getparent()
+        check(definition, event.get("id"), definition.get("messageRef"),
+              f"{etree.QName(event).localname} {event.get('id')} uses the message", messages, "a message")
+    return errors
 
 
 def _duplicate_processes(path, tree, owners: dict[str, str]) -> list[DeployError]:

@@ -131,6 +131,8 @@ class Deployment(Base):
     created_at: Mapped[datetime]
     created_by: Mapped[str] = mapped_column(String(254))
     note: Mapped[str | None] = mapped_column(Text)
+    # the processes its owner retired in this version (they were in the version before, and are not here)
+    retired: Mapped[list | None]
     files: Mapped[list[DeploymentFile]] = relationship(
         cascade="all, delete-orphan", order_by="DeploymentFile.path", lazy="selectin"
     )

@@ -244,12 +244,18 @@ class Engine:
         return step
 
     def latest_definition(self, session: Session, process_id: str) -> ProcessDefinition:
+        """The process in the newest deployment; a process that a later version retired starts no more."""
+        newest = select(func.max(Deployment.version)).scalar_subquery()
         definition = session.scalar(
-            select(ProcessDefinition).join(Deployment).where(ProcessDefinition.process_id == process_id)
-            .order_by(Deployment.version.desc()).limit(1)
+            select(ProcessDefinition).join(Deployment)
+            .where(ProcessDefinition.process_id == process_id, Deployment.version == newest)
         )
         if definition is None:
-            raise NotFound(f'no deployed process "{process_id}" (run `pep deploy` first)')
+            last = session.scalar(select(func.max(Deployment.version)).join(ProcessDefinition)
+                                  .where(ProcessDefinition.process_id == process_id))
+            if last is None:
+                raise NotFound(f'no deployed process "{process_id}" (run `pep deploy` first)')
+            raise NotFound(f'process "{process_id}" was retired in version {last + 1}: it can no longer be started')
         return definition
 
     # ---- human tasks ----------------------------------------------------------------------

@@ -409,6 +409,28 @@ def test_a_bundle_with_a_broken_diagram_names_the_file_and_element_and_stores_no
     assert ok(pep("deploy", str(BASIC_BUNDLE))).startswith("deployed version 1 (")
 
 
+def test_deploying_one_diagram_keeps_the_others_and_only_retire_takes_one_away(deployed, tmp_path):
+    pep = deployed
+    (tmp_path / "processes").mkdir()
+    review = (BASIC_BUNDLE / "processes" / "review.bpmn").read_text(encoding="utf-8")
+    (tmp_path / "processes" / "review.bpmn").write_text(review.replace('name="Rating?"', 'name="QA rating?"'), encoding="utf-8")
+
+    second = ok(pep("deploy", str(tmp_path), "--note", "Clearer gateway name")).splitlines()
+    assert second[0].startswith("deployed version 2 (") and second[0].endswith(
+        "test_cycle, test_fragile, test_initial_meeting, test_review, test_views, test_window")
+    assert second[1:] == ["  kept from version 1: deadlines.bpmn, views.bpmn and 6 form(s)"]
+    assert ok(pep("start", "test_views", "--child", "C001")).startswith("started instance 1 of test_views")
+
+    third = ok(pep("deploy", str(tmp_path), "--retire", "test_views", "--note", "Views move into the review"))
+    assert third.splitlines()[1:] == ["  kept from version 2: deadlines.bpmn and 6 form(s)", "  retired: test_views"]
+    assert one_error(pep("start", "test_views", "--child", "C001")) == \
+        'error: process "test_views" was retired in version 3: it can no longer be started'
+    assert ok(pep("show", "1")).count('"status": "running"') == 1  # the PEP already running carries on
+
+    lines = refused(pep("deploy", str(tmp_path), "--retire", "test_review"))
+    assert lines[1] == "  processes/review.bpmn [test_review]: is to be retired, but the bundle still holds it"
+
+
 def test_deploying_a_directory_without_diagrams_is_refused(council, tmp_path):
     lines = refused(council("deploy", str(tmp_path)))
     assert lines == ["error: deployment rejected, 1 problem(s); nothing was stored",

@@ -5,12 +5,29 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import func, select
 
-from engine.deploy import Bundle, DeploymentRejected, deploy
+from engine.deploy import Bundle, DeploymentRejected, deploy, file_name_problem
 from engine.models import Deployment, Instance
+from engine.runtime import NotFound
 
-from .conftest import BASIC_BUNDLE
+from .conftest import BASIC_BUNDLE, ROOT, shipped_bundle
 
 REVIEW = "processes/review.bpmn"
+VIEWS = "processes/views.bpmn"
+BASIC_PROCESSES = {"test_review", "test_initial_meeting", "test_fragile", "test_cycle", "test_views", "test_window"}
+ENTERING_CARE = {"entry": "planned", "entered_care": "2026-03-02", "education_setting": "school",
+                 "school": "Oak Primary", "review_variant": "termly_review_due"}
+ASK_FOR_VIEWS = """<?xml version="1.0" encoding="UTF-8"?>
+<bpmn:definitions xmlns:bpmn="http://www.omg.org/spec/BPMN/20100524/MODEL" id="ask_definitions"
+                  targetNamespace="http://example.org/pep-test">
+  <bpmn:process id="test_ask_views" name="Ask for the child's views" isExecutable="true">
+    <bpmn:startEvent id="ask_start"><bpmn:outgoing>a1</bpmn:outgoing></bpmn:startEvent>
+    <bpmn:sequenceFlow id="a1" sourceRef="ask_start" targetRef="ask" />
+    <bpmn:callActivity id="ask" calledElement="test_views"><bpmn:incoming>a1</bpmn:incoming><bpmn:outgoing>a2</bpmn:outgoing></bpmn:callActivity>
+    <bpmn:sequenceFlow id="a2" sourceRef="ask" targetRef="ask_end" />
+    <bpmn:endEvent id="ask_end"><bpmn:incoming>a2</bpmn:incoming></bpmn:endEvent>
+  </bpmn:process>
+</bpmn:definitions>
+"""
 
 
 def basic() -> Bundle:
@@ -31,6 +48,30 @@ def rejected(sessions, bundle: Bundle) -> list:
             deploy(s, bundle, actor="owner@demo.test")
         s.rollback()
         assert s.scalar(select(func.count(Deployment.id))) == 0, "a rejected bundle stored something"
+    return caught.value.errors
+
+
+def line_of(content: str, text: str) -> int:
+    """The line of a file on which `text` first appears."""
+    assert text in content, f"test set-up: {text!r} not in the file"
+    return content[:content.index(text)].count("\n") + 1
+
+
+def deployed_next(sessions, bundle: Bundle, retire=(), note=None) -> Deployment:
+    with sessions.begin() as s:
+        deployment, created = deploy(s, bundle, actor="owner@demo.test", note=note, retire=retire)
+        assert created, "nothing new was deployed"
+        return deployment
+
+
+def refused_next(sessions, bundle: Bundle, retire=()) -> list:
+    """Deploy onto what is there a bundle that is refused; return its errors and check nothing was stored."""
+    with sessions() as s:
+        before = s.scalar(select(func.count(Deployment.id)))
+        with pytest.raises(DeploymentRejected) as caught:
+            deploy(s, bundle, actor="owner@demo.test", retire=retire)
+        s.rollback()
+        assert s.scalar(select(func.count(Deployment.id))) == before, "a rejected bundle stored something"
     return caught.value.errors
 
 
@@ -93,7 +134,7 @@ def test_external_entities_are_refused(council):
         '<?xml version="1.0" encoding="UTF-8"?>\n<!DOCTYPE d [<!ENTITY secret SYSTEM "file:///etc/passwd">]>',
     ).replace("Review due", "&secret;")
     error = only_error(rejected(council, xxe), REVIEW, None)
-    assert "unsafe XML" in error.message
+    assert "unsafe XML" in error.message and "DOCTYPE" in error.message and error.line == 2
 
 
 def test_an_entity_expansion_bomb_is_refused(council):
@@ -102,14 +143,15 @@ def test_an_entity_expansion_bomb_is_refused(council):
     bomb.files[REVIEW] = bomb.files[REVIEW].replace(
         '<?xml version="1.0" encoding="UTF-8"?>', f'<?xml version="1.0" encoding="UTF-8"?>\n<!DOCTYPE d [{lol}]>'
     ).replace("Review due", "&l9;")
-    assert "unsafe XML" in only_error(rejected(council, bomb), REVIEW, None).message
+    error = only_error(rejected(council, bomb), REVIEW, None)
+    assert "unsafe XML" in error.message and error.line == 2
 
 
 def test_a_diagram_that_breaks_the_bpmn_schema_names_the_element(council):
     bundle = with_change(REVIEW, '<bpmn:endEvent id="done" name="PEP signed off">',
                          '<bpmn:endEvent id="done" name="PEP signed off" colour="red">')
-    errors = rejected(council, bundle)
-    assert errors[0].file == REVIEW and errors[0].line and "colour" in errors[0].message
+    error = only_error(rejected(council, bundle), REVIEW, "done")
+    assert error.line == line_of(bundle.files[REVIEW], 'colour="red"') and "colour" in error.message
 
 
 def test_a_lane_that_is_not_a_role_is_refused(council):
@@ -212,3 +254,144 @@ def test_one_bad_file_rejects_the_whole_bundle_and_all_errors_are_listed(council
     bundle = with_change("forms/qa.schema.json", '"enum": ["Green", "Amber", "Red"]', '"enum": "Green"', bundle)
     errors = rejected(council, bundle)
     assert {e.file for e in errors} == {REVIEW, "forms/qa.schema.json"}
+
+
+def test_a_refused_entity_declared_further_down_gives_the_line_of_its_declaration(council):
+    bundle = basic()
+    bundle.files[REVIEW] = bundle.files[REVIEW].replace(
+        '<?xml version="1.0" encoding="UTF-8"?>', '<?xml version="1.0" encoding="UTF-8"?>\n<!-- a comment -->\n\n'
+        '<!DOCTYPE d [\n  <!ENTITY secret SYSTEM "file:///etc/passwd">\n]>')
+    assert only_error(rejected(council, bundle), REVIEW, None).line == 4
+
+
+# ---- references to ids that are not there ----------------------------------------------------
+
+
+def test_a_sequence_flow_to_a_missing_step_names_the_flow_and_the_missing_id(council):
+    bundle = with_change(REVIEW, 'sourceRef="start" targetRef="arrange_meeting"', 'sourceRef="start" targetRef="Task_9"')
+    error = only_error(rejected(council, bundle), REVIEW, "f_start")
+    assert error.message == "sequence flow f_start points to Task_9, which is not in this diagram"
+    assert error.line == line_of(bundle.files[REVIEW], 'id="f_start"')
+
+
+def test_a_sequence_flow_from_a_missing_step_is_refused_not_ignored(council):
+    bundle = with_change(REVIEW, 'sourceRef="start" targetRef="arrange_meeting"', 'sourceRef="begin" targetRef="arrange_meeting"')
+    error = only_error(rejected(council, bundle), REVIEW, "f_start")
+    assert error.message == "sequence flow f_start starts at begin, which is not in this diagram" and error.line
+
+
+def test_a_sequence_flow_to_a_lane_says_it_is_not_a_step(council):
+    bundle = with_change(REVIEW, 'sourceRef="start" targetRef="arrange_meeting"', 'sourceRef="start" targetRef="lane_dt"')
+    error = only_error(rejected(council, bundle), REVIEW, "f_start")
+    assert error.message == "sequence flow f_start points to lane_dt, which is a lane, not a step of process test_review"
+
+
+def test_a_deadline_attached_to_a_missing_task_is_refused_not_ignored(council):
+    bundle = with_change(REVIEW, 'attachedToRef="complete_pep" cancelActivity="true"', 'attachedToRef="complete_it" cancelActivity="true"')
+    error = only_error(rejected(council, bundle), REVIEW, "late")
+    assert error.message == "boundary event late is attached to complete_it, which is not in this diagram"
+    assert error.line == line_of(bundle.files[REVIEW], 'id="late"')
+
+
+def test_a_default_flow_that_is_not_there_names_the_gateway(council):
+    bundle = with_change(REVIEW, 'default="f_accepted"', 'default="f_approved"')
+    error = only_error(rejected(council, bundle), REVIEW, "qa_outcome")
+    assert error.message == "exclusiveGateway qa_outcome has the default flow f_approved, which is not in this diagram"
+    assert error.line == line_of(bundle.files[REVIEW], 'id="qa_outcome"')
+
+
+def test_a_message_event_naming_a_message_not_in_the_diagram_names_the_event(council):
+    bundle = with_change(REVIEW, 'messageRef="meeting_rescheduled"', 'messageRef="meeting_moved"')
+    error = only_error(rejected(council, bundle), REVIEW, "rescheduled")
+    assert error.message == "boundaryEvent rescheduled uses the message meeting_moved, which is not in this diagram"
+    assert error.line == line_of(bundle.files[REVIEW], 'messageRef="meeting_moved"')
+
+
+def test_a_timer_without_a_time_names_the_event_and_its_line(council):
+    bundle = with_change(REVIEW, '<bpmn:timeDate xsi:type="bpmn:tFormalExpression">working_days(-2, pep_due)</bpmn:timeDate>', "")
+    error = only_error(rejected(council, bundle), REVIEW, "reminder")
+    assert "Time Specification" in error.message and error.line == line_of(bundle.files[REVIEW], 'id="reminder"')
+
+
+# ---- deployments are per process ---------------------------------------------------------------
+
+
+def test_deploying_one_process_after_the_whole_bundle_leaves_every_process_startable(demo_council, engine):
+    whole = deployed_next(demo_council, Bundle.from_dirs(ROOT))
+    one = shipped_bundle("pep_review.bpmn")  # one diagram, none of the forms
+    one.files["processes/pep_review.bpmn"] = one.files["processes/pep_review.bpmn"].replace(
+        'name="Termly PEP review (Warwickshire)"', 'name="Termly PEP review"')
+    second = deployed_next(demo_council, one, note="Renamed the termly review")
+    assert second.version == 2
+    assert {f.path for f in second.files} == {f.path for f in whole.files}
+    assert {(d.process_id, tuple(d.start_messages)) for d in second.definitions} == \
+        {(d.process_id, tuple(d.start_messages)) for d in whole.definitions}
+    with demo_council.begin() as s:
+        for definition in whole.definitions:
+            assert engine.latest_definition(s, definition.process_id).deployment.version == 2, definition.process_id
+        started = engine.send_message(s, "child_becomes_looked_after", "Y5", ENTERING_CARE, actor="sw@council.test")
+        assert [(i.definition.process_id, i.definition.deployment.version) for i in started] == [("initial_pep", 2)]
+
+
+def test_a_retired_process_starts_no_more_by_name_or_message_and_running_ones_carry_on(demo_council, engine):
+    deployed_next(demo_council, Bundle.from_dirs(ROOT))
+    with demo_council.begin() as s:
+        running = engine.send_message(s, "child_becomes_looked_after", "Y5", ENTERING_CARE)[0].id
+    retired = deployed_next(demo_council, Bundle(), retire=["initial_pep"], note="Initial PEPs move to the new system")
+    assert retired.retired == ["initial_pep"] and retired.file("processes/initial_pep.bpmn") is None
+    assert "initial_pep" not in {d.process_id for d in retired.definitions}
+    with demo_council.begin() as s:
+        assert engine.send_message(s, "child_becomes_looked_after", "Y6", ENTERING_CARE) == []
+        with pytest.raises(NotFound, match='"initial_pep" was retired in version 2'):
+            engine.start(s, "initial_pep", "Y6")
+        assert s.get(Instance, running).status == "running" and s.get(Instance, running).definition.deployment.version == 1
+
+
+def test_the_same_files_again_in_a_smaller_bundle_change_nothing(deployed, sessions):
+    with sessions.begin() as s:
+        again, created = deploy(s, Bundle({VIEWS: basic().files[VIEWS]}), actor="owner@demo.test")
+        assert not created and again.version == 1
+
+
+def test_a_diagram_that_no_longer_holds_a_process_is_refused_unless_the_process_is_retired(deployed, sessions):
+    renamed = Bundle({VIEWS: basic().files[VIEWS].replace('id="test_views"', 'id="test_student_views"')})
+    error = only_error(refused_next(sessions, renamed), VIEWS, "test_views")
+    assert "missing from this deployment" in error.message and "retire it explicitly" in error.message
+    after = deployed_next(sessions, renamed, retire=["test_views"])
+    assert {d.process_id for d in after.definitions} == BASIC_PROCESSES - {"test_views"} | {"test_student_views"}
+    assert after.retired == ["test_views"]
+
+
+def test_a_process_moved_to_another_file_leaves_its_old_file_behind(deployed, sessions):
+    moved = deployed_next(sessions, Bundle({"processes/student_views.bpmn": basic().files[VIEWS]}))
+    assert moved.file(VIEWS) is None and moved.retired is None
+    assert {d.process_id: d.file_path for d in moved.definitions}["test_views"] == "processes/student_views.bpmn"
+
+
+def test_a_process_cannot_be_retired_alone_from_a_diagram_that_holds_others(deployed, sessions):
+    error = only_error(refused_next(sessions, Bundle(), retire=["test_cycle"]), "processes/deadlines.bpmn", "test_cycle")
+    assert "also holds test_fragile, test_initial_meeting, test_window" in error.message
+
+
+def test_only_a_deployed_process_can_be_retired_and_not_while_the_bundle_holds_it(deployed, sessions):
+    assert "has no process" in only_error(refused_next(sessions, Bundle(), retire=["test_annual"]),
+                                          "(deployment)", "test_annual").message
+    error = only_error(refused_next(sessions, Bundle({VIEWS: basic().files[VIEWS]}), retire=["test_views"]), VIEWS, "test_views")
+    assert "the bundle still holds it" in error.message
+
+
+def test_carried_over_diagrams_are_validated_with_the_new_ones(deployed, sessions):
+    caller = Bundle({"processes/ask_views.bpmn": ASK_FOR_VIEWS})
+    error = only_error(refused_next(sessions, caller, retire=["test_views"]), "processes/ask_views.bpmn", "ask")
+    assert 'calls process "test_views", which is not in this deployment' in error.message
+    calling = deployed_next(sessions, caller)  # test_views, carried over from version 1, is called across files
+    assert {d.process_id for d in calling.definitions} == BASIC_PROCESSES | {"test_ask_views"}
+
+
+def test_pep_deploy_refuses_a_file_whose_name_breaks_the_rule(tmp_path):
+    (tmp_path / "processes").mkdir()
+    (tmp_path / "processes" / "Review v2.bpmn").write_text(basic().files[REVIEW], encoding="utf-8")
+    with pytest.raises(DeploymentRejected) as caught:
+        Bundle.from_dirs(tmp_path)
+    [error] = caught.value.errors
+    assert error.file.endswith("Review v2.bpmn") and error.message == file_name_problem("processes/Review v2.bpmn")

@@ -2,13 +2,13 @@
 
 Every save goes through engine.deploy: the newest deployment with one file replaced is validated
 like any deployment and, when valid, stored as the next version. Running PEPs stay on their version.
+Deleting a diagram, once confirmed, is the explicit retirement of its processes.
 Only process owners reach any page or endpoint here (403 for everyone else).
 """
 
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -16,20 +16,20 @@ from flask import Blueprint, abort, current_app, flash, jsonify, redirect, rende
 from flask_login import current_user, login_required
 from lxml import etree
 from marshmallow import Schema, ValidationError, fields, validate
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from engine.calendar import EXPRESSION_FUNCTIONS
 from engine.deploy import (
     NS,
     Bundle,
     DeploymentRejected,
+    check_deployment,
     check_form,
     deploy_changes,
+    file_name_problem,
     latest_bundle,
-    validate_bundle,
 )
-from engine.models import Deployment, DeploymentFile, ProcessDefinition, Role
-from engine.roles import RoleDirectory
+from engine.models import Deployment, DeploymentFile, Instance, ProcessDefinition, Role
 
 from .access import process_owner_required
 from .context import db
@@ -38,7 +38,6 @@ from .formschema import build_fields
 bp = Blueprint("modeller", __name__, url_prefix="/processes")
 
 NOTE_LENGTH = 500
-FORM_NAME = re.compile(r"[a-z0-9][a-z0-9_-]*\.schema\.json")
 NEW_FORM = {"type": "object", "title": "New form", "required": ["done"], "properties": {
     "done": {"type": "boolean", "title": "Is it done?"}}}
 
@@ -132,7 +131,7 @@ def index():
     links = {name: name in current_app.view_functions
              for name in ("versions.index", "versions.migrate", "versions.upload")}
     return render_template("modeller/index.html", newest=newest, definitions=definitions, changes=changes,
-                           links=links)
+                           links=links, retired=_retired_processes(newest))
 
 
 @bp.route("/<process_id>/edit")
@@ -156,7 +155,7 @@ def vocabulary():
     roles = db().scalars(select(Role).order_by(Role.label)).all()
     return jsonify(VocabularyOut().dump({
         "roles": roles,
-        "forms": [path.removeprefix("forms/") for path in _schema_files(bundle)],
+        "forms": [path.removeprefix("forms/") for path in _schema_files(bundle)],  # what a user task may name
         "messages": _message_names(bundle),
         "functions": [{"name": name, "signature": _signature(function), "help": _first_line(function.__doc__)}
                       for name, function in sorted(EXPRESSION_FUNCTIONS.items())],
@@ -167,10 +166,8 @@ def vocabulary():
 def check(process_id: str):
     definition = _definition_or_404(process_id)
     save = SaveRequest().load(request.get_json(silent=True) or {})
-    bundle = latest_bundle(db())
-    bundle.files[definition.file_path] = save["xml"]
     try:
-        validate_bundle(bundle, RoleDirectory.load(db()))
+        check_deployment(db(), Bundle({definition.file_path: save["xml"]}))
     except DeploymentRejected as rejected:
         return _answer(False, f"{len(rejected.errors)} problem(s) to fix before this can be deployed.",
                        rejected.errors, status=422)
@@ -198,13 +195,66 @@ def deploy(process_id: str):
                          "new PEPs use this one.", version=deployment.version)
 
 
+@dataclass
+class Retiring:
+    """A process that deleting its diagram retires, and what that stops."""
+
+    definition: ProcessDefinition
+    running: int  # its PEPs still running, on any version: they carry on
+
+
+@bp.route("/<process_id>/delete", methods=["GET", "POST"])
+def delete(process_id: str):
+    """Delete the diagram that holds the process: the explicit, confirmed retirement of its processes."""
+    definition = _definition_or_404(process_id)
+    newest, path = definition.deployment, definition.file_path
+    retiring = _retiring(newest, path)
+    errors, problems = [], []
+    note = ""
+    if request.method == "POST":
+        note = request.form.get("note", "").strip()[:NOTE_LENGTH]
+        stale = _changed_since(path, request.form.get("version", type=int) or 0)
+        if stale:
+            errors.append(("confirm", stale))
+        elif request.form.get("confirm") != "yes":
+            errors.append(("confirm", f"Confirm that {path.removeprefix('processes/')} is to be deleted and its "
+                                      "processes retired"))
+        else:
+            ids = [r.definition.process_id for r in retiring]
+            note = note or f"Deleted {path.removeprefix('processes/')} in the modeller, retiring {', '.join(ids)}"
+            try:
+                deployment, _created = deploy_changes(db(), {}, current_user.email, note, retire=ids)
+            except DeploymentRejected as rejected:
+                db().rollback()
+                problems = rejected.errors
+                errors.append(("confirm", f"Nothing was deleted: {len(problems)} problem(s) to fix first."))
+            else:
+                db().commit()
+                flash(f"Deleted {path.removeprefix('processes/')} and retired {', '.join(ids)} in version "
+                      f"{deployment.version}. New PEPs no longer start it; running PEPs carry on.", "success")
+                return redirect(url_for(".index"))
+    return render_template("modeller/delete.html", definition=definition, path=path, retiring=retiring,
+                           version=newest.version, note=note, errors=errors, problems=problems,
+                           ), 400 if problems or errors else 200
+
+
+def _retiring(newest: Deployment, path: str) -> list[Retiring]:
+    definitions = sorted((d for d in newest.definitions if d.file_path == path), key=lambda d: d.process_id)
+    running = dict(db().execute(
+        select(ProcessDefinition.process_id, func.count(Instance.id)).join(Instance)
+        .where(ProcessDefinition.process_id.in_([d.process_id for d in definitions]), Instance.status == "running")
+        .group_by(ProcessDefinition.process_id)
+    ).all())
+    return [Retiring(d, running.get(d.process_id, 0)) for d in definitions]
+
+
 # ---- forms -------------------------------------------------------------------------------------
 
 
 @bp.route("/forms")
 def forms():
     bundle = latest_bundle(db())
-    names = [path.removeprefix("forms/") for path in _schema_files(bundle)]
+    names = [path.removeprefix("forms/") for path in bundle.form_files()]
     return render_template("modeller/forms.html", names=names, titles={n: _title(bundle, n) for n in names})
 
 
@@ -247,8 +297,9 @@ def _save_form(name: str, new: bool):
     version = request.form.get("version", type=int) or 0
     path = f"forms/{name}"
     errors = []
-    if new and not FORM_NAME.fullmatch(name):
-        errors.append(("name", "Enter a file name of lower-case letters, digits, _ and -, ending in .schema.json"))
+    problem = file_name_problem(path) if new else None  # the rule `pep deploy` and the upload apply too
+    if problem:
+        errors.append(("name", problem))
     elif new and path in latest_bundle(db()).files:
         errors.append(("name", f"There is already a form called {name}"))
     stale = None if new else _changed_since(path, version)
@@ -265,7 +316,7 @@ def _save_form(name: str, new: bool):
             flash(f"Saved {name} as version {deployment.version}." if created else f"{name} has not changed.",
                   "success")
             return redirect(url_for(".form", name=name))
-    shown = _preview(name if FORM_NAME.fullmatch(name) else "new.schema.json", content)
+    shown = _preview("new.schema.json" if problem else name, content)
     return render_template("modeller/form_edit.html", name=name, content=content, version=version, note=note,
                            errors=errors, preview=shown, new=new), 400
 
@@ -279,6 +330,9 @@ class Preview:
 
 
 def _preview(name: str, content: str) -> Preview:
+    if name.endswith(".uischema.json"):
+        return Preview([], [problem.message for problem in check_form(f"forms/{name}", content)]
+                       or ["A UI schema says how another form is laid out: it has no preview of its own."])
     problems = [error.message if error.element_id in (None, "(root)") else f"{error.element_id}: {error.message}"
                 for error in check_form(f"forms/{name}", content)]
     if problems:
@@ -305,12 +359,13 @@ def _definition_or_404(process_id: str) -> ProcessDefinition:
 
 
 def _form_or_404(bundle: Bundle, name: str) -> str:
-    if f"forms/{name}" not in _schema_files(bundle):
+    if f"forms/{name}" not in bundle.form_files():
         abort(404)
     return bundle.files[f"forms/{name}"]
 
 
 def _schema_files(bundle: Bundle) -> list[str]:
+    """The forms a user task can name: every form but the UI schemas."""
     return [path for path in bundle.form_files() if not path.endswith(".uischema.json")]
 
 
@@ -338,6 +393,16 @@ def _last_changes(newest: Deployment | None) -> dict[str, Change]:
         else:
             unchanged_since.pop(path, None)  # an older version differs: the change is the one already found
     return changes
+
+
+def _retired_processes(newest: Deployment | None) -> list[tuple[str, int]]:
+    """The processes retired on purpose and not deployed again since, each with the version that retired it."""
+    current = {d.process_id for d in newest.definitions} if newest else set()
+    retired: dict[str, int] = {}
+    for version, process_ids in db().execute(select(Deployment.version, Deployment.retired)
+                                             .where(Deployment.retired.is_not(None)).order_by(Deployment.version)):
+        retired |= {process_id: version for process_id in process_ids or []}
+    return sorted((process_id, version) for process_id, version in retired.items() if process_id not in current)
 
 
 def _changed_since(path: str, version: int) -> str | None:

@@ -2,13 +2,14 @@
 
 A process owner's page set beside the modeller (webui.modeller). Uploads are deployed through
 engine.deploy exactly as the modeller deploys; moves go through engine.migration, which records each
-one in the child's history. Only process owners reach any page here (403 for everyone else).
+one in the child's history. A version that retired the process is listed and compared too. Only
+process owners reach any page here (403 for everyone else).
 """
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
+from datetime import datetime
 
 from flask import Blueprint, Response, abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
@@ -16,7 +17,7 @@ from marshmallow import Schema, fields
 from sqlalchemy import func, select
 
 from engine import migration
-from engine.deploy import DeploymentRejected, deploy_changes
+from engine.deploy import DeploymentRejected, deploy_changes, file_name_problem
 from engine.models import Deployment, Instance, OpenTask, ProcessDefinition
 from engine.runtime import EngineError
 
@@ -26,7 +27,6 @@ from .context import db, engine
 bp = Blueprint("versions", __name__, url_prefix="/processes")
 
 NOTE_LENGTH = 500
-BPMN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*\.bpmn")
 
 
 @bp.before_request
@@ -52,6 +52,20 @@ class Version:
     definition: ProcessDefinition
     changed: bool  # whether the process's file differs from the version before
     running: int
+    retired = False
+
+
+@dataclass
+class Retirement:
+    """A version that retired the process: it holds the process no more."""
+
+    version: int
+    by: str
+    at: datetime
+    note: str | None
+    last: int  # the version before, the last to hold it
+    start_messages: list[str]  # the messages that started it, and start it no more
+    retired = True
 
 
 class DiffMarkers(Schema):
@@ -67,7 +81,8 @@ class DiffMarkers(Schema):
 @bp.route("/<process_id>/versions")
 def index(process_id: str):
     versions = _versions(process_id)
-    return render_template("versions/index.html", process_id=process_id, versions=versions,
+    rows = sorted([*versions, *_retirements(process_id, versions)], key=_number, reverse=True)
+    return render_template("versions/index.html", process_id=process_id, rows=rows,
                            name=versions[0].definition.name)
 
 
@@ -88,10 +103,20 @@ def download(process_id: str, version: int):
 @bp.route("/<process_id>/diff")
 def diff(process_id: str):
     versions = _versions(process_id)
-    numbers = [v.definition.deployment.version for v in versions]
+    retirements = {r.version: r for r in _retirements(process_id, versions)}
+    numbers = sorted([*(v.definition.deployment.version for v in versions), *retirements], reverse=True)
+    held = [v.definition.deployment.version for v in versions]
     b = request.args.get("b", type=int) or numbers[0]
-    a = request.args.get("a", type=int) or next((n for n in numbers if n < b), b)
-    old, new = _definition_or_404(process_id, a), _definition_or_404(process_id, b)
+    a = request.args.get("a", type=int) or next((n for n in held if n < b), b)
+    options = [(n, f"Version {n}" + (" (retired it)" if n in retirements else "")) for n in numbers]
+    retired = next((r for n, r in sorted(retirements.items(), reverse=True) if n > held[0]), None)  # and not back
+    if b in retirements:  # what changed is that the process is gone
+        old = _holding(a, versions)
+        return render_template("versions/diff.html", process_id=process_id, name=old.name, a=old.deployment.version,
+                               b=b, changes=None, retirement=retirements[b], retired=retired, options=options,
+                               markers=None)
+    old, new = _holding(a, versions), _definition_or_404(process_id, b)
+    a = old.deployment.version
     changes = migration.diff_diagrams(_content(old), _content(new), new.file_path)
     markers = DiffMarkers().dump({
         "added": [c.id for c in changes.added], "removed": [c.id for c in changes.removed],
@@ -100,7 +125,7 @@ def diff(process_id: str):
         "b_url": url_for(".download", process_id=process_id, version=b),
     })
     return render_template("versions/diff.html", process_id=process_id, name=new.name, a=a, b=b, changes=changes,
-                           options=[(n, f"Version {n}") for n in numbers], markers=markers)
+                           retirement=None, retired=retired, options=options, markers=markers)
 
 
 @bp.route("/upload", methods=["GET", "POST"])
@@ -111,10 +136,11 @@ def upload():
         note = (request.form.get("note") or "").strip()[:NOTE_LENGTH]
         name = (file.filename or "").replace("\\", "/").split("/")[-1] if file else ""
         content = None
+        problem = file_name_problem(f"processes/{name}")  # the rule `pep deploy` and the forms editor apply too
         if not name:
             errors["diagram"] = "Choose a .bpmn file to upload"
-        elif not BPMN_NAME.fullmatch(name):
-            errors["diagram"] = "The file must be a .bpmn file, named with letters, digits, dots, dashes or underscores"
+        elif problem:
+            errors["diagram"] = problem
         else:
             try:
                 content = file.read().decode("utf-8")
@@ -201,6 +227,31 @@ def _versions(process_id: str) -> list[Version]:
     shas = [_file(d).sha256 for d in definitions]
     return [Version(d, i + 1 == len(definitions) or shas[i] != shas[i + 1], running.get(d.id, 0))
             for i, d in enumerate(definitions)]
+
+
+def _retirements(process_id: str, versions: list[Version]) -> list[Retirement]:
+    """The versions that retired the process, each with the last version before it that held it."""
+    rows = db().execute(select(Deployment.version, Deployment.created_by, Deployment.created_at, Deployment.note,
+                               Deployment.retired).order_by(Deployment.version)).all()
+    found = []
+    for version, by, at, note, retired in rows:
+        if process_id in (retired or []):
+            last = next((v.definition for v in versions if v.definition.deployment.version < version), None)
+            if last is not None:
+                found.append(Retirement(version, by, at, note, last.deployment.version, list(last.start_messages or [])))
+    return found
+
+
+def _number(row: Version | Retirement) -> int:
+    return row.version if row.retired else row.definition.deployment.version
+
+
+def _holding(version: int, versions: list[Version]) -> ProcessDefinition:
+    """The process as the newest version up to `version` that held it; 404 when none did."""
+    definition = next((v.definition for v in versions if v.definition.deployment.version <= version), None)
+    if definition is None:
+        abort(404)
+    return definition
 
 
 def _definition_or_404(process_id: str, version: int) -> ProcessDefinition:

@@ -82,7 +82,8 @@ def a_laid_out_review_with_owner_and_auditor(app, engine, council, clock):
 
 def test_the_modeller_and_forms_editor_have_no_serious_accessibility_problems(page, a_laid_out_review_with_owner_and_auditor):
     sign_in(page, "owner@demo.test")
-    for url in ("/processes", "/processes/test_review/edit", "/processes/forms/complete_pep.schema.json/edit"):
+    for url in ("/processes", "/processes/test_review/edit", "/processes/forms/complete_pep.schema.json/edit",
+                "/processes/test_views/delete"):
         page.goto(url)
         page.wait_for_load_state("networkidle")
         assert serious_violations(page) == [], url

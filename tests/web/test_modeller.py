@@ -5,13 +5,15 @@ from __future__ import annotations
 
 import json
 import re
+from html import unescape
 
 import pytest
 from sqlalchemy import func, select
 
-from engine.deploy import deploy_changes
+from engine.deploy import deploy_changes, file_name_problem
 from engine.models import Deployment, Instance
 from engine.people import add_user
+from engine.runtime import NotFound
 
 from ..test_runtime import start_review
 from .conftest import PASSWORD_HASH, csrf_token
@@ -177,6 +179,55 @@ def test_a_malformed_save_is_refused_with_its_reason(owner):
     assert "xml" in response.get_json()["message"] and response.get_json()["ok"] is False
 
 
+# ---- deleting a diagram: an explicit retirement -------------------------------------------------
+
+
+def test_deleting_a_diagram_must_be_confirmed_and_retires_its_process(owner, council, engine):
+    listing = owner.get("/processes").get_data(as_text=True)
+    assert 'href="/processes/test_views/delete"' in listing
+    page = owner.get("/processes/test_views/delete").get_data(as_text=True)
+    retiring = re.search(r'id="retiring">(.*?)</ul>', page, re.S).group(1)
+    assert "Test student views" in retiring and "new PEPs can no longer start it" in retiring
+
+    unconfirmed = owner.post("/processes/test_views/delete", {"version": 1}, page_url="/processes/test_views/delete")
+    assert unconfirmed.status_code == 400 and "Confirm that views.bpmn is to be deleted" in unconfirmed.get_data(as_text=True)
+    assert versions(council) == 1
+
+    confirmed = owner.post("/processes/test_views/delete", {"version": 1, "confirm": "yes", "note": "Views move into the review"},
+                           page_url="/processes/test_views/delete")
+    assert confirmed.status_code == 302 and confirmed.location.endswith("/processes")
+    with council() as s:
+        newest = s.scalar(select(Deployment).where(Deployment.version == 2))
+        assert (newest.retired, newest.note, newest.file("processes/views.bpmn")) == (["test_views"], "Views move into the review", None)
+        with pytest.raises(NotFound, match="retired in version 2"):
+            engine.start(s, "test_views", "C001")
+    listing = owner.get("/processes").get_data(as_text=True)
+    assert 'href="/processes/test_views/edit"' not in listing
+    retired = re.search(r'id="retired-processes">(.*?)</ul>', listing, re.S).group(1)
+    assert "test_views, retired in version 2" in retired and 'href="/processes/test_views/versions"' in retired
+    assert owner.get("/processes/test_views/delete").status_code == 404
+
+
+def test_a_diagram_that_holds_several_processes_is_deleted_with_all_of_them(owner, council):
+    page = owner.get("/processes/test_cycle/delete").get_data(as_text=True)
+    retiring = re.search(r'id="retiring">(.*?)</ul>', page, re.S).group(1)
+    assert all(pid in retiring for pid in ("test_cycle", "test_fragile", "test_initial_meeting", "test_window"))
+    assert "review_due" in retiring  # the message that starts test_cycle, and will not
+    owner.post("/processes/test_cycle/delete", {"version": 1, "confirm": "yes"}, page_url="/processes/test_cycle/delete")
+    with council() as s:
+        newest = s.scalar(select(Deployment).where(Deployment.version == 2))
+        assert newest.retired == ["test_cycle", "test_fragile", "test_initial_meeting", "test_window"]
+        assert newest.note == ("Deleted deadlines.bpmn in the modeller, retiring test_cycle, test_fragile, "
+                               "test_initial_meeting, test_window")
+
+
+def test_only_process_owners_delete_a_diagram(owner, council, browser):
+    social_worker = browser("sw@demo.test")
+    assert social_worker.get("/processes/test_views/delete").status_code == 403
+    assert social_worker.post("/processes/test_views/delete", {"version": 1, "confirm": "yes"}).status_code == 403
+    assert versions(council) == 1
+
+
 # ---- forms ------------------------------------------------------------------------------------
 
 
@@ -228,7 +279,7 @@ def test_a_new_form_is_added_to_the_deployment(owner, council):
     content = '{"type": "object", "properties": {"transport": {"type": "string"}}}'
     bad = owner.post("/processes/forms/new", {"name": "Transport form", "content": content, "version": 1},
                      page_url="/processes/forms")
-    assert bad.status_code == 400 and "ending in .schema.json" in bad.get_data(as_text=True)
+    assert bad.status_code == 400 and file_name_problem("forms/Transport form") in unescape(bad.get_data(as_text=True))
     taken = owner.post("/processes/forms/new", {"name": "qa.schema.json", "content": content, "version": 1},
                        page_url="/processes/forms")
     assert taken.status_code == 400 and "already a form called qa.schema.json" in taken.get_data(as_text=True)

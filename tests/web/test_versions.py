@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import re
+from html import unescape
 
 import pytest
 from lxml import etree
@@ -12,7 +13,7 @@ from SpiffWorkflow.spiff.parser import VALIDATOR, SpiffBpmnParser
 from sqlalchemy import select
 
 from engine import clock as clocks
-from engine.deploy import Bundle, deploy, deploy_changes
+from engine.deploy import Bundle, DeploymentRejected, deploy, deploy_changes, file_name_problem
 from engine.migration import diff_diagrams
 from engine.models import Deployment, Instance, OpenTask
 from engine.people import add_user
@@ -131,7 +132,50 @@ def test_an_invalid_upload_names_the_file_and_element_and_changes_nothing(deploy
 
 def test_an_upload_must_be_a_bpmn_file(deployed_app, owner):
     response = upload(owner, "review.exe", b"<x/>")
-    assert response.status_code == 422 and "must be a .bpmn file" in response.get_data(as_text=True)
+    assert response.status_code == 422 and "is not a diagram" in unescape(response.get_data(as_text=True))
+
+
+def test_the_versions_and_the_diff_say_when_a_process_was_retired(deployed_app, council, clock, owner):
+    clock.set("2026-03-04T11:00:00+00:00")
+    with clocks.using(clock), council.begin() as s:
+        deploy_changes(s, {}, actor=OWNER, note="Views move into the review", retire=["test_views"])
+    page = owner.get("/processes/test_views/versions").get_data(as_text=True)
+    retired = re.search(r'<tr class="govuk-table__row" id="retired-2">(.*?)</tr>', page, re.S).group(1)
+    assert "Retired" in retired and "Views move into the review" in retired and OWNER in retired
+    assert 'href="/processes/test_views/diff?a=1&amp;b=2"' in retired
+
+    diff = owner.get("/processes/test_views/diff").get_data(as_text=True)
+    said = re.search(r'id="diff-retired">(.*?)</div>', diff, re.S).group(1)
+    assert "Version 2 retired this process" in said and "4 March 2026" in said and "New PEPs can no longer start it" in said
+    assert "diff-markers" not in diff and owner.get("/processes/test_views/versions/2").status_code == 404
+    assert 'id="diff-retired-since"' in owner.get("/processes/test_views/diff?a=1&b=1").get_data(as_text=True)
+
+
+@pytest.mark.parametrize(("path", "accepted"), [
+    ("processes/review_v2.bpmn", True), ("processes/Review.v2.bpmn", True), ("processes/Review v2.bpmn", False),
+    ("processes/-review.bpmn", False), ("forms/transport.schema.json", True), ("forms/transport.uischema.json", True),
+    ("forms/transport.json", True), ("forms/Transport form.schema.json", False), ("forms/_transport.json", False),
+])
+def test_pep_deploy_the_upload_and_the_forms_editor_accept_the_same_file_names(deployed_app, owner, tmp_path, path, accepted):
+    folder, name = path.split("/")
+    content = REVIEW if folder == "processes" else '{"type": "object", "properties": {}}'
+    (tmp_path / "processes").mkdir()
+    (tmp_path / "processes" / "views.bpmn").write_text((BASIC_BUNDLE / "processes" / "views.bpmn").read_text())
+    (tmp_path / folder).mkdir(exist_ok=True)
+    (tmp_path / folder / name).write_text(content, encoding="utf-8")
+    try:
+        by_cli = path in Bundle.from_dirs(tmp_path).files
+    except DeploymentRejected as rejected:
+        assert [e.message for e in rejected.errors] == [file_name_problem(path)]
+        by_cli = False
+    if folder == "processes":
+        response = upload(owner, name, content.encode("utf-8"))
+    else:
+        response = owner.post("/processes/forms/new", {"name": name, "content": content, "version": 1},
+                              page_url="/processes/forms")
+    by_web = response.status_code == 302
+    assert by_web or file_name_problem(path) in unescape(response.get_data(as_text=True))
+    assert by_cli == by_web == accepted
 
 
 def test_safe_peps_move_and_unsafe_ones_stay_with_the_reason(deployed_app, council, clock, owner):

@@ -3,16 +3,16 @@
 A start (a person's, or a message's) whose diagram code fails or goes past its limits is rolled back
 whole, so no instance row exists; its incident names the process and element in its message.
 
-Revision ID: 0007
-Revises: 0006
+Revision ID: 0008
+Revises: 0007
 Create Date: 2026-12-07 12:30:00.000000
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = '0007'
-down_revision = '0006'
+revision = '0008'
+down_revision = '0007'
 branch_labels = None
 depends_on = None
 
