@@ -29,7 +29,7 @@ from sqlalchemy.orm.exc import StaleDataError
 from . import calendar, clock, history, limits
 from .clock import FrozenClock, SystemClock, install_spiff_clock
 from .db import json_rows, pipelined
-from .forms import field_errors
+from .forms import field_errors, size_errors
 from .models import (
     CaseTeamMember,
     Child,
@@ -258,10 +258,10 @@ class Engine:
             open_task, instance, user_id, known = self._task_for_actor(session, task_id, actor_email, lock=True)
             if expected_version is not None and instance.version != expected_version:
                 raise Conflict("this PEP was changed by someone else since you opened it: reload the page")
-            if open_task.form:
-                errors = field_errors(self._form_source(instance, open_task.form), data)
-                if errors:
-                    raise FormInvalid(errors)
+            source = self._form_source(instance, open_task.form) if open_task.form else None
+            errors = size_errors(data, source) or (field_errors(source, data) if source else {})
+            if errors:
+                raise FormInvalid(errors)
             workflow = self.load(instance)
             task = workflow.get_task_from_id(UUID(task_id))
             if task is None or task.state != TaskState.READY:
@@ -369,6 +369,9 @@ class Engine:
     def send_message(self, session: Session, name: str, child_id: str, data: dict | None = None,
                      actor: str = SYSTEM) -> list[Instance]:
         """Deliver a message to every instance of this child that is waiting for it."""
+        errors = size_errors(data or {})
+        if errors:
+            raise FormInvalid(errors)
         with self.instant():
             _child(session, child_id)
             return self._deliver(session, name, child_id, data or {}, actor, exclude=None)
