@@ -159,6 +159,22 @@ def test_a_stranger_elsewhere_cannot_slow_down_a_persons_sign_in(app, browser):
     assert from_address(browser(), "198.51.100.7").sign_in("sw@demo.test").status_code == 302
 
 
+def test_behind_the_https_proxy_a_stranger_cannot_slow_down_a_persons_sign_in_either(app):
+    from webui import create_app
+
+    proxied = create_app({**app.config, "PROXY_HOPS": 1})  # PEP_PROXY_HOPS=1: every request comes from the proxy
+    try:
+        stranger, person = Browser(proxied), Browser(proxied)
+        stranger.client.environ_base["HTTP_X_FORWARDED_FOR"] = "203.0.113.9"
+        person.client.environ_base["HTTP_X_FORWARDED_FOR"] = "198.51.100.7"
+        for _ in range(6):
+            stranger.sign_in("sw@demo.test", "guess")
+        assert stranger.sign_in("sw@demo.test", "guess again").status_code == 429
+        assert person.sign_in("sw@demo.test").status_code == 302
+    finally:
+        proxied.extensions["pep"].sessions.kw["bind"].dispose()
+
+
 def test_trying_one_password_on_many_accounts_from_one_address_is_slowed_down(app, browser):
     sprayer = from_address(browser(), "203.0.113.9")
     for n in range(30):  # the address's free failures, each on a different account (most unknown)

@@ -67,6 +67,7 @@ def test_the_versions_list_says_who_deployed_each_when_and_what_runs_on_it(deplo
     start_review(deployed_app, council)
     clock.set("2026-03-03T10:30:00+00:00")
     deploy_edit(council, clock, with_filing_step(REVIEW), note="File the PEP after sign-off")
+    owner.sign_in(OWNER)  # the next day
     page = owner.get("/processes/test_review/versions").get_data(as_text=True)
     rows = re.findall(r'<tr class="govuk-table__row">(.*?)</tr>', page, re.S)[1:]
     assert len(rows) == 2
