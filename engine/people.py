@@ -10,7 +10,6 @@ from datetime import date
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
-from zxcvbn import zxcvbn
 
 from . import clock
 from .models import CaseTeamMember, Child, User, UserRole
@@ -117,6 +116,8 @@ def password_problem(password: str, email: str = "", name: str = "", current: st
     own = [_squash(email.split("@")[0]), _squash(email), _squash(name)]
     if any(len(word) >= 4 and word in squashed for word in own):
         return "Your new password must not contain your name or email address"
+    from zxcvbn import zxcvbn  # here, not at import: its lists take 11 MB that only this page needs
+
     words = [email, email.split("@")[0], name, *re.split(r"[\W_]+", f"{email} {name}"), *_SERVICE_WORDS]
     with _zxcvbn_lock:
         score = zxcvbn(password[:_ZXCVBN_LENGTH], user_inputs=[w for w in words if w])["score"]
