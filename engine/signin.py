@@ -82,7 +82,7 @@ def begin_check(session: Session, email: str, address: str | None, now: datetime
     committed first; TooManyFailures (the row deleted again) if either key must wait. The row stays as a
     failure unless `passed` is called."""
     allowances = allowances or Allowances.from_environment()
-    address = address or ""
+    email, address = email[:254], (address or "")[:64]  # the columns' sizes: no account has a longer email
     oldest = now - max(allowances.account_at_address.window, allowances.address.window)
     session.execute(delete(SignInFailure).where(SignInFailure.at < oldest))
     attempt = SignInFailure(email=email, remote_addr=address, at=now)

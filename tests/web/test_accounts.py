@@ -192,6 +192,11 @@ def test_an_unknown_email_is_slowed_down_like_a_known_one(app, browser):
     assert answers["sw@demo.test"] == answers["nobody@demo.test"] == [400] * 5 + [429]
 
 
+def test_an_email_longer_than_any_account_is_simply_not_right(app, browser):
+    response = browser().sign_in("x" * 300 + "@demo.test", "guess")
+    assert response.status_code == 400 and "The email address or password is not right" in response.get_data(as_text=True)
+
+
 def test_a_slowed_down_person_may_try_again_after_the_wait_and_success_forgives(app, browser, clock):
     sw = browser()
     for _ in range(5):
