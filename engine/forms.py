@@ -12,6 +12,11 @@ uses, backtracks: `^(a+)+$` would hold a worker for half an hour on a 35-charact
 refuses patterns RE2 cannot compile (backreferences, look-around: `pattern_problems`); jsonschema-rs
 matches patterns with the `regex` crate (also linear) or, for those features, fancy-regex, which gives
 up after a bounded number of backtracking steps and then does not pass the answer.
+
+What one person may send is bounded (`size_errors`): each answer, and all the answers of one form.
+Answers are kept in the child's history for good and read again at every audit and replay, so the
+runtime refuses larger ones before anything is stored, whoever sends them (a person, a single-use
+link, a message); the web pages check first, so that nothing is saved as a draft either.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from collections.abc import Iterator
 from functools import lru_cache
 
 import jsonschema_rs
+import orjson
 import re2
 from jsonschema import Draft202012Validator, FormatChecker, ValidationError, validators
 from jsonschema.protocols import Validator
@@ -45,6 +51,42 @@ def _pattern_properties(validator, pattern_properties, instance, schema):
 
 FormValidator = validators.extend(
     Draft202012Validator, {"pattern": _pattern, "patternProperties": _pattern_properties})
+
+
+MAX_ANSWER_CHARS = 50_000  # one answer: about 8,000 words, longer than any section of a PEP
+MAX_ANSWERS_BYTES = 200_000  # all the answers of one form (or message), as JSON
+
+
+def size_errors(data: dict, schema: str | dict | None = None) -> dict[str, str]:
+    """{field path: message} for each answer longer than MAX_ANSWER_CHARS; else, if all the answers
+    together are larger than MAX_ANSWERS_BYTES, one message for the form ("(form)"). Empty when within.
+    `schema` (its JSON text or itself) gives the fields' titles."""
+    schema = _validator(schema).schema if isinstance(schema, str) else schema or {}
+    errors = {}
+    for path, value in _strings(data, []):
+        if len(value) > MAX_ANSWER_CHARS:
+            errors[".".join(map(str, path))] = f"{_title(schema, path)} must be {MAX_ANSWER_CHARS:,} characters or less"
+    if errors:
+        return errors
+    try:
+        size = len(orjson.dumps(data, option=orjson.OPT_NON_STR_KEYS))
+    except TypeError:
+        size = len(json.dumps(data, default=str).encode())
+    if size > MAX_ANSWERS_BYTES:
+        return {"(form)": f"Your answers are too long to save ({-(-size // 1000):,} KB): one form can take up to "
+                          f"{MAX_ANSWERS_BYTES // 1000:,} KB. Shorten the longest answers, or attach long documents as files"}
+    return {}
+
+
+def _strings(value, path: list) -> Iterator[tuple[list, str]]:
+    if isinstance(value, str):
+        yield path, value
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield from _strings(item, [*path, key])
+    elif isinstance(value, list | tuple):
+        for index, item in enumerate(value):
+            yield from _strings(item, [*path, index])
 
 
 @lru_cache(maxsize=512)

@@ -78,6 +78,9 @@ class User(Base):
     name: Mapped[str] = mapped_column(String(200))
     organisation: Mapped[str | None] = mapped_column(String(200))
     password_hash: Mapped[str | None] = mapped_column(String(300))
+    # Every signed-in session of this person carries this token; a new one (sign-out, a password change
+    # or reset) ends them all. None: no session is valid until the person signs in (people.session_token).
+    session_token: Mapped[str | None] = mapped_column(String(64))
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     roles: Mapped[list[UserRole]] = relationship(cascade="all, delete-orphan", lazy="selectin")
 
@@ -323,6 +326,8 @@ class Attachment(Base):
     """A file given with a form (e.g. an EHCP), kept with the child's record."""
 
     __tablename__ = "attachment"
+    # what one person uploaded lately (their daily upload allowance)
+    __table_args__ = (Index("ix_attachment_uploaded_by_at", "uploaded_by", "uploaded_at"),)
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
     child_id: Mapped[str] = mapped_column(ForeignKey("child.id"), index=True)
@@ -336,10 +341,15 @@ class Attachment(Base):
 
 
 class SignInFailure(Base):
-    """A failed sign-in, kept briefly so that repeated failures are slowed down."""
+    """A failed sign-in (or password check), kept briefly so that repeated failures are slowed down, per
+    account and address and per address (engine/signin.py). A check in progress has its row already."""
 
     __tablename__ = "sign_in_failure"
-    __table_args__ = (Index("ix_sign_in_failure_email_at", "email", "at"),)
+    __table_args__ = (
+        Index("ix_sign_in_failure_email_at", "email", "at"),
+        Index("ix_sign_in_failure_remote_addr_at", "remote_addr", "at"),
+        Index("ix_sign_in_failure_at", "at"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     email: Mapped[str] = mapped_column(String(254))

@@ -1,7 +1,11 @@
-"""Users, children and case teams. Called by the CLI, the web app's administration pages and tests."""
+"""Users, children and case teams; the rules for a person's password and the token of their sessions.
+Called by the CLI, the web app's administration and account pages, and tests."""
 
 from __future__ import annotations
 
+import re
+import secrets
+import threading
 from datetime import date
 
 from sqlalchemy import func, select
@@ -133,3 +137,63 @@ def _role_key(directory: RoleDirectory, name: str) -> str:
         raise PeopleError(f'unknown role "{name}" (known: {", ".join(directory.labels())})')
     return info.key
 
+
+
+# ---- passwords and sessions ----------------------------------------------------------------------
+
+MIN_PASSWORD_LENGTH = 12
+MAX_PASSWORD_LENGTH = 256
+# How hard to guess a new password must be: zxcvbn's score 3 (about 10^8 guesses or more, "safely
+# unguessable" with a slow hash and throttled sign-in). It scores common passwords (its list of
+# 30,000), keyboard patterns, repeats, sequences, dates, words with digits on the end, and the person's
+# own name and email, low; a few unrelated words score 4.
+MIN_PASSWORD_SCORE = 3
+_ZXCVBN_LENGTH = 72  # zxcvbn refuses longer input; the first 72 characters are scored
+_zxcvbn_lock = threading.Lock()  # zxcvbn keeps the person's own words in a module-level dictionary
+_SERVICE_WORDS = ["pep", "personal education plan", "virtual school", "children in care", "looked after"]
+
+
+def password_problem(password: str, email: str = "", name: str = "", current: str | None = None) -> str | None:
+    """What is wrong with `password` as a person's new password, in words for them; None if it will do.
+
+    The NCSC's advice (Password administration for system owners): a minimum length and no
+    maximum worth speaking of, no rules about kinds of character, and no password that is common,
+    a simple pattern or built from the person's own name or email address.
+    """
+    if len(password) < MIN_PASSWORD_LENGTH:
+        return f"Your new password must be at least {MIN_PASSWORD_LENGTH} characters"
+    if len(password) > MAX_PASSWORD_LENGTH:
+        return f"Your new password must be {MAX_PASSWORD_LENGTH} characters or fewer"
+    if not password.strip():
+        return "Your new password must not be only spaces"
+    if current is not None and password == current:
+        return "Your new password must be different from your current password"
+    squashed = _squash(password)
+    own = [_squash(email.split("@")[0]), _squash(email), _squash(name)]
+    if any(len(word) >= 4 and word in squashed for word in own):
+        return "Your new password must not contain your name or email address"
+    from zxcvbn import zxcvbn  # here, not at import: its lists take 11 MB that only this page needs
+
+    words = [email, email.split("@")[0], name, *re.split(r"[\W_]+", f"{email} {name}"), *_SERVICE_WORDS]
+    with _zxcvbn_lock:
+        score = zxcvbn(password[:_ZXCVBN_LENGTH], user_inputs=[w for w in words if w])["score"]
+    if score < MIN_PASSWORD_SCORE:
+        return "Your new password is too easy to guess. Try 3 or more unrelated words"
+    return None
+
+
+def _squash(text: str) -> str:
+    return re.sub(r"[^0-9a-z]", "", text.lower())
+
+
+def session_token(user: User) -> str:
+    """The token every signed-in session of the person carries, made at their first sign-in."""
+    if not user.session_token:
+        user.session_token = secrets.token_hex(32)
+    return user.session_token
+
+
+def end_sessions(user: User) -> None:
+    """End every signed-in session of the person, on every device: their sessions' token is replaced.
+    Called at sign-out, a password change, an administrator's reset and when an account is closed."""
+    user.session_token = secrets.token_hex(32)

@@ -29,7 +29,7 @@ from sqlalchemy.orm.exc import StaleDataError
 from . import calendar, clock, depth, history, limits
 from .clock import FrozenClock, SystemClock, install_spiff_clock
 from .db import json_rows, pipelined
-from .forms import field_errors
+from .forms import field_errors, size_errors
 from .mail import one_line
 from .models import (
     CaseTeamMember,
@@ -268,10 +268,10 @@ class Engine:
             open_task, instance, user_id, known = self._task_for_actor(session, task_id, actor_email, lock=True)
             if expected_version is not None and instance.version != expected_version:
                 raise Conflict("this PEP was changed by someone else since you opened it: reload the page")
-            if open_task.form:
-                errors = field_errors(self._form_source(instance, open_task.form), data)
-                if errors:
-                    raise FormInvalid(errors)
+            source = self._form_source(instance, open_task.form) if open_task.form else None
+            errors = size_errors(data, source) or (field_errors(source, data) if source else {})
+            if errors:
+                raise FormInvalid(errors)
             workflow = self.load(instance)
             task = workflow.get_task_from_id(UUID(task_id))
             if task is None or task.state != TaskState.READY:
@@ -381,6 +381,9 @@ class Engine:
                      actor: str = SYSTEM) -> list[Instance]:
         """Deliver a message to every instance of this child that is waiting for it. A person (an e-mail
         address) may send it only when they hold one of the roles its form names (`x-sent-by`)."""
+        errors = size_errors(data or {})
+        if errors:
+            raise FormInvalid(errors)
         with self.instant():
             _child(session, child_id)
             if "@" in actor:

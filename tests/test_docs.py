@@ -43,3 +43,10 @@ def test_every_rule_row_names_an_implementation_and_a_test():
         if cells[0].lower() in ("rule", "document", "#", "step"):
             continue
         assert all(cells), f"a rule row has an empty cell: {row}"
+
+
+def test_every_test_named_in_the_security_notes_exists():
+    named = set(re.findall(r"\b(test_[a-z0-9_]+)", (ROOT / "docs" / "security.md").read_text()))
+    missing = sorted(named - defined_tests())
+    assert not missing, f"docs/security.md names tests that do not exist: {missing}"
+    assert named

@@ -11,11 +11,12 @@ import secrets
 from datetime import timedelta
 from pathlib import Path
 
-from flask import Flask, g, render_template
+from flask import Flask, current_app, g, render_template
 from jinja2 import ChoiceLoader, PackageLoader, PrefixLoader
 from sqlalchemy.exc import SQLAlchemyError
+from werkzeug.middleware.proxy_fix import ProxyFix
 
-from engine import mail
+from engine import mail, signin
 from engine.db import database_url, make_db, session_factory
 from engine.runtime import Engine
 
@@ -33,13 +34,26 @@ class Services:
 def create_app(config: dict | None = None) -> Flask:
     """Build the app; `config` overrides the defaults (tests pass a database URL and a clock)."""
     app = Flask(__name__, instance_path=str(Path.cwd() / "instance"))
+    max_age = timedelta(hours=float(os.environ.get("PEP_SESSION_MAX_HOURS") or 8))
+    upload_mb = int(os.environ.get("PEP_UPLOAD_MAX_MB") or 10)
     app.config.from_mapping(
         DATABASE_URL=database_url(),
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
         SESSION_COOKIE_SECURE=os.environ.get("PEP_SECURE_COOKIES", "1") != "0",
-        PERMANENT_SESSION_LIFETIME=timedelta(hours=8),
-        MAX_CONTENT_LENGTH=12 * 1024 * 1024,
+        # A session ends after this long without a request, and this long after signing in (webui/auth.py).
+        SESSION_IDLE_TIMEOUT=timedelta(minutes=float(os.environ.get("PEP_SESSION_IDLE_MINUTES") or 30)),
+        SESSION_MAX_AGE=max_age,
+        PERMANENT_SESSION_LIFETIME=max_age,  # the browser drops the cookie then too
+        SIGN_IN_ALLOWANCES=signin.Allowances.from_environment(),
+        # How many proxies in front of the app set X-Forwarded-For and -Proto (1 behind one HTTPS proxy):
+        # sign-in is slowed down per client address, which is then the one the proxy saw.
+        PROXY_HOPS=int(os.environ.get("PEP_PROXY_HOPS") or 0),
+        # One file, and what one person may upload in 24 hours (webui/inbox.py); the whole of one request
+        # (a form with its files) may be 2 MB more than one file, else it is refused with a plain page.
+        UPLOAD_MAX_BYTES=upload_mb * 1024 * 1024,
+        UPLOAD_DAILY_BYTES=int(os.environ.get("PEP_UPLOAD_DAILY_MB") or 200) * 1024 * 1024,
+        MAX_CONTENT_LENGTH=(upload_mb + 2) * 1024 * 1024,
         WTF_CSRF_TIME_LIMIT=None,
         **mail.settings_from_env(),
         LINK_LIFETIME_DAYS=14,
@@ -53,6 +67,10 @@ def create_app(config: dict | None = None) -> Flask:
         app.config.update(config)
     app.config["SECRET_KEY"] = (app.config.get("SECRET_KEY") or os.environ.get("PEP_SECRET_KEY")
                                 or _instance_secret(app))
+
+    if app.config["PROXY_HOPS"]:
+        hops = app.config["PROXY_HOPS"]
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops)
 
     db = make_db(app.config["DATABASE_URL"])
     app.extensions["pep"] = Services(Engine(app.config["CLOCK"]), session_factory(db))
@@ -123,6 +141,8 @@ def _security_headers(response):
     response.headers.setdefault("X-Frame-Options", "DENY")
     response.headers.setdefault("Referrer-Policy", "same-origin")
     response.headers.setdefault("Cache-Control", "no-store")
+    if current_app.config["SESSION_COOKIE_SECURE"]:  # served over HTTPS: browsers must never fall back to HTTP
+        response.headers.setdefault("Strict-Transport-Security", "max-age=31536000; includeSubDomains")
     return response
 
 

@@ -11,7 +11,15 @@ from flask_login import current_user, login_required
 from sqlalchemy import select
 
 from engine.models import AccessGrant, Child, Role, User, UserRole
-from engine.people import READ_ONLY_ROLES, PeopleError, add_child, add_user, case_team, set_case_team
+from engine.people import (
+    READ_ONLY_ROLES,
+    PeopleError,
+    add_child,
+    add_user,
+    case_team,
+    end_sessions,
+    set_case_team,
+)
 
 from . import grants
 from .access import child_or_404
@@ -20,6 +28,8 @@ from .context import db, now
 from .filters import LONDON
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
+
+
 def admin_required(view):
     @wraps(view)
     @login_required
@@ -65,6 +75,8 @@ def update_user(user_id):
     valid = set(db().scalars(select(Role.key)))
     user.roles = [UserRole(role_key=key) for key in request.form.getlist("roles") if key in valid]
     user.organisation = request.form.get("organisation") or None
+    if user.active and request.form.get("active") != "yes":
+        end_sessions(user)  # a closed account is signed out everywhere, and stays so if it is opened again
     user.active = request.form.get("active") == "yes"
     db().commit()
     flash(f"{user.name} updated.", "success")
@@ -74,10 +86,12 @@ def update_user(user_id):
 @bp.post("/users/<int:user_id>/password")
 @admin_required
 def reset_password(user_id):
-    """Give a person a new first password (they change it after signing in)."""
+    """Give a person a new first password (they change it after signing in); every session of theirs ends,
+    so that whoever may have had their old password, or a copy of their session, is signed out."""
     user = db().get(User, user_id) or abort(404)
     password = secrets.token_urlsafe(12)
     user.password_hash = hash_password(password)
+    end_sessions(user)
     db().commit()
     people = db().scalars(select(User).order_by(User.name)).all()
     roles = db().scalars(select(Role).order_by(Role.label)).all()

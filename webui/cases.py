@@ -11,7 +11,7 @@ from flask_login import current_user, login_required
 from sqlalchemy import func, select
 
 from engine.calendar import academic_year_age
-from engine.forms import field_errors
+from engine.forms import field_errors, size_errors
 from engine.models import Attachment, Child, Deployment, Instance, OpenTask, Role, User
 from engine.people import case_team
 from engine.roles import RoleDirectory
@@ -120,7 +120,7 @@ def report_change(child_id, message):
     errors, data = {}, {}
     if request.method == "POST":
         data = parse_submission(schema, request.form)
-        errors = field_errors(json.dumps(schema), data)
+        errors = size_errors(data, schema) or field_errors(json.dumps(schema), data)
         if not errors:
             try:
                 caught = engine().send_message(db(), message, child_id, data, actor=current_user.email)

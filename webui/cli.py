@@ -8,6 +8,10 @@ import click
 
 from . import create_app
 
+# waitress's options for `run`: no Server header (waitress would name itself), so that a scan learns
+# nothing of the software from the answers.
+SERVER_OPTIONS = {"ident": None}
+
 
 @click.group()
 def main():
@@ -50,6 +54,6 @@ def run(host, port, threads, sweep_seconds):
     scheduler.start()
     click.echo(f"PEP app on http://{host}:{port}/ (sign in with a demo account; see README)")
     try:
-        serve(app, host=host, port=port, threads=threads)
+        serve(app, host=host, port=port, threads=threads, **SERVER_OPTIONS)
     finally:
         scheduler.shutdown(wait=False)

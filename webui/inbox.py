@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import hashlib
 import uuid
+from datetime import timedelta
 
-from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
-from sqlalchemy import select
+from sqlalchemy import func, select
 
+from engine.forms import size_errors
 from engine.inbox import inbox, inbox_choices, inbox_counts
 from engine.models import Attachment, Child, OpenTask, TaskDraft
 from engine.runtime import Conflict, EngineError, FormInvalid, NotAllowed, ProcessFault, TaskNotReady
@@ -37,6 +39,7 @@ ALLOWED_UPLOADS = {
     "application/pdf", "image/png", "image/jpeg", "text/plain",
     "application/msword", "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
 }
+MB = 1024 * 1024
 
 
 @bp.get("/")
@@ -92,7 +95,11 @@ def task(task_id):
     version = request.form.get("_version") or form["instance_version"]
     action = request.form.get("_do", "submit")
     data = parse_submission(schema, request.form)
-    _take_uploads(schema, data, open_task.child_id)
+    # Answers too long, or a file refused: the page again with what was typed, and nothing saved.
+    refused = size_errors(data, schema) or _take_uploads(schema, data, open_task.child_id)
+    if refused:
+        db().rollback()
+        return _show_again(open_task, data, refused, draft, version, status=422)
     if action.startswith(("add:", "remove:")):
         (add_item(schema, data, action[4:]) if action.startswith("add:") else remove_item(data, action[7:]))
         _save_draft(task_id, data)
@@ -175,21 +182,42 @@ def _save_draft(task_id: str, data: dict) -> None:
         draft.data, draft.saved_at = data, now()
 
 
-def _take_uploads(schema: dict, data: dict, child_id: str) -> None:
-    """Store uploaded files and put their ids in the data; an empty upload keeps the earlier file."""
+def _take_uploads(schema: dict, data: dict, child_id: str) -> dict[str, str]:
+    """Store uploaded files and put their ids in the data; an empty upload keeps the earlier file.
+    {field path: message} for each file refused (its type, its size, or the person's daily allowance),
+    and then none is stored."""
+    config = current_app.config
+    errors, taken = {}, []
     for path in attachment_paths(schema):
         upload = request.files.get(path)
         if upload is None or not upload.filename:
             continue
-        content = upload.read()
+        content = upload.read(config["UPLOAD_MAX_BYTES"] + 1)
         if upload.mimetype not in ALLOWED_UPLOADS:
-            abort(415, description=f"{upload.filename}: only PDF, Word, image or text files can be attached")
+            errors[path] = "The selected file must be a PDF, Word document, image (PNG or JPEG) or text file"
+        elif len(content) > config["UPLOAD_MAX_BYTES"]:
+            errors[path] = f"The selected file must be smaller than {config['UPLOAD_MAX_BYTES'] // MB} MB"
+        elif not content:
+            errors[path] = "The selected file is empty"
+        else:
+            taken.append((path, upload, content))
+    if errors or not taken:
+        return errors
+    since = now() - timedelta(days=1)
+    uploaded = db().scalar(select(func.coalesce(func.sum(Attachment.size), 0))
+                           .where(Attachment.uploaded_by == current_user.email, Attachment.uploaded_at > since))
+    if uploaded + sum(len(content) for _, _, content in taken) > config["UPLOAD_DAILY_BYTES"]:
+        message = (f"You can upload up to {config['UPLOAD_DAILY_BYTES'] // MB} MB of files in a day. "
+                   "Try again tomorrow, or ask the Virtual School to add the file")
+        return {path: message for path, _, _ in taken}
+    for path, upload, content in taken:
         attachment = Attachment(id=str(uuid.uuid4()), child_id=child_id, filename=upload.filename[:255],
                                 content_type=upload.mimetype, size=len(content),
                                 sha256=hashlib.sha256(content).hexdigest(), content=content,
                                 uploaded_by=current_user.email, uploaded_at=now())
         db().add(attachment)
         set_path(data, path, attachment.id)
+    return {}
 
 
 def _attachment_names(values: dict, schema: dict) -> dict[str, str]:

@@ -94,6 +94,7 @@ def test_an_inspection_grant_covers_every_child_until_it_expires(auditor, browse
     person = browser(AUDITOR)
     assert all(person.get(f"/audit/children/{c}").status_code == 200 for c in ("C001", "C002"))
     engine.clock.set("2026-03-09T09:00:00+00:00")
+    person = browser(AUDITOR)  # a week later, signed in again
     assert person.get("/audit/children/C001").status_code == 404
 
 

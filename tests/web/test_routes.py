@@ -54,7 +54,8 @@ def test_repeated_failed_sign_ins_are_slowed_down(app, browser):
     for _ in range(5):
         person.sign_in("sw@demo.test", "guess")
     response = person.sign_in("sw@demo.test", PASSWORD)
-    assert response.status_code == 400 and "Too many failed attempts" in response.get_data(as_text=True)
+    assert response.status_code == 429 and "Too many failed attempts" in response.get_data(as_text=True)
+    assert int(response.headers["Retry-After"]) > 0
 
 
 def test_a_password_hashed_with_older_parameters_still_signs_in_and_is_hashed_again(app, browser, council):

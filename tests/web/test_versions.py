@@ -68,6 +68,7 @@ def test_the_versions_list_says_who_deployed_each_when_and_what_runs_on_it(deplo
     start_review(deployed_app, council)
     clock.set("2026-03-03T10:30:00+00:00")
     deploy_edit(council, clock, with_filing_step(REVIEW), note="File the PEP after sign-off")
+    owner.sign_in(OWNER)  # the next day
     page = owner.get("/processes/test_review/versions").get_data(as_text=True)
     rows = re.findall(r'<tr class="govuk-table__row">(.*?)</tr>', page, re.S)[1:]
     assert len(rows) == 2
@@ -139,6 +140,7 @@ def test_the_versions_and_the_diff_say_when_a_process_was_retired(deployed_app, 
     clock.set("2026-03-04T11:00:00+00:00")
     with clocks.using(clock), council.begin() as s:
         deploy_changes(s, {}, actor=OWNER, note="Views move into the review", retire=["test_views"])
+    owner.sign_in(OWNER)  # two days on, the session has timed out
     page = owner.get("/processes/test_views/versions").get_data(as_text=True)
     retired = re.search(r'<tr class="govuk-table__row" id="retired-2">(.*?)</tr>', page, re.S).group(1)
     assert "Retired" in retired and "Views move into the review" in retired and OWNER in retired
