@@ -1,5 +1,8 @@
 """Shared fixtures: a database (SQLite per test, or PostgreSQL when PEP_TEST_DATABASE_URL is set),
-a frozen clock, an engine, and a small council with a child and a case team."""
+a frozen clock, an engine, and a small council with a child and a case team.
+
+Histories are signed with a test key (never a key file in the working directory), and each test has a
+checkpoint file of its own (empty until a test checkpoints)."""
 
 from __future__ import annotations
 
@@ -22,6 +25,8 @@ from engine.runtime import Engine
 HERE = Path(__file__).parent
 BASIC_BUNDLE = HERE / "bundles" / "basic"
 PG_URL = os.environ.get("PEP_TEST_DATABASE_URL")
+TEST_HISTORY_KEY = "test-history-key-0123456789abcdef0123456789abcdef"
+os.environ["PEP_HISTORY_KEY"] = TEST_HISTORY_KEY  # before any test (or server it starts) signs an event
 
 
 def pytest_report_header(config):
@@ -51,6 +56,14 @@ def db(request, tmp_path):
     Base.metadata.create_all(sqlite)
     yield sqlite
     sqlite.dispose()
+
+
+@pytest.fixture(autouse=True)
+def checkpoint_file(tmp_path, monkeypatch):
+    """This test's own checkpoint file (PEP_CHECKPOINTS), not yet written."""
+    path = tmp_path / "checkpoints.jsonl"
+    monkeypatch.setenv("PEP_CHECKPOINTS", str(path))
+    return path
 
 
 @pytest.fixture(autouse=True)
