@@ -161,12 +161,18 @@ def _from_environment(text: str) -> KeyRing:
 
 
 def _make_key_file(path: Path) -> None:
+    """Make the key file whole or not at all: written aside, then linked into place, so that another
+    process (a web server's workers all start at once) never reads it half-written."""
     path.parent.mkdir(parents=True, exist_ok=True)
+    aside = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
+    _write_private(aside, secrets.token_hex(32) + "\n")
     try:
-        _write_private(path, secrets.token_hex(32) + "\n")
+        os.link(aside, path)
         log.warning("made a new history key in %s: keep a copy of it apart from the database and its backups", path)
-    except FileExistsError:  # another process made it first
+    except FileExistsError:  # another process made it first: theirs is the key
         pass
+    finally:
+        aside.unlink()
 
 
 @lru_cache(maxsize=8)
