@@ -17,11 +17,16 @@ What one person may send is bounded (`size_errors`): each answer, and all the an
 Answers are kept in the child's history for good and read again at every audit and replay, so the
 runtime refuses larger ones before anything is stored, whoever sends them (a person, a single-use
 link, a message); the web pages check first, so that nothing is saved as a draft either.
+
+Every number in an answer must be finite, whatever the form says: NaN and infinity (`nan`, `1e309`
+typed in a number field) are no numbers a person means, JSON cannot store them, and a child's history
+could not record them (engine/history.py refuses them).
 """
 
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections.abc import Iterator
 from functools import lru_cache
@@ -113,10 +118,13 @@ def passes_fast_check(schema_json: str, data: dict) -> bool:
 
 def field_errors(schema_json: str, data: dict) -> dict[str, str]:
     """Return {field path: message} for every problem in `data` (empty when valid)."""
-    if passes_fast_check(schema_json, data):
+    not_numbers = list(_non_finite(data))
+    if not not_numbers and passes_fast_check(schema_json, data):
         return {}
     errors: dict[str, str] = {}
     validator = _validator(schema_json)
+    for path in not_numbers:
+        errors[".".join(str(p) for p in path)] = f"{_title(validator.schema, path)}: enter a number"
     for error in sorted(validator.iter_errors(data), key=lambda e: list(map(str, e.absolute_path))):
         path = list(error.absolute_path)
         if error.validator == "required":
@@ -127,6 +135,19 @@ def field_errors(schema_json: str, data: dict) -> dict[str, str]:
             message = f"{_title(validator.schema, path)}: {_plain(error)}"
         errors.setdefault(".".join(str(p) for p in path) or "(form)", message)
     return errors
+
+
+def _non_finite(value, path: tuple = ()) -> Iterator[list]:
+    """The path of every number in the answers that is not finite (NaN, infinity)."""
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            yield list(path)
+    elif isinstance(value, dict):
+        for name, item in value.items():
+            yield from _non_finite(item, (*path, name))
+    elif isinstance(value, list | tuple):
+        for index, item in enumerate(value):
+            yield from _non_finite(item, (*path, index))
 
 
 def _title(schema: dict, path: list) -> str:

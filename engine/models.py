@@ -224,7 +224,8 @@ class OpenTask(Base):
 
 
 class Event(Base):
-    """One entry of a child's append-only, hash-chained history."""
+    """One entry of a child's append-only, hash-chained history. `hash` is an HMAC under the history
+    key `key_id` names (engine/history_keys.py); no key id: a plain SHA-256, from before keying."""
 
     __tablename__ = "event"
     __table_args__ = (UniqueConstraint("child_id", "seq"),)
@@ -240,6 +241,7 @@ class Event(Base):
     data: Mapped[dict] = mapped_column(default=dict)
     prev_hash: Mapped[str] = mapped_column(String(64))
     hash: Mapped[str] = mapped_column(String(64))
+    key_id: Mapped[str | None] = mapped_column(String(16))
 
 
 class AccessGrant(Base):

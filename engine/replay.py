@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 from uuid import UUID
 
 from SpiffWorkflow.bpmn import BpmnEvent, BpmnWorkflow
@@ -25,6 +26,9 @@ from . import clock, history
 from .models import Child, Event, Instance, ProcessDefinition
 from .runtime import Engine, _child_context, as_recorded
 from .serializer import state_digest, state_matches
+
+if TYPE_CHECKING:
+    from .checkpoints import Checkpoints
 
 STATELESS = "unchecked"
 
@@ -72,10 +76,12 @@ class _Run:
     broken: bool = False
 
 
-def replay_child(session: Session, engine: Engine, child_id: str) -> ChildReplay:
-    """Re-execute every step of the child's history; return the frames and every problem, named."""
+def replay_child(session: Session, engine: Engine, child_id: str,
+                 checkpoints: Checkpoints | None = None) -> ChildReplay:
+    """Re-execute every step of the child's history; return the frames and every problem, named.
+    The chain is verified with the installation's history keys, and held to `checkpoints` if given."""
     result = ChildReplay(child_id)
-    chain = history.verify(session, child_id)
+    chain = history.verify(session, child_id, checkpoints)
     result.problems += chain.problems
     child = session.get(Child, child_id)
     if child is None:

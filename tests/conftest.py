@@ -1,5 +1,8 @@
 """Shared fixtures: a database (SQLite per test, or PostgreSQL when PEP_TEST_DATABASE_URL is set),
-a frozen clock, an engine, and a small council with a child and a case team."""
+a frozen clock, an engine, and a small council with a child and a case team.
+
+Histories are signed with a test key (never a key file in the working directory), and each test has a
+checkpoint file of its own (empty until a test checkpoints)."""
 
 from __future__ import annotations
 
@@ -13,15 +16,17 @@ from sqlalchemy import select, text
 from engine import clock as clocks
 from engine.db import make_db, session_factory
 from engine.deploy import Bundle, deploy
-from engine.models import Base, Child
-from engine.people import add_child, add_user, set_case_team
+from engine.models import Base, CaseTeamMember, Child
+from engine.people import add_child, add_user, find_user
 from engine.replay import replay_child
-from engine.roles import seed_roles
+from engine.roles import RoleDirectory, seed_roles
 from engine.runtime import Engine
 
 HERE = Path(__file__).parent
 BASIC_BUNDLE = HERE / "bundles" / "basic"
 PG_URL = os.environ.get("PEP_TEST_DATABASE_URL")
+TEST_HISTORY_KEY = "test-history-key-0123456789abcdef0123456789abcdef"
+os.environ["PEP_HISTORY_KEY"] = TEST_HISTORY_KEY  # before any test (or server it starts) signs an event
 
 
 def pytest_report_header(config):
@@ -51,6 +56,14 @@ def db(request, tmp_path):
     Base.metadata.create_all(sqlite)
     yield sqlite
     sqlite.dispose()
+
+
+@pytest.fixture(autouse=True)
+def checkpoint_file(tmp_path, monkeypatch):
+    """This test's own checkpoint file (PEP_CHECKPOINTS), not yet written."""
+    path = tmp_path / "checkpoints.jsonl"
+    monkeypatch.setenv("PEP_CHECKPOINTS", str(path))
+    return path
 
 
 @pytest.fixture(autouse=True)
@@ -86,6 +99,16 @@ def engine(clock):
     return Engine(clock)
 
 
+def seat_case_team(s, child_id: str, team: dict[str, str]) -> None:
+    """A case team as the council had it before the child's history began (as an import would bring
+    it): the rows alone, so that each test's history starts with its own steps. Changing a team once
+    the service runs is `engine.people.set_case_team`, which writes each change to the history."""
+    directory = RoleDirectory.load(s)
+    for role, email in team.items():
+        s.add(CaseTeamMember(child_id=child_id, role_key=directory.resolve(role).key, user_id=find_user(s, email).id))
+    s.flush()
+
+
 @pytest.fixture
 def council(sessions, clock):
     """Roles, a social worker, a designated teacher, two VS advisers, and a child with a case team."""
@@ -100,9 +123,9 @@ def council(sessions, clock):
         add_user(s, "yp@demo.test", "Young Person One")
         add_child(s, "C001", "Alex Example", date(2014, 5, 1), "Oak Primary")
         add_child(s, "C002", "Blair Sample", date(2012, 1, 9), "Elm Academy")
-        set_case_team(s, "C001", {"Social Worker": "sw@demo.test", "Designated Teacher": "dt@demo.test",
+        seat_case_team(s, "C001", {"Social Worker": "sw@demo.test", "Designated Teacher": "dt@demo.test",
                                   "Young Person": "yp@demo.test"})
-        set_case_team(s, "C002", {"Social Worker": "sw@demo.test", "Designated Teacher": "other.dt@demo.test"})
+        seat_case_team(s, "C002", {"Social Worker": "sw@demo.test", "Designated Teacher": "other.dt@demo.test"})
     return sessions
 
 
@@ -186,5 +209,5 @@ def demo_council(sessions, clock):
             add_user(s, email, name, roles=roles, organisation=organisation)
         for child_id, (name, dob, school, team) in CHILDREN.items():
             add_child(s, child_id, name, dob, school)
-            set_case_team(s, child_id, team)
+            seat_case_team(s, child_id, team)
     return sessions

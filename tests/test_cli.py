@@ -18,9 +18,9 @@ import pytest
 import yaml
 from alembic.script import ScriptDirectory
 from click.testing import CliRunner, Result
-from sqlalchemy import inspect, select, update
+from sqlalchemy import inspect, select, text, update
 
-from engine import cli
+from engine import cli, history_keys
 from engine.cli import main
 from engine.clock import SystemClock
 from engine.db import make_db, session_factory
@@ -29,6 +29,7 @@ from engine.roles import DEFAULT_ROLES_FILE
 from engine.schema import alembic_config
 
 from .conftest import BASIC_BUNDLE
+from .test_history import insider_rechains
 from .test_replay import rechain
 
 MONDAY_MORNING = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
@@ -251,7 +252,7 @@ def test_verify_re_executes_every_childs_history_and_fails_on_a_forged_answer(re
     assert verified[-1] == "1 child verified: every step re-executed to the stored state, every chain intact"
 
     db = make_db(database_url)
-    with session_factory(db).begin() as s:  # a forger changes the meeting date and recomputes the chain
+    with session_factory(db).begin() as s:  # a forger with the key changes the meeting date and re-signs the chain
         event = s.scalar(select(Event).where(Event.kind == "task_completed"))
         s.execute(update(Event).where(Event.id == event.id).values(
             data={**event.data, "data": {**MEETING, "meeting_date": "2026-03-12"}}))
@@ -259,13 +260,109 @@ def test_verify_re_executes_every_childs_history_and_fails_on_a_forged_answer(re
     db.dispose()
     result = pep("verify")
     assert result.exit_code == 1
-    assert result.stderr.splitlines() == [
+    *failure, warning = result.stderr.splitlines()
+    assert warning.startswith("warning: no checkpoints at ")  # this test checkpoints nothing
+    assert failure == [
         "C001: FAILED",
         "  event #5 (task_completed Arrange the PEP meeting, instance 1): re-executing it does not give the state that was stored",
         "  instance 1: its stored state is not the state its history leads to",
         "error: 1 of 1 child failed verification",
     ]
     assert one_error(pep("verify", "C404")) == "error: no child C404"
+
+
+# ---- keyed history and checkpoints -----------------------------------------------------------
+
+
+def insider(database_url, change) -> None:
+    """Someone with the database but neither the history key nor the checkpoint file changes it."""
+    db = make_db(database_url)
+    try:
+        with session_factory(db).begin() as s:
+            change(s)
+    finally:
+        db.dispose()
+
+
+def test_pep_checkpoint_then_verify_catch_an_insider_who_rechains_a_history_without_the_key(
+        review, deployed, database_url, checkpoint_file):
+    pep = deployed
+    ok(pep("complete", review, "--as", SW, "--data", json.dumps(MEETING)))
+    assert ok(pep("checkpoint")) == f"1 child checkpointed, 0 unchanged since their last checkpoint, in {checkpoint_file}\n"
+    assert ok(pep("checkpoint")) == f"0 children checkpointed, 1 unchanged since their last checkpoint, in {checkpoint_file}\n"
+    assert ok(pep("history", "C001", "--verify")) == "history of C001 verified: 6 events, chain intact, as its checkpoint recorded\n"
+    assert ok(pep("verify")).splitlines()[0] == "C001: ok, 6 events, 2 steps re-executed"
+
+    def the_social_worker_did_not_arrange_it(s):
+        s.execute(update(Event).where(Event.kind == "task_completed").values(actor="someone.else@council.test"))
+        insider_rechains(s, as_old_history=True)
+
+    insider(database_url, the_social_worker_did_not_arrange_it)
+    lines = refused(pep("history", "C001", "--verify"))
+    assert lines[0] == "error: history of C001 FAILED verification:"
+    assert "  event #1 (id 1, case_team_changed): not signed with a history key, and no checkpoint vouches for it as " \
+           "written before the history was keyed: written or rewritten without the key" in lines
+    assert lines[-1] == "  event #6 is not the event the checkpoint of 2026-03-02T09:00:00+00:00 (line 1) recorded: " \
+                        "the history up to it was rewritten"
+    result = pep("verify")
+    assert result.exit_code == 1 and result.stderr.splitlines()[-1] == "error: 1 of 1 child failed verification"
+    refusing = pep("checkpoint", "--file", str(checkpoint_file))  # a history that does not verify is not signed
+    assert refusing.exit_code == 1 and refusing.stdout.startswith("0 children checkpointed, 0 unchanged")
+    assert refusing.stderr.splitlines()[0] == "C001: FAILED verification, not checkpointed"
+    assert len(checkpoint_file.read_text().splitlines()) == 1
+
+
+def test_a_child_deleted_with_their_whole_history_is_named_by_pep_verify(review, deployed, database_url):
+    pep = deployed
+    ok(pep("checkpoint"))
+
+    def erase_the_child(s):
+        for table in ("event", "open_task", "notification", "instance", "case_team_member"):
+            s.execute(text(f"DELETE FROM {table} WHERE child_id = 'C001'"))
+        s.execute(text("DELETE FROM child WHERE id = 'C001'"))
+
+    insider(database_url, erase_the_child)
+    result = pep("verify")
+    assert result.exit_code == 1
+    assert result.stderr.splitlines() == [
+        "C001: FAILED",
+        "  no child C001, but the checkpoint of 2026-03-02T09:00:00+00:00 (line 1) recorded #4 events of their history: "
+        "the child and their history were deleted",
+        "error: 1 of 1 child failed verification",
+    ]
+    assert refused(pep("history", "C001", "--verify"))[0] == "error: history of C001 FAILED verification:"
+    checkpointed = pep("checkpoint")
+    assert checkpointed.exit_code == 1
+    assert checkpointed.stderr == "C001: checkpointed before, but not in the database: their history was deleted\n"
+
+
+def test_verifying_against_a_checkpoint_file_that_is_not_there_is_refused(review, deployed, tmp_path):
+    assert one_error(deployed("verify", "--checkpoints", str(tmp_path / "elsewhere.jsonl"))) == \
+        f"error: no checkpoint file at {tmp_path / 'elsewhere.jsonl'}"
+
+
+def test_the_history_key_is_shown_by_id_and_rotated_in_its_file(pep, monkeypatch, tmp_path):
+    monkeypatch.delenv("PEP_HISTORY_KEY")
+    key_file = tmp_path / "history_key"
+    monkeypatch.setenv("PEP_HISTORY_KEY_FILE", str(key_file))
+    assert one_error(pep("history-key", "show")).startswith(f"error: no history key (no key file at {key_file})")
+    first = history_keys.signing_key()
+    assert ok(pep("history-key", "show")) == (f"history keys from {key_file}\n"
+                                               f"  {first.id}  signs new events and checkpoints\n")
+    rotated = ok(pep("history-key", "rotate"))
+    second = history_keys.signing_key()
+    assert rotated.startswith(f"new history key {second.id} in {key_file}: it signs from now on") and second != first
+    assert ok(pep("history-key", "show")).splitlines()[1:] == [
+        f"  {second.id}  signs new events and checkpoints", f"  {first.id}  verifies what it signed"]
+    assert secrets_in(key_file) == 2 and first.id not in key_file.read_text()
+
+
+def secrets_in(path) -> int:
+    return len(path.read_text().split())
+
+
+def test_keys_given_in_the_environment_are_rotated_by_whoever_sets_them(pep):
+    assert one_error(pep("history-key", "rotate")).startswith("error: the history keys come from PEP_HISTORY_KEY")
 
 
 def test_an_instance_shows_its_status_and_next_timer(review, deployed):
@@ -320,6 +417,13 @@ def test_form_data_that_is_not_json_is_refused(review, deployed):
     error = usage_error(deployed("complete", review, "--as", SW, "--data", "{venue: Oak Primary}"))
     assert error.startswith("Error: Invalid value for '--data': not valid JSON")
     assert task(ok(deployed("tasks", "--user", SW)), "Arrange the PEP meeting").id == review
+
+
+@pytest.mark.parametrize("number", ["NaN", "Infinity", "-Infinity"])
+def test_data_holding_a_number_json_does_not_allow_is_refused(review, deployed, number):
+    error = usage_error(deployed("complete", review, "--as", SW, "--data", f'{{"venue": "Oak", "rating": {number}}}'))
+    assert error == f"Error: Invalid value for '--data': {number} is not a number JSON allows: enter a number"
+    assert usage_error(deployed("start", "test_review", "--child", "C001", "--data", f'{{"n": {number}}}'))
 
 
 def test_form_data_must_be_a_json_object(review, deployed):

@@ -140,3 +140,22 @@ def test_a_form_pattern_with_a_backreference_or_look_around_is_refused_at_deploy
 @pytest.mark.parametrize("form", FORMS, ids=lambda path: path.name.removesuffix(".schema.json"))
 def test_every_shipped_form_passes_the_deploy_checks(form):
     assert check_form(f"forms/{form.name}", form.read_text(encoding="utf-8")) == []
+
+
+@pytest.mark.parametrize("typed", ["nan", "1e309", "-1e309", "inf"])
+def test_a_number_that_is_not_finite_is_refused_field_by_field_with_enter_a_number(typed):
+    """`nan` or `1e309` in a number field reads as a float that is no number: JSON cannot store it
+    and a child's history cannot record it, wherever in the answers it is (a list's item, a field the
+    form does not name)."""
+    number = float(typed)
+    form = json.dumps({"type": "object", "properties": {
+        "attendance_percent": {"type": "number", "minimum": 0, "maximum": 100, "title": "Attendance (%)"},
+        "targets": {"type": "array", "items": {"type": "object", "properties": {
+            "hours": {"type": "number", "title": "Hours a week"}}}}}})
+    answers = {"attendance_percent": number, "targets": [{"hours": 2}, {"hours": number}], "extra": {"n": number}}
+    assert field_errors(form, answers) == {
+        "attendance_percent": "Attendance (%): enter a number",
+        "targets.1.hours": "Hours a week: enter a number",
+        "extra.n": "N: enter a number",
+    }
+    assert field_errors(form, {"attendance_percent": 95.5, "targets": [{"hours": 2}]}) == {}

@@ -6,8 +6,10 @@
 
 from __future__ import annotations
 
+import json
 import os
 import pprint
+from datetime import UTC, datetime
 
 import pytest
 from alembic import command
@@ -16,7 +18,8 @@ from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import make_url, text
 
-from engine.db import make_db
+from engine import history, history_keys
+from engine.db import make_db, session_factory
 from engine.models import Base
 from engine.schema import alembic_config, upgrade
 
@@ -152,3 +155,41 @@ def test_migrating_a_fresh_postgresql_database_gives_the_schema_of_the_models(th
     upgrade(url)  # again: a no-op
     assert current_revision(url) == head(url)
     assert_schema_matches_models(url)
+
+
+def test_a_history_written_before_the_chain_was_keyed_still_verifies_after_the_migration(sqlite_url):
+    """Migration 0010 changes the chain's format, not its events: the old ones keep their SHA-256
+    hashes (no key id) and verify as they are; the events written after it are signed."""
+    command.upgrade(alembic_config(sqlite_url), "0009")
+    at = datetime(2026, 3, 2, 9, tzinfo=UTC)
+    db = make_db(sqlite_url)
+    prev = history.GENESIS
+    with db.begin() as conn:
+        conn.execute(text("INSERT INTO child (id, name, created_at, history_seq, history_head) "
+                          "VALUES ('C001', 'Alex Example', '2026-03-02 09:00:00', 0, '')"))
+        for seq, actor in enumerate(["sw@demo.test", "dt@demo.test"], 1):
+            data = {"page": "child"}
+            digest = history.event_hash(prev, "C001", seq, "record_viewed", at, actor, None, None, data)
+            conn.execute(text("INSERT INTO event (child_id, seq, kind, at, actor, data, prev_hash, hash) VALUES "
+                              "('C001', :seq, 'record_viewed', '2026-03-02 09:00:00.000000', :actor, :data, :prev, "
+                              ":hash)"), {"seq": seq, "actor": actor, "data": json.dumps(data), "prev": prev,
+                                          "hash": digest})
+            prev = digest
+        conn.execute(text("UPDATE child SET history_seq = 2, history_head = :head"), {"head": prev})
+    db.dispose()
+
+    upgrade(sqlite_url)
+    db = make_db(sqlite_url)
+    sessions = session_factory(db)
+    try:
+        with sessions() as s:
+            before = history.verify(s, "C001")
+        assert before.ok and (before.events, before.unkeyed) == (2, 2)
+        with sessions.begin() as s:
+            history.append(s, "C001", [{"kind": "record_viewed", "actor": "ea@demo.test", "data": {"page": "child"}}], at)
+        with sessions() as s:
+            after = history.verify(s, "C001")
+            assert [e.key_id for e in history.events(s, "C001")] == [None, None, history_keys.signing_key().id]
+        assert after.ok and (after.events, after.unkeyed) == (3, 2)
+    finally:
+        db.dispose()

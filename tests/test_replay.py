@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import delete, select, update
 
 from engine import clock as clocks
-from engine import history
+from engine import history, history_keys
 from engine.deploy import deploy_changes, latest_bundle
 from engine.models import Child, Event, Instance
 from engine.replay import replay_child
@@ -28,12 +28,13 @@ def replay(engine, council, child_id="C001"):
 
 
 def rechain(session, child_id="C001") -> None:
-    """What a forger with database access would do after editing events: recompute every hash."""
-    prev = history.GENESIS
+    """What a forger with database access and the history key would do after editing events: recompute
+    every hash (without the key they cannot: tests/test_history.py)."""
+    prev, key = history.GENESIS, history_keys.signing_key()
     for event in session.scalars(select(Event).where(Event.child_id == child_id).order_by(Event.seq)):
         digest = history.event_hash(prev, child_id, event.seq, event.kind, event.at, event.actor,
-                                    event.instance_id, event.task_id, event.data)
-        session.execute(update(Event).where(Event.id == event.id).values(prev_hash=prev, hash=digest))
+                                    event.instance_id, event.task_id, event.data, key)
+        session.execute(update(Event).where(Event.id == event.id).values(prev_hash=prev, hash=digest, key_id=key.id))
         prev = digest
     session.get(Child, child_id).history_head = prev
 
@@ -83,7 +84,7 @@ def test_timer_firings_are_re_run_at_their_recorded_times(deployed, engine, coun
     assert late.check == "match" and "chase_late_pep" in late.active
 
 
-def test_a_forger_who_changes_an_answer_and_recomputes_the_chain_is_caught(deployed, engine, council):
+def test_a_forger_who_holds_the_key_changes_an_answer_and_recomputes_the_chain_is_caught(deployed, engine, council):
     to_qa(engine, council)
     with council.begin() as s:
         event = s.scalar(select(Event).where(Event.kind == "task_completed").order_by(Event.seq))
@@ -92,7 +93,7 @@ def test_a_forger_who_changes_an_answer_and_recomputes_the_chain_is_caught(deplo
         rechain(s)
         seq = event.seq
     with council() as s:
-        assert history.verify(s, "C001").ok, "the chain alone cannot see it"
+        assert history.verify(s, "C001").ok, "the chain alone cannot see it, signed with the key"
     problems = replay(engine, council).problems
     assert problems[0] == (f"event #{seq} (task_completed Arrange the PEP meeting, instance 1): "
                            "re-executing it does not give the state that was stored")
