@@ -427,11 +427,15 @@ def _parse_xml(path: str, content: str) -> tuple[etree._ElementTree | None, list
         return None, [DeployError(path, None, f"unsafe XML refused: {_unsafe(exc)}; DTDs and entities are not allowed", line)]
     except SafeET.ParseError as exc:
         return None, [DeployError(path, None, f"is not well-formed XML: {exc}", exc.position[0])]
+    except (LookupError, ValueError) as exc:  # an encoding no parser knows, declared in the XML declaration
+        return None, [DeployError(path, None, f"cannot be read ({exc}): save it as UTF-8", 1)]
     xml_parser = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False)
     try:
         return etree.ElementTree(etree.fromstring(content.encode("utf-8"), xml_parser)), []
     except etree.XMLSyntaxError as exc:
         return None, [DeployError(path, None, f"is not well-formed XML: {exc.msg}", exc.lineno)]
+    except (LookupError, ValueError) as exc:
+        return None, [DeployError(path, None, f"cannot be read ({exc}): save it as UTF-8", 1)]
 
 
 TOO_DEEP = ("is nested too deeply for the process engine to read (it ran out of Python's recursion depth "

@@ -26,6 +26,7 @@ import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
+from datetime import date, datetime, timedelta
 from typing import Any
 
 
@@ -204,11 +205,25 @@ def sized(value: Any, what: str = "a value") -> Any:
     return value
 
 
+_STORABLE = (str, int, float, list, tuple, dict, type(None), date, datetime, timedelta)
+
+
 def check_data(data: dict) -> None:
-    """Refuse task data that a script left too large to store."""
+    """Refuse task data that a script left too large to store, or holding what cannot be stored (a set,
+    a range, a number that is not finite)."""
     if weight(data, _limits.max_data) > _limits.max_data:
         raise LimitExceeded("size", f"the task data it left is larger than the limit of {_limits.max_data:,} "
                                     "characters and items")
+    stack = [(name, value) for name, value in data.items()]
+    while stack:
+        name, value = stack.pop()
+        if not isinstance(value, _STORABLE) or (isinstance(value, float) and not math.isfinite(value)):
+            shown = "a number that is not finite" if isinstance(value, float) else f"a {type(value).__name__}"
+            raise ValueError(f'"{name}" is {shown}: process data must be text, numbers, lists or dicts')
+        if isinstance(value, dict):
+            stack.extend((name, item) for item in value.values())
+        elif isinstance(value, (list, tuple)):
+            stack.extend((name, item) for item in value)
 
 
 def _check_int(bits: int, what: str) -> None:

@@ -404,6 +404,8 @@ class RestrictedEnvironment(BasePythonScriptEngineEnvironment):
             limits.check_data(context)
         except LimitExceeded as err:
             raise ScriptError(err.message, None, err.limit) from err
+        except ValueError as err:
+            raise ScriptError(str(err)) from err
         return True
 
     def _store(self, scope: dict, context: dict, external_context: dict) -> None:

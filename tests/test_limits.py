@@ -360,3 +360,14 @@ def test_the_limits_refuse_each_kind_of_huge_value_before_building_it():
 
 def test_an_engine_error_is_not_a_fault():
     assert not issubclass(EngineError, ProcessFault)
+
+
+@pytest.mark.parametrize("code", ["kinds = {'initial', 'review'}", "rate = float('nan')", "numbers = range(3)"])
+def test_a_script_leaving_what_cannot_be_stored_is_an_incident_not_a_server_error(council, engine, code):
+    deploy_xml(council, after_a_day(script(code)))
+    with council.begin() as s:
+        hostile = engine.start(s, "hostile_process", "C001").id
+    result = sweep(engine, council, "2026-03-04T09:00:00+00:00")
+    assert result.incidents == [hostile]
+    with council() as s:
+        assert "process data must be text, numbers, lists or dicts" in s.scalars(select(Incident.message)).one()

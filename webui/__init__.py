@@ -11,10 +11,11 @@ import secrets
 from datetime import timedelta
 from pathlib import Path
 
-from flask import Flask, current_app, g, render_template
+from flask import Flask, abort, current_app, g, render_template, request
 from jinja2 import ChoiceLoader, PackageLoader, PrefixLoader
 from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.middleware.proxy_fix import ProxyFix
+from werkzeug.routing import IntegerConverter
 
 from engine import mail, signin
 from engine.db import database_url, make_db, session_factory
@@ -34,6 +35,7 @@ class Services:
 def create_app(config: dict | None = None) -> Flask:
     """Build the app; `config` overrides the defaults (tests pass a database URL and a clock)."""
     app = Flask(__name__, instance_path=str(Path.cwd() / "instance"))
+    app.url_map.converters["int"] = BoundedInt  # an id too large for the database is no page (404), not a 500
     max_age = timedelta(hours=float(os.environ.get("PEP_SESSION_MAX_HOURS") or 8))
     upload_mb = int(os.environ.get("PEP_UPLOAD_MAX_MB") or 10)
     app.config.from_mapping(
@@ -89,6 +91,7 @@ def create_app(config: dict | None = None) -> Flask:
         app.register_blueprint(module.bp)
     filters.register(app)
     app.teardown_appcontext(_close_session)
+    app.before_request(_refuse_long_queries)
     app.after_request(_security_headers)
     for code in (400, 403, 404, 405, 413, 500):
         app.register_error_handler(code, _error_page)
@@ -121,6 +124,23 @@ def _instance_secret(app: Flask) -> str:
         path.write_text(secrets.token_hex(32))
         path.chmod(0o600)
     return path.read_text().strip()
+
+
+class BoundedInt(IntegerConverter):
+    """Flask's int converter, up to the largest id a database column holds."""
+
+    def __init__(self, map, *args, **kwargs):  # noqa: A002 - werkzeug's own argument name
+        kwargs.setdefault("max", 2**31 - 1)
+        super().__init__(map, *args, **kwargs)
+
+
+MAX_QUERY_VALUE = 500  # characters: searches and filters are names, ids and dates
+
+
+def _refuse_long_queries():
+    """A search or filter longer than any name or id is refused plainly (400), before any query runs."""
+    if any(len(value) > MAX_QUERY_VALUE for value in request.args.values()) or len(request.args) > 50:
+        abort(400, description="That search or filter is too long. Use fewer words.")
 
 
 def _close_session(_exc) -> None:

@@ -170,10 +170,11 @@ def access_grants():
             try:
                 day = date.fromisoformat(form["expires"])
             except ValueError:
-                errors["expires"] = "Enter the last day of access as a date"
+                errors["expires"] = "Enter the last day of access as a date, for example 31 3 2027"
             else:
-                expires_at = datetime.combine(day + timedelta(days=1), time(0), LONDON)
-                if expires_at <= now():
+                if day.year > now().year + 10:
+                    errors["expires"] = "The last day of access must be within 10 years"
+                elif (expires_at := datetime.combine(day + timedelta(days=1), time(0), LONDON)) <= now():
                     errors["expires"] = "The last day of access must be today or later"
         if not errors:
             grants.grant(db(), auditor, child_id, reason, expires_at, current_user.email, now())

@@ -21,7 +21,7 @@ from engine.replay import ChildReplay, replay_child
 from .access import child_or_404, visible_children_filter
 from .audit_pack import pack, pack_pdf
 from .audit_schemas import DiagramSchema, FrameSchema, PackSchema
-from .context import db, engine, now
+from .context import as_download, db, engine, now
 from .filters import LONDON, ukdate
 from .grants import in_force
 from .timeline import Entry, Filters, timeline
@@ -120,7 +120,7 @@ def pack_json(child_id):
     body = PackSchema().dumps(pack(db(), engine(), child_id, current_user.email, now()), ensure_ascii=False)
     db().commit()
     return Response(body, mimetype="application/json",
-                    headers={"Content-Disposition": f'attachment; filename="audit-pack-{child_id}.json"'})
+                    headers=as_download(f"audit-pack-{child_id}.json"))
 
 
 @bp.get("/children/<child_id>/pack.pdf")
@@ -130,7 +130,7 @@ def pack_as_pdf(child_id):
     pdf = pack_pdf(pack(db(), engine(), child_id, current_user.email, now()))
     db().commit()
     return Response(pdf, mimetype="application/pdf",
-                    headers={"Content-Disposition": f'attachment; filename="audit-pack-{child_id}.pdf"'})
+                    headers=as_download(f"audit-pack-{child_id}.pdf"))
 
 
 def replay_frames(replay: ChildReplay, entries: list[Entry], instance_id: int) -> list[dict]:
@@ -168,9 +168,9 @@ def _day(value: str | None, next_day: bool = False) -> datetime | None:
     """The start of a day in London (or of the day after), from an ISO date."""
     try:
         day = date.fromisoformat(value or "")
-    except ValueError:
+        return datetime.combine(day + timedelta(days=1 if next_day else 0), time(0), LONDON)
+    except (ValueError, OverflowError):  # not a date, or the last day there is (9999-12-31): no bound
         return None
-    return datetime.combine(day + timedelta(days=1 if next_day else 0), time(0), LONDON)
 
 
 def _choices(child_id: str, entries: list[Entry]) -> dict:

@@ -18,7 +18,7 @@ from engine.roles import RoleDirectory
 from engine.runtime import EngineError, ProcessFault
 
 from .access import child_or_404, may_view_child, record_view, visible_children_filter
-from .context import db, engine, now, record_fault
+from .context import as_download, db, engine, now, record_fault
 from .documents import meeting_ics, next_meeting, pep_pdf, pep_sections
 from .formschema import build_fields, error_summary, parse_submission
 from .links import link_allowed, may_issue
@@ -82,7 +82,7 @@ def pep_as_pdf(child_id, instance_id):
     db().commit()
     filename = f"PEP-{child.id}-{instance.started_at:%Y-%m-%d}.pdf"
     return Response(pdf, mimetype="application/pdf",
-                    headers={"Content-Disposition": f'attachment; filename="{filename}"'})
+                    headers=as_download(filename))
 
 
 @bp.get("/children/<child_id>/next-meeting.ics")
@@ -94,7 +94,7 @@ def meeting_invitation(child_id):
         abort(404)
     db().commit()
     return Response(meeting_ics(child, meeting, current_user.email), mimetype="text/calendar",
-                    headers={"Content-Disposition": f'attachment; filename="PEP-meeting-{child.id}.ics"'})
+                    headers=as_download(f"PEP-meeting-{child.id}.ics"))
 
 
 @bp.get("/attachments/<attachment_id>")
@@ -106,7 +106,7 @@ def attachment(attachment_id):
     record_view(item.child_id, "attachment", attachment=item.filename)
     db().commit()
     return Response(item.content, mimetype=item.content_type,
-                    headers={"Content-Disposition": f'attachment; filename="{item.filename}"'})
+                    headers=as_download(item.filename))
 
 
 @bp.route("/children/<child_id>/changes/<message>", methods=["GET", "POST"])

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from urllib.parse import quote
+
 from flask import current_app, g
 from sqlalchemy.orm import Session
 
@@ -30,3 +32,10 @@ def record_fault(fault: ProcessFault, source: str) -> str:
     engine().record_fault(db(), fault, source)
     db().commit()
     return ProcessFault.PLAIN
+
+
+def as_download(filename: str) -> dict[str, str]:
+    """The header that offers a file to save under `filename`, whatever it holds: quotes, line breaks and
+    other characters a header cannot carry are left out of the plain name and kept in the encoded one."""
+    plain = "".join(c if c.isprintable() and c not in '"\\' and ord(c) < 128 else "_" for c in filename) or "file"
+    return {"Content-Disposition": f"attachment; filename=\"{plain}\"; filename*=UTF-8''{quote(filename, safe='')}"}

@@ -223,10 +223,12 @@ def set_path(data: dict, path: str, value) -> None:
 
 def add_item(schema: dict, data: dict, path: str) -> None:
     """Add an empty item to the repeatable group (or repeatable answer) at `path`."""
-    items = data.setdefault(path, []) if "." not in path else None
-    if items is None:
+    spec = (schema.get("properties") or {}).get(path)
+    if "." in path or not isinstance(spec, dict) or spec.get("type") != "array":
+        return  # not a repeatable question of this form (a stale or altered page): nothing to add
+    items = data.setdefault(path, [])
+    if not isinstance(items, list):
         return
-    spec = schema["properties"][path]
     if len(items) < spec.get("maxItems", 50):
         items.append({} if widget_for(spec) == "list" else "")
 

@@ -16,6 +16,7 @@ from sqlalchemy import func, select
 
 from engine.forms import size_errors
 from engine.inbox import inbox, inbox_choices, inbox_counts
+from engine.mail import one_line
 from engine.models import Attachment, Child, OpenTask, TaskDraft
 from engine.runtime import Conflict, EngineError, FormInvalid, NotAllowed, ProcessFault, TaskNotReady
 
@@ -92,7 +93,7 @@ def task(task_id):
     form = _task_for_person(engine().task_form, task_id)
     open_task, draft = form["task"], db().get(TaskDraft, (task_id, current_user.id))
     schema = task_schema(form)
-    version = request.form.get("_version") or form["instance_version"]
+    version = request.form.get("_version", type=int) or form["instance_version"]  # a garbled one: the current
     action = request.form.get("_do", "submit")
     data = parse_submission(schema, request.form)
     # Answers too long, or a file refused: the page again with what was typed, and nothing saved.
@@ -115,7 +116,7 @@ def task(task_id):
 
 def _submit(open_task, data, draft, version):
     try:
-        engine().complete_task(db(), open_task.id, current_user.email, data, expected_version=int(version))
+        engine().complete_task(db(), open_task.id, current_user.email, data, expected_version=version)
     except FormInvalid as exc:
         db().rollback()
         _save_draft(open_task.id, data)
@@ -211,7 +212,7 @@ def _take_uploads(schema: dict, data: dict, child_id: str) -> dict[str, str]:
                    "Try again tomorrow, or ask the Virtual School to add the file")
         return {path: message for path, _, _ in taken}
     for path, upload, content in taken:
-        attachment = Attachment(id=str(uuid.uuid4()), child_id=child_id, filename=upload.filename[:255],
+        attachment = Attachment(id=str(uuid.uuid4()), child_id=child_id, filename=one_line(upload.filename, 255),
                                 content_type=upload.mimetype, size=len(content),
                                 sha256=hashlib.sha256(content).hexdigest(), content=content,
                                 uploaded_by=current_user.email, uploaded_at=now())

@@ -162,10 +162,21 @@ def vocabulary():
     }))
 
 
+def _save_request() -> dict:
+    """The editor's request: JSON that the standard parser reads (not nested past its depth), as SaveRequest."""
+    try:
+        body = json.loads(request.get_data(as_text=True) or "{}")
+    except (ValueError, RecursionError):
+        raise ValidationError({"xml": ["The request could not be read: reload the page and try again."]}) from None
+    if not isinstance(body, dict):
+        raise ValidationError({"xml": ["The request could not be read: reload the page and try again."]})
+    return SaveRequest().load(body)
+
+
 @bp.route("/<process_id>/check", methods=["POST"])
 def check(process_id: str):
     definition = _definition_or_404(process_id)
-    save = SaveRequest().load(request.get_json(silent=True) or {})
+    save = _save_request()
     try:
         check_deployment(db(), Bundle({definition.file_path: save["xml"]}))
     except DeploymentRejected as rejected:
@@ -177,7 +188,7 @@ def check(process_id: str):
 @bp.route("/<process_id>/deploy", methods=["POST"])
 def deploy(process_id: str):
     definition = _definition_or_404(process_id)
-    save = SaveRequest().load(request.get_json(silent=True) or {})
+    save = _save_request()
     path = definition.file_path
     stale = _changed_since(path, save["version"])
     if stale:

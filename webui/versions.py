@@ -22,7 +22,7 @@ from engine.models import Deployment, Instance, OpenTask, ProcessDefinition
 from engine.runtime import EngineError
 
 from .access import process_owner_required
-from .context import db, engine
+from .context import as_download, db, engine
 
 bp = Blueprint("versions", __name__, url_prefix="/processes")
 
@@ -97,7 +97,7 @@ def download(process_id: str, version: int):
     definition = _definition_or_404(process_id, version)
     name = definition.file_path.split("/")[-1]
     return Response(_content(definition).encode("utf-8"), mimetype="application/xml",
-                    headers={"Content-Disposition": f'attachment; filename="{name}"'})
+                    headers=as_download(name))
 
 
 @bp.route("/<process_id>/diff")
@@ -106,8 +106,8 @@ def diff(process_id: str):
     retirements = {r.version: r for r in _retirements(process_id, versions)}
     numbers = sorted([*(v.definition.deployment.version for v in versions), *retirements], reverse=True)
     held = [v.definition.deployment.version for v in versions]
-    b = request.args.get("b", type=int) or numbers[0]
-    a = request.args.get("a", type=int) or next((n for n in held if n < b), b)
+    b = request.args.get("b", type=_version_number) or numbers[0]
+    a = request.args.get("a", type=_version_number) or next((n for n in held if n < b), b)
     options = [(n, f"Version {n}" + (" (retired it)" if n in retirements else "")) for n in numbers]
     retired = next((r for n, r in sorted(retirements.items(), reverse=True) if n > held[0]), None)  # and not back
     if b in retirements:  # what changed is that the process is gone
@@ -244,6 +244,14 @@ def _retirements(process_id: str, versions: list[Version]) -> list[Retirement]:
 
 def _number(row: Version | Retirement) -> int:
     return row.version if row.retired else row.definition.deployment.version
+
+
+def _version_number(value: str) -> int:
+    """A version number from a query (ValueError, so that it counts as absent, when it is none)."""
+    number = int(value)
+    if not 0 < number < 2**31:
+        raise ValueError(value)
+    return number
 
 
 def _holding(version: int, versions: list[Version]) -> ProcessDefinition:

@@ -1,0 +1,92 @@
+"""Careless or hostile input gets a clear answer, never a server error, and changes nothing."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import select
+
+from engine import clock as clocks
+from engine.deploy import Bundle, DeploymentRejected, deploy
+from engine.models import AccessGrant, Attachment
+from engine.people import add_user
+
+from ..conftest import BASIC_BUNDLE
+from ..test_runtime import complete, only_task, start_review
+from .conftest import PASSWORD_HASH, csrf_token
+
+
+@pytest.fixture
+def teacher_task(deployed_app, engine, council):
+    start_review(engine, council)
+    complete(engine, council, only_task(council), "sw@demo.test", {"meeting_date": "2026-03-10", "venue": "Oak"})
+    return only_task(council)
+
+
+@pytest.mark.parametrize("posted", [{"_version": "abc"}, {"_version": "9" * 40}, {"_do": "add:no_such_field"},
+                                    {"_do": "add:attendance_percent"}, {"_do": "remove:targets.99999999999999999"},
+                                    {"_do": "add:targets.0.what"}])
+def test_a_garbled_or_altered_task_page_is_answered_without_a_server_error(teacher_task, browser, posted):
+    dt = browser("dt@demo.test")
+    url = f"/tasks/{teacher_task.id}"
+    response = dt.post(url, posted, page_url=url)
+    assert response.status_code < 500, (posted, response.status_code)
+
+
+def test_a_search_longer_than_any_name_is_refused_plainly(deployed_app, browser):
+    sw = browser("sw@demo.test")
+    for url in ("/children?q=" + "a" * 60_000, "/inbox?child=" + "b" * 60_000, "/audit?person=" + "c" * 60_000):
+        response = sw.get(url)
+        assert response.status_code == 400 and "too long" in response.get_data(as_text=True), url
+
+
+def test_an_attachment_named_with_a_line_break_can_still_be_downloaded(deployed_app, browser, council, engine):
+    with council.begin() as s:
+        s.add(Attachment(id="b" * 36, child_id="C001", filename='report\r\nSet-Cookie: x=1".pdf',
+                         content_type="application/pdf", size=4, sha256="x", content=b"%PDF", uploaded_by="sw@demo.test",
+                         uploaded_at=engine.now()))
+    download = browser("sw@demo.test").get("/attachments/" + "b" * 36)
+    assert download.status_code == 200 and download.data == b"%PDF"
+    assert "Set-Cookie" not in download.headers or "x=1" not in download.headers.get("Set-Cookie", "")
+    assert download.headers["Content-Disposition"].startswith('attachment; filename="report__Set-Cookie: x=1_.pdf"')
+
+
+def test_the_last_day_there_is_is_no_server_error_in_audit_filters_or_grants(deployed_app, browser, council, clock):
+    with clocks.using(clock), council.begin() as s:
+        add_user(s, "auditor@demo.test", "Aud Inspector", roles=["Auditor"], password_hash=PASSWORD_HASH)
+    admin = browser("admin@demo.test")
+    assert admin.get("/audit/children/C001?from=9999-12-31&to=9999-12-31").status_code == 200
+    refused = admin.post("/admin/grants", {"auditor": "auditor@demo.test", "scope": "all", "reason": "Inspection",
+                                           "expires": "9999-12-31"}, page_url="/admin/grants")
+    assert refused.status_code == 422 and "within 10 years" in refused.get_data(as_text=True)
+    with council() as s:
+        assert s.scalars(select(AccessGrant)).all() == []
+
+
+def test_ids_and_versions_too_large_for_the_database_are_no_page(deployed_app, browser, council, clock):
+    with clocks.using(clock), council.begin() as s:
+        add_user(s, "owner@demo.test", "Olu Owner", roles=["Process Owner"], password_hash=PASSWORD_HASH)
+    owner = browser("owner@demo.test")
+    assert owner.get("/processes/test_review/diff?a=1&b=" + "9" * 30).status_code == 200
+    assert owner.get("/processes/test_review/versions/" + "9" * 30 + "/download").status_code == 404
+    assert browser("sw@demo.test").get("/children/C001/peps/" + "9" * 30).status_code == 404
+
+
+def test_the_modeller_answers_deeply_nested_or_broken_json_plainly(deployed_app, browser, council, clock):
+    with clocks.using(clock), council.begin() as s:
+        add_user(s, "owner@demo.test", "Olu Owner", roles=["Process Owner"], password_hash=PASSWORD_HASH)
+    owner = browser("owner@demo.test")
+    token = csrf_token(owner.get("/processes/forms/new").get_data(as_text=True))
+    for body in ("[" * 100_000 + "]" * 100_000, "{not json", "[1, 2]", '{"xml": "<x/>", "version": ' + "9" * 5000 + "}"):
+        response = owner.client.post("/processes/test_review/check", data=body, content_type="application/json",
+                                     headers={"X-CSRFToken": token})
+        assert response.status_code in (400, 422), (body[:20], response.status_code)
+
+
+def test_a_diagram_in_an_unknown_encoding_is_refused_with_its_file_and_line(council, clock):
+    bundle = Bundle.from_dirs(BASIC_BUNDLE)
+    path = "processes/views.bpmn"
+    bundle.files[path] = bundle.files[path].replace('encoding="UTF-8"', 'encoding="x-no-such-encoding"', 1)
+    with pytest.raises(DeploymentRejected) as caught, clocks.using(clock), council.begin() as s:
+        deploy(s, bundle, actor="owner@demo.test")
+    (error,) = caught.value.errors
+    assert (error.file, error.line) == (path, 1) and "save it as UTF-8" in error.message
