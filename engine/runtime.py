@@ -444,7 +444,8 @@ class Engine:
             session.flush()
             session.add(Notification(
                 user_id=None, role_key=INCIDENT_ROLE, child_id=child_id, task_id=None, kind="incident",
-                subject=f"A step could not run (incident {incident.id})"[:300],
+                subject=one_line(f"A step of {getattr(exc, 'process_id', None) or 'a PEP'} for "
+                                 f"{_child(session, child_id).name} could not run (incident {incident.id})"),
                 body=f"A {source} step could not run and was not applied. {message[:2000]}",
                 created_at=self.now(), sent_at=None))
             history.append(session, child_id, [

@@ -191,6 +191,7 @@ def test_a_hostile_step_stops_within_its_budget_becomes_an_incident_and_the_swee
         assert len(events) == before + 1 and events[-1] == "incident"  # the incident, and nothing else
         told = s.scalars(select(Notification).where(Notification.kind == "incident")).one()
         assert told.role_key == "vs_administrator" and f"incident {incident.id}" in told.subject
+        assert "hostile_process for Alex Example" in told.subject
 
 
 def test_a_hostile_check_on_an_answer_refuses_the_submission_plainly_and_keeps_the_instance(council, engine):

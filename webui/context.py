@@ -31,7 +31,7 @@ def record_fault(fault: ProcessFault, source: str) -> str:
     db().rollback()
     engine().record_fault(db(), fault, source)
     db().commit()
-    return ProcessFault.PLAIN
+    return f"{ProcessFault.PLAIN} Your answers are still on this page."
 
 
 def as_download(filename: str) -> dict[str, str]:
