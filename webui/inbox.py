@@ -9,10 +9,12 @@ from __future__ import annotations
 import hashlib
 import uuid
 
-from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
 from sqlalchemy import select
+from sqlalchemy.exc import SQLAlchemyError
 
+from engine.db import connection_lost, describe
 from engine.inbox import inbox, inbox_choices, inbox_counts
 from engine.models import Attachment, Child, OpenTask, TaskDraft
 from engine.runtime import Conflict, EngineError, FormInvalid, NotAllowed, ProcessFault, TaskNotReady
@@ -103,12 +105,17 @@ def task(task_id):
         db().commit()
         flash("Your answers are saved. You can come back to this task from your inbox.")
         return redirect(url_for("inbox.task", task_id=task_id))
-    return _submit(open_task, data, draft, version)
+    return _submit(form, data, draft, version)
 
 
-def _submit(open_task, data, draft, version):
+def _submit(form, data, draft, version):
+    open_task = form["task"]
+    child = db().get(Child, open_task.child_id)  # read before the step: the page can be shown without the database
     try:
         engine().complete_task(db(), open_task.id, current_user.email, data, expected_version=int(version))
+        if draft is not None:
+            db().delete(draft)
+        db().commit()
     except FormInvalid as exc:
         db().rollback()
         _save_draft(open_task.id, data)
@@ -131,12 +138,37 @@ def _submit(open_task, data, draft, version):
     except EngineError as exc:
         db().rollback()
         return _show_again(open_task, data, {"(form)": str(exc)}, draft, version, status=422)
-    if draft is not None:
-        db().delete(draft)
-    db().commit()
-    child = db().get(Child, open_task.child_id)
+    except SQLAlchemyError as exc:
+        if not connection_lost(exc):
+            raise
+        return _database_lost(form, child, data, draft, version, exc)
     flash(f"{open_task.name} for {child.name} is done.", "success")
     return redirect(url_for("inbox.index"))
+
+
+def _database_lost(form, child, data, draft, version, exc):
+    """The connection to the database was lost during the submission (a failover, a restart): nothing
+    of it was applied. The answers are kept as a draft if the database is back already, and shown
+    again either way, from what the request had read (503): the person submits again in a moment."""
+    open_task = form["task"]
+    current_app.logger.warning("task %s: the database connection was lost (%s); the submission was not applied",
+                               open_task.id, describe(exc))
+    session = db()
+    for shown in (open_task, child, draft):  # kept as they were read: a rollback would expire them
+        if shown is not None and shown in session:
+            session.expunge(shown)
+    session.rollback()
+    lost = "draft"
+    try:
+        draft = _save_draft(open_task.id, data)
+        session.commit()
+    except SQLAlchemyError as again:
+        if not connection_lost(again):
+            raise
+        session.rollback()
+        lost = "page"  # the database is still out of reach: the answers are only on the page
+    view = {**form, "instructions": "", "instructions_fault": None, "data": {}}
+    return render_page(open_task, view, data, {}, draft, status=503, version=version, child=child, lost=lost)
 
 
 def _show_again(open_task, values, errors, draft, version, **page):
@@ -155,24 +187,29 @@ def _already_done():
     return redirect(url_for("inbox.index"))
 
 
-def render_page(open_task, view, values, errors, draft, status=200, conflict=None, anchor=None, version=None):
+def render_page(open_task, view, values, errors, draft, status=200, conflict=None, anchor=None, version=None,
+                child=None, lost=None):
+    """The task page. `lost` (the database connection was lost: "draft" if the answers were saved as
+    one, "page" if they are only on the page) shows it from what was read before, without the database."""
     schema = task_schema(view)
     fields = build_fields(schema, values, errors)
-    child = db().get(Child, open_task.child_id)
-    attachments = _attachment_names(values, schema)
+    child = child or db().get(Child, open_task.child_id)
+    attachments = {} if lost == "page" else _attachment_names(values, schema)
     return render_template(
         "inbox/task.html", task=open_task, child=child, view=view, schema=schema, fields=fields,
         errors=error_summary(fields, errors), draft=draft, conflict=conflict, anchor=anchor, attachments=attachments,
-        version=view["instance_version"] if version is None else version, now=now(),
+        version=view["instance_version"] if version is None else version, now=now(), lost=lost,
     ), status
 
 
-def _save_draft(task_id: str, data: dict) -> None:
+def _save_draft(task_id: str, data: dict) -> TaskDraft:
     draft = db().get(TaskDraft, (task_id, current_user.id))
     if draft is None:
-        db().add(TaskDraft(task_id=task_id, user_id=current_user.id, data=data, saved_at=now()))
+        draft = TaskDraft(task_id=task_id, user_id=current_user.id, data=data, saved_at=now())
+        db().add(draft)
     else:
         draft.data, draft.saved_at = data, now()
+    return draft
 
 
 def _take_uploads(schema: dict, data: dict, child_id: str) -> None:
