@@ -29,7 +29,9 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from flask import Blueprint, flash, redirect, render_template, request, session, url_for
 from flask_login import UserMixin, current_user, login_required, login_user, logout_user
 from sqlalchemy import delete, func, select
+from sqlalchemy.exc import SQLAlchemyError
 
+from engine.db import Retry, retrying
 from engine.models import SignInFailure, User
 from engine.people import find_user
 
@@ -46,6 +48,8 @@ AUDITOR_ROLE = "auditor"
 FREE_FAILURES = 5
 FAILURE_WINDOW = timedelta(minutes=15)
 MAX_WAIT = timedelta(minutes=30)
+# a request waits at most 0.15 s for the database to come back before its page says it is unavailable
+LOST_AT_START = Retry(attempts=3, first_wait=0.05)
 # a hash to verify against when the email is unknown, so unknown and known emails take as long
 _DUMMY_HASH = hasher.hash("not a real password")
 
@@ -82,7 +86,18 @@ class Person(UserMixin):
 
 @login_manager.user_loader
 def load_user(user_id: str) -> Person | None:
-    user = db().get(User, int(user_id))
+    """The signed-in person: the first read of a request, so a connection a failover or a restart
+    left dead in the pool is found here, before anything is done, and the read is simply tried
+    again on a fresh one (`LOST_AT_START`); a database that stays lost is the 503 page."""
+
+    def read() -> User | None:
+        try:
+            return db().get(User, int(user_id))
+        except SQLAlchemyError:
+            db().rollback()
+            raise
+
+    user = retrying(read, "reading the signed-in person", LOST_AT_START)
     return Person.of(user) if user is not None and user.active else None
 
 

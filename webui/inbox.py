@@ -90,27 +90,31 @@ def task(task_id):
     # instructions) only when the page is shown again, never for a submission that goes through.
     form = _task_for_person(engine().task_form, task_id)
     open_task, draft = form["task"], db().get(TaskDraft, (task_id, current_user.id))
+    child = db().get(Child, open_task.child_id)  # read first: the page can be shown again without the database
     schema = task_schema(form)
     version = request.form.get("_version") or form["instance_version"]
     action = request.form.get("_do", "submit")
     data = parse_submission(schema, request.form)
-    _take_uploads(schema, data, open_task.child_id)
-    if action.startswith(("add:", "remove:")):
-        (add_item(schema, data, action[4:]) if action.startswith("add:") else remove_item(data, action[7:]))
-        _save_draft(task_id, data)
-        db().commit()
-        return _show_again(open_task, data, {}, draft, version, anchor=action.split(":", 1)[1])
-    if action == "save":
-        _save_draft(task_id, data)
-        db().commit()
-        flash("Your answers are saved. You can come back to this task from your inbox.")
-        return redirect(url_for("inbox.task", task_id=task_id))
-    return _submit(form, data, draft, version)
+    try:
+        _take_uploads(schema, data, open_task.child_id)
+        if action.startswith(("add:", "remove:")):
+            (add_item(schema, data, action[4:]) if action.startswith("add:") else remove_item(data, action[7:]))
+            _save_draft(task_id, data)
+            db().commit()
+            return _show_again(open_task, data, {}, draft, version, anchor=action.split(":", 1)[1])
+        if action == "save":
+            _save_draft(task_id, data)
+            db().commit()
+            flash("Your answers are saved. You can come back to this task from your inbox.")
+            return redirect(url_for("inbox.task", task_id=task_id))
+        return _submit(open_task, child, data, draft, version)
+    except SQLAlchemyError as exc:
+        if not connection_lost(exc):
+            raise
+        return _database_lost(form, child, data, draft, version, exc)
 
 
-def _submit(form, data, draft, version):
-    open_task = form["task"]
-    child = db().get(Child, open_task.child_id)  # read before the step: the page can be shown without the database
+def _submit(open_task, child, data, draft, version):
     try:
         engine().complete_task(db(), open_task.id, current_user.email, data, expected_version=int(version))
         if draft is not None:
@@ -138,20 +142,17 @@ def _submit(form, data, draft, version):
     except EngineError as exc:
         db().rollback()
         return _show_again(open_task, data, {"(form)": str(exc)}, draft, version, status=422)
-    except SQLAlchemyError as exc:
-        if not connection_lost(exc):
-            raise
-        return _database_lost(form, child, data, draft, version, exc)
     flash(f"{open_task.name} for {child.name} is done.", "success")
     return redirect(url_for("inbox.index"))
 
 
 def _database_lost(form, child, data, draft, version, exc):
-    """The connection to the database was lost during the submission (a failover, a restart): nothing
-    of it was applied. The answers are kept as a draft if the database is back already, and shown
-    again either way, from what the request had read (503): the person submits again in a moment."""
+    """The connection to the database was lost while the task's answers were posted (a failover, a
+    restart): nothing of the request was applied. The answers are kept as a draft if the database is
+    back already, and shown again either way, from what the request had read (503): the person
+    submits again in a moment."""
     open_task = form["task"]
-    current_app.logger.warning("task %s: the database connection was lost (%s); the submission was not applied",
+    current_app.logger.warning("task %s: the database connection was lost (%s); nothing posted was applied",
                                open_task.id, describe(exc))
     session = db()
     for shown in (open_task, child, draft):  # kept as they were read: a rollback would expire them
