@@ -287,3 +287,37 @@ def kill_a_sweeper_mid_sweep(scheduler: int, sessions, seconds: float = 60) -> i
             return fired
         time.sleep(0.01)
     return None
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="finds the sweeper processes in /proc (Linux)")
+def test_a_sweeper_process_that_died_between_sweeps_is_replaced_at_the_next_one(deployed, engine, council, clock, db):
+    with council.begin() as s:
+        ids = [engine.start(s, "test_fragile", child, data={"divisor": 2}).id for child in ["C001", "C002"] * 3]
+    with timers.SweeperPool(db.url.render_as_string(hide_password=False), 2, clock) as pool:
+        assert pool.sweep().instances == 0  # nothing due yet: the processes start
+        os.kill(sweeper_processes(os.getpid())[0], signal.SIGKILL)  # killed while it waits for work
+        time.sleep(0.5)
+        clock.advance(days=2)
+        result = pool.sweep()
+    assert (result.instances, result.replaced, result.incidents) == (len(ids), 1, [])
+    fired_once_each(council, ids)
+
+
+def test_a_scheduler_whose_sweepers_keep_dying_exits_non_zero_for_its_service_manager(pep, monkeypatch):
+    class DyingSweepers:  # what SweeperPool raises once it has replaced its processes MAX_REPLACEMENTS times
+        def __init__(self, *_args):
+            pass
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *_exc):
+            pass
+
+        def sweep(self, _now):
+            raise timers.SweepersFailed("sweeper processes died 4 times in one sweep")
+
+    monkeypatch.setattr(timers, "SweeperPool", DyingSweepers)
+    result = pep("scheduler", "--processes", "2", "--interval", "3600")
+    assert result.exit_code == 1
+    assert result.stderr.splitlines() == ["error: sweeper processes died 4 times in one sweep"]
