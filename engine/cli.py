@@ -385,8 +385,9 @@ def scheduler(obj: Context, interval, processes, now, once):
         stack.enter_context(contextlib.suppress(KeyboardInterrupt, SystemExit))
         sweepers = stack.enter_context(SweeperPool(obj.url, processes, engine.clock)) if processes > 1 else None
         if once:
+            at = engine.now()
             try:
-                result = sweep_job(engine, obj.sessions, sweepers)
+                result = sweep_job(engine, obj.sessions, sweepers, at)
             except SweepersFailed as exc:
                 failure = exc
             else:
@@ -400,7 +401,7 @@ def scheduler(obj: Context, interval, processes, now, once):
         click.echo(f"error: {failure}", err=True)
         sys.exit(1)
     if result is not None:
-        click.echo(f"sweep at {engine.now().isoformat()}: {health(result)}")
+        click.echo(f"sweep at {at.isoformat()}: {health(result)}")
         if result.incidents:
             sys.exit(2)
 

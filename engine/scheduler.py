@@ -19,12 +19,12 @@ from .timers import SweeperPool, SweepersFailed, SweepResult, fire_due_timers, s
 log = logging.getLogger(__name__)
 
 
-def sweep_job(engine, sessions, sweepers: SweeperPool | None = None) -> SweepResult | None:
-    """Run one sweep (shared between the pool's processes, if there is one) and log its health line:
-    what it did, how many instances each sweeper handled and how many are still due. A database out
-    of reach is logged in one line and left to the next sweep (None); sweeper processes that keep
-    dying raise `SweepersFailed`."""
-    now = engine.now()
+def sweep_job(engine, sessions, sweepers: SweeperPool | None = None, now: datetime | None = None) -> SweepResult | None:
+    """Run one sweep at `now` (default: the engine's clock), shared between the pool's processes if there
+    is one, and log its health line: what it did, how many instances each sweeper handled and how many
+    are still due. A database out of reach is logged in one line and left to the next sweep (None);
+    sweeper processes that keep dying raise `SweepersFailed`."""
+    now = now or engine.now()
     try:
         result = sweepers.sweep(now) if sweepers else fire_due_timers(engine, sessions, now=now)
         due = retrying(lambda: still_due(sessions, now), "timer sweep, what is still due")
