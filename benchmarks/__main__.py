@@ -1,4 +1,5 @@
-"""`python -m benchmarks year|inbox|sweep|web`: the simulated council year and the web load run (see docs/benchmarks.md)."""
+"""`python -m benchmarks year|inbox|sweep|faults|web`: the simulated council year, the sweep under faults and the
+web load run (see docs/benchmarks.md)."""
 
 from __future__ import annotations
 
@@ -60,6 +61,31 @@ def sweep(url, due_timers, sweepers, quiet):
     from .run import sweep_again, sweep_lines
 
     for line in sweep_lines(sweep_again(url, due_timers, sweepers, progress=not quiet)):
+        click.echo(line)
+
+
+@main.command()
+@click.option("--database", "url", required=True,
+              help="A PostgreSQL database (bench_*); a `year` run's is used as it is, an empty one is filled first.")
+@click.option("--due-timers", default=6000, show_default=True, help="Copies of waiting instances whose timers fall due at once.")
+@click.option("--sweepers", default=2, show_default=True, help="Processes of `pep scheduler` sharing the sweep.")
+@click.option("--terminate-every", default=2.0, show_default=True,
+              help="Seconds between terminations of every sweeper's database connection.")
+@click.option("--kill-at", default=0.3, show_default=True,
+              help="Kill -9 one sweeper process once this share of the due timers has fired.")
+@click.option("--children", default=300, show_default=True, help="Children of the council an empty database is filled with.")
+@click.option("--weeks", default=2, show_default=True, help="Weeks that council is played for.")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def faults(url, due_timers, sweepers, terminate_every, kill_at, children, weeks, quiet):
+    """Sweep thousands of due timers through `pep scheduler` while its connections are terminated and one of
+    its processes is killed; print what was lost, applied twice or made a false incident (each should be 0)."""
+    from .faults import report, run_faults
+
+    try:
+        figures = run_faults(url, due_timers, sweepers, terminate_every, kill_at, children, weeks, progress=not quiet)
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from exc
+    for line in report(figures):
         click.echo(line)
 
 

@@ -18,12 +18,13 @@ from pathlib import Path
 
 import click
 from sqlalchemy import select
-from sqlalchemy.exc import OperationalError, ProgrammingError
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import OperationalError, ProgrammingError, SQLAlchemyError
 
 from . import checkpoints, history, history_keys, migration
 from .calendar import CalendarError
 from .clock import FrozenClock, SystemClock
-from .db import database_url, make_db, session_factory
+from .db import DatabaseUnavailable, connection_lost, database_url, describe, make_db, session_factory
 from .deploy import Bundle, DeploymentRejected, deploy
 from .inbox import doable_by
 from .models import Child, Incident, Instance, OpenTask, User
@@ -36,14 +37,15 @@ from .timers import fire_due_timers
 
 
 class Context:
-    def __init__(self, url: str | None):
+    def __init__(self, url: str | None, name: str = "pep"):
         self.url = database_url(url)
+        self.name = name  # of the connections, as pg_stat_activity shows them (e.g. "pep scheduler")
         self._sessions = None
 
     @property
     def sessions(self):
         if self._sessions is None:
-            self._sessions = session_factory(make_db(self.url))
+            self._sessions = session_factory(make_db(self.url, name=self.name))
         return self._sessions
 
 
@@ -69,13 +71,26 @@ def fails_cleanly(command):
                 click.echo(f"  {field}: {message}", err=True)
         except (EngineError, PeopleError, CalendarError, ValueError) as exc:
             click.echo(f"error: {exc}", err=True)
-        except (OperationalError, ProgrammingError) as exc:
-            url = click.get_current_context().obj.url
-            reason = str(exc.orig).splitlines()[0] if exc.orig else type(exc).__name__
-            click.echo(f'error: the database at {url} is not ready ({reason}); run "pep init"', err=True)
+        except (DatabaseUnavailable, SQLAlchemyError) as exc:
+            url = shown(click.get_current_context().obj.url)
+            if connection_lost(exc):  # a failover, a restart, a dropped connection: nothing to fix but to retry
+                click.echo(f"error: the connection to the database at {url} was lost ({describe(exc)}); "
+                           "run the command again", err=True)
+            elif isinstance(exc, (OperationalError, ProgrammingError)):
+                click.echo(f'error: the database at {url} is not ready ({describe(exc)}); run "pep init"', err=True)
+            else:
+                raise
         sys.exit(1)
 
     return wrapper
+
+
+def shown(url: str) -> str:
+    """The database URL as an error message may show it: without its password."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # noqa: BLE001 - not a URL SQLAlchemy can read: say it as given
+        return url
 
 
 def json_object(_ctx, _param, value):
@@ -120,7 +135,7 @@ def main(ctx, database):
     """Run Personal Education Plan processes."""
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("engine").setLevel(logging.INFO)
-    ctx.obj = Context(database)
+    ctx.obj = Context(database, " ".join(filter(None, ("pep", ctx.invoked_subcommand))))
 
 
 @main.command()
@@ -465,22 +480,50 @@ def history_key_rotate(_obj: Context):
               help="Processes that share each sweep (a fired timer is mostly CPU work in Python).")
 @click.option("--checkpoints", "checkpoint_file", type=CHECKPOINT_FILE,
               help="Where the daily checkpoints go (default: PEP_CHECKPOINTS, else instance/checkpoints.jsonl).")
+@click.option("--now", callback=iso_datetime,
+              help="Sweep as if it were this time (ISO, with zone): a frozen clock, for tests and simulations.")
+@click.option("--once", is_flag=True, help="Run one sweep, print what it did and exit (2 if it recorded incidents).")
 @click.pass_obj
-def scheduler(obj: Context, interval, processes, checkpoint_file):
+def scheduler(obj: Context, interval, processes, checkpoint_file, now, once):
     """Run the timer sweep (and e-mail of notifications, with PEP_SMTP_HOST) until stopped; checkpoint
-    the children's histories when it starts and daily."""
-    from .mail import settings_from_env
-    from .scheduler import make_scheduler
-    from .timers import SweeperPool
+    the children's histories when it starts and daily.
 
-    click.echo(f"scheduler sweeping every {interval:g}s on {obj.url} with {processes} process(es)")
+    Each sweep logs one health line: timers fired, instances each sweeper handled, how many are still
+    due. A sweeper process that dies is replaced and its share swept again; if they keep dying, the
+    scheduler exits with status 1 for its service manager to restart it."""
+    from .mail import settings_from_env
+    from .scheduler import health, make_scheduler, sweep_job
+    from .timers import SweeperPool, SweepersFailed
+
+    engine = Engine(FrozenClock(now) if now else None)
+    if not once:
+        click.echo(f"scheduler sweeping every {interval:g}s on {shown(obj.url)} with {processes} process(es)")
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # a service manager's stop: close the pool first
-    engine = Engine()
+    failure, result = None, None
     with contextlib.ExitStack() as stack:
         stack.enter_context(contextlib.suppress(KeyboardInterrupt, SystemExit))
         sweepers = stack.enter_context(SweeperPool(obj.url, processes, engine.clock)) if processes > 1 else None
-        make_scheduler(engine, obj.sessions, interval, sweepers=sweepers, mail_settings=settings_from_env(),
-                       checkpoint_file=checkpoint_file or checkpoints.default_path()).start()
+        if once:
+            at = engine.now()
+            try:
+                result = sweep_job(engine, obj.sessions, sweepers, at)
+            except SweepersFailed as exc:
+                failure = exc
+            else:
+                failure = None if result else "the sweep could not reach the database (see the log)"
+        else:
+            scheduler = make_scheduler(engine, obj.sessions, interval, sweepers=sweepers,
+                                       mail_settings=settings_from_env(),
+                                       checkpoint_file=checkpoint_file or checkpoints.default_path())
+            scheduler.start()
+            failure = scheduler.failure
+    if failure is not None:
+        click.echo(f"error: {failure}", err=True)
+        sys.exit(1)
+    if result is not None:
+        click.echo(f"sweep at {at.isoformat()}: {health(result)}")
+        if result.incidents:
+            sys.exit(2)
 
 
 @main.command()
@@ -572,3 +615,7 @@ def show(obj: Context, instance_id):
             "next_timer_at": instance.next_timer_at.isoformat() if instance.next_timer_at else None,
             "waiting_messages": instance.waiting_messages,
         }, indent=2))
+
+
+if __name__ == "__main__":  # python -m engine.cli, as the `pep` script
+    main()

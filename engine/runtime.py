@@ -28,7 +28,7 @@ from sqlalchemy.orm.exc import StaleDataError
 
 from . import calendar, clock, depth, history, limits
 from .clock import FrozenClock, SystemClock, install_spiff_clock
-from .db import json_rows, pipelined
+from .db import connection_lost, json_rows, pipelined
 from .forms import field_errors, size_errors
 from .mail import one_line
 from .models import (
@@ -696,6 +696,8 @@ class Step:
             try:
                 self._write_instance(self._values(state, finished, now))
             except (StaleDataError, OperationalError) as exc:
+                if connection_lost(exc):  # not a concurrent change: the caller may try again on a fresh connection
+                    raise
                 raise Conflict("this PEP was changed by someone else at the same moment: reload and try again") from exc
         gone = self._project_tasks(finished is not None)
         if finished == "completed":

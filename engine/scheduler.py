@@ -15,17 +15,43 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.schedulers.blocking import BlockingScheduler
 
 from . import checkpoints, mail
-from .timers import SweeperPool, fire_due_timers
+from .db import DatabaseUnavailable, connection_lost, describe, retrying
+from .timers import SweeperPool, SweepersFailed, SweepResult, fire_due_timers, still_due
 
 log = logging.getLogger(__name__)
 
 
-def sweep_job(engine, sessions, sweepers: SweeperPool | None = None) -> None:
-    """Run one sweep (shared between the pool's processes, if there is one) and log what it did."""
-    result = sweepers.sweep(engine.now()) if sweepers else fire_due_timers(engine, sessions)
-    if result.instances or result.incidents:
-        log.info("timers: %d fired in %d instances, %d incidents, %d conflicts",
-                 result.timers_fired, result.instances, len(result.incidents), result.conflicts)
+def sweep_job(engine, sessions, sweepers: SweeperPool | None = None, now: datetime | None = None) -> SweepResult | None:
+    """Run one sweep at `now` (default: the engine's clock), shared between the pool's processes if there
+    is one, and log its health line: what it did, how many instances each sweeper handled and how many
+    are still due. A database out of reach is logged in one line and left to the next sweep (None);
+    sweeper processes that keep dying raise `SweepersFailed`."""
+    now = now or engine.now()
+    try:
+        result = sweepers.sweep(now) if sweepers else fire_due_timers(engine, sessions, now=now)
+        due = retrying(lambda: still_due(sessions, now), "timer sweep, what is still due")
+    except DatabaseUnavailable as exc:
+        log.warning("timers: sweep at %s stopped, the next sweep carries on: %s", now.isoformat(), exc)
+        return None
+    except Exception as exc:
+        if not connection_lost(exc):
+            raise
+        log.warning("timers: sweep at %s stopped, the next sweep carries on: the database connection was lost (%s)",
+                    now.isoformat(), describe(exc))
+        return None
+    result.still_due = due
+    log.info("timers: sweep at %s: %s", now.isoformat(), health(result))
+    return result
+
+
+def health(result: SweepResult) -> str:
+    """The sweep in one line, as the scheduler logs it."""
+    sweepers = len(result.by_sweeper)
+    handled = (f"{result.by_sweeper[0]} instances handled" if sweepers == 1 else
+               f"instances handled by sweeper {', '.join(f'{k + 1}: {n}' for k, n in enumerate(result.by_sweeper))}")
+    return (f"{result.timers_fired} timers fired; {handled}; {result.still_due} still due; {len(result.incidents)} incidents, "
+            f"{result.conflicts} conflicts, {result.lost_connections} lost connections tried again, "
+            f"{result.replaced} sweeper processes replaced")
 
 
 def checkpoint_job(engine, sessions, path: Path) -> None:
@@ -48,10 +74,22 @@ def make_scheduler(engine, sessions, interval_seconds: float = 30, background: b
     `mail_settings` (`engine.mail`), it also sends the notifications by e-mail every minute; with
     `checkpoint_file`, it checkpoints the children's histories there now and every day.
 
-    The cadence is real time; what is due is decided by the engine's clock inside each sweep.
+    The cadence is real time; what is due is decided by the engine's clock inside each sweep. If the
+    sweeper processes cannot be kept running, the scheduler stops itself and keeps the error in
+    `scheduler.failure` (`pep scheduler` then exits non-zero, for its service manager to restart it).
     """
     scheduler = (BackgroundScheduler if background else BlockingScheduler)(timezone="UTC")
-    scheduler.add_job(sweep_job, "interval", args=[engine, sessions, sweepers], seconds=interval_seconds,
+    scheduler.failure = None
+
+    def sweep() -> None:
+        try:
+            sweep_job(engine, sessions, sweepers)
+        except SweepersFailed as exc:
+            log.error("timers: %s; stopping the scheduler", exc)
+            scheduler.failure = exc
+            scheduler.shutdown(wait=False)
+
+    scheduler.add_job(sweep, "interval", seconds=interval_seconds,
                       id="timer-sweep", max_instances=1, coalesce=True, next_run_time=datetime.now(UTC))
     if mail_settings is not None:
         scheduler.add_job(mail.deliver_pending, "interval", args=[mail_settings, sessions, engine.now], seconds=60,

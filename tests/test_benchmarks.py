@@ -56,3 +56,39 @@ def test_the_web_run_serves_a_tiny_council_under_gunicorn_and_reports_every_figu
     printed = figures.report()
     for line in ("inbox page", "task submission", "sign-in", "sign-ins per submission", "x 2 threads (gthread)"):
         assert line in printed
+
+
+def test_the_fault_run_sweeps_a_tiny_council_under_faults_and_reports_every_figure():
+    """`python -m benchmarks faults` on a tiny council: whatever the faults hit, nothing is lost, applied
+    twice or made an incident (the figures themselves are for docs/benchmarks.md)."""
+    import os
+
+    import pytest
+    from sqlalchemy import text
+
+    from benchmarks.faults import report, run_faults
+    from engine.db import make_db
+
+    from .conftest import PG_URL
+
+    if not PG_URL:
+        pytest.skip("the fault run terminates PostgreSQL connections: set PEP_TEST_DATABASE_URL")
+    name = f"bench_faults_test_{os.getpid()}"
+    server = make_db(PG_URL, isolation_level="AUTOCOMMIT")
+    with server.connect() as conn:
+        conn.execute(text(f"CREATE DATABASE {name}"))
+    url = server.url.set(database=name).render_as_string(hide_password=False)
+    try:
+        figures = run_faults(url, due=40, sweepers=2, terminate_every=0.5, kill_at=0.3, children=12, weeks=3,
+                             progress=False)
+    finally:
+        with server.connect() as conn:
+            conn.execute(text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+        server.dispose()
+
+    assert figures.due >= 40 and figures.faulted.exit_status == 0 and figures.later.exit_status == 0
+    assert (figures.lost, figures.duplicated, figures.timers_fired_twice, figures.false_incidents) == (0, 0, 0, 0)
+    assert figures.chains > 0 and figures.chains_broken == 0
+    printed = "\n".join(report(figures))
+    for line in ("faults ", "the faulted sweep", "a later sweep", "lost ", "duplicated ", "false incidents", "histories"):
+        assert line in printed

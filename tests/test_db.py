@@ -1,5 +1,6 @@
 """Connections: prepared statements outlive a page view on PostgreSQL, a write never outlives a
-session that did not commit, and a step's pipelined writes fail as SQLAlchemy errors."""
+session that did not commit, a step's pipelined writes fail as SQLAlchemy errors, and a lost
+connection is told from a refusal."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from datetime import UTC, datetime
 
 import pytest
 from sqlalchemy import func, insert, select, text
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, OperationalError
 
 from engine.db import json_rows, make_db, pipelined, session_factory
 from engine.models import Child
@@ -78,3 +79,33 @@ def test_a_read_through_sqlalchemy_inside_a_pipeline_fails_loudly_rather_than_fi
             s.scalar(select(func.count(Child.id)))
     finally:
         connections.dispose()
+
+
+@postgres_only
+def test_a_pipeline_whose_connection_is_lost_says_so_and_the_next_session_gets_a_fresh_connection(db):
+    from engine.db import connection_lost
+
+    connections = make_db(PG_URL)
+    sessions = session_factory(connections)
+    try:
+        with pytest.raises(OperationalError) as lost, sessions.begin() as s:  # noqa: PT012 - the loss comes mid-block
+            backend = s.scalar(text("SELECT pg_backend_pid()"))
+            with db.connect() as admin:  # as a failover, a restart or an idle timeout does
+                assert admin.scalar(text("SELECT pg_terminate_backend(:pid, 5000)"), {"pid": backend})
+            with pipelined(s) as writes:
+                writes.execute(insert(Child), [a_child("C905")])
+        assert lost.value.connection_invalidated and connection_lost(lost.value)
+        assert "server closed the connection" in str(lost.value.orig)  # the pipeline's own error, not the ROLLBACK's
+        with sessions() as s:
+            assert s.get(Child, "C905") is None
+            assert s.scalar(text("SELECT pg_backend_pid()")) != backend
+    finally:
+        connections.dispose()
+
+
+def test_a_refusal_is_not_a_lost_connection(sessions):
+    from engine.db import connection_lost
+
+    with pytest.raises(IntegrityError) as refused, sessions.begin() as s:
+        s.execute(insert(Child), [a_child("C906"), a_child("C906")])
+    assert not connection_lost(refused.value)

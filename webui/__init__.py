@@ -5,6 +5,7 @@ The web layer adds no process rules: it shows people their part and hands what t
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import secrets
@@ -18,7 +19,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.routing import IntegerConverter
 
 from engine import mail, signin
-from engine.db import database_url, make_db, session_factory
+from engine.db import DatabaseUnavailable, connection_lost, database_url, describe, make_db, session_factory
 from engine.runtime import Engine
 
 from .extensions import csrf, login_manager
@@ -74,7 +75,7 @@ def create_app(config: dict | None = None) -> Flask:
         hops = app.config["PROXY_HOPS"]
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops)
 
-    db = make_db(app.config["DATABASE_URL"])
+    db = make_db(app.config["DATABASE_URL"], name="pep-web")
     app.extensions["pep"] = Services(Engine(app.config["CLOCK"]), session_factory(db))
     login_manager.init_app(app)
     csrf.init_app(app)
@@ -95,6 +96,8 @@ def create_app(config: dict | None = None) -> Flask:
     app.after_request(_security_headers)
     for code in (400, 403, 404, 405, 413, 500):
         app.register_error_handler(code, _error_page)
+    for error in (SQLAlchemyError, DatabaseUnavailable):
+        app.register_error_handler(error, _database_lost)
     if app.config["WARM_UP"]:
         _warm_up(app, db)
     return app
@@ -169,3 +172,19 @@ def _security_headers(response):
 def _error_page(error):
     code = getattr(error, "code", 500) or 500
     return render_template("error.html", code=code, description=getattr(error, "description", "")), code
+
+
+def _database_lost(error):
+    """A lost database connection (a failover, a restart) is one line in the log and a 503 page that
+    says to try again in a minute; any other database error is the 500 it always was."""
+    if not connection_lost(error):
+        raise error
+    logging.getLogger(__name__).warning("%s %s: the database connection was lost (%s)", request.method, request.path,
+                                        describe(error))
+    session = g.pop("db", None)
+    if session is not None:
+        with contextlib.suppress(SQLAlchemyError):
+            session.close()  # the connection it lost is not used again
+    if "_login_user" not in g:  # the signed-in person could not be read: the page is shown as to anyone
+        g._login_user = login_manager.anonymous_user()
+    return render_template("error.html", code=503), 503

@@ -41,8 +41,10 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from flask import Blueprint, current_app, flash, g, redirect, render_template, request, session, url_for
 from flask_login import UserMixin, current_user, login_required, login_user, logout_user
+from sqlalchemy.exc import SQLAlchemyError
 
 from engine import signin
+from engine.db import Retry, retrying
 from engine.models import User
 from engine.people import end_sessions, find_user, password_problem, session_token
 
@@ -56,6 +58,8 @@ hasher = PasswordHasher(time_cost=2, memory_cost=19 * 1024, parallelism=1)
 ADMIN_ROLE = "vs_administrator"
 PROCESS_OWNER_ROLE = "process_owner"
 AUDITOR_ROLE = "auditor"
+# a request waits at most 0.15 s for the database to come back before its page says it is unavailable
+LOST_AT_START = Retry(attempts=3, first_wait=0.05)
 # a hash to verify against when the email is unknown, so unknown and known emails take as long
 _DUMMY_HASH = hasher.hash("not a real password")
 
@@ -101,7 +105,15 @@ def load_user(session_id: str) -> Person | None:
     """The person whose session this is, if it has not ended: their account is open, the token is
     their sessions' token now, and neither time-out has passed. Called at every request."""
     user_id, _, token = session_id.partition(":")
-    user = db().get(User, int(user_id)) if user_id.isdigit() else None
+
+    def read() -> User | None:  # the first read of a request: a connection a failover left dead is found
+        try:                    # here, and the read is simply tried again on a fresh one (LOST_AT_START)
+            return db().get(User, int(user_id))
+        except SQLAlchemyError:
+            db().rollback()
+            raise
+
+    user = retrying(read, "reading the signed-in person", LOST_AT_START) if user_id.isdigit() else None
     if (user is None or not user.active or not user.session_token or not token
             or not hmac.compare_digest(user.session_token.encode(), token.encode())):
         return _session_ended(None)

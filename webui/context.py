@@ -38,4 +38,6 @@ def as_download(filename: str) -> dict[str, str]:
     """The header that offers a file to save under `filename`, whatever it holds: quotes, line breaks and
     other characters a header cannot carry are left out of the plain name and kept in the encoded one."""
     plain = "".join(c if c.isprintable() and c not in '"\\' and ord(c) < 128 else "_" for c in filename) or "file"
+    if plain == filename:
+        return {"Content-Disposition": f'attachment; filename="{plain}"'}
     return {"Content-Disposition": f"attachment; filename=\"{plain}\"; filename*=UTF-8''{quote(filename, safe='')}"}

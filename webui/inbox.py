@@ -13,7 +13,9 @@ from datetime import timedelta
 from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
 from sqlalchemy import func, select
+from sqlalchemy.exc import SQLAlchemyError
 
+from engine.db import connection_lost, describe
 from engine.forms import size_errors
 from engine.inbox import inbox, inbox_choices, inbox_counts
 from engine.mail import one_line
@@ -92,31 +94,42 @@ def task(task_id):
     # instructions) only when the page is shown again, never for a submission that goes through.
     form = _task_for_person(engine().task_form, task_id)
     open_task, draft = form["task"], db().get(TaskDraft, (task_id, current_user.id))
+    child = db().get(Child, open_task.child_id)  # read first: the page can be shown again without the database
     schema = task_schema(form)
-    version = request.form.get("_version", type=int) or form["instance_version"]  # a garbled one: the current
+    version = request.form.get("_version", type=int)
+    if version is None:  # none, or a garbled one: the version the page is about now
+        version = form["instance_version"]
     action = request.form.get("_do", "submit")
     data = parse_submission(schema, request.form)
-    # Answers too long, or a file refused: the page again with what was typed, and nothing saved.
-    refused = size_errors(data, schema) or _take_uploads(schema, data, open_task.child_id)
-    if refused:
-        db().rollback()
-        return _show_again(open_task, data, refused, draft, version, status=422)
-    if action.startswith(("add:", "remove:")):
-        (add_item(schema, data, action[4:]) if action.startswith("add:") else remove_item(data, action[7:]))
-        _save_draft(task_id, data)
-        db().commit()
-        return _show_again(open_task, data, {}, draft, version, anchor=action.split(":", 1)[1])
-    if action == "save":
-        _save_draft(task_id, data)
-        db().commit()
-        flash("Your answers are saved. You can come back to this task from your inbox.")
-        return redirect(url_for("inbox.task", task_id=task_id))
-    return _submit(open_task, data, draft, version)
+    try:
+        # Answers too long, or a file refused: the page again with what was typed, and nothing saved.
+        refused = size_errors(data, schema) or _take_uploads(schema, data, open_task.child_id)
+        if refused:
+            db().rollback()
+            return _show_again(open_task, data, refused, draft, version, status=422)
+        if action.startswith(("add:", "remove:")):
+            (add_item(schema, data, action[4:]) if action.startswith("add:") else remove_item(data, action[7:]))
+            _save_draft(task_id, data)
+            db().commit()
+            return _show_again(open_task, data, {}, draft, version, anchor=action.split(":", 1)[1])
+        if action == "save":
+            _save_draft(task_id, data)
+            db().commit()
+            flash("Your answers are saved. You can come back to this task from your inbox.")
+            return redirect(url_for("inbox.task", task_id=task_id))
+        return _submit(open_task, child, data, draft, version)
+    except SQLAlchemyError as exc:
+        if not connection_lost(exc):
+            raise
+        return _database_lost(form, child, data, draft, version, exc)
 
 
-def _submit(open_task, data, draft, version):
+def _submit(open_task, child, data, draft, version):
     try:
         engine().complete_task(db(), open_task.id, current_user.email, data, expected_version=version)
+        if draft is not None:
+            db().delete(draft)
+        db().commit()
     except FormInvalid as exc:
         db().rollback()
         _save_draft(open_task.id, data)
@@ -139,12 +152,34 @@ def _submit(open_task, data, draft, version):
     except EngineError as exc:
         db().rollback()
         return _show_again(open_task, data, {"(form)": str(exc)}, draft, version, status=422)
-    if draft is not None:
-        db().delete(draft)
-    db().commit()
-    child = db().get(Child, open_task.child_id)
     flash(f"{open_task.name} for {child.name} is done.", "success")
     return redirect(url_for("inbox.index"))
+
+
+def _database_lost(form, child, data, draft, version, exc):
+    """The connection to the database was lost while the task's answers were posted (a failover, a
+    restart): nothing of the request was applied. The answers are kept as a draft if the database is
+    back already, and shown again either way, from what the request had read (503): the person
+    submits again in a moment."""
+    open_task = form["task"]
+    current_app.logger.warning("task %s: the database connection was lost (%s); nothing posted was applied",
+                               open_task.id, describe(exc))
+    session = db()
+    for shown in (open_task, child, draft):  # kept as they were read: a rollback would expire them
+        if shown is not None and shown in session:
+            session.expunge(shown)
+    session.rollback()
+    lost = "draft"
+    try:
+        draft = _save_draft(open_task.id, data)
+        session.commit()
+    except SQLAlchemyError as again:
+        if not connection_lost(again):
+            raise
+        session.rollback()
+        lost = "page"  # the database is still out of reach: the answers are only on the page
+    view = {**form, "instructions": "", "instructions_fault": None, "data": {}}
+    return render_page(open_task, view, data, {}, draft, status=503, version=version, child=child, lost=lost)
 
 
 def _show_again(open_task, values, errors, draft, version, **page):
@@ -163,24 +198,29 @@ def _already_done():
     return redirect(url_for("inbox.index"))
 
 
-def render_page(open_task, view, values, errors, draft, status=200, conflict=None, anchor=None, version=None):
+def render_page(open_task, view, values, errors, draft, status=200, conflict=None, anchor=None, version=None,
+                child=None, lost=None):
+    """The task page. `lost` (the database connection was lost: "draft" if the answers were saved as
+    one, "page" if they are only on the page) shows it from what was read before, without the database."""
     schema = task_schema(view)
     fields = build_fields(schema, values, errors)
-    child = db().get(Child, open_task.child_id)
-    attachments = _attachment_names(values, schema)
+    child = child or db().get(Child, open_task.child_id)
+    attachments = {} if lost == "page" else _attachment_names(values, schema)
     return render_template(
         "inbox/task.html", task=open_task, child=child, view=view, schema=schema, fields=fields,
         errors=error_summary(fields, errors), draft=draft, conflict=conflict, anchor=anchor, attachments=attachments,
-        version=view["instance_version"] if version is None else version, now=now(),
+        version=view["instance_version"] if version is None else version, now=now(), lost=lost,
     ), status
 
 
-def _save_draft(task_id: str, data: dict) -> None:
+def _save_draft(task_id: str, data: dict) -> TaskDraft:
     draft = db().get(TaskDraft, (task_id, current_user.id))
     if draft is None:
-        db().add(TaskDraft(task_id=task_id, user_id=current_user.id, data=data, saved_at=now()))
+        draft = TaskDraft(task_id=task_id, user_id=current_user.id, data=data, saved_at=now())
+        db().add(draft)
     else:
         draft.data, draft.saved_at = data, now()
+    return draft
 
 
 def _take_uploads(schema: dict, data: dict, child_id: str) -> dict[str, str]:
