@@ -205,25 +205,38 @@ def sized(value: Any, what: str = "a value") -> Any:
     return value
 
 
-_STORABLE = (str, int, float, list, tuple, dict, type(None), date, datetime, timedelta)
+_SCALARS = (int, float, type(None), date, datetime, timedelta)  # bool is an int
 
 
 def check_data(data: dict) -> None:
     """Refuse task data that a script left too large to store, or holding what cannot be stored (a set,
-    a range, a number that is not finite)."""
-    if weight(data, _limits.max_data) > _limits.max_data:
-        raise LimitExceeded("size", f"the task data it left is larger than the limit of {_limits.max_data:,} "
-                                    "characters and items")
-    stack = [(name, value) for name, value in data.items()]
-    while stack:
-        name, value = stack.pop()
-        if not isinstance(value, _STORABLE) or (isinstance(value, float) and not math.isfinite(value)):
-            shown = "a number that is not finite" if isinstance(value, float) else f"a {type(value).__name__}"
-            raise ValueError(f'"{name}" is {shown}: process data must be text, numbers, lists or dicts')
-        if isinstance(value, dict):
-            stack.extend((name, item) for item in value.values())
-        elif isinstance(value, (list, tuple)):
-            stack.extend((name, item) for item in value)
+    a range, a number that is not finite). One walk over the data, which every script leaves."""
+    limit, total = _limits.max_data, 0
+    for name, top in data.items():
+        stack = [top]
+        while stack:
+            value = stack.pop()
+            kind = type(value)
+            if kind is str:
+                total += len(value)
+            elif kind is dict:
+                total += len(value)
+                stack += value.values()
+            elif kind is list or kind is tuple:
+                total += len(value)
+                stack += value
+            elif kind is float and not math.isfinite(value):
+                raise ValueError(f'"{name}" is a number that is not finite: process data must be text, numbers, '
+                                 "lists or dicts")
+            elif isinstance(value, _SCALARS):
+                total += 1
+            elif isinstance(value, (str, dict, list, tuple)):  # a subclass: walked as its base
+                stack.append(kind.__mro__[-2](value))
+            else:
+                raise ValueError(f'"{name}" is a {kind.__name__}: process data must be text, numbers, lists or dicts')
+        if total > limit:
+            raise LimitExceeded("size", f"the task data it left is larger than the limit of {limit:,} "
+                                        "characters and items")
 
 
 def _check_int(bits: int, what: str) -> None:
