@@ -120,29 +120,40 @@ def task_run() -> None:
                                      "waiting for a person, a timer or a message: check the diagram for a loop")
 
 
-@contextmanager
-def evaluation():
-    """Run one piece of diagram code within its time and size budget."""
-    b, limits = _budget, _limits
-    start = time.monotonic()
-    allowed = limits.evaluation_seconds
-    if b.step_depth:
-        allowed = min(allowed, max(0.0, limits.step_seconds - b.step_spent))
-    outer = (b.deadline, b.overrun, b.built)
-    if start + allowed < b.deadline:
-        b.deadline = start + allowed
-        b.overrun = (f"it ran longer than its limit of {limits.evaluation_seconds:g} s"
-                     if allowed == limits.evaluation_seconds else
-                     f"the diagram code of this step ran longer than its limit of {limits.step_seconds:g} s in all")
-    b.built = 0
-    try:
-        yield
-    finally:
-        nested = outer[0] != math.inf
-        b.deadline, b.overrun = outer[0], outer[1]
-        b.built = outer[2] + b.built if nested else 0
+class _Evaluation:
+    """One piece of diagram code's time and size budget (a class, not a generator: it runs at every
+    evaluation, so it is kept cheap)."""
+
+    __slots__ = ("outer", "start")
+
+    def __enter__(self):
+        b, limits = _budget, _limits
+        self.start = start = time.monotonic()
+        allowed = limits.evaluation_seconds
+        if b.step_depth:
+            allowed = min(allowed, max(0.0, limits.step_seconds - b.step_spent))
+        self.outer = (b.deadline, b.overrun, b.built)
+        if start + allowed < b.deadline:
+            b.deadline = start + allowed
+            b.overrun = (f"it ran longer than its limit of {limits.evaluation_seconds:g} s"
+                         if allowed == limits.evaluation_seconds else
+                         f"the diagram code of this step ran longer than its limit of {limits.step_seconds:g} s in all")
+        b.built = 0
+        return self
+
+    def __exit__(self, *_exc):
+        b, (deadline, overrun, built) = _budget, self.outer
+        nested = deadline != math.inf
+        b.deadline, b.overrun = deadline, overrun
+        b.built = built + b.built if nested else 0
         if b.step_depth and not nested:
-            b.step_spent += time.monotonic() - start
+            b.step_spent += time.monotonic() - self.start
+        return False
+
+
+def evaluation() -> _Evaluation:
+    """Run one piece of diagram code within its time and size budget (`with evaluation(): ...`)."""
+    return _Evaluation()
 
 
 def tick() -> None:
@@ -196,8 +207,13 @@ def _built(n: int) -> None:
         raise LimitExceeded("size", f"it built more than {_limits.max_built:,} characters and items in all")
 
 
+_SMALL = frozenset({bool, int, float, type(None)})
+
+
 def sized(value: Any, what: str = "a value") -> Any:
     """Refuse a value (and count it as built) when it is larger than the limits."""
+    if type(value) in _SMALL and (type(value) is not int or value.bit_length() <= _limits.max_int_bits):
+        return value
     n = weight(value, _limits.max_items)
     if n > _limits.max_items:
         raise _refuse_size(f"{what} has more characters or items than the limit")

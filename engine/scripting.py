@@ -366,11 +366,12 @@ class RestrictedEnvironment(BasePythonScriptEngineEnvironment):
         scope = self._base.copy()
         scope.update(external_context or {})
         scope.update(context)
-        for name in self._protected.intersection(context):
-            if name in self.globals:
-                scope[name] = self.globals[name]
-            else:
-                del scope[name]
+        if not self._protected.isdisjoint(context):
+            for name in self._protected.intersection(context):
+                if name in self.globals:
+                    scope[name] = self.globals[name]
+                else:
+                    del scope[name]
         scope.update(_GUARDS)
         return scope
 
