@@ -14,7 +14,7 @@ import json
 import secrets
 from datetime import timedelta
 
-from flask import Blueprint, abort, current_app, render_template, request, url_for
+from flask import Blueprint, abort, current_app, make_response, render_template, request, url_for
 from flask_login import current_user, login_required
 
 from engine import history
@@ -98,9 +98,20 @@ def may_issue(task: OpenTask) -> bool:
 def _valid_link(token: str) -> tuple[TaskLink, OpenTask]:
     link = db().query(TaskLink).filter_by(token_hash=_digest(token)).one_or_none()
     task = db().get(OpenTask, link.task_id) if link else None
-    if link is None or link.used_at is not None or link.expires_at < now() or task is None:
-        abort(404, description="This link has been used, has expired, or the task is already done.")
+    if link is None:
+        abort(404)
+    reason = ("used" if link.used_at is not None else "expired" if link.expires_at < now()
+              else "done" if task is None else None)
+    if reason:
+        _gone(reason)
     return link, task
+
+
+def _gone(reason: str):
+    """The page for a young person or carer whose link no longer works, in plain words, with no sign-in
+    (410: the link was here, and is gone)."""
+    abort(make_response(render_template("links/gone.html", reason=reason,
+                                        lifetime_days=current_app.config["LINK_LIFETIME_DAYS"]), 410))
 
 
 @bp.route("/l/<token>", methods=["GET", "POST"])
@@ -119,9 +130,12 @@ def use(token):
         return _form_page(task, acting, data, exc.errors)
     except ProcessFault as fault:
         return _form_page(task, acting, data, {"(form)": record_fault(fault, "task")})
-    except (TaskNotReady, EngineError):
+    except TaskNotReady:
         db().rollback()
-        abort(404, description="This task is already done.")
+        _gone("done")
+    except EngineError as exc:  # the process refused the answers (its own check): said as the diagram says it
+        db().rollback()
+        return _form_page(task, acting, data, {"(form)": str(exc)})
     link.used_at = now()
     db().commit()
     return render_template("links/thanks.html")
@@ -132,7 +146,7 @@ def _form_page(task: OpenTask, acting: User, values: dict | None, errors: dict[s
     try:
         view = engine().task_view(db(), task.id, acting.email)
     except TaskNotReady:
-        abort(404, description="This task is already done.")
+        _gone("done")
     fields = build_fields(task_schema(view),
                           view["data"] if values is None else values, errors)
     return render_template("links/form.html", task=task, view=view, fields=fields,

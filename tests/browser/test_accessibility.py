@@ -97,3 +97,25 @@ def test_the_auditors_timeline_and_replay_have_no_serious_accessibility_problems
         page.goto(url)
         page.wait_for_load_state("networkidle")
         assert serious_violations(page) == [], url
+
+
+def test_a_young_persons_link_its_thanks_and_its_used_page_have_no_serious_accessibility_problems(
+        page, deployed_app, engine, council):
+    with council.begin() as s:
+        engine.start(s, "test_views", "C001")
+    sign_in(page, "sw@demo.test")
+    page.goto("/children/C001")
+    page.get_by_role("button", name="Create a single-use link").click()
+    link = "/l/" + page.locator("main code").inner_text().split("/l/")[1]  # the path: the test server is not BASE_URL
+    page.context.clear_cookies()  # the young person has no account
+    page.goto(link)
+    assert serious_violations(page) == []
+    assert page.get_by_role("link", name="Sign in").count() == 0
+    page.get_by_label("What do you enjoy at school?").fill("Art")
+    page.get_by_label("What would help you?").fill("A quiet place to read")
+    page.get_by_role("button", name="Send").click()
+    expect(page.get_by_role("heading", name="Thank you")).to_be_visible()
+    assert serious_violations(page) == []
+    page.goto(link)
+    expect(page.get_by_role("heading", name="This link no longer works")).to_be_visible()
+    assert serious_violations(page) == []

@@ -356,7 +356,11 @@ def test_a_young_person_gives_their_views_through_a_single_use_link(deployed_app
     thanks = anonymous.post(url, data={"enjoy": "Art", "help_needed": "A quiet place to read", "attend_meeting": "yes",
                                        "csrf_token": token})
     assert thanks.status_code == 200 and "Thank you" in thanks.get_data(as_text=True)
-    assert anonymous.get(url).status_code == 404  # single use
+    used = anonymous.get(url)  # single use: said plainly, for a young person, with no sign-in
+    assert used.status_code == 410
+    page = used.get_data(as_text=True)
+    assert "This link no longer works" in page and "It has been used already" in page
+    assert "Sign in" not in page and "/sign-in" not in page and "Go to your tasks" not in page
     with council() as s:
         completed = [e for e in events(s, "C001") if e.kind == "task_completed"][-1]
     assert completed.actor == "yp@demo.test" and completed.data["data"]["attend_meeting"] is True
@@ -385,7 +389,9 @@ def test_an_expired_link_does_not_work(deployed_app, browser, engine, council, a
     created = browser("sw@demo.test").post(f"/tasks/{only_task(council).id}/link", page_url="/children/C001")
     url = re.search(r"<code>http://[^/]+(/l/[^<]+)</code>", created.get_data(as_text=True)).group(1)
     clock.advance(days=15)
-    assert app.test_client().get(url).status_code == 404
+    expired = app.test_client().get(url)
+    assert expired.status_code == 410 and "more than 14 days ago" in expired.get_data(as_text=True)
+    assert app.test_client().get("/l/not-a-link").status_code == 404
 
 
 # ---- administration and notifications -----------------------------------------------------------
