@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import and_, func, or_, select, union_all
 from sqlalchemy.orm import Session
 
-from .models import Child, Instance, OpenTask, ProcessDefinition, Role
+from .models import Child, Event, Instance, OpenTask, ProcessDefinition, Role
 
 
 @dataclass(frozen=True)
@@ -123,3 +123,41 @@ def inbox_choices(session: Session, user_id: int, role_keys: set[str]) -> dict[s
         .distinct().order_by(ProcessDefinition.name)
     ).all()
     return {"schools": list(schools), "processes": [tuple(p) for p in processes]}
+
+
+@dataclass(frozen=True)
+class TaskFate:
+    """What became of a task that is no longer open, from the child's history."""
+
+    name: str
+    child_id: str
+    outcome: str  # "completed" or "withdrawn"
+    at: datetime
+    by: str | None  # who completed it
+    because: str | None  # what withdrew it: "timer" (its name), "message", "completed" (another step), "cancelled"
+    detail: str | None  # the timer's or message's name, or the other step's name
+
+
+_CAUSES = {"timer_fired": "timer", "message_received": "message", "task_completed": "completed",
+           "instance_cancelled": "cancelled", "instance_migrated": "migrated"}
+
+
+def task_fate(session: Session, child_id: str, task_id: str) -> TaskFate | None:
+    """How a task of this child ended (completed by whom, or withdrawn by what), or None if its history
+    holds no such task, or it is open."""
+    events = session.scalars(select(Event).where(Event.child_id == child_id, Event.task_id == task_id)
+                             .order_by(Event.seq)).all()
+    ended = next((e for e in reversed(events) if e.kind in ("task_completed", "task_withdrawn")), None)
+    if ended is None:
+        return None
+    name = ended.data.get("name") or ended.data.get("task") or "The task"
+    if ended.kind == "task_completed":
+        return TaskFate(name, child_id, "completed", ended.at, ended.actor, None, None)
+    cause = session.scalars(select(Event).where(
+        Event.child_id == child_id, Event.instance_id == ended.instance_id, Event.seq < ended.seq,
+        Event.at == ended.at, Event.kind.in_(list(_CAUSES))).order_by(Event.seq.desc()).limit(1)).first()
+    because = _CAUSES.get(cause.kind) if cause else None
+    detail = None
+    if cause is not None:
+        detail = cause.data.get("name") or cause.data.get("timer") or cause.data.get("message")
+    return TaskFate(name, child_id, "withdrawn", ended.at, cause.actor if cause else None, because, detail)

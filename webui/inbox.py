@@ -10,16 +10,26 @@ import hashlib
 import uuid
 from datetime import timedelta
 
-from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
+from flask import (
+    Blueprint,
+    abort,
+    current_app,
+    flash,
+    make_response,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
 from flask_login import current_user, login_required
 from sqlalchemy import func, select
 from sqlalchemy.exc import SQLAlchemyError
 
 from engine.db import connection_lost, describe
 from engine.forms import size_errors
-from engine.inbox import inbox, inbox_choices, inbox_counts
+from engine.inbox import inbox, inbox_choices, inbox_counts, task_fate
 from engine.mail import one_line
-from engine.models import Attachment, Child, OpenTask, TaskDraft
+from engine.models import Attachment, Child, OpenTask, TaskDraft, User
 from engine.runtime import Conflict, EngineError, FormInvalid, NotAllowed, ProcessFault, TaskNotReady
 
 from .access import may_view_child, record_view
@@ -34,6 +44,7 @@ from .formschema import (
     set_path,
     task_schema,
 )
+from .timeline import plain
 
 bp = Blueprint("inbox", __name__)
 
@@ -72,6 +83,9 @@ def _task_for_person(read, task_id: str) -> dict:
     try:
         return read(db(), task_id, current_user.email)
     except TaskNotReady:
+        if request.method == "POST":  # a page opened before the task ended: keep what was typed, and say why
+            typed = {k: v for k, v in request.form.items() if not k.startswith("_") and k != "csrf_token" and v.strip()}
+            abort(make_response(_no_longer_open(task_id, request.form.get("_child", ""), typed, None)))
         abort(404)
     except NotAllowed:
         task = db().get(OpenTask, task_id)
@@ -140,7 +154,7 @@ def _submit(open_task, child, data, draft, version):
         return _show_again(open_task, data, {}, draft, version, conflict=str(exc), status=409)
     except TaskNotReady:
         db().rollback()
-        return _already_done()
+        return _no_longer_open(open_task.id, open_task.child_id, data, None)
     except NotAllowed:
         db().rollback()
         abort(403)
@@ -189,13 +203,28 @@ def _show_again(open_task, values, errors, draft, version, **page):
         view = engine().task_view(db(), open_task.id, current_user.email)
     except TaskNotReady:
         db().rollback()
-        return _already_done()
+        return _no_longer_open(open_task.id, open_task.child_id, values, None)
     return render_page(open_task, view, values, errors, draft, version=version, **page)
 
 
-def _already_done():
-    flash("That task has already been completed or withdrawn, so nothing was saved.", "warning")
-    return redirect(url_for("inbox.index"))
+def _no_longer_open(task_id: str, child_id: str, answers: dict, schema: dict | None):
+    """The task ended while the person was filling it in (someone else completed it, a deadline or a
+    reported change withdrew it): their answers are kept as a draft and shown to copy, and the page says
+    what happened (409). Nothing of a child they may not see is said (404)."""
+    if not child_id or not may_view_child(current_user, child_id):
+        abort(404)
+    fate = task_fate(db(), child_id, task_id)
+    if fate is None:
+        abort(404)
+    if answers:
+        _save_draft(task_id, answers)
+    db().commit()
+    names = dict(db().execute(select(User.email, User.name)).all()) if fate.by else {}
+    written = [(str((schema or {}).get("properties", {}).get(key, {}).get("title") or key.replace("_", " ").capitalize()),
+                plain(value)) for key, value in answers.items()]
+    child = db().get(Child, child_id)
+    return render_template("inbox/gone.html", fate=fate, by=names.get(fate.by, fate.by), child=child,
+                           written=[(label, text) for label, text in written if text]), 409
 
 
 def render_page(open_task, view, values, errors, draft, status=200, conflict=None, anchor=None, version=None,

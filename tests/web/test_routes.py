@@ -512,3 +512,26 @@ def test_the_vs_administrator_issues_a_new_password_to_someone_who_forgot_theirs
     new = re.search(r"New password for <strong>sw@demo.test</strong>. Their password is <code>([^<]+)</code>", html).group(1)
     assert browser().sign_in("sw@demo.test", PASSWORD).status_code == 400
     assert browser().sign_in("sw@demo.test", new).status_code == 302
+
+
+def test_a_page_whose_pep_was_closed_meanwhile_keeps_the_answers_and_says_why(
+        deployed_app, browser, engine, council, clock):
+    start_review(engine, council)
+    complete(engine, council, only_task(council), "sw@demo.test", MEETING)
+    task = only_task(council)  # the teacher's PEP, with its deadline
+    dt = browser("dt@demo.test")
+    url = f"/tasks/{task.id}"
+    page = dt.get(url).get_data(as_text=True)
+    with council.begin() as s:  # the PEP is closed while the teacher is writing
+        engine.cancel(s, task.instance_id, "admin@demo.test", reason="The child left care")
+    response = dt.client.post(url, data={"_do": "submit", "_version": "2", "_child": "C001",
+                                         "attendance_percent": "96", "csrf_token": csrf_token(page)})
+    assert response.status_code == 409
+    html = response.get_data(as_text=True)
+    assert "is no longer open" in html and "when this PEP was closed" in html
+    assert "Nothing you wrote was submitted" in html and "96" in html
+    with council() as s:
+        dt_id = s.scalar(select(User.id).where(User.email == "dt@demo.test"))
+        assert s.get(TaskDraft, (task.id, dt_id)).data == {"attendance_percent": "96"}
+    assert browser("other.dt@demo.test").client.post(url, data={
+        "_child": "C001", "csrf_token": csrf_token(page)}).status_code in (400, 404)  # nothing said to others
