@@ -516,6 +516,8 @@ def scheduler(obj: Context, interval, processes, checkpoint_file, now, once):
                                        mail_settings=settings_from_env(),
                                        checkpoint_file=checkpoint_file or checkpoints.default_path())
             scheduler.start()
+            if scheduler.stopping is not None:  # it stopped itself: let the jobs still running finish first
+                scheduler.stopping.join(timeout=120)
             failure = scheduler.failure
     if failure is not None:
         click.echo(f"error: {failure}", err=True)

@@ -7,6 +7,7 @@ APScheduler only says *when* to sweep; what is due lives in the database, so a r
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
@@ -80,6 +81,7 @@ def make_scheduler(engine, sessions, interval_seconds: float = 30, background: b
     """
     scheduler = (BackgroundScheduler if background else BlockingScheduler)(timezone="UTC")
     scheduler.failure = None
+    scheduler.stopping = None  # the thread stopping it after a failure: join it before closing the database
 
     def sweep() -> None:
         try:
@@ -87,7 +89,10 @@ def make_scheduler(engine, sessions, interval_seconds: float = 30, background: b
         except SweepersFailed as exc:
             log.error("timers: %s; stopping the scheduler", exc)
             scheduler.failure = exc
-            scheduler.shutdown(wait=False)
+            # stopped from another thread, so that it waits for the jobs still running (this one, a
+            # checkpoint, an e-mail run) before `start()` returns and the command closes the database
+            scheduler.stopping = threading.Thread(target=scheduler.shutdown, name="scheduler stop", daemon=True)
+            scheduler.stopping.start()
 
     scheduler.add_job(sweep, "interval", seconds=interval_seconds,
                       id="timer-sweep", max_instances=1, coalesce=True, next_run_time=datetime.now(UTC))
