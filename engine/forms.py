@@ -21,6 +21,11 @@ link, a message); the web pages check first, so that nothing is saved as a draft
 Every number in an answer must be finite, whatever the form says: NaN and infinity (`nan`, `1e309`
 typed in a number field) are no numbers a person means, JSON cannot store them, and a child's history
 could not record them (engine/history.py refuses them).
+
+Every date must be one a person means, from 1900 to 2199, whatever the form says: deadlines are
+counted from the dates in answers (`working_days(5, meeting_date)`), and from the first or last day
+there is (1/1/1, 31/12/9999) that count runs off the calendar. Such a date is refused with the form,
+field by field, rather than left to fail the diagram's next step.
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ import json
 import math
 import re
 from collections.abc import Iterator
+from datetime import date
 from functools import lru_cache
 
 import jsonschema_rs
@@ -57,6 +63,32 @@ def _pattern_properties(validator, pattern_properties, instance, schema):
 FormValidator = validators.extend(
     Draft202012Validator, {"pattern": _pattern, "patternProperties": _pattern_properties})
 
+
+FIRST_DATE, LAST_DATE = date(1900, 1, 1), date(2199, 12, 31)  # of any date in an answer
+_ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+
+
+def _iso_date(value: str) -> date | None:
+    """The date an answer in the form YYYY-MM-DD names (None when it names none)."""
+    if not _ISO_DATE.fullmatch(value):
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        return None
+
+
+def is_answer_date(value) -> bool:
+    """JSON Schema's `date` format for answers: a real date, YYYY-MM-DD, from FIRST_DATE to LAST_DATE
+    (a value that is not a string is for the `type` keyword to judge)."""
+    if not isinstance(value, str):
+        return True
+    day = _iso_date(value)
+    return day is not None and FIRST_DATE <= day <= LAST_DATE
+
+
+_FORMATS = FormatChecker()
+_FORMATS.checks("date")(is_answer_date)
 
 MAX_ANSWER_CHARS = 50_000  # one answer: about 8,000 words, longer than any section of a PEP
 MAX_ANSWERS_BYTES = 200_000  # all the answers of one form (or message), as JSON
@@ -96,13 +128,14 @@ def _strings(value, path: list) -> Iterator[tuple[list, str]]:
 
 @lru_cache(maxsize=512)
 def _validator(schema_json: str) -> Validator:
-    return FormValidator(json.loads(schema_json), format_checker=FormatChecker())
+    return FormValidator(json.loads(schema_json), format_checker=_FORMATS)
 
 
 @lru_cache(maxsize=512)
 def _fast_check(schema_json: str) -> jsonschema_rs.Draft202012Validator | None:
     try:
-        return jsonschema_rs.Draft202012Validator(json.loads(schema_json), validate_formats=True)
+        return jsonschema_rs.Draft202012Validator(json.loads(schema_json), validate_formats=True,
+                                                  formats={"date": is_answer_date})
     except (ValueError, jsonschema_rs.ValidationError):  # a schema it cannot compile: jsonschema alone decides
         return None
 
@@ -177,6 +210,9 @@ def _plain(error) -> str:
             return f"must be at least {error.validator_value} characters"
         case "maxLength":
             return f"must be at most {error.validator_value} characters"
+        case "format" if error.validator_value == "date" and isinstance(error.instance, str) \
+                and _iso_date(error.instance):
+            return f"must be a date from {FIRST_DATE.year} to {LAST_DATE.year}"
         case "format":
             return f"must be a valid {error.validator_value}" + (" (YYYY-MM-DD)" if error.validator_value == "date" else "")
         case "type":

@@ -7,7 +7,7 @@ from sqlalchemy import select
 
 from engine import clock as clocks
 from engine.deploy import Bundle, DeploymentRejected, deploy
-from engine.models import AccessGrant, Attachment
+from engine.models import AccessGrant, Attachment, Incident
 from engine.people import add_user
 
 from ..conftest import BASIC_BUNDLE
@@ -30,6 +30,18 @@ def test_a_garbled_or_altered_task_page_is_answered_without_a_server_error(teach
     url = f"/tasks/{teacher_task.id}"
     response = dt.post(url, posted, page_url=url)
     assert response.status_code < 500, (posted, response.status_code)
+
+
+def test_a_meeting_on_the_last_day_there_is_is_refused_with_the_form_and_nothing_runs(deployed_app, browser, engine,
+                                                                                     council):
+    start_review(engine, council)
+    task = only_task(council)
+    url = f"/tasks/{task.id}"
+    refused = browser("sw@demo.test").post(url, {"meeting_date-day": "31", "meeting_date-month": "12",
+                                                 "meeting_date-year": "9999", "venue": "Oak"}, page_url=url)
+    assert refused.status_code == 422 and "Meeting date: must be a date from 1900 to 2199" in refused.get_data(as_text=True)
+    with council() as s:
+        assert s.scalars(select(Incident)).all() == [] and only_task(council).id == task.id
 
 
 def test_a_search_longer_than_any_name_is_refused_plainly(deployed_app, browser):
