@@ -189,7 +189,7 @@ def _parse_date(form: MultiDict, path: str):
     day, month, year = parts
     try:
         return date(int(year), int(month), int(day)).isoformat()
-    except ValueError:
+    except (ValueError, OverflowError):  # no such day, or a year with more digits than a date holds
         return f"{day}/{month}/{year}"  # kept as typed; the form check says it is not a valid date
 
 

@@ -44,6 +44,16 @@ def test_a_meeting_on_the_last_day_there_is_is_refused_with_the_form_and_nothing
         assert s.scalars(select(Incident)).all() == [] and only_task(council).id == task.id
 
 
+def test_a_year_longer_than_any_date_holds_is_shown_back_as_typed_with_its_error(deployed_app, browser, engine,
+                                                                                 council):
+    start_review(engine, council)
+    url = f"/tasks/{only_task(council).id}"
+    refused = browser("sw@demo.test").post(url, {"meeting_date-day": "1", "meeting_date-month": "3",
+                                                 "meeting_date-year": "9" * 30, "venue": "Oak"}, page_url=url)
+    assert refused.status_code == 422 and "Meeting date: must be a valid date" in refused.get_data(as_text=True)
+    assert 'value="999999999999999999999999999999"' in refused.get_data(as_text=True)
+
+
 def test_a_search_longer_than_any_name_is_refused_plainly(deployed_app, browser):
     sw = browser("sw@demo.test")
     for url in ("/children?q=" + "a" * 60_000, "/inbox?child=" + "b" * 60_000, "/audit?person=" + "c" * 60_000):
