@@ -18,9 +18,11 @@ Answers are kept in the child's history for good and read again at every audit a
 runtime refuses larger ones before anything is stored, whoever sends them (a person, a single-use
 link, a message); the web pages check first, so that nothing is saved as a draft either.
 
-Every number in an answer must be finite, whatever the form says: NaN and infinity (`nan`, `1e309`
-typed in a number field) are no numbers a person means, JSON cannot store them, and a child's history
-could not record them (engine/history.py refuses them).
+Every number in an answer must be finite and at most 15 digits long, whatever the form says: NaN and
+infinity (`nan`, `1e309` typed in a number field) are no numbers a person means, JSON cannot store them,
+and a child's history could not record them (engine/history.py refuses them); no amount, count or score
+in a PEP has more digits, and longer numbers do not come back from the database as they went in
+(PostgreSQL gives 1e16 back as an integer, and an integer past 64 bits cannot be stored at all).
 
 Every date must be one a person means, from 1900 to 2199, whatever the form says: deadlines are
 counted from the dates in answers (`working_days(5, meeting_date)`), and from the first or last day
@@ -90,6 +92,8 @@ def is_answer_date(value) -> bool:
 _FORMATS = FormatChecker()
 _FORMATS.checks("date")(is_answer_date)
 
+MAX_DIGITS = 15  # of any number in an answer (a double holds every integer that long exactly)
+LARGEST_NUMBER = 10**MAX_DIGITS - 1
 MAX_ANSWER_CHARS = 50_000  # one answer: about 8,000 words, longer than any section of a PEP
 MAX_ANSWERS_BYTES = 200_000  # all the answers of one form (or message), as JSON
 
@@ -151,13 +155,13 @@ def passes_fast_check(schema_json: str, data: dict) -> bool:
 
 def field_errors(schema_json: str, data: dict) -> dict[str, str]:
     """Return {field path: message} for every problem in `data` (empty when valid)."""
-    not_numbers = list(_non_finite(data))
+    not_numbers = list(_not_numbers(data))
     if not not_numbers and passes_fast_check(schema_json, data):
         return {}
     errors: dict[str, str] = {}
     validator = _validator(schema_json)
-    for path in not_numbers:
-        errors[".".join(str(p) for p in path)] = f"{_title(validator.schema, path)}: enter a number"
+    for path, problem in not_numbers:
+        errors[".".join(str(p) for p in path)] = f"{_title(validator.schema, path)}: {problem}"
     for error in sorted(validator.iter_errors(data), key=lambda e: list(map(str, e.absolute_path))):
         path = list(error.absolute_path)
         if error.validator == "required":
@@ -170,17 +174,19 @@ def field_errors(schema_json: str, data: dict) -> dict[str, str]:
     return errors
 
 
-def _non_finite(value, path: tuple = ()) -> Iterator[list]:
-    """The path of every number in the answers that is not finite (NaN, infinity)."""
-    if isinstance(value, float):
-        if not math.isfinite(value):
-            yield list(path)
+def _not_numbers(value, path: tuple = ()) -> Iterator[tuple[list, str]]:
+    """(path, what to enter instead) of every number in the answers that is no number a person means:
+    not finite (NaN, infinity), or longer than MAX_DIGITS digits."""
+    if isinstance(value, float) and not math.isfinite(value):
+        yield list(path), "enter a number"
+    elif isinstance(value, int | float) and not isinstance(value, bool) and abs(value) > LARGEST_NUMBER:
+        yield list(path), f"enter a number of {MAX_DIGITS} digits or fewer"
     elif isinstance(value, dict):
         for name, item in value.items():
-            yield from _non_finite(item, (*path, name))
+            yield from _not_numbers(item, (*path, name))
     elif isinstance(value, list | tuple):
         for index, item in enumerate(value):
-            yield from _non_finite(item, (*path, index))
+            yield from _not_numbers(item, (*path, index))
 
 
 def _title(schema: dict, path: list) -> str:

@@ -172,3 +172,10 @@ def test_a_date_no_one_means_is_refused_by_both_checks(day):
 def test_the_first_and_last_dates_an_answer_may_hold():
     text = json.dumps({"type": "object", "properties": {"day": {"type": "string", "format": "date"}}})
     assert field_errors(text, {"day": "1900-01-01"}) == field_errors(text, {"day": "2199-12-31"}) == {}
+
+
+@pytest.mark.parametrize("number", [10**15, -(10**15), 1e16, 10**20, 1.5e300])
+def test_a_number_longer_than_any_answer_holds_is_refused_with_its_field(number):
+    text = json.dumps({"type": "object", "properties": {"days": {"type": "number", "title": "Extra days"}}})
+    assert field_errors(text, {"days": number}) == {"days": "Extra days: enter a number of 15 digits or fewer"}
+    assert field_errors(text, {"days": 10**15 - 1}) == field_errors(text, {"days": -0.5}) == {}

@@ -13,6 +13,8 @@ from typing import Any
 
 from werkzeug.datastructures import MultiDict
 
+from engine.forms import LARGEST_NUMBER
+
 MAX_RADIOS = 6
 
 
@@ -198,7 +200,9 @@ def _number(raw: str, kind: str | None):
         number = float(raw.replace(",", ""))
     except ValueError:
         return raw  # kept as typed; the form check says it must be a number
-    return int(number) if kind == "integer" and number.is_integer() else number
+    if kind == "integer" and number.is_integer() and abs(number) <= LARGEST_NUMBER:
+        return int(number)
+    return number  # a whole number too long for any answer stays a float, which a draft can still hold
 
 
 def attachment_paths(schema: dict, prefix: str = "") -> list[str]:

@@ -7,11 +7,12 @@ from sqlalchemy import select
 
 from engine import clock as clocks
 from engine.deploy import Bundle, DeploymentRejected, deploy
-from engine.models import AccessGrant, Attachment, Incident
+from engine.models import AccessGrant, Attachment, Incident, TaskDraft, User
 from engine.people import add_user
+from engine.timers import fire_due_timers
 
 from ..conftest import BASIC_BUNDLE
-from ..test_runtime import complete, only_task, start_review
+from ..test_runtime import complete, only_task, open_tasks, start_review
 from .conftest import PASSWORD_HASH, csrf_token
 
 
@@ -52,6 +53,21 @@ def test_a_year_longer_than_any_date_holds_is_shown_back_as_typed_with_its_error
                                                  "meeting_date-year": "9" * 30, "venue": "Oak"}, page_url=url)
     assert refused.status_code == 422 and "Meeting date: must be a valid date" in refused.get_data(as_text=True)
     assert 'value="999999999999999999999999999999"' in refused.get_data(as_text=True)
+
+
+def test_chasing_a_late_pep_by_more_days_than_any_number_holds_is_refused_with_the_form(deployed_app, browser, engine,
+                                                                                       council):
+    start_review(engine, council)
+    complete(engine, council, only_task(council), "sw@demo.test", {"meeting_date": "2026-02-02", "venue": "Oak"})
+    fire_due_timers(engine, council)  # the PEP was due a month ago
+    chase = next(t for t in open_tasks(council) if t.spec_id == "chase_late_pep")
+    url = f"/tasks/{chase.id}"
+    refused = browser("ea@demo.test").post(url, {"extra_days": "1e20"}, page_url=url)
+    assert refused.status_code == 422
+    assert "Working days to give the school: enter a number of 15 digits or fewer" in refused.get_data(as_text=True)
+    with council() as s:
+        assert s.get(TaskDraft, (chase.id, s.scalar(select(User.id).where(User.email == "ea@demo.test")))).data == {
+            "extra_days": 1e20}  # kept as typed, to be corrected
 
 
 def test_a_search_longer_than_any_name_is_refused_plainly(deployed_app, browser):
