@@ -119,6 +119,15 @@ def size_errors(data: dict, schema: str | dict | None = None) -> dict[str, str]:
     return {}
 
 
+def text_errors(data: dict, schema: str | dict | None = None) -> dict[str, str]:
+    """{field path: message} for each answer holding a NUL character, which is no text a person types and
+    which PostgreSQL cannot store (the web pages refuse such a request before it gets here). `schema`
+    (its JSON text or itself) gives the fields' titles."""
+    schema = _validator(schema).schema if isinstance(schema, str) else schema or {}
+    return {".".join(map(str, path)) or "(form)": f"{_title(schema, path)}: remove the character that is not text (NUL)"
+            for path, value in _strings(data, []) if "\x00" in value}
+
+
 def _strings(value, path: list) -> Iterator[tuple[list, str]]:
     if isinstance(value, str):
         yield path, value

@@ -29,7 +29,7 @@ from sqlalchemy.orm.exc import StaleDataError
 from . import calendar, clock, depth, history, limits
 from .clock import FrozenClock, SystemClock, install_spiff_clock
 from .db import json_rows, pipelined
-from .forms import field_errors, size_errors
+from .forms import field_errors, size_errors, text_errors
 from .mail import one_line
 from .models import (
     CaseTeamMember,
@@ -269,7 +269,8 @@ class Engine:
             if expected_version is not None and instance.version != expected_version:
                 raise Conflict("this PEP was changed by someone else since you opened it: reload the page")
             source = self._form_source(instance, open_task.form) if open_task.form else None
-            errors = size_errors(data, source) or (field_errors(source, data) if source else {})
+            errors = (text_errors(data, source) or size_errors(data, source)
+                      or (field_errors(source, data) if source else {}))
             if errors:
                 raise FormInvalid(errors)
             workflow = self.load(instance)
@@ -381,7 +382,7 @@ class Engine:
                      actor: str = SYSTEM) -> list[Instance]:
         """Deliver a message to every instance of this child that is waiting for it. A person (an e-mail
         address) may send it only when they hold one of the roles its form names (`x-sent-by`)."""
-        errors = size_errors(data or {})
+        errors = text_errors(data or {}) or size_errors(data or {})
         if errors:
             raise FormInvalid(errors)
         with self.instant():

@@ -272,3 +272,12 @@ def test_a_diagram_that_restarts_itself_at_once_is_stopped_not_looped_forever(co
         engine.send_message(s, "ping", "C001")
     with council() as s:
         assert s.scalars(select(Instance)).all() == []
+
+
+def test_an_answer_holding_a_nul_character_is_refused_before_anything_runs(deployed, engine, council):
+    start_review(engine, council)
+    with pytest.raises(FormInvalid) as refused, council.begin() as s:
+        engine.complete_task(s, only_task(council).id, "sw@demo.test", {**MEETING, "venue": "Oak\x00"})
+    assert refused.value.errors == {"venue": "Venue: remove the character that is not text (NUL)"}
+    with pytest.raises(FormInvalid), council.begin() as s:
+        engine.send_message(s, "meeting_rescheduled", "C001", {"meeting_date": "2026-03-24", "reason": "\x00"})

@@ -92,6 +92,7 @@ def create_app(config: dict | None = None) -> Flask:
     filters.register(app)
     app.teardown_appcontext(_close_session)
     app.before_request(_refuse_long_queries)
+    app.before_request(_refuse_nul_characters)
     app.after_request(_security_headers)
     for code in (400, 403, 404, 405, 413, 500):
         app.register_error_handler(code, _error_page)
@@ -141,6 +142,18 @@ def _refuse_long_queries():
     """A search or filter longer than any name or id is refused plainly (400), before any query runs."""
     if any(len(value) > MAX_QUERY_VALUE for value in request.args.values()) or len(request.args) > 50:
         abort(400, description="That search or filter is too long. Use fewer words.")
+
+
+def _refuse_nul_characters():
+    """A NUL character is no text anyone types, and PostgreSQL can keep none (in an address, a search, a
+    name, an answer or a file's name alike): a request holding one is refused plainly (400), before any
+    query runs or anything is saved."""
+    texts = [request.path, *(text for pair in request.args.items(multi=True) for text in pair)]
+    if request.method not in ("GET", "HEAD", "OPTIONS"):
+        texts += [text for pair in request.form.items(multi=True) for text in pair]
+        texts += [text for name, file in request.files.items(multi=True) for text in (name, file.filename or "")]
+    if any("\x00" in text for text in texts):
+        abort(400, description="What was sent holds a character that is not text (NUL). Remove it and try again.")
 
 
 def _close_session(_exc) -> None:

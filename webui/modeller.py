@@ -163,13 +163,16 @@ def vocabulary():
 
 
 def _save_request() -> dict:
-    """The editor's request: JSON that the standard parser reads (not nested past its depth), as SaveRequest."""
+    """The editor's request: JSON that the standard parser reads (not nested past its depth) and that holds
+    no NUL character, as SaveRequest."""
     try:
         body = json.loads(request.get_data(as_text=True) or "{}")
     except (ValueError, RecursionError):
         raise ValidationError({"xml": ["The request could not be read: reload the page and try again."]}) from None
     if not isinstance(body, dict):
         raise ValidationError({"xml": ["The request could not be read: reload the page and try again."]})
+    if any(isinstance(value, str) and "\x00" in value for value in body.values()):  # no database keeps one
+        raise ValidationError({"xml": ["The diagram or note holds a character that is not text (NUL): remove it."]})
     return SaveRequest().load(body)
 
 

@@ -70,6 +70,30 @@ def test_chasing_a_late_pep_by_more_days_than_any_number_holds_is_refused_with_t
             "extra_days": 1e20}  # kept as typed, to be corrected
 
 
+def test_an_answer_holding_a_nul_character_is_refused_plainly_and_nothing_is_kept(teacher_task, browser, council):
+    url = f"/tasks/{teacher_task.id}"
+    for action in ("submit", "save", "add:targets"):
+        refused = browser("dt@demo.test").post(url, {"attendance_percent": "90", "targets.0.what": "Read\x00",
+                                                     "_do": action}, page_url=url)
+        assert refused.status_code == 400 and "not text (NUL)" in refused.get_data(as_text=True)
+    with council() as s:
+        assert s.scalars(select(TaskDraft)).all() == []
+
+
+@pytest.mark.parametrize("url", ["/children/C001%00", "/children?q=Alex%00", "/inbox?child=%00", "/tasks/%00"])
+def test_an_address_holding_a_nul_character_is_no_page(deployed_app, browser, url):
+    refused = browser("sw@demo.test").get(url)
+    assert refused.status_code == 400 and "not text (NUL)" in refused.get_data(as_text=True)
+
+
+def test_signing_in_with_a_nul_character_is_refused_plainly(app, browser):
+    person = browser()
+    page = person.get("/sign-in").get_data(as_text=True)
+    refused = person.client.post("/sign-in", data={"email": "sw@demo.test\x00", "password": "x",
+                                                   "csrf_token": csrf_token(page)})
+    assert refused.status_code == 400 and "not text (NUL)" in refused.get_data(as_text=True)
+
+
 def test_a_search_longer_than_any_name_is_refused_plainly(deployed_app, browser):
     sw = browser("sw@demo.test")
     for url in ("/children?q=" + "a" * 60_000, "/inbox?child=" + "b" * 60_000, "/audit?person=" + "c" * 60_000):

@@ -147,6 +147,13 @@ def test_the_owners_note_is_kept_with_the_version(owner, council):
         assert s.scalar(select(Deployment.note).where(Deployment.version == 2)) == "Clearer gateway name"
 
 
+def test_a_note_holding_a_nul_character_is_refused_and_nothing_is_deployed(owner, council):
+    xml = review_xml(council).replace('name="Rating?"', 'name="What rating?"')
+    response = post_json(owner, "/processes/test_review/deploy", {"xml": xml, "version": 1, "note": "Fixed\x00"})
+    assert response.status_code == 400 and "not text (NUL)" in response.get_json()["message"]
+    assert versions(council) == 1  # PostgreSQL could not have stored the note: a server error, before
+
+
 def test_an_invalid_deploy_stores_nothing_and_says_why(owner, council):
     xml = review_xml(council).replace('value="qa.schema.json"', 'value="missing.schema.json"')
     response = post_json(owner, "/processes/test_review/deploy", {"xml": xml, "version": 1})
