@@ -94,6 +94,13 @@ def test_signing_in_with_a_nul_character_is_refused_plainly(app, browser):
     assert refused.status_code == 400 and "not text (NUL)" in refused.get_data(as_text=True)
 
 
+@pytest.mark.parametrize("url", ["/inbox", "/tasks/any", "/sign-in"])
+def test_a_form_field_whose_name_cannot_be_read_is_refused_plainly(deployed_app, browser, url):
+    broken = b"--xyz\r\nContent-Disposition: form-data; name\r\n\r\nvalue\r\n--xyz--\r\n"  # no browser sends this
+    refused = browser("sw@demo.test").client.post(url, data=broken, content_type="multipart/form-data; boundary=xyz")
+    assert refused.status_code == 400 and "cannot be read" in refused.get_data(as_text=True)
+
+
 def test_a_search_longer_than_any_name_is_refused_plainly(deployed_app, browser):
     sw = browser("sw@demo.test")
     for url in ("/children?q=" + "a" * 60_000, "/inbox?child=" + "b" * 60_000, "/audit?person=" + "c" * 60_000):
