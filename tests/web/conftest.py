@@ -38,6 +38,34 @@ def deployed_app(app, council, clock):
     return app
 
 
+def one_step_per_form(forms: list[str]) -> str:
+    """A diagram with one process per form, `form_<name>`: the child's Social Worker fills the form in, and
+    that is all."""
+    processes = []
+    for form in forms:
+        key = "form_" + form.removesuffix(".schema.json")
+        processes.append(f"""
+  <bpmn:process id="{key}" name="Fill in {form}" isExecutable="true">
+    <bpmn:laneSet id="{key}_lanes"><bpmn:lane id="{key}_sw" name="Social Worker">
+      <bpmn:flowNodeRef>{key}_start</bpmn:flowNodeRef><bpmn:flowNodeRef>{key}_task</bpmn:flowNodeRef>
+      <bpmn:flowNodeRef>{key}_end</bpmn:flowNodeRef></bpmn:lane></bpmn:laneSet>
+    <bpmn:startEvent id="{key}_start"><bpmn:outgoing>{key}_in</bpmn:outgoing></bpmn:startEvent>
+    <bpmn:sequenceFlow id="{key}_in" sourceRef="{key}_start" targetRef="{key}_task" />
+    <bpmn:userTask id="{key}_task" name="Fill in {form}">
+      <bpmn:extensionElements><spiffworkflow:properties>
+        <spiffworkflow:property name="formJsonSchemaFilename" value="{form}" />
+      </spiffworkflow:properties></bpmn:extensionElements>
+      <bpmn:incoming>{key}_in</bpmn:incoming><bpmn:outgoing>{key}_out</bpmn:outgoing>
+    </bpmn:userTask>
+    <bpmn:sequenceFlow id="{key}_out" sourceRef="{key}_task" targetRef="{key}_end" />
+    <bpmn:endEvent id="{key}_end"><bpmn:incoming>{key}_out</bpmn:incoming></bpmn:endEvent>
+  </bpmn:process>""")
+    return ('<?xml version="1.0" encoding="UTF-8"?>\n<bpmn:definitions '
+            'xmlns:bpmn="http://www.omg.org/spec/BPMN/20100524/MODEL" '
+            'xmlns:spiffworkflow="http://spiffworkflow.org/bpmn/schema/1.0/core" id="every_form" '
+            f'targetNamespace="http://example.org/pep-fuzz">{"".join(processes)}\n</bpmn:definitions>\n')
+
+
 def csrf_token(html: str) -> str:
     match = re.search(r'name="csrf_token" value="([^"]+)"', html)
     assert match, "no CSRF token on the page"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+
 import pytest
 from sqlalchemy import select
 
@@ -11,9 +13,9 @@ from engine.models import AccessGrant, Attachment, Incident, TaskDraft, User
 from engine.people import add_user
 from engine.timers import fire_due_timers
 
-from ..conftest import BASIC_BUNDLE
+from ..conftest import BASIC_BUNDLE, ROOT
 from ..test_runtime import complete, only_task, open_tasks, start_review
-from .conftest import PASSWORD_HASH, csrf_token
+from .conftest import PASSWORD_HASH, csrf_token, one_step_per_form
 
 
 @pytest.fixture
@@ -99,6 +101,42 @@ def test_a_form_field_whose_name_cannot_be_read_is_refused_plainly(deployed_app,
     broken = b"--xyz\r\nContent-Disposition: form-data; name\r\n\r\nvalue\r\n--xyz--\r\n"  # no browser sends this
     refused = browser("sw@demo.test").client.post(url, data=broken, content_type="multipart/form-data; boundary=xyz")
     assert refused.status_code == 400 and "cannot be read" in refused.get_data(as_text=True)
+
+
+@pytest.fixture
+def pep_to_send(app, council, clock, engine):
+    """The first child's Social Worker is to attach the PEP and confirm it is sent (a shipped form)."""
+    form = "allages_send_to_sw.schema.json"
+    bundle = Bundle({f"forms/{form}": (ROOT / "forms" / form).read_text(encoding="utf-8"),
+                     "processes/send.bpmn": one_step_per_form([form])})
+    with clocks.using(clock), council.begin() as s:
+        deploy(s, bundle, actor="owner@demo.test")
+        engine.start(s, "form_allages_send_to_sw", "C001", actor="sw@demo.test")
+    return only_task(council)
+
+
+def test_a_file_sent_with_answers_that_are_refused_is_not_kept_and_the_draft_does_not_name_it(pep_to_send, browser,
+                                                                                                council):
+    url = f"/tasks/{pep_to_send.id}"
+    refused = browser("sw@demo.test").post(url, {"pep_document": (io.BytesIO(b"%PDF"), "pep.pdf", "application/pdf")},
+                                           page_url=url, content_type="multipart/form-data")
+    assert refused.status_code == 422
+    assert "Select the file again: it could not be kept while the form has errors" in refused.get_data(as_text=True)
+    with council() as s:
+        assert s.scalars(select(Attachment)).all() == []
+        assert s.scalars(select(TaskDraft.data)).all() == [{}]  # before, the draft named a file never stored
+
+
+def test_a_page_altered_to_name_another_childs_file_attaches_nothing(pep_to_send, browser, council, engine):
+    with council.begin() as s:
+        s.add(Attachment(id="c" * 36, child_id="C002", filename="Blair's EHCP.pdf", content_type="application/pdf",
+                         size=4, sha256="x", content=b"%PDF", uploaded_by="sw@demo.test", uploaded_at=engine.now()))
+    url = f"/tasks/{pep_to_send.id}"
+    page = browser("sw@demo.test").post(url, {"pep_document": "c" * 36, "_do": "save"}, page_url=url)
+    assert page.status_code == 302
+    with council() as s:
+        assert s.scalars(select(TaskDraft.data)).all() == [{}]
+    assert "Blair" not in browser("sw@demo.test").get(url).get_data(as_text=True)
 
 
 def test_a_search_longer_than_any_name_is_refused_plainly(deployed_app, browser):
