@@ -163,16 +163,16 @@ def vocabulary():
 
 
 def _save_request() -> dict:
-    """The editor's request: JSON that the standard parser reads (not nested past its depth) and that holds
-    no NUL character, as SaveRequest."""
+    """The editor's request: JSON that the standard parser reads (not nested past its depth) and whose
+    strings are text (JSON's escapes can carry a NUL or half a character), as SaveRequest."""
     try:
         body = json.loads(request.get_data(as_text=True) or "{}")
     except (ValueError, RecursionError):
         raise ValidationError({"xml": ["The request could not be read: reload the page and try again."]}) from None
     if not isinstance(body, dict):
         raise ValidationError({"xml": ["The request could not be read: reload the page and try again."]})
-    if any(isinstance(value, str) and "\x00" in value for value in body.values()):  # no database keeps one
-        raise ValidationError({"xml": ["The diagram or note holds a character that is not text (NUL): remove it."]})
+    if any(isinstance(value, str) and not _is_text(value) for value in body.values()):
+        raise ValidationError({"xml": ["The diagram or note holds a character that is not text: remove it."]})
     return SaveRequest().load(body)
 
 
@@ -432,6 +432,16 @@ def _changed_since(path: str, version: int) -> str | None:
     return (f"{path.split('/')[-1]} has changed since you opened version {version}: someone deployed a change "
             f"(the newest version is {newest.version}, by {newest.created_by}). Nothing was saved. Copy anything "
             "you need, then reload the page to edit the newest version.")
+
+
+def _is_text(value: str) -> bool:
+    """Whether a string is text a file or a database can keep: no NUL, and no half of a surrogate pair
+    (`"\\ud800"` in JSON), which UTF-8 cannot encode."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return "\x00" not in value
 
 
 def _answer(ok: bool, message: str, errors=(), version: int | None = None, status: int = 200):

@@ -150,8 +150,17 @@ def test_the_owners_note_is_kept_with_the_version(owner, council):
 def test_a_note_holding_a_nul_character_is_refused_and_nothing_is_deployed(owner, council):
     xml = review_xml(council).replace('name="Rating?"', 'name="What rating?"')
     response = post_json(owner, "/processes/test_review/deploy", {"xml": xml, "version": 1, "note": "Fixed\x00"})
-    assert response.status_code == 400 and "not text (NUL)" in response.get_json()["message"]
+    assert response.status_code == 400 and "not text" in response.get_json()["message"]
     assert versions(council) == 1  # PostgreSQL could not have stored the note: a server error, before
+
+
+@pytest.mark.parametrize("route", ["check", "deploy"])
+def test_a_diagram_holding_half_a_character_is_refused_plainly(owner, council, route):
+    body = '{"xml": "<bpmn:definitions>\\ud800</bpmn:definitions>", "version": 1}'  # a lone surrogate, escaped
+    response = owner.client.post(f"/processes/test_review/{route}", data=body, content_type="application/json",
+                                 headers={"X-CSRFToken": owner.token})
+    assert response.status_code == 400 and "not text" in response.get_json()["message"]
+    assert versions(council) == 1
 
 
 def test_an_invalid_deploy_stores_nothing_and_says_why(owner, council):
