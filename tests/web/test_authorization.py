@@ -24,8 +24,10 @@ SEES = {
     "ea@demo.test": {"C001", "C002"},
     "admin@demo.test": {"C001", "C002"},
     "auditor@demo.test": {"C001"},
+    "owner@demo.test": set(),  # the process owner changes processes and sees no child
 }
 AUDITOR = "auditor@demo.test"
+OWNER = "owner@demo.test"
 # whose task is open for each child once both reviews reach the teacher
 TASK_HOLDER = {"C001": "dt@demo.test", "C002": "other.dt@demo.test"}
 USERS = sorted(SEES)
@@ -39,6 +41,7 @@ def records(deployed_app, engine, council):
         auditor = add_user(s, AUDITOR, "Aud Inspector", roles=["Auditor"])
         auditor.password_hash = s.scalar(select(User.password_hash).where(User.email == "sw@demo.test"))
         grant(s, auditor, "C001", "Complaint ref 7", None, "admin@demo.test", engine.now())
+        add_user(s, OWNER, "Olu Owner", roles=["Process Owner"], password_hash=auditor.password_hash)
     found = {}
     for child_id in NAMES:
         instance_id = start_review(engine, council, child_id)
