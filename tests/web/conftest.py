@@ -5,10 +5,22 @@ from __future__ import annotations
 import re
 
 import pytest
+from sqlalchemy import select
 
 from engine import clock as clocks
 from engine.deploy import Bundle, deploy
-from engine.models import User
+from engine.models import (
+    Attachment,
+    Deployment,
+    Event,
+    Incident,
+    Instance,
+    Notification,
+    OpenTask,
+    TaskDraft,
+    TaskLink,
+    User,
+)
 from webui import create_app
 from webui.auth import hash_password
 
@@ -36,6 +48,26 @@ def deployed_app(app, council, clock):
     with clocks.using(clock), council.begin() as s:
         deploy(s, Bundle.from_dirs(BASIC_BUNDLE), actor="owner@demo.test")
     return app
+
+
+def snapshot(sessions) -> dict:
+    """Everything a request could change, but record views (which every look at a child writes)."""
+    with sessions() as s:
+        return {
+            "events": set(s.execute(select(Event.child_id, Event.seq, Event.kind).where(Event.kind != "record_viewed"))),
+            "instances": dict(s.execute(select(Instance.id, Instance.version)).all()),
+            "tasks": set(s.execute(select(OpenTask.id, OpenTask.assignee_id, OpenTask.pooled))),
+            "drafts": {(d.task_id, d.user_id): d.data for d in s.scalars(select(TaskDraft))},
+            "attachments": set(s.scalars(select(Attachment.id))),
+            "links": set(s.execute(select(TaskLink.token_hash, TaskLink.used_at))),
+            "incidents": set(s.scalars(select(Incident.id))),
+            "notifications": set(s.scalars(select(Notification.id))),
+            "deployments": set(s.scalars(select(Deployment.version))),
+        }
+
+
+def changed(before: dict, after: dict) -> set[str]:
+    return {key for key in before if before[key] != after[key]}
 
 
 def one_step_per_form(forms: list[str]) -> str:

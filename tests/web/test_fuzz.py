@@ -39,15 +39,9 @@ from engine.db import json_text
 from engine.deploy import Bundle, deploy
 from engine.forms import size_errors
 from engine.models import (
-    Attachment,
     Deployment,
     Event,
-    Incident,
-    Instance,
-    Notification,
     OpenTask,
-    TaskDraft,
-    TaskLink,
     User,
 )
 from engine.people import add_user
@@ -64,7 +58,7 @@ from webui.grants import grant
 
 from ..conftest import ROOT
 from ..test_runtime import MEETING, PEP, complete, start_review
-from .conftest import PASSWORD_HASH, csrf_token, one_step_per_form
+from .conftest import PASSWORD_HASH, changed, csrf_token, one_step_per_form, snapshot
 from .test_authorization import AUDITOR, NAMES, OWNER, SEES, USERS
 
 FUZZ = settings(max_examples=50, deadline=None,
@@ -107,26 +101,6 @@ def people(app, council, engine, clock):
 
 
 # ---- what is in the database, to compare before and after --------------------------------------
-
-
-def snapshot(sessions) -> dict:
-    """Everything a request could change, but record views (which every look at a child writes)."""
-    with sessions() as s:
-        return {
-            "events": set(s.execute(select(Event.child_id, Event.seq, Event.kind).where(Event.kind != "record_viewed"))),
-            "instances": dict(s.execute(select(Instance.id, Instance.version)).all()),
-            "tasks": set(s.execute(select(OpenTask.id, OpenTask.assignee_id, OpenTask.pooled))),
-            "drafts": {(d.task_id, d.user_id): d.data for d in s.scalars(select(TaskDraft))},
-            "attachments": set(s.scalars(select(Attachment.id))),
-            "links": set(s.execute(select(TaskLink.token_hash, TaskLink.used_at))),
-            "incidents": set(s.scalars(select(Incident.id))),
-            "notifications": set(s.scalars(select(Notification.id))),
-            "deployments": set(s.scalars(select(Deployment.version))),
-        }
-
-
-def changed(before: dict, after: dict) -> set[str]:
-    return {key for key in before if before[key] != after[key]}
 
 
 def user_id(sessions, email: str) -> int:
