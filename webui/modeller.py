@@ -66,7 +66,8 @@ class SaveRequest(Schema):
     """A diagram from the editor, and the deployment version it was opened from."""
 
     xml = fields.String(required=True, validate=validate.Length(min=1))
-    version = fields.Integer(required=True)
+    version = fields.Integer(required=True, strict=True,
+                             validate=validate.Range(min=1, max=2**31 - 1))  # a version the database can hold
     note = fields.String(load_default="", validate=validate.Length(max=NOTE_LENGTH))
 
 

@@ -163,6 +163,14 @@ def test_a_diagram_holding_half_a_character_is_refused_plainly(owner, council, r
     assert versions(council) == 1
 
 
+@pytest.mark.parametrize("version", [10**30, 0, -1, 1.5, "1"])
+def test_a_save_from_a_version_there_cannot_be_is_refused_plainly(owner, council, version):
+    xml = review_xml(council).replace('name="Rating?"', 'name="What rating?"')
+    response = post_json(owner, "/processes/test_review/deploy", {"xml": xml, "version": version})
+    assert response.status_code == 400 and "version" in response.get_json()["message"]  # 10**30: a server error
+    assert versions(council) == 1                                                       # on PostgreSQL, before
+
+
 def test_an_invalid_deploy_stores_nothing_and_says_why(owner, council):
     xml = review_xml(council).replace('value="qa.schema.json"', 'value="missing.schema.json"')
     response = post_json(owner, "/processes/test_review/deploy", {"xml": xml, "version": 1})
