@@ -58,7 +58,7 @@ from webui.grants import grant
 
 from ..conftest import ROOT
 from ..test_runtime import MEETING, PEP, complete, start_review
-from .conftest import PASSWORD_HASH, changed, csrf_token, one_step_per_form, snapshot
+from .conftest import PASSWORD, PASSWORD_HASH, changed, csrf_token, one_step_per_form, snapshot
 from .test_authorization import AUDITOR, NAMES, OWNER, SEES, USERS
 
 FUZZ = settings(max_examples=50, deadline=None,
@@ -76,7 +76,7 @@ class Person:
         self.email = email
         self.client = app.test_client()
         page = self.client.get("/sign-in")
-        self.client.post("/sign-in", data={"email": email, "password": "correct horse battery staple",
+        self.client.post("/sign-in", data={"email": email, "password": PASSWORD,
                                            "csrf_token": csrf_token(page.get_data(as_text=True))})
         self.token = csrf_token(self.client.get("/inbox").get_data(as_text=True))
 
