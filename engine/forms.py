@@ -18,9 +18,16 @@ Answers are kept in the child's history for good and read again at every audit a
 runtime refuses larger ones before anything is stored, whoever sends them (a person, a single-use
 link, a message); the web pages check first, so that nothing is saved as a draft either.
 
-Every number in an answer must be finite, whatever the form says: NaN and infinity (`nan`, `1e309`
-typed in a number field) are no numbers a person means, JSON cannot store them, and a child's history
-could not record them (engine/history.py refuses them).
+Every number in an answer must be finite and at most 15 digits long, whatever the form says: NaN and
+infinity (`nan`, `1e309` typed in a number field) are no numbers a person means, JSON cannot store them,
+and a child's history could not record them (engine/history.py refuses them); no amount, count or score
+in a PEP has more digits, and longer numbers do not come back from the database as they went in
+(PostgreSQL gives 1e16 back as an integer, and an integer past 64 bits cannot be stored at all).
+
+Every date must be one a person means, from 1900 to 2199, whatever the form says: deadlines are
+counted from the dates in answers (`working_days(5, meeting_date)`), and from the first or last day
+there is (1/1/1, 31/12/9999) that count runs off the calendar. Such a date is refused with the form,
+field by field, rather than left to fail the diagram's next step.
 """
 
 from __future__ import annotations
@@ -29,6 +36,7 @@ import json
 import math
 import re
 from collections.abc import Iterator
+from datetime import date
 from functools import lru_cache
 
 import jsonschema_rs
@@ -58,6 +66,34 @@ FormValidator = validators.extend(
     Draft202012Validator, {"pattern": _pattern, "patternProperties": _pattern_properties})
 
 
+FIRST_DATE, LAST_DATE = date(1900, 1, 1), date(2199, 12, 31)  # of any date in an answer
+_ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+
+
+def _iso_date(value: str) -> date | None:
+    """The date an answer in the form YYYY-MM-DD names (None when it names none)."""
+    if not _ISO_DATE.fullmatch(value):
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        return None
+
+
+def is_answer_date(value) -> bool:
+    """JSON Schema's `date` format for answers: a real date, YYYY-MM-DD, from FIRST_DATE to LAST_DATE
+    (a value that is not a string is for the `type` keyword to judge)."""
+    if not isinstance(value, str):
+        return True
+    day = _iso_date(value)
+    return day is not None and FIRST_DATE <= day <= LAST_DATE
+
+
+_FORMATS = FormatChecker()
+_FORMATS.checks("date")(is_answer_date)
+
+MAX_DIGITS = 15  # of any number in an answer (a double holds every integer that long exactly)
+LARGEST_NUMBER = 10**MAX_DIGITS - 1
 MAX_ANSWER_CHARS = 50_000  # one answer: about 8,000 words, longer than any section of a PEP
 MAX_ANSWERS_BYTES = 200_000  # all the answers of one form (or message), as JSON
 
@@ -83,6 +119,15 @@ def size_errors(data: dict, schema: str | dict | None = None) -> dict[str, str]:
     return {}
 
 
+def text_errors(data: dict, schema: str | dict | None = None) -> dict[str, str]:
+    """{field path: message} for each answer holding a NUL character, which is no text a person types and
+    which PostgreSQL cannot store (the web pages refuse such a request before it gets here). `schema`
+    (its JSON text or itself) gives the fields' titles."""
+    schema = _validator(schema).schema if isinstance(schema, str) else schema or {}
+    return {".".join(map(str, path)) or "(form)": f"{_title(schema, path)}: remove the character that is not text (NUL)"
+            for path, value in _strings(data, []) if "\x00" in value}
+
+
 def _strings(value, path: list) -> Iterator[tuple[list, str]]:
     if isinstance(value, str):
         yield path, value
@@ -96,13 +141,14 @@ def _strings(value, path: list) -> Iterator[tuple[list, str]]:
 
 @lru_cache(maxsize=512)
 def _validator(schema_json: str) -> Validator:
-    return FormValidator(json.loads(schema_json), format_checker=FormatChecker())
+    return FormValidator(json.loads(schema_json), format_checker=_FORMATS)
 
 
 @lru_cache(maxsize=512)
 def _fast_check(schema_json: str) -> jsonschema_rs.Draft202012Validator | None:
     try:
-        return jsonschema_rs.Draft202012Validator(json.loads(schema_json), validate_formats=True)
+        return jsonschema_rs.Draft202012Validator(json.loads(schema_json), validate_formats=True,
+                                                  formats={"date": is_answer_date})
     except (ValueError, jsonschema_rs.ValidationError):  # a schema it cannot compile: jsonschema alone decides
         return None
 
@@ -118,13 +164,13 @@ def passes_fast_check(schema_json: str, data: dict) -> bool:
 
 def field_errors(schema_json: str, data: dict) -> dict[str, str]:
     """Return {field path: message} for every problem in `data` (empty when valid)."""
-    not_numbers = list(_non_finite(data))
+    not_numbers = list(_not_numbers(data))
     if not not_numbers and passes_fast_check(schema_json, data):
         return {}
     errors: dict[str, str] = {}
     validator = _validator(schema_json)
-    for path in not_numbers:
-        errors[".".join(str(p) for p in path)] = f"{_title(validator.schema, path)}: enter a number"
+    for path, problem in not_numbers:
+        errors[".".join(str(p) for p in path)] = f"{_title(validator.schema, path)}: {problem}"
     for error in sorted(validator.iter_errors(data), key=lambda e: list(map(str, e.absolute_path))):
         path = list(error.absolute_path)
         if error.validator == "required":
@@ -137,17 +183,19 @@ def field_errors(schema_json: str, data: dict) -> dict[str, str]:
     return errors
 
 
-def _non_finite(value, path: tuple = ()) -> Iterator[list]:
-    """The path of every number in the answers that is not finite (NaN, infinity)."""
-    if isinstance(value, float):
-        if not math.isfinite(value):
-            yield list(path)
+def _not_numbers(value, path: tuple = ()) -> Iterator[tuple[list, str]]:
+    """(path, what to enter instead) of every number in the answers that is no number a person means:
+    not finite (NaN, infinity), or longer than MAX_DIGITS digits."""
+    if isinstance(value, float) and not math.isfinite(value):
+        yield list(path), "enter a number"
+    elif isinstance(value, int | float) and not isinstance(value, bool) and abs(value) > LARGEST_NUMBER:
+        yield list(path), f"enter a number of {MAX_DIGITS} digits or fewer"
     elif isinstance(value, dict):
         for name, item in value.items():
-            yield from _non_finite(item, (*path, name))
+            yield from _not_numbers(item, (*path, name))
     elif isinstance(value, list | tuple):
         for index, item in enumerate(value):
-            yield from _non_finite(item, (*path, index))
+            yield from _not_numbers(item, (*path, index))
 
 
 def _title(schema: dict, path: list) -> str:
@@ -177,6 +225,9 @@ def _plain(error) -> str:
             return f"must be at least {error.validator_value} characters"
         case "maxLength":
             return f"must be at most {error.validator_value} characters"
+        case "format" if error.validator_value == "date" and isinstance(error.instance, str) \
+                and _iso_date(error.instance):
+            return f"must be a date from {FIRST_DATE.year} to {LAST_DATE.year}"
         case "format":
             return f"must be a valid {error.validator_value}" + (" (YYYY-MM-DD)" if error.validator_value == "date" else "")
         case "type":

@@ -41,6 +41,13 @@ class UnrecordableData(ValueError):
     hashed as one thing and stored as another (JSON has no such numbers), breaking the chain for ever."""
 
 
+def json_float(text: str) -> float:
+    """A JSON number with a fraction or an exponent, as the history keeps it: PostgreSQL's JSONB has no
+    negative zero (it gives -0.0 back as 0.0), so the history has none either, and what is hashed is
+    what is stored."""
+    return float(text) + 0.0  # -0.0 + 0.0 is 0.0
+
+
 def event_hash(prev_hash: str, child_id: str, seq: int, kind: str, at: datetime, actor: str,
                instance_id: int | None, task_id: str | None, data: dict, key: HistoryKey | None = None) -> str:
     """Hash one event together with the hash of the event before it: HMAC-SHA256 under `key`, or the
@@ -90,7 +97,8 @@ def append(session: Session, child_id: str, entries: list[dict], at: datetime,
     for entry in entries:
         seq += 1
         try:
-            data = json.loads(json.dumps(entry.get("data") or {}, default=str, allow_nan=False))
+            data = json.loads(json.dumps(entry.get("data") or {}, default=str, allow_nan=False),
+                              parse_float=json_float)
         except ValueError as exc:
             raise UnrecordableData(f"the {entry['kind'].replace('_', ' ')} cannot be recorded in the history of "
                                    f"{child_id}: it holds a number that is not finite (NaN or infinity)") from exc

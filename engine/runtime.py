@@ -29,7 +29,7 @@ from sqlalchemy.orm.exc import StaleDataError
 from . import calendar, clock, depth, history, limits
 from .clock import FrozenClock, SystemClock, install_spiff_clock
 from .db import connection_lost, json_rows, pipelined
-from .forms import field_errors, size_errors
+from .forms import field_errors, size_errors, text_errors
 from .mail import one_line
 from .models import (
     CaseTeamMember,
@@ -215,7 +215,7 @@ class Engine:
         with self.instant():
             child = _child(session, child_id)
             definition = self.latest_definition(session, process_id)
-            data = as_recorded(data or {})
+            data = as_recorded(data or {}, new=True)
             step = self._begin(session, definition, child, actor, previous_instance_id, data=data)
             for task in step.workflow.get_tasks(state=TaskState.READY):
                 task.set_data(**data)
@@ -269,7 +269,8 @@ class Engine:
             if expected_version is not None and instance.version != expected_version:
                 raise Conflict("this PEP was changed by someone else since you opened it: reload the page")
             source = self._form_source(instance, open_task.form) if open_task.form else None
-            errors = size_errors(data, source) or (field_errors(source, data) if source else {})
+            errors = (text_errors(data, source) or size_errors(data, source)
+                      or (field_errors(source, data) if source else {}))
             if errors:
                 raise FormInvalid(errors)
             workflow = self.load(instance)
@@ -278,7 +279,7 @@ class Engine:
                 raise TaskNotReady(f"task {task_id} is not ready (it may have been completed already)")
             step = Step(self, session, instance, workflow, actor_email, known=known, locked=True)
             self._check_rules(step, task, data)
-            data = as_recorded(data)
+            data = as_recorded(data, new=True)
             task.set_data(**data)
             try:
                 task.run()
@@ -381,7 +382,7 @@ class Engine:
                      actor: str = SYSTEM) -> list[Instance]:
         """Deliver a message to every instance of this child that is waiting for it. A person (an e-mail
         address) may send it only when they hold one of the roles its form names (`x-sent-by`)."""
-        errors = size_errors(data or {})
+        errors = text_errors(data or {}) or size_errors(data or {})
         if errors:
             raise FormInvalid(errors)
         with self.instant():
@@ -463,7 +464,7 @@ class Engine:
 
     def _deliver(self, session, name, child_id, payload, actor, exclude, depth=0) -> list[Instance]:
         """Hand a message to the child's waiting instances and start the processes it starts."""
-        payload = as_recorded(payload)
+        payload = as_recorded(payload, new=True)
         candidates = session.scalars(
             select(Instance).where(Instance.child_id == child_id, Instance.status == "running")
             .order_by(Instance.id).options(*LEAN_INSTANCE, defer(Instance.state))  # read if it waits for this
@@ -815,14 +816,18 @@ class Step:
         return _as_datetime(value) if value else None
 
 
-def as_recorded(data: dict) -> dict:
+def as_recorded(data: dict, new: bool = False) -> dict:
     """Data exactly as the history records it (JSON types, keys sorted at every level).
 
     The engine runs on this form, not on the caller's: the order of keys reaches the workflow state
     (which keys a later task deletes, in what order), and PostgreSQL's JSONB does not keep the order
-    they were written in, so replay could not otherwise give back the same state.
+    they were written in, so replay could not otherwise give back the same state. `new` data (answers
+    and messages arriving now) loses its negative zeros as the history does (`history.json_float`);
+    data read back from the history is taken as it was recorded, so that older histories replay as
+    they ran.
     """
-    return json.loads(json.dumps(data, sort_keys=True, default=str))
+    floats = {"parse_float": history.json_float} if new else {}
+    return json.loads(json.dumps(data, sort_keys=True, default=str), **floats)
 
 
 def ready_human_tasks(workflow: BpmnWorkflow) -> list:

@@ -11,6 +11,7 @@ from datetime import date
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 from sqlalchemy import select, text
 
 from engine import clock as clocks
@@ -27,6 +28,14 @@ BASIC_BUNDLE = HERE / "bundles" / "basic"
 PG_URL = os.environ.get("PEP_TEST_DATABASE_URL")
 TEST_HISTORY_KEY = "test-history-key-0123456789abcdef0123456789abcdef"
 os.environ["PEP_HISTORY_KEY"] = TEST_HISTORY_KEY  # before any test (or server it starts) signs an event
+
+# Generated examples (tests/web/test_fuzz.py): in CI the same ones every run, so that a run can be
+# repeated; on a developer's machine new ones each run. Neither keeps a database of failures (the
+# .hypothesis folder holds only Hypothesis's cache, and git ignores it): a failure prints its example,
+# to be added as a plain test with the fix.
+settings.register_profile("ci", derandomize=True, database=None, print_blob=True)
+settings.register_profile("dev", database=None, print_blob=True)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE") or ("ci" if os.environ.get("CI") else "dev"))
 
 
 def pytest_report_header(config):

@@ -159,3 +159,23 @@ def test_a_number_that_is_not_finite_is_refused_field_by_field_with_enter_a_numb
         "extra.n": "N: enter a number",
     }
     assert field_errors(form, {"attendance_percent": 95.5, "targets": [{"hours": 2}]}) == {}
+
+
+@pytest.mark.parametrize("day", ["9999-12-31", "0001-01-01", "1899-12-31", "2200-01-01"])
+def test_a_date_no_one_means_is_refused_by_both_checks(day):
+    text = json.dumps({"type": "object", "properties": {"meeting_date": {"type": "string", "format": "date",
+                                                                         "title": "Meeting date"}}})
+    assert not passes_fast_check(text, {"meeting_date": day})
+    assert field_errors(text, {"meeting_date": day}) == {"meeting_date": "Meeting date: must be a date from 1900 to 2199"}
+
+
+def test_the_first_and_last_dates_an_answer_may_hold():
+    text = json.dumps({"type": "object", "properties": {"day": {"type": "string", "format": "date"}}})
+    assert field_errors(text, {"day": "1900-01-01"}) == field_errors(text, {"day": "2199-12-31"}) == {}
+
+
+@pytest.mark.parametrize("number", [10**15, -(10**15), 1e16, 10**20, 1.5e300])
+def test_a_number_longer_than_any_answer_holds_is_refused_with_its_field(number):
+    text = json.dumps({"type": "object", "properties": {"days": {"type": "number", "title": "Extra days"}}})
+    assert field_errors(text, {"days": number}) == {"days": "Extra days: enter a number of 15 digits or fewer"}
+    assert field_errors(text, {"days": 10**15 - 1}) == field_errors(text, {"days": -0.5}) == {}

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 from sqlalchemy import select
 
@@ -248,6 +250,17 @@ def test_finishing_one_review_starts_the_next_linked_to_it(deployed, engine, cou
     assert view["data"]["cycle"]["previous_meeting"] == "2026-03-10"
 
 
+def test_an_attendance_typed_as_minus_zero_is_recorded_as_zero_as_postgresql_keeps_it(deployed, engine, council):
+    start_review(engine, council)
+    complete(engine, council, only_task(council), "sw@demo.test", MEETING)
+    complete(engine, council, only_task(council), "dt@demo.test", {**PEP, "attendance_percent": -0.0})
+    with council() as s:
+        recorded = [e for e in events(s, "C001") if e.kind == "task_completed"][-1].data["data"]["attendance_percent"]
+        running = engine.task_view(s, only_task(council).id, "ea@demo.test")["data"]["attendance_percent"]
+    assert math.copysign(1, recorded) == math.copysign(1, running) == 1  # JSONB has no -0.0: the history must not
+    # (after each test the history is replayed: on PostgreSQL a -0.0 recorded and stored as 0.0 broke its hash)
+
+
 def test_a_diagram_that_restarts_itself_at_once_is_stopped_not_looped_forever(council, engine):
     from engine.deploy import Bundle, deploy
 
@@ -259,3 +272,12 @@ def test_a_diagram_that_restarts_itself_at_once_is_stopped_not_looped_forever(co
         engine.send_message(s, "ping", "C001")
     with council() as s:
         assert s.scalars(select(Instance)).all() == []
+
+
+def test_an_answer_holding_a_nul_character_is_refused_before_anything_runs(deployed, engine, council):
+    start_review(engine, council)
+    with pytest.raises(FormInvalid) as refused, council.begin() as s:
+        engine.complete_task(s, only_task(council).id, "sw@demo.test", {**MEETING, "venue": "Oak\x00"})
+    assert refused.value.errors == {"venue": "Venue: remove the character that is not text (NUL)"}
+    with pytest.raises(FormInvalid), council.begin() as s:
+        engine.send_message(s, "meeting_rescheduled", "C001", {"meeting_date": "2026-03-24", "reason": "\x00"})

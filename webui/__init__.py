@@ -78,6 +78,7 @@ def create_app(config: dict | None = None) -> Flask:
     db = make_db(app.config["DATABASE_URL"], name="pep-web")
     app.extensions["pep"] = Services(Engine(app.config["CLOCK"]), session_factory(db))
     login_manager.init_app(app)
+    app.before_request(_refuse_unreadable_input)  # first: the CSRF check reads the same fields
     csrf.init_app(app)
     app.jinja_loader = ChoiceLoader([
         app.jinja_loader,
@@ -144,6 +145,22 @@ def _refuse_long_queries():
     """A search or filter longer than any name or id is refused plainly (400), before any query runs."""
     if any(len(value) > MAX_QUERY_VALUE for value in request.args.values()) or len(request.args) > 50:
         abort(400, description="That search or filter is too long. Use fewer words.")
+
+
+def _refuse_unreadable_input():
+    """What no browser sends is refused plainly (400), before anything reads it:
+    - a NUL character, which is no text anyone types, and which PostgreSQL can keep nowhere (an address,
+      a search, a name, an answer or a file's name alike);
+    - a form field whose name cannot be read (a part of a multipart body with a broken header)."""
+    texts = [request.path, *(text for pair in request.args.items(multi=True) for text in pair)]
+    if request.method not in ("GET", "HEAD", "OPTIONS"):
+        fields = [*request.form.items(multi=True), *((name, file.filename or "")
+                                                     for name, file in request.files.items(multi=True))]
+        if any(not isinstance(name, str) for name, _ in fields):
+            abort(400, description="Part of what was sent cannot be read. Reload the page and try again.")
+        texts += [text for pair in fields for text in pair]
+    if any("\x00" in text for text in texts):
+        abort(400, description="What was sent holds a character that is not text (NUL). Remove it and try again.")
 
 
 def _close_session(_exc) -> None:

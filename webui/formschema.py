@@ -13,6 +13,8 @@ from typing import Any
 
 from werkzeug.datastructures import MultiDict
 
+from engine.forms import LARGEST_NUMBER
+
 MAX_RADIOS = 6
 
 
@@ -189,7 +191,7 @@ def _parse_date(form: MultiDict, path: str):
     day, month, year = parts
     try:
         return date(int(year), int(month), int(day)).isoformat()
-    except ValueError:
+    except (ValueError, OverflowError):  # no such day, or a year with more digits than a date holds
         return f"{day}/{month}/{year}"  # kept as typed; the form check says it is not a valid date
 
 
@@ -198,7 +200,9 @@ def _number(raw: str, kind: str | None):
         number = float(raw.replace(",", ""))
     except ValueError:
         return raw  # kept as typed; the form check says it must be a number
-    return int(number) if kind == "integer" and number.is_integer() else number
+    if kind == "integer" and number.is_integer() and abs(number) <= LARGEST_NUMBER:
+        return int(number)
+    return number  # a whole number too long for any answer stays a float, which a draft can still hold
 
 
 def attachment_paths(schema: dict, prefix: str = "") -> list[str]:

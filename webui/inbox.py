@@ -115,6 +115,7 @@ def task(task_id):
         version = form["instance_version"]
     action = request.form.get("_do", "submit")
     data = parse_submission(schema, request.form)
+    keep_known_files(schema, data, open_task.child_id)
     try:
         # Answers too long, or a file refused: the page again with what was typed, and nothing saved.
         refused = size_errors(data, schema) or _take_uploads(schema, data, open_task.child_id)
@@ -131,24 +132,26 @@ def task(task_id):
             db().commit()
             flash("Your answers are saved. You can come back to this task from your inbox.")
             return redirect(url_for("inbox.task", task_id=task_id))
-        return _submit(open_task, child, data, draft, version)
+        return _submit(open_task, child, schema, data, draft, version)
     except SQLAlchemyError as exc:
         if not connection_lost(exc):
             raise
         return _database_lost(form, child, data, draft, version, exc)
 
 
-def _submit(open_task, child, data, draft, version):
+def _submit(open_task, child, schema, data, draft, version):
     try:
         engine().complete_task(db(), open_task.id, current_user.email, data, expected_version=version)
         if draft is not None:
             db().delete(draft)
         db().commit()
     except FormInvalid as exc:
-        db().rollback()
+        db().rollback()  # the files uploaded with the answers too: the draft keeps no reference to them
+        errors = {path: "Select the file again: it could not be kept while the form has errors"
+                  for path in keep_known_files(schema, data, open_task.child_id)} | exc.errors
         _save_draft(open_task.id, data)
         db().commit()
-        return _show_again(open_task, data, exc.errors, draft, version, status=422)
+        return _show_again(open_task, data, errors, draft, version, status=422)
     except Conflict as exc:
         db().rollback()
         return _show_again(open_task, data, {}, draft, version, conflict=str(exc), status=409)
@@ -160,6 +163,7 @@ def _submit(open_task, child, data, draft, version):
         abort(403)
     except ProcessFault as fault:  # the answers are kept as a draft: nothing the person typed is lost
         told = record_fault(fault, "task")
+        keep_known_files(schema, data, open_task.child_id)
         _save_draft(open_task.id, data)
         db().commit()
         return _show_again(open_task, data, {"(form)": told}, draft, version, status=500)
@@ -290,12 +294,37 @@ def _take_uploads(schema: dict, data: dict, child_id: str) -> dict[str, str]:
     return {}
 
 
+def keep_known_files(schema: dict, data: dict, child_id: str) -> list[str]:
+    """Leave out of the answers every file that is not one stored for this child: one named by an altered
+    page, or one uploaded with answers that were refused (and so not kept). Returns the fields emptied."""
+    held = {path: value for path in attachment_paths(schema) if (value := _value_at(data, path)) is not None}
+    ids = [value for value in held.values() if isinstance(value, str)]
+    stored = set(db().scalars(select(Attachment.id).where(Attachment.id.in_(ids), Attachment.child_id == child_id))
+                 ) if ids else set()
+    emptied = [path for path, value in held.items() if value not in stored]
+    for path in emptied:
+        *parents, name = path.split(".")
+        nodes = [data]
+        for part in parents:
+            nodes.append(nodes[-1][part])
+        del nodes[-1][name]
+        for parent, part in zip(reversed(nodes[:-1]), reversed(parents), strict=True):  # no group left empty
+            if not parent[part]:
+                del parent[part]
+    return emptied
+
+
+def _value_at(values: dict, path: str):
+    node = values
+    for part in path.split("."):
+        node = node.get(part) if isinstance(node, dict) else None
+    return node
+
+
 def _attachment_names(values: dict, schema: dict) -> dict[str, str]:
     ids = {}
     for path in attachment_paths(schema):
-        node = values
-        for part in path.split("."):
-            node = node.get(part) if isinstance(node, dict) else None
+        node = _value_at(values, path)
         if isinstance(node, str):
             ids[path] = node
     if not ids:

@@ -24,6 +24,7 @@ from engine.runtime import EngineError, FormInvalid, ProcessFault, TaskNotReady
 from .access import may_view_child
 from .context import db, engine, now, record_fault
 from .formschema import build_fields, error_summary, parse_submission, task_schema
+from .inbox import keep_known_files
 
 bp = Blueprint("links", __name__)
 
@@ -123,6 +124,7 @@ def use(token):
     # Reading the answers needs only the form: the workflow is rebuilt only to show the page again.
     form = engine().task_form(db(), task.id, acting.email)
     data = parse_submission(task_schema(form), request.form)
+    keep_known_files(task_schema(form), data, task.child_id)  # a link's page holds no files of other children
     try:
         engine().complete_task(db(), task.id, acting.email, data, link_issued_by=link.created_by)
     except FormInvalid as exc:

@@ -66,7 +66,8 @@ class SaveRequest(Schema):
     """A diagram from the editor, and the deployment version it was opened from."""
 
     xml = fields.String(required=True, validate=validate.Length(min=1))
-    version = fields.Integer(required=True)
+    version = fields.Integer(required=True, strict=True,
+                             validate=validate.Range(min=1, max=2**31 - 1))  # a version the database can hold
     note = fields.String(load_default="", validate=validate.Length(max=NOTE_LENGTH))
 
 
@@ -163,13 +164,16 @@ def vocabulary():
 
 
 def _save_request() -> dict:
-    """The editor's request: JSON that the standard parser reads (not nested past its depth), as SaveRequest."""
+    """The editor's request: JSON that the standard parser reads (not nested past its depth) and whose
+    strings are text (JSON's escapes can carry a NUL or half a character), as SaveRequest."""
     try:
         body = json.loads(request.get_data(as_text=True) or "{}")
     except (ValueError, RecursionError):
         raise ValidationError({"xml": ["The request could not be read: reload the page and try again."]}) from None
     if not isinstance(body, dict):
         raise ValidationError({"xml": ["The request could not be read: reload the page and try again."]})
+    if any(isinstance(value, str) and not _is_text(value) for value in body.values()):
+        raise ValidationError({"xml": ["The diagram or note holds a character that is not text: remove it."]})
     return SaveRequest().load(body)
 
 
@@ -429,6 +433,16 @@ def _changed_since(path: str, version: int) -> str | None:
     return (f"{path.split('/')[-1]} has changed since you opened version {version}: someone deployed a change "
             f"(the newest version is {newest.version}, by {newest.created_by}). Nothing was saved. Copy anything "
             "you need, then reload the page to edit the newest version.")
+
+
+def _is_text(value: str) -> bool:
+    """Whether a string is text a file or a database can keep: no NUL, and no half of a surrogate pair
+    (`"\\ud800"` in JSON), which UTF-8 cannot encode."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return "\x00" not in value
 
 
 def _answer(ok: bool, message: str, errors=(), version: int | None = None, status: int = 200):

@@ -5,10 +5,22 @@ from __future__ import annotations
 import re
 
 import pytest
+from sqlalchemy import select
 
 from engine import clock as clocks
 from engine.deploy import Bundle, deploy
-from engine.models import User
+from engine.models import (
+    Attachment,
+    Deployment,
+    Event,
+    Incident,
+    Instance,
+    Notification,
+    OpenTask,
+    TaskDraft,
+    TaskLink,
+    User,
+)
 from webui import create_app
 from webui.auth import hash_password
 
@@ -36,6 +48,54 @@ def deployed_app(app, council, clock):
     with clocks.using(clock), council.begin() as s:
         deploy(s, Bundle.from_dirs(BASIC_BUNDLE), actor="owner@demo.test")
     return app
+
+
+def snapshot(sessions) -> dict:
+    """Everything a request could change, but record views (which every look at a child writes)."""
+    with sessions() as s:
+        return {
+            "events": set(s.execute(select(Event.child_id, Event.seq, Event.kind).where(Event.kind != "record_viewed"))),
+            "instances": dict(s.execute(select(Instance.id, Instance.version)).all()),
+            "tasks": set(s.execute(select(OpenTask.id, OpenTask.assignee_id, OpenTask.pooled))),
+            "drafts": {(d.task_id, d.user_id): d.data for d in s.scalars(select(TaskDraft))},
+            "attachments": set(s.scalars(select(Attachment.id))),
+            "links": set(s.execute(select(TaskLink.token_hash, TaskLink.used_at))),
+            "incidents": set(s.scalars(select(Incident.id))),
+            "notifications": set(s.scalars(select(Notification.id))),
+            "deployments": set(s.scalars(select(Deployment.version))),
+        }
+
+
+def changed(before: dict, after: dict) -> set[str]:
+    return {key for key in before if before[key] != after[key]}
+
+
+def one_step_per_form(forms: list[str]) -> str:
+    """A diagram with one process per form, `form_<name>`: the child's Social Worker fills the form in, and
+    that is all."""
+    processes = []
+    for form in forms:
+        key = "form_" + form.removesuffix(".schema.json")
+        processes.append(f"""
+  <bpmn:process id="{key}" name="Fill in {form}" isExecutable="true">
+    <bpmn:laneSet id="{key}_lanes"><bpmn:lane id="{key}_sw" name="Social Worker">
+      <bpmn:flowNodeRef>{key}_start</bpmn:flowNodeRef><bpmn:flowNodeRef>{key}_task</bpmn:flowNodeRef>
+      <bpmn:flowNodeRef>{key}_end</bpmn:flowNodeRef></bpmn:lane></bpmn:laneSet>
+    <bpmn:startEvent id="{key}_start"><bpmn:outgoing>{key}_in</bpmn:outgoing></bpmn:startEvent>
+    <bpmn:sequenceFlow id="{key}_in" sourceRef="{key}_start" targetRef="{key}_task" />
+    <bpmn:userTask id="{key}_task" name="Fill in {form}">
+      <bpmn:extensionElements><spiffworkflow:properties>
+        <spiffworkflow:property name="formJsonSchemaFilename" value="{form}" />
+      </spiffworkflow:properties></bpmn:extensionElements>
+      <bpmn:incoming>{key}_in</bpmn:incoming><bpmn:outgoing>{key}_out</bpmn:outgoing>
+    </bpmn:userTask>
+    <bpmn:sequenceFlow id="{key}_out" sourceRef="{key}_task" targetRef="{key}_end" />
+    <bpmn:endEvent id="{key}_end"><bpmn:incoming>{key}_out</bpmn:incoming></bpmn:endEvent>
+  </bpmn:process>""")
+    return ('<?xml version="1.0" encoding="UTF-8"?>\n<bpmn:definitions '
+            'xmlns:bpmn="http://www.omg.org/spec/BPMN/20100524/MODEL" '
+            'xmlns:spiffworkflow="http://spiffworkflow.org/bpmn/schema/1.0/core" id="every_form" '
+            f'targetNamespace="http://example.org/pep-fuzz">{"".join(processes)}\n</bpmn:definitions>\n')
 
 
 def csrf_token(html: str) -> str:

@@ -1,17 +1,35 @@
 """Authorization matrix: every route that shows or changes a child's record, for every role, with the
 person's own child and with someone else's. A child someone may not see is answered 404, and no page
-ever shows the name of a child the person may not see. The auditor sees only the child granted to them."""
+ever shows the name of a child the person may not see. The auditor sees only the child granted to them,
+and changes nothing; the process owner sees no child at all, on any page of theirs either. A single-use
+link is made only by the holder of the role its form names, and works once, for its own task; the
+notifications page lists only what is about children the person may see.
+"""
 
 from __future__ import annotations
+
+import re
 
 import pytest
 from sqlalchemy import select
 
-from engine.models import Attachment, Event, OpenTask, User
-from engine.people import add_user
+from engine import clock as clocks
+from engine.deploy import deploy_changes
+from engine.models import (
+    Attachment,
+    CaseTeamMember,
+    Deployment,
+    Event,
+    Notification,
+    OpenTask,
+    TaskLink,
+    User,
+)
+from engine.people import PeopleError, add_user, set_case_team
 from webui.grants import grant
 
 from ..test_runtime import MEETING, complete, only_task, start_review
+from .conftest import csrf_token, snapshot
 
 NAMES = {"C001": "Alex Example", "C002": "Blair Sample"}
 
@@ -24,8 +42,10 @@ SEES = {
     "ea@demo.test": {"C001", "C002"},
     "admin@demo.test": {"C001", "C002"},
     "auditor@demo.test": {"C001"},
+    "owner@demo.test": set(),  # the process owner changes processes and sees no child
 }
 AUDITOR = "auditor@demo.test"
+OWNER = "owner@demo.test"
 # whose task is open for each child once both reviews reach the teacher
 TASK_HOLDER = {"C001": "dt@demo.test", "C002": "other.dt@demo.test"}
 USERS = sorted(SEES)
@@ -39,6 +59,7 @@ def records(deployed_app, engine, council):
         auditor = add_user(s, AUDITOR, "Aud Inspector", roles=["Auditor"])
         auditor.password_hash = s.scalar(select(User.password_hash).where(User.email == "sw@demo.test"))
         grant(s, auditor, "C001", "Complaint ref 7", None, "admin@demo.test", engine.now())
+        add_user(s, OWNER, "Olu Owner", roles=["Process Owner"], password_hash=auditor.password_hash)
     found = {}
     for child_id in NAMES:
         instance_id = start_review(engine, council, child_id)
@@ -167,3 +188,168 @@ def test_a_refused_look_is_not_recorded_as_a_view(records, browser, council):
     browser("other.dt@demo.test").get("/children/C001")
     with council() as s:
         assert s.scalars(select(Event).where(Event.kind == "record_viewed", Event.child_id == "C001")).all() == []
+
+
+# ---- single-use links --------------------------------------------------------------------------
+
+
+def views_task(engine, council, child_id: str = "C001") -> OpenTask:
+    """The young person's views, asked for: a step whose form allows single-use links (issued by the
+    child's Social Worker, as `"x-single-use-link": true` says)."""
+    with council.begin() as s:
+        instance_id = engine.start(s, "test_views", child_id).id
+    with council() as s:
+        return s.scalars(select(OpenTask).where(OpenTask.instance_id == instance_id)).one()
+
+
+def link_in(response) -> str:
+    return re.search(r"<code>http://[^/]+(/l/[^<]+)</code>", response.get_data(as_text=True)).group(1)
+
+
+@pytest.mark.parametrize("email", USERS)
+def test_only_the_childs_social_worker_may_create_a_single_use_link(email, records, browser, engine, council):
+    task = views_task(engine, council)
+    response = browser(email).post(f"/tasks/{task.id}/link", page_url="/inbox")
+    with council() as s:
+        links = s.scalars(select(TaskLink)).all()
+    if email == "sw@demo.test":  # the Social Worker in the first child's case team
+        assert response.status_code == 200 and [link.task_id for link in links] == [task.id]
+        return
+    assert response.status_code == (404 if "C001" not in SEES[email] else 403), (email, response.status_code)
+    assert links == [] and "/l/" not in response.get_data(as_text=True)
+    if "C001" not in SEES[email]:
+        no_leak(response, "C001")
+
+
+def test_a_link_works_once_and_only_for_its_own_task(records, browser, engine, app, council):
+    sw = browser("sw@demo.test")
+    first, second = views_task(engine, council), views_task(engine, council)
+    first_url = link_in(sw.post(f"/tasks/{first.id}/link", page_url="/inbox"))
+    second_url = link_in(sw.post(f"/tasks/{second.id}/link", page_url="/inbox"))
+    anonymous = app.test_client()
+    token = csrf_token(anonymous.get(first_url).get_data(as_text=True))
+    thanks = anonymous.post(first_url, data={"enjoy": "Art", "help_needed": "A quiet place", "csrf_token": token})
+    assert thanks.status_code == 200 and "Thank you" in thanks.get_data(as_text=True)
+    with council() as s:
+        assert s.get(OpenTask, first.id) is None and s.get(OpenTask, second.id) is not None  # its own task only
+        completed = s.scalar(select(Event).where(Event.kind == "task_completed", Event.task_id == first.id))
+        assert completed.actor == "yp@demo.test" and completed.data["link_issued_by"] == "sw@demo.test"
+    assert anonymous.get(first_url).status_code == 410  # once: gone, said plainly
+    assert anonymous.post(first_url, data={"enjoy": "Again", "help_needed": "x", "csrf_token": token}).status_code == 410
+    assert anonymous.get(second_url).status_code == 200  # the other link still works, for its own task
+    assert anonymous.get(first_url[:-1] + ("A" if first_url[-1] != "A" else "B")).status_code == 404
+
+
+# ---- notifications -----------------------------------------------------------------------------
+
+ROLE_KEYS = ["social_worker", "designated_teacher", "young_person", "vs_education_adviser", "vs_administrator",
+             "process_owner", "auditor"]
+
+
+@pytest.fixture
+def notifications(records, council, engine):
+    """A notification about each child to each person, and to each role."""
+    with council.begin() as s:
+        people = dict(s.execute(select(User.email, User.id)).all())
+        for child_id, name in NAMES.items():
+            for email in USERS:
+                s.add(Notification(child_id=child_id, kind="notice", subject=f"For {email} about {name}",
+                                   body=f"{name} ({child_id})", created_at=engine.now(), user_id=people[email]))
+            for role in ROLE_KEYS:
+                s.add(Notification(child_id=child_id, kind="notice", subject=f"For every {role} about {name}",
+                                   body=f"{name} ({child_id})", created_at=engine.now(), role_key=role))
+
+
+@pytest.mark.parametrize("email", USERS)
+def test_notifications_list_only_what_is_about_children_the_person_may_see(email, notifications, browser):
+    page = browser(email).get("/notifications")
+    assert page.status_code == 200
+    html = page.get_data(as_text=True)
+    for child_id, name in NAMES.items():
+        if child_id in SEES[email]:
+            assert f"For {email} about {name}" in html  # their own, about a child they may see
+        else:
+            no_leak(page, child_id)
+            assert f"({child_id})" not in html
+
+
+# ---- the process owner -------------------------------------------------------------------------
+
+
+def shows_no_child(response):
+    body = response.get_data(as_text=True) if response.mimetype.startswith(("text", "application/json")) else ""
+    for child_id, name in NAMES.items():
+        assert name not in body and child_id not in body, f"{response.request.path} shows {child_id}"
+
+
+def test_the_process_owner_reaches_no_childs_record_by_any_address(records, browser):
+    owner = browser(OWNER)
+    for child_id, ids in records.items():
+        for url in [*child_pages(child_id, ids), f"/tasks/{ids['task']}", f"/admin/children/{child_id}/team"]:
+            response = owner.get(url)
+            assert response.status_code in (403, 404), (url, response.status_code)
+            shows_no_child(response)
+        for action in ("claim", "release", "link"):
+            response = owner.post(f"/tasks/{ids['task']}/{action}")
+            assert response.status_code in (302, 404), (action, response.status_code)
+            shows_no_child(response)
+    for url in ("/inbox", "/inbox?view=pool", "/children", "/notifications"):
+        shows_no_child(owner.get(url, follow_redirects=True))
+
+
+def test_the_process_owners_pages_name_no_child(records, browser, council):
+    owner = browser(OWNER)
+    with council.begin() as s:  # a second version, so that the children's running reviews could move to it
+        xml = next(f.content for f in s.scalars(select(Deployment)).one().files if f.path == "processes/review.bpmn")
+        deploy_changes(s, {"processes/review.bpmn": xml.replace('name="Rating?"', 'name="What rating?"')}, OWNER)
+    pages = ["/processes", "/processes/test_review/versions", "/processes/test_review/versions/1",
+             "/processes/test_review/versions/2", "/processes/test_review/versions/2/download",
+             "/processes/test_review/diff", "/processes/test_review/diff?a=1&b=2", "/processes/test_review/migrate",
+             "/processes/test_review/edit", "/processes/test_review/diagram.json", "/processes/vocabulary.json",
+             "/processes/forms", "/processes/forms/complete_pep.schema.json", "/processes/upload"]
+    for url in pages:
+        response = owner.get(url)
+        assert response.status_code == 200, url
+        shows_no_child(response)
+    moved = owner.post("/processes/test_review/migrate", {}, page_url="/processes/test_review/migrate",
+                       follow_redirects=True)
+    assert moved.status_code == 200 and "Moved 2 PEP(s) to version 2" in moved.get_data(as_text=True)
+    shows_no_child(moved)
+
+
+# ---- the auditor -------------------------------------------------------------------------------
+
+
+def test_an_auditor_changes_nothing_whatever_they_post(records, browser, app, council):
+    auditor = browser(AUDITOR)
+    ids = records["C001"]
+    values = {"child_id": "C001", "task_id": ids["task"], "instance_id": ids["instance"],
+              "attachment_id": ids["attachment"], "user_id": 1, "grant_id": 1, "message": "meeting_rescheduled",
+              "process_id": "test_review", "name": "qa.schema.json", "version": 1, "token": "x"}
+    before = snapshot(council)
+    posts = [rule for rule in app.url_map.iter_rules() if "POST" in rule.methods]
+    for rule in posts:
+        url = rule.rule
+        for argument in rule.arguments:
+            url = re.sub(rf"<(?:\w+:)?{argument}>", str(values[argument]), url)
+        if rule.endpoint in ("auth.sign_out", "auth.change_password", "auth.sign_in", "links.use"):
+            continue  # their own account; and a link's page, which acts for no one signed in
+        response = auditor.post(url, {"reason": "x", "confirm": "yes"})
+        assert response.status_code == 403, (url, response.status_code)
+    assert snapshot(council) == before
+
+
+def test_an_auditor_cannot_be_put_in_a_case_team(records, browser, council, clock):
+    with pytest.raises(PeopleError, match="auditors see a child only through a grant"), \
+            clocks.using(clock), council.begin() as s:
+        set_case_team(s, "C002", {"Designated Teacher": AUDITOR})
+    admin = browser("admin@demo.test")
+    page = admin.get("/admin/children/C002/team").get_data(as_text=True)
+    assert AUDITOR not in page and "Aud Inspector" not in page  # not offered
+    refused = admin.post("/admin/children/C002/team", {"designated_teacher": AUDITOR, "social_worker": "sw@demo.test"},
+                         page_url="/admin/children/C002/team")
+    assert refused.status_code == 422 and "auditors see a child only through a grant" in refused.get_data(as_text=True)
+    with council() as s:
+        auditor = s.scalar(select(User.id).where(User.email == AUDITOR))
+        assert auditor not in set(s.scalars(select(CaseTeamMember.user_id)))
+    assert browser(AUDITOR).get("/children/C002").status_code == 404

@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import io
+
 import pytest
 from sqlalchemy import select
 
 from engine import clock as clocks
 from engine.deploy import Bundle, DeploymentRejected, deploy
-from engine.models import AccessGrant, Attachment
+from engine.models import AccessGrant, Attachment, Incident, TaskDraft, User
 from engine.people import add_user
+from engine.timers import fire_due_timers
 
-from ..conftest import BASIC_BUNDLE
-from ..test_runtime import complete, only_task, start_review
-from .conftest import PASSWORD_HASH, csrf_token
+from ..conftest import BASIC_BUNDLE, ROOT
+from ..test_runtime import complete, only_task, open_tasks, start_review
+from .conftest import PASSWORD_HASH, csrf_token, one_step_per_form
 
 
 @pytest.fixture
@@ -30,6 +33,110 @@ def test_a_garbled_or_altered_task_page_is_answered_without_a_server_error(teach
     url = f"/tasks/{teacher_task.id}"
     response = dt.post(url, posted, page_url=url)
     assert response.status_code < 500, (posted, response.status_code)
+
+
+def test_a_meeting_on_the_last_day_there_is_is_refused_with_the_form_and_nothing_runs(deployed_app, browser, engine,
+                                                                                     council):
+    start_review(engine, council)
+    task = only_task(council)
+    url = f"/tasks/{task.id}"
+    refused = browser("sw@demo.test").post(url, {"meeting_date-day": "31", "meeting_date-month": "12",
+                                                 "meeting_date-year": "9999", "venue": "Oak"}, page_url=url)
+    assert refused.status_code == 422 and "Meeting date: must be a date from 1900 to 2199" in refused.get_data(as_text=True)
+    with council() as s:
+        assert s.scalars(select(Incident)).all() == [] and only_task(council).id == task.id
+
+
+def test_a_year_longer_than_any_date_holds_is_shown_back_as_typed_with_its_error(deployed_app, browser, engine,
+                                                                                 council):
+    start_review(engine, council)
+    url = f"/tasks/{only_task(council).id}"
+    refused = browser("sw@demo.test").post(url, {"meeting_date-day": "1", "meeting_date-month": "3",
+                                                 "meeting_date-year": "9" * 30, "venue": "Oak"}, page_url=url)
+    assert refused.status_code == 422 and "Meeting date: must be a valid date" in refused.get_data(as_text=True)
+    assert 'value="999999999999999999999999999999"' in refused.get_data(as_text=True)
+
+
+def test_chasing_a_late_pep_by_more_days_than_any_number_holds_is_refused_with_the_form(deployed_app, browser, engine,
+                                                                                       council):
+    start_review(engine, council)
+    complete(engine, council, only_task(council), "sw@demo.test", {"meeting_date": "2026-02-02", "venue": "Oak"})
+    fire_due_timers(engine, council)  # the PEP was due a month ago
+    chase = next(t for t in open_tasks(council) if t.spec_id == "chase_late_pep")
+    url = f"/tasks/{chase.id}"
+    refused = browser("ea@demo.test").post(url, {"extra_days": "1e20"}, page_url=url)
+    assert refused.status_code == 422
+    assert "Working days to give the school: enter a number of 15 digits or fewer" in refused.get_data(as_text=True)
+    with council() as s:
+        assert s.get(TaskDraft, (chase.id, s.scalar(select(User.id).where(User.email == "ea@demo.test")))).data == {
+            "extra_days": 1e20}  # kept as typed, to be corrected
+
+
+def test_an_answer_holding_a_nul_character_is_refused_plainly_and_nothing_is_kept(teacher_task, browser, council):
+    url = f"/tasks/{teacher_task.id}"
+    for action in ("submit", "save", "add:targets"):
+        refused = browser("dt@demo.test").post(url, {"attendance_percent": "90", "targets.0.what": "Read\x00",
+                                                     "_do": action}, page_url=url)
+        assert refused.status_code == 400 and "not text (NUL)" in refused.get_data(as_text=True)
+    with council() as s:
+        assert s.scalars(select(TaskDraft)).all() == []
+
+
+@pytest.mark.parametrize("url", ["/children/C001%00", "/children?q=Alex%00", "/inbox?child=%00", "/tasks/%00"])
+def test_an_address_holding_a_nul_character_is_no_page(deployed_app, browser, url):
+    refused = browser("sw@demo.test").get(url)
+    assert refused.status_code == 400 and "not text (NUL)" in refused.get_data(as_text=True)
+
+
+def test_signing_in_with_a_nul_character_is_refused_plainly(app, browser):
+    person = browser()
+    page = person.get("/sign-in").get_data(as_text=True)
+    refused = person.client.post("/sign-in", data={"email": "sw@demo.test\x00", "password": "x",
+                                                   "csrf_token": csrf_token(page)})
+    assert refused.status_code == 400 and "not text (NUL)" in refused.get_data(as_text=True)
+
+
+@pytest.mark.parametrize("url", ["/inbox", "/tasks/any", "/sign-in"])
+def test_a_form_field_whose_name_cannot_be_read_is_refused_plainly(deployed_app, browser, url):
+    broken = b"--xyz\r\nContent-Disposition: form-data; name\r\n\r\nvalue\r\n--xyz--\r\n"  # no browser sends this
+    refused = browser("sw@demo.test").client.post(url, data=broken, content_type="multipart/form-data; boundary=xyz")
+    assert refused.status_code == 400 and "cannot be read" in refused.get_data(as_text=True)
+
+
+@pytest.fixture
+def pep_to_send(app, council, clock, engine):
+    """The first child's Social Worker is to attach the PEP and confirm it is sent (a shipped form)."""
+    form = "allages_send_to_sw.schema.json"
+    bundle = Bundle({f"forms/{form}": (ROOT / "forms" / form).read_text(encoding="utf-8"),
+                     "processes/send.bpmn": one_step_per_form([form])})
+    with clocks.using(clock), council.begin() as s:
+        deploy(s, bundle, actor="owner@demo.test")
+        engine.start(s, "form_allages_send_to_sw", "C001", actor="sw@demo.test")
+    return only_task(council)
+
+
+def test_a_file_sent_with_answers_that_are_refused_is_not_kept_and_the_draft_does_not_name_it(pep_to_send, browser,
+                                                                                                council):
+    url = f"/tasks/{pep_to_send.id}"
+    refused = browser("sw@demo.test").post(url, {"pep_document": (io.BytesIO(b"%PDF"), "pep.pdf", "application/pdf")},
+                                           page_url=url, content_type="multipart/form-data")
+    assert refused.status_code == 422
+    assert "Select the file again: it could not be kept while the form has errors" in refused.get_data(as_text=True)
+    with council() as s:
+        assert s.scalars(select(Attachment)).all() == []
+        assert s.scalars(select(TaskDraft.data)).all() == [{}]  # before, the draft named a file never stored
+
+
+def test_a_page_altered_to_name_another_childs_file_attaches_nothing(pep_to_send, browser, council, engine):
+    with council.begin() as s:
+        s.add(Attachment(id="c" * 36, child_id="C002", filename="Blair's EHCP.pdf", content_type="application/pdf",
+                         size=4, sha256="x", content=b"%PDF", uploaded_by="sw@demo.test", uploaded_at=engine.now()))
+    url = f"/tasks/{pep_to_send.id}"
+    page = browser("sw@demo.test").post(url, {"pep_document": "c" * 36, "_do": "save"}, page_url=url)
+    assert page.status_code == 302
+    with council() as s:
+        assert s.scalars(select(TaskDraft.data)).all() == [{}]
+    assert "Blair" not in browser("sw@demo.test").get(url).get_data(as_text=True)
 
 
 def test_a_search_longer_than_any_name_is_refused_plainly(deployed_app, browser):

@@ -147,6 +147,30 @@ def test_the_owners_note_is_kept_with_the_version(owner, council):
         assert s.scalar(select(Deployment.note).where(Deployment.version == 2)) == "Clearer gateway name"
 
 
+def test_a_note_holding_a_nul_character_is_refused_and_nothing_is_deployed(owner, council):
+    xml = review_xml(council).replace('name="Rating?"', 'name="What rating?"')
+    response = post_json(owner, "/processes/test_review/deploy", {"xml": xml, "version": 1, "note": "Fixed\x00"})
+    assert response.status_code == 400 and "not text" in response.get_json()["message"]
+    assert versions(council) == 1  # PostgreSQL could not have stored the note: a server error, before
+
+
+@pytest.mark.parametrize("route", ["check", "deploy"])
+def test_a_diagram_holding_half_a_character_is_refused_plainly(owner, council, route):
+    body = '{"xml": "<bpmn:definitions>\\ud800</bpmn:definitions>", "version": 1}'  # a lone surrogate, escaped
+    response = owner.client.post(f"/processes/test_review/{route}", data=body, content_type="application/json",
+                                 headers={"X-CSRFToken": owner.token})
+    assert response.status_code == 400 and "not text" in response.get_json()["message"]
+    assert versions(council) == 1
+
+
+@pytest.mark.parametrize("version", [10**30, 0, -1, 1.5, "1"])
+def test_a_save_from_a_version_there_cannot_be_is_refused_plainly(owner, council, version):
+    xml = review_xml(council).replace('name="Rating?"', 'name="What rating?"')
+    response = post_json(owner, "/processes/test_review/deploy", {"xml": xml, "version": version})
+    assert response.status_code == 400 and "version" in response.get_json()["message"]  # 10**30: a server error
+    assert versions(council) == 1                                                       # on PostgreSQL, before
+
+
 def test_an_invalid_deploy_stores_nothing_and_says_why(owner, council):
     xml = review_xml(council).replace('value="qa.schema.json"', 'value="missing.schema.json"')
     response = post_json(owner, "/processes/test_review/deploy", {"xml": xml, "version": 1})

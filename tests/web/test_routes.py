@@ -256,12 +256,12 @@ def test_a_page_opened_before_someone_else_changed_the_pep_says_reload(deployed_
     task = only_task(council)
     sw = browser("sw@demo.test")
     page = sw.get(f"/tasks/{task.id}").get_data(as_text=True)
-    with council.begin() as s:  # meanwhile the meeting is rescheduled... no: the instance moves on
-        s.get(Instance, task.instance_id).version += 0
     stale = re.search(r'name="_version" value="(\d+)"', page).group(1)
+    with council.begin() as s:  # meanwhile someone else's step moves the PEP on
+        s.get(Instance, task.instance_id).version += 1
     response = sw.client.post(f"/tasks/{task.id}", data={
         "_do": "submit", "venue": "Oak", **date_fields("meeting_date", "2026-03-10"),
-        "_version": str(int(stale) - 1), "csrf_token": csrf_token(page)})
+        "_version": stale, "csrf_token": csrf_token(page)})
     assert response.status_code == 409
     html = response.get_data(as_text=True)
     assert "Someone else changed this PEP" in html and "Reload the task" in html and 'value="Oak"' in html
