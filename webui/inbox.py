@@ -84,8 +84,7 @@ def _task_for_person(read, task_id: str) -> dict:
         return read(db(), task_id, current_user.email)
     except TaskNotReady:
         if request.method == "POST":  # a page opened before the task ended: keep what was typed, and say why
-            typed = {k: v for k, v in request.form.items() if not k.startswith("_") and k != "csrf_token" and v.strip()}
-            abort(make_response(_no_longer_open(task_id, request.form.get("_child", ""), typed, None)))
+            abort(make_response(_no_longer_open(task_id, request.form.get("_child", ""), _as_typed(request.form), None)))
         abort(404)
     except NotAllowed:
         task = db().get(OpenTask, task_id)
@@ -209,6 +208,21 @@ def _show_again(open_task, values, errors, draft, version, **page):
         db().rollback()
         return _no_longer_open(open_task.id, open_task.child_id, values, None)
     return render_page(open_task, view, values, errors, draft, version=version, **page)
+
+
+def _as_typed(posted) -> dict[str, str]:
+    """What a person typed into a task page, field by field, without its form (a date's day, month and
+    year boxes as one date): to keep and show back when the task is no longer there to read it."""
+    typed: dict[str, str] = {}
+    for key, value in posted.items():
+        if key.startswith("_") or key == "csrf_token" or not value.strip():
+            continue
+        name, _, part = key.rpartition("-")
+        if part in ("day", "month", "year") and name:
+            typed[name] = " ".join(posted.get(f"{name}-{p}", "").strip() for p in ("day", "month", "year")).strip()
+        else:
+            typed[key] = value
+    return typed
 
 
 def _no_longer_open(task_id: str, child_id: str, answers: dict, schema: dict | None):
