@@ -455,6 +455,27 @@ class Engine:
             ], self.now())
             return incident
 
+    def resolve_incident(self, session: Session, incident_id: int, actor: str, note: str = "") -> Incident:
+        """Mark an incident dealt with (the diagram fixed and the PEP moved to it, or the cause gone); an
+        instance whose timers it paused has them again, from its stored state, so the next sweep tries
+        again. Written to the child's history."""
+        with self.instant():
+            incident = session.get(Incident, incident_id)
+            if incident is None:
+                raise NotFound(f"no incident {incident_id}")
+            if incident.resolved_at is not None:
+                raise EngineError(f"incident {incident_id} was resolved already")
+            incident.resolved_at = self.now()
+            instance = self._instance(session, incident.instance_id) if incident.instance_id else None
+            if instance is not None and instance.status == "running" and instance.next_timer_at is None:
+                timers, _messages = _waiting(self.load(instance))
+                instance.next_timer_at = min(timers) if timers else None
+            history.append(session, incident.child_id, [
+                {"kind": "incident_resolved", "actor": actor, "instance_id": incident.instance_id, "task_id": None,
+                 "data": {"incident_id": incident.id, "note": note[:500]}}
+            ], self.now())
+            return incident
+
     def record_fault(self, session: Session, fault: ProcessFault, source: str) -> Incident:
         """Record a person's (or a message's) step that the diagram could not run; nothing of it was applied."""
         return self.record_incident(session, fault.instance_id, source, fault, child_id=fault.child_id,

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import pytest
 from sqlalchemy import select
 
 from engine.db import make_db, session_factory
 from engine.history import events
 from engine.models import Incident, Instance, Notification
-from engine.runtime import Engine
+from engine.runtime import Engine, EngineError
 from engine.timers import fire_due_timers
 
 from .helpers import sweep
@@ -206,3 +207,20 @@ def test_the_scheduler_also_sends_notifications_by_email_when_smtp_is_set_up(dep
     with_mail = make_scheduler(engine, council, mail_settings={**settings_from_env(), "SMTP_HOST": "smtp.council.test"})
     assert [job.id for job in without.get_jobs()] == ["timer-sweep"]
     assert [job.id for job in with_mail.get_jobs()] == ["timer-sweep", "notifications"]
+
+
+def test_resolving_an_incident_gives_the_instance_its_timers_again(deployed, engine, council):
+    with council.begin() as s:
+        broken = engine.start(s, "test_fragile", "C001", data={"divisor": 0}).id
+    assert sweep(engine, council, "2026-03-03T09:00:01+00:00").incidents == [broken]
+    with council() as s:
+        incident_id = s.scalars(select(Incident.id)).one()
+    with council.begin() as s:
+        engine.resolve_incident(s, incident_id, "admin@demo.test", note="Diagram fixed in version 2")
+    with council() as s:
+        assert s.get(Incident, incident_id).resolved_at is not None
+        assert s.get(Instance, broken).next_timer_at is not None  # the sweep will try it again
+    assert kinds(council)[-1] == "incident_resolved"
+    assert sweep(engine, council, "2026-03-04T09:00:00+00:00").incidents == [broken]  # still broken: told again
+    with pytest.raises(EngineError, match="resolved already"), council.begin() as s:
+        engine.resolve_incident(s, incident_id, "admin@demo.test")

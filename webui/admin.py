@@ -10,7 +10,7 @@ from flask import Blueprint, abort, flash, redirect, render_template, request, u
 from flask_login import current_user, login_required
 from sqlalchemy import select
 
-from engine.models import AccessGrant, Child, Role, User, UserRole
+from engine.models import AccessGrant, Child, Incident, Role, User, UserRole
 from engine.people import (
     READ_ONLY_ROLES,
     PeopleError,
@@ -20,11 +20,12 @@ from engine.people import (
     end_sessions,
     set_case_team,
 )
+from engine.runtime import EngineError, NotFound
 
 from . import grants
 from .access import child_or_404
 from .auth import AUDITOR_ROLE, hash_password
-from .context import db, now
+from .context import db, engine, now
 from .filters import LONDON
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
@@ -208,3 +209,29 @@ def _grants_page(auditors, errors):
     people = {u.id: u for u in db().scalars(select(User).where(User.id.in_({r.user_id for r in rows})))}
     return render_template("admin/grants.html", auditors=auditors, rows=rows, people=people, errors=errors,
                            form=request.form, now=now()), 422 if errors else 200
+
+
+@bp.get("/incidents")
+@admin_required
+def incidents():
+    """Steps a process's own diagram could not run, newest first: what the Virtual School was told of."""
+    rows = db().execute(select(Incident, Child.name).join(Child, Child.id == Incident.child_id)
+                        .order_by(Incident.resolved_at.is_not(None), Incident.at.desc()).limit(500)).all()
+    return render_template("admin/incidents.html", rows=rows)
+
+
+@bp.post("/incidents/<int:incident_id>/resolve")
+@admin_required
+def resolve_incident(incident_id):
+    """Mark an incident dealt with: a PEP whose timers it paused has them again."""
+    try:
+        engine().resolve_incident(db(), incident_id, current_user.email, (request.form.get("note") or "").strip())
+    except NotFound:
+        abort(404)
+    except EngineError as exc:
+        db().rollback()
+        flash(str(exc), "warning")
+        return redirect(url_for("admin.incidents"))
+    db().commit()
+    flash(f"Incident {incident_id} is resolved. Its PEP's timers run again from the next sweep.", "success")
+    return redirect(url_for("admin.incidents"))

@@ -35,7 +35,7 @@ KINDS = {
     "task_released": "Step released", "task_completed": "Step completed", "task_withdrawn": "Step withdrawn",
     "case_team_changed": "Case team changed", "timer_fired": "Timer fired", "message_received": "Message received",
     "notified": "Notification", "instance_migrated": "Moved to a new version", "instance_completed": "Process finished",
-    "instance_cancelled": "Process cancelled", "incident": "Incident", "engine_step": "Process moved on",
+    "instance_cancelled": "Process cancelled", "incident": "Incident", "incident_resolved": "Incident resolved", "engine_step": "Process moved on",
     "record_viewed": "Record viewed", "link_created": "Single-use link", "access_granted": "Audit access granted",
     "access_revoked": "Audit access revoked",
 }

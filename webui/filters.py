@@ -38,7 +38,7 @@ def ukdate(value, time: bool = False) -> str:
 def nav_items() -> list[tuple[str, str]]:
     items = [("inbox.index", "Tasks"), ("cases.children", "Children")]
     if current_user.is_admin:
-        items += [("admin.users", "People"), ("outbox.index", "Notifications")]
+        items += [("admin.users", "People"), ("outbox.index", "Notifications"), ("admin.incidents", "Incidents")]
     else:
         items.append(("outbox.index", "Notifications"))
     if current_user.is_process_owner:

@@ -213,6 +213,7 @@ class _Context:
             "instance_cancelled": "Process cancelled" + (f": {data['reason']}" if data.get("reason") else ""),
             "instance_migrated": f"Moved from version {data.get('from_version')} to version {data.get('to_version')}",
             "incident": f"Incident ({data.get('source', '')}): {data.get('message', '')}",
+            "incident_resolved": f"Incident {data.get('incident_id', '')} resolved" + (f": {data['note']}" if data.get("note") else ""),
             "engine_step": "The process moved on",
             "record_viewed": f"Viewed the record ({str(data.get('page', '')).replace('_', ' ')})",
             "link_created": f"Created a single-use link for “{task}”",

@@ -119,3 +119,16 @@ def test_a_young_persons_link_its_thanks_and_its_used_page_have_no_serious_acces
     page.goto(link)
     expect(page.get_by_role("heading", name="This link no longer works")).to_be_visible()
     assert serious_violations(page) == []
+
+
+def test_the_incidents_page_has_no_serious_accessibility_problems(page, deployed_app, engine, council, clock):
+    from engine.models import Incident
+
+    with council.begin() as s:
+        instance = engine.start(s, "test_fragile", "C001", data={"divisor": 0})
+        s.add(Incident(instance_id=instance.id, child_id="C001", at=clock.now(), source="timer",
+                       message="process test_fragile, element divide: error: division by zero"))
+    sign_in(page, "admin@demo.test")
+    page.goto("/admin/incidents")
+    expect(page.get_by_role("button", name="Mark as resolved incident 1")).to_be_visible()
+    assert serious_violations(page) == []

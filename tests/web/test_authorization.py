@@ -324,7 +324,7 @@ def test_an_auditor_changes_nothing_whatever_they_post(records, browser, app, co
     auditor = browser(AUDITOR)
     ids = records["C001"]
     values = {"child_id": "C001", "task_id": ids["task"], "instance_id": ids["instance"],
-              "attachment_id": ids["attachment"], "user_id": 1, "grant_id": 1, "message": "meeting_rescheduled",
+              "attachment_id": ids["attachment"], "user_id": 1, "grant_id": 1, "incident_id": 1, "message": "meeting_rescheduled",
               "process_id": "test_review", "name": "qa.schema.json", "version": 1, "token": "x"}
     before = snapshot(council)
     posts = [rule for rule in app.url_map.iter_rules() if "POST" in rule.methods]
