@@ -6,7 +6,7 @@ import secrets
 from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
-from flask import g
+from flask import g, request
 from flask_login import current_user
 from sqlalchemy import select
 
@@ -35,7 +35,8 @@ def ukdate(value, time: bool = False) -> str:
     return f"{value.day} {value:%B %Y}"
 
 
-def nav_items() -> list[tuple[str, str]]:
+def nav_items() -> list[tuple[str, str, bool]]:
+    """The menu: (endpoint, label, whether the page shown is in its section)."""
     items = [("inbox.index", "Tasks"), ("cases.children", "Children")]
     if current_user.is_admin:
         items += [("admin.users", "People"), ("outbox.index", "Notifications"), ("admin.incidents", "Incidents")]
@@ -45,7 +46,10 @@ def nav_items() -> list[tuple[str, str]]:
         items.append(("modeller.index", "Processes"))
     if current_user.is_auditor or current_user.is_admin:
         items.append(("audit.index", "Audit"))
-    return items
+    shown = request.endpoint or ""
+    incidents = shown in ("admin.incidents", "admin.resolve_incident")
+    return [(endpoint, label, shown.split(".")[0] == endpoint.split(".")[0]
+             and (endpoint == "admin.incidents") == incidents) for endpoint, label in items]
 
 
 def task_process_name(task) -> str:

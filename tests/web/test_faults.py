@@ -80,3 +80,11 @@ def test_the_vs_administrator_sees_the_incident_and_marks_it_resolved(hostile_ta
         assert s.get(Incident, incident_id).resolved_at is not None
     audit = admin.get("/audit/children/C001").get_data(as_text=True)
     assert f"Incident {incident_id} resolved: Fixed in version 2" in audit
+
+
+def test_the_menu_marks_only_the_section_shown(deployed_app, browser):
+    admin = browser("admin@demo.test")
+    incidents = admin.get("/admin/incidents").get_data(as_text=True)
+    assert 'aria-current="page">Incidents' in incidents and 'aria-current="page">People' not in incidents
+    people = admin.get("/admin/users").get_data(as_text=True)
+    assert 'aria-current="page">People' in people and 'aria-current="page">Incidents' not in people
