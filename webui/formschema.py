@@ -225,6 +225,14 @@ def set_path(data: dict, path: str, value) -> None:
     node[last] = value
 
 
+def value_at(data: dict, path: str):
+    """A dotted path's value inside nested data (None where the path goes nowhere)."""
+    node = data
+    for part in path.split("."):
+        node = node.get(part) if isinstance(node, dict) else None
+    return node
+
+
 def add_item(schema: dict, data: dict, path: str) -> None:
     """Add an empty item to the repeatable group (or repeatable answer) at `path`."""
     spec = (schema.get("properties") or {}).get(path)

@@ -43,6 +43,7 @@ from .formschema import (
     remove_item,
     set_path,
     task_schema,
+    value_at,
 )
 from .timeline import plain
 
@@ -237,11 +238,11 @@ def _no_longer_open(task_id: str, child_id: str, answers: dict, schema: dict | N
     if answers:
         _save_draft(task_id, answers)
     db().commit()
-    names = dict(db().execute(select(User.email, User.name)).all()) if fate.by else {}
+    by = db().scalar(select(User.name).where(User.email == fate.by)) if fate.by else None
     written = [(str((schema or {}).get("properties", {}).get(key, {}).get("title") or key.replace("_", " ").capitalize()),
                 plain(value)) for key, value in answers.items()]
     child = db().get(Child, child_id)
-    return render_template("inbox/gone.html", fate=fate, by=names.get(fate.by, fate.by), child=child,
+    return render_template("inbox/gone.html", fate=fate, by=by or fate.by, child=child,
                            written=[(label, text) for label, text in written if text]), 409
 
 
@@ -311,7 +312,7 @@ def _take_uploads(schema: dict, data: dict, child_id: str) -> dict[str, str]:
 def keep_known_files(schema: dict, data: dict, child_id: str) -> list[str]:
     """Leave out of the answers every file that is not one stored for this child: one named by an altered
     page, or one uploaded with answers that were refused (and so not kept). Returns the fields emptied."""
-    held = {path: value for path in attachment_paths(schema) if (value := _value_at(data, path)) is not None}
+    held = {path: value for path in attachment_paths(schema) if (value := value_at(data, path)) is not None}
     ids = [value for value in held.values() if isinstance(value, str)]
     stored = set(db().scalars(select(Attachment.id).where(Attachment.id.in_(ids), Attachment.child_id == child_id))
                  ) if ids else set()
@@ -328,17 +329,10 @@ def keep_known_files(schema: dict, data: dict, child_id: str) -> list[str]:
     return emptied
 
 
-def _value_at(values: dict, path: str):
-    node = values
-    for part in path.split("."):
-        node = node.get(part) if isinstance(node, dict) else None
-    return node
-
-
 def _attachment_names(values: dict, schema: dict) -> dict[str, str]:
     ids = {}
     for path in attachment_paths(schema):
-        node = _value_at(values, path)
+        node = value_at(values, path)
         if isinstance(node, str):
             ids[path] = node
     if not ids:

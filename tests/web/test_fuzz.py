@@ -52,6 +52,7 @@ from webui.formschema import (
     parse_submission,
     remove_item,
     task_schema,
+    value_at,
     widget_for,
 )
 from webui.grants import grant
@@ -339,7 +340,7 @@ def check_task_page_answer(response, task: OpenTask, email: str, holder: str, sc
     assert set(before["drafts"]) - {mine} == set(after["drafts"]) - {mine}
     assert all(before["drafts"][key] == after["drafts"][key] for key in set(before["drafts"]) - {mine})
     draft = after["drafts"].get(mine)
-    files = {path: value for path in attachment_paths(schema) if (value := at_path(draft or {}, path)) is not None}
+    files = {path: value for path in attachment_paths(schema) if (value := value_at(draft or {}, path)) is not None}
     new_files = after["attachments"] - before["attachments"]
     assert set(files.values()) <= after["attachments"], f"the draft refers to files that were not kept: {files}"
     assert new_files <= set(files.values()), "a file was kept that no draft refers to"
@@ -371,13 +372,6 @@ def without_files(data: dict, schema: dict) -> dict:
             if isinstance(parent, dict) and parent.get(part) == {}:
                 del parent[part]
     return data
-
-
-def at_path(data: dict, path: str):
-    node = data
-    for part in path.split("."):
-        node = node.get(part) if isinstance(node, dict) else None
-    return node
 
 
 @FUZZ
