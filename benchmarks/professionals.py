@@ -1,8 +1,11 @@
 """The simulated professionals' answers: valid for each form, plausible for the domain, and mostly
 the usual answer (a school place, no interpreter, no school move), with the exceptions real councils see.
 
-Built on engine.sample.sample_answers; the rules here know what dates mean (a meeting in term, next
-term's meeting, targets within 12 weeks) so that the diagrams' own checks accept most answers.
+Built on engine.sample.sample_answers; the rules here know what dates mean (a meeting in term and
+not in its last two school weeks, next term's meeting, a PEP date in each remaining term, targets
+within 12 weeks, PP+ amounts that add up to the total agreed) so that the diagrams' `validate` rules
+accept the answers, as a careful professional's would be. A meeting is recorded once it has been held:
+a record asked for before the meeting day raises `NotYet` with the day to come back.
 """
 
 from __future__ import annotations
@@ -30,9 +33,18 @@ CHOICES = {
     "action": [("Submit the ePEP", 0.9), ("Send the link for checking", 0.1)],
     "exceptional_decision": [("approved", 0.7), ("refused", 0.3)],
 }
+HELD_DATES = ("meeting_held_on",)  # with "meeting_date" on a form that also asks for the next one
 TODAY_DATES = ("_on", "filed_on", "sent_on", "typed_on", "saved_on", "finalised_on", "distributed_on",
                "case_note_date", "sdq_young_person_date", "sdq_key_worker_date", "last_review_date",
                "two_year_review_date", "left_care_date", "move_date")
+
+
+class NotYet(Exception):  # noqa: N818 - a plan, not an error
+    """The task asks about a meeting not yet held: the professional comes back on `day`."""
+
+    def __init__(self, day: date):
+        super().__init__(f"the meeting is on {day}")
+        self.day = day
 
 
 class Professional:
@@ -49,6 +61,10 @@ class Professional:
         answers = sample_answers({**schema, "required": list(schema.get("properties", {}))}, today, self.rng)
         properties = schema.get("properties", {})
         meeting = self._meeting_date(data, today, properties)
+        held = [name for name in properties if name in HELD_DATES
+                or (name == "meeting_date" and "next_meeting_date" in properties)]
+        if held and meeting > today:
+            raise NotYet(meeting)
         for name, spec in properties.items():
             if spec.get("x-widget") == "attachment":
                 answers[name] = f"upload-{self.rng.getrandbits(32):08x}"  # named, not uploaded: no file bytes
@@ -62,8 +78,12 @@ class Professional:
                 answers[name] = self._choose(name, spec["enum"])
             elif spec.get("format") == "date":
                 answers[name] = self._date(name, meeting, today)
+            elif name == "pep_dates":
+                answers[name] = self._pep_dates(meeting)
             elif spec.get("type") == "array" and name in answers:
                 answers[name] = self._items(name, answers[name], spec, meeting, today, data)
+        if isinstance(answers.get("targets"), list) and "ppg_total" in properties:
+            self._share_ppg(answers)
         if answers.get("qa_rating") == "Red" and "qa_outcome" in answers:
             answers["qa_outcome"] = "Resubmission requested"  # a Red rating always goes back
         if "reason_outside_first_half" in properties:
@@ -72,6 +92,26 @@ class Professional:
             else:
                 answers.pop("reason_outside_first_half", None)
         return answers
+
+    def _share_ppg(self, answers: dict) -> None:
+        """The PPG agreed (at most £500 a term) shared between the targets, so that it adds up."""
+        targets = [t for t in answers["targets"] if isinstance(t, dict)]
+        share = self.rng.choice((50, 100, 150)) if targets else 0
+        for target in targets:
+            target["pp_plus_amount"] = share
+        answers["ppg_total"] = share * len(targets)
+
+    def _pep_dates(self, held: date) -> list[str]:
+        """A school day early in each remaining term of the academic year (after a summer meeting:
+        the autumn term), as the word-form diagram asks."""
+        days, term = [], self.calendar.next_term(held)
+        while True:
+            days.append(self.calendar.shift(term.start, self.rng.randint(5, 15), self.calendar.is_school_day))
+            if term.start.month >= 8 or len(days) == 3:  # an autumn term starts the next academic year
+                return [d.isoformat() for d in days]
+            if self.calendar.next_term(term.start).start.month >= 8:
+                return [d.isoformat() for d in days]
+            term = self.calendar.next_term(term.start)
 
     def _first_half_end(self, today: date) -> date:
         term = self.calendar.current_or_next_term(today)
@@ -96,6 +136,11 @@ class Professional:
         first_half_end = self._first_half_end(today)
         if day > first_half_end > today and self.rng.random() < 0.8:
             day = self.calendar.shift(today, 1, self.calendar.is_school_day)
+        term = self.calendar.term_containing(day)
+        if term and day > self.calendar.shift(term.end, -10, self.calendar.is_school_day):
+            # not in the last two school weeks of a term: early next term instead
+            day = self.calendar.shift(self.calendar.next_term(day).start, self.rng.randint(3, 8),
+                                      self.calendar.is_school_day)
         return day
 
     def _date(self, name: str, meeting: date, today: date) -> str:

@@ -28,7 +28,7 @@ from engine.timers import fire_due_timers
 from . import council as councils
 from .bare import BareRun
 from .measure import Progress, Samples
-from .professionals import Professional
+from .professionals import NotYet, Professional
 
 ROUTER = "pep_cycle"
 NOT_PEPS = {ROUTER}
@@ -179,7 +179,11 @@ class Simulation:
             bare = BareRun(self.engine, instance.definition, instance.state)
             form, version = task.form, instance.version
         spiff_task = bare.load(task_id)
-        answers = self.professional.answers(self.forms.get(form, {}), dict(spiff_task.data), today)
+        try:
+            answers = self.professional.answers(self.forms.get(form, {}), dict(spiff_task.data), today)
+        except NotYet as wait:
+            self.plan[task_id] = wait.day  # the meeting is recorded once it has been held
+            return
         try:
             bare.run(spiff_task, answers)
             with self.result.engine.timing(self.result.engine_cpu), self.sessions.begin() as session:

@@ -36,7 +36,7 @@ from webui.auth import hash_password
 from webui.formschema import widget_for
 
 from .measure import Samples
-from .professionals import inline_refs
+from .professionals import NotYet, inline_refs
 from .run import ROOT, fresh_database
 from .simulate import Simulation
 
@@ -127,7 +127,10 @@ def prepare(url: str, children: int, weeks: int, today: date) -> list[Job]:
             if not web_form_can_send(schema):
                 continue
             view = simulation.engine.task_view(session, task.id, emails[task.assignee_id])
-            answers = simulation.professional.answers(schema, view["data"], today)
+            try:
+                answers = simulation.professional.answers(schema, view["data"], today)
+            except NotYet:
+                continue  # its meeting is still to come
             jobs.append(Job(emails[task.assignee_id], task.id, form_fields(inline_refs(schema), answers)))
     return jobs
 

@@ -242,6 +242,17 @@ def now() -> str:
     return clock.now().astimezone(UTC).isoformat()
 
 
+def today() -> str:
+    """Return today's date in London, as an ISO date ("2026-12-07"): to compare with a date answer."""
+    return to_london(None).date().isoformat()
+
+
+def long_date(when: Moment = None) -> str:
+    """Return `when`'s day as people write it, "7 December 2026": for messages and instructions."""
+    day = _day(when)
+    return f"{day.day} {day:%B %Y}"
+
+
 def working_days(n: int, start: Moment = None) -> str:
     """Return the moment n working days after `start` (negative: before)."""
     return working_days_dt(n, start).isoformat()
@@ -329,6 +340,6 @@ EXPRESSION_FUNCTIONS: dict[str, Callable[..., Any]] = {
     for function in (
         working_days, school_days, school_weeks, add_days, end_of_day, start_of_day, at_time,
         term_of, first_half_of_term_end, next_term_start, term_number, is_school_day,
-        is_working_day, age_on, academic_year_age, now,
+        is_working_day, age_on, academic_year_age, now, today, long_date,
     )
 }  # fmt: skip

@@ -40,6 +40,7 @@ from .scripting import (
     check_cycle,
     check_template,
     compile_expression,
+    compile_rule,
     compile_script,
 )
 from .serializer import Serializer
@@ -657,8 +658,8 @@ def _check_expressions(path, tree) -> list[DeployError]:
     errors = []
     root = tree.getroot()
     found = [(node, check, node.text) for xpath, check in _EXPRESSION_XPATHS for node in root.iterfind(xpath, NS)]
-    for name in (DUE_PROPERTY, VALIDATE_PROPERTY):
-        found += [(node, compile_expression, node.get("value")) for node in root.iterfind(f".//spiffworkflow:property[@name='{name}']", NS)]
+    for name, check in ((DUE_PROPERTY, compile_expression), (VALIDATE_PROPERTY, compile_rule)):
+        found += [(node, check, node.get("value")) for node in root.iterfind(f".//spiffworkflow:property[@name='{name}']", NS)]
     for name in (NOTIFY_SUBJECT_PROPERTY, NOTIFY_BODY_PROPERTY):
         found += [(node, check_template, node.get("value")) for node in root.iterfind(f".//spiffworkflow:property[@name='{name}']", NS)]
     for node, check, source in found:

@@ -354,17 +354,17 @@ class Engine:
         return {"task": open_task, "instance_version": instance.version, "form_schema": form}
 
     def _check_rules(self, step: Step, task, data: dict) -> None:
-        """Run the task's `validate` expression over the process data with the answers; refuse on errors."""
+        """Run the task's `validate` rule over the process data with the answers; refuse on errors."""
         expression = task.task_spec.extensions.get("properties", {}).get("validate")
         if not expression:
             return
         try:
-            errors = self.script_engine.environment.evaluate(expression, {**task.data, **data})
+            errors = self.script_engine.environment.check(expression, {**task.data, **data})
         except Exception as exc:  # a broken rule is the diagram's fault
             raise step.failure(exc, task.task_spec.bpmn_id) from exc
         if errors:
             if not isinstance(errors, dict):
-                raise step.failure(TypeError("the validate expression must give a dict of field: message"),
+                raise step.failure(TypeError("the validate rule must give a dict of field: message"),
                                    task.task_spec.bpmn_id)
             raise FormInvalid({str(k): str(v) for k, v in errors.items()})
 

@@ -202,6 +202,21 @@ def compile_script(source: str, functions: frozenset[str] = DOMAIN_FUNCTIONS) ->
     return _compile(source, compile_restricted_exec, "exec", functions)
 
 
+def compile_rule(source: str, functions: frozenset[str] = DOMAIN_FUNCTIONS) -> CodeType:
+    """Compile a user task's `validate` rule: an expression that gives `{field: message}`, or a script
+    (several lines) that puts its messages in the dict `errors`."""
+    source = source.strip()
+    return compile_expression(source, functions) if _is_expression(source) else compile_script(source, functions)
+
+
+def _is_expression(source: str) -> bool:
+    try:
+        ast.parse(source, SCRIPT_FILENAME, "eval")
+    except SyntaxError:
+        return False
+    return True
+
+
 def guarded_getattr(obj: Any, name: str) -> Any:
     """Read an attribute unless it is private, introspective or str.format; a method that can grow a
     string or a list comes with its size guard."""
@@ -385,6 +400,15 @@ class RestrictedEnvironment(BasePythonScriptEngineEnvironment):
             raise
         except Exception as err:
             raise _runtime_error(err) from err
+
+    def check(self, rule: str, context: dict) -> object:
+        """The messages of a `validate` rule (see `compile_rule`) over a copy of the data: a rule written
+        as a script changes nothing but its own `errors`."""
+        if _is_expression(rule.strip()):
+            return self.evaluate(rule.strip(), context)
+        scratch = {**context, "errors": {}}
+        self.execute(rule, scratch)
+        return scratch.get("errors")
 
     def execute(self, script, context, external_context=None):
         """Run a script whose top-level assignments land in the task data."""

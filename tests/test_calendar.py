@@ -291,11 +291,18 @@ def test_the_default_term_dates_can_come_from_the_environment(monkeypatch, tmp_p
     assert calendar.default_calendar().council == "Env Council"
 
 
+def test_today_and_long_dates_are_read_in_london(clock):
+    clock.set("2026-06-30T23:30:00+00:00")  # already 1 July in London (BST)
+    with using(clock):
+        assert calendar.today() == "2026-07-01"
+    assert calendar.long_date("2026-03-09") == calendar.long_date("2026-03-09T12:00:00+00:00") == "9 March 2026"
+
+
 def test_expression_functions_return_json_friendly_values():
     expected = {
         "working_days", "school_days", "school_weeks", "add_days", "end_of_day", "start_of_day",
         "at_time", "term_of", "first_half_of_term_end", "next_term_start", "term_number",
-        "is_school_day", "is_working_day", "age_on", "academic_year_age", "now",
+        "is_school_day", "is_working_day", "age_on", "academic_year_age", "now", "today", "long_date",
     }  # fmt: skip
     assert set(EXPRESSION_FUNCTIONS) == expected
     when = "2026-10-01T10:00"

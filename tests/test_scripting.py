@@ -13,6 +13,7 @@ from engine.scripting import (
     ScriptError,
     check_template,
     compile_expression,
+    compile_rule,
     compile_script,
     guarded_getattr,
     make_script_engine,
@@ -319,6 +320,18 @@ def test_engine_evaluates_and_executes_over_task_data(pep_data):
     assert engine.execute(task, "review_in = days_until_review('x')") is True
     assert pep_data["review_in"] == 42
     assert "flag" not in pep_data
+
+
+def test_a_validate_rule_is_an_expression_or_a_script_that_fills_errors_and_changes_no_data(pep_data):
+    environment = make_script_engine().environment
+    assert environment.check('{} if rating == "Green" else {"rating": "Choose Green"}', pep_data) == {}
+    rule = 'if rating != "Red":\n    errors["rating"] = f"The rating must be Red, not {rating}"\nrating = "Red"'
+    compile_rule(rule)
+    assert environment.check(rule, pep_data) == {"rating": "The rating must be Red, not Green"}
+    assert pep_data["rating"] == "Green" and "errors" not in pep_data
+    with pytest.raises(ScriptError) as caught:
+        compile_rule('errors["x"] = 1\nopen("/etc/passwd")')
+    assert caught.value.line == 2
 
 
 def test_engine_validate_keeps_syntax_errors_for_dmn_and_refuses_escapes():

@@ -142,13 +142,20 @@ def instance(sessions, instance_id) -> Instance:
 
 
 def prepared(engine, sessions, child="Y5", call=None, sheet=True) -> int:
-    """Start a review and complete everything before the meeting."""
+    """Start a review, complete everything before the meeting, and hold it (the clock moves to its
+    afternoon: a meeting is recorded once it has been held)."""
     instance_id = start(engine, sessions, child)
     do(engine, sessions, "call_meeting", SW, {**CALL, **(call or {})}, child)
     if sheet:
         do(engine, sessions, "student_views_sheet", YP, VIEWS, child)
     do(engine, sessions, "prepopulate_pep", DT, PREPOPULATED, child)
+    held(engine, (call or {}).get("meeting_date", CALL["meeting_date"]))
     return instance_id
+
+
+def held(engine, day=CALL["meeting_date"]) -> None:
+    """The meeting of `day` has been held: it is that afternoon."""
+    engine.clock.set(f"{day}T16:00:00+00:00")
 
 
 def to_qa(engine, sessions, record=None) -> int:
@@ -287,6 +294,7 @@ def test_a_meeting_without_the_social_worker_or_the_designated_teacher_is_refuse
     assert set(invalid(engine, council, "record_meeting", DT, {k: v for k, v in RECORD.items()
                                                               if k != "sw_attended"})) == {"sw_attended"}
     # held again a week later with both present
+    held(engine, "2026-03-25")
     do(engine, council, "record_meeting", DT, {**RECORD, "meeting_date": "2026-03-25"})
     assert task(council, "qa_pep").pooled
 
@@ -296,14 +304,13 @@ def test_the_next_pep_date_must_be_set_and_keep_three_meetings_a_year(council, e
     missing = {k: v for k, v in RECORD.items() if k != "next_meeting_date"}
     assert invalid(engine, council, "record_meeting", DT, missing) == {
         "next_meeting_date": "Date of the next PEP meeting is required"}
-    do(engine, council, "record_meeting", DT, {**RECORD, "next_meeting_date": "2026-09-21"})
-    back = task(council, "record_meeting")
-    text = view(engine, council, "record_meeting", DT)["instructions"]
-    assert text.startswith("PLEASE CHANGE: the next PEP date 2026-09-21 must come after this meeting (2026-03-18)")
-    assert "no later than the end of next term (2026-07-22)" in text
-    assert view(engine, council, "record_meeting", DT)["data"]["targets"] == TARGETS  # the form keeps its data
-    with council.begin() as s:
-        engine.complete_task(s, back.id, DT, {**RECORD, "next_meeting_date": "2026-07-08"})
+    for day in ("2026-09-21", "2026-03-18", "2026-03-01"):  # after next term, the same day, before it
+        assert invalid(engine, council, "record_meeting", DT, {**RECORD, "next_meeting_date": day}) == {
+            "next_meeting_date": "The next PEP meeting must be after this meeting and no later than the end of next "
+                                 "term, 22 July 2026: PEP meetings are held 3 times a year"}
+    assert invalid(engine, council, "record_meeting", DT, {**RECORD, "meeting_date": "2026-03-19"}) == {
+        "meeting_date": "The date the meeting was held must be today or in the past"}
+    do(engine, council, "record_meeting", DT, {**RECORD, "next_meeting_date": "2026-07-08"})
     assert [t.spec_id for t in open_tasks(council)] == ["qa_pep"]
     assert "PLEASE CHANGE" not in view(engine, council, "qa_pep", EA)["instructions"]
 
@@ -434,6 +441,7 @@ def test_a_child_with_no_school_place_still_has_a_pep_with_the_ea_in_place_of_a_
     assert record.role_key == "social_worker"
     assert "Plan for a school place: Admissions panel 30 March" in view(
         engine, council, "record_meeting_no_school", SW, child="NOSCHOOL")["instructions"]
+    held(engine)
     meeting = {**RECORD, "ea_attended": False, "education_provision_now": "10 hours tuition",
                "school_place_plan": "Admissions panel 30 March"}
     del meeting["dt_attended"]
@@ -518,6 +526,7 @@ def test_each_step_is_refused_to_the_wrong_role(council, engine):
         do(engine, council, "prepopulate_pep", "dt@elm.test", PREPOPULATED)  # another school's DT
     do(engine, council, "student_views_sheet", YP, VIEWS)
     do(engine, council, "prepopulate_pep", DT, PREPOPULATED)
+    held(engine)
     with pytest.raises(NotAllowed):
         do(engine, council, "record_meeting", SW, RECORD)
     do(engine, council, "record_meeting", DT, RECORD)
@@ -551,6 +560,7 @@ def test_invalid_data_is_refused_field_by_field(council, engine):
         "attainment": "Academic data (attainment and progress): needs at least 1"}
     do(engine, council, "student_views_sheet", YP, VIEWS)
     do(engine, council, "prepopulate_pep", DT, PREPOPULATED)
+    held(engine)
     bad_target = {**TARGETS[0], "by_when": "soon", "pp_plus_amount": -5, "category": "Sport"}
     errors = invalid(engine, council, "record_meeting", DT, {**RECORD, "targets": [bad_target]})
     assert set(errors) == {"targets.0.by_when", "targets.0.pp_plus_amount", "targets.0.category"}

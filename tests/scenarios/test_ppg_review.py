@@ -118,6 +118,14 @@ def complete(engine, sessions, spec_id, actor, data, child="Y5"):
         return engine.complete_task(s, task(sessions, spec_id, child).id, actor, data)
 
 
+def refused(engine, sessions, spec_id, actor, data, child="Y5") -> dict[str, str]:
+    """The field errors a submission is refused with (the task stays where it was)."""
+    with pytest.raises(FormInvalid) as caught:
+        complete(engine, sessions, spec_id, actor, data, child)
+    assert spec_id in task_ids(sessions, child)
+    return caught.value.errors
+
+
 def view(engine, sessions, spec_id, actor, child="Y5") -> dict:
     with sessions() as s:
         return engine.task_view(s, task(sessions, spec_id, child).id, actor)
@@ -242,12 +250,15 @@ CATCHER = """<?xml version="1.0" encoding="UTF-8"?>
 
 def test_a_meeting_date_in_the_school_holidays_is_refused_and_the_sw_is_asked_again(ppg, engine):
     start(engine, ppg)
-    complete(engine, ppg, "arrange_meeting", SW, {**ARRANGE, "meeting_date": "2026-04-07"})  # Easter holidays
-    again = view(engine, ppg, "arrange_meeting", SW)
-    assert again["instructions"].startswith("**Please choose another date.** 2026-04-07 is not a school day")
-    assert task_ids(ppg) == ["arrange_meeting"]
-    complete(engine, ppg, "arrange_meeting", SW, {**ARRANGE, "meeting_date": "2026-02-18"})  # half-term
-    assert "2026-02-18 is not a school day" in view(engine, ppg, "arrange_meeting", SW)["instructions"]
+    easter = refused(engine, ppg, "arrange_meeting", SW, {**ARRANGE, "meeting_date": "2026-04-07"})
+    assert easter == {"meeting_date": "The meeting date must be a school day: 7 April 2026 is in the school holidays, "
+                                      "at half-term, at a weekend, on a bank holiday or on a school closure day. "
+                                      "Agree a date in term with the school"}
+    half_term = refused(engine, ppg, "arrange_meeting", SW, {**ARRANGE, "meeting_date": "2026-05-27"})
+    assert half_term["meeting_date"].startswith("The meeting date must be a school day: 27 May 2026")
+    for day, problem in (("2026-02-18", "The meeting date must be today or in the future"),
+                         ("2031-05-07", "The meeting date must be within the next year")):
+        assert refused(engine, ppg, "arrange_meeting", SW, {**ARRANGE, "meeting_date": day}) == {"meeting_date": problem}
     complete(engine, ppg, "arrange_meeting", SW, ARRANGE)
     assert task_ids(ppg) == ["prepare_targets"]
 
@@ -255,10 +266,9 @@ def test_a_meeting_date_in_the_school_holidays_is_refused_and_the_sw_is_asked_ag
 def test_a_meeting_in_the_last_two_school_weeks_of_term_is_refused(ppg, engine):
     start(engine, ppg)
     # spring term ends Friday 27 March 2026: its last two school weeks are 16-27 March
-    complete(engine, ppg, "arrange_meeting", SW, {**ARRANGE, "meeting_date": "2026-03-16"})
-    instructions = view(engine, ppg, "arrange_meeting", SW)["instructions"]
-    assert "2026-03-16 is in the last two school weeks of the Spring term: hold the PEP by 2026-03-13" in instructions
-    assert "release the PPG before the holiday" in instructions
+    assert refused(engine, ppg, "arrange_meeting", SW, {**ARRANGE, "meeting_date": "2026-03-16"}) == {
+        "meeting_date": "The meeting date must be on or before 13 March 2026: in the last two school weeks of the "
+                        "Spring term there is no time to amend targets and release the PPG before the holiday"}
     complete(engine, ppg, "arrange_meeting", SW, {**ARRANGE, "meeting_date": "2026-03-13"})
     assert task_ids(ppg) == ["prepare_targets"]
 
@@ -393,12 +403,11 @@ def test_targets_beyond_twelve_weeks_are_sent_back_to_the_dt(ppg, engine):
     start(engine, ppg)
     complete(engine, ppg, "arrange_meeting", SW, ARRANGE)
     assert "achievable within 12 weeks (by 2026-06-02)" in view(engine, ppg, "prepare_targets", DT)["instructions"]
-    complete(engine, ppg, "prepare_targets", DT,
-             {**PREPARE, "targets": targets(("2026-05-22", "2026-06-03", "2026-03-10"))})
-    back = view(engine, ppg, "prepare_targets", DT)["instructions"]
-    assert back.startswith("**Please amend the targets.** Target 2 is due by 2026-06-03: every target must be "
-                           "achievable within 12 weeks of the meeting on 2026-03-10, that is by 2026-06-02.")
-    assert "Target 3 must be due after the meeting on 2026-03-10." in back
+    assert refused(engine, ppg, "prepare_targets", DT,
+                   {**PREPARE, "targets": targets(("2026-05-22", "2026-06-03", "2026-03-10"))}) == {
+        "targets.1.by_when": "Target 2 must be achievable within 12 weeks of the meeting on 10 March 2026: "
+                             "enter a date on or before 2 June 2026",
+        "targets.2.by_when": "Target 3 must be due after the meeting on 10 March 2026"}
     complete(engine, ppg, "prepare_targets", DT, {**PREPARE, "targets": targets(("2026-05-22", "2026-06-02", "2026-04-30"))})
     assert task_ids(ppg) == ["hold_meeting"]
 
@@ -445,10 +454,9 @@ def test_the_ppg_must_be_agreed_at_the_meeting_and_linked_to_the_targets(ppg, en
     with pytest.raises(FormInvalid) as caught:
         complete(engine, ppg, "hold_meeting", DT, {**RECORD, "ppg_agreed_at_meeting": False})
     assert list(caught.value.errors) == ["ppg_agreed_at_meeting"]
-    complete(engine, ppg, "hold_meeting", DT, {**RECORD, "ppg_total": 450})
-    assert view(engine, ppg, "hold_meeting", DT)["instructions"].startswith(
-        "**Please correct the record.** The PPG agreed (£450) must be linked to the targets: "
-        "the amounts against the targets add up to £500.")
+    assert refused(engine, ppg, "hold_meeting", DT, {**RECORD, "ppg_total": 450}) == {
+        "ppg_total": "The PPG agreed must be linked to the targets: the amounts against the targets add up to "
+                     "£500.00, not £450.00"}
 
 
 def test_every_previous_target_must_be_reviewed_at_the_meeting(ppg, engine):
@@ -456,8 +464,9 @@ def test_every_previous_target_must_be_reviewed_at_the_meeting(ppg, engine):
     with pytest.raises(FormInvalid) as caught:
         complete(engine, ppg, "hold_meeting", DT, {**RECORD, "previous_target_review": [{"target": "Read"}]})
     assert set(caught.value.errors) == {"previous_target_review.0.outcome", "previous_target_review.0.impact_of_ppg"}
-    complete(engine, ppg, "hold_meeting", DT, {**RECORD, "previous_target_review": REVIEW[:2]})
-    assert "Review each of the 3 previous targets" in view(engine, ppg, "hold_meeting", DT)["instructions"]
+    assert refused(engine, ppg, "hold_meeting", DT, {**RECORD, "previous_target_review": REVIEW[:2]}) == {
+        "previous_target_review": "Review each of the 3 previous targets: whether it was met, partly met or not met, "
+                                  "and the impact of the PPG spent on it"}
     complete(engine, ppg, "hold_meeting", DT, RECORD)
     assert task_ids(ppg) == ["dt_section", "sw_section"]
 
@@ -465,15 +474,18 @@ def test_every_previous_target_must_be_reviewed_at_the_meeting(ppg, engine):
 def test_the_meeting_cannot_be_recorded_before_it_happens(ppg, engine):
     to_meeting(engine, ppg)
     engine.clock.set("2026-03-09T15:00:00+00:00")
-    complete(engine, ppg, "hold_meeting", DT, RECORD)
-    assert "The meeting is on 2026-03-10: record it at the meeting." in view(engine, ppg, "hold_meeting", DT)["instructions"]
+    assert refused(engine, ppg, "hold_meeting", DT, RECORD) == {
+        "meeting_date": "The meeting is on 10 March 2026: record it on the day of the meeting or after. If the "
+                        "meeting has moved, report the new date first (the meeting is rescheduled)"}
 
 
 def test_targets_redefined_at_the_meeting_beyond_twelve_weeks_are_sent_back(ppg, engine):
     to_meeting(engine, ppg)
-    complete(engine, ppg, "hold_meeting", DT, {**RECORD, "targets": targets(("2026-05-22", "2026-05-22", "2026-07-01")),
-                                               "young_person_agreement": "re-defined the targets with us"})
-    assert "Target 3 is due by 2026-07-01" in view(engine, ppg, "hold_meeting", DT)["instructions"]
+    errors = refused(engine, ppg, "hold_meeting", DT, {
+        **RECORD, "targets": targets(("2026-05-22", "2026-05-22", "2026-07-01")),
+        "young_person_agreement": "re-defined the targets with us"})
+    assert errors == {"targets.2.by_when": "Target 3 must be achievable within 12 weeks of the meeting on "
+                                           "10 March 2026: enter a date on or before 2 June 2026"}
     assert task_ids(ppg) == ["hold_meeting"]
 
 
@@ -648,13 +660,17 @@ def test_three_sign_offs_in_order_dt_then_sw_then_vs(ppg, engine):
 def test_the_next_meeting_must_be_next_term_in_term_time(ppg, engine):
     to_sign_off(engine, ppg)
     complete(engine, ppg, "dt_sign_off", DT, DT_SIGN)
-    for date, problem in (("2026-03-12", "the next PEP must be held next term, the term starting 2026-04-13"),
-                          ("2026-05-27", "2026-05-27 is not a school day"),
-                          ("2026-07-13", "2026-07-13 is in the last two school weeks of the Summer term: "
-                                         "hold the next PEP by 2026-07-08"),
-                          ("2026-09-15", "the next PEP must be held next term")):
-        complete(engine, ppg, "sw_sign_off", SW, {**SW_SIGN, "next_meeting_date": date})
-        assert problem in view(engine, ppg, "sw_sign_off", SW)["instructions"], date
+    next_term = ("The next PEP meeting must be next term, the term starting 13 April 2026: PEPs are reviewed once "
+                 "each term")
+    for date, problem in (("2026-03-12", next_term),
+                          ("2026-05-27", "The next PEP meeting must be on a school day: 27 May 2026 is in the school "
+                                         "holidays, at half-term"),
+                          ("2026-07-13", "The next PEP meeting must be on or before 8 July 2026: in the last two "
+                                         "school weeks of the Summer term"),
+                          ("2026-09-15", next_term),
+                          ("2031-09-15", next_term)):
+        errors = refused(engine, ppg, "sw_sign_off", SW, {**SW_SIGN, "next_meeting_date": date})
+        assert errors["next_meeting_date"].startswith(problem), date
     complete(engine, ppg, "sw_sign_off", SW, {**SW_SIGN, "next_meeting_date": "2026-07-08"})
     assert task_ids(ppg) == ["vs_sign_off"]
 
@@ -678,9 +694,10 @@ def test_when_the_vs_disagrees_the_dt_amends_within_7_days_and_all_sign_again_be
     subject = "Amended PEP targets for Alex Example are overdue"
     assert notes(ppg, "escalation") == [("pool:vs_education_adviser", subject), (DT, subject), (SW, subject)]
     new_targets = targets(("2026-05-22", "2026-06-20", "2026-05-22"))
-    complete(engine, ppg, "amend_targets", DT, {"targets": new_targets, "ppg_total": 500,
-                                                "amendment_summary": "Target 2 now measurable"})
-    assert "Target 2 is due by 2026-06-20" in view(engine, ppg, "amend_targets", DT)["instructions"]
+    assert refused(engine, ppg, "amend_targets", DT, {"targets": new_targets, "ppg_total": 500,
+                                                      "amendment_summary": "Target 2 now measurable"}) == {
+        "targets.1.by_when": "Target 2 must be achievable within 12 weeks of the meeting on 10 March 2026: "
+                             "enter a date on or before 2 June 2026"}
     complete(engine, ppg, "amend_targets", DT, {"targets": targets(), "ppg_total": 500,
                                                 "amendment_summary": "Target 2 now measurable"})
     complete(engine, ppg, "dt_sign_off", DT, DT_SIGN)

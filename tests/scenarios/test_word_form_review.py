@@ -116,6 +116,10 @@ def start_cycle(engine, sessions, child_id="Y5", next_meeting_date=None, previou
 
 
 def complete(engine, sessions, task: OpenTask, actor: str, data: dict):
+    """Complete a task; a meeting is recorded once it has been held (the clock moves to that afternoon)."""
+    held = data.get("meeting_held_on")
+    if held and engine.clock.now().date().isoformat() < held:
+        engine.clock.set(f"{held}T16:00:00+00:00")
     with sessions.begin() as s:
         return engine.complete_task(s, task.id, actor, data)
 
@@ -321,12 +325,21 @@ def test_at_the_meeting_the_social_worker_updates_the_pep_and_brings_the_paperwo
 def test_the_social_worker_is_sent_back_until_the_dates_cover_the_rest_of_the_year(council, engine):
     to_meeting(engine, council)
     # a spring-term meeting needs a summer-term date; 8 April is in the Easter holiday
-    do(engine, council, "hold_meeting_sw", SW, {**MEETING, "pep_dates": ["2026-04-08"]})
-    again = only_task(council)
-    assert again.spec_id == "hold_meeting_sw"
-    shown = view(engine, council, again, SW)
-    assert ("Please correct the PEP dates: 2026-04-08 is not a school day; no PEP date in the summer term 2025-26."
-            in shown["instructions"])
+    with pytest.raises(FormInvalid) as caught:
+        do(engine, council, "hold_meeting_sw", SW, {**MEETING, "pep_dates": ["2026-04-08"]})
+    assert caught.value.errors == {
+        "pep_dates.0": "PEP date 1 must be a school day: 8 April 2026 is in the school holidays, at half-term, at a "
+                       "weekend, on a bank holiday or on a school closure day"}
+    with pytest.raises(FormInvalid) as caught:
+        do(engine, council, "hold_meeting_sw", SW, {**MEETING, "pep_dates": ["2026-03-25", "2026-09-16"]})
+    assert caught.value.errors == {"pep_dates.0": "PEP date 1 must be after this meeting on 25 March 2026"}
+    with pytest.raises(FormInvalid) as caught:
+        do(engine, council, "hold_meeting_sw", SW, {**MEETING, "pep_dates": ["2026-09-16"]})
+    assert caught.value.errors == {"pep_dates": "Enter a PEP date in the summer term 2025-26: a PEP is held each term"}
+    with pytest.raises(FormInvalid) as caught, council.begin() as s:  # recorded the day before it is held
+        engine.complete_task(s, only_task(council).id, SW, {**MEETING, "meeting_held_on": "2026-03-26"})
+    assert caught.value.errors == {"meeting_held_on": "The date the meeting was held must be today or in the past"}
+    assert only_task(council).spec_id == "hold_meeting_sw"
     do(engine, council, "hold_meeting_sw", SW, MEETING)
     assert only_task(council).spec_id == "type_up_pep"
 
@@ -338,8 +351,9 @@ def test_an_autumn_meeting_sets_the_spring_and_summer_pep_dates(council, engine)
     sweep(engine, council, "2026-09-23T00:00:01+00:00")
     do(engine, council, "send_word_form", BSO, SENT)
     do(engine, council, "prepare_word_copy", DT, WORD_COPY)
-    do(engine, council, "hold_meeting_sw", SW, {**MEETING, "meeting_held_on": "2026-10-14", "pep_dates": ["2027-02-03"]})
-    assert "no PEP date in the summer term 2026-27" in view(engine, council, only_task(council), SW)["instructions"]
+    with pytest.raises(FormInvalid) as caught:
+        do(engine, council, "hold_meeting_sw", SW, {**MEETING, "meeting_held_on": "2026-10-14", "pep_dates": ["2027-02-03"]})
+    assert caught.value.errors == {"pep_dates": "Enter a PEP date in the summer term 2026-27: a PEP is held each term"}
     do(engine, council, "hold_meeting_sw", SW,
        {**MEETING, "meeting_held_on": "2026-10-14", "pep_dates": ["2027-06-09", "2027-02-03"]})
     assert only_task(council).spec_id == "type_up_pep"
@@ -352,8 +366,9 @@ def test_a_summer_term_meeting_sets_the_autumn_pep_date_and_hands_it_to_the_next
     do(engine, council, "send_word_form", BSO, {**SENT, "sent_on": "2026-05-06"})
     do(engine, council, "prepare_word_copy", DT, WORD_COPY)
     summer = {**MEETING, "meeting_held_on": "2026-06-03"}
-    do(engine, council, "hold_meeting_sw", SW, {**summer, "pep_dates": ["2026-07-08"]})
-    assert "no PEP date in the autumn term 2026-27" in view(engine, council, only_task(council), SW)["instructions"]
+    with pytest.raises(FormInvalid) as caught:
+        do(engine, council, "hold_meeting_sw", SW, {**summer, "pep_dates": ["2026-07-08"]})
+    assert caught.value.errors == {"pep_dates": "Enter a PEP date in the autumn term 2026-27: a PEP is held each term"}
     do(engine, council, "hold_meeting_sw", SW, {**summer, "pep_dates": ["2026-09-23"]})
     do(engine, council, "type_up_pep", BSO, TYPED)
     do(engine, council, "finalise_pep_sw", SW, FINAL)
