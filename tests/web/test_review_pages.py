@@ -12,8 +12,8 @@ from engine.deploy import deploy_changes
 from engine.history import events
 from engine.models import OpenTask
 
-from ..test_runtime import MEETING, PEP, complete, only_task, start_review
 from ..conftest import BASIC_BUNDLE
+from ..test_runtime import MEETING, PEP, complete, start_review
 
 EA, SW, DT = "ea@demo.test", "sw@demo.test", "dt@demo.test"
 REVIEWING = "The PEP you are reviewing"
