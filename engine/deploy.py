@@ -418,6 +418,9 @@ def _reviews_errors(path: str, bundle: Bundle) -> list[DeployError]:
     if REVIEWS_KEY not in schema:
         return []
     value = schema[REVIEWS_KEY]
+    if schema.get("x-single-use-link"):
+        return [DeployError(path, REVIEWS_KEY, f"{REVIEWS_KEY} cannot be used on a form answered through a "
+                            "single-use link: the PEP is never shown to someone without an account")]
     if value == WHOLE_PEP:
         return []
     if not isinstance(value, list) or not value or not all(isinstance(name, str) for name in value):

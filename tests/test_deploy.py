@@ -197,6 +197,9 @@ def test_what_a_review_form_shows_must_be_the_pep_or_forms_of_the_bundle(council
     assert error.message == 'x-reviews names the form "epep.schema.json", which is not in forms/'
     bundle = with_change("forms/qa.schema.json", '"type": "object",', '"type": "object", "x-reviews": [],')
     assert "says nothing a task can show" in only_error(rejected(council, bundle), "forms/qa.schema.json", "x-reviews").message
+    bundle = with_change("forms/views.schema.json", '"type": "object",', '"type": "object", "x-reviews": "pep",')
+    error = only_error(rejected(council, bundle), "forms/views.schema.json", "x-reviews")
+    assert "cannot be used on a form answered through a single-use link" in error.message
 
 
 def test_a_review_form_may_show_the_whole_pep_or_the_sections_of_some_forms(council):

@@ -88,7 +88,8 @@ def reviewed_pep(session: Session, instance: Instance, declaration) -> Reviewed:
     list of the forms whose sections it shows), as submitted so far."""
     sections = pep_sections(session, instance)
     if declaration != WHOLE_PEP:
-        sections = [s for s in sections if s.form in set(declaration or ())]
+        named = set(declaration)
+        sections = [s for s in sections if s.form in named]
     files = [a for s in sections for a in _attached(s.answers)]
     return Reviewed(instance, sections, files, earlier_pep(session, instance))
 
