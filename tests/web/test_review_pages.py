@@ -10,7 +10,7 @@ from sqlalchemy import select
 from engine import clock as clocks
 from engine.deploy import deploy_changes
 from engine.history import events
-from engine.models import OpenTask
+from engine.models import Attachment, OpenTask
 
 from ..conftest import BASIC_BUNDLE
 from ..test_runtime import MEETING, PEP, complete, start_review
@@ -60,6 +60,20 @@ def test_the_look_at_the_pep_is_written_to_the_childs_history(deployed_app, brow
     with council() as s:
         viewed = [(e.actor, e.data) for e in events(s, "C001") if e.kind == "record_viewed"]
     assert (EA, {"page": "pep_document", "instance_id": instance_id, "task": "Quality-assure the PEP"}) in viewed
+
+
+def test_a_file_attached_to_a_reviewed_section_is_listed_and_linked(deployed_app, browser, engine, council, clock):
+    schema = json.loads((BASIC_BUNDLE / "forms" / "complete_pep.schema.json").read_text())
+    schema["properties"]["evidence"] = {"type": "string", "x-widget": "attachment", "title": "Evidence of progress"}
+    with clocks.using(clock), council.begin() as s:
+        deploy_changes(s, {"forms/complete_pep.schema.json": json.dumps(schema)}, actor="owner@demo.test")
+        s.add(Attachment(id="e" * 36, child_id="C001", filename="<b>reading-log</b>.pdf", content_type="application/pdf",
+                         size=4, sha256="x", content=b"%PDF", uploaded_by=DT, uploaded_at=engine.now()))
+    qa_reviews(council, clock, "pep")
+    _instance_id, qa = to_qa(engine, council, pep={**PEP, "evidence": "e" * 36})
+    html = browser(EA).get(f"/tasks/{qa.id}").get_data(as_text=True)
+    files = html[html.index("Files attached"):html.index("Your answers")]
+    assert f'href="/attachments/{"e" * 36}">&lt;b&gt;reading-log&lt;/b&gt;.pdf</a> (Evidence of progress)' in files
 
 
 def test_a_list_of_forms_shows_only_their_sections(deployed_app, browser, engine, council, clock):
