@@ -63,6 +63,10 @@ FLOW_NODES = frozenset({
     "exclusiveGateway", "inclusiveGateway", "parallelGateway", "eventBasedGateway", "complexGateway",
 })
 SUB_PROCESSES = ("subProcess", "transaction", "adHocSubProcess")
+# A form's top-level key: what its task shows, read-only, beside the form (a QA, a check, a sign-off):
+# "pep", every section of the PEP submitted so far, or a list of the forms whose sections it shows.
+REVIEWS_KEY = "x-reviews"
+WHOLE_PEP = "pep"
 
 # The one rule for the names of a bundle's files, which `pep deploy`, the modeller's upload and its forms
 # editor all apply: a diagram is processes/<name>.bpmn, a form forms/<name>.json (a form's JSON Schema is
@@ -163,7 +167,8 @@ def validate_bundle(bundle: Bundle, roles: RoleDirectory) -> ParsedBundle:
     """Check every file of the bundle; raise DeploymentRejected with all errors found."""
     errors: list[DeployError] = []
     for path in bundle.form_files():
-        errors += check_form(path, bundle.files[path]) or _shadowing(path, bundle.files[path])
+        errors += (check_form(path, bundle.files[path]) or _shadowing(path, bundle.files[path])
+                   or _reviews_errors(path, bundle))
     parser = depth.Parser(validator=VALIDATOR)
     trees: dict[str, etree._ElementTree] = {}
     owners: dict[str, str] = {}  # process id → file
@@ -406,6 +411,25 @@ def _shadowing(path: str, content: str) -> list[DeployError]:
     of a built-in or a calendar function."""
     return [DeployError(path, name, f'"{name}" is the name of a function diagrams use: rename the field')
             for name in sorted(set(_property_names(json.loads(content))) & PROTECTED_NAMES)]
+
+
+def _reviews_errors(path: str, bundle: Bundle) -> list[DeployError]:
+    """A form's `x-reviews` must say "pep" or list forms of the bundle (by their file names in forms/)."""
+    schema = json.loads(bundle.files[path])
+    if REVIEWS_KEY not in schema:
+        return []
+    value = schema[REVIEWS_KEY]
+    if schema.get("x-single-use-link"):
+        return [DeployError(path, REVIEWS_KEY, f"{REVIEWS_KEY} cannot be used on a form answered through a "
+                            "single-use link: the PEP is never shown to someone without an account")]
+    if value == WHOLE_PEP:
+        return []
+    if not isinstance(value, list) or not value or not all(isinstance(name, str) for name in value):
+        return [DeployError(path, REVIEWS_KEY, f'{REVIEWS_KEY} is {json.dumps(value)}, which says nothing a task can '
+                            f'show: write "{WHOLE_PEP}" (every section of the PEP submitted so far) or a list of the '
+                            'forms whose answers the task shows, such as ["review_complete_epep.schema.json"]')]
+    return [DeployError(path, REVIEWS_KEY, f'{REVIEWS_KEY} names the form "{name}", which is not in forms/')
+            for name in value if f"forms/{name}" not in bundle.files]
 
 
 def _property_names(schema: dict):

@@ -187,6 +187,28 @@ def test_a_form_field_named_like_the_task_pages_own_controls_is_refused(council)
     assert "rename the field" in error.message
 
 
+def test_what_a_review_form_shows_must_be_the_pep_or_forms_of_the_bundle(council):
+    bundle = with_change("forms/qa.schema.json", '"type": "object",', '"type": "object", "x-reviews": "peps",')
+    error = only_error(rejected(council, bundle), "forms/qa.schema.json", "x-reviews")
+    assert 'x-reviews is "peps", which says nothing a task can show' in error.message and 'write "pep"' in error.message
+    bundle = with_change("forms/qa.schema.json", '"type": "object",',
+                         '"type": "object", "x-reviews": ["complete_pep.schema.json", "epep.schema.json"],')
+    error = only_error(rejected(council, bundle), "forms/qa.schema.json", "x-reviews")
+    assert error.message == 'x-reviews names the form "epep.schema.json", which is not in forms/'
+    bundle = with_change("forms/qa.schema.json", '"type": "object",', '"type": "object", "x-reviews": [],')
+    assert "says nothing a task can show" in only_error(rejected(council, bundle), "forms/qa.schema.json", "x-reviews").message
+    bundle = with_change("forms/views.schema.json", '"type": "object",', '"type": "object", "x-reviews": "pep",')
+    error = only_error(rejected(council, bundle), "forms/views.schema.json", "x-reviews")
+    assert "cannot be used on a form answered through a single-use link" in error.message
+
+
+def test_a_review_form_may_show_the_whole_pep_or_the_sections_of_some_forms(council):
+    for declaration in ('"pep"', '["complete_pep.schema.json", "arrange_meeting.schema.json"]'):
+        bundle = with_change("forms/qa.schema.json", '"type": "object",', f'"type": "object", "x-reviews": {declaration},')
+        with council.begin() as s:
+            deploy(s, bundle, actor="owner@demo.test")
+
+
 def test_a_form_that_is_not_json_names_the_line(council):
     bundle = with_change("forms/qa.schema.json", '"required": ["rating"],', '"required": ["rating"]')
     error = only_error(rejected(council, bundle), "forms/qa.schema.json", None)

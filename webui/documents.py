@@ -1,7 +1,8 @@
 """A PEP as its parties see it: every completed section with its answers, as HTML data, PDF and .ics.
 
-Called by the child's page and the auditors' export. Built from the history (each completed task's
-data and form), so it shows exactly what was submitted, by whom and when.
+Called by the child's page, the auditors' export and the task page of a review (a QA, a check, a
+sign-off: what its form's `x-reviews` names). Built from the history (each completed task's data and
+form), so it shows exactly what was submitted, by whom and when.
 """
 
 from __future__ import annotations
@@ -23,7 +24,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from engine import history
-from engine.models import Attachment, Child, Instance, User
+from engine.deploy import WHOLE_PEP
+from engine.models import Attachment, Child, Event, Instance, User
 
 from .filters import ukdate
 
@@ -46,6 +48,7 @@ class Section:
     at: datetime
     late: bool
     answers: list[Answer]
+    form: str | None = None
 
 
 def pep_sections(session: Session, instance: Instance) -> list[Section]:
@@ -64,9 +67,56 @@ def pep_sections(session: Session, instance: Instance) -> list[Section]:
         sections.append(Section(
             title=event.data.get("name", ""), role=event.data.get("lane", ""),
             by=names.get(event.actor, event.actor), at=event.at, late=bool(event.data.get("late")),
-            answers=answers(schema, event.data.get("data") or {}, attachments),
+            answers=answers(schema, event.data.get("data") or {}, attachments), form=event.data.get("form"),
         ))
     return sections
+
+
+@dataclass
+class Reviewed:
+    """What a review task shows beside its form: the PEP's sections it names, the files attached to them,
+    and the PEP before this one in the child's chain, if there is one."""
+
+    instance: Instance
+    sections: list[Section]
+    files: list[Answer]
+    earlier: Instance | None
+
+
+def reviewed_pep(session: Session, instance: Instance, declaration) -> Reviewed:
+    """The sections of the PEP a review task's form declares (`x-reviews`: "pep" for all of them, or a
+    list of the forms whose sections it shows), as submitted so far."""
+    sections = pep_sections(session, instance)
+    if declaration != WHOLE_PEP:
+        named = set(declaration)
+        sections = [s for s in sections if s.form in named]
+    files = [a for s in sections for a in _attached(s.answers)]
+    return Reviewed(instance, sections, files, earlier_pep(session, instance))
+
+
+def _attached(items: list[Answer]):
+    for answer in items:
+        if answer.attachment_id:
+            yield answer
+        for item in answer.items:
+            yield from _attached(item)
+
+
+def earlier_pep(session: Session, instance: Instance, hops: int = 5) -> Instance | None:
+    """The PEP before this one in the child's chain: the nearest earlier instance with a completed
+    section (a router between two reviews has none)."""
+    previous = instance.previous_instance_id
+    for _ in range(hops):
+        if previous is None:
+            return None
+        earlier = session.get(Instance, previous)
+        if earlier is None or earlier.child_id != instance.child_id:
+            return None
+        if session.scalar(select(Event.id).where(Event.instance_id == earlier.id, Event.kind == "task_completed")
+                          .limit(1)) is not None:
+            return earlier
+        previous = earlier.previous_instance_id
+    return None
 
 
 def answers(schema: dict, data: dict, attachments: dict[str, str]) -> list[Answer]:

@@ -26,14 +26,16 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import SQLAlchemyError
 
 from engine.db import connection_lost, describe
+from engine.deploy import REVIEWS_KEY
 from engine.forms import size_errors
 from engine.inbox import inbox, inbox_choices, inbox_counts, task_fate
 from engine.mail import one_line
-from engine.models import Attachment, Child, OpenTask, TaskDraft, User
+from engine.models import Attachment, Child, Instance, OpenTask, TaskDraft, User
 from engine.runtime import Conflict, EngineError, FormInvalid, NotAllowed, ProcessFault, TaskNotReady
 
 from .access import may_view_child, record_view
 from .context import db, engine, now, record_fault
+from .documents import Reviewed, reviewed_pep
 from .formschema import (
     add_item,
     attachment_paths,
@@ -101,8 +103,9 @@ def task(task_id):
         view = _task_for_person(engine().task_view, task_id)
         open_task, draft = view["task"], db().get(TaskDraft, (task_id, current_user.id))
         record_view(open_task.child_id, "task", task=open_task.name)
+        reviewed = _reviewed(open_task, view)
         db().commit()
-        return render_page(open_task, view, draft.data if draft else view["data"], {}, draft)
+        return render_page(open_task, view, draft.data if draft else view["data"], {}, draft, reviewed=reviewed)
 
     # Reading what was posted needs only the form and the version: the workflow is rebuilt (for the
     # instructions) only when the page is shown again, never for a submission that goes through.
@@ -208,7 +211,20 @@ def _show_again(open_task, values, errors, draft, version, **page):
     except TaskNotReady:
         db().rollback()
         return _no_longer_open(open_task.id, open_task.child_id, values, None)
-    return render_page(open_task, view, values, errors, draft, version=version, **page)
+    reviewed = _reviewed(open_task, view)
+    db().commit()
+    return render_page(open_task, view, values, errors, draft, version=version, reviewed=reviewed, **page)
+
+
+def _reviewed(open_task, view) -> Reviewed | None:
+    """What the task's form says it reviews (`x-reviews`), for the person who may do the task (`view`
+    is the engine's answer to them); the look at the PEP is written to the child's history."""
+    declaration = task_schema(view).get(REVIEWS_KEY)
+    if not declaration:
+        return None
+    instance = db().get(Instance, open_task.instance_id)
+    record_view(open_task.child_id, "pep_document", instance_id=instance.id, task=open_task.name)
+    return reviewed_pep(db(), instance, declaration)
 
 
 def _as_typed(posted) -> dict[str, str]:
@@ -247,9 +263,10 @@ def _no_longer_open(task_id: str, child_id: str, answers: dict, schema: dict | N
 
 
 def render_page(open_task, view, values, errors, draft, status=200, conflict=None, anchor=None, version=None,
-                child=None, lost=None):
-    """The task page. `lost` (the database connection was lost: "draft" if the answers were saved as
-    one, "page" if they are only on the page) shows it from what was read before, without the database."""
+                child=None, lost=None, reviewed=None):
+    """The task page, with what the task reviews (`reviewed`) beside the form. `lost` (the database
+    connection was lost: "draft" if the answers were saved as one, "page" if they are only on the page)
+    shows it from what was read before, without the database."""
     schema = task_schema(view)
     fields = build_fields(schema, values, errors)
     child = child or db().get(Child, open_task.child_id)
@@ -257,7 +274,7 @@ def render_page(open_task, view, values, errors, draft, status=200, conflict=Non
     return render_template(
         "inbox/task.html", task=open_task, child=child, view=view, schema=schema, fields=fields,
         errors=error_summary(fields, errors), draft=draft, conflict=conflict, anchor=anchor, attachments=attachments,
-        version=view["instance_version"] if version is None else version, now=now(), lost=lost,
+        version=view["instance_version"] if version is None else version, now=now(), lost=lost, reviewed=reviewed,
     ), status
 
 

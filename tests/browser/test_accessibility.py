@@ -1,6 +1,7 @@
 """Automated accessibility checks (axe-core, WCAG 2.2 A and AA rules) of the pages people use most:
-no serious or critical violation on the inbox, a task form (with its error summary), a child's page,
-the process owners' modeller and forms editor, and the auditors' timeline and replay."""
+no serious or critical violation on the inbox, a task form (with its error summary, and with the PEP
+beside it on a review step), a child's page, the process owners' modeller and forms editor, and the
+auditors' timeline and replay."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from webui.grants import grant
 from ..conftest import BASIC_BUNDLE
 from ..test_runtime import MEETING, PEP, complete, only_task, start_review
 from ..web.conftest import PASSWORD_HASH
+from ..web.test_review_pages import qa_reviews, to_qa
 from .conftest import sign_in
 
 AXE = Path(__file__).resolve().parents[2] / "node_modules" / "axe-core" / "axe.min.js"
@@ -53,6 +55,19 @@ def test_a_task_form_and_its_error_summary_have_no_serious_accessibility_problem
     page.get_by_role("button", name="Add a SMART target").click()
     page.get_by_role("button", name="Submit").click()
     expect(page.locator(".govuk-error-summary")).to_be_visible()  # waits for the page the POST returns
+    assert serious_violations(page) == []
+
+
+def test_a_review_step_with_the_pep_beside_its_form_has_no_serious_accessibility_problems(
+        page, deployed_app, engine, council, clock):
+    qa_reviews(council, clock, "pep")
+    _instance_id, qa = to_qa(engine, council)
+    sign_in(page, "ea@demo.test")
+    page.goto(f"/tasks/{qa.id}")
+    expect(page.get_by_role("region", name="The PEP you are reviewing")).to_be_visible()
+    assert serious_violations(page) == []
+    page.get_by_role("button", name="Submit").click()
+    expect(page.locator(".govuk-error-summary")).to_be_visible()
     assert serious_violations(page) == []
 
 
