@@ -20,7 +20,7 @@ from engine.models import Instance, Notification, OpenTask, User
 from engine.runtime import FormInvalid, NotAllowed
 
 from ..conftest import shipped_bundle
-from ..helpers import sweep
+from ..helpers import files_named, sweep
 
 SW, SW2, BSO, PA = "sw@council.test", "sw2@council.test", "bso@council.test", "pa@council.test"
 DT, OTHER_DT, COLLEGE_DT = "dt@oak.test", "dt@elm.test", "dt@college.test"
@@ -117,6 +117,7 @@ def start_cycle(engine, sessions, child_id="Y5", next_meeting_date=None, previou
 
 def complete(engine, sessions, task: OpenTask, actor: str, data: dict):
     with sessions.begin() as s:
+        files_named(s, task.child_id, data, engine.now())
         return engine.complete_task(s, task.id, actor, data)
 
 
