@@ -18,10 +18,11 @@ from SpiffWorkflow.exceptions import WorkflowException
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from engine.attachments import attachment_answers, store
 from engine.calendar import default_calendar
 from engine.clock import FrozenClock
 from engine.deploy import Bundle, deploy
-from engine.models import Event, Instance, OpenTask, ProcessDefinition, User
+from engine.models import Attachment, Event, Instance, OpenTask, ProcessDefinition, User
 from engine.runtime import Engine, EngineError
 from engine.timers import fire_due_timers
 
@@ -187,6 +188,7 @@ class Simulation:
         try:
             bare.run(spiff_task, answers)
             with self.result.engine.timing(self.result.engine_cpu), self.sessions.begin() as session:
+                self._attach(session, task.child_id, self.forms.get(form, {}), answers, email)
                 self.engine.complete_task(session, task_id, email, answers, expected_version=version)
         except (EngineError, WorkflowException) as exc:
             self.result.refused[f"{form}: {str(exc)[:160]}"] += 1
@@ -196,6 +198,12 @@ class Simulation:
         self.result.bare_cpu.append(bare.cpu_seconds)
         self.result.ratios.append(self.result.engine[-1] / bare.seconds)
         self.result.tasks_done += 1
+
+    def _attach(self, session: Session, child_id: str, schema: dict, answers: dict, email: str) -> None:
+        """Store a small file for each file the professional names, as the web app does when one is attached."""
+        for _path, name in attachment_answers(schema, answers):
+            if isinstance(name, str) and session.get(Attachment, name) is None:
+                store(session, child_id, f"{name}.pdf", "application/pdf", b"%PDF-1.4", email, self.engine.now(), name)
 
     def _count_peps(self) -> None:
         """PEPs completed in the year, and how many had every task done by its deadline."""

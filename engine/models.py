@@ -340,6 +340,8 @@ class Attachment(Base):
     content: Mapped[bytes] = mapped_column(LargeBinary)
     uploaded_by: Mapped[str] = mapped_column(String(254))
     uploaded_at: Mapped[datetime]
+    # taken off a draft before any answer submitted it: content emptied, row kept for the allowance
+    removed_at: Mapped[datetime | None]
 
 
 class SignInFailure(Base):

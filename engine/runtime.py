@@ -27,6 +27,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.orm.exc import StaleDataError
 
 from . import calendar, clock, depth, history, limits
+from .attachments import unknown_files
 from .clock import FrozenClock, SystemClock, install_spiff_clock
 from .db import connection_lost, json_rows, pipelined
 from .forms import field_errors, size_errors, text_errors
@@ -180,6 +181,7 @@ class Engine:
         self._specs: OrderedDict[int, tuple] = OrderedDict()
         self._spec_cache_size = spec_cache_size
         self._forms: dict[tuple[int, str], str] = {}
+        self._schemas: dict[tuple[int, str], dict] = {}
         self._roles: RoleDirectory | None = None
 
     def roles(self, session: Session, refresh: bool = False) -> RoleDirectory:
@@ -270,7 +272,9 @@ class Engine:
                 raise Conflict("this PEP was changed by someone else since you opened it: reload the page")
             source = self._form_source(instance, open_task.form) if open_task.form else None
             errors = (text_errors(data, source) or size_errors(data, source)
-                      or (field_errors(source, data) if source else {}))
+                      or (field_errors(source, data) if source else {})
+                      or (unknown_files(session, instance.child_id, self._form_schema(instance, open_task.form), data)
+                          if source else {}))
             if errors:
                 raise FormInvalid(errors)
             workflow = self.load(instance)
@@ -585,6 +589,13 @@ class Engine:
                 raise NotFound(f"form {form} is missing from deployment {deployment.version}")
             self._forms[key] = file.content
         return self._forms[key]
+
+    def _form_schema(self, instance: Instance, form: str) -> dict:
+        """The task's form as a dict (read once per deployment and form, like its source)."""
+        key = (instance.definition.deployment_id, form)
+        if key not in self._schemas:
+            self._schemas[key] = json.loads(self._form_source(instance, form))
+        return self._schemas[key]
 
     def _log(self, session, instance, actor, kind, task_id=None, **data):
         history.append(session, instance.child_id, [

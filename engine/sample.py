@@ -17,7 +17,8 @@ def sample_answers(schema: dict, today: date, rng: random.Random | None = None, 
     answers = {}
     required = set(schema.get("required", []))
     for name, spec in schema.get("properties", {}).items():
-        if spec.get("x-widget") == "attachment":
+        items = spec.get("items")
+        if spec.get("x-widget") == "attachment" or (isinstance(items, dict) and items.get("x-widget") == "attachment"):
             continue  # nothing to upload in a simulation
         if name in required or (not required_only and rng.random() < 0.7):
             answers[name] = _value(name, spec, today, rng)

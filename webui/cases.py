@@ -10,6 +10,7 @@ from flask import Blueprint, Response, abort, flash, redirect, render_template, 
 from flask_login import current_user, login_required
 from sqlalchemy import func, select
 
+from engine.attachments import files_in_record
 from engine.calendar import academic_year_age
 from engine.forms import field_errors, size_errors
 from engine.models import Attachment, Child, Deployment, Instance, OpenTask, Role, User
@@ -51,12 +52,14 @@ def child(child_id):
     people = {u.id: u for u in db().scalars(select(User).where(User.id.in_({t.assignee_id for t in tasks if t.assignee_id})))}
     roles = dict(db().execute(select(Role.key, Role.label)).all())
     team = case_team(db(), child_id)
-    attachments = db().scalars(select(Attachment).where(Attachment.child_id == child_id).order_by(Attachment.uploaded_at.desc())).all()
+    attachments = db().scalars(select(Attachment).where(Attachment.child_id == child_id, Attachment.removed_at.is_(None))
+                               .order_by(Attachment.uploaded_at.desc())).all()
+    in_record = files_in_record(db(), child_id) if attachments else {}
     db().commit()
     read_only = current_user.is_auditor  # auditors may read the record, never act on it
     return render_template(
         "cases/child.html", child=child, running=running, earlier=[i for i in instances if i.status != "running"],
-        tasks=tasks, people=people, roles=roles, team=team, attachments=attachments, now=now(),
+        tasks=tasks, people=people, roles=roles, team=team, attachments=attachments, in_record=in_record, now=now(),
         age=academic_year_age(child.date_of_birth) if child.date_of_birth else None,
         meeting=next_meeting(db(), child_id), changes={} if read_only else _changes_offered(child_id, running),
         linkable=set() if read_only else {t.id for t in tasks if link_allowed(t) and may_issue(t)},
@@ -101,7 +104,7 @@ def meeting_invitation(child_id):
 @login_required
 def attachment(attachment_id):
     item = db().get(Attachment, attachment_id)
-    if item is None or not may_view_child(current_user, item.child_id):
+    if item is None or item.removed_at is not None or not may_view_child(current_user, item.child_id):
         abort(404)
     record_view(item.child_id, "attachment", attachment=item.filename)
     db().commit()

@@ -24,6 +24,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from engine import history
+from engine.attachments import is_attachment
 from engine.deploy import WHOLE_PEP
 from engine.models import Attachment, Child, Event, Instance, User
 
@@ -37,7 +38,7 @@ class Answer:
     label: str
     text: str = ""
     items: list[list[Answer]] = field(default_factory=list)  # a repeatable group: one list per item
-    attachment_id: str | None = None
+    files: list[tuple[str, str]] = field(default_factory=list)  # (attachment id, file name) of a file answer
 
 
 @dataclass
@@ -56,7 +57,8 @@ def pep_sections(session: Session, instance: Instance) -> list[Section]:
     deployment = instance.definition.deployment
     names = dict(session.execute(select(User.email, User.name)).all())
     attachments = dict(session.execute(
-        select(Attachment.id, Attachment.filename).where(Attachment.child_id == instance.child_id)
+        select(Attachment.id, Attachment.filename).where(Attachment.child_id == instance.child_id,
+                                                         Attachment.removed_at.is_(None))
     ).all())
     sections = []
     for event in history.events(session, instance.child_id, instance.id):
@@ -95,9 +97,10 @@ def reviewed_pep(session: Session, instance: Instance, declaration) -> Reviewed:
 
 
 def _attached(items: list[Answer]):
+    """(attachment id, file name, field label) of each file among the answers."""
     for answer in items:
-        if answer.attachment_id:
-            yield answer
+        for attachment_id, filename in answer.files:
+            yield attachment_id, filename, answer.label
         for item in answer.items:
             yield from _attached(item)
 
@@ -131,8 +134,10 @@ def answers(schema: dict, data: dict, attachments: dict[str, str]) -> list[Answe
             result.append(Answer(label, items=items))
         elif spec.get("type") == "object" and isinstance(value, dict):
             result.append(Answer(label, items=[answers(spec, value, attachments)]))
-        elif spec.get("x-widget") == "attachment":
-            result.append(Answer(label, attachments.get(value, "file"), attachment_id=value))
+        elif is_attachment(spec) or (spec.get("type") == "array" and is_attachment(spec.get("items"))):
+            files = [(name, attachments[name]) for name in (value if isinstance(value, list) else [value])
+                     if isinstance(name, str) and name in attachments]
+            result.append(Answer(label, ", ".join(filename for _, filename in files) or "No file", files=files))
         else:
             result.append(Answer(label, display(value, spec)))
     return result

@@ -11,11 +11,21 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
-from werkzeug.datastructures import MultiDict
+from werkzeug.datastructures import FileStorage, MultiDict
 
 from engine.forms import LARGEST_NUMBER
 
 MAX_RADIOS = 6
+
+
+@dataclass
+class NewFile:
+    """A file chosen for an attachment field, not yet stored (webui/uploads.py stores it and puts its id
+    in the answers); `kept` is the file the field held before, which stays if this one is refused."""
+
+    upload: FileStorage
+    kept: str | None = None
+    content: bytes = b""  # read when the file is checked
 
 
 @dataclass
@@ -135,28 +145,34 @@ def widget_for(spec: dict) -> str:
     return "text"
 
 
-def parse_submission(schema: dict, form: MultiDict, prefix: str = "") -> dict:
-    """Turn posted form fields into data of the schema's types; empty answers are left out."""
+def parse_submission(schema: dict, form: MultiDict, prefix: str = "", files: MultiDict | None = None) -> dict:
+    """Turn posted form fields into data of the schema's types; empty answers are left out. A file chosen
+    in `files` (an attachment field, wherever it is in the form) becomes a `NewFile` for uploads.py."""
     data = {}
     for name, spec in schema.get("properties", {}).items():
-        value = _parse(f"{prefix}{name}", spec, form)
+        value = _parse(f"{prefix}{name}", spec, form, files)
         if value is not None:
             data[name] = value
     return data
 
 
-def _parse(path: str, spec: dict, form: MultiDict):
+def _parse(path: str, spec: dict, form: MultiDict, files: MultiDict | None = None):
     widget = widget_for(spec)
     if widget == "group":
-        value = parse_submission(spec, form, f"{path}.")
+        value = parse_submission(spec, form, f"{path}.", files)
         return value or None
     if widget == "list":
         item_schema = spec.get("items", {})
-        return [parse_submission(item_schema, form, f"{path}.{i}.") for i in item_indices(form, path)] or None
+        return [parse_submission(item_schema, form, f"{path}.{i}.", files)
+                for i in item_indices(form, path, files)] or None
     if widget == "values":
         item_schema = spec.get("items", {})
-        values = [_parse(f"{path}.{i}", item_schema, form) for i in item_indices(form, path)]
+        values = [_parse(f"{path}.{i}", item_schema, form, files) for i in item_indices(form, path, files)]
         return [v for v in values if v is not None] or None
+    if widget == "attachment":
+        upload = files.get(path) if files else None
+        kept = (form.get(path) or "").strip() or None
+        return NewFile(upload, kept) if upload is not None and upload.filename else kept
     if widget == "checkboxes":
         return form.getlist(path) or None
     if widget == "date":
@@ -173,11 +189,11 @@ def _parse(path: str, spec: dict, form: MultiDict):
     return raw
 
 
-def item_indices(form: MultiDict, path: str) -> list[int]:
+def item_indices(form: MultiDict, path: str, files: MultiDict | None = None) -> list[int]:
     """The item numbers of a repeatable field present in the posted form: "targets.0.what" of a group,
-    "pep_dates.0" (or a date's "pep_dates.0-day") of a single answer."""
+    "pep_dates.0" (or a date's "pep_dates.0-day") of a single answer, "documents.0" of a file chosen."""
     found = set()
-    for key in form:
+    for key in [*form, *(files or ())]:
         match = re.match(rf"{re.escape(path)}\.(\d+)(?:$|[.-])", key)
         if match:
             found.add(int(match.group(1)))
@@ -206,7 +222,8 @@ def _number(raw: str, kind: str | None):
 
 
 def attachment_paths(schema: dict, prefix: str = "") -> list[str]:
-    """Paths of top-level and grouped attachment fields (uploads are taken by the view)."""
+    """Paths of the attachment fields outside repeatable answers (the files a page with no items yet asks
+    for); the files of given answers, items too, are `engine.attachments.attachment_answers`."""
     paths = []
     for name, spec in schema.get("properties", {}).items():
         if widget_for(spec) == "attachment":
@@ -243,6 +260,27 @@ def add_item(schema: dict, data: dict, path: str) -> None:
         return
     if len(items) < spec.get("maxItems", 50):
         items.append({} if widget_for(spec) == "list" else "")
+
+
+def drop_path(data: dict, path: str) -> None:
+    """Leave the answer at a dotted path out of the data (an item of a repeatable answer is removed); a
+    group or list of answers left empty goes too."""
+    *parents, last = path.split(".")
+    nodes = [data]
+    for part in parents:
+        nodes.append(_child(nodes[-1], part))
+    if isinstance(nodes[-1], list):
+        nodes[-1].pop(int(last))
+    else:
+        del nodes[-1][last]
+    for parent, part in zip(reversed(nodes[:-1]), reversed(parents), strict=True):
+        if not isinstance(parent, dict) or parent[part]:
+            break  # an item of a repeatable group stays, even when emptied: the person removes items
+        del parent[part]
+
+
+def _child(node, part: str):
+    return node[int(part)] if isinstance(node, list) else node[part]
 
 
 def remove_item(data: dict, path: str) -> None:

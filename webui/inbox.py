@@ -6,10 +6,6 @@ turns requests into engine calls and engine answers into pages.
 
 from __future__ import annotations
 
-import hashlib
-import uuid
-from datetime import timedelta
-
 from flask import (
     Blueprint,
     abort,
@@ -22,15 +18,15 @@ from flask import (
     url_for,
 )
 from flask_login import current_user, login_required
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 
+from engine.attachments import attachment_answers
 from engine.db import connection_lost, describe
 from engine.deploy import REVIEWS_KEY
 from engine.forms import size_errors
 from engine.inbox import inbox, inbox_choices, inbox_counts, task_fate
-from engine.mail import one_line
-from engine.models import Attachment, Child, Instance, OpenTask, TaskDraft, User
+from engine.models import Child, Instance, OpenTask, TaskDraft, User
 from engine.runtime import Conflict, EngineError, FormInvalid, NotAllowed, ProcessFault, TaskNotReady
 
 from .access import may_view_child, record_view
@@ -38,25 +34,28 @@ from .context import db, engine, now, record_fault
 from .documents import Reviewed, reviewed_pep
 from .formschema import (
     add_item,
-    attachment_paths,
     build_fields,
+    drop_path,
     error_summary,
     parse_submission,
     remove_item,
-    set_path,
     task_schema,
-    value_at,
 )
 from .timeline import plain
+from .uploads import (
+    as_kept,
+    check_uploads,
+    file_links,
+    files_named,
+    keep_known_files,
+    put_back,
+    remove_left,
+    store_uploads,
+)
 
 bp = Blueprint("inbox", __name__)
 
 DUE_WINDOWS = [("", "Any time"), ("overdue", "Overdue"), ("week", "Due within 7 days"), ("month", "Due within a month")]
-ALLOWED_UPLOADS = {
-    "application/pdf", "image/png", "image/jpeg", "text/plain",
-    "application/msword", "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
-}
-MB = 1024 * 1024
 
 
 @bp.get("/")
@@ -117,61 +116,86 @@ def task(task_id):
     if version is None:  # none, or a garbled one: the version the page is about now
         version = form["instance_version"]
     action = request.form.get("_do", "submit")
-    data = parse_submission(schema, request.form)
+    data = parse_submission(schema, request.form, files=request.files)
     keep_known_files(schema, data, open_task.child_id)
+    before = files_named(schema, data) | files_named(schema, draft.data if draft else None)
+    if action.startswith("detach:"):
+        _detach(schema, data, action[7:])
     try:
         # Answers too long, or a file refused: the page again with what was typed, and nothing saved.
-        refused = size_errors(data, schema) or _take_uploads(schema, data, open_task.child_id)
+        refused = size_errors(as_kept(data), schema) or check_uploads(data, current_user.email)
         if refused:
             db().rollback()
-            return _show_again(open_task, data, refused, draft, version, status=422)
-        if action.startswith(("add:", "remove:")):
-            (add_item(schema, data, action[4:]) if action.startswith("add:") else remove_item(data, action[7:]))
+            return _show_again(open_task, as_kept(data), refused, draft, version, status=422)
+        stored = store_uploads(data, open_task.child_id, current_user.email)
+        if action.startswith(("add:", "remove:", "detach:")):
+            kind, _, path = action.partition(":")
+            if kind == "add":
+                add_item(schema, data, path)
+            elif kind == "remove":
+                remove_item(data, path)
             _save_draft(task_id, data)
+            remove_left(schema, before, data, open_task.child_id, current_user.email)
             db().commit()
-            return _show_again(open_task, data, {}, draft, version, anchor=action.split(":", 1)[1])
+            return _show_again(open_task, data, {}, draft, version, anchor=path)
         if action == "save":
             _save_draft(task_id, data)
+            remove_left(schema, before, data, open_task.child_id, current_user.email)
             db().commit()
             flash("Your answers are saved. You can come back to this task from your inbox.")
             return redirect(url_for("inbox.task", task_id=task_id))
-        return _submit(open_task, child, schema, data, draft, version)
+        return _submit(open_task, child, schema, data, draft, version, stored, before)
     except SQLAlchemyError as exc:
         if not connection_lost(exc):
             raise
-        return _database_lost(form, child, data, draft, version, exc)
+        return _database_lost(form, child, as_kept(data), draft, version, exc)
 
 
-def _submit(open_task, child, schema, data, draft, version):
+def _detach(schema: dict, data: dict, path: str) -> None:
+    """Take the file at `path` off the answers (the Remove button beside it)."""
+    if path in {named for named, _ in attachment_answers(schema, data)}:
+        drop_path(data, path)
+
+
+def _submit(open_task, child, schema, data, draft, version, stored, before):
+    """Complete the task with the answers. Refused, the files stored with them are kept all the same
+    (with the draft, or on the page shown again), so nobody is asked to choose a file twice."""
+    child_id, me = open_task.child_id, current_user.email
     try:
-        engine().complete_task(db(), open_task.id, current_user.email, data, expected_version=version)
+        engine().complete_task(db(), open_task.id, me, data, expected_version=version)
         if draft is not None:
             db().delete(draft)
+        remove_left(schema, before, data, child_id, me)
         db().commit()
     except FormInvalid as exc:
-        db().rollback()  # the files uploaded with the answers too: the draft keeps no reference to them
-        errors = {path: "Select the file again: it could not be kept while the form has errors"
-                  for path in keep_known_files(schema, data, open_task.child_id)} | exc.errors
+        db().rollback()
+        put_back(stored)
         _save_draft(open_task.id, data)
+        remove_left(schema, before, data, child_id, me)
         db().commit()
-        return _show_again(open_task, data, errors, draft, version, status=422)
+        return _show_again(open_task, data, exc.errors, draft, version, status=422)
     except Conflict as exc:
         db().rollback()
+        put_back(stored)
+        db().commit()
         return _show_again(open_task, data, {}, draft, version, conflict=str(exc), status=409)
     except TaskNotReady:
         db().rollback()
-        return _no_longer_open(open_task.id, open_task.child_id, data, None)
+        put_back(stored)
+        return _no_longer_open(open_task.id, child_id, data, None)
     except NotAllowed:
         db().rollback()
         abort(403)
     except ProcessFault as fault:  # the answers are kept as a draft: nothing the person typed is lost
         told = record_fault(fault, "task")
-        keep_known_files(schema, data, open_task.child_id)
+        put_back(stored)
         _save_draft(open_task.id, data)
         db().commit()
         return _show_again(open_task, data, {"(form)": told}, draft, version, status=500)
     except EngineError as exc:
         db().rollback()
+        put_back(stored)
+        db().commit()
         return _show_again(open_task, data, {"(form)": str(exc)}, draft, version, status=422)
     flash(f"{open_task.name} for {child.name} is done.", "success")
     return redirect(url_for("inbox.index"))
@@ -270,7 +294,7 @@ def render_page(open_task, view, values, errors, draft, status=200, conflict=Non
     schema = task_schema(view)
     fields = build_fields(schema, values, errors)
     child = child or db().get(Child, open_task.child_id)
-    attachments = {} if lost == "page" else _attachment_names(values, schema)
+    attachments = {} if lost == "page" else file_links(schema, values, open_task.child_id)
     return render_template(
         "inbox/task.html", task=open_task, child=child, view=view, schema=schema, fields=fields,
         errors=error_summary(fields, errors), draft=draft, conflict=conflict, anchor=anchor, attachments=attachments,
@@ -286,76 +310,6 @@ def _save_draft(task_id: str, data: dict) -> TaskDraft:
     else:
         draft.data, draft.saved_at = data, now()
     return draft
-
-
-def _take_uploads(schema: dict, data: dict, child_id: str) -> dict[str, str]:
-    """Store uploaded files and put their ids in the data; an empty upload keeps the earlier file.
-    {field path: message} for each file refused (its type, its size, or the person's daily allowance),
-    and then none is stored."""
-    config = current_app.config
-    errors, taken = {}, []
-    for path in attachment_paths(schema):
-        upload = request.files.get(path)
-        if upload is None or not upload.filename:
-            continue
-        content = upload.read(config["UPLOAD_MAX_BYTES"] + 1)
-        if upload.mimetype not in ALLOWED_UPLOADS:
-            errors[path] = "The selected file must be a PDF, Word document, image (PNG or JPEG) or text file"
-        elif len(content) > config["UPLOAD_MAX_BYTES"]:
-            errors[path] = f"The selected file must be smaller than {config['UPLOAD_MAX_BYTES'] // MB} MB"
-        elif not content:
-            errors[path] = "The selected file is empty"
-        else:
-            taken.append((path, upload, content))
-    if errors or not taken:
-        return errors
-    since = now() - timedelta(days=1)
-    uploaded = db().scalar(select(func.coalesce(func.sum(Attachment.size), 0))
-                           .where(Attachment.uploaded_by == current_user.email, Attachment.uploaded_at > since))
-    if uploaded + sum(len(content) for _, _, content in taken) > config["UPLOAD_DAILY_BYTES"]:
-        message = (f"You can upload up to {config['UPLOAD_DAILY_BYTES'] // MB} MB of files in a day. "
-                   "Try again tomorrow, or ask the Virtual School to add the file")
-        return {path: message for path, _, _ in taken}
-    for path, upload, content in taken:
-        attachment = Attachment(id=str(uuid.uuid4()), child_id=child_id, filename=one_line(upload.filename, 255),
-                                content_type=upload.mimetype, size=len(content),
-                                sha256=hashlib.sha256(content).hexdigest(), content=content,
-                                uploaded_by=current_user.email, uploaded_at=now())
-        db().add(attachment)
-        set_path(data, path, attachment.id)
-    return {}
-
-
-def keep_known_files(schema: dict, data: dict, child_id: str) -> list[str]:
-    """Leave out of the answers every file that is not one stored for this child: one named by an altered
-    page, or one uploaded with answers that were refused (and so not kept). Returns the fields emptied."""
-    held = {path: value for path in attachment_paths(schema) if (value := value_at(data, path)) is not None}
-    ids = [value for value in held.values() if isinstance(value, str)]
-    stored = set(db().scalars(select(Attachment.id).where(Attachment.id.in_(ids), Attachment.child_id == child_id))
-                 ) if ids else set()
-    emptied = [path for path, value in held.items() if value not in stored]
-    for path in emptied:
-        *parents, name = path.split(".")
-        nodes = [data]
-        for part in parents:
-            nodes.append(nodes[-1][part])
-        del nodes[-1][name]
-        for parent, part in zip(reversed(nodes[:-1]), reversed(parents), strict=True):  # no group left empty
-            if not parent[part]:
-                del parent[part]
-    return emptied
-
-
-def _attachment_names(values: dict, schema: dict) -> dict[str, str]:
-    ids = {}
-    for path in attachment_paths(schema):
-        node = value_at(values, path)
-        if isinstance(node, str):
-            ids[path] = node
-    if not ids:
-        return {}
-    names = dict(db().execute(select(Attachment.id, Attachment.filename).where(Attachment.id.in_(ids.values()))).all())
-    return {path: names.get(attachment_id, "") for path, attachment_id in ids.items()}
 
 
 @bp.post("/tasks/<task_id>/claim")

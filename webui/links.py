@@ -18,13 +18,15 @@ from flask import Blueprint, abort, current_app, make_response, render_template,
 from flask_login import current_user, login_required
 
 from engine import history
+from engine.attachments import attachment_answers
+from engine.forms import size_errors
 from engine.models import CaseTeamMember, Child, Instance, OpenTask, TaskLink, User
 from engine.runtime import EngineError, FormInvalid, ProcessFault, TaskNotReady
 
 from .access import may_view_child
 from .context import db, engine, now, record_fault
-from .formschema import build_fields, error_summary, parse_submission, task_schema
-from .inbox import keep_known_files
+from .formschema import build_fields, drop_path, error_summary, parse_submission, task_schema
+from .uploads import as_kept, check_uploads, file_links, keep_known_files, put_back, store_uploads
 
 bp = Blueprint("links", __name__)
 
@@ -122,25 +124,44 @@ def use(token):
     if request.method == "GET":
         return _form_page(task, acting, None, {})
     # Reading the answers needs only the form: the workflow is rebuilt only to show the page again.
-    form = engine().task_form(db(), task.id, acting.email)
-    data = parse_submission(task_schema(form), request.form)
-    keep_known_files(task_schema(form), data, task.child_id)  # a link's page holds no files of other children
+    schema = task_schema(engine().task_form(db(), task.id, acting.email))
+    data = parse_submission(schema, request.form, files=request.files)
+    keep_known_files(schema, data, task.child_id)  # a link's page holds no files of other children
+    action = request.form.get("_do", "submit")
+    if action.startswith("detach:"):  # a link keeps no draft: the page again, without that file
+        if action[7:] in {path for path, _ in attachment_answers(schema, data)}:
+            drop_path(data, action[7:])
+        return _form_page(task, acting, as_kept(data), {})
+    refused = size_errors(as_kept(data), schema) or check_uploads(data, acting.email)
+    if refused:
+        db().rollback()
+        return _form_page(task, acting, as_kept(data), refused)
+    stored = store_uploads(data, task.child_id, acting.email)
     try:
         engine().complete_task(db(), task.id, acting.email, data, link_issued_by=link.created_by)
-    except FormInvalid as exc:
-        db().rollback()
+    except FormInvalid as exc:  # the files chosen are kept, and the page shown again names them
+        _refused(stored)
         return _form_page(task, acting, data, exc.errors)
     except ProcessFault as fault:
-        return _form_page(task, acting, data, {"(form)": record_fault(fault, "task")})
+        told = record_fault(fault, "task")
+        put_back(stored)
+        db().commit()
+        return _form_page(task, acting, data, {"(form)": told})
     except TaskNotReady:
         db().rollback()
         _gone("done")
     except EngineError as exc:  # the process refused the answers (its own check): said as the diagram says it
-        db().rollback()
+        _refused(stored)
         return _form_page(task, acting, data, {"(form)": str(exc)})
     link.used_at = now()
     db().commit()
     return render_template("links/thanks.html")
+
+
+def _refused(stored) -> None:
+    db().rollback()
+    put_back(stored)
+    db().commit()
 
 
 def _form_page(task: OpenTask, acting: User, values: dict | None, errors: dict[str, str]):
@@ -149,7 +170,8 @@ def _form_page(task: OpenTask, acting: User, values: dict | None, errors: dict[s
         view = engine().task_view(db(), task.id, acting.email)
     except TaskNotReady:
         _gone("done")
-    fields = build_fields(task_schema(view),
-                          view["data"] if values is None else values, errors)
+    values = view["data"] if values is None else values
+    fields = build_fields(task_schema(view), values, errors)
     return render_template("links/form.html", task=task, view=view, fields=fields,
+                           attachments=file_links(task_schema(view), values, task.child_id, linked=False),
                            errors=error_summary(fields, errors)), 422 if errors else 200

@@ -18,7 +18,7 @@ from engine.models import Instance, Notification, OpenTask, User
 from engine.runtime import FormInvalid, NotAllowed
 from tests.conftest import shipped_bundle
 
-from ..helpers import open_tasks, sweep
+from ..helpers import files_named, open_tasks, sweep
 
 SW, DT, EA, VSH = "sw@council.test", "dt@oak.test", "ea@council.test", "vsh@council.test"
 YP, CARER, IRO = "yp@home.test", "carer@home.test", "iro@council.test"
@@ -108,6 +108,7 @@ def task(sessions, spec_id, child="Y5") -> OpenTask:
 
 def do(engine, sessions, spec_id, actor, data, child="Y5"):
     with sessions.begin() as s:
+        files_named(s, child, data, engine.now())
         return engine.complete_task(s, task(sessions, spec_id, child).id, actor, data)
 
 

@@ -20,7 +20,7 @@ from engine.models import Instance, Notification, OpenTask, User
 from engine.runtime import FormInvalid, NotAllowed
 
 from ..conftest import shipped_bundle
-from ..helpers import sweep
+from ..helpers import files_named, sweep
 
 SW, SW2, BSO, PA = "sw@council.test", "sw2@council.test", "bso@council.test", "pa@council.test"
 DT, OTHER_DT, COLLEGE_DT = "dt@oak.test", "dt@elm.test", "dt@college.test"
@@ -121,6 +121,7 @@ def complete(engine, sessions, task: OpenTask, actor: str, data: dict):
     if held and engine.clock.now().date().isoformat() < held:
         engine.clock.set(f"{held}T16:00:00+00:00")
     with sessions.begin() as s:
+        files_named(s, task.child_id, data, engine.now())
         return engine.complete_task(s, task.id, actor, data)
 
 

@@ -115,16 +115,16 @@ def pep_to_send(app, council, clock, engine):
     return only_task(council)
 
 
-def test_a_file_sent_with_answers_that_are_refused_is_not_kept_and_the_draft_does_not_name_it(pep_to_send, browser,
-                                                                                                council):
+def test_a_file_sent_with_answers_that_are_refused_is_kept_and_the_draft_names_it(pep_to_send, browser, council):
     url = f"/tasks/{pep_to_send.id}"
     refused = browser("sw@demo.test").post(url, {"pep_document": (io.BytesIO(b"%PDF"), "pep.pdf", "application/pdf")},
                                            page_url=url, content_type="multipart/form-data")
     assert refused.status_code == 422
-    assert "Select the file again: it could not be kept while the form has errors" in refused.get_data(as_text=True)
+    assert "Select the file again" not in refused.get_data(as_text=True) and ">pep.pdf</a>" in refused.get_data(as_text=True)
     with council() as s:
-        assert s.scalars(select(Attachment)).all() == []
-        assert s.scalars(select(TaskDraft.data)).all() == [{}]  # before, the draft named a file never stored
+        [kept] = s.scalars(select(Attachment)).all()
+        assert kept.child_id == "C001" and kept.content == b"%PDF"
+        assert s.scalars(select(TaskDraft.data)).all() == [{"pep_document": kept.id}]  # a file that exists
 
 
 def test_a_page_altered_to_name_another_childs_file_attaches_nothing(pep_to_send, browser, council, engine):
