@@ -52,6 +52,7 @@ NS = {
 FORM_PROPERTY = "formJsonSchemaFilename"
 DUE_PROPERTY = "dueDate"
 VALIDATE_PROPERTY = "validate"
+SENT_BACK_PROPERTY = "sentBack"  # why a task that opens again was sent back (an expression; empty: it was not)
 NOTIFY_PROPERTY = "notify"
 NOTIFY_SUBJECT_PROPERTY = "notifySubject"
 NOTIFY_BODY_PROPERTY = "notifyBody"
@@ -682,7 +683,8 @@ def _check_expressions(path, tree) -> list[DeployError]:
     errors = []
     root = tree.getroot()
     found = [(node, check, node.text) for xpath, check in _EXPRESSION_XPATHS for node in root.iterfind(xpath, NS)]
-    for name, check in ((DUE_PROPERTY, compile_expression), (VALIDATE_PROPERTY, compile_rule)):
+    for name, check in ((DUE_PROPERTY, compile_expression), (VALIDATE_PROPERTY, compile_rule),
+                        (SENT_BACK_PROPERTY, compile_expression)):
         found += [(node, check, node.get("value")) for node in root.iterfind(f".//spiffworkflow:property[@name='{name}']", NS)]
     for name in (NOTIFY_SUBJECT_PROPERTY, NOTIFY_BODY_PROPERTY):
         found += [(node, check_template, node.get("value")) for node in root.iterfind(f".//spiffworkflow:property[@name='{name}']", NS)]

@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import and_, func, or_, select, union_all
 from sqlalchemy.orm import Session
 
-from .models import Child, Event, Instance, OpenTask, ProcessDefinition, Role
+from .models import Child, Event, Instance, OpenTask, ProcessDefinition, Role, TaskDraft, User
 
 
 @dataclass(frozen=True)
@@ -29,6 +29,8 @@ class InboxRow:
     ready_at: datetime
     assignee_id: int | None
     pooled: bool
+    sent_back: str | None  # why the diagram sent it back to be done again
+    draft: bool  # the person has saved answers to it
 
 
 # The inbox's order (deadline, then age) as the inbox indexes hold it, from the assignee on. Within one
@@ -84,7 +86,9 @@ def inbox(session: Session, user_id: int, role_keys: set[str], now: datetime, vi
     rows = session.execute(
         select(OpenTask.id, OpenTask.name, Child.id, Child.name, Child.school, ProcessDefinition.process_id,
                ProcessDefinition.name, Role.label, OpenTask.due_at, OpenTask.ready_at, OpenTask.assignee_id,
-               OpenTask.pooled)
+               OpenTask.pooled, OpenTask.sent_back,
+               select(TaskDraft.task_id).where(TaskDraft.task_id == OpenTask.id, TaskDraft.user_id == user_id)
+               .exists())
         .select_from(page)
         .join(OpenTask, OpenTask.id == page.c.id)
         .join(Child, Child.id == OpenTask.child_id)
@@ -161,3 +165,32 @@ def task_fate(session: Session, child_id: str, task_id: str) -> TaskFate | None:
     if cause is not None:
         detail = cause.data.get("name") or cause.data.get("timer") or cause.data.get("message")
     return TaskFate(name, child_id, "withdrawn", ended.at, cause.actor if cause else None, because, detail)
+
+
+@dataclass(frozen=True)
+class NextTask:
+    """A task a step opened, as the person who took the step is told of it."""
+
+    task_id: str
+    spec_id: str
+    name: str
+    role_label: str
+    assignee_id: int | None
+    assignee_name: str | None
+    pooled: bool
+    due_at: datetime | None
+    sent_back: str | None
+
+
+def opened_since(session: Session, instance_id: int, since: datetime) -> tuple[str, list[NextTask]]:
+    """What a step of the instance taken at `since` led to: the instance's status now, and the tasks it
+    opened (still open), in the order of their deadlines."""
+    status = session.scalar(select(Instance.status).where(Instance.id == instance_id))
+    rows = session.execute(
+        select(OpenTask.id, OpenTask.spec_id, OpenTask.name, Role.label, OpenTask.assignee_id, User.name,
+               OpenTask.pooled, OpenTask.due_at, OpenTask.sent_back)
+        .join(Role, Role.key == OpenTask.role_key).outerjoin(User, User.id == OpenTask.assignee_id)
+        .where(OpenTask.instance_id == instance_id, OpenTask.ready_at >= since)
+        .order_by(OpenTask.due_at.is_(None), OpenTask.due_at, OpenTask.name)
+    ).all()
+    return status or "", [NextTask(*row) for row in rows]

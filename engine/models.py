@@ -221,6 +221,7 @@ class OpenTask(Base):
     pooled: Mapped[bool] = mapped_column(Boolean, default=False)
     due_at: Mapped[datetime | None]
     ready_at: Mapped[datetime]
+    sent_back: Mapped[str | None] = mapped_column(Text)  # why the diagram sent it back to be done again
 
 
 class Event(Base):

@@ -6,6 +6,7 @@ caller's session and only flushes: the caller owns the transaction, so one step 
 
 from __future__ import annotations
 
+import functools
 import json
 import traceback
 from collections import OrderedDict
@@ -30,6 +31,7 @@ from . import calendar, clock, depth, history, limits
 from .attachments import unknown_files
 from .clock import FrozenClock, SystemClock, install_spiff_clock
 from .db import connection_lost, json_rows, pipelined
+from .deploy import SENT_BACK_PROPERTY
 from .forms import field_errors, size_errors, text_errors
 from .mail import one_line
 from .models import (
@@ -282,6 +284,7 @@ class Engine:
             if task is None or task.state != TaskState.READY:
                 raise TaskNotReady(f"task {task_id} is not ready (it may have been completed already)")
             step = Step(self, session, instance, workflow, actor_email, known=known, locked=True)
+            data = {**cleared_answers(source, data, task.data), **data}
             self._check_rules(step, task, data)
             data = as_recorded(data, new=True)
             task.set_data(**data)
@@ -814,13 +817,14 @@ class Step:
         assignee = self.team().get(role.key)
         properties = spec.extensions.get("properties", {})
         pooled = assignee is None and role.pooled and role.casework  # never a pool that sees no child
-        name, due_at = spec.bpmn_name or spec.bpmn_id, self._due_at(task)
+        name, due_at, sent_back = spec.bpmn_name or spec.bpmn_id, self._due_at(task), self._sent_back(task)
         self.rows[OpenTask].append(dict(
             id=task_id, instance_id=instance.id, child_id=instance.child_id, spec_id=spec.bpmn_id, name=name,
             lane=spec.lane, role_key=role.key, form=properties.get("formJsonSchemaFilename"), assignee_id=assignee,
-            pooled=pooled, due_at=due_at, ready_at=now))
+            pooled=pooled, due_at=due_at, ready_at=now, sent_back=sent_back))
         self.log("task_ready", task_id=task_id, task=spec.bpmn_id, name=name, role=role.key, lane=spec.lane,
-                 assignee_id=assignee, pooled=pooled, due_at=due_at.isoformat() if due_at else None)
+                 assignee_id=assignee, pooled=pooled, due_at=due_at.isoformat() if due_at else None,
+                 **({"sent_back": sent_back} if sent_back else {}))
         child = self.child()
         due = f" by {due_at:%d %b %Y}" if due_at else ""
         self.rows[Notification].append(dict(
@@ -828,6 +832,18 @@ class Step:
             kind="task_assigned" if assignee else "task_pooled", subject=f"{name} for {child.name}{due}",
             body=f"{name} ({role.label}) for {child.name} is ready{due}.", created_at=now, sent_at=None,
         ))
+
+    def _sent_back(self, task) -> str | None:
+        """Why the diagram sent this task back to be done again (its `sentBack` expression), if it did."""
+        expression = task.task_spec.extensions.get("properties", {}).get(SENT_BACK_PROPERTY)
+        if not expression:
+            return None
+        try:
+            reason = self.workflow.script_engine.evaluate(task, expression)
+        except Exception as exc:  # the diagram's expression failed
+            raise self.failure(exc, task.task_spec.bpmn_id) from exc
+        reason = " ".join(str(reason).split()) if reason else ""
+        return reason[:2000] or None
 
     def _due_at(self, task) -> datetime | None:
         """The task's deadline: its dueDate expression, else its interrupting boundary timer."""
@@ -846,6 +862,20 @@ class Step:
             ]
             value = min((d for d in deadlines if isinstance(d, str)), default=None)
         return _as_datetime(value) if value else None
+
+
+def cleared_answers(form_source: str | None, data: dict, before: dict) -> dict:
+    """The form's questions left unanswered that hold an answer from before (an earlier attempt of a
+    task sent back, a pre-filled value): each as None, so that a cleared answer stays cleared."""
+    if not form_source:
+        return {}
+    return {name: None for name in _questions(form_source)
+            if name not in data and before.get(name) not in (None, "", [], {})}
+
+
+@functools.lru_cache(maxsize=256)
+def _questions(form_source: str) -> tuple[str, ...]:
+    return tuple(json.loads(form_source).get("properties", {}))
 
 
 def as_recorded(data: dict, new: bool = False) -> dict:

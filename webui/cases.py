@@ -11,7 +11,7 @@ from flask_login import current_user, login_required
 from sqlalchemy import func, select
 
 from engine.attachments import files_in_record
-from engine.calendar import academic_year_age
+from engine.calendar import academic_year_age, to_london
 from engine.forms import field_errors, size_errors
 from engine.models import Attachment, Child, Deployment, Instance, OpenTask, Role, User
 from engine.people import case_team
@@ -61,7 +61,7 @@ def child(child_id):
         "cases/child.html", child=child, running=running, earlier=[i for i in instances if i.status != "running"],
         tasks=tasks, people=people, roles=roles, team=team, attachments=attachments, in_record=in_record, now=now(),
         age=academic_year_age(child.date_of_birth) if child.date_of_birth else None,
-        meeting=next_meeting(db(), child_id), changes={} if read_only else _changes_offered(child_id, running),
+        meeting=next_meeting(db(), child_id, to_london(now()).date()), changes={} if read_only else _changes_offered(child_id, running),
         linkable=set() if read_only else {t.id for t in tasks if link_allowed(t) and may_issue(t)},
     )
 
@@ -92,7 +92,7 @@ def pep_as_pdf(child_id, instance_id):
 @login_required
 def meeting_invitation(child_id):
     child = child_or_404(child_id, "meeting_invitation")
-    meeting = next_meeting(db(), child_id)
+    meeting = next_meeting(db(), child_id, to_london(now()).date())
     if meeting is None:
         abort(404)
     db().commit()

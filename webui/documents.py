@@ -10,7 +10,7 @@ from __future__ import annotations
 import io
 import json
 from dataclasses import dataclass, field
-from datetime import datetime, time, timedelta
+from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from icalendar import Calendar
@@ -50,18 +50,27 @@ class Section:
     late: bool
     answers: list[Answer]
     form: str | None = None
+    task: str | None = None  # the diagram's task id
+    sent_back: str | None = None  # why this attempt was sent back to be done again, if it was
 
 
 def pep_sections(session: Session, instance: Instance) -> list[Section]:
-    """The instance's completed tasks, in order, with their answers labelled by the form."""
+    """The instance's completed tasks, in order, with their answers labelled by the form; an attempt
+    the diagram then sent back to be done again says so, with why."""
     deployment = instance.definition.deployment
-    names = dict(session.execute(select(User.email, User.name)).all())
     attachments = dict(session.execute(
         select(Attachment.id, Attachment.filename).where(Attachment.child_id == instance.child_id,
                                                          Attachment.removed_at.is_(None))
     ).all())
-    sections = []
-    for event in history.events(session, instance.child_id, instance.id):
+    events = history.events(session, instance.child_id, instance.id)
+    actors = {event.actor for event in events if event.kind == "task_completed"}
+    names = dict(session.execute(select(User.email, User.name).where(User.email.in_(actors))).all()) if actors else {}
+    sections: list[Section] = []
+    for event in events:
+        if event.kind == "task_ready" and event.data.get("sent_back"):
+            earlier = [s for s in sections if s.task == event.data.get("task") and not s.sent_back]
+            if earlier:
+                earlier[-1].sent_back = event.data["sent_back"]
         if event.kind != "task_completed":
             continue
         form = deployment.file(f"forms/{event.data.get('form')}") if event.data.get("form") else None
@@ -70,6 +79,7 @@ def pep_sections(session: Session, instance: Instance) -> list[Section]:
             title=event.data.get("name", ""), role=event.data.get("lane", ""),
             by=names.get(event.actor, event.actor), at=event.at, late=bool(event.data.get("late")),
             answers=answers(schema, event.data.get("data") or {}, attachments), form=event.data.get("form"),
+            task=event.data.get("task"),
         ))
     return sections
 
@@ -81,7 +91,7 @@ class Reviewed:
 
     instance: Instance
     sections: list[Section]
-    files: list[Answer]
+    files: list[tuple[str, str, str]]  # (attachment id, file name, the label of its field)
     earlier: Instance | None
 
 
@@ -126,7 +136,7 @@ def answers(schema: dict, data: dict, attachments: dict[str, str]) -> list[Answe
     """Label each answered field with its title, in the order of the form."""
     result = []
     for name, spec in schema.get("properties", {}).items():
-        if name not in data:
+        if data.get(name) is None:  # not answered, or an earlier answer cleared
             continue
         label, value = spec.get("title") or name.replace("_", " ").capitalize(), data[name]
         if spec.get("type") == "array" and spec.get("items", {}).get("type") == "object":
@@ -181,6 +191,8 @@ def section_story(section: Section, styles, heading: str) -> list:
     story = [Paragraph(_esc(section.title), styles[heading]),
              Paragraph(f"{_esc(section.role)}: {_esc(section.by)}, {ukdate(section.at, time=True)}"
                        + (" (late)" if section.late else ""), styles["Italic"])]
+    if section.sent_back:
+        story.append(Paragraph(f"<b>Sent back:</b> {_esc(section.sent_back)}", styles["Normal"]))
     rows = _pdf_rows(section.answers, styles)
     if rows:
         table = Table(rows, colWidths=[60 * mm, 114 * mm])
@@ -207,15 +219,26 @@ def _esc(text: str) -> str:
     return str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
-def next_meeting(session: Session, child_id: str) -> dict | None:
-    """The latest recorded next (or current) PEP meeting of the child: date, time, venue."""
-    for event in reversed(history.events(session, child_id)):
-        data = event.data.get("data") if event.kind in ("task_completed", "message_received") else None
-        if not isinstance(data, dict):
-            continue
+def next_meeting(session: Session, child_id: str, today: date) -> dict | None:
+    """The child's next PEP meeting (date, time, venue): the latest date an accepted answer or a report
+    gave, if it is today or later. An answer the diagram then sent back to be done again gave none."""
+    accepted: list = []
+    for event in history.events(session, child_id):
+        if event.kind == "task_ready" and event.data.get("sent_back"):
+            attempts = [e for e in accepted if e.kind == "task_completed" and e.instance_id == event.instance_id
+                        and e.data.get("task") == event.data.get("task")]
+            if attempts:
+                accepted.remove(attempts[-1])
+        elif event.kind in ("task_completed", "message_received") and isinstance(event.data.get("data"), dict):
+            accepted.append(event)
+    for event in reversed(accepted):
+        data = event.data["data"]
         for prefix in ("next_meeting_", "meeting_"):
-            if data.get(f"{prefix}date"):
-                return {"date": data[f"{prefix}date"], "time": data.get(f"{prefix}time") or "",
+            day = data.get(f"{prefix}date")
+            if isinstance(day, str) and day:
+                if day[:10] < today.isoformat():
+                    return None  # held already: no next meeting is set yet
+                return {"date": day, "time": data.get(f"{prefix}time") or "",
                         "venue": data.get(f"{prefix}venue") or data.get("venue") or ""}
     return None
 

@@ -25,13 +25,14 @@ from engine.attachments import attachment_answers
 from engine.db import connection_lost, describe
 from engine.deploy import REVIEWS_KEY
 from engine.forms import size_errors
-from engine.inbox import inbox, inbox_choices, inbox_counts, task_fate
+from engine.inbox import inbox, inbox_choices, inbox_counts, opened_since, task_fate
 from engine.models import Child, Instance, OpenTask, TaskDraft, User
 from engine.runtime import Conflict, EngineError, FormInvalid, NotAllowed, ProcessFault, TaskNotReady
 
 from .access import may_view_child, record_view
 from .context import db, engine, now, record_fault
 from .documents import Reviewed, reviewed_pep
+from .filters import ukdate
 from .formschema import (
     add_item,
     build_fields,
@@ -160,7 +161,7 @@ def _detach(schema: dict, data: dict, path: str) -> None:
 def _submit(open_task, child, schema, data, draft, version, stored, before):
     """Complete the task with the answers. Refused, the files stored with them are kept all the same
     (with the draft, or on the page shown again), so nobody is asked to choose a file twice."""
-    child_id, me = open_task.child_id, current_user.email
+    child_id, me, started = open_task.child_id, current_user.email, now()
     try:
         engine().complete_task(db(), open_task.id, me, data, expected_version=version)
         if draft is not None:
@@ -197,8 +198,30 @@ def _submit(open_task, child, schema, data, draft, version, stored, before):
         put_back(stored)
         db().commit()
         return _show_again(open_task, data, {"(form)": str(exc)}, draft, version, status=422)
-    flash(f"{open_task.name} for {child.name} is done.", "success")
+    status, opened = opened_since(db(), open_task.instance_id, started)
+    back = next((t for t in opened if t.sent_back and t.spec_id == open_task.spec_id
+                 and t.assignee_id == current_user.id), None)
+    if back is not None:  # the diagram sent it straight back: the task again, saying why
+        return redirect(url_for("inbox.task", task_id=back.task_id))
+    flash(f"{open_task.name} for {child.name} is done. {what_next(status, opened)}", "success")
     return redirect(url_for("inbox.index"))
+
+
+def what_next(status: str, opened) -> str:
+    """What happens next and by when, in a sentence, after a person's step."""
+    if status == "completed":
+        return "This PEP is now complete."
+    if status != "running":
+        return ""
+    if not opened:
+        return "Nothing more is needed from anyone until the PEP's next date or a change is reported."
+    steps = []
+    for task in opened[:4]:
+        who = ("you" if task.assignee_id == current_user.id else task.assignee_name if task.assignee_id
+               else f"any {task.role_label}" if task.pooled else f"the {task.role_label}")
+        steps.append(f"{task.name} ({who}{', by ' + ukdate(task.due_at) if task.due_at else ''})")
+    more = f", and {len(opened) - 4} more" if len(opened) > 4 else ""
+    return f"Next: {'; '.join(steps)}{more}."
 
 
 def _database_lost(form, child, data, draft, version, exc):
@@ -297,9 +320,14 @@ def render_page(open_task, view, values, errors, draft, status=200, conflict=Non
     attachments = {} if lost == "page" else file_links(schema, values, open_task.child_id)
     return render_template(
         "inbox/task.html", task=open_task, child=child, view=view, schema=schema, fields=fields,
-        errors=error_summary(fields, errors), draft=draft, conflict=conflict, anchor=anchor, attachments=attachments,
+        errors=sent_back(open_task) + error_summary(fields, errors), draft=draft, conflict=conflict, anchor=anchor, attachments=attachments,
         version=view["instance_version"] if version is None else version, now=now(), lost=lost, reviewed=reviewed,
     ), status
+
+
+def sent_back(open_task) -> list[dict]:
+    """A task the diagram sent back says so, with why, at the top of its error summary."""
+    return [{"text": f"Sent back: {open_task.sent_back}", "href": "#main-content"}] if open_task.sent_back else []
 
 
 def _save_draft(task_id: str, data: dict) -> TaskDraft:

@@ -187,11 +187,12 @@ class _Context:
                 text += f", on the message “{data['message']}”"
             return text + (f", following PEP {data['previous_instance_id']}" if data.get("previous_instance_id") else "")
         if kind == "task_ready":
+            back = f", sent back: {data['sent_back']}" if data.get("sent_back") else ""
             if data.get("assignee_id"):
                 holder = next((u.name for u in self.users.values() if u.id == data["assignee_id"]), "someone")
-                return f"“{task}” assigned to {holder} ({data.get('lane', '')})"
+                return f"“{task}” assigned to {holder} ({data.get('lane', '')}){back}"
             where = "pool to be claimed" if data.get("pooled") else "case team, but nobody holds the role"
-            return f"“{task}” waiting in the {data.get('lane', '')} {where}"
+            return f"“{task}” waiting in the {data.get('lane', '')} {where}{back}"
         if kind == "case_team_changed":
             role = self.role_labels.get(data.get("role"), data.get("role", ""))
             if not data.get("from"):

@@ -16,7 +16,7 @@ from engine.models import Instance, Notification, OpenTask, User
 from engine.runtime import EngineError, FormInvalid, NotAllowed
 from tests.conftest import shipped_bundle
 
-from ..helpers import sweep
+from ..helpers import files_named, sweep
 
 SW, DT, OTHER_DT, EA, CARER = "sw@council.test", "dt@oak.test", "dt@elm.test", "ea@council.test", "carer@home.test"
 ADMIN = "admin@council.test"
@@ -349,7 +349,12 @@ def test_an_ehcp_must_be_attached_when_the_child_has_one(engine, council):
     with pytest.raises(FormInvalid) as caught:
         do(engine, council, "complete_epep", DT, {**EPEP, "sen_status": "EHCP"})
     assert caught.value.errors == {"ehcp_attachment": "EHCP is required"}
-    do(engine, council, "complete_epep", DT, {**EPEP, "sen_status": "EHCP", "ehcp_attachment": "file-42"})
+    with pytest.raises(FormInvalid) as caught:  # a file that was never attached
+        do(engine, council, "complete_epep", DT, {**EPEP, "sen_status": "EHCP", "ehcp_attachment": "file-42"})
+    assert caught.value.errors == {"ehcp_attachment": "The selected file could not be found. Select the file again"}
+    with council.begin() as s:
+        files_named(s, "Y5", {"ehcp_attachment": "upload-ehcp-42"}, engine.now())
+    do(engine, council, "complete_epep", DT, {**EPEP, "sen_status": "EHCP", "ehcp_attachment": "upload-ehcp-42"})
 
 
 def test_next_terms_meeting_date_is_required_before_the_epep_is_completed(engine, council):
