@@ -184,9 +184,8 @@ def test_two_sweeper_processes_share_a_sweep_and_fire_every_timer_once(deployed,
     from sqlalchemy import func
 
     from engine.models import Event
-    from engine.timers import SweeperPool
-
     from engine.people import add_child
+    from engine.timers import SweeperPool
 
     children = ["C001", "C002"] + [f"C1{n:02d}" for n in range(10)]
     with council.begin() as s:
