@@ -87,7 +87,7 @@ def details_of(child: Child) -> dict:
 def read_details(answers: dict[str, str], today: date) -> tuple[dict, dict[str, str]]:
     """The details typed into the edit page (name, date_of_birth-day/-month/-year, school,
     legal_status, in_area "in"/"out"/""), and each field's problem in the GOV.UK Design System's words."""
-    errors = {path: message for path, message in text_errors(answers).items()}
+    errors = {path.split("-")[0]: message for path, message in text_errors(answers).items()}
     name = (answers.get("name") or "").strip()
     school = (answers.get("school") or "").strip()
     if not name:
