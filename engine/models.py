@@ -23,6 +23,7 @@ from sqlalchemy import (
     TypeDecorator,
     UniqueConstraint,
     false,
+    true,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
@@ -99,7 +100,9 @@ class UserRole(Base):
 
 
 class Child(Base):
-    """A child in care. `history_seq` and `history_head` are the tip of the child's hash chain."""
+    """A child in care (or who was: `in_care` is cleared when they leave, set when they come back).
+    `history_seq` and `history_head` are the tip of the child's hash chain. Their details are changed
+    by engine/caselife.py, which writes each change to the history."""
 
     __tablename__ = "child"
 
@@ -107,6 +110,9 @@ class Child(Base):
     name: Mapped[str] = mapped_column(String(200))
     date_of_birth: Mapped[date | None]
     school: Mapped[str | None] = mapped_column(String(200))
+    in_care: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
+    legal_status: Mapped[str | None] = mapped_column(String(80))  # a key of caselife.LEGAL_STATUSES
+    in_area: Mapped[bool | None] = mapped_column(Boolean)  # placed in the council's own area; None: not recorded
     created_at: Mapped[datetime]
     history_seq: Mapped[int] = mapped_column(Integer, default=0)
     history_head: Mapped[str] = mapped_column(String(64), default="")

@@ -27,7 +27,7 @@ from sqlalchemy.orm import Session, defer, joinedload, lazyload
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.orm.exc import StaleDataError
 
-from . import calendar, clock, depth, history, limits
+from . import calendar, caselife, clock, depth, history, limits
 from .attachments import unknown_files
 from .clock import FrozenClock, SystemClock, install_spiff_clock
 from .db import connection_lost, json_rows, pipelined
@@ -219,6 +219,9 @@ class Engine:
         with self.instant():
             child = _child(session, child_id)
             definition = self.latest_definition(session, process_id)
+            refusal = caselife.duplicate_refusal(session, child, definition)
+            if refusal:
+                raise EngineError(refusal)
             data = as_recorded(data or {}, new=True)
             step = self._begin(session, definition, child, actor, previous_instance_id, data=data)
             for task in step.workflow.get_tasks(state=TaskState.READY):
@@ -387,16 +390,26 @@ class Engine:
 
     def send_message(self, session: Session, name: str, child_id: str, data: dict | None = None,
                      actor: str = SYSTEM) -> list[Instance]:
-        """Deliver a message to every instance of this child that is waiting for it. A person (an e-mail
-        address) may send it only when they hold one of the roles its form names (`x-sent-by`)."""
+        """Deliver a message to every instance of this child that is waiting for it, and start the
+        processes it starts. A person (an e-mail address) may send it only when they hold one of the
+        roles its form names (`x-sent-by`). A change in the child's life (engine/caselife.py) is
+        refused when it cannot happen (leaving care when not in care), and is written to the child's
+        history and record whether or not a PEP received it."""
         errors = text_errors(data or {}) or size_errors(data or {})
         if errors:
             raise FormInvalid(errors)
         with self.instant():
-            _child(session, child_id)
+            child = _child(session, child_id)
             if "@" in actor:
                 self._check_sender(session, name, child_id, actor)
-            return self._deliver(session, name, child_id, data or {}, actor, exclude=None)
+            refusal = caselife.report_refusal(session, child, name)
+            if refusal:
+                raise EngineError(refusal)
+            caught = self._deliver(session, name, child_id, data or {}, actor, exclude=None)
+            # after the PEPs' steps: locks go instance, then child
+            caselife.record_report(session, child, name, as_recorded(data or {}, new=True), actor, self.now(),
+                                   [instance.id for instance in caught])
+            return caught
 
     def _check_sender(self, session: Session, name: str, child_id: str, actor: str) -> None:
         """Refuse a person who holds none of the roles that the message's form says may send it."""
@@ -409,7 +422,7 @@ class Engine:
         if user is None or not holds_role_for(session, user, child_id, senders):
             raise NotAllowed(f"only the child's {', '.join(senders)} may report this")
 
-    def cancel(self, session: Session, instance_id: int, actor: str, reason: str = "") -> Instance:
+    def cancel(self, session: Session, instance_id: int, actor: str, reason: str = "", **details) -> Instance:
         """Stop a running instance; its open tasks and timers go with it."""
         with self.instant():
             instance = self._instance(session, instance_id)
@@ -418,9 +431,18 @@ class Engine:
             workflow = self.load(instance)
             workflow.cancel()
             step = Step(self, session, instance, workflow, actor)
-            step.log("instance_cancelled", reason=reason)
+            step.log("instance_cancelled", reason=reason, **details)
             step.save(status="cancelled")
             return instance
+
+    def withdraw(self, session: Session, instance_id: int, actor: str, reason: str) -> Instance:
+        """Close a running PEP early, with the reason, as a person who may (caselife.WITHDRAWERS)."""
+        if not caselife.may_withdraw(session, actor):
+            raise NotAllowed("only the VS Administrator or the VS Head may withdraw a PEP")
+        problem = caselife.withdrawal_reason_problem(reason or "")
+        if problem:
+            raise FormInvalid({"reason": problem})
+        return self.cancel(session, instance_id, actor, reason.strip(), withdrawn=True)
 
     # ---- timers ---------------------------------------------------------------------------
 
@@ -493,6 +515,13 @@ class Engine:
     def _deliver(self, session, name, child_id, payload, actor, exclude, depth=0) -> list[Instance]:
         """Hand a message to the child's waiting instances and start the processes it starts."""
         payload = as_recorded(payload, new=True)
+        starts = self._started_by(session, name)
+        if starts:
+            child = _child(session, child_id)
+            for definition in starts:
+                refusal = caselife.duplicate_refusal(session, child, definition)
+                if refusal:
+                    raise EngineError(refusal)
         candidates = session.scalars(
             select(Instance).where(Instance.child_id == child_id, Instance.status == "running")
             .order_by(Instance.id).options(*LEAN_INSTANCE, defer(Instance.state))  # read if it waits for this
@@ -508,7 +537,7 @@ class Engine:
             step.advance()
             step.save()
             caught.append(instance)
-        for definition in self._started_by(session, name):
+        for definition in starts:
             caught.append(self._start_by_message(session, definition, child_id, name, payload, actor, exclude, depth))
         return caught
 

@@ -144,7 +144,7 @@ def test_a_number_that_is_not_finite_is_never_hashed_into_a_history(deployed, en
     with council() as s:
         before = history.events(s, "C001")
     with pytest.raises(history.UnrecordableData, match="not finite"), council.begin() as s:
-        engine.start(s, "test_review", "C001", actor="sw@demo.test", data={"priority": float("nan")})
+        engine.start(s, "test_review", "C002", actor="sw@demo.test", data={"priority": float("nan")})
     with pytest.raises(history.UnrecordableData), council.begin() as s:
         history.append(s, "C001", [{"kind": "record_viewed", "actor": "sw@demo.test",
                                     "data": {"page": "child", "scores": [1.5, float("inf")]}}], before[-1].at)

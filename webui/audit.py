@@ -37,7 +37,8 @@ KINDS = {
     "notified": "Notification", "instance_migrated": "Moved to a new version", "instance_completed": "Process finished",
     "instance_cancelled": "Process cancelled", "incident": "Incident", "incident_resolved": "Incident resolved", "engine_step": "Process moved on",
     "record_viewed": "Record viewed", "link_created": "Single-use link", "access_granted": "Audit access granted",
-    "access_revoked": "Audit access revoked",
+    "access_revoked": "Audit access revoked", "change_reported": "Change reported",
+    "child_details_changed": "Child's details changed",
 }
 
 

@@ -1,5 +1,6 @@
 """A child's record: current and earlier PEPs, who holds each open step, documents, attachments,
-and reporting a change (a message to the child's running PEPs). Every look is written to history.
+and reporting a change (a message to the child's PEPs; which changes are offered, and what they do to
+the child's record, is engine/caselife.py's). Every look is written to history.
 """
 
 from __future__ import annotations
@@ -10,12 +11,12 @@ from flask import Blueprint, Response, abort, flash, redirect, render_template, 
 from flask_login import current_user, login_required
 from sqlalchemy import func, select
 
+from engine import caselife
 from engine.attachments import files_in_record
 from engine.calendar import academic_year_age, to_london
 from engine.forms import field_errors, size_errors
-from engine.models import Attachment, Child, Deployment, Instance, OpenTask, Role, User
+from engine.models import Attachment, Child, Instance, OpenTask, Role, User
 from engine.people import case_team
-from engine.roles import RoleDirectory
 from engine.runtime import EngineError, ProcessFault
 
 from .access import child_or_404, may_view_child, record_view, visible_children_filter
@@ -61,7 +62,11 @@ def child(child_id):
         "cases/child.html", child=child, running=running, earlier=[i for i in instances if i.status != "running"],
         tasks=tasks, people=people, roles=roles, team=team, attachments=attachments, in_record=in_record, now=now(),
         age=academic_year_age(child.date_of_birth) if child.date_of_birth else None,
-        meeting=next_meeting(db(), child_id, to_london(now()).date()), changes={} if read_only else _changes_offered(child_id, running),
+        meeting=next_meeting(db(), child_id, to_london(now()).date()),
+        changes={} if read_only else caselife.reports_offered(db(), child, current_user.email),
+        may_edit=caselife.may_edit_details(db(), current_user.email, child_id),
+        may_withdraw=caselife.may_withdraw(db(), current_user.email),
+        legal_statuses=caselife.LEGAL_STATUSES, areas=caselife.AREAS,
         linkable=set() if read_only else {t.id for t in tasks if link_allowed(t) and may_issue(t)},
     )
 
@@ -116,7 +121,7 @@ def attachment(attachment_id):
 @login_required
 def report_change(child_id, message):
     child = child_or_404(child_id, f"report_{message}")
-    offered = _changes_offered(child_id, _running(child_id))
+    offered = caselife.reports_offered(db(), child, current_user.email)
     if message not in offered:
         abort(404)
     schema = offered[message]
@@ -134,42 +139,14 @@ def report_change(child_id, message):
                 errors = {"(form)": str(exc)}
             else:
                 db().commit()
-                flash(f"{schema.get('title', message)}: recorded on {len(caught)} PEP(s) for {child.name}.", "success")
+                sent = (f"passed to {len(caught)} PEP{'s' if len(caught) != 1 else ''}" if caught
+                        else "no PEP was waiting for it")
+                flash(f"{schema.get('title', message)}: recorded for {child.name}; {sent}.", "success")
                 return redirect(url_for("cases.child", child_id=child_id))
     db().commit()
     fields = build_fields(schema, data, errors)
     return render_template("cases/change.html", child=child, schema=schema, fields=fields, message=message,
                            errors=error_summary(fields, errors)), 422 if errors else 200
-
-
-def _running(child_id: str) -> list[Instance]:
-    return db().scalars(select(Instance).where(Instance.child_id == child_id, Instance.status == "running")).all()
-
-
-def _changes_offered(child_id: str, running: list[Instance]) -> dict[str, dict]:
-    """Messages the child's running PEPs wait for, or that start a process, which have a form
-    (forms/message_<name>.schema.json) the signed-in person may send (its `x-sent-by` roles)."""
-    offered = {}
-    deployments = {name: instance.definition.deployment for instance in running
-                   for name in (instance.waiting_messages or [])}
-    newest = db().scalar(select(Deployment).order_by(Deployment.version.desc()).limit(1))
-    for definition in newest.definitions if newest else []:
-        for name in definition.start_messages or []:
-            deployments.setdefault(name, newest)
-    if not deployments:
-        return offered
-    directory = RoleDirectory.load(db())
-    my_roles = {key for key, user in case_team(db(), child_id).items() if user.id == current_user.id}
-    my_roles |= set(current_user.roles)
-    for name, deployment in sorted(deployments.items()):
-        form = deployment.file(f"forms/message_{name}.schema.json")
-        if form is None:
-            continue
-        schema = json.loads(form.content)
-        allowed = {getattr(directory.resolve(r), "key", r) for r in schema.get("x-sent-by", [])}
-        if not allowed or allowed & my_roles:
-            offered[name] = schema
-    return offered
 
 
 def _instance_of(child_id: str, instance_id: int) -> Instance:

@@ -16,7 +16,8 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from engine.models import CaseTeamMember, Instance, ProcessDefinition, Role, User, UserRole
+from engine import caselife
+from engine.models import CaseTeamMember, Deployment, Instance, ProcessDefinition, Role, User, UserRole
 from engine.replay import ChildReplay, Frame
 
 from .documents import Answer, answers
@@ -171,6 +172,16 @@ class _Context:
             entry.answers += [Answer(k.replace("_", " ").capitalize(), plain(v)) for k, v in submitted.items()
                               if k not in schema.get("properties", {})]
             entry.callouts = callouts(submitted, schema)
+        if event.kind == "change_reported":
+            submitted = data.get("data") or {}
+            schema = self.message_form(data.get("message"))
+            entry.answers = answers(schema, submitted, {})
+            entry.answers += [Answer(k.replace("_", " ").capitalize(), plain(v)) for k, v in submitted.items()
+                              if k not in schema.get("properties", {})]
+        elif event.kind == "child_details_changed":
+            entry.changes = [Change(caselife.DETAIL_TITLES.get(name, name), _detail(name, change.get("before")),
+                                    _detail(name, change.get("after")))
+                             for name, change in (data.get("changes") or {}).items()]
         if frame.check != "unchecked" and frame.instance_id is not None:
             entry.changes = _changes(before, frame.data, self.form(definition, data.get("form")))
         if event.kind == "task_completed" and data.get("due_at"):
@@ -179,8 +190,29 @@ class _Context:
             entry.due_at = data["due_at"]
         return entry
 
+    def message_form(self, name: str | None) -> dict:
+        """The form of a reported change, as the newest version has it."""
+        key = (0, f"message_{name}")
+        if key not in self.forms:
+            newest = self.session.scalar(select(Deployment).order_by(Deployment.version.desc()).limit(1))
+            file = newest.file(f"forms/message_{name}.schema.json") if newest and name else None
+            self.forms[key] = json.loads(file.content) if file else {"properties": {}}
+        return self.forms[key]
+
     def what(self, kind: str, data: dict) -> str:
         task = data.get("name") or data.get("task") or "a step"
+        if kind == "change_reported":
+            title = self.message_form(data.get("message")).get("title") or data.get("message")
+            received = data.get("received_by") or []
+            return f"Reported “{title}”: " + (f"passed to PEP {', '.join(map(str, received))}" if received
+                                               else "no PEP was waiting for it, so only the child's record changed")
+        if kind == "child_details_changed":
+            fields = ", ".join(caselife.DETAIL_TITLES.get(name, name) for name in data.get("changes") or {})
+            because = data.get("message")
+            return f"Changed the child's details ({fields})" + (
+                f", as “{self.message_form(because).get('title') or because}” says" if because else "")
+        if kind == "instance_cancelled" and data.get("withdrawn"):
+            return f"PEP withdrawn: {data.get('reason', '')}"
         if kind == "instance_started":
             text = f"Started {data.get('process_name', 'a process')} (version {data.get('deployment_version', '?')})"
             if data.get("message"):
@@ -247,6 +279,15 @@ def _changes(before: dict, after: dict, schema: dict) -> list[Change]:
         changes.append(Change(label, plain(before.get(key)) if key in before else "(not set)",
                               plain(after.get(key)) if key in after else "(removed)"))
     return changes
+
+
+def _detail(name: str, value) -> str:
+    """One of the child's details as a person reads it."""
+    if name == "legal_status" and value in caselife.LEGAL_STATUSES:
+        return caselife.LEGAL_STATUSES[value]
+    if name == "in_area" and isinstance(value, bool):
+        return caselife.AREAS["in" if value else "out"]
+    return "(not recorded)" if value in (None, "") else plain(value)
 
 
 def _same(a, b) -> bool:

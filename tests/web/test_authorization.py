@@ -45,6 +45,8 @@ SEES = {
     "owner@demo.test": set(),  # the process owner changes processes and sees no child
 }
 AUDITOR = "auditor@demo.test"
+DETAIL_EDITORS = {"sw@demo.test", "admin@demo.test"}  # the child's social worker, the VS administrator
+WITHDRAWERS = {"admin@demo.test"}  # (and the VS Head, whom this council has not)
 OWNER = "owner@demo.test"
 # whose task is open for each child once both reviews reach the teacher
 TASK_HOLDER = {"C001": "dt@demo.test", "C002": "other.dt@demo.test"}
@@ -80,6 +82,8 @@ def child_pages(child_id: str, ids: dict) -> list[str]:
         f"/children/{child_id}/peps/{ids['instance']}.pdf",
         f"/children/{child_id}/next-meeting.ics",
         f"/children/{child_id}/changes/meeting_rescheduled",
+        f"/children/{child_id}/details",
+        f"/children/{child_id}/peps/{ids['instance']}/withdraw",
         f"/attachments/{ids['attachment']}",
         f"/audit/children/{child_id}",
         f"/audit/children/{child_id}/verification",
@@ -107,6 +111,10 @@ def test_child_pages_answer_only_those_who_may_see_the_child(email, records, bro
                 expected = 200
                 if url.endswith("/changes/meeting_rescheduled") and email in ("yp@demo.test", AUDITOR):
                     expected = 404  # the message form says who may report it; a young person may not
+                if url.endswith("/details") and email not in DETAIL_EDITORS:
+                    expected = 403  # sees the child, may not change their details
+                if url.endswith("/withdraw") and email not in WITHDRAWERS:
+                    expected = 403  # sees the child, may not withdraw their PEP
                 assert response.status_code == expected, (email, url, response.status_code)
             else:
                 assert response.status_code == 404, (email, url, response.status_code)
@@ -167,7 +175,8 @@ def test_administration_is_for_the_vs_administrator_only(email, records, browser
 def test_every_route_that_names_a_child_or_task_is_in_this_matrix(app):
     covered = {"/children/<child_id>", "/children/<child_id>/peps/<int:instance_id>",
                "/children/<child_id>/peps/<int:instance_id>.pdf", "/children/<child_id>/next-meeting.ics",
-               "/children/<child_id>/changes/<message>", "/attachments/<attachment_id>", "/tasks/<task_id>",
+               "/children/<child_id>/changes/<message>", "/children/<child_id>/details",
+               "/children/<child_id>/peps/<int:instance_id>/withdraw", "/attachments/<attachment_id>", "/tasks/<task_id>",
                "/tasks/<task_id>/claim", "/tasks/<task_id>/release", "/tasks/<task_id>/link",
                "/admin/children/<child_id>/team", "/admin/users/<int:user_id>",
                "/admin/users/<int:user_id>/password", "/audit/children/<child_id>",
@@ -182,6 +191,8 @@ def test_instances_of_another_child_are_not_reachable_through_my_childs_address(
     person = browser("dt@demo.test")
     other_instance = records["C002"]["instance"]
     assert person.get(f"/children/C001/peps/{other_instance}").status_code == 404
+    admin = browser("admin@demo.test")
+    assert admin.get(f"/children/C001/peps/{other_instance}/withdraw").status_code == 404
 
 
 def test_a_refused_look_is_not_recorded_as_a_view(records, browser, council):
@@ -223,7 +234,9 @@ def test_only_the_childs_social_worker_may_create_a_single_use_link(email, recor
 
 def test_a_link_works_once_and_only_for_its_own_task(records, browser, engine, app, council):
     sw = browser("sw@demo.test")
-    first, second = views_task(engine, council), views_task(engine, council)
+    with council.begin() as s:  # one PEP of a kind at a time for a child: the second task is a second child's
+        set_case_team(s, "C002", {"Young Person": "yp@demo.test"}, actor="admin@demo.test")
+    first, second = views_task(engine, council), views_task(engine, council, "C002")
     first_url = link_in(sw.post(f"/tasks/{first.id}/link", page_url="/inbox"))
     second_url = link_in(sw.post(f"/tasks/{second.id}/link", page_url="/inbox"))
     anonymous = app.test_client()
