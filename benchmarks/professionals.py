@@ -60,9 +60,10 @@ class Professional:
         # a careful professional fills in every field, so that no "required if ..." rule is missed
         answers = sample_answers({**schema, "required": list(schema.get("properties", {}))}, today, self.rng)
         properties = schema.get("properties", {})
-        meeting = self._meeting_date(data, today, properties)
         held = [name for name in properties if name in HELD_DATES
                 or (name == "meeting_date" and "next_meeting_date" in properties)]
+        planned = data.get("meeting_date") or (data.get("cycle") or {}).get("next_meeting_date")
+        meeting = today if held and not planned else self._meeting_date(data, today, properties)
         if held and meeting > today:
             raise NotYet(meeting)
         for name, spec in properties.items():

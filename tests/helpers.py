@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy import select
 
 from engine.attachments import store
-from engine.models import Attachment, OpenTask
+from engine.models import Attachment, Instance, OpenTask, ProcessDefinition
 from engine.timers import fire_due_timers
 
 
@@ -33,3 +33,13 @@ def files_named(session, child_id: str, data, at) -> None:
             stack += item
         elif isinstance(item, str) and item.startswith("upload-") and session.get(Attachment, item) is None:
             store(session, child_id, f"{item}.pdf", "application/pdf", b"%PDF-1.4", "test@demo.test", at, item)
+
+
+def start_anew(engine, session, process_id: str, child_id: str, **start) -> Instance:
+    """Start `process_id` for the child, ending the one of that kind already running (one runs at a
+    time): for tests that play the same process again and again."""
+    running = session.scalars(select(Instance).join(ProcessDefinition).where(
+        Instance.child_id == child_id, Instance.status == "running", ProcessDefinition.process_id == process_id))
+    for instance in running.all():
+        engine.cancel(session, instance.id, "admin@demo.test", "the test starts it again")
+    return engine.start(session, process_id, child_id, **start)

@@ -58,7 +58,8 @@ from webui.formschema import (
 from webui.grants import grant
 
 from ..conftest import ROOT
-from ..test_runtime import MEETING, PEP, complete, start_review
+from ..helpers import start_anew
+from ..test_runtime import MEETING, PEP, complete
 from .conftest import PASSWORD, PASSWORD_HASH, changed, csrf_token, one_step_per_form, snapshot
 from .test_authorization import AUDITOR, NAMES, OWNER, SEES, USERS
 
@@ -281,7 +282,8 @@ class Reviews:
                              .order_by(OpenTask.ready_at)).first()
         if task is not None:
             return task
-        start_review(self.engine, self.sessions)
+        with self.sessions.begin() as s:  # one review runs at a time: the one at another step ends
+            start_anew(self.engine, s, "test_review", "C001", actor="sw@demo.test")
         if step != "arrange_meeting":
             meeting = {**MEETING, "meeting_date": "2026-02-02"} if step == "chase_late_pep" else MEETING
             complete(self.engine, self.sessions, self._newest("arrange_meeting"), "sw@demo.test", meeting)
@@ -419,7 +421,7 @@ def test_every_shipped_form_posted_with_anything_by_anyone_answers_plainly_and_k
         data, every_form, people, engine, council):
     form = data.draw(st.sampled_from(SHIPPED_FORMS), label="form")
     with council.begin() as s:
-        instance_id = engine.start(s, "form_" + form.removesuffix(".schema.json"), "C001", actor="sw@demo.test").id
+        instance_id = start_anew(engine, s, "form_" + form.removesuffix(".schema.json"), "C001", actor="sw@demo.test").id
     with council() as s:
         task = s.scalars(select(OpenTask).where(OpenTask.instance_id == instance_id)).one()
         schema = task_schema(engine.task_form(s, task.id, "sw@demo.test"))
@@ -447,7 +449,7 @@ def views_links(reviews, people, engine, council):
     """A way to a fresh single-use link for the first child's views (made by their Social Worker)."""
     def fresh() -> tuple[OpenTask, str]:
         with council.begin() as s:
-            instance_id = engine.start(s, "test_views", "C001").id
+            instance_id = start_anew(engine, s, "test_views", "C001").id
         with council() as s:
             task = s.scalars(select(OpenTask).where(OpenTask.instance_id == instance_id)).one()
         page = people["sw@demo.test"].post(f"/tasks/{task.id}/link").get_data(as_text=True)

@@ -13,6 +13,7 @@ from engine.history import events
 from engine.models import Attachment, OpenTask
 
 from ..conftest import BASIC_BUNDLE
+from ..helpers import start_anew
 from ..test_runtime import MEETING, PEP, complete, start_review
 
 EA, SW, DT = "ea@demo.test", "sw@demo.test", "dt@demo.test"
@@ -125,7 +126,7 @@ def test_the_previous_pep_of_the_chain_is_linked(deployed_app, browser, engine, 
     qa_reviews(council, clock, "pep")
     first, _qa = to_qa(engine, council)
     with council.begin() as s:
-        second = engine.start(s, "test_review", "C001", actor=SW, previous_instance_id=first).id
+        second = start_anew(engine, s, "test_review", "C001", actor=SW, previous_instance_id=first).id
     _second, qa = to_qa(engine, council, instance_id=second)
     html = browser(EA).get(f"/tasks/{qa.id}").get_data(as_text=True)
     assert f'href="/children/C001/peps/{first}">the previous PEP</a>' in html

@@ -4,7 +4,6 @@ A child who leaves care keeps their record and history; `in_care` says whether t
 now (every child recorded before this was: true). Legal status and area are not known for children
 recorded before this: NULL, "not recorded", until someone allowed edits the child's details.
 
-
 Revision ID: 0013
 Revises: 0012
 Create Date: 2026-12-09 10:00:00.000000
