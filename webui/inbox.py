@@ -113,6 +113,7 @@ def task(task_id):
     version = request.form.get("_version", type=int)
     if version is None:  # none, or a garbled one: the version the page is about now
         version = form["instance_version"]
+    basis = request.form.get("_basis", "")[:64] or None  # what the page was built from (engine.page_basis)
     action = request.form.get("_do", "submit")
     data = parse_submission(schema, request.form)
     keep_known_files(schema, data, open_task.child_id)
@@ -121,27 +122,27 @@ def task(task_id):
         refused = size_errors(data, schema) or _take_uploads(schema, data, open_task.child_id)
         if refused:
             db().rollback()
-            return _show_again(open_task, data, refused, draft, version, status=422)
+            return _show_again(open_task, data, refused, draft, version, basis=basis, status=422)
         if action.startswith(("add:", "remove:")):
             (add_item(schema, data, action[4:]) if action.startswith("add:") else remove_item(data, action[7:]))
             _save_draft(task_id, data)
             db().commit()
-            return _show_again(open_task, data, {}, draft, version, anchor=action.split(":", 1)[1])
+            return _show_again(open_task, data, {}, draft, version, basis=basis, anchor=action.split(":", 1)[1])
         if action == "save":
             _save_draft(task_id, data)
             db().commit()
             flash("Your answers are saved. You can come back to this task from your inbox.")
             return redirect(url_for("inbox.task", task_id=task_id))
-        return _submit(open_task, child, schema, data, draft, version)
+        return _submit(open_task, child, schema, data, draft, version, basis)
     except SQLAlchemyError as exc:
         if not connection_lost(exc):
             raise
-        return _database_lost(form, child, data, draft, version, exc)
+        return _database_lost(form, child, data, draft, version, basis, exc)
 
 
-def _submit(open_task, child, schema, data, draft, version):
+def _submit(open_task, child, schema, data, draft, version, basis):
     try:
-        engine().complete_task(db(), open_task.id, current_user.email, data, expected_version=version)
+        engine().complete_task(db(), open_task.id, current_user.email, data, expected_version=version, basis=basis)
         if draft is not None:
             db().delete(draft)
         db().commit()
@@ -151,10 +152,10 @@ def _submit(open_task, child, schema, data, draft, version):
                   for path in keep_known_files(schema, data, open_task.child_id)} | exc.errors
         _save_draft(open_task.id, data)
         db().commit()
-        return _show_again(open_task, data, errors, draft, version, status=422)
+        return _show_again(open_task, data, errors, draft, version, basis=basis, status=422)
     except Conflict as exc:
         db().rollback()
-        return _show_again(open_task, data, {}, draft, version, conflict=str(exc), status=409)
+        return _show_again(open_task, data, {}, draft, version, basis=basis, conflict=str(exc), status=409)
     except TaskNotReady:
         db().rollback()
         return _no_longer_open(open_task.id, open_task.child_id, data, None)
@@ -166,15 +167,15 @@ def _submit(open_task, child, schema, data, draft, version):
         keep_known_files(schema, data, open_task.child_id)
         _save_draft(open_task.id, data)
         db().commit()
-        return _show_again(open_task, data, {"(form)": told}, draft, version, status=500)
+        return _show_again(open_task, data, {"(form)": told}, draft, version, basis=basis, status=500)
     except EngineError as exc:
         db().rollback()
-        return _show_again(open_task, data, {"(form)": str(exc)}, draft, version, status=422)
+        return _show_again(open_task, data, {"(form)": str(exc)}, draft, version, basis=basis, status=422)
     flash(f"{open_task.name} for {child.name} is done.", "success")
     return redirect(url_for("inbox.index"))
 
 
-def _database_lost(form, child, data, draft, version, exc):
+def _database_lost(form, child, data, draft, version, basis, exc):
     """The connection to the database was lost while the task's answers were posted (a failover, a
     restart): nothing of the request was applied. The answers are kept as a draft if the database is
     back already, and shown again either way, from what the request had read (503): the person
@@ -197,7 +198,8 @@ def _database_lost(form, child, data, draft, version, exc):
         session.rollback()
         lost = "page"  # the database is still out of reach: the answers are only on the page
     view = {**form, "instructions": "", "instructions_fault": None, "data": {}}
-    return render_page(open_task, view, data, {}, draft, status=503, version=version, child=child, lost=lost)
+    return render_page(open_task, view, data, {}, draft, status=503, version=version, basis=basis, child=child,
+                       lost=lost)
 
 
 def _show_again(open_task, values, errors, draft, version, **page):
@@ -247,9 +249,11 @@ def _no_longer_open(task_id: str, child_id: str, answers: dict, schema: dict | N
 
 
 def render_page(open_task, view, values, errors, draft, status=200, conflict=None, anchor=None, version=None,
-                child=None, lost=None):
-    """The task page. `lost` (the database connection was lost: "draft" if the answers were saved as
-    one, "page" if they are only on the page) shows it from what was read before, without the database."""
+                basis=None, child=None, lost=None):
+    """The task page, carrying the version and the basis it was first built from (`version`, `basis`:
+    a page shown again keeps those of the page the person opened). `lost` (the database connection was
+    lost: "draft" if the answers were saved as one, "page" if they are only on the page) shows it from
+    what was read before, without the database."""
     schema = task_schema(view)
     fields = build_fields(schema, values, errors)
     child = child or db().get(Child, open_task.child_id)
@@ -257,7 +261,8 @@ def render_page(open_task, view, values, errors, draft, status=200, conflict=Non
     return render_template(
         "inbox/task.html", task=open_task, child=child, view=view, schema=schema, fields=fields,
         errors=error_summary(fields, errors), draft=draft, conflict=conflict, anchor=anchor, attachments=attachments,
-        version=view["instance_version"] if version is None else version, now=now(), lost=lost,
+        version=view["instance_version"] if version is None else version,
+        basis=view.get("basis", "") if basis is None else basis, now=now(), lost=lost,
     ), status
 
 
