@@ -283,10 +283,10 @@ class Engine:
                 return self._complete_task(session, task_id, actor_email, data, expected_version, basis,
                                            link_issued_by)
             except Raced:
-                # SQLite: another step of this PEP was written under this one. Its refused write took
-                # the database's write lock, so the step is taken again from what that step left,
-                # which nothing else can change before commit: a task still ready, and a page basis
-                # unchanged, go through as if they had come second
+                # SQLite: another step of this PEP committed between this one's read and its write.
+                # The refused write took the database's write lock, so the step is taken again from
+                # what the other left, which nothing can change before commit: a task still ready,
+                # with its page's basis unchanged, goes through as if it had come second
                 return self._complete_task(session, task_id, actor_email, data, expected_version, basis,
                                            link_issued_by, again=True)
 
