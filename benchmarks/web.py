@@ -30,8 +30,9 @@ from pathlib import Path
 
 from sqlalchemy import select
 
-from engine.db import session_factory
+from engine.db import make_db, session_factory
 from engine.models import OpenTask, User
+from engine.runtime import Engine, EngineError
 from webui.auth import hash_password
 from webui.formschema import widget_for
 
@@ -44,6 +45,7 @@ PASSWORD = "bench-pep-2026"
 WORKERS = 2
 CSRF = re.compile(r'name="csrf_token"[^>]*value="([^"]+)"')
 VERSION = re.compile(r'name="_version"[^>]*value="([^"]+)"')
+BASIS = re.compile(r'name="_basis"[^>]*value="([^"]*)"')
 
 
 def threads_for(url: str) -> int:
@@ -78,6 +80,8 @@ class WebFigures:
     # the same requests' time inside a gunicorn worker (its access log), without the wait for a worker
     in_worker: dict[str, Samples] = field(default_factory=dict)
     errors: dict[str, int] = field(default_factory=dict)
+    # each refused submission (409), by whether it was a real conflict (see SimulatedUser._classify)
+    conflicts: dict[str, int] = field(default_factory=dict)
     server_cpu: float = 0.0  # seconds of CPU the gunicorn processes used, from start-up to shutdown
     load_cpu: float = 0.0  # seconds of CPU the simulated users (this process) used meanwhile
 
@@ -99,6 +103,11 @@ class WebFigures:
                              f"p99 {worker.ms(99):.0f} ms   (gunicorn's own request time)")
         lines.append(f"sign-ins per submission       {len(self.sign_in) / len(self.submit) if self.submit else 0:.2f} "
                      f"(one per professional, who then works through their open tasks)")
+        false = self.conflicts.get(FALSE_CONFLICT, 0)
+        real = {kind: n for kind, n in self.conflicts.items() if kind != FALSE_CONFLICT}
+        lines.append(f"false conflicts               {false} (409s whose task was still ready and its page's basis "
+                     f"unchanged; expected 0)")
+        lines.append(f"real conflicts                {sum(real.values())} {real or ''}".rstrip())
         lines.append(f"errors                        {self.errors or 'none'}")
         lines.append(f"CPU                           server {self.server_cpu:.1f} s (gunicorn, start-up included), "
                      f"simulated users {self.load_cpu:.1f} s")
@@ -169,6 +178,9 @@ def form_fields(schema: dict, answers: dict, prefix: str = "") -> list[tuple[str
     return fields
 
 
+FALSE_CONFLICT = "false: the task was still ready and its page unchanged"
+
+
 class SimulatedUser(threading.Thread):
     """One concurrent user: signs in as each of its professionals in turn and, as each, works through
     all their open tasks (opens the inbox, opens a task and submits it), as a person signs in once and
@@ -176,9 +188,11 @@ class SimulatedUser(threading.Thread):
     (spread over the first page cycle), not all in the same instant."""
 
     def __init__(self, base: str, people: list[list[Job]], figures: WebFigures, stop_at: float,
-                 lock: threading.Lock, think: float, delay: float = 0.0):
+                 lock: threading.Lock, think: float, delay: float = 0.0, sessions=None):
         super().__init__(daemon=True)
         self.base, self.people, self.figures, self.stop_at, self.lock = base, people, figures, stop_at, lock
+        self.sessions = sessions  # the database, read directly to tell a refused submission's cause
+        self.engine = Engine() if sessions is not None else None
         self.think = think  # seconds between one page and the next: reading the inbox, filling the form
         self.delay = delay
 
@@ -204,17 +218,34 @@ class SimulatedUser(threading.Thread):
             time.sleep(self.think)
             if not page:
                 continue
-            version = VERSION.search(page)
+            version, basis = VERSION.search(page), BASIS.search(page)
             fields = [("csrf_token", _token(page)), ("_do", "submit"), *job.fields]
             if version:
                 fields.append(("_version", html.unescape(version.group(1))))
+            if basis:
+                fields.append(("_basis", html.unescape(basis.group(1))))
             started = time.perf_counter()
             status, reply = self._post(f"/tasks/{job.task_id}", fields)
             elapsed = time.perf_counter() - started
             with self.lock:
                 self.figures.submit.append(elapsed)
-            if status != 302:
+            if status == 409 and self.sessions is not None:
+                kind = self._classify(job, basis.group(1) if basis else None)
+                with self.lock:
+                    self.figures.conflicts[kind] = self.figures.conflicts.get(kind, 0) + 1
+            elif status != 302:
                 self._error(f"submit {status}: {_first_error(reply)}")
+
+    def _classify(self, job: Job, basis: str | None) -> str:
+        """Whether a refused submission was a real conflict, read from the database just after: real if
+        the task is no longer open (completed or withdrawn) or its page would now be built from other
+        data than the page posted (`Engine.page_basis`); false if it is still ready and unchanged."""
+        with self.sessions() as session:
+            try:
+                now = self.engine.task_view(session, job.task_id, job.email)["basis"]
+            except EngineError:
+                return "real: the task is no longer open"
+        return FALSE_CONFLICT if now == basis else "real: what the page shows changed"
 
     def _get(self, path: str) -> str:
         try:
@@ -294,11 +325,14 @@ def load(url: str, jobs: list[Job], users: int, seconds: float, port: int, think
     handle, access_log = tempfile.mkstemp(prefix="bench-web-access-", suffix=".log")
     os.close(handle)
     server = serve(url, port, threads=threads, access_log=access_log)
+    database = make_db(url)
+    sessions = session_factory(database)
     try:
         started = time.monotonic()
         # arrivals spread over one page cycle (two pauses), so that 20 sign-ins do not all come at once
         threads = [SimulatedUser(f"http://127.0.0.1:{port}", share, figures, started + seconds, lock, think,
-                                 delay=n * 2 * think / len(shares)) for n, share in enumerate(shares)]
+                                 delay=n * 2 * think / len(shares), sessions=sessions)
+                   for n, share in enumerate(shares)]
         for thread in threads:
             thread.start()
         for thread in threads:
@@ -306,6 +340,7 @@ def load(url: str, jobs: list[Job], users: int, seconds: float, port: int, think
         figures.seconds = time.monotonic() - started
     finally:
         stop(server)
+        database.dispose()
     figures.server_cpu, figures.load_cpu = _children_cpu() - server_cpu, time.process_time() - load_cpu
     figures.in_worker = _times_in_worker(access_log)
     os.unlink(access_log)

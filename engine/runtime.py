@@ -7,6 +7,7 @@ caller's session and only flushes: the caller owns the transaction, so one step 
 from __future__ import annotations
 
 import functools
+import hashlib
 import json
 import traceback
 from collections import OrderedDict
@@ -15,6 +16,7 @@ from datetime import datetime
 from typing import NamedTuple
 from uuid import UUID
 
+import orjson
 from SpiffWorkflow.bpmn import BpmnEvent, BpmnWorkflow
 from SpiffWorkflow.bpmn.specs.event_definitions.message import MessageEventDefinition as BaseMessage
 from SpiffWorkflow.bpmn.specs.event_definitions.multiple import MultipleEventDefinition
@@ -128,6 +130,12 @@ class TaskNotReady(EngineError):
 
 class Conflict(EngineError):
     """Someone else changed this PEP at the same moment: reload and try again."""
+
+
+class Raced(Conflict):
+    """Another step of this PEP was written between this step's read and its write (SQLite, which has
+    no row locks). Nothing of the step was written, and the refused write holds the database's write
+    lock: `complete_task` takes the step once more from the PEP as it now stands."""
 
 
 class ProcessFault(EngineError):
@@ -268,47 +276,80 @@ class Engine:
     # ---- human tasks ----------------------------------------------------------------------
 
     def complete_task(self, session: Session, task_id: str, actor_email: str, data: dict,
-                      expected_version: int | None = None, link_issued_by: str | None = None) -> Instance:
+                      expected_version: int | None = None, basis: str | None = None,
+                      link_issued_by: str | None = None) -> Instance:
         """Validate `data` against the task's form and complete it as `actor_email` (through a
-        single-use link that `link_issued_by` issued, when that is how it came)."""
+        single-use link that `link_issued_by` issued, when that is how it came).
+
+        `expected_version` and `basis` are the instance's version and the task's `page_basis` when the
+        person's page was read. Only a change to what the page was built from refuses the answers
+        (`Conflict`): another branch of the PEP moving on meanwhile (someone else's task, a timer)
+        does not. Without a basis, any change of version refuses them (a page from before bases)."""
         with self.instant():
-            open_task, instance, user_id, known = self._task_for_actor(session, task_id, actor_email, lock=True)
-            if expected_version is not None and instance.version != expected_version:
-                raise Conflict("this PEP was changed by someone else since you opened it: reload the page")
-            source = self._form_source(instance, open_task.form) if open_task.form else None
-            errors = (text_errors(data, source) or size_errors(data, source)
-                      or (field_errors(source, data) if source else {})
-                      or (unknown_files(session, instance.child_id, self._form_schema(instance, open_task.form), data)
-                          if source else {}))
-            if errors:
-                raise FormInvalid(errors)
-            workflow = self.load(instance)
-            task = workflow.get_task_from_id(UUID(task_id))
-            if task is None or task.state != TaskState.READY:
-                raise TaskNotReady(f"task {task_id} is not ready (it may have been completed already)")
-            step = Step(self, session, instance, workflow, actor_email, known=known, locked=True)
-            data = {**cleared_answers(source, data, task.data), **data}
-            self._check_rules(step, task, data)
-            data = as_recorded(data, new=True)
-            task.set_data(**data)
             try:
-                task.run()
-            except SQLAlchemyError:
-                raise
-            except Exception as exc:  # the diagram refused the answers, or its code failed
-                failure = step.failure(exc, open_task.spec_id)
-                if type(failure) is EngineError:
-                    failure = EngineError(f"the process could not run {open_task.name}: {failure}")
-                raise failure from exc
-            step.log("task_completed", task_id=task_id, task=open_task.spec_id, name=open_task.name,
-                     role=open_task.role_key, lane=open_task.lane, form=open_task.form, data=data,
-                     due_at=open_task.due_at.isoformat() if open_task.due_at else None,
-                     late=bool(open_task.due_at and self.now() > open_task.due_at), user_id=user_id,
-                     **({"link_issued_by": link_issued_by} if link_issued_by else {}))
-            step.completed(task)
-            step.advance()
-            step.save()
-            return instance
+                return self._complete_task(session, task_id, actor_email, data, expected_version, basis,
+                                           link_issued_by)
+            except Raced:
+                # SQLite: another step of this PEP committed between this one's read and its write.
+                # The refused write took the database's write lock, so the step is taken again from
+                # what the other left, which nothing can change before commit: a task still ready,
+                # with its page's basis unchanged, goes through as if it had come second
+                return self._complete_task(session, task_id, actor_email, data, expected_version, basis,
+                                           link_issued_by, again=True)
+
+    def _complete_task(self, session, task_id, actor_email, data, expected_version, basis, link_issued_by,
+                       again=False) -> Instance:
+        open_task, instance, user_id, known = self._task_for_actor(session, task_id, actor_email, lock=True,
+                                                                   fresh=again)
+        moved = expected_version is not None and instance.version != expected_version
+        if moved and basis is None:
+            raise Conflict("this PEP was changed by someone else since you opened it: reload the page")
+        source = self._form_source(instance, open_task.form) if open_task.form else None
+        workflow = self.load(instance)
+        task = workflow.get_task_from_id(UUID(task_id))
+        if task is None or task.state != TaskState.READY:
+            raise TaskNotReady(f"task {task_id} is not ready (it may have been completed already)")
+        if moved and basis != self.page_basis(task, source):
+            raise Conflict("what this page shows was changed by someone else since you opened it: reload the page")
+        errors = (text_errors(data, source) or size_errors(data, source)
+                  or (field_errors(source, data) if source else {})
+                  or (unknown_files(session, instance.child_id, self._form_schema(instance, open_task.form), data)
+                      if source else {}))
+        if errors:
+            raise FormInvalid(errors)
+        step = Step(self, session, instance, workflow, actor_email, known=known, locked=True)
+        data = {**cleared_answers(source, data, task.data), **data}
+        self._check_rules(step, task, data)
+        data = as_recorded(data, new=True)
+        task.set_data(**data)
+        try:
+            task.run()
+        except SQLAlchemyError:
+            raise
+        except Exception as exc:  # the diagram refused the answers, or its code failed
+            failure = step.failure(exc, open_task.spec_id)
+            if type(failure) is EngineError:
+                failure = EngineError(f"the process could not run {open_task.name}: {failure}")
+            raise failure from exc
+        step.log("task_completed", task_id=task_id, task=open_task.spec_id, name=open_task.name,
+                 role=open_task.role_key, lane=open_task.lane, form=open_task.form, data=data,
+                 due_at=open_task.due_at.isoformat() if open_task.due_at else None,
+                 late=bool(open_task.due_at and self.now() > open_task.due_at), user_id=user_id,
+                 **({"link_issued_by": link_issued_by} if link_issued_by else {}))
+        step.completed(task)
+        step.advance()
+        step.save()
+        return instance
+
+    def page_basis(self, task, form_source: str | None) -> str:
+        """A digest of what a ready task's page is built from: its form, its instructions and the
+        process data it shows and pre-fills (the task's own copy, as stored). Another branch moving on
+        leaves it as it was; a new version of the process can change its form."""
+        digest = hashlib.sha256((form_source or "").encode())
+        digest.update(b"\0" + (task.task_spec.extensions.get("instructionsForEndUser") or "").encode())
+        digest.update(b"\0" + orjson.dumps(self.serializer.registry.convert(task.data),
+                                           option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS))
+        return digest.hexdigest()[:32]
 
     def claim(self, session: Session, task_id: str, actor_email: str) -> OpenTask:
         """Take a pooled task into the actor's own inbox."""
@@ -350,8 +391,9 @@ class Engine:
                                                                 Incident.source == "instructions",
                                                                 Incident.resolved_at.is_(None))):
                     self.record_incident(session, instance.id, "instructions", fault, pause_timers=False)
+            source = self._form_source(instance, open_task.form) if open_task.form else None
             return {**self._form_of(open_task, instance), "data": dict(task.data), "instructions": instructions,
-                    "instructions_fault": fault}
+                    "instructions_fault": fault, "basis": self.page_basis(task, source)}
 
     def task_form(self, session: Session, task_id: str, actor_email: str) -> dict:
         """The task's form and the instance version, without rebuilding the workflow: what reading a
@@ -561,11 +603,14 @@ class Engine:
         step.save()
         return step.instance
 
-    def _task_for_actor(self, session, task_id, actor_email, lock=False):
+    def _task_for_actor(self, session, task_id, actor_email, lock=False, fresh=False):
         """The open task, its instance, the acting user's id and what the step will need, if the user
-        may act on the task; `lock` (to complete it) holds the instance and the child until commit."""
-        row = session.execute(TASK_FOR_STEP if lock else TASK_FOR_ACTOR,
-                              {"task_id": task_id, "email": actor_email.strip().lower()}).first()
+        may act on the task; `lock` (to complete it) holds the instance and the child until commit;
+        `fresh` reads the task and instance again over what the session holds of them."""
+        statement = TASK_FOR_STEP if lock else TASK_FOR_ACTOR
+        if fresh:
+            statement = statement.execution_options(populate_existing=True)
+        row = session.execute(statement, {"task_id": task_id, "email": actor_email.strip().lower()}).first()
         if row is None:
             raise TaskNotReady(f"task {task_id} is not open (it may have been completed or withdrawn)")
         open_task, instance = row.OpenTask, row.Instance
@@ -814,7 +859,7 @@ class Step:
         if writes is not None:
             writes.execute(WRITE_INSTANCE, parameters)
         elif session.connection().execute(WRITE_INSTANCE, parameters).rowcount != 1:
-            raise StaleDataError(f"instance {instance.id} is no longer at version {version}")
+            raise Raced("this PEP was changed by someone else at the same moment: reload and try again")
         for name, value in dict(values, version=version + 1).items():
             set_committed_value(instance, name, value)
 

@@ -16,7 +16,7 @@ from sqlalchemy import select, text
 
 from engine import clock as clocks
 from engine.db import make_db, session_factory
-from engine.deploy import Bundle, deploy
+from engine.deploy import Bundle, deploy, deploy_changes
 from engine.models import Base, CaseTeamMember, Child
 from engine.people import add_child, add_user, find_user
 from engine.replay import replay_child
@@ -25,6 +25,7 @@ from engine.runtime import Engine
 
 HERE = Path(__file__).parent
 BASIC_BUNDLE = HERE / "bundles" / "basic"
+PARALLEL_BUNDLE = HERE / "bundles" / "parallel"
 PG_URL = os.environ.get("PEP_TEST_DATABASE_URL")
 TEST_HISTORY_KEY = "test-history-key-0123456789abcdef0123456789abcdef"
 os.environ["PEP_HISTORY_KEY"] = TEST_HISTORY_KEY  # before any test (or server it starts) signs an event
@@ -144,6 +145,15 @@ def deployed(council, clock):
     with clocks.using(clock), council.begin() as s:
         deployment, _ = deploy(s, Bundle.from_dirs(BASIC_BUNDLE), actor="owner@demo.test")
         return deployment
+
+
+@pytest.fixture
+def parallel(deployed, council, clock):
+    """The basic bundle and a review prepared on three branches: the social worker records the child's
+    views, the designated teacher completes the ePEP, and two working days on, the views are noted due."""
+    with clocks.using(clock), council.begin() as s:
+        deploy_changes(s, Bundle.from_dirs(PARALLEL_BUNDLE).files, actor="owner@demo.test")
+    return council
 
 
 # ---- the shipped council processes ------------------------------------------------------------

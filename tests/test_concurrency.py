@@ -9,11 +9,12 @@ import pytest
 from sqlalchemy import func, select, text
 
 from engine.models import Event, Instance, OpenTask
-from engine.runtime import Conflict, Engine, Step, TaskNotReady
+from engine.runtime import Engine, Step, TaskNotReady
 from engine.timers import fire_due_timers
 
 from .conftest import PG_URL
-from .test_runtime import MEETING, only_task, start_review
+from .test_conflicts import VIEWS, completions, open_page, start_parallel, submit, task_named
+from .test_runtime import MEETING, PEP, only_task, start_review
 
 
 def run_together(*jobs):
@@ -34,24 +35,40 @@ def run_together(*jobs):
     return results
 
 
-def test_two_people_submitting_one_task_at_once_exactly_one_wins(deployed, engine, council, monkeypatch):
-    """Both submit at the same moment. SQLite: both run the task, and the second write is refused
-    (the optimistic version check). PostgreSQL: the second waits on the first's row locks, then
-    finds the task done. Either way exactly one lands and the other is told why."""
-    instance_id = start_review(engine, council)
-    task = only_task(council)
-    locks_rows = council.kw["bind"].dialect.name == "postgresql"
-    both_ran_the_task = threading.Barrier(2, timeout=20)
-    original_save = Step.save
+def at_the_same_moment(monkeypatch, sessions) -> list[bool]:
+    """Make two submissions meet in `Step.save`. SQLite: each waits there, once, until both have run
+    their task. PostgreSQL: the first waits there until the other waits for its row locks. Returns the
+    list of each attempt's `again` (True for an attempt taken again after a raced write)."""
+    locks_rows = sessions.kw["bind"].dialect.name == "postgresql"
+    both_ran_the_task, first, seen = threading.Barrier(2, timeout=20), threading.Lock(), threading.local()
+    attempts: list[bool] = []
+    original_save, original_complete = Step.save, Engine._complete_task
 
     def save_when_the_other_is_there(step, *args, **kwargs):
-        if locks_rows:
-            wait_for_a_blocked_transaction(council)
-        else:
-            both_ran_the_task.wait()
+        if not getattr(seen, "saved", False):
+            seen.saved = True
+            if not locks_rows:
+                both_ran_the_task.wait()
+            elif first.acquire(blocking=False):
+                wait_for_a_blocked_transaction(sessions)
         return original_save(step, *args, **kwargs)
 
+    def counted(engine, *args, again=False, **kwargs):
+        attempts.append(again)
+        return original_complete(engine, *args, again=again, **kwargs)
+
     monkeypatch.setattr(Step, "save", save_when_the_other_is_there)
+    monkeypatch.setattr(Engine, "_complete_task", counted)
+    return attempts
+
+
+def test_two_people_submitting_one_task_at_once_exactly_one_wins(deployed, engine, council, monkeypatch):
+    """Both submit at the same moment. SQLite: both run the task, the second's write is refused (the
+    optimistic version check), and it takes the step again from what the first left. PostgreSQL: the
+    second waits on the first's row locks. Either way exactly one lands and the other finds the task done."""
+    instance_id = start_review(engine, council)
+    task = only_task(council)
+    attempts = at_the_same_moment(monkeypatch, council)
 
     def submit(venue):
         def job():
@@ -63,16 +80,33 @@ def test_two_people_submitting_one_task_at_once_exactly_one_wins(deployed, engin
     winners = [r for r in results if isinstance(r, Instance)]
     losers = [r for r in results if isinstance(r, Exception)]
     assert len(winners) == 1 and len(losers) == 1, results
-    if locks_rows:
-        assert isinstance(losers[0], TaskNotReady) and "completed already" in str(losers[0])
-    else:
-        assert isinstance(losers[0], Conflict) and "reload" in str(losers[0])
+    assert isinstance(losers[0], TaskNotReady) and "completed" in str(losers[0])
+    assert attempts.count(True) == (0 if council.kw["bind"].dialect.name == "postgresql" else 1)
     with council() as s:
         completions = s.scalars(select(Event).where(Event.kind == "task_completed")).all()
         assert len(completions) == 1
         assert s.get(Instance, instance_id).version == 2
         assert s.scalar(select(func.count(OpenTask.id))) == 1
     assert only_task(council).name == "Complete the PEP"
+
+
+def test_the_sw_and_the_dt_submitting_on_two_branches_at_once_both_land(parallel, engine, monkeypatch):
+    """The social worker's views and the teacher's ePEP, on two branches of one PEP, both pages opened
+    before either was sent, submitted at the same moment: neither is refused, on either database."""
+    instance_id = start_parallel(engine, parallel)
+    views, epep = task_named(parallel, "Record the child's views"), task_named(parallel, "Complete the ePEP")
+    pages = open_page(engine, parallel, views, "sw@demo.test"), open_page(engine, parallel, epep, "dt@demo.test")
+    attempts = at_the_same_moment(monkeypatch, parallel)
+
+    results = run_together(lambda: submit(engine, parallel, views, "sw@demo.test", VIEWS, pages[0]),
+                           lambda: submit(engine, parallel, epep, "dt@demo.test", PEP, pages[1]))
+
+    assert all(isinstance(r, Instance) for r in results), results
+    assert attempts.count(True) == (0 if parallel.kw["bind"].dialect.name == "postgresql" else 1)
+    assert sorted(completions(parallel)) == ["Complete the ePEP", "Record the child's views"]
+    with parallel() as s:
+        assert s.get(Instance, instance_id).version == pages[0]["expected_version"] + 2
+        assert s.scalar(select(func.count(OpenTask.id))) == 0
 
 
 def wait_for_a_blocked_transaction(sessions, seconds=20):

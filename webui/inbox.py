@@ -116,6 +116,7 @@ def task(task_id):
     version = request.form.get("_version", type=int)
     if version is None:  # none, or a garbled one: the version the page is about now
         version = form["instance_version"]
+    basis = request.form.get("_basis", "")[:64] or None  # what the page was built from (engine.page_basis)
     action = request.form.get("_do", "submit")
     data = parse_submission(schema, request.form, files=request.files)
     keep_known_files(schema, data, open_task.child_id)
@@ -127,7 +128,7 @@ def task(task_id):
         refused = size_errors(as_kept(data), schema) or check_uploads(data, current_user.email)
         if refused:
             db().rollback()
-            return _show_again(open_task, as_kept(data), refused, draft, version, status=422)
+            return _show_again(open_task, as_kept(data), refused, draft, version, basis=basis, status=422)
         stored = store_uploads(data, open_task.child_id, current_user.email)
         if action.startswith(("add:", "remove:", "detach:")):
             kind, _, path = action.partition(":")
@@ -138,18 +139,18 @@ def task(task_id):
             _save_draft(task_id, data)
             remove_left(schema, before, data, open_task.child_id, current_user.email)
             db().commit()
-            return _show_again(open_task, data, {}, draft, version, anchor=path)
+            return _show_again(open_task, data, {}, draft, version, basis=basis, anchor=path)
         if action == "save":
             _save_draft(task_id, data)
             remove_left(schema, before, data, open_task.child_id, current_user.email)
             db().commit()
             flash("Your answers are saved. You can come back to this task from your inbox.")
             return redirect(url_for("inbox.task", task_id=task_id))
-        return _submit(open_task, child, schema, data, draft, version, stored, before)
+        return _submit(open_task, child, schema, data, draft, version, basis, stored, before)
     except SQLAlchemyError as exc:
         if not connection_lost(exc):
             raise
-        return _database_lost(form, child, as_kept(data), draft, version, exc)
+        return _database_lost(form, child, as_kept(data), draft, version, basis, exc)
 
 
 def _detach(schema: dict, data: dict, path: str) -> None:
@@ -158,12 +159,12 @@ def _detach(schema: dict, data: dict, path: str) -> None:
         drop_path(data, path)
 
 
-def _submit(open_task, child, schema, data, draft, version, stored, before):
+def _submit(open_task, child, schema, data, draft, version, basis, stored, before):
     """Complete the task with the answers. Refused, the files stored with them are kept all the same
     (with the draft, or on the page shown again), so nobody is asked to choose a file twice."""
     child_id, me, started = open_task.child_id, current_user.email, now()
     try:
-        engine().complete_task(db(), open_task.id, me, data, expected_version=version)
+        engine().complete_task(db(), open_task.id, me, data, expected_version=version, basis=basis)
         if draft is not None:
             db().delete(draft)
         remove_left(schema, before, data, child_id, me)
@@ -174,12 +175,12 @@ def _submit(open_task, child, schema, data, draft, version, stored, before):
         _save_draft(open_task.id, data)
         remove_left(schema, before, data, child_id, me)
         db().commit()
-        return _show_again(open_task, data, exc.errors, draft, version, status=422)
+        return _show_again(open_task, data, exc.errors, draft, version, basis=basis, status=422)
     except Conflict as exc:
         db().rollback()
         put_back(stored)
         db().commit()
-        return _show_again(open_task, data, {}, draft, version, conflict=str(exc), status=409)
+        return _show_again(open_task, data, {}, draft, version, basis=basis, conflict=str(exc), status=409)
     except TaskNotReady:
         db().rollback()
         put_back(stored)
@@ -192,12 +193,12 @@ def _submit(open_task, child, schema, data, draft, version, stored, before):
         put_back(stored)
         _save_draft(open_task.id, data)
         db().commit()
-        return _show_again(open_task, data, {"(form)": told}, draft, version, status=500)
+        return _show_again(open_task, data, {"(form)": told}, draft, version, basis=basis, status=500)
     except EngineError as exc:
         db().rollback()
         put_back(stored)
         db().commit()
-        return _show_again(open_task, data, {"(form)": str(exc)}, draft, version, status=422)
+        return _show_again(open_task, data, {"(form)": str(exc)}, draft, version, basis=basis, status=422)
     status, opened = opened_since(db(), open_task.instance_id, started)
     back = next((t for t in opened if t.sent_back and t.spec_id == open_task.spec_id
                  and t.assignee_id == current_user.id), None)
@@ -224,7 +225,7 @@ def what_next(status: str, opened) -> str:
     return f"Next: {'; '.join(steps)}{more}."
 
 
-def _database_lost(form, child, data, draft, version, exc):
+def _database_lost(form, child, data, draft, version, basis, exc):
     """The connection to the database was lost while the task's answers were posted (a failover, a
     restart): nothing of the request was applied. The answers are kept as a draft if the database is
     back already, and shown again either way, from what the request had read (503): the person
@@ -247,7 +248,8 @@ def _database_lost(form, child, data, draft, version, exc):
         session.rollback()
         lost = "page"  # the database is still out of reach: the answers are only on the page
     view = {**form, "instructions": "", "instructions_fault": None, "data": {}}
-    return render_page(open_task, view, data, {}, draft, status=503, version=version, child=child, lost=lost)
+    return render_page(open_task, view, data, {}, draft, status=503, version=version, basis=basis, child=child,
+                       lost=lost)
 
 
 def _show_again(open_task, values, errors, draft, version, **page):
@@ -310,18 +312,20 @@ def _no_longer_open(task_id: str, child_id: str, answers: dict, schema: dict | N
 
 
 def render_page(open_task, view, values, errors, draft, status=200, conflict=None, anchor=None, version=None,
-                child=None, lost=None, reviewed=None):
-    """The task page, with what the task reviews (`reviewed`) beside the form. `lost` (the database
-    connection was lost: "draft" if the answers were saved as one, "page" if they are only on the page)
-    shows it from what was read before, without the database."""
+                basis=None, child=None, lost=None, reviewed=None):
+    """The task page, with what the task reviews (`reviewed`) beside the form, carrying the version and
+    the basis it was first built from (`version`, `basis`: a page shown again keeps those of the page
+    the person opened). `lost` (the database connection was lost: "draft" if the answers were saved as
+    one, "page" if they are only on the page) shows it from what was read before, without the database."""
     schema = task_schema(view)
     fields = build_fields(schema, values, errors)
     child = child or db().get(Child, open_task.child_id)
     attachments = {} if lost == "page" else file_links(schema, values, open_task.child_id)
     return render_template(
         "inbox/task.html", task=open_task, child=child, view=view, schema=schema, fields=fields,
-        errors=sent_back(open_task) + error_summary(fields, errors), draft=draft, conflict=conflict, anchor=anchor, attachments=attachments,
-        version=view["instance_version"] if version is None else version, now=now(), lost=lost, reviewed=reviewed,
+        errors=sent_back(open_task) + error_summary(fields, errors), draft=draft, conflict=conflict, anchor=anchor,
+        attachments=attachments, version=view["instance_version"] if version is None else version,
+        basis=view.get("basis", "") if basis is None else basis, now=now(), lost=lost, reviewed=reviewed,
     ), status
 
 

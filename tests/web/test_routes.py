@@ -9,10 +9,13 @@ import pytest
 from sqlalchemy import select
 
 from engine import clock as clocks
+from engine import migration
 from engine.deploy import deploy_changes, latest_bundle
 from engine.history import events
 from engine.models import Attachment, Instance, Notification, OpenTask, TaskDraft, TaskLink, User
 
+from ..test_conflicts import VIEWS, start_parallel, task_named
+from ..test_migration import definition
 from ..test_runtime import MEETING, PEP, complete, only_task, start_review
 from .conftest import PASSWORD, csrf_token
 
@@ -251,7 +254,62 @@ def test_a_list_of_dates_and_a_field_called_action_are_answered_on_the_page(depl
     assert submitted["pep_dates"] == ["2026-06-10", "2026-10-07"] and submitted["action"] == "Submit the ePEP"
 
 
-def test_a_page_opened_before_someone_else_changed_the_pep_says_reload(deployed_app, browser, engine, council):
+def hidden(html: str) -> dict:
+    """The page's own hidden fields (its CSRF token, the version and the basis it was built from)."""
+    return dict(re.findall(r'<input type="hidden" name="(csrf_token|_version|_basis)" value="([^"]*)"', html))
+
+
+EPEP = {"_do": "submit", "attendance_percent": "96", "targets.0._item": "1", "targets.0.what": "Read every day",
+        **date_fields("targets.0.by_when", "2026-05-29")}
+
+
+def test_a_page_opened_before_another_branch_of_the_pep_moved_on_is_submitted(app, parallel, browser, engine):
+    """The teacher opens the ePEP; meanwhile the social worker records the child's views on the other
+    branch. The teacher's page (now an older version of the PEP) still goes through."""
+    start_parallel(engine, parallel)
+    epep = task_named(parallel, "Complete the ePEP")
+    dt = browser("dt@demo.test")
+    page = hidden(dt.get(f"/tasks/{epep.id}").get_data(as_text=True))
+    complete(engine, parallel, task_named(parallel, "Record the child's views"), "sw@demo.test", VIEWS)
+
+    response = dt.client.post(f"/tasks/{epep.id}", data={**EPEP, **page})
+
+    assert response.status_code == 302
+    with parallel() as s:
+        assert s.get(Instance, epep.instance_id).version == int(page["_version"]) + 2
+        assert [e.data["name"] for e in events(s, "C001") if e.kind == "task_completed"] == [
+            "Record the child's views", "Complete the ePEP"]
+
+
+def test_a_page_opened_before_what_it_shows_changed_says_reload_and_keeps_the_answers(
+        app, parallel, browser, engine, council):
+    """The PEP is moved to a version whose ePEP form asks a new question while the teacher's page, built
+    from the old form, is open: refused (409), their answers still on the page."""
+    instance_id = start_parallel(engine, parallel)
+    epep = task_named(parallel, "Complete the ePEP")
+    dt = browser("dt@demo.test")
+    page = hidden(dt.get(f"/tasks/{epep.id}").get_data(as_text=True))
+    with council.begin() as s:
+        form = latest_bundle(s).files["forms/complete_pep.schema.json"].replace(
+            '"properties": {', '"properties": {"tutoring": {"type": "string", "title": "Tutoring"},', 1)
+        deployment, _ = deploy_changes(s, {"forms/complete_pep.schema.json": form}, actor="owner@demo.test")
+        migration.migrate(engine, s, instance_id, definition(s, "test_parallel_review", deployment.version).id,
+                          "owner@demo.test")
+
+    response = dt.client.post(f"/tasks/{epep.id}", data={**EPEP, **page})
+
+    assert response.status_code == 409
+    html = response.get_data(as_text=True)
+    assert "Someone else changed this PEP" in html and "Reload the task" in html and 'value="Read every day"' in html
+    shown = hidden(html)  # submitting this page again is refused again: it was built from the old form
+    assert (shown["_version"], shown["_basis"]) == (page["_version"], page["_basis"])
+    assert task_named(parallel, "Complete the ePEP").id == epep.id
+    response = dt.client.post(f"/tasks/{epep.id}", data={**EPEP, **hidden(dt.get(f"/tasks/{epep.id}").get_data(as_text=True))})
+    assert response.status_code == 302
+
+
+def test_a_page_without_its_basis_says_reload_once_the_pep_moved_on(deployed_app, browser, engine, council):
+    """A page opened before pages carried what they were built from has only its version to go by."""
     start_review(engine, council)
     task = only_task(council)
     sw = browser("sw@demo.test")
