@@ -913,8 +913,10 @@ class Step:
         if not expression:
             return None
         try:
-            reason = self.workflow.script_engine.evaluate(task, expression)
-        except Exception as exc:  # the diagram's expression failed
+            reason = self.engine.script_engine.environment.evaluate(expression, task.data)
+        except ScriptError as exc:
+            if isinstance(exc.__cause__, NameError):
+                return None  # what would say why (a rating, feedback) is not in the data yet: opened the first time
             raise self.failure(exc, task.task_spec.bpmn_id) from exc
         reason = " ".join(str(reason).split()) if reason else ""
         return reason[:2000] or None
