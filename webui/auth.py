@@ -124,18 +124,25 @@ def load_user(session_id: str) -> Person | None:
     idle, max_age = current_app.config["SESSION_IDLE_TIMEOUT"], current_app.config["SESSION_MAX_AGE"]
     if moment - signed_in >= max_age.total_seconds():
         return _session_ended(f"We signed you out because you signed in more than {_duration(max_age)} ago. "
-                              "Sign in again to carry on.")
+                              "Sign in again to carry on.", user)
     if moment - seen >= idle.total_seconds():
         return _session_ended(f"We signed you out because you had not done anything for {_duration(idle)}. "
-                              "Sign in again to carry on.")
+                              "Sign in again to carry on.", user)
     session["seen_at"] = moment
     return Person.of(user)
 
 
-def _session_ended(message: str | None) -> None:
+def _session_ended(message: str | None, timed_out: User | None = None) -> None:
+    """End the session. A task page posted by a session that timed out keeps its answers as the
+    person's draft, so that signing in again (it brings them back to the task) loses nothing."""
+    kept = None
+    if timed_out is not None and request.method == "POST" and request.endpoint == "inbox.task":
+        from .inbox import keep_answers_of_ended_session  # the task page's rules for a draft
+
+        kept = keep_answers_of_ended_session(timed_out, request.view_args["task_id"])
     session.clear()
     if message:
-        flash(message)
+        flash(message + (f" Your answers to “{kept}” are saved as a draft." if kept else ""))
         g.session_ended = True
     return None
 

@@ -153,6 +153,28 @@ def task(task_id):
         return _database_lost(form, child, as_kept(data), draft, version, basis, exc)
 
 
+def keep_answers_of_ended_session(user: User, task_id: str) -> str | None:
+    """A task page posted after its session timed out: what was typed is kept as that person's draft
+    (files are not stored: they are chosen again), if they may do the task. The task's name, if kept."""
+    try:
+        form = engine().task_form(db(), task_id, user.email)
+    except EngineError:
+        db().rollback()
+        return None
+    schema, open_task = task_schema(form), form["task"]
+    data = parse_submission(schema, request.form)
+    keep_known_files(schema, data, open_task.child_id)
+    if not data or size_errors(data, schema):
+        return None
+    draft = db().get(TaskDraft, (task_id, user.id))
+    if draft is None:
+        db().add(TaskDraft(task_id=task_id, user_id=user.id, data=data, saved_at=now()))
+    else:
+        draft.data, draft.saved_at = data, now()
+    db().commit()
+    return open_task.name
+
+
 def _detach(schema: dict, data: dict, path: str) -> None:
     """Take the file at `path` off the answers (the Remove button beside it)."""
     if path in {named for named, _ in attachment_answers(schema, data)}:

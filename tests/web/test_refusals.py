@@ -9,10 +9,11 @@ from datetime import date
 from sqlalchemy import select
 
 from engine import history
-from engine.models import Event
+from engine.models import Event, TaskDraft
 from webui.documents import next_meeting
 
 from ..test_runtime import MEETING, PEP, complete, only_task, start_review
+from .conftest import csrf_token
 from .test_audit import auditor, give, text  # noqa: F401 - the auditor fixture, used by name
 from .test_routes import date_fields
 
@@ -127,3 +128,34 @@ def test_only_an_accepted_answer_becomes_the_next_pep_meeting(council, clock):
         ], clock.now())
         assert next_meeting(s, "C001", date(2026, 3, 2))["date"] == "2026-06-17"
         assert next_meeting(s, "C001", date(2026, 6, 18)) is None  # held already: none is set yet
+
+
+def test_answers_posted_after_the_session_timed_out_are_kept_as_a_draft(deployed_app, browser, engine, council, clock):
+    start_review(engine, council)
+    complete(engine, council, only_task(council), SW, MEETING)
+    task = only_task(council)
+    dt = browser(DT)
+    page = dt.get(f"/tasks/{task.id}").get_data(as_text=True)  # the page is opened, and written for 40 minutes
+    clock.advance(minutes=40)
+    response = dt.client.post(f"/tasks/{task.id}", data={
+        "_do": "submit", "attendance_percent": "96", "targets.0.what": "Read <b>daily</b>",
+        "csrf_token": csrf_token(page)})
+    assert response.status_code == 302 and f"/sign-in?next=/tasks/{task.id}" in response.location
+    told = dt.get(response.location).get_data(as_text=True)
+    assert "We signed you out because you had not done anything for 30 minutes" in told
+    assert "Your answers to “Complete the PEP” are saved as a draft." in told
+    assert dt.sign_in(DT).status_code == 302
+    again = dt.get(f"/tasks/{task.id}").get_data(as_text=True)
+    assert 'value="96"' in again and "Read &lt;b&gt;daily&lt;/b&gt;" in again and "<b>daily" not in again
+    assert only_task(council).id == task.id  # nothing was submitted
+
+
+def test_a_timed_out_session_keeps_nothing_for_a_task_that_is_not_theirs(deployed_app, browser, engine, council, clock):
+    start_review(engine, council)
+    task = only_task(council)  # the social worker's
+    dt = browser(DT)
+    page = dt.get("/inbox").get_data(as_text=True)
+    clock.advance(minutes=40)
+    dt.client.post(f"/tasks/{task.id}", data={"_do": "submit", "venue": "x", "csrf_token": csrf_token(page)})
+    with council() as s:
+        assert s.scalars(select(TaskDraft)).all() == []
