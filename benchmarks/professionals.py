@@ -33,7 +33,7 @@ CHOICES = {
     "action": [("Submit the ePEP", 0.9), ("Send the link for checking", 0.1)],
     "exceptional_decision": [("approved", 0.7), ("refused", 0.3)],
 }
-HELD_DATES = ("meeting_held_on",)  # with "meeting_date" on a form that also asks for the next one
+HELD_DATES = ("meeting_held_on",)  # with a "meeting_date" the form says is in the past (x-when)
 TODAY_DATES = ("_on", "filed_on", "sent_on", "typed_on", "saved_on", "finalised_on", "distributed_on",
                "case_note_date", "sdq_young_person_date", "sdq_key_worker_date", "last_review_date",
                "two_year_review_date", "left_care_date", "move_date")
@@ -60,8 +60,8 @@ class Professional:
         # a careful professional fills in every field, so that no "required if ..." rule is missed
         answers = sample_answers({**schema, "required": list(schema.get("properties", {}))}, today, self.rng)
         properties = schema.get("properties", {})
-        held = [name for name in properties if name in HELD_DATES
-                or (name == "meeting_date" and "next_meeting_date" in properties)]
+        held = [name for name, spec in properties.items()
+                if name in HELD_DATES or (name == "meeting_date" and spec.get("x-when") == "past")]
         planned = data.get("meeting_date") or (data.get("cycle") or {}).get("next_meeting_date")
         meeting = today if held and not planned else self._meeting_date(data, today, properties)
         if held and meeting > today:
@@ -79,6 +79,9 @@ class Professional:
                 answers[name] = self._choose(name, spec["enum"])
             elif spec.get("format") == "date":
                 answers[name] = self._date(name, meeting, today)
+                if spec.get("x-when") == "past" and answers[name] > today.isoformat() \
+                        or spec.get("x-when") == "future" and answers[name] < today.isoformat():
+                    answers[name] = today.isoformat()  # done today, or planned for today at the earliest
             elif name == "pep_dates":
                 answers[name] = self._pep_dates(meeting)
             elif spec.get("type") == "array" and name in answers:

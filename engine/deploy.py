@@ -31,7 +31,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from . import clock, depth
-from .forms import pattern_problems
+from .forms import WHEN, pattern_problems
 from .models import Deployment, DeploymentFile, ProcessDefinition
 from .roles import RoleDirectory
 from .scripting import (
@@ -404,7 +404,20 @@ def _form_errors(path: str, content: str) -> tuple[DeployError, ...]:
         return (DeployError(path, "(root)", 'a form schema must have "type": "object"'),)
     reserved = tuple(DeployError(path, name, f'"{name}" is a name the task page keeps for itself: rename the field')
                      for name in _property_names(schema) if name.startswith("_") or name == "csrf_token")
-    return reserved + tuple(DeployError(path, where, problem) for where, problem in pattern_problems(schema))
+    return (reserved + tuple(DeployError(path, where, problem) for where, problem in pattern_problems(schema))
+            + tuple(DeployError(path, where, problem) for where, problem in _when_problems(schema)))
+
+
+def _when_problems(node: dict, where: str = ""):
+    """(field, problem) for each `x-when` that is not "past" or "future" on a date field."""
+    if "x-when" in node and (node["x-when"] not in WHEN or node.get("format") != "date"):
+        yield (where or "(root)", f'x-when is {json.dumps(node["x-when"])}: it may say "past" (today or before) or '
+               '"future" (today or after), on a field of "format": "date"')
+    for name, spec in (node.get("properties") or {}).items():
+        if isinstance(spec, dict):
+            yield from _when_problems(spec, f"{where}.{name}" if where else name)
+    if isinstance(node.get("items"), dict):
+        yield from _when_problems(node["items"], f"{where}[]")
 
 
 def _shadowing(path: str, content: str) -> list[DeployError]:

@@ -28,6 +28,10 @@ Every date must be one a person means, from 1900 to 2199, whatever the form says
 counted from the dates in answers (`working_days(5, meeting_date)`), and from the first or last day
 there is (1/1/1, 31/12/9999) that count runs off the calendar. Such a date is refused with the form,
 field by field, rather than left to fail the diagram's next step.
+
+A date field may say when its date can be (`"x-when": "past"`: something done or held, today or before;
+`"future"`: something planned, today or after), judged on the engine clock's day in London: a meeting
+"held" next week, or one planned for last month, is refused with the form (`when_errors`).
 """
 
 from __future__ import annotations
@@ -44,6 +48,8 @@ import orjson
 import re2
 from jsonschema import Draft202012Validator, FormatChecker, ValidationError, validators
 from jsonschema.protocols import Validator
+
+from .calendar import today
 
 
 def _pattern(validator, pattern, instance, schema):
@@ -166,7 +172,7 @@ def field_errors(schema_json: str, data: dict) -> dict[str, str]:
     """Return {field path: message} for every problem in `data` (empty when valid)."""
     not_numbers = list(_not_numbers(data))
     if not not_numbers and passes_fast_check(schema_json, data):
-        return {}
+        return when_errors(schema_json, data)
     errors: dict[str, str] = {}
     validator = _validator(schema_json)
     for path, problem in not_numbers:
@@ -180,7 +186,54 @@ def field_errors(schema_json: str, data: dict) -> dict[str, str]:
         else:
             message = f"{_title(validator.schema, path)}: {_plain(error)}"
         errors.setdefault(".".join(str(p) for p in path) or "(form)", message)
+    return errors or when_errors(schema_json, data)
+
+
+WHEN = {"past": "today or in the past", "future": "today or in the future"}  # the values of x-when
+
+
+def when_errors(schema_json: str, data: dict) -> dict[str, str]:
+    """{field path: message} for each date answer on the wrong side of today (the field's `x-when`)."""
+    rules = _when_rules(schema_json)
+    if not rules:
+        return {}
+    day, errors = today(), {}
+    for path, value in _dates_at(data, rules, ()):
+        rule = rules[tuple(p for p in path if not isinstance(p, int))]
+        if (value > day) if rule == "past" else (value < day):
+            schema = _validator(schema_json).schema
+            errors[".".join(map(str, path))] = f"{_title(schema, list(path))} must be {WHEN[rule]}"
     return errors
+
+
+@lru_cache(maxsize=512)
+def _when_rules(schema_json: str) -> dict[tuple, str]:
+    """The `x-when` of each date field, by its path of names (list items share their list's path)."""
+    rules: dict[tuple, str] = {}
+
+    def walk(node: dict, path: tuple) -> None:
+        if node.get("x-when") in WHEN:
+            rules[path] = node["x-when"]
+        for name, spec in (node.get("properties") or {}).items():
+            if isinstance(spec, dict):
+                walk(spec, (*path, name))
+        if isinstance(node.get("items"), dict):
+            walk(node["items"], path)
+
+    walk(json.loads(schema_json), ())
+    return rules
+
+
+def _dates_at(value, rules: dict, path: tuple) -> Iterator[tuple[tuple, str]]:
+    names = tuple(p for p in path if not isinstance(p, int))
+    if isinstance(value, str) and names in rules and _iso_date(value):
+        yield path, value
+    elif isinstance(value, dict):
+        for name, item in value.items():
+            yield from _dates_at(item, rules, (*path, name))
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            yield from _dates_at(item, rules, (*path, index))
 
 
 def _not_numbers(value, path: tuple = ()) -> Iterator[tuple[list, str]]:

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import re
+
 from sqlalchemy import select
 
 from engine.attachments import store
 from engine.models import Attachment, Instance, OpenTask, ProcessDefinition
+from engine.runtime import EngineError
 from engine.timers import fire_due_timers
 
 
@@ -43,3 +46,27 @@ def start_anew(engine, session, process_id: str, child_id: str, **start) -> Inst
     for instance in running.all():
         engine.cancel(session, instance.id, "admin@demo.test", "the test starts it again")
     return engine.start(session, process_id, child_id, **start)
+
+
+def recorded_after_the_fact(engine, session, task_id: str, actor: str, data: dict) -> None:
+    """A person records what was done (a meeting held, a form sent) on or after the day it was done: the
+    clock moves to the afternoon of the latest such date among the answers (`"x-when": "past"`), if
+    that day is still to come. A task the person may not do is left to refuse them."""
+    try:
+        schema = engine.task_form(session, task_id, actor)["form_schema"] or {}
+    except EngineError:
+        return
+    done = sorted(_past_dates(schema, data))
+    if done and engine.clock.now().date().isoformat() < done[-1]:
+        engine.clock.set(f"{done[-1]}T16:00:00+00:00")
+
+
+def _past_dates(schema: dict, value):
+    if isinstance(value, str) and schema.get("x-when") == "past" and re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
+        yield value
+    elif isinstance(value, dict):
+        for name, item in value.items():
+            yield from _past_dates((schema.get("properties") or {}).get(name) or {}, item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _past_dates(schema.get("items") or {}, item)

@@ -21,17 +21,25 @@ from pathlib import Path
 import pytest
 
 from benchmarks.professionals import Professional
+from engine.clock import FrozenClock, using
 from engine.deploy import check_form
 from engine.forms import _validator, field_errors, passes_fast_check
 
 ROOT = Path(__file__).resolve().parent.parent
+ANSWERED_ON = date(2025, 10, 1)  # the day the professional answers: dates "today or in the past/future" judge by it
+
+
+@pytest.fixture(autouse=True)
+def on_the_day_answered():
+    with using(FrozenClock(f"{ANSWERED_ON}T09:00:00+00:00")):
+        yield
 FORMS = sorted((ROOT / "forms").glob("*.schema.json"))
 BROKEN = [None, "", " ", 0, 12, -1, 101, 1.5, 10**20, True, False, [], {}, [{}], "x" * 3000, "2025-02-30",
           "2025-13-01", "01/09/2025", "2025-09-01\n", "2025-09-01T10:00", "no-at-sign", "a@", "Green\n"]
 
 
 def answers_for(schema: dict, seed: int) -> dict:
-    return Professional(random.Random(seed)).answers(schema, {"child": {"school": "Sample School"}}, date(2025, 10, 1))
+    return Professional(random.Random(seed)).answers(schema, {"child": {"school": "Sample School"}}, ANSWERED_ON)
 
 
 def broken_versions(answers: dict):
@@ -179,3 +187,28 @@ def test_a_number_longer_than_any_answer_holds_is_refused_with_its_field(number)
     text = json.dumps({"type": "object", "properties": {"days": {"type": "number", "title": "Extra days"}}})
     assert field_errors(text, {"days": number}) == {"days": "Extra days: enter a number of 15 digits or fewer"}
     assert field_errors(text, {"days": 10**15 - 1}) == field_errors(text, {"days": -0.5}) == {}
+
+
+WHEN_FORM = json.dumps({"type": "object", "properties": {
+    "held_on": {"type": "string", "format": "date", "title": "Date the meeting was held", "x-when": "past"},
+    "pep_dates": {"type": "array", "title": "Dates of the next PEPs",
+                  "items": {"type": "string", "format": "date", "x-when": "future"}}}})
+
+
+def test_a_meeting_held_tomorrow_or_planned_for_yesterday_is_refused_field_by_field():
+    assert field_errors(WHEN_FORM, {"held_on": "2025-10-02", "pep_dates": ["2025-09-30", "2025-10-01"]}) == {
+        "held_on": "Date the meeting was held must be today or in the past",
+        "pep_dates.0": "Dates of the next PEPs 1 must be today or in the future"}
+    assert field_errors(WHEN_FORM, {"held_on": "2025-10-01", "pep_dates": ["2025-10-01"]}) == {}
+
+
+def test_when_a_date_can_be_is_judged_on_the_day_in_london():
+    with using(FrozenClock("2025-09-30T23:30:00+00:00")):  # already 1 October in London
+        assert field_errors(WHEN_FORM, {"held_on": "2025-10-01"}) == {}
+
+
+def test_a_form_may_say_past_or_future_only_of_a_date_field():
+    bad = {"type": "object", "properties": {"held_on": {"type": "string", "x-when": "past"},
+                                            "due": {"type": "string", "format": "date", "x-when": "soon"}}}
+    problems = {(e.element_id, e.message.split(":")[0]) for e in check_form("forms/bad.schema.json", json.dumps(bad))}
+    assert problems == {("held_on", 'x-when is "past"'), ("due", 'x-when is "soon"')}

@@ -18,7 +18,7 @@ from engine.models import Instance, Notification, OpenTask, User
 from engine.runtime import FormInvalid, NotAllowed
 from tests.conftest import shipped_bundle
 
-from ..helpers import files_named, open_tasks, sweep
+from ..helpers import files_named, open_tasks, recorded_after_the_fact, sweep
 
 SW, DT, EA, VSH = "sw@council.test", "dt@oak.test", "ea@council.test", "vsh@council.test"
 YP, CARER, IRO = "yp@home.test", "carer@home.test", "iro@council.test"
@@ -107,9 +107,12 @@ def task(sessions, spec_id, child="Y5") -> OpenTask:
 
 
 def do(engine, sessions, spec_id, actor, data, child="Y5"):
+    task_id = task(sessions, spec_id, child).id
+    with sessions() as s:
+        recorded_after_the_fact(engine, s, task_id, actor, data)
     with sessions.begin() as s:
         files_named(s, child, data, engine.now())
-        return engine.complete_task(s, task(sessions, spec_id, child).id, actor, data)
+        return engine.complete_task(s, task_id, actor, data)
 
 
 def view(engine, sessions, spec_id, actor, child="Y5") -> dict:
@@ -305,12 +308,15 @@ def test_the_next_pep_date_must_be_set_and_keep_three_meetings_a_year(council, e
     missing = {k: v for k, v in RECORD.items() if k != "next_meeting_date"}
     assert invalid(engine, council, "record_meeting", DT, missing) == {
         "next_meeting_date": "Date of the next PEP meeting is required"}
-    for day in ("2026-09-21", "2026-03-18", "2026-03-01"):  # after next term, the same day, before it
+    for day in ("2026-09-21", "2026-03-18"):  # after next term, the same day
         assert invalid(engine, council, "record_meeting", DT, {**RECORD, "next_meeting_date": day}) == {
             "next_meeting_date": "The next PEP meeting must be after this meeting and no later than the end of next "
                                  "term, 22 July 2026: PEP meetings are held 3 times a year"}
-    assert invalid(engine, council, "record_meeting", DT, {**RECORD, "meeting_date": "2026-03-19"}) == {
-        "meeting_date": "The date the meeting was held must be today or in the past"}
+    assert invalid(engine, council, "record_meeting", DT, {**RECORD, "next_meeting_date": "2026-03-01"}) == {
+        "next_meeting_date": "Date of the next PEP meeting must be today or in the future"}
+    with council.begin() as s, pytest.raises(FormInvalid) as caught:  # recorded the day before it is held
+        engine.complete_task(s, task(council, "record_meeting").id, DT, {**RECORD, "meeting_date": "2026-03-19"})
+    assert caught.value.errors == {"meeting_date": "Date the meeting was held must be today or in the past"}
     do(engine, council, "record_meeting", DT, {**RECORD, "next_meeting_date": "2026-07-08"})
     assert [t.spec_id for t in open_tasks(council)] == ["qa_pep"]
     assert "PLEASE CHANGE" not in view(engine, council, "qa_pep", EA)["instructions"]

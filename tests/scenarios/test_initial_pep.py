@@ -17,7 +17,7 @@ from engine.models import Instance, Notification, OpenTask, User
 from engine.runtime import FormInvalid, NotAllowed
 from tests.conftest import shipped_bundle
 
-from ..helpers import sweep
+from ..helpers import recorded_after_the_fact, sweep
 from .test_pep_cycle import bundle_with_catchers, caught_payload
 
 ENTERED = "2026-03-02"
@@ -85,6 +85,8 @@ def task(sessions, child_id, spec_id) -> OpenTask:
 
 
 def complete(engine, sessions, open_task: OpenTask, actor: str, data: dict) -> Instance:
+    with sessions() as s:
+        recorded_after_the_fact(engine, s, open_task.id, actor, data)
     with sessions.begin() as s:
         return engine.complete_task(s, open_task.id, actor, data)
 

@@ -16,7 +16,7 @@ from engine.models import Instance, Notification, OpenTask, User
 from engine.runtime import EngineError, FormInvalid, NotAllowed
 from tests.conftest import shipped_bundle
 
-from ..helpers import files_named, sweep
+from ..helpers import files_named, recorded_after_the_fact, sweep
 
 SW, DT, OTHER_DT, EA, CARER = "sw@council.test", "dt@oak.test", "dt@elm.test", "ea@council.test", "carer@home.test"
 ADMIN = "admin@council.test"
@@ -136,6 +136,8 @@ def only_task(sessions, child="Y5") -> OpenTask:
 
 
 def complete(engine, sessions, task: OpenTask, actor: str, data: dict):
+    with sessions() as s:
+        recorded_after_the_fact(engine, s, task.id, actor, data)
     with sessions.begin() as s:
         return engine.complete_task(s, task.id, actor, data)
 
@@ -259,7 +261,8 @@ def test_the_whole_review_runs_from_planning_to_the_next_cycle(engine, council):
     do(engine, council, "complete_epep", DT, EPEP)
     do(engine, council, "check_views_recorded", SW, {"views_recorded_accurately": True})
     qa = only_task(council)
-    assert (qa.spec_id, qa.pooled, qa.due_at.isoformat()) == ("quality_assure_pep", True, "2026-01-20T23:59:59+00:00")
+    # the ePEP is recorded on the afternoon of the meeting (10 February); QA is due 10 working days after
+    assert (qa.spec_id, qa.pooled, qa.due_at.isoformat()) == ("quality_assure_pep", True, "2026-02-24T23:59:59+00:00")
     sign_off(engine, council, "Amber")
     assert told(council, "quality-assured: Amber") == {DT, SW}
     do(engine, council, "save_pep_to_mosaic", SW, MOSAIC)
@@ -364,7 +367,7 @@ def test_next_terms_meeting_date_is_required_before_the_epep_is_completed(engine
     with pytest.raises(FormInvalid) as caught:
         complete(engine, council, task, DT, without)
     assert caught.value.errors == {"next_meeting_date": "Next term's PEP meeting date is required"}
-    with pytest.raises(EngineError, match="must be after this meeting"):
+    with pytest.raises(EngineError, match="must be today or in the future"):
         complete(engine, council, task, DT, {**EPEP, "next_meeting_date": "2026-02-09"})
     with pytest.raises(EngineError, match="first half of next term, by 2026-05-22"):
         complete(engine, council, task, DT, {**EPEP, "next_meeting_date": "2026-06-10"})
@@ -434,7 +437,7 @@ def test_a_late_epep_is_reminded_then_escalated_to_the_education_adviser(engine,
     chase = only_task(council)
     assert (chase.spec_id, chase.pooled, chase.role_key) == ("chase_late_pep", True, "vs_education_adviser")
     assert told(council, "is overdue", "escalation") == {"pool:vs_education_adviser", DT, SW}
-    with pytest.raises(EngineError, match="today or later"):
+    with pytest.raises(EngineError, match="New deadline must be today or in the future"):
         complete(engine, council, chase, EA, {"action_taken": "Phoned the DT", "extend_to": "2026-02-13"})
     complete(engine, council, chase, EA, {"action_taken": "Phoned the DT", "extend_to": "2026-02-25"})
     again = only_task(council)
@@ -449,10 +452,10 @@ def test_a_late_epep_is_reminded_then_escalated_to_the_education_adviser(engine,
 def test_quality_assurance_is_reminded_and_an_overdue_qa_goes_to_the_vs_head(engine, council):
     to_qa(engine, council)
     qa = only_task(council)
-    assert qa.due_at.isoformat() == "2026-01-20T23:59:59+00:00"  # 10 working days after submission
-    sweep(engine, council, "2026-01-19T09:00:00+00:00")
+    assert qa.due_at.isoformat() == "2026-02-24T23:59:59+00:00"  # 10 working days after submission (10 February)
+    sweep(engine, council, "2026-02-23T09:00:00+00:00")
     assert told(council, "QA of the PEP for Alex Example is due", "reminder") == {"pool:vs_education_adviser"}
-    sweep(engine, council, "2026-01-21T09:00:00+00:00")
+    sweep(engine, council, "2026-02-25T09:00:00+00:00")
     assert told(council, "is overdue", "escalation") == {"pool:vs_head", "pool:vs_education_adviser"}
     assert only_task(council).id == qa.id
 
@@ -462,8 +465,8 @@ def test_a_red_rating_sends_the_pep_back_to_the_teacher_until_it_is_green(engine
     do(engine, council, "quality_assure_pep", EA,
        {"qa_rating": "Red", "qa_feedback": "Targets are not SMART.", **QA_CHECKS, "targets_smart": False})
     back = only_task(council)
-    # five working days after Tuesday 6 January
-    assert (back.spec_id, back.due_at.isoformat()) == ("complete_epep", "2026-01-13T23:59:59+00:00")
+    # five working days after the QA on Tuesday 10 February
+    assert (back.spec_id, back.due_at.isoformat()) == ("complete_epep", "2026-02-17T23:59:59+00:00")
     shown = view(engine, council, back, DT)["instructions"]
     assert "rated this PEP Red" in shown and "Targets are not SMART." in shown
     complete(engine, council, back, DT, EPEP)
@@ -479,9 +482,9 @@ def test_a_red_rating_sends_the_pep_back_to_the_teacher_until_it_is_green(engine
 def test_a_resubmission_that_is_not_made_in_time_is_escalated(engine, council):
     to_qa(engine, council)
     do(engine, council, "quality_assure_pep", EA, {"qa_rating": "Red", "qa_feedback": "Redo.", **QA_CHECKS})
-    sweep(engine, council, "2026-01-09T10:00:00+00:00")
-    assert told(council, "is due by 2026-01-13", "reminder") == {DT}
-    sweep(engine, council, "2026-01-14T09:00:00+00:00")
+    sweep(engine, council, "2026-02-13T10:00:00+00:00")
+    assert told(council, "is due by 2026-02-17", "reminder") == {DT}
+    sweep(engine, council, "2026-02-18T09:00:00+00:00")
     assert only_task(council).spec_id == "chase_late_pep"
 
 
@@ -499,7 +502,7 @@ def test_views_recorded_wrongly_go_back_to_the_teacher_to_correct(engine, counci
     complete(engine, council, check, SW,
              {"views_recorded_accurately": False, "corrections_for_dt": "I said the placement is stable."})
     back = only_task(council)
-    assert (back.spec_id, back.due_at.isoformat()) == ("complete_epep", "2026-01-13T23:59:59+00:00")
+    assert (back.spec_id, back.due_at.isoformat()) == ("complete_epep", "2026-02-17T23:59:59+00:00")
     assert "I said the placement is stable." in view(engine, council, back, DT)["instructions"]
     complete(engine, council, back, DT, EPEP)
     do(engine, council, "check_views_recorded", SW, {"views_recorded_accurately": True})

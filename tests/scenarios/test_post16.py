@@ -19,7 +19,7 @@ from engine.models import Instance, Notification, OpenTask, User
 from engine.runtime import FormInvalid, NotAllowed, TaskNotReady
 from tests.conftest import shipped_bundle
 
-from ..helpers import sweep
+from ..helpers import recorded_after_the_fact, sweep
 
 CHILD = "P16"
 SW, DT, PA = "sw2@council.test", "dt@college.test", "pa@council.test"
@@ -133,6 +133,8 @@ def task(sessions, spec_id: str, child=CHILD) -> OpenTask:
 
 
 def complete(engine, sessions, open_task: OpenTask, actor: str, data: dict):
+    with sessions() as s:
+        recorded_after_the_fact(engine, s, open_task.id, actor, data)
     with sessions.begin() as s:
         return engine.complete_task(s, open_task.id, actor, data)
 
