@@ -25,12 +25,12 @@ from . import checkpoints, history, history_keys, migration
 from .calendar import CalendarError
 from .clock import FrozenClock, SystemClock
 from .db import DatabaseUnavailable, connection_lost, database_url, describe, make_db, session_factory
-from .deploy import Bundle, DeploymentRejected, deploy
+from .deploy import Bundle, DeploymentRejected, deploy, lane_warnings
 from .inbox import doable_by
 from .models import Child, Incident, Instance, OpenTask, User
 from .people import PeopleError, add_child, add_user, find_user, set_case_team
 from .replay import replay_child
-from .roles import seed_roles
+from .roles import RoleDirectory, seed_roles
 from .runtime import Engine, EngineError, FormInvalid, ProcessFault
 from .schema import upgrade
 from .timers import fire_due_timers
@@ -178,6 +178,8 @@ def deploy_command(obj: Context, dirs, actor, note, retire):
             click.echo(f"  kept from version {deployment.version - 1}: {' and '.join(what)}")
         if created and deployment.retired:
             click.echo(f"  retired: {', '.join(deployment.retired)}")
+        for warning in lane_warnings(bundle, RoleDirectory.load(session)) if created else ():
+            click.echo(f"warning: {warning}", err=True)  # deployed all the same
 
 
 @main.command()

@@ -53,6 +53,9 @@ FORM_PROPERTY = "formJsonSchemaFilename"
 DUE_PROPERTY = "dueDate"
 VALIDATE_PROPERTY = "validate"
 SENT_BACK_PROPERTY = "sentBack"  # why a task that opens again was sent back (an expression; empty: it was not)
+# the role that takes a user task when the child's case team names nobody for its lane's role, in place
+# of the role's own fallback from config/roles.yaml (engine.roles.RoleDirectory.assignment)
+FALLBACK_PROPERTY = "fallback"
 NOTIFY_PROPERTY = "notify"
 NOTIFY_SUBJECT_PROPERTY = "notifySubject"
 NOTIFY_BODY_PROPERTY = "notifyBody"
@@ -102,6 +105,10 @@ class DeployError:
         where = self.file + (f":{self.line}" if self.line else "")
         element = f" [{self.element_id}]" if self.element_id else ""
         return f"{where}{element}: {self.message}"
+
+
+class DeployWarning(DeployError):
+    """Something to know about a bundle that does not stop it being deployed."""
 
 
 class DeploymentRejected(Exception):
@@ -612,7 +619,61 @@ def _check_lanes(path, process, roles) -> list[DeployError]:
         for task in process.iterfind(f".//bpmn:{tag}", NS):
             if not _in_a_lane(task, process, in_lane):
                 errors.append(DeployError(path, task.get("id"), f"{tag} is not in any lane, so nobody could be assigned it", task.sourceline))
+    for prop in process.iterfind(f".//spiffworkflow:property[@name='{FALLBACK_PROPERTY}']", NS):
+        name, role = (prop.get("value") or "").strip(), roles.resolve(prop.get("value"))
+        if role is None:
+            errors.append(DeployError(path, _owner_id(prop), f'fallback: "{name}" is not a known role', prop.sourceline))
+        elif not role.casework:
+            errors.append(DeployError(path, _owner_id(prop), f"fallback: the {role.label} sees no child's record, so "
+                                      "cannot be given a child's work", prop.sourceline))
     return errors
+
+
+def lane_warnings(bundle: Bundle, roles: RoleDirectory, paths: Iterable[str] | None = None) -> list[DeployWarning]:
+    """The lanes of the bundle's diagrams (of `paths`, when given) whose tasks may find nobody: a child's
+    case team may name nobody for the lane's role, which has no pool, and neither has any fallback after
+    it (config/roles.yaml, or the task's own `fallback`). Such a task waits on the VS Administrator's
+    "needs a person" list. Deploying goes ahead: these are warnings."""
+    warnings = []
+    for path in bundle.bpmn_files():
+        if paths is not None and path not in paths:
+            continue
+        tree, _problems = _parse_xml(path, bundle.files[path])  # deploy reports them
+        if tree is None:
+            continue
+        for process in tree.getroot().iterfind("bpmn:process", NS):
+            warnings += _lanes_with_nobody(path, process, roles)
+    return warnings
+
+
+def _lanes_with_nobody(path, process, roles) -> list[DeployWarning]:
+    lanes = [lane for lane in process.iterfind(".//bpmn:lane", NS) if lane.find("bpmn:childLaneSet", NS) is None]
+    lane_of = {(ref.text or "").strip(): lane for lane in lanes for ref in lane.iterfind("bpmn:flowNodeRef", NS)}
+    unheld: dict[int, tuple[list[str], list[str]]] = {}  # lane → tasks, the roles they try
+    for task in process.iter(*(f"{{{NS['bpmn']}}}{tag}" for tag in HUMAN_TASKS)):
+        node = task
+        while node is not None and node is not process and node.get("id") not in lane_of:
+            node = node.getparent()
+        lane = lane_of.get(node.get("id")) if node is not None else None
+        role = roles.resolve(lane.get("name")) if lane is not None else None
+        if role is None:
+            continue  # the lane checks report it
+        prop = task.find(f".//spiffworkflow:property[@name='{FALLBACK_PROPERTY}']", NS)
+        fallback = prop.get("value") if prop is not None else None
+        if roles.may_have_nobody(role, fallback):
+            tasks, tried = unheld.setdefault(lanes.index(lane), ([], []))
+            tasks.append(task.get("id"))
+            tried += [r.label for r in roles.fallbacks(role, fallback) if r.label not in tried]
+    warnings = []
+    for index, (tasks, tried) in sorted(unheld.items()):
+        lane = lanes[index]
+        warnings.append(DeployWarning(
+            path, lane.get("id"),
+            f'lane "{lane.get("name").strip()}" may have nobody: for a child whose case team names no '
+            f"{' or '.join(tried)}, {', '.join(tasks)} would wait on the VS Administrator's \"needs a person\" list "
+            f"(give the role a fallback in config/roles.yaml, or the task a {FALLBACK_PROPERTY} property)",
+            lane.sourceline))
+    return warnings
 
 
 def _in_a_lane(node, process, in_lane: set[str]) -> bool:

@@ -194,3 +194,34 @@ def opened_since(session: Session, instance_id: int, since: datetime) -> tuple[s
         .order_by(OpenTask.due_at.is_(None), OpenTask.due_at, OpenTask.name)
     ).all()
     return status or "", [NextTask(*row) for row in rows]
+
+
+@dataclass(frozen=True)
+class WaitingTask:
+    """A task that nobody can take: the child's case team names nobody for its role, which has no pool
+    and no fallback that finds anyone (engine.roles.RoleDirectory.assignment)."""
+
+    task_id: str
+    name: str
+    child_id: str
+    child_name: str
+    process_name: str
+    role_key: str
+    role_label: str
+    due_at: datetime | None
+    ready_at: datetime
+
+
+def needs_a_person(session: Session, limit: int = 500) -> list[WaitingTask]:
+    """The VS administrator's "needs a person" list: open tasks with no assignee and no pool, oldest first."""
+    rows = session.execute(
+        select(OpenTask.id, OpenTask.name, Child.id, Child.name, ProcessDefinition.name, Role.key, Role.label,
+               OpenTask.due_at, OpenTask.ready_at)
+        .join(Child, Child.id == OpenTask.child_id)
+        .join(Instance, Instance.id == OpenTask.instance_id)
+        .join(ProcessDefinition, ProcessDefinition.id == Instance.definition_id)
+        .join(Role, Role.key == OpenTask.role_key)
+        .where(OpenTask.assignee_id.is_(None), OpenTask.pooled.is_(False))
+        .order_by(OpenTask.ready_at, OpenTask.id).limit(limit)
+    ).all()
+    return [WaitingTask(*row) for row in rows]

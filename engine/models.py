@@ -69,6 +69,8 @@ class Role(Base):
     pooled: Mapped[bool] = mapped_column(Boolean, default=False)
     sees_all_children: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     aliases: Mapped[list] = mapped_column(default=list)
+    # the role whose holder or pool takes this role's tasks when a child's case team names nobody for it
+    fallback: Mapped[str | None] = mapped_column(String(64))
 
 
 class User(Base):

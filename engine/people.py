@@ -12,10 +12,12 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from . import clock, history
-from .models import CaseTeamMember, Child, OpenTask, User, UserRole
+from .mail import one_line
+from .models import CaseTeamMember, Child, Notification, OpenTask, User, UserRole
 from .roles import RoleDirectory
 
 SYSTEM = "system"
+INCIDENT_ROLE = "vs_administrator"  # who is told when a step could not run, or a task finds nobody
 READ_ONLY_ROLES = frozenset({"auditor"})  # accounts that see only what they are granted, and change nothing
 
 
@@ -84,9 +86,9 @@ def set_case_team(session: Session, child_id: str, team: dict[str, str | None], 
             session.delete(member)
         else:
             member.user_id = after
-        moved = _move_open_tasks(session, child_id, key, before, after, info.pooled)
-        changes.append({"role": key, "from": _email(session, before), "to": user.email if user else None,
-                        "tasks": moved})
+        moved, waiting = _move_open_tasks(session, directory, child_id, info, before, after)
+        change = {"role": key, "from": _email(session, before), "to": user.email if user else None, "tasks": moved}
+        changes.append({**change, "needs_person": waiting} if waiting else change)
     session.flush()
     if changes:
         history.append(session, child_id, [{"kind": "case_team_changed", "actor": actor, "data": change}
@@ -94,19 +96,46 @@ def set_case_team(session: Session, child_id: str, team: dict[str, str | None], 
     return changes
 
 
-def _move_open_tasks(session, child_id, role_key, before, after, pooled) -> list[str]:
-    """Give the open tasks the previous holder had for the role to the new holder (or the pool)."""
+def _move_open_tasks(session, directory, child_id, role, before, after) -> tuple[list[str], list[str]]:
+    """Give the open tasks the previous holder had for the role (or that waited for a person to hold
+    it) to the new holder; with no new holder, to whoever the role's fallback finds (its pool, the
+    fallback role's holder or pool), else to the "needs a person" list, telling the VS administrator.
+    Returns the tasks moved, and those of them that now need a person."""
     if before is None:
-        tasks = session.scalars(select(OpenTask).where(OpenTask.child_id == child_id, OpenTask.role_key == role_key,
+        tasks = session.scalars(select(OpenTask).where(OpenTask.child_id == child_id, OpenTask.role_key == role.key,
                                                        OpenTask.assignee_id.is_(None), OpenTask.pooled.is_(False)))
     else:
-        tasks = session.scalars(select(OpenTask).where(OpenTask.child_id == child_id, OpenTask.role_key == role_key,
+        tasks = session.scalars(select(OpenTask).where(OpenTask.child_id == child_id, OpenTask.role_key == role.key,
                                                        OpenTask.assignee_id == before))
-    moved = []
-    for task in tasks:
-        task.assignee_id, task.pooled = after, after is None and pooled
+    team = {key: user_id for key, user_id in session.execute(
+        select(CaseTeamMember.role_key, CaseTeamMember.user_id).where(CaseTeamMember.child_id == child_id))}
+    taken = directory.assignment(role, team)
+    moved, waiting = [], []
+    child = session.get(Child, child_id)
+    for task in tasks.all():
+        task.role_key, task.assignee_id, task.pooled = taken.role.key, taken.assignee, taken.pooled
         moved.append(task.id)
-    return moved
+        if taken.needs_person:
+            waiting.append(task.id)
+            session.add(Notification(**needs_person_notice(child_id, task.id, task.name, role.label, child.name,
+                                                           clock.now())))
+        elif before is None and taken.assignee is not None:  # it waited for a person: tell them it is theirs
+            session.add(Notification(user_id=taken.assignee, role_key=None, child_id=child_id, task_id=task.id,
+                                     kind="task_assigned", subject=one_line(f"{task.name} for {child.name}"),
+                                     body=f"{task.name} ({taken.role.label}) for {child.name} is yours now.",
+                                     created_at=clock.now(), sent_at=None))
+    return moved, waiting
+
+
+def needs_person_notice(child_id: str, task_id: str, task_name: str, role_label: str, child_name: str, at) -> dict:
+    """The notice to the VS administrators of a task that nobody can take: the child's case team names
+    nobody for its role, which has no pool and no fallback that finds anyone."""
+    return dict(
+        user_id=None, role_key=INCIDENT_ROLE, child_id=child_id, task_id=task_id, kind="task_needs_person",
+        subject=one_line(f"{task_name} for {child_name} needs a person: nobody is their {role_label}"),
+        body=(f"{task_name} for {child_name} is waiting for a {role_label}, and {child_name}'s case team names "
+              f"nobody for that role. Set the case team, or see the list of tasks that need a person."),
+        created_at=at, sent_at=None)
 
 
 def _email(session, user_id: int | None) -> str | None:

@@ -33,7 +33,7 @@ from . import calendar, caselife, clock, depth, history, limits
 from .attachments import unknown_files
 from .clock import FrozenClock, SystemClock, install_spiff_clock
 from .db import connection_lost, json_rows, pipelined
-from .deploy import SENT_BACK_PROPERTY
+from .deploy import FALLBACK_PROPERTY, SENT_BACK_PROPERTY
 from .forms import field_errors, size_errors, text_errors
 from .mail import one_line
 from .models import (
@@ -48,13 +48,12 @@ from .models import (
     User,
     UserRole,
 )
-from .people import holds_role_for
+from .people import INCIDENT_ROLE, holds_role_for, needs_person_notice
 from .roles import RoleDirectory
 from .scripting import ScriptError, make_script_engine, render_instructions
 from .serializer import Serializer, state_digest
 
 SYSTEM = "system"
-INCIDENT_ROLE = "vs_administrator"  # who is told when a step could not run
 MAX_MESSAGE_DEPTH = 10
 # Load an instance without its definition's spec (the engine caches specs) and without every file
 # and spec of its deployment: reading those on each step cost more than running the step.
@@ -884,13 +883,16 @@ class Step:
         return gone
 
     def _open(self, task_id, task) -> None:
+        """Queue the row of a newly ready task and the notice of it: to the holder of its lane's role for
+        the child, else that role's pool, else its fallback's (`RoleDirectory.assignment`); a task that
+        finds nobody waits on the VS administrator's "needs a person" list, and they are told."""
         instance, spec, now = self.instance, task.task_spec, self.engine.now()
-        role = self.role(spec.lane)
-        if role is None:
+        lane_role = self.role(spec.lane)
+        if lane_role is None:
             raise EngineError(f'lane "{spec.lane}" of {spec.bpmn_id} is not a known role')
-        assignee = self.team().get(role.key)
         properties = spec.extensions.get("properties", {})
-        pooled = assignee is None and role.pooled and role.casework  # never a pool that sees no child
+        taken = self.engine.roles(self.session).assignment(lane_role, self.team(), properties.get(FALLBACK_PROPERTY))
+        role, assignee, pooled = taken.role, taken.assignee, taken.pooled
         name, due_at, sent_back = spec.bpmn_name or spec.bpmn_id, self._due_at(task), self._sent_back(task)
         self.rows[OpenTask].append(dict(
             id=task_id, instance_id=instance.id, child_id=instance.child_id, spec_id=spec.bpmn_id, name=name,
@@ -898,9 +900,15 @@ class Step:
             pooled=pooled, due_at=due_at, ready_at=now, sent_back=sent_back))
         self.log("task_ready", task_id=task_id, task=spec.bpmn_id, name=name, role=role.key, lane=spec.lane,
                  assignee_id=assignee, pooled=pooled, due_at=due_at.isoformat() if due_at else None,
-                 **({"sent_back": sent_back} if sent_back else {}))
+                 **({"sent_back": sent_back} if sent_back else {}),
+                 **({"fallback_from": taken.fallback_from} if taken.fallback_from else {}),
+                 **({"needs_person": True} if taken.needs_person else {}))
         child = self.child()
         due = f" by {due_at:%d %b %Y}" if due_at else ""
+        if taken.needs_person:
+            self.rows[Notification].append(needs_person_notice(instance.child_id, task_id, name, role.label,
+                                                               child.name, now))
+            return
         self.rows[Notification].append(dict(
             user_id=assignee, role_key=None if assignee else role.key, child_id=instance.child_id, task_id=task_id,
             kind="task_assigned" if assignee else "task_pooled", subject=f"{name} for {child.name}{due}",

@@ -35,15 +35,15 @@ def test_a_new_designated_teacher_takes_over_the_open_pep_and_the_history_says_s
                            "tasks": [task.id]}
 
 
-def test_nobody_removes_the_holder_and_their_open_work_goes_to_nobody(deployed, engine, council, clock):
+def test_nobody_removes_the_holder_and_their_open_work_goes_to_the_roles_fallback(deployed, engine, council, clock):
     start_review(engine, council)
     complete(engine, council, only_task(council), "sw@demo.test", MEETING)
     task = only_task(council)
     with clocks.using(clock), council.begin() as s:
         set_case_team(s, "C001", {"Designated Teacher": None}, actor="admin@demo.test")
     with council() as s:
-        moved = s.get(OpenTask, task.id)
-        assert moved.assignee_id is None and moved.pooled is False
+        moved = s.get(OpenTask, task.id)  # the Designated Teacher's fallback: the VS Education Adviser pool
+        assert (moved.assignee_id, moved.pooled, moved.role_key) == (None, True, "vs_education_adviser")
     with pytest.raises(NotAllowed), council.begin() as s:  # the old teacher can no longer answer
         engine.complete_task(s, task.id, "dt@demo.test", {})
 

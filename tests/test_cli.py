@@ -535,6 +535,22 @@ def test_deploying_one_diagram_keeps_the_others_and_only_retire_takes_one_away(d
     assert lines[1] == "  processes/review.bpmn [test_review]: is to be retired, but the bundle still holds it"
 
 
+def test_deploy_warns_of_lanes_that_may_have_nobody_and_deploys_all_the_same(council, tmp_path):
+    (tmp_path / "processes").mkdir()
+    views = (BASIC_BUNDLE / "processes" / "views.bpmn").read_text(encoding="utf-8")
+    (tmp_path / "processes" / "views.bpmn").write_text(views, encoding="utf-8")
+    (tmp_path / "forms").mkdir()
+    form = (BASIC_BUNDLE / "forms" / "views.schema.json").read_text(encoding="utf-8")
+    (tmp_path / "forms" / "views.schema.json").write_text(form, encoding="utf-8")
+    result = council("deploy", str(tmp_path))
+    assert result.exit_code == 0 and result.stdout.startswith("deployed version 1 (")
+    assert result.stderr.splitlines() == [
+        'warning: processes/views.bpmn:7 [views_yp]: lane "Young Person" may have nobody: for a child whose case '
+        "team names no Young Person, give_views would wait on the VS Administrator's \"needs a person\" list "
+        "(give the role a fallback in config/roles.yaml, or the task a fallback property)"]
+    assert council("deploy", str(tmp_path)).stderr == ""  # nothing deployed, nothing to warn of
+
+
 def test_deploying_a_directory_without_diagrams_is_refused(council, tmp_path):
     lines = refused(council("deploy", str(tmp_path)))
     assert lines == ["error: deployment rejected, 1 problem(s); nothing was stored",

@@ -10,7 +10,8 @@ from flask import Blueprint, abort, flash, redirect, render_template, request, u
 from flask_login import current_user, login_required
 from sqlalchemy import select
 
-from engine.models import AccessGrant, Child, Incident, Role, User, UserRole
+from engine.inbox import needs_a_person
+from engine.models import AccessGrant, Child, Incident, OpenTask, Role, User, UserRole
 from engine.people import (
     READ_ONLY_ROLES,
     PeopleError,
@@ -18,6 +19,7 @@ from engine.people import (
     add_user,
     case_team,
     end_sessions,
+    find_user,
     set_case_team,
 )
 from engine.runtime import EngineError, NotFound
@@ -142,8 +144,7 @@ def team(child_id):
             flash(f"Case team for {child.name} saved.", "success")
             return redirect(url_for("cases.child", child_id=child_id))
     db().commit()
-    people = db().scalars(select(User).where(User.active).order_by(User.name)).all()
-    people = [p for p in people if not READ_ONLY_ROLES & set(p.role_keys)]  # auditors see children by grant only
+    people = _case_workers()
     return render_template("admin/team.html", child=child, roles=roles, people=people, error=error,
                            team={k: u.email for k, u in case_team(db(), child_id).items()}), 422 if error else 200
 
@@ -235,3 +236,44 @@ def resolve_incident(incident_id):
     db().commit()
     flash(f"Incident {incident_id} is resolved. Its PEP's timers run again from the next sweep.", "success")
     return redirect(url_for("admin.incidents"))
+
+
+@bp.get("/needs-a-person")
+@admin_required
+def needs_person():
+    """Tasks that nobody can take: the child's case team names nobody for the task's role, which has no
+    pool and no fallback. Naming someone for the role gives them the task (and the child's later ones)."""
+    return render_template("admin/needs_person.html", rows=needs_a_person(db()), people=_case_workers(), error=None)
+
+
+@bp.post("/needs-a-person/<task_id>")
+@admin_required
+def give_person(task_id):
+    """Name the person who holds the task's role in the child's case team: the task moves to them, and
+    the change is written to the child's history (engine.people.set_case_team)."""
+    task = db().get(OpenTask, task_id)
+    if task is None or task.assignee_id is not None or task.pooled:
+        flash("That task no longer needs a person: it was done, withdrawn or given to someone.", "warning")
+        return redirect(url_for("admin.needs_person"))
+    child, role = db().get(Child, task.child_id), db().get(Role, task.role_key)
+    email = (request.form.get("person") or "").strip()
+    error = None if email else f"Choose who is to be {child.name}'s {role.label}"
+    if email:
+        try:
+            set_case_team(db(), task.child_id, {task.role_key: email}, actor=current_user.email)
+        except PeopleError as exc:
+            db().rollback()
+            error = str(exc)
+    if error:
+        return render_template("admin/needs_person.html", rows=needs_a_person(db()), people=_case_workers(),
+                               error={"task_id": task_id, "text": error}), 422
+    db().commit()
+    flash(f"{find_user(db(), email).name} is now {child.name}'s {role.label}, with “{task.name}” and the "
+          f"{role.label}'s later tasks for {child.name}.", "success")
+    return redirect(url_for("admin.needs_person"))
+
+
+def _case_workers() -> list[User]:
+    """Everyone who may be named in a case team (auditors see children by grant only)."""
+    people = db().scalars(select(User).where(User.active).order_by(User.name)).all()
+    return [p for p in people if not READ_ONLY_ROLES & set(p.role_keys)]

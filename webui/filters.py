@@ -39,7 +39,8 @@ def nav_items() -> list[tuple[str, str, bool]]:
     """The menu: (endpoint, label, whether the page shown is in its section)."""
     items = [("inbox.index", "Tasks"), ("cases.children", "Children")]
     if current_user.is_admin:
-        items += [("admin.users", "People"), ("outbox.index", "Notifications"), ("admin.incidents", "Incidents")]
+        items += [("admin.users", "People"), ("outbox.index", "Notifications"), ("admin.incidents", "Incidents"),
+                  ("admin.needs_person", "Needs a person")]
     else:
         items.append(("outbox.index", "Notifications"))
     if current_user.is_process_owner:
@@ -47,9 +48,14 @@ def nav_items() -> list[tuple[str, str, bool]]:
     if current_user.is_auditor or current_user.is_admin:
         items.append(("audit.index", "Audit"))
     shown = request.endpoint or ""
-    incidents = shown in ("admin.incidents", "admin.resolve_incident")
-    return [(endpoint, label, shown.split(".")[0] == endpoint.split(".")[0]
-             and (endpoint == "admin.incidents") == incidents) for endpoint, label in items]
+    own = next((page for page, endpoints in OWN_SECTIONS.items() if shown in endpoints), None)
+    return [(endpoint, label, endpoint == own if own else
+             shown.split(".")[0] == endpoint.split(".")[0] and endpoint not in OWN_SECTIONS) for endpoint, label in items]
+
+
+# pages of the administration that are a section of the menu of their own, and the endpoints they cover
+OWN_SECTIONS = {"admin.incidents": ("admin.incidents", "admin.resolve_incident"),
+                "admin.needs_person": ("admin.needs_person", "admin.give_person")}
 
 
 def task_process_name(task) -> str:

@@ -27,9 +27,11 @@ from engine.deploy import (
     check_form,
     deploy_changes,
     file_name_problem,
+    lane_warnings,
     latest_bundle,
 )
 from engine.models import Deployment, DeploymentFile, Instance, ProcessDefinition, Role
+from engine.roles import RoleDirectory
 
 from .access import process_owner_required
 from .context import db
@@ -82,6 +84,7 @@ class SaveResponse(Schema):
     ok = fields.Boolean()
     message = fields.String()
     errors = fields.List(fields.Nested(ErrorOut))
+    warnings = fields.List(fields.Nested(ErrorOut))  # what does not stop a deployment (lanes that may have nobody)
     version = fields.Integer(allow_none=True)
 
 
@@ -186,7 +189,9 @@ def check(process_id: str):
     except DeploymentRejected as rejected:
         return _answer(False, f"{len(rejected.errors)} problem(s) to fix before this can be deployed.",
                        rejected.errors, status=422)
-    return _answer(True, "No problems found: this diagram can be deployed.")
+    warnings = _warnings(definition.file_path, save["xml"])
+    return _answer(True, "No problems found: this diagram can be deployed"
+                   + (f", with {len(warnings)} warning(s)." if warnings else "."), warnings=warnings)
 
 
 @bp.route("/<process_id>/deploy", methods=["POST"])
@@ -206,8 +211,15 @@ def deploy(process_id: str):
     if not created:
         return _answer(True, f"Nothing to deploy: these files are already version {deployment.version}.",
                        version=deployment.version)
+    warnings = _warnings(path, save["xml"])
     return _answer(True, f"Deployed as version {deployment.version}. Running PEPs stay on the version they started on; "
-                         "new PEPs use this one.", version=deployment.version)
+                         "new PEPs use this one." + (f" {len(warnings)} warning(s)." if warnings else ""),
+                   version=deployment.version, warnings=warnings)
+
+
+def _warnings(path: str, xml: str) -> list:
+    """What deploy warns of in the diagram (lanes whose tasks may find nobody): it deploys all the same."""
+    return lane_warnings(Bundle({path: xml}), RoleDirectory.load(db()))
 
 
 @dataclass
@@ -445,8 +457,9 @@ def _is_text(value: str) -> bool:
     return "\x00" not in value
 
 
-def _answer(ok: bool, message: str, errors=(), version: int | None = None, status: int = 200):
-    body = SaveResponse().dump({"ok": ok, "message": message, "errors": list(errors), "version": version})
+def _answer(ok: bool, message: str, errors=(), version: int | None = None, status: int = 200, warnings=()):
+    body = SaveResponse().dump({"ok": ok, "message": message, "errors": list(errors), "warnings": list(warnings),
+                                "version": version})
     return jsonify(body), status
 
 

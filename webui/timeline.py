@@ -223,6 +223,12 @@ class _Context:
             if data.get("assignee_id"):
                 holder = next((u.name for u in self.users.values() if u.id == data["assignee_id"]), "someone")
                 return f"“{task}” assigned to {holder} ({data.get('lane', '')}){back}"
+            if data.get("needs_person"):
+                return (f"“{task}” needs a person: nobody is the child's {data.get('lane', '')}, and the Virtual School "
+                        f"administrator was told{back}")
+            if data.get("fallback_from"):
+                role = self.role_labels.get(data.get("role"), data.get("role", ""))
+                return f"“{task}” waiting in the {role} pool, as the child has no {data.get('lane', '')}{back}"
             where = "pool to be claimed" if data.get("pooled") else "case team, but nobody holds the role"
             return f"“{task}” waiting in the {data.get('lane', '')} {where}{back}"
         if kind == "case_team_changed":

@@ -147,3 +147,22 @@ def test_the_incidents_page_has_no_serious_accessibility_problems(page, deployed
     page.goto("/admin/incidents")
     expect(page.get_by_role("button", name="Mark as resolved incident 1")).to_be_visible()
     assert serious_violations(page) == []
+
+
+def test_the_needs_a_person_page_and_its_error_have_no_serious_accessibility_problems(page, deployed_app, engine,
+                                                                                        council, clock):
+    from datetime import date
+
+    from engine.people import add_child
+
+    with clocks.using(clock), council.begin() as s:  # a child with no social worker yet: the review waits for one
+        add_child(s, "C004", "Robin Newcomer", date(2013, 4, 2), "Oak Primary")
+        engine.start(s, "test_review", "C004", actor="admin@demo.test")
+    sign_in(page, "admin@demo.test")
+    page.goto("/admin/needs-a-person")
+    button = page.get_by_role("button", name="Make them the Social Worker for Robin Newcomer")
+    expect(button).to_be_visible()
+    assert serious_violations(page) == []
+    button.click()  # nobody chosen
+    expect(page.locator(".govuk-error-summary")).to_be_visible()
+    assert serious_violations(page) == []

@@ -457,6 +457,15 @@ def test_a_child_with_no_school_place_still_has_a_pep_with_the_ea_in_place_of_a_
     do(engine, council, "qa_pep", EA, {**GREEN, "rating": "Red", "qa_feedback": "Add a date for the panel."},
        child="NOSCHOOL")
     assert task(council, "record_meeting_no_school", child="NOSCHOOL").role_key == "social_worker"
+    # ... and runs to its end with nobody missing: no step waits for a Designated Teacher
+    do(engine, council, "record_meeting_no_school", SW, {**meeting, "ea_attended": True}, child="NOSCHOOL")
+    do(engine, council, "qa_pep", EA, GREEN, child="NOSCHOOL")
+    do(engine, council, "approve_pp_plus", VSH, {"pp_plus_decision": "Approve"}, child="NOSCHOOL")
+    do(engine, council, "send_pep_to_sw", EA, SEND, child="NOSCHOOL")
+    do(engine, council, "file_on_liquid_logic", SW, FILED, child="NOSCHOOL")
+    done = do(engine, council, "update_review_record", SW, REVIEW, child="NOSCHOOL")
+    assert done.status == "completed" and open_tasks(council, "NOSCHOOL") == []
+    assert notices(council, "task_needs_person", child="NOSCHOOL") == []
 
 
 def test_a_school_child_must_have_the_designated_teacher_invited(council, engine):

@@ -376,6 +376,9 @@ def test_a_child_without_a_school_place_gets_the_virtual_schools_support(initial
              {"current_education_offer": "Tuition 10 hours a week", "action_to_secure_place": "Fair access panel",
               "translator_required": True, "translator_language": "Tigrinya"})
     assert only_task(initial, "NOSCHOOL").spec_id == "record_initial_pep"
+    done = complete(engine, initial, only_task(initial, "NOSCHOOL"), "sw@council.test", RECORD)
+    assert done.status == "completed" and open_tasks(initial, "NOSCHOOL") == []  # nobody missing on the way
+    assert notices(initial, "NOSCHOOL", "task_needs_person") == []
 
 
 def test_a_meeting_without_the_virtual_schools_input_is_flagged_to_the_vs_head(initial, engine):

@@ -724,3 +724,30 @@ def test_messages_for_another_young_person_do_not_touch_this_pep(council, engine
     assert [i.child_id for i in caught] == ["P18"]
     only_task(council, "confirm_meeting")
     only_task(council, "arrange_meeting", child="P18")
+
+
+# ---- a young person with no education place -------------------------------------------------
+
+def test_without_an_education_place_the_vs_education_advisers_do_the_teachers_steps_to_the_end(council, engine):
+    """The Designated Teacher's lane falls back to the VS Education Advisers' pool (config/roles.yaml)."""
+    child, their_sw = "NOSCHOOL", "sw@council.test"
+
+    def do_for(spec_id, actor, answers):
+        return complete(engine, council, task(council, spec_id, child), actor, answers)
+
+    start(engine, council, child)
+    do_for("confirm_meeting", their_sw, CONFIRM)
+    prepare = task(council, "prepare_epep", child)
+    assert (prepare.lane, prepare.role_key, prepare.pooled) == ("Designated Teacher", "vs_education_adviser", True)
+    do_for("prepare_epep", EA, PREPARE)
+    do_for("collect_sdq", their_sw, SDQ_CURRENT)
+    do_for("chair_meeting_ea", EA, CHAIR)
+    do_for("provide_social_care_input", their_sw, SOCIAL_CARE)
+    do_for("record_meeting", EA, RECORD)
+    do_for("update_and_submit", EA, SUBMIT)
+    do_for("quality_assure", "ea2@council.test", QA_READY)
+    do_for("save_and_circulate", ADMIN, SAVE)
+    do_for("distribute_pep", their_sw, DISTRIBUTE)
+    done = do_for("add_case_note", their_sw, CASE_NOTE)
+    assert done.status == "completed" and open_tasks(council, child) == []
+    assert notices(council, "task_needs_person") == []

@@ -779,3 +779,25 @@ def test_wrong_roles_and_other_childrens_staff_are_refused(ppg, engine):
     engine.clock.set("2026-03-10T15:00:00+00:00")
     with pytest.raises(NotAllowed):
         complete(engine, ppg, "hold_meeting", SW, copy.deepcopy(RECORD))
+
+
+# ---- a child with no school place -------------------------------------------------------------
+
+def test_a_child_with_no_school_place_has_the_designated_teachers_steps_done_by_the_vs_education_advisers(ppg, engine):
+    """The Designated Teacher's lane falls back to the VS Education Advisers' pool (config/roles.yaml):
+    nothing waits for a teacher the child does not have, and the PEP runs to its end."""
+    child = "NOSCHOOL"
+    start(engine, ppg, child)
+    complete(engine, ppg, "arrange_meeting", SW, ARRANGE, child)
+    prepare = task(ppg, "prepare_targets", child)
+    assert (prepare.lane, prepare.role_key, prepare.pooled) == ("Designated Teacher", "vs_education_adviser", True)
+    complete(engine, ppg, "prepare_targets", EA, PREPARE, child)
+    engine.clock.set("2026-03-10T15:00:00+00:00")
+    complete(engine, ppg, "hold_meeting", EA, RECORD, child)
+    complete(engine, ppg, "dt_section", EA, DT_SECTION, child)
+    complete(engine, ppg, "sw_section", SW, SW_SECTION, child)
+    complete(engine, ppg, "dt_sign_off", EA, DT_SIGN, child)
+    complete(engine, ppg, "sw_sign_off", SW, SW_SIGN, child)
+    done = complete(engine, ppg, "vs_sign_off", EA, VS_AGREE, child)
+    assert done.status == "completed" and open_tasks(ppg, child) == []
+    assert not [n for n in notes(ppg, "task_needs_person", child)]

@@ -725,3 +725,22 @@ def test_invalid_form_data_is_refused_field_by_field(council, engine):
                                                            "pep_dates": ["next term"]})
     assert set(caught.value.errors) == {"targets.0.what", "targets.0.by_when", "targets.0.pp_plus_amount",
                                         "pep_dates.0"}
+
+
+# ---- a child with no school place ---------------------------------------------------------------
+
+def test_a_child_with_no_school_place_has_the_word_copy_prepared_by_the_vs_education_advisers(council, engine):
+    """No designated practitioner: their lane falls back to the VS Education Advisers' pool
+    (config/roles.yaml), and the PEP runs to its end with nobody missing."""
+    adviser = "ea@council.test"
+    instance_id = to_word_copy(engine, council, "NOSCHOOL")
+    copy = only_task(council, "NOSCHOOL")
+    assert (copy.spec_id, copy.lane, copy.role_key, copy.pooled) == (
+        "prepare_word_copy", "Designated Practitioner", "vs_education_adviser", True)
+    do(engine, council, "prepare_word_copy", adviser, WORD_COPY, "NOSCHOOL")
+    do(engine, council, only_task(council, "NOSCHOOL").spec_id, SW, MEETING, "NOSCHOOL")
+    do(engine, council, "type_up_pep", BSO, TYPED, "NOSCHOOL")
+    do(engine, council, "finalise_pep_sw", SW, FINAL, "NOSCHOOL")
+    do(engine, council, "send_to_attendees", BSO, DISTRIBUTED, "NOSCHOOL")
+    assert instance(council, instance_id).status == "completed" and open_tasks(council, "NOSCHOOL") == []
+    assert notes(council, "task_needs_person") == []

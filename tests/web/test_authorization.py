@@ -168,8 +168,11 @@ def test_administration_is_for_the_vs_administrator_only(email, records, browser
     person = browser(email)
     expected = 200 if email == "admin@demo.test" else 403
     for url in ("/admin/users", "/admin/children/new", "/admin/children/C001/team", "/admin/children/C002/team",
-                "/admin/grants"):
+                "/admin/grants", "/admin/needs-a-person"):
         assert person.get(url).status_code == expected, (email, url)
+    if email != "admin@demo.test":  # nor may anyone else give a child's task a person
+        task_id = records["C001"]["task"]
+        assert person.post(f"/admin/needs-a-person/{task_id}", {"person": email}).status_code == 403
 
 
 def test_every_route_that_names_a_child_or_task_is_in_this_matrix(app):
@@ -181,7 +184,8 @@ def test_every_route_that_names_a_child_or_task_is_in_this_matrix(app):
                "/admin/children/<child_id>/team", "/admin/users/<int:user_id>",
                "/admin/users/<int:user_id>/password", "/audit/children/<child_id>",
                "/audit/children/<child_id>/verification", "/audit/children/<child_id>/instances/<int:instance_id>/replay",
-               "/audit/children/<child_id>/pack.pdf", "/audit/children/<child_id>/pack.json"}
+               "/audit/children/<child_id>/pack.pdf", "/audit/children/<child_id>/pack.json",
+               "/admin/needs-a-person/<task_id>"}
     scoped = {rule.rule for rule in app.url_map.iter_rules()
               if any(arg in rule.arguments for arg in ("child_id", "task_id", "instance_id", "attachment_id", "user_id"))}
     assert scoped <= covered, f"routes missing from the authorization matrix: {scoped - covered}"

@@ -327,3 +327,15 @@ def review_form(council, name: str) -> str:
     with council() as s:
         deployment = s.scalars(select(Deployment).order_by(Deployment.version.desc())).first()
         return next(f.content for f in deployment.files if f.path == f"forms/{name}")
+
+
+def test_check_and_deploy_warn_of_a_lane_that_may_have_nobody_and_deploy_all_the_same(owner, council):
+    xml = review_xml(council).replace('name="Arrange the PEP meeting"', 'name="Arrange the review meeting"')
+    checked = post_json(owner, "/processes/test_review/check", {"xml": xml, "version": 1}).get_json()
+    assert checked["ok"] is True and checked["message"].endswith("with 1 warning(s).")
+    assert [(w["file"], w["element"]) for w in checked["warnings"]] == [(REVIEW, "lane_sw")]
+    assert 'lane "Social Worker" may have nobody' in checked["warnings"][0]["message"]
+    deployed = post_json(owner, "/processes/test_review/deploy", {"xml": xml, "version": 1, "note": ""})
+    assert deployed.status_code == 200 and deployed.get_json()["version"] == 2
+    assert [w["element"] for w in deployed.get_json()["warnings"]] == ["lane_sw"]
+    assert versions(council) == 2

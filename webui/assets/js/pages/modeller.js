@@ -44,7 +44,9 @@ async function start(root) {
       body: JSON.stringify({ xml, version, ...extra }),
     });
     const answer = await response.json().catch(() => ({ ok: false, message: `The server answered ${response.status}.`, errors: [] }));
-    if (answer.ok) {
+    if (answer.ok && answer.warnings?.length) {
+      problems.show(answer.warnings, "Warning: lanes that may have nobody");
+    } else if (answer.ok) {
       problems.clear();
     } else if (response.status === 409) {
       problems.show([{ file: diagram.file, element: null, message: answer.message }], "Changed by someone else");
