@@ -29,7 +29,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from . import calendar, history
-from .db import retrying
+from .db import DatabaseUnavailable, retrying
 from .mail import one_line
 from .models import CaseTeamMember, Child, Instance, Notification, OpenTask
 from .roles import RoleDirectory, RoleInfo
@@ -121,8 +121,16 @@ def sweep(sessions: sessionmaker[Session], policy: Policy, now: datetime, batch:
 
     while due := retrying(due_now, "overdue sweep"):
         for task_id, instance_id in due:
-            if not retrying(partial(_act, sessions, policy, task_id, instance_id, now, result),
-                            f"overdue sweep, task {task_id}"):
+            try:
+                done = retrying(partial(_act, sessions, policy, task_id, instance_id, now, result),
+                                f"overdue sweep, task {task_id}")
+            except DatabaseUnavailable:
+                raise  # the database, not this task: the sweep stops, and the next one carries on
+            except Exception:  # noqa: BLE001 - one task that cannot be recorded must not stop the sweep
+                log.exception("overdue sweep: task %s of instance %s failed; the next sweep tries again",
+                              task_id, instance_id)
+                done = False
+            if not done:
                 passed.add(task_id)
                 result.passed += 1
     return result
@@ -185,8 +193,8 @@ def _escalate(session, task: OpenTask, child: Child, now: datetime, result: Over
                    nobody_in=None if member is not None or pooled else role, assignee_id=task.assignee_id)]
 
 
-def _entry(task: OpenTask, kind: str, **data) -> dict:
-    return {"kind": kind, "actor": SYSTEM, "instance_id": task.instance_id, "task_id": task.id, "data": data}
+def _entry(open_task: OpenTask, kind: str, **data) -> dict:
+    return {"kind": kind, "actor": SYSTEM, "instance_id": open_task.instance_id, "task_id": open_task.id, "data": data}
 
 
 def _notice(task, child, now, kind, user_id, role_key, subject, body) -> Notification:
