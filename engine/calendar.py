@@ -295,6 +295,12 @@ def term_of(when: Moment = None) -> dict[str, str] | None:
     return term.as_dict() if term else None
 
 
+def term_label(when: Moment = None) -> str:
+    """Name the term `when` falls in (in a holiday, the next), as "2026-27 spring"."""
+    term = default_calendar().current_or_next_term(_day(when))
+    return f"{term.academic_year} {term.name.strip().lower()}"
+
+
 def first_half_of_term_end(when: Moment = None) -> str:
     """Return the end of the last school day before the current (or next) term's half-term."""
     calendar = default_calendar()

@@ -5,7 +5,9 @@ care) and who may withdraw a running PEP.
 Called by the runtime (`Engine.send_message`, `Engine.start`, `Engine.withdraw`), the web app's child
 pages and the tests. Every change is written to the child's history: `child_details_changed` with
 each changed field before and after, `change_reported` with the report as it was made and the PEPs
-that received it. Neither belongs to an instance, so replay shows them without re-executing anything.
+that received it. A report of coming into or leaving care also records the statutory event itself,
+`entered_care` or `left_care`, with the day it happened. None belongs to an instance, so replay shows
+them without re-executing anything.
 
 The diagrams decide what a report does to a PEP (the message goes to whatever waits for it, or starts
 the processes that start by it); what it does to the child's record is decided here, once:
@@ -22,7 +24,7 @@ from datetime import date, datetime
 from sqlalchemy import exists, func, select
 from sqlalchemy.orm import Session
 
-from . import history
+from . import calendar, history
 from .forms import text_errors
 from .models import CaseTeamMember, Child, Deployment, Instance, ProcessDefinition, User
 from .people import READ_ONLY_ROLES, find_user, holds_role_for
@@ -32,6 +34,8 @@ CHANGING_SCHOOL = "child_changes_school"
 LEAVING_CARE = "child_leaves_care"
 CASE_LIFE = (COMING_INTO_CARE, CHANGING_SCHOOL, LEAVING_CARE)  # offered whatever the PEPs wait for
 IN_CARE_ONLY = (CHANGING_SCHOOL, LEAVING_CARE)
+# the statutory event each report records, and the question of its form that gives its day
+STATUTORY = {COMING_INTO_CARE: ("entered_care", "entered_care"), LEAVING_CARE: ("left_care", "left_care")}
 
 # Who keeps a child's details: the Virtual School's administrator (who sets up records), and the
 # child's own social worker or personal adviser (who hold the care record); never an auditor.
@@ -202,8 +206,13 @@ def record_report(session: Session, child: Child, name: str, data: dict, actor: 
     the child's record as it says (the school, whether in care)."""
     if name not in CASE_LIFE:
         return
-    history.append(session, child.id, [{"kind": "change_reported", "actor": actor,
-                                        "data": {"message": name, "data": data, "received_by": received_by}}], at)
+    entries = [{"kind": "change_reported", "actor": actor,
+                "data": {"message": name, "data": data, "received_by": received_by}}]
+    if name in STATUTORY:  # the statutory event itself, with the day the report gives (else the report's)
+        kind, field = STATUTORY[name]
+        entries.append({"kind": kind, "actor": actor,
+                        "data": {"date": data.get(field) or calendar.to_london(at).date().isoformat(), "received_by": received_by}})
+    history.append(session, child.id, entries, at)
     values = {}
     if name == COMING_INTO_CARE:
         values["in_care"] = True

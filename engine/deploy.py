@@ -30,7 +30,7 @@ from SpiffWorkflow.spiff.parser import VALIDATOR
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from . import clock, depth
+from . import clock, depth, overdue, statutory
 from .forms import WHEN, pattern_problems
 from .models import Deployment, DeploymentFile, ProcessDefinition
 from .roles import RoleDirectory
@@ -176,7 +176,7 @@ def validate_bundle(bundle: Bundle, roles: RoleDirectory) -> ParsedBundle:
     errors: list[DeployError] = []
     for path in bundle.form_files():
         errors += (check_form(path, bundle.files[path]) or _shadowing(path, bundle.files[path])
-                   or _reviews_errors(path, bundle))
+                   or _reviews_errors(path, bundle) or _form_event_errors(path, bundle.files[path]))
     parser = depth.Parser(validator=VALIDATOR)
     trees: dict[str, etree._ElementTree] = {}
     owners: dict[str, str] = {}  # process id → file
@@ -453,6 +453,13 @@ def _reviews_errors(path: str, bundle: Bundle) -> list[DeployError]:
             for name in value if f"forms/{name}" not in bundle.files]
 
 
+def _form_event_errors(path: str, content: str) -> list[DeployError]:
+    """A form's `x-event` declarations: a known event, on a date question of the form itself."""
+    if path.endswith(".uischema.json"):
+        return []
+    return [DeployError(path, where, problem) for where, problem in statutory.form_event_problems(json.loads(content))]
+
+
 def _property_names(schema: dict):
     """Every property name of a form schema, in nested groups and list items too."""
     for name, spec in (schema.get("properties") or {}).items():
@@ -585,6 +592,7 @@ def _check_document(path, tree, bundle, roles, process_files) -> list[DeployErro
         errors += _check_human_tasks(path, process, bundle)
         errors += _check_call_activities(path, process, process_files)
         errors += _check_notifications(path, process, roles)
+        errors += _check_statutory(path, process, roles)
     errors += _check_expressions(path, tree)
     errors += _check_depth(path, tree)
     return errors
@@ -717,6 +725,46 @@ def _check_notifications(path, process, roles) -> list[DeployError]:
     return errors
 
 
+def _check_statutory(path, process, roles) -> list[DeployError]:
+    """The statutory declarations (engine/statutory.py) and the overdue policy's per-task overrides
+    (engine/overdue.py): known events, a start event's `answers` with its `answersDate`, known roles."""
+    errors = []
+
+    def each(name):
+        for prop in process.iterfind(f".//spiffworkflow:property[@name='{name}']", NS):
+            yield prop, prop.get("value"), _owner_id(prop)
+
+    for prop, value, owner in each(statutory.STATUTORY_EVENT_PROPERTY):
+        problem = statutory.declared_event_problem(value)
+        if problem:
+            errors.append(DeployError(path, owner, problem, prop.sourceline))
+    for prop, value, owner in each(statutory.ANSWERS_PROPERTY):
+        node = process.find(f".//*[@id='{owner}']")
+        if node is None or etree.QName(node).localname != "startEvent" or node.getparent() is not process:
+            errors.append(DeployError(path, owner, f"{statutory.ANSWERS_PROPERTY} belongs on the process's start event",
+                                      prop.sourceline))
+            continue
+        date = node.find(f".//spiffworkflow:property[@name='{statutory.ANSWERS_DATE_PROPERTY}']", NS)
+        problem = statutory.answers_problem(value, date.get("value") if date is not None else None)
+        if problem:
+            errors.append(DeployError(path, owner, problem, prop.sourceline))
+    for prop, value, owner in each(overdue.OVERDUE_PROPERTY):
+        if value != overdue.NONE:
+            errors.append(DeployError(path, owner, f'{overdue.OVERDUE_PROPERTY} "{value or ""}": the only value is '
+                                      f'"{overdue.NONE}" (the diagram draws this task\'s own timers)', prop.sourceline))
+    for prop, value, owner in each(overdue.ESCALATE_PROPERTY):
+        if (value or "").strip().lower() == overdue.NONE:
+            continue
+        role = roles.resolve(value)
+        if role is None:
+            errors.append(DeployError(path, owner, f'{overdue.ESCALATE_PROPERTY}: "{value or ""}" is not a known role',
+                                      prop.sourceline))
+        elif not role.casework:
+            errors.append(DeployError(path, owner, f"{overdue.ESCALATE_PROPERTY}: the {role.label} sees no child's "
+                                      "record, so cannot be told of a child's overdue step", prop.sourceline))
+    return errors
+
+
 def _check_call_activities(path, process, process_files) -> list[DeployError]:
     errors = []
     for call in process.iterfind(".//bpmn:callActivity", NS):
@@ -758,7 +806,8 @@ def _check_expressions(path, tree) -> list[DeployError]:
     root = tree.getroot()
     found = [(node, check, node.text) for xpath, check in _EXPRESSION_XPATHS for node in root.iterfind(xpath, NS)]
     for name, check in ((DUE_PROPERTY, compile_expression), (VALIDATE_PROPERTY, compile_rule),
-                        (SENT_BACK_PROPERTY, compile_expression)):
+                        (SENT_BACK_PROPERTY, compile_expression),
+                        (statutory.ANSWERS_DATE_PROPERTY, compile_expression)):
         found += [(node, check, node.get("value")) for node in root.iterfind(f".//spiffworkflow:property[@name='{name}']", NS)]
     for name in (NOTIFY_SUBJECT_PROPERTY, NOTIFY_BODY_PROPERTY):
         found += [(node, check_template, node.get("value")) for node in root.iterfind(f".//spiffworkflow:property[@name='{name}']", NS)]

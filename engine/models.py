@@ -215,6 +215,8 @@ class OpenTask(Base):
         # in the inbox's order (deadline, then age), so that an inbox reads its first page and stops
         Index("ix_open_task_assignee_order", "assignee_id", "due_at", "ready_at"),
         Index("ix_open_task_pool_order", "role_key", "assignee_id", "due_at", "ready_at"),
+        # what the overdue sweep acts on next (engine/overdue.py): only tasks with something left to do
+        Index("ix_open_task_overdue_at", "overdue_at"),
     )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
@@ -230,6 +232,13 @@ class OpenTask(Base):
     due_at: Mapped[datetime | None]
     ready_at: Mapped[datetime]
     sent_back: Mapped[str | None] = mapped_column(Text)  # why the diagram sent it back to be done again
+    # The overdue policy (engine/overdue.py), decided as the task opens: when the sweep next acts on it
+    # (its due date, then the escalation; None: nothing left to do), what it has done so far (None,
+    # "overdue", "escalated"), whether it reminds the holder and the role it escalates to (None: none).
+    overdue_at: Mapped[datetime | None]
+    overdue_stage: Mapped[str | None] = mapped_column(String(16))
+    overdue_remind: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    overdue_escalate_to: Mapped[str | None] = mapped_column(String(64))
 
 
 class Event(Base):

@@ -21,6 +21,7 @@ from SpiffWorkflow.bpmn import BpmnEvent, BpmnWorkflow
 from SpiffWorkflow.bpmn.specs.event_definitions.message import MessageEventDefinition as BaseMessage
 from SpiffWorkflow.bpmn.specs.event_definitions.multiple import MultipleEventDefinition
 from SpiffWorkflow.bpmn.specs.event_definitions.timer import TimerEventDefinition
+from SpiffWorkflow.bpmn.specs.mixins.events.intermediate_event import BoundaryEvent
 from SpiffWorkflow.spiff.specs.event_definitions import MessageEventDefinition
 from SpiffWorkflow.util.task import TaskState
 from sqlalchemy import bindparam, func, inspect, select
@@ -29,7 +30,7 @@ from sqlalchemy.orm import Session, defer, joinedload, lazyload
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.orm.exc import StaleDataError
 
-from . import calendar, caselife, clock, depth, history, limits
+from . import calendar, caselife, clock, depth, history, limits, overdue, statutory
 from .attachments import unknown_files
 from .clock import FrozenClock, SystemClock, install_spiff_clock
 from .db import connection_lost, json_rows, pipelined
@@ -192,6 +193,7 @@ class Engine:
         self._forms: dict[tuple[int, str], str] = {}
         self._schemas: dict[tuple[int, str], dict] = {}
         self._roles: RoleDirectory | None = None
+        self.overdue_policy = overdue.Policy.load()  # config/overdue.yaml: what the sweep does with late tasks
 
     def roles(self, session: Session, refresh: bool = False) -> RoleDirectory:
         """The role vocabulary. Roles are seeded from config/roles.yaml and never edited in place, so
@@ -234,6 +236,7 @@ class Engine:
             for task in step.workflow.get_tasks(state=TaskState.READY):
                 task.set_data(**data)
             step.advance()
+            step.record_answers()
             step.save()
             return step.instance
 
@@ -335,6 +338,8 @@ class Engine:
                  due_at=open_task.due_at.isoformat() if open_task.due_at else None,
                  late=bool(open_task.due_at and self.now() > open_task.due_at), user_id=user_id,
                  **({"link_issued_by": link_issued_by} if link_issued_by else {}))
+        for event in statutory.form_events(self._form_schema(instance, open_task.form) if source else None, data):
+            step.log(event.pop("kind"), task_id=task_id, task=open_task.spec_id, name=open_task.name, **event)
         step.completed(task)
         step.advance()
         step.save()
@@ -599,6 +604,7 @@ class Engine:
         step.workflow.do_engine_steps()
         step.workflow.send_event(BpmnEvent(MessageEventDefinition(name), payload=payload))
         step.advance()
+        step.record_answers()
         step.save()
         return step.instance
 
@@ -692,6 +698,7 @@ class Step:
         self.entries: list[dict] = []
         self.path: list[str] = []
         self.timers_fired = 0
+        self.deadlines: dict[str, dict] = {}  # guarded element id → the interrupting timer that ended it
         self._team = known.team if known else None
         self._open_tasks = known.open_tasks if known else None
         self._child = known.child if known else None
@@ -761,8 +768,46 @@ class Step:
             self._notify(task, properties)
         if _is_timer(task):
             self.timers_fired += 1
-            self.log("timer_fired", timer=spec.bpmn_id, name=spec.bpmn_name or spec.bpmn_id,
-                     due=task.internal_data.get("event_value") if isinstance(task.internal_data.get("event_value"), str) else None)
+            due = task.internal_data.get("event_value") if isinstance(task.internal_data.get("event_value"), str) else None
+            self.log("timer_fired", timer=spec.bpmn_id, name=spec.bpmn_name or spec.bpmn_id, due=due,
+                     **self._guards(task, due))
+        if properties.get(statutory.STATUTORY_EVENT_PROPERTY):
+            self.log(properties[statutory.STATUTORY_EVENT_PROPERTY], element=spec.bpmn_id,
+                     name=spec.bpmn_name or spec.bpmn_id, **({"date": calendar.today()}
+                                                            if properties[statutory.STATUTORY_EVENT_PROPERTY] == "meeting_held" else {}))
+
+    def _guards(self, task, due: str | None) -> dict:
+        """What a boundary timer guards and does to it: ends it (interrupting), or reminds before its
+        due date and escalates at or after it (non-interrupting); nothing for other timers."""
+        if not isinstance(task.task_spec, BoundaryEvent):
+            return {}
+        guarded = next((t for t in task.parent.children if not isinstance(t.task_spec, BoundaryEvent)), None)
+        if guarded is None:
+            return {}
+        spec = guarded.task_spec
+        about = {"guards": spec.bpmn_id, "guards_name": spec.bpmn_name or spec.bpmn_id}
+        if task.task_spec.cancel_activity:
+            self.deadlines[spec.bpmn_id] = {"timer": task.task_spec.bpmn_id, "due": due}
+            return {**about, "effect": "ends"}
+        deadline = self._due_at(guarded) if spec.manual else None
+        late = deadline is not None and due is not None and _as_datetime(due) >= deadline
+        return {**about, "effect": "escalates" if late else "reminds"}
+
+    def record_answers(self) -> None:
+        """Add to the instance's start what it answers (its start event's `answers` and `answersDate`)."""
+        for spec in self.workflow.spec.task_specs.values():
+            properties = getattr(spec, "extensions", {}).get("properties", {})
+            kind = properties.get(statutory.ANSWERS_PROPERTY)
+            if not kind or not self.entries or self.entries[0]["kind"] != "instance_started":
+                continue
+            task = self.workflow.last_task or self.workflow.task_tree
+            try:
+                moment = self.workflow.script_engine.evaluate(task, properties[statutory.ANSWERS_DATE_PROPERTY])
+                answered = statutory.answers(kind, moment)
+            except Exception as exc:  # the diagram's expression failed, or gave no date
+                raise self.failure(exc, spec.bpmn_id) from exc
+            self.entries[0]["data"]["answers"] = answered
+            return
 
     def _notify(self, task, properties: dict) -> None:
         """Queue the notification an element declares (notify, notifySubject, notifyBody)."""
@@ -876,7 +921,9 @@ class Step:
         for task_id in gone:
             if not any(e["task_id"] == task_id and e["kind"] == "task_completed" for e in self.entries):
                 spec_id, name = existing[task_id]
-                self.log("task_withdrawn", task_id=task_id, task=spec_id, name=name)
+                deadline = self.deadlines.get(spec_id)
+                self.log("task_withdrawn", task_id=task_id, task=spec_id, name=name,
+                         **({"by_deadline": deadline} if deadline else {}))
         for task_id, task in ready.items():
             if task_id not in existing:
                 self._open(task_id, task)
@@ -894,10 +941,15 @@ class Step:
         taken = self.engine.roles(self.session).assignment(lane_role, self.team(), properties.get(FALLBACK_PROPERTY))
         role, assignee, pooled = taken.role, taken.assignee, taken.pooled
         name, due_at, sent_back = spec.bpmn_name or spec.bpmn_id, self._due_at(task), self._sent_back(task)
+        try:
+            lateness = overdue.plan(self.engine.overdue_policy, properties, role, due_at,
+                                    [at for at, _ends in _boundary_timers(task)], self.role)
+        except LookupError as exc:
+            raise EngineError(f"{spec.bpmn_id}: {exc}") from exc
         self.rows[OpenTask].append(dict(
             id=task_id, instance_id=instance.id, child_id=instance.child_id, spec_id=spec.bpmn_id, name=name,
             lane=spec.lane, role_key=role.key, form=properties.get("formJsonSchemaFilename"), assignee_id=assignee,
-            pooled=pooled, due_at=due_at, ready_at=now, sent_back=sent_back))
+            pooled=pooled, due_at=due_at, ready_at=now, sent_back=sent_back, **lateness))
         self.log("task_ready", task_id=task_id, task=spec.bpmn_id, name=name, role=role.key, lane=spec.lane,
                  assignee_id=assignee, pooled=pooled, due_at=due_at.isoformat() if due_at else None,
                  **({"sent_back": sent_back} if sent_back else {}),
@@ -939,13 +991,16 @@ class Step:
             except Exception as exc:  # the diagram's due date expression failed
                 raise self.failure(exc, task.task_spec.bpmn_id) from exc
         else:
-            deadlines = [
-                sibling.internal_data.get("event_value") for sibling in task.parent.children
-                if sibling is not task and isinstance(getattr(sibling.task_spec, "event_definition", None), TimerEventDefinition)
-                and getattr(sibling.task_spec, "cancel_activity", False)
-            ]
-            value = min((d for d in deadlines if isinstance(d, str)), default=None)
+            value = min((at for at, ends in _boundary_timers(task) if ends), default=None)
         return _as_datetime(value) if value else None
+
+
+def _boundary_timers(task) -> list[tuple[datetime, bool]]:
+    """When each boundary timer attached to a task falls due, and whether it ends the task (interrupting)."""
+    return [(_as_datetime(sibling.internal_data["event_value"]), bool(getattr(sibling.task_spec, "cancel_activity", False)))
+            for sibling in task.parent.children
+            if sibling is not task and isinstance(getattr(sibling.task_spec, "event_definition", None), TimerEventDefinition)
+            and isinstance(sibling.internal_data.get("event_value"), str)]
 
 
 def cleared_answers(form_source: str | None, data: dict, before: dict) -> dict:

@@ -52,7 +52,8 @@ def health(result: SweepResult) -> str:
                f"instances handled by sweeper {', '.join(f'{k + 1}: {n}' for k, n in enumerate(result.by_sweeper))}")
     return (f"{result.timers_fired} timers fired; {handled}; {result.still_due} still due; {len(result.incidents)} incidents, "
             f"{result.conflicts} conflicts, {result.lost_connections} lost connections tried again, "
-            f"{result.replaced} sweeper processes replaced")
+            f"{result.replaced} sweeper processes replaced; {result.overdue} tasks overdue, {result.reminded} reminded, "
+            f"{result.escalated} escalated")
 
 
 def checkpoint_job(engine, sessions, path: Path) -> None:

@@ -1,4 +1,5 @@
-"""The timer sweep: fire every due timer exactly once, one transaction per instance.
+"""The timer sweep: fire every due timer exactly once, one transaction per instance; then act on the
+tasks whose due date has passed (the council's overdue policy, engine/overdue.py).
 
 Called by `pep timers`, the scheduler process and the simulator. The database, not the scheduler's
 memory, says what is due, so a restart loses nothing. On PostgreSQL each instance is taken with
@@ -34,6 +35,7 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.orm.exc import StaleDataError
 
+from . import overdue
 from .clock import FrozenClock, SystemClock
 from .db import DatabaseUnavailable, connection_lost, make_db, retrying, session_factory, try_again
 from .models import Instance
@@ -59,6 +61,9 @@ class SweepResult:
     by_sweeper: list[int] = field(default_factory=list)  # instances each sweeper (share) handled
     replaced: int = 0  # sweeper processes that died and were replaced
     still_due: int | None = None  # after the sweep, as `still_due` counts them (the scheduler's health line)
+    overdue: int = 0  # tasks found overdue, reminded and escalated by the overdue policy (engine/overdue.py)
+    reminded: int = 0
+    escalated: int = 0
 
     def add(self, other: SweepResult) -> SweepResult:
         self.instances += other.instances
@@ -68,6 +73,9 @@ class SweepResult:
         self.lost_connections += other.lost_connections
         self.by_sweeper += other.by_sweeper
         self.replaced += other.replaced
+        self.overdue += other.overdue
+        self.reminded += other.reminded
+        self.escalated += other.escalated
         return self
 
 
@@ -101,6 +109,10 @@ def fire_due_timers(engine: Engine, sessions: sessionmaker[Session], now: dateti
             due = try_again(due_now, exc, "timer sweep", on_lost=lambda: _lost(result))
         if not due:
             result.by_sweeper = [result.instances]
+            # then the tasks whose due date (or escalation) has come: the timers first, so that a task
+            # a deadline withdrew is not also reported overdue
+            late = overdue.sweep(sessions, engine.overdue_policy, now, batch, share)
+            result.overdue, result.reminded, result.escalated = late.overdue, late.reminded, late.escalated
             return result
         for instance_id in due:
             if not _fire_one(engine, sessions, instance_id, now, result):

@@ -444,7 +444,21 @@ def test_the_initial_pep_ends_by_throwing_pep_cycle_due_with_the_next_date_and_t
     assert {"child_becomes_looked_after_start", "set_planned_deadline", "virtual_school_informed",
             "pep_coordinator_informed", "setting_prepares"} <= set(path)
     with initial() as s:
-        assert [e.kind for e in events(s, "Y5", instance.id)][-1] == "instance_completed"
+        kinds = [e.kind for e in events(s, "Y5", instance.id)]
+        assert kinds[-1] == "instance_completed" and "pep_signed_off" in kinds
+
+
+def test_the_initial_pep_records_the_deadline_it_answers_and_the_day_its_meeting_was_held(initial, engine):
+    instance = to_record(engine, initial, "Y5")
+    complete(engine, initial, only_task(initial, "Y5"), "sw@council.test", RECORD)
+    with initial() as s:
+        recorded = events(s, "Y5", instance.id)
+    started = next(e for e in recorded if e.kind == "instance_started")
+    # 20 working days after entering care on Monday 2 March 2026: the end of Monday 30 March (BST)
+    assert started.data["answers"] == {"kind": "initial", "deadline": "2026-03-30T22:59:59+00:00"}
+    assert [e.data["date"] for e in recorded if e.kind == "meeting_held"] == [RECORD["meeting_held_on"]]
+    with initial() as s:
+        assert [e.kind for e in events(s, "Y5") if e.kind == "entered_care"] == ["entered_care"]
 
 
 def test_the_router_starts_the_councils_termly_review_with_the_initial_peps_targets(chained, engine):

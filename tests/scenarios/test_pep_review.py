@@ -224,6 +224,14 @@ def test_a_review_due_after_the_first_half_of_term_waits_for_next_term(engine, c
     assert (task.spec_id, task.due_at.isoformat()) == ("plan_review_meeting", "2026-05-22T22:59:59+00:00")
 
 
+def test_a_review_records_the_term_it_answers(engine, council):
+    engine.clock.set("2026-03-02T09:00:00+00:00")  # past the first half of spring: it answers summer
+    start_review(engine, council, next_meeting_date=None)
+    with council() as s:
+        (started,) = [e for e in events(s, "Y5") if e.kind == "instance_started"]
+    assert started.data["answers"] == {"kind": "termly", "term": "2025-26 summer"}
+
+
 def test_a_review_whose_meeting_is_set_for_next_term_waits_for_that_term(engine, council):
     engine.clock.set("2026-03-30T09:00:00+00:00")  # Easter holidays
     start_review(engine, council, next_meeting_date="2026-04-21")
