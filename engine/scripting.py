@@ -623,7 +623,21 @@ def _ukdate(value) -> str:
     return f"{moment.day} {moment:%B %Y}"
 
 
+def _gbp(value) -> str:
+    """300 or '1500.5' → '£300.00', '£1,500.50': money in instructions and notifications."""
+    if value in (None, ""):
+        return ""
+    try:
+        amount = float(value)
+    except (TypeError, ValueError):
+        return str(value)
+    if amount != amount or amount in (float("inf"), float("-inf")):
+        return str(value)
+    return f"-£{-amount:,.2f}" if amount < 0 else f"£{amount:,.2f}"
+
+
 _JINJA.filters["ukdate"] = _ukdate
+_JINJA.filters["gbp"] = _gbp
 LONDON = ZoneInfo("Europe/London")
 
 

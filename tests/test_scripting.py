@@ -407,3 +407,8 @@ def test_instructions_can_show_dates_the_way_people_read_them():
     text = render_instructions("Meeting on {{ meeting_date | ukdate }}, PEP due {{ pep_due | ukdate }}.",
                                {"meeting_date": "2026-03-10", "pep_due": "2026-03-31T22:59:59+00:00"})
     assert text == "Meeting on 10 March 2026, PEP due 31 March 2026."
+
+
+def test_instructions_show_money_in_pounds_and_pence():
+    assert render_instructions("{{ a | gbp }}, {{ b | gbp }}, {{ c | gbp }}", {"a": 300.0, "b": "1500.5", "c": None}) == \
+        "£300.00, £1,500.50, "

@@ -21,7 +21,7 @@ from engine.runtime import EngineError, ProcessFault
 
 from .access import child_or_404, may_view_child, record_view, visible_children_filter
 from .context import as_download, db, engine, now, record_fault
-from .documents import meeting_ics, next_meeting, pep_pdf, pep_sections
+from .documents import left_out_text, meeting_ics, next_meeting, pep_document, pep_pdf, pep_sections
 from .formschema import build_fields, error_summary, parse_submission
 from .links import link_allowed, may_issue
 
@@ -76,9 +76,10 @@ def child(child_id):
 def pep(child_id, instance_id):
     child = child_or_404(child_id, "pep_document", instance_id=instance_id)
     instance = _instance_of(child_id, instance_id)
-    sections = pep_sections(db(), instance)
+    parts, left_out = pep_document(pep_sections(db(), instance))
     db().commit()
-    return render_template("cases/pep.html", child=child, instance=instance, sections=sections)
+    return render_template("cases/pep.html", child=child, instance=instance, parts=parts, left_out=left_out,
+                           left_out_text=left_out_text(left_out))
 
 
 @bp.get("/children/<child_id>/peps/<int:instance_id>.pdf")
@@ -101,7 +102,7 @@ def meeting_invitation(child_id):
     if meeting is None:
         abort(404)
     db().commit()
-    return Response(meeting_ics(child, meeting, current_user.email), mimetype="text/calendar",
+    return Response(meeting_ics(child, meeting, current_user.email, now()), mimetype="text/calendar",
                     headers=as_download(f"PEP-meeting-{child.id}.ics"))
 
 

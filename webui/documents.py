@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import io
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
@@ -19,7 +19,8 @@ from reportlab.lib import colors
 from reportlab.lib.pagesizes import A4
 from reportlab.lib.styles import getSampleStyleSheet
 from reportlab.lib.units import mm
-from reportlab.platypus import Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
+from reportlab.pdfgen.canvas import Canvas
+from reportlab.platypus import PageBreak, Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -28,7 +29,7 @@ from engine.attachments import is_attachment
 from engine.deploy import WHOLE_PEP
 from engine.models import Attachment, Child, Event, Instance, User
 
-from .filters import ukdate
+from .filters import pep_status, ukdate
 
 LONDON = ZoneInfo("Europe/London")
 
@@ -39,6 +40,7 @@ class Answer:
     text: str = ""
     items: list[list[Answer]] = field(default_factory=list)  # a repeatable group: one list per item
     files: list[tuple[str, str]] = field(default_factory=list)  # (attachment id, file name) of a file answer
+    part: str | None = None  # the part of the PEP document the form puts it in (`x-pep-section`)
 
 
 @dataclass
@@ -82,6 +84,44 @@ def pep_sections(session: Session, instance: Instance) -> list[Section]:
             task=event.data.get("task"),
         ))
     return sections
+
+
+PART_KEY = "x-pep-section"
+# The parts of a PEP as the statutory guidance lays it out, in order; a form puts a field in one with
+# `"x-pep-section": "<key>"`. What no form places is kept, step by step, in the last part.
+PARTS = [
+    ("voice", "The child's voice"),
+    ("views", "Views of the carer, parents and social worker"),
+    ("attendance", "Attendance, attainment and progress"),
+    ("sen", "Special educational needs (SEN support, EHCP, SEMH)"),
+    ("review", "Review of the previous targets"),
+    ("targets", "SMART targets and Pupil Premium Plus"),
+    ("actions", "Actions and next steps"),
+]
+OTHER = ("other", "Other information, step by step")
+
+
+@dataclass
+class Part:
+    key: str
+    title: str
+    entries: list[Section]  # each step's answers that belong to this part, with who gave them and when
+
+
+def pep_document(sections: list[Section]) -> tuple[list[Part], int]:
+    """The PEP as a document: only answers that stood (an attempt sent back is left out), laid out by
+    the statutory parts its forms name; returns the parts that have answers and how many attempts
+    were left out."""
+    accepted = [s for s in sections if not s.sent_back]
+    known = {key for key, _title in PARTS}
+    parts = {key: Part(key, title, []) for key, title in [*PARTS, OTHER]}
+    for section in accepted:
+        by_part: dict[str, list[Answer]] = {}
+        for answer in section.answers:
+            by_part.setdefault(answer.part if answer.part in known else OTHER[0], []).append(answer)
+        for key, answered in by_part.items():
+            parts[key].entries.append(replace(section, answers=answered))
+    return [part for part in parts.values() if part.entries], len(sections) - len(accepted)
 
 
 @dataclass
@@ -139,17 +179,19 @@ def answers(schema: dict, data: dict, attachments: dict[str, str]) -> list[Answe
         if data.get(name) is None:  # not answered, or an earlier answer cleared
             continue
         label, value = spec.get("title") or name.replace("_", " ").capitalize(), data[name]
+        part = spec.get(PART_KEY)
         if spec.get("type") == "array" and spec.get("items", {}).get("type") == "object":
             items = [answers(spec["items"], item, attachments) for item in value if isinstance(item, dict)]
-            result.append(Answer(label, items=items))
+            result.append(Answer(label, items=items, part=part))
         elif spec.get("type") == "object" and isinstance(value, dict):
-            result.append(Answer(label, items=[answers(spec, value, attachments)]))
+            result.append(Answer(label, items=[answers(spec, value, attachments)], part=part))
         elif is_attachment(spec) or (spec.get("type") == "array" and is_attachment(spec.get("items"))):
             files = [(name, attachments[name]) for name in (value if isinstance(value, list) else [value])
                      if isinstance(name, str) and name in attachments]
-            result.append(Answer(label, ", ".join(filename for _, filename in files) or "No file", files=files))
+            result.append(Answer(label, ", ".join(filename for _, filename in files) or "No file", files=files,
+                                 part=part))
         else:
-            result.append(Answer(label, display(value, spec)))
+            result.append(Answer(label, display(value, spec), part=part))
     return result
 
 
@@ -161,29 +203,79 @@ def display(value, spec: dict) -> str:
     if isinstance(value, list):
         return ", ".join(map(str, value))
     if spec.get("x-currency") == "GBP" and isinstance(value, int | float):
-        return f"£{value:,.2f}"
+        return f"-£{-value:,.2f}" if value < 0 else f"£{value:,.2f}"
     labels = spec.get("x-labels") or {}
     return labels.get(str(value), str(value))
 
 
+MARKING = "OFFICIAL-SENSITIVE"
+
+
 def pep_pdf(child: Child, instance: Instance, sections: list[Section]) -> bytes:
-    """The PEP as a PDF to file in the case system (Liquid Logic, Mosaic)."""
+    """The PEP as a PDF to file in the case system (Liquid Logic, Mosaic): a title page that names the
+    child, then the parts of the plan; every page marked OFFICIAL-SENSITIVE and numbered."""
     styles = getSampleStyleSheet()
     buffer = io.BytesIO()
-    doc = SimpleDocTemplate(buffer, pagesize=A4, title=f"PEP – {child.name}", author="Virtual School",
-                            leftMargin=18 * mm, rightMargin=18 * mm, topMargin=18 * mm, bottomMargin=18 * mm)
+    doc = SimpleDocTemplate(buffer, pagesize=A4, title="Personal Education Plan", author="Virtual School",
+                            subject=MARKING, leftMargin=18 * mm, rightMargin=18 * mm, topMargin=22 * mm,
+                            bottomMargin=22 * mm)
+    parts, left_out = pep_document(sections)
     story = [
-        Paragraph(f"Personal Education Plan: {_esc(child.name)}", styles["Title"]),
-        Paragraph(f"{_esc(instance.definition.name)} · started {ukdate(instance.started_at)} · "
-                  f"{_esc(instance.status)}", styles["Normal"]),
-        Paragraph(f"Date of birth: {ukdate(child.date_of_birth)} · School: {_esc(child.school or 'none')}",
+        Paragraph("Personal Education Plan", styles["Title"]),
+        Paragraph(_esc(child.name), styles["Heading1"]),
+        Paragraph(f"Date of birth: {ukdate(child.date_of_birth)}", styles["Normal"]),
+        Paragraph(f"School: {_esc(child.school or 'none recorded')}", styles["Normal"]),
+        Spacer(1, 4 * mm),
+        Paragraph(f"{_esc(instance.definition.name)}, started {ukdate(instance.started_at)} "
+                  f"({_esc(pep_status(instance.status).lower())})", styles["Normal"]),
+        Paragraph("Contents: " + _esc("; ".join(part.title for part in parts) or "nothing completed yet"),
                   styles["Normal"]),
-        Spacer(1, 6 * mm),
     ]
-    for section in sections:
-        story += section_story(section, styles, "Heading2")
-    doc.build(story)
+    if left_out:
+        story.append(Paragraph(left_out_text(left_out), styles["Italic"]))
+    for part in parts:
+        story += [PageBreak() if part is parts[0] else Spacer(1, 6 * mm), Paragraph(_esc(part.title), styles["Heading1"])]
+        for entry in part.entries:
+            story += section_story(entry, styles, "Heading3")
+    doc.build(story, canvasmaker=MarkedCanvas)
     return buffer.getvalue()
+
+
+def left_out_text(count: int) -> str:
+    """What the document says of the attempts it leaves out."""
+    if count == 1:
+        return "One attempt was sent back to be done again; it is not part of this plan."
+    return f"{count} attempts were sent back to be done again; they are not part of this plan."
+
+
+class MarkedCanvas(Canvas):
+    """Each page marked OFFICIAL-SENSITIVE at its top and foot, and numbered 'Page n of N' (the pages
+    are kept until the last so that N is known)."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._pages: list[dict] = []
+
+    def showPage(self):  # noqa: N802 - reportlab's name
+        self._pages.append(dict(self.__dict__))
+        self._startPage()
+
+    def save(self):
+        for state in self._pages:
+            self.__dict__.update(state)
+            self._mark(len(self._pages))
+            super().showPage()
+        super().save()
+
+    def _mark(self, pages: int) -> None:
+        width, height = A4
+        self.saveState()
+        self.setFont("Helvetica-Bold", 10)
+        self.drawCentredString(width / 2, height - 12 * mm, MARKING)
+        self.drawCentredString(width / 2, 10 * mm, MARKING)
+        self.setFont("Helvetica", 9)
+        self.drawRightString(width - 18 * mm, 10 * mm, f"Page {self._pageNumber} of {pages}")
+        self.restoreState()
 
 
 def section_story(section: Section, styles, heading: str) -> list:
@@ -243,14 +335,17 @@ def next_meeting(session: Session, child_id: str, today: date) -> dict | None:
     return None
 
 
-def meeting_ics(child: Child, meeting: dict, organiser: str) -> bytes:
-    """An invitation to the PEP meeting (one hour, or all day when no time is known)."""
+def meeting_ics(child: Child, meeting: dict, organiser: str, stamp: datetime) -> bytes:
+    """An invitation to the PEP meeting (one hour, or all day when no time is known), in London time
+    with its VTIMEZONE. Its title does not name the child: calendars are shared and shown on screens."""
     calendar = Calendar()
     calendar.add("prodid", "-//PEP processes//EN")
     calendar.add("version", "2.0")
+    calendar.add("method", "PUBLISH")
     event = CalendarEvent()
-    event.add("uid", f"pep-{child.id}-{meeting['date']}@pep.local")
-    event.add("summary", f"PEP meeting: {child.name}")
+    event.add("uid", f"pep-{child.id}-{meeting['date'][:10]}@pep.local")
+    event.add("dtstamp", stamp)
+    event.add("summary", "PEP meeting")
     day = datetime.fromisoformat(meeting["date"]).date()
     if meeting.get("time"):
         hour, minute = (int(x) for x in meeting["time"].split(":")[:2])
@@ -259,9 +354,12 @@ def meeting_ics(child: Child, meeting: dict, organiser: str) -> bytes:
         event.add("dtend", start + timedelta(hours=1))
     else:
         event.add("dtstart", day)
+        event.add("dtend", day + timedelta(days=1))
     if meeting.get("venue"):
         event.add("location", meeting["venue"])
-    event.add("description", "Personal Education Plan meeting. The PEP is confidential.")
+    event.add("description", "Personal Education Plan meeting. The PEP is confidential: OFFICIAL-SENSITIVE.")
+    event.add("class", "CONFIDENTIAL")
     event.add("organizer", f"mailto:{organiser}")
     calendar.add_component(event)
+    calendar.add_missing_timezones()
     return calendar.to_ical()

@@ -35,6 +35,15 @@ def ukdate(value, time: bool = False) -> str:
     return f"{value.day} {value:%B %Y}"
 
 
+# what an instance's status is called on professionals' pages
+PEP_STATUSES = {"running": "In progress", "completed": "Completed", "cancelled": "Withdrawn"}
+
+
+def pep_status(status: str | None) -> str:
+    """'running' → 'In progress': a PEP's status in plain words."""
+    return PEP_STATUSES.get(status or "", (status or "").replace("_", " ").capitalize())
+
+
 def nav_items() -> list[tuple[str, str, bool]]:
     """The menu: (endpoint, label, whether the page shown is in its section)."""
     items = [("inbox.index", "Tasks"), ("cases.children", "Children")]
@@ -66,7 +75,11 @@ def task_process_name(task) -> str:
 
 
 def register(app) -> None:
+    from .instructions import instructions_html
+
     app.add_template_filter(ukdate)
+    app.add_template_filter(instructions_html, "instructions")
+    app.add_template_filter(pep_status)
     app.add_template_filter(lambda school, chosen: {"value": school, "text": school, "selected": school == chosen},
                             "schooloption")
     app.add_template_filter(lambda p, chosen: {"value": p[0], "text": p[1], "selected": p[0] == chosen}, "processoption")

@@ -43,6 +43,7 @@ class Field:
     min_items: int = 0
     max_items: int | None = None
     item_title: str = "item"
+    choices_from: str | None = None  # where a text answer's suggestions come from (`x-choices`)
 
     @property
     def id(self) -> str:
@@ -85,7 +86,8 @@ def _field(path: str, name: str, spec: dict, value, errors: dict, required: bool
     if value is None:
         value = ""
     f = Field(path=path, title=title, widget=widget_for(spec), required=required,
-              hint=spec.get("x-guidance") or spec.get("description"), value=value, error=errors.get(path))
+              hint=spec.get("x-guidance") or spec.get("description"), value=value, error=errors.get(path),
+              choices_from=spec.get("x-choices"))
     if f.widget in ("radios", "select"):
         labels = spec.get("x-labels") or {}
         f.options = [(str(v), labels.get(str(v), str(v))) for v in spec["enum"]]

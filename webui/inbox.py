@@ -42,6 +42,7 @@ from .formschema import (
     remove_item,
     task_schema,
 )
+from .prefill import case_team, prefill, suggestions
 from .timeline import plain
 from .uploads import (
     as_kept,
@@ -104,8 +105,10 @@ def task(task_id):
         open_task, draft = view["task"], db().get(TaskDraft, (task_id, current_user.id))
         record_view(open_task.child_id, "task", task=open_task.name)
         reviewed = _reviewed(open_task, view)
+        values = draft.data if draft else prefill(task_schema(view), view["data"], case_team(db(), open_task.child_id),
+                                                  current_user.email)
         db().commit()
-        return render_page(open_task, view, draft.data if draft else view["data"], {}, draft, reviewed=reviewed)
+        return render_page(open_task, view, values, {}, draft, reviewed=reviewed)
 
     # Reading what was posted needs only the form and the version: the workflow is rebuilt (for the
     # instructions) only when the page is shown again, never for a submission that goes through.
@@ -341,6 +344,8 @@ def render_page(open_task, view, values, errors, draft, status=200, conflict=Non
     one, "page" if they are only on the page) shows it from what was read before, without the database."""
     schema = task_schema(view)
     fields = build_fields(schema, values, errors)
+    if lost != "page":
+        _offer_choices(fields, case_team(db(), open_task.child_id))
     child = child or db().get(Child, open_task.child_id)
     attachments = {} if lost == "page" else file_links(schema, values, open_task.child_id)
     return render_template(
@@ -349,6 +354,14 @@ def render_page(open_task, view, values, errors, draft, status=200, conflict=Non
         attachments=attachments, version=view["instance_version"] if version is None else version,
         basis=view.get("basis", "") if basis is None else basis, now=now(), lost=lost, reviewed=reviewed,
     ), status
+
+
+def _offer_choices(fields, team: list[dict]) -> None:
+    """Text answers whose form offers choices (`x-choices`) get them, as suggestions."""
+    for f in fields:
+        if f.widget == "text" and f.choices_from:
+            f.options = [(text, text) for text in suggestions(f.choices_from, team)]
+        _offer_choices(f.children, team)
 
 
 def sent_back(open_task) -> list[dict]:

@@ -7,7 +7,7 @@ from flask import Blueprint, render_template
 from flask_login import current_user, login_required
 from sqlalchemy import or_, select
 
-from engine.models import Child, Notification, User
+from engine.models import Child, Notification, Role, User
 
 from .access import visible_children_filter
 from .context import db
@@ -26,4 +26,5 @@ def index():
         query = query.where(mine, Notification.child_id.is_(None) | Notification.child_id.in_(seen))
     notes = db().scalars(query).all()
     names = dict(db().execute(select(User.id, User.name)).all())
-    return render_template("outbox/index.html", notes=notes, names=names, everyone=current_user.is_admin)
+    roles = dict(db().execute(select(Role.key, Role.label)).all())
+    return render_template("outbox/index.html", notes=notes, names=names, roles=roles, everyone=current_user.is_admin)

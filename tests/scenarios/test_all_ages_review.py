@@ -194,7 +194,7 @@ def test_the_review_waits_until_20_working_days_before_the_planned_meeting(counc
     assert instance(council, instance_id).next_timer_at.isoformat().startswith("2026-05-18T23:00:00")
     assert sweep(engine, council, "2026-05-18T22:00:00+00:00").timers_fired == 0
     assert sweep(engine, council, "2026-05-18T23:00:01+00:00").timers_fired == 1
-    assert "planned at the last PEP for 2026-06-17" in view(engine, council, "call_meeting", SW)["instructions"]
+    assert "planned at the last PEP for 17 June 2026" in view(engine, council, "call_meeting", SW)["instructions"]
 
 
 def test_a_child_leaving_care_before_the_meeting_is_called_closes_the_review_without_a_next_pep(council, engine):
@@ -330,7 +330,7 @@ def test_the_whole_review_runs_to_liquid_logic_and_starts_the_next_pep(demo_coun
     first = to_qa(engine, council)
     qa = task(council, "qa_pep")
     assert (qa.role_key, qa.pooled, qa.assignee_id) == ("vs_education_adviser", True, None)
-    assert "(£300 in all)" in view(engine, council, "qa_pep", EA)["instructions"]
+    assert "(£300.00 in all)" in view(engine, council, "qa_pep", EA)["instructions"]
     do(engine, council, "qa_pep", EA, GREEN)
     assert task(council, "approve_pp_plus").role_key == "vs_head"
     do(engine, council, "approve_pp_plus", VSH, {"pp_plus_decision": "Approve"})
@@ -360,7 +360,7 @@ def test_the_whole_review_runs_to_liquid_logic_and_starts_the_next_pep(demo_coun
     do(engine, council, "student_views_sheet", YP, VIEWS)
     do(engine, council, "prepopulate_pep", DT, PREPOPULATED)
     text = view(engine, council, "record_meeting", DT)["instructions"]
-    assert "Read aloud with a buddy three times a week (by 2026-05-22)" in text
+    assert "Read aloud with a buddy three times a week (by 22 May 2026)" in text
 
 
 def test_the_end_of_a_review_throws_pep_cycle_due(council, engine):
@@ -394,6 +394,16 @@ def test_a_red_rating_sends_the_pep_back_to_the_dt_with_feedback_and_a_new_deadl
     assert [t.spec_id for t in open_tasks(council)] == ["approve_pp_plus"]
 
 
+def test_a_green_rating_is_refused_while_a_quality_check_is_answered_no(council, engine):
+    to_qa(engine, council)
+    assert invalid(engine, council, "qa_pep", EA, {**GREEN, "child_voice_evident": False}) == {
+        "rating": "Green means every check is met, but the young person's voice is not evident: choose Amber or "
+                  "Red, or change that answer"}
+    do(engine, council, "qa_pep", EA, {**GREEN, "child_voice_evident": False, "rating": "Amber",
+                                       "qa_feedback": "Put the student views first."})
+    assert [t.spec_id for t in open_tasks(council)] == ["approve_pp_plus"]
+
+
 def test_the_vs_head_approves_part_of_the_pp_plus_and_the_dt_and_sw_are_told(council, engine):
     to_qa(engine, council)
     do(engine, council, "qa_pep", EA, GREEN)
@@ -404,7 +414,7 @@ def test_the_vs_head_approves_part_of_the_pp_plus_and_the_dt_and_sw_are_told(cou
     told = [n for n in notices(council, "notice") if n[2].startswith("Pupil Premium Plus")]
     assert {who for who, _r, _s in told} == {DT, SW}
     assert told[0][2] == "Pupil Premium Plus for Alex Example: Approve part (£200 of £300)"
-    assert "(Approve part, £200)" in view(engine, council, "send_pep_to_sw", EA)["instructions"]
+    assert "(Approve part, £200.00)" in view(engine, council, "send_pep_to_sw", EA)["instructions"]
 
 
 def test_the_vs_head_refuses_the_pp_plus_with_reasons(council, engine):
@@ -482,7 +492,7 @@ def test_an_ehcp_annual_review_at_the_same_time_links_the_reviews_and_invites_th
                                              "ehcp_annual_review_date": "2026-03-25"})
     link = task(council, "link_ehcp_review")
     assert link.role_key == "social_worker" and link.due_at.isoformat() == "2026-03-16T23:59:59+00:00"
-    assert "(2026-03-25) falls close to the PEP meeting" in view(engine, council, "link_ehcp_review", SW)["instructions"]
+    assert "(25 March 2026) falls close to the PEP meeting" in view(engine, council, "link_ehcp_review", SW)["instructions"]
     assert set(invalid(engine, council, "link_ehcp_review", SW, {"sen_team_invited": False,
                                                                  "joint_meeting": True})) == {"sen_team_invited"}
     do(engine, council, "student_views_sheet", YP, VIEWS)
@@ -490,7 +500,7 @@ def test_an_ehcp_annual_review_at_the_same_time_links_the_reviews_and_invites_th
     assert [t.spec_id for t in open_tasks(council)] == ["link_ehcp_review"]  # the meeting waits for the link
     do(engine, council, "link_ehcp_review", SW, {"sen_team_invited": True, "joint_meeting": True,
                                                  "sen_officer": "Sam SEN"})
-    assert "Link this review with the EHCP annual review (2026-03-25)" in view(
+    assert "Link this review with the EHCP annual review (25 March 2026)" in view(
         engine, council, "record_meeting", DT)["instructions"]
 
 
@@ -498,7 +508,7 @@ def test_an_ehcp_review_months_away_needs_no_sen_team_invitation(council, engine
     prepared(engine, council, call={"has_ehcp": True, "ehcp_document": "upload-ehcp-1",
                                     "ehcp_annual_review_date": "2026-11-10"})
     assert [t.spec_id for t in open_tasks(council)] == ["record_meeting"]
-    assert "EHCP annual review (2026-11-10)" in view(engine, council, "record_meeting", DT)["instructions"]
+    assert "EHCP annual review (10 November 2026)" in view(engine, council, "record_meeting", DT)["instructions"]
 
 
 def test_a_significant_change_alerts_the_iro_when_the_review_record_is_updated(council, engine):

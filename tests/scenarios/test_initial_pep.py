@@ -159,7 +159,7 @@ def test_emergency_entry_the_pep_is_initiated_immediately_by_the_next_working_da
     enter_care(engine, initial, "Y5", entry="emergency")
     first = only_task(initial, "Y5")
     assert first.due_at.isoformat() == "2026-03-03T23:59:59+00:00"
-    assert "came into care in an emergency on 2026-03-02: initiate the PEP on Liquid Logic immediately" in \
+    assert "came into care in an emergency on 2 March 2026: initiate the PEP on Liquid Logic immediately" in \
         instructions(engine, initial, first, "sw@council.test")
 
 

@@ -248,7 +248,7 @@ def test_a_review_in_the_first_half_of_term_starts_at_once_with_the_half_term_de
     assert (task.spec_id, task.lane, task.due_at.isoformat()) == (
         "plan_review_meeting", "Social Worker", SPRING_FIRST_HALF_END)
     shown = view(engine, council, task, SW)
-    assert "first half of the term: hold the meeting by 2026-02-13" in shown["instructions"]
+    assert "first half of the term: hold the meeting by 13 February 2026" in shown["instructions"]
     assert "Welfare Call" in shown["instructions"]
     assert "virtualschool@warwickshire.gov.uk" in shown["instructions"]
     assert "Know the 6 and 7 times tables" in shown["instructions"]
@@ -466,6 +466,19 @@ def test_quality_assurance_is_reminded_and_an_overdue_qa_goes_to_the_vs_head(eng
     sweep(engine, council, "2026-02-25T09:00:00+00:00")
     assert told(council, "is overdue", "escalation") == {"pool:vs_head", "pool:vs_education_adviser"}
     assert only_task(council).id == qa.id
+
+
+def test_a_green_rating_is_refused_while_a_quality_check_is_answered_no(engine, council):
+    to_qa(engine, council)
+    with pytest.raises(FormInvalid) as caught:
+        do(engine, council, "quality_assure_pep", EA, {"qa_rating": "Green", "qa_feedback": "Good.", **QA_CHECKS,
+                                                      "targets_smart": False, "next_meeting_recorded": False})
+    assert caught.value.errors == {"qa_rating": "Green means every check is met, but the targets are not SMART and "
+                                                "next term's meeting date is not recorded: choose Amber or Red, or "
+                                                "change that answer"}
+    do(engine, council, "quality_assure_pep", EA, {"qa_rating": "Amber", "qa_feedback": "Add measures.", **QA_CHECKS,
+                                                  "targets_smart": False, "next_meeting_recorded": False})
+    assert "quality_assure_pep" not in [t.spec_id for t in review_tasks(council)]
 
 
 def test_a_red_rating_sends_the_pep_back_to_the_teacher_until_it_is_green(engine, council):

@@ -55,8 +55,10 @@ RECORD = {"meeting_notes": "Reviewed progress and next steps.", "young_person_vi
           "next_meeting_time": "14:00", "next_meeting_venue": "Riverside College, room 4"}
 SUBMIT = {"update_notes": "Added the careers plan.", "targets": TARGETS, "action": "Submit the ePEP",
           "understood_cannot_amend": True}
+QA_CHECKS = {"child_voice_evident": True, "previous_targets_evaluated": True, "targets_smart": True,
+             "eet_plan_recorded": True}
 QA_READY = {"qa_rating": "Green", "qa_feedback": "Clear, SMART targets and the young person's voice.",
-            "qa_outcome": "Ready for saving"}
+            "qa_outcome": "Ready for saving", **QA_CHECKS}
 SAVE = {"saved_in_mosaic": True, "saved_in_virtual_school_box": True, "saved_on": "2026-04-01",
         "copy_sent_to_conference_and_review_team": True, "copy_sent_to_social_worker": True,
         "copy_sent_to_leaving_care_team_administrator": True}
@@ -224,7 +226,7 @@ def test_the_agreed_meeting_goes_to_the_social_worker_to_confirm_ten_days_ahead(
     assert confirm.due_at.isoformat() == "2026-03-14T23:59:59+00:00"
     shown = view(engine, council, "confirm_meeting", SW)
     assert shown["data"]["meeting_date"] == MEETING_DATE
-    assert "at least 10 days before the meeting (by 2026-03-14)" in shown["instructions"]
+    assert "at least 10 days before the meeting (by 14 March 2026)" in shown["instructions"]
 
 
 def test_without_an_agreed_date_the_social_worker_arranges_one_first(council, engine):
@@ -334,7 +336,7 @@ def test_an_sdq_older_than_a_year_is_flagged_to_the_social_worker_and_teacher(co
         (DT, "Drew Placeholder's SDQ is more than 12 months old"),
         (SW, "Drew Placeholder's SDQ is more than 12 months old"),
     ]
-    assert "the SDQ is more than 12 months old (oldest 2025-03-24)" in view(
+    assert "the SDQ is more than 12 months old (oldest 24 March 2025)" in view(
         engine, council, "chair_meeting_ea", EA)["instructions"]
 
 
@@ -478,11 +480,20 @@ def test_a_red_rating_must_be_sent_back_for_resubmission(council, engine):
         do(engine, council, "quality_assure", DT, QA_READY)
 
 
+def test_a_green_rating_is_refused_when_a_quality_check_is_answered_no(council, engine):
+    to_qa(engine, council)
+    with pytest.raises(FormInvalid) as caught:
+        do(engine, council, "quality_assure", EA, {**QA_READY, "eet_plan_recorded": False})
+    assert caught.value.errors == {"qa_rating": "Green means every check is met, but the education, employment or "
+                                                "training plan is not recorded: choose Amber or Red, or change that answer"}
+    do(engine, council, "quality_assure", EA, {**QA_READY, "eet_plan_recorded": False, "qa_rating": "Amber"})
+    assert "quality_assure" not in [t.spec_id for t in open_tasks(council)]
+
 def test_qa_resubmission_reopens_the_epep_with_a_new_deadline_and_keeps_the_first_submission(council, engine):
     instance_id = to_qa(engine, council)
     engine.clock.set("2026-04-02T10:00:00+01:00")  # Thursday before Easter
     before = last_notice_id(council)
-    do(engine, council, "quality_assure", EA, {"qa_rating": "Red", "qa_feedback": "Targets are not SMART.",
+    do(engine, council, "quality_assure", EA, {**QA_CHECKS, "qa_rating": "Red", "qa_feedback": "Targets are not SMART.",
                                                "qa_outcome": "Resubmission requested", "resubmission_working_days": 5})
     reopened = only_task(council, "update_and_submit")
     # Good Friday and Easter Monday are skipped: five working days from 2 April is Monday 13 April

@@ -405,7 +405,7 @@ def test_the_dt_meets_a_young_person_who_cannot_attend_before_the_pep(ppg, engin
 def test_targets_beyond_twelve_weeks_are_sent_back_to_the_dt(ppg, engine):
     start(engine, ppg)
     complete(engine, ppg, "arrange_meeting", SW, ARRANGE)
-    assert "achievable within 12 weeks (by 2026-06-02)" in view(engine, ppg, "prepare_targets", DT)["instructions"]
+    assert "achievable within 12 weeks (by 2 June 2026)" in view(engine, ppg, "prepare_targets", DT)["instructions"]
     assert refused(engine, ppg, "prepare_targets", DT,
                    {**PREPARE, "targets": targets(("2026-05-22", "2026-06-03", "2026-03-10"))}) == {
         "targets.1.by_when": "Target 2 must be achievable within 12 weeks of the meeting on 10 March 2026: "
@@ -419,7 +419,7 @@ def test_the_previous_targets_are_shown_to_the_dt_to_inform_the_new_ones(ppg, en
     start(engine, ppg)
     complete(engine, ppg, "arrange_meeting", SW, ARRANGE)
     instructions = view(engine, ppg, "prepare_targets", DT)["instructions"]
-    assert "- Read a chapter book each week (by 2026-02-27)" in instructions
+    assert "- Read a chapter book each week (by 27 February 2026)" in instructions
     assert "Only a teacher can set targets." in instructions
 
 
@@ -564,7 +564,7 @@ def test_additional_funding_in_exceptional_circumstances_goes_to_the_vs_head(ppg
     complete(engine, ppg, "sw_section", SW, SW_SECTION)
     complete(engine, ppg, "dt_sign_off", DT, DT_SIGN)
     complete(engine, ppg, "sw_sign_off", SW, SW_SIGN)
-    assert "the additional £600 approved by the VS Head" in view(engine, ppg, "vs_sign_off", EA)["instructions"]
+    assert "the additional £600.00 approved by the VS Head" in view(engine, ppg, "vs_sign_off", EA)["instructions"]
     complete(engine, ppg, "vs_sign_off", EA, VS_AGREE)
     data = instance_data(engine, ppg, instance.id)
     assert (data["ppg_released"], data["exceptional_funding_released"], data["total_released"]) == (500, 600, 1100)
@@ -747,7 +747,7 @@ def test_the_dt_and_sw_are_emailed_three_school_weeks_before_the_next_pep(ppg, e
     assert notes(ppg, "reminder") == [(DT, subject), (SW, subject)]
     arrange = view(engine, ppg, "arrange_meeting", SW)
     assert arrange["data"]["meeting_date"] == "2026-05-12"
-    assert "The date agreed at the last PEP was 2026-05-12." in arrange["instructions"]
+    assert "The date agreed at the last PEP was 12 May 2026." in arrange["instructions"]
 
 
 def test_a_pep_with_no_agreed_date_starts_at_once(ppg, engine):

@@ -285,7 +285,7 @@ def test_the_designated_practitioner_prepares_the_word_copy_due_at_the_start_of_
                                                         "designated_teacher")
     assert task.due_at.isoformat() == "2026-03-25T10:00:00+00:00"  # 10:00 on the meeting day
     shown = view(engine, council, task, DT)
-    assert "must be filled in before the start of the PEP meeting on 2026-03-25 at 10:00" in shown["instructions"]
+    assert "must be filled in before the start of the PEP meeting on 25 March 2026 at 10:00" in shown["instructions"]
     assert "Bring copies of it to the meeting." in shown["instructions"]
     do(engine, council, "prepare_word_copy", DT, WORD_COPY)
     assert only_task(council).spec_id == "hold_meeting_sw"
@@ -385,7 +385,7 @@ def test_the_social_worker_hands_the_pep_to_business_support_for_typing_up(counc
     task = only_task(council)
     assert (task.spec_id, task.role_key, task.pooled) == ("type_up_pep", "business_support_officer", True)
     shown = view(engine, council, task, BSO)
-    assert "The social worker has handed you Alex Example's PEP from the meeting on 2026-03-25" in shown["instructions"]
+    assert "The social worker has handed you Alex Example's PEP from the meeting on 25 March 2026" in shown["instructions"]
     with pytest.raises(FormInvalid) as caught:
         complete(engine, council, task, BSO, {"typed_on": "27/03/2026"})
     assert caught.value.errors == {"typed_pep": "Typed-up PEP is required",
@@ -415,7 +415,7 @@ def test_the_finalised_pep_goes_securely_to_all_attendees_and_the_next_pep_is_du
     task = only_task(council)
     assert (task.spec_id, task.role_key) == ("send_to_attendees", "business_support_officer")
     shown = view(engine, council, task, BSO)
-    assert ("Send it securely to everyone who attended the meeting on 2026-03-25: Sam Social-Worker (Social Worker), "
+    assert ("Send it securely to everyone who attended the meeting on 25 March 2026: Sam Social-Worker (Social Worker), "
             "Dana Teacher (Designated Teacher / Practitioner), Cara Carer (Foster Carer).") in shown["instructions"]
     assert shown["data"]["attendees"] == ATTENDEES  # pre-filled from the meeting
     with pytest.raises(FormInvalid) as caught:
@@ -552,7 +552,7 @@ def test_a_rescheduled_meeting_moves_the_send_date(council, engine):
     assert open_tasks(council) == []
     sweep(engine, council, "2026-05-05T23:00:01+00:00")
     task = only_task(council)
-    assert "The PEP meeting is on 2026-06-03 at 13:30 (Oak Primary hall)." in view(engine, council, task, BSO)["instructions"]
+    assert "The PEP meeting is on 3 June 2026 at 13:30 (Oak Primary hall)." in view(engine, council, task, BSO)["instructions"]
 
 
 def test_a_meeting_rescheduled_while_business_support_holds_the_form_waits_for_the_new_send_date(council, engine):
