@@ -8,7 +8,7 @@ import secrets
 import threading
 from datetime import date
 
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from . import clock, history
@@ -151,11 +151,11 @@ def case_team_choices(session: Session, child_id: str, role_keys) -> dict[str, l
     auditors = select(UserRole.user_id).where(UserRole.role_key.in_(READ_ONLY_ROLES))
     choices = {}
     for key in role_keys:
-        holders = select(UserRole.user_id).where(UserRole.role_key == key).union(
-            select(CaseTeamMember.user_id).where(CaseTeamMember.role_key == key))
+        holders = [select(UserRole.user_id).where(UserRole.role_key == key),
+                   select(CaseTeamMember.user_id).where(CaseTeamMember.role_key == key)]
         if key == "designated_teacher":
-            holders = holders.union(select(SchoolTeacher.user_id))
-        query = select(User).where(User.active, User.id.in_(holders), User.id.not_in(auditors))
+            holders.append(select(SchoolTeacher.user_id))
+        query = select(User).where(User.active, or_(*(User.id.in_(h) for h in holders)), User.id.not_in(auditors))
         if key in ONE_CHILD_ROLES:
             query = query.where(User.id.not_in(select(CaseTeamMember.user_id).where(
                 CaseTeamMember.role_key == key, CaseTeamMember.child_id != child_id)))
