@@ -172,9 +172,9 @@ def team(child_id):
         offered = {role.label: {p.email for p in choices[role.key]} for role in roles}
         wrong = next((label for label, email in chosen.items() if email and email not in offered[label]), None)
         try:
+            set_case_team(db(), child_id, chosen, actor=current_user.email)  # the engine's refusals first
             if wrong:
                 raise PeopleError(f"Choose a {wrong} from the list: only people who are one can be chosen")
-            set_case_team(db(), child_id, chosen, actor=current_user.email)
         except PeopleError as exc:
             db().rollback()
             error = str(exc)
