@@ -141,7 +141,19 @@ def test_a_file_without_the_columns_it_needs_is_refused_in_words(council_with_pr
 
 # ---- pep import ------------------------------------------------------------------------------------
 
-def test_pep_import_dry_run_then_apply_then_again(council_with_processes, db, tmp_path, clock):
+@pytest.fixture
+def cli_databases(monkeypatch):
+    """The databases `pep` opens in this test, disposed at its end (as the end of a real process does)."""
+    from engine import cli
+
+    opened, real = [], cli.make_db
+    monkeypatch.setattr(cli, "make_db", lambda *a, **k: opened.append(real(*a, **k)) or opened[-1])
+    yield
+    for db in opened:
+        db.dispose()
+
+
+def test_pep_import_dry_run_then_apply_then_again(council_with_processes, db, tmp_path, clock, cli_databases):
     path = tmp_path / "extract.csv"
     path.write_text(EXTRACT, encoding="utf-8")
     url = ["--database", db.url.render_as_string(hide_password=False)]
