@@ -1,5 +1,5 @@
-"""`python -m benchmarks year|inbox|sweep|faults|web`: the simulated council year, the sweep under faults and the
-web load run (see docs/benchmarks.md)."""
+"""`python -m benchmarks year|inbox|sweep|faults|web|import`: the simulated council year, the sweep under faults,
+the web load run and a council's first import (see docs/benchmarks.md)."""
 
 from __future__ import annotations
 
@@ -105,6 +105,18 @@ def web(url, children, weeks, users, seconds, think, port):
     jobs = prepare(url, children, weeks, date.today())
     click.echo(f"{len(jobs)} open tasks prepared for {len({j.email for j in jobs})} professionals")
     click.echo(load(url, jobs, users, seconds, port, think).report())
+
+@main.command("import")
+@click.option("--database", "url", default="sqlite:///instance/bench-import.sqlite", show_default=True,
+              help="Database URL; it is emptied first (SQLite file or a PostgreSQL bench_* database).")
+@click.option("--children", default=10_000, show_default=True, help="Children in the extract.")
+@click.option("--seed", default=2025, show_default=True)
+@click.option("--quiet", is_flag=True, help="No progress.")
+def import_(url, children, seed, quiet):
+    """Time a council's first import of its case system's extract, and the same file again."""
+    from .importing import run
+
+    click.echo(run(url, children, seed, progress=not quiet).report())
 
 
 if __name__ == "__main__":

@@ -24,7 +24,7 @@ from datetime import date, datetime
 from sqlalchemy import exists, func, select
 from sqlalchemy.orm import Session
 
-from . import calendar, history
+from . import calendar, history, schools
 from .forms import text_errors
 from .models import CaseTeamMember, Child, Deployment, Instance, ProcessDefinition, User
 from .people import READ_ONLY_ROLES, find_user, holds_role_for
@@ -56,7 +56,10 @@ LEGAL_STATUSES = {
 }
 AREAS = {"in": "In the council's area", "out": "Out of the council's area"}
 DETAIL_TITLES = {"name": "Full name", "date_of_birth": "Date of birth", "school": "School or setting",
-                 "legal_status": "Legal status", "in_area": "Where the child lives", "in_care": "In care"}
+                 "legal_status": "Legal status", "in_area": "Where the child lives", "in_care": "In care",
+                 "school_urn": "School's URN", "upn": "Unique pupil number", "entered_care": "Date entered care"}
+# kept by the case system and brought by an import (engine/importer.py), not typed on the details page
+IMPORTED_DETAILS = ("school_urn", "upn", "entered_care")
 MAX_TEXT = 200
 
 
@@ -85,7 +88,9 @@ def may_edit_details(session: Session, email: str, child_id: str) -> bool:
 def details_of(child: Child) -> dict:
     """The child's details as the edit page and the history hold them (dates as ISO text)."""
     return {"name": child.name, "date_of_birth": child.date_of_birth.isoformat() if child.date_of_birth else None,
-            "school": child.school, "legal_status": child.legal_status, "in_area": child.in_area}
+            "school": child.school, "legal_status": child.legal_status, "in_area": child.in_area,
+            "school_urn": child.school_urn, "upn": child.upn,
+            "entered_care": child.entered_care.isoformat() if child.entered_care else None}
 
 
 def read_details(answers: dict[str, str], today: date) -> tuple[dict, dict[str, str]]:
@@ -151,8 +156,23 @@ def edit_details(session: Session, child_id: str, values: dict, actor: str, at: 
         raise CaseLifeError("Enter the child's full name")
     if values.get("legal_status") not in (None, *LEGAL_STATUSES):
         raise CaseLifeError("Select the child's legal status")
-    return _change(session, child, {k: v for k, v in values.items() if k in DETAIL_TITLES and k != "in_care"},
-                   actor, at)
+    return change_details(session, child, {k: v for k, v in values.items() if k in DETAIL_TITLES
+                                           and k not in ("in_care", *IMPORTED_DETAILS)}, actor, at)
+
+
+def change_details(session: Session, child: Child, values: dict, actor: str, at: datetime, **why) -> dict[str, dict]:
+    """Set the child's fields (dates as ISO text) and write the changes to the history, with why they
+    changed. A school given by name alone is looked up in the directory (engine/schools.py); when the
+    child's school changes, their designated teacher follows the school's. Callers check permission."""
+    values = dict(values)
+    if "school" in values and "school_urn" not in values and (values["school"] or "") != (child.school or ""):
+        found = schools.find_school(session, values["school"])
+        values["school_urn"] = found.urn if found is not None else None
+    previous_urn = child.school_urn
+    changes = _change(session, child, values, actor, at, **why)
+    if "school_urn" in changes:
+        schools.follow_school(session, child, actor, previous_urn)
+    return changes
 
 
 def _change(session: Session, child: Child, values: dict, actor: str, at: datetime, **why) -> dict[str, dict]:
@@ -162,7 +182,8 @@ def _change(session: Session, child: Child, values: dict, actor: str, at: dateti
                if before[field] != value}
     for field, change in changes.items():
         value = change["after"]
-        setattr(child, field, date.fromisoformat(value) if field == "date_of_birth" and value else value)
+        is_date = field in ("date_of_birth", "entered_care")
+        setattr(child, field, date.fromisoformat(value) if is_date and value else value)
     if changes:
         session.flush()  # the child's row before its history's tip: one row, one lock
         history.append(session, child.id, [{"kind": "child_details_changed", "actor": actor,
@@ -222,7 +243,7 @@ def record_report(session: Session, child: Child, name: str, data: dict, actor: 
         values["school"] = data["new_school"].strip()
     elif name == LEAVING_CARE:
         values["in_care"] = False
-    _change(session, child, values, actor, at, message=name)
+    change_details(session, child, values, actor, at, message=name)
 
 
 def reports_offered(session: Session, child: Child, email: str) -> dict[str, dict]:

@@ -21,7 +21,7 @@ from sqlalchemy import select
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError, ProgrammingError, SQLAlchemyError
 
-from . import checkpoints, history, history_keys, migration
+from . import checkpoints, history, history_keys, importer, migration
 from .calendar import CalendarError
 from .clock import FrozenClock, SystemClock
 from .db import DatabaseUnavailable, connection_lost, database_url, describe, make_db, session_factory
@@ -269,6 +269,37 @@ def message(obj: Context, name, child_id, data, actor):
     if not caught:
         raise EngineError(f'no instance of child {child_id} is waiting for "{name}"')
     click.echo(f"delivered to instance(s) {', '.join(str(i.id) for i in caught)}")
+
+
+@main.command("import")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False))
+@click.option("--dry-run", is_flag=True, help="Say what would be added, changed and left alone; change nothing.")
+@click.option("--as", "actor", default="import", help="Who imports (recorded in each child's history).")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+@click.pass_obj
+@fails_cleanly
+def import_command(obj: Context, path, dry_run, actor, quiet):
+    """Import children, case teams, schools and people from a case system's CSV extract (one row per
+    child: child id, name, date of birth, UPN, school URN, legal status, date entered care, social
+    worker's and designated teacher's email). Importing the same file again changes nothing."""
+    engine = Engine()
+    with obj.sessions.begin() as session:
+        result = importer.import_file(session, Path(path).read_bytes(), engine.now())
+        for error in result.errors:
+            click.echo(f"  {error}", err=True)
+        if result.errors:
+            click.echo(f"error: {len(result.errors)} problem(s) in {path}; nothing was imported", err=True)
+            sys.exit(1)
+        for child in result.children:
+            if child.action == "change" and dry_run:
+                click.echo(f"  row {child.row.number}: {child.row.child_id} would change: {', '.join(child.changes)}")
+        if dry_run:
+            session.rollback()
+            click.echo(f"dry run, nothing changed: {result.summary()}")
+            return
+        with click.progressbar(length=len(result.children), label="importing", hidden=quiet) as bar:
+            importer.apply(session, result, engine, actor, progress=bar.update)
+    click.echo(f"imported: {result.summary(done=True)}")
 
 
 @main.command()

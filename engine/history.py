@@ -90,8 +90,24 @@ def append(session: Session, child_id: str, entries: list[dict], at: datetime,
     step's pipeline). Data holding a number that is not finite is refused (UnrecordableData)."""
     if not entries:
         return 0
-    key = history_keys.signing_key()
     seq, head = tip if tip is not None else locked_tip(session, child_id)
+    rows, seq, head = signed_rows(child_id, entries, at, seq, head)
+    writes = writes or session.connection()  # plain statements: no ORM bookkeeping on the hottest write
+    writes.execute(EVENTS, rows)  # one INSERT for the step's events
+    writes.execute(NEW_TIP, {"child_id": child_id, "seq": seq, "head": head})
+    loaded = session.identity_map.get(identity_key(Child, child_id))
+    if loaded is not None:  # a Child the session holds shows the new tip too
+        set_committed_value(loaded, "history_seq", seq)
+        set_committed_value(loaded, "history_head", head)
+    return len(rows)
+
+
+def signed_rows(child_id: str, entries: list[dict], at: datetime, seq: int = 0,
+                head: str = "") -> tuple[list[dict], int, str]:
+    """The event rows of `entries` chained on from (seq, head), signed with the current history key,
+    and the chain's new end: for `append`, and for an import that writes the first events of many new
+    children at once (their chain starts at 0)."""
+    key = history_keys.signing_key()
     head = head or GENESIS
     rows = []
     for entry in entries:
@@ -108,14 +124,7 @@ def append(session: Session, child_id: str, entries: list[dict], at: datetime,
                      "instance_id": entry.get("instance_id"), "task_id": entry.get("task_id"), "data": data,
                      "prev_hash": head, "hash": digest, "key_id": key.id})
         head = digest
-    writes = writes or session.connection()  # plain statements: no ORM bookkeeping on the hottest write
-    writes.execute(EVENTS, rows)  # one INSERT for the step's events
-    writes.execute(NEW_TIP, {"child_id": child_id, "seq": seq, "head": head})
-    loaded = session.identity_map.get(identity_key(Child, child_id))
-    if loaded is not None:  # a Child the session holds shows the new tip too
-        set_committed_value(loaded, "history_seq", seq)
-        set_committed_value(loaded, "history_head", head)
-    return len(rows)
+    return rows, seq, head
 
 
 @dataclass

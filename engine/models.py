@@ -78,7 +78,7 @@ class User(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     email: Mapped[str] = mapped_column(String(254), unique=True)
-    name: Mapped[str] = mapped_column(String(200))
+    name: Mapped[str] = mapped_column(String(200), index=True)
     organisation: Mapped[str | None] = mapped_column(String(200))
     password_hash: Mapped[str | None] = mapped_column(String(300))
     # Every signed-in session of this person carries this token; a new one (sign-out, a password change
@@ -98,20 +98,51 @@ class UserRole(Base):
     __tablename__ = "user_role"
 
     user_id: Mapped[int] = mapped_column(ForeignKey("app_user.id", ondelete="CASCADE"), primary_key=True)
-    role_key: Mapped[str] = mapped_column(ForeignKey("role.key"), primary_key=True)
+    role_key: Mapped[str] = mapped_column(ForeignKey("role.key"), primary_key=True, index=True)
+
+
+class School(Base):
+    """A school or setting of the council's directory (engine/schools.py), known by its URN (the DfE's
+    unique reference number), with its designated teacher(s)."""
+
+    __tablename__ = "school"
+
+    urn: Mapped[str] = mapped_column(String(16), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), index=True)
+    teachers: Mapped[list[SchoolTeacher]] = relationship(cascade="all, delete-orphan", lazy="selectin",
+                                                         order_by="SchoolTeacher.position")
+
+
+class SchoolTeacher(Base):
+    """A designated teacher of a school; the first (`position` 0) is given the school's children."""
+
+    __tablename__ = "school_teacher"
+
+    school_urn: Mapped[str] = mapped_column(ForeignKey("school.urn", ondelete="CASCADE"), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("app_user.id", ondelete="CASCADE"), primary_key=True, index=True)
+    position: Mapped[int] = mapped_column(Integer, default=0)
 
 
 class Child(Base):
     """A child in care (or who was: `in_care` is cleared when they leave, set when they come back).
     `history_seq` and `history_head` are the tip of the child's hash chain. Their details are changed
-    by engine/caselife.py, which writes each change to the history."""
+    by engine/caselife.py, which writes each change to the history. `school` is the school's name as
+    shown; `school_urn` the directory's school it is, when it is one (which sets the designated teacher)."""
 
     __tablename__ = "child"
+    __table_args__ = (
+        # the children list's filters and order (webui/cases.py): by school, by whether in care, by name
+        Index("ix_child_school_urn_name", "school_urn", "name"),
+        Index("ix_child_in_care_name", "in_care", "name"),
+    )
 
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
-    name: Mapped[str] = mapped_column(String(200))
+    name: Mapped[str] = mapped_column(String(200), index=True)
     date_of_birth: Mapped[date | None]
     school: Mapped[str | None] = mapped_column(String(200))
+    school_urn: Mapped[str | None] = mapped_column(ForeignKey("school.urn"))
+    upn: Mapped[str | None] = mapped_column(String(13))  # the unique pupil number, as the case system holds it
+    entered_care: Mapped[date | None]  # the date they last became looked after, as the case system holds it
     in_care: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
     legal_status: Mapped[str | None] = mapped_column(String(80))  # a key of caselife.LEGAL_STATUSES
     in_area: Mapped[bool | None] = mapped_column(Boolean)  # placed in the council's own area; None: not recorded
@@ -124,6 +155,11 @@ class CaseTeamMember(Base):
     """Who holds a role for one child: the child's social worker, designated teacher, ..."""
 
     __tablename__ = "case_team_member"
+
+    __table_args__ = (
+        # the children of one social worker (the children list's filter), the holders of a role
+        Index("ix_case_team_member_role_user", "role_key", "user_id"),
+    )
 
     child_id: Mapped[str] = mapped_column(ForeignKey("child.id", ondelete="CASCADE"), primary_key=True)
     role_key: Mapped[str] = mapped_column(ForeignKey("role.key"), primary_key=True)

@@ -8,12 +8,12 @@ import secrets
 import threading
 from datetime import date
 
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from . import clock, history
 from .mail import one_line
-from .models import CaseTeamMember, Child, Notification, OpenTask, User, UserRole
+from .models import CaseTeamMember, Child, Notification, OpenTask, SchoolTeacher, User, UserRole
 from .roles import RoleDirectory
 
 SYSTEM = "system"
@@ -54,10 +54,13 @@ def add_child(session: Session, child_id: str, name: str, date_of_birth: date | 
     return child
 
 
-def set_case_team(session: Session, child_id: str, team: dict[str, str | None], actor: str = SYSTEM) -> list[dict]:
+def set_case_team(session: Session, child_id: str, team: dict[str, str | None], actor: str = SYSTEM,
+                  why: dict | None = None) -> list[dict]:
     """Set who holds each role for a child: {role name: user email, or None for nobody}. Each change is
-    written to the child's history, and the open tasks the previous holder had for that role go to the
-    new holder (or back to the role's pool, or to nobody). Returns the changes made."""
+    written to the child's history (with `why`, when something other than a person's choice made it:
+    the school whose designated teacher it follows, an import), and the open tasks the previous holder
+    had for that role go to the new holder (or back to the role's pool, or to nobody). Returns the
+    changes made."""
     if session.get(Child, child_id) is None:
         raise PeopleError(f"no child {child_id}")
     directory = RoleDirectory.load(session)
@@ -87,7 +90,8 @@ def set_case_team(session: Session, child_id: str, team: dict[str, str | None], 
         else:
             member.user_id = after
         moved, waiting = _move_open_tasks(session, directory, child_id, info, before, after)
-        change = {"role": key, "from": _email(session, before), "to": user.email if user else None, "tasks": moved}
+        change = {"role": key, "from": _email(session, before), "to": user.email if user else None, "tasks": moved,
+                  **(why or {})}
         changes.append({**change, "needs_person": waiting} if waiting else change)
     session.flush()
     if changes:
@@ -143,10 +147,13 @@ def _email(session, user_id: int | None) -> str | None:
 
 
 def holds_role_for(session: Session, user: User, child_id: str, role_names) -> bool:
-    """Whether the user holds one of the named roles for the child: in the case team, or council-wide."""
+    """Whether the user holds one of the named roles for the child: in the case team, or council-wide.
+    A case-team role (a social worker's, a teacher's) held council-wide says only what the person is
+    (whom a case team may name: `case_team_choices`); for a child it counts only in their case team."""
     directory = RoleDirectory.load(session)
-    keys = {info.key for info in map(directory.resolve, role_names) if info is not None}
-    if keys & set(user.role_keys):
+    infos = [info for info in map(directory.resolve, role_names) if info is not None]
+    keys = {info.key for info in infos}
+    if {info.key for info in infos if info.pooled or info.sees_all_children} & set(user.role_keys):
         return True
     return session.scalar(select(func.count()).select_from(CaseTeamMember).where(
         CaseTeamMember.child_id == child_id, CaseTeamMember.user_id == user.id, CaseTeamMember.role_key.in_(keys))) > 0
@@ -158,6 +165,35 @@ def case_team(session: Session, child_id: str) -> dict[str, User]:
         .where(CaseTeamMember.child_id == child_id)
     )
     return {role_key: user for role_key, user in rows}
+
+
+# roles a person holds for one child only: another child's young person is never offered
+ONE_CHILD_ROLES = frozenset({"young_person"})
+
+
+def case_team_choices(session: Session, child_id: str, role_keys) -> dict[str, list[User]]:
+    """Whom the child's case team may name for each role: active people, never an auditor, who hold the
+    role council-wide, hold it in any case team, or (designated teachers) are a school's in the
+    directory; for a young person, only one who is no other child's. The current holder is always
+    among them. One query per role, on indexed columns."""
+    current = {key: user_id for key, user_id in session.execute(
+        select(CaseTeamMember.role_key, CaseTeamMember.user_id).where(CaseTeamMember.child_id == child_id))}
+    auditors = select(UserRole.user_id).where(UserRole.role_key.in_(READ_ONLY_ROLES))
+    choices = {}
+    for key in role_keys:
+        holders = [select(UserRole.user_id).where(UserRole.role_key == key),
+                   select(CaseTeamMember.user_id).where(CaseTeamMember.role_key == key)]
+        if key == "designated_teacher":
+            holders.append(select(SchoolTeacher.user_id))
+        query = select(User).where(User.active, or_(*(User.id.in_(h) for h in holders)), User.id.not_in(auditors))
+        if key in ONE_CHILD_ROLES:
+            query = query.where(User.id.not_in(select(CaseTeamMember.user_id).where(
+                CaseTeamMember.role_key == key, CaseTeamMember.child_id != child_id)))
+        people = list(session.scalars(query.order_by(User.name)))
+        if key in current and all(p.id != current[key] for p in people):
+            people.insert(0, session.get(User, current[key]))
+        choices[key] = people
+    return choices
 
 
 def _role_key(directory: RoleDirectory, name: str) -> str:

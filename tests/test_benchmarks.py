@@ -94,3 +94,12 @@ def test_the_fault_run_sweeps_a_tiny_council_under_faults_and_reports_every_figu
     printed = "\n".join(report(figures))
     for line in ("faults ", "the faulted sweep", "a later sweep", "lost ", "duplicated ", "false incidents", "histories"):
         assert line in printed
+
+
+def test_the_import_benchmark_imports_a_tiny_extract_and_the_same_file_again_changes_nothing(tmp_path):
+    from benchmarks.importing import run
+
+    figures = run(f"sqlite:///{tmp_path / 'import.sqlite'}", children=60, progress=False)
+    printed = figures.report()
+    assert "import of 60 children: 60 children added" in printed
+    assert "(60 left alone, 0 changed, 0 started)" in printed and "dry run (read + plan)" in printed

@@ -87,9 +87,22 @@ def create_app(config: dict | None = None) -> Flask:
     app.jinja_env.trim_blocks = True
     app.jinja_env.lstrip_blocks = True
 
-    from . import admin, audit, auth, caselife, cases, filters, inbox, links, modeller, outbox, versions
+    from . import (
+        admin,
+        audit,
+        auth,
+        caselife,
+        cases,
+        council,
+        filters,
+        inbox,
+        links,
+        modeller,
+        outbox,
+        versions,
+    )
 
-    for module in (auth, inbox, cases, caselife, admin, links, outbox, modeller, audit, versions):
+    for module in (auth, inbox, cases, caselife, admin, council, links, outbox, modeller, audit, versions):
         app.register_blueprint(module.bp)
     filters.register(app)
     app.teardown_appcontext(_close_session)

@@ -10,14 +10,15 @@ from flask import Blueprint, abort, flash, redirect, render_template, request, u
 from flask_login import current_user, login_required
 from sqlalchemy import select
 
+from engine import lists
 from engine.inbox import needs_a_person
 from engine.models import AccessGrant, Child, Incident, OpenTask, Role, User, UserRole
 from engine.people import (
-    READ_ONLY_ROLES,
     PeopleError,
     add_child,
     add_user,
     case_team,
+    case_team_choices,
     end_sessions,
     find_user,
     set_case_team,
@@ -28,9 +29,11 @@ from . import grants
 from .access import child_or_404
 from .auth import AUDITOR_ROLE, hash_password
 from .context import db, engine, now
+from .exports import csv_response
 from .filters import LONDON
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
+NOT_IN_TEAMS = ("process_owner", "auditor")  # roles that see no child: never in a case team
 
 
 def admin_required(view):
@@ -43,9 +46,22 @@ def admin_required(view):
     return wrapper
 
 
+def _people_filters() -> dict:
+    """The people list's search and filters, as the address gives them."""
+    status = request.args.get("status") or ""
+    return {"q": (request.args.get("q") or "").strip()[:200], "role": request.args.get("role") or "",
+            "status": status if status in ("active", "closed") else ""}
+
+
+def _people_query(chosen: dict):
+    active = {"active": True, "closed": False}.get(chosen["status"])
+    return lists.people_query(chosen["q"], chosen["role"] or None, active)
+
+
 @bp.route("/users", methods=["GET", "POST"])
 @admin_required
 def users():
+    """Everyone with an account, 50 a page: found by name or email, filtered by role and status."""
     roles = db().scalars(select(Role).order_by(Role.label)).all()
     errors, created = {}, None
     if request.method == "POST":
@@ -66,15 +82,36 @@ def users():
             else:
                 db().commit()
                 created = {"email": email, "password": password}
-    people = db().scalars(select(User).order_by(User.name)).all()
-    return render_template("admin/users.html", people=people, roles=roles, errors=errors, created=created,
-                           form=request.form), 422 if errors else 200
+    chosen = _people_filters()
+    page = lists.page_of(db(), _people_query(chosen), _page_number())
+    return render_template("admin/users.html", page=page, roles=roles, errors=errors, created=created,
+                           form=request.form, chosen=chosen,
+                           labels={r.key: r.label for r in roles}), 422 if errors else 200
 
 
-@bp.post("/users/<int:user_id>")
+@bp.get("/users.csv")
+@admin_required
+def users_csv():
+    """The people list, as filtered, as a spreadsheet."""
+    labels = dict(db().execute(select(Role.key, Role.label)).all())
+    rows = [(u.name, u.email, u.organisation, "; ".join(sorted(labels.get(k, k) for k in u.role_keys)),
+             "yes" if u.active else "no") for u in db().scalars(_people_query(_people_filters()))]
+    return csv_response("people.csv", ["Name", "Email", "Organisation", "Council-wide roles", "Can sign in"], rows)
+
+
+def _page_number() -> int:
+    number = request.args.get("page") or "1"
+    return int(number) if number.isdigit() and len(number) < 7 else 1
+
+
+@bp.route("/users/<int:user_id>", methods=["GET", "POST"])
 @admin_required
 def update_user(user_id):
+    """One person: their roles, organisation and whether they can sign in."""
     user = db().get(User, user_id) or abort(404)
+    roles = db().scalars(select(Role).order_by(Role.label)).all()
+    if request.method == "GET":
+        return render_template("admin/person.html", person=user, roles=roles, created=None)
     valid = set(db().scalars(select(Role.key)))
     user.roles = [UserRole(role_key=key) for key in request.form.getlist("roles") if key in valid]
     user.organisation = request.form.get("organisation") or None
@@ -96,9 +133,8 @@ def reset_password(user_id):
     user.password_hash = hash_password(password)
     end_sessions(user)
     db().commit()
-    people = db().scalars(select(User).order_by(User.name)).all()
     roles = db().scalars(select(Role).order_by(Role.label)).all()
-    return render_template("admin/users.html", people=people, roles=roles, errors={}, form={},
+    return render_template("admin/person.html", person=user, roles=roles,
                            created={"email": user.email, "password": password, "reset": True})
 
 
@@ -130,12 +166,17 @@ def new_child():
 @admin_required
 def team(child_id):
     child = child_or_404(child_id, "case_team")
-    roles = db().scalars(select(Role).order_by(Role.label)).all()
+    roles = [role for role in db().scalars(select(Role).order_by(Role.label)) if role.key not in NOT_IN_TEAMS]
+    choices = case_team_choices(db(), child_id, [role.key for role in roles])
     error = None
     if request.method == "POST":
         chosen = {role.label: request.form.get(role.key) or None for role in roles if role.key in request.form}
+        offered = {role.label: {p.email for p in choices[role.key]} for role in roles}
+        wrong = next((label for label, email in chosen.items() if email and email not in offered[label]), None)
         try:
-            set_case_team(db(), child_id, chosen, actor=current_user.email)
+            set_case_team(db(), child_id, chosen, actor=current_user.email)  # the engine's refusals first
+            if wrong:
+                raise PeopleError(f"Choose a {wrong} from the list: only people who are one can be chosen")
         except PeopleError as exc:
             db().rollback()
             error = str(exc)
@@ -144,8 +185,7 @@ def team(child_id):
             flash(f"Case team for {child.name} saved.", "success")
             return redirect(url_for("cases.child", child_id=child_id))
     db().commit()
-    people = _case_workers()
-    return render_template("admin/team.html", child=child, roles=roles, people=people, error=error,
+    return render_template("admin/team.html", child=child, roles=roles, error=error, choices=choices,
                            team={k: u.email for k, u in case_team(db(), child_id).items()}), 422 if error else 200
 
 
@@ -243,7 +283,7 @@ def resolve_incident(incident_id):
 def needs_person():
     """Tasks that nobody can take: the child's case team names nobody for the task's role, which has no
     pool and no fallback. Naming someone for the role gives them the task (and the child's later ones)."""
-    return render_template("admin/needs_person.html", rows=needs_a_person(db()), people=_case_workers(), error=None)
+    return _needs_person_page(None)
 
 
 @bp.post("/needs-a-person/<task_id>")
@@ -265,15 +305,18 @@ def give_person(task_id):
             db().rollback()
             error = str(exc)
     if error:
-        return render_template("admin/needs_person.html", rows=needs_a_person(db()), people=_case_workers(),
-                               error={"task_id": task_id, "text": error}), 422
+        return _needs_person_page({"task_id": task_id, "text": error}), 422
     db().commit()
     flash(f"{find_user(db(), email).name} is now {child.name}'s {role.label}, with “{task.name}” and the "
           f"{role.label}'s later tasks for {child.name}.", "success")
     return redirect(url_for("admin.needs_person"))
 
 
-def _case_workers() -> list[User]:
-    """Everyone who may be named in a case team (auditors see children by grant only)."""
-    people = db().scalars(select(User).where(User.active).order_by(User.name)).all()
-    return [p for p in people if not READ_ONLY_ROLES & set(p.role_keys)]
+def _needs_person_page(error: dict | None) -> str:
+    """The list, each task with the people who may hold its role for its child (as on the case team page)."""
+    rows = needs_a_person(db())
+    choices = {}
+    for row in rows:
+        if (row.child_id, row.role_key) not in choices:
+            choices[row.child_id, row.role_key] = case_team_choices(db(), row.child_id, [row.role_key])[row.role_key]
+    return render_template("admin/needs_person.html", rows=rows, choices=choices, error=error)

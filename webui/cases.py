@@ -11,36 +11,71 @@ from flask import Blueprint, Response, abort, flash, redirect, render_template, 
 from flask_login import current_user, login_required
 from sqlalchemy import func, select
 
-from engine import caselife
+from engine import caselife, lists
 from engine.attachments import files_in_record
 from engine.calendar import academic_year_age, to_london
 from engine.forms import field_errors, size_errors
-from engine.models import Attachment, Child, Instance, OpenTask, Role, User
+from engine.models import Attachment, CaseTeamMember, Instance, OpenTask, Role, School, User
 from engine.people import case_team
 from engine.runtime import EngineError, ProcessFault
 
-from .access import child_or_404, may_view_child, record_view, visible_children_filter
+from .access import child_or_404, may_view_child, record_view, sees_all_children, visible_children_filter
 from .context import as_download, db, engine, now, record_fault
 from .documents import left_out_text, meeting_ics, next_meeting, pep_document, pep_pdf, pep_sections
+from .exports import csv_response
 from .formschema import build_fields, error_summary, parse_submission
 from .links import link_allowed, may_issue
 
 bp = Blueprint("cases", __name__)
 
 
+def _children_filters() -> dict:
+    """The children list's search and filters, as the address gives them."""
+    args = request.args
+    worker = args.get("social_worker") or ""
+    return {"q": (args.get("q") or "").strip()[:200], "school": (args.get("school") or "")[:16],
+            "in_care": args.get("in_care") if args.get("in_care") in ("yes", "no") else "",
+            "social_worker": worker if worker.isdigit() and len(worker) < 12 and sees_all_children(current_user) else ""}
+
+
+def _children_query(chosen: dict):
+    return lists.children_query(visible_children_filter(current_user), chosen["q"], chosen["school"] or None,
+                                {"yes": True, "no": False}.get(chosen["in_care"]),
+                                int(chosen["social_worker"]) if chosen["social_worker"] else None)
+
+
 @bp.get("/children")
 @login_required
 def children():
-    search = (request.args.get("q") or "").strip()
-    query = select(Child).where(visible_children_filter(current_user)).order_by(Child.name)
-    if search:
-        query = query.where(func.lower(Child.name).like(f"%{search.lower()}%") | (Child.id == search))
-    rows = db().scalars(query.limit(200)).all()
+    """The children the person may see, 50 a page: found by name, case number or UPN, filtered by school,
+    whether in care and (for Virtual School staff) social worker."""
+    chosen = _children_filters()
+    number = request.args.get("page") or "1"
+    page = lists.page_of(db(), _children_query(chosen), int(number) if number.isdigit() and len(number) < 7 else 1)
     open_counts = dict(db().execute(
-        select(OpenTask.child_id, func.count()).where(OpenTask.child_id.in_([c.id for c in rows]))
+        select(OpenTask.child_id, func.count()).where(OpenTask.child_id.in_([c.id for c in page.rows]))
         .group_by(OpenTask.child_id)
     ).all())
-    return render_template("cases/children.html", children=rows, search=search, open_counts=open_counts)
+    schools = db().execute(select(School.urn, School.name).order_by(School.name)).all()
+    workers = db().execute(select(User.id, User.name).where(User.id.in_(
+        select(CaseTeamMember.user_id).where(CaseTeamMember.role_key == "social_worker"))).order_by(User.name)).all() \
+        if sees_all_children(current_user) else []
+    return render_template("cases/children.html", page=page, chosen=chosen, open_counts=open_counts,
+                           schools=schools, workers=workers)
+
+
+@bp.get("/children.csv")
+@login_required
+def children_csv():
+    """The children list, as filtered, as a spreadsheet (only children the person may see)."""
+    if current_user.is_auditor:
+        abort(403)  # auditors read records one by one, as granted; a list of children leaves with no one
+    chosen = _children_filters()
+    rows = [(c.id, c.name, c.date_of_birth.isoformat() if c.date_of_birth else "", c.upn, c.school, c.school_urn,
+             caselife.LEGAL_STATUSES.get(c.legal_status, ""), c.entered_care.isoformat() if c.entered_care else "",
+             "yes" if c.in_care else "no") for c in db().scalars(_children_query(chosen))]
+    return csv_response("children.csv", ["Child ID", "Name", "Date of birth", "UPN", "School name", "School URN",
+                                         "Legal status", "Date entered care", "In care"], rows)
 
 
 @bp.get("/children/<child_id>")

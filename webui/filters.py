@@ -6,7 +6,7 @@ import secrets
 from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
-from flask import g, request
+from flask import g, request, url_for
 from flask_login import current_user
 from sqlalchemy import select
 
@@ -48,8 +48,8 @@ def nav_items() -> list[tuple[str, str, bool]]:
     """The menu: (endpoint, label, whether the page shown is in its section)."""
     items = [("inbox.index", "Tasks"), ("cases.children", "Children")]
     if current_user.is_admin:
-        items += [("admin.users", "People"), ("outbox.index", "Notifications"), ("admin.incidents", "Incidents"),
-                  ("admin.needs_person", "Needs a person")]
+        items += [("admin.users", "People"), ("council.schools", "Schools"), ("outbox.index", "Notifications"),
+                  ("admin.incidents", "Incidents"), ("admin.needs_person", "Needs a person")]
     else:
         items.append(("outbox.index", "Notifications"))
     if current_user.is_process_owner:
@@ -58,13 +58,22 @@ def nav_items() -> list[tuple[str, str, bool]]:
         items.append(("audit.index", "Audit"))
     shown = request.endpoint or ""
     own = next((page for page, endpoints in OWN_SECTIONS.items() if shown in endpoints), None)
+    if own is None and shown.split(".")[0] == "council":
+        own = "admin.users"  # importing is part of the People section
     return [(endpoint, label, endpoint == own if own else
              shown.split(".")[0] == endpoint.split(".")[0] and endpoint not in OWN_SECTIONS) for endpoint, label in items]
 
 
 # pages of the administration that are a section of the menu of their own, and the endpoints they cover
 OWN_SECTIONS = {"admin.incidents": ("admin.incidents", "admin.resolve_incident"),
-                "admin.needs_person": ("admin.needs_person", "admin.give_person")}
+                "admin.needs_person": ("admin.needs_person", "admin.give_person"),
+                "council.schools": ("council.schools", "council.school")}
+
+
+def page_url(number: int) -> str:
+    """The address of the list shown, at another page, with the same search and filters."""
+    args = {**request.args.to_dict(), "page": number}
+    return url_for(request.endpoint, **(request.view_args or {}), **args)
 
 
 def task_process_name(task) -> str:
@@ -93,7 +102,12 @@ def register(app) -> None:
     app.add_template_filter(lambda user, chosen: {"value": user.email, "text": f"{user.name} ({user.email})",
                                                   "selected": user.email == chosen}, "personoption")
     app.add_template_filter(lambda item: {"text": item[1], "href": f"#{item[0]}"}, "errorlink")
-    app.jinja_env.globals.update(nav_items=nav_items, task_process_name=task_process_name)
+    app.add_template_filter(lambda role, chosen: {"value": role.key, "text": role.label, "selected": role.key == chosen},
+                            "roleoption")
+    app.add_template_filter(lambda key, labels: labels.get(key, key), "rolelabel")
+    app.add_template_filter(lambda pair, chosen: {"value": str(pair[0]), "text": pair[1],
+                                                  "selected": str(pair[0]) == chosen}, "pairoption")
+    app.jinja_env.globals.update(nav_items=nav_items, task_process_name=task_process_name, page_url=page_url)
 
     @app.before_request
     def _nonce():

@@ -166,3 +166,29 @@ def test_the_needs_a_person_page_and_its_error_have_no_serious_accessibility_pro
     button.click()  # nobody chosen
     expect(page.locator(".govuk-error-summary")).to_be_visible()
     assert serious_violations(page) == []
+
+
+def test_the_people_children_schools_and_import_pages_have_no_serious_accessibility_problems(
+        page, deployed_app, council, tmp_path):
+    from engine.models import School
+
+    deployed_app.config["IMPORT_FOLDER"] = str(tmp_path / "imports")
+    with council.begin() as s:
+        s.add(School(urn="100001", name="Oak Primary"))
+    sign_in(page, "admin@demo.test")
+    for url in ("/admin/users", "/admin/users/1", "/children", "/admin/schools", "/admin/schools/100001",
+                "/admin/children/C001/team", "/admin/import"):
+        page.goto(url)
+        assert serious_violations(page) == [], url
+    extract = tmp_path / "extract.csv"
+    extract.write_text("Child ID,Name,Date of birth\nN001,Nova New,31/02/2015\nN002,Remy Recent,2012-06-30\n")
+    page.set_input_files("#extract", str(extract))
+    page.get_by_role("button", name="Check the file").click()
+    expect(page.locator(".govuk-error-summary")).to_be_visible()  # row 2's date is not a real date
+    assert serious_violations(page) == []
+    extract.write_text("Child ID,Name,Date of birth\nN001,Nova New,28/02/2015\n")
+    page.goto("/admin/import")
+    page.set_input_files("#extract", str(extract))
+    page.get_by_role("button", name="Check the file").click()
+    expect(page.get_by_role("button", name="Import this file")).to_be_visible()
+    assert serious_violations(page) == []

@@ -164,15 +164,34 @@ def test_lists_never_name_a_child_the_person_may_not_see(email, records, browser
 
 
 @pytest.mark.parametrize("email", USERS)
-def test_administration_is_for_the_vs_administrator_only(email, records, browser):
+def test_administration_is_for_the_vs_administrator_only(email, records, browser, council):
     person = browser(email)
     expected = 200 if email == "admin@demo.test" else 403
-    for url in ("/admin/users", "/admin/children/new", "/admin/children/C001/team", "/admin/children/C002/team",
-                "/admin/grants", "/admin/needs-a-person"):
+    with council() as s:
+        with_user = f"/admin/users/{s.scalar(select(User.id).where(User.email == 'sw@demo.test'))}"
+    for url in ("/admin/users", "/admin/users.csv", with_user, "/admin/children/new", "/admin/children/C001/team",
+                "/admin/children/C002/team", "/admin/grants", "/admin/schools", "/admin/import", "/admin/needs-a-person"):
         assert person.get(url).status_code == expected, (email, url)
+    for url in ("/admin/schools", "/admin/import", "/admin/import/apply"):
+        assert person.post(url).status_code in ((302, 400, 422) if expected == 200 else (403,)), (email, url)
     if email != "admin@demo.test":  # nor may anyone else give a child's task a person
         task_id = records["C001"]["task"]
         assert person.post(f"/admin/needs-a-person/{task_id}", {"person": email}).status_code == 403
+
+
+@pytest.mark.parametrize("email", USERS)
+def test_the_children_list_and_its_download_name_only_children_the_person_may_see(email, records, browser):
+    person = browser(email)
+    response = person.get("/children.csv")
+    if email == AUDITOR:
+        assert response.status_code == 403  # auditors read records one by one, as granted
+        return
+    assert response.status_code == 200
+    body = response.get_data(as_text=True)
+    for child_id in NAMES:
+        assert (NAMES[child_id] in body) == (child_id in SEES[email]), (email, child_id)
+    for child_id in set(NAMES) - SEES[email]:
+        no_leak(person.get(f"/children?q={child_id}"), child_id)
 
 
 def test_every_route_that_names_a_child_or_task_is_in_this_matrix(app):
@@ -342,7 +361,7 @@ def test_an_auditor_changes_nothing_whatever_they_post(records, browser, app, co
     ids = records["C001"]
     values = {"child_id": "C001", "task_id": ids["task"], "instance_id": ids["instance"],
               "attachment_id": ids["attachment"], "user_id": 1, "grant_id": 1, "incident_id": 1, "message": "meeting_rescheduled",
-              "process_id": "test_review", "name": "qa.schema.json", "version": 1, "token": "x"}
+              "process_id": "test_review", "name": "qa.schema.json", "version": 1, "token": "x", "urn": "100001"}
     before = snapshot(council)
     posts = [rule for rule in app.url_map.iter_rules() if "POST" in rule.methods]
     for rule in posts:

@@ -457,7 +457,8 @@ def test_an_expired_link_does_not_work(deployed_app, browser, engine, council, a
 
 def test_the_vs_administrator_adds_a_person_and_sets_a_case_team(deployed_app, browser, council):
     admin = browser("admin@demo.test")
-    html = admin.post("/admin/users", {"name": "Nia Teacher", "email": "nia@school.test", "organisation": "Ash School"},
+    html = admin.post("/admin/users", {"name": "Nia Teacher", "email": "nia@school.test", "organisation": "Ash School",
+                                       "roles": "designated_teacher"},  # what she is: case teams offer her as one
                       page_url="/admin/users").get_data(as_text=True)
     assert "Account created for <strong>nia@school.test</strong>" in html
     response = admin.post("/admin/children/C002/team", {"designated_teacher": "nia@school.test",
