@@ -90,8 +90,9 @@ def test_an_invalid_edit_is_refused_with_the_element_highlighted(strict_page, la
     expect(panel.get_by_label("Role")).to_have_value("Head Teacher")
     panel.get_by_label("Role").select_option("Designated Teacher")
     page.get_by_role("button", name="Check").click()
-    expect(page.locator("[data-status]")).to_have_text("No problems found: this diagram can be deployed.")
-    expect(page.locator(".app-invalid")).to_have_count(0)
+    # deployable; a lane that may have nobody (a Social Worker lane, say) is only a warning
+    expect(page.locator("[data-status]")).to_have_text(re.compile(r"^No problems found: this diagram can be deployed"))
+    expect(page.locator(".app-invalid")).to_have_count(0)  # warnings are amber (.app-warning), not errors
     assert page.errors == []
     with council() as s:
         assert s.scalar(select(Deployment.version).order_by(Deployment.version.desc())) == 1

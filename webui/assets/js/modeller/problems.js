@@ -1,7 +1,8 @@
 // Validation errors shown on the diagram: the element marked in red with its message beside it, and
 // a GOV.UK error summary whose entries select the element and scroll to it. An error that names no
-// element of this diagram (another file, the whole bundle) is listed in the summary only.
-const MARKER = "app-invalid";
+// element of this diagram (another file, the whole bundle) is listed in the summary only. Warnings
+// (the diagram can be deployed all the same) are marked in amber, in a summary that is no error.
+const MARKERS = { error: "app-invalid", warning: "app-warning" };
 
 export function createProblems(modeler, summary, file) {
   const canvas = modeler.get("canvas");
@@ -9,6 +10,7 @@ export function createProblems(modeler, summary, file) {
   const registry = modeler.get("elementRegistry");
   const selection = modeler.get("selection");
   let marked = [];
+  let marker = MARKERS.error;
 
   // The shape an error's element id belongs to: the element itself, or the event that holds the
   // event definition (a message's payload is checked on its bpmn:messageEventDefinition).
@@ -20,15 +22,16 @@ export function createProblems(modeler, summary, file) {
   }
 
   function clear() {
-    for (const id of marked) canvas.removeMarker(id, MARKER);
+    for (const id of marked) canvas.removeMarker(id, marker);
     marked = [];
     overlays.remove({ type: "app-problem" });
     summary.replaceChildren();
     summary.hidden = true;
   }
 
-  function show(errors, title = "There is a problem") {
+  function show(errors, title = "There is a problem", kind = "error") {
     clear();
+    marker = MARKERS[kind];
     const byShape = new Map();
     const items = [];
     for (const error of errors) {
@@ -38,18 +41,18 @@ export function createProblems(modeler, summary, file) {
       if (shape) byShape.set(shape, [...(byShape.get(shape) || []), error.message]);
     }
     for (const [shape, messages] of byShape) {
-      canvas.addMarker(shape.id, MARKER);
+      canvas.addMarker(shape.id, marker);
       marked.push(shape.id);
       const note = document.createElement("div");
-      note.className = "app-problem-note";
+      note.className = kind === "warning" ? "app-problem-note app-problem-note--warning" : "app-problem-note";
       note.textContent = messages.join(" · ");
       overlays.add(shape.id, "app-problem", { position: { top: shape.height + 6, left: 0 }, html: note });
     }
-    render(items, title);
+    render(items, title, kind);
   }
 
-  function render(items, title) {
-    const box = element("div", "govuk-error-summary");
+  function render(items, title, kind) {
+    const box = element("div", kind === "warning" ? "govuk-error-summary app-warning-summary" : "govuk-error-summary");
     const alert = element("div");
     alert.setAttribute("role", "alert");
     const list = element("ul", "govuk-list govuk-error-summary__list");

@@ -45,7 +45,7 @@ async function start(root) {
     });
     const answer = await response.json().catch(() => ({ ok: false, message: `The server answered ${response.status}.`, errors: [] }));
     if (answer.ok && answer.warnings?.length) {
-      problems.show(answer.warnings, "Warning: lanes that may have nobody");
+      problems.show(answer.warnings, "Warning: lanes that may have nobody", "warning");
     } else if (answer.ok) {
       problems.clear();
     } else if (response.status === 409) {
