@@ -445,7 +445,8 @@ class OverdueFilter:
 
 def overdue_tasks(session: Session, now: datetime, visible, chosen: OverdueFilter = OverdueFilter(),
                   limit: int = 1000) -> list[dict]:
-    """Every open task past its due date, of children `visible` admits, longest overdue first; with its
+    """Every open task past its due date, of children `visible` admits, longest overdue first (then by
+    child); with its
     holder (or pool), and whom the sweep escalated it to, and when."""
     holder, told = aliased(User), aliased(User)
     query = (select(OpenTask, Child.name.label("child_name"), Child.school, holder.name.label("holder"),
@@ -465,7 +466,7 @@ def overdue_tasks(session: Session, now: datetime, visible, chosen: OverdueFilte
     return [{"task": row.OpenTask, "child_id": row.OpenTask.child_id, "child_name": row.child_name,
              "school": row.school, "holder": row.holder, "escalated_to": row.escalated_to,
              "days_overdue": (now - row.OpenTask.due_at).days}
-            for row in session.execute(query.order_by(OpenTask.due_at, OpenTask.id).limit(limit))]
+            for row in session.execute(query.order_by(OpenTask.due_at, Child.name, OpenTask.id).limit(limit))]
 
 
 def overdue_choices(session: Session, now: datetime, visible) -> dict:
@@ -541,5 +542,5 @@ def assign(session: Session, task_ids: list[str], user_id: int, actor: str, now:
     return given, refused
 
 
-def _entry(task: OpenTask, kind: str, actor: str, **data) -> dict:
-    return {"kind": kind, "actor": actor, "instance_id": task.instance_id, "task_id": task.id, "data": data}
+def _entry(open_task: OpenTask, kind: str, actor: str, **data) -> dict:
+    return {"kind": kind, "actor": actor, "instance_id": open_task.instance_id, "task_id": open_task.id, "data": data}
