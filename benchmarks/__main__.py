@@ -36,6 +36,20 @@ def year(url, children, start, weeks, open_instances, due_timers, sweepers, seed
 
 
 @main.command()
+@click.option("--database", "url", default="sqlite:///instance/bench-oversight.sqlite", show_default=True,
+              help="Database URL; it is emptied and grown first (SQLite file or a PostgreSQL bench_* database).")
+@click.option("--instances", default=20_000, show_default=True, help="Copies of running PEPs to grow it with.")
+@click.option("--repeats", default=20, show_default=True, help="Times each page is asked for.")
+def oversight(url, instances, repeats):
+    """Grow a database with many PEPs and print each oversight page's p50 and p95."""
+    from .oversight import grow, measure
+
+    grow(url, instances)
+    for page, (p50, p95, size) in measure(url, repeats).items():
+        click.echo(f"{page:90s} p50 {p50:6.1f} ms   p95 {p95:6.1f} ms   {size / 1024:.0f} kB")
+
+
+@main.command()
 @click.option("--database", "url", required=True, help="A database a `year` run has filled.")
 def inbox(url):
     """Time the inbox queries again on a database a `year` run left behind (nothing is changed)."""

@@ -243,6 +243,9 @@ def record_report(session: Session, child: Child, name: str, data: dict, actor: 
         values["school"] = data["new_school"].strip()
     elif name == LEAVING_CARE:
         values["in_care"] = False
+        # the day they left, which the oversight pages read (whether in care in a past term); the
+        # history holds it already (`left_care`), so it is not a detail changed
+        child.left_care_on = date.fromisoformat(entries[-1]["data"]["date"][:10])
     change_details(session, child, values, actor, at, message=name)
 
 

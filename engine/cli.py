@@ -21,7 +21,7 @@ from sqlalchemy import select
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError, ProgrammingError, SQLAlchemyError
 
-from . import checkpoints, history, history_keys, importer, migration
+from . import checkpoints, history, history_keys, importer, migration, oversight
 from .calendar import CalendarError
 from .clock import FrozenClock, SystemClock
 from .db import DatabaseUnavailable, connection_lost, database_url, describe, make_db, session_factory
@@ -354,6 +354,17 @@ def timers(obj: Context, now):
                f"{len(result.incidents)} incident(s)")
     if result.incidents:
         sys.exit(2)
+
+
+@main.command("oversight-rebuild")
+@click.pass_obj
+@fails_cleanly
+def oversight_rebuild(obj: Context):
+    """Recompute the Virtual School's PEP projection from every history (after config/statutory.yaml
+    changes; migration 0017 does it once)."""
+    with obj.sessions.begin() as session:
+        count = oversight.rebuild(session)
+    click.echo(f"{count} PEP(s) projected from their histories")
 
 
 CHECKPOINT_FILE = click.Path(dir_okay=False, path_type=Path)

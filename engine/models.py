@@ -71,6 +71,8 @@ class Role(Base):
     aliases: Mapped[list] = mapped_column(default=list)
     # the role whose holder or pool takes this role's tasks when a child's case team names nobody for it
     fallback: Mapped[str | None] = mapped_column(String(64))
+    # holders see the Virtual School's oversight pages (timeliness, overdue work: webui/oversight.py)
+    oversight: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
 
 class User(Base):
@@ -144,6 +146,7 @@ class Child(Base):
     upn: Mapped[str | None] = mapped_column(String(13))  # the unique pupil number, as the case system holds it
     entered_care: Mapped[date | None]  # the date they last became looked after, as the case system holds it
     in_care: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
+    left_care_on: Mapped[date | None]  # the day they last left care (a report's date); None while in care since
     legal_status: Mapped[str | None] = mapped_column(String(80))  # a key of caselife.LEGAL_STATUSES
     in_area: Mapped[bool | None] = mapped_column(Boolean)  # placed in the council's own area; None: not recorded
     created_at: Mapped[datetime]
@@ -275,6 +278,44 @@ class OpenTask(Base):
     overdue_stage: Mapped[str | None] = mapped_column(String(16))
     overdue_remind: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     overdue_escalate_to: Mapped[str | None] = mapped_column(String(64))
+    # who the sweep told when it escalated (None with `escalated_at`: the role's pool) and when; the
+    # last reminder (the sweep's on the due date, or a Virtual School's from the overdue list)
+    escalated_at: Mapped[datetime | None]
+    escalated_to_user_id: Mapped[int | None] = mapped_column(ForeignKey("app_user.id"))
+    reminded_at: Mapped[datetime | None]
+
+
+class PepProjection(Base):
+    """One PEP (one instance) as the Virtual School's oversight reads it, kept by the step that writes
+    its history (engine/oversight.py): what it answers (kind, term or deadline), when it was due, held
+    and signed off, and whether on time. A recomputation from the history gives the same row."""
+
+    __tablename__ = "pep_projection"
+    __table_args__ = (
+        # the PEPs due in a period (a term, a year) and those overdue now
+        Index("ix_pep_projection_due_at", "due_at"),
+        Index("ix_pep_projection_status_due_at", "status", "due_at"),
+    )
+
+    instance_id: Mapped[int] = mapped_column(ForeignKey("instance.id", ondelete="CASCADE"), primary_key=True)
+    child_id: Mapped[str] = mapped_column(ForeignKey("child.id"), index=True)
+    process_id: Mapped[str] = mapped_column(String(200))
+    process_name: Mapped[str] = mapped_column(String(300))
+    kind: Mapped[str | None] = mapped_column(String(16))  # what it answers: initial, termly, ... (None: no PEP)
+    term: Mapped[str | None] = mapped_column(String(24))  # a termly PEP's term, "2026-27 spring"
+    due_at: Mapped[datetime | None]  # the deadline answered, or the end of the term answered
+    age_band: Mapped[str | None] = mapped_column(String(40))  # at the due date (config/statutory.yaml)
+    started_at: Mapped[datetime]
+    status: Mapped[str] = mapped_column(String(16))  # running, completed, cancelled, withdrawn
+    ended_at: Mapped[datetime | None]
+    held_on: Mapped[date | None]  # the first meeting_held
+    signed_off_at: Mapped[datetime | None]  # the first pep_signed_off
+    on_time: Mapped[bool | None] = mapped_column(Boolean)  # signed off by due_at (None: not signed off)
+    late_steps: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # an initial PEP: the day the child entered care, and the statutory limits from it
+    entered_care: Mapped[date | None]
+    start_by: Mapped[datetime | None]
+    ready_by: Mapped[datetime | None]
 
 
 class Event(Base):

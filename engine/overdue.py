@@ -167,6 +167,7 @@ def _overdue(session, policy: Policy, task: OpenTask, child: Child, now: datetim
                             "Please complete it as soon as you can."))
         entries.append(_entry(task, "task_reminded", **base, user_id=task.assignee_id,
                               pool=None if task.assignee_id else task.role_key))
+        task.reminded_at = now
         result.reminded += 1
     task.overdue_stage = "overdue"
     # the escalation: the policy's working days after the due date, at the same time of day
@@ -187,6 +188,7 @@ def _escalate(session, task: OpenTask, child: Child, now: datetime, result: Over
                             f"{task.name} for {child.name} was due {_day(task.due_at)} and is still not done. "
                             "Its holder was reminded on the due date. Please follow it up."))
     task.overdue_stage, task.overdue_at = "escalated", None
+    task.escalated_at, task.escalated_to_user_id = now, member  # the overdue list says whom, and when
     result.escalated += 1
     return [_entry(task, "task_escalated", task=task.spec_id, name=task.name, role=task.role_key,
                    due_at=task.due_at.isoformat(), to_role=role, to_user_id=member, to_pool=pooled,

@@ -117,6 +117,7 @@ def seed_roles(session: Session, path: Path = DEFAULT_ROLES_FILE) -> int:
                 sees_all_children=bool(entry.get("sees_all_children", False)),
                 aliases=list(entry.get("aliases") or []),
                 fallback=entry.get("fallback"),
+                oversight=bool(entry.get("oversight", False)),
             )
         )
         added += 1

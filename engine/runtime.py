@@ -30,7 +30,7 @@ from sqlalchemy.orm import Session, defer, joinedload, lazyload
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.orm.exc import StaleDataError
 
-from . import calendar, caselife, clock, depth, history, limits, overdue, statutory
+from . import calendar, caselife, clock, depth, history, limits, overdue, oversight, statutory
 from .attachments import unknown_files
 from .clock import FrozenClock, SystemClock, install_spiff_clock
 from .db import connection_lost, json_rows, pipelined
@@ -860,8 +860,12 @@ class Step:
             self.log("engine_step")
         for entry in self.entries:
             entry["instance_id"] = instance.id
+        # the Virtual School's row of this PEP, as the step's history changes it (engine/oversight.py)
+        projected = oversight.project_step(session, instance.id, instance.child_id, self.entries, now, self.new)
         child = self.child()  # the last read: nothing is read once the writes are under way
         with pipelined(session) as writes:  # the step's other writes, none of which is read back
+            if projected:
+                writes.execute(*projected)
             if gone:
                 writes.execute(CLOSE_TASK, [{"task_id": task_id} for task_id in gone])
             for model, rows in self.rows.items():  # one INSERT per table for the step (tasks before notices)

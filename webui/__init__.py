@@ -99,10 +99,11 @@ def create_app(config: dict | None = None) -> Flask:
         links,
         modeller,
         outbox,
+        oversight,
         versions,
     )
 
-    for module in (auth, inbox, cases, caselife, admin, council, links, outbox, modeller, audit, versions):
+    for module in (auth, inbox, cases, caselife, admin, council, links, outbox, modeller, audit, versions, oversight):
         app.register_blueprint(module.bp)
     filters.register(app)
     app.teardown_appcontext(_close_session)

@@ -56,6 +56,9 @@ def nav_items() -> list[tuple[str, str, bool]]:
         items.append(("modeller.index", "Processes"))
     if current_user.is_auditor or current_user.is_admin:
         items.append(("audit.index", "Audit"))
+    from .oversight import sees_oversight  # the oversight pages read the filters: imported when asked
+    if sees_oversight(current_user):
+        items.append(("oversight.timeliness", "Oversight"))
     shown = request.endpoint or ""
     own = next((page for page, endpoints in OWN_SECTIONS.items() if shown in endpoints), None)
     if own is None and shown.split(".")[0] == "council":
@@ -65,7 +68,9 @@ def nav_items() -> list[tuple[str, str, bool]]:
 
 
 # pages of the administration that are a section of the menu of their own, and the endpoints they cover
-OWN_SECTIONS = {"admin.incidents": ("admin.incidents", "admin.resolve_incident"),
+OWN_SECTIONS = {"oversight.timeliness": ("oversight.timeliness", "oversight.children", "oversight.overdue",
+                                        "oversight.remind", "oversight.assign"),
+                "admin.incidents": ("admin.incidents", "admin.resolve_incident"),
                 "admin.needs_person": ("admin.needs_person", "admin.give_person"),
                 "council.schools": ("council.schools", "council.school")}
 

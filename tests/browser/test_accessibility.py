@@ -192,3 +192,18 @@ def test_the_people_children_schools_and_import_pages_have_no_serious_accessibil
     page.get_by_role("button", name="Check the file").click()
     expect(page.get_by_role("button", name="Import this file")).to_be_visible()
     assert serious_violations(page) == []
+
+
+def test_the_oversight_pages_have_no_serious_accessibility_problems(page, deployed_app, engine, council, clock):
+    from ..test_oversight import build_small_council
+
+    build_small_council(engine, council, clock)
+    sign_in(page, "admin@demo.test")
+    for url in ("/oversight/timeliness?period=2025-26+spring", "/oversight/timeliness?period=2025-26&by=school",
+                "/oversight/timeliness/children?period=2025-26+spring&figure=overdue",
+                "/oversight/timeliness/children?period=2025-26+spring&figure=children", "/oversight/overdue"):
+        page.goto(url)
+        assert serious_violations(page) == [], url
+    page.get_by_role("button", name="Remind the holders of the selected tasks").click()  # nothing selected
+    expect(page.locator(".govuk-error-summary")).to_be_visible()
+    assert serious_violations(page) == []

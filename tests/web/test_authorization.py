@@ -29,7 +29,7 @@ from engine.people import PeopleError, add_user, set_case_team
 from webui.grants import grant
 
 from ..test_runtime import MEETING, complete, only_task, start_review
-from .conftest import csrf_token, snapshot
+from .conftest import changed, csrf_token, snapshot
 
 NAMES = {"C001": "Alex Example", "C002": "Blair Sample"}
 
@@ -389,3 +389,28 @@ def test_an_auditor_cannot_be_put_in_a_case_team(records, browser, council, cloc
         auditor = s.scalar(select(User.id).where(User.email == AUDITOR))
         assert auditor not in set(s.scalars(select(CaseTeamMember.user_id)))
     assert browser(AUDITOR).get("/children/C002").status_code == 404
+
+
+# ---- the Virtual School's oversight pages ------------------------------------------------------------
+
+OVERSIGHT = {"ea@demo.test", "admin@demo.test"}  # roles marked `oversight: true` (and the VS Head)
+OVERSIGHT_PAGES = ("/oversight/timeliness", "/oversight/timeliness?period=now&by=school",
+                   "/oversight/timeliness/children?figure=due", "/oversight/timeliness/children.csv?figure=children",
+                   "/oversight/overdue", "/oversight/overdue.csv")
+
+
+@pytest.mark.parametrize("email", USERS)
+def test_the_oversight_pages_are_for_the_oversight_roles_and_name_only_children_they_see(email, records, browser,
+                                                                                          council):
+    person = browser(email)
+    for url in OVERSIGHT_PAGES:
+        response = person.get(url)
+        assert response.status_code == (200 if email in OVERSIGHT else 403), (email, url)
+        for child_id in set(NAMES) - SEES[email]:
+            no_leak(response, child_id)
+    before = snapshot(council)
+    for url in ("/oversight/overdue/remind", "/oversight/overdue/assign"):
+        response = person.post(url, {"task": [records["C001"]["task"]], "person": "1"})
+        assert response.status_code in ((302, 422) if email in OVERSIGHT else (403,)), (email, url)
+    if email not in OVERSIGHT:
+        assert changed(before, snapshot(council)) == set()
