@@ -402,3 +402,76 @@ class FormReader:
                 DeploymentFile.deployment_id == key[0], DeploymentFile.path == f"forms/{form}"))
             self._schemas[key] = json.loads(content) if content else None
         return self._schemas[key]
+
+
+# ---- the ledger's views ----------------------------------------------------------------------------
+
+@dataclass
+class ChildYear:
+    """One child's PP+ in a financial year, against what their school may be released."""
+
+    child_id: str
+    name: str
+    school: str
+    requested: int = 0
+    approved: int = 0
+    released: int = 0
+    flags: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Ledger:
+    year: str
+    allocation: Allocation | None
+    children: list[ChildYear]
+    by_school_term: list[tuple[str, str, dict[str, int]]]  # (school, term, figures)
+    lines: list[PpplusEntry]
+
+    @property
+    def totals(self) -> dict[str, int]:
+        return {key: sum(getattr(c, key) for c in self.children) for key in ("requested", "approved", "released")}
+
+    @property
+    def allocated(self) -> int:
+        return self.allocation.per_child * len(self.children) if self.allocation else 0
+
+
+def ledger(session: Session, year: str) -> Ledger:
+    """The financial year's ledger: each child in care (or with a line in the year) against the
+    devolved allocation, flagged when money is unspent or approved and not released; totals by school
+    and term; the lines, in order."""
+    rows = list(session.scalars(select(PpplusEntry).where(PpplusEntry.financial_year == year)
+                                .order_by(PpplusEntry.child_id, PpplusEntry.seq)))
+    lines = [_line(row) for row in rows]
+    with_lines = {row.child_id for row in rows}
+    children = session.execute(select(Child.id, Child.name, Child.school).where(
+        Child.in_care | Child.id.in_(with_lines)).order_by(Child.name)).all()
+    share = allocation(year)
+    found = []
+    for child in children:
+        figure = figures([line for line in lines if line["child_id"] == child.id])
+        entry = ChildYear(child.id, child.name, child.school or "No school", **figure)
+        if entry.approved > entry.released:
+            entry.flags.append("approved, not released")
+        if share and entry.released < share.devolved:
+            entry.flags.append("unspent")
+        if share and share.cap is not None and entry.released > share.cap:
+            entry.flags.append("over the cap")
+        found.append(entry)
+    groups: dict[tuple[str, str], list[dict]] = defaultdict(list)
+    for row, line in zip(rows, lines, strict=True):
+        groups[(row.school or "No school", row.term)].append(line)
+    return Ledger(year, share, found, [(school, term, figures(group)) for (school, term), group in sorted(groups.items())],
+                  rows)
+
+
+def _line(row: PpplusEntry) -> dict:
+    return {"child_id": row.child_id, "instance_id": row.instance_id, "entry": row.entry, "source": row.source,
+            "step_seq": row.step_seq, "amount": row.amount_pence}
+
+
+def years(session: Session, today: str) -> list[str]:
+    """The financial years the ledger or the configuration knows, newest first, with today's."""
+    known = set(session.scalars(select(PpplusEntry.financial_year).distinct())) | set(allocations()) | {
+        financial_year(today)}
+    return sorted(known, reverse=True)

@@ -96,13 +96,14 @@ def create_app(config: dict | None = None) -> Flask:
         council,
         filters,
         inbox,
+        ledger,
         links,
         modeller,
         outbox,
         versions,
     )
 
-    for module in (auth, inbox, cases, caselife, admin, council, links, outbox, modeller, audit, versions):
+    for module in (auth, inbox, cases, caselife, admin, council, links, outbox, modeller, audit, versions, ledger):
         app.register_blueprint(module.bp)
     filters.register(app)
     app.teardown_appcontext(_close_session)

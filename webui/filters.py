@@ -56,6 +56,9 @@ def nav_items() -> list[tuple[str, str, bool]]:
         items.append(("modeller.index", "Processes"))
     if current_user.is_auditor or current_user.is_admin:
         items.append(("audit.index", "Audit"))
+    from .ledger import may_oversee  # the oversight pages' module draws on the filters itself
+    if may_oversee(current_user):
+        items.append(("ledger.ppplus_page", "PP+ and quality"))
     shown = request.endpoint or ""
     own = next((page for page, endpoints in OWN_SECTIONS.items() if shown in endpoints), None)
     if own is None and shown.split(".")[0] == "council":

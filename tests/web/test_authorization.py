@@ -389,3 +389,27 @@ def test_an_auditor_cannot_be_put_in_a_case_team(records, browser, council, cloc
         auditor = s.scalar(select(User.id).where(User.email == AUDITOR))
         assert auditor not in set(s.scalars(select(CaseTeamMember.user_id)))
     assert browser(AUDITOR).get("/children/C002").status_code == 404
+
+
+# ---- the oversight pages (webui/ledger.py): the roles that `sees_oversight`, and nobody else ----------
+
+OVERSIGHT_PAGES = ["/oversight/ppplus", "/oversight/ppplus.csv", "/oversight/ppplus.xlsx", "/oversight/quality",
+                   "/oversight/quality.csv", "/oversight/quality.xlsx", "/oversight/quality/annual-report.pdf",
+                   "/oversight/quality/annual-report.xlsx"]
+OVERSEERS = {"ea@demo.test", "admin@demo.test"}  # VS education adviser, VS administrator (and the VS Head)
+
+
+@pytest.mark.parametrize("email", USERS)
+def test_oversight_pages_answer_only_the_virtual_school(email, records, browser):
+    person = browser(email)
+    for url in OVERSIGHT_PAGES:
+        response = person.get(url)
+        assert response.status_code == (200 if email in OVERSEERS else 403), (email, url, response.status_code)
+        if email not in SEES or not SEES[email] >= set(NAMES):
+            for child_id in NAMES:
+                no_leak(response, child_id)
+
+
+def test_oversight_pages_need_signing_in(app):
+    for url in OVERSIGHT_PAGES:
+        assert app.test_client().get(url).status_code == 302
