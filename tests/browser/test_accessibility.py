@@ -192,3 +192,10 @@ def test_the_people_children_schools_and_import_pages_have_no_serious_accessibil
     page.get_by_role("button", name="Check the file").click()
     expect(page.get_by_role("button", name="Import this file")).to_be_visible()
     assert serious_violations(page) == []
+
+
+def test_the_oversight_pages_have_no_serious_accessibility_problems(page, a_review_at_the_teacher):
+    sign_in(page, "admin@demo.test")
+    for url in ("/oversight/ppplus?year=2025-26", "/oversight/quality?year=2025-26"):
+        page.goto(url)
+        assert serious_violations(page) == [], url
