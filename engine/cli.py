@@ -21,7 +21,7 @@ from sqlalchemy import select
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError, ProgrammingError, SQLAlchemyError
 
-from . import checkpoints, history, history_keys, importer, migration, oversight
+from . import checkpoints, history, history_keys, importer, migration, oversight, ppplus
 from .calendar import CalendarError
 from .clock import FrozenClock, SystemClock
 from .db import DatabaseUnavailable, connection_lost, database_url, describe, make_db, session_factory
@@ -147,6 +147,25 @@ def init(obj: Context):
     with obj.sessions.begin() as session:
         added = seed_roles(session)
     click.echo(f"database ready at {obj.url} ({added} roles added)")
+
+
+@main.command("ppplus-backfill")
+@click.option("--check", is_flag=True, help="only say where the ledger and the histories disagree")
+@click.pass_obj
+@fails_cleanly
+def ppplus_backfill(obj: Context, check: bool):
+    """Rebuild the PP+ ledger from the children's histories (or, with --check, reconcile the two)."""
+    with obj.sessions.begin() as session:
+        if check:
+            found = ppplus.differences(session)
+            for line in found:
+                click.echo(line)
+            click.echo("the ledger reconciles with the histories" if not found else f"{len(found)} differences")
+            if found:
+                raise SystemExit(1)
+            return
+        count = ppplus.backfill(session)
+    click.echo(f"PP+ ledger rebuilt from the histories: {count} lines")
 
 
 @main.command("deploy")

@@ -30,7 +30,7 @@ from SpiffWorkflow.spiff.parser import VALIDATOR
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from . import clock, depth, overdue, statutory
+from . import clock, depth, overdue, ppplus, quality, statutory
 from .forms import WHEN, pattern_problems
 from .models import Deployment, DeploymentFile, ProcessDefinition
 from .roles import RoleDirectory
@@ -176,7 +176,8 @@ def validate_bundle(bundle: Bundle, roles: RoleDirectory) -> ParsedBundle:
     errors: list[DeployError] = []
     for path in bundle.form_files():
         errors += (check_form(path, bundle.files[path]) or _shadowing(path, bundle.files[path])
-                   or _reviews_errors(path, bundle) or _form_event_errors(path, bundle.files[path]))
+                   or _reviews_errors(path, bundle) or _form_event_errors(path, bundle.files[path])
+                   or _oversight_errors(path, bundle.files[path]))
     parser = depth.Parser(validator=VALIDATOR)
     trees: dict[str, etree._ElementTree] = {}
     owners: dict[str, str] = {}  # process id → file
@@ -460,6 +461,60 @@ def _form_event_errors(path: str, content: str) -> list[DeployError]:
     return [DeployError(path, where, problem) for where, problem in statutory.form_event_problems(json.loads(content))]
 
 
+def _oversight_errors(path: str, content: str) -> list[DeployError]:
+    """A form's PP+ ledger (`x-ppplus`) and quality (`x-qa-rating`, `x-qa-criterion`) declarations."""
+    if path.endswith(".uischema.json"):
+        return []
+    schema = json.loads(content)
+    return [DeployError(path, where, problem)
+            for where, problem in ppplus.form_problems(schema) + quality.form_problems(schema)]
+
+
+def _check_ppplus(path, process, bundle) -> list[DeployError]:
+    """Each element's `ppplusEvent` with its expressions, and no release a path reaches before a decision
+    (an element deciding, or a user task whose form asks for the decision)."""
+    errors, releases, guards = [], [], set()
+    for prop in process.iterfind(f".//spiffworkflow:property[@name='{ppplus.EVENT_PROPERTY}']", NS):
+        owner, properties = _owner_id(prop), prop.getparent()
+
+        def value(name, properties=properties):
+            found = properties.find(f"spiffworkflow:property[@name='{name}']", NS)
+            return found.get("value") if found is not None else None
+
+        problem = ppplus.element_problem(prop.get("value"), value(ppplus.AMOUNT_PROPERTY),
+                                         value(ppplus.DECISION_PROPERTY))
+        if problem:
+            errors.append(DeployError(path, owner, problem, prop.sourceline))
+        elif prop.get("value") == "released":
+            releases.append(owner)
+        elif prop.get("value") == "decided":
+            guards.add(owner)
+    for task in process.iterfind(".//bpmn:userTask", NS):
+        form = task.find(f".//spiffworkflow:property[@name='{FORM_PROPERTY}']", NS)
+        content = bundle.files.get(f"forms/{form.get('value')}") if form is not None else None
+        try:
+            if content and ppplus.decides(json.loads(content)):
+                guards.add(task.get("id"))
+        except json.JSONDecodeError:
+            continue  # said of the form itself
+    if not releases:
+        return errors
+    graph: dict[str, list[str]] = {}
+    for flow in process.iterfind(".//bpmn:sequenceFlow", NS):
+        graph.setdefault(flow.get("sourceRef"), []).append(flow.get("targetRef"))
+    for node in process.iterfind(".//bpmn:boundaryEvent", NS):
+        graph.setdefault(node.get("attachedToRef"), []).append(node.get("id"))
+    for sub in process.iterfind(".//bpmn:subProcess", NS):
+        graph.setdefault(sub.get("id"), []).extend(s.get("id") for s in sub.iterfind("bpmn:startEvent", NS))
+    starts = [s.get("id") for s in process.iterfind("bpmn:startEvent", NS)]
+    for owner in ppplus.unguarded_releases(graph, starts, releases, guards):
+        errors.append(DeployError(path, owner, f'{ppplus.EVENT_PROPERTY} "released" can be reached without a PP+ '
+                                  "decision: release only after the decision or sign-off the process requires "
+                                  f"(an element declaring {ppplus.EVENT_PROPERTY} \"decided\", or a task whose form "
+                                  'asks for the decision, "x-ppplus": "decision")'))
+    return errors
+
+
 def _property_names(schema: dict):
     """Every property name of a form schema, in nested groups and list items too."""
     for name, spec in (schema.get("properties") or {}).items():
@@ -593,6 +648,7 @@ def _check_document(path, tree, bundle, roles, process_files) -> list[DeployErro
         errors += _check_call_activities(path, process, process_files)
         errors += _check_notifications(path, process, roles)
         errors += _check_statutory(path, process, roles)
+        errors += _check_ppplus(path, process, bundle)
     errors += _check_expressions(path, tree)
     errors += _check_depth(path, tree)
     return errors
@@ -807,7 +863,8 @@ def _check_expressions(path, tree) -> list[DeployError]:
     found = [(node, check, node.text) for xpath, check in _EXPRESSION_XPATHS for node in root.iterfind(xpath, NS)]
     for name, check in ((DUE_PROPERTY, compile_expression), (VALIDATE_PROPERTY, compile_rule),
                         (SENT_BACK_PROPERTY, compile_expression),
-                        (statutory.ANSWERS_DATE_PROPERTY, compile_expression)):
+                        (statutory.ANSWERS_DATE_PROPERTY, compile_expression),
+                        (ppplus.AMOUNT_PROPERTY, compile_expression), (ppplus.DECISION_PROPERTY, compile_expression)):
         found += [(node, check, node.get("value")) for node in root.iterfind(f".//spiffworkflow:property[@name='{name}']", NS)]
     for name in (NOTIFY_SUBJECT_PROPERTY, NOTIFY_BODY_PROPERTY):
         found += [(node, check_template, node.get("value")) for node in root.iterfind(f".//spiffworkflow:property[@name='{name}']", NS)]

@@ -454,3 +454,34 @@ class SignInFailure(Base):
     email: Mapped[str] = mapped_column(String(254))
     remote_addr: Mapped[str | None] = mapped_column(String(64))
     at: Mapped[datetime]
+
+
+class PpplusEntry(Base):
+    """One line of the PP+ ledger (engine/ppplus.py): a request, decision or release a child's history
+    records (its `ppplus_recorded` event, `seq`), written in the same transaction as the step that made
+    it (`step_seq`: the step's first event) and rebuilt from the histories by `pep ppplus-backfill`.
+    Amounts are whole pence; `school` is the child's school when the line was written."""
+
+    __tablename__ = "ppplus_entry"
+    __table_args__ = (
+        UniqueConstraint("child_id", "seq"),
+        Index("ix_ppplus_entry_year_school", "financial_year", "school"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    child_id: Mapped[str] = mapped_column(ForeignKey("child.id"))
+    seq: Mapped[int] = mapped_column(Integer)
+    step_seq: Mapped[int] = mapped_column(Integer)
+    instance_id: Mapped[int | None] = mapped_column(ForeignKey("instance.id"), index=True)
+    task_id: Mapped[str | None] = mapped_column(String(36))
+    at: Mapped[datetime]
+    financial_year: Mapped[str] = mapped_column(String(7))  # "2025-26": April to March
+    term: Mapped[str] = mapped_column(String(40))  # "2025-26 spring"
+    school: Mapped[str | None] = mapped_column(String(200))
+    entry: Mapped[str] = mapped_column(String(16))  # requested, decided, released
+    decision: Mapped[str | None] = mapped_column(String(16))  # approved, part, refused (decided only)
+    amount_pence: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"))
+    source: Mapped[str] = mapped_column(String(300))  # the declaring question or element
+    category: Mapped[str | None] = mapped_column(String(200))
+    purpose: Mapped[str | None] = mapped_column(Text)
+    actor: Mapped[str] = mapped_column(String(254))

@@ -30,7 +30,7 @@ from sqlalchemy.orm import Session, defer, joinedload, lazyload
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.orm.exc import StaleDataError
 
-from . import calendar, caselife, clock, depth, history, limits, overdue, oversight, statutory
+from . import calendar, caselife, clock, depth, history, limits, overdue, oversight, ppplus, statutory
 from .attachments import unknown_files
 from .clock import FrozenClock, SystemClock, install_spiff_clock
 from .db import connection_lost, json_rows, pipelined
@@ -45,6 +45,7 @@ from .models import (
     Instance,
     Notification,
     OpenTask,
+    PpplusEntry,
     ProcessDefinition,
     User,
     UserRole,
@@ -70,6 +71,10 @@ OPEN_TASKS_OF = select(_OPEN.c.id, _OPEN.c.spec_id, _OPEN.c.name).where(_OPEN.c.
 CLOSE_TASK = _OPEN.delete().where(_OPEN.c.id == bindparam("task_id"))
 INSERT_ROWS = {OpenTask: _OPEN.insert().inline(), Notification: Notification.__table__.insert().inline()}  # no id read back
 CASE_TEAM = select(_TEAM.c.role_key, _TEAM.c.user_id).where(_TEAM.c.child_id == bindparam("child_id"))
+CHILD_SCHOOL = select(_CHILD.c.school).where(_CHILD.c.id == bindparam("child_id"))
+INSERT_LEDGER = PpplusEntry.__table__.insert().inline()
+LEDGER_OF = (select(PpplusEntry.child_id, PpplusEntry.instance_id, PpplusEntry.entry, PpplusEntry.source,
+                    PpplusEntry.step_seq, PpplusEntry.amount_pence).where(PpplusEntry.instance_id == bindparam("instance_id")))
 CHILD_FOR_STEP = (select(_CHILD.c.name, _CHILD.c.history_seq, _CHILD.c.history_head)
                   .where(_CHILD.c.id == bindparam("child_id")).with_for_update())
 
@@ -94,6 +99,13 @@ TASK_FOR_ACTOR = (
 # ...to complete it: the instance and the child are locked (in that order, as every step takes them)
 # where the database has row locks, so that the step's writes need not read anything back
 TASK_FOR_STEP = TASK_FOR_ACTOR.with_for_update(of=[Instance, _CHILD])
+
+
+def _ledger_lines(session: Session, instance_id: int) -> list[dict]:
+    """The PP+ ledger's lines of one PEP so far (what its decisions weigh)."""
+    return [{"child_id": r.child_id, "instance_id": r.instance_id, "entry": r.entry, "source": r.source,
+             "step_seq": r.step_seq, "amount": r.amount_pence}
+            for r in session.execute(LEDGER_OF, {"instance_id": instance_id})]
 
 
 class ChildTip(NamedTuple):
@@ -338,8 +350,13 @@ class Engine:
                  due_at=open_task.due_at.isoformat() if open_task.due_at else None,
                  late=bool(open_task.due_at and self.now() > open_task.due_at), user_id=user_id,
                  **({"link_issued_by": link_issued_by} if link_issued_by else {}))
-        for event in statutory.form_events(self._form_schema(instance, open_task.form) if source else None, data):
+        schema = self._form_schema(instance, open_task.form) if source else None
+        for event in statutory.form_events(schema, data):
             step.log(event.pop("kind"), task_id=task_id, task=open_task.spec_id, name=open_task.name, **event)
+        if ppplus.declares(schema):
+            asked = ppplus.pending(_ledger_lines(session, instance.id))
+            for line in ppplus.form_lines(schema, data, asked):
+                step.log(ppplus.EVENT_KIND, task_id=task_id, task=open_task.spec_id, name=open_task.name, **line)
         step.completed(task)
         step.advance()
         step.save()
@@ -771,6 +788,14 @@ class Step:
             due = task.internal_data.get("event_value") if isinstance(task.internal_data.get("event_value"), str) else None
             self.log("timer_fired", timer=spec.bpmn_id, name=spec.bpmn_name or spec.bpmn_id, due=due,
                      **self._guards(task, due))
+        if properties.get(ppplus.EVENT_PROPERTY):
+            try:
+                line = ppplus.element_line(properties, lambda source: self.workflow.script_engine.evaluate(task, source))
+            except Exception as exc:  # the diagram's amount or decision expression failed
+                raise self.failure(exc, spec.bpmn_id) from exc
+            if line:
+                self.log(ppplus.EVENT_KIND, element=spec.bpmn_id, name=spec.bpmn_name or spec.bpmn_id,
+                         source=spec.bpmn_id, **line)
         if properties.get(statutory.STATUTORY_EVENT_PROPERTY):
             self.log(properties[statutory.STATUTORY_EVENT_PROPERTY], element=spec.bpmn_id,
                      name=spec.bpmn_name or spec.bpmn_id, **({"date": calendar.today()}
@@ -863,6 +888,7 @@ class Step:
         # the Virtual School's row of this PEP, as the step's history changes it (engine/oversight.py)
         projected = oversight.project_step(session, instance.id, instance.child_id, self.entries, now, self.new)
         child = self.child()  # the last read: nothing is read once the writes are under way
+        ledger = self._ledger_rows(child, now)
         with pipelined(session) as writes:  # the step's other writes, none of which is read back
             if projected:
                 writes.execute(*projected)
@@ -877,10 +903,20 @@ class Step:
             self._attach_step(state_digest(state))
             history.append(session, instance.child_id, self.entries, now, tip=(child.history_seq, child.history_head),
                            writes=writes)
+            if ledger:  # the PP+ ledger's lines, in the transaction that records them (engine/ppplus.py)
+                writes.execute(INSERT_LEDGER, ledger)
         for thrown in self.workflow.get_events():
             if isinstance(thrown.event_definition, BaseMessage):
                 self.engine._deliver(session, thrown.event_definition.name, instance.child_id,
                                      thrown.payload or {}, self.actor, exclude=instance.id, depth=self.depth + 1)
+
+    def _ledger_rows(self, child: ChildTip, now: datetime) -> list[dict]:
+        """The `ppplus_entry` rows of the step's PP+ events, with the child's school (read only then)."""
+        if not any(entry["kind"] == ppplus.EVENT_KIND for entry in self.entries):
+            return []
+        school = self.session.execute(CHILD_SCHOOL, {"child_id": self.instance.child_id}).scalar()
+        return ppplus.rows_of_step(self.entries, child.history_seq + 1, self.instance.child_id, self.instance.id,
+                                   now, school)
 
     def _values(self, state: dict, finished: str | None, now: datetime) -> dict:
         """The instance row's new values: its state, when its next timer falls due, what it waits for."""

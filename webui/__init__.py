@@ -96,6 +96,7 @@ def create_app(config: dict | None = None) -> Flask:
         council,
         filters,
         inbox,
+        ledger,
         links,
         modeller,
         outbox,
@@ -103,7 +104,8 @@ def create_app(config: dict | None = None) -> Flask:
         versions,
     )
 
-    for module in (auth, inbox, cases, caselife, admin, council, links, outbox, modeller, audit, versions, oversight):
+    for module in (auth, inbox, cases, caselife, admin, council, links, outbox, modeller, audit, versions, oversight,
+                   ledger):
         app.register_blueprint(module.bp)
     filters.register(app)
     app.teardown_appcontext(_close_session)

@@ -58,7 +58,7 @@ def nav_items() -> list[tuple[str, str, bool]]:
         items.append(("audit.index", "Audit"))
     from .oversight import sees_oversight  # the oversight pages read the filters: imported when asked
     if sees_oversight(current_user):
-        items.append(("oversight.timeliness", "Oversight"))
+        items += [("oversight.timeliness", "Oversight"), ("ledger.ppplus_page", "PP+ and quality")]
     shown = request.endpoint or ""
     own = next((page for page, endpoints in OWN_SECTIONS.items() if shown in endpoints), None)
     if own is None and shown.split(".")[0] == "council":

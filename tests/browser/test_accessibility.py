@@ -207,3 +207,10 @@ def test_the_oversight_pages_have_no_serious_accessibility_problems(page, deploy
     page.get_by_role("button", name="Remind the holders of the selected tasks").click()  # nothing selected
     expect(page.locator(".govuk-error-summary")).to_be_visible()
     assert serious_violations(page) == []
+
+
+def test_the_ppplus_and_quality_pages_have_no_serious_accessibility_problems(page, a_review_at_the_teacher):
+    sign_in(page, "admin@demo.test")
+    for url in ("/oversight/ppplus?year=2025-26", "/oversight/quality?year=2025-26"):
+        page.goto(url)
+        assert serious_violations(page) == [], url

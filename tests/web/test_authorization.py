@@ -414,3 +414,27 @@ def test_the_oversight_pages_are_for_the_oversight_roles_and_name_only_children_
         assert response.status_code in ((302, 422) if email in OVERSIGHT else (403,)), (email, url)
     if email not in OVERSIGHT:
         assert changed(before, snapshot(council)) == set()
+
+
+# ---- the PP+ and quality pages (webui/ledger.py): the oversight roles, and nobody else ---------------
+
+LEDGER_PAGES = ["/oversight/ppplus", "/oversight/ppplus.csv", "/oversight/ppplus.xlsx", "/oversight/quality",
+                   "/oversight/quality.csv", "/oversight/quality.xlsx", "/oversight/quality/annual-report.pdf",
+                   "/oversight/quality/annual-report.xlsx"]
+OVERSEERS = {"ea@demo.test", "admin@demo.test"}  # VS education adviser, VS administrator (and the VS Head)
+
+
+@pytest.mark.parametrize("email", USERS)
+def test_oversight_pages_answer_only_the_virtual_school(email, records, browser):
+    person = browser(email)
+    for url in LEDGER_PAGES:
+        response = person.get(url)
+        assert response.status_code == (200 if email in OVERSEERS else 403), (email, url, response.status_code)
+        if email not in SEES or not SEES[email] >= set(NAMES):
+            for child_id in NAMES:
+                no_leak(response, child_id)
+
+
+def test_the_ledger_pages_need_signing_in(app):
+    for url in LEDGER_PAGES:
+        assert app.test_client().get(url).status_code == 302

@@ -1,0 +1,256 @@
+"""The Virtual School's oversight of money and quality: the PP+ ledger by financial year, PEP quality
+by academic year, each with its chart (server-drawn SVG with the same figures in a table), CSV and XLSX,
+and the Virtual School Head's annual report pack (PDF and XLSX) in one click.
+
+Who may read them: the roles marked `oversight: true` in config/roles.yaml. The pages name children (and
+link to the PEP page, which records the look) only to someone who sees every child; anyone else sees
+the figures alone.
+"""
+
+from __future__ import annotations
+
+import io
+from functools import wraps
+
+from flask import Blueprint, Response, abort, render_template, request
+from flask_login import current_user, login_required
+from openpyxl import Workbook
+from reportlab.lib.pagesizes import A4
+from reportlab.lib.styles import getSampleStyleSheet
+from reportlab.lib.units import mm
+from reportlab.platypus import Paragraph, SimpleDocTemplate, Spacer, Table
+from sqlalchemy import func, select
+
+from engine import ppplus
+from engine.models import Child
+from engine.quality import RATINGS, academic_year, academic_year_bounds, quality
+
+from .access import sees_all_children
+from .context import as_download, db, now
+from .documents import MARKING, MarkedCanvas, _esc
+from .exports import FORMULA_START, csv_response
+from .oversight import sees_oversight
+
+bp = Blueprint("ledger", __name__, url_prefix="/oversight")
+XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+
+
+def may_oversee(person) -> bool:
+    """Whether one of the person's roles sees the oversight pages (`oversight: true` in config/roles.yaml)."""
+    return sees_oversight(person)
+
+
+def oversight_required(view):
+    """Refuse (403) anyone whose roles do not see the oversight pages."""
+    @wraps(view)
+    def guarded(*args, **kwargs):
+        if not may_oversee(current_user):
+            abort(403)
+        return view(*args, **kwargs)
+    return login_required(guarded)
+
+
+def _year(default: str, known: list[str]) -> str:
+    year = request.args.get("year") or default
+    if year not in known:
+        abort(404)
+    return year
+
+
+def pounds(pence: int) -> str:
+    return f"£{pence / 100:,.2f}"
+
+
+# ---- PP+ ------------------------------------------------------------------------------------------
+
+def _ledger():
+    known = ppplus.years(db(), now().isoformat())
+    return ppplus.ledger(db(), _year(ppplus.financial_year(now()), known)), known
+
+
+def _child_label(names: bool, position: dict, child_id: str, name: str) -> str:
+    return name if names else f"Child {position.setdefault(child_id, len(position) + 1)}"
+
+
+@bp.get("/ppplus")
+@oversight_required
+def ppplus_page():
+    found, known = _ledger()
+    names = sees_all_children(current_user)
+    bars = _school_bars(found)
+    return render_template("ledger/ppplus.html", ledger=found, years=known, names=names, pounds=pounds, bars=bars,
+                           flagged=[c for c in found.children if c.flags], label=_labeller(names))
+
+
+def _labeller(names: bool):
+    position: dict[str, int] = {}
+    return lambda child_id, name: _child_label(names, position, child_id, name)
+
+
+def _school_bars(found) -> list[tuple[str, float, str]]:
+    totals: dict[str, int] = {}
+    for school, _term, figure in found.by_school_term:
+        totals[school] = totals.get(school, 0) + figure["released"]
+    return [(school, amount / 100, pounds(amount)) for school, amount in sorted(totals.items())]
+
+
+def _ledger_sheets(found, names: bool) -> list[tuple[str, list[str], list[list]]]:
+    label = _labeller(names)
+    who = dict(db().execute(select(Child.id, Child.name)).all())
+    children = [[label(c.child_id, c.name), c.school, c.requested / 100, c.approved / 100, c.released / 100,
+                 "; ".join(c.flags)] for c in found.children]
+    schools = [[school, term, f["requested"] / 100, f["approved"] / 100, f["released"] / 100]
+               for school, term, f in found.by_school_term]
+    lines = [[label(r.child_id, who.get(r.child_id, "")), r.at.date().isoformat(), r.term, r.school or "", r.entry,
+              r.decision or "", r.amount_pence / 100, r.category or "", r.purpose or "", r.source] for r in found.lines]
+    return [
+        ("Children", ["Child", "School", "Requested (£)", "Approved (£)", "Released (£)", "Flags"], children),
+        ("Schools and terms", ["School", "Term", "Requested (£)", "Approved (£)", "Released (£)"], schools),
+        ("Lines", ["Child", "Date", "Term", "School", "Entry", "Decision", "Amount (£)", "Category", "Funds",
+                   "Recorded by"], lines),
+    ]
+
+
+@bp.get("/ppplus.csv")
+@oversight_required
+def ppplus_csv():
+    found, _known = _ledger()
+    _title, headings, rows = _ledger_sheets(found, sees_all_children(current_user))[2]
+    return csv_response(f"ppplus-{found.year}.csv", headings, rows)
+
+
+@bp.get("/ppplus.xlsx")
+@oversight_required
+def ppplus_xlsx():
+    found, _known = _ledger()
+    return xlsx_response(f"ppplus-{found.year}.xlsx", _ledger_sheets(found, sees_all_children(current_user)))
+
+
+# ---- quality --------------------------------------------------------------------------------------
+
+def _quality():
+    this_year = academic_year(now())
+    start = int(this_year[:4])
+    known = [f"{y}-{(y + 1) % 100:02d}" for y in range(start, start - 5, -1)]
+    year = _year(this_year, known)
+    return year, quality(db(), *academic_year_bounds(year)), known
+
+
+def _quality_sheets(found) -> list[tuple[str, list[str], list[list]]]:
+    def counted(attribute, heading):
+        return [[key, *(counts.get(r, 0) for r in RATINGS), sum(counts.values())]
+                for key, counts in found.by(attribute).items()]
+    columns = [*RATINGS, "All"]
+    return [
+        ("By term", ["Term", *columns], counted("term", "Term")),
+        ("By school", ["School", *columns], counted("school", "School")),
+        ("By adviser", ["Adviser", *columns], counted("adviser", "Adviser")),
+        ("Criteria failed", ["Criterion", "Failed", "Assessed"], [list(c) for c in found.criteria]),
+        ("Sent back", ["Measure", "Value"], [
+            ["PEPs signed off", found.signed_off], ["Sent back at least once", found.returned],
+            ["Times sent back", found.returns],
+            ["Average days from first QA to sign-off, not sent back", found.days_first_time or ""],
+            ["Average days from first QA to sign-off, sent back", found.days_returned or ""]]),
+    ]
+
+
+@bp.get("/quality")
+@oversight_required
+def quality_page():
+    year, found, known = _quality()
+    totals = found.totals
+    bars = [(rating, float(totals.get(rating, 0)), str(totals.get(rating, 0))) for rating in RATINGS]
+    return render_template("ledger/quality.html", year=year, years=known, quality=found, ratings=RATINGS,
+                           bars=bars, sheets=_quality_sheets(found))
+
+
+@bp.get("/quality.csv")
+@oversight_required
+def quality_csv():
+    year, found, _known = _quality()
+    rows = [[title, *row] for title, _headings, body in _quality_sheets(found) for row in body]
+    return csv_response(f"pep-quality-{year}.csv", ["Table", "Row", "Values"], rows)
+
+
+@bp.get("/quality.xlsx")
+@oversight_required
+def quality_xlsx():
+    year, found, _known = _quality()
+    return xlsx_response(f"pep-quality-{year}.xlsx", _quality_sheets(found))
+
+
+# ---- the annual report pack -------------------------------------------------------------------------
+
+def _pack():
+    year, found, _known = _quality()
+    financial = f"{year[:4]}-{year[5:]}"  # the financial year that starts in the academic year's autumn
+    known = ppplus.years(db(), now().isoformat())
+    money = ppplus.ledger(db(), financial) if financial in known else ppplus.ledger(db(), known[0])
+    in_care = db().scalar(select(func.count()).select_from(Child).where(Child.in_care))
+    by_school = db().execute(select(func.coalesce(Child.school, "No school"), func.count())
+                             .where(Child.in_care).group_by(Child.school).order_by(Child.school)).all()
+    cohort = [["Children in care now", in_care], *[[f"At {school}", count] for school, count in by_school]]
+    money_rows = [["Financial year", money.year], ["Allocation (£)", money.allocated / 100],
+                  *[[f"{key.capitalize()} (£)", value / 100] for key, value in money.totals.items()],
+                  ["Children flagged", sum(1 for c in money.children if c.flags)]]
+    sheets = ([("Cohort", ["Measure", "Value"], cohort)] + _quality_sheets(found)
+              + [("PP+ spend", ["Measure", "Value"], money_rows)] + _ledger_sheets(money, False)[:2])
+    return year, sheets
+
+
+@bp.get("/quality/annual-report.xlsx")
+@oversight_required
+def annual_report_xlsx():
+    year, sheets = _pack()
+    return xlsx_response(f"virtual-school-annual-report-{year}.xlsx", sheets)
+
+
+@bp.get("/quality/annual-report.pdf")
+@oversight_required
+def annual_report_pdf():
+    year, sheets = _pack()
+    styles = getSampleStyleSheet()
+    buffer = io.BytesIO()
+    doc = SimpleDocTemplate(buffer, pagesize=A4, title=f"Virtual School annual report {year}",
+                            author="Virtual School", subject=MARKING, leftMargin=18 * mm, rightMargin=18 * mm,
+                            topMargin=22 * mm, bottomMargin=22 * mm)
+    story = [Paragraph(f"Virtual School Head's annual report, {_esc(year)}", styles["Title"]),
+             Paragraph("Cohort, quality of PEPs and Pupil Premium Plus spend. No child is named.", styles["Normal"])]
+    for title, headings, rows in sheets:
+        story += [Spacer(1, 5 * mm), Paragraph(_esc(title), styles["Heading2"])]
+        cells = [[Paragraph(_esc(h), styles["Normal"]) for h in headings]]
+        cells += [[Paragraph(_esc(_shown(v)), styles["Normal"]) for v in row] for row in rows] or [
+            [Paragraph("None", styles["Normal"])] + [""] * (len(headings) - 1)]
+        story.append(Table(cells, repeatRows=1))
+    doc.build(story, canvasmaker=MarkedCanvas)
+    return Response(buffer.getvalue(), mimetype="application/pdf",
+                    headers=as_download(f"virtual-school-annual-report-{year}.pdf"))
+
+
+def _shown(value) -> str:
+    return f"{value:,.2f}" if isinstance(value, float) else str(value)
+
+
+# ---- spreadsheets -----------------------------------------------------------------------------------
+
+def xlsx_response(filename: str, sheets: list[tuple[str, list[str], list[list]]]) -> Response:
+    """An XLSX download, a worksheet per (title, headings, rows); text that starts like a formula is
+    kept as text (never evaluated), numbers stay numbers."""
+    book = Workbook()
+    book.remove(book.active)
+    for title, headings, rows in sheets:
+        sheet = book.create_sheet(title[:31])
+        sheet.append(headings)
+        for row in rows:
+            sheet.append([_xlsx_value(value) for value in row])
+            for cell in sheet[sheet.max_row]:
+                if isinstance(cell.value, str) and cell.value.startswith(FORMULA_START):
+                    cell.data_type = "s"
+                    cell.quotePrefix = True
+    buffer = io.BytesIO()
+    book.save(buffer)
+    return Response(buffer.getvalue(), mimetype=XLSX, headers=as_download(filename))
+
+
+def _xlsx_value(value):
+    return value if isinstance(value, int | float) or value is None else str(value)
