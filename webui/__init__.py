@@ -18,7 +18,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.routing import IntegerConverter
 
-from engine import mail, signin
+from engine import clock, mail, signin
 from engine.db import DatabaseUnavailable, connection_lost, database_url, describe, make_db, session_factory
 from engine.runtime import Engine
 
@@ -77,6 +77,9 @@ def create_app(config: dict | None = None) -> Flask:
 
     db = make_db(app.config["DATABASE_URL"], name="pep-web")
     app.extensions["pep"] = Services(Engine(app.config["CLOCK"]), session_factory(db))
+    if app.config["CLOCK"] is not None:  # a clock set for the app (tests): what a request judges by "today" reads it
+        app.before_request(_on_the_apps_clock)
+        app.teardown_request(_off_the_apps_clock)
     login_manager.init_app(app)
     app.before_request(_refuse_unreadable_input)  # first: the CSRF check reads the same fields
     csrf.init_app(app)
@@ -221,3 +224,13 @@ def _database_lost(error):
     if "_login_user" not in g:  # the signed-in person could not be read: the page is shown as to anyone
         g._login_user = login_manager.anonymous_user()
     return render_template("error.html", code=503), 503
+
+
+def _on_the_apps_clock() -> None:
+    g.apps_clock = clock.using(current_app.config["CLOCK"])
+    g.apps_clock.__enter__()
+
+
+def _off_the_apps_clock(_exc) -> None:
+    if "apps_clock" in g:
+        g.pop("apps_clock").__exit__(None, None, None)
