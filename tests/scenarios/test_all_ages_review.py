@@ -292,7 +292,7 @@ def test_late_pre_population_reminds_the_dt_and_tells_the_sw_and_the_dt_keeps_th
 def test_a_meeting_without_the_social_worker_or_the_designated_teacher_is_refused(council, engine):
     prepared(engine, council)
     no_sw = invalid(engine, council, "record_meeting", DT, {**RECORD, "sw_attended": False})
-    assert no_sw == {"sw_attended": "Did the Social Worker attend?: the Social Worker must attend the PEP meeting: "
+    assert no_sw == {"sw_attended": "The Social Worker must attend the PEP meeting: "
                                     "a meeting without them is not accepted, hold it again with them present"}
     assert set(invalid(engine, council, "record_meeting", DT, {**RECORD, "dt_attended": False})) == {"dt_attended"}
     assert set(invalid(engine, council, "record_meeting", DT, {k: v for k, v in RECORD.items()
@@ -444,7 +444,7 @@ def test_a_child_with_no_school_place_still_has_a_pep_with_the_ea_in_place_of_a_
             "views_sheet_not_sent_reason": "No young person account yet: SW will bring their views",
             "invitees": [{"role": "Carer", "name": "Cara Carer"}]}
     assert invalid(engine, council, "call_meeting", SW, call, child="NOSCHOOL") == {
-        "invitees": "Professionals and others invited: invite the VS Education Adviser: without a school place they "
+        "invitees": "Invite the VS Education Adviser: without a school place they "
                     "complete the education sections with you"}
     call["invitees"].append({"role": "VS Education Adviser", "name": "Erin Adviser"})
     do(engine, council, "call_meeting", SW, call, child="NOSCHOOL")
@@ -481,7 +481,7 @@ def test_a_child_with_no_school_place_still_has_a_pep_with_the_ea_in_place_of_a_
 def test_a_school_child_must_have_the_designated_teacher_invited(council, engine):
     start(engine, council)
     errors = invalid(engine, council, "call_meeting", SW, {**CALL, "invitees": [{"role": "Carer", "name": "Cara"}]})
-    assert errors["invitees"].endswith("invite the school's Designated Teacher: they must attend the PEP meeting")
+    assert errors["invitees"].endswith("Invite the school's Designated Teacher: they must attend the PEP meeting")
 
 
 def test_an_ehcp_annual_review_at_the_same_time_links_the_reviews_and_invites_the_sen_team(council, engine):
@@ -574,7 +574,7 @@ def test_invalid_data_is_refused_field_by_field(council, engine):
     errors = invalid(engine, council, "call_meeting", SW, {**CALL, "meeting_date": "18/03/2026",
                                                             "meeting_time": "2pm", "venue": ""})
     assert errors == {"meeting_date": "Date of the PEP meeting must be a real date",
-                      "meeting_time": "Time of the PEP meeting (HH:MM): give the time as HH:MM, for example 14:30",
+                      "meeting_time": "Give the time as HH:MM, for example 14:30",
                       "venue": "Enter venue"}
     do(engine, council, "call_meeting", SW, CALL)
     assert set(invalid(engine, council, "student_views_sheet", YP, {"coming_to_meeting": "Maybe"})) == {

@@ -238,7 +238,7 @@ def test_arranging_the_meeting_checks_the_date_time_venue_and_cla_review(initial
         complete(engine, initial, only_task(initial, "Y5"), "sw@council.test",
                  {"meeting_date": "20/03/2026", "meeting_time": "10am", "invited": []})
     assert set(caught.value.errors) == {"meeting_date", "meeting_time", "venue", "initial_cla_review_date", "invited"}
-    assert caught.value.errors["meeting_time"] == "Meeting time: use the 24-hour clock, for example 14:30"
+    assert caught.value.errors["meeting_time"] == "Use the 24-hour clock, for example 14:30"
 
 
 def test_the_social_worker_is_reminded_then_a_meeting_not_arranged_in_10_working_days_is_escalated(

@@ -388,10 +388,10 @@ def test_the_meeting_must_include_the_teacher_social_worker_and_carers(engine, c
     only_teacher = {**PLAN, "invitations": [INVITATIONS[0]]}
     with pytest.raises(FormInvalid) as caught:
         do(engine, council, "plan_review_meeting", SW, only_teacher)
-    assert caught.value.errors == {"invitations": "Invitations: invite the social worker"}
+    assert caught.value.errors == {"invitations": "Invite the social worker"}
     with pytest.raises(FormInvalid) as caught:
         do(engine, council, "plan_review_meeting", SW, {**PLAN, "invitations": INVITATIONS[1:]})
-    assert caught.value.errors == {"invitations": "Invitations: invite the designated teacher"}
+    assert caught.value.errors == {"invitations": "Invite the designated teacher"}
 
 
 def test_a_meeting_after_half_term_needs_a_reason_and_the_adviser_is_told(engine, council):

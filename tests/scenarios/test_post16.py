@@ -306,7 +306,7 @@ def test_the_designated_teacher_completes_the_epep_before_the_meeting_with_previ
     with pytest.raises(FormInvalid) as caught:
         do(engine, council, "prepare_epep", DT, bad)
     assert caught.value.errors == {"attendance_percent": "Attendance (%) must be 100 or less",
-                                   "previous_targets.0.outcome": "Select outcome"}
+                                   "previous_targets.0.outcome": "Review of previous target 1: select outcome"}
 
 
 def test_the_social_worker_collects_the_most_recent_sdq_with_the_designated_teacher(council, engine):
@@ -472,7 +472,7 @@ def test_a_red_rating_must_be_sent_back_for_resubmission(council, engine):
     to_qa(engine, council)
     with pytest.raises(FormInvalid) as caught:
         do(engine, council, "quality_assure", EA, {**QA_READY, "qa_rating": "Red"})
-    assert caught.value.errors == {"qa_outcome": "Outcome: a Red ePEP must be resubmitted"}
+    assert caught.value.errors == {"qa_outcome": "A Red ePEP must be resubmitted"}
     with pytest.raises(FormInvalid) as caught:
         do(engine, council, "quality_assure", EA, {**QA_READY, "qa_outcome": "Resubmission requested"})
     assert caught.value.errors == {"resubmission_working_days": "Enter working days allowed for the resubmission"}

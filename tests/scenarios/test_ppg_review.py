@@ -283,10 +283,10 @@ def test_the_sw_must_confirm_a_confidential_room_the_school_and_the_dt_attending
     with pytest.raises(FormInvalid) as caught:
         complete(engine, ppg, "arrange_meeting", SW, bad)
     assert caught.value.errors == {
-        "confidential_room": "A confidential room is booked: the meeting must be held in a confidential room",
+        "confidential_room": "The meeting must be held in a confidential room",
         "dt_can_attend": "Tick the box to confirm: The designated teacher can attend",
         "carer_not_invited_reason": "Enter why the carer / parent is not invited",
-        "meeting_time": "Meeting time: use the 24-hour clock, e.g. 09:30",
+        "meeting_time": "Use the 24-hour clock, e.g. 09:30",
     }
 
 
@@ -347,11 +347,11 @@ def test_targets_one_and_two_must_be_academic_and_three_social_emotional(ppg, en
     del swapped[1]["teachers_consulted"]
     with pytest.raises(FormInvalid) as caught:
         complete(engine, ppg, "prepare_targets", DT, {**PREPARE, "targets": swapped})
-    assert caught.value.errors["targets.0.category"] == "Kind of target: target 1 must be an academic target"
-    assert caught.value.errors["targets.2.category"] == "Kind of target: target 3 must be the social-emotional target"
+    assert caught.value.errors["targets.0.category"] == "Target 1: kind of target must be an academic target"
+    assert caught.value.errors["targets.2.category"] == "Target 3: kind of target must be the social-emotional target"
     assert caught.value.errors["targets.1.teachers_consulted"] == (
-        "Enter teachers consulted when drafting this academic target")
-    assert caught.value.errors["targets.2.child_views"] == "Enter the young person's views on this target"
+        "Target 2: enter teachers consulted when drafting this academic target")
+    assert caught.value.errors["targets.2.child_views"] == "Target 3: enter the young person's views on this target"
     with pytest.raises(FormInvalid) as caught:
         complete(engine, ppg, "prepare_targets", DT, {**PREPARE, "targets": targets()[:2]})
     assert caught.value.errors == {"targets": "Add at least 3 targets"}
@@ -380,8 +380,8 @@ def test_only_a_teacher_sets_targets_and_pastoral_staff_must_check_them_with_the
         complete(engine, ppg, "prepare_targets", DT, pastoral)
     assert caught.value.errors == {
         "checked_with_dt_on": "Enter date the targets were checked with the designated teacher",
-        "targets_set_or_checked_by_dt": ("The targets were set or checked by the designated teacher: only a teacher "
-                                         "can set targets: the designated teacher must set or check them"),
+        "targets_set_or_checked_by_dt": ("Only a teacher can set targets: the designated teacher must set or "
+                                         "check them"),
     }
     complete(engine, ppg, "prepare_targets", DT,
              {**pastoral, "targets_set_or_checked_by_dt": True, "checked_with_dt_on": "2026-03-05"})
@@ -646,8 +646,8 @@ def test_three_sign_offs_in_order_dt_then_sw_then_vs(ppg, engine):
     assert caught.value.errors == {"next_meeting_date": "Enter next PEP meeting date"}
     with pytest.raises(FormInvalid) as caught:
         complete(engine, ppg, "sw_sign_off", SW, {**SW_SIGN, "pep_complete": False})
-    assert caught.value.errors == {"pep_complete": "Every part of the PEP is complete: the social worker must make "
-                                                   "sure the PEP is complete"}
+    assert caught.value.errors == {"pep_complete": "The social worker must make sure the PEP is "
+                                                   "complete"}
     complete(engine, ppg, "sw_sign_off", SW, SW_SIGN)
     assert task_ids(ppg) == ["vs_sign_off"]
     with pytest.raises(NotAllowed):

@@ -315,8 +315,7 @@ def test_at_the_meeting_the_social_worker_updates_the_pep_and_brings_the_paperwo
     with pytest.raises(FormInvalid) as caught:
         complete(engine, council, task, SW, {**MEETING, "paperwork_returned": False, "pep_dates": []})
     assert caught.value.errors == {
-        "paperwork_returned": "I have brought the PEP paperwork back: bring the PEP paperwork back from the meeting "
-                              "for typing up",
+        "paperwork_returned": "Bring the PEP paperwork back from the meeting for typing up",
         "pep_dates": "Add at least 1 PEP date",
     }
 
@@ -388,7 +387,7 @@ def test_the_social_worker_hands_the_pep_to_business_support_for_typing_up(counc
     assert "The social worker has handed you Alex Example's PEP from the meeting on 25 March 2026" in shown["instructions"]
     with pytest.raises(FormInvalid) as caught:
         complete(engine, council, task, BSO, {"typed_on": "27/03/2026"})
-    assert caught.value.errors == {"typed_pep": "Select a file for Typed-up PEP",
+    assert caught.value.errors == {"typed_pep": "Select a file for typed-up PEP",
                                    "typed_on": "Date typed up must be a real date"}
 
 
@@ -420,7 +419,7 @@ def test_the_finalised_pep_goes_securely_to_all_attendees_and_the_next_pep_is_du
     assert shown["data"]["attendees"] == ATTENDEES  # pre-filled from the meeting
     with pytest.raises(FormInvalid) as caught:
         complete(engine, council, task, BSO, {**DISTRIBUTED, "sent_to_all": False})
-    assert caught.value.errors == {"sent_to_all": "Sent to every attendee: the finalised PEP goes to all attendees"}
+    assert caught.value.errors == {"sent_to_all": "The finalised PEP goes to all attendees"}
     complete(engine, council, task, BSO, DISTRIBUTED)
     subject = "The finalised PEP for Alex Example has been sent to you"
     assert notes(council, "notice") == [(DT, None, subject), (CARER, None, subject), (YP, None, subject),
@@ -694,10 +693,9 @@ def test_invalid_form_data_is_refused_field_by_field(council, engine):
         complete(engine, council, task, SW, {**PREPARE, "meeting_date": "25/03/2026", "meeting_time": "10am",
                                             "venue": "", "education_setting": "Home"})
     assert caught.value.errors == {
-        "education_setting": "Answer the question: Where does the child learn?"
-                             "Not yet in an early years setting",
+        "education_setting": "Answer the question: Where does the child learn?",
         "meeting_date": "PEP meeting date must be a real date",
-        "meeting_time": "PEP meeting start time (HH:MM): use the 24-hour form HH:MM, for example 09:30",
+        "meeting_time": "Use the 24-hour form HH:MM, for example 09:30",
         "venue": "Enter PEP meeting venue",
     }
     assert only_task(council).id == task.id
@@ -714,8 +712,7 @@ def test_invalid_form_data_is_refused_field_by_field(council, engine):
                                                            "copies_for_meeting": False})
     assert caught.value.errors == {
         "attendance_percent": "Attendance this year (%) must be 100 or less",
-        "copies_for_meeting": "I will bring copies to the PEP meeting: confirm that you will bring copies of the "
-                              "form to the meeting",
+        "copies_for_meeting": "Confirm that you will bring copies of the form to the meeting",
         "ehcp": "Select a file for EHCP (latest)",
     }
     do(engine, council, "prepare_word_copy", DT, {**WORD_COPY, "special_educational_needs": "EHCP", "ehcp": "upload-7"})
