@@ -172,7 +172,7 @@ def test_invalid_answers_come_back_with_an_error_summary_linking_to_each_field(d
     html = response.get_data(as_text=True)
     assert response.status_code == 422
     assert "There is a problem" in html and 'href="#f-venue"' in html and "Enter venue" in html
-    assert "must be a valid date" in html and 'href="#f-meeting_date-day"' in html
+    assert "must be a real date" in html and 'href="#f-meeting_date-day"' in html
     assert 'value="31"' in html  # what was typed is kept
     assert only_task(council).id == task.id
 
@@ -410,7 +410,7 @@ def test_a_young_person_gives_their_views_through_a_single_use_link(deployed_app
     assert page.status_code == 200 and "What would help you?" in page.get_data(as_text=True)
     token = csrf_token(page.get_data(as_text=True))
     refused = anonymous.post(url, data={"enjoy": "Art", "csrf_token": token})
-    assert refused.status_code == 422 and "Enter what would help you?" in refused.get_data(as_text=True)
+    assert refused.status_code == 422 and "Answer the question: What would help you?" in refused.get_data(as_text=True)
     thanks = anonymous.post(url, data={"enjoy": "Art", "help_needed": "A quiet place to read", "attend_meeting": "yes",
                                        "csrf_token": token})
     assert thanks.status_code == 200 and "Thank you" in thanks.get_data(as_text=True)
