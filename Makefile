@@ -9,7 +9,7 @@ ASSETS := webui/static/build/.assets
 JS := $(wildcard webui/assets/js/*.js webui/assets/js/*/*.js)
 PG_TEST_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/test
 
-.PHONY: run test test-postgres assets lint clean bench
+.PHONY: run test test-postgres assets lint clean bench screens
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -34,6 +34,9 @@ $(ASSETS): node_modules/.package-lock.json $(wildcard webui/assets/*.scss) $(JS)
 assets: $(ASSETS)
 
 ## run: database, processes, demo council; the web app and its scheduler on http://127.0.0.1:5000
+screens: $(STAMP) $(ASSETS)  ## each role's main pages at desktop and phone width, under docs/screens/
+	$(BIN)/python -m tools.screens
+
 run: $(STAMP) $(ASSETS)
 	$(BIN)/pep init
 	$(BIN)/pep deploy --as setup@demo.test

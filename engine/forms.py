@@ -169,24 +169,86 @@ def passes_fast_check(schema_json: str, data: dict) -> bool:
 
 
 def field_errors(schema_json: str, data: dict) -> dict[str, str]:
-    """Return {field path: message} for every problem in `data` (empty when valid)."""
+    """Return {field path: message} for every problem in `data` (empty when valid), in GOV.UK's words:
+    "Enter the venue", "Attendance this year (%) must be 100 or less", "Target 2: enter the strategy"."""
     not_numbers = list(_not_numbers(data))
     if not not_numbers and passes_fast_check(schema_json, data):
         return when_errors(schema_json, data)
     errors: dict[str, str] = {}
     validator = _validator(schema_json)
     for path, problem in not_numbers:
-        errors[".".join(str(p) for p in path)] = f"{_title(validator.schema, path)}: {problem}"
+        errors[".".join(str(p) for p in path)] = _in_item(validator.schema, path, problem.format(
+            label=_title(validator.schema, path)))
     for error in sorted(validator.iter_errors(data), key=lambda e: list(map(str, e.absolute_path))):
         path = list(error.absolute_path)
         if error.validator == "required":
             missing = error.message.split("'")[1] if "'" in error.message else ""
             path.append(missing)
-            message = f"{_title(validator.schema, path)} is required"
+            message = _required(validator.schema, path)
         else:
-            message = f"{_title(validator.schema, path)}: {_plain(error)}"
-        errors.setdefault(".".join(str(p) for p in path) or "(form)", message)
+            message = _plain(error, validator.schema, path)
+        errors.setdefault(".".join(str(p) for p in path) or "(form)", _in_item(validator.schema, path, message))
     return errors or when_errors(schema_json, data)
+
+
+# ---- questions asked only for some answers (`if`/`then`, `dependentRequired`) ----------------------
+
+ANY_ANSWER = object()  # a question asked whatever the answer to its controlling question, once answered
+
+
+def reveals(schema: dict) -> dict[str, tuple[str, object]]:
+    """{question: (the question that decides it, the answer that asks it)} of a form's conditional questions:
+    those another question's answer makes required (`allOf: [{"if": {"properties": {"moving_school":
+    {"const": true}}, "required": ["moving_school"]}, "then": {"required": ["transition_plan"]}}]`, or a
+    top-level `if`/`then`), and those `dependentRequired` asks once a question is answered (ANY_ANSWER).
+    A question asked by two different questions, or by several answers, is left out: it is always asked."""
+    if not isinstance(schema, dict):
+        return {}
+    always = set(schema.get("required") or [])
+    names = set(schema.get("properties") or {})
+    found: dict[str, list[tuple[str, object]]] = {}
+    clauses = [c for c in schema.get("allOf") or [] if isinstance(c, dict)] + [schema]
+    for clause in clauses:
+        condition, then = clause.get("if"), clause.get("then")
+        if not isinstance(condition, dict) or not isinstance(then, dict):
+            continue
+        tests = condition.get("properties") or {}
+        if len(tests) != 1 or list(tests) != list(condition.get("required") or []):
+            continue
+        [(controller, test)] = tests.items()
+        if not isinstance(test, dict) or "const" not in test:
+            continue
+        for name in then.get("required") or []:
+            if name in names and name not in always and name != controller:
+                found.setdefault(name, []).append((controller, test["const"]))
+    for controller, dependents in (schema.get("dependentRequired") or {}).items():
+        for name in dependents if isinstance(dependents, list) else []:
+            if name in names and name not in always and controller in names:
+                found.setdefault(name, []).append((controller, ANY_ANSWER))
+    return {name: asked[0] for name, asked in found.items() if len(asked) == 1}
+
+
+def _same(answer, value) -> bool:
+    return type(answer) is type(value) and answer == value
+
+
+def drop_unasked(schema: dict, data: dict) -> dict:
+    """The answers without those to conditional questions (`reveals`) that the other answers do not ask:
+    a transition plan typed and then "not moving school" chosen is neither checked nor kept."""
+    asked = reveals(schema)
+    data = dict(data)
+    changed = True
+    while changed:  # a question that asks another may itself be unasked
+        changed = False
+        for name, (controller, value) in asked.items():
+            if name not in data:
+                continue
+            answer = data.get(controller)
+            wanted = answer not in (None, "", [], {}) if value is ANY_ANSWER else _same(answer, value)
+            if not wanted:
+                del data[name]
+                changed = True
+    return data
 
 
 WHEN = {"past": "today or in the past", "future": "today or in the future"}  # the values of x-when
@@ -202,7 +264,7 @@ def when_errors(schema_json: str, data: dict) -> dict[str, str]:
         rule = rules[tuple(p for p in path if not isinstance(p, int))]
         if (value > day) if rule == "past" else (value < day):
             schema = _validator(schema_json).schema
-            errors[".".join(map(str, path))] = f"{_title(schema, list(path))} must be {WHEN[rule]}"
+            errors[".".join(map(str, path))] = _in_item(schema, list(path), f"{_title(schema, list(path))} must be {WHEN[rule]}")
     return errors
 
 
@@ -240,9 +302,9 @@ def _not_numbers(value, path: tuple = ()) -> Iterator[tuple[list, str]]:
     """(path, what to enter instead) of every number in the answers that is no number a person means:
     not finite (NaN, infinity), or longer than MAX_DIGITS digits."""
     if isinstance(value, float) and not math.isfinite(value):
-        yield list(path), "enter a number"
+        yield list(path), "{label} must be a number"
     elif isinstance(value, int | float) and not isinstance(value, bool) and abs(value) > LARGEST_NUMBER:
-        yield list(path), f"enter a number of {MAX_DIGITS} digits or fewer"
+        yield list(path), f"{{label}} must be {MAX_DIGITS} digits or fewer"
     elif isinstance(value, dict):
         for name, item in value.items():
             yield from _not_numbers(item, (*path, name))
@@ -251,46 +313,186 @@ def _not_numbers(value, path: tuple = ()) -> Iterator[tuple[list, str]]:
             yield from _not_numbers(item, (*path, index))
 
 
-def _title(schema: dict, path: list) -> str:
-    """The human title of the field at `path`, falling back to its name."""
-    node, title = schema, None
+def _node(schema: dict, path: list) -> dict:
+    """The schema of the field at `path` (an empty one where the path leads nowhere the schema says)."""
+    node = schema
     for part in path:
+        node = (node.get("items") if isinstance(part, int) else (node.get("properties") or {}).get(part)) or {}
+        if not isinstance(node, dict):
+            return {}
+    return node
+
+
+def _title(schema: dict, path: list) -> str:
+    """The human title of the field at `path` (its own, not its item's), falling back to its name."""
+    names = [part for part in path if not isinstance(part, int)]
+    if not names:
+        return "The form"
+    if isinstance(path[-1], int):  # one answer of a repeatable answer: "Date 2"
+        return f"{item_label(_node(schema, path[:-1]), str(names[-1]))} {path[-1] + 1}"
+    node = _node(schema, path)
+    return str(node.get("title") or names[-1].replace("_", " ").capitalize())
+
+
+def singular(title: str) -> str:
+    """A list's title for one of its items: "SMART targets" → "SMART target" (a title already singular stays)."""
+    if title.endswith("ies") and len(title) > 4:
+        return title[:-3] + "y"
+    if title.endswith("s") and not title.endswith(("ss", "us", "is")):
+        return title[:-1]
+    return title
+
+
+def item_label(spec: dict, name: str = "") -> str:
+    """What one item of a repeatable answer is called: its `x-item-label`, its items' title, or the list's
+    title made singular ("Target", "Attendee")."""
+    items = spec.get("items") if isinstance(spec.get("items"), dict) else {}
+    label = spec.get("x-item-label") or items.get("title") or singular(str(spec.get("title") or name or "Item"))
+    return str(label)
+
+
+def lower_first(text: str) -> str:
+    """A label inside a sentence: "Venue" → "venue", "The child's views" → "the child's views"; but a name
+    stays as it is: "SMART targets", "EHCP", "I", "Pupil Premium Plus", "Social Worker"."""
+    words = text.split(" ")
+    first, second = words[0], words[1] if len(words) > 1 else ""
+    if len(first) < 2 or not first[1:].islower() or second[:1].isupper() and second[1:2].islower():
+        return text
+    return first[:1].lower() + text[1:]
+
+
+def _sentence(text: str) -> str:
+    return text[:1].upper() + text[1:]
+
+
+def _in_item(schema: dict, path: list, message: str) -> str:
+    """A problem inside an item of a repeatable answer, named by the item: "Target 2: enter the strategy"."""
+    prefix, node = [], schema
+    for part in path[:-1]:
         if isinstance(part, int):
-            node, title = node.get("items", {}), f"{title or 'item'} {part + 1}"
-            continue
-        node = node.get("properties", {}).get(part, {})
-        title = node.get("title") or part.replace("_", " ").capitalize()
-    return title or "The form"
+            prefix.append(f"{item_label(node)} {part + 1}")
+            node = node.get("items") or {}
+        else:
+            node = (node.get("properties") or {}).get(part) or {}
+        if not isinstance(node, dict):
+            break
+    if not prefix:
+        return message
+    return ": ".join(prefix) + ": " + lower_first(message)
 
 
-def _plain(error) -> str:
-    schema = error.schema if isinstance(error.schema, dict) else {}
+CHOICE = "choice"
+
+
+def _kind(node: dict) -> str:
+    """How a person answers a field: "choice" (radios, a select, checkboxes, a yes/no), "file", "list"
+    (a repeatable group), "values" (a repeatable answer), "group", "confirm" or "text" (typed: text,
+    numbers, dates)."""
+    kind = node.get("type")
+    kinds = [k for k in kind if k != "null"] if isinstance(kind, list) else [kind]
+    if node.get("x-widget") == "attachment":
+        return "file"
+    if "boolean" in kinds and (node.get("const") is True or node.get("enum") == [True]):
+        return "confirm"
+    if "enum" in node or "boolean" in kinds:
+        return CHOICE
+    if "array" in kinds:
+        items = node.get("items") if isinstance(node.get("items"), dict) else {}
+        if "enum" in items:
+            return CHOICE
+        return "list" if items.get("type") == "object" or "properties" in items else "values"
+    if "object" in kinds or "properties" in node:
+        return "group"
+    return "text"
+
+
+def _required(schema: dict, path: list) -> str:
+    """The message for an answer left out: the field's `x-error-required`, or "Enter …" / "Select …"."""
+    node = _node(schema, path)
+    if node.get("x-error-required"):
+        return str(node["x-error-required"])
+    label = lower_first(_title(schema, path))
+    if label.endswith("?") and _kind(node) in (CHOICE, "text"):
+        return f"Answer the question: {_title(schema, path)}"
+    match _kind(node):
+        case "choice":
+            return f"Select {label}"
+        case "file":
+            return f"Select a file for {label}"
+        case "confirm":
+            return f"Tick the box to confirm: {_title(schema, path)}"
+        case "list" | "values":
+            return f"Add at least 1 {lower_first(item_label(node, str(path[-1])))}"
+        case "group":
+            return f"Answer the questions under {label}"
+    return f"Enter {label}"
+
+
+def _plain(error, schema: dict, path: list) -> str:
+    """One problem with an answer, in a sentence naming the field."""
+    node = error.schema if isinstance(error.schema, dict) else {}
+    own = node.get("errorMessage")
+    label = _title(schema, path)
+    value = error.validator_value
+    if own and error.validator not in ("type", "required") and not (error.validator == "minLength" and value == 1):
+        return f"{label} {own}" if own.startswith("must ") else _sentence(own)
     match error.validator:
-        case "enum":
-            return "choose one of " + ", ".join(map(str, error.validator_value))
+        case "enum" | "const" if _kind(_node(schema, path)) == "confirm":
+            return _required(schema, path)
+        case "enum" | "const":
+            return _required(schema, path) if _kind(_node(schema, path)) == CHOICE else f"Select {lower_first(label)}"
         case "minimum":
-            return f"must be {error.validator_value} or more"
+            return f"{label} must be {value} or more"
         case "maximum":
-            return f"must be {error.validator_value} or less"
-        case "minLength" if error.validator_value == 1:
-            return "must not be empty"
+            return f"{label} must be {value} or less"
+        case "exclusiveMinimum":
+            return f"{label} must be more than {value}"
+        case "exclusiveMaximum":
+            return f"{label} must be less than {value}"
+        case "minLength" if value == 1:
+            return _required(schema, path)
         case "minLength":
-            return f"must be at least {error.validator_value} characters"
+            return f"{label} must be {value} characters or more"
         case "maxLength":
-            return f"must be at most {error.validator_value} characters"
-        case "format" if error.validator_value == "date" and isinstance(error.instance, str) \
-                and _iso_date(error.instance):
-            return f"must be a date from {FIRST_DATE.year} to {LAST_DATE.year}"
+            return f"{label} must be {value} characters or less"
+        case "pattern":
+            return f"Enter {lower_first(label)} in the right format"
+        case "format" if value == "date" and isinstance(error.instance, str) and _iso_date(error.instance):
+            return f"{label} must be between {FIRST_DATE.year} and {LAST_DATE.year}"
+        case "format" if value == "date":
+            return f"{label} must be a real date"
         case "format":
-            return f"must be a valid {error.validator_value}" + (" (YYYY-MM-DD)" if error.validator_value == "date" else "")
+            return f"{label} must be a valid {value}"
+        case "type" if value in ("number", "integer") or (isinstance(value, list) and "number" in value):
+            return f"{label} must be {'a whole number' if value == 'integer' else 'a number'}"
         case "type":
-            return f"must be a {error.validator_value}"
+            return _required(schema, path) if error.instance in ("", None) else f"{label} must be {_a(value)}"
         case "minItems":
-            return f"needs at least {error.validator_value}"
+            return _too_few(schema, path, value)
         case "maxItems":
-            return f"allows at most {error.validator_value}"
+            return f"{label} can have {value} at most"
+        case "uniqueItems":
+            return f"{label} must not have the same answer twice"
         case _:
-            return schema.get("errorMessage") or error.message
+            return f"{label}: {error.message}"
+
+
+def _a(kind) -> str:
+    names = {"string": "text", "boolean": "yes or no", "object": "a group of answers", "array": "a list of answers"}
+    return " or ".join(names.get(k, str(k)) for k in (kind if isinstance(kind, list) else [kind]))
+
+
+def _too_few(schema: dict, path: list, count: int) -> str:
+    node = _node(schema, path)
+    if _kind(node) == CHOICE:
+        return f"Select {lower_first(_title(schema, path))}" if count == 1 else \
+            f"Select at least {count} for {lower_first(_title(schema, path))}"
+    item = lower_first(item_label(node, str(path[-1]) if path else ""))
+    return f"Add at least {count} {item if count == 1 else _plural(item)}"
+
+
+def _plural(word: str) -> str:
+    return word[:-1] + "ies" if word.endswith("y") and word[-2:-1] not in "aeiou" else word + "s"
 
 
 # ---- patterns: RE2, linear in the answer ------------------------------------------------------

@@ -134,7 +134,7 @@ def test_a_teacher_who_types_a_number_that_is_not_finite_is_asked_for_a_number(d
     complete(engine, council, only_task(council), "sw@demo.test", MEETING)
     with pytest.raises(FormInvalid) as refused, council.begin() as s:
         engine.complete_task(s, only_task(council).id, "dt@demo.test", {**PEP, "attendance_percent": number})
-    assert refused.value.errors == {"attendance_percent": "Attendance (%): enter a number"}
+    assert refused.value.errors == {"attendance_percent": "Attendance (%) must be a number"}
     assert verify(council).ok
 
 

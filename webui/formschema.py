@@ -13,7 +13,7 @@ from typing import Any
 
 from werkzeug.datastructures import FileStorage, MultiDict
 
-from engine.forms import LARGEST_NUMBER
+from engine.forms import ANY_ANSWER, LARGEST_NUMBER, item_label, lower_first, reveals
 
 MAX_RADIOS = 6
 
@@ -43,7 +43,10 @@ class Field:
     min_items: int = 0
     max_items: int | None = None
     item_title: str = "item"
+    add_label: str = ""  # the button that adds an item (`x-add-label`: "Add another target")
     choices_from: str | None = None  # where a text answer's suggestions come from (`x-choices`)
+    money: bool = False  # an amount in pounds (`"x-currency": "GBP"`)
+    revealed: dict[str, list[Field]] = field(default_factory=dict)  # option value → the questions it asks
 
     @property
     def id(self) -> str:
@@ -62,6 +65,34 @@ class Field:
         day, month, year = (text.split("/") + ["", "", ""])[:3] if "/" in text else ("", "", "")
         return {"day": day, "month": month, "year": year}  # as typed, when it was not a real date
 
+    @property
+    def bad_part(self) -> str:
+        """The box of a date input that an error points at: the first left empty or not a number the
+        date can have ("day" when the date as a whole is wrong)."""
+        parts = self.date_parts
+        limits = {"day": 31, "month": 12, "year": 9999}
+        for name in ("day", "month", "year"):
+            text = (parts.get(name) or "").strip()
+            if not text.isdigit() or not 1 <= int(text) <= limits[name] or (name == "year" and len(text) != 4):
+                return name
+        return "day"
+
+    @property
+    def shown_value(self):
+        """The value in its box: an amount of money with its pence ("1,500.50")."""
+        if self.money and isinstance(self.value, int | float) and not isinstance(self.value, bool):
+            return f"{self.value:,.2f}"
+        return self.value
+
+
+@dataclass
+class Section:
+    """A part of a long form (`x-sections`), with its own heading and place in the contents list."""
+
+    title: str
+    id: str
+    fields: list[Field]
+
 
 def task_schema(view: dict) -> dict:
     """The form schema of an engine task view (`task_view`, `task_form`); an empty form for a task without one."""
@@ -69,14 +100,49 @@ def task_schema(view: dict) -> dict:
 
 
 def build_fields(schema: dict, data: dict | None, errors: dict[str, str] | None = None, prefix: str = "") -> list[Field]:
-    """The fields of an object schema, filled with `data` and carrying `errors` by path."""
+    """The fields of an object schema, filled with `data` and carrying `errors` by path. A conditional
+    question (`engine.forms.reveals`) goes under the answer of a radio question that asks it, to be
+    revealed when that answer is chosen (GOV.UK's conditional reveal; all shown without JavaScript)."""
     data, errors = data or {}, errors or {}
     required = set(schema.get("required", []))
-    fields = []
+    asked = reveals(schema)
+    fields, by_name = [], {}
     for name, spec in schema.get("properties", {}).items():
         path = f"{prefix}{name}"
-        fields.append(_field(path, name, spec, data.get(name), errors, name in required))
+        by_name[name] = _field(path, name, spec, data.get(name), errors, name in required or name in asked)
+        fields.append(by_name[name])
+    for name, (controller, value) in asked.items():
+        host = by_name.get(controller)
+        option = None if host is None or value is ANY_ANSWER else \
+            ("yes" if value else "no") if host.widget == "yesno" and isinstance(value, bool) else str(value)
+        if host is not None and (host.widget == "yesno" and option in ("yes", "no")
+                                 or host.widget == "radios" and option in {o for o, _ in host.options}):
+            host.revealed.setdefault(option, []).append(by_name[name])
+            fields.remove(by_name[name])
+        else:
+            by_name[name].required = False  # asked only for some answers, in no way this page can show
     return fields
+
+
+def sections(schema: dict, fields: list[Field]) -> list[Section]:
+    """The form's fields by its sections (`"x-sections": [{"title": "Attendance", "fields": [...]}]`), in
+    the order the sections are declared; fields no section names go in a last one, "Other questions".
+    One section holding them all when the form declares none."""
+    declared = schema.get("x-sections") if isinstance(schema.get("x-sections"), list) else []
+    by_name = {f.path: f for f in fields}
+    result, placed = [], set()
+    for number, section in enumerate(declared, start=1):
+        if not isinstance(section, dict):
+            continue
+        names = [n for n in section.get("fields") or [] if n in by_name and n not in placed]
+        placed.update(names)
+        if names:
+            result.append(Section(str(section.get("title") or f"Part {number}"), f"section-{number}",
+                                  [by_name[n] for n in names]))
+    rest = [f for f in fields if f.path not in placed]
+    if rest:
+        result.append(Section("Other questions" if result else "", f"section-{len(result) + 1}", rest))
+    return result
 
 
 def _field(path: str, name: str, spec: dict, value, errors: dict, required: bool) -> Field:
@@ -87,7 +153,7 @@ def _field(path: str, name: str, spec: dict, value, errors: dict, required: bool
         value = ""
     f = Field(path=path, title=title, widget=widget_for(spec), required=required,
               hint=spec.get("x-guidance") or spec.get("description"), value=value, error=errors.get(path),
-              choices_from=spec.get("x-choices"))
+              choices_from=spec.get("x-choices"), money=spec.get("x-currency") == "GBP")
     if f.widget in ("radios", "select"):
         labels = spec.get("x-labels") or {}
         f.options = [(str(v), labels.get(str(v), str(v))) for v in spec["enum"]]
@@ -99,9 +165,9 @@ def _field(path: str, name: str, spec: dict, value, errors: dict, required: bool
         items = value if isinstance(value, list) else []
         f.min_items, f.max_items = spec.get("minItems", 0), spec.get("maxItems")
         item_schema = spec.get("items", {})
-        f.item_title = item_schema.get("title") or "answer"
+        f.item_title, f.add_label = item_label(spec, name), _add_label(spec, name, bool(items))
         f.children = [
-            Field(path=f"{path}.{i}", title=f"{item_schema.get('title') or 'Answer'} {i + 1}",
+            Field(path=f"{path}.{i}", title=f"{f.item_title} {i + 1}",
                   widget=widget_for(item_schema), required=True, hint=None, value="" if item is None else item,
                   error=errors.get(f"{path}.{i}"))
             for i, item in enumerate(items)
@@ -110,14 +176,22 @@ def _field(path: str, name: str, spec: dict, value, errors: dict, required: bool
         items = value if isinstance(value, list) else []
         f.min_items, f.max_items = spec.get("minItems", 0), spec.get("maxItems")
         item_schema = spec.get("items", {})
-        f.item_title = item_schema.get("title") or "item"
+        f.item_title, f.add_label = item_label(spec, name), _add_label(spec, name, bool(items))
         f.children = [
-            Field(path=f"{path}.{i}", title=f"{item_schema.get('title') or 'Item'} {i + 1}", widget="group",
+            Field(path=f"{path}.{i}", title=f"{f.item_title} {i + 1}", widget="group",
                   children=build_fields(item_schema, item if isinstance(item, dict) else {}, errors, f"{path}.{i}."),
                   error=errors.get(f"{path}.{i}"))
             for i, item in enumerate(items)
         ]
     return f
+
+
+def _add_label(spec: dict, name: str, any_yet: bool) -> str:
+    """The button that adds an item: the form's `x-add-label`, else "Add a target" / "Add another target"."""
+    if spec.get("x-add-label"):
+        return str(spec["x-add-label"])
+    item = lower_first(item_label(spec, name))
+    return f"Add another {item}" if any_yet else f"Add {'an' if item[:1].lower() in 'aeiou' else 'a'} {item}"
 
 
 def widget_for(spec: dict) -> str:
@@ -151,8 +225,12 @@ def parse_submission(schema: dict, form: MultiDict, prefix: str = "", files: Mul
     """Turn posted form fields into data of the schema's types; empty answers are left out. A file chosen
     in `files` (an attachment field, wherever it is in the form) becomes a `NewFile` for uploads.py."""
     data = {}
+    required = set(schema.get("required") or [])
     for name, spec in schema.get("properties", {}).items():
         value = _parse(f"{prefix}{name}", spec, form, files)
+        if value is None and name in required and widget_for(spec) in ("list", "values") \
+                and not spec.get("minItems"):
+            value = []  # none yet, and none needed: a first PEP has no previous targets to review
         if value is not None:
             data[name] = value
     return data
@@ -185,7 +263,7 @@ def _parse(path: str, spec: dict, form: MultiDict, files: MultiDict | None = Non
     if widget in ("yesno", "confirm"):
         return {"yes": True, "no": False}.get(raw, raw)
     if widget == "number":
-        return _number(raw, spec.get("type"))
+        return _number(raw.removeprefix("£").strip() if spec.get("x-currency") == "GBP" else raw, spec.get("type"))
     if spec.get("type") == "integer" and "enum" in spec:
         return _number(raw, "integer")
     return raw
@@ -300,10 +378,12 @@ def error_summary(fields: list[Field], errors: dict[str, str]) -> list[dict]:
     def walk(items):
         for f in items:
             if f.error and f.path not in seen:
-                href = f"#{f.id}-day" if f.widget == "date" else f"#{f.id}"
+                href = f"#{f.id}-{f.bad_part}" if f.widget == "date" else f"#{f.id}"
                 ordered.append({"text": f.error, "href": href})
                 seen.add(f.path)
             walk(f.children)
+            for revealed in f.revealed.values():
+                walk(revealed)
 
     walk(fields)
     ordered += [{"text": message, "href": "#main-content"} for path, message in errors.items() if path not in seen]

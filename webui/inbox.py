@@ -6,6 +6,8 @@ turns requests into engine calls and engine answers into pages.
 
 from __future__ import annotations
 
+import json
+
 from flask import (
     Blueprint,
     abort,
@@ -24,14 +26,14 @@ from sqlalchemy.exc import SQLAlchemyError
 from engine.attachments import attachment_answers
 from engine.db import connection_lost, describe
 from engine.deploy import REVIEWS_KEY
-from engine.forms import size_errors
+from engine.forms import drop_unasked, field_errors, size_errors
 from engine.inbox import inbox, inbox_choices, inbox_counts, opened_since, task_fate
 from engine.models import Child, Instance, OpenTask, TaskDraft, User
 from engine.runtime import Conflict, EngineError, FormInvalid, NotAllowed, ProcessFault, TaskNotReady
 
 from .access import may_view_child, record_view
 from .context import db, engine, now, record_fault
-from .documents import Reviewed, reviewed_pep
+from .documents import Reviewed, answers, reviewed_pep
 from .filters import ukdate
 from .formschema import (
     add_item,
@@ -40,6 +42,7 @@ from .formschema import (
     error_summary,
     parse_submission,
     remove_item,
+    sections,
     task_schema,
 )
 from .prefill import case_team, prefill, suggestions
@@ -121,6 +124,11 @@ def task(task_id):
         version = form["instance_version"]
     basis = request.form.get("_basis", "")[:64] or None  # what the page was built from (engine.page_basis)
     action = request.form.get("_do", "submit")
+    if action == "confirm":  # from "Check your answers": the answers are the draft the person checked
+        if draft is None:
+            return redirect(url_for("inbox.task", task_id=task_id))
+        data = drop_unasked(schema, draft.data)
+        return _submit(open_task, child, schema, data, draft, version, basis, [], files_named(schema, draft.data))
     data = parse_submission(schema, request.form, files=request.files)
     keep_known_files(schema, data, open_task.child_id)
     before = files_named(schema, data) | files_named(schema, draft.data if draft else None)
@@ -143,6 +151,14 @@ def task(task_id):
             remove_left(schema, before, data, open_task.child_id, current_user.email)
             db().commit()
             return _show_again(open_task, data, {}, draft, version, basis=basis, anchor=path)
+        if action == "check":  # a long form: its answers checked, then "Check your answers" before submitting
+            _save_draft(task_id, data)
+            remove_left(schema, before, data, open_task.child_id, current_user.email)
+            errors = field_errors(json.dumps(schema), drop_unasked(schema, data))
+            db().commit()
+            if errors:
+                return _show_again(open_task, data, errors, draft, version, basis=basis, status=422)
+            return redirect(url_for("inbox.check", task_id=task_id, version=version, basis=basis or ""))
         if action == "save":
             _save_draft(task_id, data)
             remove_left(schema, before, data, open_task.child_id, current_user.email)
@@ -154,6 +170,30 @@ def task(task_id):
         if not connection_lost(exc):
             raise
         return _database_lost(form, child, as_kept(data), draft, version, basis, exc)
+
+
+@bp.get("/tasks/<task_id>/check")
+@login_required
+def check(task_id):
+    """Check your answers (GOV.UK's pattern) of a long form, section by section, each with a link back to
+    change it; submitting sends the draft the answers were saved to."""
+    view = _task_for_person(engine().task_view, task_id)
+    open_task, draft = view["task"], db().get(TaskDraft, (task_id, current_user.id))
+    if draft is None:
+        return redirect(url_for("inbox.task", task_id=task_id))
+    schema, data = task_schema(view), drop_unasked(task_schema(view), draft.data)
+    links = file_links(schema, data, open_task.child_id)
+    files = {value: links[path]["name"] for path, value in attachment_answers(schema, data) if path in links}
+    parts = []
+    for section in sections(schema, build_fields(schema, data)):
+        names = [f.path for f in section.fields]
+        names += [r.path for f in section.fields for revealed in f.revealed.values() for r in revealed]
+        shown = {"properties": {n: schema["properties"][n] for n in schema.get("properties", {}) if n in names}}
+        parts.append((section, answers(shown, data, files)))
+    db().commit()
+    return render_template("inbox/check.html", task=open_task, child=db().get(Child, open_task.child_id), parts=parts,
+                           version=request.args.get("version", view["instance_version"]),
+                           basis=request.args.get("basis", view.get("basis", ""))[:64])
 
 
 def keep_answers_of_ended_session(user: User, task_id: str) -> str | None:
@@ -188,6 +228,7 @@ def _submit(open_task, child, schema, data, draft, version, basis, stored, befor
     """Complete the task with the answers. Refused, the files stored with them are kept all the same
     (with the draft, or on the page shown again), so nobody is asked to choose a file twice."""
     child_id, me, started = open_task.child_id, current_user.email, now()
+    data = drop_unasked(schema, data)  # a question the other answers do not ask is neither checked nor kept
     try:
         engine().complete_task(db(), open_task.id, me, data, expected_version=version, basis=basis)
         if draft is not None:
@@ -350,6 +391,7 @@ def render_page(open_task, view, values, errors, draft, status=200, conflict=Non
     attachments = {} if lost == "page" else file_links(schema, values, open_task.child_id)
     return render_template(
         "inbox/task.html", task=open_task, child=child, view=view, schema=schema, fields=fields,
+        sections=sections(schema, fields), check_first=bool(schema.get("x-sections")),
         errors=sent_back(open_task) + error_summary(fields, errors), draft=draft, conflict=conflict, anchor=anchor,
         attachments=attachments, version=view["instance_version"] if version is None else version,
         basis=view.get("basis", "") if basis is None else basis, now=now(), lost=lost, reviewed=reviewed,

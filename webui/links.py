@@ -19,13 +19,13 @@ from flask_login import current_user, login_required
 
 from engine import history
 from engine.attachments import attachment_answers
-from engine.forms import size_errors
+from engine.forms import drop_unasked, size_errors
 from engine.models import CaseTeamMember, Child, Instance, OpenTask, TaskLink, User
 from engine.runtime import EngineError, FormInvalid, ProcessFault, TaskNotReady
 
 from .access import may_view_child
 from .context import db, engine, now, record_fault
-from .formschema import build_fields, drop_path, error_summary, parse_submission, task_schema
+from .formschema import build_fields, drop_path, error_summary, parse_submission, sections, task_schema
 from .uploads import as_kept, check_uploads, file_links, keep_known_files, put_back, store_uploads
 
 bp = Blueprint("links", __name__)
@@ -137,6 +137,7 @@ def use(token):
         db().rollback()
         return _form_page(task, acting, as_kept(data), refused)
     stored = store_uploads(data, task.child_id, acting.email)
+    data = drop_unasked(schema, data)  # a question the other answers do not ask is neither checked nor kept
     try:
         engine().complete_task(db(), task.id, acting.email, data, link_issued_by=link.created_by)
     except FormInvalid as exc:  # the files chosen are kept, and the page shown again names them
@@ -173,5 +174,6 @@ def _form_page(task: OpenTask, acting: User, values: dict | None, errors: dict[s
     values = view["data"] if values is None else values
     fields = build_fields(task_schema(view), values, errors)
     return render_template("links/form.html", task=task, view=view, fields=fields,
+                           sections=sections(task_schema(view), fields),
                            attachments=file_links(task_schema(view), values, task.child_id, linked=False),
                            errors=error_summary(fields, errors)), 422 if errors else 200

@@ -26,7 +26,7 @@ def test_a_document_added_to_a_list_is_kept_through_a_refusal_listed_and_downloa
     page.get_by_role("button", name="Add a document").click()
     page.get_by_label("Document 1").set_input_files(REPORT)
     page.get_by_role("button", name="Submit").click()  # no meeting date: refused, the file kept
-    expect(page.locator(".govuk-error-summary")).to_contain_text("Meeting date is required")
+    expect(page.locator(".govuk-error-summary")).to_contain_text("Enter meeting date")
     expect(page.get_by_role("link", name="school-report.pdf")).to_be_visible()
     assert serious_violations(page) == []
 

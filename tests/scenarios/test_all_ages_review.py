@@ -262,8 +262,8 @@ def test_without_a_views_sheet_for_a_very_young_child_the_sw_says_why_and_no_she
     call = {**CALL, "student_views_sheet_sent": False,
             "invitees": [{"role": "Designated Teacher", "name": "Pip Practitioner"}]}
     errors = invalid(engine, council, "call_meeting", SW, call, child="EY3")
-    assert errors == {"views_sheet_not_sent_reason": "Why is the student views sheet not being sent, and how will "
-                                                     "the child's views be gathered? is required"}
+    assert errors == {"views_sheet_not_sent_reason": "Answer the question: Why is the student views sheet not being "
+                                                     "sent, and how will the child's views be gathered?"}
     do(engine, council, "call_meeting", SW, {**call, "views_sheet_not_sent_reason": "Aged 3: key worker observes"},
        child="EY3")
     assert [t.spec_id for t in open_tasks(council, "EY3")] == ["prepopulate_pep"]
@@ -292,7 +292,7 @@ def test_late_pre_population_reminds_the_dt_and_tells_the_sw_and_the_dt_keeps_th
 def test_a_meeting_without_the_social_worker_or_the_designated_teacher_is_refused(council, engine):
     prepared(engine, council)
     no_sw = invalid(engine, council, "record_meeting", DT, {**RECORD, "sw_attended": False})
-    assert no_sw == {"sw_attended": "Did the Social Worker attend?: the Social Worker must attend the PEP meeting: "
+    assert no_sw == {"sw_attended": "The Social Worker must attend the PEP meeting: "
                                     "a meeting without them is not accepted, hold it again with them present"}
     assert set(invalid(engine, council, "record_meeting", DT, {**RECORD, "dt_attended": False})) == {"dt_attended"}
     assert set(invalid(engine, council, "record_meeting", DT, {k: v for k, v in RECORD.items()
@@ -307,7 +307,7 @@ def test_the_next_pep_date_must_be_set_and_keep_three_meetings_a_year(council, e
     prepared(engine, council)
     missing = {k: v for k, v in RECORD.items() if k != "next_meeting_date"}
     assert invalid(engine, council, "record_meeting", DT, missing) == {
-        "next_meeting_date": "Date of the next PEP meeting is required"}
+        "next_meeting_date": "Enter date of the next PEP meeting"}
     for day in ("2026-09-21", "2026-03-18"):  # after next term, the same day
         assert invalid(engine, council, "record_meeting", DT, {**RECORD, "next_meeting_date": day}) == {
             "next_meeting_date": "The next PEP meeting must be after this meeting and no later than the end of next "
@@ -377,7 +377,7 @@ def test_the_end_of_a_review_throws_pep_cycle_due(council, engine):
 
 def test_a_red_rating_sends_the_pep_back_to_the_dt_with_feedback_and_a_new_deadline(council, engine):
     to_qa(engine, council)
-    assert invalid(engine, council, "qa_pep", EA, {**GREEN, "rating": "Red"}) == {"qa_feedback": "Feedback is required"}
+    assert invalid(engine, council, "qa_pep", EA, {**GREEN, "rating": "Red"}) == {"qa_feedback": "Enter feedback"}
     engine.clock.set("2026-03-26T10:00:00+00:00")  # after the first deadline (25 March)
     do(engine, council, "qa_pep", EA, {**GREEN, "rating": "Red", "qa_feedback": "Targets need a measure."})
     back = task(council, "record_meeting")
@@ -444,7 +444,7 @@ def test_a_child_with_no_school_place_still_has_a_pep_with_the_ea_in_place_of_a_
             "views_sheet_not_sent_reason": "No young person account yet: SW will bring their views",
             "invitees": [{"role": "Carer", "name": "Cara Carer"}]}
     assert invalid(engine, council, "call_meeting", SW, call, child="NOSCHOOL") == {
-        "invitees": "Professionals and others invited: invite the VS Education Adviser: without a school place they "
+        "invitees": "Invite the VS Education Adviser: without a school place they "
                     "complete the education sections with you"}
     call["invitees"].append({"role": "VS Education Adviser", "name": "Erin Adviser"})
     do(engine, council, "call_meeting", SW, call, child="NOSCHOOL")
@@ -481,7 +481,7 @@ def test_a_child_with_no_school_place_still_has_a_pep_with_the_ea_in_place_of_a_
 def test_a_school_child_must_have_the_designated_teacher_invited(council, engine):
     start(engine, council)
     errors = invalid(engine, council, "call_meeting", SW, {**CALL, "invitees": [{"role": "Carer", "name": "Cara"}]})
-    assert errors["invitees"].endswith("invite the school's Designated Teacher: they must attend the PEP meeting")
+    assert errors["invitees"].endswith("Invite the school's Designated Teacher: they must attend the PEP meeting")
 
 
 def test_an_ehcp_annual_review_at_the_same_time_links_the_reviews_and_invites_the_sen_team(council, engine):
@@ -573,17 +573,17 @@ def test_invalid_data_is_refused_field_by_field(council, engine):
     start(engine, council)
     errors = invalid(engine, council, "call_meeting", SW, {**CALL, "meeting_date": "18/03/2026",
                                                             "meeting_time": "2pm", "venue": ""})
-    assert errors == {"meeting_date": "Date of the PEP meeting: must be a valid date (YYYY-MM-DD)",
-                      "meeting_time": "Time of the PEP meeting (HH:MM): give the time as HH:MM, for example 14:30",
-                      "venue": "Venue: must not be empty"}
+    assert errors == {"meeting_date": "Date of the PEP meeting must be a real date",
+                      "meeting_time": "Give the time as HH:MM, for example 14:30",
+                      "venue": "Enter venue"}
     do(engine, council, "call_meeting", SW, CALL)
     assert set(invalid(engine, council, "student_views_sheet", YP, {"coming_to_meeting": "Maybe"})) == {
         "coming_to_meeting", "what_is_going_well", "what_i_find_hard", "help_i_need"}
     bad = {**PREPOPULATED, "attendance_percent": 120, "exclusions_this_year": -1, "attainment": []}
     assert invalid(engine, council, "prepopulate_pep", DT, bad) == {
-        "attendance_percent": "Attendance this year (%): must be 100 or less",
-        "exclusions_this_year": "Days of suspension or exclusion this year: must be 0 or more",
-        "attainment": "Academic data (attainment and progress): needs at least 1"}
+        "attendance_percent": "Attendance this year (%) must be 100 or less",
+        "exclusions_this_year": "Days of suspension or exclusion this year must be 0 or more",
+        "attainment": "Add at least 1 academic data (attainment and progress)"}
     do(engine, council, "student_views_sheet", YP, VIEWS)
     do(engine, council, "prepopulate_pep", DT, PREPOPULATED)
     held(engine)

@@ -178,7 +178,7 @@ def test_the_pep_must_be_sent_securely_and_the_form_is_checked(initial, engine):
         complete(engine, initial, only_task(initial, "Y5"), "sw@council.test",
                  {"initiated_on": "2 March", "sent_to": "DT", "sent_by": "Post", "sent_securely": False})
     assert set(caught.value.errors) == {"initiated_on", "sent_by", "sent_securely"}
-    assert caught.value.errors["sent_by"] == "Sent securely by: choose one of Liquid Logic, Secure e-mail"
+    assert caught.value.errors["sent_by"] == "Select sent securely by"
 
 
 def test_a_teacher_cannot_initiate_the_pep(initial, engine):
@@ -238,7 +238,7 @@ def test_arranging_the_meeting_checks_the_date_time_venue_and_cla_review(initial
         complete(engine, initial, only_task(initial, "Y5"), "sw@council.test",
                  {"meeting_date": "20/03/2026", "meeting_time": "10am", "invited": []})
     assert set(caught.value.errors) == {"meeting_date", "meeting_time", "venue", "initial_cla_review_date", "invited"}
-    assert caught.value.errors["meeting_time"] == "Meeting time: use the 24-hour clock, for example 14:30"
+    assert caught.value.errors["meeting_time"] == "Use the 24-hour clock, for example 14:30"
 
 
 def test_the_social_worker_is_reminded_then_a_meeting_not_arranged_in_10_working_days_is_escalated(
@@ -283,7 +283,7 @@ def test_the_designated_teacher_prepares_the_settings_information_before_the_mee
     assert "bring copies to the meeting" in instructions(engine, initial, prep, "dt@oak.test")
     with pytest.raises(FormInvalid) as caught:
         complete(engine, initial, prep, "dt@oak.test", {**SETTING, "attendance_percent": 105})
-    assert caught.value.errors == {"attendance_percent": "Attendance this year (%): must be 100 or less"}
+    assert caught.value.errors == {"attendance_percent": "Attendance this year (%) must be 100 or less"}
     with pytest.raises(NotAllowed):
         complete(engine, initial, prep, "dt@elm.test", SETTING)
 

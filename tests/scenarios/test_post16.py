@@ -253,9 +253,9 @@ def test_a_confirmation_must_cover_school_carer_virtual_school_and_the_chair(cou
     with pytest.raises(FormInvalid) as caught:
         do(engine, council, "confirm_meeting", SW, bad)
     assert caught.value.errors == {
-        "chair": "Who will chair the meeting is required",
-        "confirmed_with_virtual_school": "Date and venue confirmed with the Virtual School: must be confirmed (Yes)",
-        "meeting_time": "Meeting time: must be a time like 09:30",
+        "chair": "Select who will chair the meeting",
+        "confirmed_with_virtual_school": "Date and venue confirmed with the Virtual School must be confirmed (Yes)",
+        "meeting_time": "Meeting time must be a time like 09:30",
     }
 
 
@@ -305,8 +305,8 @@ def test_the_designated_teacher_completes_the_epep_before_the_meeting_with_previ
     bad = {**PREPARE, "attendance_percent": 120, "previous_targets": [{"what": "Maths coursework"}]}
     with pytest.raises(FormInvalid) as caught:
         do(engine, council, "prepare_epep", DT, bad)
-    assert caught.value.errors == {"attendance_percent": "Attendance (%): must be 100 or less",
-                                   "previous_targets.0.outcome": "Outcome is required"}
+    assert caught.value.errors == {"attendance_percent": "Attendance (%) must be 100 or less",
+                                   "previous_targets.0.outcome": "Review of previous target 1: select outcome"}
 
 
 def test_the_social_worker_collects_the_most_recent_sdq_with_the_designated_teacher(council, engine):
@@ -385,10 +385,10 @@ def test_at_the_meeting_the_social_worker_gives_social_care_input_and_the_teache
     with pytest.raises(FormInvalid) as caught:
         do(engine, council, "record_meeting", DT, {**without_next, "young_person_views": ""})
     assert caught.value.errors == {
-        "next_meeting_date": "Next PEP meeting: date is required",
-        "next_meeting_time": "Next PEP meeting: time is required",
-        "next_meeting_venue": "Next PEP meeting: venue is required",
-        "young_person_views": "The young person's views: must not be empty",
+        "next_meeting_date": "Enter next PEP meeting: date",
+        "next_meeting_time": "Enter next PEP meeting: time",
+        "next_meeting_venue": "Enter next PEP meeting: venue",
+        "young_person_views": "Enter the young person's views",
     }
     do(engine, council, "record_meeting", DT, RECORD)
     only_task(council, "provide_social_care_input")  # the submission waits for the social care input
@@ -421,7 +421,7 @@ def test_the_teacher_can_send_the_link_to_the_ea_for_checking_before_submitting(
     instance_id = to_submission(engine, council)
     with pytest.raises(FormInvalid) as caught:
         do(engine, council, "update_and_submit", DT, {**SUBMIT, "action": "Send the link for checking"})
-    assert caught.value.errors == {"checker": "Send for checking to is required"}
+    assert caught.value.errors == {"checker": "Select send for checking to"}
     do(engine, council, "update_and_submit", DT,
        {**SUBMIT, "action": "Send the link for checking", "checker": "VS Education Adviser"})
     check = only_task(council, "check_epep_ea")
@@ -450,7 +450,7 @@ def test_submitting_needs_the_teacher_to_accept_it_cannot_be_amended(council, en
     with pytest.raises(FormInvalid) as caught:
         do(engine, council, "update_and_submit", DT, {**SUBMIT, "understood_cannot_amend": False})
     assert caught.value.errors == {
-        "understood_cannot_amend": "I understand that once submitted the ePEP cannot be amended: must be Yes to submit"}
+        "understood_cannot_amend": "I understand that once submitted the ePEP cannot be amended must be Yes to submit"}
 
 
 def test_once_submitted_the_epep_cannot_be_amended(council, engine):
@@ -472,10 +472,10 @@ def test_a_red_rating_must_be_sent_back_for_resubmission(council, engine):
     to_qa(engine, council)
     with pytest.raises(FormInvalid) as caught:
         do(engine, council, "quality_assure", EA, {**QA_READY, "qa_rating": "Red"})
-    assert caught.value.errors == {"qa_outcome": "Outcome: a Red ePEP must be resubmitted"}
+    assert caught.value.errors == {"qa_outcome": "A Red ePEP must be resubmitted"}
     with pytest.raises(FormInvalid) as caught:
         do(engine, council, "quality_assure", EA, {**QA_READY, "qa_outcome": "Resubmission requested"})
-    assert caught.value.errors == {"resubmission_working_days": "Working days allowed for the resubmission is required"}
+    assert caught.value.errors == {"resubmission_working_days": "Enter working days allowed for the resubmission"}
     with pytest.raises(NotAllowed):
         do(engine, council, "quality_assure", DT, QA_READY)
 
@@ -534,7 +534,7 @@ def test_ready_for_saving_notifies_the_vs_administrator_who_saves_and_sends_copi
     with pytest.raises(FormInvalid) as caught:
         do(engine, council, "save_and_circulate", ADMIN, {**SAVE, "copy_sent_to_leaving_care_team_administrator": False})
     assert caught.value.errors == {"copy_sent_to_leaving_care_team_administrator":
-                                   "Copy sent to the leaving care team administrator: must be confirmed (Yes)"}
+                                   "Copy sent to the leaving care team administrator must be confirmed (Yes)"}
     with pytest.raises(NotAllowed):
         do(engine, council, "save_and_circulate", EA, SAVE)
     before = last_notice_id(council)
@@ -554,7 +554,7 @@ def test_the_social_worker_distributes_the_pep_sharing_with_carers_and_parents_i
     without_reason = {k: v for k, v in DISTRIBUTE.items() if k != "reason_not_shared"}
     with pytest.raises(FormInvalid) as caught:
         do(engine, council, "distribute_pep", SW, without_reason)
-    assert caught.value.errors == {"reason_not_shared": "Why it was not appropriate to share is required"}
+    assert caught.value.errors == {"reason_not_shared": "Enter why it was not appropriate to share"}
     do(engine, council, "distribute_pep", SW, DISTRIBUTE)
     note = only_task(council, "add_case_note")
     assert "stating that the PEP has been added to ECM under education" in view(

@@ -283,10 +283,10 @@ def test_the_sw_must_confirm_a_confidential_room_the_school_and_the_dt_attending
     with pytest.raises(FormInvalid) as caught:
         complete(engine, ppg, "arrange_meeting", SW, bad)
     assert caught.value.errors == {
-        "confidential_room": "A confidential room is booked: the meeting must be held in a confidential room",
-        "dt_can_attend": "The designated teacher can attend is required",
-        "carer_not_invited_reason": "Why the carer / parent is not invited is required",
-        "meeting_time": "Meeting time: use the 24-hour clock, e.g. 09:30",
+        "confidential_room": "The meeting must be held in a confidential room",
+        "dt_can_attend": "Tick the box to confirm: The designated teacher can attend",
+        "carer_not_invited_reason": "Enter why the carer / parent is not invited",
+        "meeting_time": "Use the 24-hour clock, e.g. 09:30",
     }
 
 
@@ -347,14 +347,14 @@ def test_targets_one_and_two_must_be_academic_and_three_social_emotional(ppg, en
     del swapped[1]["teachers_consulted"]
     with pytest.raises(FormInvalid) as caught:
         complete(engine, ppg, "prepare_targets", DT, {**PREPARE, "targets": swapped})
-    assert caught.value.errors["targets.0.category"] == "Kind of target: target 1 must be an academic target"
-    assert caught.value.errors["targets.2.category"] == "Kind of target: target 3 must be the social-emotional target"
+    assert caught.value.errors["targets.0.category"] == "Target 1: kind of target must be an academic target"
+    assert caught.value.errors["targets.2.category"] == "Target 3: kind of target must be the social-emotional target"
     assert caught.value.errors["targets.1.teachers_consulted"] == (
-        "Teachers consulted when drafting this academic target is required")
-    assert caught.value.errors["targets.2.child_views"] == "The young person's views on this target is required"
+        "Target 2: enter teachers consulted when drafting this academic target")
+    assert caught.value.errors["targets.2.child_views"] == "Target 3: enter the young person's views on this target"
     with pytest.raises(FormInvalid) as caught:
         complete(engine, ppg, "prepare_targets", DT, {**PREPARE, "targets": targets()[:2]})
-    assert caught.value.errors == {"targets": "SMART targets: needs at least 3"}
+    assert caught.value.errors == {"targets": "Add at least 3 targets"}
 
 
 def test_the_attainment_homework_careers_sections_and_each_targets_strategies_are_required(ppg, engine):
@@ -379,9 +379,9 @@ def test_only_a_teacher_sets_targets_and_pastoral_staff_must_check_them_with_the
     with pytest.raises(FormInvalid) as caught:
         complete(engine, ppg, "prepare_targets", DT, pastoral)
     assert caught.value.errors == {
-        "checked_with_dt_on": "Date the targets were checked with the designated teacher is required",
-        "targets_set_or_checked_by_dt": ("The targets were set or checked by the designated teacher: only a teacher "
-                                         "can set targets: the designated teacher must set or check them"),
+        "checked_with_dt_on": "Enter date the targets were checked with the designated teacher",
+        "targets_set_or_checked_by_dt": ("Only a teacher can set targets: the designated teacher must set or "
+                                         "check them"),
     }
     complete(engine, ppg, "prepare_targets", DT,
              {**pastoral, "targets_set_or_checked_by_dt": True, "checked_with_dt_on": "2026-03-05"})
@@ -449,7 +449,7 @@ def test_ppg_over_500_pounds_a_term_is_refused_by_the_form(ppg, engine):
     to_meeting(engine, ppg)
     with pytest.raises(FormInvalid) as caught:
         complete(engine, ppg, "hold_meeting", DT, {**RECORD, "ppg_total": 600, "targets": targets(amounts=(300, 200, 100))})
-    assert caught.value.errors == {"ppg_total": "PPG agreed for this term (£): must be 500 or less"}
+    assert caught.value.errors == {"ppg_total": "PPG agreed for this term (£) must be 500 or less"}
 
 
 def test_the_ppg_must_be_agreed_at_the_meeting_and_linked_to_the_targets(ppg, engine):
@@ -643,11 +643,11 @@ def test_three_sign_offs_in_order_dt_then_sw_then_vs(ppg, engine):
         complete(engine, ppg, "sw_sign_off", DT, SW_SIGN)
     with pytest.raises(FormInvalid) as caught:
         complete(engine, ppg, "sw_sign_off", SW, {k: v for k, v in SW_SIGN.items() if k != "next_meeting_date"})
-    assert caught.value.errors == {"next_meeting_date": "Next PEP meeting date is required"}
+    assert caught.value.errors == {"next_meeting_date": "Enter next PEP meeting date"}
     with pytest.raises(FormInvalid) as caught:
         complete(engine, ppg, "sw_sign_off", SW, {**SW_SIGN, "pep_complete": False})
-    assert caught.value.errors == {"pep_complete": "Every part of the PEP is complete: the social worker must make "
-                                                   "sure the PEP is complete"}
+    assert caught.value.errors == {"pep_complete": "The social worker must make sure the PEP is "
+                                                   "complete"}
     complete(engine, ppg, "sw_sign_off", SW, SW_SIGN)
     assert task_ids(ppg) == ["vs_sign_off"]
     with pytest.raises(NotAllowed):
@@ -685,7 +685,7 @@ def test_when_the_vs_disagrees_the_dt_amends_within_7_days_and_all_sign_again_be
     engine.clock.set("2026-03-16T10:00:00+00:00")
     with pytest.raises(FormInvalid) as caught:
         complete(engine, ppg, "vs_sign_off", EA, {"vs_agrees_targets": False, "vs_agrees_ppg": True})
-    assert caught.value.errors == {"vs_feedback": "What must be amended is required"}
+    assert caught.value.errors == {"vs_feedback": "Enter what must be amended"}
     complete(engine, ppg, "vs_sign_off", EA, {"vs_agrees_targets": False, "vs_agrees_ppg": True,
                                               "vs_feedback": "Target 2 is not measurable"})
     amend = task(ppg, "amend_targets")

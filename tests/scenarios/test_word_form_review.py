@@ -315,9 +315,8 @@ def test_at_the_meeting_the_social_worker_updates_the_pep_and_brings_the_paperwo
     with pytest.raises(FormInvalid) as caught:
         complete(engine, council, task, SW, {**MEETING, "paperwork_returned": False, "pep_dates": []})
     assert caught.value.errors == {
-        "paperwork_returned": "I have brought the PEP paperwork back: bring the PEP paperwork back from the meeting "
-                              "for typing up",
-        "pep_dates": "Dates of the next PEPs: needs at least 1",
+        "paperwork_returned": "Bring the PEP paperwork back from the meeting for typing up",
+        "pep_dates": "Add at least 1 PEP date",
     }
 
 
@@ -388,8 +387,8 @@ def test_the_social_worker_hands_the_pep_to_business_support_for_typing_up(counc
     assert "The social worker has handed you Alex Example's PEP from the meeting on 25 March 2026" in shown["instructions"]
     with pytest.raises(FormInvalid) as caught:
         complete(engine, council, task, BSO, {"typed_on": "27/03/2026"})
-    assert caught.value.errors == {"typed_pep": "Typed-up PEP is required",
-                                   "typed_on": "Date typed up: must be a valid date (YYYY-MM-DD)"}
+    assert caught.value.errors == {"typed_pep": "Select a file for typed-up PEP",
+                                   "typed_on": "Date typed up must be a real date"}
 
 
 def test_the_social_worker_checks_the_typed_pep_and_sends_it_back_with_corrections(council, engine):
@@ -398,7 +397,7 @@ def test_the_social_worker_checks_the_typed_pep_and_sends_it_back_with_correctio
     assert (task.spec_id, task.lane) == ("finalise_pep_sw", "Social Worker")
     with pytest.raises(FormInvalid) as caught:
         complete(engine, council, task, SW, {"decision": "Return to business support with corrections"})
-    assert caught.value.errors == {"corrections": "Corrections for business support is required"}
+    assert caught.value.errors == {"corrections": "Enter corrections for business support"}
     complete(engine, council, task, SW, CORRECTIONS)
     retype = only_task(council)
     assert retype.spec_id == "type_up_pep"
@@ -420,7 +419,7 @@ def test_the_finalised_pep_goes_securely_to_all_attendees_and_the_next_pep_is_du
     assert shown["data"]["attendees"] == ATTENDEES  # pre-filled from the meeting
     with pytest.raises(FormInvalid) as caught:
         complete(engine, council, task, BSO, {**DISTRIBUTED, "sent_to_all": False})
-    assert caught.value.errors == {"sent_to_all": "Sent to every attendee: the finalised PEP goes to all attendees"}
+    assert caught.value.errors == {"sent_to_all": "The finalised PEP goes to all attendees"}
     complete(engine, council, task, BSO, DISTRIBUTED)
     subject = "The finalised PEP for Alex Example has been sent to you"
     assert notes(council, "notice") == [(DT, None, subject), (CARER, None, subject), (YP, None, subject),
@@ -492,7 +491,7 @@ def test_a_child_not_in_early_years_goes_to_the_health_visitor_and_foster_carer_
     with pytest.raises(FormInvalid) as caught:
         complete(engine, council, task, SW, no_info)
     assert caught.value.errors == {
-        "child_development_information": "Information you hold about the child's development is required"}
+        "child_development_information": "Enter information you hold about the child's development"}
     complete(engine, council, task, SW, EY_PREPARE)
     sweep(engine, council, "2026-03-04T00:00:01+00:00")
     send_task = only_task(council, "EY2")
@@ -694,11 +693,10 @@ def test_invalid_form_data_is_refused_field_by_field(council, engine):
         complete(engine, council, task, SW, {**PREPARE, "meeting_date": "25/03/2026", "meeting_time": "10am",
                                             "venue": "", "education_setting": "Home"})
     assert caught.value.errors == {
-        "education_setting": "Where does the child learn?: choose one of In an education setting, "
-                             "Not yet in an early years setting",
-        "meeting_date": "PEP meeting date: must be a valid date (YYYY-MM-DD)",
-        "meeting_time": "PEP meeting start time (HH:MM): use the 24-hour form HH:MM, for example 09:30",
-        "venue": "PEP meeting venue: must not be empty",
+        "education_setting": "Answer the question: Where does the child learn?",
+        "meeting_date": "PEP meeting date must be a real date",
+        "meeting_time": "Use the 24-hour form HH:MM, for example 09:30",
+        "venue": "Enter PEP meeting venue",
     }
     assert only_task(council).id == task.id
     complete(engine, council, task, SW, PREPARE)
@@ -713,10 +711,9 @@ def test_invalid_form_data_is_refused_field_by_field(council, engine):
                                                            "special_educational_needs": "EHCP",
                                                            "copies_for_meeting": False})
     assert caught.value.errors == {
-        "attendance_percent": "Attendance this year (%): must be 100 or less",
-        "copies_for_meeting": "I will bring copies to the PEP meeting: confirm that you will bring copies of the "
-                              "form to the meeting",
-        "ehcp": "EHCP (latest) is required",
+        "attendance_percent": "Attendance this year (%) must be 100 or less",
+        "copies_for_meeting": "Confirm that you will bring copies of the form to the meeting",
+        "ehcp": "Select a file for EHCP (latest)",
     }
     do(engine, council, "prepare_word_copy", DT, {**WORD_COPY, "special_educational_needs": "EHCP", "ehcp": "upload-7"})
     bad_target = {**TARGET, "what": "Go", "by_when": "soon", "pp_plus_amount": -5}

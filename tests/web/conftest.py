@@ -24,7 +24,7 @@ from engine.models import (
 from webui import create_app
 from webui.auth import hash_password
 
-from ..conftest import BASIC_BUNDLE
+from ..conftest import BASIC_BUNDLE, ROOT
 
 PASSWORD = "correct horse battery staple"
 PASSWORD_HASH = hash_password(PASSWORD)  # Argon2 is slow on purpose: hash once for the whole run
@@ -96,6 +96,20 @@ def one_step_per_form(forms: list[str]) -> str:
             'xmlns:bpmn="http://www.omg.org/spec/BPMN/20100524/MODEL" '
             'xmlns:spiffworkflow="http://spiffworkflow.org/bpmn/schema/1.0/core" id="every_form" '
             f'targetNamespace="http://example.org/pep-fuzz">{"".join(processes)}\n</bpmn:definitions>\n')
+
+
+def shipped_form_task(council, clock, engine, form: str, child_id: str = "C001"):
+    """A one-step process whose step is the council's shipped `form`, started for the child: its open task
+    (the child's Social Worker, sw@demo.test, fills it in)."""
+    from ..test_runtime import only_task
+
+    name = f"{form}.schema.json"
+    bundle = Bundle({f"forms/{name}": (ROOT / "forms" / name).read_text(encoding="utf-8"),
+                     "processes/one_form.bpmn": one_step_per_form([name])})
+    with clocks.using(clock), council.begin() as s:
+        deploy(s, bundle, actor="owner@demo.test")
+        engine.start(s, f"form_{form}", child_id, actor="sw@demo.test")
+    return only_task(council, child_id)
 
 
 def csrf_token(html: str) -> str:

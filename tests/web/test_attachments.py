@@ -123,7 +123,7 @@ def test_a_refused_submission_keeps_its_files_with_the_draft(files_form, browser
     refused = post(sw, url, {"_do": "submit", "venue": "Oak Primary",  # no meeting date: refused
                              "evidence": pdf("evidence.pdf"), "documents.0": pdf("school-report.pdf")})
     html = refused.get_data(as_text=True)
-    assert refused.status_code == 422 and "Meeting date is required" in html
+    assert refused.status_code == 422 and "Enter meeting date" in html
     assert "Select the file again" not in html and ">evidence.pdf</a>" in html and ">school-report.pdf</a>" in html
     files = stored(council)
     with council() as s:
