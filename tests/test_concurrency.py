@@ -9,6 +9,7 @@ import pytest
 from sqlalchemy import func, select, text
 
 from engine.models import Event, Instance, OpenTask
+from engine.people import add_child
 from engine.runtime import Engine, Step, TaskNotReady
 from engine.timers import fire_due_timers
 
@@ -122,8 +123,9 @@ def wait_for_a_blocked_transaction(sessions, seconds=20):
 
 @pytest.mark.skipif(not PG_URL, reason="FOR UPDATE SKIP LOCKED is PostgreSQL's; set PEP_TEST_DATABASE_URL")
 def test_two_schedulers_sweeping_at_once_fire_each_timer_once(deployed, engine, council, clock):
-    with council.begin() as s:
-        ids = [engine.start(s, "test_fragile", child, data={"divisor": 2}).id for child in ["C001", "C002"] * 15]
+    with council.begin() as s:  # thirty children, one PEP each (one of a kind runs at a time)
+        children = ["C001", "C002"] + [add_child(s, f"C1{n:02d}", f"Child {n}").id for n in range(28)]
+        ids = [engine.start(s, "test_fragile", child, data={"divisor": 2}).id for child in children]
     clock.advance(days=2)
     results = run_together(lambda: fire_due_timers(Engine(clock), council), lambda: fire_due_timers(Engine(clock), council))
     assert all(not isinstance(r, Exception) for r in results), results
@@ -136,8 +138,9 @@ def test_two_schedulers_sweeping_at_once_fire_each_timer_once(deployed, engine, 
 
 @pytest.mark.skipif(not PG_URL, reason="FOR UPDATE SKIP LOCKED is PostgreSQL's; set PEP_TEST_DATABASE_URL")
 def test_two_schedulers_sharing_the_sweep_fire_each_timer_once(deployed, engine, council, clock):
-    with council.begin() as s:
-        ids = [engine.start(s, "test_fragile", child, data={"divisor": 2}).id for child in ["C001", "C002"] * 15]
+    with council.begin() as s:  # thirty children, one PEP each (one of a kind runs at a time)
+        children = ["C001", "C002"] + [add_child(s, f"C1{n:02d}", f"Child {n}").id for n in range(28)]
+        ids = [engine.start(s, "test_fragile", child, data={"divisor": 2}).id for child in children]
     clock.advance(days=2)
     results = run_together(lambda: fire_due_timers(Engine(clock), council, share=(0, 2)),
                            lambda: fire_due_timers(Engine(clock), council, share=(1, 2)))

@@ -125,14 +125,15 @@ def test_child_pages_answer_only_those_who_may_see_the_child(email, records, bro
 def test_a_task_opens_only_for_its_holder_and_is_hidden_from_strangers(email, records, browser):
     person = browser(email)
     for child_id, ids in records.items():
-        response = person.get(f"/tasks/{ids['task']}")
-        if email == TASK_HOLDER[child_id]:
-            assert response.status_code == 200
-        elif child_id in SEES[email]:
-            assert response.status_code == 403  # may see the child, may not do the teacher's step
-        else:
-            assert response.status_code == 404
-            no_leak(response, child_id)
+        for page in (f"/tasks/{ids['task']}", f"/tasks/{ids['task']}/check"):  # the task, and its answers to check
+            response = person.get(page)
+            if email == TASK_HOLDER[child_id]:
+                assert response.status_code in (200, 302), page  # no draft to check yet: back to the task
+            elif child_id in SEES[email]:
+                assert response.status_code == 403, page  # may see the child, may not do the teacher's step
+            else:
+                assert response.status_code == 404, page
+                no_leak(response, child_id)
 
 
 @pytest.mark.parametrize("email", USERS)
@@ -204,7 +205,7 @@ def test_every_route_that_names_a_child_or_task_is_in_this_matrix(app):
                "/admin/users/<int:user_id>/password", "/audit/children/<child_id>",
                "/audit/children/<child_id>/verification", "/audit/children/<child_id>/instances/<int:instance_id>/replay",
                "/audit/children/<child_id>/pack.pdf", "/audit/children/<child_id>/pack.json",
-               "/admin/needs-a-person/<task_id>"}
+               "/admin/needs-a-person/<task_id>", "/tasks/<task_id>/check"}
     scoped = {rule.rule for rule in app.url_map.iter_rules()
               if any(arg in rule.arguments for arg in ("child_id", "task_id", "instance_id", "attachment_id", "user_id"))}
     assert scoped <= covered, f"routes missing from the authorization matrix: {scoped - covered}"
