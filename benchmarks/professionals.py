@@ -63,7 +63,10 @@ class Professional:
         held = [name for name, spec in properties.items()
                 if name in HELD_DATES or (name == "meeting_date" and spec.get("x-when") == "past")]
         planned = data.get("meeting_date") or (data.get("cycle") or {}).get("next_meeting_date")
-        meeting = today if held and not planned else self._meeting_date(data, today, properties)
+        if held and planned and date.fromisoformat(str(planned)[:10]) <= today:
+            meeting = date.fromisoformat(str(planned)[:10])  # the meeting arranged has been held: record it
+        else:
+            meeting = today if held and not planned else self._meeting_date(data, today, properties)
         if held and meeting > today:
             raise NotYet(meeting)
         for name, spec in properties.items():
@@ -77,6 +80,8 @@ class Professional:
                 answers[name] = bool(data.get("child", {}).get("school"))
             elif name in CHOICES and "enum" in spec:
                 answers[name] = self._choose(name, spec["enum"])
+            elif "enum" in spec and data.get(name) in spec["enum"]:
+                answers[name] = data[name]  # the page shows what the process holds (e.g. the child's setting): kept
             elif spec.get("format") == "date":
                 answers[name] = self._date(name, meeting, today)
                 if spec.get("x-when") == "past" and answers[name] > today.isoformat() \
