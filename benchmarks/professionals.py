@@ -11,6 +11,7 @@ a record asked for before the meeting day raises `NotYet` with the day to come b
 from __future__ import annotations
 
 import random
+import re
 from datetime import date, timedelta
 
 from engine.calendar import default_calendar
@@ -33,6 +34,7 @@ CHOICES = {
     "action": [("Submit the ePEP", 0.9), ("Send the link for checking", 0.1)],
     "exceptional_decision": [("approved", 0.7), ("refused", 0.3)],
 }
+LEAD = re.compile(r"[Aa]t least (\d+) days")  # a meeting date's guidance on notice to give
 HELD_DATES = ("meeting_held_on",)  # with a "meeting_date" the form says is in the past (x-when)
 TODAY_DATES = ("_on", "filed_on", "sent_on", "typed_on", "saved_on", "finalised_on", "distributed_on",
                "case_note_date", "sdq_young_person_date", "sdq_key_worker_date", "last_review_date",
@@ -145,6 +147,9 @@ class Professional:
         first_half_end = self._first_half_end(today)
         if day > first_half_end > today and self.rng.random() < 0.8:
             day = self.calendar.shift(today, 1, self.calendar.is_school_day)
+        notice = LEAD.search(str((properties.get("meeting_date") or {}).get("x-guidance", "")))
+        if notice:  # "At least 10 days from today": a careful professional reads the guidance
+            day = max(day, self.calendar.shift(today + timedelta(days=int(notice[1])), 0, self.calendar.is_school_day))
         term = self.calendar.term_containing(day)
         if term and day > self.calendar.shift(term.end, -10, self.calendar.is_school_day):
             # not in the last two school weeks of a term: early next term instead

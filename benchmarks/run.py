@@ -253,7 +253,7 @@ def statutory_lines(s: timeliness.Statutory) -> list[str]:
         f"working days late: median {late.median_days:.0f}, p90 {late.p90_days:.0f}",
         f"overdue tasks told in time    {told.in_time}/{told.overdue} "
         f"({100 * told.in_time / told.overdue if told.overdue else 0:.1f}%) reminded, escalated or met by the "
-        f"diagram's timer by the end of the working day after the due day ({told.later} later, {told.never} never; "
+        f"diagram's timer by the end of the working day after the due day (or opening if later; {told.later} later, {told.never} never; "
         f"{told.escalated} escalated)",
         f"repeats per task              at most {rep.most} completions of one task in one PEP; "
         f"{rep.peps_over} PEPs with a task done more than {timeliness.REPEATS_ALLOWED} times"

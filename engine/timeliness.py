@@ -19,7 +19,8 @@ Definitions (the figures say them too):
 - late task: a task completed for the first time after its due date; working days late are the
   working days after the due day up to the day it was done;
 - told in time: an overdue task whose holder was reminded, or which was escalated or met its
-  diagram's own timer, by the end of the working day after its due day.
+  diagram's own timer, by the end of the working day after its due day (or after the day it opened,
+  for a task that opened already overdue).
 """
 
 from __future__ import annotations
@@ -209,8 +210,9 @@ def task_lateness(records: Iterable[Record]) -> Lateness:
 
 def telling(records: Iterable[Record]) -> Telling:
     """Overdue tasks, and whether someone was told (reminded, escalated, the diagram's own timer) by the
-    end of the working day after the due day."""
+    end of the working day after the due day, or after the day it opened if it opened already overdue."""
     records = list(records)
+    opened = {r.task_id: r.at for r in records if r.kind == "task_ready"}
     overdue = {r.task_id: r for r in records if r.kind == "task_overdue"}
     told: dict[str, datetime] = {}
     escalated = set()
@@ -230,7 +232,8 @@ def telling(records: Iterable[Record]) -> Telling:
         if not moments:
             never += 1
             continue
-        limit = datetime.fromisoformat(calendar.end_of_day(calendar.working_days(1, calendar.to_london(due).date())))
+        since = max(due, opened.get(task_id, due))
+        limit = datetime.fromisoformat(calendar.end_of_day(calendar.working_days(1, calendar.to_london(since).date())))
         if min(moments) <= limit:
             in_time += 1
         else:

@@ -95,9 +95,11 @@ def test_an_overdue_task_is_told_in_time_by_the_end_of_the_next_working_day_by_t
         overdue(3, "z", "d", DUE_1_OCT),
         Record("timer_fired", "A", at("2025-10-02", 8), 3, data={"guards": "d", "effect": "ends"}),
         overdue(3, "w", "e", DUE_1_OCT),  # nobody told
+        Record("task_ready", "A", at("2025-10-10"), 3, "v", {"task": "f"}),  # opened already overdue (Friday)
+        overdue(3, "v", "f", DUE_1_OCT), Record("task_reminded", "A", at("2025-10-13", 8), 3, "v"),  # Monday
     ]
 
-    assert t.telling(records) == t.Telling(overdue=4, in_time=2, later=1, never=1, escalated=1)
+    assert t.telling(records) == t.Telling(overdue=5, in_time=3, later=1, never=1, escalated=1)
 
 
 def test_repeats_count_completions_of_one_task_in_one_pep():
