@@ -150,6 +150,16 @@ class Professional:
         notice = LEAD.search(str((properties.get("meeting_date") or {}).get("x-guidance", "")))
         if notice:  # "At least 10 days from today": a careful professional reads the guidance
             day = max(day, self.calendar.shift(today + timedelta(days=int(notice[1])), 0, self.calendar.is_school_day))
+        held_by = data.get("statutory_held_by")
+        if held_by and date.fromisoformat(str(held_by)[:10]) > today:
+            # the statutory deadline the page shows (the initial PEP: 20 working days from entering care)
+            # comes first: a working day before it, in a school holiday too (carer, social worker, setting)
+            latest = date.fromisoformat(str(held_by)[:10])
+            if day > latest:
+                day = self.calendar.shift(today + timedelta(days=self.rng.randint(1, (latest - today).days)), 0,
+                                          self.calendar.is_working_day)
+                return min(day, latest) if self.calendar.is_working_day(min(day, latest)) else latest
+            return day
         term = self.calendar.term_containing(day)
         if term and day > self.calendar.shift(term.end, -10, self.calendar.is_school_day):
             # not in the last two school weeks of a term: early next term instead

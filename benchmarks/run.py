@@ -236,8 +236,8 @@ def statutory_lines(s: timeliness.Statutory) -> list[str]:
     late, told, rep, stuck = s.lateness, s.telling, s.repeats, s.open
     lines = [
         f"PEPs                          {s.peps_started} started, {s.peps_signed_off} signed off, {stuck.running} open at the end",
-        f"initial PEPs in 20 work days  {s.initial} of children entering care, signed off within 20 working days "
-        f"(+{s.initial_pending} still within them at the end)",
+        f"initial PEPs in 20 work days  meeting held {s.initial.held}, signed off {s.initial.signed_off} of children "
+        f"entering care, within 20 working days (+{s.initial.pending} still within them at the end)",
     ]
     for term in s.terms:
         span = "" if term.whole else f" (to {term.last:%d %b %Y} only)"

@@ -10,9 +10,9 @@ what it `guards`. The functions are pure over `Record`s; `read_records` reads th
 Definitions (the figures say them too):
 - in care: from an `entered_care` date to a `left_care` date; a child whose history begins with no
   care event (in care now) or with `left_care` was in care before their history began;
-- initial PEP on time: a PEP answering `initial` signed off by the end of the 20th working day after
-  the `entered_care` date; counted once that day has passed (or the PEP is signed off), and not for a
-  child who left care before it without one;
+- initial PEP on time: a PEP answering `initial` whose meeting was held (`meeting_held`), and which
+  was signed off, by the 20th working day after the `entered_care` date (each counted apart); counted
+  once that day has passed (or it happened), and not for a child who left care before it without one;
 - termly review: a child in care for the whole of a term (entered before its first day, not left
   before its last), of PEP age at its start (2 or over, and an academic-year age under 18), with a
   PEP signed off between its first and last day;
@@ -41,7 +41,7 @@ from .models import Child, Event, Instance, OpenTask
 INITIAL_WORKING_DAYS = 20
 PEP_AGE_FROM, PEP_ACADEMIC_AGE_UNTIL = 2, 18  # from age 2; until the academic year in which they turn 18
 REPEATS_ALLOWED = 3
-KINDS = ("entered_care", "left_care", "instance_started", "pep_signed_off", "task_ready", "task_completed",
+KINDS = ("entered_care", "left_care", "instance_started", "meeting_held", "pep_signed_off", "task_ready", "task_completed",
          "task_overdue", "task_reminded", "task_escalated", "timer_fired")
 
 
@@ -138,32 +138,43 @@ def pep_answers(records: Iterable[Record]) -> dict[int, dict]:
             if r.kind == "instance_started" and isinstance(r.data.get("answers"), dict)}
 
 
-def initial_peps(records: list[Record], until: datetime) -> tuple[Share, int]:
-    """Children entering care whose initial PEP was signed off within 20 working days (n of those
-    whose deadline has passed by `until` or who have one), and how many are still within it."""
+@dataclass(frozen=True)
+class Initial:
+    held: Share  # the initial PEP meeting held within 20 working days
+    signed_off: Share  # the initial PEP signed off within them
+    pending: int  # still within them at the end, with neither
+
+
+def initial_peps(records: list[Record], until: datetime) -> Initial:
+    """Children entering care whose initial PEP meeting was held, and whose initial PEP was signed
+    off, within 20 working days: each of those whose deadline has passed by `until` or who have had
+    it; and how many are still within them."""
     answers = pep_answers(records)
-    signed: dict[str, list[datetime]] = defaultdict(list)
+    initial = {i for i, a in answers.items() if a.get("kind") == "initial"}
+    held, signed, left = defaultdict(list), defaultdict(list), defaultdict(list)
     for r in records:
-        if r.kind == "pep_signed_off" and answers.get(r.instance_id, {}).get("kind") == "initial":
-            signed[r.child_id].append(r.at)
-    left: dict[str, list[date]] = defaultdict(list)
-    for r in records:
-        if r.kind == "left_care":
+        if r.kind == "meeting_held" and r.instance_id in initial:
+            held[r.child_id].append(_day(r.data.get("date"), r.at))
+        elif r.kind == "pep_signed_off" and r.instance_id in initial:
+            signed[r.child_id].append(calendar.to_london(r.at).date())
+        elif r.kind == "left_care":
             left[r.child_id].append(_day(r.data.get("date"), r.at))
-    on_time = counted = pending = 0
+    counts = Counter()
     for r in records:
         if r.kind != "entered_care":
             continue
         entered = _day(r.data.get("date"), r.at)
         deadline = datetime.fromisoformat(calendar.end_of_day(calendar.working_days(INITIAL_WORKING_DAYS, entered)))
-        done = any(calendar.to_london(at).date() >= entered and at <= deadline for at in signed[r.child_id])
         left_first = any(entered <= day <= deadline.date() for day in left[r.child_id])
-        if done or (deadline <= until and not left_first):
-            counted += 1
-            on_time += done
-        elif deadline > until:
-            pending += 1
-    return Share(on_time, counted), pending
+        for name, days in (("held", held[r.child_id]), ("signed", signed[r.child_id])):
+            done = any(entered <= day <= deadline.date() for day in days)
+            if done or (deadline <= until and not left_first):
+                counts[name] += 1
+                counts[f"{name} on time"] += done
+        if deadline > until and not signed[r.child_id]:
+            counts["pending"] += 1
+    return Initial(Share(counts["held on time"], counts["held"]), Share(counts["signed on time"], counts["signed"]),
+                   counts["pending"])
 
 
 def termly_reviews(records: list[Record], periods: dict[str, list[tuple[date, date | None]]],
@@ -322,8 +333,7 @@ class Statutory:
 
     peps_started: int
     peps_signed_off: int
-    initial: Share
-    initial_pending: int
+    initial: Initial
     terms: list[TermFigure]
     open: OpenPeps
     needed_a_person: int
@@ -339,14 +349,13 @@ def statutory(session: Session, first: date, last: date) -> Statutory:
     in_care, born = children(session)
     answers = pep_answers(records)
     until = datetime.fromisoformat(calendar.end_of_day(last))
-    initial, pending = initial_peps(records, until)
     open_now = open_peps(session, set(answers))
     without = session.execute(select(OpenTask.id).where(OpenTask.assignee_id.is_(None),
                                                         OpenTask.pooled.is_(False))).all()
     return Statutory(
         peps_started=len(answers),
         peps_signed_off=len({r.instance_id for r in records if r.kind == "pep_signed_off"}),
-        initial=initial, initial_pending=pending,
+        initial=initial_peps(records, until),
         terms=termly_reviews(records, care_periods(records, in_care), born, first, last),
         open=open_now, needed_a_person=needing_a_person(records), open_without_person=len(without),
         lateness=task_lateness(records), telling=telling(records), repeats=repeats(records))

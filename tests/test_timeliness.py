@@ -36,6 +36,8 @@ HISTORY = [
     started("B", 2, "termly"),                                         # in care before: not reviewed
     care("entered_care", "C", "2025-09-15"), started("C", 3, "initial"), signed("C", 3, "2025-10-10"),  # by 13 Oct
     care("entered_care", "D", "2025-09-22"), started("D", 4, "initial"), signed("D", 4, "2025-11-03"),  # due 20 Oct
+    Record("meeting_held", "C", at("2025-10-08"), 3, data={"date": "2025-10-06"}),
+    Record("meeting_held", "D", at("2025-11-01"), 4, data={"date": "2025-10-17"}),
     care("entered_care", "E", "2025-12-10"),                           # 20 working days end in January
     care("entered_care", "F", "2025-09-08"), care("left_care", "F", "2025-09-20"),  # left before its deadline
     care("left_care", "H", "2025-11-20"),                              # in care before, left in the term
@@ -47,10 +49,11 @@ BORN = {"A": date(2015, 3, 1), "B": date(2012, 5, 5), "C": date(2014, 1, 1), "D"
 
 
 def test_initial_peps_count_children_whose_20_working_days_have_passed_and_leave_out_those_who_left_first():
-    share, pending = t.initial_peps(HISTORY, at("2025-12-19", 23))
+    initial = t.initial_peps(HISTORY, at("2025-12-19", 23))
 
-    assert share == Share(1, 2)  # C on time, D late; F left care before its deadline
-    assert pending == 1  # E is still within its 20 working days
+    assert initial.signed_off == Share(1, 2)  # C on time, D late; F left care before its deadline
+    assert initial.held == Share(2, 2)  # D's meeting was held on 17 October, in time
+    assert initial.pending == 1  # E is still within its 20 working days
 
 
 def test_a_term_counts_children_in_care_and_of_pep_age_for_all_of_it_with_a_pep_signed_off_in_it():
