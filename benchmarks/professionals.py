@@ -35,6 +35,7 @@ CHOICES = {
     "exceptional_decision": [("approved", 0.7), ("refused", 0.3)],
 }
 LEAD = re.compile(r"[Aa]t least (\d+) days")  # a meeting date's guidance on notice to give
+HOLDS = ("Hold the PEP meeting", "Record the PEP meeting")  # forms filled in at or after the meeting
 HELD_DATES = ("meeting_held_on",)  # with a "meeting_date" the form says is in the past (x-when)
 TODAY_DATES = ("_on", "filed_on", "sent_on", "typed_on", "saved_on", "finalised_on", "distributed_on",
                "case_note_date", "sdq_young_person_date", "sdq_key_worker_date", "last_review_date",
@@ -71,6 +72,8 @@ class Professional:
             meeting = today if held and not planned else self._meeting_date(data, today, properties)
         if held and meeting > today:
             raise NotYet(meeting)
+        if str(schema.get("title", "")).startswith(HOLDS) and planned and date.fromisoformat(str(planned)[:10]) > today:
+            raise NotYet(date.fromisoformat(str(planned)[:10]))  # the meeting is held on its day, not before
         for name, spec in properties.items():
             if spec.get("x-widget") == "attachment":
                 answers[name] = f"upload-{self.rng.getrandbits(32):08x}"  # named, not uploaded: no file bytes
