@@ -84,7 +84,10 @@ class Professional:
             elif name == "has_school_place" and _is_boolean(spec):
                 answers[name] = bool(data.get("child", {}).get("school"))
             elif name in CHOICES and "enum" in spec:
-                answers[name] = self._choose(name, spec["enum"])
+                usual = CHOICES[name][0][0]
+                # made once already in this PEP (the process holds it): the corrections were made, the
+                # check was done, so the second time it is the usual answer
+                answers[name] = usual if data.get(name) and usual in spec["enum"] else self._choose(name, spec["enum"])
             elif "enum" in spec and data.get(name) in spec["enum"]:
                 answers[name] = data[name]  # the page shows what the process holds (e.g. the child's setting): kept
             elif spec.get("format") == "date":
