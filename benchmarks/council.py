@@ -88,7 +88,8 @@ def build(session: Session, size: int, year_start: date, rng: random.Random, pre
         child = SyntheticChild(child_id, f"{rng.choice(FIRST)} {rng.choice(LAST)}", born, school, variant, enters)
         council.children.append(child)
         children.append({"id": child_id, "name": child.name, "date_of_birth": born, "school": school,
-                         "created_at": _midnight(year_start), "history_seq": 0, "history_head": ""})
+                         "created_at": _midnight(year_start), "history_seq": 0, "history_head": "",
+                         "in_care": enters is None})  # one entering care later is not in care yet
         team = {"social_worker": rng.choice(sws), "carer": carers[(n - 1) // CHILDREN_PER["carer"]],
                 "iro": rng.choice(iros)}
         if school:

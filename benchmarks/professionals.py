@@ -11,6 +11,7 @@ a record asked for before the meeting day raises `NotYet` with the day to come b
 from __future__ import annotations
 
 import random
+import re
 from datetime import date, timedelta
 
 from engine.calendar import default_calendar
@@ -33,6 +34,8 @@ CHOICES = {
     "action": [("Submit the ePEP", 0.9), ("Send the link for checking", 0.1)],
     "exceptional_decision": [("approved", 0.7), ("refused", 0.3)],
 }
+LEAD = re.compile(r"[Aa]t least (\d+) days")  # a meeting date's guidance on notice to give
+HOLDS = ("Hold the PEP meeting", "Record the PEP meeting")  # forms filled in at or after the meeting
 HELD_DATES = ("meeting_held_on",)  # with a "meeting_date" the form says is in the past (x-when)
 TODAY_DATES = ("_on", "filed_on", "sent_on", "typed_on", "saved_on", "finalised_on", "distributed_on",
                "case_note_date", "sdq_young_person_date", "sdq_key_worker_date", "last_review_date",
@@ -63,9 +66,14 @@ class Professional:
         held = [name for name, spec in properties.items()
                 if name in HELD_DATES or (name == "meeting_date" and spec.get("x-when") == "past")]
         planned = data.get("meeting_date") or (data.get("cycle") or {}).get("next_meeting_date")
-        meeting = today if held and not planned else self._meeting_date(data, today, properties)
+        if held and planned and date.fromisoformat(str(planned)[:10]) <= today:
+            meeting = date.fromisoformat(str(planned)[:10])  # the meeting arranged has been held: record it
+        else:
+            meeting = today if held and not planned else self._meeting_date(data, today, properties)
         if held and meeting > today:
             raise NotYet(meeting)
+        if str(schema.get("title", "")).startswith(HOLDS) and planned and date.fromisoformat(str(planned)[:10]) > today:
+            raise NotYet(date.fromisoformat(str(planned)[:10]))  # the meeting is held on its day, not before
         for name, spec in properties.items():
             if spec.get("x-widget") == "attachment":
                 answers[name] = f"upload-{self.rng.getrandbits(32):08x}"  # named, not uploaded: no file bytes
@@ -76,7 +84,12 @@ class Professional:
             elif name == "has_school_place" and _is_boolean(spec):
                 answers[name] = bool(data.get("child", {}).get("school"))
             elif name in CHOICES and "enum" in spec:
-                answers[name] = self._choose(name, spec["enum"])
+                usual = CHOICES[name][0][0]
+                # made once already in this PEP (the process holds it): the corrections were made, the
+                # check was done, so the second time it is the usual answer
+                answers[name] = usual if data.get(name) and usual in spec["enum"] else self._choose(name, spec["enum"])
+            elif "enum" in spec and data.get(name) in spec["enum"]:
+                answers[name] = data[name]  # the page shows what the process holds (e.g. the child's setting): kept
             elif spec.get("format") == "date":
                 answers[name] = self._date(name, meeting, today)
                 if spec.get("x-when") == "past" and answers[name] > today.isoformat() \
@@ -140,6 +153,19 @@ class Professional:
         first_half_end = self._first_half_end(today)
         if day > first_half_end > today and self.rng.random() < 0.8:
             day = self.calendar.shift(today, 1, self.calendar.is_school_day)
+        notice = LEAD.search(str((properties.get("meeting_date") or {}).get("x-guidance", "")))
+        if notice:  # "At least 10 days from today": a careful professional reads the guidance
+            day = max(day, self.calendar.shift(today + timedelta(days=int(notice[1])), 0, self.calendar.is_school_day))
+        held_by = data.get("statutory_held_by")
+        if held_by and date.fromisoformat(str(held_by)[:10]) > today:
+            # the statutory deadline the page shows (the initial PEP: 20 working days from entering care)
+            # comes first: a working day before it, in a school holiday too (carer, social worker, setting)
+            latest = date.fromisoformat(str(held_by)[:10])
+            if day > latest:
+                day = self.calendar.shift(today + timedelta(days=self.rng.randint(1, (latest - today).days)), 0,
+                                          self.calendar.is_working_day)
+                return min(day, latest) if self.calendar.is_working_day(min(day, latest)) else latest
+            return day
         term = self.calendar.term_containing(day)
         if term and day > self.calendar.shift(term.end, -10, self.calendar.is_school_day):
             # not in the last two school weeks of a term: early next term instead

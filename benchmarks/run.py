@@ -13,6 +13,7 @@ from pathlib import Path
 from sqlalchemy import func, select, text
 
 from engine import clock as clocks
+from engine import timeliness
 from engine.db import make_db, session_factory
 from engine.inbox import inbox
 from engine.models import Base, Instance, User
@@ -47,9 +48,7 @@ class Figures:
     refused_forms: int = 0
     timers_fired_in_year: int = 0
     incidents: int = 0
-    peps_completed: int = 0
-    peps_on_time_share: float = 0.0
-    peps_open_at_end: int = 0
+    statutory: timeliness.Statutory | None = None  # from the histories' statutory events (engine/timeliness.py)
     database_mb: float = 0.0
     kb_per_child_year: float = 0.0
     open_instances: int = 0
@@ -106,8 +105,8 @@ def run_year(url: str, children: int, start: date, end: date, open_instances: in
     figures.median_ratio = sorted(year.ratios)[len(year.ratios) // 2] if year.ratios else float("nan")
     figures.refused_forms = sum(year.refused.values())
     figures.timers_fired_in_year, figures.incidents = year.timers_fired, year.incidents
-    figures.peps_completed, figures.peps_open_at_end = year.peps_completed, year.peps_open
-    figures.peps_on_time_share = year.peps_on_time / year.peps_completed if year.peps_completed else float("nan")
+    with sessions() as session:  # before any copies are added for the sweep and the inbox
+        figures.statutory = timeliness.statutory(session, start, end)
     size = database_bytes(db)
     figures.database_mb = size / 2**20
     figures.kb_per_child_year = size / 1024 / (children * year.days / 365)
@@ -162,8 +161,13 @@ def sweep_again(url: str, due: int, sweepers: int | None = None, progress: bool 
 
 
 def sweep_lines(sweeps: dict[int, tuple[int, float]]) -> list[str]:
-    return [f"timer sweep, {count} sweeper{'s' if count > 1 else ' '}       {fired} timers in {seconds:.1f} s = "
-            f"{fired / seconds if seconds else 0:.0f} timers/s" for count, (fired, seconds) in sweeps.items()]
+    """One line per sweep timed; a rate only over timers that were due and fired."""
+    lines = []
+    for count, (fired, seconds) in sweeps.items():
+        head = f"timer sweep, {count} sweeper{'s' if count > 1 else ' '}       "
+        lines.append(head + (f"{fired} timers in {seconds:.1f} s = {fired / seconds:.0f} timers/s" if fired and seconds
+                             else "no timers were due"))
+    return lines
 
 
 def _grow(sessions, target: int, progress: bool) -> int:
@@ -221,11 +225,41 @@ def report(figures: Figures) -> str:
         f"database size                 {f.database_mb:.1f} MB after the year = {f.kb_per_child_year:.0f} KB per child-year",
         f"peak memory                   {f.peak_memory_mb:.0f} MB",
         f"machine                       {os.cpu_count()} CPUs; load average over the last 5 minutes {f.load_average:.1f}",
-        f"PEPs completed                {f.peps_completed}; "
-        + (f"within every deadline {100 * f.peps_on_time_share:.0f}%; " if f.peps_completed else "")
-        + f"{f.peps_open_at_end} still open at the end",
     ]
+    if f.statutory:
+        lines += statutory_lines(f.statutory)
     return "\n".join(lines)
+
+
+def statutory_lines(s: timeliness.Statutory) -> list[str]:
+    """The statutory figures (issue #22), each with its denominator; definitions in engine/timeliness.py."""
+    late, told, rep, stuck = s.lateness, s.telling, s.repeats, s.open
+    lines = [
+        f"PEPs                          {s.peps_started} started, {s.peps_signed_off} signed off, {stuck.running} open at the end",
+        f"initial PEPs in 20 work days  meeting held {s.initial.held}, signed off {s.initial.signed_off} of children "
+        f"entering care, within 20 working days (+{s.initial.pending} still within them at the end)",
+    ]
+    for term in s.terms:
+        span = "" if term.whole else f" (to {term.last:%d %b %Y} only)"
+        lines.append(f"reviews, {term.label:21s} {term.reviewed} of children in care (aged 2 to 18) for the whole "
+                     f"term{span} with a PEP signed off in it")
+    waiting = f": waiting only for {', '.join(stuck.idle_waiting_for)}" if stuck.idle_waiting_for else ""
+    lines += [
+        f"stuck PEPs at the end         {stuck.stuck} ({stuck.nobody} with an open task nobody holds or may claim "
+        f"from a pool; {stuck.idle} with no open task and no timer{waiting})",
+        f"tasks without a person        {s.needed_a_person} opened with nobody to take them; "
+        f"{s.open_without_person} still so at the end",
+        f"tasks late on first completion {late.late}/{late.tasks} ({100 * late.late / late.tasks if late.tasks else 0:.1f}%); "
+        f"working days late: median {late.median_days:.0f}, p90 {late.p90_days:.0f}",
+        f"overdue tasks told in time    {told.in_time}/{told.overdue} "
+        f"({100 * told.in_time / told.overdue if told.overdue else 0:.1f}%) reminded, escalated or met by the "
+        f"diagram's timer by the end of the working day after the due day (or opening if later; {told.later} later, {told.never} never; "
+        f"{told.escalated} escalated)",
+        f"repeats per task              at most {rep.most} completions of one task in one PEP; "
+        f"{rep.peps_over} PEPs with a task done more than {timeliness.REPEATS_ALLOWED} times"
+        + (f" ({', '.join(rep.worst)})" if rep.worst else ""),
+    ]
+    return lines
 
 
 def school_year(start: date, weeks: int | None) -> tuple[date, date]:

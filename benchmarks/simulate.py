@@ -22,7 +22,7 @@ from engine.attachments import attachment_answers, store
 from engine.calendar import default_calendar
 from engine.clock import FrozenClock
 from engine.deploy import Bundle, deploy
-from engine.models import Attachment, Event, Instance, OpenTask, ProcessDefinition, User
+from engine.models import Attachment, Instance, OpenTask, User
 from engine.runtime import Engine, EngineError
 from engine.timers import fire_due_timers
 
@@ -31,9 +31,8 @@ from .bare import BareRun
 from .measure import Progress, Samples
 from .professionals import NotYet, Professional
 
-ROUTER = "pep_cycle"
-NOT_PEPS = {ROUTER}
 LATE_SHARE, VERY_LATE_SHARE = 0.04, 0.01
+SAME_DAY_ROUNDS = 4  # a day's work: the tasks planned for it, then those its steps opened, and so on
 
 
 @dataclass
@@ -48,9 +47,6 @@ class YearResult:
     refused: Counter = field(default_factory=Counter)
     timers_fired: int = 0
     incidents: int = 0
-    peps_completed: int = 0
-    peps_on_time: int = 0
-    peps_open: int = 0
     days: int = 0
 
 
@@ -107,7 +103,6 @@ class Simulation:
             bar.update(n + 1, f"{today} tasks {self.result.tasks_done} timers {self.result.timers_fired}")
         bar.update(days, "", force=True)
         bar.close()
-        self._count_peps()
         return self.result
 
     def _arrivals(self) -> dict[date, list]:
@@ -137,17 +132,23 @@ class Simulation:
             self.result.refused[f"{message}: {str(exc)[:160]}"] += 1
 
     def _work(self, today: date) -> None:
-        """Plan newly ready tasks, then do the ones planned for today or before."""
-        with self.sessions() as session:
-            rows = session.execute(select(OpenTask.id, OpenTask.ready_at, OpenTask.due_at, OpenTask.assignee_id,
-                                          OpenTask.pooled, OpenTask.role_key)).all()
-        for task_id, ready_at, due_at, *_ in rows:
-            if task_id not in self.plan:
-                self.plan[task_id] = self._planned_day(ready_at.date(), due_at.date() if due_at else None)
-        live = {row[0] for row in rows}
-        self.plan = {k: v for k, v in self.plan.items() if k in live}
-        for task_id, _ready, _due, assignee, pooled, role in rows:
-            if self.plan[task_id] <= today:
+        """Plan newly ready tasks, then do the ones planned for today or before; again for the tasks
+        those steps opened (a task due today is done today, as its holder sees it in their inbox)."""
+        tried: set[str] = set()
+        for _ in range(SAME_DAY_ROUNDS):
+            with self.sessions() as session:
+                rows = session.execute(select(OpenTask.id, OpenTask.ready_at, OpenTask.due_at, OpenTask.assignee_id,
+                                              OpenTask.pooled, OpenTask.role_key)).all()
+            for task_id, ready_at, due_at, *_ in rows:
+                if task_id not in self.plan:
+                    self.plan[task_id] = self._planned_day(ready_at.date(), due_at.date() if due_at else None)
+            live = {row[0] for row in rows}
+            self.plan = {k: v for k, v in self.plan.items() if k in live}
+            due = [row for row in rows if self.plan[row[0]] <= today and row[0] not in tried]
+            if not due:
+                return
+            for task_id, _ready, _due, assignee, pooled, role in due:
+                tried.add(task_id)
                 self._do(task_id, assignee, pooled, role, today)
 
     def _planned_day(self, ready: date, due: date | None) -> date:
@@ -204,23 +205,6 @@ class Simulation:
         for _path, name in attachment_answers(schema, answers):
             if isinstance(name, str) and session.get(Attachment, name) is None:
                 store(session, child_id, f"{name}.pdf", "application/pdf", b"%PDF-1.4", email, self.engine.now(), name)
-
-    def _count_peps(self) -> None:
-        """PEPs completed in the year, and how many had every task done by its deadline."""
-        with self.sessions() as session:
-            peps = session.execute(
-                select(Instance.id, Instance.status).join(ProcessDefinition)
-                .where(ProcessDefinition.process_id.not_in(NOT_PEPS))
-            ).all()
-            late = set(session.scalars(
-                select(Event.instance_id).where(Event.kind == "task_completed",
-                                                Event.data["late"].as_boolean().is_(True)).distinct()))
-        for instance_id, status in peps:
-            if status == "completed":
-                self.result.peps_completed += 1
-                self.result.peps_on_time += instance_id not in late
-            elif status == "running":
-                self.result.peps_open += 1
 
 
 def _at(day: date, hour: int) -> datetime:

@@ -19,8 +19,20 @@ def test_a_tiny_council_runs_a_few_weeks_and_every_figure_is_reported(tmp_path):
     assert figures.kb_per_child_year > 0 and figures.peak_memory_mb > 0
     printed = report(figures)
     for line in ("task completion, engine", "bare SpiffWorkflow", "engine / bare", "inbox, designated teacher",
-                 "inbox, VS education adviser", "timer sweep", "per child-year", "peak memory", "PEPs completed"):
+                 "inbox, VS education adviser", "timer sweep", "per child-year", "peak memory", "PEPs ",
+                 "initial PEPs in 20 work days", "reviews, 2025-26 autumn", "stuck PEPs at the end",
+                 "tasks without a person", "tasks late on first completion", "overdue tasks told in time",
+                 "repeats per task"):
         assert line in printed
+    assert "within every deadline" not in printed
+    assert figures.statutory.peps_started > 0 and figures.statutory.terms[0].reviewed.of > 0
+
+
+def test_a_sweep_with_no_timers_due_prints_no_rate():
+    from benchmarks.run import sweep_lines
+
+    assert sweep_lines({1: (0, 0.0), 2: (40, 0.5)}) == [
+        "timer sweep, 1 sweeper        no timers were due", "timer sweep, 2 sweepers       40 timers in 0.5 s = 80 timers/s"]
 
 
 def test_two_sweeper_processes_share_the_sweep_and_both_sweeps_are_reported(tmp_path):
