@@ -5,7 +5,11 @@ from __future__ import annotations
 
 from datetime import date
 
+from sqlalchemy import select
+
 from benchmarks.run import report, run_year
+from engine.db import make_db, session_factory
+from engine.models import Instance, ProcessDefinition
 
 
 def test_a_tiny_council_runs_a_few_weeks_and_every_figure_is_reported(tmp_path):
@@ -115,3 +119,17 @@ def test_the_import_benchmark_imports_a_tiny_extract_and_the_same_file_again_cha
     printed = figures.report()
     assert "import of 60 children: 60 children added" in printed
     assert "(60 left alone, 0 changed, 0 started)" in printed and "dry run (read + plan)" in printed
+
+
+def test_a_term_of_every_variant_goes_round_no_loop_and_leaves_no_pep_stuck(tmp_path):
+    """The simulated professionals take an autumn term of every PEP variant (and children coming into
+    care): no task is done over and over, no task waits for nobody, no PEP is stuck at the end."""
+    figures = run_year(f"sqlite:///{tmp_path / 'term.sqlite'}", children=60, start=date(2025, 9, 1),
+                       end=date(2025, 12, 19), open_instances=0, due_timers=0, progress=False, sweepers=1)
+    s = figures.statutory
+    with session_factory(make_db(f"sqlite:///{tmp_path / 'term.sqlite'}"))() as session:
+        variants = set(session.scalars(select(ProcessDefinition.process_id).join(Instance).distinct()))
+    assert {"pep_review", "ppg_review", "all_ages_review", "post16", "word_form_review", "initial_pep"} <= variants
+    assert s.repeats.most <= 3, s.repeats.worst
+    assert s.open.stuck == 0 and s.needed_a_person == 0 and s.open_without_person == 0
+    assert figures.refused_forms == 0 and figures.incidents == 0
