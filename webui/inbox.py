@@ -209,11 +209,7 @@ def keep_answers_of_ended_session(user: User, task_id: str) -> str | None:
     keep_known_files(schema, data, open_task.child_id)
     if not data or size_errors(data, schema):
         return None
-    draft = db().get(TaskDraft, (task_id, user.id))
-    if draft is None:
-        db().add(TaskDraft(task_id=task_id, user_id=user.id, data=data, saved_at=now()))
-    else:
-        draft.data, draft.saved_at = data, now()
+    _save_draft(task_id, data, user.id)
     db().commit()
     return open_task.name
 
@@ -411,10 +407,12 @@ def sent_back(open_task) -> list[dict]:
     return [{"text": f"Sent back: {open_task.sent_back}", "href": "#main-content"}] if open_task.sent_back else []
 
 
-def _save_draft(task_id: str, data: dict) -> TaskDraft:
-    draft = db().get(TaskDraft, (task_id, current_user.id))
+def _save_draft(task_id: str, data: dict, user_id: int | None = None) -> TaskDraft:
+    """Keep `data` as the signed-in person's (or `user_id`'s) draft of the task."""
+    user_id = current_user.id if user_id is None else user_id
+    draft = db().get(TaskDraft, (task_id, user_id))
     if draft is None:
-        draft = TaskDraft(task_id=task_id, user_id=current_user.id, data=data, saved_at=now())
+        draft = TaskDraft(task_id=task_id, user_id=user_id, data=data, saved_at=now())
         db().add(draft)
     else:
         draft.data, draft.saved_at = data, now()

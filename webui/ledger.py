@@ -10,10 +10,9 @@ the figures alone.
 from __future__ import annotations
 
 import io
-from functools import wraps
 
 from flask import Blueprint, Response, abort, render_template, request
-from flask_login import current_user, login_required
+from flask_login import current_user
 from openpyxl import Workbook
 from reportlab.lib.pagesizes import A4
 from reportlab.lib.styles import getSampleStyleSheet
@@ -29,25 +28,10 @@ from .access import sees_all_children
 from .context import as_download, db, now
 from .documents import MARKING, MarkedCanvas, _esc
 from .exports import FORMULA_START, csv_response
-from .oversight import sees_oversight
+from .oversight import oversight_required  # the one guard of every oversight page
 
 bp = Blueprint("ledger", __name__, url_prefix="/oversight")
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
-
-
-def may_oversee(person) -> bool:
-    """Whether one of the person's roles sees the oversight pages (`oversight: true` in config/roles.yaml)."""
-    return sees_oversight(person)
-
-
-def oversight_required(view):
-    """Refuse (403) anyone whose roles do not see the oversight pages."""
-    @wraps(view)
-    def guarded(*args, **kwargs):
-        if not may_oversee(current_user):
-            abort(403)
-        return view(*args, **kwargs)
-    return login_required(guarded)
 
 
 def _year(default: str, known: list[str]) -> str:
