@@ -67,12 +67,9 @@ def pep_sections(session: Session, instance: Instance) -> list[Section]:
     events = history.events(session, instance.child_id, instance.id)
     actors = {event.actor for event in events if event.kind == "task_completed"}
     names = dict(session.execute(select(User.email, User.name).where(User.email.in_(actors))).all()) if actors else {}
+    returned = sent_back_attempts(events)
     sections: list[Section] = []
     for event in events:
-        if event.kind == "task_ready" and event.data.get("sent_back"):
-            earlier = [s for s in sections if s.task == event.data.get("task") and not s.sent_back]
-            if earlier:
-                earlier[-1].sent_back = event.data["sent_back"]
         if event.kind != "task_completed":
             continue
         form = deployment.file(f"forms/{event.data.get('form')}") if event.data.get("form") else None
@@ -81,9 +78,22 @@ def pep_sections(session: Session, instance: Instance) -> list[Section]:
             title=event.data.get("name", ""), role=event.data.get("lane", ""),
             by=names.get(event.actor, event.actor), at=event.at, late=bool(event.data.get("late")),
             answers=answers(schema, event.data.get("data") or {}, attachments), form=event.data.get("form"),
-            task=event.data.get("task"),
+            task=event.data.get("task"), sent_back=returned.get(event.id),
         ))
     return sections
+
+
+def sent_back_attempts(events) -> dict[int, str]:
+    """{event id: why} of each completed task the diagram then sent back to be done again: the latest
+    completion of that task in its PEP before the task opened again with a `sent_back` reason."""
+    returned, latest = {}, {}
+    for event in events:
+        key = (event.instance_id, event.data.get("task"))
+        if event.kind == "task_completed":
+            latest[key] = event.id
+        elif event.kind == "task_ready" and event.data.get("sent_back") and key in latest:
+            returned[latest.pop(key)] = event.data["sent_back"]
+    return returned
 
 
 PART_KEY = "x-pep-section"
@@ -314,15 +324,10 @@ def _esc(text: str) -> str:
 def next_meeting(session: Session, child_id: str, today: date) -> dict | None:
     """The child's next PEP meeting (date, time, venue): the latest date an accepted answer or a report
     gave, if it is today or later. An answer the diagram then sent back to be done again gave none."""
-    accepted: list = []
-    for event in history.events(session, child_id):
-        if event.kind == "task_ready" and event.data.get("sent_back"):
-            attempts = [e for e in accepted if e.kind == "task_completed" and e.instance_id == event.instance_id
-                        and e.data.get("task") == event.data.get("task")]
-            if attempts:
-                accepted.remove(attempts[-1])
-        elif event.kind in ("task_completed", "message_received") and isinstance(event.data.get("data"), dict):
-            accepted.append(event)
+    events = history.events(session, child_id)
+    returned = sent_back_attempts(events)
+    accepted = [e for e in events if e.kind in ("task_completed", "message_received") and e.id not in returned
+                and isinstance(e.data.get("data"), dict)]
     for event in reversed(accepted):
         data = event.data["data"]
         for prefix in ("next_meeting_", "meeting_"):
