@@ -32,7 +32,8 @@ from sqlalchemy import select
 
 from engine.db import make_db, session_factory
 from engine.models import OpenTask, User
-from engine.runtime import Engine, EngineError
+from engine.runtime import Engine
+from engine.errors import EngineError
 from webui.auth import hash_password
 from webui.formschema import widget_for
 

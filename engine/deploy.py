@@ -44,21 +44,21 @@ from .scripting import (
     compile_script,
 )
 from .serializer import Serializer
+from .vocabulary import (  # noqa: F401 - what a diagram may declare, spelled once (engine/vocabulary.py)
+    DUE_PROPERTY,
+    FALLBACK_PROPERTY,
+    FORM_PROPERTY,
+    NOTIFY_BODY_PROPERTY,
+    NOTIFY_PROPERTY,
+    NOTIFY_SUBJECT_PROPERTY,
+    SENT_BACK_PROPERTY,
+    VALIDATE_PROPERTY,
+)
 
 NS = {
     "bpmn": "http://www.omg.org/spec/BPMN/20100524/MODEL",
     "spiffworkflow": "http://spiffworkflow.org/bpmn/schema/1.0/core",
 }
-FORM_PROPERTY = "formJsonSchemaFilename"
-DUE_PROPERTY = "dueDate"
-VALIDATE_PROPERTY = "validate"
-SENT_BACK_PROPERTY = "sentBack"  # why a task that opens again was sent back (an expression; empty: it was not)
-# the role that takes a user task when the child's case team names nobody for its lane's role, in place
-# of the role's own fallback from config/roles.yaml (engine.roles.RoleDirectory.assignment)
-FALLBACK_PROPERTY = "fallback"
-NOTIFY_PROPERTY = "notify"
-NOTIFY_SUBJECT_PROPERTY = "notifySubject"
-NOTIFY_BODY_PROPERTY = "notifyBody"
 HUMAN_TASKS = ("userTask", "manualTask")
 FLOW_NODES = frozenset({
     "startEvent", "endEvent", "intermediateCatchEvent", "intermediateThrowEvent", "boundaryEvent",

@@ -19,8 +19,10 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from .deploy import NS, DeploymentRejected, _parse_xml
+from .errors import EngineError
 from .models import Deployment, Instance, ProcessDefinition
-from .runtime import Engine, EngineError, Step
+from .runtime import Engine
+from .step import Step
 
 # How each part of a serialized task spec reads to a process owner.
 ASPECTS = {
@@ -93,7 +95,7 @@ def migrate(engine: Engine, session: Session, instance_id: int, new_definition_i
         step = Step(engine, session, instance, workflow, actor)
         step.log("instance_migrated", process_id=new.process_id, from_definition_id=old.id, to_definition_id=new.id,
                  from_version=old.deployment.version, to_version=new.deployment.version)
-        step.save()
+        engine.write(step)
         return instance
 
 

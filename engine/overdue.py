@@ -33,14 +33,12 @@ from .db import DatabaseUnavailable, retrying
 from .mail import one_line
 from .models import CaseTeamMember, Child, Instance, Notification, OpenTask
 from .roles import RoleDirectory, RoleInfo
+from .vocabulary import ESCALATE_PROPERTY, OVERDUE_PROPERTY, SYSTEM  # noqa: F401 - spelled once
 
 log = logging.getLogger(__name__)
 
 DEFAULT_POLICY_FILE = Path(__file__).resolve().parent.parent / "config" / "overdue.yaml"
-OVERDUE_PROPERTY = "overdue"  # "none": the diagram handles this task's lateness itself
-ESCALATE_PROPERTY = "overdueEscalateTo"  # a role, or "none"
 NONE = "none"
-SYSTEM = "system"
 
 
 @dataclass(frozen=True)

@@ -32,12 +32,11 @@ from sqlalchemy.orm import Session
 
 from . import calendar
 from .models import Child, DeploymentFile, Event, Instance, PpplusEntry, ProcessDefinition
+from .vocabulary import PPPLUS_AMOUNT_PROPERTY, PPPLUS_DECISION_PROPERTY, PPPLUS_EVENT_PROPERTY
 
 FORM_KEY = "x-ppplus"
 VALUES_KEY = "x-ppplus-values"
-EVENT_PROPERTY = "ppplusEvent"
-AMOUNT_PROPERTY = "ppplusAmount"
-DECISION_PROPERTY = "ppplusDecision"
+EVENT_PROPERTY, AMOUNT_PROPERTY, DECISION_PROPERTY = PPPLUS_EVENT_PROPERTY, PPPLUS_AMOUNT_PROPERTY, PPPLUS_DECISION_PROPERTY
 EVENT_KIND = "ppplus_recorded"
 
 ENTRIES = ("requested", "decided", "released")

@@ -16,15 +16,15 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 from uuid import UUID
 
-from SpiffWorkflow.bpmn import BpmnEvent, BpmnWorkflow
-from SpiffWorkflow.spiff.specs.event_definitions import MessageEventDefinition
+from SpiffWorkflow.bpmn import BpmnWorkflow
 from SpiffWorkflow.util.task import TaskState
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from . import clock, history
+from . import clock, history, moves
 from .models import Child, Event, Instance, ProcessDefinition
-from .runtime import Engine, _child_context, as_recorded
+from .moves import as_recorded
+from .runtime import Engine
 from .serializer import state_digest, state_matches
 
 if TYPE_CHECKING:
@@ -154,39 +154,29 @@ def _replay_step(engine: Engine, session: Session, child: Child, run: _Run, step
 
 
 def _apply(engine: Engine, session: Session, child: Child, run: _Run, step: list[Event]) -> BpmnWorkflow:
-    """Feed the step's recorded input to the instance, as the runtime did when it happened."""
+    """Feed the step's recorded input to the instance: the same move the engine made when it happened
+    (engine/moves.py), without the step's writes."""
     first, kinds = step[0], {e.kind for e in step}
     spec, subprocess_specs = engine.spec(run.definition)
     if first.kind == "instance_started":
         workflow = BpmnWorkflow(spec, subprocess_specs, script_engine=engine.script_engine)
-        context = first.data.get("child") or _child_context(child)
-        for task in workflow.get_tasks(state=TaskState.READY):
-            task.set_data(child=context)
-        payload = as_recorded(first.data.get("data") or {})
-        if first.data.get("message"):
-            workflow.do_engine_steps()
-            workflow.send_event(BpmnEvent(MessageEventDefinition(first.data["message"]), payload=payload))
-        else:
-            for task in workflow.get_tasks(state=TaskState.READY):
-                task.set_data(**payload)
-        workflow.do_engine_steps()
+        moves.begin(workflow, first.data.get("child") or moves.child_context(child))
+        moves.start(workflow, as_recorded(first.data.get("data") or {}), workflow.do_engine_steps,
+                    message=first.data.get("message"))
         return workflow
     workflow = engine.serializer.state_from_dict(run.state, spec, subprocess_specs, engine.script_engine)
     if "instance_migrated" in kinds:
         return _migrate(engine, session, run, workflow, next(e for e in step if e.kind == "instance_migrated"))
     if "instance_cancelled" in kinds:
-        workflow.cancel()
-        return workflow
-    if first.kind == "task_completed":
-        task = _recorded_task(workflow, run, first)
-        task.set_data(**as_recorded(first.data.get("data", {})))
-        task.run()
+        moves.cancel(workflow)
+    elif first.kind == "task_completed":
+        moves.answer(_recorded_task(workflow, run, first), as_recorded(first.data.get("data", {})),
+                     workflow.do_engine_steps)
     elif first.kind == "message_received":
-        payload = as_recorded(first.data.get("data") or {})
-        workflow.send_event(BpmnEvent(MessageEventDefinition(first.data["message"]), payload=payload))
+        moves.message(workflow, first.data["message"], as_recorded(first.data.get("data") or {}),
+                      workflow.do_engine_steps)
     else:  # a timer sweep: whatever was due at the recorded time fires again
-        workflow.refresh_timers()
-    workflow.do_engine_steps()
+        moves.timers(workflow, workflow.do_engine_steps)
     return workflow
 
 

@@ -23,11 +23,9 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from . import calendar
+from .vocabulary import ANSWERS_DATE_PROPERTY, ANSWERS_PROPERTY, STATUTORY_EVENT_PROPERTY  # noqa: F401
 
-STATUTORY_EVENT_PROPERTY = "statutoryEvent"
 FORM_EVENT_KEY = "x-event"
-ANSWERS_PROPERTY = "answers"
-ANSWERS_DATE_PROPERTY = "answersDate"
 
 # what an element may declare, and what a form question may (its answer gives the date)
 DECLARED_EVENTS = {"meeting_held": "PEP meeting held", "pep_signed_off": "PEP signed off"}

@@ -38,8 +38,9 @@ from sqlalchemy.orm.exc import StaleDataError
 from . import overdue
 from .clock import FrozenClock, SystemClock
 from .db import DatabaseUnavailable, connection_lost, make_db, retrying, session_factory, try_again
+from .errors import Conflict
 from .models import Instance
-from .runtime import LEAN_INSTANCE, Conflict, Engine
+from .runtime import Engine
 
 log = logging.getLogger(__name__)
 
@@ -156,17 +157,7 @@ def _fire_one(engine: Engine, sessions, instance_id: int, now: datetime, result:
 def _fire(engine: Engine, sessions, instance_id: int, now: datetime) -> int | None:
     """The instance's step, committed; how many timers it fired (None: not to be had, or no longer due)."""
     with sessions() as session, session.begin():
-        instance = session.scalar(
-            select(Instance).where(Instance.id == instance_id, Instance.status == "running",
-                                   Instance.next_timer_at < now)
-            .with_for_update(skip_locked=True, of=Instance).options(*LEAN_INSTANCE)
-        )
-        if instance is None:
-            return None
-        fired = engine.fire_timers(session, instance, locked=True)
-        if instance.next_timer_at is not None and instance.next_timer_at < now and instance.status == "running":
-            raise RuntimeError(f"timer due at {instance.next_timer_at.isoformat()} did not fire")
-    return fired
+        return engine.fire_due(session, instance_id, now)
 
 
 def _record(engine: Engine, sessions, instance_id: int, exc: BaseException) -> None:

@@ -14,7 +14,7 @@ from engine import clock as clocks
 from engine.deploy import Bundle, deploy
 from engine.models import Child, Event, Instance
 from engine.people import add_user
-from engine.runtime import EngineError, FormInvalid, NotAllowed
+from engine.errors import EngineError, FormInvalid, NotAllowed
 
 from .conftest import ROOT
 from .test_deploy import ENTERING_CARE

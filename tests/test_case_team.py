@@ -9,7 +9,7 @@ from engine import clock as clocks
 from engine.history import events
 from engine.models import OpenTask, User
 from engine.people import PeopleError, add_user, set_case_team
-from engine.runtime import NotAllowed
+from engine.errors import NotAllowed
 
 from .test_runtime import MEETING, complete, only_task, start_review
 

@@ -10,7 +10,8 @@ from sqlalchemy import func, select, text
 
 from engine.models import Event, Instance, OpenTask
 from engine.people import add_child
-from engine.runtime import Engine, Step, TaskNotReady
+from engine.runtime import Engine, Step
+from engine.errors import TaskNotReady
 from engine.timers import fire_due_timers
 
 from .conftest import PG_URL

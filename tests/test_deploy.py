@@ -7,7 +7,7 @@ from sqlalchemy import func, select
 
 from engine.deploy import Bundle, DeploymentRejected, deploy, file_name_problem
 from engine.models import Deployment, Instance
-from engine.runtime import NotFound
+from engine.errors import NotFound
 
 from .conftest import BASIC_BUNDLE, ROOT, shipped_bundle
 

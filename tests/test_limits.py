@@ -14,7 +14,7 @@ from engine import clock as clocks
 from engine import limits
 from engine.deploy import Bundle, DeploymentRejected, deploy
 from engine.models import Event, Incident, Instance, Notification, OpenTask
-from engine.runtime import EngineError, ProcessFault
+from engine.errors import EngineError, ProcessFault
 from tests.helpers import sweep
 
 FAST = limits.Limits(evaluation_seconds=0.3, step_seconds=0.6)

@@ -23,7 +23,7 @@ from engine.people import (
     find_user,
     set_case_team,
 )
-from engine.runtime import EngineError, NotFound
+from engine.errors import EngineError, NotFound
 
 from . import grants
 from .access import child_or_404

@@ -10,7 +10,7 @@ from flask_login import current_user, login_required
 
 from engine import caselife
 from engine.models import Instance
-from engine.runtime import EngineError, FormInvalid
+from engine.errors import EngineError, FormInvalid
 
 from .access import child_or_404
 from .context import db, engine, now

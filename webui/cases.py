@@ -17,7 +17,7 @@ from engine.calendar import academic_year_age, to_london
 from engine.forms import field_errors, size_errors
 from engine.models import Attachment, CaseTeamMember, Instance, OpenTask, Role, School, User
 from engine.people import case_team
-from engine.runtime import EngineError, ProcessFault
+from engine.errors import EngineError, ProcessFault
 
 from .access import child_or_404, may_view_child, record_view, sees_all_children, visible_children_filter
 from .context import as_download, db, engine, now, record_fault

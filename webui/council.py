@@ -16,7 +16,7 @@ from engine import importer, lists
 from engine import schools as directory
 from engine.models import Child, School, User
 from engine.people import PeopleError
-from engine.runtime import EngineError
+from engine.errors import EngineError
 
 from .admin import admin_required
 from .context import db, engine, now

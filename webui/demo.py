@@ -10,7 +10,7 @@ from sqlalchemy import select
 
 from engine.models import OpenTask, User
 from engine.people import add_child, add_user, set_case_team
-from engine.runtime import EngineError
+from engine.errors import EngineError
 from engine.sample import sample_answers
 
 from .auth import hash_password

@@ -29,7 +29,7 @@ from engine.deploy import REVIEWS_KEY
 from engine.forms import drop_unasked, field_errors, size_errors
 from engine.inbox import inbox, inbox_choices, inbox_counts, opened_since, task_fate
 from engine.models import Child, Instance, OpenTask, TaskDraft, User
-from engine.runtime import Conflict, EngineError, FormInvalid, NotAllowed, ProcessFault, TaskNotReady
+from engine.errors import Conflict, EngineError, FormInvalid, NotAllowed, ProcessFault, TaskNotReady
 
 from .access import may_view_child, record_view
 from .context import db, engine, now, record_fault

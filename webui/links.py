@@ -21,7 +21,7 @@ from engine import history
 from engine.attachments import attachment_answers
 from engine.forms import drop_unasked, size_errors
 from engine.models import CaseTeamMember, Child, Instance, OpenTask, TaskLink, User
-from engine.runtime import EngineError, FormInvalid, ProcessFault, TaskNotReady
+from engine.errors import EngineError, FormInvalid, ProcessFault, TaskNotReady
 
 from .access import may_view_child
 from .context import db, engine, now, record_fault

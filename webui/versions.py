@@ -19,7 +19,7 @@ from sqlalchemy import func, select
 from engine import migration
 from engine.deploy import DeploymentRejected, deploy_changes, file_name_problem
 from engine.models import Deployment, Instance, OpenTask, ProcessDefinition
-from engine.runtime import EngineError
+from engine.errors import EngineError
 
 from .access import process_owner_required
 from .context import as_download, db, engine
