@@ -22,9 +22,9 @@ from engine.attachments import attachment_answers, store
 from engine.calendar import default_calendar
 from engine.clock import FrozenClock
 from engine.deploy import Bundle, deploy
+from engine.errors import EngineError
 from engine.models import Attachment, Instance, OpenTask, User
 from engine.runtime import Engine
-from engine.errors import EngineError
 from engine.timers import fire_due_timers
 
 from . import council as councils

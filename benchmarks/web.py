@@ -31,9 +31,9 @@ from pathlib import Path
 from sqlalchemy import select
 
 from engine.db import make_db, session_factory
+from engine.errors import EngineError
 from engine.models import OpenTask, User
 from engine.runtime import Engine
-from engine.errors import EngineError
 from webui.auth import hash_password
 from webui.formschema import widget_for
 

@@ -12,9 +12,9 @@ from sqlalchemy import select
 from engine import caselife
 from engine import clock as clocks
 from engine.deploy import Bundle, deploy
+from engine.errors import EngineError, FormInvalid, NotAllowed
 from engine.models import Child, Event, Instance
 from engine.people import add_user
-from engine.errors import EngineError, FormInvalid, NotAllowed
 
 from .conftest import ROOT
 from .test_deploy import ENTERING_CARE

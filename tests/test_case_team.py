@@ -6,10 +6,10 @@ from __future__ import annotations
 import pytest
 
 from engine import clock as clocks
+from engine.errors import NotAllowed
 from engine.history import events
 from engine.models import OpenTask, User
 from engine.people import PeopleError, add_user, set_case_team
-from engine.errors import NotAllowed
 
 from .test_runtime import MEETING, complete, only_task, start_review
 

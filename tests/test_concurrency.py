@@ -8,10 +8,10 @@ import time
 import pytest
 from sqlalchemy import func, select, text
 
+from engine.errors import TaskNotReady
 from engine.models import Event, Instance, OpenTask
 from engine.people import add_child
 from engine.runtime import Engine, Step
-from engine.errors import TaskNotReady
 from engine.timers import fire_due_timers
 
 from .conftest import PG_URL

@@ -8,8 +8,8 @@ from sqlalchemy import select
 
 from engine import migration
 from engine.deploy import deploy_changes
-from engine.models import Event, Instance, OpenTask
 from engine.errors import Conflict, TaskNotReady
+from engine.models import Event, Instance, OpenTask
 
 from .conftest import BASIC_BUNDLE
 from .helpers import sweep

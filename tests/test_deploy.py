@@ -6,8 +6,8 @@ import pytest
 from sqlalchemy import func, select
 
 from engine.deploy import Bundle, DeploymentRejected, deploy, file_name_problem
-from engine.models import Deployment, Instance
 from engine.errors import NotFound
+from engine.models import Deployment, Instance
 
 from .conftest import BASIC_BUNDLE, ROOT, shipped_bundle
 

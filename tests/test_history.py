@@ -17,8 +17,8 @@ import pytest
 from sqlalchemy import delete, func, select, text, update
 
 from engine import checkpoints, history, history_keys
-from engine.models import Child, Event
 from engine.errors import FormInvalid
+from engine.models import Child, Event
 
 from .conftest import TEST_HISTORY_KEY
 from .test_runtime import MEETING, PEP, complete, only_task, start_review

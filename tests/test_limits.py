@@ -13,8 +13,8 @@ from sqlalchemy import func, select
 from engine import clock as clocks
 from engine import limits
 from engine.deploy import Bundle, DeploymentRejected, deploy
-from engine.models import Event, Incident, Instance, Notification, OpenTask
 from engine.errors import EngineError, ProcessFault
+from engine.models import Event, Incident, Instance, Notification, OpenTask
 from tests.helpers import sweep
 
 FAST = limits.Limits(evaluation_seconds=0.3, step_seconds=0.6)

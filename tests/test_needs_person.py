@@ -18,11 +18,11 @@ from engine.deploy import (
     lane_warnings,
     latest_bundle,
 )
+from engine.errors import NotAllowed
 from engine.history import events
 from engine.models import Notification, OpenTask, User
 from engine.people import add_child, set_case_team
 from engine.roles import RoleDirectory
-from engine.errors import NotAllowed
 
 from .conftest import BASIC_BUNDLE, seat_case_team
 from .test_runtime import MEETING, PEP, complete, only_task, start_review

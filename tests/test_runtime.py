@@ -7,9 +7,9 @@ import math
 import pytest
 from sqlalchemy import select
 
+from engine.errors import Conflict, EngineError, FormInvalid, NotAllowed, NotFound, TaskNotReady
 from engine.history import events
 from engine.models import Instance, Notification, OpenTask
-from engine.errors import Conflict, EngineError, FormInvalid, NotAllowed, NotFound, TaskNotReady
 
 MEETING = {"meeting_date": "2026-03-10", "venue": "Oak Primary, meeting room 2"}
 PEP = {"attendance_percent": 96.5, "targets": [{"what": "Read a chapter book each week", "by_when": "2026-05-29"}]}

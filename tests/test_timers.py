@@ -6,10 +6,10 @@ import pytest
 from sqlalchemy import select
 
 from engine.db import make_db, session_factory
+from engine.errors import EngineError
 from engine.history import events
 from engine.models import Incident, Instance, Notification
 from engine.runtime import Engine
-from engine.errors import EngineError
 from engine.timers import fire_due_timers
 
 from .helpers import sweep

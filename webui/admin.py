@@ -11,6 +11,7 @@ from flask_login import current_user, login_required
 from sqlalchemy import select
 
 from engine import lists
+from engine.errors import EngineError, NotFound
 from engine.inbox import needs_a_person
 from engine.models import AccessGrant, Child, Incident, OpenTask, Role, User, UserRole
 from engine.people import (
@@ -23,7 +24,6 @@ from engine.people import (
     find_user,
     set_case_team,
 )
-from engine.errors import EngineError, NotFound
 
 from . import grants
 from .access import child_or_404

@@ -9,8 +9,8 @@ from flask import Blueprint, abort, flash, redirect, render_template, request, u
 from flask_login import current_user, login_required
 
 from engine import caselife
-from engine.models import Instance
 from engine.errors import EngineError, FormInvalid
+from engine.models import Instance
 
 from .access import child_or_404
 from .context import db, engine, now

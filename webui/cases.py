@@ -14,10 +14,10 @@ from sqlalchemy import func, select
 from engine import caselife, lists
 from engine.attachments import files_in_record
 from engine.calendar import academic_year_age, to_london
+from engine.errors import EngineError, ProcessFault
 from engine.forms import field_errors, size_errors
 from engine.models import Attachment, CaseTeamMember, Instance, OpenTask, Role, School, User
 from engine.people import case_team
-from engine.errors import EngineError, ProcessFault
 
 from .access import child_or_404, may_view_child, record_view, sees_all_children, visible_children_filter
 from .context import as_download, db, engine, now, record_fault

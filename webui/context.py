@@ -7,8 +7,8 @@ from urllib.parse import quote
 from flask import current_app, g
 from sqlalchemy.orm import Session
 
-from engine.runtime import Engine
 from engine.errors import ProcessFault
+from engine.runtime import Engine
 
 
 def db() -> Session:

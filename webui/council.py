@@ -14,9 +14,9 @@ from sqlalchemy import func, or_, select
 
 from engine import importer, lists
 from engine import schools as directory
+from engine.errors import EngineError
 from engine.models import Child, School, User
 from engine.people import PeopleError
-from engine.errors import EngineError
 
 from .admin import admin_required
 from .context import db, engine, now

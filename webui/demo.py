@@ -8,9 +8,9 @@ from datetime import date
 
 from sqlalchemy import select
 
+from engine.errors import EngineError
 from engine.models import OpenTask, User
 from engine.people import add_child, add_user, set_case_team
-from engine.errors import EngineError
 from engine.sample import sample_answers
 
 from .auth import hash_password

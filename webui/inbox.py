@@ -26,10 +26,10 @@ from sqlalchemy.exc import SQLAlchemyError
 from engine.attachments import attachment_answers
 from engine.db import connection_lost, describe
 from engine.deploy import REVIEWS_KEY
+from engine.errors import Conflict, EngineError, FormInvalid, NotAllowed, ProcessFault, TaskNotReady
 from engine.forms import drop_unasked, field_errors, size_errors
 from engine.inbox import inbox, inbox_choices, inbox_counts, opened_since, task_fate
 from engine.models import Child, Instance, OpenTask, TaskDraft, User
-from engine.errors import Conflict, EngineError, FormInvalid, NotAllowed, ProcessFault, TaskNotReady
 
 from .access import may_view_child, record_view
 from .context import db, engine, now, record_fault

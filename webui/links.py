@@ -19,9 +19,9 @@ from flask_login import current_user, login_required
 
 from engine import history
 from engine.attachments import attachment_answers
+from engine.errors import EngineError, FormInvalid, ProcessFault, TaskNotReady
 from engine.forms import drop_unasked, size_errors
 from engine.models import CaseTeamMember, Child, Instance, OpenTask, TaskLink, User
-from engine.errors import EngineError, FormInvalid, ProcessFault, TaskNotReady
 
 from .access import may_view_child
 from .context import db, engine, now, record_fault

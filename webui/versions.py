@@ -18,8 +18,8 @@ from sqlalchemy import func, select
 
 from engine import migration
 from engine.deploy import DeploymentRejected, deploy_changes, file_name_problem
-from engine.models import Deployment, Instance, OpenTask, ProcessDefinition
 from engine.errors import EngineError
+from engine.models import Deployment, Instance, OpenTask, ProcessDefinition
 
 from .access import process_owner_required
 from .context import as_download, db, engine

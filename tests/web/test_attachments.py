@@ -15,9 +15,9 @@ from sqlalchemy import select
 from engine import clock as clocks
 from engine.attachments import remove_from_draft, store
 from engine.deploy import deploy_changes, latest_bundle
+from engine.errors import FormInvalid
 from engine.history import events
 from engine.models import Attachment, Instance, TaskDraft
-from engine.errors import FormInvalid
 
 from ..test_runtime import MEETING, complete, only_task, start_review
 from .conftest import csrf_token

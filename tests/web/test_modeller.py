@@ -11,9 +11,9 @@ import pytest
 from sqlalchemy import func, select
 
 from engine.deploy import deploy_changes, file_name_problem
+from engine.errors import NotFound
 from engine.models import Deployment, Instance
 from engine.people import add_user
-from engine.errors import NotFound
 
 from ..test_runtime import start_review
 from .conftest import PASSWORD_HASH, csrf_token
