@@ -164,3 +164,25 @@ def test_the_version_that_ran_is_replayed_after_a_new_one_is_deployed(deployed, 
     assert first.definition_id != second.definition_id
     assert [f.event.data["name"] for f in result.frames if f.event.kind == "task_ready"] == [
         "Arrange the PEP meeting", "Arrange the meeting"]
+
+
+def test_replay_runs_the_engines_own_moves_so_a_change_to_how_answers_apply_needs_no_change_to_replay(
+        deployed, engine, council, monkeypatch):
+    """An answer's move is written once (engine/moves.py): change it, and the live step and replay both
+    make the changed move, so the history still verifies; replay alone making the old move would not."""
+    from engine import moves
+
+    stock = moves.answer
+
+    def answer_and_note(task, data, advance, ran=lambda task: None):
+        stock(task, {**data, "noted_by_the_move": True}, advance, ran)
+
+    monkeypatch.setattr(moves, "answer", answer_and_note)
+    qa = to_qa(engine, council)
+    complete(engine, council, qa, "ea@demo.test", {"rating": "Green", "feedback": "Clear targets."})
+    result = replay(engine, council)
+    assert result.ok, result.problems
+    assert frame_of(result, "task_completed", "Complete the PEP").data["noted_by_the_move"] is True
+
+    monkeypatch.setattr(moves, "answer", stock)  # the history was made by the changed move
+    assert not replay(engine, council).ok
