@@ -388,6 +388,9 @@ def _in_item(schema: dict, path: list, message: str) -> str:
             break
     if not prefix:
         return message
+    verb = message.split(" ")[0]
+    if verb in ("Enter", "Select", "Add", "Tick", "Answer"):  # "Target 2: enter Pupil Premium Plus (£)"
+        return ": ".join(prefix) + ": " + verb.lower() + message[len(verb):]
     return ": ".join(prefix) + ": " + lower_first(message)
 
 
