@@ -30,7 +30,7 @@ from SpiffWorkflow.spiff.parser import VALIDATOR
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from . import clock, depth, overdue, ppplus, quality, statutory
+from . import clock, depth, formdecl, overdue, ppplus, quality, statutory
 from .forms import WHEN, pattern_problems
 from .models import Deployment, DeploymentFile, ProcessDefinition
 from .roles import RoleDirectory
@@ -467,7 +467,8 @@ def _oversight_errors(path: str, content: str) -> list[DeployError]:
         return []
     schema = json.loads(content)
     return [DeployError(path, where, problem)
-            for where, problem in ppplus.form_problems(schema) + quality.form_problems(schema)]
+            for where, problem in ppplus.form_problems(schema) + quality.form_problems(schema)] \
+        + [DeployError(path, where, problem, line) for where, problem, line in formdecl.form_problems(schema, content)]
 
 
 def _check_ppplus(path, process, bundle) -> list[DeployError]:

@@ -234,9 +234,19 @@ def _same(answer, value) -> bool:
 
 def drop_unasked(schema: dict, data: dict) -> dict:
     """The answers without those to conditional questions (`reveals`) that the other answers do not ask:
-    a transition plan typed and then "not moving school" chosen is neither checked nor kept."""
+    a transition plan typed and then "not moving school" chosen is neither checked nor kept. Inside each
+    item of a repeatable group, and inside a group of questions, the same (a target's PP+ amount when
+    Pupil Premium Plus does not fund that target)."""
     asked = reveals(schema)
     data = dict(data)
+    for name, spec in (schema.get("properties") or {}).items():
+        value = data.get(name)
+        if not isinstance(spec, dict):
+            continue
+        if isinstance(value, dict) and isinstance(spec.get("properties"), dict):
+            data[name] = drop_unasked(spec, value)
+        elif isinstance(value, list) and isinstance(spec.get("items"), dict):
+            data[name] = [drop_unasked(spec["items"], item) if isinstance(item, dict) else item for item in value]
     changed = True
     while changed:  # a question that asks another may itself be unasked
         changed = False
@@ -378,6 +388,9 @@ def _in_item(schema: dict, path: list, message: str) -> str:
             break
     if not prefix:
         return message
+    verb = message.split(" ")[0]
+    if verb in ("Enter", "Select", "Add", "Tick", "Answer"):  # "Target 2: enter Pupil Premium Plus (£)"
+        return ": ".join(prefix) + ": " + verb.lower() + message[len(verb):]
     return ": ".join(prefix) + ": " + lower_first(message)
 
 

@@ -401,6 +401,9 @@ class TaskDraft(Base):
     user_id: Mapped[int] = mapped_column(ForeignKey("app_user.id", ondelete="CASCADE"), primary_key=True)
     data: Mapped[dict] = mapped_column(default=dict)
     saved_at: Mapped[datetime]
+    # the sections of a long form (`x-sections`, by number from 1) the person has finished: "Completed"
+    # on its task list. The answers are checked again, all together, when the task is submitted.
+    sections_done: Mapped[list] = mapped_column(default=list, server_default="[]")
 
 
 class TaskLink(Base):

@@ -417,3 +417,38 @@ def test_pep_deploy_refuses_a_file_whose_name_breaks_the_rule(tmp_path):
         Bundle.from_dirs(tmp_path)
     [error] = caught.value.errors
     assert error.file.endswith("Review v2.bpmn") and error.message == file_name_problem("processes/Review v2.bpmn")
+
+
+def _shipped_epep_with(old: str, new: str) -> Bundle:
+    bundle = shipped_bundle(forms=("",))
+    return with_change("forms/review_complete_epep.schema.json", old, new, bundle)
+
+
+def test_sections_that_name_a_missing_field_twice_or_leave_one_out_are_refused_with_their_line(council):
+    missing = rejected(council, _shipped_epep_with('"chaired_by", "attendees"]', '"chair", "attendees"]'))
+    error = only_error(missing, "forms/review_complete_epep.schema.json", "chair")
+    assert error.message == 'section "The meeting" names the field "chair", which the form does not have'
+    assert error.line == 6 and str(error).startswith("forms/review_complete_epep.schema.json:6 [chair]")
+    left_out = only_error(missing, "forms/review_complete_epep.schema.json", "chaired_by")
+    assert left_out.message == '"chaired_by" is in no section of x-sections: add it to the section that asks it'
+    twice = rejected(council, _shipped_epep_with('"fields": ["child_views", ', '"fields": ["chaired_by", "child_views", '))
+    assert "is in two sections" in only_error(twice, "forms/review_complete_epep.schema.json", "chaired_by").message
+    untitled = rejected(council, _shipped_epep_with('{"title": "The meeting", ', '{'))
+    assert "must have a title" in only_error(untitled, "forms/review_complete_epep.schema.json", "x-sections").message
+
+
+def test_unknown_prefill_choices_and_pep_parts_are_refused_naming_the_field(council):
+    bundle = shipped_bundle(forms=("",))
+    [path] = [p for p in bundle.form_files() if '"x-choices": "case_team"' in bundle.files[p]]
+    errors = rejected(council, with_change(path, '"x-choices": "case_team"', '"x-choices": "everyone"', bundle))
+    assert [e.message for e in errors] == ['x-choices is "everyone": it may be "case_team"'] and errors[0].line
+    bundle = shipped_bundle(forms=("",))
+    [path, *_] = [p for p in bundle.form_files() if '"x-prefill": "child.school"' in bundle.files[p]]
+    errors = rejected(council, with_change(path, '"x-prefill": "child.school"', '"x-prefill": "child.address"', bundle))
+    assert errors[0].message.startswith('x-prefill is "child.address": it may be "case_team" or "child.id"')
+    errors = rejected(council, _shipped_epep_with('"chaired_by": {', '"chaired_by": {"x-prefill": "case_team", '))
+    assert 'x-prefill "case_team" fills a list of people' in errors[0].message
+    errors = rejected(council, _shipped_epep_with('"x-pep-section": "targets"', '"x-pep-section": "goals"'))
+    error = only_error(errors, "forms/review_complete_epep.schema.json", "pp_plus_spend")
+    assert error.message.startswith('x-pep-section is "goals": it may be "voice", "views"')
+    assert '"pp_plus_spend":' in shipped_bundle(forms=("review_complete_epep",)).files[error.file].splitlines()[error.line - 1]

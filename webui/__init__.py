@@ -104,6 +104,7 @@ def create_app(config: dict | None = None) -> Flask:
         modeller,
         outbox,
         oversight,
+        tasklist,  # noqa: F401 (its pages are the task page's: registered with webui/inbox.py's blueprint)
         versions,
     )
 

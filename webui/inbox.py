@@ -107,6 +107,11 @@ def task(task_id):
         view = _task_for_person(engine().task_view, task_id)
         open_task, draft = view["task"], db().get(TaskDraft, (task_id, current_user.id))
         record_view(open_task.child_id, "task", task=open_task.name)
+        from . import tasklist  # a long form's task list (it builds on this module's pages)
+
+        if tasklist.is_sectioned(task_schema(view)):
+            db().commit()
+            return tasklist.task_list_page(open_task, view, draft)
         reviewed = _reviewed(open_task, view)
         values = draft.data if draft else prefill(task_schema(view), view["data"], case_team(db(), open_task.child_id),
                                                   current_user.email)
@@ -322,6 +327,10 @@ def _show_again(open_task, values, errors, draft, version, **page):
     except TaskNotReady:
         db().rollback()
         return _no_longer_open(open_task.id, open_task.child_id, values, None)
+    from . import tasklist
+
+    if tasklist.is_sectioned(task_schema(view)) and not page.get("lost"):
+        return tasklist.show_again(open_task, view, values, errors, draft, version, **page)
     reviewed = _reviewed(open_task, view)
     db().commit()
     return render_page(open_task, view, values, errors, draft, version=version, reviewed=reviewed, **page)

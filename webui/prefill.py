@@ -12,9 +12,9 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from engine.formdecl import CASE_TEAM
 from engine.models import CaseTeamMember, Role, User
 
-CASE_TEAM = "case_team"
 OTHER = "Other professional"
 
 

@@ -41,26 +41,62 @@ def ppg_meeting(deployed_app, council, clock, engine):
     return shipped_form_task(council, clock, engine, "ppg_arrange_meeting")
 
 
-def test_the_long_epep_is_in_sections_and_checked_before_it_is_submitted(page, epep, council, engine):
+@pytest.mark.parametrize("width", [1280, 390])
+def test_the_long_epep_is_a_task_list_of_sections_checked_before_it_is_submitted(page, epep, council, engine, width,
+                                                                                 tmp_path):
+    page.set_viewport_size({"width": width, "height": 900})
     with council.begin() as s:
         answers = sample_answers(engine.task_form(s, epep.id, "sw@demo.test")["form_schema"], engine.now().date())
         answers.update(meeting_date="2026-01-27", next_meeting_date="2036-04-20", moving_school=False,
                        sen_status="None")
         s.add(TaskDraft(task_id=epep.id, user_id=s.scalar(select(User.id).where(User.email == "sw@demo.test")),
-                        data=answers, saved_at=engine.now()))
+                        data=answers, saved_at=engine.now(), sections_done=[1, 2, 3, 4, 5, 7]))
     sign_in(page, "sw@demo.test")
     page.goto(f"/tasks/{epep.id}")
-    contents = page.get_by_role("navigation", name="Contents")
-    expect(contents.get_by_role("link")).to_have_count(7)
-    contents.get_by_role("link", name="Targets and Pupil Premium Plus").click()
-    expect(page.get_by_role("heading", level=2, name="Targets and Pupil Premium Plus")).to_be_in_viewport()
+    tasks = page.locator(".govuk-task-list").first
+    expect(tasks.locator(".govuk-task-list__item")).to_have_count(7)
+    expect(page.get_by_text("You have completed 6 of 7 sections.")).to_be_visible()
+    expect(page.get_by_text("Cannot start yet")).to_be_visible()
+    assert page.evaluate("document.documentElement.scrollWidth") <= width  # nothing runs off a phone
+    page.screenshot(path=str(tmp_path / f"task-list-{width}.png"), full_page=True)
     assert serious_violations(page) == []
-    page.get_by_role("button", name="Continue").click()
+    page.get_by_role("link", name="Targets and Pupil Premium Plus").click()
+    expect(page.get_by_role("heading", level=1)).to_have_text("Targets and Pupil Premium Plus")
+    target = page.get_by_role("group", name="Target 1", exact=True)
+    funded = target.get_by_role("group", name="Is Pupil Premium Plus funding this target?")
+    funded.get_by_label("Yes", exact=True).check()
+    expect(target.get_by_label("Pupil Premium Plus (£)")).to_be_visible()
+    funded.get_by_label("No", exact=True).check()
+    expect(target.get_by_label("Pupil Premium Plus (£)")).to_be_hidden()
+    assert page.evaluate("document.documentElement.scrollWidth") <= width
+    page.screenshot(path=str(tmp_path / f"section-{width}.png"), full_page=True)
+    assert serious_violations(page) == []
+    page.get_by_role("button", name="Save and continue").click()
+    expect(page.get_by_text("You have completed 7 of 7 sections.")).to_be_visible()
+    page.get_by_role("link", name="Check your answers and submit").click()
     expect(page.get_by_role("heading", level=1)).to_have_text("Check your answers")
-    expect(page.get_by_role("heading", level=2, name="Views of the child and carers")).to_be_visible()
     assert serious_violations(page) == []
     page.get_by_role("button", name="Submit").click()
     expect(page.locator(".govuk-notification-banner")).to_contain_text("is done")
+
+
+def test_without_javascript_a_section_is_saved_and_the_task_list_says_so(chromium, live_server, epep):
+    context = chromium.new_context(base_url=live_server, java_script_enabled=False)
+    page = context.new_page()
+    try:
+        sign_in(page, "sw@demo.test")
+        page.goto(f"/tasks/{epep.id}")
+        page.get_by_role("link", name="Views of the child and carers").click()
+        page.get_by_label("The child's or young person's views").fill("I like art")
+        page.get_by_role("button", name="Save and continue").click()
+        expect(page.locator(".govuk-error-summary")).to_contain_text("Enter carers' views")
+        page.get_by_role("link", name="Enter carers' views").click()
+        page.get_by_label("Carers' views").fill("Settled and happy")
+        page.get_by_role("button", name="Save and continue").click()
+        row = page.locator(".govuk-task-list__item", has_text="Views of the child and carers")
+        expect(row.locator(".govuk-task-list__status")).to_have_text("Completed")
+    finally:
+        context.close()
 
 
 def test_a_no_reveals_the_question_it_asks(page, ppg_meeting):
@@ -90,7 +126,7 @@ def test_without_javascript_every_question_is_shown(chromium, live_server, ppg_m
 
 def test_targets_are_added_and_removed_without_reloading_and_errors_name_them(page, epep):
     sign_in(page, "sw@demo.test")
-    page.goto(f"/tasks/{epep.id}")
+    page.goto(f"/tasks/{epep.id}/sections/6")
     page.evaluate("window.stillTheSamePage = true")
     page.get_by_role("button", name="Add a target").click()
     expect(page.get_by_role("group", name="Target 1", exact=True)).to_be_visible()
@@ -105,10 +141,10 @@ def test_targets_are_added_and_removed_without_reloading_and_errors_name_them(pa
     by_when = target.get_by_role("group", name="By when")
     by_when.get_by_label("Day").fill("29")
     by_when.get_by_label("Year").fill("2026")
-    page.get_by_role("button", name="Continue").click()
+    page.get_by_role("button", name="Save and continue").click()
     summary = page.locator(".govuk-error-summary")
     expect(summary).to_contain_text("Target 1: enter strategies and support")
-    expect(summary).to_contain_text("Enter the name of the person who chaired the meeting")
+    expect(summary).not_to_contain_text("Enter the name of the person who chaired the meeting")  # another section's
     summary.get_by_role("link", name="Target 1: by when must be a real date").click()
     expect(page.get_by_role("group", name="Target 1", exact=True).get_by_role("group", name="By when")
            .get_by_label("Month")).to_be_focused()

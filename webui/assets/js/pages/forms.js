@@ -42,6 +42,8 @@ async function swap(form, group, button) {
   const before = group.querySelectorAll(".app-repeat").length;
   const imported = document.importNode(fresh, true);
   group.replaceWith(imported);
+  // GOV.UK Frontend's components (a conditional reveal inside a new item) start in the list swapped in: static/app.js
+  imported.dispatchEvent(new CustomEvent("app:swapped", { bubbles: true }));
   const after = imported.querySelectorAll(".app-repeat").length;
   const legend = imported.querySelector("legend");
   const name = legend ? legend.textContent.replace(/\s*\(optional\)\s*$/, "").trim() : "the list";
