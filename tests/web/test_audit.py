@@ -22,6 +22,7 @@ from webui.timeline import callouts
 from ..test_migration import REVIEW, at_complete_pep, deploy_edit, migrate, with_filing_step
 from ..test_runtime import MEETING, PEP, complete, only_task, start_review
 from .conftest import PASSWORD_HASH
+from .test_pep_document import pdf_pages
 
 AUDITOR = "auditor@demo.test"
 
@@ -275,6 +276,11 @@ def test_the_audit_pack_as_json_and_pdf(auditor, browser, council, engine):
     assert [s["title"] for s in pep["pep"]] == ["Arrange the PEP meeting", "Complete the PEP", "Quality-assure the PEP"]
     pdf = person.get("/audit/children/C001/pack.pdf")
     assert pdf.status_code == 200 and pdf.data.startswith(b"%PDF")
+    pages = pdf_pages(pdf.data)
+    assert len(pages) >= 2  # the timeline, then the PEP on a page of its own
+    for number, text in enumerate(pages, start=1):
+        assert text.count("OFFICIAL-SENSITIVE") == 2, number  # at the top and at the foot
+        assert f"Page {number} of {len(pages)}" in text, number
 
 
 def test_every_look_of_an_auditor_is_written_to_the_childs_history(auditor, browser, council, engine):
