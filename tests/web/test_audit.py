@@ -304,9 +304,10 @@ def test_the_vs_administrator_grants_and_revokes_access_with_reasons_in_the_chil
     admin = browser("admin@demo.test")
     refused = admin.post("/admin/grants", {"auditor": AUDITOR, "scope": "child", "child_id": "C001"},
                          page_url="/admin/grants")
-    assert refused.status_code == 422 and "Say why the auditor needs access" in text(refused)
+    assert refused.status_code == 422 and "Enter why the auditor needs access" in text(refused)
     given = admin.post("/admin/grants", {"auditor": AUDITOR, "scope": "child", "child_id": "C001",
-                                         "reason": "Complaint ref 42", "expires": "2026-03-31"}, page_url="/admin/grants")
+                                         "reason": "Complaint ref 42", "expires-day": "31", "expires-month": "3",
+                                         "expires-year": "2026"}, page_url="/admin/grants")
     assert given.status_code == 302
     assert browser(AUDITOR).get("/audit/children/C001").status_code == 200
     with council() as s:
