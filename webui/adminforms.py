@@ -94,11 +94,6 @@ def date_parts(form: MultiDict, name: str) -> dict[str, str]:
     return {part: (form.get(f"{name}-{part}") or "").strip() for part in ("day", "month", "year")}
 
 
-def iso_parts(value) -> dict[str, str]:
-    """A date's day, month and year boxes filled from a date (for a form shown before anything is typed)."""
-    return Field("", "", "date", value=value.isoformat() if value else "").date_parts
-
-
 def schema(properties: dict, required: tuple[str, ...] = (), **extra) -> dict:
     return {"type": "object", "properties": properties, "required": list(required), **extra}
 
