@@ -25,7 +25,6 @@ from sqlalchemy import exists, func, select
 from sqlalchemy.orm import Session
 
 from . import calendar, history, schools
-from .forms import text_errors
 from .models import CaseTeamMember, Child, Deployment, Instance, ProcessDefinition, User
 from .people import READ_ONLY_ROLES, find_user, holds_role_for
 
@@ -91,56 +90,6 @@ def details_of(child: Child) -> dict:
             "school": child.school, "legal_status": child.legal_status, "in_area": child.in_area,
             "school_urn": child.school_urn, "upn": child.upn,
             "entered_care": child.entered_care.isoformat() if child.entered_care else None}
-
-
-def read_details(answers: dict[str, str], today: date) -> tuple[dict, dict[str, str]]:
-    """The details typed into the edit page (name, date_of_birth-day/-month/-year, school,
-    legal_status, in_area "in"/"out"/""), and each field's problem in the GOV.UK Design System's words."""
-    errors = {path.split("-")[0]: message for path, message in text_errors(answers).items()}
-    name = (answers.get("name") or "").strip()
-    school = (answers.get("school") or "").strip()
-    if not name:
-        errors.setdefault("name", "Enter the child's full name")
-    elif len(name) > MAX_TEXT:
-        errors.setdefault("name", f"Full name must be {MAX_TEXT} characters or fewer")
-    if len(school) > MAX_TEXT:
-        errors.setdefault("school", f"School or setting must be {MAX_TEXT} characters or fewer")
-    born, problem = _date_of_birth(*(answers.get(f"date_of_birth-{part}") or "" for part in ("day", "month", "year")),
-                                   today=today)
-    if problem:
-        errors.setdefault("date_of_birth", problem)
-    status = answers.get("legal_status") or None
-    if status is not None and status not in LEGAL_STATUSES:
-        errors.setdefault("legal_status", "Select the child's legal status")
-    area = answers.get("in_area") or ""
-    if area not in ("", *AREAS):
-        errors.setdefault("in_area", "Select where the child lives")
-    values = {"name": name, "date_of_birth": born, "school": school or None, "legal_status": status,
-              "in_area": {"in": True, "out": False}.get(area)}
-    return values, errors
-
-
-def _date_of_birth(day: str, month: str, year: str, today: date) -> tuple[str | None, str | None]:
-    """The date of birth as ISO text (None when left blank), or what is wrong with it."""
-    parts = {"day": day.strip(), "month": month.strip(), "year": year.strip()}
-    missing = [name for name, value in parts.items() if not value]
-    if len(missing) == 3:
-        return None, None
-    if missing:
-        return None, f"Date of birth must include a {' and '.join(missing)}"
-    if not all(value.isdigit() for value in parts.values()):
-        return None, "Date of birth must be a real date"
-    if len(parts["year"]) != 4:
-        return None, "Year must include 4 numbers"
-    try:
-        born = date(int(parts["year"]), int(parts["month"]), int(parts["day"]))
-    except ValueError:
-        return None, "Date of birth must be a real date"
-    if born > today:
-        return None, "Date of birth must be today or in the past"
-    if born.year < 1900:
-        return None, "Date of birth must be after 1 January 1900"
-    return born.isoformat(), None
 
 
 def edit_details(session: Session, child_id: str, values: dict, actor: str, at: datetime) -> dict[str, dict]:

@@ -90,34 +90,6 @@ def test_a_social_worker_changes_only_their_own_childrens_details(case_life):
         assert not caselife.may_edit_details(s, "sw2@demo.test", "C001")
 
 
-@pytest.mark.parametrize(("answers", "field", "message"), [
-    ({"name": " "}, "name", "Enter the child's full name"),
-    ({"name": "x" * 201}, "name", "Full name must be 200 characters or fewer"),
-    ({"date_of_birth-day": "1", "date_of_birth-year": "2014"}, "date_of_birth", "Date of birth must include a month"),
-    ({"date_of_birth-year": "2014"}, "date_of_birth", "Date of birth must include a day and month"),
-    ({"date_of_birth-day": "31", "date_of_birth-month": "2", "date_of_birth-year": "2014"}, "date_of_birth",
-     "Date of birth must be a real date"),
-    ({"date_of_birth-day": "1", "date_of_birth-month": "2", "date_of_birth-year": "14"}, "date_of_birth",
-     "Year must include 4 numbers"),
-    ({"date_of_birth-day": "3", "date_of_birth-month": "3", "date_of_birth-year": "2026"}, "date_of_birth",
-     "Date of birth must be today or in the past"),
-    ({"legal_status": "adopted_by_wolves"}, "legal_status", "Select the child's legal status"),
-    ({"in_area": "moon"}, "in_area", "Select where the child lives"),
-])
-def test_details_typed_in_are_refused_field_by_field_in_govuk_words(answers, field, message):
-    _values, errors = caselife.read_details({"name": "Alex Example", **answers}, date(2026, 3, 2))
-    assert errors == {field: message}
-
-
-def test_details_typed_in_are_read_as_the_record_holds_them():
-    values, errors = caselife.read_details({"name": " Alex Example ", "date_of_birth-day": "1", "date_of_birth-month": "5",
-                                            "date_of_birth-year": "2014", "school": "", "legal_status": "section_20",
-                                            "in_area": "in"}, date(2026, 3, 2))
-    assert errors == {}
-    assert values == {"name": "Alex Example", "date_of_birth": "2014-05-01", "school": None,
-                      "legal_status": "section_20", "in_area": True}
-
-
 # ---- (b) changes reported whatever the PEPs wait for ----------------------------------------------
 
 def test_a_change_of_school_with_no_pep_waiting_is_recorded_and_the_school_changed(case_life, engine):

@@ -32,6 +32,11 @@ ROLES = {
     "designated-teacher": ("dt.oak@demo.test", [("inbox", "/inbox"), ("task", "first-task")]),
     "education-adviser": ("ea@demo.test", [("inbox", "/inbox"), ("pool", "/inbox?view=pool")]),
     "vs-administrator": ("admin@demo.test", [("inbox", "/inbox"), ("people", "/admin/users")]),
+    "virtual-school-head": ("vsh@demo.test", [("inbox", "/inbox"), ("timeliness", "/oversight/timeliness"),
+                                              ("overdue", "/oversight/overdue"), ("ppplus", "/oversight/ppplus"),
+                                              ("quality", "/oversight/quality")]),
+    "business-support": ("bso@demo.test", [("inbox", "/inbox"), ("pool", "/inbox?view=pool"),
+                                           ("children", "/children")]),
     "process-owner": ("owner@demo.test", [("processes", "/processes")]),
     "auditor": ("auditor@demo.test", [("audit", "/audit")]),
 }
@@ -100,7 +105,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="pep-screens-") as tmp:
         env = {**os.environ, "PEP_DATABASE_URL": f"sqlite:///{tmp}/demo.sqlite", "PEP_SECURE_COOKIES": "0",
                "PEP_HISTORY_KEY": secrets.token_hex(32), "PEP_CHECKPOINTS": f"{tmp}/checkpoints.jsonl",
-               "PEP_SECRET_KEY": secrets.token_hex(32)}
+               "PEP_SECRET_KEY": secrets.token_hex(32),
+               "PYTHONPATH": str(ROOT)}  # this checkout's code, whichever checkout the environment was installed from
         for command in (["pep", "init"], ["pep", "deploy", "--as", "setup@demo.test"], ["pep-web", "demo"]):
             subprocess.run([str(BIN / command[0]), *command[1:]], cwd=ROOT, env=env, check=True,
                            stdout=subprocess.DEVNULL)

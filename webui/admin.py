@@ -27,6 +27,7 @@ from engine.people import (
 
 from . import grants
 from .access import child_or_404
+from .adminforms import NEW_CHILD, NEW_PERSON, PERSON, REVOKE, date_parts, grant_form, person_form, team_form
 from .auth import AUDITOR_ROLE, hash_password
 from .context import db, engine, now
 from .exports import csv_response
@@ -65,27 +66,22 @@ def users():
     roles = db().scalars(select(Role).order_by(Role.label)).all()
     errors, created = {}, None
     if request.method == "POST":
-        email = (request.form.get("email") or "").strip().lower()
-        name = (request.form.get("name") or "").strip()
-        if "@" not in email:
-            errors["email"] = "Enter an email address, like name@council.gov.uk"
-        if not name:
-            errors["name"] = "Enter the person's name"
+        data, errors = NEW_PERSON.read(request.form)
         if not errors:
             password = secrets.token_urlsafe(12)
             try:
-                add_user(db(), email, name, request.form.getlist("roles"), request.form.get("organisation") or None,
-                         password_hash=hash_password(password))
+                add_user(db(), data["email"].lower(), data["name"], request.form.getlist("roles"),
+                         data.get("organisation"), password_hash=hash_password(password))
             except PeopleError as exc:
                 db().rollback()
                 errors["email"] = str(exc)
             else:
                 db().commit()
-                created = {"email": email, "password": password}
+                created = {"email": data["email"].lower(), "password": password}
     chosen = _people_filters()
     page = lists.page_of(db(), _people_query(chosen), _page_number())
     return render_template("admin/users.html", page=page, roles=roles, errors=errors, created=created,
-                           form=request.form, chosen=chosen,
+                           form=request.form, chosen=chosen, summary=NEW_PERSON.summary(errors),
                            labels={r.key: r.label for r in roles}), 422 if errors else 200
 
 
@@ -111,10 +107,14 @@ def update_user(user_id):
     user = db().get(User, user_id) or abort(404)
     roles = db().scalars(select(Role).order_by(Role.label)).all()
     if request.method == "GET":
-        return render_template("admin/person.html", person=user, roles=roles, created=None)
+        return render_template("admin/person.html", person=user, roles=roles, created=None, errors={}, form=None)
+    data, errors = PERSON.read(request.form)
+    if errors:
+        return render_template("admin/person.html", person=user, roles=roles, created=None, errors=errors,
+                               summary=PERSON.summary(errors), form=request.form), 422
     valid = set(db().scalars(select(Role.key)))
     user.roles = [UserRole(role_key=key) for key in request.form.getlist("roles") if key in valid]
-    user.organisation = request.form.get("organisation") or None
+    user.organisation = data.get("organisation")
     if user.active and request.form.get("active") != "yes":
         end_sessions(user)  # a closed account is signed out everywhere, and stays so if it is opened again
     user.active = request.form.get("active") == "yes"
@@ -134,7 +134,7 @@ def reset_password(user_id):
     end_sessions(user)
     db().commit()
     roles = db().scalars(select(Role).order_by(Role.label)).all()
-    return render_template("admin/person.html", person=user, roles=roles,
+    return render_template("admin/person.html", person=user, roles=roles, errors={}, form=None,
                            created={"email": user.email, "password": password, "reset": True})
 
 
@@ -143,23 +143,21 @@ def reset_password(user_id):
 def new_child():
     errors = {}
     if request.method == "POST":
-        child_id = (request.form.get("child_id") or "").strip()
-        name = (request.form.get("name") or "").strip()
-        if not child_id:
-            errors["child_id"] = "Enter the child's case number"
-        if not name:
-            errors["name"] = "Enter the child's name"
+        data, errors = NEW_CHILD.read(request.form)
         if not errors:
+            born = data.get("date_of_birth")
             try:
-                dob = date.fromisoformat(request.form["date_of_birth"]) if request.form.get("date_of_birth") else None
-                add_child(db(), child_id, name, dob, request.form.get("school") or None)
-            except (PeopleError, ValueError) as exc:
+                add_child(db(), data["child_id"], data["name"], date.fromisoformat(born) if born else None,
+                          data.get("school"))
+            except PeopleError as exc:
                 db().rollback()
-                errors["child_id" if isinstance(exc, PeopleError) else "date_of_birth"] = str(exc)
+                errors["child_id"] = str(exc)
             else:
                 db().commit()
-                return redirect(url_for("admin.team", child_id=child_id))
-    return render_template("admin/new_child.html", errors=errors, form=request.form), 422 if errors else 200
+                return redirect(url_for("admin.team", child_id=data["child_id"]))
+    return render_template("admin/new_child.html", errors=errors, form=request.form,
+                           summary=NEW_CHILD.summary(errors, request.form),
+                           born=date_parts(request.form, "date_of_birth")), 422 if errors else 200
 
 
 @bp.route("/children/<child_id>/team", methods=["GET", "POST"])
@@ -168,25 +166,27 @@ def team(child_id):
     child = child_or_404(child_id, "case_team")
     roles = [role for role in db().scalars(select(Role).order_by(Role.label)) if role.key not in NOT_IN_TEAMS]
     choices = case_team_choices(db(), child_id, [role.key for role in roles])
-    error = None
+    form = team_form(roles, {key: [p.email for p in people] for key, people in choices.items()})
+    errors = {}
     if request.method == "POST":
-        chosen = {role.label: request.form.get(role.key) or None for role in roles if role.key in request.form}
-        offered = {role.label: {p.email for p in choices[role.key]} for role in roles}
-        wrong = next((label for label, email in chosen.items() if email and email not in offered[label]), None)
-        try:
-            set_case_team(db(), child_id, chosen, actor=current_user.email)  # the engine's refusals first
-            if wrong:
-                raise PeopleError(f"Choose a {wrong} from the list: only people who are one can be chosen")
-        except PeopleError as exc:
-            db().rollback()
-            error = str(exc)
-        else:
-            db().commit()
-            flash(f"Case team for {child.name} saved.", "success")
-            return redirect(url_for("cases.child", child_id=child_id))
+        data, errors = form.read(request.form)
+        if not errors:
+            chosen = {role.label: data.get(role.key) for role in roles if role.key in request.form}
+            try:
+                set_case_team(db(), child_id, chosen, actor=current_user.email)
+            except PeopleError as exc:
+                db().rollback()
+                errors["(form)"] = str(exc)
+            else:
+                db().commit()
+                flash(f"Case team for {child.name} saved.", "success")
+                return redirect(url_for("cases.child", child_id=child_id))
     db().commit()
-    return render_template("admin/team.html", child=child, roles=roles, error=error, choices=choices,
-                           team={k: u.email for k, u in case_team(db(), child_id).items()}), 422 if error else 200
+    team = {k: u.email for k, u in case_team(db(), child_id).items()}
+    if request.method == "POST":
+        team = {role.key: request.form.get(role.key) for role in roles}  # as chosen, to correct
+    return render_template("admin/team.html", child=child, roles=roles, errors=errors, choices=choices,
+                           summary=form.summary(errors), team=team), 422 if errors else 200
 
 
 @bp.route("/grants", methods=["GET", "POST"])
@@ -194,45 +194,37 @@ def team(child_id):
 def access_grants():
     """Give auditors read access to one child or to every child, with a reason and an optional expiry."""
     auditors, errors = _auditors(), {}
+    form = grant_form([a.email for a in auditors])
     if request.method == "POST":
-        form = request.form
-        auditor = next((a for a in auditors if a.email == form.get("auditor")), None)
-        child_id = (form.get("child_id") or "").strip() if form.get("scope") == "child" else None
-        reason = (form.get("reason") or "").strip()
+        data, errors = form.read(request.form)
+        child_id = data.get("child_id") if data.get("scope") == "child" else None
+        if child_id is not None and "child_id" not in errors and db().get(Child, child_id) is None:
+            errors["child_id"] = "Enter the case number of a child of the council"
         expires_at = None
-        if auditor is None:
-            errors["auditor"] = "Choose the auditor"
-        if form.get("scope") not in ("child", "all"):
-            errors["scope"] = "Choose one child or every child"
-        elif child_id is not None and db().get(Child, child_id) is None:
-            errors["child_id"] = "Enter the case number of a child"
-        if not reason:
-            errors["reason"] = "Say why the auditor needs access (the inspection, complaint or request)"
-        if form.get("expires"):
-            try:
-                day = date.fromisoformat(form["expires"])
-            except ValueError:
-                errors["expires"] = "Enter the last day of access as a date, for example 31 3 2027"
-            else:
-                if day.year > now().year + 10:
-                    errors["expires"] = "The last day of access must be within 10 years"
-                elif (expires_at := datetime.combine(day + timedelta(days=1), time(0), LONDON)) <= now():
-                    errors["expires"] = "The last day of access must be today or later"
+        if data.get("expires") and "expires" not in errors:
+            day = date.fromisoformat(data["expires"])
+            if day.year > now().year + 10:
+                errors["expires"] = "Last day of access must be within 10 years"
+            elif (expires_at := datetime.combine(day + timedelta(days=1), time(0), LONDON)) <= now():
+                errors["expires"] = "Last day of access must be today or in the future"
         if not errors:
-            grants.grant(db(), auditor, child_id, reason, expires_at, current_user.email, now())
+            auditor = next(a for a in auditors if a.email == data["auditor"])
+            grants.grant(db(), auditor, child_id, data["reason"], expires_at, current_user.email, now())
             db().commit()
             flash(f"{auditor.name} can now audit {'child ' + child_id if child_id else 'every child'}.", "success")
             return redirect(url_for("admin.access_grants"))
-    return _grants_page(auditors, errors)
+    return _grants_page(auditors, errors, form.summary(errors, request.form))
 
 
 @bp.post("/grants/<int:grant_id>/revoke")
 @admin_required
 def revoke_grant(grant_id):
     row = db().get(AccessGrant, grant_id) or abort(404)
-    reason = (request.form.get("reason") or "").strip()
-    if not reason:
-        return _grants_page(_auditors(), {f"revoke-{grant_id}": "Say why the access ends"})
+    data, errors = REVOKE.read(request.form)
+    if errors:
+        return _grants_page(_auditors(), {f"revoke-{grant_id}": errors["reason"]},
+                            [{"text": errors["reason"], "href": f"#revoke-{grant_id}"}])
+    reason = data["reason"]
     if row.revoked_at is None:
         grants.revoke(db(), row, reason, current_user.email, now())
         db().commit()
@@ -245,11 +237,12 @@ def _auditors() -> list[User]:
                         .order_by(User.name)).all()
 
 
-def _grants_page(auditors, errors):
+def _grants_page(auditors, errors, summary):
     rows = db().scalars(select(AccessGrant).order_by(AccessGrant.granted_at.desc())).all()
     people = {u.id: u for u in db().scalars(select(User).where(User.id.in_({r.user_id for r in rows})))}
     return render_template("admin/grants.html", auditors=auditors, rows=rows, people=people, errors=errors,
-                           form=request.form, now=now()), 422 if errors else 200
+                           summary=summary, form=request.form, expires=date_parts(request.form, "expires"),
+                           now=now()), 422 if errors else 200
 
 
 @bp.get("/incidents")
@@ -296,9 +289,10 @@ def give_person(task_id):
         flash("That task no longer needs a person: it was done, withdrawn or given to someone.", "warning")
         return redirect(url_for("admin.needs_person"))
     child, role = db().get(Child, task.child_id), db().get(Role, task.role_key)
-    email = (request.form.get("person") or "").strip()
-    error = None if email else f"Choose who is to be {child.name}'s {role.label}"
-    if email:
+    offered = [p.email for p in case_team_choices(db(), task.child_id, [task.role_key])[task.role_key]]
+    data, errors = person_form(f"{child.name}'s {role.label}", offered).read(request.form)
+    email, error = data.get("person"), next(iter(errors.values()), None)
+    if not error:
         try:
             set_case_team(db(), task.child_id, {task.role_key: email}, actor=current_user.email)
         except PeopleError as exc:

@@ -22,7 +22,7 @@ from engine.models import Child, Instance
 from engine.replay import replay_child
 from engine.runtime import Engine
 
-from .documents import pep_sections, section_story
+from .documents import MARKING, MarkedCanvas, pep_sections, section_story
 from .filters import ukdate
 from .timeline import timeline
 
@@ -53,12 +53,14 @@ def pack(session: Session, engine: Engine, child_id: str, by: str, now: datetime
 
 
 def pack_pdf(content: dict) -> bytes:
-    """The pack for people: verification first, then the timeline, then each PEP."""
+    """The pack for people: verification first, then the timeline, then each PEP; every page marked
+    OFFICIAL-SENSITIVE at its top and foot and numbered, as the PEP's own PDF is (documents.MarkedCanvas)."""
     styles = getSampleStyleSheet()
     child, check = content["child"], content["verification"]
     buffer = io.BytesIO()
     doc = SimpleDocTemplate(buffer, pagesize=A4, title=f"Audit pack – {child.name}", author="Virtual School",
-                            leftMargin=15 * mm, rightMargin=15 * mm, topMargin=15 * mm, bottomMargin=15 * mm)
+                            subject=MARKING, leftMargin=15 * mm, rightMargin=15 * mm, topMargin=22 * mm,
+                            bottomMargin=22 * mm)
     story = [
         Paragraph(f"Audit pack: {escape(child.name)} ({escape(child.id)})", styles["Title"]),
         Paragraph(f"Made {ukdate(content['generated_at'], time=True)} for {escape(content['generated_by'])}. "
@@ -80,7 +82,7 @@ def pack_pdf(content: dict) -> bytes:
                          if instance["ended_at"] else "still in progress: the PEP so far"), styles["Italic"])]
         for section in instance["pep"]:
             story += section_story(section, styles, "Heading3")
-    doc.build(story)
+    doc.build(story, canvasmaker=MarkedCanvas)
     return buffer.getvalue()
 
 

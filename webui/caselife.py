@@ -13,6 +13,7 @@ from engine.errors import EngineError, FormInvalid
 from engine.models import Instance
 
 from .access import child_or_404
+from .adminforms import DETAILS, WITHDRAW
 from .context import db, engine, now
 
 bp = Blueprint("caselife", __name__)
@@ -27,8 +28,10 @@ def details(child_id):
                                "can change the child's details.")
     errors, answers = {}, _answers_of(caselife.details_of(child))
     if request.method == "POST":
-        answers = {key: request.form.get(key, "") for key in answers}
-        values, errors = caselife.read_details(answers, now().date())
+        answers = {key: (request.form.get(key) or "").strip() for key in answers}
+        data, errors = DETAILS.read(request.form)
+        values = {"name": data.get("name", ""), "school": data.get("school"), "legal_status": data.get("legal_status"),
+                  "date_of_birth": data.get("date_of_birth"), "in_area": {"in": True, "out": False}.get(data.get("in_area"))}
         if not errors:
             try:
                 changes = caselife.edit_details(db(), child_id, values, current_user.email, now())
@@ -40,10 +43,8 @@ def details(child_id):
                 flash(f"{child.name}'s details saved." if changes else "Nothing was changed.", "success")
                 return redirect(url_for("cases.child", child_id=child_id))
     db().commit()
-    order = ["name", "date_of_birth", "school", "legal_status", "in_area"]
-    summary = [{"text": errors[key], "href": f"#{key}-day" if key == "date_of_birth" else f"#{key}"}
-               for key in order if key in errors]
-    return render_template("cases/details.html", child=child, answers=answers, errors=errors, summary=summary,
+    return render_template("cases/details.html", child=child, answers=answers, errors=errors,
+                           summary=DETAILS.summary(errors, request.form),
                            statuses=list(caselife.LEGAL_STATUSES.items()), areas=list(caselife.AREAS.items())), \
         422 if errors else 200
 
@@ -68,8 +69,11 @@ def withdraw(child_id, instance_id):
     error, reason = None, ""
     if request.method == "POST":
         reason = request.form.get("reason", "")
+        data, errors = WITHDRAW.read(request.form)
         try:
-            engine().withdraw(db(), instance_id, current_user.email, reason)
+            if errors:
+                raise FormInvalid(errors)
+            engine().withdraw(db(), instance_id, current_user.email, data["reason"])
         except FormInvalid as exc:
             db().rollback()
             error = exc.errors.get("reason") or str(exc)

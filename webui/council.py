@@ -11,6 +11,7 @@ from pathlib import Path
 from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 from sqlalchemy import func, or_, select
+from werkzeug.datastructures import MultiDict
 
 from engine import importer, lists
 from engine import schools as directory
@@ -19,6 +20,7 @@ from engine.models import Child, School, User
 from engine.people import PeopleError
 
 from .admin import admin_required
+from .adminforms import IMPORT, SCHOOL
 from .context import db, engine, now
 
 bp = Blueprint("council", __name__, url_prefix="/admin")
@@ -34,7 +36,7 @@ def schools():
     """The school directory, 50 a page, found by name or URN; a school added."""
     errors, form = {}, request.form
     if request.method == "POST":
-        errors = _save(form.get("urn", "").strip(), form.get("name", ""), form.get("teachers", ""), new=True)
+        errors = _save(form, new=True)
         if not errors:
             return redirect(url_for("council.schools"))
     search = (request.args.get("q") or "").strip()[:200]
@@ -48,7 +50,7 @@ def schools():
                                .group_by(Child.school_urn)).all())
     people = _teachers_of(page.rows)
     return render_template("admin/schools.html", page=page, search=search, counts=counts, people=people,
-                           errors=errors, form=form), 422 if errors else 200
+                           errors=errors, summary=SCHOOL.summary(errors), form=form), 422 if errors else 200
 
 
 @bp.route("/schools/<urn>", methods=["GET", "POST"])
@@ -58,24 +60,24 @@ def school(urn):
     found = db().get(School, urn) or abort(404)
     errors, form = {}, request.form
     if request.method == "POST":
-        errors = _save(urn, form.get("name", ""), form.get("teachers", ""), new=False)
+        errors = _save(form, new=False, urn=urn)
         if not errors:
             return redirect(url_for("council.school", urn=urn))
     teachers = _teachers_of([found])
     children = db().scalar(select(func.count()).select_from(Child).where(Child.school_urn == urn, Child.in_care))
     return render_template("admin/school.html", school=found, teachers=teachers, children=children, errors=errors,
-                           form=form), 422 if errors else 200
+                           summary=SCHOOL.summary(errors), form=form), 422 if errors else 200
 
 
-def _save(urn: str, name: str, teachers: str, new: bool) -> dict[str, str]:
-    """Add or change a school; the problems, field by field, when it cannot be saved."""
-    problem = directory.urn_problem(urn)
-    if problem:
-        return {"urn": problem}
+def _save(form, new: bool, urn: str | None = None) -> dict[str, str]:
+    """Add or change a school (a school's page keeps its URN); the problems, field by field, when it
+    cannot be saved."""
+    data, errors = SCHOOL.read(form if urn is None else MultiDict([*form.items(multi=True), ("urn", urn)]))
+    if errors:
+        return errors
+    urn, name, teachers = data["urn"], data["name"], data.get("teachers", "")
     if new and db().get(School, urn) is not None:
         return {"urn": f"The directory has a school with the URN {urn} already"}
-    if not name.strip():
-        return {"name": "Enter the school's name"}
     emails = [line.strip() for line in re.split(r"[\s,;]+", teachers) if line.strip()]
     before = db().scalar(select(func.count()).select_from(School))
     try:
@@ -114,14 +116,15 @@ def import_extract():
         return render_template("admin/import.html", result=None, errors={})
     upload = request.files.get("extract")
     content = upload.read() if upload else b""
-    if not content:
-        return render_template("admin/import.html", result=None,
-                               errors={"extract": "Select a CSV file of the case system's extract"}), 422
+    _data, errors = IMPORT.read(MultiDict({"extract": "chosen"} if content else {}))
+    if errors:
+        return render_template("admin/import.html", result=None, errors=errors, summary=IMPORT.summary(errors)), 422
     try:
         result = importer.import_file(db(), content, now())
     except importer.ImportRefused as exc:
         db().rollback()
-        return render_template("admin/import.html", result=None, errors={"extract": str(exc)}), 422
+        return render_template("admin/import.html", result=None, errors={"extract": str(exc)},
+                               summary=IMPORT.summary({"extract": str(exc)})), 422
     db().rollback()
     if not result.errors:
         (_folder() / f"{result.digest}.csv").write_bytes(content)

@@ -108,7 +108,7 @@ def test_the_case_team_offers_only_people_who_are_each_role(council, deployed_ap
     assert "other.dt@demo.test" in teacher and "dt@demo.test" in teacher and "ea@demo.test" not in teacher
     refused = admin.post("/admin/children/C002/team", {"social_worker": "dt@demo.test"},
                          page_url="/admin/children/C002/team")
-    assert refused.status_code == 422 and "Choose a Social Worker from the list" in refused.get_data(as_text=True)
+    assert refused.status_code == 422 and "Social Worker must be chosen from the list" in refused.get_data(as_text=True)
     saved = admin.post("/admin/children/C002/team", {"social_worker": "new.sw@demo.test"},
                        page_url="/admin/children/C002/team")
     assert saved.status_code == 302

@@ -22,6 +22,7 @@ from webui.timeline import callouts
 from ..test_migration import REVIEW, at_complete_pep, deploy_edit, migrate, with_filing_step
 from ..test_runtime import MEETING, PEP, complete, only_task, start_review
 from .conftest import PASSWORD_HASH
+from .test_pep_document import pdf_pages
 
 AUDITOR = "auditor@demo.test"
 
@@ -275,6 +276,11 @@ def test_the_audit_pack_as_json_and_pdf(auditor, browser, council, engine):
     assert [s["title"] for s in pep["pep"]] == ["Arrange the PEP meeting", "Complete the PEP", "Quality-assure the PEP"]
     pdf = person.get("/audit/children/C001/pack.pdf")
     assert pdf.status_code == 200 and pdf.data.startswith(b"%PDF")
+    pages = pdf_pages(pdf.data)
+    assert len(pages) >= 2  # the timeline, then the PEP on a page of its own
+    for number, text in enumerate(pages, start=1):
+        assert text.count("OFFICIAL-SENSITIVE") == 2, number  # at the top and at the foot
+        assert f"Page {number} of {len(pages)}" in text, number
 
 
 def test_every_look_of_an_auditor_is_written_to_the_childs_history(auditor, browser, council, engine):
@@ -298,9 +304,10 @@ def test_the_vs_administrator_grants_and_revokes_access_with_reasons_in_the_chil
     admin = browser("admin@demo.test")
     refused = admin.post("/admin/grants", {"auditor": AUDITOR, "scope": "child", "child_id": "C001"},
                          page_url="/admin/grants")
-    assert refused.status_code == 422 and "Say why the auditor needs access" in text(refused)
+    assert refused.status_code == 422 and "Enter why the auditor needs access" in text(refused)
     given = admin.post("/admin/grants", {"auditor": AUDITOR, "scope": "child", "child_id": "C001",
-                                         "reason": "Complaint ref 42", "expires": "2026-03-31"}, page_url="/admin/grants")
+                                         "reason": "Complaint ref 42", "expires-day": "31", "expires-month": "3",
+                                         "expires-year": "2026"}, page_url="/admin/grants")
     assert given.status_code == 302
     assert browser(AUDITOR).get("/audit/children/C001").status_code == 200
     with council() as s:

@@ -44,7 +44,7 @@ def test_the_vs_administrator_names_the_social_worker_and_the_task_is_theirs(wai
 
     empty = admin.post(f"/admin/needs-a-person/{waiting.id}", {"person": ""}, page_url="/admin/needs-a-person")
     assert empty.status_code == 422
-    assert "Choose who is to be Robin Newcomer&#39;s Social Worker" in empty.get_data(as_text=True)
+    assert "Select Robin Newcomer&#39;s Social Worker" in empty.get_data(as_text=True)
 
     done = admin.post(f"/admin/needs-a-person/{waiting.id}", {"person": "sw@demo.test"},
                       page_url="/admin/needs-a-person", follow_redirects=True).get_data(as_text=True)
