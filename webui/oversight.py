@@ -26,6 +26,14 @@ from .exports import csv_response
 from .filters import LONDON
 
 bp = Blueprint("oversight", __name__, url_prefix="/oversight")
+# each figure drawn in the charts (webui/assets/js/pages/charts.js) and its colour (GOV.UK's palette);
+# the PEPs' four are the parts of those due, stacked; the termly two the parts of those in care
+CHART_COLOURS = {
+    "pep_colours": {"on_time": "#00703c", "late": "#f47738", "overdue": "#d4351c", "not_yet_due": "#505a5f"},
+    "initial_colours": {"initial_started": "#1d70b8", "initial_ready": "#00703c", "initial_late": "#d4351c",
+                        "initial_unknown": "#505a5f"},
+    "termly_colours": {"reviewed": "#00703c", "not_reviewed": "#d4351c"},
+}
 
 
 def sees_oversight(person) -> bool:
@@ -74,11 +82,14 @@ def timeliness():
     rules = oversight.rules()
     initial = {k: v.format(start=rules.start_within_working_days, ready=rules.ready_within_working_days)
                for k, v in oversight.INITIAL_FIGURES.items()}
+    initial_rows = oversight.initial_by(db(), chosen, now(), by) if by else None
+    termly_rows = oversight.termly_by(db(), chosen, now(), by) if by and by != "process" else None
     return render_template("oversight/timeliness.html", period=chosen, by=by,
                            period_items=[(p.key, p.label) for p in oversight.periods(now())],
                            by_items=[("", "Nothing: the whole council"), *oversight.DIMENSIONS.items()],
                            dimensions=oversight.DIMENSIONS, found=found, pep_figures=oversight.PEP_FIGURES,
-                           initial_figures=initial, termly_figures=oversight.TERMLY_FIGURES, rules=rules)
+                           initial_figures=initial, termly_figures=oversight.TERMLY_FIGURES, rules=rules,
+                           initial_rows=initial_rows, termly_rows=termly_rows, **CHART_COLOURS)
 
 
 def _drill() -> oversight.Drill:
