@@ -161,11 +161,23 @@ def _overdue_page(error: str | None = None):
     pooled = sorted({r["task"].role_key for r in rows if r["task"].pooled})
     holders = {person for role in pooled for person in oversight.assignable_people(db(), role)}
     return render_template("oversight/overdue.html", rows=rows, roles=roles, schools=choices["schools"],
+                           by_role=_by_role(rows, roles),
                            role_items=[("", "Any role"), *((key, roles.get(key, key)) for key in choices["roles"])],
                            people_items=[("", "Anyone"), *((str(i), name) for i, name in choices["people"])],
                            assign_items=[("", "Choose a person"), *((str(i), name) for i, name in
                                                                     sorted(holders, key=lambda p: p[1]))],
                            chosen=request.args, error=error), 422 if error else 200
+
+
+def _by_role(rows: list[dict], roles: dict[str, str]) -> list[dict]:
+    """The listed tasks counted by role, escalated or not: the overdue page's summary and its chart."""
+    counts: dict[str, dict] = {}
+    for row in rows:
+        task = row["task"]
+        group = counts.setdefault(task.role_key, {"role": task.role_key, "label": roles.get(task.role_key, task.role_key),
+                                                  "waiting": 0, "escalated": 0})
+        group["escalated" if task.escalated_at or task.overdue_stage == "escalated" else "waiting"] += 1
+    return sorted(counts.values(), key=lambda g: -(g["waiting"] + g["escalated"]))
 
 
 @bp.get("/overdue.csv")

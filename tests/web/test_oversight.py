@@ -117,6 +117,16 @@ def test_the_overdue_list_filters_and_reminds_the_selected_holders(council_pages
         assert [(e.child_id, e.task_id) for e in reminded] == [("C002", ids[0])]
 
 
+def test_the_overdue_tasks_are_counted_by_role_escalated_or_not_each_count_a_filter(council_pages, browser):
+    admin = browser("admin@demo.test")
+    html = admin.get("/oversight/overdue").get_data(as_text=True)
+    by_role = html.split('id="by-role"', 1)[1].split("</table>", 1)[0]  # the chart's table
+    assert re.findall(r'scope="row" class="govuk-table__header">([^<]+)<', by_role) == ["Designated Teacher"]
+    assert re.findall(r'data-value="(\d+)"', by_role) == ["1", "1"]
+    assert 'href="/oversight/overdue?role=designated_teacher">2<' in by_role
+    assert 'id="by-role"' not in admin.get("/oversight/overdue?school=Oak Primary").get_data(as_text=True)
+
+
 def test_a_pooled_overdue_task_is_given_to_a_chosen_holder_of_its_role(council_pages, browser):
     with council_pages.begin() as s:
         task = s.scalar(select(OpenTask).where(OpenTask.child_id == "C002"))
