@@ -1,6 +1,6 @@
-// A bar chart drawn beside each table marked `data-chart` (Chart.js), from the figures in that table:
+// A bar chart drawn below each table marked `data-chart` (Chart.js), from the figures in that table:
 // the table stays on the page as the source of truth and is what screen readers read; the chart is
-// a picture of it (an image with a name, described as the table below), and without JavaScript the
+// a picture of it (an image with a name, described as the table above), and without JavaScript the
 // table alone is there.
 //
 // What a table declares (webui/templates/oversight/*, ledger/*):
@@ -22,6 +22,18 @@ const TEXT = "#0b0c0c";
 
 function text(node) {
   return (node ? node.textContent : "").replace(/\s+/g, " ").trim();
+}
+
+// A bar's name in lines of at most `width` characters (Chart.js draws an array as lines), so that
+// a long name is not cut off on a narrow screen.
+function wrap(label, width) {
+  const lines = [];
+  for (const word of label.split(" ")) {
+    const last = lines.length - 1;
+    if (last >= 0 && lines[last].length + word.length < width) lines[last] += ` ${word}`;
+    else lines.push(word);
+  }
+  return lines.length > 1 ? lines : label;
 }
 
 function money(value) {
@@ -67,23 +79,26 @@ function draw(table, index) {
   figure.className = "app-chart";
   const frame = document.createElement("div");
   frame.className = "app-chart__frame";
-  const perBar = stacked || found.datasets.length === 1 ? 34 : 16 * found.datasets.length + 14;
+  const width = table.offsetWidth < 600 ? 14 : 30;
+  found.labels = found.labels.map((label) => wrap(label, width));
+  const lines = Math.max(1, ...found.labels.map((label) => (Array.isArray(label) ? label.length : 1)));
+  const perBar = Math.max(stacked || found.datasets.length === 1 ? 34 : 16 * found.datasets.length + 14, 18 * lines + 8);
   frame.style.height = `${Math.max(140, found.labels.length * perBar + (found.datasets.length > 1 ? 90 : 50))}px`;
   const canvas = document.createElement("canvas");
   const caption = document.createElement("figcaption");
   caption.className = "govuk-body-s";
   caption.id = `${id}-chart-description`;
   const title = table.dataset.chartTitle || text(table.caption);
-  caption.textContent = `${title}: a chart of the table “${text(table.caption)}” below, which holds the same figures.`;
+  caption.textContent = `${title}: a chart of the table “${text(table.caption)}” above, which holds the same figures.`;
   canvas.setAttribute("role", "img");
   canvas.setAttribute("aria-label", title);
   canvas.setAttribute("aria-describedby", caption.id);
   canvas.textContent = caption.textContent; // shown only where a canvas cannot be
   frame.appendChild(canvas);
   figure.append(frame, caption);
-  table.parentNode.insertBefore(figure, table);
+  table.after(figure);
 
-  Chart.defaults.font.family = getComputedStyle(document.body).fontFamily;
+  Chart.defaults.font.family = getComputedStyle(table).fontFamily;
   Chart.defaults.font.size = 14;
   Chart.defaults.color = TEXT;
   const format = (value) => (pounds ? money(value) : value.toLocaleString("en-GB"));
