@@ -380,6 +380,39 @@ def _termly(session: Session, period_: Period, now: datetime) -> list[dict]:
     return found
 
 
+def initial_by(session: Session, period_: Period, now: datetime, by: str) -> list[dict]:
+    """The initial-PEP figures of a period broken down `by` a dimension: a row per group."""
+    figures = _initial_figures(now)
+    query, key, label = _dimension(select().select_from(P).join(Child, Child.id == P.child_id), by, True,
+                                   _year_start(period_))
+    query = query.add_columns(key.label("key"), func.max(label).label("label"),
+                              *(func.sum(case((clause, 1), else_=0)).label(name) for name, clause in figures.items()))
+    rows = [{"key": row.key, "label": row.label, **{name: int(getattr(row, name) or 0) for name in figures}}
+            for row in session.execute(query.where(_peps_in(period_, now, "initial")).group_by(key))]
+    return sorted(rows, key=lambda g: (g["label"] is None, str(g["label"] or "").casefold()))
+
+
+def termly_by(session: Session, period_: Period, now: datetime, by: str) -> list[dict]:
+    """Each term of the period begun by now, its children in care broken down `by` a dimension of the
+    child (not "process": a term's review is the child's, whichever process gave it)."""
+    found, year = [], _year_start(period_)
+    for term in period_.terms:
+        if term.start > calendar.to_london(now).date():
+            continue
+        label_ = _term_key(term)
+        query, key, label = _dimension(select().select_from(Child), by, False, year)
+        query = query.add_columns(key.label("key"), func.max(label).label("label"),
+                                  func.count(func.distinct(Child.id)).label("in_care"),
+                                  func.count(func.distinct(case((_reviewed(label_), Child.id), else_=None)))
+                                  .label("reviewed"))
+        rows = [{"key": row.key, "label": row.label, "in_care": row.in_care, "reviewed": row.reviewed,
+                 "not_reviewed": row.in_care - row.reviewed}
+                for row in session.execute(query.where(_in_care(term.start, term.end, False)).group_by(key))]
+        found.append({"term": label_, "label": f"{term.name.strip()} term {term.academic_year}",
+                      "rows": sorted(rows, key=lambda g: (g["label"] is None, str(g["label"] or "").casefold()))})
+    return found
+
+
 # ---- drill-down: the children behind a figure ---------------------------------------------------
 
 @dataclass(frozen=True)
@@ -412,7 +445,8 @@ def drill_down(session: Session, period_: Period, now: datetime, drill: Drill, v
         term = term_by_label(drill.term)
         reviewed = _reviewed(drill.term)
         which = {"in_care": literal(True), "reviewed": reviewed, "not_reviewed": ~reviewed}[drill.figure]
-        query = select(Child).where(_in_care(term.start, term.end, False), which, visible)
+        query, key, _label = _dimension(select(Child), drill.by, False, year)
+        query = query.where(_in_care(term.start, term.end, False), which, _matches(key, drill.by, drill.value), visible)
         return [_child_row(child) for child in session.scalars(query.order_by(Child.name).limit(limit))]
     return []
 

@@ -110,6 +110,37 @@ def test_each_breakdown_gives_exact_figures(small_council, engine, by, expected)
     assert {r["label"]: (r["children"], r["due"], r["on_time"], r["late"], r["overdue"]) for r in found["rows"]} == expected
 
 
+@pytest.mark.parametrize("by, initial, termly", [
+    ("school", {"Elm Academy": (1, 1, 0, 1)}, {"Elm Academy": (2, 0, 2), "Oak Primary": (2, 1, 1)}),
+    ("social_worker", {"Sam Social-Worker": (1, 1, 0, 1)}, {"Sam Social-Worker": (4, 1, 3)}),
+    ("designated_teacher", {"Omar Teacher": (1, 1, 0, 1)}, {"Dana Teacher": (2, 1, 1), "Omar Teacher": (2, 0, 2)}),
+    ("age_band", {"Key stage 4": (1, 1, 0, 1)},
+     {"Key stage 2": (1, 0, 1), "Key stage 3": (2, 1, 1), "Key stage 4": (1, 0, 1)}),
+    ("area", {"Out of area": (1, 1, 0, 1)}, {"In area": (1, 0, 1), "Out of area": (1, 0, 1), None: (2, 1, 1)}),
+])
+def test_the_initial_and_termly_figures_break_down_too(small_council, engine, by, initial, termly):
+    period = oversight.period("2025-26 spring", engine.now())
+    with small_council() as s:
+        rows = oversight.initial_by(s, period, engine.now(), by)
+        terms = oversight.termly_by(s, period, engine.now(), by)
+    assert {r["label"]: (r["initial_due"], r["initial_started"], r["initial_ready"], r["initial_late"])
+            for r in rows} == initial
+    assert [t["term"] for t in terms] == ["2025-26 spring"]
+    assert {r["label"]: (r["in_care"], r["reviewed"], r["not_reviewed"]) for r in terms[0]["rows"]} == termly
+
+
+def test_an_initial_or_termly_figure_of_a_group_drills_down_to_its_children(small_council, engine):
+    period = oversight.period("2025-26 spring", engine.now())
+    with small_council() as s:
+        def names(drill):
+            return [r["child_name"] for r in oversight.drill_down(s, period, engine.now(), drill, EVERYONE)]
+        assert names(oversight.Drill("initial_late", "school", "Elm Academy")) == ["Dee Initial"]
+        assert names(oversight.Drill("initial_late", "school", "Oak Primary")) == []
+        assert names(oversight.Drill("not_reviewed", "school", "Oak Primary", "2025-26 spring")) == ["Casey Late"]
+        assert names(oversight.Drill("reviewed", "school", "Oak Primary", "2025-26 spring")) == ["Alex Example"]
+        assert names(oversight.Drill("in_care", "area", "", "2025-26 spring")) == ["Alex Example", "Blair Sample"]
+
+
 def test_each_figure_drills_down_to_its_children(small_council, engine):
     period = oversight.period("2025-26 spring", engine.now())
     with small_council() as s:

@@ -1,5 +1,5 @@
 """The Virtual School's oversight of money and quality: the PP+ ledger by financial year, PEP quality
-by academic year, each with its chart (server-drawn SVG with the same figures in a table), CSV and XLSX,
+by academic year, each with its chart (drawn in the browser from the table of figures beside it), CSV and XLSX,
 and the Virtual School Head's annual report pack (PDF and XLSX) in one click.
 
 Who may read them: the roles marked `oversight: true` in config/roles.yaml. The pages name children (and
@@ -61,8 +61,8 @@ def _child_label(names: bool, position: dict, child_id: str, name: str) -> str:
 def ppplus_page():
     found, known = _ledger()
     names = sees_all_children(current_user)
-    bars = _school_bars(found)
-    return render_template("ledger/ppplus.html", ledger=found, years=known, names=names, pounds=pounds, bars=bars,
+    return render_template("ledger/ppplus.html", ledger=found, years=known, names=names, pounds=pounds,
+                           by_school=_by_school(found), school_series=SCHOOL_SERIES,
                            flagged=[c for c in found.children if c.flags], label=_labeller(names))
 
 
@@ -71,11 +71,18 @@ def _labeller(names: bool):
     return lambda child_id, name: _child_label(names, position, child_id, name)
 
 
-def _school_bars(found) -> list[tuple[str, float, str]]:
-    totals: dict[str, int] = {}
+# the by-school table's columns, each a series of its chart (webui/assets/js/pages/charts.js)
+SCHOOL_SERIES = (("requested", "#1d70b8"), ("approved", "#28a197"), ("released", "#00703c"))
+
+
+def _by_school(found) -> list[tuple[str, dict[str, int]]]:
+    """Each school's requested, approved and released pence over the year's terms."""
+    totals: dict[str, dict[str, int]] = {}
     for school, _term, figure in found.by_school_term:
-        totals[school] = totals.get(school, 0) + figure["released"]
-    return [(school, amount / 100, pounds(amount)) for school, amount in sorted(totals.items())]
+        school_totals = totals.setdefault(school, dict.fromkeys(figure, 0))
+        for key, pence in figure.items():
+            school_totals[key] += pence
+    return sorted(totals.items())
 
 
 def _ledger_sheets(found, names: bool) -> list[tuple[str, list[str], list[list]]]:
@@ -142,10 +149,8 @@ def _quality_sheets(found) -> list[tuple[str, list[str], list[list]]]:
 @oversight_required
 def quality_page():
     year, found, known = _quality()
-    totals = found.totals
-    bars = [(rating, float(totals.get(rating, 0)), str(totals.get(rating, 0))) for rating in RATINGS]
     return render_template("ledger/quality.html", year=year, years=known, quality=found, ratings=RATINGS,
-                           bars=bars, sheets=_quality_sheets(found))
+                           sheets=_quality_sheets(found))
 
 
 @bp.get("/quality.csv")

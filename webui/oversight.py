@@ -26,6 +26,14 @@ from .exports import csv_response
 from .filters import LONDON
 
 bp = Blueprint("oversight", __name__, url_prefix="/oversight")
+# each figure drawn in the charts (webui/assets/js/pages/charts.js) and its colour (GOV.UK's palette);
+# the PEPs' four are the parts of those due, stacked; the termly two the parts of those in care
+CHART_COLOURS = {
+    "pep_colours": {"on_time": "#00703c", "late": "#f47738", "overdue": "#d4351c", "not_yet_due": "#505a5f"},
+    "initial_colours": {"initial_started": "#1d70b8", "initial_ready": "#00703c", "initial_late": "#d4351c",
+                        "initial_unknown": "#505a5f"},
+    "termly_colours": {"reviewed": "#00703c", "not_reviewed": "#d4351c"},
+}
 
 
 def sees_oversight(person) -> bool:
@@ -74,11 +82,14 @@ def timeliness():
     rules = oversight.rules()
     initial = {k: v.format(start=rules.start_within_working_days, ready=rules.ready_within_working_days)
                for k, v in oversight.INITIAL_FIGURES.items()}
+    initial_rows = oversight.initial_by(db(), chosen, now(), by) if by else None
+    termly_rows = oversight.termly_by(db(), chosen, now(), by) if by and by != "process" else None
     return render_template("oversight/timeliness.html", period=chosen, by=by,
                            period_items=[(p.key, p.label) for p in oversight.periods(now())],
                            by_items=[("", "Nothing: the whole council"), *oversight.DIMENSIONS.items()],
                            dimensions=oversight.DIMENSIONS, found=found, pep_figures=oversight.PEP_FIGURES,
-                           initial_figures=initial, termly_figures=oversight.TERMLY_FIGURES, rules=rules)
+                           initial_figures=initial, termly_figures=oversight.TERMLY_FIGURES, rules=rules,
+                           initial_rows=initial_rows, termly_rows=termly_rows, **CHART_COLOURS)
 
 
 def _drill() -> oversight.Drill:
@@ -150,11 +161,23 @@ def _overdue_page(error: str | None = None):
     pooled = sorted({r["task"].role_key for r in rows if r["task"].pooled})
     holders = {person for role in pooled for person in oversight.assignable_people(db(), role)}
     return render_template("oversight/overdue.html", rows=rows, roles=roles, schools=choices["schools"],
+                           by_role=_by_role(rows, roles),
                            role_items=[("", "Any role"), *((key, roles.get(key, key)) for key in choices["roles"])],
                            people_items=[("", "Anyone"), *((str(i), name) for i, name in choices["people"])],
                            assign_items=[("", "Choose a person"), *((str(i), name) for i, name in
                                                                     sorted(holders, key=lambda p: p[1]))],
                            chosen=request.args, error=error), 422 if error else 200
+
+
+def _by_role(rows: list[dict], roles: dict[str, str]) -> list[dict]:
+    """The listed tasks counted by role, escalated or not: the overdue page's summary and its chart."""
+    counts: dict[str, dict] = {}
+    for row in rows:
+        task = row["task"]
+        group = counts.setdefault(task.role_key, {"role": task.role_key, "label": roles.get(task.role_key, task.role_key),
+                                                  "waiting": 0, "escalated": 0})
+        group["escalated" if task.escalated_at or task.overdue_stage == "escalated" else "waiting"] += 1
+    return sorted(counts.values(), key=lambda g: -(g["waiting"] + g["escalated"]))
 
 
 @bp.get("/overdue.csv")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 
 import pytest
 from openpyxl import load_workbook
@@ -34,7 +35,12 @@ def test_the_ledger_page_shows_the_years_figures_and_flags_the_children_to_act_o
     assert "Requested</dt><dd class=\"govuk-summary-list__value\">£1,050.00" in html
     assert "Approved</dt><dd class=\"govuk-summary-list__value\">£500.00" in html
     assert "Released</dt><dd class=\"govuk-summary-list__value\">£500.00" in html
-    assert "Elm Academy: £200.00; Oak Primary: £300.00." in html  # the chart's description
+    by_school = html.split('id="by-school"', 1)[1].split("</table>", 1)[0]  # the chart's table
+    assert re.findall(r'scope="row" class="govuk-table__header">([^<]+)<', by_school) == ["Elm Academy", "Oak Primary"]
+    assert re.findall(r'data-value="([\d.]+)">([^<]+)<', by_school) == [
+        ("750.0", "£750.00"), ("200.0", "£200.00"), ("200.0", "£200.00"),
+        ("300.0", "£300.00"), ("300.0", "£300.00"), ("300.0", "£300.00")]
+    assert 'data-chart-format="pounds"' in html and "build/js/charts.js" in html and "<svg" not in html
     assert "Blair Sample" in html and "unspent" in html
     assert html.count('href="/children/Y6/peps/') == 6  # each line links to the PEP that recorded it
 
@@ -56,7 +62,9 @@ def test_the_ledger_downloads_hold_the_same_lines(known, browser):
 def test_the_quality_page_and_the_annual_report_pack(known, browser):
     ea = browser(EA)
     html = ea.get("/oversight/quality?year=2025-26").get_data(as_text=True)
-    assert "Gold: 0; Green: 1; Amber: 2; Red: 1." in html
+    ratings = html.split('id="ratings"', 1)[1].split("</table>", 1)[0]  # the chart's table
+    assert re.findall(r'>(\w+)</th><td [^>]*data-value="(\d+)"', ratings) == [
+        ("Gold", "0"), ("Green", "1"), ("Amber", "2"), ("Red", "1")]
     assert "Are the targets SMART?" in html
     book = load_workbook(io.BytesIO(ea.get("/oversight/quality/annual-report.xlsx?year=2025-26").data))
     assert book.sheetnames[:1] == ["Cohort"] and "PP+ spend" in book.sheetnames

@@ -51,6 +51,31 @@ def test_a_breakdown_by_school_gives_each_schools_figures(council_pages, browser
     assert html.index("Elm Academy") < html.index("Oak Primary")
 
 
+def test_the_initial_and_termly_figures_break_down_by_school_each_a_link_to_its_children(council_pages, browser):
+    adviser = browser("admin@demo.test")
+    html = adviser.get(f"/oversight/timeliness?period={SPRING}&by=school").get_data(as_text=True)
+    assert figures_of(html, "initial") == {"initial_due": [1], "initial_started": [1], "initial_late": [1]}
+    assert figures_of(html, "termly-1") == {"in_care": [2, 2], "reviewed": [1], "not_reviewed": [2, 1]}
+    link = re.search(r'href="([^"]*figure=not_reviewed[^"]*value=Oak[^"]*)"', html).group(1).replace("&amp;", "&")
+    listed = adviser.get(link).get_data(as_text=True)
+    assert "Casey Late" in listed and "Alex Example" not in listed and "Blair Sample" not in listed
+    by_process = adviser.get(f"/oversight/timeliness?period={SPRING}&by=process").get_data(as_text=True)
+    assert figures_of(by_process, "termly") == {"in_care": [4], "reviewed": [1], "not_reviewed": [3]}
+    assert "not broken down by process" in by_process
+
+
+def test_each_figure_table_declares_its_chart_and_the_page_loads_the_chart_bundle_by_its_nonce(council_pages, browser):
+    page = browser("admin@demo.test").get(f"/oversight/timeliness?period={SPRING}")
+    html = page.get_data(as_text=True)
+    nonce = re.search(r"'nonce-([^']+)'", page.headers["Content-Security-Policy"]).group(1)
+    assert f'<script nonce="{nonce}" src="/static/build/js/charts.js" defer></script>' in html
+    assert html.count("data-chart=") == 3
+    peps = html.split('id="peps"', 1)[1].split("</table>", 1)[0]
+    assert re.findall(r'data-series="[^"]+">([^<]+)<', peps) == ["Completed on time", "Completed late", "Overdue now",
+                                                              "Not yet due"]
+    assert re.findall(r'data-value="(\d+)"', peps) == ["4", "3", "1", "1", "2", "0"]
+
+
 def test_a_figure_lists_its_children_each_a_link_to_their_page_which_is_recorded(council_pages, browser):
     adviser = browser("ea@demo.test")
     page = adviser.get(f"/oversight/timeliness/children?period={SPRING}&figure=overdue&by=school&value=Elm Academy"
@@ -90,6 +115,16 @@ def test_the_overdue_list_filters_and_reminds_the_selected_holders(council_pages
     with council_pages() as s:
         reminded = s.scalars(select(Event).where(Event.kind == "task_reminded", Event.actor == "admin@demo.test")).all()
         assert [(e.child_id, e.task_id) for e in reminded] == [("C002", ids[0])]
+
+
+def test_the_overdue_tasks_are_counted_by_role_escalated_or_not_each_count_a_filter(council_pages, browser):
+    admin = browser("admin@demo.test")
+    html = admin.get("/oversight/overdue").get_data(as_text=True)
+    by_role = html.split('id="by-role"', 1)[1].split("</table>", 1)[0]  # the chart's table
+    assert re.findall(r'scope="row" class="govuk-table__header">([^<]+)<', by_role) == ["Designated Teacher"]
+    assert re.findall(r'data-value="(\d+)"', by_role) == ["1", "1"]
+    assert 'href="/oversight/overdue?role=designated_teacher">2<' in by_role
+    assert 'id="by-role"' not in admin.get("/oversight/overdue?school=Oak Primary").get_data(as_text=True)
 
 
 def test_a_pooled_overdue_task_is_given_to_a_chosen_holder_of_its_role(council_pages, browser):
