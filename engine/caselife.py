@@ -18,14 +18,14 @@ the processes that start by it); what it does to the child's record is decided h
 
 from __future__ import annotations
 
-import json
 from datetime import date, datetime
 
 from sqlalchemy import exists, func, select
 from sqlalchemy.orm import Session
 
-from . import calendar, history, schools
-from .models import CaseTeamMember, Child, Deployment, Instance, ProcessDefinition, User
+from . import calendar, deployments, history, schools
+from .errors import NotAllowed
+from .models import CaseTeamMember, Child, Instance, ProcessDefinition, User
 from .people import READ_ONLY_ROLES, find_user, holds_role_for
 
 COMING_INTO_CARE = "child_becomes_looked_after"
@@ -208,7 +208,7 @@ def reports_offered(session: Session, child: Child, email: str) -> dict[str, dic
     if user is None or READ_ONLY_ROLES & user.role_keys:
         return {}
     running = session.scalars(select(Instance).where(Instance.child_id == child.id, Instance.status == "running")).all()
-    newest = session.scalar(select(Deployment).order_by(Deployment.version.desc()).limit(1))
+    newest = deployments.newest_deployment(session)
     sources = {name: instance.definition.deployment for instance in running
                for name in (instance.waiting_messages or [])}
     started: dict[str, list[ProcessDefinition]] = {}
@@ -222,10 +222,9 @@ def reports_offered(session: Session, child: Child, email: str) -> dict[str, dic
     for name, deployment in sorted(sources.items()):
         if report_refusal(session, child, name) or any(d.process_id in kinds_running for d in started.get(name, [])):
             continue
-        form = deployment.file(f"forms/message_{name}.schema.json")
-        if form is None:
+        schema = deployments.message_form(deployment, name)
+        if schema is None:
             continue
-        schema = json.loads(form.content)
         senders = schema.get("x-sent-by") or []
         if not senders or holds_role_for(session, user, child.id, senders):
             offered[name] = schema
@@ -255,3 +254,14 @@ def _has_had_a_pep(session: Session, child_id: str) -> bool:
 def _active_user(session: Session, email: str) -> User | None:
     user = find_user(session, email) if email and "@" in email else None
     return user if user is not None and user.active else None
+
+
+def check_sender(session: Session, name: str, child_id: str, actor: str) -> None:
+    """Refuse a person who holds none of the roles that the message's form says may send it (`x-sent-by`)."""
+    form = deployments.message_form(deployments.newest_deployment(session), name)
+    senders = form.get("x-sent-by") if form else None
+    if not senders:
+        return
+    user = session.scalar(select(User).where(User.email == actor.strip().lower(), User.active))
+    if user is None or not holds_role_for(session, user, child_id, senders):
+        raise NotAllowed(f"only the child's {', '.join(senders)} may report this")

@@ -21,7 +21,7 @@ from sqlalchemy import select
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError, ProgrammingError, SQLAlchemyError
 
-from . import checkpoints, history, history_keys, importer, migration, oversight, ppplus
+from . import checkpoints, deployments, history, history_keys, importer, migration, oversight, ppplus
 from .calendar import CalendarError
 from .clock import FrozenClock, SystemClock
 from .db import DatabaseUnavailable, connection_lost, database_url, describe, make_db, session_factory
@@ -345,7 +345,7 @@ def migrate_command(obj: Context, process, instance_id, actor, dry_run):
     """Move running instances of PROCESS on older versions to its newest version, when that is safe."""
     engine = Engine()
     with obj.sessions() as session:
-        newest = engine.latest_definition(session, process)
+        newest = deployments.latest_definition(session, process)
         target, version = newest.id, newest.deployment.version
         checks = [c for c in migration.candidates(engine, session, newest) if instance_id in (None, c.instance.id)]
         for c in checks:

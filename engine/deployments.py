@@ -8,6 +8,7 @@ life of the process (`Forms`).
 from __future__ import annotations
 
 import json
+from collections import OrderedDict
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, defer, lazyload
@@ -87,3 +88,22 @@ class Forms:
         if key not in self._schemas:
             self._schemas[key] = json.loads(self.source(definition, form))
         return self._schemas[key]
+
+
+class Specs:
+    """The parsed specs (and sub-process specs) of deployed definitions, the most recently used kept."""
+
+    def __init__(self, serializer, size: int = 64) -> None:
+        self.serializer, self.size = serializer, size
+        self._specs: OrderedDict[int, tuple] = OrderedDict()
+
+    def get(self, definition: ProcessDefinition) -> tuple:
+        cached = self._specs.get(definition.id)
+        if cached is None:
+            cached = self.serializer.spec_from_dict(definition.spec)
+            self._specs[definition.id] = cached
+            while len(self._specs) > self.size:
+                self._specs.popitem(last=False)
+        else:
+            self._specs.move_to_end(definition.id)
+        return cached

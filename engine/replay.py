@@ -21,7 +21,7 @@ from SpiffWorkflow.util.task import TaskState
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from . import clock, history, moves
+from . import clock, history, moves, tree
 from .models import Child, Event, Instance, ProcessDefinition
 from .moves import as_recorded
 from .runtime import Engine
@@ -142,7 +142,7 @@ def _replay_step(engine: Engine, session: Session, child: Child, run: _Run, step
     run.state = json.loads(json.dumps(engine.serializer.state_to_dict(workflow)))
     run.completed += first.data.get("path", [])
     run.active = _active(workflow)
-    run.data = _data(workflow)
+    run.data = tree.process_data(workflow)
     _map_new_tasks(workflow, run, step)
     result.steps_checked += 1
     if not state_matches(run.state, first.data["state"]):
@@ -222,12 +222,6 @@ def _active(workflow: BpmnWorkflow) -> list[str]:
     waiting = [t.task_spec.bpmn_id for t in workflow.get_tasks(state=TaskState.READY) if t.task_spec.manual]
     waiting += [t.task_spec.bpmn_id for t in workflow.event_manager.tasks.values()]
     return list(dict.fromkeys(w for w in waiting if w))
-
-
-def _data(workflow: BpmnWorkflow) -> dict:
-    if workflow.is_completed() and workflow.data:
-        return dict(workflow.data)
-    return dict(workflow.last_task.data) if workflow.last_task is not None else {}
 
 
 def _frame(event: Event, run: _Run | None, check: str = STATELESS) -> Frame:

@@ -10,7 +10,6 @@ what it did (engine/step.py); the messages a step throws are delivered here, aft
 from __future__ import annotations
 
 import json
-from collections import OrderedDict
 from contextlib import contextmanager
 from datetime import datetime
 from uuid import UUID
@@ -35,6 +34,7 @@ from . import (
     overdue,
     ppplus,
     statutory,
+    tree,
 )
 from .clock import FrozenClock, SystemClock, install_spiff_clock
 from .errors import (  # noqa: F401 - the engine's refusals, importable from where they are raised
@@ -49,14 +49,13 @@ from .errors import (  # noqa: F401 - the engine's refusals, importable from whe
     diagram_failure,
 )
 from .forms import size_errors, text_errors
-from .models import Child, Incident, Instance, OpenTask, ProcessDefinition, User
-from .moves import as_recorded, child_context, cleared_answers  # noqa: F401 - as_recorded: the engine's input form
-from .people import holds_role_for
+from .models import Child, Incident, Instance, OpenTask, ProcessDefinition
+from .moves import as_recorded, child_context, cleared_answers
 from .roles import RoleDirectory
 from .scripting import ScriptError, make_script_engine, render_instructions
 from .serializer import Serializer
-from .statements import LEAN_INSTANCE, LEDGER_OF, due_for_sweep, may_act, task_for_actor  # noqa: F401 - may_act: who may act
-from .step import Step, Thrown  # noqa: F401 - Thrown: what `write` delivers
+from .statements import LEAN_INSTANCE, LEDGER_OF, due_for_sweep, task_for_actor
+from .step import Step
 from .vocabulary import INSTRUCTIONS, SYSTEM, Status
 
 MAX_MESSAGE_DEPTH = 10
@@ -71,8 +70,7 @@ class Engine:
         self.clock = clock_ or SystemClock()
         self.serializer = Serializer()
         self.script_engine = make_script_engine(calendar.EXPRESSION_FUNCTIONS)
-        self._specs: OrderedDict[int, tuple] = OrderedDict()
-        self._spec_cache_size = spec_cache_size
+        self.specs = deployments.Specs(self.serializer, spec_cache_size)
         self.forms = deployments.Forms()
         self._roles: RoleDirectory | None = None
         self.overdue_policy = overdue.Policy.load()  # config/overdue.yaml: what the sweep does with late tasks
@@ -138,10 +136,6 @@ class Engine:
                  deployment_version=definition.deployment.version, definition_id=definition.id,
                  previous_instance_id=previous_instance_id, child=context, **log)
         return step
-
-    def latest_definition(self, session: Session, process_id: str) -> ProcessDefinition:
-        """The process in the newest deployment (see `deployments.latest_definition`)."""
-        return deployments.latest_definition(session, process_id)
 
     # ---- human tasks ----------------------------------------------------------------------
 
@@ -274,10 +268,7 @@ class Engine:
     def instance_data(self, session: Session, instance_id: int) -> dict:
         """The process data of an instance as it stands now (after its last completed step)."""
         with self.instant():
-            workflow = self.load(self._instance(session, instance_id))
-            if workflow.is_completed() and workflow.data:
-                return dict(workflow.data)
-            return dict(workflow.last_task.data) if workflow.last_task is not None else {}
+            return tree.process_data(self.load(self._instance(session, instance_id)))
 
     # ---- messages, cancellation -----------------------------------------------------------
 
@@ -294,7 +285,7 @@ class Engine:
         with self.instant():
             child = _child(session, child_id)
             if "@" in actor:
-                self._check_sender(session, name, child_id, actor)
+                caselife.check_sender(session, name, child_id, actor)
             refusal = caselife.report_refusal(session, child, name)
             if refusal:
                 raise EngineError(refusal)
@@ -303,16 +294,6 @@ class Engine:
             caselife.record_report(session, child, name, as_recorded(data or {}, new=True), actor, self.now(),
                                    [instance.id for instance in caught])
             return caught
-
-    def _check_sender(self, session: Session, name: str, child_id: str, actor: str) -> None:
-        """Refuse a person who holds none of the roles that the message's form says may send it."""
-        form = deployments.message_form(deployments.newest_deployment(session), name)
-        senders = form.get("x-sent-by") if form else None
-        if not senders:
-            return
-        user = session.scalar(select(User).where(User.email == actor.strip().lower(), User.active))
-        if user is None or not holds_role_for(session, user, child_id, senders):
-            raise NotAllowed(f"only the child's {', '.join(senders)} may report this")
 
     def cancel(self, session: Session, instance_id: int, actor: str, reason: str = "", **details) -> Instance:
         """Stop a running instance; its open tasks and timers go with it."""
@@ -431,15 +412,7 @@ class Engine:
 
     def spec(self, definition: ProcessDefinition):
         """The parsed spec (and sub-process specs) of a deployed definition, cached by definition."""
-        cached = self._specs.get(definition.id)
-        if cached is None:
-            cached = self.serializer.spec_from_dict(definition.spec)
-            self._specs[definition.id] = cached
-            while len(self._specs) > self._spec_cache_size:
-                self._specs.popitem(last=False)
-        else:
-            self._specs.move_to_end(definition.id)
-        return cached
+        return self.specs.get(definition)
 
     def parse_newest(self, session: Session) -> int:
         """Parse the newest deployment's specs ahead of the first step that needs them (a server or a

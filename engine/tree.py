@@ -67,3 +67,10 @@ def as_datetime(value) -> datetime:
     return TimerEventDefinition.get_datetime(value) if isinstance(value, str) else value
 
 
+
+
+def process_data(workflow: BpmnWorkflow) -> dict:
+    """The process data of an instance as it stands (after its last completed step)."""
+    if workflow.is_completed() and workflow.data:
+        return dict(workflow.data)
+    return dict(workflow.last_task.data) if workflow.last_task is not None else {}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import func, select
 
+from engine import deployments
 from engine.deploy import Bundle, DeploymentRejected, deploy, file_name_problem
 from engine.errors import NotFound
 from engine.models import Deployment, Instance
@@ -350,7 +351,7 @@ def test_deploying_one_process_after_the_whole_bundle_leaves_every_process_start
         {(d.process_id, tuple(d.start_messages)) for d in whole.definitions}
     with demo_council.begin() as s:
         for definition in whole.definitions:
-            assert engine.latest_definition(s, definition.process_id).deployment.version == 2, definition.process_id
+            assert deployments.latest_definition(s, definition.process_id).deployment.version == 2, definition.process_id
         started = engine.send_message(s, "child_becomes_looked_after", "Y5", ENTERING_CARE, actor="sw@council.test")
         assert [(i.definition.process_id, i.definition.deployment.version) for i in started] == [("initial_pep", 2)]
 
