@@ -197,6 +197,13 @@ class Council:
         with self.sessions() as s:
             return s.get(Instance, instance_id)
 
+    def instances(self, process_id: str, child: str | None = None) -> list[Instance]:
+        """The child's instances of `process_id`, oldest first."""
+        with self.sessions() as s:
+            return s.scalars(select(Instance).where(
+                Instance.child_id == (child or self.child), Instance.definition.has(process_id=process_id)
+            ).order_by(Instance.id)).all()
+
     def data(self, instance_id: int) -> dict:
         """The instance's process data: what its open task sees, else what its last step left."""
         with self.sessions() as s:
@@ -230,6 +237,18 @@ class Council:
             query = query.where(Notification.kind == kind)
         with self.sessions() as s:
             return [Notice(email, n.role_key, n.subject) for n, email in s.execute(query.order_by(Notification.id))]
+
+    def told(self, subject_part: str, kind: str | None = None, child: str | None = None) -> set[str]:
+        """Who was notified (e-mail or "pool:<role>") with `subject_part` in the subject."""
+        return {n.to for n in self.notices(kind, child) if subject_part in n.subject}
+
+    def notifications(self, kind: str | None = None, child: str | None = None) -> list[Notification]:
+        """The child's notification rows of `kind` (any, when None), oldest first: for what a notice says."""
+        query = select(Notification).where(Notification.child_id == (child or self.child))
+        if kind:
+            query = query.where(Notification.kind == kind)
+        with self.sessions() as s:
+            return s.scalars(query.order_by(Notification.id)).all()
 
     def last_notice_id(self) -> int:
         with self.sessions() as s:
