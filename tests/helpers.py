@@ -238,6 +238,11 @@ class Council:
         with self.sessions() as s:
             return [Notice(email, n.role_key, n.subject) for n, email in s.execute(query.order_by(Notification.id))]
 
+    def notes(self, kind: str | None = None, child: str | None = None, since: int = 0,
+              every_child: bool = False) -> list[tuple[str, str]]:
+        """(to, subject) of each notification `notices` finds: to a person's e-mail or "pool:<role>"."""
+        return [(n.to, n.subject) for n in self.notices(kind, child, since, every_child)]
+
     def told(self, subject_part: str, kind: str | None = None, child: str | None = None) -> set[str]:
         """Who was notified (e-mail or "pool:<role>") with `subject_part` in the subject."""
         return {n.to for n in self.notices(kind, child) if subject_part in n.subject}
