@@ -211,6 +211,12 @@ class Council:
         ready = [t for t in workflow.get_tasks(state=TaskState.READY) if t.task_spec.manual]
         return dict((ready[0] if ready else workflow.last_task).data)
 
+    def result(self, instance_id: int) -> dict:
+        """What a completed instance left (its last step's data); nothing while it runs."""
+        with self.sessions() as s:
+            instance = s.get(Instance, instance_id)
+            return dict(self.engine.load(instance).last_task.data) if instance.status == "completed" else {}
+
     def history(self, child: str | None = None, instance_id: int | None = None) -> list:
         """The child's history (of one instance, when given), oldest first."""
         with self.sessions() as s:
