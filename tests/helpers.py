@@ -249,7 +249,7 @@ class Council:
         """(to, subject) of each notification `notices` finds: to a person's e-mail or "pool:<role>"."""
         return [(n.to, n.subject) for n in self.notices(kind, child, since, every_child)]
 
-    def told(self, subject_part: str, kind: str | None = None, child: str | None = None) -> set[str]:
+    def told(self, subject_part: str = "", kind: str | None = None, child: str | None = None) -> set[str]:
         """Who was notified (e-mail or "pool:<role>") with `subject_part` in the subject."""
         return {n.to for n in self.notices(kind, child) if subject_part in n.subject}
 
