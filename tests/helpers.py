@@ -204,6 +204,12 @@ class Council:
                 Instance.child_id == (child or self.child), Instance.definition.has(process_id=process_id)
             ).order_by(Instance.id)).all()
 
+    def started_by(self, instance_id: int) -> list[Instance]:
+        """The instances that instance started (a message it threw), oldest first."""
+        with self.sessions() as s:
+            return s.scalars(select(Instance).where(Instance.previous_instance_id == instance_id)
+                             .order_by(Instance.id)).all()
+
     def data(self, instance_id: int) -> dict:
         """The instance's process data: what its open task sees, else what its last step left."""
         with self.sessions() as s:
