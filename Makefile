@@ -7,7 +7,9 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 ASSETS := webui/static/build/.assets
 JS := $(wildcard webui/assets/js/*.js webui/assets/js/*/*.js)
-PG_TEST_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/test
+# The one name of the PostgreSQL test database: the tests read it (tests/conftest.py), `make test-postgres`
+# and .ci/run pass it on. `make test` is the SQLite run whatever the environment says.
+PEP_TEST_DATABASE_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/test
 
 .PHONY: run test test-postgres assets lint clean bench screens
 
@@ -47,11 +49,11 @@ run: $(STAMP) $(ASSETS)
 test: $(STAMP) $(ASSETS)
 	tools/install-chromium.sh
 	$(BIN)/ruff check .
-	$(BIN)/pytest
+	PEP_TEST_DATABASE_URL= $(BIN)/pytest
 
-## test-postgres: the suite again against PostgreSQL
+## test-postgres: the suite again against PostgreSQL (PEP_TEST_DATABASE_URL)
 test-postgres: $(STAMP) $(ASSETS)
-	PEP_TEST_DATABASE_URL=$(PG_TEST_URL) $(BIN)/pytest
+	PEP_TEST_DATABASE_URL=$(PEP_TEST_DATABASE_URL) $(BIN)/pytest
 
 ## bench: the simulated council year and the web load run (docs/benchmarks.md); BENCH_DATABASE may be PostgreSQL
 BENCH_DATABASE ?= sqlite:///instance/bench.sqlite

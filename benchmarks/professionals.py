@@ -1,7 +1,7 @@
 """The simulated professionals' answers: valid for each form, plausible for the domain, and mostly
 the usual answer (a school place, no interpreter, no school move), with the exceptions real councils see.
 
-Built on engine.sample.sample_answers; the rules here know what dates mean (a meeting in term and
+Built on webui.sample.sample_answers; the rules here know what dates mean (a meeting in term and
 not in its last two school weeks, next term's meeting, a PEP date in each remaining term, targets
 within 12 weeks, PP+ amounts that add up to the total agreed) so that the diagrams' `validate` rules
 accept the answers, as a careful professional's would be. A meeting is recorded once it has been held:
@@ -15,7 +15,7 @@ import re
 from datetime import date, timedelta
 
 from engine.calendar import default_calendar
-from engine.sample import sample_answers
+from webui.sample import sample_answers
 
 # Yes/no questions whose usual answer is "no", with how often the answer is "yes".
 USUALLY_NO = {

@@ -7,7 +7,6 @@
 from __future__ import annotations
 
 import json
-import os
 import pprint
 from datetime import UTC, datetime
 
@@ -23,7 +22,8 @@ from engine.db import make_db, session_factory
 from engine.models import Base
 from engine.schema import alembic_config, upgrade
 
-PG_URL = os.environ.get("PEP_TEST_DATABASE_URL")
+from .conftest import PG_URL
+
 CHECK_DATABASE = "pep_migration_check"
 
 

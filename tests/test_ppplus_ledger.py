@@ -19,6 +19,7 @@ from engine import ppplus
 from engine.models import PpplusEntry
 from engine.quality import academic_year_bounds, quality
 from tests.conftest import seat_case_team
+from tests.helpers import Council
 from tests.scenarios.test_all_ages_review import (
     CALL,
     EA,
@@ -34,7 +35,6 @@ from tests.scenarios.test_all_ages_review import (
     VSH,
     YP,
     _deploy,
-    do,
     held,
     start,
 )
@@ -44,15 +44,15 @@ DTS = {"Y5": "dt@oak.test", "Y6": "dt@elm.test", "Y11": "dt@elm.test"}
 TUITION = {**TARGETS[1], "what": "Maths tuition twice a week", "category": "Academic", "pp_plus_amount": 150}
 
 
-def record(engine, sessions, child, targets):
-    engine.clock.set("2026-03-02T09:00:00+00:00")  # each child's PEP from the start of the fortnight
-    start(engine, sessions, child)
-    do(engine, sessions, "call_meeting", SW if child == "Y5" else ("sw2@council.test" if child == "Y11" else SW),
-       CALL, child)
-    do(engine, sessions, "student_views_sheet", YP, VIEWS, child)
-    do(engine, sessions, "prepopulate_pep", DTS[child], PREPOPULATED, child)
-    held(engine, CALL["meeting_date"])
-    do(engine, sessions, "record_meeting", DTS[child], {**RECORD, "targets": targets}, child)
+def record(council, child, targets):
+    council.engine.clock.set("2026-03-02T09:00:00+00:00")  # each child's PEP from the start of the fortnight
+    start(council, child)
+    council.do("call_meeting", SW if child == "Y5" else ("sw2@council.test" if child == "Y11" else SW),
+               CALL, child)
+    council.do("student_views_sheet", YP, VIEWS, child)
+    council.do("prepopulate_pep", DTS[child], PREPOPULATED, child)
+    held(council.engine, CALL["meeting_date"])
+    council.do("record_meeting", DTS[child], {**RECORD, "targets": targets}, child)
 
 
 def small_council(engine, sessions):
@@ -60,31 +60,32 @@ def small_council(engine, sessions):
     with sessions.begin() as s:
         for child in ("Y6", "Y11"):
             seat_case_team(s, child, {"Young Person": YP})
-    record(engine, sessions, "Y5", TARGETS)
-    do(engine, sessions, "qa_pep", EA, GREEN, "Y5")
-    do(engine, sessions, "approve_pp_plus", VSH, {"pp_plus_decision": "Approve"}, "Y5")
-    do(engine, sessions, "send_pep_to_sw", EA, SEND, "Y5")
-    do(engine, sessions, "file_on_liquid_logic", SW, FILED, "Y5")
-    do(engine, sessions, "update_review_record", SW, REVIEW, "Y5")
+    council = Council(engine, sessions)
+    record(council, "Y5", TARGETS)
+    council.do("qa_pep", EA, GREEN, "Y5")
+    council.do("approve_pp_plus", VSH, {"pp_plus_decision": "Approve"}, "Y5")
+    council.do("send_pep_to_sw", EA, SEND, "Y5")
+    council.do("file_on_liquid_logic", SW, FILED, "Y5")
+    council.do("update_review_record", SW, REVIEW, "Y5")
 
-    record(engine, sessions, "Y6", [TARGETS[0], TUITION])
-    do(engine, sessions, "qa_pep", EA2, {**GREEN, "rating": "Red", "targets_smart": False,
-                                         "qa_feedback": "Targets need a measure."}, "Y6")
-    do(engine, sessions, "record_meeting", DTS["Y6"], {**RECORD, "targets": [TARGETS[0], TUITION]}, "Y6")
-    do(engine, sessions, "qa_pep", EA2, {**GREEN, "rating": "Amber", "qa_feedback": "Better."}, "Y6")
-    do(engine, sessions, "approve_pp_plus", VSH, {"pp_plus_decision": "Approve part", "pp_plus_approved_amount": 200,
-                                                  "pp_plus_decision_reason": "Tuition is capped."}, "Y6")
+    record(council, "Y6", [TARGETS[0], TUITION])
+    council.do("qa_pep", EA2, {**GREEN, "rating": "Red", "targets_smart": False,
+                               "qa_feedback": "Targets need a measure."}, "Y6")
+    council.do("record_meeting", DTS["Y6"], {**RECORD, "targets": [TARGETS[0], TUITION]}, "Y6")
+    council.do("qa_pep", EA2, {**GREEN, "rating": "Amber", "qa_feedback": "Better."}, "Y6")
+    council.do("approve_pp_plus", VSH, {"pp_plus_decision": "Approve part", "pp_plus_approved_amount": 200,
+                                        "pp_plus_decision_reason": "Tuition is capped."}, "Y6")
 
-    record(engine, sessions, "Y11", TARGETS)
-    do(engine, sessions, "qa_pep", EA, {**GREEN, "rating": "Amber", "child_voice_evident": False,
-                                        "qa_feedback": "Put the student views first."}, "Y11")
-    do(engine, sessions, "approve_pp_plus", VSH, {"pp_plus_decision": "Refuse",
-                                                  "pp_plus_decision_reason": "Not linked to an assessed need."}, "Y11")
+    record(council, "Y11", TARGETS)
+    council.do("qa_pep", EA, {**GREEN, "rating": "Amber", "child_voice_evident": False,
+                              "qa_feedback": "Put the student views first."}, "Y11")
+    council.do("approve_pp_plus", VSH, {"pp_plus_decision": "Refuse",
+                                        "pp_plus_decision_reason": "Not linked to an assessed need."}, "Y11")
 
 
 @pytest.fixture
-def council(demo_council, clock):
-    _deploy(demo_council, clock)
+def council(demo_council, engine):
+    _deploy(demo_council, engine)
     return demo_council
 
 

@@ -11,10 +11,10 @@ from sqlalchemy import select
 from engine.errors import EngineError
 from engine.models import OpenTask, User
 from engine.people import add_child, add_user, set_case_team
-from engine.sample import sample_answers
 
 from .auth import hash_password
 from .grants import grant
+from .sample import sample_answers
 
 PASSWORD = "demo-pep-2026"
 

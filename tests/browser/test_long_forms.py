@@ -9,7 +9,7 @@ from playwright.sync_api import expect
 from sqlalchemy import select
 
 from engine.models import TaskDraft, User
-from engine.sample import sample_answers
+from webui.sample import sample_answers
 
 from ..web.conftest import shipped_form_task
 from .conftest import sign_in

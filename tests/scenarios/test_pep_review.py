@@ -9,14 +9,12 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select
 
-from engine import clock as clocks
-from engine.deploy import deploy
 from engine.history import events
 from engine.models import Instance, Notification, OpenTask, User
 from engine.runtime import EngineError, FormInvalid, NotAllowed
 from tests.conftest import shipped_bundle
 
-from ..helpers import files_named, recorded_after_the_fact, sweep
+from ..helpers import Council, files_named
 
 SW, DT, OTHER_DT, EA, CARER = "sw@council.test", "dt@oak.test", "dt@elm.test", "ea@council.test", "carer@home.test"
 ADMIN = "admin@council.test"
@@ -99,155 +97,85 @@ NEXT_CYCLE_PROBE = """<?xml version="1.0" encoding="UTF-8"?>
 
 
 @pytest.fixture
-def council(demo_council, clock):
-    """The demo council with pep_review.bpmn and its forms deployed; the clock on Tuesday 6 January 2026."""
+def council(demo_council, engine):
+    """The demo council with pep_review.bpmn and its forms deployed; the clock on Tuesday 6 January 2026.
+    Tasks are the review's (the probe of the next cycle has one of its own)."""
     bundle = shipped_bundle("pep_review.bpmn", forms=("review_",))
     bundle.add("processes/next_cycle_probe.bpmn", NEXT_CYCLE_PROBE)
-    with clocks.using(clock), demo_council.begin() as s:
-        deploy(s, bundle, actor="owner@council.test")
-    clock.set("2026-01-06T09:00:00+00:00")
-    return demo_council
+    deployed = Council(engine, demo_council, process="pep_review").deployed(bundle)
+    engine.clock.set("2026-01-06T09:00:00+00:00")
+    return deployed
 
 
-# ---- helpers ---------------------------------------------------------------------------------
+# ---- the way to each step -------------------------------------------------------------------
 
-def send(engine, sessions, message, child="Y5", data=None):
-    with sessions.begin() as s:
-        return engine.send_message(s, message, child, data or {}, actor=SW)
-
-
-def start_review(engine, sessions, child="Y5", next_meeting_date="2026-02-10", previous_targets=(PREVIOUS_TARGET,)):
+def start_review(council, child="Y5", next_meeting_date="2026-02-10", previous_targets=(PREVIOUS_TARGET,)):
     cycle = {"variant": "termly_review_due", "next_meeting_date": next_meeting_date,
              "previous_targets": list(previous_targets)}
-    return send(engine, sessions, "termly_review_due", child, cycle)[0].id
+    return council.send("termly_review_due", cycle, child, actor=SW)[0].id
 
 
-def review_tasks(sessions, child="Y5") -> list[OpenTask]:
-    with sessions() as s:
-        return s.scalars(select(OpenTask).join(Instance).where(
-            OpenTask.child_id == child, Instance.definition.has(process_id="pep_review")
-        ).order_by(OpenTask.ready_at)).all()
+def probe_instances(council, child="Y5") -> list[Instance]:
+    return council.instances("next_cycle_probe", child)
 
 
-def only_task(sessions, child="Y5") -> OpenTask:
-    tasks = review_tasks(sessions, child)
-    assert len(tasks) == 1, [t.name for t in tasks]
-    return tasks[0]
-
-
-def complete(engine, sessions, task: OpenTask, actor: str, data: dict):
-    with sessions() as s:
-        recorded_after_the_fact(engine, s, task.id, actor, data)
-    with sessions.begin() as s:
-        return engine.complete_task(s, task.id, actor, data)
-
-
-def do(engine, sessions, spec_id: str, actor: str, data: dict, child="Y5"):
-    """Complete the open task `spec_id` (asserting it is the only one open)."""
-    task = only_task(sessions, child)
-    assert task.spec_id == spec_id, (task.spec_id, spec_id)
-    return complete(engine, sessions, task, actor, data)
-
-
-def view(engine, sessions, task: OpenTask, actor: str) -> dict:
-    with sessions() as s:
-        return engine.task_view(s, task.id, actor)
-
-
-def notifications(sessions, kind: str | None = None, child="Y5") -> list[Notification]:
-    with sessions() as s:
-        query = select(Notification).where(Notification.child_id == child).order_by(Notification.id)
-        if kind:
-            query = query.where(Notification.kind == kind)
-        return s.scalars(query).all()
-
-
-def recipients(sessions, note: Notification) -> str:
-    """Who a notification is for: a person's email, or "pool:<role>"."""
-    if note.user_id is None:
-        return f"pool:{note.role_key}"
-    with sessions() as s:
-        return s.get(User, note.user_id).email
-
-
-def told(sessions, subject_part: str, kind: str | None = None, child="Y5") -> set[str]:
-    return {recipients(sessions, n) for n in notifications(sessions, kind, child) if subject_part in n.subject}
-
-
-def instance(sessions, instance_id: int) -> Instance:
-    with sessions() as s:
-        return s.get(Instance, instance_id)
-
-
-def last_path(sessions, instance_id: int, child="Y5") -> list[str]:
-    with sessions() as s:
-        stepped = [e for e in events(s, child, instance_id) if "path" in e.data]
-    return stepped[-1].data["path"]
-
-
-def probe_instances(sessions, child="Y5") -> list[Instance]:
-    with sessions() as s:
-        return s.scalars(select(Instance).where(Instance.child_id == child,
-                                                Instance.definition.has(process_id="next_cycle_probe"))).all()
-
-
-def to_epep(engine, sessions, plan=None):
+def to_epep(council, plan=None):
     """Start a review for Y5 and take it to the designated teacher's ePEP."""
-    instance_id = start_review(engine, sessions)
-    do(engine, sessions, "plan_review_meeting", SW, plan or PLAN)
-    do(engine, sessions, "gather_views", SW, VIEWS)
+    instance_id = start_review(council)
+    council.do_next("plan_review_meeting", SW, plan or PLAN)
+    council.do_next("gather_views", SW, VIEWS)
     return instance_id
 
 
-def to_qa(engine, sessions, epep=None):
-    instance_id = to_epep(engine, sessions)
-    do(engine, sessions, "complete_epep", DT, epep or EPEP)
-    do(engine, sessions, "check_views_recorded", SW, {"views_recorded_accurately": True})
+def to_qa(council, epep=None):
+    instance_id = to_epep(council)
+    council.do_next("complete_epep", DT, epep or EPEP)
+    council.do_next("check_views_recorded", SW, {"views_recorded_accurately": True})
     return instance_id
 
 
-def sign_off(engine, sessions, rating="Green"):
-    do(engine, sessions, "quality_assure_pep", EA, {"qa_rating": rating, "qa_feedback": "Clear targets.", **QA_CHECKS})
+def sign_off(council, rating="Green"):
+    council.do_next("quality_assure_pep", EA, {"qa_rating": rating, "qa_feedback": "Clear targets.", **QA_CHECKS})
 
 
 # ---- the review window -----------------------------------------------------------------------
 
 def test_a_review_due_after_the_first_half_of_term_waits_for_next_term(engine, council):
     engine.clock.set("2026-03-02T09:00:00+00:00")
-    instance_id = start_review(engine, council, next_meeting_date=None)
-    assert review_tasks(council) == []
-    assert instance(council, instance_id).next_timer_at.isoformat() == "2026-04-12T23:00:00+00:00"
-    assert sweep(engine, council, "2026-04-10T09:00:00+00:00").timers_fired == 0
-    assert sweep(engine, council, "2026-04-13T07:00:00+00:00").timers_fired == 1
-    task = only_task(council)
+    instance_id = start_review(council, next_meeting_date=None)
+    assert council.open_tasks() == []
+    assert council.instance(instance_id).next_timer_at.isoformat() == "2026-04-12T23:00:00+00:00"
+    assert council.sweep("2026-04-10T09:00:00+00:00").timers_fired == 0
+    assert council.sweep("2026-04-13T07:00:00+00:00").timers_fired == 1
+    task = council.only_task()
     # summer 2026: half-term 25-29 May, so the first half ends on Friday 22 May (BST)
     assert (task.spec_id, task.due_at.isoformat()) == ("plan_review_meeting", "2026-05-22T22:59:59+00:00")
 
 
 def test_a_review_records_the_term_it_answers(engine, council):
     engine.clock.set("2026-03-02T09:00:00+00:00")  # past the first half of spring: it answers summer
-    start_review(engine, council, next_meeting_date=None)
-    with council() as s:
+    start_review(council, next_meeting_date=None)
+    with council.sessions() as s:
         (started,) = [e for e in events(s, "Y5") if e.kind == "instance_started"]
     assert started.data["answers"] == {"kind": "termly", "term": "2025-26 summer"}
 
 
 def test_a_review_whose_meeting_is_set_for_next_term_waits_for_that_term(engine, council):
     engine.clock.set("2026-03-30T09:00:00+00:00")  # Easter holidays
-    start_review(engine, council, next_meeting_date="2026-04-21")
-    assert review_tasks(council) == []
-    sweep(engine, council, "2026-04-13T07:00:00+00:00")
-    task = only_task(council)
+    start_review(council, next_meeting_date="2026-04-21")
+    assert council.open_tasks() == []
+    council.sweep("2026-04-13T07:00:00+00:00")
+    task = council.only_task()
     assert task.due_at.isoformat() == "2026-05-22T22:59:59+00:00"
-    assert view(engine, council, task, SW)["data"]["meeting_date"] == "2026-04-21"
+    assert council.view(task, SW)["data"]["meeting_date"] == "2026-04-21"
 
 
 def test_a_review_in_the_first_half_of_term_starts_at_once_with_the_half_term_deadline(engine, council):
-    start_review(engine, council)
-    task = only_task(council)
+    start_review(council)
+    task = council.only_task()
     assert (task.spec_id, task.lane, task.due_at.isoformat()) == (
         "plan_review_meeting", "Social Worker", SPRING_FIRST_HALF_END)
-    shown = view(engine, council, task, SW)
+    shown = council.view(task, SW)
     assert "first half of the term: hold the meeting by 13 February 2026" in shown["instructions"]
     assert "Welfare Call" in shown["instructions"]
     assert "virtualschool@warwickshire.gov.uk" in shown["instructions"]
@@ -258,26 +186,26 @@ def test_a_review_in_the_first_half_of_term_starts_at_once_with_the_half_term_de
 # ---- the whole review ------------------------------------------------------------------------
 
 def test_the_whole_review_runs_from_planning_to_the_next_cycle(engine, council):
-    instance_id = to_epep(engine, council)
-    epep = only_task(council)
+    instance_id = to_epep(council)
+    epep = council.only_task()
     assert (epep.spec_id, epep.lane, epep.due_at.isoformat()) == ("complete_epep", "Designated Teacher",
                                                                   SPRING_FIRST_HALF_END)
-    with council() as s:
+    with council.sessions() as s:
         assert epep.assignee_id == s.scalar(select(User.id).where(User.email == DT))
-    data = view(engine, council, epep, DT)["data"]
+    data = council.view(epep, DT)["data"]
     assert (data["child_views"], data["carer_views"]) == (VIEWS["child_views"], VIEWS["carer_views"])
-    do(engine, council, "complete_epep", DT, EPEP)
-    do(engine, council, "check_views_recorded", SW, {"views_recorded_accurately": True})
-    qa = only_task(council)
+    council.do_next("complete_epep", DT, EPEP)
+    council.do_next("check_views_recorded", SW, {"views_recorded_accurately": True})
+    qa = council.only_task()
     # the ePEP is recorded on the afternoon of the meeting (10 February); QA is due 10 working days after
     assert (qa.spec_id, qa.pooled, qa.due_at.isoformat()) == ("quality_assure_pep", True, "2026-02-24T23:59:59+00:00")
-    sign_off(engine, council, "Amber")
-    assert told(council, "quality-assured: Amber") == {DT, SW}
-    do(engine, council, "save_pep_to_mosaic", SW, MOSAIC)
-    finished = instance(council, instance_id)
+    sign_off(council, "Amber")
+    assert council.told("quality-assured: Amber") == {DT, SW}
+    council.do_next("save_pep_to_mosaic", SW, MOSAIC)
+    finished = council.instance(instance_id)
     assert finished.status == "completed"
-    assert last_path(council, instance_id)[-1] == "next_review_due"
-    with council() as s:
+    assert council.last_path(instance_id)[-1] == "next_review_due"
+    with council.sessions() as s:
         completed = [e.data["name"] for e in events(s, "Y5", instance_id) if e.kind == "task_completed"]
     assert completed == ["Arrange the termly PEP review meeting", "Make sure the child and carers contribute",
                          "Chair the PEP meeting and complete the ePEP", "Check your views were recorded accurately",
@@ -285,12 +213,12 @@ def test_the_whole_review_runs_from_planning_to_the_next_cycle(engine, council):
 
 
 def test_the_end_of_the_review_hands_next_terms_date_and_the_targets_to_the_next_cycle(engine, council):
-    instance_id = to_qa(engine, council)
-    sign_off(engine, council)
-    do(engine, council, "save_pep_to_mosaic", SW, MOSAIC)
+    instance_id = to_qa(council)
+    sign_off(council)
+    council.do_next("save_pep_to_mosaic", SW, MOSAIC)
     [probe] = probe_instances(council)
     assert probe.previous_instance_id == instance_id
-    with council() as s:
+    with council.sessions() as s:
         task = s.scalars(select(OpenTask).where(OpenTask.instance_id == probe.id)).one()
         next_cycle = engine.task_view(s, task.id, SW)["data"]["next_cycle"]
     assert next_cycle == {"variant": "termly_review_due", "next_meeting_date": "2026-04-21",
@@ -298,8 +226,8 @@ def test_the_end_of_the_review_hands_next_terms_date_and_the_targets_to_the_next
 
 
 def test_the_targets_and_guidance_for_the_designated_teacher_are_shown_with_the_epep(engine, council):
-    to_epep(engine, council)
-    shown = view(engine, council, only_task(council), DT)
+    to_epep(council)
+    shown = council.view(council.only_task(), DT)
     text = shown["instructions"]
     for guidance in ("Chair the PEP review meeting", "in line with the Virtual School policy",
                      "SMART targets", "share them with all relevant parties", "SEMH", "Attach relevant documents",
@@ -315,235 +243,234 @@ def test_the_targets_and_guidance_for_the_designated_teacher_are_shown_with_the_
 # ---- who may do what -------------------------------------------------------------------------
 
 def test_each_step_is_refused_to_people_without_its_role(engine, council):
-    start_review(engine, council)
+    start_review(council)
     with pytest.raises(NotAllowed, match="does not hold the role Social Worker"):
-        do(engine, council, "plan_review_meeting", DT, PLAN)
-    do(engine, council, "plan_review_meeting", SW, PLAN)
+        council.do_next("plan_review_meeting", DT, PLAN)
+    council.do_next("plan_review_meeting", SW, PLAN)
     with pytest.raises(NotAllowed):
-        do(engine, council, "gather_views", CARER, VIEWS)
-    do(engine, council, "gather_views", SW, VIEWS)
+        council.do_next("gather_views", CARER, VIEWS)
+    council.do_next("gather_views", SW, VIEWS)
     for outsider in (SW, OTHER_DT, EA):
         with pytest.raises(NotAllowed):
-            do(engine, council, "complete_epep", outsider, EPEP)
-    do(engine, council, "complete_epep", DT, EPEP)
-    do(engine, council, "check_views_recorded", SW, {"views_recorded_accurately": True})
-    qa = only_task(council)
+            council.do_next("complete_epep", outsider, EPEP)
+    council.do_next("complete_epep", DT, EPEP)
+    council.do_next("check_views_recorded", SW, {"views_recorded_accurately": True})
+    qa = council.only_task()
     for outsider in (DT, SW, "vsh@council.test"):
         with pytest.raises(NotAllowed):
-            complete(engine, council, qa, outsider, {"qa_rating": "Green", "qa_feedback": "x", **QA_CHECKS})
-    with council.begin() as s, pytest.raises(NotAllowed):
+            council.complete(qa, outsider, {"qa_rating": "Green", "qa_feedback": "x", **QA_CHECKS})
+    with council.sessions.begin() as s, pytest.raises(NotAllowed):
         engine.claim(s, qa.id, DT)
-    complete(engine, council, qa, "ea2@council.test", {"qa_rating": "Green", "qa_feedback": "Good.", **QA_CHECKS})
+    council.complete(qa, "ea2@council.test", {"qa_rating": "Green", "qa_feedback": "Good.", **QA_CHECKS})
 
 
 # ---- form checks -----------------------------------------------------------------------------
 
 def test_invalid_epep_data_is_refused_field_by_field(engine, council):
-    to_epep(engine, council)
-    task = only_task(council)
+    to_epep(council)
+    task = council.only_task()
     bad = {**EPEP, "attendance_percent": 120, "meeting_date": "10/02/2026",
            "targets": [{"what": "Go", "by_when": "soon", "pp_plus_amount": -5}],
            "pp_plus_in_line_with_policy": False, "targets_shared_with": []}
     with pytest.raises(FormInvalid) as caught:
-        complete(engine, council, task, DT, bad)
+        council.complete(task, DT, bad)
     errors = caught.value.errors
     assert errors["attendance_percent"] == "Attendance this year (%) must be 100 or less"
     assert errors["meeting_date"] == "Date the meeting was held must be a real date"
     assert {"targets.0.what", "targets.0.by_when", "targets.0.pp_plus_amount", "targets.0.category",
             "targets.0.strategies", "targets.0.evidence_of_impact", "targets.0.who", "pp_plus_in_line_with_policy",
             "targets_shared_with"} <= set(errors)
-    assert only_task(council).id == task.id
+    assert council.only_task().id == task.id
 
 
 def test_an_ehcp_must_be_attached_when_the_child_has_one(engine, council):
-    to_epep(engine, council)
+    to_epep(council)
     with pytest.raises(FormInvalid) as caught:
-        do(engine, council, "complete_epep", DT, {**EPEP, "sen_status": "EHCP"})
+        council.do_next("complete_epep", DT, {**EPEP, "sen_status": "EHCP"})
     assert caught.value.errors == {"ehcp_attachment": "Select a file for EHCP"}
     with pytest.raises(FormInvalid) as caught:  # a file that was never attached
-        do(engine, council, "complete_epep", DT, {**EPEP, "sen_status": "EHCP", "ehcp_attachment": "file-42"})
+        council.do_next("complete_epep", DT, {**EPEP, "sen_status": "EHCP", "ehcp_attachment": "file-42"})
     assert caught.value.errors == {"ehcp_attachment": "The selected file could not be found. Select the file again"}
-    with council.begin() as s:
+    with council.sessions.begin() as s:
         files_named(s, "Y5", {"ehcp_attachment": "upload-ehcp-42"}, engine.now())
-    do(engine, council, "complete_epep", DT, {**EPEP, "sen_status": "EHCP", "ehcp_attachment": "upload-ehcp-42"})
+    council.do_next("complete_epep", DT, {**EPEP, "sen_status": "EHCP", "ehcp_attachment": "upload-ehcp-42"})
 
 
 def test_next_terms_meeting_date_is_required_before_the_epep_is_completed(engine, council):
-    to_epep(engine, council)
-    task = only_task(council)
+    to_epep(council)
+    task = council.only_task()
     without = {k: v for k, v in EPEP.items() if k != "next_meeting_date"}
     with pytest.raises(FormInvalid) as caught:
-        complete(engine, council, task, DT, without)
+        council.complete(task, DT, without)
     assert caught.value.errors == {"next_meeting_date": "Enter next term's PEP meeting date"}
     with pytest.raises(EngineError, match="must be today or in the future"):
-        complete(engine, council, task, DT, {**EPEP, "next_meeting_date": "2026-02-09"})
+        council.complete(task, DT, {**EPEP, "next_meeting_date": "2026-02-09"})
     with pytest.raises(EngineError, match="first half of next term, by 2026-05-22"):
-        complete(engine, council, task, DT, {**EPEP, "next_meeting_date": "2026-06-10"})
-    assert only_task(council).id == task.id
-    complete(engine, council, task, DT, EPEP)
+        council.complete(task, DT, {**EPEP, "next_meeting_date": "2026-06-10"})
+    assert council.only_task().id == task.id
+    council.complete(task, DT, EPEP)
 
 
 def test_the_meeting_must_include_the_teacher_social_worker_and_carers(engine, council):
-    start_review(engine, council)
+    start_review(council)
     only_teacher = {**PLAN, "invitations": [INVITATIONS[0]]}
     with pytest.raises(FormInvalid) as caught:
-        do(engine, council, "plan_review_meeting", SW, only_teacher)
+        council.do_next("plan_review_meeting", SW, only_teacher)
     assert caught.value.errors == {"invitations": "Invite the social worker"}
     with pytest.raises(FormInvalid) as caught:
-        do(engine, council, "plan_review_meeting", SW, {**PLAN, "invitations": INVITATIONS[1:]})
+        council.do_next("plan_review_meeting", SW, {**PLAN, "invitations": INVITATIONS[1:]})
     assert caught.value.errors == {"invitations": "Invite the designated teacher"}
 
 
 def test_a_meeting_after_half_term_needs_a_reason_and_the_adviser_is_told(engine, council):
-    start_review(engine, council)
+    start_review(council)
     late = {**PLAN, "meeting_date": "2026-02-24"}
     with pytest.raises(EngineError, match="first half of the term \\(by 2026-02-13\\)"):
-        do(engine, council, "plan_review_meeting", SW, late)
-    do(engine, council, "plan_review_meeting", SW, {**late, "reason_outside_first_half": "DT on long-term leave"})
-    assert told(council, "outside the first half of term", "escalation") == {"pool:vs_education_adviser", SW}
-    assert only_task(council).spec_id == "gather_views"
+        council.do_next("plan_review_meeting", SW, late)
+    council.do_next("plan_review_meeting", SW, {**late, "reason_outside_first_half": "DT on long-term leave"})
+    assert council.told("outside the first half of term", "escalation") == {"pool:vs_education_adviser", SW}
+    assert council.only_task().spec_id == "gather_views"
 
 
 # ---- before the meeting ----------------------------------------------------------------------
 
 def test_concerns_raised_before_the_review_go_to_the_education_adviser(engine, council):
-    start_review(engine, council)
+    start_review(council)
     with pytest.raises(FormInvalid) as caught:
-        do(engine, council, "plan_review_meeting", SW, {**PLAN, "concerns_raised": True})
+        council.do_next("plan_review_meeting", SW, {**PLAN, "concerns_raised": True})
     assert set(caught.value.errors) == {"concerns_details"}
-    do(engine, council, "plan_review_meeting", SW,
+    council.do_next("plan_review_meeting", SW,
        {**PLAN, "concerns_raised": True, "concerns_details": "Exclusion risk after an incident."})
-    advice = only_task(council)
+    advice = council.only_task()
     assert (advice.spec_id, advice.pooled, advice.role_key) == (
         "advise_before_review", True, "vs_education_adviser")
-    assert "Exclusion risk after an incident." in view(engine, council, advice, EA)["instructions"]
-    do(engine, council, "advise_before_review", EA, {"ea_advice": "Use the behaviour plan.", "ea_attending_meeting": True})
-    assert only_task(council).spec_id == "gather_views"
+    assert "Exclusion risk after an incident." in council.view(advice, EA)["instructions"]
+    council.do_next("advise_before_review", EA, {"ea_advice": "Use the behaviour plan.", "ea_attending_meeting": True})
+    assert council.only_task().spec_id == "gather_views"
 
 
 def test_the_social_worker_records_how_the_child_and_carers_contributed(engine, council):
-    start_review(engine, council)
-    do(engine, council, "plan_review_meeting", SW, PLAN)
-    task = only_task(council)
+    start_review(council)
+    council.do_next("plan_review_meeting", SW, PLAN)
+    task = council.only_task()
     assert task.due_at.isoformat() == "2026-02-10T23:59:59+00:00"
-    assert "Make sure Alex Example contributes" in view(engine, council, task, SW)["instructions"]
+    assert "Make sure Alex Example contributes" in council.view(task, SW)["instructions"]
     with pytest.raises(FormInvalid) as caught:
-        complete(engine, council, task, SW, {"child_contribution": "Gave views before the meeting"})
+        council.complete(task, SW, {"child_contribution": "Gave views before the meeting"})
     assert {"child_views", "carer_contribution", "carer_views", "social_care_input"} == set(caught.value.errors)
 
 
 # ---- deadlines -------------------------------------------------------------------------------
 
 def test_a_late_epep_is_reminded_then_escalated_to_the_education_adviser(engine, council):
-    to_epep(engine, council)
-    epep = only_task(council)
-    assert sweep(engine, council, "2026-02-10T12:00:00+00:00").timers_fired == 0
-    assert sweep(engine, council, "2026-02-12T09:00:00+00:00").timers_fired == 1  # 2 working days before
-    assert only_task(council).id == epep.id
-    assert told(council, "is due by 2026-02-13", "reminder") == {DT}
-    assert sweep(engine, council, "2026-02-14T09:00:00+00:00").timers_fired == 1
-    chase = only_task(council)
+    to_epep(council)
+    epep = council.only_task()
+    assert council.sweep("2026-02-10T12:00:00+00:00").timers_fired == 0
+    assert council.sweep("2026-02-12T09:00:00+00:00").timers_fired == 1  # 2 working days before
+    assert council.only_task().id == epep.id
+    assert council.told("is due by 2026-02-13", "reminder") == {DT}
+    assert council.sweep("2026-02-14T09:00:00+00:00").timers_fired == 1
+    chase = council.only_task()
     assert (chase.spec_id, chase.pooled, chase.role_key) == ("chase_late_pep", True, "vs_education_adviser")
-    assert told(council, "is overdue", "escalation") == {"pool:vs_education_adviser", DT, SW}
+    assert council.told("is overdue", "escalation") == {"pool:vs_education_adviser", DT, SW}
     with pytest.raises(EngineError, match="New deadline must be today or in the future"):
-        complete(engine, council, chase, EA, {"action_taken": "Phoned the DT", "extend_to": "2026-02-13"})
-    complete(engine, council, chase, EA, {"action_taken": "Phoned the DT", "extend_to": "2026-02-25"})
-    again = only_task(council)
+        council.complete(chase, EA, {"action_taken": "Phoned the DT", "extend_to": "2026-02-13"})
+    council.complete(chase, EA, {"action_taken": "Phoned the DT", "extend_to": "2026-02-25"})
+    again = council.only_task()
     assert (again.spec_id, again.due_at.isoformat()) == ("complete_epep", "2026-02-25T23:59:59+00:00")
-    assert sweep(engine, council, "2026-02-16T09:00:00+00:00").timers_fired == 0
-    complete(engine, council, again, DT, EPEP)
-    with council() as s:
+    assert council.sweep("2026-02-16T09:00:00+00:00").timers_fired == 0
+    council.complete(again, DT, EPEP)
+    with council.sessions() as s:
         submitted = [e for e in events(s, "Y5") if e.kind == "task_completed" and e.data["task"] == "complete_epep"]
     assert submitted[-1].data["late"] is False
 
 
 def test_quality_assurance_is_reminded_and_an_overdue_qa_goes_to_the_vs_head(engine, council):
-    to_qa(engine, council)
-    qa = only_task(council)
+    to_qa(council)
+    qa = council.only_task()
     assert qa.due_at.isoformat() == "2026-02-24T23:59:59+00:00"  # 10 working days after submission (10 February)
-    sweep(engine, council, "2026-02-23T09:00:00+00:00")
-    assert told(council, "QA of the PEP for Alex Example is due", "reminder") == {"pool:vs_education_adviser"}
-    sweep(engine, council, "2026-02-25T09:00:00+00:00")
-    assert told(council, "is overdue", "escalation") == {"pool:vs_head", "pool:vs_education_adviser"}
-    assert only_task(council).id == qa.id
+    council.sweep("2026-02-23T09:00:00+00:00")
+    assert council.told("QA of the PEP for Alex Example is due", "reminder") == {"pool:vs_education_adviser"}
+    council.sweep("2026-02-25T09:00:00+00:00")
+    assert council.told("is overdue", "escalation") == {"pool:vs_head", "pool:vs_education_adviser"}
+    assert council.only_task().id == qa.id
 
 
 def test_a_green_rating_is_refused_while_a_quality_check_is_answered_no(engine, council):
-    to_qa(engine, council)
+    to_qa(council)
     with pytest.raises(FormInvalid) as caught:
-        do(engine, council, "quality_assure_pep", EA, {"qa_rating": "Green", "qa_feedback": "Good.", **QA_CHECKS,
+        council.do_next("quality_assure_pep", EA, {"qa_rating": "Green", "qa_feedback": "Good.", **QA_CHECKS,
                                                       "targets_smart": False, "next_meeting_recorded": False})
     assert caught.value.errors == {"qa_rating": "Green means every check is met, but the targets are not SMART and "
                                                 "next term's meeting date is not recorded: choose Amber or Red, or "
                                                 "change that answer"}
-    do(engine, council, "quality_assure_pep", EA, {"qa_rating": "Amber", "qa_feedback": "Add measures.", **QA_CHECKS,
+    council.do_next("quality_assure_pep", EA, {"qa_rating": "Amber", "qa_feedback": "Add measures.", **QA_CHECKS,
                                                   "targets_smart": False, "next_meeting_recorded": False})
-    assert "quality_assure_pep" not in [t.spec_id for t in review_tasks(council)]
+    assert "quality_assure_pep" not in [t.spec_id for t in council.open_tasks()]
 
 
 def test_a_red_rating_sends_the_pep_back_to_the_teacher_until_it_is_green(engine, council):
-    instance_id = to_qa(engine, council)
-    do(engine, council, "quality_assure_pep", EA,
+    instance_id = to_qa(council)
+    council.do_next("quality_assure_pep", EA,
        {"qa_rating": "Red", "qa_feedback": "Targets are not SMART.", **QA_CHECKS, "targets_smart": False})
-    back = only_task(council)
+    back = council.only_task()
     # five working days after the QA on Tuesday 10 February
     assert (back.spec_id, back.due_at.isoformat()) == ("complete_epep", "2026-02-17T23:59:59+00:00")
-    shown = view(engine, council, back, DT)["instructions"]
+    shown = council.view(back, DT)["instructions"]
     assert "rated this PEP Red" in shown and "Targets are not SMART." in shown
-    complete(engine, council, back, DT, EPEP)
-    qa = only_task(council)  # the social worker already checked the views: straight to QA
+    council.complete(back, DT, EPEP)
+    qa = council.only_task()  # the social worker already checked the views: straight to QA
     assert qa.spec_id == "quality_assure_pep"
-    assert "resubmission 1" in view(engine, council, qa, EA)["instructions"]
-    sign_off(engine, council, "Green")
-    assert told(council, "quality-assured: Green") == {DT, SW}
-    do(engine, council, "save_pep_to_mosaic", SW, MOSAIC)
-    assert instance(council, instance_id).status == "completed"
+    assert "resubmission 1" in council.view(qa, EA)["instructions"]
+    sign_off(council, "Green")
+    assert council.told("quality-assured: Green") == {DT, SW}
+    council.do_next("save_pep_to_mosaic", SW, MOSAIC)
+    assert council.instance(instance_id).status == "completed"
 
 
 def test_a_resubmission_that_is_not_made_in_time_is_escalated(engine, council):
-    to_qa(engine, council)
-    do(engine, council, "quality_assure_pep", EA, {"qa_rating": "Red", "qa_feedback": "Redo.", **QA_CHECKS})
-    sweep(engine, council, "2026-02-13T10:00:00+00:00")
-    assert told(council, "is due by 2026-02-17", "reminder") == {DT}
-    sweep(engine, council, "2026-02-18T09:00:00+00:00")
-    assert only_task(council).spec_id == "chase_late_pep"
+    to_qa(council)
+    council.do_next("quality_assure_pep", EA, {"qa_rating": "Red", "qa_feedback": "Redo.", **QA_CHECKS})
+    council.sweep("2026-02-13T10:00:00+00:00")
+    assert council.told("is due by 2026-02-17", "reminder") == {DT}
+    council.sweep("2026-02-18T09:00:00+00:00")
+    assert council.only_task().spec_id == "chase_late_pep"
 
 
 # ---- after the meeting -----------------------------------------------------------------------
 
 def test_views_recorded_wrongly_go_back_to_the_teacher_to_correct(engine, council):
-    to_epep(engine, council)
-    do(engine, council, "complete_epep", DT, EPEP)
-    check = only_task(council)
-    assert "views (and the child's and carers' views) were recorded accurately" in view(
-        engine, council, check, SW)["instructions"]
+    to_epep(council)
+    council.do_next("complete_epep", DT, EPEP)
+    check = council.only_task()
+    assert "views (and the child's and carers' views) were recorded accurately" in council.view(check, SW)["instructions"]
     with pytest.raises(FormInvalid) as caught:
-        complete(engine, council, check, SW, {"views_recorded_accurately": False})
+        council.complete(check, SW, {"views_recorded_accurately": False})
     assert set(caught.value.errors) == {"corrections_for_dt"}
-    complete(engine, council, check, SW,
+    council.complete(check, SW,
              {"views_recorded_accurately": False, "corrections_for_dt": "I said the placement is stable."})
-    back = only_task(council)
+    back = council.only_task()
     assert (back.spec_id, back.due_at.isoformat()) == ("complete_epep", "2026-02-17T23:59:59+00:00")
-    assert "I said the placement is stable." in view(engine, council, back, DT)["instructions"]
-    complete(engine, council, back, DT, EPEP)
-    do(engine, council, "check_views_recorded", SW, {"views_recorded_accurately": True})
-    assert only_task(council).spec_id == "quality_assure_pep"
+    assert "I said the placement is stable." in council.view(back, DT)["instructions"]
+    council.complete(back, DT, EPEP)
+    council.do_next("check_views_recorded", SW, {"views_recorded_accurately": True})
+    assert council.only_task().spec_id == "quality_assure_pep"
 
 
 def test_the_social_worker_saves_the_pep_to_mosaic_and_raises_unresolved_issues(engine, council):
-    instance_id = to_qa(engine, council)
-    sign_off(engine, council)
-    filing = only_task(council)
-    assert "ESCR / Mosaic" in view(engine, council, filing, SW)["instructions"]
+    instance_id = to_qa(council)
+    sign_off(council)
+    filing = council.only_task()
+    assert "ESCR / Mosaic" in council.view(filing, SW)["instructions"]
     with pytest.raises(FormInvalid) as caught:
-        complete(engine, council, filing, SW, {**MOSAIC, "saved_to_escr_mosaic": False, "unresolved_issues": True})
+        council.complete(filing, SW, {**MOSAIC, "saved_to_escr_mosaic": False, "unresolved_issues": True})
     assert set(caught.value.errors) == {"saved_to_escr_mosaic", "unresolved_issue_details"}
-    complete(engine, council, filing, SW, {**MOSAIC, "unresolved_issues": True,
+    council.complete(filing, SW, {**MOSAIC, "unresolved_issues": True,
                                            "unresolved_issue_details": "No agreement on a reading tutor."})
-    liaise = only_task(council)
+    liaise = council.only_task()
     assert (liaise.spec_id, liaise.pooled) == ("liaise_unresolved_issues", True)
-    complete(engine, council, liaise, EA, {"ea_response": "VS will fund the tutor.", "issues_resolved": True})
-    assert instance(council, instance_id).status == "completed"
+    council.complete(liaise, EA, {"ea_response": "VS will fund the tutor.", "issues_resolved": True})
+    assert council.instance(instance_id).status == "completed"
     assert len(probe_instances(council)) == 1
 
 
@@ -560,60 +487,60 @@ NO_SCHOOL_PEP = {**{k: v for k, v in EPEP.items() if k not in ("chaired_by", "at
 
 def test_a_child_without_a_school_place_has_the_pep_completed_by_the_social_worker_with_the_virtual_school(
         engine, council):
-    instance_id = start_review(engine, council, child="NOSCHOOL")
-    plan = only_task(council, "NOSCHOOL")
-    assert view(engine, council, plan, SW)["data"]["has_school_place"] is False
+    instance_id = start_review(council, child="NOSCHOOL")
+    plan = council.only_task(child="NOSCHOOL")
+    assert council.view(plan, SW)["data"]["has_school_place"] is False
     with pytest.raises(FormInvalid) as caught:  # UASC: an interpreter, or the reason none is needed
-        complete(engine, council, plan, SW, {**NO_SCHOOL_PLAN, "interpreter_required": False,
+        council.complete(plan, SW, {**NO_SCHOOL_PLAN, "interpreter_required": False,
                                               "interpreter_language": ""})
     assert set(caught.value.errors) == {"interpreter_not_needed_reason"}
-    complete(engine, council, plan, SW, NO_SCHOOL_PLAN)
-    interpreter = only_task(council, "NOSCHOOL")
+    council.complete(plan, SW, NO_SCHOOL_PLAN)
+    interpreter = council.only_task(child="NOSCHOOL")
     assert (interpreter.spec_id, interpreter.lane) == ("arrange_interpreter", "Social Worker")
-    assert "unaccompanied asylum-seeking child" in view(engine, council, interpreter, SW)["instructions"]
-    do(engine, council, "arrange_interpreter", SW,
+    assert "unaccompanied asylum-seeking child" in council.view(interpreter, SW)["instructions"]
+    council.do_next("arrange_interpreter", SW,
        {"interpreter_language": "Pashto", "interpreter_name": "Language Line", "interpreter_booked": True},
        child="NOSCHOOL")
-    support = only_task(council, "NOSCHOOL")
+    support = council.only_task(child="NOSCHOOL")
     assert (support.spec_id, support.pooled, support.role_key) == (
         "support_sw_without_school_place", True, "vs_education_adviser")
-    do(engine, council, "support_sw_without_school_place", EA,
+    council.do_next("support_sw_without_school_place", EA,
        {"current_education_provision": "ESOL classes", "school_place_actions": "Applications made",
         "vs_support_offered": "EA will attend and draft targets with the SW", "ea_attending_meeting": True},
        child="NOSCHOOL")
-    do(engine, council, "gather_views", SW, VIEWS, child="NOSCHOOL")
-    pep = only_task(council, "NOSCHOOL")
+    council.do_next("gather_views", SW, VIEWS, child="NOSCHOOL")
+    pep = council.only_task(child="NOSCHOOL")
     assert (pep.spec_id, pep.lane, pep.due_at.isoformat()) == (
         "complete_pep_without_school", "Social Worker", SPRING_FIRST_HALF_END)
     with pytest.raises(NotAllowed):
-        complete(engine, council, pep, DT, NO_SCHOOL_PEP)
-    complete(engine, council, pep, SW, NO_SCHOOL_PEP)
-    assert only_task(council, "NOSCHOOL").spec_id == "quality_assure_pep"  # no views check of their own PEP
-    do(engine, council, "quality_assure_pep", EA, {"qa_rating": "Green", "qa_feedback": "Good.", **QA_CHECKS},
+        council.complete(pep, DT, NO_SCHOOL_PEP)
+    council.complete(pep, SW, NO_SCHOOL_PEP)
+    assert council.only_task(child="NOSCHOOL").spec_id == "quality_assure_pep"  # no views check of their own PEP
+    council.do_next("quality_assure_pep", EA, {"qa_rating": "Green", "qa_feedback": "Good.", **QA_CHECKS},
        child="NOSCHOOL")
-    assert told(council, "quality-assured: Green", child="NOSCHOOL") == {SW}
-    do(engine, council, "save_pep_to_mosaic", SW, MOSAIC, child="NOSCHOOL")
-    assert instance(council, instance_id).status == "completed"
-    with council() as s:
+    assert council.told("quality-assured: Green", child="NOSCHOOL") == {SW}
+    council.do_next("save_pep_to_mosaic", SW, MOSAIC, child="NOSCHOOL")
+    assert council.instance(instance_id).status == "completed"
+    with council.sessions() as s:
         assert not [n for n in s.scalars(select(Notification)) if n.role_key == "designated_teacher"]
 
 
 def test_a_late_pep_without_a_school_place_is_escalated_to_the_education_adviser(engine, council):
-    start_review(engine, council, child="NOSCHOOL")
-    do(engine, council, "plan_review_meeting", SW, {**NO_SCHOOL_PLAN, "uasc": False, "interpreter_required": False},
+    start_review(council, child="NOSCHOOL")
+    council.do_next("plan_review_meeting", SW, {**NO_SCHOOL_PLAN, "uasc": False, "interpreter_required": False},
        child="NOSCHOOL")
-    do(engine, council, "support_sw_without_school_place", EA,
+    council.do_next("support_sw_without_school_place", EA,
        {"current_education_provision": "None", "school_place_actions": "Application made",
         "vs_support_offered": "Attend", "ea_attending_meeting": True}, child="NOSCHOOL")
-    do(engine, council, "gather_views", SW, VIEWS, child="NOSCHOOL")
-    sweep(engine, council, "2026-02-12T09:00:00+00:00")
-    assert told(council, "is due by", "reminder", child="NOSCHOOL") == {SW}
-    sweep(engine, council, "2026-02-14T09:00:00+00:00")
-    assert only_task(council, "NOSCHOOL").spec_id == "chase_late_pep"
-    assert told(council, "is overdue", "escalation", child="NOSCHOOL") == {"pool:vs_education_adviser", SW}
-    do(engine, council, "chase_late_pep", EA, {"action_taken": "Called SW", "extend_to": "2026-02-20"},
+    council.do_next("gather_views", SW, VIEWS, child="NOSCHOOL")
+    council.sweep("2026-02-12T09:00:00+00:00")
+    assert council.told("is due by", "reminder", child="NOSCHOOL") == {SW}
+    council.sweep("2026-02-14T09:00:00+00:00")
+    assert council.only_task(child="NOSCHOOL").spec_id == "chase_late_pep"
+    assert council.told("is overdue", "escalation", child="NOSCHOOL") == {"pool:vs_education_adviser", SW}
+    council.do_next("chase_late_pep", EA, {"action_taken": "Called SW", "extend_to": "2026-02-20"},
        child="NOSCHOOL")
-    assert only_task(council, "NOSCHOOL").spec_id == "complete_pep_without_school"
+    assert council.only_task(child="NOSCHOOL").spec_id == "complete_pep_without_school"
 
 
 # ---- moving school ---------------------------------------------------------------------------
@@ -624,47 +551,47 @@ TRANSITION = {"key_adult": "Mr Green, learning mentor", "school_systems_and_rout
 
 
 def test_a_child_moving_school_gets_a_transition_plan_and_the_new_school_is_handed_the_epep(engine, council):
-    instance_id = start_review(engine, council)
+    instance_id = start_review(council)
     moving = {**PLAN, "moving_school": True, "new_school": "New Meadow School", "move_date": "2026-02-23",
               "new_school_contact": "Nia Teacher, dt@newschool.test"}
     with pytest.raises(FormInvalid) as caught:
-        do(engine, council, "plan_review_meeting", SW, {**PLAN, "moving_school": True})
+        council.do_next("plan_review_meeting", SW, {**PLAN, "moving_school": True})
     assert set(caught.value.errors) == {"new_school", "new_school_contact", "new_school_invited_to_final_pep"}
-    do(engine, council, "plan_review_meeting", SW, {**moving, "new_school_invited_to_final_pep": True})
-    assert told(council, "is moving to New Meadow School") == {"pool:vs_administrator", SW}
-    do(engine, council, "gather_views", SW, VIEWS)
-    epep = only_task(council)
-    assert "comprehensive ePEP to pass on" in view(engine, council, epep, DT)["instructions"]
+    council.do_next("plan_review_meeting", SW, {**moving, "new_school_invited_to_final_pep": True})
+    assert council.told("is moving to New Meadow School") == {"pool:vs_administrator", SW}
+    council.do_next("gather_views", SW, VIEWS)
+    epep = council.only_task()
+    assert "comprehensive ePEP to pass on" in council.view(epep, DT)["instructions"]
     with pytest.raises(FormInvalid) as caught:
-        complete(engine, council, epep, DT, {**EPEP, "moving_school": True})
+        council.complete(epep, DT, {**EPEP, "moving_school": True})
     assert set(caught.value.errors) == {"new_school", "transition_plan"}
-    complete(engine, council, epep, DT, {**EPEP, "moving_school": True, "new_school": "New Meadow School",
+    council.complete(epep, DT, {**EPEP, "moving_school": True, "new_school": "New Meadow School",
                                          "transition_plan": TRANSITION})
-    do(engine, council, "check_views_recorded", SW, {"views_recorded_accurately": True})
-    sign_off(engine, council)
-    hand_over = only_task(council)
+    council.do_next("check_views_recorded", SW, {"views_recorded_accurately": True})
+    sign_off(council)
+    hand_over = council.only_task()
     assert (hand_over.spec_id, hand_over.pooled, hand_over.role_key) == (
         "hand_over_to_new_school", True, "vs_administrator")
-    assert "dt@newschool.test" in view(engine, council, hand_over, ADMIN)["instructions"]
+    assert "dt@newschool.test" in council.view(hand_over, ADMIN)["instructions"]
     with pytest.raises(NotAllowed):
-        complete(engine, council, hand_over, "dt@newschool.test", {})
-    complete(engine, council, hand_over, ADMIN, {
+        council.complete(hand_over, "dt@newschool.test", {})
+    council.complete(hand_over, ADMIN, {
         "new_school_dt_name": "Nia Teacher", "new_school_dt_email": "dt@newschool.test", "epep_access_set_up": True,
         "case_team_updated": True, "epep_passed_to_new_school": True})
-    do(engine, council, "save_pep_to_mosaic", SW, MOSAIC)
-    assert instance(council, instance_id).status == "completed"
+    council.do_next("save_pep_to_mosaic", SW, MOSAIC)
+    assert council.instance(instance_id).status == "completed"
 
 
 def test_a_school_change_announced_during_the_epep_is_recorded_and_the_administrator_told(engine, council):
-    to_epep(engine, council)
-    before = only_task(council)
-    send(engine, council, "child_changes_school", data={"new_school": "New Meadow School", "move_date": "2026-03-02"})
-    after = only_task(council)
+    to_epep(council)
+    before = council.only_task()
+    council.send("child_changes_school", data={"new_school": "New Meadow School", "move_date": "2026-03-02"}, actor=SW)
+    after = council.only_task()
     assert after.spec_id == "complete_epep" and after.id != before.id
     assert after.due_at == before.due_at
-    data = view(engine, council, after, DT)["data"]
+    data = council.view(after, DT)["data"]
     assert (data["moving_school"], data["new_school"], data["move_date"]) == (True, "New Meadow School", "2026-03-02")
-    assert told(council, "is moving to New Meadow School") == {"pool:vs_administrator", SW}
+    assert council.told("is moving to New Meadow School") == {"pool:vs_administrator", SW}
 
 
 # ---- leaving care ----------------------------------------------------------------------------
@@ -676,75 +603,75 @@ LEAVING_PLAN = {"left_care_date": "2026-02-09", "education_plan": "Stay at Oak P
 
 
 def test_a_child_leaving_care_has_a_leaving_care_pep_and_no_further_termly_review(engine, council):
-    instance_id = to_epep(engine, council)
-    send(engine, council, "child_leaves_care", data={"left_care": "2026-02-09", "reason": "Returned home"})
-    assert told(council, "has left care") == {SW, "pool:vs_administrator"}
-    epep = only_task(council)
+    instance_id = to_epep(council)
+    council.send("child_leaves_care", data={"left_care": "2026-02-09", "reason": "Returned home"}, actor=SW)
+    assert council.told("has left care") == {SW, "pool:vs_administrator"}
+    epep = council.only_task()
     assert epep.spec_id == "complete_epep"
-    assert "This is the leaving-care PEP" in view(engine, council, epep, DT)["instructions"]
-    complete(engine, council, epep, DT, {**EPEP, "future_plans": "Stay at Oak Primary"})
-    do(engine, council, "check_views_recorded", SW, {"views_recorded_accurately": True})
-    sign_off(engine, council)
-    do(engine, council, "save_pep_to_mosaic", SW, MOSAIC)
-    future = only_task(council)
+    assert "This is the leaving-care PEP" in council.view(epep, DT)["instructions"]
+    council.complete(epep, DT, {**EPEP, "future_plans": "Stay at Oak Primary"})
+    council.do_next("check_views_recorded", SW, {"views_recorded_accurately": True})
+    sign_off(council)
+    council.do_next("save_pep_to_mosaic", SW, MOSAIC)
+    future = council.only_task()
     assert future.spec_id == "plan_for_the_future"
-    assert view(engine, council, future, SW)["data"]["left_care_date"] == "2026-02-09"
-    complete(engine, council, future, SW, LEAVING_PLAN)
-    assert instance(council, instance_id).status == "completed"
-    path = last_path(council, instance_id)
+    assert council.view(future, SW)["data"]["left_care_date"] == "2026-02-09"
+    council.complete(future, SW, LEAVING_PLAN)
+    assert council.instance(instance_id).status == "completed"
+    path = council.last_path(instance_id)
     assert path[-1] == "leaving_care_pep_completed" and "next_review_due" not in path
     assert probe_instances(council) == []
 
 
 def test_a_child_leaving_care_before_the_review_term_has_the_leaving_care_pep_at_once(engine, council):
     engine.clock.set("2026-03-02T09:00:00+00:00")
-    start_review(engine, council, next_meeting_date="2026-04-21")
-    assert review_tasks(council) == []
-    send(engine, council, "child_leaves_care", data={"left_care": "2026-03-06", "reason": "Special guardianship"})
-    plan = only_task(council)
+    start_review(council, next_meeting_date="2026-04-21")
+    assert council.open_tasks() == []
+    council.send("child_leaves_care", data={"left_care": "2026-03-06", "reason": "Special guardianship"}, actor=SW)
+    plan = council.only_task()
     assert plan.spec_id == "plan_review_meeting"
-    assert "has left care" in view(engine, council, plan, SW)["instructions"]
+    assert "has left care" in council.view(plan, SW)["instructions"]
 
 
 # ---- meetings moved or cancelled ---------------------------------------------------------------
 
 def test_a_rescheduled_meeting_moves_the_epep_deadline(engine, council):
-    instance_id = to_epep(engine, council)
-    send(engine, council, "meeting_rescheduled",
-         data={"meeting_date": "2026-02-12", "meeting_time": "14:00", "venue": "Oak Primary, hall", "reason": "Illness"})
-    task = only_task(council)
+    instance_id = to_epep(council)
+    council.send("meeting_rescheduled",
+         data={"meeting_date": "2026-02-12", "meeting_time": "14:00", "venue": "Oak Primary, hall", "reason": "Illness"}, actor=SW)
+    task = council.only_task()
     assert (task.spec_id, task.due_at.isoformat()) == ("complete_epep", SPRING_FIRST_HALF_END)
-    assert view(engine, council, task, DT)["data"]["meeting_date"] == "2026-02-12"
-    send(engine, council, "meeting_rescheduled", data={"meeting_date": "2026-02-24", "reason": "Snow"})
-    moved = only_task(council)
+    assert council.view(task, DT)["data"]["meeting_date"] == "2026-02-12"
+    council.send("meeting_rescheduled", data={"meeting_date": "2026-02-24", "reason": "Snow"}, actor=SW)
+    moved = council.only_task()
     assert moved.due_at.isoformat() == "2026-02-24T23:59:59+00:00"
-    notes = notifications(council, "notice")
+    notes = council.notifications("notice")
     assert "after the first half of term" in [n for n in notes if "moved to 2026-02-24" in n.subject][0].body
-    assert told(council, "moved to 2026-02-24") == {SW, "pool:vs_education_adviser"}
-    assert sweep(engine, council, "2026-02-14T09:00:00+00:00").timers_fired == 0  # the old deadline is gone
-    assert only_task(council).spec_id == "complete_epep"
-    assert instance(council, instance_id).status == "running"
+    assert council.told("moved to 2026-02-24") == {SW, "pool:vs_education_adviser"}
+    assert council.sweep("2026-02-14T09:00:00+00:00").timers_fired == 0  # the old deadline is gone
+    assert council.only_task().spec_id == "complete_epep"
+    assert council.instance(instance_id).status == "running"
 
 
 def test_a_meeting_rescheduled_before_the_views_are_gathered_moves_their_deadline(engine, council):
-    start_review(engine, council)
-    do(engine, council, "plan_review_meeting", SW, PLAN)
-    send(engine, council, "meeting_rescheduled", data={"meeting_date": "2026-02-11"})
-    task = only_task(council)
+    start_review(council)
+    council.do_next("plan_review_meeting", SW, PLAN)
+    council.send("meeting_rescheduled", data={"meeting_date": "2026-02-11"}, actor=SW)
+    task = council.only_task()
     assert (task.spec_id, task.due_at.isoformat()) == ("gather_views", "2026-02-11T23:59:59+00:00")
 
 
 def test_a_cancelled_meeting_is_re_arranged_and_the_views_confirmed_again(engine, council):
-    to_epep(engine, council)
-    send(engine, council, "meeting_cancelled", data={"reason": "School closed for snow"})
-    rearrange = only_task(council)
+    to_epep(council)
+    council.send("meeting_cancelled", data={"reason": "School closed for snow"}, actor=SW)
+    rearrange = council.only_task()
     assert (rearrange.spec_id, rearrange.lane) == ("rearrange_meeting", "Social Worker")
-    assert "School closed for snow" in view(engine, council, rearrange, SW)["instructions"]
-    complete(engine, council, rearrange, SW, {"meeting_date": "2026-02-12", "meeting_time": "09:30",
+    assert "School closed for snow" in council.view(rearrange, SW)["instructions"]
+    council.complete(rearrange, SW, {"meeting_date": "2026-02-12", "meeting_time": "09:30",
                                              "venue": "Oak Primary", "invitations_resent": True})
-    views = only_task(council)
+    views = council.only_task()
     assert views.spec_id == "gather_views"
-    assert view(engine, council, views, SW)["data"]["child_views"] == VIEWS["child_views"]
-    complete(engine, council, views, SW, VIEWS)
-    epep = only_task(council)
+    assert council.view(views, SW)["data"]["child_views"] == VIEWS["child_views"]
+    council.complete(views, SW, VIEWS)
+    epep = council.only_task()
     assert (epep.spec_id, epep.due_at.isoformat()) == ("complete_epep", SPRING_FIRST_HALF_END)

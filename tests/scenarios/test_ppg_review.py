@@ -14,14 +14,12 @@ import copy
 import pytest
 from sqlalchemy import select
 
-from engine import clock as clocks
-from engine.deploy import deploy
 from engine.history import events
-from engine.models import Instance, Notification, OpenTask, User
+from engine.models import Instance
 from engine.runtime import FormInvalid, NotAllowed
 from tests.conftest import shipped_bundle
 
-from ..helpers import open_tasks, recorded_after_the_fact, sweep
+from ..helpers import Council
 
 SW, DT, EA, VSH = "sw@council.test", "dt@oak.test", "ea@council.test", "vsh@council.test"
 Y6_DT = "dt@elm.test"
@@ -47,7 +45,7 @@ def targets(by_when=("2026-05-22", "2026-05-22", "2026-05-22"), amounts=(200, 20
          "pp_plus_use": "TA reading time", "evidence_of_impact": "Reading age up six months", "who": "Class teacher",
          "by_when": by_when[0], "pp_plus_amount": amounts[0], "teachers_consulted": "Class teacher, SENCo"},
         {"category": "academic", "what": "Know all times tables to 12", "strategies": "Maths tutoring twice weekly",
-         "pp_plus_use": "Tutor sessions", "evidence_of_impact": "Times tables check 25/25", "who": "Maths lead",
+         "pp_plus_use": "Tutor council", "evidence_of_impact": "Times tables check 25/25", "who": "Maths lead",
          "by_when": by_when[1], "pp_plus_amount": amounts[1], "teachers_consulted": "Maths lead"},
         {"category": "social_emotional", "what": "Take part in a lunchtime club each week",
          "strategies": "Mentor introduces the club", "pp_plus_use": "Club fees",
@@ -90,133 +88,82 @@ VS_AGREE = {"vs_agrees_targets": True, "vs_agrees_ppg": True}
 # ---- helpers ------------------------------------------------------------------------------------
 
 @pytest.fixture
-def ppg(demo_council, clock):
-    with clocks.using(clock), demo_council.begin() as s:
-        deploy(s, shipped_bundle("ppg_review.bpmn", forms=("ppg_",)), actor="owner@council.test")
-    return demo_council
+def ppg(demo_council, engine):
+    return Council(engine, demo_council).deployed(shipped_bundle("ppg_review.bpmn", forms=("ppg_",)))
 
 
-def start(engine, sessions, child="Y5", next_meeting_date=None, previous=PREVIOUS_TARGETS) -> Instance:
+def start(council, child="Y5", next_meeting_date=None, previous=PREVIOUS_TARGETS) -> Instance:
     payload = {"variant": "ppg_review_due", "next_meeting_date": next_meeting_date, "previous_targets": previous}
-    with sessions.begin() as s:
-        [instance] = engine.send_message(s, "ppg_review_due", child, payload, actor="system")
-        return instance
-
-
-def task(sessions, spec_id, child="Y5") -> OpenTask:
-    found = [t for t in open_tasks(sessions, child) if t.spec_id == spec_id]
-    assert len(found) == 1, [t.spec_id for t in open_tasks(sessions, child)]
-    return found[0]
-
-
-def task_ids(sessions, child="Y5") -> list[str]:
-    return sorted(t.spec_id for t in open_tasks(sessions, child))
-
-
-def complete(engine, sessions, spec_id, actor, data, child="Y5"):
-    task_id = task(sessions, spec_id, child).id
-    with sessions() as s:
-        recorded_after_the_fact(engine, s, task_id, actor, data)
-    with sessions.begin() as s:
-        return engine.complete_task(s, task_id, actor, data)
-
-
-def refused(engine, sessions, spec_id, actor, data, child="Y5") -> dict[str, str]:
-    """The field errors a submission is refused with (the task stays where it was)."""
-    with pytest.raises(FormInvalid) as caught:
-        complete(engine, sessions, spec_id, actor, data, child)
-    assert spec_id in task_ids(sessions, child)
-    return caught.value.errors
-
-
-def view(engine, sessions, spec_id, actor, child="Y5") -> dict:
-    with sessions() as s:
-        return engine.task_view(s, task(sessions, spec_id, child).id, actor)
-
-
-def notes(sessions, kind=None, child="Y5") -> list[tuple[str, str]]:
-    """(recipient email or role pool, subject) of the child's notifications, oldest first."""
-    with sessions() as s:
-        emails = {u.id: u.email for u in s.scalars(select(User))}
-        query = select(Notification).where(Notification.child_id == child).order_by(Notification.id)
-        rows = s.scalars(query).all()
-        return [(emails[n.user_id] if n.user_id else f"pool:{n.role_key}", n.subject)
-                for n in rows if kind is None or n.kind == kind]
-
-
-def instance_data(engine, sessions, instance_id) -> dict:
-    with sessions() as s:
-        instance = s.get(Instance, instance_id)
-        return dict(engine.load(instance).last_task.data) if instance.status == "completed" else {}
-
-
-def to_meeting(engine, sessions, child="Y5", dt=DT, arrange=ARRANGE, prepare=PREPARE, **start_args):
-    """Start the review, arrange the meeting and prepare the targets; the clock moves to the meeting day."""
-    instance = start(engine, sessions, child, **start_args)
-    complete(engine, sessions, "arrange_meeting", SW, arrange, child)
-    complete(engine, sessions, "prepare_targets", dt, prepare, child)
-    engine.clock.set(f"{arrange['meeting_date']}T15:00:00+00:00")
+    [instance] = council.send("ppg_review_due", payload, child, actor="system")
     return instance
 
 
-def to_sign_off(engine, sessions, record=RECORD):
-    instance = to_meeting(engine, sessions)
-    complete(engine, sessions, "hold_meeting", DT, record)
-    complete(engine, sessions, "dt_section", DT, DT_SECTION)
-    complete(engine, sessions, "sw_section", SW, SW_SECTION)
+def to_meeting(council, child="Y5", dt=DT, arrange=ARRANGE, prepare=PREPARE, **start_args):
+    """Start the review, arrange the meeting and prepare the targets; the clock moves to the meeting day."""
+    instance = start(council, child, **start_args)
+    council.do("arrange_meeting", SW, arrange, child)
+    council.do("prepare_targets", dt, prepare, child)
+    council.engine.clock.set(f"{arrange['meeting_date']}T15:00:00+00:00")
+    return instance
+
+
+def to_sign_off(council, record=RECORD):
+    instance = to_meeting(council)
+    council.do("hold_meeting", DT, record)
+    council.do("dt_section", DT, DT_SECTION)
+    council.do("sw_section", SW, SW_SECTION)
     return instance
 
 
 # ---- the happy path -----------------------------------------------------------------------------
 
 def test_a_termly_pep_runs_from_arranging_to_ppg_release_and_the_next_pep(ppg, engine):
-    instance = start(engine, ppg)
-    arrange = task(ppg, "arrange_meeting")
+    instance = start(ppg)
+    arrange = ppg.task("arrange_meeting")
     assert (arrange.lane, arrange.role_key) == ("Social Worker", "social_worker")
-    complete(engine, ppg, "arrange_meeting", SW, ARRANGE)
-    prepare = task(ppg, "prepare_targets")
+    ppg.do("arrange_meeting", SW, ARRANGE)
+    prepare = ppg.task("prepare_targets")
     assert prepare.role_key == "designated_teacher"
     assert prepare.due_at.isoformat() == "2026-03-09T23:59:59+00:00"  # the working day before the meeting
-    complete(engine, ppg, "prepare_targets", DT, PREPARE)
+    ppg.do("prepare_targets", DT, PREPARE)
     engine.clock.set("2026-03-10T15:00:00+00:00")
-    assert view(engine, ppg, "hold_meeting", DT)["data"]["previous_target_review"][0] == {
+    assert ppg.view("hold_meeting", DT)["data"]["previous_target_review"][0] == {
         "target": "Read a chapter book each week", "category": "academic"}
-    complete(engine, ppg, "hold_meeting", DT, RECORD)
-    assert task_ids(ppg) == ["dt_section", "sw_section"]
-    assert task(ppg, "dt_section").due_at.isoformat() == "2026-03-17T23:59:59+00:00"  # 7 calendar days
-    complete(engine, ppg, "dt_section", DT, DT_SECTION)
-    complete(engine, ppg, "sw_section", SW, SW_SECTION)
-    complete(engine, ppg, "dt_sign_off", DT, DT_SIGN)
-    complete(engine, ppg, "sw_sign_off", SW, SW_SIGN)
-    vs = task(ppg, "vs_sign_off")
+    ppg.do("hold_meeting", DT, RECORD)
+    assert ppg.task_ids() == ["dt_section", "sw_section"]
+    assert ppg.task("dt_section").due_at.isoformat() == "2026-03-17T23:59:59+00:00"  # 7 calendar days
+    ppg.do("dt_section", DT, DT_SECTION)
+    ppg.do("sw_section", SW, SW_SECTION)
+    ppg.do("dt_sign_off", DT, DT_SIGN)
+    ppg.do("sw_sign_off", SW, SW_SIGN)
+    vs = ppg.task("vs_sign_off")
     assert (vs.role_key, vs.pooled) == ("vs_education_adviser", True)
-    done = complete(engine, ppg, "vs_sign_off", EA, VS_AGREE)
-    assert done.status == "completed" and open_tasks(ppg) == []
-    data = instance_data(engine, ppg, instance.id)
+    done = ppg.do("vs_sign_off", EA, VS_AGREE)
+    assert done.status == "completed" and ppg.open_tasks() == []
+    data = ppg.result(instance.id)
     assert (data["ppg_released"], data["total_released"]) == (500, 500)
-    released = [n for n in notes(ppg, "notice") if "released" in n[1]]
+    released = [n for n in ppg.notes("notice") if "released" in n[1]]
     assert sorted(who for who, _ in released) == [DT, "pool:vs_administrator", SW]
     assert released[0][1] == "PEP for Alex Example signed off: £500 released to Oak Primary"
-    with ppg() as s:
+    with ppg.sessions() as s:
         last = events(s, "Y5", instance.id)
     step_paths = [e.data.get("path", []) for e in last]
     assert any("release_ppg" in p and "next_pep_due" in p for p in step_paths)
     assert last[-1].kind == "instance_completed"
 
 
-def test_the_cycle_end_throws_pep_cycle_due_with_the_next_date_and_the_targets(demo_council, engine, clock):
+def test_the_cycle_end_throws_pep_cycle_due_with_the_next_date_and_the_targets(demo_council, engine):
     bundle = shipped_bundle("ppg_review.bpmn", forms=("ppg_",))
     bundle.add("processes/next_cycle_catcher.bpmn", CATCHER)
-    with clocks.using(clock), demo_council.begin() as s:
-        deploy(s, bundle, actor="owner@council.test")
-    first = to_sign_off(engine, demo_council)
-    complete(engine, demo_council, "dt_sign_off", DT, DT_SIGN)
-    complete(engine, demo_council, "sw_sign_off", SW, SW_SIGN)
-    complete(engine, demo_council, "vs_sign_off", EA, VS_AGREE)
-    with demo_council() as s:
+    council = Council(engine, demo_council).deployed(bundle)
+    first = to_sign_off(council)
+    council.do("dt_sign_off", DT, DT_SIGN)
+    council.do("sw_sign_off", SW, SW_SIGN)
+    council.do("vs_sign_off", EA, VS_AGREE)
+    with council.sessions() as s:
         caught = s.scalars(select(Instance).where(Instance.previous_instance_id == first.id)).one()
         assert s.get(Instance, first.id).status == "completed"
-    assert view(engine, demo_council, "caught", SW)["data"]["cycle"] == {
+    assert council.view("caught", SW)["data"]["cycle"] == {
         "variant": "ppg_review_due", "next_meeting_date": "2026-05-12", "previous_targets": targets()}
     assert caught.status == "running"
 
@@ -252,36 +199,36 @@ CATCHER = """<?xml version="1.0" encoding="UTF-8"?>
 # ---- before the meeting: the date ---------------------------------------------------------------
 
 def test_a_meeting_date_in_the_school_holidays_is_refused_and_the_sw_is_asked_again(ppg, engine):
-    start(engine, ppg)
-    easter = refused(engine, ppg, "arrange_meeting", SW, {**ARRANGE, "meeting_date": "2026-04-07"})
+    start(ppg)
+    easter = ppg.refused("arrange_meeting", SW, {**ARRANGE, "meeting_date": "2026-04-07"})
     assert easter == {"meeting_date": "The meeting date must be a school day: 7 April 2026 is in the school holidays, "
                                       "at half-term, at a weekend, on a bank holiday or on a school closure day. "
                                       "Agree a date in term with the school"}
-    half_term = refused(engine, ppg, "arrange_meeting", SW, {**ARRANGE, "meeting_date": "2026-05-27"})
+    half_term = ppg.refused("arrange_meeting", SW, {**ARRANGE, "meeting_date": "2026-05-27"})
     assert half_term["meeting_date"].startswith("The meeting date must be a school day: 27 May 2026")
     for day, problem in (("2026-02-18", "Meeting date must be today or in the future"),
                          ("2031-05-07", "The meeting date must be within the next year")):
-        assert refused(engine, ppg, "arrange_meeting", SW, {**ARRANGE, "meeting_date": day}) == {"meeting_date": problem}
-    complete(engine, ppg, "arrange_meeting", SW, ARRANGE)
-    assert task_ids(ppg) == ["prepare_targets"]
+        assert ppg.refused("arrange_meeting", SW, {**ARRANGE, "meeting_date": day}) == {"meeting_date": problem}
+    ppg.do("arrange_meeting", SW, ARRANGE)
+    assert ppg.task_ids() == ["prepare_targets"]
 
 
 def test_a_meeting_in_the_last_two_school_weeks_of_term_is_refused(ppg, engine):
-    start(engine, ppg)
+    start(ppg)
     # spring term ends Friday 27 March 2026: its last two school weeks are 16-27 March
-    assert refused(engine, ppg, "arrange_meeting", SW, {**ARRANGE, "meeting_date": "2026-03-16"}) == {
+    assert ppg.refused("arrange_meeting", SW, {**ARRANGE, "meeting_date": "2026-03-16"}) == {
         "meeting_date": "The meeting date must be on or before 13 March 2026: in the last two school weeks of the "
                         "Spring term there is no time to amend targets and release the PPG before the holiday"}
-    complete(engine, ppg, "arrange_meeting", SW, {**ARRANGE, "meeting_date": "2026-03-13"})
-    assert task_ids(ppg) == ["prepare_targets"]
+    ppg.do("arrange_meeting", SW, {**ARRANGE, "meeting_date": "2026-03-13"})
+    assert ppg.task_ids() == ["prepare_targets"]
 
 
 def test_the_sw_must_confirm_a_confidential_room_the_school_and_the_dt_attending(ppg, engine):
-    start(engine, ppg)
+    start(ppg)
     bad = {**ARRANGE, "confidential_room": False, "carer_invited": False, "meeting_time": "2pm"}
     del bad["dt_can_attend"]
     with pytest.raises(FormInvalid) as caught:
-        complete(engine, ppg, "arrange_meeting", SW, bad)
+        ppg.do("arrange_meeting", SW, bad)
     assert caught.value.errors == {
         "confidential_room": "The meeting must be held in a confidential room",
         "dt_can_attend": "Tick the box to confirm: The designated teacher can attend",
@@ -293,151 +240,151 @@ def test_the_sw_must_confirm_a_confidential_room_the_school_and_the_dt_attending
 # ---- transition: the receiving school in terms 2 and 3 ------------------------------------------
 
 def test_a_year_6_child_in_term_2_must_have_the_receiving_school_invited(ppg, engine):
-    start(engine, ppg, "Y6")
-    complete(engine, ppg, "arrange_meeting", SW, {**ARRANGE, "venue": "Elm Academy"}, "Y6")
-    invite = task(ppg, "invite_receiving_school", "Y6")
+    start(ppg, "Y6")
+    ppg.do("arrange_meeting", SW, {**ARRANGE, "venue": "Elm Academy"}, "Y6")
+    invite = ppg.task("invite_receiving_school", "Y6")
     assert invite.role_key == "social_worker"
-    assert view(engine, ppg, "invite_receiving_school", SW, "Y6")["instructions"].startswith(
+    assert ppg.view("invite_receiving_school", SW, "Y6")["instructions"].startswith(
         "Blair Sample is at a transition stage: Year 6 (primary to secondary school). This is a term 2 PEP")
     with pytest.raises(FormInvalid) as caught:
-        complete(engine, ppg, "invite_receiving_school", SW,
+        ppg.do("invite_receiving_school", SW,
                  {"receiving_school_name": "Riverside High", "receiving_school_invited": False}, "Y6")
     assert set(caught.value.errors) == {"receiving_school_contact", "receiving_school_invited"}
-    complete(engine, ppg, "invite_receiving_school", SW,
+    ppg.do("invite_receiving_school", SW,
              {"receiving_school_name": "Riverside High", "receiving_school_contact": "Head of Year 7",
               "receiving_school_invited": True}, "Y6")
-    assert task_ids(ppg, "Y6") == ["prepare_targets"]
+    assert ppg.task_ids("Y6") == ["prepare_targets"]
 
 
 def test_a_year_6_child_in_term_3_must_have_the_receiving_school_invited(ppg, engine):
     engine.clock.set("2026-04-20T09:00:00+00:00")
-    start(engine, ppg, "Y6")
-    complete(engine, ppg, "arrange_meeting", SW, {**ARRANGE, "meeting_date": "2026-05-12"}, "Y6")
-    assert task_ids(ppg, "Y6") == ["invite_receiving_school"]
+    start(ppg, "Y6")
+    ppg.do("arrange_meeting", SW, {**ARRANGE, "meeting_date": "2026-05-12"}, "Y6")
+    assert ppg.task_ids("Y6") == ["invite_receiving_school"]
 
 
 def test_a_year_6_child_in_term_1_needs_no_receiving_school(ppg, engine):
     engine.clock.set("2025-09-15T09:00:00+00:00")
-    start(engine, ppg, "Y6")
-    complete(engine, ppg, "arrange_meeting", SW, {**ARRANGE, "meeting_date": "2025-10-08"}, "Y6")
-    assert task_ids(ppg, "Y6") == ["prepare_targets"]
+    start(ppg, "Y6")
+    ppg.do("arrange_meeting", SW, {**ARRANGE, "meeting_date": "2025-10-08"}, "Y6")
+    assert ppg.task_ids("Y6") == ["prepare_targets"]
 
 
 def test_year_11_and_nursery_children_are_transitions_but_year_5_is_not(ppg, engine):
-    start(engine, ppg, "Y11")
-    complete(engine, ppg, "arrange_meeting", "sw2@council.test", ARRANGE, "Y11")
-    assert task_ids(ppg, "Y11") == ["invite_receiving_school"]
+    start(ppg, "Y11")
+    ppg.do("arrange_meeting", "sw2@council.test", ARRANGE, "Y11")
+    assert ppg.task_ids("Y11") == ["invite_receiving_school"]
     engine.clock.set("2027-01-11T09:00:00+00:00")  # EY3 is 3 on 31 August 2026: nursery year 2026-27
-    start(engine, ppg, "EY3")
-    complete(engine, ppg, "arrange_meeting", SW, {**ARRANGE, "meeting_date": "2027-02-02"}, "EY3")
-    assert "pre-school (nursery to reception)" in view(engine, ppg, "invite_receiving_school", SW, "EY3")["instructions"]
+    start(ppg, "EY3")
+    ppg.do("arrange_meeting", SW, {**ARRANGE, "meeting_date": "2027-02-02"}, "EY3")
+    assert "pre-school (nursery to reception)" in ppg.view("invite_receiving_school", SW, "EY3")["instructions"]
     engine.clock.set("2026-03-02T09:00:00+00:00")
-    start(engine, ppg, "Y5")
-    complete(engine, ppg, "arrange_meeting", SW, ARRANGE)
-    assert task_ids(ppg) == ["prepare_targets"]
+    start(ppg, "Y5")
+    ppg.do("arrange_meeting", SW, ARRANGE)
+    assert ppg.task_ids() == ["prepare_targets"]
 
 
 # ---- before the meeting: the designated teacher's targets ---------------------------------------
 
 def test_targets_one_and_two_must_be_academic_and_three_social_emotional(ppg, engine):
-    start(engine, ppg)
-    complete(engine, ppg, "arrange_meeting", SW, ARRANGE)
+    start(ppg)
+    ppg.do("arrange_meeting", SW, ARRANGE)
     swapped = targets()
     swapped[0], swapped[2] = swapped[2], swapped[0]
     del swapped[1]["teachers_consulted"]
     with pytest.raises(FormInvalid) as caught:
-        complete(engine, ppg, "prepare_targets", DT, {**PREPARE, "targets": swapped})
+        ppg.do("prepare_targets", DT, {**PREPARE, "targets": swapped})
     assert caught.value.errors["targets.0.category"] == "Target 1: kind of target must be an academic target"
     assert caught.value.errors["targets.2.category"] == "Target 3: kind of target must be the social-emotional target"
     assert caught.value.errors["targets.1.teachers_consulted"] == (
         "Target 2: enter teachers consulted when drafting this academic target")
     assert caught.value.errors["targets.2.child_views"] == "Target 3: enter the young person's views on this target"
     with pytest.raises(FormInvalid) as caught:
-        complete(engine, ppg, "prepare_targets", DT, {**PREPARE, "targets": targets()[:2]})
+        ppg.do("prepare_targets", DT, {**PREPARE, "targets": targets()[:2]})
     assert caught.value.errors == {"targets": "Add at least 3 targets"}
 
 
 def test_the_attainment_homework_careers_sections_and_each_targets_strategies_are_required(ppg, engine):
-    start(engine, ppg)
-    complete(engine, ppg, "arrange_meeting", SW, ARRANGE)
+    start(ppg)
+    ppg.do("arrange_meeting", SW, ARRANGE)
     thin = targets()
     for key in ("strategies", "pp_plus_use", "evidence_of_impact"):
         del thin[1][key]
     with pytest.raises(FormInvalid) as caught:
-        complete(engine, ppg, "prepare_targets", DT, {**PREPARE, "targets": thin, "homework": "",
+        ppg.do("prepare_targets", DT, {**PREPARE, "targets": thin, "homework": "",
                                                       "attainment_and_progress": "", "career_aspirations": ""})
     assert set(caught.value.errors) == {"homework", "attainment_and_progress", "career_aspirations",
                                         "targets.1.strategies", "targets.1.pp_plus_use", "targets.1.evidence_of_impact"}
 
 
 def test_only_a_teacher_sets_targets_and_pastoral_staff_must_check_them_with_the_dt(ppg, engine):
-    start(engine, ppg)
-    complete(engine, ppg, "arrange_meeting", SW, ARRANGE)
+    start(ppg)
+    ppg.do("arrange_meeting", SW, ARRANGE)
     with pytest.raises(NotAllowed):
-        complete(engine, ppg, "prepare_targets", SW, PREPARE)
+        ppg.do("prepare_targets", SW, PREPARE)
     pastoral = {**PREPARE, "entered_by": "pastoral support staff", "targets_set_or_checked_by_dt": False}
     with pytest.raises(FormInvalid) as caught:
-        complete(engine, ppg, "prepare_targets", DT, pastoral)
+        ppg.do("prepare_targets", DT, pastoral)
     assert caught.value.errors == {
         "checked_with_dt_on": "Enter date the targets were checked with the designated teacher",
         "targets_set_or_checked_by_dt": ("Only a teacher can set targets: the designated teacher must set or "
                                          "check them"),
     }
-    complete(engine, ppg, "prepare_targets", DT,
+    ppg.do("prepare_targets", DT,
              {**pastoral, "targets_set_or_checked_by_dt": True, "checked_with_dt_on": "2026-03-05"})
-    assert task_ids(ppg) == ["hold_meeting"]
+    assert ppg.task_ids() == ["hold_meeting"]
 
 
 def test_the_dt_meets_a_young_person_who_cannot_attend_before_the_pep(ppg, engine):
-    start(engine, ppg)
-    complete(engine, ppg, "arrange_meeting", SW, {**ARRANGE, "young_person_attending": False})
-    prefilled = view(engine, ppg, "prepare_targets", DT)
+    start(ppg)
+    ppg.do("arrange_meeting", SW, {**ARRANGE, "young_person_attending": False})
+    prefilled = ppg.view("prepare_targets", DT)
     assert prefilled["data"]["young_person_attending"] is False
     assert "meet them beforehand so they can express their wishes and feelings" in prefilled["instructions"]
     with pytest.raises(FormInvalid) as caught:
-        complete(engine, ppg, "prepare_targets", DT, {**PREPARE, "young_person_attending": False})
+        ppg.do("prepare_targets", DT, {**PREPARE, "young_person_attending": False})
     assert set(caught.value.errors) == {"yp_met_on", "yp_wishes_and_feelings"}
-    complete(engine, ppg, "prepare_targets", DT, {**PREPARE, "young_person_attending": False, "yp_met_on": "2026-03-06",
+    ppg.do("prepare_targets", DT, {**PREPARE, "young_person_attending": False, "yp_met_on": "2026-03-06",
                                                   "yp_wishes_and_feelings": "Likes art; worried about maths"})
-    assert task_ids(ppg) == ["hold_meeting"]
+    assert ppg.task_ids() == ["hold_meeting"]
 
 
 def test_targets_beyond_twelve_weeks_are_sent_back_to_the_dt(ppg, engine):
-    start(engine, ppg)
-    complete(engine, ppg, "arrange_meeting", SW, ARRANGE)
-    assert "achievable within 12 weeks (by 2 June 2026)" in view(engine, ppg, "prepare_targets", DT)["instructions"]
-    assert refused(engine, ppg, "prepare_targets", DT,
+    start(ppg)
+    ppg.do("arrange_meeting", SW, ARRANGE)
+    assert "achievable within 12 weeks (by 2 June 2026)" in ppg.view("prepare_targets", DT)["instructions"]
+    assert ppg.refused("prepare_targets", DT,
                    {**PREPARE, "targets": targets(("2026-05-22", "2026-06-03", "2026-03-10"))}) == {
         "targets.1.by_when": "Target 2 must be achievable within 12 weeks of the meeting on 10 March 2026: "
                              "enter a date on or before 2 June 2026",
         "targets.2.by_when": "Target 3 must be due after the meeting on 10 March 2026"}
-    complete(engine, ppg, "prepare_targets", DT, {**PREPARE, "targets": targets(("2026-05-22", "2026-06-02", "2026-04-30"))})
-    assert task_ids(ppg) == ["hold_meeting"]
+    ppg.do("prepare_targets", DT, {**PREPARE, "targets": targets(("2026-05-22", "2026-06-02", "2026-04-30"))})
+    assert ppg.task_ids() == ["hold_meeting"]
 
 
 def test_the_previous_targets_are_shown_to_the_dt_to_inform_the_new_ones(ppg, engine):
-    start(engine, ppg)
-    complete(engine, ppg, "arrange_meeting", SW, ARRANGE)
-    instructions = view(engine, ppg, "prepare_targets", DT)["instructions"]
+    start(ppg)
+    ppg.do("arrange_meeting", SW, ARRANGE)
+    instructions = ppg.view("prepare_targets", DT)["instructions"]
     assert "- Read a chapter book each week (by 27 February 2026)" in instructions
     assert "Only a teacher can set targets." in instructions
 
 
 def test_targets_not_ready_the_day_before_the_meeting_warn_the_dt_and_sw(ppg, engine):
-    start(engine, ppg)
-    complete(engine, ppg, "arrange_meeting", SW, ARRANGE)
-    assert sweep(engine, ppg, "2026-03-09T23:00:00+00:00").timers_fired == 0
-    assert sweep(engine, ppg, "2026-03-10T00:00:00+00:00").timers_fired == 1
+    start(ppg)
+    ppg.do("arrange_meeting", SW, ARRANGE)
+    assert ppg.sweep("2026-03-09T23:00:00+00:00").timers_fired == 0
+    assert ppg.sweep("2026-03-10T00:00:00+00:00").timers_fired == 1
     subject = "PEP targets for Alex Example are not ready for the meeting on 2026-03-10"
-    assert notes(ppg, "overdue") == [(DT, subject), (SW, subject)]
-    assert task_ids(ppg) == ["prepare_targets"]
+    assert ppg.notes("overdue") == [(DT, subject), (SW, subject)]
+    assert ppg.task_ids() == ["prepare_targets"]
 
 
 # ---- at the meeting -----------------------------------------------------------------------------
 
 def test_the_meeting_guidance_confidential_room_young_person_and_ppg_is_shown(ppg, engine):
-    to_meeting(engine, ppg)
-    instructions = view(engine, ppg, "hold_meeting", DT)["instructions"]
+    to_meeting(ppg)
+    instructions = ppg.view("hold_meeting", DT)["instructions"]
     for guidance in ("Hold the meeting in a confidential room. Everyone must be clear in their role to raise achievement.",
                      "Invite the young person in at the end of the meeting to agree or re-define the targets.",
                      "showing the impact of how the pupil premium grant has been spent",
@@ -446,223 +393,223 @@ def test_the_meeting_guidance_confidential_room_young_person_and_ppg_is_shown(pp
 
 
 def test_ppg_over_500_pounds_a_term_is_refused_by_the_form(ppg, engine):
-    to_meeting(engine, ppg)
+    to_meeting(ppg)
     with pytest.raises(FormInvalid) as caught:
-        complete(engine, ppg, "hold_meeting", DT, {**RECORD, "ppg_total": 600, "targets": targets(amounts=(300, 200, 100))})
+        ppg.do("hold_meeting", DT, {**RECORD, "ppg_total": 600, "targets": targets(amounts=(300, 200, 100))})
     assert caught.value.errors == {"ppg_total": "PPG agreed for this term (£) must be 500 or less"}
 
 
 def test_the_ppg_must_be_agreed_at_the_meeting_and_linked_to_the_targets(ppg, engine):
-    to_meeting(engine, ppg)
+    to_meeting(ppg)
     with pytest.raises(FormInvalid) as caught:
-        complete(engine, ppg, "hold_meeting", DT, {**RECORD, "ppg_agreed_at_meeting": False})
+        ppg.do("hold_meeting", DT, {**RECORD, "ppg_agreed_at_meeting": False})
     assert list(caught.value.errors) == ["ppg_agreed_at_meeting"]
-    assert refused(engine, ppg, "hold_meeting", DT, {**RECORD, "ppg_total": 450}) == {
+    assert ppg.refused("hold_meeting", DT, {**RECORD, "ppg_total": 450}) == {
         "ppg_total": "The PPG agreed must be linked to the targets: the amounts against the targets add up to "
                      "£500.00, not £450.00"}
 
 
 def test_every_previous_target_must_be_reviewed_at_the_meeting(ppg, engine):
-    to_meeting(engine, ppg)
+    to_meeting(ppg)
     with pytest.raises(FormInvalid) as caught:
-        complete(engine, ppg, "hold_meeting", DT, {**RECORD, "previous_target_review": [{"target": "Read"}]})
+        ppg.do("hold_meeting", DT, {**RECORD, "previous_target_review": [{"target": "Read"}]})
     assert set(caught.value.errors) == {"previous_target_review.0.outcome", "previous_target_review.0.impact_of_ppg"}
-    assert refused(engine, ppg, "hold_meeting", DT, {**RECORD, "previous_target_review": REVIEW[:2]}) == {
+    assert ppg.refused("hold_meeting", DT, {**RECORD, "previous_target_review": REVIEW[:2]}) == {
         "previous_target_review": "Review each of the 3 previous targets: whether it was met, partly met or not met, "
                                   "and the impact of the PPG spent on it"}
-    complete(engine, ppg, "hold_meeting", DT, RECORD)
-    assert task_ids(ppg) == ["dt_section", "sw_section"]
+    ppg.do("hold_meeting", DT, RECORD)
+    assert ppg.task_ids() == ["dt_section", "sw_section"]
 
 
 def test_the_meeting_cannot_be_recorded_before_it_happens(ppg, engine):
-    to_meeting(engine, ppg)
+    to_meeting(ppg)
     engine.clock.set("2026-03-09T15:00:00+00:00")
-    assert refused(engine, ppg, "hold_meeting", DT, RECORD) == {
+    assert ppg.refused("hold_meeting", DT, RECORD) == {
         "meeting_date": "The meeting is on 10 March 2026: record it on the day of the meeting or after. If the "
                         "meeting has moved, report the new date first (the meeting is rescheduled)"}
 
 
 def test_targets_redefined_at_the_meeting_beyond_twelve_weeks_are_sent_back(ppg, engine):
-    to_meeting(engine, ppg)
-    errors = refused(engine, ppg, "hold_meeting", DT, {
+    to_meeting(ppg)
+    errors = ppg.refused("hold_meeting", DT, {
         **RECORD, "targets": targets(("2026-05-22", "2026-05-22", "2026-07-01")),
         "young_person_agreement": "re-defined the targets with us"})
     assert errors == {"targets.2.by_when": "Target 3 must be achievable within 12 weeks of the meeting on "
                                            "10 March 2026: enter a date on or before 2 June 2026"}
-    assert task_ids(ppg) == ["hold_meeting"]
+    assert ppg.task_ids() == ["hold_meeting"]
 
 
 def test_a_meeting_that_did_not_happen_on_its_date_is_moved_to_the_actual_date(ppg, engine):
-    to_meeting(engine, ppg)
-    with ppg.begin() as s:
+    to_meeting(ppg)
+    with ppg.sessions.begin() as s:
         engine.send_message(s, "meeting_rescheduled", "Y5",
                             {"meeting_date": "2026-03-12", "meeting_time": "09:30", "venue": "Oak Primary",
                              "reason": "DT off sick"}, actor=SW)
-    moved = task(ppg, "hold_meeting")
+    moved = ppg.task("hold_meeting")
     assert moved.due_at.isoformat() == "2026-03-12T23:59:59+00:00"
-    data = view(engine, ppg, "hold_meeting", DT)["data"]
+    data = ppg.view("hold_meeting", DT)["data"]
     assert data["meeting_date_history"][0] | {"recorded_at": None} == {
         "from": "2026-03-10", "to": "2026-03-12", "reason": "DT off sick", "recorded_at": None}
     assert (data["meeting_time"], data["sections_due"]) == ("09:30", "2026-03-19T23:59:59+00:00")
-    with ppg() as s:
+    with ppg.sessions() as s:
         received = [e for e in events(s, "Y5") if e.kind == "message_received"]
     assert received[-1].data["message"] == "meeting_rescheduled" and received[-1].data["data"]["reason"] == "DT off sick"
     engine.clock.set("2026-03-12T15:00:00+00:00")
-    complete(engine, ppg, "hold_meeting", DT, RECORD)
-    assert task(ppg, "dt_section").due_at.isoformat() == "2026-03-19T23:59:59+00:00"
+    ppg.do("hold_meeting", DT, RECORD)
+    assert ppg.task("dt_section").due_at.isoformat() == "2026-03-19T23:59:59+00:00"
 
 
 def test_a_meeting_moved_before_the_targets_are_ready_moves_the_targets_deadline(ppg, engine):
-    start(engine, ppg)
-    complete(engine, ppg, "arrange_meeting", SW, ARRANGE)
-    with ppg.begin() as s:
+    start(ppg)
+    ppg.do("arrange_meeting", SW, ARRANGE)
+    with ppg.sessions.begin() as s:
         engine.send_message(s, "meeting_rescheduled", "Y5", {"meeting_date": "2026-03-05", "reason": "earlier slot"})
-    assert task(ppg, "prepare_targets").due_at.isoformat() == "2026-03-04T23:59:59+00:00"
+    assert ppg.task("prepare_targets").due_at.isoformat() == "2026-03-04T23:59:59+00:00"
 
 
 def test_a_meeting_moved_into_the_holidays_goes_back_to_the_sw(ppg, engine):
-    to_meeting(engine, ppg)
-    with ppg.begin() as s:
+    to_meeting(ppg)
+    with ppg.sessions.begin() as s:
         engine.send_message(s, "meeting_rescheduled", "Y5", {"meeting_date": "2026-03-24", "reason": "school trip"})
-    assert task_ids(ppg) == ["arrange_meeting"]
-    assert "2026-03-24 is in the last two school weeks" in view(engine, ppg, "arrange_meeting", SW)["instructions"]
-    complete(engine, ppg, "arrange_meeting", SW, {**ARRANGE, "meeting_date": "2026-03-12"})
-    assert task_ids(ppg) == ["hold_meeting"]  # the targets are already prepared
+    assert ppg.task_ids() == ["arrange_meeting"]
+    assert "2026-03-24 is in the last two school weeks" in ppg.view("arrange_meeting", SW)["instructions"]
+    ppg.do("arrange_meeting", SW, {**ARRANGE, "meeting_date": "2026-03-12"})
+    assert ppg.task_ids() == ["hold_meeting"]  # the targets are already prepared
 
 
 def test_an_unrecorded_meeting_prompts_the_sw_and_dt_to_give_the_actual_date(ppg, engine):
-    to_meeting(engine, ppg)
-    assert sweep(engine, ppg, "2026-03-11T09:00:01+00:00").timers_fired == 1
-    assert notes(ppg, "reminder") == [(SW, "Did the PEP for Alex Example take place on 2026-03-10?"),
+    to_meeting(ppg)
+    assert ppg.sweep("2026-03-11T09:00:01+00:00").timers_fired == 1
+    assert ppg.notes("reminder") == [(SW, "Did the PEP for Alex Example take place on 2026-03-10?"),
                                       (DT, "Did the PEP for Alex Example take place on 2026-03-10?")]
-    assert task_ids(ppg) == ["hold_meeting"]
+    assert ppg.task_ids() == ["hold_meeting"]
 
 
 # ---- exceptional funding ------------------------------------------------------------------------
 
 def test_additional_funding_in_exceptional_circumstances_goes_to_the_vs_head(ppg, engine):
-    instance = to_meeting(engine, ppg)
+    instance = to_meeting(ppg)
     exceptional = {**RECORD, "exceptional_funding_requested": True}
     with pytest.raises(FormInvalid) as caught:
-        complete(engine, ppg, "hold_meeting", DT, exceptional)
+        ppg.do("hold_meeting", DT, exceptional)
     assert set(caught.value.errors) == {"exceptional_funding_amount", "exceptional_funding_reason"}
-    complete(engine, ppg, "hold_meeting", DT, {**exceptional, "exceptional_funding_amount": 800,
+    ppg.do("hold_meeting", DT, {**exceptional, "exceptional_funding_amount": 800,
                                                "exceptional_funding_reason": "Specialist dyslexia assessment"})
-    assert task_ids(ppg) == ["decide_exceptional_funding", "dt_section", "sw_section"]
-    decision = task(ppg, "decide_exceptional_funding")
+    assert ppg.task_ids() == ["decide_exceptional_funding", "dt_section", "sw_section"]
+    decision = ppg.task("decide_exceptional_funding")
     assert (decision.role_key, decision.pooled) == ("vs_head", True)
     with pytest.raises(NotAllowed):
-        complete(engine, ppg, "decide_exceptional_funding", EA, {"exceptional_decision": "approved"})
+        ppg.do("decide_exceptional_funding", EA, {"exceptional_decision": "approved"})
     with pytest.raises(FormInvalid):
-        complete(engine, ppg, "decide_exceptional_funding", VSH,
+        ppg.do("decide_exceptional_funding", VSH,
                  {"exceptional_decision": "approved", "exceptional_decision_reason": "Justified"})
-    complete(engine, ppg, "decide_exceptional_funding", VSH,
+    ppg.do("decide_exceptional_funding", VSH,
              {"exceptional_decision": "approved", "exceptional_amount_approved": 600,
               "exceptional_decision_reason": "Assessment is essential"})
-    assert (DT, "Additional funding for Alex Example: approved") in notes(ppg, "notice")
-    complete(engine, ppg, "dt_section", DT, DT_SECTION)
-    complete(engine, ppg, "sw_section", SW, SW_SECTION)
-    complete(engine, ppg, "dt_sign_off", DT, DT_SIGN)
-    complete(engine, ppg, "sw_sign_off", SW, SW_SIGN)
-    assert "the additional £600.00 approved by the VS Head" in view(engine, ppg, "vs_sign_off", EA)["instructions"]
-    complete(engine, ppg, "vs_sign_off", EA, VS_AGREE)
-    data = instance_data(engine, ppg, instance.id)
+    assert (DT, "Additional funding for Alex Example: approved") in ppg.notes("notice")
+    ppg.do("dt_section", DT, DT_SECTION)
+    ppg.do("sw_section", SW, SW_SECTION)
+    ppg.do("dt_sign_off", DT, DT_SIGN)
+    ppg.do("sw_sign_off", SW, SW_SIGN)
+    assert "the additional £600.00 approved by the VS Head" in ppg.view("vs_sign_off", EA)["instructions"]
+    ppg.do("vs_sign_off", EA, VS_AGREE)
+    data = ppg.result(instance.id)
     assert (data["ppg_released"], data["exceptional_funding_released"], data["total_released"]) == (500, 600, 1100)
 
 
 def test_refused_additional_funding_releases_only_the_termly_ppg(ppg, engine):
-    instance = to_meeting(engine, ppg)
-    complete(engine, ppg, "hold_meeting", DT, {**RECORD, "exceptional_funding_requested": True,
+    instance = to_meeting(ppg)
+    ppg.do("hold_meeting", DT, {**RECORD, "exceptional_funding_requested": True,
                                                "exceptional_funding_amount": 300,
                                                "exceptional_funding_reason": "Laptop for home learning"})
-    complete(engine, ppg, "decide_exceptional_funding", VSH,
+    ppg.do("decide_exceptional_funding", VSH,
              {"exceptional_decision": "refused", "exceptional_decision_reason": "Covered by the school"})
     for spec_id, actor, data in (("dt_section", DT, DT_SECTION), ("sw_section", SW, SW_SECTION),
                                  ("dt_sign_off", DT, DT_SIGN), ("sw_sign_off", SW, SW_SIGN),
                                  ("vs_sign_off", EA, VS_AGREE)):
-        complete(engine, ppg, spec_id, actor, data)
-    assert instance_data(engine, ppg, instance.id)["total_released"] == 500
+        ppg.do(spec_id, actor, data)
+    assert ppg.result(instance.id)["total_released"] == 500
 
 
 # ---- after the meeting: 7 days ------------------------------------------------------------------
 
 def test_dt_and_sw_are_reminded_and_the_ea_alerted_when_sections_are_late(ppg, engine):
-    instance = to_meeting(engine, ppg)
-    complete(engine, ppg, "hold_meeting", DT, RECORD)
-    sweep(engine, ppg, "2026-03-11T12:00:00+00:00")
-    assert sweep(engine, ppg, "2026-03-15T09:00:00+00:00").timers_fired == 0
-    assert sweep(engine, ppg, "2026-03-15T09:00:01+00:00").timers_fired == 2
-    assert sorted(notes(ppg, "reminder")) == [(DT, "Complete your PEP sections for Alex Example by 2026-03-17"),
+    instance = to_meeting(ppg)
+    ppg.do("hold_meeting", DT, RECORD)
+    ppg.sweep("2026-03-11T12:00:00+00:00")
+    assert ppg.sweep("2026-03-15T09:00:00+00:00").timers_fired == 0
+    assert ppg.sweep("2026-03-15T09:00:01+00:00").timers_fired == 2
+    assert sorted(ppg.notes("reminder")) == [(DT, "Complete your PEP sections for Alex Example by 2026-03-17"),
                                               (SW, "Complete your PEP sections for Alex Example by 2026-03-17")]
-    complete(engine, ppg, "dt_section", DT, DT_SECTION)  # the DT is on time, the SW is not
-    assert sweep(engine, ppg, "2026-03-18T00:00:00+00:00").timers_fired == 1
+    ppg.do("dt_section", DT, DT_SECTION)  # the DT is on time, the SW is not
+    assert ppg.sweep("2026-03-18T00:00:00+00:00").timers_fired == 1
     subject = "The social worker's PEP sections for Alex Example are overdue"
-    assert notes(ppg, "escalation") == [("pool:vs_education_adviser", subject), (SW, subject)]
-    assert task_ids(ppg) == ["sw_section"]  # the task stays with the social worker
-    complete(engine, ppg, "sw_section", SW, SW_SECTION)
-    with ppg() as s:
+    assert ppg.notes("escalation") == [("pool:vs_education_adviser", subject), (SW, subject)]
+    assert ppg.task_ids() == ["sw_section"]  # the task stays with the social worker
+    ppg.do("sw_section", SW, SW_SECTION)
+    with ppg.sessions() as s:
         done = [e for e in events(s, "Y5", instance.id) if e.kind == "task_completed" and e.data["task"] == "sw_section"]
     assert done[0].data["late"] is True
 
 
 def test_a_late_dt_is_escalated_to_the_ea(ppg, engine):
-    to_meeting(engine, ppg)
-    complete(engine, ppg, "hold_meeting", DT, RECORD)
-    complete(engine, ppg, "sw_section", SW, SW_SECTION)
-    sweep(engine, ppg, "2026-03-18T00:00:00+00:00")
+    to_meeting(ppg)
+    ppg.do("hold_meeting", DT, RECORD)
+    ppg.do("sw_section", SW, SW_SECTION)
+    ppg.sweep("2026-03-18T00:00:00+00:00")
     subject = "The designated teacher's PEP sections for Alex Example are overdue"
-    assert notes(ppg, "escalation") == [("pool:vs_education_adviser", subject), (DT, subject)]
-    assert sorted(notes(ppg, "reminder")) == [(DT, "Complete your PEP sections for Alex Example by 2026-03-17")]
+    assert ppg.notes("escalation") == [("pool:vs_education_adviser", subject), (DT, subject)]
+    assert sorted(ppg.notes("reminder")) == [(DT, "Complete your PEP sections for Alex Example by 2026-03-17")]
 
 
 def test_the_dt_and_sw_sections_are_red_blue_and_purple(ppg, engine):
-    to_meeting(engine, ppg)
-    complete(engine, ppg, "hold_meeting", DT, RECORD)
-    assert task(ppg, "dt_section").name == "Complete the designated teacher's sections (red and purple)"
-    assert task(ppg, "sw_section").name == "Complete the social worker's sections (blue and purple)"
-    assert "day-to-day implementation of the targets" in view(engine, ppg, "dt_section", DT)["instructions"]
+    to_meeting(ppg)
+    ppg.do("hold_meeting", DT, RECORD)
+    assert ppg.task("dt_section").name == "Complete the designated teacher's sections (red and purple)"
+    assert ppg.task("sw_section").name == "Complete the social worker's sections (blue and purple)"
+    assert "day-to-day implementation of the targets" in ppg.view("dt_section", DT)["instructions"]
     with pytest.raises(NotAllowed):
-        complete(engine, ppg, "sw_section", DT, SW_SECTION)
+        ppg.do("sw_section", DT, SW_SECTION)
     with pytest.raises(FormInvalid) as caught:
-        complete(engine, ppg, "dt_section", DT, {"monitoring_plan": "Termly"})
+        ppg.do("dt_section", DT, {"monitoring_plan": "Termly"})
     assert set(caught.value.errors) == {"strategies_communicated_to", "agreed_actions_school"}
 
 
 # ---- sign-off and release -----------------------------------------------------------------------
 
 def test_three_sign_offs_in_order_dt_then_sw_then_vs(ppg, engine):
-    to_sign_off(engine, ppg)
-    assert task_ids(ppg) == ["dt_sign_off"]
+    to_sign_off(ppg)
+    assert ppg.task_ids() == ["dt_sign_off"]
     with pytest.raises(NotAllowed):
-        complete(engine, ppg, "dt_sign_off", SW, DT_SIGN)
+        ppg.do("dt_sign_off", SW, DT_SIGN)
     with pytest.raises(FormInvalid):
-        complete(engine, ppg, "dt_sign_off", DT, {**DT_SIGN, "dt_agrees_targets": False})
-    complete(engine, ppg, "dt_sign_off", DT, DT_SIGN)
-    assert task_ids(ppg) == ["sw_sign_off"]
+        ppg.do("dt_sign_off", DT, {**DT_SIGN, "dt_agrees_targets": False})
+    ppg.do("dt_sign_off", DT, DT_SIGN)
+    assert ppg.task_ids() == ["sw_sign_off"]
     with pytest.raises(NotAllowed):
-        complete(engine, ppg, "sw_sign_off", DT, SW_SIGN)
+        ppg.do("sw_sign_off", DT, SW_SIGN)
     with pytest.raises(FormInvalid) as caught:
-        complete(engine, ppg, "sw_sign_off", SW, {k: v for k, v in SW_SIGN.items() if k != "next_meeting_date"})
+        ppg.do("sw_sign_off", SW, {k: v for k, v in SW_SIGN.items() if k != "next_meeting_date"})
     assert caught.value.errors == {"next_meeting_date": "Enter next PEP meeting date"}
     with pytest.raises(FormInvalid) as caught:
-        complete(engine, ppg, "sw_sign_off", SW, {**SW_SIGN, "pep_complete": False})
+        ppg.do("sw_sign_off", SW, {**SW_SIGN, "pep_complete": False})
     assert caught.value.errors == {"pep_complete": "The social worker must make sure the PEP is "
                                                    "complete"}
-    complete(engine, ppg, "sw_sign_off", SW, SW_SIGN)
-    assert task_ids(ppg) == ["vs_sign_off"]
+    ppg.do("sw_sign_off", SW, SW_SIGN)
+    assert ppg.task_ids() == ["vs_sign_off"]
     with pytest.raises(NotAllowed):
-        complete(engine, ppg, "vs_sign_off", DT, VS_AGREE)
+        ppg.do("vs_sign_off", DT, VS_AGREE)
     with pytest.raises(NotAllowed):
-        complete(engine, ppg, "vs_sign_off", VSH, VS_AGREE)
-    complete(engine, ppg, "vs_sign_off", "ea2@council.test", VS_AGREE)
-    with ppg() as s:
+        ppg.do("vs_sign_off", VSH, VS_AGREE)
+    ppg.do("vs_sign_off", "ea2@council.test", VS_AGREE)
+    with ppg.sessions() as s:
         order = [e.data["task"] for e in events(s, "Y5") if e.kind == "task_completed"][-3:]
     assert order == ["dt_sign_off", "sw_sign_off", "vs_sign_off"]
 
 
 def test_the_next_meeting_must_be_next_term_in_term_time(ppg, engine):
-    to_sign_off(engine, ppg)
-    complete(engine, ppg, "dt_sign_off", DT, DT_SIGN)
+    to_sign_off(ppg)
+    ppg.do("dt_sign_off", DT, DT_SIGN)
     next_term = ("The next PEP meeting must be next term, the term starting 13 April 2026: PEPs are reviewed once "
                  "each term")
     for date, problem in (("2026-03-12", next_term),
@@ -672,113 +619,112 @@ def test_the_next_meeting_must_be_next_term_in_term_time(ppg, engine):
                                          "school weeks of the Summer term"),
                           ("2026-09-15", next_term),
                           ("2031-09-15", next_term)):
-        errors = refused(engine, ppg, "sw_sign_off", SW, {**SW_SIGN, "next_meeting_date": date})
+        errors = ppg.refused("sw_sign_off", SW, {**SW_SIGN, "next_meeting_date": date})
         assert errors["next_meeting_date"].startswith(problem), date
-    complete(engine, ppg, "sw_sign_off", SW, {**SW_SIGN, "next_meeting_date": "2026-07-08"})
-    assert task_ids(ppg) == ["vs_sign_off"]
+    ppg.do("sw_sign_off", SW, {**SW_SIGN, "next_meeting_date": "2026-07-08"})
+    assert ppg.task_ids() == ["vs_sign_off"]
 
 
 def test_when_the_vs_disagrees_the_dt_amends_within_7_days_and_all_sign_again_before_release(ppg, engine):
-    instance = to_sign_off(engine, ppg)
-    complete(engine, ppg, "dt_sign_off", DT, DT_SIGN)
-    complete(engine, ppg, "sw_sign_off", SW, SW_SIGN)
+    instance = to_sign_off(ppg)
+    ppg.do("dt_sign_off", DT, DT_SIGN)
+    ppg.do("sw_sign_off", SW, SW_SIGN)
     engine.clock.set("2026-03-16T10:00:00+00:00")
     with pytest.raises(FormInvalid) as caught:
-        complete(engine, ppg, "vs_sign_off", EA, {"vs_agrees_targets": False, "vs_agrees_ppg": True})
+        ppg.do("vs_sign_off", EA, {"vs_agrees_targets": False, "vs_agrees_ppg": True})
     assert caught.value.errors == {"vs_feedback": "Enter what must be amended"}
-    complete(engine, ppg, "vs_sign_off", EA, {"vs_agrees_targets": False, "vs_agrees_ppg": True,
+    ppg.do("vs_sign_off", EA, {"vs_agrees_targets": False, "vs_agrees_ppg": True,
                                               "vs_feedback": "Target 2 is not measurable"})
-    amend = task(ppg, "amend_targets")
+    amend = ppg.task("amend_targets")
     assert (amend.role_key, amend.due_at.isoformat()) == ("designated_teacher", "2026-03-23T23:59:59+00:00")
-    assert "does not yet agree with Alex Example's targets: Target 2 is not measurable" in view(
-        engine, ppg, "amend_targets", DT)["instructions"]
-    assert instance_data(engine, ppg, instance.id) == {}  # nothing released yet
-    assert sweep(engine, ppg, "2026-03-24T00:00:00+00:00").timers_fired == 1
+    assert "does not yet agree with Alex Example's targets: Target 2 is not measurable" in ppg.view("amend_targets", DT)["instructions"]
+    assert ppg.result(instance.id) == {}  # nothing released yet
+    assert ppg.sweep("2026-03-24T00:00:00+00:00").timers_fired == 1
     subject = "Amended PEP targets for Alex Example are overdue"
-    assert notes(ppg, "escalation") == [("pool:vs_education_adviser", subject), (DT, subject), (SW, subject)]
+    assert ppg.notes("escalation") == [("pool:vs_education_adviser", subject), (DT, subject), (SW, subject)]
     new_targets = targets(("2026-05-22", "2026-06-20", "2026-05-22"))
-    assert refused(engine, ppg, "amend_targets", DT, {"targets": new_targets, "ppg_total": 500,
+    assert ppg.refused("amend_targets", DT, {"targets": new_targets, "ppg_total": 500,
                                                       "amendment_summary": "Target 2 now measurable"}) == {
         "targets.1.by_when": "Target 2 must be achievable within 12 weeks of the meeting on 10 March 2026: "
                              "enter a date on or before 2 June 2026"}
-    complete(engine, ppg, "amend_targets", DT, {"targets": targets(), "ppg_total": 500,
+    ppg.do("amend_targets", DT, {"targets": targets(), "ppg_total": 500,
                                                 "amendment_summary": "Target 2 now measurable"})
-    complete(engine, ppg, "dt_sign_off", DT, DT_SIGN)
-    complete(engine, ppg, "sw_sign_off", SW, SW_SIGN)
-    complete(engine, ppg, "vs_sign_off", EA, VS_AGREE)
-    assert instance_data(engine, ppg, instance.id)["ppg_released"] == 500
+    ppg.do("dt_sign_off", DT, DT_SIGN)
+    ppg.do("sw_sign_off", SW, SW_SIGN)
+    ppg.do("vs_sign_off", EA, VS_AGREE)
+    assert ppg.result(instance.id)["ppg_released"] == 500
 
 
 def test_a_second_disagreement_gives_a_new_7_day_deadline(ppg, engine):
-    to_sign_off(engine, ppg)
-    complete(engine, ppg, "dt_sign_off", DT, DT_SIGN)
-    complete(engine, ppg, "sw_sign_off", SW, SW_SIGN)
+    to_sign_off(ppg)
+    ppg.do("dt_sign_off", DT, DT_SIGN)
+    ppg.do("sw_sign_off", SW, SW_SIGN)
     disagree = {"vs_agrees_targets": True, "vs_agrees_ppg": False, "vs_feedback": "Link PPG to target 3"}
-    complete(engine, ppg, "vs_sign_off", EA, disagree)
-    complete(engine, ppg, "amend_targets", DT, {"targets": targets(), "ppg_total": 500, "amendment_summary": "None"})
-    complete(engine, ppg, "dt_sign_off", DT, DT_SIGN)
-    complete(engine, ppg, "sw_sign_off", SW, SW_SIGN)
+    ppg.do("vs_sign_off", EA, disagree)
+    ppg.do("amend_targets", DT, {"targets": targets(), "ppg_total": 500, "amendment_summary": "None"})
+    ppg.do("dt_sign_off", DT, DT_SIGN)
+    ppg.do("sw_sign_off", SW, SW_SIGN)
     engine.clock.set("2026-03-30T10:00:00+00:00")
-    complete(engine, ppg, "vs_sign_off", EA, disagree)
-    assert task(ppg, "amend_targets").due_at.isoformat() == "2026-04-06T22:59:59+00:00"  # BST
-    assert sweep(engine, ppg, "2026-03-31T10:00:00+00:00").timers_fired == 0
+    ppg.do("vs_sign_off", EA, disagree)
+    assert ppg.task("amend_targets").due_at.isoformat() == "2026-04-06T22:59:59+00:00"  # BST
+    assert ppg.sweep("2026-03-31T10:00:00+00:00").timers_fired == 0
 
 
 def test_a_concern_that_targets_will_not_be_met_is_shared_with_the_vs(ppg, engine):
-    to_sign_off(engine, ppg)
+    to_sign_off(ppg)
     with pytest.raises(FormInvalid):
-        complete(engine, ppg, "dt_sign_off", DT, {**DT_SIGN, "targets_at_risk": True})
-    complete(engine, ppg, "dt_sign_off", DT, {**DT_SIGN, "targets_at_risk": True,
+        ppg.do("dt_sign_off", DT, {**DT_SIGN, "targets_at_risk": True})
+    ppg.do("dt_sign_off", DT, {**DT_SIGN, "targets_at_risk": True,
                                               "concern_details": "Frequent absence since the placement move"})
     subject = "Concern: Alex Example's PEP targets may not be met"
-    assert notes(ppg, "concern") == [("pool:vs_education_adviser", subject), (SW, subject)]
-    assert task_ids(ppg) == ["sw_sign_off"]
+    assert ppg.notes("concern") == [("pool:vs_education_adviser", subject), (SW, subject)]
+    assert ppg.task_ids() == ["sw_sign_off"]
 
 
 # ---- the next PEP -------------------------------------------------------------------------------
 
 def test_the_dt_and_sw_are_emailed_three_school_weeks_before_the_next_pep(ppg, engine):
-    start(engine, ppg, next_meeting_date="2026-05-12", previous=targets())
-    assert open_tasks(ppg) == []
+    start(ppg, next_meeting_date="2026-05-12", previous=targets())
+    assert ppg.open_tasks() == []
     # 15 school days before Tuesday 12 May 2026, skipping the 4 May bank holiday: Monday 20 April, 09:00 BST
-    assert sweep(engine, ppg, "2026-04-20T08:00:00+00:00").timers_fired == 0
-    assert sweep(engine, ppg, "2026-04-20T08:00:01+00:00").timers_fired == 1
+    assert ppg.sweep("2026-04-20T08:00:00+00:00").timers_fired == 0
+    assert ppg.sweep("2026-04-20T08:00:01+00:00").timers_fired == 1
     subject = "The next PEP for Alex Example is due on 2026-05-12"
-    assert notes(ppg, "reminder") == [(DT, subject), (SW, subject)]
-    arrange = view(engine, ppg, "arrange_meeting", SW)
+    assert ppg.notes("reminder") == [(DT, subject), (SW, subject)]
+    arrange = ppg.view("arrange_meeting", SW)
     assert arrange["data"]["meeting_date"] == "2026-05-12"
     assert "The date agreed at the last PEP was 12 May 2026." in arrange["instructions"]
 
 
 def test_a_pep_with_no_agreed_date_starts_at_once(ppg, engine):
-    start(engine, ppg, previous=[])
-    assert task_ids(ppg) == ["arrange_meeting"]
-    assert "once each academic term, three times a year" in view(engine, ppg, "arrange_meeting", SW)["instructions"]
+    start(ppg, previous=[])
+    assert ppg.task_ids() == ["arrange_meeting"]
+    assert "once each academic term, three times a year" in ppg.view("arrange_meeting", SW)["instructions"]
 
 
 def test_a_first_pep_has_no_previous_targets_to_review(ppg, engine):
-    to_meeting(engine, ppg, previous=[])
-    complete(engine, ppg, "hold_meeting", DT, {**RECORD, "previous_target_review": []})
-    assert task_ids(ppg) == ["dt_section", "sw_section"]
+    to_meeting(ppg, previous=[])
+    ppg.do("hold_meeting", DT, {**RECORD, "previous_target_review": []})
+    assert ppg.task_ids() == ["dt_section", "sw_section"]
 
 
 # ---- who may act --------------------------------------------------------------------------------
 
 def test_wrong_roles_and_other_childrens_staff_are_refused(ppg, engine):
-    start(engine, ppg)
+    start(ppg)
     with pytest.raises(NotAllowed, match="does not hold the role Social Worker"):
-        complete(engine, ppg, "arrange_meeting", DT, ARRANGE)
+        ppg.do("arrange_meeting", DT, ARRANGE)
     with pytest.raises(NotAllowed):
-        complete(engine, ppg, "arrange_meeting", "sw2@council.test", ARRANGE)
-    complete(engine, ppg, "arrange_meeting", SW, ARRANGE)
+        ppg.do("arrange_meeting", "sw2@council.test", ARRANGE)
+    ppg.do("arrange_meeting", SW, ARRANGE)
     with pytest.raises(NotAllowed):
-        complete(engine, ppg, "prepare_targets", Y6_DT, PREPARE)
+        ppg.do("prepare_targets", Y6_DT, PREPARE)
     with pytest.raises(NotAllowed):
-        complete(engine, ppg, "prepare_targets", EA, PREPARE)
-    complete(engine, ppg, "prepare_targets", DT, PREPARE)
+        ppg.do("prepare_targets", EA, PREPARE)
+    ppg.do("prepare_targets", DT, PREPARE)
     engine.clock.set("2026-03-10T15:00:00+00:00")
     with pytest.raises(NotAllowed):
-        complete(engine, ppg, "hold_meeting", SW, copy.deepcopy(RECORD))
+        ppg.do("hold_meeting", SW, copy.deepcopy(RECORD))
 
 
 # ---- a child with no school place -------------------------------------------------------------
@@ -787,17 +733,17 @@ def test_a_child_with_no_school_place_has_the_designated_teachers_steps_done_by_
     """The Designated Teacher's lane falls back to the VS Education Advisers' pool (config/roles.yaml):
     nothing waits for a teacher the child does not have, and the PEP runs to its end."""
     child = "NOSCHOOL"
-    start(engine, ppg, child)
-    complete(engine, ppg, "arrange_meeting", SW, ARRANGE, child)
-    prepare = task(ppg, "prepare_targets", child)
+    start(ppg, child)
+    ppg.do("arrange_meeting", SW, ARRANGE, child)
+    prepare = ppg.task("prepare_targets", child)
     assert (prepare.lane, prepare.role_key, prepare.pooled) == ("Designated Teacher", "vs_education_adviser", True)
-    complete(engine, ppg, "prepare_targets", EA, PREPARE, child)
+    ppg.do("prepare_targets", EA, PREPARE, child)
     engine.clock.set("2026-03-10T15:00:00+00:00")
-    complete(engine, ppg, "hold_meeting", EA, RECORD, child)
-    complete(engine, ppg, "dt_section", EA, DT_SECTION, child)
-    complete(engine, ppg, "sw_section", SW, SW_SECTION, child)
-    complete(engine, ppg, "dt_sign_off", EA, DT_SIGN, child)
-    complete(engine, ppg, "sw_sign_off", SW, SW_SIGN, child)
-    done = complete(engine, ppg, "vs_sign_off", EA, VS_AGREE, child)
-    assert done.status == "completed" and open_tasks(ppg, child) == []
-    assert not [n for n in notes(ppg, "task_needs_person", child)]
+    ppg.do("hold_meeting", EA, RECORD, child)
+    ppg.do("dt_section", EA, DT_SECTION, child)
+    ppg.do("sw_section", SW, SW_SECTION, child)
+    ppg.do("dt_sign_off", EA, DT_SIGN, child)
+    ppg.do("sw_sign_off", SW, SW_SIGN, child)
+    done = ppg.do("vs_sign_off", EA, VS_AGREE, child)
+    assert done.status == "completed" and ppg.open_tasks(child) == []
+    assert not [n for n in ppg.notes("task_needs_person", child)]

@@ -17,8 +17,8 @@ VSH, ADMIN, EA, DT = "vsh@council.test", "admin@council.test", "ea@council.test"
 
 
 @pytest.fixture
-def council(demo_council, clock):
-    _deploy(demo_council, clock)
+def council(demo_council, engine):
+    _deploy(demo_council, engine)
     return demo_council
 
 
@@ -83,8 +83,9 @@ def test_someone_without_oversight_is_refused(known, browser):
 def test_text_that_starts_like_a_formula_stays_text(app, browser, council, engine):
     from tests.scenarios import test_all_ages_review as scenario
     hostile = [{**scenario.TARGETS[0], "what": "=HYPERLINK(\"http://x.test\",\"go\")"}]
+    from tests.helpers import Council
     from tests.test_ppplus_ledger import record
-    record(engine, council, "Y5", hostile)
+    record(Council(engine, council), "Y5", hostile)
     vsh = browser(VSH)
     text = vsh.get("/oversight/ppplus.csv?year=2025-26").get_data(as_text=True)
     assert "'=HYPERLINK" in text

@@ -16,8 +16,8 @@ from icalendar import Calendar
 
 from engine import clock as clocks
 from engine.deploy import deploy_changes
-from engine.sample import sample_answers
 from webui.documents import Section, answers, pep_document
+from webui.sample import sample_answers
 
 from ..conftest import BASIC_BUNDLE, ROOT
 from ..test_runtime import MEETING, PEP, complete, only_task, start_review

@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import select
 
 from engine.models import Event, TaskDraft, User
-from engine.sample import sample_answers
+from webui.sample import sample_answers
 
 from .conftest import shipped_form_task
 

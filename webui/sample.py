@@ -1,5 +1,7 @@
-"""Example answers for any form, made from its JSON Schema: used by the demo council and the simulator
-to play the professionals. Values are plausible and valid for the schema; nothing here is a real child.
+"""Example answers for any form, made from its JSON Schema: used by the demo council (`pep-web demo`) and
+the simulator (`benchmarks/professionals.py`) to play the professionals, and by tests of long forms.
+Values are plausible and valid for the schema; nothing here is a real child. Demo code, not the engine's:
+it lives beside the demo council that ships with the web app.
 """
 
 from __future__ import annotations
