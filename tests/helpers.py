@@ -15,9 +15,9 @@ from sqlalchemy import select
 from engine import clock as clocks
 from engine.attachments import store
 from engine.deploy import Bundle, deploy
+from engine.errors import EngineError, FormInvalid
 from engine.history import events
 from engine.models import Attachment, Instance, Notification, OpenTask, ProcessDefinition, User
-from engine.runtime import EngineError, FormInvalid
 from engine.timers import fire_due_timers
 
 

@@ -11,8 +11,8 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select
 
+from engine.errors import FormInvalid, NotAllowed
 from engine.models import Instance
-from engine.runtime import FormInvalid, NotAllowed
 from tests.conftest import shipped_bundle
 
 from ..helpers import Council

@@ -10,9 +10,9 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select
 
+from engine.errors import FormInvalid, NotAllowed
 from engine.history import events
 from engine.models import Instance
-from engine.runtime import FormInvalid, NotAllowed
 from tests.conftest import shipped_bundle
 
 from ..helpers import Council

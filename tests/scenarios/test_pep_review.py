@@ -9,9 +9,9 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select
 
+from engine.errors import EngineError, FormInvalid, NotAllowed
 from engine.history import events
 from engine.models import Instance, Notification, OpenTask, User
-from engine.runtime import EngineError, FormInvalid, NotAllowed
 from tests.conftest import shipped_bundle
 
 from ..helpers import Council, files_named

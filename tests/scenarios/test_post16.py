@@ -11,8 +11,8 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select
 
+from engine.errors import FormInvalid, NotAllowed, TaskNotReady
 from engine.models import Instance, User
-from engine.runtime import FormInvalid, NotAllowed, TaskNotReady
 from tests.conftest import shipped_bundle
 
 from ..helpers import Council

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import pytest
 
-from engine.runtime import FormInvalid, NotAllowed
+from engine.errors import FormInvalid, NotAllowed
 
 from ..conftest import shipped_bundle
 from ..helpers import Council
