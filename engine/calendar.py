@@ -33,10 +33,10 @@ from zoneinfo import ZoneInfo
 import holidays
 import yaml
 
-from engine import clock, limits
+from engine import CONFIG, clock, limits
 
 LONDON = ZoneInfo("Europe/London")
-DEFAULT_TERM_DATES = Path(__file__).resolve().parent.parent / "config" / "term_dates.yaml"
+DEFAULT_TERM_DATES = CONFIG / "term_dates.yaml"
 MAX_SEARCH_DAYS = 400
 _TERM_FIELDS = ("start", "end", "half_term_start", "half_term_end")
 

@@ -28,7 +28,7 @@ import yaml
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from . import calendar, history
+from . import CONFIG, calendar, history
 from .db import DatabaseUnavailable, retrying
 from .mail import one_line
 from .models import CaseTeamMember, Child, Instance, Notification, OpenTask
@@ -37,7 +37,7 @@ from .vocabulary import ESCALATE_PROPERTY, OVERDUE_PROPERTY, SYSTEM  # noqa: F40
 
 log = logging.getLogger(__name__)
 
-DEFAULT_POLICY_FILE = Path(__file__).resolve().parent.parent / "config" / "overdue.yaml"
+DEFAULT_POLICY_FILE = CONFIG / "overdue.yaml"
 NONE = "none"
 
 

@@ -24,7 +24,7 @@ import yaml
 from sqlalchemy import and_, bindparam, case, exists, false, func, literal, select
 from sqlalchemy.orm import Session, aliased
 
-from . import calendar, history
+from . import CONFIG, calendar, history
 from .mail import one_line
 from .models import (
     CaseTeamMember,
@@ -38,7 +38,7 @@ from .models import (
     UserRole,
 )
 
-DEFAULT_RULES_FILE = Path(__file__).resolve().parent.parent / "config" / "statutory.yaml"
+DEFAULT_RULES_FILE = CONFIG / "statutory.yaml"
 _P = PepProjection.__table__
 INSERT_PROJECTION = _P.insert().inline()
 UPDATE_PROJECTION = _P.update().where(_P.c.instance_id == bindparam("pep_instance_id"))  # the columns: the other keys

@@ -30,7 +30,7 @@ import yaml
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
-from . import calendar
+from . import CONFIG, calendar
 from .models import Child, DeploymentFile, Event, Instance, PpplusEntry, ProcessDefinition
 from .vocabulary import PPPLUS_AMOUNT_PROPERTY, PPPLUS_DECISION_PROPERTY, PPPLUS_EVENT_PROPERTY
 
@@ -43,7 +43,7 @@ ENTRIES = ("requested", "decided", "released")
 DECISIONS = ("approved", "part", "refused")
 AMOUNT_ROLES = {"requested": "requested", "approved": "decided", "released": "released"}
 FORM_ROLES = frozenset({*AMOUNT_ROLES, "decision", "category", "purpose"})
-DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "config" / "ppplus.yaml"
+DEFAULT_CONFIG = CONFIG / "ppplus.yaml"
 
 
 # ---- declarations: what a form's answers and a diagram's elements record ----------------------------

@@ -11,9 +11,10 @@ import yaml
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from . import CONFIG
 from .models import Role
 
-DEFAULT_ROLES_FILE = Path(__file__).resolve().parent.parent / "config" / "roles.yaml"
+DEFAULT_ROLES_FILE = CONFIG / "roles.yaml"
 
 
 @dataclass(frozen=True)

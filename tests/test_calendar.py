@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, date, datetime
-from pathlib import Path
 
 import pytest
 
-from engine import calendar
+from engine import CONFIG, calendar
 from engine.calendar import (
     EXPRESSION_FUNCTIONS,
     CalendarError,
@@ -32,7 +31,7 @@ from engine.calendar import (
 )
 from engine.clock import FrozenClock, using
 
-SHIPPED_TERM_DATES = Path(__file__).resolve().parent.parent / "config" / "term_dates.yaml"
+SHIPPED_TERM_DATES = CONFIG / "term_dates.yaml"
 
 TEST_TERMS = {
     "council": "Test Council",
