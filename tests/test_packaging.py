@@ -4,6 +4,7 @@ migrations, templates and built front end all ship with the package."""
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -20,8 +21,13 @@ def installed(tmp_path_factory) -> Path:
     if not (ROOT / "webui" / "static" / "build" / "app.css").exists():
         pytest.skip("the front end is not built (make assets)")
     out = tmp_path_factory.mktemp("wheel")
+    source = out / "source"  # a copy, so that no build left in the checkout is packaged, nor one left there
+    shutil.copytree(ROOT, source, symlinks=True, ignore=shutil.ignore_patterns(
+        ".git", ".venv", "node_modules", "instance", "build", "docs", "tests", "benchmarks", "__pycache__",
+        "*.egg-info", ".hypothesis", ".pytest_cache", ".ruff_cache", ".mypy_cache"))
+    shutil.copytree(ROOT / "webui" / "static" / "build", source / "webui" / "static" / "build", dirs_exist_ok=True)
     subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation",
-                    "--wheel-dir", str(out), str(ROOT)], check=True, cwd=out, capture_output=True)
+                    "--wheel-dir", str(out), str(source)], check=True, cwd=out, capture_output=True)
     [wheel] = out.glob("pep_process-*.whl")
     site = out / "site"
     zipfile.ZipFile(wheel).extractall(site)
