@@ -249,8 +249,26 @@ def today() -> str:
 
 def long_date(when: Moment = None) -> str:
     """Return `when`'s day as people write it, "7 December 2026": for messages and instructions."""
-    day = _day(when)
-    return f"{day.day} {day:%B %Y}"
+    return ukdate(_day(when))
+
+
+def ukdate(value, time: bool = False) -> str:
+    """A date as people in the UK write it, '9 March 2026' (a moment: '9 March 2026, 2:30pm', in
+    London time); an ISO string is read first, and anything else given back as it is."""
+    if value in (None, ""):
+        return ""
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value) if "T" in value else date.fromisoformat(value)
+        except ValueError:
+            return value
+    if isinstance(value, datetime):
+        local = value.astimezone(LONDON)
+        text = f"{local.day} {local:%B %Y}"
+        if time:
+            text += ", " + f"{local:%I:%M%p}".lstrip("0").lower().replace(":00", "")
+        return text
+    return f"{value.day} {value:%B %Y}"
 
 
 def working_days(n: int, start: Moment = None) -> str:

@@ -23,21 +23,16 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from . import calendar
-from .vocabulary import ANSWERS_DATE_PROPERTY, ANSWERS_PROPERTY, STATUTORY_EVENT_PROPERTY  # noqa: F401
+from .vocabulary import ANSWERS_DATE_PROPERTY, ANSWERS_PROPERTY, KIND_LABELS, STATUTORY_EVENT_PROPERTY, Kind  # noqa: F401
 
 FORM_EVENT_KEY = "x-event"
 
 # what an element may declare, and what a form question may (its answer gives the date)
-DECLARED_EVENTS = {"meeting_held": "PEP meeting held", "pep_signed_off": "PEP signed off"}
+DECLARED_EVENTS = {kind: KIND_LABELS[Kind(kind)] for kind in ("meeting_held", "pep_signed_off")}
 FORM_EVENTS = frozenset({"meeting_held"})
 DATE_FORMATS = frozenset({"date", "date-time"})
 # what a PEP answers: the kind, and whether it is held to a deadline or a term
 ANSWER_KINDS = {"initial": "deadline", "termly": "term", "school_move": "deadline", "leaving_care": "deadline"}
-
-EVENT_LABELS = {
-    "entered_care": "Entered care", "left_care": "Left care", **DECLARED_EVENTS,
-    "task_overdue": "Step overdue", "task_reminded": "Reminder sent", "task_escalated": "Escalated",
-}
 
 
 def form_events(schema: dict | None, data: dict) -> list[dict]:

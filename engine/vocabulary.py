@@ -48,7 +48,7 @@ class Status(StrEnum):
         return STATUS_LABELS[self]
 
 
-STATUS_LABELS = {Status.RUNNING: "In progress", Status.COMPLETED: "Complete", Status.CANCELLED: "Withdrawn"}
+STATUS_LABELS = {Status.RUNNING: "In progress", Status.COMPLETED: "Completed", Status.CANCELLED: "Withdrawn"}
 
 
 class Kind(StrEnum):

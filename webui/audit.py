@@ -17,6 +17,7 @@ from sqlalchemy import select
 
 from engine.models import AccessGrant, Child, Instance, ProcessDefinition
 from engine.replay import ChildReplay, replay_child
+from engine.vocabulary import KIND_LABELS
 
 from .access import child_or_404, visible_children_filter
 from .audit_pack import pack, pack_pdf
@@ -30,16 +31,7 @@ bp = Blueprint("audit", __name__, url_prefix="/audit")
 
 # what an auditor may still post: signing in and out, and changing their own password
 AUDITOR_POSTS = {"auth.sign_out", "auth.change_password", "auth.sign_in"}
-KINDS = {
-    "instance_started": "Process started", "task_ready": "Step assigned", "task_claimed": "Step claimed",
-    "task_released": "Step released", "task_completed": "Step completed", "task_withdrawn": "Step withdrawn",
-    "case_team_changed": "Case team changed", "timer_fired": "Timer fired", "message_received": "Message received",
-    "notified": "Notification", "instance_migrated": "Moved to a new version", "instance_completed": "Process finished",
-    "instance_cancelled": "Process cancelled", "incident": "Incident", "incident_resolved": "Incident resolved", "engine_step": "Process moved on",
-    "record_viewed": "Record viewed", "link_created": "Single-use link", "access_granted": "Audit access granted",
-    "access_revoked": "Audit access revoked", "change_reported": "Change reported",
-    "child_details_changed": "Child's details changed",
-}
+KINDS = KIND_LABELS  # each kind of history event in plain English (engine/vocabulary.py)
 
 
 @bp.before_app_request

@@ -11,7 +11,6 @@ import io
 import json
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, time, timedelta
-from zoneinfo import ZoneInfo
 
 from icalendar import Calendar
 from icalendar import Event as CalendarEvent
@@ -26,12 +25,11 @@ from sqlalchemy.orm import Session
 
 from engine import history
 from engine.attachments import is_attachment
+from engine.calendar import LONDON
 from engine.deploy import WHOLE_PEP
 from engine.models import Attachment, Child, Event, Instance, User
 
 from .filters import pep_status, ukdate
-
-LONDON = ZoneInfo("Europe/London")
 
 
 @dataclass

@@ -3,40 +3,19 @@
 from __future__ import annotations
 
 import secrets
-from datetime import date, datetime
-from zoneinfo import ZoneInfo
 
 from flask import g, request, url_for
 from flask_login import current_user
 from sqlalchemy import select
 
+from engine.calendar import LONDON, ukdate  # noqa: F401 - the one UK date, a filter of the templates
 from engine.models import Instance, ProcessDefinition
+from engine.vocabulary import STATUS_LABELS
 
 from .context import db
 
-LONDON = ZoneInfo("Europe/London")
-
-
-def ukdate(value, time: bool = False) -> str:
-    """'9 March 2026' (or '9 March 2026, 2:30pm'), in London time."""
-    if value in (None, ""):
-        return ""
-    if isinstance(value, str):
-        try:
-            value = datetime.fromisoformat(value) if "T" in value else date.fromisoformat(value)
-        except ValueError:
-            return value
-    if isinstance(value, datetime):
-        local = value.astimezone(LONDON)
-        text = f"{local.day} {local:%B %Y}"
-        if time:
-            text += ", " + f"{local:%I:%M%p}".lstrip("0").lower().replace(":00", "")
-        return text
-    return f"{value.day} {value:%B %Y}"
-
-
 # what an instance's status is called on professionals' pages
-PEP_STATUSES = {"running": "In progress", "completed": "Completed", "cancelled": "Withdrawn"}
+PEP_STATUSES = STATUS_LABELS
 
 
 def pep_status(status: str | None) -> str:
