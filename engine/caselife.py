@@ -27,6 +27,7 @@ from . import calendar, deployments, history, schools
 from .errors import NotAllowed
 from .models import CaseTeamMember, Child, Instance, ProcessDefinition, User
 from .people import READ_ONLY_ROLES, find_user, holds_role_for
+from .vocabulary import Status
 
 COMING_INTO_CARE = "child_becomes_looked_after"
 CHANGING_SCHOOL = "child_changes_school"
@@ -155,7 +156,7 @@ def report_refusal(session: Session, child: Child, name: str) -> str | None:
 def running_instance(session: Session, child_id: str, process_id: str) -> Instance | None:
     """The child's running PEP of this process, if there is one."""
     return session.scalar(select(Instance).join(ProcessDefinition, ProcessDefinition.id == Instance.definition_id)
-                          .where(Instance.child_id == child_id, Instance.status == "running",
+                          .where(Instance.child_id == child_id, Instance.status == Status.RUNNING,
                                  ProcessDefinition.process_id == process_id).limit(1))
 
 
@@ -207,7 +208,7 @@ def reports_offered(session: Session, child: Child, email: str) -> dict[str, dic
     user = _active_user(session, email)
     if user is None or READ_ONLY_ROLES & user.role_keys:
         return {}
-    running = session.scalars(select(Instance).where(Instance.child_id == child.id, Instance.status == "running")).all()
+    running = session.scalars(select(Instance).where(Instance.child_id == child.id, Instance.status == Status.RUNNING)).all()
     newest = deployments.newest_deployment(session)
     sources = {name: instance.definition.deployment for instance in running
                for name in (instance.waiting_messages or [])}

@@ -23,6 +23,7 @@ from .errors import EngineError
 from .models import Deployment, Instance, ProcessDefinition
 from .runtime import Engine
 from .step import Step
+from .vocabulary import Status
 
 # How each part of a serialized task spec reads to a process owner.
 ASPECTS = {
@@ -56,7 +57,7 @@ class Check:
 def check(engine: Engine, instance: Instance, new_definition: ProcessDefinition) -> Check:
     """Say whether the instance can move to `new_definition` without changing anything done or under way."""
     result = Check(instance, new_definition)
-    if instance.status != "running":
+    if instance.status != Status.RUNNING:
         result.reasons.append(f"the PEP is {instance.status}, not running")
     elif new_definition.process_id != instance.definition.process_id:
         result.reasons.append(f"version {new_definition.deployment.version} is a different process")
@@ -71,7 +72,7 @@ def candidates(engine: Engine, session: Session, newest: ProcessDefinition) -> l
     """Every running instance of the process on an older version than `newest`, checked, oldest first."""
     instances = session.scalars(
         select(Instance).join(ProcessDefinition).join(Deployment)
-        .where(ProcessDefinition.process_id == newest.process_id, Instance.status == "running",
+        .where(ProcessDefinition.process_id == newest.process_id, Instance.status == Status.RUNNING,
                Deployment.version < newest.deployment.version)
         .order_by(Instance.started_at, Instance.id)
     ).all()

@@ -27,6 +27,7 @@ from .models import (
     User,
     UserRole,
 )
+from .vocabulary import Status
 
 # Load an instance without its definition's spec (the engine caches specs) and without every file
 # and spec of its deployment: reading those on each step cost more than running the step.
@@ -75,7 +76,7 @@ TASK_FOR_STEP = TASK_FOR_ACTOR.with_for_update(of=[Instance, _CHILD])
 def due_for_sweep(instance_id: int, now):
     """The sweep's read of one instance whose timer is due: locked, and passed over while another
     sweeper (or a person's step) holds it; nothing when it is no longer running or due."""
-    return (select(Instance).where(Instance.id == instance_id, Instance.status == "running",
+    return (select(Instance).where(Instance.id == instance_id, Instance.status == Status.RUNNING,
                                    Instance.next_timer_at < now)
             .with_for_update(skip_locked=True, of=Instance).options(*LEAN_INSTANCE))
 

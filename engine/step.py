@@ -41,7 +41,7 @@ from .statements import (
     Known,
     locks_rows,
 )
-from .vocabulary import FALLBACK_PROPERTY, SENT_BACK_PROPERTY
+from .vocabulary import FALLBACK_PROPERTY, SENT_BACK_PROPERTY, Status
 
 if TYPE_CHECKING:
     from .runtime import Engine
@@ -220,7 +220,7 @@ class Step:
         locked instance's state is serialized, then the instance while its state is hashed. Return the
         messages the instance threw, for the engine to deliver (`Engine.write`)."""
         session, instance, workflow, now = self.session, self.instance, self.workflow, self.engine.now()
-        finished = status or ("completed" if workflow.is_completed() else None)
+        finished = status or (Status.COMPLETED if workflow.is_completed() else None)
         unchecked = self.locked and instance.id is not None and not inspect(instance).modified
         state = None
         if not unchecked:
@@ -232,7 +232,7 @@ class Step:
                     raise
                 raise Conflict("this PEP was changed by someone else at the same moment: reload and try again") from exc
         gone = self._project_tasks(finished is not None)
-        if finished == "completed":
+        if finished == Status.COMPLETED:
             self.log("instance_completed")
         if self.path and not self.entries:
             self.log("engine_step")

@@ -41,6 +41,7 @@ from .db import DatabaseUnavailable, connection_lost, make_db, retrying, session
 from .errors import Conflict
 from .models import Instance
 from .runtime import Engine
+from .vocabulary import Status
 
 log = logging.getLogger(__name__)
 
@@ -91,7 +92,7 @@ def fire_due_timers(engine: Engine, sessions: sessionmaker[Session], now: dateti
     now = now or engine.now()
     result, passed = SweepResult(), set()  # instances that stay due (a lock held elsewhere, a conflict)
     part, parts = share
-    query = select(Instance.id).where(Instance.status == "running", Instance.next_timer_at < now)
+    query = select(Instance.id).where(Instance.status == Status.RUNNING, Instance.next_timer_at < now)
     if parts > 1:
         query = query.where(Instance.id % parts == part)
     query = query.order_by(Instance.next_timer_at)
@@ -170,7 +171,7 @@ def still_due(sessions: sessionmaker[Session], now: datetime) -> int:
     changed elsewhere at that moment, or the database out of reach)."""
     with sessions() as session:
         return session.scalar(select(func.count()).select_from(Instance)
-                              .where(Instance.status == "running", Instance.next_timer_at < now))
+                              .where(Instance.status == Status.RUNNING, Instance.next_timer_at < now))
 
 
 class SweeperPool:

@@ -11,6 +11,7 @@ from flask_login import current_user, login_required
 from engine import caselife
 from engine.errors import EngineError, FormInvalid
 from engine.models import Instance
+from engine.vocabulary import Status
 
 from .access import child_or_404
 from .adminforms import DETAILS, WITHDRAW
@@ -64,7 +65,7 @@ def withdraw(child_id, instance_id):
     if not caselife.may_withdraw(db(), current_user.email):
         abort(403, description="Only the VS Administrator or the VS Head can withdraw a PEP.")
     instance = db().get(Instance, instance_id)
-    if instance is None or instance.child_id != child_id or instance.status != "running":
+    if instance is None or instance.child_id != child_id or instance.status != Status.RUNNING:
         abort(404)
     error, reason = None, ""
     if request.method == "POST":

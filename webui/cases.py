@@ -18,6 +18,7 @@ from engine.errors import EngineError, ProcessFault
 from engine.forms import field_errors, size_errors
 from engine.models import Attachment, CaseTeamMember, Instance, OpenTask, Role, School, User
 from engine.people import case_team
+from engine.vocabulary import Status
 
 from .access import child_or_404, may_view_child, record_view, sees_all_children, visible_children_filter
 from .context import as_download, db, engine, now, record_fault
@@ -83,7 +84,7 @@ def children_csv():
 def child(child_id):
     child = child_or_404(child_id, "child")
     instances = db().scalars(select(Instance).where(Instance.child_id == child_id).order_by(Instance.started_at.desc())).all()
-    running = [i for i in instances if i.status == "running"]
+    running = [i for i in instances if i.status == Status.RUNNING]
     tasks = db().scalars(select(OpenTask).where(OpenTask.child_id == child_id).order_by(OpenTask.due_at)).all()
     people = {u.id: u for u in db().scalars(select(User).where(User.id.in_({t.assignee_id for t in tasks if t.assignee_id})))}
     roles = dict(db().execute(select(Role.key, Role.label)).all())
@@ -94,7 +95,7 @@ def child(child_id):
     db().commit()
     read_only = current_user.is_auditor  # auditors may read the record, never act on it
     return render_template(
-        "cases/child.html", child=child, running=running, earlier=[i for i in instances if i.status != "running"],
+        "cases/child.html", child=child, running=running, earlier=[i for i in instances if i.status != Status.RUNNING],
         tasks=tasks, people=people, roles=roles, team=team, attachments=attachments, in_record=in_record, now=now(),
         age=academic_year_age(child.date_of_birth) if child.date_of_birth else None,
         meeting=next_meeting(db(), child_id, to_london(now()).date()),

@@ -30,6 +30,7 @@ from engine.errors import Conflict, EngineError, FormInvalid, NotAllowed, Proces
 from engine.forms import drop_unasked, field_errors, size_errors
 from engine.inbox import inbox, inbox_choices, inbox_counts, opened_since, task_fate
 from engine.models import Child, Instance, OpenTask, TaskDraft, User
+from engine.vocabulary import Status
 
 from .access import may_view_child, record_view
 from .context import db, engine, now, record_fault
@@ -277,9 +278,9 @@ def _submit(open_task, child, schema, data, draft, version, basis, stored, befor
 
 def what_next(status: str, opened) -> str:
     """What happens next and by when, in a sentence, after a person's step."""
-    if status == "completed":
+    if status == Status.COMPLETED:
         return "This PEP is now complete."
-    if status != "running":
+    if status != Status.RUNNING:
         return ""
     if not opened:
         return "Nothing more is needed from anyone until the PEP's next date or a change is reported."

@@ -32,6 +32,7 @@ from engine.deploy import (
 )
 from engine.models import Deployment, DeploymentFile, Instance, ProcessDefinition, Role
 from engine.roles import RoleDirectory
+from engine.vocabulary import Status
 
 from .access import process_owner_required
 from .context import db
@@ -269,7 +270,7 @@ def _retiring(newest: Deployment, path: str) -> list[Retiring]:
     definitions = sorted((d for d in newest.definitions if d.file_path == path), key=lambda d: d.process_id)
     running = dict(db().execute(
         select(ProcessDefinition.process_id, func.count(Instance.id)).join(Instance)
-        .where(ProcessDefinition.process_id.in_([d.process_id for d in definitions]), Instance.status == "running")
+        .where(ProcessDefinition.process_id.in_([d.process_id for d in definitions]), Instance.status == Status.RUNNING)
         .group_by(ProcessDefinition.process_id)
     ).all())
     return [Retiring(d, running.get(d.process_id, 0)) for d in definitions]

@@ -20,6 +20,7 @@ from engine import migration
 from engine.deploy import DeploymentRejected, deploy_changes, file_name_problem
 from engine.errors import EngineError
 from engine.models import Deployment, Instance, OpenTask, ProcessDefinition
+from engine.vocabulary import Status
 
 from .access import process_owner_required
 from .context import as_download, db, engine
@@ -221,7 +222,7 @@ def _versions(process_id: str) -> list[Version]:
         abort(404)
     running = dict(db().execute(
         select(Instance.definition_id, func.count(Instance.id))
-        .where(Instance.definition_id.in_([d.id for d in definitions]), Instance.status == "running")
+        .where(Instance.definition_id.in_([d.id for d in definitions]), Instance.status == Status.RUNNING)
         .group_by(Instance.definition_id)
     ).all())
     shas = [_file(d).sha256 for d in definitions]
