@@ -11,8 +11,9 @@ import os
 import secrets
 from datetime import timedelta
 from pathlib import Path
+from urllib.parse import urlsplit
 
-from flask import Flask, abort, current_app, g, render_template, request
+from flask import Flask, abort, current_app, flash, g, redirect, render_template, request
 from jinja2 import ChoiceLoader, PackageLoader, PrefixLoader
 from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.middleware.proxy_fix import ProxyFix
@@ -20,6 +21,7 @@ from werkzeug.routing import IntegerConverter
 
 from engine import clock, mail, signin
 from engine.db import DatabaseUnavailable, connection_lost, database_url, describe, make_db, session_factory
+from engine.errors import Conflict, EngineError, NotAllowed, NotFound, ProcessFault, TaskNotReady
 from engine.runtime import Engine
 
 from .extensions import csrf, login_manager
@@ -119,6 +121,7 @@ def create_app(config: dict | None = None) -> Flask:
         app.register_error_handler(code, _error_page)
     for error in (SQLAlchemyError, DatabaseUnavailable):
         app.register_error_handler(error, _database_lost)
+    app.register_error_handler(EngineError, _refused)
     if app.config["WARM_UP"]:
         _warm_up(app, db)
     return app
@@ -209,6 +212,31 @@ def _security_headers(response):
 def _error_page(error):
     code = getattr(error, "code", 500) or 500
     return render_template("error.html", code=code, description=getattr(error, "description", "")), code
+
+
+def _refused(error: EngineError):
+    """What the engine refused, where a page did not say it in its own place (a form keeps its answers
+    and shows its own errors): nothing of the request is kept. A task or PEP that is not there, or not
+    this person's to see, is not found; one they may see but not act on is forbidden; a change made
+    meanwhile is a conflict; a step the diagram could not run is recorded as an incident; anything
+    else is said as the engine says it, on the page the person came from when it is this service's."""
+    from .auth import safe_next
+    from .context import db, record_fault
+
+    db().rollback()
+    if isinstance(error, ProcessFault):
+        record_fault(error, "request")
+        return render_template("error.html", code=500, description=ProcessFault.PLAIN), 500
+    if isinstance(error, NotFound):
+        return render_template("error.html", code=404), 404
+    came_from = urlsplit(request.referrer or "")
+    if request.method == "POST" and came_from.netloc == request.host:  # a button on one of our pages
+        flash(str(error), "warning")
+        return redirect(safe_next(came_from.path + (f"?{came_from.query}" if came_from.query else "")))
+    for kind, code in ((TaskNotReady, 404), (NotAllowed, 404), (Conflict, 409)):  # not theirs: not said to exist
+        if isinstance(error, kind):
+            return render_template("error.html", code=code, description=str(error) if code == 409 else ""), code
+    return render_template("error.html", code=400, description=str(error)), 400
 
 
 def _database_lost(error):

@@ -11,7 +11,6 @@ from flask_login import current_user, login_required
 from sqlalchemy import select
 
 from engine import lists
-from engine.errors import EngineError, NotFound
 from engine.inbox import needs_a_person
 from engine.models import AccessGrant, Child, Incident, OpenTask, Role, User, UserRole
 from engine.people import (
@@ -258,14 +257,7 @@ def incidents():
 @admin_required
 def resolve_incident(incident_id):
     """Mark an incident dealt with: a PEP whose timers it paused has them again."""
-    try:
-        engine().resolve_incident(db(), incident_id, current_user.email, (request.form.get("note") or "").strip())
-    except NotFound:
-        abort(404)
-    except EngineError as exc:
-        db().rollback()
-        flash(str(exc), "warning")
-        return redirect(url_for("admin.incidents"))
+    engine().resolve_incident(db(), incident_id, current_user.email, (request.form.get("note") or "").strip())
     db().commit()
     flash(f"Incident {incident_id} is resolved. Its PEP's timers run again from the next sweep.", "success")
     return redirect(url_for("admin.incidents"))

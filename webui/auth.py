@@ -219,7 +219,7 @@ def sign_in():
             signin.passed(db(), attempt)
             db().commit()
             _begin_session(user)
-            return redirect(_safe_next(request.args.get("next")))
+            return redirect(safe_next(request.args.get("next")))
         errors["email"] = "The email address or password is not right"
         return render_template("auth/sign_in.html", errors=errors, email=email), 400
     return render_template("auth/sign_in.html", errors=errors, email=email)
@@ -273,7 +273,7 @@ def change_password():
     return render_template("auth/password.html", errors=errors), status, headers
 
 
-def _safe_next(target: str | None) -> str:
+def safe_next(target: str | None) -> str:
     """Follow `next` only to a path on this site: it begins with one slash, and has no scheme or host,
     no backslash, no space or control character (a browser drops tabs and newlines, so a slash, a tab
     and `/evil` would be `//evil`, another site)."""

@@ -432,12 +432,7 @@ def _save_draft(task_id: str, data: dict, user_id: int | None = None) -> TaskDra
 @bp.post("/tasks/<task_id>/claim")
 @login_required
 def claim(task_id):
-    try:
-        engine().claim(db(), task_id, current_user.email)
-    except EngineError as exc:
-        db().rollback()
-        flash(str(exc), "warning")
-        return redirect(url_for("inbox.index", view="pool"))
+    engine().claim(db(), task_id, current_user.email)
     db().commit()
     return redirect(url_for("inbox.task", task_id=task_id))
 
@@ -445,12 +440,7 @@ def claim(task_id):
 @bp.post("/tasks/<task_id>/release")
 @login_required
 def release(task_id):
-    try:
-        engine().release(db(), task_id, current_user.email)
-    except EngineError as exc:
-        db().rollback()
-        flash(str(exc), "warning")
-    else:
-        db().commit()
-        flash("The task is back in its pool.")
+    engine().release(db(), task_id, current_user.email)
+    db().commit()
+    flash("The task is back in its pool.")
     return redirect(url_for("inbox.index"))
