@@ -12,11 +12,9 @@ import json
 from jsonschema import Draft202012Validator, SchemaError
 
 from . import formdecl, ppplus, quality, statutory
+from .allowlist import PROTECTED_NAMES
 from .bundle import REVIEWS_KEY, WHOLE_PEP, Bundle, DeployError
 from .forms import WHEN, pattern_problems
-from .scripting import (
-    PROTECTED_NAMES,
-)
 
 
 def check_form(path: str, content: str) -> list[DeployError]:
