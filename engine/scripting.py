@@ -5,34 +5,20 @@ tasks, gateway conditions, timer, message and multi-instance expressions all run
 RestrictedPython.  The deploy step calls `compile_script`, `compile_expression` and
 `check_template` to refuse a diagram before it goes live; the web layer calls
 `render_instructions` to show a user task's instructions.
+
+Here is the RestrictedPython environment: the compiler's policy, compiling and running diagram code,
+and SpiffWorkflow's script engine. What that code may call is in `allowlist`, the Jinja sandbox in
+`templating`; their names that other code imports from here are re-exported.
 """
 
 import ast
-import builtins
-import functools
-import numbers
-import operator
 import re
 import traceback
-from datetime import date, datetime, timedelta
 from functools import lru_cache
 from types import CodeType
 from typing import Any
-from zoneinfo import ZoneInfo
 
-import jinja2
-from jinja2 import ChainableUndefined, TemplateError, TemplateSyntaxError
-from jinja2 import nodes as jinja_nodes
-from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
 from RestrictedPython import RestrictingNodeTransformer, compile_restricted_eval, compile_restricted_exec
-from RestrictedPython.Guards import (
-    full_write_guard,
-    guarded_iter_unpack_sequence,
-    guarded_unpack_sequence,
-    safe_builtins,
-    safer_getattr_raise,
-)
-from RestrictedPython.transformer import INSPECT_ATTRIBUTES
 from SpiffWorkflow.bpmn.exceptions import WorkflowTaskException
 from SpiffWorkflow.bpmn.script_engine import PythonScriptEngine
 from SpiffWorkflow.bpmn.script_engine.python_environment import BasePythonScriptEngineEnvironment
@@ -40,35 +26,24 @@ from SpiffWorkflow.bpmn.specs.event_definitions.timer import CycleTimerEventDefi
 from SpiffWorkflow.exceptions import SpiffWorkflowException
 
 from . import limits
-from .calendar import EXPRESSION_FUNCTIONS
+from .allowlist import (  # noqa: F401 - re-exported
+    _BUILTINS,
+    _GUARDS,
+    BUILTIN_CALLABLES,
+    DENIED_ATTRIBUTES,
+    DENIED_NAMES,
+    DOMAIN_FUNCTIONS,
+    PROTECTED_NAMES,
+    ScriptError,
+    _not_allowed,
+    guarded_getattr,
+)
 from .limits import LimitExceeded
+from .templating import check_template, render_instructions  # noqa: F401 - re-exported
 
 SCRIPT_FILENAME = "<string>"
-DOMAIN_FUNCTIONS = frozenset(EXPRESSION_FUNCTIONS)  # what diagrams call beside the built-ins (docs/modelling.md)  # the name SpiffWorkflow looks for in tracebacks
-
-DENIED_NAMES = frozenset(
-    {"compile", "globals", "locals", "vars", "getattr", "setattr", "delattr", "breakpoint", "print", "printed"}
-)
-DENIED_ATTRIBUTES = INSPECT_ATTRIBUTES | {
-    "format", "format_map", "mro", "func_globals", "func_code", "func_closure", "cell_contents",
-    "gi_frame", "gi_code", "gi_yieldfrom", "cr_frame", "cr_code", "cr_await", "ag_frame", "ag_code",
-    "f_globals", "f_locals", "f_back", "f_builtins", "f_code", "tb_frame", "tb_next", "im_func", "im_self",
-}
 
 _LINE_PREFIX = re.compile(r"^Line (\d+): ")
-
-
-class ScriptError(Exception):
-    """A diagram's script, expression or template was refused or failed (`limit`: the limit it hit)."""
-
-    def __init__(self, message: str, line: int | None = None, limit: str | None = None):
-        super().__init__(message, line)
-        self.message = message
-        self.line = line
-        self.limit = limit
-
-    def __str__(self) -> str:
-        return f"line {self.line}: {self.message}" if self.line else self.message
 
 
 def _call(name: str, node: ast.AST, *args: ast.expr) -> ast.Call:
@@ -215,142 +190,6 @@ def _is_expression(source: str) -> bool:
     except SyntaxError:
         return False
     return True
-
-
-def guarded_getattr(obj: Any, name: str) -> Any:
-    """Read an attribute unless it is private, introspective or str.format; a method that can grow a
-    string or a list comes with its size guard."""
-    if type(name) is not str or name.startswith("_") or name in DENIED_ATTRIBUTES or name in limits.DENIED_METHODS:
-        raise AttributeError(f'".{name}" is not allowed in a process script')
-    return limits.guard_method(obj, name, safer_getattr_raise(obj, name))
-
-
-_INPLACE_OPS = {
-    "+=": operator.iadd, "-=": operator.isub, "*=": operator.imul, "/=": operator.itruediv,
-    "//=": operator.ifloordiv, "%=": operator.imod, "**=": operator.ipow, "|=": operator.ior,
-    "&=": operator.iand, "^=": operator.ixor, "<<=": operator.ilshift, ">>=": operator.irshift,
-}
-_INPLACE_TYPES = (numbers.Number, str, list, tuple, set, dict, date, timedelta)
-
-
-_GUARDED_INPLACE = {"*=": limits.mul, "**=": limits.power, "<<=": limits.lshift, "+=": limits.add, "%=": limits.modulo}
-
-
-def _inplacevar(op: str, target: Any, value: Any) -> Any:
-    """Apply an augmented assignment (x += 1) to plain data only, within the size limits."""
-    if op not in _INPLACE_OPS or not isinstance(target, _INPLACE_TYPES):
-        raise TypeError(f"{op} is not supported for {type(target).__name__}")
-    if op in _GUARDED_INPLACE:
-        if op == "+=" and isinstance(target, list):
-            limits.add(target, list(value) if not isinstance(value, list) else value)  # the size check
-            target += value
-            return target
-        return _GUARDED_INPLACE[op](target, value)
-    return _INPLACE_OPS[op](target, value)
-
-
-def _apply(func: Any, *args: Any, **kwargs: Any) -> Any:
-    """Call func with unpacked arguments (f(*args, **kwargs))."""
-    return func(*args, **kwargs)
-
-
-class _GuardedType(type):
-    """A stand-in for a built-in type whose calls are bounded: `str(x)` is `limits.text(x)`, while
-    `isinstance(x, str)` and `str.upper` work as on the type itself."""
-
-    def __call__(cls, *args, **kwargs):
-        return cls.make(*args, **kwargs)
-
-    def __instancecheck__(cls, instance):
-        return isinstance(instance, cls.wraps)
-
-    def __subclasscheck__(cls, subclass):
-        return issubclass(subclass, cls.wraps)
-
-    def __getattr__(cls, name):
-        return getattr(cls.wraps, name)
-
-
-def _guarded_type(wraps: type, make) -> type:
-    return _GuardedType(wraps.__name__, (), {"wraps": wraps, "make": staticmethod(make)})
-
-
-_EXTRA_BUILTINS = (len, min, max, sorted, reversed, any, all, abs, int, float, bool,
-                   list, dict, set, tuple, enumerate, zip, isinstance, map, filter)
-_UNSAFE_BUILTINS = {  # classes, attribute writes, and exceptions that would stop the worker process
-    "__build_class__", "setattr", "delattr", "_getattr_", "BaseException", "SystemExit", "KeyboardInterrupt",
-    "GeneratorExit", "id",
-}
-_BUILTINS = {
-    **{k: v for k, v in safe_builtins.items() if k not in _UNSAFE_BUILTINS},
-    **{f.__name__: f for f in _EXTRA_BUILTINS},
-    # the ones that could run long in C or build a huge value, bounded
-    "range": limits.bounded_range, "pow": limits.power, "round": limits.bounded_round, "sum": limits.total,
-    "repr": limits.representation, "str": _guarded_type(str, limits.text),
-    "None": None, "True": True, "False": False,
-}
-_GUARDS = {
-    "__builtins__": _BUILTINS,
-    "_getattr_": guarded_getattr,
-    "_getitem_": operator.getitem,
-    "_getiter_": limits.ticking,
-    "_iter_unpack_sequence_": guarded_iter_unpack_sequence,
-    "_unpack_sequence_": guarded_unpack_sequence,
-    "_write_": full_write_guard,
-    "_inplacevar_": _inplacevar,
-    "_apply_": _apply,
-    "_tick_": limits.tick,
-    "_sized_": limits.sized,
-    "_mul_": limits.mul,
-    "_pow_": limits.power,
-    "_lshift_": limits.lshift,
-    "_add_": limits.add,
-    "_mod_": limits.modulo,
-}
-
-# What diagram code may call and read: the built-ins above, the calendar functions, and the methods and
-# attributes of plain values (text, numbers, lists, dicts, sets, dates). Everything else is refused at deploy.
-BUILTIN_CALLABLES = frozenset(k for k, v in _BUILTINS.items() if callable(v))
-PROTECTED_NAMES = BUILTIN_CALLABLES | DOMAIN_FUNCTIONS  # no task data or variable may take these names
-_PLAIN_TYPES = (str, int, float, complex, bool, list, tuple, dict, set, frozenset, date, datetime, timedelta, range, slice)
-PLAIN_ATTRIBUTES = frozenset(
-    name for kind in _PLAIN_TYPES for name in dir(kind)
-    if not name.startswith("_") and name not in DENIED_ATTRIBUTES and name not in limits.DENIED_METHODS
-)
-# Python's other built-ins (open, type, getattr, vars, globals, eval, …) are refused wherever they appear.
-REFUSED_NAMES = (frozenset(n for n in dir(builtins) if not n.startswith("_") and n[0].islower()) - BUILTIN_CALLABLES) | DENIED_NAMES
-
-
-def _not_allowed(tree: ast.AST, callables: frozenset[str]) -> tuple[int | None, str] | None:
-    """The first use of a name, call or attribute that diagram code may not make: (line, message)."""
-    bound = set()  # names the code itself assigns: its variables, functions and parameters
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Name) and isinstance(node.ctx, (ast.Store, ast.Del)):
-            bound.add(node.id)
-        elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
-            bound.add(node.name)
-        elif isinstance(node, ast.arg):
-            bound.add(node.arg)
-    attributes = []  # reported after the names: "open" says more than ".read" of open(...).read()
-    for node in ast.walk(tree):
-        line = getattr(node, "lineno", None)
-        if isinstance(node, ast.Name):
-            if node.id in REFUSED_NAMES:
-                return line, f'"{node.id}" is not allowed in a process script: only the documented functions may be used'
-            if node.id in callables and node.id in bound:
-                return line, f'"{node.id}" is a function of this service: give the variable another name'
-        elif isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
-            name = node.func.id
-            if name not in callables and name not in bound:
-                return line, f'"{name}" is not a function this service provides (see docs/modelling.md for those it does)'
-        elif isinstance(node, ast.Attribute):
-            if isinstance(node.value, ast.Name) and node.value.id in callables and node.value.id not in bound:
-                attributes.append((line, f'"{node.value.id}.{node.attr}": a function\'s attributes are not allowed'))
-            elif node.attr not in PLAIN_ATTRIBUTES:
-                attributes.append((line, f'".{node.attr}" is not a method of a plain value (text, number, list, dict or date)'))
-    if attributes:
-        return attributes[0]
-    return None
 
 
 def _runtime_error(err: Exception) -> ScriptError:
@@ -525,180 +364,3 @@ class RestrictedScriptEngine(PythonScriptEngine):
 def make_script_engine(functions: dict[str, Any] | None = None) -> PythonScriptEngine:
     """Return a SpiffWorkflow script engine that runs diagram code under RestrictedPython."""
     return RestrictedScriptEngine(environment=RestrictedEnvironment(functions))
-
-
-class _InstructionsSandbox(ImmutableSandboxedEnvironment):
-    """Jinja's immutable sandbox, also refusing the attributes refused in scripts, and bounded: every
-    call and loop item ticks the time budget, and `*`, `**`, `+`, `%` and `//` go through the size
-    guards (which also stops Jinja folding `10 ** 10 ** 10` while it compiles)."""
-
-    intercepted_binops = frozenset({"*", "**", "+", "%", "//"})
-    _BINOPS = {"*": limits.mul, "**": limits.power, "+": limits.add, "%": limits.modulo, "//": operator.floordiv}
-
-    def is_safe_attribute(self, obj: Any, attr: str, value: Any) -> bool:
-        """Refuse str.format, mro and frame walks on top of Jinja's own checks."""
-        return (attr not in DENIED_ATTRIBUTES and attr not in limits.DENIED_METHODS
-                and super().is_safe_attribute(obj, attr, value))
-
-    def wrap_str_format(self, value: Any) -> None:
-        """Refuse str.format rather than wrapping it, as in scripts."""
-        return None
-
-    def call_binop(self, context, operator_: str, left: Any, right: Any) -> Any:
-        limits.tick()
-        return self._BINOPS[operator_](left, right)
-
-    def call(__self, __context, __obj, *args, **kwargs):  # noqa: N805 - Jinja's own signature
-        """Tick at every call, and guard a string's or list's growing methods as in scripts."""
-        limits.tick()
-        owner, name = getattr(__obj, "__self__", None), getattr(__obj, "__name__", "")
-        if isinstance(owner, (str, list)):
-            __obj = limits.guard_method(owner, name, __obj)
-        return limits.sized(super().call(__context, __obj, *args, **kwargs), "a value")
-
-
-def _filter(name: str, guard=None):
-    """One of Jinja's filters, run through `guard` (a size check) where it can build large values."""
-    base = _JINJA.filters[name]
-    return base if guard is None else functools.wraps(base)(guard(base))
-
-
-def _sized_filter(base):
-    return lambda *args, **kwargs: limits.sized(base(*args, **kwargs), "a filter's value")
-
-
-def _format_filter(base):
-    def format_(value, *args, **kwargs):
-        limits.modulo(str(value), args or kwargs)  # the widths and values within the limits
-        return base(value, *args, **kwargs)
-    return format_
-
-
-def _round_filter(base):
-    def round_(value, precision=0, method="common"):
-        if isinstance(precision, int) and abs(precision) > 1000:
-            raise LimitExceeded("size", f"round to {precision:,} digits is beyond the limit of 1,000")
-        return base(value, precision, method)
-    return round_
-
-
-def _replace_filter(base):
-    def replace_(eval_ctx, value, old, new, count=None):
-        text_ = str(value)
-        limits.sized(text_)
-        n = len(text_) + (text_.count(str(old)) + 1) * len(str(new))
-        if n > limits.current().max_items:
-            raise LimitExceeded("size", f"replace would give {n:,} characters")
-        return base(eval_ctx, value, old, new, count)
-    return jinja2.pass_eval_context(replace_)
-
-
-_JINJA = _InstructionsSandbox(autoescape=False, undefined=ChainableUndefined, keep_trailing_newline=True)
-# Filters and globals that build text of a size an argument sets (center, indent, batch, slice, lipsum),
-# keep values across a loop (namespace) or are not repeatable (random) are not offered.
-_JINJA.filters = {
-    **{name: _filter(name) for name in (
-        "abs", "capitalize", "count", "d", "default", "dictsort", "e", "escape", "first", "float", "int", "items",
-        "last", "length", "lower", "max", "min", "reject", "rejectattr", "reverse", "select", "selectattr",
-        "sort", "string", "striptags", "title", "trim", "truncate", "unique", "upper", "wordcount")},
-    **{name: _filter(name, _sized_filter) for name in ("join", "list", "map", "sum", "tojson")},
-    "round": _filter("round", _round_filter),
-    "format": _filter("format", _format_filter),
-    "replace": _filter("replace", _replace_filter),
-}
-_JINJA.globals = {"range": lambda *args: limits.bounded_range(*args), "dict": dict, "_pep_iter": limits.ticking,
-                  "_pep_sized": limits.sized}
-
-
-def _ukdate(value) -> str:
-    """'2026-03-10' or an ISO date-time → '10 March 2026' (London), for instructions and notifications."""
-    if not value:
-        return ""
-    try:
-        moment = datetime.fromisoformat(str(value)) if "T" in str(value) else date.fromisoformat(str(value))
-    except ValueError:
-        return str(value)
-    if isinstance(moment, datetime) and moment.tzinfo is not None:
-        moment = moment.astimezone(LONDON)
-    return f"{moment.day} {moment:%B %Y}"
-
-
-def _gbp(value) -> str:
-    """300 or '1500.5' → '£300.00', '£1,500.50': money in instructions and notifications."""
-    if value in (None, ""):
-        return ""
-    try:
-        amount = float(value)
-    except (TypeError, ValueError):
-        return str(value)
-    if amount != amount or amount in (float("inf"), float("-inf")):
-        return str(value)
-    return f"-£{-amount:,.2f}" if amount < 0 else f"£{amount:,.2f}"
-
-
-_JINJA.filters["ukdate"] = _ukdate
-_JINJA.filters["gbp"] = _gbp
-LONDON = ZoneInfo("Europe/London")
-
-
-def _bounded(tree: jinja_nodes.Template) -> jinja_nodes.Template:
-    """Every loop of a template ticks at each item, and every `~` join is size-checked."""
-    for loop in tree.find_all(jinja_nodes.For):
-        loop.iter = jinja_nodes.Call(jinja_nodes.Name("_pep_iter", "load"), [loop.iter], [], None, None,
-                                     lineno=loop.lineno)
-    joins = [(parent, field) for parent in tree.find_all(jinja_nodes.Node) for field in parent.fields
-             if isinstance(getattr(parent, field, None), (jinja_nodes.Concat, list))]
-    for parent, field in joins:  # wrapped once all are found: the walk would find a wrapped one again
-        value = getattr(parent, field)
-        if isinstance(value, jinja_nodes.Concat):
-            setattr(parent, field, _sized_node(value))
-        else:
-            value[:] = [_sized_node(v) if isinstance(v, jinja_nodes.Concat) else v for v in value]
-    return tree
-
-
-def _sized_node(node: jinja_nodes.Expr) -> jinja_nodes.Call:
-    return jinja_nodes.Call(jinja_nodes.Name("_pep_sized", "load"), [node], [], None, None, lineno=node.lineno)
-
-
-@lru_cache(maxsize=1024)
-def _template(source: str):
-    """Compile an instructions template in the sandbox, bounded."""
-    try:
-        with limits.evaluation():
-            tree = _bounded(_JINJA.parse(source))
-            for node in tree.find_all(jinja_nodes.Node):
-                node.set_environment(_JINJA)
-            return _JINJA.template_class.from_code(_JINJA, _JINJA.compile(tree), _JINJA.make_globals(None))
-    except TemplateSyntaxError as err:
-        raise ScriptError(err.message or str(err), err.lineno) from err
-    except LimitExceeded as err:
-        raise ScriptError(err.message, None, err.limit) from err
-    except RecursionError as err:
-        raise ScriptError("the template is nested too deeply", None, "size") from err
-
-
-def check_template(template: str) -> None:
-    """Refuse an instructions template that does not compile."""
-    _template(template)
-
-
-def render_instructions(template: str, data: dict) -> str:
-    """Render a task's instructions over its data as plain text or markdown, within the limits."""
-    compiled = _template(template)
-    try:
-        with limits.evaluation():
-            size, parts = 0, []
-            for part in compiled.generate(data):
-                limits.tick()
-                size += len(part)
-                if size > limits.current().max_items:
-                    raise LimitExceeded("size", f"the text is longer than the limit of {limits.current().max_items:,} characters")
-                parts.append(part)
-            return "".join(parts)
-    except SecurityError as err:
-        raise ScriptError(f"unsafe template: {err}") from err
-    except LimitExceeded as err:
-        raise ScriptError(err.message, None, err.limit) from err
-    except Exception as err:  # a template is diagram content: any failure is the diagram's error
-        raise ScriptError(str(err) if isinstance(err, TemplateError) else f"{type(err).__name__}: {err}") from err

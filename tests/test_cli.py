@@ -20,7 +20,7 @@ from alembic.script import ScriptDirectory
 from click.testing import CliRunner, Result
 from sqlalchemy import inspect, select, text, update
 
-from engine import cli, history_keys
+from engine import cli_common, history_keys
 from engine.cli import main
 from engine.clock import SystemClock
 from engine.db import make_db, session_factory
@@ -75,8 +75,8 @@ def pep(database_url, monkeypatch):
         opened.append(db)
         return db
 
-    real_make_db = cli.make_db
-    monkeypatch.setattr(cli, "make_db", make_db)
+    real_make_db = cli_common.make_db
+    monkeypatch.setattr(cli_common, "make_db", make_db)
     runner = _runner()
 
     def pep(*args: str) -> Result:
@@ -181,7 +181,7 @@ def test_init_creates_the_schema_and_seeds_the_roles_and_a_second_run_is_harmles
     assert first == f"database ready at {database_url} ({len(seeded)} roles added)\n"
     assert ok(pep("init")) == f"database ready at {database_url} (0 roles added)\n"
 
-    db = cli.make_db(database_url)
+    db = cli_common.make_db(database_url)
     try:
         assert set(inspect(db).get_table_names()) == set(Base.metadata.tables) | {"alembic_version"}
         with db.connect() as conn:

@@ -19,7 +19,7 @@ import pytest
 from click.testing import CliRunner
 from sqlalchemy import func, select, text
 
-from engine import cli, timers
+from engine import cli_common, timers
 from engine import clock as clocks
 from engine.cli import main
 from engine.clock import FrozenClock, SystemClock
@@ -75,13 +75,13 @@ def terminated_mid_step(db, monkeypatch, step: int = 1) -> list[int]:
 def pep(db, monkeypatch, clock):
     """`pep(*args)` runs the real `pep` command in this process on the test database, at the test's time."""
     monkeypatch.setattr(SystemClock, "now", lambda self: clock.now())
-    opened, real_make_db = [], cli.make_db
+    opened, real_make_db = [], cli_common.make_db
 
     def make_db(*args, **kwargs):
         opened.append(real_make_db(*args, **kwargs))
         return opened[-1]
 
-    monkeypatch.setattr(cli, "make_db", make_db)
+    monkeypatch.setattr(cli_common, "make_db", make_db)
     engine_log, sigterm = logging.getLogger("engine"), signal.getsignal(signal.SIGTERM)
     level = engine_log.level
     try:

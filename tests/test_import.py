@@ -144,10 +144,10 @@ def test_a_file_without_the_columns_it_needs_is_refused_in_words(council_with_pr
 @pytest.fixture
 def cli_databases(monkeypatch):
     """The databases `pep` opens in this test, disposed at its end (as the end of a real process does)."""
-    from engine import cli
+    from engine import cli_common
 
-    opened, real = [], cli.make_db
-    monkeypatch.setattr(cli, "make_db", lambda *a, **k: opened.append(real(*a, **k)) or opened[-1])
+    opened, real = [], cli_common.make_db
+    monkeypatch.setattr(cli_common, "make_db", lambda *a, **k: opened.append(real(*a, **k)) or opened[-1])
     yield
     for db in opened:
         db.dispose()

@@ -15,7 +15,7 @@ from datetime import date
 import pytest
 from sqlalchemy import select
 
-from engine import ppplus
+from engine import ppplus, ppplusledger
 from engine.models import PpplusEntry
 from engine.quality import academic_year_bounds, quality
 from tests.conftest import seat_case_team
@@ -125,9 +125,9 @@ def test_a_pep_asked_again_counts_its_latest_request(known):
     with known() as s:
         rows = [{"child_id": r.child_id, "instance_id": r.instance_id, "entry": r.entry, "source": r.source,
                  "step_seq": r.step_seq, "amount": r.amount_pence} for r in s.scalars(select(PpplusEntry))]
-    assert ppplus.figures([r for r in rows if r["child_id"] == "Y6"]) == {
+    assert ppplusledger.figures([r for r in rows if r["child_id"] == "Y6"]) == {
         "requested": 45000, "approved": 20000, "released": 20000}
-    assert ppplus.figures(rows) == {"requested": 105000, "approved": 50000, "released": 50000}
+    assert ppplusledger.figures(rows) == {"requested": 105000, "approved": 50000, "released": 50000}
 
 
 def test_the_ledger_reconciles_exactly_with_the_histories_and_is_rebuilt_from_them(known):
@@ -153,7 +153,7 @@ def test_quality_by_term_school_and_adviser_with_the_loops_and_the_criteria_fail
 
 
 def test_the_council_allocation_is_configured_per_financial_year():
-    allocation = ppplus.allocation("2025-26")
+    allocation = ppplusledger.allocation("2025-26")
     assert (allocation.per_child, allocation.top_slice, allocation.devolved) == (263000, 50000, 213000)
     assert ppplus.financial_year("2026-03-31T22:00:00+00:00") == "2025-26"  # 31 March, 23:00 London
     assert ppplus.financial_year("2026-03-31T23:30:00+00:00") == "2026-27"  # 1 April, 00:30 BST

@@ -17,7 +17,7 @@ import pytest
 from sqlalchemy import select
 
 from engine import clock as clocks
-from engine import ppplus
+from engine import ppplus, ppplusledger
 from engine.deploy import deploy
 from engine.models import PpplusEntry
 from tests.conftest import shipped_bundle
@@ -113,7 +113,7 @@ def test_the_ppg_review_gives_the_exact_ledger_and_equals_a_recomputation_from_h
         ("decided", "approved", 50000, spring),  # the PPG, at the Virtual School's sign-off
         ("released", None, 110000, spring)]
     with ppg() as s:
-        found = ppplus.ledger(s, "2025-26")
+        found = ppplusledger.ledger(s, "2025-26")
         assert found.totals == {"requested": 175000, "approved": 155000, "released": 155000}
         by_child = {c.child_id: (c.requested, c.approved, c.released) for c in found.children}
         assert (by_child["Y6"], by_child["Y5"]) == ((45000, 45000, 45000), (130000, 110000, 110000))

@@ -20,7 +20,7 @@ from reportlab.lib.units import mm
 from reportlab.platypus import Paragraph, SimpleDocTemplate, Spacer, Table
 from sqlalchemy import func, select
 
-from engine import ppplus
+from engine import ppplus, ppplusledger
 from engine.models import Child
 from engine.quality import RATINGS, academic_year, academic_year_bounds, quality
 
@@ -48,8 +48,8 @@ def pounds(pence: int) -> str:
 # ---- PP+ ------------------------------------------------------------------------------------------
 
 def _ledger():
-    known = ppplus.years(db(), now().isoformat())
-    return ppplus.ledger(db(), _year(ppplus.financial_year(now()), known)), known
+    known = ppplusledger.years(db(), now().isoformat())
+    return ppplusledger.ledger(db(), _year(ppplus.financial_year(now()), known)), known
 
 
 def _child_label(names: bool, position: dict, child_id: str, name: str) -> str:
@@ -173,8 +173,8 @@ def quality_xlsx():
 def _pack():
     year, found, _known = _quality()
     financial = f"{year[:4]}-{year[5:]}"  # the financial year that starts in the academic year's autumn
-    known = ppplus.years(db(), now().isoformat())
-    money = ppplus.ledger(db(), financial) if financial in known else ppplus.ledger(db(), known[0])
+    known = ppplusledger.years(db(), now().isoformat())
+    money = ppplusledger.ledger(db(), financial) if financial in known else ppplusledger.ledger(db(), known[0])
     in_care = db().scalar(select(func.count()).select_from(Child).where(Child.in_care))
     by_school = db().execute(select(func.coalesce(Child.school, "No school"), func.count())
                              .where(Child.in_care).group_by(Child.school).order_by(Child.school)).all()
