@@ -19,8 +19,9 @@ from .calendar import CalendarError
 from .clock import FrozenClock
 from .db import DatabaseUnavailable, connection_lost, database_url, describe, make_db, session_factory
 from .deploy import DeploymentRejected
+from .errors import EngineError, FormInvalid, ProcessFault
 from .people import PeopleError
-from .runtime import Engine, EngineError, FormInvalid, ProcessFault
+from .runtime import Engine
 
 
 class Context:

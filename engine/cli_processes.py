@@ -13,11 +13,12 @@ from sqlalchemy import select
 from . import deployments, migration
 from .cli_common import Context, fails_cleanly, json_object
 from .deploy import Bundle, deploy, lane_warnings
+from .errors import EngineError
 from .inbox import doable_by
 from .models import Instance, OpenTask, User
 from .people import PeopleError, find_user
 from .roles import RoleDirectory
-from .runtime import Engine, EngineError
+from .runtime import Engine
 
 
 @click.command("deploy")

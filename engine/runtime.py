@@ -37,7 +37,7 @@ from . import (
     tree,
 )
 from .clock import FrozenClock, SystemClock, install_spiff_clock
-from .errors import (  # noqa: F401 - the engine's refusals, importable from where they are raised
+from .errors import (
     Conflict,
     EngineError,
     FormInvalid,
