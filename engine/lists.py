@@ -73,8 +73,8 @@ def people_query(search: str = "", role_key: str | None = None, active: bool | N
 
 def page_of(session: Session, query: Select, number: int, size: int = PAGE_SIZE) -> Page:
     """One page of the query's rows (a page past the end: the last), and how many there are in all."""
-    total = session.scalar(select(func.count()).select_from(query.order_by(None).subquery()))
+    total = session.scalar(select(func.count()).select_from(query.order_by(None).subquery())) or 0
     last = max(1, -(-total // size))
     number = min(max(1, number), last)
-    rows = session.scalars(query.limit(size).offset((number - 1) * size)).all()
+    rows = list(session.scalars(query.limit(size).offset((number - 1) * size)))
     return Page(rows, total, number, size)

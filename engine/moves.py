@@ -96,5 +96,5 @@ def as_recorded(data: dict, new: bool = False) -> dict:
     data read back from the history is taken as it was recorded, so that older histories replay as
     they ran.
     """
-    floats = {"parse_float": history.json_float} if new else {}
-    return json.loads(json.dumps(data, sort_keys=True, default=str), **floats)
+    text = json.dumps(data, sort_keys=True, default=str)
+    return json.loads(text, parse_float=history.json_float) if new else json.loads(text)

@@ -48,7 +48,7 @@ class Policy:
     remind: bool = True
     escalate_after_working_days: int = 1
     escalate_to: str | None = "VS Education Adviser"
-    escalate_to_by_role: dict[str, str] = field(default_factory=dict)
+    escalate_to_by_role: dict[str, str | None] = field(default_factory=dict)  # None: not escalated
 
     @classmethod
     def load(cls, path: str | os.PathLike[str] | None = None) -> Policy:
@@ -106,7 +106,7 @@ class OverdueResult:
 def sweep(sessions: sessionmaker[Session], policy: Policy, now: datetime, batch: int = 500,
           share: tuple[int, int] = (0, 1)) -> OverdueResult:
     """Act on every open task whose overdue moment is before `now`, each in its own transaction."""
-    result, passed = OverdueResult(), set()
+    result, passed = OverdueResult(), set[str]()
     part, parts = share
     query = select(OpenTask.id, OpenTask.instance_id).where(OpenTask.overdue_at < now)
     if parts > 1:
@@ -155,6 +155,7 @@ def _act(sessions, policy: Policy, task_id: str, instance_id: int, now: datetime
 
 
 def _overdue(session, policy: Policy, task: OpenTask, child: Child, now: datetime, result: OverdueResult) -> list[dict]:
+    assert task.due_at is not None  # only a task with a due date has a time to be found overdue (`plan`)
     base = {"task": task.spec_id, "name": task.name, "role": task.role_key, "due_at": task.due_at.isoformat()}
     entries = [_entry(task, "task_overdue", **base, assignee_id=task.assignee_id)]
     result.overdue += 1
@@ -175,6 +176,7 @@ def _overdue(session, policy: Policy, task: OpenTask, child: Child, now: datetim
 
 
 def _escalate(session, task: OpenTask, child: Child, now: datetime, result: OverdueResult) -> list[dict]:
+    assert task.due_at is not None  # escalated only after it was found overdue
     role = task.overdue_escalate_to
     member = session.scalar(select(CaseTeamMember.user_id).where(CaseTeamMember.child_id == task.child_id,
                                                                  CaseTeamMember.role_key == role))

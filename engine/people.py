@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 import secrets
 import threading
+from collections.abc import Sequence
 from datetime import date
 
 from sqlalchemy import func, or_, select
@@ -25,7 +26,7 @@ class PeopleError(ValueError):
     """Bad input about a person, a child or a role; the message says which."""
 
 
-def add_user(session: Session, email: str, name: str, roles: list[str] = (), organisation: str | None = None,
+def add_user(session: Session, email: str, name: str, roles: Sequence[str] = (), organisation: str | None = None,
              password_hash: str | None = None) -> User:
     """Create a user holding the given council-wide roles (names or aliases)."""
     if find_user(session, email) is not None:
@@ -68,6 +69,8 @@ def set_case_team(session: Session, child_id: str, team: dict[str, str | None], 
     for role, email in team.items():
         key = _role_key(directory, role)
         info = directory.resolve(role)
+        if info is None:
+            raise PeopleError(f'"{role}" is not a role')
         if not info.casework:
             raise PeopleError(f"the {info.label} sees no child's record, so cannot be in a case team")
         user = None
@@ -155,8 +158,8 @@ def holds_role_for(session: Session, user: User, child_id: str, role_names) -> b
     keys = {info.key for info in infos}
     if {info.key for info in infos if info.pooled or info.sees_all_children} & set(user.role_keys):
         return True
-    return session.scalar(select(func.count()).select_from(CaseTeamMember).where(
-        CaseTeamMember.child_id == child_id, CaseTeamMember.user_id == user.id, CaseTeamMember.role_key.in_(keys))) > 0
+    return (session.scalar(select(func.count()).select_from(CaseTeamMember).where(
+        CaseTeamMember.child_id == child_id, CaseTeamMember.user_id == user.id, CaseTeamMember.role_key.in_(keys))) or 0) > 0
 
 
 def case_team(session: Session, child_id: str) -> dict[str, User]:
@@ -190,8 +193,9 @@ def case_team_choices(session: Session, child_id: str, role_keys) -> dict[str, l
             query = query.where(User.id.not_in(select(CaseTeamMember.user_id).where(
                 CaseTeamMember.role_key == key, CaseTeamMember.child_id != child_id)))
         people = list(session.scalars(query.order_by(User.name)))
-        if key in current and all(p.id != current[key] for p in people):
-            people.insert(0, session.get(User, current[key]))
+        held = session.get(User, current[key]) if key in current and all(p.id != current[key] for p in people) else None
+        if held is not None:
+            people.insert(0, held)
         choices[key] = people
     return choices
 

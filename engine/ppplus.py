@@ -339,7 +339,7 @@ class FormReader:
         if instance_id is None:
             return None
         if instance_id not in self._deployment:
-            self._deployment[instance_id] = self.session.scalar(
+            self._deployment[instance_id] = self.session.scalar(  # type: ignore[assignment] # an instance has one
                 select(ProcessDefinition.deployment_id).join(Instance, Instance.definition_id == ProcessDefinition.id)
                 .where(Instance.id == instance_id))
         key = (self._deployment[instance_id], form)

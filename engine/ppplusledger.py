@@ -117,7 +117,8 @@ def ledger(session: Session, year: str) -> Ledger:
     found = []
     for child in children:
         figure = figures([line for line in lines if line["child_id"] == child.id])
-        entry = ChildYear(child.id, child.name, child.school or "No school", **figure)
+        entry = ChildYear(child.id, child.name, child.school or "No school", figure["requested"], figure["approved"],
+                          figure["released"])
         if entry.approved > entry.released:
             entry.flags.append("approved, not released")
         if share and entry.released < share.devolved:

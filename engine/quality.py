@@ -105,11 +105,15 @@ def quality(session: Session, start: date, end: date) -> Quality:
     schools = {c: s or "No school" for c, s in session.execute(select(Child.id, Child.school))}
     names = dict(session.execute(select(User.email, User.name)).all())
     found = Quality()
-    failed, assessed, labels = Counter(), Counter(), {}
+    failed: Counter[str] = Counter()
+    assessed: Counter[str] = Counter()
+    labels: dict[str, str] = {}
     first_rating: dict[int, datetime] = {}
     sent_back: Counter = Counter()
     signed: list[tuple[int, datetime]] = []
     for event in events:
+        if event.instance_id is None:  # these kinds are written by a PEP's steps, never without one
+            continue
         if event.kind == "task_ready":
             if event.data.get("sent_back"):
                 sent_back[event.instance_id] += 1
@@ -117,7 +121,8 @@ def quality(session: Session, start: date, end: date) -> Quality:
         if event.kind == "pep_signed_off":
             signed.append((event.instance_id, event.at))
             continue
-        schema = forms.schema(event.instance_id, event.data.get("form")) if event.data.get("form") else None
+        form = event.data.get("form")
+        schema = forms.schema(event.instance_id, form) if form else None
         if not schema:
             continue
         answers = event.data.get("data") or {}
@@ -136,7 +141,7 @@ def quality(session: Session, start: date, end: date) -> Quality:
                 failed[label] += answers[name] is False
     found.criteria = sorted(((label, failed[label], assessed[label]) for label in labels),
                             key=lambda c: (-c[1], c[0]))
-    days = {True: [], False: []}
+    days: dict[bool, list[float]] = {True: [], False: []}
     for instance_id, at in signed:
         found.signed_off += 1
         back = sent_back.get(instance_id, 0)

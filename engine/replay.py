@@ -97,10 +97,11 @@ def replay_child(session: Session, engine: Engine, child_id: str,
             result.frames.append(_frame(event, run))
             index += 1
             continue
-        step = events[index:index + size]
-        run = runs.get(event.instance_id) or _new_run(session, event, result)
+        step, instance_id = events[index:index + size], event.instance_id
+        assert instance_id is not None  # a step's first event names its instance (`size` says it is one)
+        run = runs.get(instance_id) or _new_run(session, event, result)
         if run is not None:
-            runs[event.instance_id] = run
+            runs[instance_id] = run
             check = _replay_step(engine, session, child, run, step, result)
             for each in step:
                 result.frames.append(_frame(each, run, check))
@@ -164,6 +165,8 @@ def _apply(engine: Engine, session: Session, child: Child, run: _Run, step: list
         moves.start(workflow, as_recorded(first.data.get("data") or {}), workflow.do_engine_steps,
                     message=first.data.get("message"))
         return workflow
+    if run.state is None:
+        raise ReplayError("the instance has no state before this step: its start was not replayed")
     workflow = engine.serializer.state_from_dict(run.state, spec, subprocess_specs, engine.script_engine)
     if "instance_migrated" in kinds:
         return _migrate(engine, session, run, workflow, next(e for e in step if e.kind == "instance_migrated"))
@@ -212,7 +215,7 @@ def _map_new_tasks(workflow: BpmnWorkflow, run: _Run, step: list[Event]) -> None
         if event.kind != "task_ready":
             continue
         match = next((t for t in ready if t.task_spec.bpmn_id == event.data.get("task")), None)
-        if match is not None:
+        if match is not None and event.task_id is not None:
             run.task_ids[event.task_id] = match.id
             ready.remove(match)
 

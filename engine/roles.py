@@ -76,7 +76,9 @@ class RoleDirectory:
         """The roles tried, in order, for a task of `role`: the role, then its fallback (the task's own
         `fallback` first, else the role's from config/roles.yaml), then that role's, and so on; a role
         that sees no child's record, or one tried already, ends the list."""
-        tried, current, override = [], role, fallback
+        tried: list[RoleInfo] = []
+        current: RoleInfo | None = role
+        override = fallback
         while current is not None and current.casework and current not in tried:
             tried.append(current)
             name, override = override or current.fallback, None

@@ -246,7 +246,8 @@ class Engine:
                 instructions = render_instructions(template, task.data) if template else ""
             except ScriptError as exc:  # the task can still be done: it is shown without its instructions
                 fault = diagram_failure(exc, instance.definition.process_id, open_task.spec_id)
-                fault.instance_id, fault.child_id = instance.id, instance.child_id
+                if isinstance(fault, ProcessFault):
+                    fault.instance_id, fault.child_id = instance.id, instance.child_id
                 if not session.scalar(select(Incident.id).where(Incident.instance_id == instance.id,
                                                                 Incident.source == "instructions",
                                                                 Incident.resolved_at.is_(None))):

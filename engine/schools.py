@@ -99,6 +99,7 @@ def follow_school(session: Session, child: Child, actor: str, previous_urn: str 
         return []
     if wanted == current:
         return []
-    email = session.get(User, wanted).email if wanted is not None else None
+    teacher = session.get(User, wanted) if wanted is not None else None
+    email = teacher.email if teacher is not None else None
     return set_case_team(session, child.id, {DT: email}, actor=actor,
                          why={"school_urn": child.school_urn, "school": child.school})

@@ -8,9 +8,9 @@ UPDATE SKIP LOCKED`. SQLite locks the whole database at a step's first write ins
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import NamedTuple, cast
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import Table, bindparam, select
 from sqlalchemy.orm import Session, defer, joinedload, lazyload
 
 from .db import json_rows
@@ -35,16 +35,17 @@ LEAN_DEFINITION = (joinedload(ProcessDefinition.deployment).options(lazyload(Dep
                                                                    lazyload(Deployment.definitions)),)
 LEAN_INSTANCE = (joinedload(Instance.definition).options(defer(ProcessDefinition.spec), *LEAN_DEFINITION),)
 # A step's reads and writes of the projections, built once (their compiled form is cached by SQLAlchemy)
-_OPEN, _TEAM, _CHILD, _INSTANCE = OpenTask.__table__, CaseTeamMember.__table__, Child.__table__, Instance.__table__
+_OPEN, _TEAM, _CHILD, _INSTANCE, _NOTICE, _LEDGER = (cast(Table, model.__table__) for model in (
+    OpenTask, CaseTeamMember, Child, Instance, Notification, PpplusEntry))
 # the columns set are the parameters' other keys; it lands only on the version the step loaded
 WRITE_INSTANCE = _INSTANCE.update().where(_INSTANCE.c.id == bindparam("instance_id"),
                                           _INSTANCE.c.version == bindparam("loaded_version"))
 OPEN_TASKS_OF = select(_OPEN.c.id, _OPEN.c.spec_id, _OPEN.c.name).where(_OPEN.c.instance_id == bindparam("instance_id"))
 CLOSE_TASK = _OPEN.delete().where(_OPEN.c.id == bindparam("task_id"))
-INSERT_ROWS = {OpenTask: _OPEN.insert().inline(), Notification: Notification.__table__.insert().inline()}  # no id read back
+INSERT_ROWS = {OpenTask: _OPEN.insert().inline(), Notification: _NOTICE.insert().inline()}  # no id read back
 CASE_TEAM = select(_TEAM.c.role_key, _TEAM.c.user_id).where(_TEAM.c.child_id == bindparam("child_id"))
 CHILD_SCHOOL = select(_CHILD.c.school).where(_CHILD.c.id == bindparam("child_id"))
-INSERT_LEDGER = PpplusEntry.__table__.insert().inline()
+INSERT_LEDGER = _LEDGER.insert().inline()
 LEDGER_OF = (select(PpplusEntry.child_id, PpplusEntry.instance_id, PpplusEntry.entry, PpplusEntry.source,
                     PpplusEntry.step_seq, PpplusEntry.amount_pence).where(PpplusEntry.instance_id == bindparam("instance_id")))
 CHILD_FOR_STEP = (select(_CHILD.c.name, _CHILD.c.history_seq, _CHILD.c.history_head)

@@ -66,7 +66,8 @@ def form_event_problems(schema: dict) -> list[tuple[str, str]]:
 
 
 def _nested_declarations(spec: dict):
-    for part in (spec, spec.get("items") if isinstance(spec.get("items"), dict) else {}):
+    items = spec.get("items")
+    for part in (spec, items if isinstance(items, dict) else {}):
         for inner, inner_spec in (part.get("properties") or {}).items():
             if isinstance(inner_spec, dict):
                 if FORM_EVENT_KEY in inner_spec:

@@ -24,7 +24,7 @@ from . import calendar, history, limits, overdue, oversight, ppplus, statutory, 
 from .db import connection_lost, pipelined
 from .errors import Conflict, EngineError, ProcessFault, Raced, diagram_failure
 from .mail import one_line
-from .models import Instance, Notification, OpenTask
+from .models import Base, Instance, Notification, OpenTask
 from .people import needs_person_notice
 from .scripting import ScriptError, render_instructions
 from .serializer import state_digest
@@ -71,7 +71,7 @@ class Step:
         self._team = known.team if known else None
         self._open_tasks = known.open_tasks if known else None
         self._child = known.child if known else None
-        self.rows: dict[type, list[dict]] = {OpenTask: [], Notification: []}  # inserted together in save
+        self.rows: dict[type[Base], list[dict]] = {OpenTask: [], Notification: []}  # inserted together in save
         self.new = False  # an instance this step creates (a failed step leaves no row of it)
 
     def failure(self, exc: BaseException, element_id: str | None = None) -> EngineError:
@@ -253,6 +253,7 @@ class Step:
             if unchecked:
                 state = self.engine.serializer.state_to_dict(workflow)
                 self._write_instance(self._values(state, finished, now), writes)
+            assert state is not None  # serialized before the pipeline, or in it when the row is locked
             self._attach_step(state_digest(state))
             history.append(session, instance.child_id, self.entries, now, tip=(child.history_seq, child.history_head),
                            writes=writes)

@@ -39,7 +39,7 @@ class _InstructionsSandbox(ImmutableSandboxedEnvironment):
 
     def call_binop(self, context, operator_: str, left: Any, right: Any) -> Any:
         limits.tick()
-        return self._BINOPS[operator_](left, right)
+        return self._BINOPS[operator_](left, right)  # type: ignore[operator] # Jinja's table, untyped
 
     def call(__self, __context, __obj, *args, **kwargs):  # noqa: N805 - Jinja's own signature
         """Tick at every call, and guard a string's or list's growing methods as in scripts."""

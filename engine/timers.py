@@ -90,7 +90,7 @@ def fire_due_timers(engine: Engine, sessions: sessionmaker[Session], now: dateti
     or machines, on PostgreSQL) divide the work instead of skipping past each other's locks.
     """
     now = now or engine.now()
-    result, passed = SweepResult(), set()  # instances that stay due (a lock held elsewhere, a conflict)
+    result, passed = SweepResult(), set[int]()  # instances that stay due (a lock held elsewhere, a conflict)
     part, parts = share
     query = select(Instance.id).where(Instance.status == Status.RUNNING, Instance.next_timer_at < now)
     if parts > 1:
@@ -171,7 +171,7 @@ def still_due(sessions: sessionmaker[Session], now: datetime) -> int:
     changed elsewhere at that moment, or the database out of reach)."""
     with sessions() as session:
         return session.scalar(select(func.count()).select_from(Instance)
-                              .where(Instance.status == Status.RUNNING, Instance.next_timer_at < now))
+                              .where(Instance.status == Status.RUNNING, Instance.next_timer_at < now)) or 0
 
 
 class SweeperPool:
@@ -258,6 +258,7 @@ def _parse(engine: Engine, sessions) -> None:
 
 
 def _sweep_share(now: datetime, frozen: bool, share: tuple[int, int]) -> SweepResult:
+    assert _sweeper is not None, "a sweep share runs in a process the pool started (_start_sweeper)"
     engine, sessions = _sweeper
     engine.clock = FrozenClock(now) if frozen else SystemClock()
     return fire_due_timers(engine, sessions, now=now, share=share)
