@@ -11,7 +11,18 @@ import re
 
 CASE_TEAM = "case_team"  # `x-prefill` of a list of people, `x-choices` of a text answer: the child's case team
 CHILD_DETAILS = ("id", "name", "school", "date_of_birth")  # `x-prefill: "child.<detail>"`: what every task's data holds
-PEP_PARTS = ("voice", "views", "attendance", "sen", "review", "targets", "actions")  # `x-pep-section`
+# The parts of a PEP as the statutory guidance lays it out, in order; a form puts a field in one with
+# `"x-pep-section": "<key>"` (the PEP page and its PDF are laid out by them, webui/documents.py).
+PEP_PART_TITLES = {
+    "voice": "The child's voice",
+    "views": "Views of the carer, parents and social worker",
+    "attendance": "Attendance, attainment and progress",
+    "sen": "Special educational needs (SEN support, EHCP, SEMH)",
+    "review": "Review of the previous targets",
+    "targets": "SMART targets and Pupil Premium Plus",
+    "actions": "Actions and next steps",
+}
+PEP_PARTS = tuple(PEP_PART_TITLES)
 
 
 def form_problems(schema: dict, content: str) -> list[tuple[str, str, int | None]]:

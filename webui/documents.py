@@ -27,6 +27,7 @@ from engine import history
 from engine.attachments import is_attachment
 from engine.calendar import LONDON
 from engine.deploy import WHOLE_PEP
+from engine.formdecl import PEP_PART_TITLES
 from engine.models import Attachment, Child, Event, Instance, User
 
 from .filters import pep_status, ukdate
@@ -95,17 +96,8 @@ def sent_back_attempts(events) -> dict[int, str]:
 
 
 PART_KEY = "x-pep-section"
-# The parts of a PEP as the statutory guidance lays it out, in order; a form puts a field in one with
-# `"x-pep-section": "<key>"`. What no form places is kept, step by step, in the last part.
-PARTS = [
-    ("voice", "The child's voice"),
-    ("views", "Views of the carer, parents and social worker"),
-    ("attendance", "Attendance, attainment and progress"),
-    ("sen", "Special educational needs (SEN support, EHCP, SEMH)"),
-    ("review", "Review of the previous targets"),
-    ("targets", "SMART targets and Pupil Premium Plus"),
-    ("actions", "Actions and next steps"),
-]
+# The parts of a PEP, in order (engine/formdecl.py); what no form places is kept, step by step, in the last.
+PARTS = list(PEP_PART_TITLES.items())
 OTHER = ("other", "Other information, step by step")
 
 
