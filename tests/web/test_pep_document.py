@@ -33,6 +33,8 @@ def sections_of(form: str, data: dict, title: str, sent_back: str | None = None)
 def test_the_shipped_forms_place_the_epep_in_the_statutory_parts_and_leave_out_what_was_sent_back():
     schema = json.loads((ROOT / "forms" / "review_complete_epep.schema.json").read_text())
     data = sample_answers(schema, date(2026, 3, 10), random.Random(1))
+    # each target funded by PP+ (its amount is asked only then)
+    data["targets"] = [{**target, "pp_plus_funded": True, "pp_plus_amount": 300.0} for target in data["targets"]]
     first = sections_of("review_complete_epep.schema.json", {**data, "child_views": "First try"}, "Complete the ePEP",
                         sent_back="Targets are not SMART")
     second = sections_of("review_complete_epep.schema.json", {**data, "child_views": "I like art."}, "Complete the ePEP")
