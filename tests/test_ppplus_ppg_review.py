@@ -13,14 +13,10 @@ to a recomputation from the histories.
 
 from __future__ import annotations
 
-import pytest
 from sqlalchemy import select
 
-from engine import clock as clocks
 from engine import ppplus, ppplusledger
-from engine.deploy import deploy
 from engine.models import PpplusEntry
-from tests.conftest import shipped_bundle
 from tests.scenarios.test_ppg_review import (
     ARRANGE,
     DT,
@@ -35,71 +31,63 @@ from tests.scenarios.test_ppg_review import (
     VS_AGREE,
     VSH,
     Y6_DT,
-    complete,
+    ppg,  # noqa: F401 - the council running the good-practice review (a fixture)
     start,
     targets,
 )
-
-
-@pytest.fixture
-def ppg(demo_council, clock):
-    with clocks.using(clock), demo_council.begin() as s:
-        deploy(s, shipped_bundle("ppg_review.bpmn", forms=("ppg_",)), actor="owner@council.test")
-    return demo_council
-
 
 AUTUMN_TARGETS = targets(("2025-12-12",) * 3)
 AUTUMN_SIGN = {**SW_SIGN, "next_meeting_date": "2026-01-21"}
 
 
-def blair_in_the_autumn(engine, sessions):
-    engine.clock.set("2025-09-15T09:00:00+00:00")
-    start(engine, sessions, "Y6")
-    complete(engine, sessions, "arrange_meeting", SW, {**ARRANGE, "meeting_date": "2025-10-08"}, "Y6")
-    complete(engine, sessions, "prepare_targets", Y6_DT, {**PREPARE, "targets": AUTUMN_TARGETS}, "Y6")
-    engine.clock.set("2025-10-08T15:00:00+00:00")
-    complete(engine, sessions, "hold_meeting", Y6_DT, {**RECORD, "targets": AUTUMN_TARGETS}, "Y6")
-    complete(engine, sessions, "dt_section", Y6_DT, DT_SECTION, "Y6")
-    complete(engine, sessions, "sw_section", SW, SW_SECTION, "Y6")
-    complete(engine, sessions, "dt_sign_off", Y6_DT, DT_SIGN, "Y6")
-    complete(engine, sessions, "sw_sign_off", SW, AUTUMN_SIGN, "Y6")
-    complete(engine, sessions, "vs_sign_off", EA, {"vs_agrees_targets": False, "vs_agrees_ppg": True,
+def blair_in_the_autumn(council):
+    council.engine.clock.set("2025-09-15T09:00:00+00:00")
+    start(council, "Y6")
+    council.do("arrange_meeting", SW, {**ARRANGE, "meeting_date": "2025-10-08"}, "Y6")
+    council.do("prepare_targets", Y6_DT, {**PREPARE, "targets": AUTUMN_TARGETS}, "Y6")
+    council.engine.clock.set("2025-10-08T15:00:00+00:00")
+    council.do("hold_meeting", Y6_DT, {**RECORD, "targets": AUTUMN_TARGETS}, "Y6")
+    council.do("dt_section", Y6_DT, DT_SECTION, "Y6")
+    council.do("sw_section", SW, SW_SECTION, "Y6")
+    council.do("dt_sign_off", Y6_DT, DT_SIGN, "Y6")
+    council.do("sw_sign_off", SW, AUTUMN_SIGN, "Y6")
+    council.do("vs_sign_off", EA, {"vs_agrees_targets": False, "vs_agrees_ppg": True,
                                                    "vs_feedback": "Tuition costs less than asked"}, "Y6")
     amended = targets(("2025-12-12",) * 3, amounts=(200, 150, 100))
-    complete(engine, sessions, "amend_targets", Y6_DT, {"targets": amended, "ppg_total": 450,
+    council.do("amend_targets", Y6_DT, {"targets": amended, "ppg_total": 450,
                                                         "amendment_summary": "Tuition at its real cost"}, "Y6")
-    complete(engine, sessions, "dt_sign_off", Y6_DT, DT_SIGN, "Y6")
-    complete(engine, sessions, "sw_sign_off", SW, AUTUMN_SIGN, "Y6")
-    complete(engine, sessions, "vs_sign_off", EA, VS_AGREE, "Y6")
+    council.do("dt_sign_off", Y6_DT, DT_SIGN, "Y6")
+    council.do("sw_sign_off", SW, AUTUMN_SIGN, "Y6")
+    council.do("vs_sign_off", EA, VS_AGREE, "Y6")
 
 
-def alex_in_the_spring(engine, sessions):
-    engine.clock.set("2026-03-02T09:00:00+00:00")
-    start(engine, sessions, "Y5")
-    complete(engine, sessions, "arrange_meeting", SW, ARRANGE)
-    complete(engine, sessions, "prepare_targets", DT, PREPARE)
-    engine.clock.set("2026-03-10T15:00:00+00:00")
-    complete(engine, sessions, "hold_meeting", DT, {**RECORD, "exceptional_funding_requested": True,
+def alex_in_the_spring(council):
+    council.engine.clock.set("2026-03-02T09:00:00+00:00")
+    start(council, "Y5")
+    council.do("arrange_meeting", SW, ARRANGE)
+    council.do("prepare_targets", DT, PREPARE)
+    council.engine.clock.set("2026-03-10T15:00:00+00:00")
+    council.do("hold_meeting", DT, {**RECORD, "exceptional_funding_requested": True,
                                                     "exceptional_funding_amount": 800,
                                                     "exceptional_funding_reason": "Specialist dyslexia assessment"})
-    complete(engine, sessions, "decide_exceptional_funding", VSH,
+    council.do("decide_exceptional_funding", VSH,
              {"exceptional_decision": "approved", "exceptional_amount_approved": 600,
               "exceptional_decision_reason": "Assessment is essential"})
     for spec_id, actor, data in (("dt_section", DT, DT_SECTION), ("sw_section", SW, SW_SECTION),
                                  ("dt_sign_off", DT, DT_SIGN), ("sw_sign_off", SW, SW_SIGN),
                                  ("vs_sign_off", EA, VS_AGREE)):
-        complete(engine, sessions, spec_id, actor, data)
+        council.do(spec_id, actor, data)
 
 
-def lines(sessions, child):
-    with sessions() as s:
+def lines(council, child):
+    with council.sessions() as s:
         return [(r.entry, r.decision, r.amount_pence, r.term) for r in s.scalars(
             select(PpplusEntry).where(PpplusEntry.child_id == child).order_by(PpplusEntry.seq))]
 
 
 def test_the_ppg_review_gives_the_exact_ledger_and_equals_a_recomputation_from_history(ppg, engine):
-    blair_in_the_autumn(engine, ppg)
-    alex_in_the_spring(engine, ppg)
+    blair_in_the_autumn(ppg)
+    alex_in_the_spring(ppg)
     autumn, spring = "2025-26 autumn", "2025-26 spring"
     assert lines(ppg, "Y6") == [
         ("requested", None, 20000, autumn), ("requested", None, 20000, autumn), ("requested", None, 10000, autumn),
@@ -112,7 +100,7 @@ def test_the_ppg_review_gives_the_exact_ledger_and_equals_a_recomputation_from_h
         ("decided", "approved", 60000, spring),  # by the VS Head
         ("decided", "approved", 50000, spring),  # the PPG, at the Virtual School's sign-off
         ("released", None, 110000, spring)]
-    with ppg() as s:
+    with ppg.sessions() as s:
         found = ppplusledger.ledger(s, "2025-26")
         assert found.totals == {"requested": 175000, "approved": 155000, "released": 155000}
         by_child = {c.child_id: (c.requested, c.approved, c.released) for c in found.children}
@@ -125,6 +113,6 @@ def test_the_ppg_review_gives_the_exact_ledger_and_equals_a_recomputation_from_h
         again = sorted((r["child_id"], r["seq"], r["entry"], r.get("decision"), r["amount"], r["source"])
                        for r in ppplus.recompute(s))
         assert kept == again and len(kept) == 16
-    with ppg.begin() as s:
+    with ppg.sessions.begin() as s:
         assert ppplus.backfill(s) == 16
     assert lines(ppg, "Y6")[-1] == ("released", None, 45000, autumn)
