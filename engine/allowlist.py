@@ -9,6 +9,7 @@ import ast
 import builtins
 import numbers
 import operator
+from collections.abc import Callable
 from datetime import date, datetime, timedelta
 from typing import Any
 
@@ -70,7 +71,7 @@ _INPLACE_OPS = {
 _INPLACE_TYPES = (numbers.Number, str, list, tuple, set, dict, date, timedelta)
 
 
-_GUARDED_INPLACE = {"*=": limits.mul, "**=": limits.power, "<<=": limits.lshift, "+=": limits.add, "%=": limits.modulo}
+_GUARDED_INPLACE: dict[str, Callable[[Any, Any], Any]] = {"*=": limits.mul, "**=": limits.power, "<<=": limits.lshift, "+=": limits.add, "%=": limits.modulo}
 
 
 def _inplacevar(op: str, target: Any, value: Any) -> Any:

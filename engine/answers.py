@@ -23,7 +23,7 @@ def refusals(session: Session, child_id: str, source: str | None, schema: dict |
     """The answers' problems against the task's form (`source`, `schema`), the first kind found."""
     return (text_errors(data, source) or size_errors(data, source)
             or (field_errors(source, data) if source else {})
-            or (unknown_files(session, child_id, schema, data) if source else {}))
+            or (unknown_files(session, child_id, schema, data) if source and schema is not None else {}))
 
 
 def check_rules(script_engine, step, task, data: dict) -> None:

@@ -14,7 +14,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import ScalarResult, select
 from sqlalchemy.orm import Session
 
 from . import history
@@ -117,7 +117,7 @@ def remove_from_draft(session: Session, child_id: str, ids: set[str], uploader: 
     if not candidates:
         return []
     held = set(files_in_record(session, child_id))
-    drafts = session.scalars(select(TaskDraft.data).join(OpenTask, OpenTask.id == TaskDraft.task_id)
+    drafts: ScalarResult[dict] = session.scalars(select(TaskDraft.data).join(OpenTask, OpenTask.id == TaskDraft.task_id)
                              .where(OpenTask.child_id == child_id))
     for data in drafts:
         held.update(_strings(data))

@@ -19,6 +19,7 @@ the processes that start by it); what it does to the child's record is decided h
 from __future__ import annotations
 
 from datetime import date, datetime
+from typing import Any
 
 from sqlalchemy import exists, func, select
 from sqlalchemy.orm import Session
@@ -177,7 +178,7 @@ def record_report(session: Session, child: Child, name: str, data: dict, actor: 
     the child's record as it says (the school, whether in care)."""
     if name not in CASE_LIFE:
         return
-    entries = [{"kind": "change_reported", "actor": actor,
+    entries: list[dict[str, Any]] = [{"kind": "change_reported", "actor": actor,
                 "data": {"message": name, "data": data, "received_by": received_by}}]
     if name in STATUTORY:  # the statutory event itself, with the day the report gives (else the report's)
         kind, field = STATUTORY[name]
@@ -216,8 +217,9 @@ def reports_offered(session: Session, child: Child, email: str) -> dict[str, dic
     for definition in newest.definitions if newest else []:
         for name in definition.start_messages or []:
             started.setdefault(name, []).append(definition)
-    for name in [*CASE_LIFE, *started] if newest else []:
-        sources.setdefault(name, newest)
+    if newest is not None:
+        for name in [*CASE_LIFE, *started]:
+            sources.setdefault(name, newest)
     kinds_running = {instance.definition.process_id for instance in running}
     offered = {}
     for name, deployment in sorted(sources.items()):
@@ -249,7 +251,7 @@ def withdrawal_reason_problem(reason: str) -> str | None:
 
 
 def _has_had_a_pep(session: Session, child_id: str) -> bool:
-    return session.scalar(select(func.count()).select_from(Instance).where(Instance.child_id == child_id)) > 0
+    return session.execute(select(func.count()).select_from(Instance).where(Instance.child_id == child_id)).scalar_one() > 0
 
 
 def _active_user(session: Session, email: str) -> User | None:

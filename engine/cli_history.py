@@ -55,6 +55,7 @@ def history_command(obj: Context, child_id, verify, checkpoint_file):
         if session.get(Child, child_id) is None and not (pinned and pinned.of(child_id)):
             raise PeopleError(f"no child {child_id}")
         if verify:
+            assert pinned is not None  # read above when verifying
             result = history.verify(session, child_id, pinned)
             problems = [f"checkpoint file {pinned.path}, {p}" for p in pinned.problems] + result.problems
             if problems:

@@ -59,7 +59,8 @@ def scheduler(obj: Context, interval, processes, checkpoint_file, now, once):
     if not once:
         click.echo(f"scheduler sweeping every {interval:g}s on {shown(obj.url)} with {processes} process(es)")
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # a service manager's stop: close the pool first
-    failure, result = None, None
+    failure: SweepersFailed | str | None = None  # what stopped it, said on exit
+    result = None
     with contextlib.ExitStack() as stack:
         stack.enter_context(contextlib.suppress(KeyboardInterrupt, SystemExit))
         sweepers = stack.enter_context(SweeperPool(obj.url, processes, engine.clock)) if processes > 1 else None

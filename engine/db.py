@@ -120,7 +120,7 @@ def pipelined(session: Session):
     session.flush()  # an ORM flush reads results back, so it cannot run in the pipeline
     connection = session.connection()
     driver = connection.connection.driver_connection
-    if not hasattr(driver, "pipeline"):
+    if driver is None or not hasattr(driver, "pipeline"):
         yield connection
         return
     dbapi = connection.dialect.loaded_dbapi
@@ -157,7 +157,8 @@ def connection_lost(exc: BaseException) -> bool:
     of what was sent (a constraint, a lock held elsewhere, SQLite's busy database). A lost connection
     is a transient fault: the work is tried again on a fresh connection, never recorded as an incident
     of the process. SQLite, in-process, has no connection to lose."""
-    seen, depth = exc, 0
+    seen: BaseException | None = exc
+    depth = 0
     while seen is not None and depth < 8:
         if isinstance(seen, DatabaseUnavailable):
             return True

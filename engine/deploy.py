@@ -150,11 +150,12 @@ def _check_retirements(newest: Deployment | None, parsed: ParsedBundle, retire: 
     """No process of the newest version leaves unless retired, and a retired one really leaves."""
     errors = [DeployError(parsed.specs[pid][2], pid, "is to be retired, but the bundle still holds it")
               for pid in retire if pid in parsed.specs]
-    for definition in sorted(newest.definitions if newest else [], key=lambda d: d.process_id):
+    version = newest.version if newest is not None else None
+    for definition in sorted(newest.definitions if newest is not None else [], key=lambda d: d.process_id):
         if definition.process_id not in parsed.specs and definition.process_id not in retire:
             errors.append(DeployError(
                 definition.file_path, definition.process_id,
-                f'process "{definition.process_id}" of version {newest.version} is missing from this deployment: '
+                f'process "{definition.process_id}" of version {version} is missing from this deployment: '
                 "a process is never dropped silently; put it back, or retire it explicitly"))
     if errors:
         raise DeploymentRejected(errors)

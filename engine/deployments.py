@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from collections import OrderedDict
+from collections.abc import Sequence
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, defer, lazyload
@@ -46,12 +47,13 @@ def newest_definitions(session: Session) -> list[ProcessDefinition]:
 
 def started_by(session: Session, message: str) -> list[ProcessDefinition]:
     """The processes of the newest deployment whose start event waits for this message."""
-    starts = session.execute(  # the start messages only: a definition's spec is read when it runs
+    starts: Sequence[tuple[int, list[str] | None]] = session.execute(  # the start messages only: a definition's spec is read when it runs
         select(ProcessDefinition.id, ProcessDefinition.start_messages).join(Deployment)
         .where(Deployment.version == NEWEST_VERSION).order_by(ProcessDefinition.id)
     ).all()
-    return [session.get(ProcessDefinition, id_, options=[defer(ProcessDefinition.spec), *LEAN_DEFINITION])
-            for id_, messages in starts if message in (messages or [])]
+    found = (session.get(ProcessDefinition, id_, options=[defer(ProcessDefinition.spec), *LEAN_DEFINITION])
+             for id_, messages in starts if message in (messages or []))
+    return [definition for definition in found if definition is not None]  # None: deleted since it was read
 
 
 def form_schema(deployment: Deployment | None, form: str | None) -> dict | None:

@@ -24,6 +24,8 @@ from __future__ import annotations
 
 import sys
 from collections import OrderedDict
+from collections.abc import Iterator
+from typing import Any
 
 from SpiffWorkflow.bpmn.parser.util import full_tag
 from SpiffWorkflow.bpmn.parser.ValidationException import ValidationException
@@ -81,7 +83,7 @@ class DeepProcessParser(SpiffProcessParser):
     Never deferred: boundary events (their activity reads the event's spec) and the targets of an
     event-based gateway (the gateway takes over their event definitions when it connects them)."""
 
-    def __init__(self, *args, **kwargs):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._nesting = 0
         self._pending: OrderedDict[str, tuple] = OrderedDict()  # element id → (node, stand-in)
@@ -223,11 +225,11 @@ def _find_ancestor(self, spec_name: str):
     return None
 
 
-def _drop_children(self, force: bool = False) -> None:
+def _drop_children(self: Task, force: bool = False) -> None:
     """`Task._drop_children` without recursion: finished children are descended into (in order, each
     branch before the next child), and each task's unfinished children are removed after its
     finished ones have been dealt with, as in the recursive version."""
-    frames = [(self, iter(self.children), [], force)]
+    frames: list[tuple[Task, Iterator[Task], list[Task], bool]] = [(self, iter(self.children), [], force)]
     while frames:
         task, children, drop, forced = frames[-1]
         for child in children:
@@ -270,8 +272,8 @@ def _remove_task(self, task_id) -> None:
     frames = [(task, iter(task.children))]
     while frames:
         task, children = frames[-1]
-        child = next(children, _END)
-        if child is not _END:
+        child = next(children, None)  # a task's children are tasks, never None
+        if child is not None:
             child = self.tasks[child.id]
             frames.append((child, iter(child.children)))
             continue

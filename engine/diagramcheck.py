@@ -8,6 +8,7 @@ and the elements' declarations are checked by `formcheck` and `elementcheck`.
 from __future__ import annotations
 
 import ast
+from collections.abc import Callable
 
 from lxml import etree
 from SpiffWorkflow.bpmn.parser.ValidationException import ValidationException
@@ -241,7 +242,7 @@ def _check_cycle(source: str):
     return code
 
 
-_EXPRESSION_XPATHS = [
+_EXPRESSION_XPATHS: list[tuple[str, Callable[[str], object]]] = [  # where code is, and how it is checked
     (".//bpmn:conditionExpression", compile_expression),
     (".//bpmn:timeDate", compile_expression),
     (".//bpmn:timeDuration", compile_expression),
@@ -261,6 +262,7 @@ def _check_expressions(path, tree) -> list[DeployError]:
     errors = []
     root = tree.getroot()
     found = [(node, check, node.text) for xpath, check in _EXPRESSION_XPATHS for node in root.iterfind(xpath, NS)]
+    check: Callable[[str], object]
     for name, check in ((DUE_PROPERTY, compile_expression), (VALIDATE_PROPERTY, compile_rule),
                         (SENT_BACK_PROPERTY, compile_expression),
                         (statutory.ANSWERS_DATE_PROPERTY, compile_expression),

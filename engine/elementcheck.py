@@ -25,7 +25,9 @@ from .vocabulary import (
 def _check_ppplus(path, process, bundle) -> list[DeployError]:
     """Each element's `ppplusEvent` with its expressions, and no release a path reaches before a decision
     (an element deciding, or a user task whose form asks for the decision)."""
-    errors, releases, guards = [], [], set()
+    errors: list[DeployError] = []
+    releases: list[str] = []  # the ids of the elements that release PP+, and of those that decide it
+    guards: set[str] = set()
     for prop in process.iterfind(f".//spiffworkflow:property[@name='{ppplus.EVENT_PROPERTY}']", NS):
         owner, properties = _owner_id(prop), prop.getparent()
 
@@ -37,6 +39,8 @@ def _check_ppplus(path, process, bundle) -> list[DeployError]:
                                          value(ppplus.DECISION_PROPERTY))
         if problem:
             errors.append(DeployError(path, owner, problem, prop.sourceline))
+        elif owner is None:  # held by no element with an id (not even its process's): nothing a path reaches
+            continue
         elif prop.get("value") == "released":
             releases.append(owner)
         elif prop.get("value") == "decided":

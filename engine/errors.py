@@ -57,7 +57,8 @@ def diagram_failure(exc: BaseException, process_id: str | None, element_id: str 
     answers (said to the person as it is written); anything else is a fault of the diagram."""
     if isinstance(exc, EngineError):
         return exc
-    limit, seen = None, exc
+    limit = None
+    seen: BaseException | None = exc
     while seen is not None:
         if isinstance(seen, AssertionError):
             return EngineError(str(seen) or "the answers were refused by a check in the process")

@@ -44,7 +44,8 @@ def _section_problems(schema: dict, content: str) -> list[tuple[str, str, int | 
     if not isinstance(declared, list) or not declared:
         return [("x-sections", 'x-sections must be a list of sections: [{"title": "The meeting", "fields": '
                  '["meeting_date", ...]}, ...]', at)]
-    problems, placed = [], {}
+    problems: list[tuple[str, str, int | None]] = []
+    placed: dict[str, str] = {}  # field -> the title of its section
     for number, section in enumerate(declared, 1):
         fields = section.get("fields") if isinstance(section, dict) else None
         if not isinstance(section, dict) or not isinstance(section.get("title"), str) or not section["title"].strip() \

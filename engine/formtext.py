@@ -41,7 +41,7 @@ def singular(title: str) -> str:
 def item_label(spec: dict, name: str = "") -> str:
     """What one item of a repeatable answer is called: its `x-item-label`, its items' title, or the list's
     title made singular ("Target", "Attendee")."""
-    items = spec.get("items") if isinstance(spec.get("items"), dict) else {}
+    items = spec["items"] if isinstance(spec.get("items"), dict) else {}
     label = spec.get("x-item-label") or items.get("title") or singular(str(spec.get("title") or name or "Item"))
     return str(label)
 
@@ -95,7 +95,7 @@ def _kind(node: dict) -> str:
     if "enum" in node or "boolean" in kinds:
         return CHOICE
     if "array" in kinds:
-        items = node.get("items") if isinstance(node.get("items"), dict) else {}
+        items = node["items"] if isinstance(node.get("items"), dict) else {}
         if "enum" in items:
             return CHOICE
         return "list" if items.get("type") == "object" or "properties" in items else "values"

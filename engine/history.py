@@ -19,9 +19,9 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import Table, bindparam, select
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.orm.util import identity_key
@@ -60,11 +60,11 @@ def event_hash(prev_hash: str, child_id: str, seq: int, kind: str, at: datetime,
     return key.mac(message) if key is not None else hashlib.sha256(message).hexdigest()
 
 
-CHILDREN = Child.__table__
+CHILDREN = cast(Table, Child.__table__)  # a declarative class's table (SQLAlchemy types it as any FromClause)
 LOCKED_TIP = (select(CHILDREN.c.history_seq, CHILDREN.c.history_head)
               .where(CHILDREN.c.id == bindparam("child_id")).with_for_update())
 WRITE_LOCK = CHILDREN.update().where(CHILDREN.c.id == bindparam("child_id")).values(history_seq=CHILDREN.c.history_seq)
-EVENTS = Event.__table__.insert().inline()  # inline: their ids are not read back (a pipeline cannot)
+EVENTS = cast(Table, Event.__table__).insert().inline()  # inline: their ids are not read back (a pipeline cannot)
 NEW_TIP = CHILDREN.update().where(CHILDREN.c.id == bindparam("child_id")).values(
     history_seq=bindparam("seq"), history_head=bindparam("head"))
 
@@ -164,7 +164,8 @@ def verify(session: Session, child_id: str, checkpoints: Checkpoints | None = No
             result.problems.append(f"no child {child_id}")
         return result
     unkeyed_until = checkpoints.unkeyed_allowed(child_id) if checkpoints is not None else None
-    prev, expected_seq, keyed, unknown = GENESIS, 1, False, {}
+    prev, expected_seq, keyed = GENESIS, 1, False
+    unknown: dict[str, int] = {}  # key id -> how many events it signed
     hashes: dict[int, str] = {}
     for event in session.scalars(select(Event).where(Event.child_id == child_id).order_by(Event.seq, Event.id)):
         result.events += 1

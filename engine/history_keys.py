@@ -21,6 +21,10 @@ import time
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from _hashlib import HASH
 
 log = logging.getLogger(__name__)
 
@@ -45,8 +49,8 @@ class HistoryKey:
     per message: less time than a fresh hashlib.sha256 takes, a quarter of hmac.new's."""
 
     id: str
-    _inner: object = field(repr=False, compare=False)
-    _outer: object = field(repr=False, compare=False)
+    _inner: HASH = field(repr=False, compare=False)
+    _outer: HASH = field(repr=False, compare=False)
 
     @classmethod
     def from_secret(cls, secret: str) -> HistoryKey:

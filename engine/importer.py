@@ -96,13 +96,13 @@ def plan(session: Session, rows: list[Row], errors: list[str], digest: str, now:
             select(CaseTeamMember.child_id, CaseTeamMember.role_key, CaseTeamMember.user_id)
             .where(CaseTeamMember.child_id.in_(chunk), CaseTeamMember.role_key.in_((SW, DT))))})
         had_pep.update(session.scalars(select(Instance.child_id).where(Instance.child_id.in_(chunk)).distinct()))
-    result.not_in_file = session.scalar(select(func.count()).select_from(Child)) - len(known)
+    result.not_in_file = session.execute(select(func.count()).select_from(Child)).scalar_one() - len(known)
     people = {email: (uid, active) for email, uid, active in session.execute(select(User.email, User.id, User.active))}
     emails = {uid: email for email, (uid, _active) in people.items()}
     held = {(uid, key) for uid, key in session.execute(select(UserRole.user_id, UserRole.role_key))}
     auditors = {uid for uid, key in held if key in READ_ONLY_ROLES}
     schools = dict(session.execute(select(School.urn, School.name)).all())
-    teachers: dict[str, list[int | str]] = {}
+    teachers: dict[str, list[str]] = {}  # school → its designated teachers' emails
     for urn, uid in session.execute(select(SchoolTeacher.school_urn, SchoolTeacher.user_id)
                                     .order_by(SchoolTeacher.school_urn, SchoolTeacher.position)):
         teachers.setdefault(urn, []).append(emails[uid])
@@ -144,6 +144,7 @@ def _people_problems(row: Row, people: dict, auditors: set[int]) -> list[str]:
 def _school(result: Plan, row: Row, schools: dict[str, str], teachers: dict[str, list]) -> list[str]:
     """Note the school the row names (new, renamed, a teacher more); what is wrong with it."""
     urn = row.school_urn
+    assert urn is not None  # noted only for a row that names a school (plan)
     name = row.school_name
     if urn not in schools and urn not in result.schools_added:
         result.schools_added[urn] = name or f"School {urn}"
@@ -170,7 +171,8 @@ def _child_plan(row: Row, child: Child | None, team: dict, emails: dict[int, str
     if not child.in_care:
         changes.append("In care")
     for role, label in ((SW, "Social worker"), (DT, "Designated teacher")):
-        current = emails.get(team.get((child.id, role)))
+        uid = team.get((child.id, role))
+        current = emails.get(uid) if uid is not None else None
         email = _team_email(row, role, teachers, current)
         if email is not None and current != email:
             changes.append(label)
@@ -224,12 +226,12 @@ def apply(session: Session, result: Plan, engine, actor: str,
     uid = dict(session.execute(select(User.email, User.id)).all())
     _schools(session, result, uid)
     schools = dict(session.execute(select(School.urn, School.name)).all())
-    teachers: dict[str, list[str]] = {}
+    teacher_ids: dict[str, list[int]] = {}
     for urn, user_id in session.execute(select(SchoolTeacher.school_urn, SchoolTeacher.user_id)
                                         .order_by(SchoolTeacher.school_urn, SchoolTeacher.position)):
-        teachers.setdefault(urn, []).append(user_id)
+        teacher_ids.setdefault(urn, []).append(user_id)
     emails = {v: k for k, v in uid.items()}
-    teachers = {urn: [emails[i] for i in ids] for urn, ids in teachers.items()}
+    teachers = {urn: [emails[i] for i in ids] for urn, ids in teacher_ids.items()}
     new = [c for c in result.children if c.action == "add"]
     for chunk in _chunks(new, 1000):
         _add_children(session, chunk, result.digest, actor, now, uid, teachers, schools)
@@ -242,6 +244,7 @@ def apply(session: Session, result: Plan, engine, actor: str,
             progress(1)
     for plan_ in result.starts:
         row = plan_.row
+        assert row.entered_care is not None  # a PEP starts only for a recent entry into care (_child_plan)
         engine.send_message(session, caselife.COMING_INTO_CARE, row.child_id, {
             "entry": "planned", "entered_care": row.entered_care.isoformat(),
             "education_setting": "school" if row.school_urn or row.school_name else "none",
@@ -270,7 +273,9 @@ def _schools(session: Session, result: Plan, uid: dict[str, int]) -> None:
     if result.schools_added:
         session.execute(insert(School), [{"urn": urn, "name": name} for urn, name in result.schools_added.items()])
     for urn, name in result.schools_renamed.items():
-        session.get(School, urn).name = name
+        school = session.get(School, urn)
+        assert school is not None  # renamed: a school the database holds (none is ever deleted)
+        school.name = name
     if result.teachers_added:
         positions = dict(session.execute(select(SchoolTeacher.school_urn, func.count())
                                          .group_by(SchoolTeacher.school_urn)).all())
@@ -285,12 +290,13 @@ def _schools(session: Session, result: Plan, uid: dict[str, int]) -> None:
 def _add_children(session: Session, plans: list[ChildPlan], digest: str, actor: str, now: datetime,
                   uid: dict[str, int], teachers: dict, schools: dict) -> None:
     """Insert new children in bulk, each with the first event of their history and their case team."""
-    children, events, members = [], [], []
+    children, events = [], []
+    members: list[dict[str, object]] = []
     for plan_ in plans:
         row = plan_.row
         details = _details(row, schools)
-        team = {role: _team_email(row, role, teachers) for role in (SW, DT)}
-        team = {role: email for role, email in team.items() if email}
+        named = {role: _team_email(row, role, teachers) for role in (SW, DT)}
+        team = {role: email for role, email in named.items() if email}
         rows, seq, head = history.signed_rows(row.child_id, [{"kind": IMPORTED, "actor": actor, "data": {
             "row": row.number, "file": digest, "details": details, "case_team": team}}], now)
         events.extend(rows)
@@ -311,6 +317,7 @@ def _change_child(session: Session, row: Row, digest: str, actor: str, now: date
                   schools: dict) -> None:
     """Change a known child as their row says, each change in their history, as a person's edit would."""
     child = session.get(Child, row.child_id)
+    assert child is not None  # planned as a change: a child the database holds (none is ever deleted)
     why = {"imported": digest, "row": row.number}
     current = {role: user.email for role, user in case_team(session, child.id).items()}
     team = {role: _team_email(row, role, teachers, current.get(role)) for role in (SW, DT)}

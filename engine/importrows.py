@@ -104,7 +104,8 @@ def read(text: str) -> tuple[list[Row], list[str]]:
         raise ImportRefused(f"The file has no column for {' or '.join(missing)}. The first row must name the "
                             "columns, for example: Child ID, Name, Date of birth, UPN, School URN, Legal status, "
                             "Date entered care, Social worker's email, Designated teacher's email")
-    rows, errors, seen = [], [], {}
+    rows, errors = [], []
+    seen: dict[str, int] = {}  # child id -> the row that gave it first
     for number, cells in enumerate(reader, start=2):
         if number - 1 > MAX_ROWS:
             errors.append(f"The file has more than {MAX_ROWS:,} children: split it into smaller files")

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, func, or_, select, union_all
+from sqlalchemy import ColumnElement, and_, func, or_, select, union_all
 from sqlalchemy.orm import Session
 
 from .models import Child, Event, Instance, OpenTask, ProcessDefinition, Role, TaskDraft, User
@@ -59,7 +59,7 @@ def inbox(session: Session, user_id: int, role_keys: set[str], now: datetime, vi
     OR of "mine" and "pool", an IN of several roles, or an ORDER BY on "has no deadline", the database
     would sort every open task of the council instead.
     """
-    filters = []
+    filters: list[ColumnElement[bool]] = []
     if child:
         like = f"%{child.strip().lower()}%"
         filters.append(OpenTask.child_id.in_(select(Child.id).where(
@@ -98,7 +98,8 @@ def inbox(session: Session, user_id: int, role_keys: set[str], now: datetime, vi
         .order_by(page.c.due_at.is_(None), page.c.due_at, page.c.ready_at, page.c.id)
         .limit(limit)
     ).all()
-    return [InboxRow(*row) for row in rows]
+    # SQLAlchemy types a row's first ten columns only (the rest are *tuple[Any, ...]), which mypy cannot count
+    return [InboxRow(*row) for row in rows]  # type: ignore[call-arg]
 
 
 def inbox_counts(session: Session, user_id: int, role_keys: set[str], now: datetime) -> dict[str, int]:
@@ -106,7 +107,7 @@ def inbox_counts(session: Session, user_id: int, role_keys: set[str], now: datet
     mine, pool = doable_by(user_id, role_keys, "mine"), doable_by(user_id, role_keys, "pool")
     row = session.execute(select(func.count(), func.count().filter(OpenTask.due_at < now))
                           .select_from(OpenTask).where(mine)).one()
-    pooled = session.scalar(select(func.count()).select_from(OpenTask).where(pool))
+    pooled = session.execute(select(func.count()).select_from(OpenTask).where(pool)).scalar_one()
     return {"mine": row[0], "overdue": row[1], "pool": pooled}
 
 

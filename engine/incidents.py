@@ -27,6 +27,8 @@ def record(engine: Engine, session: Session, instance_id: int | None, source: st
     a person's step failed before it changed anything, so its instance runs on as it was."""
     instance = session.get(Instance, instance_id, options=LEAN_INSTANCE) if instance_id is not None else None
     child_id = instance.child_id if instance is not None else child_id
+    if child_id is None:  # an incident is in a child's history: the database would refuse it at the flush
+        raise ValueError(f"an incident needs its child: no PEP {instance_id} and no child given")
     message = str(exc) if isinstance(exc, ProcessFault) else describe(exc)
     incident = Incident(instance_id=instance_id, child_id=child_id, at=engine.now(), source=source,
                         message=message, details="".join(traceback.format_exception(exc))[-4000:])

@@ -57,10 +57,10 @@ class Limits:
     def from_environment(cls) -> Limits:
         """The defaults, with the time budgets the environment sets."""
         limits = cls()
-        for name, field in (("PEP_SCRIPT_SECONDS", "evaluation_seconds"), ("PEP_STEP_SCRIPT_SECONDS", "step_seconds")):
-            value = os.environ.get(name)
-            if value:
-                limits = replace(limits, **{field: float(value)})
+        if value := os.environ.get("PEP_SCRIPT_SECONDS"):
+            limits = replace(limits, evaluation_seconds=float(value))
+        if value := os.environ.get("PEP_STEP_SCRIPT_SECONDS"):
+            limits = replace(limits, step_seconds=float(value))
         return limits
 
 
