@@ -31,7 +31,7 @@ from tests.scenarios.test_ppg_review import (
     VS_AGREE,
     VSH,
     Y6_DT,
-    ppg,  # noqa: F401 - the council running the good-practice review (a fixture)
+    ppg as ppg_fixture,  # noqa: F401 - the fixture `ppg`: the council running the good-practice review
     start,
     targets,
 )
