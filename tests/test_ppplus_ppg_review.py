@@ -13,10 +13,13 @@ to a recomputation from the histories.
 
 from __future__ import annotations
 
+import pytest
 from sqlalchemy import select
 
 from engine import ppplus, ppplusledger
 from engine.models import PpplusEntry
+from tests.conftest import shipped_bundle
+from tests.helpers import Council
 from tests.scenarios.test_ppg_review import (
     ARRANGE,
     DT,
@@ -31,10 +34,16 @@ from tests.scenarios.test_ppg_review import (
     VS_AGREE,
     VSH,
     Y6_DT,
-    ppg as ppg_fixture,  # noqa: F401 - the fixture `ppg`: the council running the good-practice review
     start,
     targets,
 )
+from tests.scenarios.test_ppg_review import (
+)
+
+@pytest.fixture
+def ppg(demo_council, engine):
+    return Council(engine, demo_council).deployed(shipped_bundle("ppg_review.bpmn", forms=("ppg_",)))
+
 
 AUTUMN_TARGETS = targets(("2025-12-12",) * 3)
 AUTUMN_SIGN = {**SW_SIGN, "next_meeting_date": "2026-01-21"}
