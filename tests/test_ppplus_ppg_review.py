@@ -37,8 +37,7 @@ from tests.scenarios.test_ppg_review import (
     start,
     targets,
 )
-from tests.scenarios.test_ppg_review import (
-)
+
 
 @pytest.fixture
 def ppg(demo_council, engine):
