@@ -237,6 +237,9 @@ def record_report(session: Session, child: Child, name: str, data: dict, actor: 
     values = {}
     if name == COMING_INTO_CARE:
         values["in_care"] = True
+        # the day they entered care, which the oversight pages read (whether in care in a past term, an
+        # initial PEP's deadlines); the history holds it already (`entered_care`), so not a detail changed
+        child.entered_care = date.fromisoformat(entries[-1]["data"]["date"][:10])
         if (data.get("school") or "").strip():
             values["school"] = data["school"].strip()
     elif name == CHANGING_SCHOOL and (data.get("new_school") or "").strip():

@@ -472,6 +472,10 @@ class Engine:
             # after the PEPs' steps: locks go instance, then child
             caselife.record_report(session, child, name, as_recorded(data or {}, new=True), actor, self.now(),
                                    [instance.id for instance in caught])
+            if name == caselife.COMING_INTO_CARE:  # the PEPs it started were projected before the day was written
+                for instance in caught:
+                    if (row := oversight.recompute(session, instance.id)) is not None:
+                        session.execute(oversight.UPDATE_PROJECTION, {"pep_instance_id": instance.id, **row})
             return caught
 
     def _check_sender(self, session: Session, name: str, child_id: str, actor: str) -> None:
