@@ -20,7 +20,14 @@ Definitions (the figures say them too):
   working days after the due day up to the day it was done;
 - told in time: an overdue task whose holder was reminded, or which was escalated or met its
   diagram's own timer, by the end of the working day after its due day (or after the day it opened,
-  for a task that opened already overdue).
+  for a task that opened already overdue);
+- escalation latency: for each step open past its due date, the whole working days that passed after
+  its due day (or the day it opened) before the day it was escalated, by the overdue policy or by its
+  diagram's own timer at or after the due date (the target: at most 1).
+
+`against_dashboard` holds the Virtual School's oversight dashboard (engine/oversight.py, read from the
+PEP projection and the children's records) to the same definitions counted here from history
+(`dashboard_figures`), figure by figure, naming the children behind any difference.
 """
 
 from __future__ import annotations
