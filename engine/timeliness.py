@@ -613,7 +613,8 @@ def against_dashboard(session: Session, now: datetime, since: date = date.min,
             if shown_n == counted_n:
                 continue
             figure, _, term = name.partition("@")
-            rows = oversight.drill_down(session, period, now, oversight.Drill(figure, term=term or None), everyone)
+            rows = oversight.drill_down(session, period, now, oversight.Drill(figure, term=term or None), everyone,
+                                        limit=1_000_000)
             counted = history_.get(name, set())
             if figure in oversight.PEP_FIGURES or figure in oversight.INITIAL_FIGURES:
                 by_pep = {p.instance_id: p.child_id for p in pep_list}
