@@ -49,6 +49,7 @@ class Figures:
     timers_fired_in_year: int = 0
     incidents: int = 0
     statutory: timeliness.Statutory | None = None  # from the histories' statutory events (engine/timeliness.py)
+    dashboard: list[timeliness.Compared] = field(default_factory=list)  # the oversight pages' figures against history
     database_mb: float = 0.0
     kb_per_child_year: float = 0.0
     open_instances: int = 0
@@ -107,6 +108,7 @@ def run_year(url: str, children: int, start: date, end: date, open_instances: in
     figures.timers_fired_in_year, figures.incidents = year.timers_fired, year.incidents
     with sessions() as session:  # before any copies are added for the sweep and the inbox
         figures.statutory = timeliness.statutory(session, start, end)
+        figures.dashboard = timeliness.against_dashboard(session, simulation.engine.now(), start)
     size = database_bytes(db)
     figures.database_mb = size / 2**20
     figures.kb_per_child_year = size / 1024 / (children * year.days / 365)
@@ -228,6 +230,7 @@ def report(figures: Figures) -> str:
     ]
     if f.statutory:
         lines += statutory_lines(f.statutory)
+    lines += dashboard_lines(f.dashboard)
     return "\n".join(lines)
 
 
@@ -255,10 +258,45 @@ def statutory_lines(s: timeliness.Statutory) -> list[str]:
         f"({100 * told.in_time / told.overdue if told.overdue else 0:.1f}%) reminded, escalated or met by the "
         f"diagram's timer by the end of the working day after the due day (or opening if later; {told.later} later, {told.never} never; "
         f"{told.escalated} escalated)",
+        escalation_line(s.escalations),
         f"repeats per task              at most {rep.most} completions of one task in one PEP; "
         f"{rep.peps_over} PEPs with a task done more than {timeliness.REPEATS_ALLOWED} times"
         + (f" ({', '.join(rep.worst)})" if rep.worst else ""),
     ]
+    return lines
+
+
+def escalation_line(e: timeliness.Escalations) -> str:
+    """How long after its deadline each overdue step was escalated (target: none after more than 1 working day)."""
+    never = f" ({', '.join(e.unescalated)})" if e.unescalated else ""
+    return (f"escalation of overdue steps   {e.escalated}/{e.overdue} escalated ({e.by_policy} by the overdue policy, "
+            f"{e.by_diagram} by the diagram's own timer), whole working days after the due day: p50 {e.percentile(50)}, "
+            f"p95 {e.percentile(95)}, max {e.days[-1] if e.days else 0}; {e.over_one} after more than 1 working day; "
+            f"{e.closed_first} done or withdrawn within 1 working day first; {e.unescalated_steps} overdue more than "
+            f"1 working day and never escalated{never}")
+
+
+DASHBOARD_NAMES = {"due": "PEPs due", "held": "held", "on_time": "on time", "late": "late", "overdue": "overdue",
+                   "not_yet_due": "not yet due", "children": "children in care", "initial_due": "initial PEPs due",
+                   "initial_started": "started in time", "initial_ready": "ready in time",
+                   "initial_late": "not ready and past", "initial_unknown": "entered care unknown",
+                   "in_care": "in care", "reviewed": "reviewed", "not_reviewed": "not reviewed"}
+
+
+def dashboard_lines(compared: list[timeliness.Compared]) -> list[str]:
+    """The oversight dashboard's figures beside the same figures counted from history (dashboard|history),
+    one line per period, and the children behind any that differ."""
+    lines = []
+    for c in compared:
+        pairs = []
+        for name, shown, counted in c.figures:
+            figure, _, term = name.partition("@")
+            label = DASHBOARD_NAMES[figure] + (f" {term.split()[-1]}" if term else "")
+            pairs.append(f"{label} {shown}/{counted}" + ("" if shown == counted else " (differs)"))
+        verdict = "equal" if c.equal else "NOT EQUAL"
+        lines.append(f"oversight, {c.period:19s} dashboard/history, {verdict}: {', '.join(pairs)}")
+        for name, who in c.differing.items():
+            lines.append(f"  {name}: {len(who)} children differ: {', '.join(who[:10])}{' …' if len(who) > 10 else ''}")
     return lines
 
 

@@ -24,7 +24,7 @@ from typing import Any
 from sqlalchemy import exists, func, select
 from sqlalchemy.orm import Session
 
-from . import calendar, deployments, history, schools
+from . import calendar, deployments, history, oversight, schools
 from .errors import NotAllowed
 from .models import CaseTeamMember, Child, Instance, ProcessDefinition, User
 from .people import READ_ONLY_ROLES, find_user, holds_role_for
@@ -188,6 +188,9 @@ def record_report(session: Session, child: Child, name: str, data: dict, actor: 
     values = {}
     if name == COMING_INTO_CARE:
         values["in_care"] = True
+        # the day they entered care, which the oversight pages read (whether in care in a past term, an
+        # initial PEP's deadlines); the history holds it already (`entered_care`), so not a detail changed
+        child.entered_care = date.fromisoformat(entries[-1]["data"]["date"][:10])
         if (data.get("school") or "").strip():
             values["school"] = data["school"].strip()
     elif name == CHANGING_SCHOOL and (data.get("new_school") or "").strip():
@@ -198,6 +201,10 @@ def record_report(session: Session, child: Child, name: str, data: dict, actor: 
         # history holds it already (`left_care`), so it is not a detail changed
         child.left_care_on = date.fromisoformat(entries[-1]["data"]["date"][:10])
     change_details(session, child, values, actor, at, message=name)
+    if name == COMING_INTO_CARE:  # the PEPs the report started were projected before the day was written
+        for instance_id in received_by:
+            if (row := oversight.recompute(session, instance_id)) is not None:
+                session.execute(oversight.UPDATE_PROJECTION, {"pep_instance_id": instance_id, **row})
 
 
 def reports_offered(session: Session, child: Child, email: str) -> dict[str, dict]:

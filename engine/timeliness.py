@@ -20,7 +20,14 @@ Definitions (the figures say them too):
   working days after the due day up to the day it was done;
 - told in time: an overdue task whose holder was reminded, or which was escalated or met its
   diagram's own timer, by the end of the working day after its due day (or after the day it opened,
-  for a task that opened already overdue).
+  for a task that opened already overdue);
+- escalation latency: for each step open past its due date, the whole working days that passed after
+  its due day (or the day it opened) before the day it was escalated, by the overdue policy or by its
+  diagram's own timer at or after the due date (the target: at most 1).
+
+`against_dashboard` holds the Virtual School's oversight dashboard (engine/oversight.py, read from the
+PEP projection and the children's records) to the same definitions counted here from history
+(`dashboard_figures`), figure by figure, naming the children behind any difference.
 """
 
 from __future__ import annotations
@@ -42,7 +49,7 @@ INITIAL_WORKING_DAYS = 20
 PEP_AGE_FROM, PEP_ACADEMIC_AGE_UNTIL = 2, 18  # from age 2; until the academic year in which they turn 18
 REPEATS_ALLOWED = 3
 KINDS = ("entered_care", "left_care", "instance_started", "meeting_held", "pep_signed_off", "task_ready", "task_completed",
-         "task_overdue", "task_reminded", "task_escalated", "timer_fired")
+         "task_withdrawn", "task_overdue", "task_reminded", "task_escalated", "timer_fired", "instance_cancelled")
 
 
 @dataclass(frozen=True)
@@ -101,7 +108,7 @@ class Repeats:
 
 def read_records(session: Session, kinds: Iterable[str] = KINDS) -> list[Record]:
     """The events the figures read, in the order they were written, with the data fields they use."""
-    fields = ("date", "answers", "due_at", "task", "needs_person", "guards", "effect")
+    fields = ("date", "answers", "due_at", "task", "needs_person", "guards", "effect", "withdrawn")
     columns = [Event.kind, Event.child_id, Event.at, Event.instance_id, Event.task_id,
                *(Event.data[name].label(name) for name in fields)]
     rows = session.execute(select(*columns).where(Event.kind.in_(tuple(kinds))).order_by(Event.id))
@@ -252,6 +259,86 @@ def telling(records: Iterable[Record]) -> Telling:
     return Telling(len(overdue), in_time, later, never, len(escalated))
 
 
+@dataclass(frozen=True)
+class Escalations:
+    """How long after its deadline each overdue step was escalated: by the overdue policy
+    (`task_escalated`) or by its diagram's own timer at or after its due date (`timer_fired` that
+    `escalates`, or `ends` it). Latency: the whole working days that passed after the due day (or the
+    day it opened, if it opened already overdue) before the day it was escalated."""
+
+    overdue: int  # steps open past their due date
+    by_policy: int
+    by_diagram: int
+    days: tuple[int, ...]  # latency of each escalated step, smallest first
+    closed_first: int  # done or withdrawn before it was escalated, within 1 working day
+    unescalated: tuple[str, ...]  # overdue more than 1 working day and never escalated: "<task> (<n>)"
+    unescalated_steps: int
+
+    @property
+    def escalated(self) -> int:
+        return len(self.days)
+
+    def percentile(self, p: int) -> int:
+        return self.days[max(0, math.ceil(p / 100 * len(self.days)) - 1)] if self.days else 0
+
+    @property
+    def over_one(self) -> int:
+        return sum(1 for d in self.days if d > 1)
+
+
+def escalations(records: Iterable[Record], until: datetime) -> Escalations:
+    """Each overdue step and when it was escalated (see `Escalations`); a step still open at `until`
+    counts as open to then."""
+    records = list(records)
+    opened: dict[str, tuple[datetime, datetime | None, str | None]] = {}  # task → opened, due, spec
+    openings: dict[tuple, list[tuple[datetime, str]]] = defaultdict(list)  # (instance, spec) → (opened, task)
+    closed: dict[str, datetime] = {}
+    overdue: dict[str, datetime] = {}  # task → its due date
+    policy: dict[str, datetime] = {}
+    for r in records:
+        if r.kind == "task_ready":
+            due = datetime.fromisoformat(r.data["due_at"]) if r.data.get("due_at") else None
+            opened[r.task_id] = (r.at, due, r.data.get("task"))
+            openings[(r.instance_id, r.data.get("task"))].append((r.at, r.task_id))
+        elif r.kind in ("task_completed", "task_withdrawn"):
+            closed.setdefault(r.task_id, r.at)
+        elif r.kind == "task_overdue":
+            overdue.setdefault(r.task_id, datetime.fromisoformat(r.data["due_at"]))
+        elif r.kind == "task_escalated":
+            policy.setdefault(r.task_id, r.at)
+    diagram: dict[str, datetime] = {}
+    for r in records:
+        if r.kind != "timer_fired" or r.data.get("effect") not in ("escalates", "ends") or not r.data.get("guards"):
+            continue
+        before = [task for at, task in openings.get((r.instance_id, r.data["guards"]), ()) if at <= r.at]
+        task = before[-1] if before else None
+        due = opened[task][1] if task else None
+        if due is not None and r.at >= due - timedelta(seconds=1) and closed.get(task, r.at) >= r.at:
+            diagram.setdefault(task, r.at)
+            overdue.setdefault(task, due)
+    days, never = [], Counter()
+    by_policy = by_diagram = closed_first = 0
+    for task, due in overdue.items():
+        since = calendar.to_london(max(due, opened[task][0]) if task in opened else due).date()
+        moments = [m for m in (policy.get(task), diagram.get(task)) if m is not None]
+        if moments:
+            first = min(moments)
+            by_policy += first == policy.get(task)
+            by_diagram += first != policy.get(task)
+            days.append(whole_working_days_between(since, calendar.to_london(first).date()))
+        elif whole_working_days_between(since, calendar.to_london(closed.get(task, until)).date()) <= 1:
+            closed_first += 1
+        else:
+            never[opened[task][2] if task in opened else "?"] += 1
+    return Escalations(len(overdue), by_policy, by_diagram, tuple(sorted(days)), closed_first,
+                       tuple(f"{name} ({n})" for name, n in never.most_common(5)), sum(never.values()))
+
+
+def whole_working_days_between(since: date, day: date) -> int:
+    """The whole working days after `since` and before `day`."""
+    return working_days_between(since, day - timedelta(days=1)) if day > since else 0
+
+
 def repeats(records: Iterable[Record]) -> Repeats:
     """The most times one task was completed in one PEP, and the PEPs with a task done over 3 times."""
     counts = Counter((r.instance_id, r.data.get("task")) for r in records if r.kind == "task_completed")
@@ -340,6 +427,7 @@ class Statutory:
     open_without_person: int
     lateness: Lateness
     telling: Telling
+    escalations: Escalations
     repeats: Repeats
 
 
@@ -358,4 +446,189 @@ def statutory(session: Session, first: date, last: date) -> Statutory:
         initial=initial_peps(records, until),
         terms=termly_reviews(records, care_periods(records, in_care), born, first, last),
         open=open_now, needed_a_person=needing_a_person(records), open_without_person=len(without),
-        lateness=task_lateness(records), telling=telling(records), repeats=repeats(records))
+        lateness=task_lateness(records), telling=telling(records), escalations=escalations(records, until),
+        repeats=repeats(records))
+
+
+# ---- the oversight dashboard's figures, by its definitions, from history ------------------------
+# engine/oversight.py reads its figures from `pep_projection`, which each step keeps as it runs, and
+# from the children's records. Here the same definitions are counted again from the histories alone,
+# so the two can be held to each other (the year benchmark prints both; tests/test_timeliness_dashboard.py).
+
+@dataclass(frozen=True)
+class Pep:
+    """One PEP as its history tells it."""
+
+    instance_id: int
+    child_id: str
+    kind: str
+    term: str | None
+    due_at: datetime | None  # the deadline it answers, else the end of the term it answers
+    started_at: datetime
+    held: bool
+    signed_off_at: datetime | None
+    ended: bool  # cancelled or withdrawn: due no more
+    entered_care: date | None  # an initial PEP's: the day the child last entered care by its start
+
+
+def peps(records: list[Record], entered_on_record: dict[str, date | None]) -> list[Pep]:
+    """Every PEP (an instance whose start says what it answers), from its events; the day an initial
+    PEP's child entered care is the last `entered_care` before its start, else their record's."""
+    entered: dict[str, list[tuple[datetime, date]]] = defaultdict(list)
+    held, signed, ended = set(), {}, set()
+    for r in records:
+        if r.kind == "entered_care":
+            entered[r.child_id].append((r.at, _day(r.data.get("date"), r.at)))
+        elif r.kind == "meeting_held" and r.data.get("date"):
+            held.add(r.instance_id)
+        elif r.kind == "pep_signed_off":
+            signed.setdefault(r.instance_id, r.at)
+        elif r.kind == "instance_cancelled":
+            ended.add(r.instance_id)
+    found = []
+    for r in records:
+        answers = r.data.get("answers") if r.kind == "instance_started" else None
+        if not isinstance(answers, dict) or not answers.get("kind"):
+            continue
+        term = answers.get("term")
+        due = _moment(answers["deadline"]) if answers.get("deadline") else _term_end(term) if term else None
+        care = None
+        if answers["kind"] == "initial":
+            care = next((day for at, day in reversed(entered[r.child_id]) if at <= r.at),
+                        entered_on_record.get(r.child_id))
+        found.append(Pep(r.instance_id, r.child_id, answers["kind"], term, due, r.at, r.instance_id in held,
+                         signed.get(r.instance_id), r.instance_id in ended, care))
+    return found
+
+
+def dashboard_figures(pep_list: list[Pep], periods: dict[str, list[tuple[date, date | None]]], period, now: datetime,
+                      start_within: int, ready_within: int) -> dict[str, set]:
+    """The oversight dashboard's figures for `period` (an engine.oversight.Period of whole terms, not
+    "now"), each as the set it counts: PEPs (instance ids) due in it, not withdrawn, and of them held,
+    signed off by their due date, signed off after it, overdue now, not yet due; children (ids) in care
+    at some time in it; initial PEPs due in it and of them started within `start_within` working days of
+    entering care, signed off within `ready_within`, not signed off and past them, with no day entered
+    care; and for each term begun by `now`, children in care at some time in it and those with a
+    termly PEP for it signed off by its due date (keys "<figure>@<term>")."""
+    first = datetime.fromisoformat(calendar.start_of_day(period.start.isoformat()))
+    last = datetime.fromisoformat(calendar.end_of_day(period.end.isoformat()))
+    figures: dict[str, set] = defaultdict(set)
+    for pep in pep_list:
+        if pep.ended or pep.due_at is None or not first <= pep.due_at <= last:
+            continue
+        signed = pep.signed_off_at
+        names = ["due", *(["held"] if pep.held else []),
+                 ("on_time" if signed <= pep.due_at else "late") if signed else
+                 ("overdue" if pep.due_at < now else "not_yet_due")]
+        if pep.kind == "initial":
+            names.append("initial_due")
+            if pep.entered_care is None:
+                names.append("initial_unknown")
+            else:
+                start_by = _day_end(pep.entered_care, start_within)
+                ready_by = _day_end(pep.entered_care, ready_within)
+                names += (["initial_started"] if pep.started_at <= start_by else []) + (
+                    ["initial_ready"] if signed and signed <= ready_by else
+                    ["initial_late"] if not signed and ready_by < now else [])
+        for name in names:
+            figures[name].add(pep.instance_id)
+    figures["children"] = _in_care_between(periods, period.start, period.end)
+    today = calendar.to_london(now).date()
+    for term in period.terms:
+        if term.start > today:
+            continue
+        key = f"{term.academic_year} {term.name.strip().lower()}"
+        in_care = _in_care_between(periods, term.start, term.end)
+        reviewed = {p.child_id for p in pep_list if p.kind == "termly" and p.term == key and p.signed_off_at
+                    and (p.due_at is None or p.signed_off_at <= p.due_at)}
+        figures[f"in_care@{key}"] = in_care
+        figures[f"reviewed@{key}"] = in_care & reviewed
+        figures[f"not_reviewed@{key}"] = in_care - reviewed
+    return figures
+
+
+def _in_care_between(periods: dict[str, list[tuple[date, date | None]]], start: date, end: date) -> set[str]:
+    return {child for child, spans in periods.items()
+            if any(began <= end and (ended is None or ended >= start) for began, ended in spans)}
+
+
+def _moment(value) -> datetime:
+    moment = value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
+    return moment.astimezone(UTC) if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _term_end(label: str) -> datetime | None:
+    term = next((t for t in calendar.default_calendar().terms
+                 if f"{t.academic_year} {t.name.strip().lower()}" == label), None)
+    return datetime.fromisoformat(calendar.end_of_day(term.end.isoformat())) if term else None
+
+
+def _day_end(day: date, working_days: int) -> datetime:
+    return datetime.fromisoformat(calendar.end_of_day(calendar.working_days(working_days, day.isoformat())))
+
+
+@dataclass(frozen=True)
+class Compared:
+    """One period's figures as the dashboard gives them and as the histories give them."""
+
+    period: str
+    figures: tuple[tuple[str, int, int], ...]  # (figure, dashboard, history)
+    differing: dict[str, tuple[str, ...]]  # figure → the children counted by one and not the other
+
+    @property
+    def equal(self) -> bool:
+        return all(d == h for _name, d, h in self.figures)
+
+
+def against_dashboard(session: Session, now: datetime, since: date = date.min,
+                      records: list[Record] | None = None) -> list[Compared]:
+    """The oversight dashboard's figures (engine.oversight.timeliness, as /oversight/timeliness shows
+    them) for each academic year and term begun by `now` (and ending on or after `since`), beside the same figures counted from the
+    histories (`dashboard_figures`); for a figure that differs, the children behind the difference
+    (from the dashboard's drill-down)."""
+    from . import oversight
+
+    records = read_records(session) if records is None else records
+    in_care, _born = children(session)
+    on_record = dict(session.execute(select(Child.id, Child.entered_care)).all())
+    pep_list, periods = peps(records, on_record), care_periods(records, in_care)
+    limits = oversight.rules()
+    everyone = Child.id.is_not(None)
+    found = []
+    for period in oversight.periods(now)[1:]:
+        if period.end < since:
+            continue
+        shown = oversight.timeliness(session, period, now)
+        dashboard = dict(shown["rows"][0]) if shown["rows"] else {}
+        dashboard.update(shown["initial"])
+        for term in shown["termly"]:
+            dashboard.update({f"{name}@{term['term']}": term[name] for name in ("in_care", "reviewed", "not_reviewed")})
+        history_ = dashboard_figures(pep_list, periods, period, now, limits.start_within_working_days,
+                                     limits.ready_within_working_days)
+        names = [*oversight.PEP_FIGURES, "children", *oversight.INITIAL_FIGURES,
+                 *sorted({k for k in dashboard if "@" in k} | {k for k in history_ if "@" in k}, key=_term_order)]
+        figures = tuple((name, int(dashboard.get(name) or 0), len(history_.get(name, ()))) for name in names)
+        differing = {}
+        for name, shown_n, counted_n in figures:
+            if shown_n == counted_n:
+                continue
+            figure, _, term = name.partition("@")
+            rows = oversight.drill_down(session, period, now, oversight.Drill(figure, term=term or None), everyone,
+                                        limit=1_000_000)
+            counted = history_.get(name, set())
+            if figure in oversight.PEP_FIGURES or figure in oversight.INITIAL_FIGURES:
+                by_pep = {p.instance_id: p.child_id for p in pep_list}
+                theirs = {(r["instance_id"], r["child_id"]) for r in rows}
+                ours = {(i, by_pep.get(i)) for i in counted}
+                differing[name] = tuple(sorted({c for _i, c in theirs ^ ours}))
+            else:
+                differing[name] = tuple(sorted({r["child_id"] for r in rows} ^ counted))
+        found.append(Compared(period.label, figures, differing))
+    return found
+
+
+def _term_order(key: str) -> tuple:
+    figure, _, term = key.partition("@")
+    found = next((t.start for t in calendar.default_calendar().terms
+                  if f"{t.academic_year} {t.name.strip().lower()}" == term), date.max)
+    return found, ("in_care", "reviewed", "not_reviewed").index(figure)

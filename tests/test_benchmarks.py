@@ -26,10 +26,11 @@ def test_a_tiny_council_runs_a_few_weeks_and_every_figure_is_reported(tmp_path):
                  "inbox, VS education adviser", "timer sweep", "per child-year", "peak memory", "PEPs ",
                  "initial PEPs in 20 work days", "reviews, 2025-26 autumn", "stuck PEPs at the end",
                  "tasks without a person", "tasks late on first completion", "overdue tasks told in time",
-                 "repeats per task"):
+                 "escalation of overdue steps", "oversight, Autumn term 2025-26", "repeats per task"):
         assert line in printed
     assert "within every deadline" not in printed
     assert figures.statutory.peps_started > 0 and figures.statutory.terms[0].reviewed.of > 0
+    assert figures.dashboard and all(c.equal for c in figures.dashboard), printed
 
 
 def test_a_sweep_with_no_timers_due_prints_no_rate():

@@ -9,11 +9,11 @@ from datetime import date
 import pytest
 from sqlalchemy import select
 
-from engine import caselife
+from engine import calendar, caselife, oversight
 from engine import clock as clocks
 from engine.deploy import Bundle, deploy
 from engine.errors import EngineError, FormInvalid, NotAllowed
-from engine.models import Child, Event, Instance
+from engine.models import Child, Event, Instance, PepProjection
 from engine.people import add_user
 
 from .conftest import ROOT
@@ -163,6 +163,23 @@ def test_a_child_already_in_care_is_not_reported_as_coming_into_care_and_no_seco
         engine.send_message(s, "child_becomes_looked_after", "Y5", ENTERING_CARE, actor="sw@council.test")
     with demo_council() as s:
         assert len(s.scalars(select(Instance).where(Instance.child_id == "Y5")).all()) == 1
+
+
+def test_coming_into_care_records_the_day_on_the_childs_record_and_in_the_initial_peps_projection(
+        demo_council, engine, clock):
+    """The oversight pages read both: whether the child was in care in a past term, and the initial
+    PEP's 10 and 20 working days (the PEP is projected in its step, before the report's day is written)."""
+    with clocks.using(clock), demo_council.begin() as s:
+        deploy(s, Bundle.from_dirs(ROOT), actor="owner@council.test")
+    with demo_council.begin() as s:
+        s.get(Child, "Y5").in_care = False
+        started, = engine.send_message(s, "child_becomes_looked_after", "Y5", ENTERING_CARE, actor="sw@council.test")
+    with demo_council() as s:
+        row = s.get(PepProjection, started.id)
+        assert s.get(Child, "Y5").entered_care == date(2026, 3, 2)
+        assert (row.kind, row.entered_care) == ("initial", date(2026, 3, 2))
+        assert calendar.to_london(row.ready_by).date() == date(2026, 3, 30)  # 20 working days
+        assert {k: getattr(row, k) for k in oversight.recompute(s, started.id)} == oversight.recompute(s, started.id)
 
 
 # ---- (d) withdrawing a PEP -------------------------------------------------------------------------

@@ -193,3 +193,51 @@ def test_a_history_written_before_the_chain_was_keyed_still_verifies_after_the_m
         assert after.ok and (after.events, after.unkeyed) == (3, 2)
     finally:
         db.dispose()
+
+
+def test_0020_fills_in_the_day_a_child_came_into_care_from_their_history(sqlite_url):
+    """Before 0020 a report of coming into care left the record's `entered_care` empty and the initial
+    PEP it started with no day in the projection; 0020 fills both in from the `entered_care` event."""
+    from engine import clock as clocks
+    from engine import oversight
+    from engine.deploy import Bundle, deploy
+    from engine.models import Child, PepProjection
+    from engine.people import add_child, add_user
+    from engine.roles import seed_roles
+    from engine.runtime import Engine
+
+    from .conftest import CHILDREN, ROOT, STAFF, seat_case_team
+    from .test_deploy import ENTERING_CARE
+
+    command.upgrade(alembic_config(sqlite_url), "0019")
+    clock = clocks.FrozenClock("2026-03-02T09:00:00+00:00")
+    db = make_db(sqlite_url)
+    sessions = session_factory(db)
+    try:
+        with clocks.using(clock), sessions.begin() as s:
+            seed_roles(s)
+            for email, name, roles, organisation in STAFF:
+                add_user(s, email, name, roles=roles, organisation=organisation)
+            for child_id, (name, dob, school, team) in CHILDREN.items():
+                add_child(s, child_id, name, dob, school)
+                seat_case_team(s, child_id, team)
+            deploy(s, Bundle.from_dirs(ROOT), actor="owner@council.test")
+        with sessions.begin() as s:
+            s.get(Child, "Y5").in_care = False
+            started, = Engine(clock).send_message(s, "child_becomes_looked_after", "Y5", ENTERING_CARE,
+                                                  actor="sw@council.test")
+        with sessions.begin() as s:  # as the code before 0020 left them
+            s.get(Child, "Y5").entered_care = None
+            row = s.get(PepProjection, started.id)
+            row.entered_care = row.start_by = row.ready_by = None
+        db.dispose()
+
+        upgrade(sqlite_url)
+
+        with sessions() as s:
+            row = s.get(PepProjection, started.id)
+            assert s.get(Child, "Y5").entered_care == datetime(2026, 3, 2).date()
+            assert row.entered_care == datetime(2026, 3, 2).date() and row.ready_by is not None
+            assert {k: getattr(row, k) for k in oversight.recompute(s, started.id)} == oversight.recompute(s, started.id)
+    finally:
+        db.dispose()

@@ -129,3 +129,37 @@ def test_tasks_that_opened_with_nobody_are_counted():
                Record("task_ready", "A", at("2025-10-01"), 1, "b", {})]
 
     assert t.needing_a_person(records) == 1
+
+
+def test_each_overdue_step_is_escalated_so_many_whole_working_days_after_its_due_day():
+    def ready(instance, task_id, spec, day, due):
+        return Record("task_ready", "A", at(day), instance, task_id, {"task": spec, "due_at": due})
+
+    def overdue(instance, task_id, spec, day, due):
+        return Record("task_overdue", "A", at(day, 8), instance, task_id, {"task": spec, "due_at": due})
+
+    due_8_oct = "2025-10-08T22:59:59+00:00"
+    records = [
+        ready(1, "x", "a", "2025-09-29", DUE_1_OCT),
+        Record("timer_fired", "A", at("2025-09-30", 8), 1, data={"guards": "a", "effect": "reminds"}),
+        overdue(1, "x", "a", "2025-10-02", DUE_1_OCT),
+        Record("task_escalated", "A", at("2025-10-03", 8), 1, "x"),         # Wed due, Fri: Thursday passed
+        ready(1, "y", "c", "2025-09-29", DUE_3_OCT), overdue(1, "y", "c", "2025-10-04", DUE_3_OCT),
+        Record("task_escalated", "A", at("2025-10-08", 8), 1, "y"),         # Fri due, Wed: Mon and Tue passed
+        ready(3, "z", "d", "2025-09-29", DUE_1_OCT),                        # its diagram's deadline withdraws it
+        Record("timer_fired", "A", at("2025-10-02", 8), 3, data={"guards": "d", "effect": "ends"}),
+        ready(3, "w", "e", "2025-09-29", DUE_1_OCT), overdue(3, "w", "e", "2025-10-02", DUE_1_OCT),
+        done(3, "w", "e", at("2025-10-03")),                                # done before escalation
+        ready(3, "u", "g", "2025-09-29", DUE_1_OCT), overdue(3, "u", "g", "2025-10-02", DUE_1_OCT),  # never
+        ready(3, "v", "f", "2025-10-10", DUE_1_OCT), overdue(3, "v", "f", "2025-10-11", DUE_1_OCT),
+        Record("task_escalated", "A", at("2025-10-13", 8), 3, "v"),         # opened Friday already overdue
+        ready(1, "x2", "a", "2025-10-06", due_8_oct),                       # the same step again, later
+        Record("timer_fired", "A", at("2025-10-09", 8), 1, data={"guards": "a", "effect": "escalates"}),
+        overdue(1, "x2", "a", "2025-10-09", due_8_oct),
+    ]
+
+    e = t.escalations(records, at("2025-10-17", 23))
+
+    assert (e.overdue, e.by_policy, e.by_diagram, e.days) == (7, 3, 2, (0, 0, 0, 1, 2))
+    assert (e.percentile(50), e.percentile(95), e.over_one) == (0, 2, 1)
+    assert (e.closed_first, e.unescalated_steps, e.unescalated) == (1, 1, ("g (1)",))
