@@ -17,8 +17,8 @@ VSH = "vsh@council.test"
 
 
 @pytest.fixture
-def council(demo_council, clock):
-    _deploy(demo_council, clock)
+def council(demo_council, engine):
+    _deploy(demo_council, engine)
     return demo_council
 
 
@@ -32,7 +32,7 @@ def charts(page) -> list[dict]:
     return page.eval_on_selector_all("figure.app-chart canvas", """els => els.map(e => ({
         name: e.getAttribute('aria-label'), role: e.getAttribute('role'), width: e.width,
         description: document.getElementById(e.getAttribute('aria-describedby')).textContent,
-        table: e.closest('figure').previousElementSibling.id}))""")
+        table: (b => b.matches('table') ? b : b.querySelector('table'))(e.closest('figure').previousElementSibling).id}))""")
 
 
 def test_the_ppplus_and_quality_pages_with_figures_have_no_serious_accessibility_problems(page, known):
