@@ -24,7 +24,7 @@ import yaml
 from sqlalchemy import and_, bindparam, case, exists, false, func, literal, select
 from sqlalchemy.orm import Session, aliased
 
-from . import calendar, history
+from . import calendar, history, lists
 from .mail import one_line
 from .models import (
     CaseTeamMember,
@@ -251,6 +251,7 @@ P = PepProjection
 DIMENSIONS = {"school": "School", "social_worker": "Social worker", "designated_teacher": "Designated teacher",
               "education_adviser": "Education adviser", "age_band": "Age band", "process": "Process",
               "area": "In or out of area"}
+BREAKDOWN_PAGE = lists.PAGE_SIZE  # groups a page of a breakdown shows
 TEAM_DIMENSIONS = {"social_worker": "social_worker", "designated_teacher": "designated_teacher",
                    "education_adviser": "vs_education_adviser"}
 PEP_FIGURES = {"due": "PEPs due", "held": "Meeting held", "on_time": "Completed on time", "late": "Completed late",
@@ -339,7 +340,10 @@ def timeliness(session: Session, period_: Period, now: datetime, by: str | None 
     """The figures of a period: PEPs (broken down `by` a dimension), initial PEPs and termly reviews."""
     by = by if by in DIMENSIONS else None
     figures, year = _pep_figures(now), _year_start(period_)
-    query, key, label = _dimension(select().select_from(P).join(Child, Child.id == P.child_id), by, True, year)
+    peps = select().select_from(P)
+    if by in ("school", "area", *TEAM_DIMENSIONS):  # a child's: the others are the PEP's own
+        peps = peps.join(Child, Child.id == P.child_id)
+    query, key, label = _dimension(peps, by, True, year)
     query = query.add_columns(key.label("key"), func.max(label).label("label"),
                               *(func.sum(case((clause, 1), else_=0)).label(name) for name, clause in figures.items()))
     groups = {row.key: {"key": row.key, "label": row.label, "children": None,
@@ -347,12 +351,30 @@ def timeliness(session: Session, period_: Period, now: datetime, by: str | None 
               for row in session.execute(query.where(_peps_in(period_, now)).group_by(key))}
     if by != "process":
         cq, ckey, clabel = _dimension(select().select_from(Child), by, False, year)
-        cq = cq.add_columns(ckey.label("key"), func.max(clabel).label("label"), func.count(func.distinct(Child.id)).label("n"))
+        cq = cq.add_columns(ckey.label("key"), func.max(clabel).label("label"), func.count(Child.id).label("n"))
+        # one row per child: a child has one holder of a role at most (the key of case_team_member)
         for row in session.execute(cq.where(_in_care(period_.start, period_.end, period_.now)).group_by(ckey)):
             group = groups.setdefault(row.key, {"key": row.key, "label": row.label, **dict.fromkeys(figures, 0)})
             group["children"] = row.n
     rows = sorted(groups.values(), key=lambda g: (g["label"] is None, str(g["label"] or "").casefold()))
     return {"rows": rows, "initial": _initial(session, period_, now), "termly": _termly(session, period_, now)}
+
+
+def breakdown_page(rows: list[dict], by: str | None, number: int = 1, search: str = "",
+                   size: int | None = None) -> lists.Page:
+    """One page of a breakdown's rows (`timeliness`), those whose group's name holds `search`: by a
+    person, the most overdue first (then the most late, then by name), so a council of thousands of
+    social workers shows first whom to ask; by anything else, by name as given."""
+    size = size or BREAKDOWN_PAGE
+    wanted = " ".join(search.split()).casefold()
+    if wanted:
+        rows = [r for r in rows if wanted in str(r["label"] or "").casefold()]
+    if by in TEAM_DIMENSIONS:
+        rows = sorted(rows, key=lambda r: (-r["overdue"], -r["late"]))  # stable: by name within
+    page = lists.Page([], len(rows), 1, size)
+    page.number = min(max(number, 1), page.pages)
+    page.rows = rows[(page.number - 1) * size:page.number * size]
+    return page
 
 
 def _initial(session: Session, period_: Period, now: datetime) -> dict:
@@ -367,16 +389,26 @@ def _reviewed(term_key: str):
 
 
 def _termly(session: Session, period_: Period, now: datetime) -> list[dict]:
-    """Each term of the period begun by now: children in care in it, and those with a review completed in it."""
+    """Each term of the period begun by now: children in care in it, and those with a review completed in it.
+    One pass over the children, joined to the terms' reviews (`ix_pep_projection_kind_term`), whatever
+    the number of terms."""
+    terms = [t for t in period_.terms if t.start <= calendar.to_london(now).date()]
+    if not terms:
+        return []
+    keys = [_term_key(t) for t in terms]
+    reviews = (select(P.child_id, *(func.max(case((P.term == key, 1), else_=0)).label(f"r{n}") for n, key in enumerate(keys)))
+               .where(P.kind == "termly", P.term.in_(keys), P.on_time.is_(True)).group_by(P.child_id).subquery())
+    counts = []
+    for n, term in enumerate(terms):
+        in_care = _in_care(term.start, term.end, False)
+        counts += [func.sum(case((in_care, 1), else_=0)),
+                   func.sum(case((in_care & (reviews.c[f"r{n}"] == 1), 1), else_=0))]
+    row = session.execute(select(*counts).select_from(Child).outerjoin(reviews, reviews.c.child_id == Child.id)).one()
     found = []
-    for term in period_.terms:
-        if term.start > calendar.to_london(now).date():
-            continue
-        key = _term_key(term)
-        row = session.execute(select(func.count(), func.sum(case((_reviewed(key), 1), else_=0)))
-                              .where(_in_care(term.start, term.end, False))).one()
-        found.append({"term": key, "label": f"{term.name.strip()} term {term.academic_year}", "in_care": row[0],
-                      "reviewed": int(row[1] or 0), "not_reviewed": row[0] - int(row[1] or 0)})
+    for n, term in enumerate(terms):
+        in_care, reviewed = int(row[2 * n] or 0), int(row[2 * n + 1] or 0)
+        found.append({"term": keys[n], "label": f"{term.name.strip()} term {term.academic_year}",
+                      "in_care": in_care, "reviewed": reviewed, "not_reviewed": in_care - reviewed})
     return found
 
 
