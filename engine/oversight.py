@@ -21,7 +21,7 @@ from functools import cache
 from pathlib import Path
 
 import yaml
-from sqlalchemy import and_, bindparam, case, exists, false, func, literal, select
+from sqlalchemy import and_, bindparam, case, exists, false, func, literal, null, select, union_all
 from sqlalchemy.orm import Session, aliased
 
 from . import calendar, history, lists
@@ -305,7 +305,8 @@ def _dimension(query, by: str | None, pep: bool, year_start: date):
     """The query joined for a breakdown `by`, and the group's (key, label) expressions."""
     if by in TEAM_DIMENSIONS:
         member, person = aliased(CaseTeamMember), aliased(User)
-        query = (query.outerjoin(member, and_(member.child_id == Child.id, member.role_key == TEAM_DIMENSIONS[by]))
+        child_id = P.child_id if pep else Child.id  # a PEP's team: no need of the child's row
+        query = (query.outerjoin(member, and_(member.child_id == child_id, member.role_key == TEAM_DIMENSIONS[by]))
                  .outerjoin(person, person.id == member.user_id))
         return query, person.id, person.name
     if by == "school":
@@ -336,45 +337,58 @@ def _year_start(period_: Period) -> date:
     return date(int(period_.terms[0].academic_year[:4]), 9, 1)
 
 
-def timeliness(session: Session, period_: Period, now: datetime, by: str | None = None) -> dict:
-    """The figures of a period: PEPs (broken down `by` a dimension), initial PEPs and termly reviews."""
+def timeliness(session: Session, period_: Period, now: datetime, by: str | None = None, page: int | None = None,
+               search: str = "", size: int | None = None) -> dict:
+    """The figures of a period: PEPs (broken down `by` a dimension), initial PEPs and termly reviews.
+    Every group of the breakdown, by name; or with `page`, that page of those whose name holds `search`
+    (`size` a page, else BREAKDOWN_PAGE) as `page` (lists.Page), by a person the most overdue first
+    (then the most late, then by name), so a council of thousands of social workers shows first whom
+    to ask. Counted, merged, ordered and paged by the database: a page reads its rows alone."""
     by = by if by in DIMENSIONS else None
+    groups = _groups(period_, now, by)
+    order = [groups.c.label.is_(None), func.lower(groups.c.label), groups.c.key]
+    if page is not None and by in TEAM_DIMENSIONS:
+        order = [groups.c.overdue.desc(), groups.c.late.desc(), *order]
+    query = select(groups).order_by(*order)
+    found = {"initial": _initial(session, period_, now), "termly": _termly(session, period_, now), "page": None}
+    if page is None:
+        return {**found, "rows": [_group(row) for row in session.execute(query)]}
+    wanted = " ".join(search.split())
+    if wanted:
+        query = query.where(func.lower(groups.c.label).like(lists._like(wanted), escape="\\"))
+    chosen = lists.Page([], session.scalar(select(func.count()).select_from(query.subquery())), 1, size or BREAKDOWN_PAGE)
+    chosen.number = min(max(page, 1), chosen.pages)
+    chosen.rows = [_group(row) for row in session.execute(query.limit(chosen.size).offset(chosen.first - 1 if
+                                                                                               chosen.total else 0))]
+    return {**found, "rows": chosen.rows, "page": chosen}
+
+
+def _groups(period_: Period, now: datetime, by: str | None):
+    """The breakdown's groups (key, label, children in care, each PEP figure): the PEPs due and the
+    children in care counted apart, then put together by group (children is null by process)."""
     figures, year = _pep_figures(now), _year_start(period_)
     peps = select().select_from(P)
-    if by in ("school", "area", *TEAM_DIMENSIONS):  # a child's: the others are the PEP's own
+    if by in ("school", "area"):  # the child's: the others are the PEP's own, or its child's team
         peps = peps.join(Child, Child.id == P.child_id)
     query, key, label = _dimension(peps, by, True, year)
-    query = query.add_columns(key.label("key"), func.max(label).label("label"),
-                              *(func.sum(case((clause, 1), else_=0)).label(name) for name, clause in figures.items()))
-    groups = {row.key: {"key": row.key, "label": row.label, "children": None,
-                        **{name: int(getattr(row, name) or 0) for name in figures}}
-              for row in session.execute(query.where(_peps_in(period_, now)).group_by(key))}
+    parts = [query.add_columns(key.label("key"), func.max(label).label("label"), null().label("children"),
+                               *(func.sum(case((clause, 1), else_=0)).label(name) for name, clause in figures.items()))
+             .where(_peps_in(period_, now)).group_by(key)]
     if by != "process":
         cq, ckey, clabel = _dimension(select().select_from(Child), by, False, year)
-        cq = cq.add_columns(ckey.label("key"), func.max(clabel).label("label"), func.count(Child.id).label("n"))
         # one row per child: a child has one holder of a role at most (the key of case_team_member)
-        for row in session.execute(cq.where(_in_care(period_.start, period_.end, period_.now)).group_by(ckey)):
-            group = groups.setdefault(row.key, {"key": row.key, "label": row.label, **dict.fromkeys(figures, 0)})
-            group["children"] = row.n
-    rows = sorted(groups.values(), key=lambda g: (g["label"] is None, str(g["label"] or "").casefold()))
-    return {"rows": rows, "initial": _initial(session, period_, now), "termly": _termly(session, period_, now)}
+        parts.append(cq.add_columns(ckey.label("key"), func.max(clabel).label("label"), func.count(Child.id).label("children"),
+                                    *(literal(0).label(name) for name in figures))
+                     .where(_in_care(period_.start, period_.end, period_.now)).group_by(ckey))
+    both = union_all(*parts).subquery()
+    return (select(both.c.key, func.max(both.c.label).label("label"), func.max(both.c.children).label("children"),
+                   *(func.sum(both.c[name]).label(name) for name in figures))
+            .group_by(both.c.key).subquery())
 
 
-def breakdown_page(rows: list[dict], by: str | None, number: int = 1, search: str = "",
-                   size: int | None = None) -> lists.Page:
-    """One page of a breakdown's rows (`timeliness`), those whose group's name holds `search`: by a
-    person, the most overdue first (then the most late, then by name), so a council of thousands of
-    social workers shows first whom to ask; by anything else, by name as given."""
-    size = size or BREAKDOWN_PAGE
-    wanted = " ".join(search.split()).casefold()
-    if wanted:
-        rows = [r for r in rows if wanted in str(r["label"] or "").casefold()]
-    if by in TEAM_DIMENSIONS:
-        rows = sorted(rows, key=lambda r: (-r["overdue"], -r["late"]))  # stable: by name within
-    page = lists.Page([], len(rows), 1, size)
-    page.number = min(max(number, 1), page.pages)
-    page.rows = rows[(page.number - 1) * size:page.number * size]
-    return page
+def _group(row) -> dict:
+    return {"key": row.key, "label": row.label, "children": row.children,
+            **{name: int(getattr(row, name) or 0) for name in PEP_FIGURES}}
 
 
 def _initial(session: Session, period_: Period, now: datetime) -> dict:

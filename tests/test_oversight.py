@@ -200,17 +200,23 @@ def test_a_pooled_task_is_given_to_a_holder_of_its_role_and_no_one_else(small_co
 
 
 def test_a_breakdown_by_a_person_is_paged_the_most_overdue_first_and_found_by_name(small_council, engine):
-    rows = figures(small_council, engine, "2025-26 spring", "designated_teacher")["rows"]
-    assert [r["label"] for r in rows] == ["Dana Teacher", "Omar Teacher"]  # the figures: by name
-    first = oversight.breakdown_page(rows, "designated_teacher", 1, size=1)
-    assert ([r["label"] for r in first.rows], first.total, first.pages) == (["Omar Teacher"], 2, 2)  # 2 overdue
-    assert [r["label"] for r in oversight.breakdown_page(rows, "designated_teacher", 2, size=1).rows] == ["Dana Teacher"]
-    assert oversight.breakdown_page(rows, "designated_teacher", 9, size=1).number == 2  # past the last: the last
-    found = oversight.breakdown_page(rows, "designated_teacher", 1, "  dana ")
-    assert [(r["label"], r["due"], r["on_time"]) for r in found.rows] == [("Dana Teacher", 2, 1)] and found.total == 1
-    assert oversight.breakdown_page(rows, "designated_teacher", 1, "nobody").rows == []
-    schools = figures(small_council, engine, "2025-26 spring", "school")["rows"]
-    assert [r["label"] for r in oversight.breakdown_page(schools, "school", 1).rows] == ["Elm Academy", "Oak Primary"]
+    period, now = oversight.period("2025-26 spring", engine.now()), engine.now()
+    with small_council() as s:
+        def page(by, number, search="", size=None):
+            found = oversight.timeliness(s, period, now, by, number, search, size)
+            assert found["rows"] == found["page"].rows
+            return found["page"]
+        everyone = oversight.timeliness(s, period, now, "designated_teacher")
+        assert [r["label"] for r in everyone["rows"]] == ["Dana Teacher", "Omar Teacher"] and everyone["page"] is None
+        first = page("designated_teacher", 1, size=1)
+        assert ([r["label"] for r in first.rows], first.total, first.pages) == (["Omar Teacher"], 2, 2)  # 2 overdue
+        assert first.rows == [r for r in everyone["rows"] if r["label"] == "Omar Teacher"]  # the same figures
+        assert [r["label"] for r in page("designated_teacher", 2, size=1).rows] == ["Dana Teacher"]
+        assert page("designated_teacher", 9, size=1).number == 2  # past the last: the last
+        found = page("designated_teacher", 1, "  DANA ")
+        assert [(r["label"], r["due"], r["on_time"]) for r in found.rows] == [("Dana Teacher", 2, 1)] and found.total == 1
+        assert page("designated_teacher", 1, "50%_").rows == []  # what is typed is matched as typed
+        assert [r["label"] for r in page("school", 1).rows] == ["Elm Academy", "Oak Primary"]  # by name
 
 
 def test_the_termly_counts_equal_a_count_child_by_child(small_council, engine):

@@ -71,16 +71,15 @@ def timeliness():
     """The figures of a period, and a breakdown of the PEPs by one dimension, 50 groups a page (by a
     person, the most overdue first), found by name; the downloads hold every group."""
     chosen, by = _period(), _by()
-    found = oversight.timeliness(db(), chosen, now(), by)
     search = request.args.get("q") or ""
-    page = oversight.breakdown_page(found["rows"], by, _page_number(), search)
+    found = oversight.timeliness(db(), chosen, now(), by, _page_number(), search)
     args = {k: v for k, v in request.args.items() if k != "page"}
-    return render_template("oversight/timeliness.html", period=chosen, by=by, search=search, page=page,
+    return render_template("oversight/timeliness.html", period=chosen, by=by, search=search, page=found["page"],
                            by_person=by in oversight.TEAM_DIMENSIONS,
                            page_url=lambda n: url_for("oversight.timeliness", **args, page=n),
                            period_items=[(p.key, p.label) for p in oversight.periods(now())],
                            by_items=[("", "Nothing: the whole council"), *oversight.DIMENSIONS.items()],
-                           dimensions=oversight.DIMENSIONS, found={**found, "rows": page.rows},
+                           dimensions=oversight.DIMENSIONS, found=found,
                            pep_figures=oversight.PEP_FIGURES, initial_figures=_initial_labels(),
                            termly_figures=oversight.TERMLY_FIGURES, rules=oversight.rules())
 
