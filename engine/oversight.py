@@ -356,11 +356,19 @@ def timeliness(session: Session, period_: Period, now: datetime, by: str | None 
     wanted = " ".join(search.split())
     if wanted:
         query = query.where(func.lower(groups.c.label).like(lists._like(wanted), escape="\\"))
-    chosen = lists.Page([], session.scalar(select(func.count()).select_from(query.subquery())), 1, size or BREAKDOWN_PAGE)
-    chosen.number = min(max(page, 1), chosen.pages)
-    chosen.rows = [_group(row) for row in session.execute(query.limit(chosen.size).offset(chosen.first - 1 if
-                                                                                               chosen.total else 0))]
+    chosen = _page_of(session, query, max(page, 1), size or BREAKDOWN_PAGE)
     return {**found, "rows": chosen.rows, "page": chosen}
+
+
+def _page_of(session: Session, query, number: int, size: int) -> lists.Page:
+    """Page `number` of the groups, with how many there are, in one reading of them (a page past the
+    last: the last, read again)."""
+    rows = session.execute(query.add_columns(func.count().over().label("total"))
+                           .limit(size).offset((number - 1) * size)).all()
+    if not rows and number > 1:
+        last = lists.Page([], session.scalar(select(func.count()).select_from(query.subquery())), 1, size).pages
+        return _page_of(session, query, last, size) if last < number else lists.Page([], 0, 1, size)
+    return lists.Page([_group(row) for row in rows], rows[0].total if rows else 0, number, size)
 
 
 def _groups(period_: Period, now: datetime, by: str | None):
