@@ -304,11 +304,10 @@ def _age_band_of_child(year_start: date):
 def _dimension(query, by: str | None, pep: bool, year_start: date):
     """The query joined for a breakdown `by`, and the group's (key, label) expressions."""
     if by in TEAM_DIMENSIONS:
-        member, person = aliased(CaseTeamMember), aliased(User)
+        member = aliased(CaseTeamMember)
         child_id = P.child_id if pep else Child.id  # a PEP's team: no need of the child's row
-        query = (query.outerjoin(member, and_(member.child_id == child_id, member.role_key == TEAM_DIMENSIONS[by]))
-                 .outerjoin(person, person.id == member.user_id))
-        return query, person.id, person.name
+        query = query.outerjoin(member, and_(member.child_id == child_id, member.role_key == TEAM_DIMENSIONS[by]))
+        return query, member.user_id, null()  # the person's name: read once a group (`_groups`)
     if by == "school":
         return query, Child.school, Child.school
     if by == "area":
@@ -389,9 +388,13 @@ def _groups(period_: Period, now: datetime, by: str | None):
                                     *(literal(0).label(name) for name in figures))
                      .where(_in_care(period_.start, period_.end, period_.now)).group_by(ckey))
     both = union_all(*parts).subquery()
-    return (select(both.c.key, func.max(both.c.label).label("label"), func.max(both.c.children).label("children"),
-                   *(func.sum(both.c[name]).label(name) for name in figures))
-            .group_by(both.c.key).subquery())
+    groups = (select(both.c.key, func.max(both.c.label).label("label"), func.max(both.c.children).label("children"),
+                     *(func.sum(both.c[name]).label(name) for name in figures))
+              .group_by(both.c.key).subquery())
+    if by not in TEAM_DIMENSIONS:
+        return groups
+    return (select(groups.c.key, User.name.label("label"), groups.c.children, *(groups.c[name] for name in figures))
+            .outerjoin(User, User.id == groups.c.key).subquery())
 
 
 def _group(row) -> dict:
