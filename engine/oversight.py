@@ -344,7 +344,8 @@ def timeliness(session: Session, period_: Period, now: datetime, by: str | None 
     (then the most late, then by name), so a council of thousands of social workers shows first whom
     to ask. Counted, merged, ordered and paged by the database: a page reads its rows alone."""
     by = by if by in DIMENSIONS else None
-    groups = _groups(period_, now, by)
+    wanted = " ".join(search.split()) if page is not None else ""
+    groups = _groups(period_, now, by, wanted)
     order = [groups.c.label.is_(None), func.lower(groups.c.label), groups.c.key]
     if page is not None and by in TEAM_DIMENSIONS:
         order = [groups.c.overdue.desc(), groups.c.late.desc(), *order]
@@ -352,8 +353,7 @@ def timeliness(session: Session, period_: Period, now: datetime, by: str | None 
     found = {"initial": _initial(session, period_, now), "termly": _termly(session, period_, now), "page": None}
     if page is None:
         return {**found, "rows": [_group(row) for row in session.execute(query)]}
-    wanted = " ".join(search.split())
-    if wanted:
+    if wanted and by not in TEAM_DIMENSIONS:
         query = query.where(func.lower(groups.c.label).like(lists._like(wanted), escape="\\"))
     chosen = _page_of(session, query, max(page, 1), size or BREAKDOWN_PAGE)
     return {**found, "rows": chosen.rows, "page": chosen}
@@ -370,9 +370,11 @@ def _page_of(session: Session, query, number: int, size: int) -> lists.Page:
     return lists.Page([_group(row) for row in rows], rows[0].total if rows else 0, number, size)
 
 
-def _groups(period_: Period, now: datetime, by: str | None):
+def _groups(period_: Period, now: datetime, by: str | None, search: str = ""):
     """The breakdown's groups (key, label, children in care, each PEP figure): the PEPs due and the
-    children in care counted apart, then put together by group (children is null by process)."""
+    children in care counted apart, then put together by group (children is null by process). By a
+    person, only those whose name holds `search` (found before counting: the planner knows people's
+    names, not how many groups a count will give)."""
     figures, year = _pep_figures(now), _year_start(period_)
     peps = select().select_from(P)
     if by in ("school", "area"):  # the child's: the others are the PEP's own, or its child's team
@@ -380,13 +382,13 @@ def _groups(period_: Period, now: datetime, by: str | None):
     query, key, label = _dimension(peps, by, True, year)
     parts = [query.add_columns(key.label("key"), func.max(label).label("label"), null().label("children"),
                                *(func.sum(case((clause, 1), else_=0)).label(name) for name, clause in figures.items()))
-             .where(_peps_in(period_, now)).group_by(key)]
+             .where(_peps_in(period_, now), _named(key, by, search)).group_by(key)]
     if by != "process":
         cq, ckey, clabel = _dimension(select().select_from(Child), by, False, year)
         # one row per child: a child has one holder of a role at most (the key of case_team_member)
         parts.append(cq.add_columns(ckey.label("key"), func.max(clabel).label("label"), func.count(Child.id).label("children"),
                                     *(literal(0).label(name) for name in figures))
-                     .where(_in_care(period_.start, period_.end, period_.now)).group_by(ckey))
+                     .where(_in_care(period_.start, period_.end, period_.now), _named(ckey, by, search)).group_by(ckey))
     both = union_all(*parts).subquery()
     groups = (select(both.c.key, func.max(both.c.label).label("label"), func.max(both.c.children).label("children"),
                      *(func.sum(both.c[name]).label(name) for name in figures))
@@ -395,6 +397,13 @@ def _groups(period_: Period, now: datetime, by: str | None):
         return groups
     return (select(groups.c.key, User.name.label("label"), groups.c.children, *(groups.c[name] for name in figures))
             .outerjoin(User, User.id == groups.c.key).subquery())
+
+
+def _named(key, by: str | None, search: str):
+    """The people whose name holds `search` (anyone without one)."""
+    if not search or by not in TEAM_DIMENSIONS:
+        return literal(True)
+    return key.in_(select(User.id).where(func.lower(User.name).like(lists._like(search), escape="\\")))
 
 
 def _group(row) -> dict:
