@@ -12,7 +12,7 @@ from __future__ import annotations
 import random
 from datetime import UTC, date, datetime, time, timedelta
 
-from sqlalchemy import bindparam, insert, select
+from sqlalchemy import bindparam, insert, select, text
 
 from engine import clock as clocks
 from engine.db import make_db, session_factory
@@ -30,6 +30,8 @@ NOW = "2026-03-02T09:00:00+00:00"
 SCHOOLS = [f"School {n}" for n in range(120)]
 PAGES = ("/oversight/timeliness", "/oversight/timeliness?period=2025-26",
          "/oversight/timeliness?period=2025-26&by=school", "/oversight/timeliness?period=2025-26&by=social_worker",
+         "/oversight/timeliness?period=2025-26&by=social_worker&page=2",
+         "/oversight/timeliness?period=2025-26&by=social_worker&q=worker+12",
          "/oversight/timeliness?period=2025-26&by=age_band",
          "/oversight/timeliness/children?period=2025-26&figure=overdue&by=school&value=School+7",
          "/oversight/overdue?days=30", "/oversight/overdue?school=School+7")
@@ -59,6 +61,9 @@ def grow(url: str, instances: int, seed: int = 2026) -> None:
                          data={"entered_care": "2026-02-23"})
     copy_instances(sessions, instances, with_timer=False, prefix="B")
     _project_copies(sessions, random.Random(seed))
+    if db.dialect.name == "postgresql":  # the statistics autovacuum would gather: plans for the grown tables
+        with db.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+            connection.execute(text("ANALYZE"))
 
 
 def _project_copies(sessions, rng: random.Random) -> None:

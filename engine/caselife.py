@@ -24,7 +24,7 @@ from typing import Any
 from sqlalchemy import exists, func, select
 from sqlalchemy.orm import Session
 
-from . import calendar, deployments, history, oversight, schools
+from . import calendar, deployments, history, projection, schools
 from .errors import NotAllowed
 from .models import CaseTeamMember, Child, Instance, ProcessDefinition, User
 from .people import READ_ONLY_ROLES, find_user, holds_role_for
@@ -203,8 +203,8 @@ def record_report(session: Session, child: Child, name: str, data: dict, actor: 
     change_details(session, child, values, actor, at, message=name)
     if name == COMING_INTO_CARE:  # the PEPs the report started were projected before the day was written
         for instance_id in received_by:
-            if (row := oversight.recompute(session, instance_id)) is not None:
-                session.execute(oversight.UPDATE_PROJECTION, {"pep_instance_id": instance_id, **row})
+            if (row := projection.recompute(session, instance_id)) is not None:
+                session.execute(projection.UPDATE_PROJECTION, {"pep_instance_id": instance_id, **row})
 
 
 def reports_offered(session: Session, child: Child, email: str) -> dict[str, dict]:

@@ -31,6 +31,8 @@ class PepProjection(Base):
         # the PEPs due in a period (a term, a year) and those overdue now
         Index("ix_pep_projection_due_at", "due_at"),
         Index("ix_pep_projection_status_due_at", "status", "due_at"),
+        # the children reviewed in a term (the termly figures, from the index alone)
+        Index("ix_pep_projection_kind_term", "kind", "term", "on_time", "child_id"),
     )
 
     instance_id: Mapped[int] = mapped_column(ForeignKey("instance.id", ondelete="CASCADE"), primary_key=True)

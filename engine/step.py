@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.orm.exc import StaleDataError
 
-from . import calendar, history, limits, overdue, oversight, ppplus, statutory, tree
+from . import calendar, history, limits, overdue, ppplus, projection, statutory, tree
 from .db import connection_lost, pipelined
 from .errors import Conflict, EngineError, ProcessFault, Raced, diagram_failure
 from .mail import one_line
@@ -238,8 +238,8 @@ class Step:
             self.log("engine_step")
         for entry in self.entries:
             entry["instance_id"] = instance.id
-        # the Virtual School's row of this PEP, as the step's history changes it (engine/oversight.py)
-        projected = oversight.project_step(session, instance.id, instance.child_id, self.entries, now, self.new)
+        # the Virtual School's row of this PEP, as the step's history changes it (engine/projection.py)
+        projected = projection.project_step(session, instance.id, instance.child_id, self.entries, now, self.new)
         child = self.child()  # the last read: nothing is read once the writes are under way
         ledger = self._ledger_rows(child, now)
         with pipelined(session) as writes:  # the step's other writes, none of which is read back

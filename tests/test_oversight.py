@@ -228,3 +228,35 @@ def test_a_pooled_task_is_given_to_a_holder_of_its_role_and_no_one_else(small_co
         claimed = s.scalars(select(Event).where(Event.kind == "task_claimed", Event.child_id == "C002")).all()
         assert [(e.actor, e.data["user_id"], e.data["assigned_by"]) for e in claimed] == [
             ("admin@demo.test", adviser, "admin@demo.test")]
+
+
+def test_a_breakdown_by_a_person_is_paged_the_most_overdue_first_and_found_by_name(small_council, engine):
+    period, now = oversight.period("2025-26 spring", engine.now()), engine.now()
+    with small_council() as s:
+        def page(by, number, search="", size=None):
+            found = oversight.timeliness(s, period, now, by, number, search, size)
+            assert found["rows"] == found["page"].rows
+            return found["page"]
+        everyone = oversight.timeliness(s, period, now, "designated_teacher")
+        assert [r["label"] for r in everyone["rows"]] == ["Dana Teacher", "Omar Teacher"] and everyone["page"] is None
+        first = page("designated_teacher", 1, size=1)
+        assert ([r["label"] for r in first.rows], first.total, first.pages) == (["Omar Teacher"], 2, 2)  # 2 overdue
+        assert first.rows == [r for r in everyone["rows"] if r["label"] == "Omar Teacher"]  # the same figures
+        assert [r["label"] for r in page("designated_teacher", 2, size=1).rows] == ["Dana Teacher"]
+        assert page("designated_teacher", 9, size=1).number == 2  # past the last: the last
+        found = page("designated_teacher", 1, "  DANA ")
+        assert [(r["label"], r["due"], r["on_time"]) for r in found.rows] == [("Dana Teacher", 2, 1)] and found.total == 1
+        assert page("designated_teacher", 1, "50%_").rows == []  # what is typed is matched as typed
+        assert [r["label"] for r in page("school", 1).rows] == ["Elm Academy", "Oak Primary"]  # by name
+
+
+def test_the_termly_counts_equal_a_count_child_by_child(small_council, engine):
+    """The termly figures (one query, a semi-join) against the drill-down's per-child test (EXISTS)."""
+    period = oversight.period("2025-26", engine.now())
+    found = figures(small_council, engine, "2025-26")["termly"]
+    with small_council() as s:
+        for term in found:
+            for figure in oversight.TERMLY_FIGURES:
+                listed = oversight.drill_down(s, period, engine.now(), oversight.Drill(figure, term=term["term"]),
+                                              EVERYONE)
+                assert len(listed) == term[figure], (term["term"], figure)

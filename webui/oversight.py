@@ -76,20 +76,70 @@ def index():
 @bp.get("/timeliness")
 @oversight_required
 def timeliness():
-    """The figures of a period, and a breakdown of the PEPs by one dimension."""
+    """The figures of a period, and a breakdown of the PEPs by one dimension, 50 groups a page (by a
+    person, the most overdue first), found by name; the downloads hold every group."""
     chosen, by = _period(), _by()
-    found = oversight.timeliness(db(), chosen, now(), by)
-    rules = oversight.rules()
-    initial = {k: v.format(start=rules.start_within_working_days, ready=rules.ready_within_working_days)
-               for k, v in oversight.INITIAL_FIGURES.items()}
-    initial_rows = oversight.initial_by(db(), chosen, now(), by) if by else None
-    termly_rows = oversight.termly_by(db(), chosen, now(), by) if by and by != "process" else None
-    return render_template("oversight/timeliness.html", period=chosen, by=by,
+    search = request.args.get("q") or ""
+    found = oversight.timeliness(db(), chosen, now(), by, _page_number(), search)
+    args = {k: v for k, v in request.args.items() if k != "page"}
+    shown = [row["key"] for row in found["rows"]] if found["page"] is not None else None  # the page's groups
+    initial_rows = oversight.initial_by(db(), chosen, now(), by, shown) if by else None
+    termly_rows = oversight.termly_by(db(), chosen, now(), by, shown) if by and by != "process" else None
+    return render_template("oversight/timeliness.html", period=chosen, by=by, search=search, page=found["page"],
+                           by_person=by in oversight.TEAM_DIMENSIONS,
+                           page_url=lambda n: url_for("oversight.timeliness", **args, page=n),
                            period_items=[(p.key, p.label) for p in oversight.periods(now())],
                            by_items=[("", "Nothing: the whole council"), *oversight.DIMENSIONS.items()],
-                           dimensions=oversight.DIMENSIONS, found=found, pep_figures=oversight.PEP_FIGURES,
-                           initial_figures=initial, termly_figures=oversight.TERMLY_FIGURES, rules=rules,
+                           dimensions=oversight.DIMENSIONS, found=found,
+                           pep_figures=oversight.PEP_FIGURES, initial_figures=_initial_labels(),
+                           termly_figures=oversight.TERMLY_FIGURES, rules=oversight.rules(),
                            initial_rows=initial_rows, termly_rows=termly_rows, **CHART_COLOURS)
+
+
+def _initial_labels() -> dict[str, str]:
+    rules = oversight.rules()
+    return {k: v.format(start=rules.start_within_working_days, ready=rules.ready_within_working_days)
+            for k, v in oversight.INITIAL_FIGURES.items()}
+
+
+def _page_number() -> int:
+    number = request.args.get("page") or "1"
+    return int(number) if number.isdigit() and len(number) < 7 else 1
+
+
+def _timeliness_sheets() -> tuple[str, list[tuple[str, list[str], list[list]]]]:
+    """Every figure of the period and every group of its breakdown (no page, no search): the file's
+    name and its tables (title, headings, rows)."""
+    chosen, by = _period(), _by()
+    found = oversight.timeliness(db(), chosen, now(), by)
+    group = oversight.DIMENSIONS[by] if by else "Group"
+    peps = [[r["label"] or "Not recorded", r["children"], *(r[name] for name in oversight.PEP_FIGURES)]
+            for r in found["rows"]]
+    initial = [[label, found["initial"][name]] for name, label in _initial_labels().items()]
+    termly = [[t["label"], *(t[name] for name in oversight.TERMLY_FIGURES)] for t in found["termly"]]
+    name = f"timeliness-{chosen.key.replace(' ', '-')}" + (f"-by-{by.replace('_', '-')}" if by else "")
+    return name, [("PEPs", [group, "Children in care", *oversight.PEP_FIGURES.values()], peps),
+                  ("Initial PEPs", ["Measure", "Children"], initial),
+                  ("Termly reviews", ["Term", *oversight.TERMLY_FIGURES.values()], termly)]
+
+
+@bp.get("/timeliness.csv")
+@oversight_required
+def timeliness_csv():
+    """The PEPs table of a period with every group of its breakdown, as a spreadsheet."""
+    name, sheets = _timeliness_sheets()
+    _title, headings, rows = sheets[0]
+    return csv_response(f"{name}.csv", headings, rows)
+
+
+@bp.get("/timeliness.xlsx")
+@oversight_required
+def timeliness_xlsx():
+    """Every table of a period, with every group of its breakdown, a worksheet each."""
+    from .ledger import xlsx_response  # the ledger's pages import this module's guard
+
+    name, sheets = _timeliness_sheets()
+    return xlsx_response(f"{name}.xlsx", sheets)
 
 
 def _drill() -> oversight.Drill:

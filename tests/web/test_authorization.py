@@ -399,7 +399,8 @@ def test_an_auditor_cannot_be_put_in_a_case_team(records, browser, council, cloc
 OVERSIGHT = {"ea@demo.test", "admin@demo.test"}  # roles marked `oversight: true` (and the VS Head)
 OVERSIGHT_PAGES = ("/oversight/timeliness", "/oversight/timeliness?period=now&by=school",
                    "/oversight/timeliness/children?figure=due", "/oversight/timeliness/children.csv?figure=children",
-                   "/oversight/overdue", "/oversight/overdue.csv")
+                   "/oversight/overdue", "/oversight/overdue.csv", "/oversight/timeliness.csv?by=social_worker",
+                   "/oversight/timeliness.xlsx?by=school", "/oversight/timeliness?by=designated_teacher&q=dana&page=2")
 
 
 @pytest.mark.parametrize("email", USERS)

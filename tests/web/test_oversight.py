@@ -9,8 +9,10 @@ import io
 import re
 
 import pytest
+from openpyxl import load_workbook
 from sqlalchemy import select
 
+from engine import oversight
 from engine.models import Event, OpenTask, Role, User, UserRole
 
 from ..test_oversight import build_small_council
@@ -158,3 +160,28 @@ def test_an_oversight_role_without_child_access_sees_figures_and_only_its_own_ch
     overdue = teacher.get("/oversight/overdue").get_data(as_text=True)
     assert "Blair Sample" not in overdue and "0 overdue tasks" in overdue
     assert csrf_token(overdue)
+
+
+def test_a_breakdown_by_a_person_is_paged_and_found_by_name_and_its_downloads_hold_every_group(
+        council_pages, browser, monkeypatch):
+    monkeypatch.setattr(oversight, "BREAKDOWN_PAGE", 1)
+    adviser = browser("ea@demo.test")
+    by_teacher = f"/oversight/timeliness?period={SPRING}&by=designated_teacher"
+    first = adviser.get(by_teacher).get_data(as_text=True)
+    assert "Omar Teacher" in first and "Dana Teacher" not in first  # the most overdue first
+    assert figures_of(first, "peps") == {"children": [2], "due": [2], "held": [1], "overdue": [2]}
+    assert "1 to 1 shown, the most overdue first" in first and "page=2" in first
+    second = adviser.get(by_teacher + "&page=2").get_data(as_text=True)
+    assert "Dana Teacher" in second and "Omar Teacher" not in second
+    found = adviser.get(by_teacher + "&q=<b>dana").get_data(as_text=True)
+    assert "Dana Teacher" not in found and "found for “&lt;b&gt;dana”" in found  # what was typed, escaped
+    assert "Dana Teacher" in adviser.get(by_teacher + "&q=DANA").get_data(as_text=True)
+    download = adviser.get(f"/oversight/timeliness.csv?period={SPRING}&by=designated_teacher")
+    rows = list(csv.reader(io.StringIO(download.get_data(as_text=True))))
+    assert rows == [["Designated teacher", "Children in care", *oversight.PEP_FIGURES.values()],
+                    ["Dana Teacher", "2", "2", "2", "1", "1", "0", "0"],
+                    ["Omar Teacher", "2", "2", "1", "0", "0", "2", "0"]]
+    book = load_workbook(io.BytesIO(adviser.get(f"/oversight/timeliness.xlsx?period={SPRING}&by=designated_teacher").data))
+    assert book.sheetnames == ["PEPs", "Initial PEPs", "Termly reviews"]
+    assert [r[0] for r in book["PEPs"].iter_rows(min_row=2, values_only=True)] == ["Dana Teacher", "Omar Teacher"]
+    assert list(book["Termly reviews"].iter_rows(min_row=2, values_only=True)) == [("Spring term 2025-26", 4, 1, 3)]
