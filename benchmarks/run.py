@@ -13,7 +13,7 @@ from pathlib import Path
 from sqlalchemy import func, select, text
 
 from engine import clock as clocks
-from engine import timeliness
+from engine import dashboardcheck, timeliness
 from engine.db import make_db, session_factory
 from engine.inbox import inbox
 from engine.models import Base, Instance, User
@@ -49,7 +49,7 @@ class Figures:
     timers_fired_in_year: int = 0
     incidents: int = 0
     statutory: timeliness.Statutory | None = None  # from the histories' statutory events (engine/timeliness.py)
-    dashboard: list[timeliness.Compared] = field(default_factory=list)  # the oversight pages' figures against history
+    dashboard: list[dashboardcheck.Compared] = field(default_factory=list)  # the oversight pages' figures against history
     database_mb: float = 0.0
     kb_per_child_year: float = 0.0
     open_instances: int = 0
@@ -108,7 +108,7 @@ def run_year(url: str, children: int, start: date, end: date, open_instances: in
     figures.timers_fired_in_year, figures.incidents = year.timers_fired, year.incidents
     with sessions() as session:  # before any copies are added for the sweep and the inbox
         figures.statutory = timeliness.statutory(session, start, end)
-        figures.dashboard = timeliness.against_dashboard(session, simulation.engine.now(), start)
+        figures.dashboard = dashboardcheck.against_dashboard(session, simulation.engine.now(), start)
     size = database_bytes(db)
     figures.database_mb = size / 2**20
     figures.kb_per_child_year = size / 1024 / (children * year.days / 365)
@@ -283,7 +283,7 @@ DASHBOARD_NAMES = {"due": "PEPs due", "held": "held", "on_time": "on time", "lat
                    "in_care": "in care", "reviewed": "reviewed", "not_reviewed": "not reviewed"}
 
 
-def dashboard_lines(compared: list[timeliness.Compared]) -> list[str]:
+def dashboard_lines(compared: list[dashboardcheck.Compared]) -> list[str]:
     """The oversight dashboard's figures beside the same figures counted from history (dashboard|history),
     one line per period, and the children behind any that differ."""
     lines = []

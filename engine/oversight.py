@@ -315,7 +315,7 @@ def initial_by(session: Session, period_: Period, now: datetime, by: str, keys: 
                               *(func.sum(case((clause, 1), else_=0)).label(name) for name, clause in figures.items()))
     rows = [{"key": row.key, "label": row.label, **{name: int(getattr(row, name) or 0) for name in figures}}
             for row in session.execute(query.where(_peps_in(period_, now, "initial")).group_by(key))]
-    return sorted(rows, key=lambda g: (g["label"] is None, str(g["label"] or "").casefold()))
+    return _by_name(session, by, rows)
 
 
 def termly_by(session: Session, period_: Period, now: datetime, by: str, keys: list | None = None) -> list[dict]:
@@ -336,8 +336,17 @@ def termly_by(session: Session, period_: Period, now: datetime, by: str, keys: l
                  "not_reviewed": row.in_care - row.reviewed}
                 for row in session.execute(query.where(_in_care(term.start, term.end, False)).group_by(key))]
         found.append({"term": label_, "label": f"{term.name.strip()} term {term.academic_year}",
-                      "rows": sorted(rows, key=lambda g: (g["label"] is None, str(g["label"] or "").casefold()))})
+                      "rows": _by_name(session, by, rows)})
     return found
+
+
+def _by_name(session: Session, by: str, rows: list[dict]) -> list[dict]:
+    """The groups in order of their names; a person's name read once for the groups (not joined to each row)."""
+    if by in TEAM_DIMENSIONS:
+        ids = [row["key"] for row in rows if row["key"] is not None]
+        names = dict(session.execute(select(User.id, User.name).where(User.id.in_(ids))).all()) if ids else {}
+        rows = [{**row, "label": names.get(row["key"])} for row in rows]
+    return sorted(rows, key=lambda g: (g["label"] is None, str(g["label"] or "").casefold()))
 
 
 def _only(query, key, keys: list | None):

@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 
 from benchmarks.run import ROOT, dashboard_lines, escalation_line, fresh_database
 from benchmarks.simulate import Simulation
-from engine import timeliness
+from engine import dashboardcheck, timeliness
 from engine.db import session_factory
 from engine.models import Event
 
@@ -24,7 +24,7 @@ def test_the_dashboard_figures_equal_the_figures_from_history_and_escalations_co
     now = simulation.engine.now()
 
     with sessions() as session:
-        compared = timeliness.against_dashboard(session, now)
+        compared = dashboardcheck.against_dashboard(session, now)
         escalations = timeliness.escalations(timeliness.read_records(session), now)
         entered = session.scalar(select(func.count()).select_from(Event).where(Event.kind == "entered_care"))
 
