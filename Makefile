@@ -45,10 +45,11 @@ run: $(STAMP) $(ASSETS)
 	$(BIN)/pep-web demo
 	PEP_SECURE_COOKIES=0 $(BIN)/pep-web run
 
-## test: lint and the whole test suite (SQLite); browser tests use Debian's chromium
+## test: lint, the engine's type check and the whole test suite (SQLite); browser tests use Debian's chromium
 test: $(STAMP) $(ASSETS)
 	tools/install-chromium.sh
 	$(BIN)/ruff check .
+	$(BIN)/mypy
 	PEP_TEST_DATABASE_URL= $(BIN)/pytest
 
 ## test-postgres: the suite again against PostgreSQL (PEP_TEST_DATABASE_URL)

@@ -43,7 +43,9 @@ def peps(records: list[Record], entered_on_record: dict[str, date | None]) -> li
     """Every PEP (an instance whose start says what it answers), from its events; the day an initial
     PEP's child entered care is the last `entered_care` before its start, else their record's."""
     entered: dict[str, list[tuple[datetime, date]]] = defaultdict(list)
-    held, signed, ended = set(), {}, set()
+    held: set[int | None] = set()
+    signed: dict[int | None, datetime] = {}
+    ended: set[int | None] = set()
     for r in records:
         if r.kind == "entered_care":
             entered[r.child_id].append((r.at, _day(r.data.get("date"), r.at)))
@@ -56,7 +58,7 @@ def peps(records: list[Record], entered_on_record: dict[str, date | None]) -> li
     found = []
     for r in records:
         answers = r.data.get("answers") if r.kind == "instance_started" else None
-        if not isinstance(answers, dict) or not answers.get("kind"):
+        if not isinstance(answers, dict) or not answers.get("kind") or r.instance_id is None:
             continue
         term = answers.get("term")
         due = _moment(answers["deadline"]) if answers.get("deadline") else _term_end(term) if term else None
@@ -188,7 +190,7 @@ def against_dashboard(session: Session, now: datetime, since: date = date.min,
                 by_pep = {p.instance_id: p.child_id for p in pep_list}
                 theirs = {(r["instance_id"], r["child_id"]) for r in rows}
                 ours = {(i, by_pep.get(i)) for i in counted}
-                differing[name] = tuple(sorted({c for _i, c in theirs ^ ours}))
+                differing[name] = tuple(sorted({str(c) for _i, c in theirs ^ ours if c is not None}))
             else:
                 differing[name] = tuple(sorted({r["child_id"] for r in rows} ^ counted))
         found.append(Compared(period.label, figures, differing))

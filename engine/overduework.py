@@ -66,7 +66,8 @@ def overdue_choices(session: Session, now: datetime, visible) -> dict:
     return {"roles": sorted(session.scalars(base.add_columns(OpenTask.role_key).distinct())),
             "people": session.execute(base.add_columns(User.id, User.name).join(User, User.id == OpenTask.assignee_id)
                                       .distinct().order_by(User.name)).all(),
-            "schools": sorted(s for s in session.scalars(base.add_columns(Child.school).distinct()) if s)}
+            "schools": sorted(str(row.school) for row in session.execute(base.add_columns(Child.school).distinct())
+                              if row.school)}
 
 
 def _chosen_tasks(session: Session, task_ids: list[str], now: datetime, visible) -> list[OpenTask]:
@@ -77,8 +78,8 @@ def _chosen_tasks(session: Session, task_ids: list[str], now: datetime, visible)
     for instance_id in sorted(set(session.scalars(chosen.with_only_columns(OpenTask.instance_id)))):
         session.execute(select(Instance.id).where(Instance.id == instance_id).with_for_update())
     # read again once locked: a step that committed meanwhile may have closed a task
-    return session.scalars(chosen.order_by(OpenTask.instance_id, OpenTask.id)
-                           .execution_options(populate_existing=True)).all()
+    return list(session.scalars(chosen.order_by(OpenTask.instance_id, OpenTask.id)
+                                .execution_options(populate_existing=True)))
 
 
 def remind(session: Session, task_ids: list[str], actor: str, now: datetime, visible) -> int:
@@ -98,7 +99,8 @@ def remind(session: Session, task_ids: list[str], actor: str, now: datetime, vis
         task.reminded_at = now
         by_child.setdefault(task.child_id, []).append(_entry(
             task, "task_reminded", actor, task=task.spec_id, name=task.name, role=task.role_key,
-            due_at=task.due_at.isoformat(), user_id=task.assignee_id, pool=None if task.assignee_id else task.role_key))
+            due_at=task.due_at.isoformat() if task.due_at else None, user_id=task.assignee_id,
+            pool=None if task.assignee_id else task.role_key))
     for child_id, entries in by_child.items():
         history.append(session, child_id, entries, now)
     session.flush()
@@ -107,8 +109,9 @@ def remind(session: Session, task_ids: list[str], actor: str, now: datetime, vis
 
 def assignable_people(session: Session, role_key: str) -> list[tuple[int, str]]:
     """The active holders of a council-wide role: whom a pooled task of it may be given to."""
-    return session.execute(select(User.id, User.name).join(UserRole, UserRole.user_id == User.id)
-                           .where(UserRole.role_key == role_key, User.active).order_by(User.name)).all()
+    return [(row.id, row.name) for row in session.execute(
+        select(User.id, User.name).join(UserRole, UserRole.user_id == User.id)
+        .where(UserRole.role_key == role_key, User.active).order_by(User.name))]
 
 
 def assign(session: Session, task_ids: list[str], user_id: int, actor: str, now: datetime, visible) -> tuple[int, int]:
@@ -116,7 +119,7 @@ def assign(session: Session, task_ids: list[str], user_id: int, actor: str, now:
     `task_claimed` with by whom in the history). Returns (given, refused: not pooled or not their role)."""
     held = set(session.scalars(select(UserRole.role_key).where(UserRole.user_id == user_id)))
     active = session.scalar(select(User.active).where(User.id == user_id))
-    given, refused, by_child = 0, 0, {}
+    given, refused, by_child = 0, 0, dict[str, list[dict]]()
     for task in _chosen_tasks(session, task_ids, now, visible):
         if not active or not task.pooled or task.role_key not in held:
             refused += 1

@@ -16,7 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, datetime
 
-from sqlalchemy import and_, case, exists, false, func, literal, null, select, union_all
+from sqlalchemy import ColumnElement, and_, case, exists, false, func, literal, null, select, union_all
 from sqlalchemy.orm import Session, aliased
 
 from . import calendar, lists
@@ -87,7 +87,8 @@ def periods(now: datetime) -> list[Period]:
     """The periods that can be chosen: now, then each academic year and term begun by now, newest first."""
     today = calendar.to_london(now).date()
     begun = [t for t in calendar.default_calendar().terms if t.start <= today]
-    found = [period("now", now)]
+    current = period("now", now)
+    found = [current] if current is not None else []
     for year in sorted({t.academic_year for t in begun}, reverse=True):
         found.append(Period(year, f"Academic year {year}", tuple(t for t in begun if t.academic_year == year)))
         found += [Period(_term_key(t), f"{t.name.strip()} term {year}", (t,))
@@ -136,7 +137,7 @@ def _initial_figures(now: datetime) -> dict:
 
 def _peps_in(period_: Period, now: datetime, kind: str | None = None):
     """PEPs due in the period (for now: in the current term, and any overdue now), not withdrawn."""
-    due = P.due_at.between(period_.start_at, period_.end_at)
+    due: ColumnElement[bool] = P.due_at.between(period_.start_at, period_.end_at)
     if period_.now:
         due = due | (P.signed_off_at.is_(None) & (P.due_at < now))
     return and_(P.kind.is_not(None) if kind is None else P.kind == kind, P.status.not_in(ENDED), due)
@@ -183,7 +184,7 @@ def _matches(key, by: str | None, value: str | None):
     """The rows of one group of a breakdown ("" is the group with no value)."""
     if by not in DIMENSIONS:
         return literal(True)
-    if value in (None, ""):
+    if value is None or value == "":
         return key.is_(None)
     if by in TEAM_DIMENSIONS:
         return key == int(value) if value.isdigit() else false()
@@ -223,7 +224,7 @@ def _page_of(session: Session, query, number: int, size: int) -> lists.Page:
     rows = session.execute(query.add_columns(func.count().over().label("total"))
                            .limit(size).offset((number - 1) * size)).all()
     if not rows and number > 1:
-        last = lists.Page([], session.scalar(select(func.count()).select_from(query.subquery())), 1, size).pages
+        last = lists.Page([], session.scalar(select(func.count()).select_from(query.subquery())) or 0, 1, size).pages
         return _page_of(session, query, last, size) if last < number else lists.Page([], 0, 1, size)
     return lists.Page([_group(row) for row in rows], rows[0].total if rows else 0, number, size)
 
@@ -385,8 +386,8 @@ def drill_down(session: Session, period_: Period, now: datetime, drill: Drill, v
         query, key, _label = _dimension(select(Child), drill.by, False, year)
         query = query.where(_in_care(period_.start, period_.end, period_.now), _matches(key, drill.by, drill.value), visible)
         return [_child_row(child) for child in session.scalars(query.order_by(Child.name).limit(limit))]
-    if drill.figure in TERMLY_FIGURES and term_by_label(drill.term or "") is not None:
-        term = term_by_label(drill.term)
+    term = term_by_label(drill.term) if drill.figure in TERMLY_FIGURES and drill.term else None
+    if drill.term and term is not None:
         reviewed = _reviewed(drill.term)
         which = {"in_care": literal(True), "reviewed": reviewed, "not_reviewed": ~reviewed}[drill.figure]
         query, key, _label = _dimension(select(Child), drill.by, False, year)
@@ -400,7 +401,7 @@ def _pep_row(pep: PepProjection, name: str, school: str | None, now: datetime) -
     return {"child_id": pep.child_id, "child_name": name, "school": school, "instance_id": pep.instance_id,
             "process": pep.process_name, "kind": pep.kind, "term": pep.term, "due_at": pep.due_at,
             "held_on": pep.held_on, "signed_off_at": pep.signed_off_at, "on_time": pep.on_time, "status": pep.status,
-            "days_overdue": (now - pep.due_at).days if overdue else None, "entered_care": pep.entered_care,
+            "days_overdue": (now - pep.due_at).days if overdue and pep.due_at is not None else None, "entered_care": pep.entered_care,
             "start_by": pep.start_by, "ready_by": pep.ready_by, "started_at": pep.started_at}
 
 

@@ -20,9 +20,10 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from functools import cache
 from pathlib import Path
+from typing import cast
 
 import yaml
-from sqlalchemy import bindparam, select
+from sqlalchemy import Table, bindparam, select
 from sqlalchemy.orm import Session
 
 from . import CONFIG, calendar
@@ -34,7 +35,7 @@ from .models import (
 )
 
 DEFAULT_RULES_FILE = CONFIG / "statutory.yaml"
-_P = PepProjection.__table__
+_P = cast(Table, PepProjection.__table__)
 INSERT_PROJECTION = _P.insert().inline()
 UPDATE_PROJECTION = _P.update().where(_P.c.instance_id == bindparam("pep_instance_id"))  # the columns: the other keys
 # what a step may write that changes its PEP's row
@@ -107,8 +108,8 @@ def _started(data: dict, at: datetime, entered_care: date | None) -> dict:
                 age_band=limits.age_band((data.get("child") or {}).get("date_of_birth"), due or at),
                 started_at=at, status="running", ended_at=None, held_on=None, signed_off_at=None, on_time=None,
                 late_steps=0, entered_care=entered_care if kind == "initial" else None,
-                start_by=_day_end(entered_care, limits.start_within_working_days) if initial else None,
-                ready_by=_day_end(entered_care, limits.ready_within_working_days) if initial else None)
+                start_by=_day_end(entered_care, limits.start_within_working_days) if entered_care and initial else None,
+                ready_by=_day_end(entered_care, limits.ready_within_working_days) if entered_care and initial else None)
 
 
 def _aware(value) -> datetime:

@@ -125,7 +125,8 @@ def care_periods(records: Iterable[Record], in_care_now: set[str]) -> dict[str, 
             events[r.child_id].append((r.kind, _day(r.data.get("date"), r.at)))
     periods: dict[str, list[tuple[date, date | None]]] = {c: [(date.min, None)] for c in in_care_now if c not in events}
     for child, changes in events.items():
-        spans, began = [], date.min if changes[0][0] == "left_care" else None
+        spans: list[tuple[date, date | None]] = []
+        began = date.min if changes[0][0] == "left_care" else None
         for kind, day in changes:
             if kind == "entered_care" and began is None:
                 began = day
@@ -141,7 +142,7 @@ def care_periods(records: Iterable[Record], in_care_now: set[str]) -> dict[str, 
 def pep_answers(records: Iterable[Record]) -> dict[int, dict]:
     """What each PEP answers, by instance (only instances whose start declares it: PEPs)."""
     return {r.instance_id: r.data["answers"] for r in records
-            if r.kind == "instance_started" and isinstance(r.data.get("answers"), dict)}
+            if r.kind == "instance_started" and r.instance_id is not None and isinstance(r.data.get("answers"), dict)}
 
 
 @dataclass(frozen=True)
@@ -165,7 +166,7 @@ def initial_peps(records: list[Record], until: datetime) -> Initial:
             signed[r.child_id].append(calendar.to_london(r.at).date())
         elif r.kind == "left_care":
             left[r.child_id].append(_day(r.data.get("date"), r.at))
-    counts = Counter()
+    counts: Counter[str] = Counter()
     for r in records:
         if r.kind != "entered_care":
             continue
@@ -229,12 +230,12 @@ def telling(records: Iterable[Record]) -> Telling:
     """Overdue tasks, and whether someone was told (reminded, escalated, the diagram's own timer) by the
     end of the working day after the due day, or after the day it opened if it opened already overdue."""
     records = list(records)
-    opened = {r.task_id: r.at for r in records if r.kind == "task_ready"}
-    overdue = {r.task_id: r for r in records if r.kind == "task_overdue"}
+    opened = {r.task_id: r.at for r in records if r.kind == "task_ready" and r.task_id is not None}
+    overdue = {r.task_id: r for r in records if r.kind == "task_overdue" and r.task_id is not None}
     told: dict[str, datetime] = {}
     escalated = set()
     for r in records:
-        if r.kind in ("task_reminded", "task_escalated") and r.task_id in overdue:
+        if r.kind in ("task_reminded", "task_escalated") and r.task_id is not None and r.task_id in overdue:
             told.setdefault(r.task_id, r.at)
             escalated.update([r.task_id] if r.kind == "task_escalated" else [])
     timers = defaultdict(list)
@@ -295,6 +296,8 @@ def escalations(records: Iterable[Record], until: datetime) -> Escalations:
     overdue: dict[str, datetime] = {}  # task → its due date
     policy: dict[str, datetime] = {}
     for r in records:
+        if r.task_id is None:
+            continue  # the timers are read below; every other event here is a task's
         if r.kind == "task_ready":
             due = datetime.fromisoformat(r.data["due_at"]) if r.data.get("due_at") else None
             opened[r.task_id] = (r.at, due, r.data.get("task"))
@@ -312,10 +315,11 @@ def escalations(records: Iterable[Record], until: datetime) -> Escalations:
         before = [task for at, task in openings.get((r.instance_id, r.data["guards"]), ()) if at <= r.at]
         task = before[-1] if before else None
         due = opened[task][1] if task else None
-        if due is not None and r.at >= due - timedelta(seconds=1) and closed.get(task, r.at) >= r.at:
+        if task is not None and due is not None and r.at >= due - timedelta(seconds=1) and closed.get(task, r.at) >= r.at:
             diagram.setdefault(task, r.at)
             overdue.setdefault(task, due)
-    days, never = [], Counter()
+    days: list[int] = []
+    never: Counter[str] = Counter()
     by_policy = by_diagram = closed_first = 0
     for task, due in overdue.items():
         since = calendar.to_london(max(due, opened[task][0]) if task in opened else due).date()
@@ -328,7 +332,7 @@ def escalations(records: Iterable[Record], until: datetime) -> Escalations:
         elif whole_working_days_between(since, calendar.to_london(closed.get(task, until)).date()) <= 1:
             closed_first += 1
         else:
-            never[opened[task][2] if task in opened else "?"] += 1
+            never[(opened[task][2] if task in opened else None) or "?"] += 1
     return Escalations(len(overdue), by_policy, by_diagram, tuple(sorted(days)), closed_first,
                        tuple(f"{name} ({n})" for name, n in never.most_common(5)), sum(never.values()))
 
@@ -369,7 +373,8 @@ def open_peps(session: Session, peps: set[int]) -> OpenPeps:
     running = {row.id: (row.next_timer_at, row.waiting_messages or []) for row in session.execute(
         select(Instance.id, Instance.next_timer_at, Instance.waiting_messages).where(Instance.status == "running"))
         if row.id in peps}
-    tasks = [tuple(row) for row in session.execute(select(OpenTask.instance_id, OpenTask.assignee_id, OpenTask.pooled))]
+    tasks = [(row.instance_id, row.assignee_id, row.pooled)
+             for row in session.execute(select(OpenTask.instance_id, OpenTask.assignee_id, OpenTask.pooled))]
     return stuck_peps(running, tasks)
 
 
