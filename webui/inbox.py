@@ -244,9 +244,11 @@ def _submit(open_task, child, schema, data, draft, version, basis, stored, befor
         remove_left(schema, before, data, child_id, me)
         db().commit()
         return _show_again(open_task, data, exc.errors, draft, version, basis=basis, status=422)
-    except Conflict as exc:
+    except Conflict as exc:  # what was typed is kept as the person's draft, with the files it names
         db().rollback()
         put_back(stored)
+        _save_draft(open_task.id, data)
+        remove_left(schema, before, data, child_id, me)
         db().commit()
         return _show_again(open_task, data, {}, draft, version, basis=basis, conflict=str(exc), status=409)
     except TaskNotReady:
