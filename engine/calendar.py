@@ -252,6 +252,17 @@ def long_date(when: Moment = None) -> str:
     return ukdate(_day(when))
 
 
+def working_days_between(due: date, done: date) -> int:
+    """Working days after `due` up to and including `done`."""
+    working = default_calendar().is_working_day
+    return sum(working(due + timedelta(days=n)) for n in range(1, (done - due).days + 1))
+
+
+def whole_working_days_between(since: date, day: date) -> int:
+    """The whole working days after `since` and before `day`."""
+    return working_days_between(since, day - timedelta(days=1)) if day > since else 0
+
+
 def ukdate(value, time: bool = False) -> str:
     """A date as people in the UK write it, '9 March 2026' (a moment: '9 March 2026, 2:30pm', in
     London time); an ISO string is read first, and anything else given back as it is."""

@@ -42,6 +42,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from . import calendar
+from .calendar import whole_working_days_between, working_days_between
 from .models import Child, Event, Instance, OpenTask
 
 INITIAL_WORKING_DAYS = 20
@@ -337,11 +338,6 @@ def escalations(records: Iterable[Record], until: datetime) -> Escalations:
                        tuple(f"{name} ({n})" for name, n in never.most_common(5)), sum(never.values()))
 
 
-def whole_working_days_between(since: date, day: date) -> int:
-    """The whole working days after `since` and before `day`."""
-    return working_days_between(since, day - timedelta(days=1)) if day > since else 0
-
-
 def repeats(records: Iterable[Record]) -> Repeats:
     """The most times one task was completed in one PEP, and the PEPs with a task done over 3 times."""
     counts = Counter((r.instance_id, r.data.get("task")) for r in records if r.kind == "task_completed")
@@ -395,12 +391,6 @@ def children(session: Session) -> tuple[set[str], dict[str, date | None]]:
     """The children in care now, and every child's date of birth."""
     rows = session.execute(select(Child.id, Child.in_care, Child.date_of_birth)).all()
     return {r.id for r in rows if r.in_care}, {r.id: r.date_of_birth for r in rows}
-
-
-def working_days_between(due: date, done: date) -> int:
-    """Working days after `due` up to and including `done`."""
-    working = calendar.default_calendar().is_working_day
-    return sum(working(due + timedelta(days=n)) for n in range(1, (done - due).days + 1))
 
 
 def _of_pep_age(born: date | None, day: date) -> bool:

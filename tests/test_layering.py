@@ -100,3 +100,50 @@ def test_importing_the_engine_does_not_load_flask(module):
                           check=False)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "", f"importing {module} loaded: {proc.stdout.strip()}"
+
+
+def module_imports(path: Path) -> set[str]:
+    """The engine modules a module imports as it loads: at its top level, not for type checking only
+    (`if TYPE_CHECKING:`) and not inside a function (an import made when called)."""
+    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    found = set()
+    for node in tree.body:
+        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+            continue
+        for inner in ast.walk(node) if not isinstance(node, (ast.FunctionDef, ast.ClassDef)) else ():
+            if isinstance(inner, ast.ImportFrom) and inner.level == 1:
+                names = [inner.module] if inner.module else [a.name for a in inner.names]
+                found |= {f"engine.{name.split('.')[0]}" for name in names}
+            elif isinstance(inner, ast.ImportFrom) and (inner.module or "").startswith("engine"):
+                parts = (inner.module or "").split(".")
+                found |= {f"engine.{parts[1]}"} if len(parts) > 1 else {f"engine.{a.name}" for a in inner.names}
+            elif isinstance(inner, ast.Import):
+                found |= {".".join(a.name.split(".")[:2]) for a in inner.names if a.name.startswith("engine.")}
+    return found
+
+
+def test_the_engines_modules_import_each_other_without_a_circle():
+    """Each module can be read on its own: none needs, as it loads, a module that needs it back."""
+    graph = {f"engine.{p.stem}": module_imports(p) - {f"engine.{p.stem}"} for p in ENGINE.glob("*.py") if p.stem != "__init__"}
+    graph = {module: {m for m in needs if m in graph} for module, needs in graph.items()}
+    circles, state = [], {}
+
+    def visit(module: str, path: list[str]) -> None:
+        state[module] = "open"
+        for needed in sorted(graph[module]):
+            if state.get(needed) == "open":
+                circles.append(" → ".join([*path[path.index(needed):], needed]))
+            elif needed not in state:
+                visit(needed, [*path, needed])
+        state[module] = "done"
+
+    for module in sorted(graph):
+        if module not in state:
+            visit(module, [module])
+    assert circles == []
+
+
+def test_no_engine_module_is_longer_than_450_lines():
+    """One concern a module: a module past 450 lines holds more than one (engine/README.md's table)."""
+    long = {p.name: n for p in ENGINE.glob("*.py") if (n := len(p.read_text(encoding="utf-8").splitlines())) > 450}
+    assert long == {}
