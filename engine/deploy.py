@@ -35,6 +35,7 @@ from .bundle import (  # noqa: F401 - re-exported: imported from engine.deploy e
     _sha,
     file_name_problem,
 )
+from .deployments import newest_deployment
 from .diagramcheck import TOO_DEEP, validate_bundle  # noqa: F401 - re-exported
 from .elementcheck import lane_warnings  # noqa: F401 - re-exported
 from .formcheck import check_form  # noqa: F401 - re-exported
@@ -63,7 +64,7 @@ def deploy(session: Session, bundle: Bundle, actor: str, note: str | None = None
     version again (a process owner going back), so the newest version is always what was deployed last.
     """
     retire = sorted(set(retire))
-    newest = _newest(session)
+    newest = newest_deployment(session)
     merged = carry_over(newest, bundle, retire)
     digest = merged.digest()
     if newest is not None and not retire and _files_digest((f.path, f.sha256) for f in newest.files) == digest:
@@ -100,7 +101,7 @@ def check_deployment(session: Session, bundle: Bundle, retire: Iterable[str] = (
     """Every check `deploy` would make of this bundle (carried over onto the newest version), storing
     nothing: what the modeller's Check runs."""
     retire = sorted(set(retire))
-    newest = _newest(session)
+    newest = newest_deployment(session)
     parsed = validate_bundle(carry_over(newest, bundle, retire), RoleDirectory.load(session))
     _check_retirements(newest, parsed, retire)
     return parsed
@@ -174,13 +175,9 @@ def _defined_processes(bundle: Bundle) -> set[str]:
     return ids
 
 
-def _newest(session: Session) -> Deployment | None:
-    return session.scalar(select(Deployment).order_by(Deployment.version.desc()).limit(1))
-
-
 def latest_bundle(session: Session) -> Bundle:
     """The files of the newest deployment, as a bundle to change and deploy again."""
-    newest = _newest(session)
+    newest = newest_deployment(session)
     if newest is None:
         raise DeploymentRejected([DeployError("(deployment)", None, "nothing is deployed yet: run `pep deploy` first")])
     return Bundle({f.path: f.content for f in newest.files})
@@ -193,6 +190,6 @@ def deploy_changes(session: Session, changes: dict[str, str], actor: str, note: 
     How the modeller saves one diagram or form, or deletes a diagram: every other file is carried over
     unchanged, the whole bundle is validated as on any deployment, and a valid one becomes the next version.
     """
-    if _newest(session) is None:
+    if newest_deployment(session) is None:
         raise DeploymentRejected([DeployError("(deployment)", None, "nothing is deployed yet: run `pep deploy` first")])
     return deploy(session, Bundle(dict(changes)), actor, note, retire=retire)

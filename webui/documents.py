@@ -8,7 +8,6 @@ form), so it shows exactly what was submitted, by whom and when.
 from __future__ import annotations
 
 import io
-import json
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, time, timedelta
 
@@ -27,6 +26,7 @@ from engine import history
 from engine.attachments import is_attachment
 from engine.calendar import LONDON
 from engine.deploy import WHOLE_PEP
+from engine.deployments import form_schema
 from engine.formdecl import PEP_PART_TITLES
 from engine.models import Attachment, Child, Event, Instance, User
 
@@ -71,8 +71,7 @@ def pep_sections(session: Session, instance: Instance) -> list[Section]:
     for event in events:
         if event.kind != "task_completed":
             continue
-        form = deployment.file(f"forms/{event.data.get('form')}") if event.data.get("form") else None
-        schema = json.loads(form.content) if form else {"properties": {}}
+        schema = form_schema(deployment, event.data.get("form")) or {"properties": {}}
         sections.append(Section(
             title=event.data.get("name", ""), role=event.data.get("lane", ""),
             by=names.get(event.actor, event.actor), at=event.at, late=bool(event.data.get("late")),

@@ -10,7 +10,6 @@ team, works once, and is written to the child's history with who issued it.
 from __future__ import annotations
 
 import hashlib
-import json
 import secrets
 from datetime import timedelta
 
@@ -19,6 +18,7 @@ from flask_login import current_user, login_required
 
 from engine import history
 from engine.attachments import attachment_answers
+from engine.deployments import form_schema
 from engine.errors import EngineError, FormInvalid, ProcessFault, TaskNotReady
 from engine.forms import drop_unasked, size_errors
 from engine.models import CaseTeamMember, Child, Instance, OpenTask, TaskLink, User
@@ -72,8 +72,8 @@ def link_issuers(task: OpenTask) -> tuple[str, ...]:
     if not task.form:
         return ()
     instance = db().get(Instance, task.instance_id)
-    form = instance.definition.deployment.file(f"forms/{task.form}")
-    setting = json.loads(form.content).get("x-single-use-link") if form else None
+    form = form_schema(instance.definition.deployment, task.form)
+    setting = form.get("x-single-use-link") if form else None
     if setting is True:
         return ("Social Worker",)
     if isinstance(setting, dict):

@@ -30,6 +30,7 @@ from engine.deploy import (
     lane_warnings,
     latest_bundle,
 )
+from engine.deployments import newest_deployment
 from engine.models import Deployment, DeploymentFile, Instance, ProcessDefinition, Role
 from engine.roles import RoleDirectory
 from engine.vocabulary import Status
@@ -375,7 +376,7 @@ def _preview(name: str, content: str) -> Preview:
 
 
 def _newest() -> Deployment | None:
-    return db().scalar(select(Deployment).order_by(Deployment.version.desc()).limit(1))
+    return newest_deployment(db())
 
 
 def _definition_or_404(process_id: str) -> ProcessDefinition:

@@ -17,7 +17,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from engine import caselife
-from engine.models import CaseTeamMember, Deployment, Instance, ProcessDefinition, Role, User, UserRole
+from engine.deployments import form_schema, message_form, newest_deployment
+from engine.models import CaseTeamMember, Instance, ProcessDefinition, Role, User, UserRole
 from engine.replay import ChildReplay, Frame
 
 from .documents import Answer, answers
@@ -128,8 +129,7 @@ class _Context:
             return {"properties": {}}
         key = (definition.deployment_id, name)
         if key not in self.forms:
-            file = definition.deployment.file(f"forms/{name}")
-            self.forms[key] = json.loads(file.content) if file else {"properties": {}}
+            self.forms[key] = form_schema(definition.deployment, name) or {"properties": {}}
         return self.forms[key]
 
     def name(self, email: str | None) -> str:
@@ -194,9 +194,7 @@ class _Context:
         """The form of a reported change, as the newest version has it."""
         key = (0, f"message_{name}")
         if key not in self.forms:
-            newest = self.session.scalar(select(Deployment).order_by(Deployment.version.desc()).limit(1))
-            file = newest.file(f"forms/message_{name}.schema.json") if newest and name else None
-            self.forms[key] = json.loads(file.content) if file else {"properties": {}}
+            self.forms[key] = message_form(newest_deployment(self.session), name) or {"properties": {}}
         return self.forms[key]
 
     def what(self, kind: str, data: dict) -> str:
