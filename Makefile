@@ -49,6 +49,7 @@ run: $(STAMP) $(ASSETS)
 test: $(STAMP) $(ASSETS)
 	tools/install-chromium.sh
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 	PEP_TEST_DATABASE_URL= $(BIN)/pytest
 

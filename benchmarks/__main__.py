@@ -16,28 +16,42 @@ def main():
 
 
 @main.command()
-@click.option("--database", "url", default="sqlite:///instance/bench.sqlite", show_default=True,
-              help="Database URL; it is emptied first (SQLite file or a PostgreSQL bench_* database).")
+@click.option(
+    "--database",
+    "url",
+    default="sqlite:///instance/bench.sqlite",
+    show_default=True,
+    help="Database URL; it is emptied first (SQLite file or a PostgreSQL bench_* database).",
+)
 @click.option("--children", default=1000, show_default=True, help="Children in the synthetic council.")
 @click.option("--start", default="2025-09-01", show_default=True, help="First simulated day.")
 @click.option("--weeks", type=int, help="Simulate this many weeks instead of the school year to 31 July.")
 @click.option("--open-instances", default=100_000, show_default=True, help="Open instances for the inbox queries.")
 @click.option("--due-timers", default=10_000, show_default=True, help="Timers due at once for the sweep.")
-@click.option("--sweepers", type=int, help="Also time the sweep with this many processes sharing it "
-              "[default: one per CPU, as `pep scheduler`].")
+@click.option(
+    "--sweepers",
+    type=int,
+    help="Also time the sweep with this many processes sharing it [default: one per CPU, as `pep scheduler`].",
+)
 @click.option("--seed", default=2025, show_default=True)
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def year(url, children, start, weeks, open_instances, due_timers, sweepers, seed, quiet):
     """Simulate a school year of a synthetic council and print the figures."""
     first, last = school_year(date.fromisoformat(start), weeks)
-    figures = run_year(url, children, first, last, open_instances, due_timers, seed=seed, progress=not quiet,
-                       sweepers=sweepers)
+    figures = run_year(
+        url, children, first, last, open_instances, due_timers, seed=seed, progress=not quiet, sweepers=sweepers
+    )
     click.echo(report(figures))
 
 
 @main.command()
-@click.option("--database", "url", default="sqlite:///instance/bench-oversight.sqlite", show_default=True,
-              help="Database URL; it is emptied and grown first (SQLite file or a PostgreSQL bench_* database).")
+@click.option(
+    "--database",
+    "url",
+    default="sqlite:///instance/bench-oversight.sqlite",
+    show_default=True,
+    help="Database URL; it is emptied and grown first (SQLite file or a PostgreSQL bench_* database).",
+)
 @click.option("--instances", default=20_000, show_default=True, help="Copies of running PEPs to grow it with.")
 @click.option("--repeats", default=20, show_default=True, help="Times each page is asked for.")
 def oversight(url, instances, repeats):
@@ -61,8 +75,10 @@ def inbox(url):
 
     sessions = session_factory(make_db(url))
     for who, (p50, p95, rows) in inboxes(sessions, datetime.now(UTC)).items():
-        click.echo(f"inbox, {who:22s} p50 {p50:.1f} ms   p95 {p95:.1f} ms   ({rows} rows; "
-                   f"{open_instance_count(sessions)} open instances)")
+        click.echo(
+            f"inbox, {who:22s} p50 {p50:.1f} ms   p95 {p95:.1f} ms   ({rows} rows; "
+            f"{open_instance_count(sessions)} open instances)"
+        )
 
 
 @main.command()
@@ -79,15 +95,31 @@ def sweep(url, due_timers, sweepers, quiet):
 
 
 @main.command()
-@click.option("--database", "url", required=True,
-              help="A PostgreSQL database (bench_*); a `year` run's is used as it is, an empty one is filled first.")
-@click.option("--due-timers", default=6000, show_default=True, help="Copies of waiting instances whose timers fall due at once.")
+@click.option(
+    "--database",
+    "url",
+    required=True,
+    help="A PostgreSQL database (bench_*); a `year` run's is used as it is, an empty one is filled first.",
+)
+@click.option(
+    "--due-timers", default=6000, show_default=True, help="Copies of waiting instances whose timers fall due at once."
+)
 @click.option("--sweepers", default=2, show_default=True, help="Processes of `pep scheduler` sharing the sweep.")
-@click.option("--terminate-every", default=2.0, show_default=True,
-              help="Seconds between terminations of every sweeper's database connection.")
-@click.option("--kill-at", default=0.3, show_default=True,
-              help="Kill -9 one sweeper process once this share of the due timers has fired.")
-@click.option("--children", default=300, show_default=True, help="Children of the council an empty database is filled with.")
+@click.option(
+    "--terminate-every",
+    default=2.0,
+    show_default=True,
+    help="Seconds between terminations of every sweeper's database connection.",
+)
+@click.option(
+    "--kill-at",
+    default=0.3,
+    show_default=True,
+    help="Kill -9 one sweeper process once this share of the due timers has fired.",
+)
+@click.option(
+    "--children", default=300, show_default=True, help="Children of the council an empty database is filled with."
+)
 @click.option("--weeks", default=2, show_default=True, help="Weeks that council is played for.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def faults(url, due_timers, sweepers, terminate_every, kill_at, children, weeks, quiet):
@@ -104,8 +136,13 @@ def faults(url, due_timers, sweepers, terminate_every, kill_at, children, weeks,
 
 
 @main.command()
-@click.option("--database", "url", default="sqlite:///instance/bench-web.sqlite", show_default=True,
-              help="Database URL; it is emptied first.")
+@click.option(
+    "--database",
+    "url",
+    default="sqlite:///instance/bench-web.sqlite",
+    show_default=True,
+    help="Database URL; it is emptied first.",
+)
 @click.option("--children", default=2500, show_default=True, help="Children of the council played up to today.")
 @click.option("--weeks", default=2, show_default=True, help="Weeks played before the load starts.")
 @click.option("--users", default=20, show_default=True, help="Concurrent simulated professionals.")
@@ -120,9 +157,15 @@ def web(url, children, weeks, users, seconds, think, port):
     click.echo(f"{len(jobs)} open tasks prepared for {len({j.email for j in jobs})} professionals")
     click.echo(load(url, jobs, users, seconds, port, think).report())
 
+
 @main.command("import")
-@click.option("--database", "url", default="sqlite:///instance/bench-import.sqlite", show_default=True,
-              help="Database URL; it is emptied first (SQLite file or a PostgreSQL bench_* database).")
+@click.option(
+    "--database",
+    "url",
+    default="sqlite:///instance/bench-import.sqlite",
+    show_default=True,
+    help="Database URL; it is emptied first (SQLite file or a PostgreSQL bench_* database).",
+)
 @click.option("--children", default=10_000, show_default=True, help="Children in the extract.")
 @click.option("--seed", default=2025, show_default=True)
 @click.option("--quiet", is_flag=True, help="No progress.")

@@ -26,8 +26,7 @@ class BareRun:
         spec, subprocess_specs = self.engine.spec(self.definition)
         started, cpu = time.perf_counter(), time.process_time()
         state = json.loads(self.text)
-        self.workflow = self.engine.serializer.state_from_dict(state, spec, subprocess_specs,
-                                                               self.engine.script_engine)
+        self.workflow = self.engine.serializer.state_from_dict(state, spec, subprocess_specs, self.engine.script_engine)
         task = self.workflow.get_task_from_id(UUID(task_id))
         self.seconds += time.perf_counter() - started
         self.cpu_seconds += time.process_time() - cpu

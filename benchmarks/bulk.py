@@ -22,8 +22,9 @@ INSERT_INSTANCE = text(
     "INSERT INTO instance (id, child_id, definition_id, status, state, version, next_timer_at, waiting_messages, "
     "started_at, started_by, updated_at) VALUES (:id, :child_id, :definition_id, :status, :state, :version, "
     ":next_timer_at, :waiting_messages, :started_at, :started_by, :updated_at)"
-).bindparams(*(bindparam(name, type_=Instance.__table__.c[name].type)
-               for name in ("next_timer_at", "started_at", "updated_at")))
+).bindparams(
+    *(bindparam(name, type_=Instance.__table__.c[name].type) for name in ("next_timer_at", "started_at", "updated_at"))
+)
 
 
 class Template:
@@ -53,20 +54,25 @@ def templates(session: Session, with_timer: bool) -> list[Template]:
     instances = session.scalars(
         select(Instance).where(Instance.status == "running", waiting).order_by(order, Instance.id).limit(200)
     ).all()
-    return [Template(i, list(session.scalars(select(OpenTask).where(OpenTask.instance_id == i.id))))
-            for i in instances]
+    return [Template(i, list(session.scalars(select(OpenTask).where(OpenTask.instance_id == i.id)))) for i in instances]
 
 
-def copy_instances(sessions: sessionmaker[Session], count: int, with_timer: bool, prefix: str,
-                   progress=None) -> int:
+def copy_instances(sessions: sessionmaker[Session], count: int, with_timer: bool, prefix: str, progress=None) -> int:
     """Insert `count` copies of running instances, each for a new child with a copy of its case team."""
     if count <= 0:
         return 0
     with sessions() as session:
         sources = templates(session, with_timer) or templates(session, not with_timer)
-        teams = {t.instance.child_id: list(session.execute(
-            select(CaseTeamMember.role_key, CaseTeamMember.user_id).where(CaseTeamMember.child_id == t.instance.child_id)
-        )) for t in sources}
+        teams = {
+            t.instance.child_id: list(
+                session.execute(
+                    select(CaseTeamMember.role_key, CaseTeamMember.user_id).where(
+                        CaseTeamMember.child_id == t.instance.child_id
+                    )
+                )
+            )
+            for t in sources
+        }
         next_id = (session.scalar(select(func.max(Instance.id))) or 0) + 1
     if not sources:
         return 0
@@ -78,25 +84,56 @@ def copy_instances(sessions: sessionmaker[Session], count: int, with_timer: bool
         for _ in range(min(BATCH, count - made)):
             source = sources[made % len(sources)]
             child_id = f"{prefix}{made + 1:07d}"
-            rows["child"].append({"id": child_id, "name": f"Bulk child {made + 1}", "date_of_birth": None,
-                                  "school": None, "created_at": now, "history_seq": 0, "history_head": ""})
-            team = {role: staff[role][made // CHILDREN_PER_PERSON] if role in staff else user
-                    for role, user in teams[source.instance.child_id]}
+            rows["child"].append(
+                {
+                    "id": child_id,
+                    "name": f"Bulk child {made + 1}",
+                    "date_of_birth": None,
+                    "school": None,
+                    "created_at": now,
+                    "history_seq": 0,
+                    "history_head": "",
+                }
+            )
+            team = {
+                role: staff[role][made // CHILDREN_PER_PERSON] if role in staff else user
+                for role, user in teams[source.instance.child_id]
+            }
             rows["team"] += [{"child_id": child_id, "role_key": r, "user_id": u} for r, u in team.items()]
             state, fresh = source.state_copy()
             i = source.instance
-            rows["instance"].append({"id": next_id, "child_id": child_id, "definition_id": i.definition_id,
-                                     "status": "running", "state": state, "version": 1,
-                                     "next_timer_at": i.next_timer_at,
-                                     "waiting_messages": json.dumps(i.waiting_messages or []),
-                                     "started_at": i.started_at, "started_by": i.started_by,
-                                     "updated_at": i.updated_at})
+            rows["instance"].append(
+                {
+                    "id": next_id,
+                    "child_id": child_id,
+                    "definition_id": i.definition_id,
+                    "status": "running",
+                    "state": state,
+                    "version": 1,
+                    "next_timer_at": i.next_timer_at,
+                    "waiting_messages": json.dumps(i.waiting_messages or []),
+                    "started_at": i.started_at,
+                    "started_by": i.started_by,
+                    "updated_at": i.updated_at,
+                }
+            )
             for task in source.tasks:
-                rows["task"].append({"id": fresh.get(task.id, str(uuid.uuid4())), "instance_id": next_id,
-                                     "child_id": child_id, "spec_id": task.spec_id, "name": task.name,
-                                     "lane": task.lane, "role_key": task.role_key, "form": task.form,
-                                     "assignee_id": team.get(task.role_key) if task.assignee_id else None, "pooled": task.pooled,
-                                     "due_at": task.due_at, "ready_at": task.ready_at})
+                rows["task"].append(
+                    {
+                        "id": fresh.get(task.id, str(uuid.uuid4())),
+                        "instance_id": next_id,
+                        "child_id": child_id,
+                        "spec_id": task.spec_id,
+                        "name": task.name,
+                        "lane": task.lane,
+                        "role_key": task.role_key,
+                        "form": task.form,
+                        "assignee_id": team.get(task.role_key) if task.assignee_id else None,
+                        "pooled": task.pooled,
+                        "due_at": task.due_at,
+                        "ready_at": task.ready_at,
+                    }
+                )
             next_id += 1
             made += 1
         with sessions.begin() as session:
@@ -122,16 +159,27 @@ def _staff(sessions, count: int, prefix: str, roles: set[str]) -> dict[str, list
     with sessions.begin() as session:
         pooled = set(session.scalars(select(Role.key).where(Role.pooled)))
         roles = sorted(roles - pooled)
-        session.execute(insert(User), [
-            {"email": f"{role}.{n}@{prefix.lower()}.bulk.test", "name": f"{role} {n}", "active": True}
-            for role in roles for n in range(people)])
-        ids = dict(session.execute(select(User.email, User.id).where(User.email.like(f"%@{prefix.lower()}.bulk.test"))).all())
+        session.execute(
+            insert(User),
+            [
+                {"email": f"{role}.{n}@{prefix.lower()}.bulk.test", "name": f"{role} {n}", "active": True}
+                for role in roles
+                for n in range(people)
+            ],
+        )
+        ids = dict(
+            session.execute(select(User.email, User.id).where(User.email.like(f"%@{prefix.lower()}.bulk.test"))).all()
+        )
     return {role: [ids[f"{role}.{n}@{prefix.lower()}.bulk.test"] for n in range(people)] for role in roles}
 
 
 def busiest(session: Session, role_key: str) -> User:
     """The case-team member of this role with the most open tasks."""
     user_id = session.scalar(
-        select(OpenTask.assignee_id).where(OpenTask.role_key == role_key, OpenTask.assignee_id.is_not(None))
-        .group_by(OpenTask.assignee_id).order_by(func.count().desc()).limit(1))
+        select(OpenTask.assignee_id)
+        .where(OpenTask.role_key == role_key, OpenTask.assignee_id.is_not(None))
+        .group_by(OpenTask.assignee_id)
+        .order_by(func.count().desc())
+        .limit(1)
+    )
     return session.get(User, user_id)

@@ -16,13 +16,37 @@ from engine.roles import seed_roles
 # Share of children in care by age band (DfE "Children looked after in England", 2024, rounded).
 AGE_BANDS = [((0, 1), 0.05), ((1, 5), 0.14), ((5, 10), 0.17), ((10, 16), 0.38), ((16, 18), 0.26)]
 # How the council's schools run their termly PEPs: each a diagram (pep_cycle.bpmn routes post-16s).
-VARIANTS = [("termly_review_due", 0.45), ("ppg_review_due", 0.2), ("all_ages_review_due", 0.2),
-            ("word_form_review_due", 0.15)]
+VARIANTS = [
+    ("termly_review_due", 0.45),
+    ("ppg_review_due", 0.2),
+    ("all_ages_review_due", 0.2),
+    ("word_form_review_due", 0.15),
+]
 ENTERS_CARE_IN_YEAR = 0.12
 NO_SCHOOL_PLACE = 0.03
 CHILDREN_PER = {"school": 6, "social_worker": 15, "ea": 60, "pa": 25, "hv": 40, "iro": 50, "carer": 2}
-FIRST = ["Alex", "Blair", "Casey", "Drew", "Emery", "Frankie", "Gray", "Harper", "Indy", "Jules", "Kit", "Lee",
-         "Morgan", "Noor", "Oakley", "Parker", "Quinn", "Reese", "Sky", "Tate"]
+FIRST = [
+    "Alex",
+    "Blair",
+    "Casey",
+    "Drew",
+    "Emery",
+    "Frankie",
+    "Gray",
+    "Harper",
+    "Indy",
+    "Jules",
+    "Kit",
+    "Lee",
+    "Morgan",
+    "Noor",
+    "Oakley",
+    "Parker",
+    "Quinn",
+    "Reese",
+    "Sky",
+    "Tate",
+]
 LAST = ["Example", "Sample", "Test", "Placeholder", "Fictional", "Madeup", "Invented", "Unreal", "Dummy", "Mock"]
 
 
@@ -55,8 +79,14 @@ def build(session: Session, size: int, year_start: date, rng: random.Random, pre
         emails = []
         for n in range(1, count + 1):
             email = f"{kind}{n}@{prefix.lower()}.bench.test"
-            users.append({"email": email, "name": f"{kind.upper()} {n} {rng.choice(LAST)}",
-                          "organisation": organisation.format(n=n), "active": True})
+            users.append(
+                {
+                    "email": email,
+                    "name": f"{kind.upper()} {n} {rng.choice(LAST)}",
+                    "organisation": organisation.format(n=n),
+                    "active": True,
+                }
+            )
             roles.extend((email, role) for role in council_roles)
             emails.append(email)
         council.emails[kind] = emails
@@ -78,20 +108,35 @@ def build(session: Session, size: int, year_start: date, rng: random.Random, pre
     young = []
     for n in range(1, size + 1):
         child_id = f"{prefix}{n:06d}"
-        (low, high), = rng.choices([band for band, _ in AGE_BANDS], [share for _, share in AGE_BANDS])
+        ((low, high),) = rng.choices([band for band, _ in AGE_BANDS], [share for _, share in AGE_BANDS])
         born = year_start - timedelta(days=int(rng.uniform(low, high) * 365.25))
         school_index = rng.randrange(len(dts))
-        school = None if born > year_start - timedelta(days=3 * 365) or rng.random() < NO_SCHOOL_PLACE \
+        school = (
+            None
+            if born > year_start - timedelta(days=3 * 365) or rng.random() < NO_SCHOOL_PLACE
             else f"School {school_index + 1}"
+        )
         variant = rng.choices([v for v, _ in VARIANTS], [s for _, s in VARIANTS])[0]
         enters = year_start + timedelta(days=rng.randint(7, 280)) if rng.random() < ENTERS_CARE_IN_YEAR else None
         child = SyntheticChild(child_id, f"{rng.choice(FIRST)} {rng.choice(LAST)}", born, school, variant, enters)
         council.children.append(child)
-        children.append({"id": child_id, "name": child.name, "date_of_birth": born, "school": school,
-                         "created_at": _midnight(year_start), "history_seq": 0, "history_head": "",
-                         "in_care": enters is None})  # one entering care later is not in care yet
-        team = {"social_worker": rng.choice(sws), "carer": carers[(n - 1) // CHILDREN_PER["carer"]],
-                "iro": rng.choice(iros)}
+        children.append(
+            {
+                "id": child_id,
+                "name": child.name,
+                "date_of_birth": born,
+                "school": school,
+                "created_at": _midnight(year_start),
+                "history_seq": 0,
+                "history_head": "",
+                "in_care": enters is None,
+            }
+        )  # one entering care later is not in care yet
+        team = {
+            "social_worker": rng.choice(sws),
+            "carer": carers[(n - 1) // CHILDREN_PER["carer"]],
+            "iro": rng.choice(iros),
+        }
         if school:
             team["designated_teacher"] = dts[school_index]
         if born <= year_start - timedelta(days=int(15.5 * 365.25)):
@@ -110,10 +155,14 @@ def build(session: Session, size: int, year_start: date, rng: random.Random, pre
     if roles:
         session.execute(insert(UserRole), [{"user_id": ids[e], "role_key": r} for e, r in roles])
     session.execute(insert(Child), children)
-    session.execute(insert(CaseTeamMember), [
-        {"child_id": child_id, "role_key": role, "user_id": ids[email]}
-        for child_id, team in teams for role, email in team.items()
-    ])
+    session.execute(
+        insert(CaseTeamMember),
+        [
+            {"child_id": child_id, "role_key": role, "user_id": ids[email]}
+            for child_id, team in teams
+            for role, email in team.items()
+        ],
+    )
     return council
 
 

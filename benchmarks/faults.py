@@ -31,9 +31,11 @@ from .measure import Progress
 
 ROOT = Path(__file__).resolve().parent.parent
 SWEEPERS = "application_name LIKE 'pep sweeper %' OR application_name = 'pep scheduler'"
-HEALTH = re.compile(r"(?P<fired>\d+) timers fired; .*; (?P<still_due>-?\d+|None) still due; (?P<incidents>\d+) incidents, "
-                    r"(?P<conflicts>\d+) conflicts, (?P<retried>\d+) lost connections tried again, "
-                    r"(?P<replaced>\d+) sweeper processes replaced")
+HEALTH = re.compile(
+    r"(?P<fired>\d+) timers fired; .*; (?P<still_due>-?\d+|None) still due; (?P<incidents>\d+) incidents, "
+    r"(?P<conflicts>\d+) conflicts, (?P<retried>\d+) lost connections tried again, "
+    r"(?P<replaced>\d+) sweeper processes replaced"
+)
 
 
 @dataclass
@@ -65,8 +67,16 @@ class FaultFigures:
     chains_broken: int = 0
 
 
-def run_faults(url: str, due: int, sweepers: int, terminate_every: float, kill_at: float, children: int, weeks: int,
-               progress: bool = True) -> FaultFigures:
+def run_faults(
+    url: str,
+    due: int,
+    sweepers: int,
+    terminate_every: float,
+    kill_at: float,
+    children: int,
+    weeks: int,
+    progress: bool = True,
+) -> FaultFigures:
     """Grow the database by `due` copies of instances waiting on a timer (first filling an empty database
     with `children` for `weeks`), sweep them all at once under faults, sweep again, and count."""
     db = make_db(url)
@@ -86,8 +96,10 @@ def _run(db, url, due, sweepers, terminate_every, kill_at, children, weeks, prog
         _fill(url, children, weeks, progress)
     with sessions() as session:
         if not bulk.templates(session, with_timer=True):
-            raise ValueError("no running instance of this database waits on a timer (an earlier sweep fired them all): "
-                             "give an empty database")
+            raise ValueError(
+                "no running instance of this database waits on a timer (an earlier sweep fired them all): "
+                "give an empty database"
+            )
     prefix = f"F{int(time.time()) % 100_000}"
     bar = Progress(due, "timers due", progress)
     bulk.copy_instances(sessions, due, with_timer=True, prefix=prefix, progress=bar.update)
@@ -95,8 +107,11 @@ def _run(db, url, due, sweepers, terminate_every, kill_at, children, weeks, prog
     with sessions() as session:
         at = session.scalar(select(func.max(Instance.next_timer_at)).where(Instance.child_id.like(f"{prefix}%")))
         at += timedelta(minutes=1)
-        before = dict(session.execute(select(Instance.id, Instance.version)
-                                      .where(Instance.status == "running", Instance.next_timer_at < at)).all())
+        before = dict(
+            session.execute(
+                select(Instance.id, Instance.version).where(Instance.status == "running", Instance.next_timer_at < at)
+            ).all()
+        )
         first_event = session.scalar(select(func.max(Event.id))) or 0
         first_incident = session.scalar(select(func.max(Incident.id))) or 0
     figures = FaultFigures(database=db.dialect.name, due=len(before), at=at, sweepers=sweepers)
@@ -129,11 +144,24 @@ def _fill(url: str, children: int, weeks: int, progress: bool) -> None:
 
 def _sweep(url: str, at: datetime, sweepers: int, faults=None) -> Sweep:
     """Run `pep scheduler --once --now at` in its own process; call `faults()` while it runs."""
-    command = [sys.executable, "-m", "engine.cli", "--database", url, "scheduler", "--once", "--now", at.isoformat(),
-               "--processes", str(sweepers)]
+    command = [
+        sys.executable,
+        "-m",
+        "engine.cli",
+        "--database",
+        url,
+        "scheduler",
+        "--once",
+        "--now",
+        at.isoformat(),
+        "--processes",
+        str(sweepers),
+    ]
     with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
         started = time.perf_counter()
-        process = subprocess.Popen(command, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, stdout=out, stderr=err)
+        process = subprocess.Popen(
+            command, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, stdout=out, stderr=err
+        )
         while process.poll() is None:
             if faults:
                 faults()
@@ -169,10 +197,13 @@ class Faults:
                         else:
                             figures.terminated_busy += 1
             if figures.killed_at is None:
-                fired = admin.scalar(text("SELECT count(*) FROM event WHERE id > :first AND kind = 'timer_fired'"),
-                                     {"first": self.first_event})
-                named = admin.scalars(text("SELECT application_name FROM pg_stat_activity "
-                                           "WHERE application_name LIKE 'pep sweeper %'")).all()
+                fired = admin.scalar(
+                    text("SELECT count(*) FROM event WHERE id > :first AND kind = 'timer_fired'"),
+                    {"first": self.first_event},
+                )
+                named = admin.scalars(
+                    text("SELECT application_name FROM pg_stat_activity WHERE application_name LIKE 'pep sweeper %'")
+                ).all()
                 if fired >= self.kill_at * figures.due and named:
                     os.kill(int(named[0].rsplit(" ", 1)[1]), signal.SIGKILL)
                     figures.killed_at = fired
@@ -185,13 +216,15 @@ def _count(sessions, figures: FaultFigures, before: dict[int, int], first_event:
         figures.lost = sum(1 for n in applied.values() if n == 0)
         figures.duplicated = sum(n - 1 for n in applied.values() if n > 1)
         fired: dict[tuple, int] = {}
-        for instance_id, data in session.execute(select(Event.instance_id, Event.data)
-                                                 .where(Event.id > first_event, Event.kind == "timer_fired")):
+        for instance_id, data in session.execute(
+            select(Event.instance_id, Event.data).where(Event.id > first_event, Event.kind == "timer_fired")
+        ):
             key = (instance_id, data.get("timer"), data.get("due"))
             fired[key] = fired.get(key, 0) + 1
         figures.timers_fired_twice = sum(n - 1 for n in fired.values() if n > 1)
-        figures.false_incidents = session.scalar(select(func.count()).select_from(Incident)
-                                                 .where(Incident.id > first_incident))
+        figures.false_incidents = session.scalar(
+            select(func.count()).select_from(Incident).where(Incident.id > first_incident)
+        )
         children = session.scalars(select(Instance.child_id).where(Instance.id.in_(before)).distinct()).all()
         for child_id in children:
             figures.chains += 1
@@ -201,8 +234,11 @@ def _count(sessions, figures: FaultFigures, before: dict[int, int], first_event:
 def report(f: FaultFigures) -> list[str]:
     """The figures as the lines the benchmark prints (and docs/benchmarks.md quotes)."""
     faulted, later = f.faulted, f.later
-    killed = f"1 sweeper process killed (kill -9) when {f.killed_at} timers had fired" if f.killed_at is not None \
+    killed = (
+        f"1 sweeper process killed (kill -9) when {f.killed_at} timers had fired"
+        if f.killed_at is not None
         else "no sweeper process killed (the sweep ended first)"
+    )
     return [
         f"database                      {f.database}; {f.due} instances with a timer due at {f.at.isoformat()}; "
         f"`pep scheduler --once --processes {f.sweepers}`",

@@ -61,7 +61,9 @@ class Progress:
             return
         self._drawn = now
         filled = round(self.width * min(done, self.total) / self.total)
-        sys.stderr.write(f"\r{self.label} [{'#' * filled}{'.' * (self.width - filled)}] {done}/{self.total} {note}\033[K")
+        sys.stderr.write(
+            f"\r{self.label} [{'#' * filled}{'.' * (self.width - filled)}] {done}/{self.total} {note}\033[K"
+        )
         sys.stderr.flush()
 
     def close(self) -> None:

@@ -28,13 +28,18 @@ from .measure import Samples
 BUNDLES = ("tests/bundles/basic", "tests/bundles/statutory")
 NOW = "2026-03-02T09:00:00+00:00"
 SCHOOLS = [f"School {n}" for n in range(120)]
-PAGES = ("/oversight/timeliness", "/oversight/timeliness?period=2025-26",
-         "/oversight/timeliness?period=2025-26&by=school", "/oversight/timeliness?period=2025-26&by=social_worker",
-         "/oversight/timeliness?period=2025-26&by=social_worker&page=2",
-         "/oversight/timeliness?period=2025-26&by=social_worker&q=worker+12",
-         "/oversight/timeliness?period=2025-26&by=age_band",
-         "/oversight/timeliness/children?period=2025-26&figure=overdue&by=school&value=School+7",
-         "/oversight/overdue?days=30", "/oversight/overdue?school=School+7")
+PAGES = (
+    "/oversight/timeliness",
+    "/oversight/timeliness?period=2025-26",
+    "/oversight/timeliness?period=2025-26&by=school",
+    "/oversight/timeliness?period=2025-26&by=social_worker",
+    "/oversight/timeliness?period=2025-26&by=social_worker&page=2",
+    "/oversight/timeliness?period=2025-26&by=social_worker&q=worker+12",
+    "/oversight/timeliness?period=2025-26&by=age_band",
+    "/oversight/timeliness/children?period=2025-26&figure=overdue&by=school&value=School+7",
+    "/oversight/overdue?days=30",
+    "/oversight/overdue?school=School+7",
+)
 
 
 def grow(url: str, instances: int, seed: int = 2026) -> None:
@@ -52,13 +57,19 @@ def grow(url: str, instances: int, seed: int = 2026) -> None:
         for bundle in BUNDLES:
             deploy(s, Bundle.from_dirs(bundle), actor="owner@bench.test")
         from tests.conftest import seat_case_team
+
         for n in range(40):
             add_child(s, f"R{n:03d}", f"Real child {n}", date(2010 + n % 12, 1 + n % 12, 1), SCHOOLS[n % len(SCHOOLS)])
             seat_case_team(s, f"R{n:03d}", {"Social Worker": "sw@bench.test", "Designated Teacher": "dt@bench.test"})
     with sessions.begin() as s:
         for n in range(40):
-            engine.start(s, "test_termly" if n % 4 else "test_initial_own_timer", f"R{n:03d}", actor="sw@bench.test",
-                         data={"entered_care": "2026-02-23"})
+            engine.start(
+                s,
+                "test_termly" if n % 4 else "test_initial_own_timer",
+                f"R{n:03d}",
+                actor="sw@bench.test",
+                data={"entered_care": "2026-02-23"},
+            )
     copy_instances(sessions, instances, with_timer=False, prefix="B")
     _project_copies(sessions, random.Random(seed))
     if db.dialect.name == "postgresql":  # the statistics autovacuum would gather: plans for the grown tables
@@ -83,13 +94,19 @@ def _project_copies(sessions, rng: random.Random) -> None:
         fate = rng.random()
         signed = None if fate < 0.3 else due - timedelta(days=rng.randrange(-20, 40))
         row = {c.key: getattr(source, c.key) for c in PepProjection.__table__.columns}
-        row.update(instance_id=instance_id, child_id=child_id, due_at=due, signed_off_at=signed,
-                   on_time=None if signed is None else signed <= due, held_on=(due - timedelta(days=10)).date())
+        row.update(
+            instance_id=instance_id,
+            child_id=child_id,
+            due_at=due,
+            signed_off_at=signed,
+            on_time=None if signed is None else signed <= due,
+            held_on=(due - timedelta(days=10)).date(),
+        )
         rows.append(row)
         schools.append({"b_id": child_id, "school": rng.choice(SCHOOLS)})
     with sessions.begin() as s:
         for at in range(0, len(rows), 2000):
-            s.execute(insert(PepProjection), rows[at:at + 2000])
+            s.execute(insert(PepProjection), rows[at : at + 2000])
         table = Child.__table__
         s.connection().execute(table.update().where(table.c.id == bindparam("b_id")), schools)
 
@@ -106,8 +123,15 @@ def measure(url: str, repeats: int = 20) -> dict[str, tuple[float, float, int]]:
     sessions = session_factory(make_db(url))
     with sessions.begin() as s:
         s.scalar(select(User).where(User.email == "admin@bench.test")).password_hash = hash_password("bench-password")
-    app = create_app({"DATABASE_URL": url, "SECRET_KEY": "bench", "SESSION_COOKIE_SECURE": False,
-                      "CLOCK": clocks.FrozenClock("2026-07-01T09:00:00+00:00"), "WTF_CSRF_ENABLED": False})
+    app = create_app(
+        {
+            "DATABASE_URL": url,
+            "SECRET_KEY": "bench",
+            "SESSION_COOKIE_SECURE": False,
+            "CLOCK": clocks.FrozenClock("2026-07-01T09:00:00+00:00"),
+            "WTF_CSRF_ENABLED": False,
+        }
+    )
     client = app.test_client()
     client.post("/sign-in", data={"email": "admin@bench.test", "password": "bench-password"})
     found = {}

@@ -19,9 +19,18 @@ from webui.sample import sample_answers
 
 # Yes/no questions whose usual answer is "no", with how often the answer is "yes".
 USUALLY_NO = {
-    "concerns_raised": 0.05, "uasc": 0.03, "interpreter_required": 0.03, "translator_required": 0.03,
-    "moving_school": 0.02, "unresolved_issues": 0.05, "significant_changes": 0.05, "targets_at_risk": 0.05,
-    "exceptional_funding_requested": 0.05, "has_ehcp": 0.0, "joint_meeting": 0.1, "invitations_resent": 0.05,
+    "concerns_raised": 0.05,
+    "uasc": 0.03,
+    "interpreter_required": 0.03,
+    "translator_required": 0.03,
+    "moving_school": 0.02,
+    "unresolved_issues": 0.05,
+    "significant_changes": 0.05,
+    "targets_at_risk": 0.05,
+    "exceptional_funding_requested": 0.05,
+    "has_ehcp": 0.0,
+    "joint_meeting": 0.1,
+    "invitations_resent": 0.05,
     "early_years_place_sought": 0.3,
 }
 # Choices a professional makes, first the usual one; `reject` is how often QA sends the PEP back.
@@ -37,12 +46,25 @@ CHOICES = {
 LEAD = re.compile(r"[Aa]t least (\d+) days")  # a meeting date's guidance on notice to give
 HOLDS = ("Hold the PEP meeting", "Record the PEP meeting")  # forms filled in at or after the meeting
 HELD_DATES = ("meeting_held_on",)  # with a "meeting_date" the form says is in the past (x-when)
-TODAY_DATES = ("_on", "filed_on", "sent_on", "typed_on", "saved_on", "finalised_on", "distributed_on",
-               "case_note_date", "sdq_young_person_date", "sdq_key_worker_date", "last_review_date",
-               "two_year_review_date", "left_care_date", "move_date")
+TODAY_DATES = (
+    "_on",
+    "filed_on",
+    "sent_on",
+    "typed_on",
+    "saved_on",
+    "finalised_on",
+    "distributed_on",
+    "case_note_date",
+    "sdq_young_person_date",
+    "sdq_key_worker_date",
+    "last_review_date",
+    "two_year_review_date",
+    "left_care_date",
+    "move_date",
+)
 
 
-class NotYet(Exception):  # noqa: N818 - a plan, not an error
+class NotYet(Exception):  # a plan, not an error
     """The task asks about a meeting not yet held: the professional comes back on `day`."""
 
     def __init__(self, day: date):
@@ -63,8 +85,11 @@ class Professional:
         # a careful professional fills in every field, so that no "required if ..." rule is missed
         answers = sample_answers({**schema, "required": list(schema.get("properties", {}))}, today, self.rng)
         properties = schema.get("properties", {})
-        held = [name for name, spec in properties.items()
-                if name in HELD_DATES or (name == "meeting_date" and spec.get("x-when") == "past")]
+        held = [
+            name
+            for name, spec in properties.items()
+            if name in HELD_DATES or (name == "meeting_date" and spec.get("x-when") == "past")
+        ]
         planned = data.get("meeting_date") or (data.get("cycle") or {}).get("next_meeting_date")
         if held and planned and date.fromisoformat(str(planned)[:10]) <= today:
             meeting = date.fromisoformat(str(planned)[:10])  # the meeting arranged has been held: record it
@@ -92,8 +117,12 @@ class Professional:
                 answers[name] = data[name]  # the page shows what the process holds (e.g. the child's setting): kept
             elif spec.get("format") == "date":
                 answers[name] = self._date(name, meeting, today)
-                if spec.get("x-when") == "past" and answers[name] > today.isoformat() \
-                        or spec.get("x-when") == "future" and answers[name] < today.isoformat():
+                if (
+                    spec.get("x-when") == "past"
+                    and answers[name] > today.isoformat()
+                    or spec.get("x-when") == "future"
+                    and answers[name] < today.isoformat()
+                ):
                     answers[name] = today.isoformat()  # done today, or planned for today at the earliest
             elif name == "pep_dates":
                 answers[name] = self._pep_dates(meeting)
@@ -162,15 +191,17 @@ class Professional:
             # comes first: a working day before it, in a school holiday too (carer, social worker, setting)
             latest = date.fromisoformat(str(held_by)[:10])
             if day > latest:
-                day = self.calendar.shift(today + timedelta(days=self.rng.randint(1, (latest - today).days)), 0,
-                                          self.calendar.is_working_day)
+                day = self.calendar.shift(
+                    today + timedelta(days=self.rng.randint(1, (latest - today).days)), 0, self.calendar.is_working_day
+                )
                 return min(day, latest) if self.calendar.is_working_day(min(day, latest)) else latest
             return day
         term = self.calendar.term_containing(day)
         if term and day > self.calendar.shift(term.end, -10, self.calendar.is_school_day):
             # not in the last two school weeks of a term: early next term instead
-            day = self.calendar.shift(self.calendar.next_term(day).start, self.rng.randint(3, 8),
-                                      self.calendar.is_school_day)
+            day = self.calendar.shift(
+                self.calendar.next_term(day).start, self.rng.randint(3, 8), self.calendar.is_school_day
+            )
         return day
 
     def _date(self, name: str, meeting: date, today: date) -> str:
@@ -197,15 +228,24 @@ class Professional:
         if roles and items and isinstance(items[0], dict):
             return [{**items[0], "role": role} for role in roles]  # everyone who should be invited is
         if name == "targets" and "by_when" in item_spec.get("properties", {}):
-            return [{**item, "by_when": (meeting + timedelta(weeks=self.rng.randint(6, 11))).isoformat()}
-                    for item in items]
+            return [
+                {**item, "by_when": (meeting + timedelta(weeks=self.rng.randint(6, 11))).isoformat()} for item in items
+            ]
         if name in ("previous_target_review", "previous_targets") and isinstance(item_spec, dict):
-            previous = (data.get("previous_targets") or (data.get("cycle") or {}).get("previous_targets") or [])
-            return [{**sample_answers(item_spec, today, self.rng, required_only=True),
-                     **({"what": t.get("what")} if "what" in item_spec.get("properties", {}) else {})}
-                    for t in previous] or items
-        return [{k: (today.isoformat() if v and isinstance(v, str) and _looks_like_date(v) else v)
-                 for k, v in item.items()} if isinstance(item, dict) else item for item in items]
+            previous = data.get("previous_targets") or (data.get("cycle") or {}).get("previous_targets") or []
+            return [
+                {
+                    **sample_answers(item_spec, today, self.rng, required_only=True),
+                    **({"what": t.get("what")} if "what" in item_spec.get("properties", {}) else {}),
+                }
+                for t in previous
+            ] or items
+        return [
+            {k: (today.isoformat() if v and isinstance(v, str) and _looks_like_date(v) else v) for k, v in item.items()}
+            if isinstance(item, dict)
+            else item
+            for item in items
+        ]
 
 
 def inline_refs(schema: dict, node=None):
@@ -224,8 +264,12 @@ def inline_refs(schema: dict, node=None):
         properties = {**base.get("properties", {})}
         for name, spec in extra.get("properties", {}).items():
             properties[name] = {**properties.get(name, {}), **spec}
-        return {**base, **extra, "properties": properties,
-                "required": [*base.get("required", []), *extra.get("required", [])]}
+        return {
+            **base,
+            **extra,
+            "properties": properties,
+            "required": [*base.get("required", []), *extra.get("required", [])],
+        }
     return {k: inline_refs(schema, v) for k, v in node.items()}
 
 

@@ -49,7 +49,9 @@ class Figures:
     timers_fired_in_year: int = 0
     incidents: int = 0
     statutory: timeliness.Statutory | None = None  # from the histories' statutory events (engine/timeliness.py)
-    dashboard: list[dashboardcheck.Compared] = field(default_factory=list)  # the oversight pages' figures against history
+    dashboard: list[dashboardcheck.Compared] = field(
+        default_factory=list
+    )  # the oversight pages' figures against history
     database_mb: float = 0.0
     kb_per_child_year: float = 0.0
     open_instances: int = 0
@@ -84,8 +86,17 @@ def fresh_database(url: str):
     return db
 
 
-def run_year(url: str, children: int, start: date, end: date, open_instances: int, due_timers: int,
-             seed: int = 2025, progress: bool = True, sweepers: int | None = None) -> Figures:
+def run_year(
+    url: str,
+    children: int,
+    start: date,
+    end: date,
+    open_instances: int,
+    due_timers: int,
+    seed: int = 2025,
+    progress: bool = True,
+    sweepers: int | None = None,
+) -> Figures:
     """Simulate the year, then measure the inbox and the timer sweep at national size.
 
     The sweep is timed with one sweeper and, if `sweepers` is more (default: one per CPU, as `pep
@@ -96,8 +107,9 @@ def run_year(url: str, children: int, start: date, end: date, open_instances: in
     began = time.perf_counter()
     simulation.set_up()
     year = simulation.run()
-    figures = Figures(database=db.dialect.name, children=children, days=year.days,
-                      simulation_seconds=time.perf_counter() - began)
+    figures = Figures(
+        database=db.dialect.name, children=children, days=year.days, simulation_seconds=time.perf_counter() - began
+    )
     figures.tasks = year.tasks_done
     figures.engine_p50, figures.engine_p95 = year.engine.ms(50), year.engine.ms(95)
     figures.bare_p50, figures.bare_p95 = year.bare.ms(50), year.bare.ms(95)
@@ -158,8 +170,10 @@ def sweep_again(url: str, due: int, sweepers: int | None = None, progress: bool 
         return {}
     engine = Engine(clocks.FrozenClock(first - timedelta(minutes=1)))
     run = f"R{int(time.time()) % 100_000}"
-    return {count: _sweep(url, sessions, engine, due, count, f"{run}S{count}", progress)
-            for count in sorted({1, sweepers or os.cpu_count() or 1})}
+    return {
+        count: _sweep(url, sessions, engine, due, count, f"{run}S{count}", progress)
+        for count in sorted({1, sweepers or os.cpu_count() or 1})
+    }
 
 
 def sweep_lines(sweeps: dict[int, tuple[int, float]]) -> list[str]:
@@ -167,8 +181,14 @@ def sweep_lines(sweeps: dict[int, tuple[int, float]]) -> list[str]:
     lines = []
     for count, (fired, seconds) in sweeps.items():
         head = f"timer sweep, {count} sweeper{'s' if count > 1 else ' '}       "
-        lines.append(head + (f"{fired} timers in {seconds:.1f} s = {fired / seconds:.0f} timers/s" if fired and seconds
-                             else "no timers were due"))
+        lines.append(
+            head
+            + (
+                f"{fired} timers in {seconds:.1f} s = {fired / seconds:.0f} timers/s"
+                if fired and seconds
+                else "no timers were due"
+            )
+        )
     return lines
 
 
@@ -220,8 +240,9 @@ def report(figures: Figures) -> str:
         f"{f.engine_cpu_p50 / f.bare_cpu_p50 if f.bare_cpu_p50 else float('nan'):.2f}x (what other work on the machine does not change)",
     ]
     for who, (p50, p95, rows) in f.inbox.items():
-        lines.append(f"inbox, {who:22s} p50 {p50:.1f} ms   p95 {p95:.1f} ms   ({rows} rows; "
-                     f"{f.open_instances} open instances)")
+        lines.append(
+            f"inbox, {who:22s} p50 {p50:.1f} ms   p95 {p95:.1f} ms   ({rows} rows; {f.open_instances} open instances)"
+        )
     lines += sweep_lines(f.sweeps)
     lines += [
         f"database size                 {f.database_mb:.1f} MB after the year = {f.kb_per_child_year:.0f} KB per child-year",
@@ -244,8 +265,10 @@ def statutory_lines(s: timeliness.Statutory) -> list[str]:
     ]
     for term in s.terms:
         span = "" if term.whole else f" (to {term.last:%d %b %Y} only)"
-        lines.append(f"reviews, {term.label:21s} {term.reviewed} of children in care (aged 2 to 18) for the whole "
-                     f"term{span} with a PEP signed off in it")
+        lines.append(
+            f"reviews, {term.label:21s} {term.reviewed} of children in care (aged 2 to 18) for the whole "
+            f"term{span} with a PEP signed off in it"
+        )
     waiting = f": waiting only for {', '.join(stuck.idle_waiting_for)}" if stuck.idle_waiting_for else ""
     lines += [
         f"stuck PEPs at the end         {stuck.stuck} ({stuck.nobody} with an open task nobody holds or may claim "
@@ -269,18 +292,32 @@ def statutory_lines(s: timeliness.Statutory) -> list[str]:
 def escalation_line(e: timeliness.Escalations) -> str:
     """How long after its deadline each overdue step was escalated (target: none after more than 1 working day)."""
     never = f" ({', '.join(e.unescalated)})" if e.unescalated else ""
-    return (f"escalation of overdue steps   {e.escalated}/{e.overdue} escalated ({e.by_policy} by the overdue policy, "
-            f"{e.by_diagram} by the diagram's own timer), whole working days after the due day: p50 {e.percentile(50)}, "
-            f"p95 {e.percentile(95)}, max {e.days[-1] if e.days else 0}; {e.over_one} after more than 1 working day; "
-            f"{e.closed_first} done or withdrawn within 1 working day first; {e.unescalated_steps} overdue more than "
-            f"1 working day and never escalated{never}")
+    return (
+        f"escalation of overdue steps   {e.escalated}/{e.overdue} escalated ({e.by_policy} by the overdue policy, "
+        f"{e.by_diagram} by the diagram's own timer), whole working days after the due day: p50 {e.percentile(50)}, "
+        f"p95 {e.percentile(95)}, max {e.days[-1] if e.days else 0}; {e.over_one} after more than 1 working day; "
+        f"{e.closed_first} done or withdrawn within 1 working day first; {e.unescalated_steps} overdue more than "
+        f"1 working day and never escalated{never}"
+    )
 
 
-DASHBOARD_NAMES = {"due": "PEPs due", "held": "held", "on_time": "on time", "late": "late", "overdue": "overdue",
-                   "not_yet_due": "not yet due", "children": "children in care", "initial_due": "initial PEPs due",
-                   "initial_started": "started in time", "initial_ready": "ready in time",
-                   "initial_late": "not ready and past", "initial_unknown": "entered care unknown",
-                   "in_care": "in care", "reviewed": "reviewed", "not_reviewed": "not reviewed"}
+DASHBOARD_NAMES = {
+    "due": "PEPs due",
+    "held": "held",
+    "on_time": "on time",
+    "late": "late",
+    "overdue": "overdue",
+    "not_yet_due": "not yet due",
+    "children": "children in care",
+    "initial_due": "initial PEPs due",
+    "initial_started": "started in time",
+    "initial_ready": "ready in time",
+    "initial_late": "not ready and past",
+    "initial_unknown": "entered care unknown",
+    "in_care": "in care",
+    "reviewed": "reviewed",
+    "not_reviewed": "not reviewed",
+}
 
 
 def dashboard_lines(compared: list[dashboardcheck.Compared]) -> list[str]:

@@ -54,8 +54,16 @@ class YearResult:
 class Simulation:
     """Builds the council, deploys the shipped processes and plays the year."""
 
-    def __init__(self, sessions: sessionmaker[Session], root, size: int, start: date, end: date, seed: int = 2025,
-                 progress: bool = True):
+    def __init__(
+        self,
+        sessions: sessionmaker[Session],
+        root,
+        size: int,
+        start: date,
+        end: date,
+        seed: int = 2025,
+        progress: bool = True,
+    ):
         self.sessions, self.root, self.size, self.start, self.end = sessions, root, size, start, end
         self.rng = random.Random(seed)
         self.clock = FrozenClock(_at(start, 7))
@@ -74,8 +82,11 @@ class Simulation:
         with self.sessions.begin() as session:
             self.council = councils.build(session, self.size, self.start, self.rng)
             deployment, _ = deploy(session, Bundle.from_dirs(self.root), actor="bench@bench.test")
-            self.forms = {f.path.removeprefix("forms/"): json.loads(f.content) for f in deployment.files
-                          if f.path.startswith("forms/")}
+            self.forms = {
+                f.path.removeprefix("forms/"): json.loads(f.content)
+                for f in deployment.files
+                if f.path.startswith("forms/")
+            }
             for user in session.scalars(select(User)):
                 self.emails[user.id] = user.email
                 for key in user.role_keys:
@@ -113,16 +124,28 @@ class Simulation:
         for child in self.council.children:
             if child.enters_care:
                 day = child.enters_care
-                setting = "school" if child.school else ("none" if child.date_of_birth > day - timedelta(days=730)
-                                                         else "early_years")
-                data = {"entry": "emergency" if self.rng.random() < 0.3 else "planned",
-                        "entered_care": day.isoformat(), "education_setting": setting,
-                        "review_variant": child.variant, **({"school": child.school} if child.school else {})}
+                setting = (
+                    "school"
+                    if child.school
+                    else ("none" if child.date_of_birth > day - timedelta(days=730) else "early_years")
+                )
+                data = {
+                    "entry": "emergency" if self.rng.random() < 0.3 else "planned",
+                    "entered_care": day.isoformat(),
+                    "education_setting": setting,
+                    "review_variant": child.variant,
+                    **({"school": child.school} if child.school else {}),
+                }
                 arrivals.setdefault(day, []).append((child.id, "child_becomes_looked_after", data))
             else:
                 day = self.start + timedelta(days=self.rng.randint(0, 13))
-                arrivals.setdefault(day, []).append((child.id, "pep_cycle_due", {
-                    "variant": child.variant, "next_meeting_date": None, "previous_targets": []}))
+                arrivals.setdefault(day, []).append(
+                    (
+                        child.id,
+                        "pep_cycle_due",
+                        {"variant": child.variant, "next_meeting_date": None, "previous_targets": []},
+                    )
+                )
         return arrivals
 
     def _send(self, child_id: str, message: str, data: dict) -> None:
@@ -138,8 +161,16 @@ class Simulation:
         tried: set[str] = set()
         for _ in range(SAME_DAY_ROUNDS):
             with self.sessions() as session:
-                rows = session.execute(select(OpenTask.id, OpenTask.ready_at, OpenTask.due_at, OpenTask.assignee_id,
-                                              OpenTask.pooled, OpenTask.role_key)).all()
+                rows = session.execute(
+                    select(
+                        OpenTask.id,
+                        OpenTask.ready_at,
+                        OpenTask.due_at,
+                        OpenTask.assignee_id,
+                        OpenTask.pooled,
+                        OpenTask.role_key,
+                    )
+                ).all()
             for task_id, ready_at, due_at, *_ in rows:
                 if task_id not in self.plan:
                     self.plan[task_id] = self._planned_day(ready_at.date(), due_at.date() if due_at else None)

@@ -61,7 +61,6 @@ def threads_for(url: str) -> int:
     return 4 if url.startswith("postgresql") else 1
 
 
-
 @dataclass
 class Job:
     email: str
@@ -89,31 +88,47 @@ class WebFigures:
     def report(self) -> str:
         rate = (len(self.inbox) + len(self.submit)) / self.seconds if self.seconds else 0.0
         server = f"{WORKERS} workers" + (f" x {self.threads} threads (gthread)" if self.threads > 1 else " (sync)")
-        lines = [f"web load                      {self.users} concurrent users, {self.think:g} s between pages, "
-                 f"gunicorn {server}, {self.seconds:.0f} s, {rate:.1f} requests/s (inbox pages and submissions; "
-                 f"each also opens its task page)"]
-        for name, samples, kind in (("inbox page (GET /inbox)", self.inbox, "inbox"),
-                                    ("task submission (POST)", self.submit, "submit"),
-                                    ("sign-in (POST /sign-in)", self.sign_in, "sign-in")):
-            lines.append(f"{name:29s} p50 {samples.ms(50):.0f} ms   p95 {samples.ms(95):.0f} ms   "
-                         f"p99 {samples.ms(99):.0f} ms   ({len(samples)} requests, "
-                         f"{len(samples) / self.seconds if self.seconds else 0:.1f}/s)")
+        lines = [
+            f"web load                      {self.users} concurrent users, {self.think:g} s between pages, "
+            f"gunicorn {server}, {self.seconds:.0f} s, {rate:.1f} requests/s (inbox pages and submissions; "
+            f"each also opens its task page)"
+        ]
+        for name, samples, kind in (
+            ("inbox page (GET /inbox)", self.inbox, "inbox"),
+            ("task submission (POST)", self.submit, "submit"),
+            ("sign-in (POST /sign-in)", self.sign_in, "sign-in"),
+        ):
+            lines.append(
+                f"{name:29s} p50 {samples.ms(50):.0f} ms   p95 {samples.ms(95):.0f} ms   "
+                f"p99 {samples.ms(99):.0f} ms   ({len(samples)} requests, "
+                f"{len(samples) / self.seconds if self.seconds else 0:.1f}/s)"
+            )
             if self.in_worker.get(kind):
                 worker = self.in_worker[kind]
-                lines.append(f"{'  of which in the worker':29s} p50 {worker.ms(50):.0f} ms   p95 {worker.ms(95):.0f} ms   "
-                             f"p99 {worker.ms(99):.0f} ms   (gunicorn's own request time)")
-        lines.append(f"sign-ins per submission       {len(self.sign_in) / len(self.submit) if self.submit else 0:.2f} "
-                     f"(one per professional, who then works through their open tasks)")
+                lines.append(
+                    f"{'  of which in the worker':29s} p50 {worker.ms(50):.0f} ms   p95 {worker.ms(95):.0f} ms   "
+                    f"p99 {worker.ms(99):.0f} ms   (gunicorn's own request time)"
+                )
+        lines.append(
+            f"sign-ins per submission       {len(self.sign_in) / len(self.submit) if self.submit else 0:.2f} "
+            f"(one per professional, who then works through their open tasks)"
+        )
         false = self.conflicts.get(FALSE_CONFLICT, 0)
         real = {kind: n for kind, n in self.conflicts.items() if kind != FALSE_CONFLICT}
-        lines.append(f"false conflicts               {false} (409s whose task was still ready and its page's basis "
-                     f"unchanged; expected 0)")
+        lines.append(
+            f"false conflicts               {false} (409s whose task was still ready and its page's basis "
+            f"unchanged; expected 0)"
+        )
         lines.append(f"real conflicts                {sum(real.values())} {real or ''}".rstrip())
         lines.append(f"errors                        {self.errors or 'none'}")
-        lines.append(f"CPU                           server {self.server_cpu:.1f} s (gunicorn, start-up included), "
-                     f"simulated users {self.load_cpu:.1f} s")
-        lines.append(f"machine                       {os.cpu_count()} CPUs; load average over the last 5 minutes "
-                     f"{os.getloadavg()[1]:.1f}")
+        lines.append(
+            f"CPU                           server {self.server_cpu:.1f} s (gunicorn, start-up included), "
+            f"simulated users {self.load_cpu:.1f} s"
+        )
+        lines.append(
+            f"machine                       {os.cpu_count()} CPUs; load average over the last 5 minutes "
+            f"{os.getloadavg()[1]:.1f}"
+        )
         return "\n".join(lines)
 
 
@@ -168,9 +183,16 @@ def form_fields(schema: dict, answers: dict, prefix: str = "") -> list[tuple[str
             fields += [(path, str(v)) for v in value]
         elif isinstance(value, list):
             for n, item in enumerate(value):
-                item_schema = (spec.get("prefixItems") or [])[n] if n < len(spec.get("prefixItems") or []) else spec.get("items", {})
-                fields += form_fields({**spec.get("items", {}), **item_schema}, item, f"{path}.{n}.") \
-                    if isinstance(item, dict) else [(f"{path}.{n}", str(item))]
+                item_schema = (
+                    (spec.get("prefixItems") or [])[n]
+                    if n < len(spec.get("prefixItems") or [])
+                    else spec.get("items", {})
+                )
+                fields += (
+                    form_fields({**spec.get("items", {}), **item_schema}, item, f"{path}.{n}.")
+                    if isinstance(item, dict)
+                    else [(f"{path}.{n}", str(item))]
+                )
         elif widget_for(spec) == "date":
             year, month, day = str(value).split("-")
             fields += [(f"{path}-day", day), (f"{path}-month", month), (f"{path}-year", year)]
@@ -188,8 +210,17 @@ class SimulatedUser(threading.Thread):
     then clears their inbox, until time is up or no work is left. Users arrive `delay` seconds apart
     (spread over the first page cycle), not all in the same instant."""
 
-    def __init__(self, base: str, people: list[list[Job]], figures: WebFigures, stop_at: float,
-                 lock: threading.Lock, think: float, delay: float = 0.0, sessions=None):
+    def __init__(
+        self,
+        base: str,
+        people: list[list[Job]],
+        figures: WebFigures,
+        stop_at: float,
+        lock: threading.Lock,
+        think: float,
+        delay: float = 0.0,
+        sessions=None,
+    ):
         super().__init__(daemon=True)
         self.base, self.people, self.figures, self.stop_at, self.lock = base, people, figures, stop_at, lock
         self.sessions = sessions  # the database, read directly to tell a refused submission's cause
@@ -276,8 +307,9 @@ class _NoRedirect(urllib.request.HTTPRedirectHandler):
 
 def _first_error(page: str) -> str:
     """The first message of the page's error summary (or of its conflict banner), to count by cause."""
-    match = re.search(r'govuk-error-summary__list.*?<a[^>]*>(.*?)</a>', page, re.S) or \
-        re.search(r'govuk-notification-banner__heading[^>]*>(.*?)<', page, re.S)
+    match = re.search(r"govuk-error-summary__list.*?<a[^>]*>(.*?)</a>", page, re.S) or re.search(
+        r"govuk-notification-banner__heading[^>]*>(.*?)<", page, re.S
+    )
     return html.unescape(re.sub(r"\s+", " ", match.group(1))).strip()[:120] if match else "?"
 
 
@@ -286,17 +318,35 @@ def _token(page: str) -> str:
     return html.unescape(match.group(1)) if match else ""
 
 
-def serve(url: str, port: int, workers: int = WORKERS, threads: int = 1,
-          access_log: str | None = None) -> subprocess.Popen:
+def serve(
+    url: str, port: int, workers: int = WORKERS, threads: int = 1, access_log: str | None = None
+) -> subprocess.Popen:
     """Start gunicorn with the app; return once it answers. With `access_log`, gunicorn writes each
     request's method, path, status and time in the worker (microseconds) there."""
-    env = {**os.environ, "PEP_DATABASE_URL": url, "PEP_SECURE_COOKIES": "0", "PEP_SECRET_KEY": "bench-secret-key",
-           "PEP_WARM_UP": "1"}
+    env = {
+        **os.environ,
+        "PEP_DATABASE_URL": url,
+        "PEP_SECURE_COOKIES": "0",
+        "PEP_SECRET_KEY": "bench-secret-key",
+        "PEP_WARM_UP": "1",
+    }
     server = subprocess.Popen(
-        [str(Path(sys.executable).parent / "gunicorn"), "--workers", str(workers), "--bind", f"127.0.0.1:{port}",
-         *(["--worker-class", "gthread", "--threads", str(threads)] if threads > 1 else []),
-         *(["--access-logfile", access_log, "--access-logformat", "%(m)s %(U)s %(s)s %(D)s"] if access_log else []),
-         "--log-level", "warning", "webui:create_app()"], cwd=ROOT, env=env, start_new_session=True)
+        [
+            str(Path(sys.executable).parent / "gunicorn"),
+            "--workers",
+            str(workers),
+            "--bind",
+            f"127.0.0.1:{port}",
+            *(["--worker-class", "gthread", "--threads", str(threads)] if threads > 1 else []),
+            *(["--access-logfile", access_log, "--access-logformat", "%(m)s %(U)s %(s)s %(D)s"] if access_log else []),
+            "--log-level",
+            "warning",
+            "webui:create_app()",
+        ],
+        cwd=ROOT,
+        env=env,
+        start_new_session=True,
+    )
     for _ in range(100):
         try:
             urllib.request.urlopen(f"http://127.0.0.1:{port}/sign-in", timeout=2).read()
@@ -312,8 +362,9 @@ def stop(server: subprocess.Popen) -> None:
     server.wait(timeout=30)
 
 
-def load(url: str, jobs: list[Job], users: int, seconds: float, port: int, think: float = 0.0,
-         threads: int | None = None) -> WebFigures:
+def load(
+    url: str, jobs: list[Job], users: int, seconds: float, port: int, think: float = 0.0, threads: int | None = None
+) -> WebFigures:
     """Run `users` concurrent users against the served app for at most `seconds`."""
     threads = threads or threads_for(url)
     by_person: dict[str, list[Job]] = {}
@@ -331,9 +382,19 @@ def load(url: str, jobs: list[Job], users: int, seconds: float, port: int, think
     try:
         started = time.monotonic()
         # arrivals spread over one page cycle (two pauses), so that 20 sign-ins do not all come at once
-        threads = [SimulatedUser(f"http://127.0.0.1:{port}", share, figures, started + seconds, lock, think,
-                                 delay=n * 2 * think / len(shares), sessions=sessions)
-                   for n, share in enumerate(shares)]
+        threads = [
+            SimulatedUser(
+                f"http://127.0.0.1:{port}",
+                share,
+                figures,
+                started + seconds,
+                lock,
+                think,
+                delay=n * 2 * think / len(shares),
+                sessions=sessions,
+            )
+            for n, share in enumerate(shares)
+        ]
         for thread in threads:
             thread.start()
         for thread in threads:

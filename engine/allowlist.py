@@ -25,7 +25,9 @@ from RestrictedPython.transformer import INSPECT_ATTRIBUTES
 from . import limits
 from .calendar import EXPRESSION_FUNCTIONS
 
-DOMAIN_FUNCTIONS = frozenset(EXPRESSION_FUNCTIONS)  # what diagrams call beside the built-ins (docs/modelling.md)  # the name SpiffWorkflow looks for in tracebacks
+DOMAIN_FUNCTIONS = frozenset(
+    EXPRESSION_FUNCTIONS
+)  # what diagrams call beside the built-ins (docs/modelling.md)  # the name SpiffWorkflow looks for in tracebacks
 
 
 DENIED_NAMES = frozenset(
@@ -34,9 +36,30 @@ DENIED_NAMES = frozenset(
 
 
 DENIED_ATTRIBUTES = INSPECT_ATTRIBUTES | {
-    "format", "format_map", "mro", "func_globals", "func_code", "func_closure", "cell_contents",
-    "gi_frame", "gi_code", "gi_yieldfrom", "cr_frame", "cr_code", "cr_await", "ag_frame", "ag_code",
-    "f_globals", "f_locals", "f_back", "f_builtins", "f_code", "tb_frame", "tb_next", "im_func", "im_self",
+    "format",
+    "format_map",
+    "mro",
+    "func_globals",
+    "func_code",
+    "func_closure",
+    "cell_contents",
+    "gi_frame",
+    "gi_code",
+    "gi_yieldfrom",
+    "cr_frame",
+    "cr_code",
+    "cr_await",
+    "ag_frame",
+    "ag_code",
+    "f_globals",
+    "f_locals",
+    "f_back",
+    "f_builtins",
+    "f_code",
+    "tb_frame",
+    "tb_next",
+    "im_func",
+    "im_self",
 }
 
 
@@ -62,16 +85,31 @@ def guarded_getattr(obj: Any, name: str) -> Any:
 
 
 _INPLACE_OPS = {
-    "+=": operator.iadd, "-=": operator.isub, "*=": operator.imul, "/=": operator.itruediv,
-    "//=": operator.ifloordiv, "%=": operator.imod, "**=": operator.ipow, "|=": operator.ior,
-    "&=": operator.iand, "^=": operator.ixor, "<<=": operator.ilshift, ">>=": operator.irshift,
+    "+=": operator.iadd,
+    "-=": operator.isub,
+    "*=": operator.imul,
+    "/=": operator.itruediv,
+    "//=": operator.ifloordiv,
+    "%=": operator.imod,
+    "**=": operator.ipow,
+    "|=": operator.ior,
+    "&=": operator.iand,
+    "^=": operator.ixor,
+    "<<=": operator.ilshift,
+    ">>=": operator.irshift,
 }
 
 
 _INPLACE_TYPES = (numbers.Number, str, list, tuple, set, dict, date, timedelta)
 
 
-_GUARDED_INPLACE: dict[str, Callable[[Any, Any], Any]] = {"*=": limits.mul, "**=": limits.power, "<<=": limits.lshift, "+=": limits.add, "%=": limits.modulo}
+_GUARDED_INPLACE: dict[str, Callable[[Any, Any], Any]] = {
+    "*=": limits.mul,
+    "**=": limits.power,
+    "<<=": limits.lshift,
+    "+=": limits.add,
+    "%=": limits.modulo,
+}
 
 
 def _inplacevar(op: str, target: Any, value: Any) -> Any:
@@ -113,13 +151,40 @@ def _guarded_type(wraps: type, make) -> type:
     return _GuardedType(wraps.__name__, (), {"wraps": wraps, "make": staticmethod(make)})
 
 
-_EXTRA_BUILTINS = (len, min, max, sorted, reversed, any, all, abs, int, float, bool,
-                   list, dict, set, tuple, enumerate, zip, isinstance, map, filter)
+_EXTRA_BUILTINS = (
+    len,
+    min,
+    max,
+    sorted,
+    reversed,
+    any,
+    all,
+    abs,
+    int,
+    float,
+    bool,
+    list,
+    dict,
+    set,
+    tuple,
+    enumerate,
+    zip,
+    isinstance,
+    map,
+    filter,
+)
 
 
 _UNSAFE_BUILTINS = {  # classes, attribute writes, and exceptions that would stop the worker process
-    "__build_class__", "setattr", "delattr", "_getattr_", "BaseException", "SystemExit", "KeyboardInterrupt",
-    "GeneratorExit", "id",
+    "__build_class__",
+    "setattr",
+    "delattr",
+    "_getattr_",
+    "BaseException",
+    "SystemExit",
+    "KeyboardInterrupt",
+    "GeneratorExit",
+    "id",
 }
 
 
@@ -127,9 +192,15 @@ _BUILTINS = {
     **{k: v for k, v in safe_builtins.items() if k not in _UNSAFE_BUILTINS},
     **{f.__name__: f for f in _EXTRA_BUILTINS},
     # the ones that could run long in C or build a huge value, bounded
-    "range": limits.bounded_range, "pow": limits.power, "round": limits.bounded_round, "sum": limits.total,
-    "repr": limits.representation, "str": _guarded_type(str, limits.text),
-    "None": None, "True": True, "False": False,
+    "range": limits.bounded_range,
+    "pow": limits.power,
+    "round": limits.bounded_round,
+    "sum": limits.total,
+    "repr": limits.representation,
+    "str": _guarded_type(str, limits.text),
+    "None": None,
+    "True": True,
+    "False": False,
 }
 
 
@@ -161,17 +232,37 @@ BUILTIN_CALLABLES = frozenset(k for k, v in _BUILTINS.items() if callable(v))
 PROTECTED_NAMES = BUILTIN_CALLABLES | DOMAIN_FUNCTIONS  # no task data or variable may take these names
 
 
-_PLAIN_TYPES = (str, int, float, complex, bool, list, tuple, dict, set, frozenset, date, datetime, timedelta, range, slice)
+_PLAIN_TYPES = (
+    str,
+    int,
+    float,
+    complex,
+    bool,
+    list,
+    tuple,
+    dict,
+    set,
+    frozenset,
+    date,
+    datetime,
+    timedelta,
+    range,
+    slice,
+)
 
 
 PLAIN_ATTRIBUTES = frozenset(
-    name for kind in _PLAIN_TYPES for name in dir(kind)
+    name
+    for kind in _PLAIN_TYPES
+    for name in dir(kind)
     if not name.startswith("_") and name not in DENIED_ATTRIBUTES and name not in limits.DENIED_METHODS
 )
 
 
 # Python's other built-ins (open, type, getattr, vars, globals, eval, …) are refused wherever they appear.
-REFUSED_NAMES = (frozenset(n for n in dir(builtins) if not n.startswith("_") and n[0].islower()) - BUILTIN_CALLABLES) | DENIED_NAMES
+REFUSED_NAMES = (
+    frozenset(n for n in dir(builtins) if not n.startswith("_") and n[0].islower()) - BUILTIN_CALLABLES
+) | DENIED_NAMES
 
 
 def _not_allowed(tree: ast.AST, callables: frozenset[str]) -> tuple[int | None, str] | None:
@@ -189,18 +280,26 @@ def _not_allowed(tree: ast.AST, callables: frozenset[str]) -> tuple[int | None, 
         line = getattr(node, "lineno", None)
         if isinstance(node, ast.Name):
             if node.id in REFUSED_NAMES:
-                return line, f'"{node.id}" is not allowed in a process script: only the documented functions may be used'
+                return (
+                    line,
+                    f'"{node.id}" is not allowed in a process script: only the documented functions may be used',
+                )
             if node.id in callables and node.id in bound:
                 return line, f'"{node.id}" is a function of this service: give the variable another name'
         elif isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
             name = node.func.id
             if name not in callables and name not in bound:
-                return line, f'"{name}" is not a function this service provides (see docs/modelling.md for those it does)'
+                return (
+                    line,
+                    f'"{name}" is not a function this service provides (see docs/modelling.md for those it does)',
+                )
         elif isinstance(node, ast.Attribute):
             if isinstance(node.value, ast.Name) and node.value.id in callables and node.value.id not in bound:
                 attributes.append((line, f'"{node.value.id}.{node.attr}": a function\'s attributes are not allowed'))
             elif node.attr not in PLAIN_ATTRIBUTES:
-                attributes.append((line, f'".{node.attr}" is not a method of a plain value (text, number, list, dict or date)'))
+                attributes.append(
+                    (line, f'".{node.attr}" is not a method of a plain value (text, number, list, dict or date)')
+                )
     if attributes:
         return attributes[0]
     return None

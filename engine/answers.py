@@ -21,9 +21,12 @@ from .vocabulary import INSTRUCTIONS, VALIDATE_PROPERTY, properties
 
 def refusals(session: Session, child_id: str, source: str | None, schema: dict | None, data: dict) -> dict[str, str]:
     """The answers' problems against the task's form (`source`, `schema`), the first kind found."""
-    return (text_errors(data, source) or size_errors(data, source)
-            or (field_errors(source, data) if source else {})
-            or (unknown_files(session, child_id, schema, data) if source and schema is not None else {}))
+    return (
+        text_errors(data, source)
+        or size_errors(data, source)
+        or (field_errors(source, data) if source else {})
+        or (unknown_files(session, child_id, schema, data) if source and schema is not None else {})
+    )
 
 
 def check_rules(script_engine, step, task, data: dict) -> None:
@@ -37,7 +40,9 @@ def check_rules(script_engine, step, task, data: dict) -> None:
         raise step.failure(exc, task.task_spec.bpmn_id) from exc
     if errors:
         if not isinstance(errors, dict):
-            raise step.failure(TypeError("the validate rule must give a dict of field: message"), task.task_spec.bpmn_id)
+            raise step.failure(
+                TypeError("the validate rule must give a dict of field: message"), task.task_spec.bpmn_id
+            )
         raise FormInvalid({str(k): str(v) for k, v in errors.items()})
 
 
@@ -47,7 +52,8 @@ def page_basis(serializer, task, form_source: str | None) -> str:
     leaves it as it was; a new version of the process can change its form."""
     digest = hashlib.sha256((form_source or "").encode())
     digest.update(b"\0" + (task.task_spec.extensions.get(INSTRUCTIONS) or "").encode())
-    digest.update(b"\0" + orjson.dumps(serializer.registry.convert(task.data),
-                                       option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS))
+    digest.update(
+        b"\0"
+        + orjson.dumps(serializer.registry.convert(task.data), option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS)
+    )
     return digest.hexdigest()[:32]
-

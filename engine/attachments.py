@@ -50,12 +50,28 @@ def _answers(path: str, spec: Any, value: Any) -> list[tuple[str, Any]]:
     return []
 
 
-def store(session: Session, child_id: str, filename: str, content_type: str, content: bytes, uploaded_by: str,
-          at: datetime, attachment_id: str | None = None) -> Attachment:
+def store(
+    session: Session,
+    child_id: str,
+    filename: str,
+    content_type: str,
+    content: bytes,
+    uploaded_by: str,
+    at: datetime,
+    attachment_id: str | None = None,
+) -> Attachment:
     """Keep a file for the child (in the caller's transaction); answers name it by the returned row's id."""
-    attachment = Attachment(id=attachment_id or str(uuid.uuid4()), child_id=child_id, filename=filename,
-                            content_type=content_type, size=len(content), sha256=hashlib.sha256(content).hexdigest(),
-                            content=content, uploaded_by=uploaded_by, uploaded_at=at)
+    attachment = Attachment(
+        id=attachment_id or str(uuid.uuid4()),
+        child_id=child_id,
+        filename=filename,
+        content_type=content_type,
+        size=len(content),
+        sha256=hashlib.sha256(content).hexdigest(),
+        content=content,
+        uploaded_by=uploaded_by,
+        uploaded_at=at,
+    )
     session.add(attachment)
     return attachment
 
@@ -75,8 +91,13 @@ def kept_files(session: Session, child_id: str, ids) -> set[str]:
     ids = {value for value in ids if isinstance(value, str)}
     if not ids:
         return set()
-    return set(session.scalars(select(Attachment.id).where(
-        Attachment.id.in_(ids), Attachment.child_id == child_id, Attachment.removed_at.is_(None))))
+    return set(
+        session.scalars(
+            select(Attachment.id).where(
+                Attachment.id.in_(ids), Attachment.child_id == child_id, Attachment.removed_at.is_(None)
+            )
+        )
+    )
 
 
 def files_in_record(session: Session, child_id: str) -> dict[str, Event]:
@@ -111,14 +132,20 @@ def remove_from_draft(session: Session, child_id: str, ids: set[str], uploader: 
     are never touched: the history goes on naming what was submitted. Returns the ids removed."""
     if not ids:
         return []
-    candidates = session.scalars(select(Attachment).where(
-        Attachment.id.in_(ids), Attachment.child_id == child_id, Attachment.uploaded_by == uploader,
-        Attachment.removed_at.is_(None))).all()
+    candidates = session.scalars(
+        select(Attachment).where(
+            Attachment.id.in_(ids),
+            Attachment.child_id == child_id,
+            Attachment.uploaded_by == uploader,
+            Attachment.removed_at.is_(None),
+        )
+    ).all()
     if not candidates:
         return []
     held = set(files_in_record(session, child_id))
-    drafts: ScalarResult[dict] = session.scalars(select(TaskDraft.data).join(OpenTask, OpenTask.id == TaskDraft.task_id)
-                             .where(OpenTask.child_id == child_id))
+    drafts: ScalarResult[dict] = session.scalars(
+        select(TaskDraft.data).join(OpenTask, OpenTask.id == TaskDraft.task_id).where(OpenTask.child_id == child_id)
+    )
     for data in drafts:
         held.update(_strings(data))
     removed = []

@@ -25,12 +25,32 @@ NS = {
 HUMAN_TASKS = ("userTask", "manualTask")
 
 
-FLOW_NODES = frozenset({
-    "startEvent", "endEvent", "intermediateCatchEvent", "intermediateThrowEvent", "boundaryEvent",
-    "task", "userTask", "manualTask", "serviceTask", "scriptTask", "sendTask", "receiveTask", "businessRuleTask",
-    "callActivity", "subProcess", "transaction", "adHocSubProcess",
-    "exclusiveGateway", "inclusiveGateway", "parallelGateway", "eventBasedGateway", "complexGateway",
-})
+FLOW_NODES = frozenset(
+    {
+        "startEvent",
+        "endEvent",
+        "intermediateCatchEvent",
+        "intermediateThrowEvent",
+        "boundaryEvent",
+        "task",
+        "userTask",
+        "manualTask",
+        "serviceTask",
+        "scriptTask",
+        "sendTask",
+        "receiveTask",
+        "businessRuleTask",
+        "callActivity",
+        "subProcess",
+        "transaction",
+        "adHocSubProcess",
+        "exclusiveGateway",
+        "inclusiveGateway",
+        "parallelGateway",
+        "eventBasedGateway",
+        "complexGateway",
+    }
+)
 
 
 SUB_PROCESSES = ("subProcess", "transaction", "adHocSubProcess")
@@ -60,11 +80,15 @@ def file_name_problem(path: str) -> str | None:
         return None
     folder, _, name = path.rpartition("/")
     if folder == "processes" or name.endswith(".bpmn"):
-        return (f'"{name}" is not a diagram\'s file name: a diagram is processes/<name>.bpmn, named with letters, '
-                "digits, _, - and ., starting with a letter or digit")
+        return (
+            f'"{name}" is not a diagram\'s file name: a diagram is processes/<name>.bpmn, named with letters, '
+            "digits, _, - and ., starting with a letter or digit"
+        )
     if folder == "forms" or name.endswith(".json"):
-        return (f'"{name}" is not a form\'s file name: a form is forms/<name>.json (usually <name>.schema.json), '
-                "named with letters, digits, _, - and ., starting with a letter or digit")
+        return (
+            f'"{name}" is not a form\'s file name: a form is forms/<name>.json (usually <name>.schema.json), '
+            "named with letters, digits, _, - and ., starting with a letter or digit"
+        )
     return f'"{path}" is neither a diagram (processes/<name>.bpmn) nor a form (forms/<name>.json)'
 
 
@@ -164,7 +188,9 @@ def _parse_xml(path: str, content: str) -> tuple[etree._ElementTree | None, list
         safe.close()
     except DefusedXmlException as exc:
         line = getattr(getattr(safe, "parser", None), "CurrentLineNumber", None)  # expat's, at the declaration
-        return None, [DeployError(path, None, f"unsafe XML refused: {_unsafe(exc)}; DTDs and entities are not allowed", line)]
+        return None, [
+            DeployError(path, None, f"unsafe XML refused: {_unsafe(exc)}; DTDs and entities are not allowed", line)
+        ]
     except SafeET.ParseError as exc:
         return None, [DeployError(path, None, f"is not well-formed XML: {exc}", exc.position[0])]
     except (LookupError, ValueError) as exc:  # an encoding no parser knows, declared in the XML declaration

@@ -56,9 +56,17 @@ LEGAL_STATUSES = {
     "remand": "Remanded to local authority accommodation",
 }
 AREAS = {"in": "In the council's area", "out": "Out of the council's area"}
-DETAIL_TITLES = {"name": "Full name", "date_of_birth": "Date of birth", "school": "School or setting",
-                 "legal_status": "Legal status", "in_area": "Where the child lives", "in_care": "In care",
-                 "school_urn": "School's URN", "upn": "Unique pupil number", "entered_care": "Date entered care"}
+DETAIL_TITLES = {
+    "name": "Full name",
+    "date_of_birth": "Date of birth",
+    "school": "School or setting",
+    "legal_status": "Legal status",
+    "in_area": "Where the child lives",
+    "in_care": "In care",
+    "school_urn": "School's URN",
+    "upn": "Unique pupil number",
+    "entered_care": "Date entered care",
+}
 # kept by the case system and brought by an import (engine/importer.py), not typed on the details page
 IMPORTED_DETAILS = ("school_urn", "upn", "entered_care")
 MAX_TEXT = 200
@@ -74,6 +82,7 @@ class NotPermitted(CaseLifeError):
 
 # ---- the child's details ----------------------------------------------------------------------
 
+
 def may_edit_details(session: Session, email: str, child_id: str) -> bool:
     """Whether the person may change the child's details."""
     user = _active_user(session, email)
@@ -81,17 +90,31 @@ def may_edit_details(session: Session, email: str, child_id: str) -> bool:
         return False
     if DETAIL_EDITORS & user.role_keys:
         return True
-    return bool(session.scalar(select(exists().where(
-        CaseTeamMember.child_id == child_id, CaseTeamMember.user_id == user.id,
-        CaseTeamMember.role_key.in_(DETAIL_EDITORS_IN_TEAM)))))
+    return bool(
+        session.scalar(
+            select(
+                exists().where(
+                    CaseTeamMember.child_id == child_id,
+                    CaseTeamMember.user_id == user.id,
+                    CaseTeamMember.role_key.in_(DETAIL_EDITORS_IN_TEAM),
+                )
+            )
+        )
+    )
 
 
 def details_of(child: Child) -> dict:
     """The child's details as the edit page and the history hold them (dates as ISO text)."""
-    return {"name": child.name, "date_of_birth": child.date_of_birth.isoformat() if child.date_of_birth else None,
-            "school": child.school, "legal_status": child.legal_status, "in_area": child.in_area,
-            "school_urn": child.school_urn, "upn": child.upn,
-            "entered_care": child.entered_care.isoformat() if child.entered_care else None}
+    return {
+        "name": child.name,
+        "date_of_birth": child.date_of_birth.isoformat() if child.date_of_birth else None,
+        "school": child.school,
+        "legal_status": child.legal_status,
+        "in_area": child.in_area,
+        "school_urn": child.school_urn,
+        "upn": child.upn,
+        "entered_care": child.entered_care.isoformat() if child.entered_care else None,
+    }
 
 
 def edit_details(session: Session, child_id: str, values: dict, actor: str, at: datetime) -> dict[str, dict]:
@@ -101,14 +124,20 @@ def edit_details(session: Session, child_id: str, values: dict, actor: str, at: 
     if child is None:
         raise CaseLifeError(f"no child {child_id}")
     if not may_edit_details(session, actor, child_id):
-        raise NotPermitted("only the VS Administrator or the child's social worker or personal adviser "
-                           "may change the child's details")
+        raise NotPermitted(
+            "only the VS Administrator or the child's social worker or personal adviser may change the child's details"
+        )
     if "name" in values and not (values["name"] or "").strip():
         raise CaseLifeError("Enter the child's full name")
     if values.get("legal_status") not in (None, *LEGAL_STATUSES):
         raise CaseLifeError("Select the child's legal status")
-    return change_details(session, child, {k: v for k, v in values.items() if k in DETAIL_TITLES
-                                           and k not in ("in_care", *IMPORTED_DETAILS)}, actor, at)
+    return change_details(
+        session,
+        child,
+        {k: v for k, v in values.items() if k in DETAIL_TITLES and k not in ("in_care", *IMPORTED_DETAILS)},
+        actor,
+        at,
+    )
 
 
 def change_details(session: Session, child: Child, values: dict, actor: str, at: datetime, **why) -> dict[str, dict]:
@@ -129,36 +158,46 @@ def change_details(session: Session, child: Child, values: dict, actor: str, at:
 def _change(session: Session, child: Child, values: dict, actor: str, at: datetime, **why) -> dict[str, dict]:
     """Set the child's fields and write the changes to the history, with why they changed."""
     before = {**details_of(child), "in_care": child.in_care}
-    changes = {field: {"before": before[field], "after": value} for field, value in values.items()
-               if before[field] != value}
+    changes = {
+        field: {"before": before[field], "after": value} for field, value in values.items() if before[field] != value
+    }
     for field, change in changes.items():
         value = change["after"]
         is_date = field in ("date_of_birth", "entered_care")
         setattr(child, field, date.fromisoformat(value) if is_date and value else value)
     if changes:
         session.flush()  # the child's row before its history's tip: one row, one lock
-        history.append(session, child.id, [{"kind": "child_details_changed", "actor": actor,
-                                            "data": {"changes": changes, **why}}], at)
+        history.append(
+            session,
+            child.id,
+            [{"kind": "child_details_changed", "actor": actor, "data": {"changes": changes, **why}}],
+            at,
+        )
     return changes
 
 
 # ---- reporting a change -------------------------------------------------------------------------
+
 
 def report_refusal(session: Session, child: Child, name: str) -> str | None:
     """Why this change cannot be reported for the child now (None when it can)."""
     if name in IN_CARE_ONLY and not child.in_care:
         return f"{child.name} is not in care now: report that they have become looked after first"
     if name == COMING_INTO_CARE and child.in_care and _has_had_a_pep(session, child.id):
-        return (f"{child.name} is already looked after: report a change of school or that they are "
-                "leaving care instead")
+        return f"{child.name} is already looked after: report a change of school or that they are leaving care instead"
     return None
 
 
 def running_instance(session: Session, child_id: str, process_id: str) -> Instance | None:
     """The child's running PEP of this process, if there is one."""
-    return session.scalar(select(Instance).join(ProcessDefinition, ProcessDefinition.id == Instance.definition_id)
-                          .where(Instance.child_id == child_id, Instance.status == Status.RUNNING,
-                                 ProcessDefinition.process_id == process_id).limit(1))
+    return session.scalar(
+        select(Instance)
+        .join(ProcessDefinition, ProcessDefinition.id == Instance.definition_id)
+        .where(
+            Instance.child_id == child_id, Instance.status == Status.RUNNING, ProcessDefinition.process_id == process_id
+        )
+        .limit(1)
+    )
 
 
 def duplicate_refusal(session: Session, child: Child, definition: ProcessDefinition) -> str | None:
@@ -167,23 +206,35 @@ def duplicate_refusal(session: Session, child: Child, definition: ProcessDefinit
     if running is None:
         return None
     started = f"{running.started_at.day} {running.started_at:%B %Y}"
-    return (f"{definition.name} is already running for {child.name} (PEP {running.id}, started "
-            f"{started}): the same kind of PEP cannot run twice at once. If it should "
-            "start again, withdraw the running one first")
+    return (
+        f"{definition.name} is already running for {child.name} (PEP {running.id}, started "
+        f"{started}): the same kind of PEP cannot run twice at once. If it should "
+        "start again, withdraw the running one first"
+    )
 
 
-def record_report(session: Session, child: Child, name: str, data: dict, actor: str, at: datetime,
-                  received_by: list[int]) -> None:
+def record_report(
+    session: Session, child: Child, name: str, data: dict, actor: str, at: datetime, received_by: list[int]
+) -> None:
     """Write a case-life report to the child's history, whether or not a PEP received it, and change
     the child's record as it says (the school, whether in care)."""
     if name not in CASE_LIFE:
         return
-    entries: list[dict[str, Any]] = [{"kind": "change_reported", "actor": actor,
-                "data": {"message": name, "data": data, "received_by": received_by}}]
+    entries: list[dict[str, Any]] = [
+        {"kind": "change_reported", "actor": actor, "data": {"message": name, "data": data, "received_by": received_by}}
+    ]
     if name in STATUTORY:  # the statutory event itself, with the day the report gives (else the report's)
         kind, field = STATUTORY[name]
-        entries.append({"kind": kind, "actor": actor,
-                        "data": {"date": data.get(field) or calendar.to_london(at).date().isoformat(), "received_by": received_by}})
+        entries.append(
+            {
+                "kind": kind,
+                "actor": actor,
+                "data": {
+                    "date": data.get(field) or calendar.to_london(at).date().isoformat(),
+                    "received_by": received_by,
+                },
+            }
+        )
     history.append(session, child.id, entries, at)
     values = {}
     if name == COMING_INTO_CARE:
@@ -216,10 +267,13 @@ def reports_offered(session: Session, child: Child, email: str) -> dict[str, dic
     user = _active_user(session, email)
     if user is None or READ_ONLY_ROLES & user.role_keys:
         return {}
-    running = session.scalars(select(Instance).where(Instance.child_id == child.id, Instance.status == Status.RUNNING)).all()
+    running = session.scalars(
+        select(Instance).where(Instance.child_id == child.id, Instance.status == Status.RUNNING)
+    ).all()
     newest = deployments.newest_deployment(session)
-    sources = {name: instance.definition.deployment for instance in running
-               for name in (instance.waiting_messages or [])}
+    sources = {
+        name: instance.definition.deployment for instance in running for name in (instance.waiting_messages or [])
+    }
     started: dict[str, list[ProcessDefinition]] = {}
     for definition in newest.definitions if newest else []:
         for name in definition.start_messages or []:
@@ -243,6 +297,7 @@ def reports_offered(session: Session, child: Child, email: str) -> dict[str, dic
 
 # ---- withdrawing a PEP ---------------------------------------------------------------------------
 
+
 def may_withdraw(session: Session, email: str) -> bool:
     """Whether the person may close a running PEP early."""
     user = _active_user(session, email)
@@ -258,7 +313,10 @@ def withdrawal_reason_problem(reason: str) -> str | None:
 
 
 def _has_had_a_pep(session: Session, child_id: str) -> bool:
-    return session.execute(select(func.count()).select_from(Instance).where(Instance.child_id == child_id)).scalar_one() > 0
+    return (
+        session.execute(select(func.count()).select_from(Instance).where(Instance.child_id == child_id)).scalar_one()
+        > 0
+    )
 
 
 def _active_user(session: Session, email: str) -> User | None:

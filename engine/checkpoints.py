@@ -96,20 +96,30 @@ def _parse(path: Path, text: str, keys: KeyRing) -> Checkpoints:
         try:
             line = json.loads(raw)
             values = {name: line[name] for name in FIELDS}
-            checkpoint = Checkpoint(str(values["child"]), int(values["seq"]), str(values["head"]), str(values["at"]),
-                                    str(values["key_id"]), int(values["unkeyed"]), number)
+            checkpoint = Checkpoint(
+                str(values["child"]),
+                int(values["seq"]),
+                str(values["head"]),
+                str(values["at"]),
+                str(values["key_id"]),
+                int(values["unkeyed"]),
+                number,
+            )
             mac = str(line["mac"])
         except (ValueError, KeyError, TypeError):
             result.problems.append(f"line {number}: not a checkpoint (unreadable)")
             continue
         if values["prev"] != prev:
-            result.problems.append(f"line {number} does not follow the line before it: checkpoints were removed, "
-                                   "inserted or reordered")
+            result.problems.append(
+                f"line {number} does not follow the line before it: checkpoints were removed, inserted or reordered"
+            )
         prev = result.last_mac = mac
         key = keys.get(checkpoint.key_id)
         if key is None:
-            result.problems.append(f"line {number}: signed with history key {checkpoint.key_id}, which the key ring "
-                                   f"({keys.source}) does not hold: it cannot be verified")
+            result.problems.append(
+                f"line {number}: signed with history key {checkpoint.key_id}, which the key ring "
+                f"({keys.source}) does not hold: it cannot be verified"
+            )
         elif _mac(key, values) != mac:
             result.problems.append(f"line {number}: its signature does not match (the line was altered or forged)")
         else:
@@ -143,7 +153,7 @@ def write(sessions: sessionmaker, at: datetime, path: Path | None = None, keys: 
     verifying it (a history that does not verify is refused and named, and keeps its old checkpoint).
     The file is locked while it is read and written: two runs at once write one after the other."""
     path = path or default_path()
-    key = (keys.signing_key() if keys is not None else history_keys.signing_key())
+    key = keys.signing_key() if keys is not None else history_keys.signing_key()
     keys = keys if keys is not None else history_keys.ring()
     path.parent.mkdir(parents=True, exist_ok=True)
     run = Run(path)
@@ -166,8 +176,15 @@ def write(sessions: sessionmaker, at: datetime, path: Path | None = None, keys: 
             if not result.ok:
                 run.refused[child_id] = result.problems
                 continue
-            values = {"child": child_id, "seq": result.seq, "head": result.head, "at": at.isoformat(),
-                      "key_id": key.id, "unkeyed": result.unkeyed, "prev": prev}
+            values = {
+                "child": child_id,
+                "seq": result.seq,
+                "head": result.head,
+                "at": at.isoformat(),
+                "key_id": key.id,
+                "unkeyed": result.unkeyed,
+                "prev": prev,
+            }
             prev = _mac(key, values)
             lines.append(json.dumps({**values, "mac": prev}, separators=(",", ":")) + "\n")
             run.written.append(child_id)

@@ -44,14 +44,27 @@ def init(obj: Context):
 
 
 for command in (
-    cli_processes.deploy_command, cli_processes.start, cli_processes.tasks, cli_processes.complete,
-    cli_processes.claim, cli_processes.message, cli_processes.cancel, cli_processes.migrate_command,
+    cli_processes.deploy_command,
+    cli_processes.start,
+    cli_processes.tasks,
+    cli_processes.complete,
+    cli_processes.claim,
+    cli_processes.message,
+    cli_processes.cancel,
+    cli_processes.migrate_command,
     cli_processes.show,
-    cli_people.users, cli_people.children,
-    cli_history.history_command, cli_history.verify_command, cli_history.checkpoint_command,
+    cli_people.users,
+    cli_people.children,
+    cli_history.history_command,
+    cli_history.verify_command,
+    cli_history.checkpoint_command,
     cli_history.history_key,
-    cli_scheduler.scheduler, cli_scheduler.timers, cli_scheduler.incidents,
-    cli_import.import_command, cli_import.oversight_rebuild, cli_import.ppplus_backfill,
+    cli_scheduler.scheduler,
+    cli_scheduler.timers,
+    cli_scheduler.incidents,
+    cli_import.import_command,
+    cli_import.oversight_rebuild,
+    cli_import.ppplus_backfill,
 ):
     main.add_command(command)
 

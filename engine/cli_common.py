@@ -51,8 +51,11 @@ def fails_cleanly(command):
         except ProcessFault as fault:
             with click.get_current_context().obj.sessions.begin() as session:
                 incident = Engine().record_fault(session, fault, "cli")
-            click.echo(f"error: this step could not run and nothing of it was applied ({fault}); "
-                       f"recorded as incident {incident.id}", err=True)
+            click.echo(
+                f"error: this step could not run and nothing of it was applied ({fault}); "
+                f"recorded as incident {incident.id}",
+                err=True,
+            )
         except FormInvalid as exc:
             click.echo("error: the form has errors; nothing was saved", err=True)
             for field, message in exc.errors.items():
@@ -62,8 +65,10 @@ def fails_cleanly(command):
         except (DatabaseUnavailable, SQLAlchemyError) as exc:
             url = shown(click.get_current_context().obj.url)
             if connection_lost(exc):  # a failover, a restart, a dropped connection: nothing to fix but to retry
-                click.echo(f"error: the connection to the database at {url} was lost ({describe(exc)}); "
-                           "run the command again", err=True)
+                click.echo(
+                    f"error: the connection to the database at {url} was lost ({describe(exc)}); run the command again",
+                    err=True,
+                )
             elif isinstance(exc, (OperationalError, ProgrammingError)):
                 click.echo(f'error: the database at {url} is not ready ({describe(exc)}); run "pep init"', err=True)
             else:
@@ -104,7 +109,9 @@ def iso_datetime(_ctx, _param, value):
     try:
         return FrozenClock(value).now()
     except ValueError as exc:
-        raise click.BadParameter(f"{value!r} is not an ISO date-time with a zone, e.g. 2026-03-10T09:00:00+00:00") from exc
+        raise click.BadParameter(
+            f"{value!r} is not an ISO date-time with a zone, e.g. 2026-03-10T09:00:00+00:00"
+        ) from exc
 
 
 def _iso_date(value):

@@ -30,8 +30,11 @@ def _checkpoints(path: Path | None) -> checkpoints.Checkpoints:
 
 def _warn_if_none(pinned: checkpoints.Checkpoints) -> None:
     if not pinned.exists:
-        click.echo(f"warning: no checkpoints at {pinned.path}: events deleted from the end of a history, or a "
-                   "whole history, cannot be detected without them (run: pep checkpoint)", err=True)
+        click.echo(
+            f"warning: no checkpoints at {pinned.path}: events deleted from the end of a history, or a "
+            "whole history, cannot be detected without them (run: pep checkpoint)",
+            err=True,
+        )
 
 
 def _agrees_with(checkpoint_count: int) -> str:
@@ -42,10 +45,17 @@ def _agrees_with(checkpoint_count: int) -> str:
 
 @click.command("history")
 @click.argument("child_id")
-@click.option("--verify", is_flag=True,
-              help="Check the signed hash chain, and hold it to the checkpoints; exit 1 if it was tampered with.")
-@click.option("--checkpoints", "checkpoint_file", type=CHECKPOINT_FILE,
-              help="The checkpoint file (default: PEP_CHECKPOINTS, else instance/checkpoints.jsonl).")
+@click.option(
+    "--verify",
+    is_flag=True,
+    help="Check the signed hash chain, and hold it to the checkpoints; exit 1 if it was tampered with.",
+)
+@click.option(
+    "--checkpoints",
+    "checkpoint_file",
+    type=CHECKPOINT_FILE,
+    help="The checkpoint file (default: PEP_CHECKPOINTS, else instance/checkpoints.jsonl).",
+)
 @click.pass_obj
 @fails_cleanly
 def history_command(obj: Context, child_id, verify, checkpoint_file):
@@ -64,8 +74,10 @@ def history_command(obj: Context, child_id, verify, checkpoint_file):
                     click.echo(f"  {problem}", err=True)
                 _warn_if_none(pinned)
                 sys.exit(1)
-            click.echo(f"history of {child_id} verified: {result.events} events, chain intact"
-                       f"{_agrees_with(result.checkpoints)}")
+            click.echo(
+                f"history of {child_id} verified: {result.events} events, chain intact"
+                f"{_agrees_with(result.checkpoints)}"
+            )
             _warn_if_none(pinned)
             return
         for event in history.events(session, child_id):
@@ -75,8 +87,12 @@ def history_command(obj: Context, child_id, verify, checkpoint_file):
 
 @click.command("verify")
 @click.argument("child_ids", nargs=-1)
-@click.option("--checkpoints", "checkpoint_file", type=CHECKPOINT_FILE,
-              help="The checkpoint file (default: PEP_CHECKPOINTS, else instance/checkpoints.jsonl).")
+@click.option(
+    "--checkpoints",
+    "checkpoint_file",
+    type=CHECKPOINT_FILE,
+    help="The checkpoint file (default: PEP_CHECKPOINTS, else instance/checkpoints.jsonl).",
+)
 @click.pass_obj
 @fails_cleanly
 def verify_command(obj: Context, child_ids, checkpoint_file):
@@ -114,8 +130,12 @@ def verify_command(obj: Context, child_ids, checkpoint_file):
 
 
 @click.command("checkpoint")
-@click.option("--file", "path", type=CHECKPOINT_FILE,
-              help="The checkpoint file to append to (default: PEP_CHECKPOINTS, else instance/checkpoints.jsonl).")
+@click.option(
+    "--file",
+    "path",
+    type=CHECKPOINT_FILE,
+    help="The checkpoint file to append to (default: PEP_CHECKPOINTS, else instance/checkpoints.jsonl).",
+)
 @click.pass_obj
 @fails_cleanly
 def checkpoint_command(obj: Context, path):
@@ -130,8 +150,10 @@ def checkpoint_command(obj: Context, path):
         click.echo(f"{child_id}: checkpointed before, but not in the database: their history was deleted", err=True)
     for problem in run.file_problems:
         click.echo(f"checkpoint file {run.path}, {problem}", err=True)
-    click.echo(f"{_children(len(run.written))} checkpointed, {run.unchanged} unchanged since their last "
-               f"checkpoint, in {run.path}")
+    click.echo(
+        f"{_children(len(run.written))} checkpointed, {run.unchanged} unchanged since their last "
+        f"checkpoint, in {run.path}"
+    )
     if not run.ok:
         sys.exit(1)
 
@@ -164,5 +186,7 @@ def history_key_show(_obj: Context):
 def history_key_rotate(_obj: Context):
     """Make a new key that signs from now on; the old ones stay in the file to verify what they signed."""
     key = history_keys.rotate()
-    click.echo(f"new history key {key.id} in {history_keys.key_file()}: it signs from now on (the older keys "
-               "stay, to verify what they signed); copy the file to where its backups are kept")
+    click.echo(
+        f"new history key {key.id} in {history_keys.key_file()}: it signs from now on (the older keys "
+        "stay, to verify what they signed); copy the file to where its backups are kept"
+    )

@@ -1,5 +1,4 @@
-"""The `pep` commands of people and children: users add; children add, and team (a child's case team).
-"""
+"""The `pep` commands of people and children: users add; children add, and team (a child's case team)."""
 
 from __future__ import annotations
 

@@ -25,8 +25,13 @@ from .runtime import Engine
 @click.argument("dirs", nargs=-1, type=click.Path(file_okay=False))
 @click.option("--as", "actor", default="cli", help="Who deploys (recorded with the version).")
 @click.option("--note", help="What changed.")
-@click.option("--retire", "retire", multiple=True, metavar="PROCESS_ID",
-              help="Retire this process: new PEPs no longer start it (repeatable).")
+@click.option(
+    "--retire",
+    "retire",
+    multiple=True,
+    metavar="PROCESS_ID",
+    help="Retire this process: new PEPs no longer start it (repeatable).",
+)
 @click.pass_obj
 @fails_cleanly
 def deploy_command(obj: Context, dirs, actor, note, retire):
@@ -172,8 +177,10 @@ def migrate_command(obj: Context, process, instance_id, actor, dry_run):
         checks = [c for c in migration.candidates(engine, session, newest) if instance_id in (None, c.instance.id)]
         for c in checks:
             verdict = "can move" if c.safe else "cannot move: " + "; ".join(c.reasons)
-            click.echo(f"instance {c.instance.id} (child {c.instance.child_id}, version "
-                       f"{c.instance.definition.deployment.version}) {verdict}")
+            click.echo(
+                f"instance {c.instance.id} (child {c.instance.child_id}, version "
+                f"{c.instance.definition.deployment.version}) {verdict}"
+            )
         movable = [c.instance.id for c in checks if c.safe or instance_id is not None]
     if dry_run:
         return
@@ -193,10 +200,18 @@ def show(obj: Context, instance_id):
         if instance is None:
             click.echo(f"error: no instance {instance_id}", err=True)
             sys.exit(1)
-        click.echo(json.dumps({
-            "id": instance.id, "child": instance.child_id, "process": instance.definition.process_id,
-            "deployment_version": instance.definition.deployment.version, "status": instance.status,
-            "version": instance.version,
-            "next_timer_at": instance.next_timer_at.isoformat() if instance.next_timer_at else None,
-            "waiting_messages": instance.waiting_messages,
-        }, indent=2))
+        click.echo(
+            json.dumps(
+                {
+                    "id": instance.id,
+                    "child": instance.child_id,
+                    "process": instance.definition.process_id,
+                    "deployment_version": instance.definition.deployment.version,
+                    "status": instance.status,
+                    "version": instance.version,
+                    "next_timer_at": instance.next_timer_at.isoformat() if instance.next_timer_at else None,
+                    "waiting_messages": instance.waiting_messages,
+                },
+                indent=2,
+            )
+        )

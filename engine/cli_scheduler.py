@@ -28,20 +28,33 @@ def timers(obj: Context, now):
     """Fire every due timer once."""
     engine = Engine(FrozenClock(now) if now else None)
     result = fire_due_timers(engine, obj.sessions)
-    click.echo(f"{result.timers_fired} timer(s) fired in {result.instances} instance(s); "
-               f"{len(result.incidents)} incident(s)")
+    click.echo(
+        f"{result.timers_fired} timer(s) fired in {result.instances} instance(s); {len(result.incidents)} incident(s)"
+    )
     if result.incidents:
         sys.exit(2)
 
 
 @click.command()
 @click.option("--interval", default=30.0, show_default=True, help="Seconds between sweeps.")
-@click.option("--processes", type=click.IntRange(min=1), default=os.cpu_count() or 1, show_default="one per CPU",
-              help="Processes that share each sweep (a fired timer is mostly CPU work in Python).")
-@click.option("--checkpoints", "checkpoint_file", type=CHECKPOINT_FILE,
-              help="Where the daily checkpoints go (default: PEP_CHECKPOINTS, else instance/checkpoints.jsonl).")
-@click.option("--now", callback=iso_datetime,
-              help="Sweep as if it were this time (ISO, with zone): a frozen clock, for tests and simulations.")
+@click.option(
+    "--processes",
+    type=click.IntRange(min=1),
+    default=os.cpu_count() or 1,
+    show_default="one per CPU",
+    help="Processes that share each sweep (a fired timer is mostly CPU work in Python).",
+)
+@click.option(
+    "--checkpoints",
+    "checkpoint_file",
+    type=CHECKPOINT_FILE,
+    help="Where the daily checkpoints go (default: PEP_CHECKPOINTS, else instance/checkpoints.jsonl).",
+)
+@click.option(
+    "--now",
+    callback=iso_datetime,
+    help="Sweep as if it were this time (ISO, with zone): a frozen clock, for tests and simulations.",
+)
 @click.option("--once", is_flag=True, help="Run one sweep, print what it did and exit (2 if it recorded incidents).")
 @click.pass_obj
 def scheduler(obj: Context, interval, processes, checkpoint_file, now, once):
@@ -73,9 +86,14 @@ def scheduler(obj: Context, interval, processes, checkpoint_file, now, once):
             else:
                 failure = None if result else "the sweep could not reach the database (see the log)"
         else:
-            scheduler = make_scheduler(engine, obj.sessions, interval, sweepers=sweepers,
-                                       mail_settings=settings_from_env(),
-                                       checkpoint_file=checkpoint_file or checkpoints.default_path())
+            scheduler = make_scheduler(
+                engine,
+                obj.sessions,
+                interval,
+                sweepers=sweepers,
+                mail_settings=settings_from_env(),
+                checkpoint_file=checkpoint_file or checkpoints.default_path(),
+            )
             scheduler.start()
             if scheduler.stopping is not None:  # it stopped itself: let the jobs still running finish first
                 scheduler.stopping.join(timeout=120)

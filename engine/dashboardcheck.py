@@ -23,6 +23,7 @@ from .timeliness import Record, _day, care_periods, children, read_records  # no
 # from the children's records. Here the same definitions are counted again from the histories alone,
 # so the two can be held to each other (the year benchmark prints both; tests/test_timeliness_dashboard.py).
 
+
 @dataclass(frozen=True)
 class Pep:
     """One PEP as its history tells it."""
@@ -64,15 +65,34 @@ def peps(records: list[Record], entered_on_record: dict[str, date | None]) -> li
         due = _moment(answers["deadline"]) if answers.get("deadline") else _term_end(term) if term else None
         care = None
         if answers["kind"] == "initial":
-            care = next((day for at, day in reversed(entered[r.child_id]) if at <= r.at),
-                        entered_on_record.get(r.child_id))
-        found.append(Pep(r.instance_id, r.child_id, answers["kind"], term, due, r.at, r.instance_id in held,
-                         signed.get(r.instance_id), r.instance_id in ended, care))
+            care = next(
+                (day for at, day in reversed(entered[r.child_id]) if at <= r.at), entered_on_record.get(r.child_id)
+            )
+        found.append(
+            Pep(
+                r.instance_id,
+                r.child_id,
+                answers["kind"],
+                term,
+                due,
+                r.at,
+                r.instance_id in held,
+                signed.get(r.instance_id),
+                r.instance_id in ended,
+                care,
+            )
+        )
     return found
 
 
-def dashboard_figures(pep_list: list[Pep], periods: dict[str, list[tuple[date, date | None]]], period, now: datetime,
-                      start_within: int, ready_within: int) -> dict[str, set]:
+def dashboard_figures(
+    pep_list: list[Pep],
+    periods: dict[str, list[tuple[date, date | None]]],
+    period,
+    now: datetime,
+    start_within: int,
+    ready_within: int,
+) -> dict[str, set]:
     """The oversight dashboard's figures for `period` (an engine.oversight.Period of whole terms, not
     "now"), each as the set it counts: PEPs (instance ids) due in it, not withdrawn, and of them held,
     signed off by their due date, signed off after it, overdue now, not yet due; children (ids) in care
@@ -87,9 +107,13 @@ def dashboard_figures(pep_list: list[Pep], periods: dict[str, list[tuple[date, d
         if pep.ended or pep.due_at is None or not first <= pep.due_at <= last:
             continue
         signed = pep.signed_off_at
-        names = ["due", *(["held"] if pep.held else []),
-                 ("on_time" if signed <= pep.due_at else "late") if signed else
-                 ("overdue" if pep.due_at < now else "not_yet_due")]
+        names = [
+            "due",
+            *(["held"] if pep.held else []),
+            ("on_time" if signed <= pep.due_at else "late")
+            if signed
+            else ("overdue" if pep.due_at < now else "not_yet_due"),
+        ]
         if pep.kind == "initial":
             names.append("initial_due")
             if pep.entered_care is None:
@@ -98,8 +122,12 @@ def dashboard_figures(pep_list: list[Pep], periods: dict[str, list[tuple[date, d
                 start_by = _day_end(pep.entered_care, start_within)
                 ready_by = _day_end(pep.entered_care, ready_within)
                 names += (["initial_started"] if pep.started_at <= start_by else []) + (
-                    ["initial_ready"] if signed and signed <= ready_by else
-                    ["initial_late"] if not signed and ready_by < now else [])
+                    ["initial_ready"]
+                    if signed and signed <= ready_by
+                    else ["initial_late"]
+                    if not signed and ready_by < now
+                    else []
+                )
         for name in names:
             figures[name].add(pep.instance_id)
     figures["children"] = _in_care_between(periods, period.start, period.end)
@@ -109,8 +137,14 @@ def dashboard_figures(pep_list: list[Pep], periods: dict[str, list[tuple[date, d
             continue
         key = f"{term.academic_year} {term.name.strip().lower()}"
         in_care = _in_care_between(periods, term.start, term.end)
-        reviewed = {p.child_id for p in pep_list if p.kind == "termly" and p.term == key and p.signed_off_at
-                    and (p.due_at is None or p.signed_off_at <= p.due_at)}
+        reviewed = {
+            p.child_id
+            for p in pep_list
+            if p.kind == "termly"
+            and p.term == key
+            and p.signed_off_at
+            and (p.due_at is None or p.signed_off_at <= p.due_at)
+        }
         figures[f"in_care@{key}"] = in_care
         figures[f"reviewed@{key}"] = in_care & reviewed
         figures[f"not_reviewed@{key}"] = in_care - reviewed
@@ -118,8 +152,11 @@ def dashboard_figures(pep_list: list[Pep], periods: dict[str, list[tuple[date, d
 
 
 def _in_care_between(periods: dict[str, list[tuple[date, date | None]]], start: date, end: date) -> set[str]:
-    return {child for child, spans in periods.items()
-            if any(began <= end and (ended is None or ended >= start) for began, ended in spans)}
+    return {
+        child
+        for child, spans in periods.items()
+        if any(began <= end and (ended is None or ended >= start) for began, ended in spans)
+    }
 
 
 def _moment(value) -> datetime:
@@ -128,8 +165,9 @@ def _moment(value) -> datetime:
 
 
 def _term_end(label: str) -> datetime | None:
-    term = next((t for t in calendar.default_calendar().terms
-                 if f"{t.academic_year} {t.name.strip().lower()}" == label), None)
+    term = next(
+        (t for t in calendar.default_calendar().terms if f"{t.academic_year} {t.name.strip().lower()}" == label), None
+    )
     return datetime.fromisoformat(calendar.end_of_day(term.end.isoformat())) if term else None
 
 
@@ -150,8 +188,9 @@ class Compared:
         return all(d == h for _name, d, h in self.figures)
 
 
-def against_dashboard(session: Session, now: datetime, since: date = date.min,
-                      records: list[Record] | None = None) -> list[Compared]:
+def against_dashboard(
+    session: Session, now: datetime, since: date = date.min, records: list[Record] | None = None
+) -> list[Compared]:
     """The oversight dashboard's figures (engine.oversight.timeliness, as /oversight/timeliness shows
     them) for each academic year and term begun by `now` (and ending on or after `since`), beside the same figures counted from the
     histories (`dashboard_figures`); for a figure that differs, the children behind the difference
@@ -173,18 +212,24 @@ def against_dashboard(session: Session, now: datetime, since: date = date.min,
         dashboard.update(shown["initial"])
         for term in shown["termly"]:
             dashboard.update({f"{name}@{term['term']}": term[name] for name in ("in_care", "reviewed", "not_reviewed")})
-        history_ = dashboard_figures(pep_list, periods, period, now, limits.start_within_working_days,
-                                     limits.ready_within_working_days)
-        names = [*oversight.PEP_FIGURES, "children", *oversight.INITIAL_FIGURES,
-                 *sorted({k for k in dashboard if "@" in k} | {k for k in history_ if "@" in k}, key=_term_order)]
+        history_ = dashboard_figures(
+            pep_list, periods, period, now, limits.start_within_working_days, limits.ready_within_working_days
+        )
+        names = [
+            *oversight.PEP_FIGURES,
+            "children",
+            *oversight.INITIAL_FIGURES,
+            *sorted({k for k in dashboard if "@" in k} | {k for k in history_ if "@" in k}, key=_term_order),
+        ]
         figures = tuple((name, int(dashboard.get(name) or 0), len(history_.get(name, ()))) for name in names)
         differing = {}
         for name, shown_n, counted_n in figures:
             if shown_n == counted_n:
                 continue
             figure, _, term = name.partition("@")
-            rows = oversight.drill_down(session, period, now, oversight.Drill(figure, term=term or None), everyone,
-                                        limit=1_000_000)
+            rows = oversight.drill_down(
+                session, period, now, oversight.Drill(figure, term=term or None), everyone, limit=1_000_000
+            )
             counted = history_.get(name, set())
             if figure in oversight.PEP_FIGURES or figure in oversight.INITIAL_FIGURES:
                 by_pep = {p.instance_id: p.child_id for p in pep_list}
@@ -199,6 +244,8 @@ def against_dashboard(session: Session, now: datetime, since: date = date.min,
 
 def _term_order(key: str) -> tuple:
     figure, _, term = key.partition("@")
-    found = next((t.start for t in calendar.default_calendar().terms
-                  if f"{t.academic_year} {t.name.strip().lower()}" == term), date.max)
+    found = next(
+        (t.start for t in calendar.default_calendar().terms if f"{t.academic_year} {t.name.strip().lower()}" == term),
+        date.max,
+    )
     return found, ("in_care", "reviewed", "not_reviewed").index(figure)

@@ -205,8 +205,13 @@ class Retry:
 RETRY = Retry()
 
 
-def try_again(work: Callable[[], T], failure: BaseException, what: str, retry: Retry = RETRY,
-              on_lost: Callable[[], None] | None = None) -> T:
+def try_again(
+    work: Callable[[], T],
+    failure: BaseException,
+    what: str,
+    retry: Retry = RETRY,
+    on_lost: Callable[[], None] | None = None,
+) -> T:
     """Run `work` again after its connection was lost (`failure`, which the caller caught: the
     first attempt costs no more than a `try`), each time on a fresh connection (SQLAlchemy's pool
     drops a lost one), waiting longer between attempts. Each lost connection is logged in one line.
@@ -214,8 +219,12 @@ def try_again(work: Callable[[], T], failure: BaseException, what: str, retry: R
     `DatabaseUnavailable`. `work` must be one whole transaction: a lost one was not applied, or was
     committed just before the loss, so work that reads what it changes does it once either way."""
     for wait in retry.waits():
-        log.warning("%s: the database connection was lost (%s); trying again on a fresh connection in %.1f s",
-                    what, describe(failure), wait)
+        log.warning(
+            "%s: the database connection was lost (%s); trying again on a fresh connection in %.1f s",
+            what,
+            describe(failure),
+            wait,
+        )
         time.sleep(wait)
         try:
             return work()
@@ -225,8 +234,9 @@ def try_again(work: Callable[[], T], failure: BaseException, what: str, retry: R
             failure = exc
             if on_lost:
                 on_lost()
-    raise DatabaseUnavailable(f"{what}: the database could not be reached in {retry.attempts} attempts "
-                              f"({describe(failure)})") from failure
+    raise DatabaseUnavailable(
+        f"{what}: the database could not be reached in {retry.attempts} attempts ({describe(failure)})"
+    ) from failure
 
 
 def retrying(work: Callable[[], T], what: str, retry: Retry = RETRY) -> T:
@@ -270,8 +280,11 @@ class DriverWrites:
             unknown = set(compiled.binds) - set(keys)
             if unknown:
                 raise ValueError(f"parameters missing for {statement}: {', '.join(sorted(unknown))}")
-            processors = tuple((name, process) for name, bind in compiled.binds.items()
-                               if (process := bind.type.dialect_impl(self.dialect).bind_processor(self.dialect)))
+            processors = tuple(
+                (name, process)
+                for name, bind in compiled.binds.items()
+                if (process := bind.type.dialect_impl(self.dialect).bind_processor(self.dialect))
+            )
             found = self._compiled[(self.dialect, statement, keys)] = (str(compiled), processors)
         return found
 

@@ -54,8 +54,9 @@ from .vocabulary import (  # noqa: F401 - what a diagram may declare, spelled on
 )
 
 
-def deploy(session: Session, bundle: Bundle, actor: str, note: str | None = None,
-           retire: Iterable[str] = ()) -> tuple[Deployment, bool]:
+def deploy(
+    session: Session, bundle: Bundle, actor: str, note: str | None = None, retire: Iterable[str] = ()
+) -> tuple[Deployment, bool]:
     """Validate and store the bundle as the next version; return (deployment, created).
 
     The bundle's files replace or join the newest version's, whose other files are carried over
@@ -76,7 +77,11 @@ def deploy(session: Session, bundle: Bundle, actor: str, note: str | None = None
     if session.scalar(select(Deployment.id).where(Deployment.bundle_hash == digest)) is not None:
         digest = hashlib.sha256(f"{digest}:{version}".encode()).hexdigest()  # an earlier version again
     deployment = Deployment(
-        version=version, bundle_hash=digest, created_at=clock.now(), created_by=actor, note=note,
+        version=version,
+        bundle_hash=digest,
+        created_at=clock.now(),
+        created_by=actor,
+        note=note,
         **({"retired": retire} if retire else {}),  # unset, not None: SQL NULL rather than JSON null
     )
     for path, content in sorted(merged.files.items()):
@@ -116,10 +121,11 @@ def carry_over(newest: Deployment | None, bundle: Bundle, retire: Iterable[str] 
     not hold, or one whose diagram holds other processes that stay.
     """
     retire = set(retire)
-    errors = [DeployError(path, None, problem) for path in sorted(bundle.files)
-              if (problem := file_name_problem(path))]
+    errors = [DeployError(path, None, problem) for path in sorted(bundle.files) if (problem := file_name_problem(path))]
     if newest is None:
-        errors += [DeployError("(deployment)", pid, "cannot be retired: nothing is deployed yet") for pid in sorted(retire)]
+        errors += [
+            DeployError("(deployment)", pid, "cannot be retired: nothing is deployed yet") for pid in sorted(retire)
+        ]
         if errors:
             raise DeploymentRejected(errors)
         return bundle
@@ -127,8 +133,14 @@ def carry_over(newest: Deployment | None, bundle: Bundle, retire: Iterable[str] 
     for definition in sorted(newest.definitions, key=lambda d: d.process_id):
         held.setdefault(definition.file_path, []).append(definition.process_id)
     known = sorted(pid for ids in held.values() for pid in ids)
-    errors += [DeployError("(deployment)", pid, f'cannot be retired: version {newest.version} has no process "{pid}" '
-                                                f'(it has {", ".join(known)})') for pid in sorted(retire - set(known))]
+    errors += [
+        DeployError(
+            "(deployment)",
+            pid,
+            f'cannot be retired: version {newest.version} has no process "{pid}" (it has {", ".join(known)})',
+        )
+        for pid in sorted(retire - set(known))
+    ]
     moved = _defined_processes(bundle)
     merged = Bundle(dict(bundle.files))
     for file in newest.files:
@@ -138,9 +150,16 @@ def carry_over(newest: Deployment | None, bundle: Bundle, retire: Iterable[str] 
         staying = [pid for pid in ids if pid not in retire and pid not in moved]
         if ids and not staying:
             continue
-        errors += [DeployError(file.path, pid, f'cannot be retired on its own: {file.path} also holds '
-                                               f'{", ".join(staying)}; deploy the file without "{pid}", or retire those too')
-                   for pid in ids if pid in retire]
+        errors += [
+            DeployError(
+                file.path,
+                pid,
+                f"cannot be retired on its own: {file.path} also holds "
+                f'{", ".join(staying)}; deploy the file without "{pid}", or retire those too',
+            )
+            for pid in ids
+            if pid in retire
+        ]
         merged.files[file.path] = file.content
     if errors:
         raise DeploymentRejected(errors)
@@ -149,15 +168,22 @@ def carry_over(newest: Deployment | None, bundle: Bundle, retire: Iterable[str] 
 
 def _check_retirements(newest: Deployment | None, parsed: ParsedBundle, retire: list[str]) -> None:
     """No process of the newest version leaves unless retired, and a retired one really leaves."""
-    errors = [DeployError(parsed.specs[pid][2], pid, "is to be retired, but the bundle still holds it")
-              for pid in retire if pid in parsed.specs]
+    errors = [
+        DeployError(parsed.specs[pid][2], pid, "is to be retired, but the bundle still holds it")
+        for pid in retire
+        if pid in parsed.specs
+    ]
     version = newest.version if newest is not None else None
     for definition in sorted(newest.definitions if newest is not None else [], key=lambda d: d.process_id):
         if definition.process_id not in parsed.specs and definition.process_id not in retire:
-            errors.append(DeployError(
-                definition.file_path, definition.process_id,
-                f'process "{definition.process_id}" of version {version} is missing from this deployment: '
-                "a process is never dropped silently; put it back, or retire it explicitly"))
+            errors.append(
+                DeployError(
+                    definition.file_path,
+                    definition.process_id,
+                    f'process "{definition.process_id}" of version {version} is missing from this deployment: '
+                    "a process is never dropped silently; put it back, or retire it explicitly",
+                )
+            )
     if errors:
         raise DeploymentRejected(errors)
 
@@ -183,8 +209,9 @@ def latest_bundle(session: Session) -> Bundle:
     return Bundle({f.path: f.content for f in newest.files})
 
 
-def deploy_changes(session: Session, changes: dict[str, str], actor: str, note: str | None = None,
-                   retire: Iterable[str] = ()) -> tuple[Deployment, bool]:
+def deploy_changes(
+    session: Session, changes: dict[str, str], actor: str, note: str | None = None, retire: Iterable[str] = ()
+) -> tuple[Deployment, bool]:
     """Deploy some files added or replaced, or some processes retired, onto the newest deployment.
 
     How the modeller saves one diagram or form, or deletes a diagram: every other file is carried over

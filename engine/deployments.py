@@ -28,11 +28,17 @@ def newest_deployment(session: Session) -> Deployment | None:
 
 def latest_definition(session: Session, process_id: str) -> ProcessDefinition:
     """The process in the newest deployment; a process that a later version retired starts no more."""
-    definition = session.scalar(select(ProcessDefinition).join(Deployment)
-                                .where(ProcessDefinition.process_id == process_id, Deployment.version == NEWEST_VERSION))
+    definition = session.scalar(
+        select(ProcessDefinition)
+        .join(Deployment)
+        .where(ProcessDefinition.process_id == process_id, Deployment.version == NEWEST_VERSION)
+    )
     if definition is None:
-        last = session.scalar(select(func.max(Deployment.version)).join(ProcessDefinition)
-                              .where(ProcessDefinition.process_id == process_id))
+        last = session.scalar(
+            select(func.max(Deployment.version))
+            .join(ProcessDefinition)
+            .where(ProcessDefinition.process_id == process_id)
+        )
         if last is None:
             raise NotFound(f'no deployed process "{process_id}" (run `pep deploy` first)')
         raise NotFound(f'process "{process_id}" was retired in version {last + 1}: it can no longer be started')
@@ -41,18 +47,31 @@ def latest_definition(session: Session, process_id: str) -> ProcessDefinition:
 
 def newest_definitions(session: Session) -> list[ProcessDefinition]:
     """Every process of the newest deployment (with its spec)."""
-    return list(session.scalars(select(ProcessDefinition).join(Deployment).where(Deployment.version == NEWEST_VERSION)
-                                .options(lazyload(ProcessDefinition.deployment))))
+    return list(
+        session.scalars(
+            select(ProcessDefinition)
+            .join(Deployment)
+            .where(Deployment.version == NEWEST_VERSION)
+            .options(lazyload(ProcessDefinition.deployment))
+        )
+    )
 
 
 def started_by(session: Session, message: str) -> list[ProcessDefinition]:
     """The processes of the newest deployment whose start event waits for this message."""
-    starts: Sequence[tuple[int, list[str] | None]] = session.execute(  # the start messages only: a definition's spec is read when it runs
-        select(ProcessDefinition.id, ProcessDefinition.start_messages).join(Deployment)
-        .where(Deployment.version == NEWEST_VERSION).order_by(ProcessDefinition.id)
-    ).all()
-    found = (session.get(ProcessDefinition, id_, options=[defer(ProcessDefinition.spec), *LEAN_DEFINITION])
-             for id_, messages in starts if message in (messages or []))
+    starts: Sequence[tuple[int, list[str] | None]] = (
+        session.execute(  # the start messages only: a definition's spec is read when it runs
+            select(ProcessDefinition.id, ProcessDefinition.start_messages)
+            .join(Deployment)
+            .where(Deployment.version == NEWEST_VERSION)
+            .order_by(ProcessDefinition.id)
+        ).all()
+    )
+    found = (
+        session.get(ProcessDefinition, id_, options=[defer(ProcessDefinition.spec), *LEAN_DEFINITION])
+        for id_, messages in starts
+        if message in (messages or [])
+    )
     return [definition for definition in found if definition is not None]  # None: deleted since it was read
 
 

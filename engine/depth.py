@@ -54,6 +54,7 @@ _SEQUENCE_FLOW = full_tag("sequenceFlow")
 
 # ---- parsing ----------------------------------------------------------------------------------
 
+
 class _Pending:
     """Stands in for the spec of an element that is parsed in a later pass.
 
@@ -115,8 +116,11 @@ class DeepProcessParser(SpiffProcessParser):
                 self.parse_node(node)  # unless another path got there first
                 spec = self.spec.task_specs.get(stand_in.name)  # the activity's split, if it has boundary events
                 if spec is None:
-                    raise ValidationException(f"parsing {node.get('id')} gave no spec named {stand_in.name}",
-                                              node=node, file_name=self.filename)
+                    raise ValidationException(
+                        f"parsing {node.get('id')} gave no spec named {stand_in.name}",
+                        node=node,
+                        file_name=self.filename,
+                    )
                 # the predecessors connected to the stand-in did so after anything connected while
                 # parsing the element itself (a loop back to it), as in the recursive parse
                 spec._inputs = spec._inputs + stand_in.inputs
@@ -128,8 +132,10 @@ class DeepProcessParser(SpiffProcessParser):
             return False
         if self._gateway_targets is None:
             self._gateway_targets = {
-                flow.get("targetRef") for source, flows in self.outgoing_sequence_flows.items()
-                if getattr(self.get_node_by_id(source), "tag", None) == _EVENT_GATEWAY for flow in flows
+                flow.get("targetRef")
+                for source, flows in self.outgoing_sequence_flows.items()
+                if getattr(self.get_node_by_id(source), "tag", None) == _EVENT_GATEWAY
+                for flow in flows
             }
         return node.get("id") not in self._gateway_targets
 
@@ -322,7 +328,7 @@ def _update_waiting_tasks(self) -> None:
 def _unlimit_depth(cls) -> None:
     """Make `max_depth` of an iterator class default to no limit (SpiffWorkflow's is 1,000)."""
     init = cls.__init__
-    names = init.__code__.co_varnames[:init.__code__.co_argcount]
+    names = init.__code__.co_varnames[: init.__code__.co_argcount]
     defaults = list(init.__defaults__)
     defaults[names.index("max_depth") - (len(names) - len(defaults))] = sys.maxsize
     init.__defaults__ = tuple(defaults)

@@ -59,9 +59,13 @@ def validate_bundle(bundle: Bundle, roles: RoleDirectory) -> ParsedBundle:
     """Check every file of the bundle; raise DeploymentRejected with all errors found."""
     errors: list[DeployError] = []
     for path in bundle.form_files():
-        errors += (check_form(path, bundle.files[path]) or _shadowing(path, bundle.files[path])
-                   or _reviews_errors(path, bundle) or _form_event_errors(path, bundle.files[path])
-                   or _oversight_errors(path, bundle.files[path]))
+        errors += (
+            check_form(path, bundle.files[path])
+            or _shadowing(path, bundle.files[path])
+            or _reviews_errors(path, bundle)
+            or _form_event_errors(path, bundle.files[path])
+            or _oversight_errors(path, bundle.files[path])
+        )
     parser = depth.Parser(validator=VALIDATOR)
     trees: dict[str, etree._ElementTree] = {}
     owners: dict[str, str] = {}  # process id → file
@@ -84,7 +88,9 @@ def validate_bundle(bundle: Bundle, roles: RoleDirectory) -> ParsedBundle:
             errors.append(_from_validation(exc, path, {path: tree}))
             continue
         trees[path] = tree
-    process_files = {pid: path for pid, path in owners.items() if path in trees and pid not in _not_executable(trees[path])}
+    process_files = {
+        pid: path for pid, path in owners.items() if path in trees and pid not in _not_executable(trees[path])
+    }
     for path, tree in trees.items():
         errors += _check_document(path, tree, bundle, roles, process_files)
     if errors:
@@ -109,14 +115,20 @@ def validate_bundle(bundle: Bundle, roles: RoleDirectory) -> ParsedBundle:
 
 def _start_messages(spec) -> list[str]:
     """Names of the messages that start this process (message start events of its top level)."""
-    return sorted({
-        ts.event_definition.name for ts in spec.task_specs.values()
-        if type(ts).__name__ == "StartEvent" and isinstance(getattr(ts, "event_definition", None), MessageEventDefinition)
-    })
+    return sorted(
+        {
+            ts.event_definition.name
+            for ts in spec.task_specs.values()
+            if type(ts).__name__ == "StartEvent"
+            and isinstance(getattr(ts, "event_definition", None), MessageEventDefinition)
+        }
+    )
 
 
-TOO_DEEP = ("is nested too deeply for the process engine to read (it ran out of Python's recursion depth "
-            "here): move part of the process into a call activity")
+TOO_DEEP = (
+    "is nested too deeply for the process engine to read (it ran out of Python's recursion depth "
+    "here): move part of the process into a call activity"
+)
 
 
 def _too_deep(exc: SpiffWorkflowException, path: str, trees: dict[str, etree._ElementTree]) -> DeployError:
@@ -137,8 +149,9 @@ def _from_validation(exc: SpiffWorkflowException, path: str, trees: dict[str, et
         found = tree.getroot().xpath("//*[@id=$id]", id=element)
         line = found[0].sourceline if found else None
     if tree is not None and line and not element:
-        element = next((node.get("id") for node in tree.getroot().iter()
-                        if node.sourceline == int(line) and node.get("id")), None)
+        element = next(
+            (node.get("id") for node in tree.getroot().iter() if node.sourceline == int(line) and node.get("id")), None
+        )
     return DeployError(file, element, message, int(line) if line else None)
 
 
@@ -149,37 +162,77 @@ def _check_references(path, tree) -> list[DeployError]:
     fails with an internal error) for the others."""
     errors = []
     root = tree.getroot()
-    kinds = {node.get("id"): etree.QName(node).localname for node in root.iter() if isinstance(node.tag, str) and node.get("id")}
+    kinds = {
+        node.get("id"): etree.QName(node).localname
+        for node in root.iter()
+        if isinstance(node.tag, str) and node.get("id")
+    }
 
     def check(node, element, ref, what: str, allowed: set[str], instead: str) -> None:
         if ref is None or ref in allowed:  # a missing attribute is the BPMN schema's to report
             return
         article = "an" if kinds.get(ref, "x")[0] in "aeiou" else "a"
-        where = "which is not in this diagram" if ref not in kinds else f"which is {article} {kinds[ref]}, not {instead}"
+        where = (
+            "which is not in this diagram" if ref not in kinds else f"which is {article} {kinds[ref]}, not {instead}"
+        )
         errors.append(DeployError(path, element, f"{what} {ref}, {where}", node.sourceline))
 
     for container in root.iter(*(f"{{{NS['bpmn']}}}{tag}" for tag in ("process", *SUB_PROCESSES))):
-        scope = f'{etree.QName(container).localname.replace("subProcess", "sub-process")} {container.get("id")}'
+        scope = f"{etree.QName(container).localname.replace('subProcess', 'sub-process')} {container.get('id')}"
         children = [node for node in container if isinstance(node.tag, str)]
         steps = {node.get("id") for node in children if etree.QName(node).localname in FLOW_NODES and node.get("id")}
         activities = {i for i in steps if not kinds[i].endswith(("Event", "Gateway"))}
         for node in children:
             kind, node_id = etree.QName(node).localname, node.get("id")
             if kind == "sequenceFlow":
-                check(node, node_id, node.get("sourceRef"), f"sequence flow {node_id} starts at", steps, f"a step of {scope}")
-                check(node, node_id, node.get("targetRef"), f"sequence flow {node_id} points to", steps, f"a step of {scope}")
+                check(
+                    node,
+                    node_id,
+                    node.get("sourceRef"),
+                    f"sequence flow {node_id} starts at",
+                    steps,
+                    f"a step of {scope}",
+                )
+                check(
+                    node,
+                    node_id,
+                    node.get("targetRef"),
+                    f"sequence flow {node_id} points to",
+                    steps,
+                    f"a step of {scope}",
+                )
             elif kind == "boundaryEvent":
-                check(node, node_id, node.get("attachedToRef"), f"boundary event {node_id} is attached to", activities,
-                      f"a task or sub-process of {scope}")
+                check(
+                    node,
+                    node_id,
+                    node.get("attachedToRef"),
+                    f"boundary event {node_id} is attached to",
+                    activities,
+                    f"a task or sub-process of {scope}",
+                )
             if node.get("default") is not None and kind in FLOW_NODES:
-                leaving = {f.get("id") for f in container.iterfind("bpmn:sequenceFlow", NS) if f.get("sourceRef") == node_id}
-                check(node, node_id, node.get("default"), f"{kind} {node_id} has the default flow", leaving,
-                      "one of the flows leaving it")
+                leaving = {
+                    f.get("id") for f in container.iterfind("bpmn:sequenceFlow", NS) if f.get("sourceRef") == node_id
+                }
+                check(
+                    node,
+                    node_id,
+                    node.get("default"),
+                    f"{kind} {node_id} has the default flow",
+                    leaving,
+                    "one of the flows leaving it",
+                )
     messages = {m.get("id") for m in root.iterfind("bpmn:message", NS)}
     for definition in root.iterfind(".//bpmn:messageEventDefinition[@messageRef]", NS):
         event = definition.getparent()
-        check(definition, event.get("id"), definition.get("messageRef"),
-              f"{etree.QName(event).localname} {event.get('id')} uses the message", messages, "a message")
+        check(
+            definition,
+            event.get("id"),
+            definition.get("messageRef"),
+            f"{etree.QName(event).localname} {event.get('id')} uses the message",
+            messages,
+            "a message",
+        )
     return errors
 
 
@@ -215,11 +268,18 @@ def _check_document(path, tree, bundle, roles, process_files) -> list[DeployErro
 def _check_depth(path, tree) -> list[DeployError]:
     """What SpiffWorkflow still does one nested call per element (engine.depth): an inclusive gateway
     that merges paths walks back through every element before it."""
-    return [DeployError(path, gateway, f"an inclusive gateway that merges paths may have at most "
-                        f"{depth.MAX_INCLUSIVE_ANCESTORS} elements before it, and this one has {before}: the engine "
-                        "checks them one nested call at a time. Move the earlier part of the process into a call "
-                        "activity, or merge with a parallel or exclusive gateway", line)
-            for gateway, before, line in depth.deep_joins(tree)]
+    return [
+        DeployError(
+            path,
+            gateway,
+            f"an inclusive gateway that merges paths may have at most "
+            f"{depth.MAX_INCLUSIVE_ANCESTORS} elements before it, and this one has {before}: the engine "
+            "checks them one nested call at a time. Move the earlier part of the process into a call "
+            "activity, or merge with a parallel or exclusive gateway",
+            line,
+        )
+        for gateway, before, line in depth.deep_joins(tree)
+    ]
 
 
 def _check_call_activities(path, process, process_files) -> list[DeployError]:
@@ -227,7 +287,11 @@ def _check_call_activities(path, process, process_files) -> list[DeployError]:
     for call in process.iterfind(".//bpmn:callActivity", NS):
         called = call.get("calledElement")
         if not called or called not in process_files:
-            errors.append(DeployError(path, call.get("id"), f'calls process "{called}", which is not in this deployment', call.sourceline))
+            errors.append(
+                DeployError(
+                    path, call.get("id"), f'calls process "{called}", which is not in this deployment', call.sourceline
+                )
+            )
     return errors
 
 
@@ -263,13 +327,22 @@ def _check_expressions(path, tree) -> list[DeployError]:
     root = tree.getroot()
     found = [(node, check, node.text) for xpath, check in _EXPRESSION_XPATHS for node in root.iterfind(xpath, NS)]
     check: Callable[[str], object]
-    for name, check in ((DUE_PROPERTY, compile_expression), (VALIDATE_PROPERTY, compile_rule),
-                        (SENT_BACK_PROPERTY, compile_expression),
-                        (statutory.ANSWERS_DATE_PROPERTY, compile_expression),
-                        (ppplus.AMOUNT_PROPERTY, compile_expression), (ppplus.DECISION_PROPERTY, compile_expression)):
-        found += [(node, check, node.get("value")) for node in root.iterfind(f".//spiffworkflow:property[@name='{name}']", NS)]
+    for name, check in (
+        (DUE_PROPERTY, compile_expression),
+        (VALIDATE_PROPERTY, compile_rule),
+        (SENT_BACK_PROPERTY, compile_expression),
+        (statutory.ANSWERS_DATE_PROPERTY, compile_expression),
+        (ppplus.AMOUNT_PROPERTY, compile_expression),
+        (ppplus.DECISION_PROPERTY, compile_expression),
+    ):
+        found += [
+            (node, check, node.get("value")) for node in root.iterfind(f".//spiffworkflow:property[@name='{name}']", NS)
+        ]
     for name in (NOTIFY_SUBJECT_PROPERTY, NOTIFY_BODY_PROPERTY):
-        found += [(node, check_template, node.get("value")) for node in root.iterfind(f".//spiffworkflow:property[@name='{name}']", NS)]
+        found += [
+            (node, check_template, node.get("value"))
+            for node in root.iterfind(f".//spiffworkflow:property[@name='{name}']", NS)
+        ]
     for node, check, source in found:
         element = _owner_id(node)
         if not (source or "").strip():

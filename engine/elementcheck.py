@@ -35,8 +35,9 @@ def _check_ppplus(path, process, bundle) -> list[DeployError]:
             found = properties.find(f"spiffworkflow:property[@name='{name}']", NS)
             return found.get("value") if found is not None else None
 
-        problem = ppplus.element_problem(prop.get("value"), value(ppplus.AMOUNT_PROPERTY),
-                                         value(ppplus.DECISION_PROPERTY))
+        problem = ppplus.element_problem(
+            prop.get("value"), value(ppplus.AMOUNT_PROPERTY), value(ppplus.DECISION_PROPERTY)
+        )
         if problem:
             errors.append(DeployError(path, owner, problem, prop.sourceline))
         elif owner is None:  # held by no element with an id (not even its process's): nothing a path reaches
@@ -64,10 +65,16 @@ def _check_ppplus(path, process, bundle) -> list[DeployError]:
         graph.setdefault(sub.get("id"), []).extend(s.get("id") for s in sub.iterfind("bpmn:startEvent", NS))
     starts = [s.get("id") for s in process.iterfind("bpmn:startEvent", NS)]
     for owner in ppplus.unguarded_releases(graph, starts, releases, guards):
-        errors.append(DeployError(path, owner, f'{ppplus.EVENT_PROPERTY} "released" can be reached without a PP+ '
-                                  "decision: release only after the decision or sign-off the process requires "
-                                  f"(an element declaring {ppplus.EVENT_PROPERTY} \"decided\", or a task whose form "
-                                  'asks for the decision, "x-ppplus": "decision")'))
+        errors.append(
+            DeployError(
+                path,
+                owner,
+                f'{ppplus.EVENT_PROPERTY} "released" can be reached without a PP+ '
+                "decision: release only after the decision or sign-off the process requires "
+                f'(an element declaring {ppplus.EVENT_PROPERTY} "decided", or a task whose form '
+                'asks for the decision, "x-ppplus": "decision")',
+            )
+        )
     return errors
 
 
@@ -81,22 +88,45 @@ def _check_lanes(path, process, roles) -> list[DeployError]:
         if role is None:
             known = ", ".join(roles.labels())
             shown = f'"{name}"' if name else "(no name)"
-            errors.append(DeployError(path, lane.get("id"), f"lane {shown} is not a known role (known: {known})", lane.sourceline))
+            errors.append(
+                DeployError(path, lane.get("id"), f"lane {shown} is not a known role (known: {known})", lane.sourceline)
+            )
         elif not role.casework:
-            errors.append(DeployError(path, lane.get("id"), f'lane "{name}": the {role.label} sees no child\'s record, so '
-                                      "cannot be given a child's work", lane.sourceline))
+            errors.append(
+                DeployError(
+                    path,
+                    lane.get("id"),
+                    f"lane \"{name}\": the {role.label} sees no child's record, so cannot be given a child's work",
+                    lane.sourceline,
+                )
+            )
         in_lane |= {(ref.text or "").strip() for ref in lane.iterfind("bpmn:flowNodeRef", NS)}
     for tag in HUMAN_TASKS:
         for task in process.iterfind(f".//bpmn:{tag}", NS):
             if not _in_a_lane(task, process, in_lane):
-                errors.append(DeployError(path, task.get("id"), f"{tag} is not in any lane, so nobody could be assigned it", task.sourceline))
+                errors.append(
+                    DeployError(
+                        path,
+                        task.get("id"),
+                        f"{tag} is not in any lane, so nobody could be assigned it",
+                        task.sourceline,
+                    )
+                )
     for prop in process.iterfind(f".//spiffworkflow:property[@name='{FALLBACK_PROPERTY}']", NS):
         name, role = (prop.get("value") or "").strip(), roles.resolve(prop.get("value"))
         if role is None:
-            errors.append(DeployError(path, _owner_id(prop), f'fallback: "{name}" is not a known role', prop.sourceline))
+            errors.append(
+                DeployError(path, _owner_id(prop), f'fallback: "{name}" is not a known role', prop.sourceline)
+            )
         elif not role.casework:
-            errors.append(DeployError(path, _owner_id(prop), f"fallback: the {role.label} sees no child's record, so "
-                                      "cannot be given a child's work", prop.sourceline))
+            errors.append(
+                DeployError(
+                    path,
+                    _owner_id(prop),
+                    f"fallback: the {role.label} sees no child's record, so cannot be given a child's work",
+                    prop.sourceline,
+                )
+            )
     return errors
 
 
@@ -138,12 +168,16 @@ def _lanes_with_nobody(path, process, roles) -> list[DeployWarning]:
     warnings = []
     for index, (tasks, tried) in sorted(unheld.items()):
         lane = lanes[index]
-        warnings.append(DeployWarning(
-            path, lane.get("id"),
-            f'lane "{lane.get("name").strip()}" may have nobody: for a child whose case team names no '
-            f"{' or '.join(tried)}, {', '.join(tasks)} would wait on the VS Administrator's \"needs a person\" list "
-            f"(give the role a fallback in config/roles.yaml, or the task a {FALLBACK_PROPERTY} property)",
-            lane.sourceline))
+        warnings.append(
+            DeployWarning(
+                path,
+                lane.get("id"),
+                f'lane "{lane.get("name").strip()}" may have nobody: for a child whose case team names no '
+                f'{" or ".join(tried)}, {", ".join(tasks)} would wait on the VS Administrator\'s "needs a person" list '
+                f"(give the role a fallback in config/roles.yaml, or the task a {FALLBACK_PROPERTY} property)",
+                lane.sourceline,
+            )
+        )
     return warnings
 
 
@@ -162,7 +196,9 @@ def _check_human_tasks(path, process, bundle) -> list[DeployError]:
         prop = task.find(f".//spiffworkflow:property[@name='{FORM_PROPERTY}']", NS)
         form = prop.get("value") if prop is not None else None
         if not form:
-            errors.append(DeployError(path, task.get("id"), f"userTask names no form (property {FORM_PROPERTY})", task.sourceline))
+            errors.append(
+                DeployError(path, task.get("id"), f"userTask names no form (property {FORM_PROPERTY})", task.sourceline)
+            )
         elif f"forms/{form}" not in bundle.files:
             errors.append(DeployError(path, task.get("id"), f'form "{form}" is not in forms/', task.sourceline))
     return errors
@@ -180,11 +216,19 @@ def _check_notifications(path, process, roles) -> list[DeployError]:
             if role is None:
                 errors.append(DeployError(path, owner, f'notify: "{name}" is not a known role', prop.sourceline))
             elif not role.casework:
-                errors.append(DeployError(path, owner, f'notify: the {role.label} sees no child\'s record, so cannot be '
-                                          "told of a child's PEP", prop.sourceline))
+                errors.append(
+                    DeployError(
+                        path,
+                        owner,
+                        f"notify: the {role.label} sees no child's record, so cannot be told of a child's PEP",
+                        prop.sourceline,
+                    )
+                )
         properties = prop.getparent()
         if properties.find(f"spiffworkflow:property[@name='{NOTIFY_SUBJECT_PROPERTY}']", NS) is None:
-            errors.append(DeployError(path, owner, f"notify needs a {NOTIFY_SUBJECT_PROPERTY} property", prop.sourceline))
+            errors.append(
+                DeployError(path, owner, f"notify needs a {NOTIFY_SUBJECT_PROPERTY} property", prop.sourceline)
+            )
     return errors
 
 
@@ -204,8 +248,11 @@ def _check_statutory(path, process, roles) -> list[DeployError]:
     for prop, value, owner in each(statutory.ANSWERS_PROPERTY):
         node = process.find(f".//*[@id='{owner}']")
         if node is None or etree.QName(node).localname != "startEvent" or node.getparent() is not process:
-            errors.append(DeployError(path, owner, f"{statutory.ANSWERS_PROPERTY} belongs on the process's start event",
-                                      prop.sourceline))
+            errors.append(
+                DeployError(
+                    path, owner, f"{statutory.ANSWERS_PROPERTY} belongs on the process's start event", prop.sourceline
+                )
+            )
             continue
         date = node.find(f".//spiffworkflow:property[@name='{statutory.ANSWERS_DATE_PROPERTY}']", NS)
         problem = statutory.answers_problem(value, date.get("value") if date is not None else None)
@@ -213,16 +260,33 @@ def _check_statutory(path, process, roles) -> list[DeployError]:
             errors.append(DeployError(path, owner, problem, prop.sourceline))
     for prop, value, owner in each(overdue.OVERDUE_PROPERTY):
         if value != overdue.NONE:
-            errors.append(DeployError(path, owner, f'{overdue.OVERDUE_PROPERTY} "{value or ""}": the only value is '
-                                      f'"{overdue.NONE}" (the diagram draws this task\'s own timers)', prop.sourceline))
+            errors.append(
+                DeployError(
+                    path,
+                    owner,
+                    f'{overdue.OVERDUE_PROPERTY} "{value or ""}": the only value is '
+                    f'"{overdue.NONE}" (the diagram draws this task\'s own timers)',
+                    prop.sourceline,
+                )
+            )
     for prop, value, owner in each(overdue.ESCALATE_PROPERTY):
         if (value or "").strip().lower() == overdue.NONE:
             continue
         role = roles.resolve(value)
         if role is None:
-            errors.append(DeployError(path, owner, f'{overdue.ESCALATE_PROPERTY}: "{value or ""}" is not a known role',
-                                      prop.sourceline))
+            errors.append(
+                DeployError(
+                    path, owner, f'{overdue.ESCALATE_PROPERTY}: "{value or ""}" is not a known role', prop.sourceline
+                )
+            )
         elif not role.casework:
-            errors.append(DeployError(path, owner, f"{overdue.ESCALATE_PROPERTY}: the {role.label} sees no child's "
-                                      "record, so cannot be told of a child's overdue step", prop.sourceline))
+            errors.append(
+                DeployError(
+                    path,
+                    owner,
+                    f"{overdue.ESCALATE_PROPERTY}: the {role.label} sees no child's "
+                    "record, so cannot be told of a child's overdue step",
+                    prop.sourceline,
+                )
+            )
     return errors

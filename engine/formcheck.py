@@ -40,17 +40,26 @@ def _form_errors(path: str, content: str) -> tuple[DeployError, ...]:
         return (DeployError(path, where, f"is not a valid JSON Schema: {exc.message}"),)
     if schema.get("type") != "object":
         return (DeployError(path, "(root)", 'a form schema must have "type": "object"'),)
-    reserved = tuple(DeployError(path, name, f'"{name}" is a name the task page keeps for itself: rename the field')
-                     for name in _property_names(schema) if name.startswith("_") or name == "csrf_token")
-    return (reserved + tuple(DeployError(path, where, problem) for where, problem in pattern_problems(schema))
-            + tuple(DeployError(path, where, problem) for where, problem in _when_problems(schema)))
+    reserved = tuple(
+        DeployError(path, name, f'"{name}" is a name the task page keeps for itself: rename the field')
+        for name in _property_names(schema)
+        if name.startswith("_") or name == "csrf_token"
+    )
+    return (
+        reserved
+        + tuple(DeployError(path, where, problem) for where, problem in pattern_problems(schema))
+        + tuple(DeployError(path, where, problem) for where, problem in _when_problems(schema))
+    )
 
 
 def _when_problems(node: dict, where: str = ""):
     """(field, problem) for each `x-when` that is not "past" or "future" on a date field."""
     if "x-when" in node and (node["x-when"] not in WHEN or node.get("format") != "date"):
-        yield (where or "(root)", f'x-when is {json.dumps(node["x-when"])}: it may say "past" (today or before) or '
-               '"future" (today or after), on a field of "format": "date"')
+        yield (
+            where or "(root)",
+            f'x-when is {json.dumps(node["x-when"])}: it may say "past" (today or before) or '
+            '"future" (today or after), on a field of "format": "date"',
+        )
     for name, spec in (node.get("properties") or {}).items():
         if isinstance(spec, dict):
             yield from _when_problems(spec, f"{where}.{name}" if where else name)
@@ -61,8 +70,10 @@ def _when_problems(node: dict, where: str = ""):
 def _shadowing(path: str, content: str) -> list[DeployError]:
     """A form's fields become task data, which diagram code reads by name: a field may not take the name
     of a built-in or a calendar function."""
-    return [DeployError(path, name, f'"{name}" is the name of a function diagrams use: rename the field')
-            for name in sorted(set(_property_names(json.loads(content))) & PROTECTED_NAMES)]
+    return [
+        DeployError(path, name, f'"{name}" is the name of a function diagrams use: rename the field')
+        for name in sorted(set(_property_names(json.loads(content))) & PROTECTED_NAMES)
+    ]
 
 
 def _reviews_errors(path: str, bundle: Bundle) -> list[DeployError]:
@@ -72,16 +83,31 @@ def _reviews_errors(path: str, bundle: Bundle) -> list[DeployError]:
         return []
     value = schema[REVIEWS_KEY]
     if schema.get("x-single-use-link"):
-        return [DeployError(path, REVIEWS_KEY, f"{REVIEWS_KEY} cannot be used on a form answered through a "
-                            "single-use link: the PEP is never shown to someone without an account")]
+        return [
+            DeployError(
+                path,
+                REVIEWS_KEY,
+                f"{REVIEWS_KEY} cannot be used on a form answered through a "
+                "single-use link: the PEP is never shown to someone without an account",
+            )
+        ]
     if value == WHOLE_PEP:
         return []
     if not isinstance(value, list) or not value or not all(isinstance(name, str) for name in value):
-        return [DeployError(path, REVIEWS_KEY, f'{REVIEWS_KEY} is {json.dumps(value)}, which says nothing a task can '
-                            f'show: write "{WHOLE_PEP}" (every section of the PEP submitted so far) or a list of the '
-                            'forms whose answers the task shows, such as ["review_complete_epep.schema.json"]')]
-    return [DeployError(path, REVIEWS_KEY, f'{REVIEWS_KEY} names the form "{name}", which is not in forms/')
-            for name in value if f"forms/{name}" not in bundle.files]
+        return [
+            DeployError(
+                path,
+                REVIEWS_KEY,
+                f"{REVIEWS_KEY} is {json.dumps(value)}, which says nothing a task can "
+                f'show: write "{WHOLE_PEP}" (every section of the PEP submitted so far) or a list of the '
+                'forms whose answers the task shows, such as ["review_complete_epep.schema.json"]',
+            )
+        ]
+    return [
+        DeployError(path, REVIEWS_KEY, f'{REVIEWS_KEY} names the form "{name}", which is not in forms/')
+        for name in value
+        if f"forms/{name}" not in bundle.files
+    ]
 
 
 def _form_event_errors(path: str, content: str) -> list[DeployError]:
@@ -96,9 +122,10 @@ def _oversight_errors(path: str, content: str) -> list[DeployError]:
     if path.endswith(".uischema.json"):
         return []
     schema = json.loads(content)
-    return [DeployError(path, where, problem)
-            for where, problem in ppplus.form_problems(schema) + quality.form_problems(schema)] \
-        + [DeployError(path, where, problem, line) for where, problem, line in formdecl.form_problems(schema, content)]
+    return [
+        DeployError(path, where, problem)
+        for where, problem in ppplus.form_problems(schema) + quality.form_problems(schema)
+    ] + [DeployError(path, where, problem, line) for where, problem, line in formdecl.form_problems(schema, content)]
 
 
 def _property_names(schema: dict):

@@ -42,26 +42,43 @@ def _section_problems(schema: dict, content: str) -> list[tuple[str, str, int | 
     declared, names = schema["x-sections"], list(schema.get("properties") or {})
     at = _line(content, '"x-sections"')
     if not isinstance(declared, list) or not declared:
-        return [("x-sections", 'x-sections must be a list of sections: [{"title": "The meeting", "fields": '
-                 '["meeting_date", ...]}, ...]', at)]
+        return [
+            (
+                "x-sections",
+                'x-sections must be a list of sections: [{"title": "The meeting", "fields": '
+                '["meeting_date", ...]}, ...]',
+                at,
+            )
+        ]
     problems: list[tuple[str, str, int | None]] = []
     placed: dict[str, str] = {}  # field -> the title of its section
     for number, section in enumerate(declared, 1):
         fields = section.get("fields") if isinstance(section, dict) else None
-        if not isinstance(section, dict) or not isinstance(section.get("title"), str) or not section["title"].strip() \
-                or not isinstance(fields, list) or not fields or not all(isinstance(f, str) for f in fields):
+        if (
+            not isinstance(section, dict)
+            or not isinstance(section.get("title"), str)
+            or not section["title"].strip()
+            or not isinstance(fields, list)
+            or not fields
+            or not all(isinstance(f, str) for f in fields)
+        ):
             problems.append(("x-sections", f"section {number} must have a title and a list of the fields it asks", at))
             continue
         for name in fields:
             line = _line(content, f'"{name}"', after=at)
             if name not in names:
-                problems.append((name, f'section "{section["title"]}" names the field "{name}", which the form does not have', line))
+                problems.append(
+                    (name, f'section "{section["title"]}" names the field "{name}", which the form does not have', line)
+                )
             elif name in placed:
                 problems.append((name, f'"{name}" is in two sections, "{placed[name]}" and "{section["title"]}"', line))
             else:
                 placed[name] = section["title"]
-    problems += [(name, f'"{name}" is in no section of x-sections: add it to the section that asks it', at)
-                 for name in names if name not in placed]
+    problems += [
+        (name, f'"{name}" is in no section of x-sections: add it to the section that asks it', at)
+        for name in names
+        if name not in placed
+    ]
     return problems
 
 
@@ -72,24 +89,33 @@ def _field_problems(spec: dict) -> list[str]:
         source = spec["x-prefill"]
         if source == CASE_TEAM:
             if kind != "array" or not isinstance(spec.get("items"), dict) or spec["items"].get("type") != "object":
-                problems.append('x-prefill "case_team" fills a list of people: it goes on a field of "type": "array" '
-                                'whose items are objects (name, role, contact or email)')
+                problems.append(
+                    'x-prefill "case_team" fills a list of people: it goes on a field of "type": "array" '
+                    "whose items are objects (name, role, contact or email)"
+                )
         elif isinstance(source, str) and source.startswith("child.") and source[6:] in CHILD_DETAILS:
             if kind not in ("string", "boolean"):
-                problems.append(f'x-prefill "{source}" gives text: it goes on a field of "type": "string" (or "boolean": '
-                                "Yes when it is known)")
+                problems.append(
+                    f'x-prefill "{source}" gives text: it goes on a field of "type": "string" (or "boolean": '
+                    "Yes when it is known)"
+                )
         else:
-            problems.append(f"x-prefill is {json.dumps(source)}: it may be \"case_team\" or "
-                            + ", ".join(f'"child.{d}"' for d in CHILD_DETAILS))
+            problems.append(
+                f'x-prefill is {json.dumps(source)}: it may be "case_team" or '
+                + ", ".join(f'"child.{d}"' for d in CHILD_DETAILS)
+            )
     if "x-choices" in spec:
         if spec["x-choices"] != CASE_TEAM:
             problems.append(f'x-choices is {json.dumps(spec["x-choices"])}: it may be "case_team"')
         elif kind != "string" or "enum" in spec:
-            problems.append('x-choices "case_team" suggests names for a text answer: it goes on a field of "type": '
-                            '"string" without an enum')
+            problems.append(
+                'x-choices "case_team" suggests names for a text answer: it goes on a field of "type": '
+                '"string" without an enum'
+            )
     if "x-pep-section" in spec and spec["x-pep-section"] not in PEP_PARTS:
-        problems.append(f"x-pep-section is {json.dumps(spec['x-pep-section'])}: it may be "
-                        + ", ".join(f'"{p}"' for p in PEP_PARTS))
+        problems.append(
+            f"x-pep-section is {json.dumps(spec['x-pep-section'])}: it may be " + ", ".join(f'"{p}"' for p in PEP_PARTS)
+        )
     return problems
 
 

@@ -81,10 +81,7 @@ def _pattern_properties(validator, pattern_properties, instance, schema):
                 yield from validator.descend(value, subschema, path=name, schema_path=pattern)
 
 
-FormValidator = validators.extend(
-    Draft202012Validator, {"pattern": _pattern, "patternProperties": _pattern_properties})
-
-
+FormValidator = validators.extend(Draft202012Validator, {"pattern": _pattern, "patternProperties": _pattern_properties})
 
 
 _FORMATS = FormatChecker()
@@ -112,8 +109,10 @@ def size_errors(data: dict, schema: str | dict | None = None) -> dict[str, str]:
     except TypeError:
         size = len(json.dumps(data, default=str).encode())
     if size > MAX_ANSWERS_BYTES:
-        return {"(form)": f"Your answers are too long to save ({-(-size // 1000):,} KB): one form can take up to "
-                          f"{MAX_ANSWERS_BYTES // 1000:,} KB. Shorten the longest answers, or attach long documents as files"}
+        return {
+            "(form)": f"Your answers are too long to save ({-(-size // 1000):,} KB): one form can take up to "
+            f"{MAX_ANSWERS_BYTES // 1000:,} KB. Shorten the longest answers, or attach long documents as files"
+        }
     return {}
 
 
@@ -122,8 +121,11 @@ def text_errors(data: dict, schema: str | dict | None = None) -> dict[str, str]:
     which PostgreSQL cannot store (the web pages refuse such a request before it gets here). `schema`
     (its JSON text or itself) gives the fields' titles."""
     schema = _validator(schema).schema if isinstance(schema, str) else schema or {}
-    return {".".join(map(str, path)) or "(form)": f"{_title(schema, path)}: remove the character that is not text (NUL)"
-            for path, value in _strings(data, []) if "\x00" in value}
+    return {
+        ".".join(map(str, path)) or "(form)": f"{_title(schema, path)}: remove the character that is not text (NUL)"
+        for path, value in _strings(data, [])
+        if "\x00" in value
+    }
 
 
 def _strings(value, path: list) -> Iterator[tuple[list, str]]:
@@ -145,8 +147,9 @@ def _validator(schema_json: str) -> Validator:
 @lru_cache(maxsize=512)
 def _fast_check(schema_json: str) -> jsonschema_rs.Draft202012Validator | None:
     try:
-        return jsonschema_rs.Draft202012Validator(json.loads(schema_json), validate_formats=True,
-                                                  formats={"date": is_answer_date})
+        return jsonschema_rs.Draft202012Validator(
+            json.loads(schema_json), validate_formats=True, formats={"date": is_answer_date}
+        )
     except (ValueError, jsonschema_rs.ValidationError):  # a schema it cannot compile: jsonschema alone decides
         return None
 
@@ -169,8 +172,9 @@ def field_errors(schema_json: str, data: dict) -> dict[str, str]:
     errors: dict[str, str] = {}
     validator = _validator(schema_json)
     for path, problem in not_numbers:
-        errors[".".join(str(p) for p in path)] = _in_item(validator.schema, path, problem.format(
-            label=_title(validator.schema, path)))
+        errors[".".join(str(p) for p in path)] = _in_item(
+            validator.schema, path, problem.format(label=_title(validator.schema, path))
+        )
     for error in sorted(validator.iter_errors(data), key=lambda e: list(map(str, e.absolute_path))):
         path = list(error.absolute_path)
         if error.validator == "required":
@@ -193,7 +197,9 @@ def when_errors(schema_json: str, data: dict) -> dict[str, str]:
         rule = rules[tuple(p for p in path if not isinstance(p, int))]
         if (value > day) if rule == "past" else (value < day):
             schema = _validator(schema_json).schema
-            errors[".".join(map(str, path))] = _in_item(schema, list(path), f"{_title(schema, list(path))} must be {WHEN[rule]}")
+            errors[".".join(map(str, path))] = _in_item(
+                schema, list(path), f"{_title(schema, list(path))} must be {WHEN[rule]}"
+            )
     return errors
 
 

@@ -75,7 +75,7 @@ def _in_item(schema: dict, path: list, message: str) -> str:
         return message
     verb = message.split(" ")[0]
     if verb in ("Enter", "Select", "Add", "Tick", "Answer"):  # "Target 2: enter Pupil Premium Plus (£)"
-        return ": ".join(prefix) + ": " + verb.lower() + message[len(verb):]
+        return ": ".join(prefix) + ": " + verb.lower() + message[len(verb) :]
     return ": ".join(prefix) + ": " + lower_first(message)
 
 
@@ -183,8 +183,11 @@ def _a(kind) -> str:
 def _too_few(schema: dict, path: list, count: int) -> str:
     node = _node(schema, path)
     if _kind(node) == CHOICE:
-        return f"Select {lower_first(_title(schema, path))}" if count == 1 else \
-            f"Select at least {count} for {lower_first(_title(schema, path))}"
+        return (
+            f"Select {lower_first(_title(schema, path))}"
+            if count == 1
+            else f"Select at least {count} for {lower_first(_title(schema, path))}"
+        )
     item = lower_first(item_label(node, str(path[-1]) if path else ""))
     return f"Add at least {count} {item if count == 1 else _plural(item)}"
 

@@ -48,25 +48,44 @@ def json_float(text: str) -> float:
     return float(text) + 0.0  # -0.0 + 0.0 is 0.0
 
 
-def event_hash(prev_hash: str, child_id: str, seq: int, kind: str, at: datetime, actor: str,
-               instance_id: int | None, task_id: str | None, data: dict, key: HistoryKey | None = None) -> str:
+def event_hash(
+    prev_hash: str,
+    child_id: str,
+    seq: int,
+    kind: str,
+    at: datetime,
+    actor: str,
+    instance_id: int | None,
+    task_id: str | None,
+    data: dict,
+    key: HistoryKey | None = None,
+) -> str:
     """Hash one event together with the hash of the event before it: HMAC-SHA256 under `key`, or the
     plain SHA-256 of the events written before the chain was keyed (key None)."""
     body = json.dumps(
         [child_id, seq, kind, at.isoformat(), actor, instance_id, task_id, data],
-        sort_keys=True, separators=(",", ":"), default=str, allow_nan=False,
+        sort_keys=True,
+        separators=(",", ":"),
+        default=str,
+        allow_nan=False,
     )
     message = (prev_hash + body).encode("utf-8")
     return key.mac(message) if key is not None else hashlib.sha256(message).hexdigest()
 
 
 CHILDREN = cast(Table, Child.__table__)  # a declarative class's table (SQLAlchemy types it as any FromClause)
-LOCKED_TIP = (select(CHILDREN.c.history_seq, CHILDREN.c.history_head)
-              .where(CHILDREN.c.id == bindparam("child_id")).with_for_update())
+LOCKED_TIP = (
+    select(CHILDREN.c.history_seq, CHILDREN.c.history_head)
+    .where(CHILDREN.c.id == bindparam("child_id"))
+    .with_for_update()
+)
 WRITE_LOCK = CHILDREN.update().where(CHILDREN.c.id == bindparam("child_id")).values(history_seq=CHILDREN.c.history_seq)
 EVENTS = cast(Table, Event.__table__).insert().inline()  # inline: their ids are not read back (a pipeline cannot)
-NEW_TIP = CHILDREN.update().where(CHILDREN.c.id == bindparam("child_id")).values(
-    history_seq=bindparam("seq"), history_head=bindparam("head"))
+NEW_TIP = (
+    CHILDREN.update()
+    .where(CHILDREN.c.id == bindparam("child_id"))
+    .values(history_seq=bindparam("seq"), history_head=bindparam("head"))
+)
 
 
 def locked_tip(session: Session, child_id: str) -> tuple[int, str]:
@@ -81,8 +100,9 @@ def locked_tip(session: Session, child_id: str) -> tuple[int, str]:
     return tip.history_seq, tip.history_head
 
 
-def append(session: Session, child_id: str, entries: list[dict], at: datetime,
-           tip: tuple[int, str] | None = None, writes=None) -> int:
+def append(
+    session: Session, child_id: str, entries: list[dict], at: datetime, tip: tuple[int, str] | None = None, writes=None
+) -> int:
     """Append events (dicts with kind, actor, data and optional instance_id, task_id) to the chain,
     signed with the current history key; return how many. `tip` is the chain's end if the caller has
     already locked it in this transaction (a runtime step has, after writing its instance: locks go
@@ -102,8 +122,9 @@ def append(session: Session, child_id: str, entries: list[dict], at: datetime,
     return len(rows)
 
 
-def signed_rows(child_id: str, entries: list[dict], at: datetime, seq: int = 0,
-                head: str = "") -> tuple[list[dict], int, str]:
+def signed_rows(
+    child_id: str, entries: list[dict], at: datetime, seq: int = 0, head: str = ""
+) -> tuple[list[dict], int, str]:
     """The event rows of `entries` chained on from (seq, head), signed with the current history key,
     and the chain's new end: for `append`, and for an import that writes the first events of many new
     children at once (their chain starts at 0)."""
@@ -113,16 +134,39 @@ def signed_rows(child_id: str, entries: list[dict], at: datetime, seq: int = 0,
     for entry in entries:
         seq += 1
         try:
-            data = json.loads(json.dumps(entry.get("data") or {}, default=str, allow_nan=False),
-                              parse_float=json_float)
+            data = json.loads(json.dumps(entry.get("data") or {}, default=str, allow_nan=False), parse_float=json_float)
         except ValueError as exc:
-            raise UnrecordableData(f"the {entry['kind'].replace('_', ' ')} cannot be recorded in the history of "
-                                   f"{child_id}: it holds a number that is not finite (NaN or infinity)") from exc
-        digest = event_hash(head, child_id, seq, entry["kind"], at, entry["actor"],
-                            entry.get("instance_id"), entry.get("task_id"), data, key)
-        rows.append({"child_id": child_id, "seq": seq, "kind": entry["kind"], "at": at, "actor": entry["actor"],
-                     "instance_id": entry.get("instance_id"), "task_id": entry.get("task_id"), "data": data,
-                     "prev_hash": head, "hash": digest, "key_id": key.id})
+            raise UnrecordableData(
+                f"the {entry['kind'].replace('_', ' ')} cannot be recorded in the history of "
+                f"{child_id}: it holds a number that is not finite (NaN or infinity)"
+            ) from exc
+        digest = event_hash(
+            head,
+            child_id,
+            seq,
+            entry["kind"],
+            at,
+            entry["actor"],
+            entry.get("instance_id"),
+            entry.get("task_id"),
+            data,
+            key,
+        )
+        rows.append(
+            {
+                "child_id": child_id,
+                "seq": seq,
+                "kind": entry["kind"],
+                "at": at,
+                "actor": entry["actor"],
+                "instance_id": entry.get("instance_id"),
+                "task_id": entry.get("task_id"),
+                "data": data,
+                "prev_hash": head,
+                "hash": digest,
+                "key_id": key.id,
+            }
+        )
         head = digest
     return rows, seq, head
 
@@ -142,8 +186,9 @@ class Verification:
         return not self.problems
 
 
-def verify(session: Session, child_id: str, checkpoints: Checkpoints | None = None,
-           keys: KeyRing | None = None) -> Verification:
+def verify(
+    session: Session, child_id: str, checkpoints: Checkpoints | None = None, keys: KeyRing | None = None
+) -> Verification:
     """Re-walk a child's chain; name every event that was altered, removed or inserted.
 
     Each keyed event is checked with its key from `keys` (the installation's key ring by default); an
@@ -158,8 +203,10 @@ def verify(session: Session, child_id: str, checkpoints: Checkpoints | None = No
     if child is None:
         if pinned:
             last = max(pinned, key=lambda c: c.seq)
-            result.problems.append(f"no child {child_id}, but the checkpoint of {last.at} (line {last.line}) recorded "
-                                   f"#{last.seq} events of their history: the child and their history were deleted")
+            result.problems.append(
+                f"no child {child_id}, but the checkpoint of {last.at} (line {last.line}) recorded "
+                f"#{last.seq} events of their history: the child and their history were deleted"
+            )
         else:
             result.problems.append(f"no child {child_id}")
         return result
@@ -174,31 +221,49 @@ def verify(session: Session, child_id: str, checkpoints: Checkpoints | None = No
             what = "missing" if event.seq > expected_seq else "duplicated"
             result.problems.append(f"event #{event.seq} (id {event.id}): sequence broken, #{expected_seq} {what}")
         if event.prev_hash != prev:
-            result.problems.append(f"event #{event.seq} (id {event.id}): does not follow the event before it (removed or inserted event)")
+            result.problems.append(
+                f"event #{event.seq} (id {event.id}): does not follow the event before it (removed or inserted event)"
+            )
         key = None
         if event.key_id is None:
             result.unkeyed += 1
             if keyed:
-                result.problems.append(f"{named}: not signed with a history key, after events that are: "
-                                       "written or rewritten by someone without the key")
+                result.problems.append(
+                    f"{named}: not signed with a history key, after events that are: "
+                    "written or rewritten by someone without the key"
+                )
             elif unkeyed_until is not None and event.seq > unkeyed_until:
-                result.problems.append(f"{named}: not signed with a history key, and no checkpoint vouches for it "
-                                       "as written before the history was keyed: written or rewritten without the key")
+                result.problems.append(
+                    f"{named}: not signed with a history key, and no checkpoint vouches for it "
+                    "as written before the history was keyed: written or rewritten without the key"
+                )
         else:
             keyed, key = True, keys.get(event.key_id)
             if key is None:
                 unknown[event.key_id] = unknown.get(event.key_id, 0) + 1
         if event.key_id is None or key is not None:
-            recomputed = event_hash(event.prev_hash, child_id, event.seq, event.kind, event.at, event.actor,
-                                    event.instance_id, event.task_id, event.data, key)
+            recomputed = event_hash(
+                event.prev_hash,
+                child_id,
+                event.seq,
+                event.kind,
+                event.at,
+                event.actor,
+                event.instance_id,
+                event.task_id,
+                event.data,
+                key,
+            )
             if recomputed != event.hash:
                 result.problems.append(f"{named}: content altered")
         hashes.setdefault(event.seq, event.hash)
         prev, expected_seq = event.hash, event.seq + 1
     result.seq, result.head = expected_seq - 1, prev
     for key_id, count in unknown.items():
-        result.problems.append(f"{count} event(s) signed with history key {key_id}, which the key ring "
-                               f"({keys.source}) does not hold: they cannot be verified")
+        result.problems.append(
+            f"{count} event(s) signed with history key {key_id}, which the key ring "
+            f"({keys.source}) does not hold: they cannot be verified"
+        )
     if result.events != child.history_seq or prev != (child.history_head or GENESIS):
         result.problems.append(
             f"chain ends at #{expected_seq - 1} but the child's record says #{child.history_seq}: events removed or added at the end"
@@ -213,13 +278,17 @@ def _hold_to_checkpoints(result: Verification, pinned: list, hashes: dict[int, s
         if checkpoint.seq <= result.seq and hashes.get(checkpoint.seq) != checkpoint.head:
             recorded = f"the checkpoint of {checkpoint.at} (line {checkpoint.line})"
             result.problems.append(
-                f"event #{checkpoint.seq}, which {recorded} recorded, is missing" if checkpoint.seq not in hashes
-                else f"event #{checkpoint.seq} is not the event {recorded} recorded: the history up to it was rewritten")
+                f"event #{checkpoint.seq}, which {recorded} recorded, is missing"
+                if checkpoint.seq not in hashes
+                else f"event #{checkpoint.seq} is not the event {recorded} recorded: the history up to it was rewritten"
+            )
             break
     longest = max(pinned, key=lambda c: c.seq, default=None)
     if longest is not None and longest.seq > result.seq:
-        result.problems.append(f"the checkpoint of {longest.at} (line {longest.line}) recorded #{longest.seq} events, "
-                               f"the chain ends at #{result.seq}: events deleted")
+        result.problems.append(
+            f"the checkpoint of {longest.at} (line {longest.line}) recorded #{longest.seq} events, "
+            f"the chain ends at #{result.seq}: events deleted"
+        )
 
 
 def events(session: Session, child_id: str, instance_id: int | None = None) -> list[Event]:

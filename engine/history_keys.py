@@ -55,8 +55,10 @@ class HistoryKey:
     @classmethod
     def from_secret(cls, secret: str) -> HistoryKey:
         if len(secret) < MIN_LENGTH:
-            raise HistoryKeyError(f"a history key must be at least {MIN_LENGTH} characters long "
-                                  f"(make one with: python -c 'import secrets; print(secrets.token_hex(32))')")
+            raise HistoryKeyError(
+                f"a history key must be at least {MIN_LENGTH} characters long "
+                f"(make one with: python -c 'import secrets; print(secrets.token_hex(32))')"
+            )
         raw = secret.encode("utf-8")
         if len(raw) > 64:  # RFC 2104: a key longer than the block is hashed first
             raw = hashlib.sha256(raw).digest()
@@ -146,8 +148,9 @@ def rotate(path: Path | None = None) -> HistoryKey:
     """Put a new random key first in the key file; the older keys stay after it, to verify what they
     signed. Refused when the keys come from `PEP_HISTORY_KEY`: whoever sets it rotates it."""
     if os.environ.get(ENV_KEYS):
-        raise HistoryKeyError(f"the history keys come from {ENV_KEYS}: put a new secret first in it and keep the "
-                              "old ones after it")
+        raise HistoryKeyError(
+            f"the history keys come from {ENV_KEYS}: put a new secret first in it and keep the old ones after it"
+        )
     path = path or key_file()
     old = path.read_text(encoding="utf-8") if path.exists() else ""
     secret = secrets.token_hex(32)

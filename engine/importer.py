@@ -70,17 +70,20 @@ class Plan:
     def summary(self, done: bool = False) -> str:
         """What the import would do (or did), in a sentence."""
         add, change, start = ("added", "changed", "started") if done else ("to add", "to change", "to start")
-        return (f"{self.count('add')} children {add}, {self.count('change')} {change}, {self.count('same')} left "
-                f"alone as they are ({self.not_in_file} more not in the file, left alone); "
-                f"{len(self.people_added)} people and {len(self.schools_added)} schools {add}; "
-                f"{len(self.starts)} initial PEPs {start}")
+        return (
+            f"{self.count('add')} children {add}, {self.count('change')} {change}, {self.count('same')} left "
+            f"alone as they are ({self.not_in_file} more not in the file, left alone); "
+            f"{len(self.people_added)} people and {len(self.schools_added)} schools {add}; "
+            f"{len(self.starts)} initial PEPs {start}"
+        )
 
 
 # ---- what it would do --------------------------------------------------------------------------------
 
+
 def _chunks(items: list, size: int = CHUNK) -> Iterable[list]:
     for start in range(0, len(items), size):
-        yield items[start:start + size]
+        yield items[start : start + size]
 
 
 def plan(session: Session, rows: list[Row], errors: list[str], digest: str, now: datetime) -> Plan:
@@ -92,9 +95,16 @@ def plan(session: Session, rows: list[Row], errors: list[str], digest: str, now:
     had_pep: set[str] = set()
     for chunk in _chunks(ids):
         known.update({c.id: c for c in session.scalars(select(Child).where(Child.id.in_(chunk)))})
-        team.update({(c, r): u for c, r, u in session.execute(
-            select(CaseTeamMember.child_id, CaseTeamMember.role_key, CaseTeamMember.user_id)
-            .where(CaseTeamMember.child_id.in_(chunk), CaseTeamMember.role_key.in_((SW, DT))))})
+        team.update(
+            {
+                (c, r): u
+                for c, r, u in session.execute(
+                    select(CaseTeamMember.child_id, CaseTeamMember.role_key, CaseTeamMember.user_id).where(
+                        CaseTeamMember.child_id.in_(chunk), CaseTeamMember.role_key.in_((SW, DT))
+                    )
+                )
+            }
+        )
         had_pep.update(session.scalars(select(Instance.child_id).where(Instance.child_id.in_(chunk)).distinct()))
     result.not_in_file = session.execute(select(func.count()).select_from(Child)).scalar_one() - len(known)
     people = {email: (uid, active) for email, uid, active in session.execute(select(User.email, User.id, User.active))}
@@ -103,8 +113,11 @@ def plan(session: Session, rows: list[Row], errors: list[str], digest: str, now:
     auditors = {uid for uid, key in held if key in READ_ONLY_ROLES}
     schools = dict(session.execute(select(School.urn, School.name)).all())
     teachers: dict[str, list[str]] = {}  # school → its designated teachers' emails
-    for urn, uid in session.execute(select(SchoolTeacher.school_urn, SchoolTeacher.user_id)
-                                    .order_by(SchoolTeacher.school_urn, SchoolTeacher.position)):
+    for urn, uid in session.execute(
+        select(SchoolTeacher.school_urn, SchoolTeacher.user_id).order_by(
+            SchoolTeacher.school_urn, SchoolTeacher.position
+        )
+    ):
         teachers.setdefault(urn, []).append(emails[uid])
     today = now.date()
     for row in rows:
@@ -122,8 +135,9 @@ def plan(session: Session, rows: list[Row], errors: list[str], digest: str, now:
                 result.people_added[email] = getattr(row, f"{role}_name") or _name_from(email)
             if email in people and (people[email][0], role) not in held and (email, role) not in result.roles_added:
                 result.roles_added.append((email, role))
-        result.children.append(_child_plan(row, known.get(row.child_id), team, emails, teachers, schools,
-                                           had_pep, today))
+        result.children.append(
+            _child_plan(row, known.get(row.child_id), team, emails, teachers, schools, had_pep, today)
+        )
     return result
 
 
@@ -134,8 +148,9 @@ def _people_problems(row: Row, people: dict, auditors: set[int]) -> list[str]:
         if email in people:
             uid, active = people[email]
             if uid in auditors:
-                problems.append(f"{email} is an auditor: auditors see a child only through a grant, "
-                                "never in a case team")
+                problems.append(
+                    f"{email} is an auditor: auditors see a child only through a grant, never in a case team"
+                )
             elif not active:
                 problems.append(f"{email}'s account is closed: open it on the People page, or give someone else")
     return problems
@@ -160,8 +175,16 @@ def _school(result: Plan, row: Row, schools: dict[str, str], teachers: dict[str,
     return []
 
 
-def _child_plan(row: Row, child: Child | None, team: dict, emails: dict[int, str], teachers: dict, schools: dict,
-                had_pep: set[str], today: date) -> ChildPlan:
+def _child_plan(
+    row: Row,
+    child: Child | None,
+    team: dict,
+    emails: dict[int, str],
+    teachers: dict,
+    schools: dict,
+    had_pep: set[str],
+    today: date,
+) -> ChildPlan:
     recent = row.entered_care is not None and working_days_dt(20, row.entered_care).date() >= today
     if child is None:
         return ChildPlan(row, "add", starts_pep=recent)
@@ -215,20 +238,24 @@ def _name_from(email: str) -> str:
 
 # ---- doing it ----------------------------------------------------------------------------------------
 
-def apply(session: Session, result: Plan, engine, actor: str,
-          progress: Callable[[int], None] | None = None) -> Plan:
+
+def apply(session: Session, result: Plan, engine, actor: str, progress: Callable[[int], None] | None = None) -> Plan:
     """Do what the plan says, in the caller's transaction; refused while the plan has errors."""
     if result.errors:
-        raise ImportRefused(f"The file has {len(result.errors)} problem(s): fix them and import it again; "
-                            "nothing was changed")
+        raise ImportRefused(
+            f"The file has {len(result.errors)} problem(s): fix them and import it again; nothing was changed"
+        )
     now = engine.now()
     _people(session, result)
     uid = dict(session.execute(select(User.email, User.id)).all())
     _schools(session, result, uid)
     schools = dict(session.execute(select(School.urn, School.name)).all())
     teacher_ids: dict[str, list[int]] = {}
-    for urn, user_id in session.execute(select(SchoolTeacher.school_urn, SchoolTeacher.user_id)
-                                        .order_by(SchoolTeacher.school_urn, SchoolTeacher.position)):
+    for urn, user_id in session.execute(
+        select(SchoolTeacher.school_urn, SchoolTeacher.user_id).order_by(
+            SchoolTeacher.school_urn, SchoolTeacher.position
+        )
+    ):
         teacher_ids.setdefault(urn, []).append(user_id)
     emails = {v: k for k, v in uid.items()}
     teachers = {urn: [emails[i] for i in ids] for urn, ids in teacher_ids.items()}
@@ -245,18 +272,27 @@ def apply(session: Session, result: Plan, engine, actor: str,
     for plan_ in result.starts:
         row = plan_.row
         assert row.entered_care is not None  # a PEP starts only for a recent entry into care (_child_plan)
-        engine.send_message(session, caselife.COMING_INTO_CARE, row.child_id, {
-            "entry": "planned", "entered_care": row.entered_care.isoformat(),
-            "education_setting": "school" if row.school_urn or row.school_name else "none",
-            **({"school": _details(row, schools)["school"]} if row.school_urn or row.school_name else {}),
-        }, actor=actor)
+        engine.send_message(
+            session,
+            caselife.COMING_INTO_CARE,
+            row.child_id,
+            {
+                "entry": "planned",
+                "entered_care": row.entered_care.isoformat(),
+                "education_setting": "school" if row.school_urn or row.school_name else "none",
+                **({"school": _details(row, schools)["school"]} if row.school_urn or row.school_name else {}),
+            },
+            actor=actor,
+        )
     return result
 
 
 def _people(session: Session, result: Plan) -> None:
     if result.people_added:
-        session.execute(insert(User), [{"email": email, "name": name, "active": True}
-                                       for email, name in result.people_added.items()])
+        session.execute(
+            insert(User),
+            [{"email": email, "name": name, "active": True} for email, name in result.people_added.items()],
+        )
     roles = list(result.roles_added)
     for row in (c.row for c in result.children):
         for role in (SW, DT):
@@ -277,8 +313,9 @@ def _schools(session: Session, result: Plan, uid: dict[str, int]) -> None:
         assert school is not None  # renamed: a school the database holds (none is ever deleted)
         school.name = name
     if result.teachers_added:
-        positions = dict(session.execute(select(SchoolTeacher.school_urn, func.count())
-                                         .group_by(SchoolTeacher.school_urn)).all())
+        positions = dict(
+            session.execute(select(SchoolTeacher.school_urn, func.count()).group_by(SchoolTeacher.school_urn)).all()
+        )
         rows = []
         for urn, email in result.teachers_added:
             rows.append({"school_urn": urn, "user_id": uid[email], "position": positions.get(urn, 0)})
@@ -287,8 +324,16 @@ def _schools(session: Session, result: Plan, uid: dict[str, int]) -> None:
     session.flush()
 
 
-def _add_children(session: Session, plans: list[ChildPlan], digest: str, actor: str, now: datetime,
-                  uid: dict[str, int], teachers: dict, schools: dict) -> None:
+def _add_children(
+    session: Session,
+    plans: list[ChildPlan],
+    digest: str,
+    actor: str,
+    now: datetime,
+    uid: dict[str, int],
+    teachers: dict,
+    schools: dict,
+) -> None:
     """Insert new children in bulk, each with the first event of their history and their case team."""
     children, events = [], []
     members: list[dict[str, object]] = []
@@ -297,24 +342,46 @@ def _add_children(session: Session, plans: list[ChildPlan], digest: str, actor: 
         details = _details(row, schools)
         named = {role: _team_email(row, role, teachers) for role in (SW, DT)}
         team = {role: email for role, email in named.items() if email}
-        rows, seq, head = history.signed_rows(row.child_id, [{"kind": IMPORTED, "actor": actor, "data": {
-            "row": row.number, "file": digest, "details": details, "case_team": team}}], now)
+        rows, seq, head = history.signed_rows(
+            row.child_id,
+            [
+                {
+                    "kind": IMPORTED,
+                    "actor": actor,
+                    "data": {"row": row.number, "file": digest, "details": details, "case_team": team},
+                }
+            ],
+            now,
+        )
         events.extend(rows)
-        children.append({
-            "id": row.child_id, "name": row.name, "date_of_birth": row.date_of_birth, "school": details.get("school"),
-            "school_urn": row.school_urn, "upn": row.upn, "legal_status": row.legal_status,
-            "entered_care": row.entered_care, "in_care": True, "created_at": now, "history_seq": seq,
-            "history_head": head})
-        members.extend({"child_id": row.child_id, "role_key": role, "user_id": uid[email]}
-                       for role, email in team.items())
+        children.append(
+            {
+                "id": row.child_id,
+                "name": row.name,
+                "date_of_birth": row.date_of_birth,
+                "school": details.get("school"),
+                "school_urn": row.school_urn,
+                "upn": row.upn,
+                "legal_status": row.legal_status,
+                "entered_care": row.entered_care,
+                "in_care": True,
+                "created_at": now,
+                "history_seq": seq,
+                "history_head": head,
+            }
+        )
+        members.extend(
+            {"child_id": row.child_id, "role_key": role, "user_id": uid[email]} for role, email in team.items()
+        )
     session.execute(insert(Child), children)
     session.execute(history.EVENTS, events)
     if members:
         session.execute(insert(CaseTeamMember), members)
 
 
-def _change_child(session: Session, row: Row, digest: str, actor: str, now: datetime, teachers: dict,
-                  schools: dict) -> None:
+def _change_child(
+    session: Session, row: Row, digest: str, actor: str, now: datetime, teachers: dict, schools: dict
+) -> None:
     """Change a known child as their row says, each change in their history, as a person's edit would."""
     child = session.get(Child, row.child_id)
     assert child is not None  # planned as a change: a child the database holds (none is ever deleted)

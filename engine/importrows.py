@@ -29,8 +29,13 @@ COLUMNS = {
     "school_urn": ("School URN", "URN"),
     "school_name": ("School name", "School", "School or setting"),
     "legal_status": ("Legal status",),
-    "entered_care": ("Date entered care", "Entered care", "Date became looked after", "Period of care start date",
-                     "Date of entering care"),
+    "entered_care": (
+        "Date entered care",
+        "Entered care",
+        "Date became looked after",
+        "Period of care start date",
+        "Date of entering care",
+    ),
     "social_worker_email": ("Social worker's email", "Social worker email", "SW email"),
     "social_worker_name": ("Social worker's name", "Social worker name", "Social worker"),
     "designated_teacher_email": ("Designated teacher's email", "Designated teacher email", "DT email"),
@@ -38,10 +43,20 @@ COLUMNS = {
 }
 REQUIRED = {"child_id": "the child's id", "name": "the child's name"}
 # SSDA903 legal status codes, and our own keys and labels, to caselife.LEGAL_STATUSES
-LEGAL_CODES = {"C1": "interim_care_order", "C2": "care_order", "V2": "section_20", "V3": "section_20",
-               "V4": "section_20", "E1": "placement_order", "L1": "emergency_protection",
-               "L2": "emergency_protection", "L3": "emergency_protection", "J1": "remand", "J2": "remand",
-               "J3": "remand"}
+LEGAL_CODES = {
+    "C1": "interim_care_order",
+    "C2": "care_order",
+    "V2": "section_20",
+    "V3": "section_20",
+    "V4": "section_20",
+    "E1": "placement_order",
+    "L1": "emergency_protection",
+    "L2": "emergency_protection",
+    "L3": "emergency_protection",
+    "J1": "remand",
+    "J2": "remand",
+    "J3": "remand",
+}
 EMAIL = re.compile(r"^[^@\s,;]+@[^@\s,;]+\.[^@\s,;]+$")
 UPN = re.compile(r"^[A-Z]\d{11}[0-9A-Z]$")
 CHILD_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_./-]{0,63}$")
@@ -69,6 +84,7 @@ class Row:
 
 
 # ---- reading the file ------------------------------------------------------------------------------
+
 
 def decode(content: bytes) -> str:
     """The file's text: UTF-8 (with or without Excel's byte-order mark), else Windows-1252."""
@@ -101,9 +117,11 @@ def read(text: str) -> tuple[list[Row], list[str]]:
             columns[name] = index
     missing = [f"“{COLUMNS[name][0]}” ({what})" for name, what in REQUIRED.items() if name not in columns]
     if missing:
-        raise ImportRefused(f"The file has no column for {' or '.join(missing)}. The first row must name the "
-                            "columns, for example: Child ID, Name, Date of birth, UPN, School URN, Legal status, "
-                            "Date entered care, Social worker's email, Designated teacher's email")
+        raise ImportRefused(
+            f"The file has no column for {' or '.join(missing)}. The first row must name the "
+            "columns, for example: Child ID, Name, Date of birth, UPN, School URN, Legal status, "
+            "Date entered care, Social worker's email, Designated teacher's email"
+        )
     rows, errors = [], []
     seen: dict[str, int] = {}  # child id -> the row that gave it first
     for number, cells in enumerate(reader, start=2):
@@ -147,8 +165,10 @@ def _row(number: int, values: dict[str, str]) -> tuple[Row, list[str]]:
         problems.append("the date entered care is before the date of birth")
     upn = values.get("upn", "").upper()
     if upn and not UPN.match(upn):
-        problems.append(f"the UPN “{values['upn']}” is not a unique pupil number (a letter then 12 digits, "
-                        "the last of which may be a letter)")
+        problems.append(
+            f"the UPN “{values['upn']}” is not a unique pupil number (a letter then 12 digits, "
+            "the last of which may be a letter)"
+        )
     row.upn = upn or None
     urn = values.get("school_urn", "")
     if urn and not URN.match(urn):
@@ -161,13 +181,17 @@ def _row(number: int, values: dict[str, str]) -> tuple[Row, list[str]]:
     if status:
         row.legal_status = _legal_status(status)
         if row.legal_status is None:
-            problems.append(f"the legal status “{status}” is not one we know: use an SSDA903 code (C1, C2, V2, "
-                            "E1, L1, L2, J1, J2 or J3) or the status in words, like “Full care order”")
+            problems.append(
+                f"the legal status “{status}” is not one we know: use an SSDA903 code (C1, C2, V2, "
+                "E1, L1, L2, J1, J2 or J3) or the status in words, like “Full care order”"
+            )
     for role in ("social_worker", "designated_teacher"):
         email = values.get(f"{role}_email", "").lower()
         if email and not EMAIL.match(email):
-            problems.append(f"the {role.replace('_', ' ')}'s email “{values[f'{role}_email']}” is not an email "
-                            "address, like name@council.gov.uk")
+            problems.append(
+                f"the {role.replace('_', ' ')}'s email “{values[f'{role}_email']}” is not an email "
+                "address, like name@council.gov.uk"
+            )
         setattr(row, f"{role}_email", email or None)
         setattr(row, f"{role}_name", (values.get(f"{role}_name") or "")[:200] or None)
     return row, problems

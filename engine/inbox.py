@@ -48,9 +48,18 @@ def doable_by(user_id: int, role_keys: set[str], view: str = "all"):
     return {"mine": mine, "pool": pool}.get(view, or_(mine, pool))
 
 
-def inbox(session: Session, user_id: int, role_keys: set[str], now: datetime, view: str = "all",
-          child: str | None = None, school: str | None = None, process: str | None = None,
-          due: str | None = None, limit: int = 200) -> list[InboxRow]:
+def inbox(
+    session: Session,
+    user_id: int,
+    role_keys: set[str],
+    now: datetime,
+    view: str = "all",
+    child: str | None = None,
+    school: str | None = None,
+    process: str | None = None,
+    due: str | None = None,
+    limit: int = 200,
+) -> list[InboxRow]:
     """Open tasks the person may do, filtered, sorted by deadline (none last) then age.
 
     One statement: each part of the inbox (my tasks, and the pool of each of my roles; with a deadline
@@ -62,14 +71,23 @@ def inbox(session: Session, user_id: int, role_keys: set[str], now: datetime, vi
     filters: list[ColumnElement[bool]] = []
     if child:
         like = f"%{child.strip().lower()}%"
-        filters.append(OpenTask.child_id.in_(select(Child.id).where(
-            or_(func.lower(Child.name).like(like), func.lower(Child.id) == child.strip().lower()))))
+        filters.append(
+            OpenTask.child_id.in_(
+                select(Child.id).where(
+                    or_(func.lower(Child.name).like(like), func.lower(Child.id) == child.strip().lower())
+                )
+            )
+        )
     if school:
         filters.append(OpenTask.child_id.in_(select(Child.id).where(Child.school == school)))
     if process:
-        filters.append(OpenTask.instance_id.in_(
-            select(Instance.id).join(ProcessDefinition, ProcessDefinition.id == Instance.definition_id)
-            .where(ProcessDefinition.process_id == process)))
+        filters.append(
+            OpenTask.instance_id.in_(
+                select(Instance.id)
+                .join(ProcessDefinition, ProcessDefinition.id == Instance.definition_id)
+                .where(ProcessDefinition.process_id == process)
+            )
+        )
     if due == "overdue":
         filters.append(OpenTask.due_at < now)
     elif due in ("week", "month"):
@@ -77,18 +95,35 @@ def inbox(session: Session, user_id: int, role_keys: set[str], now: datetime, vi
     whose = [] if view == "pool" else [doable_by(user_id, role_keys, "mine")]
     whose += [] if view == "mine" else [doable_by(user_id, {role}, "pool") for role in sorted(role_keys)]
     deadlines = [OpenTask.due_at.is_not(None)] + ([] if due else [OpenTask.due_at.is_(None)])
-    parts = [select(OpenTask.id, OpenTask.due_at, OpenTask.ready_at).where(part, has_deadline, *filters)
-             .order_by(*IN_INDEX_ORDER).limit(limit).subquery()
-             for part in whose for has_deadline in deadlines]
+    parts = [
+        select(OpenTask.id, OpenTask.due_at, OpenTask.ready_at)
+        .where(part, has_deadline, *filters)
+        .order_by(*IN_INDEX_ORDER)
+        .limit(limit)
+        .subquery()
+        for part in whose
+        for has_deadline in deadlines
+    ]
     if not parts:
         return []
     page = union_all(*(select(part) for part in parts)).subquery()
     rows = session.execute(
-        select(OpenTask.id, OpenTask.name, Child.id, Child.name, Child.school, ProcessDefinition.process_id,
-               ProcessDefinition.name, Role.label, OpenTask.due_at, OpenTask.ready_at, OpenTask.assignee_id,
-               OpenTask.pooled, OpenTask.sent_back,
-               select(TaskDraft.task_id).where(TaskDraft.task_id == OpenTask.id, TaskDraft.user_id == user_id)
-               .exists())
+        select(
+            OpenTask.id,
+            OpenTask.name,
+            Child.id,
+            Child.name,
+            Child.school,
+            ProcessDefinition.process_id,
+            ProcessDefinition.name,
+            Role.label,
+            OpenTask.due_at,
+            OpenTask.ready_at,
+            OpenTask.assignee_id,
+            OpenTask.pooled,
+            OpenTask.sent_back,
+            select(TaskDraft.task_id).where(TaskDraft.task_id == OpenTask.id, TaskDraft.user_id == user_id).exists(),
+        )
         .select_from(page)
         .join(OpenTask, OpenTask.id == page.c.id)
         .join(Child, Child.id == OpenTask.child_id)
@@ -105,8 +140,9 @@ def inbox(session: Session, user_id: int, role_keys: set[str], now: datetime, vi
 def inbox_counts(session: Session, user_id: int, role_keys: set[str], now: datetime) -> dict[str, int]:
     """How many tasks are mine, mine and overdue, and waiting in my pools."""
     mine, pool = doable_by(user_id, role_keys, "mine"), doable_by(user_id, role_keys, "pool")
-    row = session.execute(select(func.count(), func.count().filter(OpenTask.due_at < now))
-                          .select_from(OpenTask).where(mine)).one()
+    row = session.execute(
+        select(func.count(), func.count().filter(OpenTask.due_at < now)).select_from(OpenTask).where(mine)
+    ).one()
     pooled = session.execute(select(func.count()).select_from(OpenTask).where(pool)).scalar_one()
     return {"mine": row[0], "overdue": row[1], "pool": pooled}
 
@@ -118,14 +154,21 @@ def inbox_choices(session: Session, user_id: int, role_keys: set[str]) -> dict[s
     instances directly: a council's pool holds thousands of tasks."""
     doable = doable_by(user_id, role_keys)
     schools = session.scalars(
-        select(Child.school).join(OpenTask, OpenTask.child_id == Child.id).where(doable, Child.school.is_not(None))
-        .distinct().order_by(Child.school)
+        select(Child.school)
+        .join(OpenTask, OpenTask.child_id == Child.id)
+        .where(doable, Child.school.is_not(None))
+        .distinct()
+        .order_by(Child.school)
     ).all()
     processes = session.execute(
         select(ProcessDefinition.process_id, ProcessDefinition.name)
-        .where(ProcessDefinition.id.in_(
-            select(Instance.definition_id).join(OpenTask, OpenTask.instance_id == Instance.id).where(doable)))
-        .distinct().order_by(ProcessDefinition.name)
+        .where(
+            ProcessDefinition.id.in_(
+                select(Instance.definition_id).join(OpenTask, OpenTask.instance_id == Instance.id).where(doable)
+            )
+        )
+        .distinct()
+        .order_by(ProcessDefinition.name)
     ).all()
     return {"schools": list(schools), "processes": [tuple(p) for p in processes]}
 
@@ -143,24 +186,39 @@ class TaskFate:
     detail: str | None  # the timer's or message's name, or the other step's name
 
 
-_CAUSES = {"timer_fired": "timer", "message_received": "message", "task_completed": "completed",
-           "instance_cancelled": "cancelled", "instance_migrated": "migrated"}
+_CAUSES = {
+    "timer_fired": "timer",
+    "message_received": "message",
+    "task_completed": "completed",
+    "instance_cancelled": "cancelled",
+    "instance_migrated": "migrated",
+}
 
 
 def task_fate(session: Session, child_id: str, task_id: str) -> TaskFate | None:
     """How a task of this child ended (completed by whom, or withdrawn by what), or None if its history
     holds no such task, or it is open."""
-    events = session.scalars(select(Event).where(Event.child_id == child_id, Event.task_id == task_id)
-                             .order_by(Event.seq)).all()
+    events = session.scalars(
+        select(Event).where(Event.child_id == child_id, Event.task_id == task_id).order_by(Event.seq)
+    ).all()
     ended = next((e for e in reversed(events) if e.kind in ("task_completed", "task_withdrawn")), None)
     if ended is None:
         return None
     name = ended.data.get("name") or ended.data.get("task") or "The task"
     if ended.kind == "task_completed":
         return TaskFate(name, child_id, "completed", ended.at, ended.actor, None, None)
-    cause = session.scalars(select(Event).where(
-        Event.child_id == child_id, Event.instance_id == ended.instance_id, Event.seq < ended.seq,
-        Event.at == ended.at, Event.kind.in_(list(_CAUSES))).order_by(Event.seq.desc()).limit(1)).first()
+    cause = session.scalars(
+        select(Event)
+        .where(
+            Event.child_id == child_id,
+            Event.instance_id == ended.instance_id,
+            Event.seq < ended.seq,
+            Event.at == ended.at,
+            Event.kind.in_(list(_CAUSES)),
+        )
+        .order_by(Event.seq.desc())
+        .limit(1)
+    ).first()
     because = _CAUSES.get(cause.kind) if cause else None
     detail = None
     if cause is not None:
@@ -188,9 +246,19 @@ def opened_since(session: Session, instance_id: int, since: datetime) -> tuple[s
     opened (still open), in the order of their deadlines."""
     status = session.scalar(select(Instance.status).where(Instance.id == instance_id))
     rows = session.execute(
-        select(OpenTask.id, OpenTask.spec_id, OpenTask.name, Role.label, OpenTask.assignee_id, User.name,
-               OpenTask.pooled, OpenTask.due_at, OpenTask.sent_back)
-        .join(Role, Role.key == OpenTask.role_key).outerjoin(User, User.id == OpenTask.assignee_id)
+        select(
+            OpenTask.id,
+            OpenTask.spec_id,
+            OpenTask.name,
+            Role.label,
+            OpenTask.assignee_id,
+            User.name,
+            OpenTask.pooled,
+            OpenTask.due_at,
+            OpenTask.sent_back,
+        )
+        .join(Role, Role.key == OpenTask.role_key)
+        .outerjoin(User, User.id == OpenTask.assignee_id)
         .where(OpenTask.instance_id == instance_id, OpenTask.ready_at >= since)
         .order_by(OpenTask.due_at.is_(None), OpenTask.due_at, OpenTask.name)
     ).all()
@@ -216,13 +284,23 @@ class WaitingTask:
 def needs_a_person(session: Session, limit: int = 500) -> list[WaitingTask]:
     """The VS administrator's "needs a person" list: open tasks with no assignee and no pool, oldest first."""
     rows = session.execute(
-        select(OpenTask.id, OpenTask.name, Child.id, Child.name, ProcessDefinition.name, Role.key, Role.label,
-               OpenTask.due_at, OpenTask.ready_at)
+        select(
+            OpenTask.id,
+            OpenTask.name,
+            Child.id,
+            Child.name,
+            ProcessDefinition.name,
+            Role.key,
+            Role.label,
+            OpenTask.due_at,
+            OpenTask.ready_at,
+        )
         .join(Child, Child.id == OpenTask.child_id)
         .join(Instance, Instance.id == OpenTask.instance_id)
         .join(ProcessDefinition, ProcessDefinition.id == Instance.definition_id)
         .join(Role, Role.key == OpenTask.role_key)
         .where(OpenTask.assignee_id.is_(None), OpenTask.pooled.is_(False))
-        .order_by(OpenTask.ready_at, OpenTask.id).limit(limit)
+        .order_by(OpenTask.ready_at, OpenTask.id)
+        .limit(limit)
     ).all()
     return [WaitingTask(*row) for row in rows]

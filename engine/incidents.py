@@ -20,8 +20,15 @@ if TYPE_CHECKING:
     from .runtime import Engine
 
 
-def record(engine: Engine, session: Session, instance_id: int | None, source: str, exc: BaseException,
-           child_id: str | None = None, pause_timers: bool = True) -> Incident:
+def record(
+    engine: Engine,
+    session: Session,
+    instance_id: int | None,
+    source: str,
+    exc: BaseException,
+    child_id: str | None = None,
+    pause_timers: bool = True,
+) -> Incident:
     """Record that a step failed (in a transaction of its own: the step's was rolled back) and tell
     the VS administrators. An unattended step's instance (`pause_timers`) waits for someone to act;
     a person's step failed before it changed anything, so its instance runs on as it was."""
@@ -30,23 +37,49 @@ def record(engine: Engine, session: Session, instance_id: int | None, source: st
     if child_id is None:  # an incident is in a child's history: the database would refuse it at the flush
         raise ValueError(f"an incident needs its child: no PEP {instance_id} and no child given")
     message = str(exc) if isinstance(exc, ProcessFault) else describe(exc)
-    incident = Incident(instance_id=instance_id, child_id=child_id, at=engine.now(), source=source,
-                        message=message, details="".join(traceback.format_exception(exc))[-4000:])
+    incident = Incident(
+        instance_id=instance_id,
+        child_id=child_id,
+        at=engine.now(),
+        source=source,
+        message=message,
+        details="".join(traceback.format_exception(exc))[-4000:],
+    )
     session.add(incident)
     if instance is not None and pause_timers:
         instance.next_timer_at = None
     session.flush()
     child = session.get(Child, child_id)
-    session.add(Notification(
-        user_id=None, role_key=INCIDENT_ROLE, child_id=child_id, task_id=None, kind="incident",
-        subject=one_line(f"A step of {getattr(exc, 'process_id', None) or 'a PEP'} for "
-                         f"{child.name if child else child_id} could not run (incident {incident.id})"),
-        body=f"A {source} step could not run and was not applied. {message[:2000]}",
-        created_at=engine.now(), sent_at=None))
-    history.append(session, child_id, [
-        {"kind": "incident", "actor": SYSTEM, "instance_id": instance_id, "task_id": None,
-         "data": {"source": source, "message": message, "incident_id": incident.id}}
-    ], engine.now())
+    session.add(
+        Notification(
+            user_id=None,
+            role_key=INCIDENT_ROLE,
+            child_id=child_id,
+            task_id=None,
+            kind="incident",
+            subject=one_line(
+                f"A step of {getattr(exc, 'process_id', None) or 'a PEP'} for "
+                f"{child.name if child else child_id} could not run (incident {incident.id})"
+            ),
+            body=f"A {source} step could not run and was not applied. {message[:2000]}",
+            created_at=engine.now(),
+            sent_at=None,
+        )
+    )
+    history.append(
+        session,
+        child_id,
+        [
+            {
+                "kind": "incident",
+                "actor": SYSTEM,
+                "instance_id": instance_id,
+                "task_id": None,
+                "data": {"source": source, "message": message, "incident_id": incident.id},
+            }
+        ],
+        engine.now(),
+    )
     return incident
 
 
@@ -64,8 +97,18 @@ def resolve(engine: Engine, session: Session, incident_id: int, actor: str, note
     if instance is not None and instance.status == Status.RUNNING and instance.next_timer_at is None:
         timers, _messages = tree.waiting(engine.load(instance))
         instance.next_timer_at = min(timers) if timers else None
-    history.append(session, incident.child_id, [
-        {"kind": "incident_resolved", "actor": actor, "instance_id": incident.instance_id, "task_id": None,
-         "data": {"incident_id": incident.id, "note": note[:500]}}
-    ], engine.now())
+    history.append(
+        session,
+        incident.child_id,
+        [
+            {
+                "kind": "incident_resolved",
+                "actor": actor,
+                "instance_id": incident.instance_id,
+                "task_id": None,
+                "data": {"incident_id": incident.id, "note": note[:500]},
+            }
+        ],
+        engine.now(),
+    )
     return incident

@@ -116,8 +116,11 @@ def task_run() -> None:
     b = _budget
     b.step_tasks += 1
     if b.step_tasks > _limits.max_step_tasks:
-        raise LimitExceeded("steps", f"the process ran more than {_limits.max_step_tasks:,} tasks without "
-                                     "waiting for a person, a timer or a message: check the diagram for a loop")
+        raise LimitExceeded(
+            "steps",
+            f"the process ran more than {_limits.max_step_tasks:,} tasks without "
+            "waiting for a person, a timer or a message: check the diagram for a loop",
+        )
 
 
 class _Evaluation:
@@ -135,9 +138,11 @@ class _Evaluation:
         self.outer = (b.deadline, b.overrun, b.built)
         if start + allowed < b.deadline:
             b.deadline = start + allowed
-            b.overrun = (f"it ran longer than its limit of {limits.evaluation_seconds:g} s"
-                         if allowed == limits.evaluation_seconds else
-                         f"the diagram code of this step ran longer than its limit of {limits.step_seconds:g} s in all")
+            b.overrun = (
+                f"it ran longer than its limit of {limits.evaluation_seconds:g} s"
+                if allowed == limits.evaluation_seconds
+                else f"the diagram code of this step ran longer than its limit of {limits.step_seconds:g} s in all"
+            )
         b.built = 0
         return self
 
@@ -242,8 +247,9 @@ def check_data(data: dict) -> None:
                 total += len(value)
                 stack += value
             elif kind is float and not math.isfinite(value):
-                raise ValueError(f'"{name}" is a number that is not finite: process data must be text, numbers, '
-                                 "lists or dicts")
+                raise ValueError(
+                    f'"{name}" is a number that is not finite: process data must be text, numbers, lists or dicts'
+                )
             elif isinstance(value, _SCALARS):
                 total += 1
             elif isinstance(value, (str, dict, list, tuple)):  # a subclass: walked as its base
@@ -251,14 +257,18 @@ def check_data(data: dict) -> None:
             else:
                 raise ValueError(f'"{name}" is a {kind.__name__}: process data must be text, numbers, lists or dicts')
         if total > limit:
-            raise LimitExceeded("size", f"the task data it left is larger than the limit of {limit:,} "
-                                        "characters and items")
+            raise LimitExceeded(
+                "size", f"the task data it left is larger than the limit of {limit:,} characters and items"
+            )
 
 
 def _check_int(bits: int, what: str) -> None:
     if bits > _limits.max_int_bits:
-        raise LimitExceeded("size", f"{what} would be a number of about {int(bits * 0.30103):,} digits, larger "
-                                    f"than the limit of {int(_limits.max_int_bits * 0.30103):,}")
+        raise LimitExceeded(
+            "size",
+            f"{what} would be a number of about {int(bits * 0.30103):,} digits, larger "
+            f"than the limit of {int(_limits.max_int_bits * 0.30103):,}",
+        )
 
 
 def _int(value: Any) -> bool:
@@ -392,6 +402,7 @@ def _string_method(value: str, name: str, method: Any) -> Any:
     if name == "replace":
         return _grown(method, lambda old="", new="", *a, **k: length + (value.count(old) + (not old)) * len(new))
     if name == "join":
+
         def join(items):
             items = list(ticking(items))
             n = _length_of(items, value)
@@ -399,12 +410,14 @@ def _string_method(value: str, name: str, method: Any) -> Any:
                 raise _refuse_size(f".join() would give {n:,} characters")
             _built(n)
             return method(items)
+
         return join
     return method
 
 
 def _list_method(value: list, name: str, method: Any) -> Any:
     if name == "extend":
+
         def extend(items):
             items = list(ticking(items))
             n = len(value) + len(items)
@@ -412,6 +425,7 @@ def _list_method(value: list, name: str, method: Any) -> Any:
                 raise _refuse_size(f".extend() would give a list of {n:,} items")
             _built(len(items))
             return method(items)
+
         return extend
     return method
 

@@ -40,21 +40,34 @@ def _like(text: str) -> str:
     return f"%{escaped}%"
 
 
-def children_query(visible: ColumnElement, search: str = "", school_urn: str | None = None,
-                   in_care: bool | None = None, social_worker_id: int | None = None) -> Select:
+def children_query(
+    visible: ColumnElement,
+    search: str = "",
+    school_urn: str | None = None,
+    in_care: bool | None = None,
+    social_worker_id: int | None = None,
+) -> Select:
     """The children the person may see (`visible`), found by name, case number or UPN, at a school, in
     care or not, of a social worker; by name."""
     query = select(Child).where(visible)
     if search:
-        query = query.where(or_(func.lower(Child.name).like(_like(search), escape="\\"), Child.id == search,
-                                Child.upn == search.upper()))
+        query = query.where(
+            or_(
+                func.lower(Child.name).like(_like(search), escape="\\"), Child.id == search, Child.upn == search.upper()
+            )
+        )
     if school_urn:
         query = query.where(Child.school_urn == school_urn)
     if in_care is not None:
         query = query.where(Child.in_care.is_(in_care))
     if social_worker_id is not None:
-        query = query.where(Child.id.in_(select(CaseTeamMember.child_id).where(
-            CaseTeamMember.role_key == "social_worker", CaseTeamMember.user_id == social_worker_id)))
+        query = query.where(
+            Child.id.in_(
+                select(CaseTeamMember.child_id).where(
+                    CaseTeamMember.role_key == "social_worker", CaseTeamMember.user_id == social_worker_id
+                )
+            )
+        )
     return query.order_by(Child.name, Child.id)
 
 
@@ -62,8 +75,12 @@ def people_query(search: str = "", role_key: str | None = None, active: bool | N
     """People found by name or email, holding a role council-wide, able to sign in or not; by name."""
     query = select(User)
     if search:
-        query = query.where(or_(func.lower(User.name).like(_like(search), escape="\\"),
-                                func.lower(User.email).like(_like(search), escape="\\")))
+        query = query.where(
+            or_(
+                func.lower(User.name).like(_like(search), escape="\\"),
+                func.lower(User.email).like(_like(search), escape="\\"),
+            )
+        )
     if role_key:
         query = query.where(User.id.in_(select(UserRole.user_id).where(UserRole.role_key == role_key)))
     if active is not None:

@@ -47,8 +47,9 @@ def recipients(session, note: Notification) -> list[str]:
         query = query.where(User.id.in_(sees_all) | User.id.in_(in_team))
     if note.user_id is not None:
         return list(session.scalars(query.where(User.id == note.user_id)))
-    return list(session.scalars(query.join(UserRole, UserRole.user_id == User.id)
-                                .where(UserRole.role_key == note.role_key)))
+    return list(
+        session.scalars(query.join(UserRole, UserRole.user_id == User.id).where(UserRole.role_key == note.role_key))
+    )
 
 
 def deliver_pending(settings: Mapping, sessions, now) -> int:
@@ -57,8 +58,9 @@ def deliver_pending(settings: Mapping, sessions, now) -> int:
         return 0
     sent = 0
     with sessions() as session:
-        pending = session.scalars(select(Notification).where(Notification.sent_at.is_(None))
-                                  .order_by(Notification.id).limit(200)).all()
+        pending = session.scalars(
+            select(Notification).where(Notification.sent_at.is_(None)).order_by(Notification.id).limit(200)
+        ).all()
         if not pending:
             return 0
         with smtplib.SMTP(settings["SMTP_HOST"], settings["SMTP_PORT"], timeout=30) as smtp:

@@ -27,11 +27,19 @@ from .vocabulary import Status
 
 # How each part of a serialized task spec reads to a process owner.
 ASPECTS = {
-    "bpmn_name": "name", "lane": "lane", "script": "script",
-    "event_definition": "event (timer or message)", "cond_task_specs": "conditions on its outgoing flows",
-    "default_task_spec": "default flow", "outputs": "what comes after it", "typename": "kind of element",
-    "cancel_activity": "whether it interrupts", "prescript": "script before", "postscript": "script after",
-    "documentation": "documentation", "manual": "whether a person does it",
+    "bpmn_name": "name",
+    "lane": "lane",
+    "script": "script",
+    "event_definition": "event (timer or message)",
+    "cond_task_specs": "conditions on its outgoing flows",
+    "default_task_spec": "default flow",
+    "outputs": "what comes after it",
+    "typename": "kind of element",
+    "cancel_activity": "whether it interrupts",
+    "prescript": "script before",
+    "postscript": "script after",
+    "documentation": "documentation",
+    "manual": "whether a person does it",
 }
 # Parts of a ready step that may change: the step is re-planned from the new version.
 REPLANNED = {"inputs", "outputs"}
@@ -71,9 +79,14 @@ def check(engine: Engine, instance: Instance, new_definition: ProcessDefinition)
 def candidates(engine: Engine, session: Session, newest: ProcessDefinition) -> list[Check]:
     """Every running instance of the process on an older version than `newest`, checked, oldest first."""
     instances = session.scalars(
-        select(Instance).join(ProcessDefinition).join(Deployment)
-        .where(ProcessDefinition.process_id == newest.process_id, Instance.status == Status.RUNNING,
-               Deployment.version < newest.deployment.version)
+        select(Instance)
+        .join(ProcessDefinition)
+        .join(Deployment)
+        .where(
+            ProcessDefinition.process_id == newest.process_id,
+            Instance.status == Status.RUNNING,
+            Deployment.version < newest.deployment.version,
+        )
         .order_by(Instance.started_at, Instance.id)
     ).all()
     return [check(engine, instance, newest) for instance in instances]
@@ -88,20 +101,28 @@ def migrate(engine: Engine, session: Session, instance_id: int, new_definition_i
             raise MigrationRefused(f"no instance {instance_id} or no version {new_definition_id}")
         verdict = check(engine, instance, new)
         if not verdict.safe:
-            raise MigrationRefused(f"PEP {instance_id} cannot move to version {new.deployment.version}: "
-                                   + "; ".join(verdict.reasons))
+            raise MigrationRefused(
+                f"PEP {instance_id} cannot move to version {new.deployment.version}: " + "; ".join(verdict.reasons)
+            )
         old = instance.definition
         workflow = apply(engine, engine.load(instance), old, new)
         instance.definition_id, instance.definition = new.id, new
         step = Step(engine, session, instance, workflow, actor)
-        step.log("instance_migrated", process_id=new.process_id, from_definition_id=old.id, to_definition_id=new.id,
-                 from_version=old.deployment.version, to_version=new.deployment.version)
+        step.log(
+            "instance_migrated",
+            process_id=new.process_id,
+            from_definition_id=old.id,
+            to_definition_id=new.id,
+            from_version=old.deployment.version,
+            to_version=new.deployment.version,
+        )
         engine.write(step)
         return instance
 
 
-def apply(engine: Engine, workflow: BpmnWorkflow, old_definition: ProcessDefinition,
-          new_definition: ProcessDefinition) -> BpmnWorkflow:
+def apply(
+    engine: Engine, workflow: BpmnWorkflow, old_definition: ProcessDefinition, new_definition: ProcessDefinition
+) -> BpmnWorkflow:
     """Put the workflow onto the new version's spec; ready steps are re-planned, waiting ones kept."""
     conflicts = _conflicts(engine, workflow, new_definition)
     if conflicts:
@@ -126,8 +147,10 @@ def _diffs(engine: Engine, workflow: BpmnWorkflow, spec, subprocess_specs) -> li
         try:
             spec_diff = SpecDiff(registry, old_spec, new_spec) if new_spec is not None else None
         except RecursionError as exc:  # SpecDiff follows the diagram one nested call per element (engine.depth)
-            raise MigrationRefused(f'"{flow.spec.name}" is too long for its versions to be compared '
-                                   "(SpiffWorkflow follows it one nested call per element)") from exc
+            raise MigrationRefused(
+                f'"{flow.spec.name}" is too long for its versions to be compared '
+                "(SpiffWorkflow follows it one nested call per element)"
+            ) from exc
         diffs.append((flow, spec_diff and WorkflowDiff(flow, spec_diff), spec_diff, new_spec))
     return diffs
 
@@ -174,9 +197,17 @@ def _task_conflicts(workflow, diff: WorkflowDiff, spec_diff: SpecDiff) -> list[s
                 reasons.append(f"the boundary events or joins around {owner} changed, and it is under way")
         elif keys:
             new_spec = spec_diff.alignment[task.task_spec]
-            words = ", ".join(dict.fromkeys(
-                word for k in keys for word in (_extension_words(task.task_spec, new_spec) if k == "extensions"
-                                                else [ASPECTS.get(k, k.replace("_", " "))])))
+            words = ", ".join(
+                dict.fromkeys(
+                    word
+                    for k in keys
+                    for word in (
+                        _extension_words(task.task_spec, new_spec)
+                        if k == "extensions"
+                        else [ASPECTS.get(k, k.replace("_", " "))]
+                    )
+                )
+            )
             reasons.append(f"{what} is {_state_words(task)} and its {words} changed")
     return reasons
 
@@ -188,8 +219,11 @@ def _extension_words(old, new) -> list[str]:
     for key in dict.fromkeys([*before, *after]):
         if key == "properties":
             props_before, props_after = before.get(key) or {}, after.get(key) or {}
-            words += [PROPERTY_ASPECTS.get(p, p) for p in dict.fromkeys([*props_before, *props_after])
-                      if props_before.get(p) != props_after.get(p)]
+            words += [
+                PROPERTY_ASPECTS.get(p, p)
+                for p in dict.fromkeys([*props_before, *props_after])
+                if props_before.get(p) != props_after.get(p)
+            ]
         elif before.get(key) != after.get(key):
             words.append(TEXT_ASPECTS.get(key, key))
     return words or ["extensions"]
@@ -222,10 +256,18 @@ BPMNDI = "http://www.omg.org/spec/BPMN/20100524/DI"
 SPIFF = NS["spiffworkflow"]
 # Elements whose text is an expression, script or template, named as a process owner knows them.
 TEXT_ASPECTS = {
-    "conditionExpression": "condition", "timeDate": "timer", "timeDuration": "timer", "timeCycle": "timer",
-    "script": "script", "preScript": "script before", "postScript": "script after",
-    "instructionsForEndUser": "instructions", "messagePayload": "message payload", "messageVariable": "message variable",
-    "documentation": "documentation", "text": "text",
+    "conditionExpression": "condition",
+    "timeDate": "timer",
+    "timeDuration": "timer",
+    "timeCycle": "timer",
+    "script": "script",
+    "preScript": "script before",
+    "postScript": "script after",
+    "instructionsForEndUser": "instructions",
+    "messagePayload": "message payload",
+    "messageVariable": "message variable",
+    "documentation": "documentation",
+    "text": "text",
 }
 PROPERTY_ASPECTS = {"formJsonSchemaFilename": "form", "dueDate": "due date", "validate": "validation"}
 # References kept by both ends: a flow's sourceRef/targetRef says it; incoming/outgoing repeat it.
@@ -263,8 +305,11 @@ def diff_diagrams(old_xml: str, new_xml: str, path: str = "diagram") -> DiagramD
             result.added.append(_change(element_id, node))
             continue
         before, before_layout = old[element_id][1], old[element_id][2]
-        changes = [(k, before.get(k), aspects.get(k)) for k in dict.fromkeys([*before, *aspects])
-                   if before.get(k) != aspects.get(k)]
+        changes = [
+            (k, before.get(k), aspects.get(k))
+            for k in dict.fromkeys([*before, *aspects])
+            if before.get(k) != aspects.get(k)
+        ]
         if changes:
             result.changed.append(_change(element_id, node, changes))
         elif layout != before_layout:
@@ -279,10 +324,15 @@ def _elements(xml: str, path: str) -> dict[str, tuple]:
     if tree is None:
         raise DeploymentRejected(errors)
     root = tree.getroot()
-    lanes = {(ref.text or "").strip(): lane.get("name") or lane.get("id")
-             for lane in root.iterfind(".//bpmn:lane", NS) for ref in lane.iterfind("bpmn:flowNodeRef", NS)}
-    drawings = {shape.get("bpmnElement"): etree.tostring(shape, method="c14n")
-                for shape in root.iter(f"{{{BPMNDI}}}BPMNShape", f"{{{BPMNDI}}}BPMNEdge")}
+    lanes = {
+        (ref.text or "").strip(): lane.get("name") or lane.get("id")
+        for lane in root.iterfind(".//bpmn:lane", NS)
+        for ref in lane.iterfind("bpmn:flowNodeRef", NS)
+    }
+    drawings = {
+        shape.get("bpmnElement"): etree.tostring(shape, method="c14n")
+        for shape in root.iter(f"{{{BPMNDI}}}BPMNShape", f"{{{BPMNDI}}}BPMNEdge")
+    }
     found = {}
     for node in root.iter(f"{{{NS['bpmn']}}}*"):
         element_id = node.get("id")
@@ -327,8 +377,15 @@ def _owned(node):
 
 def _readable(key: str) -> str:
     local = etree.QName(key).localname if key.startswith("{") else key
-    return {"attachedToRef": "attached to", "sourceRef": "from", "targetRef": "to", "cancelActivity": "interrupting",
-            "calledElement": "calls", "messageRef": "message", "isExecutable": "executable"}.get(local, local)
+    return {
+        "attachedToRef": "attached to",
+        "sourceRef": "from",
+        "targetRef": "to",
+        "cancelActivity": "interrupting",
+        "calledElement": "calls",
+        "messageRef": "message",
+        "isExecutable": "executable",
+    }.get(local, local)
 
 
 def _change(element_id: str, node, changes=None) -> ElementChange:

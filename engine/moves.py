@@ -25,8 +25,12 @@ Advance = Callable[[], None]
 
 def child_context(child: Child) -> dict:
     """What a PEP holds of its child from its start (`child` in the process data)."""
-    return {"id": child.id, "name": child.name, "school": child.school,
-            "date_of_birth": child.date_of_birth.isoformat() if child.date_of_birth else None}
+    return {
+        "id": child.id,
+        "name": child.name,
+        "school": child.school,
+        "date_of_birth": child.date_of_birth.isoformat() if child.date_of_birth else None,
+    }
 
 
 def begin(workflow: BpmnWorkflow, child: dict) -> None:
@@ -77,8 +81,11 @@ def cleared_answers(form_source: str | None, data: dict, before: dict) -> dict:
     task sent back, a pre-filled value): each as None, so that a cleared answer stays cleared."""
     if not form_source:
         return {}
-    return {name: None for name in _questions(form_source)
-            if name not in data and before.get(name) not in (None, "", [], {})}
+    return {
+        name: None
+        for name in _questions(form_source)
+        if name not in data and before.get(name) not in (None, "", [], {})
+    }
 
 
 @functools.lru_cache(maxsize=256)

@@ -52,6 +52,7 @@ from .projection import (  # noqa: F401 - the projection and its rules, read wit
 
 # ---- periods ----------------------------------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class Period:
     """What a timeliness view covers: now (the current term, and every PEP overdue now), a term or an
@@ -91,8 +92,11 @@ def periods(now: datetime) -> list[Period]:
     found = [current] if current is not None else []
     for year in sorted({t.academic_year for t in begun}, reverse=True):
         found.append(Period(year, f"Academic year {year}", tuple(t for t in begun if t.academic_year == year)))
-        found += [Period(_term_key(t), f"{t.name.strip()} term {year}", (t,))
-                  for t in reversed(begun) if t.academic_year == year]
+        found += [
+            Period(_term_key(t), f"{t.name.strip()} term {year}", (t,))
+            for t in reversed(begun)
+            if t.academic_year == year
+        ]
     return found
 
 
@@ -107,32 +111,63 @@ def period(key: str | None, now: datetime) -> Period | None:
 # ---- what is counted --------------------------------------------------------------------------
 
 P = PepProjection
-DIMENSIONS = {"school": "School", "social_worker": "Social worker", "designated_teacher": "Designated teacher",
-              "education_adviser": "Education adviser", "age_band": "Age band", "process": "Process",
-              "area": "In or out of area"}
+DIMENSIONS = {
+    "school": "School",
+    "social_worker": "Social worker",
+    "designated_teacher": "Designated teacher",
+    "education_adviser": "Education adviser",
+    "age_band": "Age band",
+    "process": "Process",
+    "area": "In or out of area",
+}
 BREAKDOWN_PAGE = lists.PAGE_SIZE  # groups a page of a breakdown shows
-TEAM_DIMENSIONS = {"social_worker": "social_worker", "designated_teacher": "designated_teacher",
-                   "education_adviser": "vs_education_adviser"}
-PEP_FIGURES = {"due": "PEPs due", "held": "Meeting held", "on_time": "Completed on time", "late": "Completed late",
-               "overdue": "Overdue now", "not_yet_due": "Not yet due"}
-INITIAL_FIGURES = {"initial_due": "Initial PEPs due", "initial_started": "Started within {start} working days",
-                   "initial_ready": "Ready within {ready} working days", "initial_late": "Not ready, past {ready} working days",
-                   "initial_unknown": "Date entered care not recorded"}
-TERMLY_FIGURES = {"in_care": "Children in care in the term", "reviewed": "PEP review completed in the term",
-                  "not_reviewed": "No PEP review completed in the term"}
+TEAM_DIMENSIONS = {
+    "social_worker": "social_worker",
+    "designated_teacher": "designated_teacher",
+    "education_adviser": "vs_education_adviser",
+}
+PEP_FIGURES = {
+    "due": "PEPs due",
+    "held": "Meeting held",
+    "on_time": "Completed on time",
+    "late": "Completed late",
+    "overdue": "Overdue now",
+    "not_yet_due": "Not yet due",
+}
+INITIAL_FIGURES = {
+    "initial_due": "Initial PEPs due",
+    "initial_started": "Started within {start} working days",
+    "initial_ready": "Ready within {ready} working days",
+    "initial_late": "Not ready, past {ready} working days",
+    "initial_unknown": "Date entered care not recorded",
+}
+TERMLY_FIGURES = {
+    "in_care": "Children in care in the term",
+    "reviewed": "PEP review completed in the term",
+    "not_reviewed": "No PEP review completed in the term",
+}
 
 
 def _pep_figures(now: datetime) -> dict:
     signed = P.signed_off_at.is_not(None)
-    return {"due": literal(True), "held": P.held_on.is_not(None), "on_time": signed & P.on_time.is_(True),
-            "late": signed & P.on_time.is_(False), "overdue": ~signed & (P.due_at < now),
-            "not_yet_due": ~signed & (P.due_at >= now)}
+    return {
+        "due": literal(True),
+        "held": P.held_on.is_not(None),
+        "on_time": signed & P.on_time.is_(True),
+        "late": signed & P.on_time.is_(False),
+        "overdue": ~signed & (P.due_at < now),
+        "not_yet_due": ~signed & (P.due_at >= now),
+    }
 
 
 def _initial_figures(now: datetime) -> dict:
-    return {"initial_due": literal(True), "initial_started": P.started_at <= P.start_by,
-            "initial_ready": P.signed_off_at <= P.ready_by,
-            "initial_late": P.signed_off_at.is_(None) & (P.ready_by < now), "initial_unknown": P.entered_care.is_(None)}
+    return {
+        "initial_due": literal(True),
+        "initial_started": P.started_at <= P.start_by,
+        "initial_ready": P.signed_off_at <= P.ready_by,
+        "initial_late": P.signed_off_at.is_(None) & (P.ready_by < now),
+        "initial_unknown": P.entered_care.is_(None),
+    }
 
 
 def _peps_in(period_: Period, now: datetime, kind: str | None = None):
@@ -171,7 +206,11 @@ def _dimension(query, by: str | None, pep: bool, year_start: date):
         return query, Child.school, Child.school
     if by == "area":
         area = case((Child.in_area.is_(True), "in"), (Child.in_area.is_(False), "out"), else_=None)
-        return query, area, case((Child.in_area.is_(True), "In area"), (Child.in_area.is_(False), "Out of area"), else_=None)
+        return (
+            query,
+            area,
+            case((Child.in_area.is_(True), "In area"), (Child.in_area.is_(False), "Out of area"), else_=None),
+        )
     if by == "age_band":
         band = P.age_band if pep else _age_band_of_child(year_start)
         return query, band, band
@@ -195,8 +234,15 @@ def _year_start(period_: Period) -> date:
     return date(int(period_.terms[0].academic_year[:4]), 9, 1)
 
 
-def timeliness(session: Session, period_: Period, now: datetime, by: str | None = None, page: int | None = None,
-               search: str = "", size: int | None = None) -> dict:
+def timeliness(
+    session: Session,
+    period_: Period,
+    now: datetime,
+    by: str | None = None,
+    page: int | None = None,
+    search: str = "",
+    size: int | None = None,
+) -> dict:
     """The figures of a period: PEPs (broken down `by` a dimension), initial PEPs and termly reviews.
     Every group of the breakdown, by name; or with `page`, that page of those whose name holds `search`
     (`size` a page, else BREAKDOWN_PAGE) as `page` (lists.Page), by a person the most overdue first
@@ -221,8 +267,9 @@ def timeliness(session: Session, period_: Period, now: datetime, by: str | None 
 def _page_of(session: Session, query, number: int, size: int) -> lists.Page:
     """Page `number` of the groups, with how many there are, in one reading of them (a page past the
     last: the last, read again)."""
-    rows = session.execute(query.add_columns(func.count().over().label("total"))
-                           .limit(size).offset((number - 1) * size)).all()
+    rows = session.execute(
+        query.add_columns(func.count().over().label("total")).limit(size).offset((number - 1) * size)
+    ).all()
     if not rows and number > 1:
         last = lists.Page([], session.scalar(select(func.count()).select_from(query.subquery())) or 0, 1, size).pages
         return _page_of(session, query, last, size) if last < number else lists.Page([], 0, 1, size)
@@ -239,23 +286,47 @@ def _groups(period_: Period, now: datetime, by: str | None, search: str = ""):
     if by in ("school", "area"):  # the child's: the others are the PEP's own, or its child's team
         peps = peps.join(Child, Child.id == P.child_id)
     query, key, label = _dimension(peps, by, True, year)
-    parts = [query.add_columns(key.label("key"), func.max(label).label("label"), null().label("children"),
-                               *(func.sum(case((clause, 1), else_=0)).label(name) for name, clause in figures.items()))
-             .where(_peps_in(period_, now), _named(key, by, search)).group_by(key)]
+    parts = [
+        query.add_columns(
+            key.label("key"),
+            func.max(label).label("label"),
+            null().label("children"),
+            *(func.sum(case((clause, 1), else_=0)).label(name) for name, clause in figures.items()),
+        )
+        .where(_peps_in(period_, now), _named(key, by, search))
+        .group_by(key)
+    ]
     if by != "process":
         cq, ckey, clabel = _dimension(select().select_from(Child), by, False, year)
         # one row per child: a child has one holder of a role at most (the key of case_team_member)
-        parts.append(cq.add_columns(ckey.label("key"), func.max(clabel).label("label"), func.count(Child.id).label("children"),
-                                    *(literal(0).label(name) for name in figures))
-                     .where(_in_care(period_.start, period_.end, period_.now), _named(ckey, by, search)).group_by(ckey))
+        parts.append(
+            cq.add_columns(
+                ckey.label("key"),
+                func.max(clabel).label("label"),
+                func.count(Child.id).label("children"),
+                *(literal(0).label(name) for name in figures),
+            )
+            .where(_in_care(period_.start, period_.end, period_.now), _named(ckey, by, search))
+            .group_by(ckey)
+        )
     both = union_all(*parts).subquery()
-    groups = (select(both.c.key, func.max(both.c.label).label("label"), func.max(both.c.children).label("children"),
-                     *(func.sum(both.c[name]).label(name) for name in figures))
-              .group_by(both.c.key).subquery())
+    groups = (
+        select(
+            both.c.key,
+            func.max(both.c.label).label("label"),
+            func.max(both.c.children).label("children"),
+            *(func.sum(both.c[name]).label(name) for name in figures),
+        )
+        .group_by(both.c.key)
+        .subquery()
+    )
     if by not in TEAM_DIMENSIONS:
         return groups
-    return (select(groups.c.key, User.name.label("label"), groups.c.children, *(groups.c[name] for name in figures))
-            .outerjoin(User, User.id == groups.c.key).subquery())
+    return (
+        select(groups.c.key, User.name.label("label"), groups.c.children, *(groups.c[name] for name in figures))
+        .outerjoin(User, User.id == groups.c.key)
+        .subquery()
+    )
 
 
 def _named(key, by: str | None, search: str):
@@ -266,14 +337,21 @@ def _named(key, by: str | None, search: str):
 
 
 def _group(row) -> dict:
-    return {"key": row.key, "label": row.label, "children": row.children,
-            **{name: int(getattr(row, name) or 0) for name in PEP_FIGURES}}
+    return {
+        "key": row.key,
+        "label": row.label,
+        "children": row.children,
+        **{name: int(getattr(row, name) or 0) for name in PEP_FIGURES},
+    }
 
 
 def _initial(session: Session, period_: Period, now: datetime) -> dict:
     figures = _initial_figures(now)
-    row = session.execute(select(*(func.sum(case((clause, 1), else_=0)).label(name) for name, clause in figures.items()))
-                          .where(_peps_in(period_, now, "initial"))).one()
+    row = session.execute(
+        select(*(func.sum(case((clause, 1), else_=0)).label(name) for name, clause in figures.items())).where(
+            _peps_in(period_, now, "initial")
+        )
+    ).one()
     return {name: int(getattr(row, name) or 0) for name in figures}
 
 
@@ -289,19 +367,32 @@ def _termly(session: Session, period_: Period, now: datetime) -> list[dict]:
     if not terms:
         return []
     keys = [_term_key(t) for t in terms]
-    reviews = (select(P.child_id, *(func.max(case((P.term == key, 1), else_=0)).label(f"r{n}") for n, key in enumerate(keys)))
-               .where(P.kind == "termly", P.term.in_(keys), P.on_time.is_(True)).group_by(P.child_id).subquery())
+    reviews = (
+        select(P.child_id, *(func.max(case((P.term == key, 1), else_=0)).label(f"r{n}") for n, key in enumerate(keys)))
+        .where(P.kind == "termly", P.term.in_(keys), P.on_time.is_(True))
+        .group_by(P.child_id)
+        .subquery()
+    )
     counts = []
     for n, term in enumerate(terms):
         in_care = _in_care(term.start, term.end, False)
-        counts += [func.sum(case((in_care, 1), else_=0)),
-                   func.sum(case((in_care & (reviews.c[f"r{n}"] == 1), 1), else_=0))]
+        counts += [
+            func.sum(case((in_care, 1), else_=0)),
+            func.sum(case((in_care & (reviews.c[f"r{n}"] == 1), 1), else_=0)),
+        ]
     row = session.execute(select(*counts).select_from(Child).outerjoin(reviews, reviews.c.child_id == Child.id)).one()
     found = []
     for n, term in enumerate(terms):
         in_care, reviewed = int(row[2 * n] or 0), int(row[2 * n + 1] or 0)
-        found.append({"term": keys[n], "label": f"{term.name.strip()} term {term.academic_year}",
-                      "in_care": in_care, "reviewed": reviewed, "not_reviewed": in_care - reviewed})
+        found.append(
+            {
+                "term": keys[n],
+                "label": f"{term.name.strip()} term {term.academic_year}",
+                "in_care": in_care,
+                "reviewed": reviewed,
+                "not_reviewed": in_care - reviewed,
+            }
+        )
     return found
 
 
@@ -309,13 +400,19 @@ def initial_by(session: Session, period_: Period, now: datetime, by: str, keys: 
     """The initial-PEP figures of a period broken down `by` a dimension: a row per group (only the
     groups `keys` names, when given: those on a page of the breakdown)."""
     figures = _initial_figures(now)
-    query, key, label = _dimension(select().select_from(P).join(Child, Child.id == P.child_id), by, True,
-                                   _year_start(period_))
+    query, key, label = _dimension(
+        select().select_from(P).join(Child, Child.id == P.child_id), by, True, _year_start(period_)
+    )
     query = _only(query, key, keys)
-    query = query.add_columns(key.label("key"), func.max(label).label("label"),
-                              *(func.sum(case((clause, 1), else_=0)).label(name) for name, clause in figures.items()))
-    rows = [{"key": row.key, "label": row.label, **{name: int(getattr(row, name) or 0) for name in figures}}
-            for row in session.execute(query.where(_peps_in(period_, now, "initial")).group_by(key))]
+    query = query.add_columns(
+        key.label("key"),
+        func.max(label).label("label"),
+        *(func.sum(case((clause, 1), else_=0)).label(name) for name, clause in figures.items()),
+    )
+    rows = [
+        {"key": row.key, "label": row.label, **{name: int(getattr(row, name) or 0) for name in figures}}
+        for row in session.execute(query.where(_peps_in(period_, now, "initial")).group_by(key))
+    ]
     return _by_name(session, by, rows)
 
 
@@ -329,15 +426,29 @@ def termly_by(session: Session, period_: Period, now: datetime, by: str, keys: l
             continue
         label_ = _term_key(term)
         query, key, label = _dimension(select().select_from(Child), by, False, year)
-        query = _only(query, key, keys).add_columns(key.label("key"), func.max(label).label("label"),
-                                  func.count(func.distinct(Child.id)).label("in_care"),
-                                  func.count(func.distinct(case((_reviewed(label_), Child.id), else_=None)))
-                                  .label("reviewed"))
-        rows = [{"key": row.key, "label": row.label, "in_care": row.in_care, "reviewed": row.reviewed,
-                 "not_reviewed": row.in_care - row.reviewed}
-                for row in session.execute(query.where(_in_care(term.start, term.end, False)).group_by(key))]
-        found.append({"term": label_, "label": f"{term.name.strip()} term {term.academic_year}",
-                      "rows": _by_name(session, by, rows)})
+        query = _only(query, key, keys).add_columns(
+            key.label("key"),
+            func.max(label).label("label"),
+            func.count(func.distinct(Child.id)).label("in_care"),
+            func.count(func.distinct(case((_reviewed(label_), Child.id), else_=None))).label("reviewed"),
+        )
+        rows = [
+            {
+                "key": row.key,
+                "label": row.label,
+                "in_care": row.in_care,
+                "reviewed": row.reviewed,
+                "not_reviewed": row.in_care - row.reviewed,
+            }
+            for row in session.execute(query.where(_in_care(term.start, term.end, False)).group_by(key))
+        ]
+        found.append(
+            {
+                "term": label_,
+                "label": f"{term.name.strip()} term {term.academic_year}",
+                "rows": _by_name(session, by, rows),
+            }
+        )
     return found
 
 
@@ -360,6 +471,7 @@ def _only(query, key, keys: list | None):
 
 # ---- drill-down: the children behind a figure ---------------------------------------------------
 
+
 @dataclass(frozen=True)
 class Drill:
     """The list behind one figure: `figure` (a key of PEP_FIGURES, INITIAL_FIGURES, TERMLY_FIGURES or
@@ -371,20 +483,27 @@ class Drill:
     term: str | None = None
 
 
-def drill_down(session: Session, period_: Period, now: datetime, drill: Drill, visible, limit: int = 2000) -> list[dict]:
+def drill_down(
+    session: Session, period_: Period, now: datetime, drill: Drill, visible, limit: int = 2000
+) -> list[dict]:
     """The rows behind a figure, only of children `visible` (a clause on Child) admits, by child name."""
     year = _year_start(period_)
     if drill.figure in PEP_FIGURES or drill.figure in INITIAL_FIGURES:
         clause = {**_pep_figures(now), **_initial_figures(now)}[drill.figure]
         kind = "initial" if drill.figure in INITIAL_FIGURES else None
-        query, key, _label = _dimension(select(P, Child.name, Child.school).join(Child, Child.id == P.child_id),
-                                        drill.by, True, year)
+        query, key, _label = _dimension(
+            select(P, Child.name, Child.school).join(Child, Child.id == P.child_id), drill.by, True, year
+        )
         query = query.where(_peps_in(period_, now, kind), clause, _matches(key, drill.by, drill.value), visible)
-        return [_pep_row(row.PepProjection, row.name, row.school, now)
-                for row in session.execute(query.order_by(Child.name, P.due_at).limit(limit))]
+        return [
+            _pep_row(row.PepProjection, row.name, row.school, now)
+            for row in session.execute(query.order_by(Child.name, P.due_at).limit(limit))
+        ]
     if drill.figure == "children":
         query, key, _label = _dimension(select(Child), drill.by, False, year)
-        query = query.where(_in_care(period_.start, period_.end, period_.now), _matches(key, drill.by, drill.value), visible)
+        query = query.where(
+            _in_care(period_.start, period_.end, period_.now), _matches(key, drill.by, drill.value), visible
+        )
         return [_child_row(child) for child in session.scalars(query.order_by(Child.name).limit(limit))]
     term = term_by_label(drill.term) if drill.figure in TERMLY_FIGURES and drill.term else None
     if drill.term and term is not None:
@@ -398,15 +517,33 @@ def drill_down(session: Session, period_: Period, now: datetime, drill: Drill, v
 
 def _pep_row(pep: PepProjection, name: str, school: str | None, now: datetime) -> dict:
     overdue = pep.signed_off_at is None and pep.due_at is not None and pep.due_at < now
-    return {"child_id": pep.child_id, "child_name": name, "school": school, "instance_id": pep.instance_id,
-            "process": pep.process_name, "kind": pep.kind, "term": pep.term, "due_at": pep.due_at,
-            "held_on": pep.held_on, "signed_off_at": pep.signed_off_at, "on_time": pep.on_time, "status": pep.status,
-            "days_overdue": (now - pep.due_at).days if overdue and pep.due_at is not None else None, "entered_care": pep.entered_care,
-            "start_by": pep.start_by, "ready_by": pep.ready_by, "started_at": pep.started_at}
+    return {
+        "child_id": pep.child_id,
+        "child_name": name,
+        "school": school,
+        "instance_id": pep.instance_id,
+        "process": pep.process_name,
+        "kind": pep.kind,
+        "term": pep.term,
+        "due_at": pep.due_at,
+        "held_on": pep.held_on,
+        "signed_off_at": pep.signed_off_at,
+        "on_time": pep.on_time,
+        "status": pep.status,
+        "days_overdue": (now - pep.due_at).days if overdue and pep.due_at is not None else None,
+        "entered_care": pep.entered_care,
+        "start_by": pep.start_by,
+        "ready_by": pep.ready_by,
+        "started_at": pep.started_at,
+    }
 
 
 def _child_row(child: Child) -> dict:
-    return {"child_id": child.id, "child_name": child.name, "school": child.school, "in_care": child.in_care,
-            "entered_care": child.entered_care, "left_care_on": child.left_care_on}
-
-
+    return {
+        "child_id": child.id,
+        "child_name": child.name,
+        "school": child.school,
+        "in_care": child.in_care,
+        "entered_care": child.entered_care,
+        "left_care_on": child.left_care_on,
+    }

@@ -28,7 +28,7 @@ def _re2_syntax(pattern: str) -> str:
         if char == "\\" and i + 1 < len(pattern):
             code = pattern[i + 1]
             if code == "u" and _HEX4.fullmatch(pattern, i + 2, i + 6):
-                out.append(rf"\x{{{pattern[i + 2:i + 6]}}}")
+                out.append(rf"\x{{{pattern[i + 2 : i + 6]}}}")
                 i += 6
                 continue
             if code == "s":
@@ -36,18 +36,18 @@ def _re2_syntax(pattern: str) -> str:
             elif code == "S" and not in_class:
                 out.append(f"[^{_ECMA_SPACE}]")
             else:
-                out.append(pattern[i:i + 2])
+                out.append(pattern[i : i + 2])
             i += 2
             continue
         if char == "[" and not in_class:
             in_class = True
             start = i + 2 if pattern.startswith("[^", i) else i + 1
             if pattern.startswith("]", start):  # RE2 reads a leading ] as the character
-                out.append(pattern[i:start + 1])
+                out.append(pattern[i : start + 1])
                 i = start + 1
                 continue
         elif char == "[" and pattern.startswith("[:", i) and (end := pattern.find(":]", i + 2)) != -1:
-            out.append(pattern[i:end + 2])  # a POSIX class, [:alpha:]
+            out.append(pattern[i : end + 2])  # a POSIX class, [:alpha:]
             i = end + 2
             continue
         elif char == "]" and in_class:
@@ -94,15 +94,28 @@ def pattern_problem(pattern: str) -> str | None:
     if not isinstance(reason, str):
         return None
     if _EXPONENTIAL.search(reason) or (reason.startswith("invalid perl operator: (?P") and "(?P=" in pattern):
-        return (f'pattern "{pattern}" uses a backreference or look-around, which this service does not accept: '
-                "it could take exponential time")
+        return (
+            f'pattern "{pattern}" uses a backreference or look-around, which this service does not accept: '
+            "it could take exponential time"
+        )
     return f'pattern "{pattern}" is not one this service can check safely ({reason})'
 
 
 _SUBSCHEMA_MAPS = ("properties", "patternProperties", "$defs", "definitions", "dependentSchemas")
 _SUBSCHEMA_LISTS = ("allOf", "anyOf", "oneOf", "prefixItems")
-_SUBSCHEMAS = ("items", "additionalItems", "additionalProperties", "unevaluatedItems", "unevaluatedProperties",
-               "contains", "propertyNames", "not", "if", "then", "else")
+_SUBSCHEMAS = (
+    "items",
+    "additionalItems",
+    "additionalProperties",
+    "unevaluatedItems",
+    "unevaluatedProperties",
+    "contains",
+    "propertyNames",
+    "not",
+    "if",
+    "then",
+    "else",
+)
 
 
 def pattern_problems(schema, path: tuple[str, ...] = ()) -> Iterator[tuple[str, str]]:

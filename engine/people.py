@@ -26,8 +26,14 @@ class PeopleError(ValueError):
     """Bad input about a person, a child or a role; the message says which."""
 
 
-def add_user(session: Session, email: str, name: str, roles: Sequence[str] = (), organisation: str | None = None,
-             password_hash: str | None = None) -> User:
+def add_user(
+    session: Session,
+    email: str,
+    name: str,
+    roles: Sequence[str] = (),
+    organisation: str | None = None,
+    password_hash: str | None = None,
+) -> User:
     """Create a user holding the given council-wide roles (names or aliases)."""
     if find_user(session, email) is not None:
         raise PeopleError(f"a user {email} already exists")
@@ -44,8 +50,9 @@ def find_user(session: Session, email: str) -> User | None:
     return session.scalar(select(User).where(func.lower(User.email) == email.strip().lower()))
 
 
-def add_child(session: Session, child_id: str, name: str, date_of_birth: date | None = None,
-              school: str | None = None) -> Child:
+def add_child(
+    session: Session, child_id: str, name: str, date_of_birth: date | None = None, school: str | None = None
+) -> Child:
     """Register a child in care."""
     if session.get(Child, child_id) is not None:
         raise PeopleError(f"a child {child_id} already exists")
@@ -55,8 +62,9 @@ def add_child(session: Session, child_id: str, name: str, date_of_birth: date | 
     return child
 
 
-def set_case_team(session: Session, child_id: str, team: dict[str, str | None], actor: str = SYSTEM,
-                  why: dict | None = None) -> list[dict]:
+def set_case_team(
+    session: Session, child_id: str, team: dict[str, str | None], actor: str = SYSTEM, why: dict | None = None
+) -> list[dict]:
     """Set who holds each role for a child: {role name: user email, or None for nobody}. Each change is
     written to the child's history (with `why`, when something other than a person's choice made it:
     the school whose designated teacher it follows, an import), and the open tasks the previous holder
@@ -79,8 +87,9 @@ def set_case_team(session: Session, child_id: str, team: dict[str, str | None], 
             if user is None:
                 raise PeopleError(f"no user {email}")
             if READ_ONLY_ROLES & set(user.role_keys):
-                raise PeopleError(f"{user.email} is an auditor: auditors see a child only through a grant, "
-                                  "not as part of a case team")
+                raise PeopleError(
+                    f"{user.email} is an auditor: auditors see a child only through a grant, not as part of a case team"
+                )
         member = session.get(CaseTeamMember, (child_id, key))
         before = member.user_id if member else None
         after = user.id if user else None
@@ -93,13 +102,22 @@ def set_case_team(session: Session, child_id: str, team: dict[str, str | None], 
         else:
             member.user_id = after
         moved, waiting = _move_open_tasks(session, directory, child_id, info, before, after)
-        change = {"role": key, "from": _email(session, before), "to": user.email if user else None, "tasks": moved,
-                  **(why or {})}
+        change = {
+            "role": key,
+            "from": _email(session, before),
+            "to": user.email if user else None,
+            "tasks": moved,
+            **(why or {}),
+        }
         changes.append({**change, "needs_person": waiting} if waiting else change)
     session.flush()
     if changes:
-        history.append(session, child_id, [{"kind": "case_team_changed", "actor": actor, "data": change}
-                                           for change in changes], clock.now())
+        history.append(
+            session,
+            child_id,
+            [{"kind": "case_team_changed", "actor": actor, "data": change} for change in changes],
+            clock.now(),
+        )
     return changes
 
 
@@ -109,13 +127,26 @@ def _move_open_tasks(session, directory, child_id, role, before, after) -> tuple
     fallback role's holder or pool), else to the "needs a person" list, telling the VS administrator.
     Returns the tasks moved, and those of them that now need a person."""
     if before is None:
-        tasks = session.scalars(select(OpenTask).where(OpenTask.child_id == child_id, OpenTask.role_key == role.key,
-                                                       OpenTask.assignee_id.is_(None), OpenTask.pooled.is_(False)))
+        tasks = session.scalars(
+            select(OpenTask).where(
+                OpenTask.child_id == child_id,
+                OpenTask.role_key == role.key,
+                OpenTask.assignee_id.is_(None),
+                OpenTask.pooled.is_(False),
+            )
+        )
     else:
-        tasks = session.scalars(select(OpenTask).where(OpenTask.child_id == child_id, OpenTask.role_key == role.key,
-                                                       OpenTask.assignee_id == before))
-    team = {key: user_id for key, user_id in session.execute(
-        select(CaseTeamMember.role_key, CaseTeamMember.user_id).where(CaseTeamMember.child_id == child_id))}
+        tasks = session.scalars(
+            select(OpenTask).where(
+                OpenTask.child_id == child_id, OpenTask.role_key == role.key, OpenTask.assignee_id == before
+            )
+        )
+    team = {
+        key: user_id
+        for key, user_id in session.execute(
+            select(CaseTeamMember.role_key, CaseTeamMember.user_id).where(CaseTeamMember.child_id == child_id)
+        )
+    }
     taken = directory.assignment(role, team)
     moved, waiting = [], []
     child = session.get(Child, child_id)
@@ -124,13 +155,23 @@ def _move_open_tasks(session, directory, child_id, role, before, after) -> tuple
         moved.append(task.id)
         if taken.needs_person:
             waiting.append(task.id)
-            session.add(Notification(**needs_person_notice(child_id, task.id, task.name, role.label, child.name,
-                                                           clock.now())))
+            session.add(
+                Notification(**needs_person_notice(child_id, task.id, task.name, role.label, child.name, clock.now()))
+            )
         elif before is None and taken.assignee is not None:  # it waited for a person: tell them it is theirs
-            session.add(Notification(user_id=taken.assignee, role_key=None, child_id=child_id, task_id=task.id,
-                                     kind="task_assigned", subject=one_line(f"{task.name} for {child.name}"),
-                                     body=f"{task.name} ({taken.role.label}) for {child.name} is yours now.",
-                                     created_at=clock.now(), sent_at=None))
+            session.add(
+                Notification(
+                    user_id=taken.assignee,
+                    role_key=None,
+                    child_id=child_id,
+                    task_id=task.id,
+                    kind="task_assigned",
+                    subject=one_line(f"{task.name} for {child.name}"),
+                    body=f"{task.name} ({taken.role.label}) for {child.name} is yours now.",
+                    created_at=clock.now(),
+                    sent_at=None,
+                )
+            )
     return moved, waiting
 
 
@@ -138,11 +179,19 @@ def needs_person_notice(child_id: str, task_id: str, task_name: str, role_label:
     """The notice to the VS administrators of a task that nobody can take: the child's case team names
     nobody for its role, which has no pool and no fallback that finds anyone."""
     return dict(
-        user_id=None, role_key=INCIDENT_ROLE, child_id=child_id, task_id=task_id, kind="task_needs_person",
+        user_id=None,
+        role_key=INCIDENT_ROLE,
+        child_id=child_id,
+        task_id=task_id,
+        kind="task_needs_person",
         subject=one_line(f"{task_name} for {child_name} needs a person: nobody is their {role_label}"),
-        body=(f"{task_name} for {child_name} is waiting for a {role_label}, and {child_name}'s case team names "
-              f"nobody for that role. Set the case team, or see the list of tasks that need a person."),
-        created_at=at, sent_at=None)
+        body=(
+            f"{task_name} for {child_name} is waiting for a {role_label}, and {child_name}'s case team names "
+            f"nobody for that role. Set the case team, or see the list of tasks that need a person."
+        ),
+        created_at=at,
+        sent_at=None,
+    )
 
 
 def _email(session, user_id: int | None) -> str | None:
@@ -158,13 +207,24 @@ def holds_role_for(session: Session, user: User, child_id: str, role_names) -> b
     keys = {info.key for info in infos}
     if {info.key for info in infos if info.pooled or info.sees_all_children} & set(user.role_keys):
         return True
-    return (session.scalar(select(func.count()).select_from(CaseTeamMember).where(
-        CaseTeamMember.child_id == child_id, CaseTeamMember.user_id == user.id, CaseTeamMember.role_key.in_(keys))) or 0) > 0
+    return (
+        session.scalar(
+            select(func.count())
+            .select_from(CaseTeamMember)
+            .where(
+                CaseTeamMember.child_id == child_id,
+                CaseTeamMember.user_id == user.id,
+                CaseTeamMember.role_key.in_(keys),
+            )
+        )
+        or 0
+    ) > 0
 
 
 def case_team(session: Session, child_id: str) -> dict[str, User]:
     rows = session.execute(
-        select(CaseTeamMember.role_key, User).join(User, User.id == CaseTeamMember.user_id)
+        select(CaseTeamMember.role_key, User)
+        .join(User, User.id == CaseTeamMember.user_id)
         .where(CaseTeamMember.child_id == child_id)
     )
     return {role_key: user for role_key, user in rows}
@@ -179,19 +239,30 @@ def case_team_choices(session: Session, child_id: str, role_keys) -> dict[str, l
     role council-wide, hold it in any case team, or (designated teachers) are a school's in the
     directory; for a young person, only one who is no other child's. The current holder is always
     among them. One query per role, on indexed columns."""
-    current = {key: user_id for key, user_id in session.execute(
-        select(CaseTeamMember.role_key, CaseTeamMember.user_id).where(CaseTeamMember.child_id == child_id))}
+    current = {
+        key: user_id
+        for key, user_id in session.execute(
+            select(CaseTeamMember.role_key, CaseTeamMember.user_id).where(CaseTeamMember.child_id == child_id)
+        )
+    }
     auditors = select(UserRole.user_id).where(UserRole.role_key.in_(READ_ONLY_ROLES))
     choices = {}
     for key in role_keys:
-        holders = [select(UserRole.user_id).where(UserRole.role_key == key),
-                   select(CaseTeamMember.user_id).where(CaseTeamMember.role_key == key)]
+        holders = [
+            select(UserRole.user_id).where(UserRole.role_key == key),
+            select(CaseTeamMember.user_id).where(CaseTeamMember.role_key == key),
+        ]
         if key == "designated_teacher":
             holders.append(select(SchoolTeacher.user_id))
         query = select(User).where(User.active, or_(*(User.id.in_(h) for h in holders)), User.id.not_in(auditors))
         if key in ONE_CHILD_ROLES:
-            query = query.where(User.id.not_in(select(CaseTeamMember.user_id).where(
-                CaseTeamMember.role_key == key, CaseTeamMember.child_id != child_id)))
+            query = query.where(
+                User.id.not_in(
+                    select(CaseTeamMember.user_id).where(
+                        CaseTeamMember.role_key == key, CaseTeamMember.child_id != child_id
+                    )
+                )
+            )
         people = list(session.scalars(query.order_by(User.name)))
         held = session.get(User, current[key]) if key in current and all(p.id != current[key] for p in people) else None
         if held is not None:
@@ -205,7 +276,6 @@ def _role_key(directory: RoleDirectory, name: str) -> str:
     if info is None:
         raise PeopleError(f'unknown role "{name}" (known: {", ".join(directory.labels())})')
     return info.key
-
 
 
 # ---- passwords and sessions ----------------------------------------------------------------------

@@ -73,8 +73,9 @@ class School(Base):
 
     urn: Mapped[str] = mapped_column(String(16), primary_key=True)
     name: Mapped[str] = mapped_column(String(200), index=True)
-    teachers: Mapped[list[SchoolTeacher]] = relationship(cascade="all, delete-orphan", lazy="selectin",
-                                                         order_by="SchoolTeacher.position")
+    teachers: Mapped[list[SchoolTeacher]] = relationship(
+        cascade="all, delete-orphan", lazy="selectin", order_by="SchoolTeacher.position"
+    )
 
 
 class SchoolTeacher(Base):

@@ -33,7 +33,11 @@ from .vocabulary import PPPLUS_AMOUNT_PROPERTY, PPPLUS_DECISION_PROPERTY, PPPLUS
 
 FORM_KEY = "x-ppplus"
 VALUES_KEY = "x-ppplus-values"
-EVENT_PROPERTY, AMOUNT_PROPERTY, DECISION_PROPERTY = PPPLUS_EVENT_PROPERTY, PPPLUS_AMOUNT_PROPERTY, PPPLUS_DECISION_PROPERTY
+EVENT_PROPERTY, AMOUNT_PROPERTY, DECISION_PROPERTY = (
+    PPPLUS_EVENT_PROPERTY,
+    PPPLUS_AMOUNT_PROPERTY,
+    PPPLUS_DECISION_PROPERTY,
+)
 EVENT_KIND = "ppplus_recorded"
 
 ENTRIES = ("requested", "decided", "released")
@@ -43,6 +47,7 @@ FORM_ROLES = frozenset({*AMOUNT_ROLES, "decision", "category", "purpose"})
 
 
 # ---- declarations: what a form's answers and a diagram's elements record ----------------------------
+
 
 def _scopes(schema: dict, data: dict):
     """(path, properties, answers) of the form itself and of each item of each list of groups."""
@@ -67,14 +72,20 @@ def _declaring_groups(schema: dict):
 
 def declares(schema: dict | None) -> bool:
     """Whether any question of the form declares a PP+ answer."""
-    return any(isinstance(spec, dict) and FORM_KEY in spec
-               for _path, properties in _declaring_groups(schema or {}) for spec in properties.values())
+    return any(
+        isinstance(spec, dict) and FORM_KEY in spec
+        for _path, properties in _declaring_groups(schema or {})
+        for spec in properties.values()
+    )
 
 
 def decides(schema: dict | None) -> bool:
     """Whether the form asks for a PP+ decision."""
-    return any(isinstance(spec, dict) and spec.get(FORM_KEY) == "decision"
-               for _path, properties in _declaring_groups(schema or {}) for spec in properties.values())
+    return any(
+        isinstance(spec, dict) and spec.get(FORM_KEY) == "decision"
+        for _path, properties in _declaring_groups(schema or {})
+        for spec in properties.values()
+    )
 
 
 def form_lines(schema: dict | None, data: dict, pending: int = 0) -> list[dict]:
@@ -82,10 +93,13 @@ def form_lines(schema: dict | None, data: dict, pending: int = 0) -> list[dict]:
     so far (pence), which an approval without an amount approves."""
     lines = []
     for path, properties, answers in _scopes(schema or {}, data):
-        declared = {spec[FORM_KEY]: name for name, spec in properties.items()
-                    if isinstance(spec, dict) and FORM_KEY in spec}
-        about = {"category": _text(answers.get(declared.get("category"))),
-                 "purpose": _text(answers.get(declared.get("purpose")))}
+        declared = {
+            spec[FORM_KEY]: name for name, spec in properties.items() if isinstance(spec, dict) and FORM_KEY in spec
+        }
+        about = {
+            "category": _text(answers.get(declared.get("category"))),
+            "purpose": _text(answers.get(declared.get("purpose"))),
+        }
         for role in ("requested", "released"):
             name = declared.get(role)
             amount = _pence(answers.get(name)) if name else 0
@@ -96,7 +110,9 @@ def form_lines(schema: dict | None, data: dict, pending: int = 0) -> list[dict]:
             values = properties[name].get(VALUES_KEY) or {}
             decision = values.get(_key(answers[name]))
             approved_name = declared.get("approved")
-            given = _pence(answers.get(approved_name)) if approved_name and answers.get(approved_name) is not None else None
+            given = (
+                _pence(answers.get(approved_name)) if approved_name and answers.get(approved_name) is not None else None
+            )
             if decision == "refused":
                 amount = 0
             elif decision == "part":
@@ -132,7 +148,9 @@ def form_problems(schema: dict) -> list[tuple[str, str]]:
                 continue
             role, where = spec[FORM_KEY], path + name
             if role not in FORM_ROLES:
-                problems.append((where, f'{FORM_KEY} "{role}" is not a PP+ answer (known: {", ".join(sorted(FORM_ROLES))})'))
+                problems.append(
+                    (where, f'{FORM_KEY} "{role}" is not a PP+ answer (known: {", ".join(sorted(FORM_ROLES))})')
+                )
                 continue
             if role in seen:
                 problems.append((where, f'{FORM_KEY} "{role}" is declared twice in one group (also on {seen[role]})'))
@@ -154,8 +172,11 @@ def _decision_problems(spec: dict) -> list[str]:
     if not isinstance(values, dict):
         return [f'{FORM_KEY} "decision" needs {VALUES_KEY}: each answer mapped to {", ".join(DECISIONS)}']
     problems = [f'{VALUES_KEY} does not say what the answer "{a}" decides' for a in answers if a not in values]
-    problems += [f'{VALUES_KEY} maps "{a}" to "{v}", which is not a decision (known: {", ".join(DECISIONS)})'
-                 for a, v in values.items() if v not in DECISIONS]
+    problems += [
+        f'{VALUES_KEY} maps "{a}" to "{v}", which is not a decision (known: {", ".join(DECISIONS)})'
+        for a, v in values.items()
+        if v not in DECISIONS
+    ]
     return problems
 
 
@@ -166,13 +187,13 @@ def element_problem(kind: str | None, amount: str | None, decision: str | None) 
     if not (amount or "").strip():
         return f'{EVENT_PROPERTY} "{kind}" needs {AMOUNT_PROPERTY}: an expression giving the amount in pounds'
     if kind == "decided" and not (decision or "").strip():
-        return (f'{EVENT_PROPERTY} "decided" needs {DECISION_PROPERTY}: an expression giving '
-                f'{", ".join(DECISIONS)}')
+        return f'{EVENT_PROPERTY} "decided" needs {DECISION_PROPERTY}: an expression giving {", ".join(DECISIONS)}'
     return None
 
 
-def unguarded_releases(nodes: dict[str, list[str]], starts: list[str], releases: list[str],
-                       guards: set[str]) -> list[str]:
+def unguarded_releases(
+    nodes: dict[str, list[str]], starts: list[str], releases: list[str], guards: set[str]
+) -> list[str]:
     """The releasing elements a path from a start reaches without passing a decision or sign-off
     (`guards`): `nodes` maps each element to those it leads to."""
     seen, todo = set(starts), list(starts)
@@ -204,6 +225,7 @@ def _pence(value) -> int:
 
 # ---- a PEP's figures, years and terms --------------------------------------------------------------
 
+
 def financial_year(when) -> str:
     """The financial year (April to March) of a moment, e.g. "2025-26"."""
     day = calendar.to_london(when).date()
@@ -227,25 +249,40 @@ def latest(lines: list[dict], entry: str) -> list[dict]:
 
 # ---- rows, reconciliation and backfill -------------------------------------------------------------
 
-def rows_of_step(entries: list[dict], first_seq: int, child_id: str, instance_id: int | None, at: datetime,
-                 school: str | None) -> list[dict]:
+
+def rows_of_step(
+    entries: list[dict], first_seq: int, child_id: str, instance_id: int | None, at: datetime, school: str | None
+) -> list[dict]:
     """The `ppplus_entry` rows of a step's history entries (the first of which gets `first_seq`)."""
     rows = []
     for offset, entry in enumerate(entries):
         if entry["kind"] != EVENT_KIND:
             continue
         data = entry["data"]
-        rows.append(dict(
-            child_id=child_id, seq=first_seq + offset, step_seq=first_seq, instance_id=instance_id,
-            task_id=entry.get("task_id"), at=at, financial_year=financial_year(at), term=calendar.term_label(at),
-            school=school, entry=data["entry"], decision=data.get("decision"), amount_pence=data["amount"],
-            source=data["source"], category=data.get("category"), purpose=data.get("purpose"),
-            actor=entry.get("actor") or ""))
+        rows.append(
+            dict(
+                child_id=child_id,
+                seq=first_seq + offset,
+                step_seq=first_seq,
+                instance_id=instance_id,
+                task_id=entry.get("task_id"),
+                at=at,
+                financial_year=financial_year(at),
+                term=calendar.term_label(at),
+                school=school,
+                entry=data["entry"],
+                decision=data.get("decision"),
+                amount_pence=data["amount"],
+                source=data["source"],
+                category=data.get("category"),
+                purpose=data.get("purpose"),
+                actor=entry.get("actor") or "",
+            )
+        )
     return rows
 
 
-COMPARED = ("child_id", "instance_id", "step_seq", "entry", "decision", "amount_pence", "source", "category",
-            "purpose")
+COMPARED = ("child_id", "instance_id", "step_seq", "entry", "decision", "amount_pence", "source", "category", "purpose")
 
 
 def recompute(session: Session, child_ids: list[str] | None = None) -> list[dict]:
@@ -282,8 +319,14 @@ def recompute(session: Session, child_ids: list[str] | None = None) -> list[dict
             found = [{k: event.data.get(k) for k in ("entry", "decision", "amount", "source", "category", "purpose")}]
             found[0]["seq"] = event.seq
         for line in found:
-            line.update(child_id=event.child_id, instance_id=event.instance_id, step_seq=step_seq, at=event.at,
-                        task_id=event.task_id, actor=event.actor)
+            line.update(
+                child_id=event.child_id,
+                instance_id=event.instance_id,
+                step_seq=step_seq,
+                at=event.at,
+                task_id=event.task_id,
+                actor=event.actor,
+            )
             line.setdefault("decision", None)
             line.setdefault("category", None)
             line.setdefault("purpose", None)
@@ -299,7 +342,8 @@ def differences(session: Session) -> list[str]:
     if computed == stored:
         return []
     return [f"history only: {line}" for line in sorted(set(computed) - set(stored))] + [
-        f"ledger only: {row}" for row in sorted(set(stored) - set(computed))]
+        f"ledger only: {row}" for row in sorted(set(stored) - set(computed))
+    ]
 
 
 def _compared(line: dict, amount_key: str) -> tuple:
@@ -316,12 +360,26 @@ def backfill(session: Session) -> int:
     schools = dict(session.execute(select(Child.id, Child.school)).all())
     count = 0
     for line in recompute(session):
-        session.add(PpplusEntry(
-            child_id=line["child_id"], seq=line["seq"], step_seq=line["step_seq"], instance_id=line["instance_id"],
-            task_id=line["task_id"], at=line["at"], financial_year=financial_year(line["at"]),
-            term=calendar.term_label(line["at"]), school=schools.get(line["child_id"]), entry=line["entry"],
-            decision=line["decision"], amount_pence=line["amount"], source=line["source"],
-            category=line["category"], purpose=line["purpose"], actor=line["actor"]))
+        session.add(
+            PpplusEntry(
+                child_id=line["child_id"],
+                seq=line["seq"],
+                step_seq=line["step_seq"],
+                instance_id=line["instance_id"],
+                task_id=line["task_id"],
+                at=line["at"],
+                financial_year=financial_year(line["at"]),
+                term=calendar.term_label(line["at"]),
+                school=schools.get(line["child_id"]),
+                entry=line["entry"],
+                decision=line["decision"],
+                amount_pence=line["amount"],
+                source=line["source"],
+                category=line["category"],
+                purpose=line["purpose"],
+                actor=line["actor"],
+            )
+        )
         count += 1
     session.flush()
     return count
@@ -340,11 +398,16 @@ class FormReader:
             return None
         if instance_id not in self._deployment:
             self._deployment[instance_id] = self.session.scalar(  # type: ignore[assignment] # an instance has one
-                select(ProcessDefinition.deployment_id).join(Instance, Instance.definition_id == ProcessDefinition.id)
-                .where(Instance.id == instance_id))
+                select(ProcessDefinition.deployment_id)
+                .join(Instance, Instance.definition_id == ProcessDefinition.id)
+                .where(Instance.id == instance_id)
+            )
         key = (self._deployment[instance_id], form)
         if key not in self._schemas:
-            content = self.session.scalar(select(DeploymentFile.content).where(
-                DeploymentFile.deployment_id == key[0], DeploymentFile.path == f"forms/{form}"))
+            content = self.session.scalar(
+                select(DeploymentFile.content).where(
+                    DeploymentFile.deployment_id == key[0], DeploymentFile.path == f"forms/{form}"
+                )
+            )
             self._schemas[key] = json.loads(content) if content else None
         return self._schemas[key]

@@ -38,6 +38,7 @@ def figures(lines: list[dict]) -> dict[str, int]:
 
 # ---- the council's allocation ----------------------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class Allocation:
     """One financial year's PP+ per child, the Virtual School's top-slice, the termly release and cap."""
@@ -61,9 +62,12 @@ def allocations(path: str | None = None) -> dict[str, Allocation]:
     found = {}
     for year, spec in (values.get("financial_years") or {}).items():
         found[str(year)] = Allocation(
-            str(year), _pence(spec["per_child"]), _pence(spec.get("top_slice", 0)),
+            str(year),
+            _pence(spec["per_child"]),
+            _pence(spec.get("top_slice", 0)),
             {term: _pence(amount) for term, amount in (spec.get("termly") or {}).items()},
-            _pence(spec["cap"]) if spec.get("cap") is not None else None)
+            _pence(spec["cap"]) if spec.get("cap") is not None else None,
+        )
     return found
 
 
@@ -72,6 +76,7 @@ def allocation(year: str, path: str | None = None) -> Allocation | None:
 
 
 # ---- the ledger's views ----------------------------------------------------------------------------
+
 
 @dataclass
 class ChildYear:
@@ -107,18 +112,30 @@ def ledger(session: Session, year: str) -> Ledger:
     """The financial year's ledger: each child in care (or with a line in the year) against the
     devolved allocation, flagged when money is unspent or approved and not released; totals by school
     and term; the lines, in order."""
-    rows = list(session.scalars(select(PpplusEntry).where(PpplusEntry.financial_year == year)
-                                .order_by(PpplusEntry.child_id, PpplusEntry.seq)))
+    rows = list(
+        session.scalars(
+            select(PpplusEntry)
+            .where(PpplusEntry.financial_year == year)
+            .order_by(PpplusEntry.child_id, PpplusEntry.seq)
+        )
+    )
     lines = [_line(row) for row in rows]
     with_lines = {row.child_id for row in rows}
-    children = session.execute(select(Child.id, Child.name, Child.school).where(
-        Child.in_care | Child.id.in_(with_lines)).order_by(Child.name)).all()
+    children = session.execute(
+        select(Child.id, Child.name, Child.school).where(Child.in_care | Child.id.in_(with_lines)).order_by(Child.name)
+    ).all()
     share = allocation(year)
     found = []
     for child in children:
         figure = figures([line for line in lines if line["child_id"] == child.id])
-        entry = ChildYear(child.id, child.name, child.school or "No school", figure["requested"], figure["approved"],
-                          figure["released"])
+        entry = ChildYear(
+            child.id,
+            child.name,
+            child.school or "No school",
+            figure["requested"],
+            figure["approved"],
+            figure["released"],
+        )
         if entry.approved > entry.released:
             entry.flags.append("approved, not released")
         if share and entry.released < share.devolved:
@@ -129,17 +146,27 @@ def ledger(session: Session, year: str) -> Ledger:
     groups: dict[tuple[str, str], list[dict]] = defaultdict(list)
     for row, line in zip(rows, lines, strict=True):
         groups[(row.school or "No school", row.term)].append(line)
-    return Ledger(year, share, found, [(school, term, figures(group)) for (school, term), group in sorted(groups.items())],
-                  rows)
+    return Ledger(
+        year, share, found, [(school, term, figures(group)) for (school, term), group in sorted(groups.items())], rows
+    )
 
 
 def _line(row: PpplusEntry) -> dict:
-    return {"child_id": row.child_id, "instance_id": row.instance_id, "entry": row.entry, "source": row.source,
-            "step_seq": row.step_seq, "amount": row.amount_pence}
+    return {
+        "child_id": row.child_id,
+        "instance_id": row.instance_id,
+        "entry": row.entry,
+        "source": row.source,
+        "step_seq": row.step_seq,
+        "amount": row.amount_pence,
+    }
 
 
 def years(session: Session, today: str) -> list[str]:
     """The financial years the ledger or the configuration knows, newest first, with today's."""
-    known = set(session.scalars(select(PpplusEntry.financial_year).distinct())) | set(allocations()) | {
-        financial_year(today)}
+    known = (
+        set(session.scalars(select(PpplusEntry.financial_year).distinct()))
+        | set(allocations())
+        | {financial_year(today)}
+    )
     return sorted(known, reverse=True)

@@ -39,12 +39,14 @@ _P = cast(Table, PepProjection.__table__)
 INSERT_PROJECTION = _P.insert().inline()
 UPDATE_PROJECTION = _P.update().where(_P.c.instance_id == bindparam("pep_instance_id"))  # the columns: the other keys
 # what a step may write that changes its PEP's row
-FOLDED = frozenset({"instance_started", "meeting_held", "pep_signed_off", "task_completed", "instance_completed",
-                    "instance_cancelled"})
+FOLDED = frozenset(
+    {"instance_started", "meeting_held", "pep_signed_off", "task_completed", "instance_completed", "instance_cancelled"}
+)
 ENDED = ("cancelled", "withdrawn")  # a PEP that was stopped is due no more
 
 
 # ---- the statutory rules ----------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class Rules:
@@ -68,12 +70,16 @@ def rules(path: str | None = None) -> Rules:
     """The statutory rules in `path`, else the file PEP_STATUTORY names, else the shipped one."""
     values = yaml.safe_load(Path(path or os.environ.get("PEP_STATUTORY") or DEFAULT_RULES_FILE).read_text())
     initial = values.get("initial") or {}
-    return Rules(" ".join(str(values.get("source", "")).split()), int(initial.get("start_within_working_days", 10)),
-                 int(initial.get("ready_within_working_days", 20)),
-                 tuple((str(b["label"]), int(b["up_to"])) for b in values.get("age_bands") or ()))
+    return Rules(
+        " ".join(str(values.get("source", "")).split()),
+        int(initial.get("start_within_working_days", 10)),
+        int(initial.get("ready_within_working_days", 20)),
+        tuple((str(b["label"]), int(b["up_to"])) for b in values.get("age_bands") or ()),
+    )
 
 
 # ---- the projection ---------------------------------------------------------------------------
+
 
 def fold(row: dict | None, kind: str, data: dict, at: datetime, entered_care: date | None = None) -> dict | None:
     """The PEP's row after one event of its history (None before its start). The one definition of
@@ -103,13 +109,24 @@ def _started(data: dict, at: datetime, entered_care: date | None) -> dict:
     due = _aware(answers["deadline"]) if answers.get("deadline") else (_term_end(term) if term else None)
     initial = kind == "initial" and entered_care is not None
     limits = rules()
-    return dict(process_id=data.get("process_id", ""), process_name=data.get("process_name") or data.get("process_id", ""),
-                kind=kind, term=term, due_at=due,
-                age_band=limits.age_band((data.get("child") or {}).get("date_of_birth"), due or at),
-                started_at=at, status="running", ended_at=None, held_on=None, signed_off_at=None, on_time=None,
-                late_steps=0, entered_care=entered_care if kind == "initial" else None,
-                start_by=_day_end(entered_care, limits.start_within_working_days) if entered_care and initial else None,
-                ready_by=_day_end(entered_care, limits.ready_within_working_days) if entered_care and initial else None)
+    return dict(
+        process_id=data.get("process_id", ""),
+        process_name=data.get("process_name") or data.get("process_id", ""),
+        kind=kind,
+        term=term,
+        due_at=due,
+        age_band=limits.age_band((data.get("child") or {}).get("date_of_birth"), due or at),
+        started_at=at,
+        status="running",
+        ended_at=None,
+        held_on=None,
+        signed_off_at=None,
+        on_time=None,
+        late_steps=0,
+        entered_care=entered_care if kind == "initial" else None,
+        start_by=_day_end(entered_care, limits.start_within_working_days) if entered_care and initial else None,
+        ready_by=_day_end(entered_care, limits.ready_within_working_days) if entered_care and initial else None,
+    )
 
 
 def _aware(value) -> datetime:
@@ -128,13 +145,19 @@ def _term_end(label: str) -> datetime | None:
 
 def term_by_label(label: str):
     """The configured term a label such as "2026-27 spring" names (None: not configured)."""
-    return next((t for t in calendar.default_calendar().terms if f"{t.academic_year} {t.name.strip().lower()}" == label), None)
+    return next(
+        (t for t in calendar.default_calendar().terms if f"{t.academic_year} {t.name.strip().lower()}" == label), None
+    )
 
 
 def entered_care_before(session: Session, child_id: str, at: datetime) -> date | None:
     """The day the child last entered care by `at`: the last `entered_care` report, else their record's."""
-    reported = session.scalar(select(Event.data).where(Event.child_id == child_id, Event.kind == "entered_care",
-                                                       Event.at <= at).order_by(Event.seq.desc()).limit(1))
+    reported = session.scalar(
+        select(Event.data)
+        .where(Event.child_id == child_id, Event.kind == "entered_care", Event.at <= at)
+        .order_by(Event.seq.desc())
+        .limit(1)
+    )
     if reported and reported.get("date"):
         return date.fromisoformat(str(reported["date"])[:10])
     return session.scalar(select(Child.entered_care).where(Child.id == child_id))
@@ -179,12 +202,11 @@ def rebuild(session: Session, batch: int = 500) -> int:
     """Recompute every instance's row from history (the backfill, and after the rules change)."""
     session.execute(_P.delete())
     done, last = 0, 0
-    while ids := session.execute(select(Instance.id, Instance.child_id).where(Instance.id > last)
-                                 .order_by(Instance.id).limit(batch)).all():
+    while ids := session.execute(
+        select(Instance.id, Instance.child_id).where(Instance.id > last).order_by(Instance.id).limit(batch)
+    ).all():
         rows = [{"instance_id": i, "child_id": c, **row} for i, c in ids if (row := recompute(session, i))]
         if rows:
             session.execute(INSERT_PROJECTION, rows)
         done, last = done + len(rows), ids[-1][0]
     return done
-
-

@@ -37,11 +37,17 @@ def form_problems(schema: dict) -> list[tuple[str, str]]:
             ratings.append(name)
             unknown = [v for v in spec.get("enum") or [None] if v not in RATINGS]
             if unknown:
-                problems.append((name, f"{RATING_KEY} needs a question whose answers are ratings "
-                                 f"({', '.join(RATINGS)}), not {', '.join(str(v) for v in unknown)}"))
+                problems.append(
+                    (
+                        name,
+                        f"{RATING_KEY} needs a question whose answers are ratings "
+                        f"({', '.join(RATINGS)}), not {', '.join(str(v) for v in unknown)}",
+                    )
+                )
         if spec.get(CRITERION_KEY) and spec.get("type") != "boolean":
-            problems.append((name, f"{CRITERION_KEY} needs a yes/no question (\"type\": \"boolean\"): "
-                             "no is a criterion failed"))
+            problems.append(
+                (name, f'{CRITERION_KEY} needs a yes/no question ("type": "boolean"): no is a criterion failed')
+            )
     if len(ratings) > 1:
         problems.append((ratings[1], f"{RATING_KEY} is declared on more than one question ({', '.join(ratings)})"))
     return problems
@@ -98,9 +104,11 @@ class Quality:
 def quality(session: Session, start: date, end: date) -> Quality:
     """The quality of PEPs rated and signed off from `start` up to (not including) `end` (London days)."""
     begin, finish = calendar.to_london(start.isoformat()), calendar.to_london(end.isoformat())
-    events = session.scalars(select(Event).where(
-        Event.kind.in_(("task_completed", "task_ready", "pep_signed_off")),
-        Event.at >= begin, Event.at < finish).order_by(Event.child_id, Event.seq))
+    events = session.scalars(
+        select(Event)
+        .where(Event.kind.in_(("task_completed", "task_ready", "pep_signed_off")), Event.at >= begin, Event.at < finish)
+        .order_by(Event.child_id, Event.seq)
+    )
     forms = FormReader(session)
     schools = {c: s or "No school" for c, s in session.execute(select(Child.id, Child.school))}
     names = dict(session.execute(select(User.email, User.name)).all())
@@ -130,17 +138,24 @@ def quality(session: Session, start: date, end: date) -> Quality:
             if not isinstance(spec, dict) or answers.get(name) is None:
                 continue
             if spec.get(RATING_KEY):
-                found.ratings.append(Rating(event.child_id, event.instance_id, event.at, calendar.term_label(event.at),
-                                            schools.get(event.child_id, "No school"),
-                                            names.get(event.actor, event.actor), str(answers[name])))
+                found.ratings.append(
+                    Rating(
+                        event.child_id,
+                        event.instance_id,
+                        event.at,
+                        calendar.term_label(event.at),
+                        schools.get(event.child_id, "No school"),
+                        names.get(event.actor, event.actor),
+                        str(answers[name]),
+                    )
+                )
                 first_rating.setdefault(event.instance_id, event.at)
             elif spec.get(CRITERION_KEY):
                 label = spec.get("title") or name
                 labels[label] = label
                 assessed[label] += 1
                 failed[label] += answers[name] is False
-    found.criteria = sorted(((label, failed[label], assessed[label]) for label in labels),
-                            key=lambda c: (-c[1], c[0]))
+    found.criteria = sorted(((label, failed[label], assessed[label]) for label in labels), key=lambda c: (-c[1], c[0]))
     days: dict[bool, list[float]] = {True: [], False: []}
     for instance_id, at in signed:
         found.signed_off += 1

@@ -76,8 +76,9 @@ class _Run:
     broken: bool = False
 
 
-def replay_child(session: Session, engine: Engine, child_id: str,
-                 checkpoints: Checkpoints | None = None) -> ChildReplay:
+def replay_child(
+    session: Session, engine: Engine, child_id: str, checkpoints: Checkpoints | None = None
+) -> ChildReplay:
     """Re-execute every step of the child's history; return the frames and every problem, named.
     The chain is verified with the installation's history keys, and held to `checkpoints` if given."""
     result = ChildReplay(child_id)
@@ -97,7 +98,7 @@ def replay_child(session: Session, engine: Engine, child_id: str,
             result.frames.append(_frame(event, run))
             index += 1
             continue
-        step, instance_id = events[index:index + size], event.instance_id
+        step, instance_id = events[index : index + size], event.instance_id
         assert instance_id is not None  # a step's first event names its instance (`size` says it is one)
         run = runs.get(instance_id) or _new_run(session, event, result)
         if run is not None:
@@ -125,8 +126,9 @@ def _new_run(session: Session, event: Event, result: ChildReplay) -> _Run | None
     return _Run(definition)
 
 
-def _replay_step(engine: Engine, session: Session, child: Child, run: _Run, step: list[Event],
-                 result: ChildReplay) -> str:
+def _replay_step(
+    engine: Engine, session: Session, child: Child, run: _Run, step: list[Event], result: ChildReplay
+) -> str:
     """Re-run one recorded step on the rebuilt instance and compare the digest of its state."""
     first = step[0]
     if run.broken:
@@ -162,8 +164,12 @@ def _apply(engine: Engine, session: Session, child: Child, run: _Run, step: list
     if first.kind == "instance_started":
         workflow = BpmnWorkflow(spec, subprocess_specs, script_engine=engine.script_engine)
         moves.begin(workflow, first.data.get("child") or moves.child_context(child))
-        moves.start(workflow, as_recorded(first.data.get("data") or {}), workflow.do_engine_steps,
-                    message=first.data.get("message"))
+        moves.start(
+            workflow,
+            as_recorded(first.data.get("data") or {}),
+            workflow.do_engine_steps,
+            message=first.data.get("message"),
+        )
         return workflow
     if run.state is None:
         raise ReplayError("the instance has no state before this step: its start was not replayed")
@@ -173,11 +179,13 @@ def _apply(engine: Engine, session: Session, child: Child, run: _Run, step: list
     if "instance_cancelled" in kinds:
         moves.cancel(workflow)
     elif first.kind == "task_completed":
-        moves.answer(_recorded_task(workflow, run, first), as_recorded(first.data.get("data", {})),
-                     workflow.do_engine_steps)
+        moves.answer(
+            _recorded_task(workflow, run, first), as_recorded(first.data.get("data", {})), workflow.do_engine_steps
+        )
     elif first.kind == "message_received":
-        moves.message(workflow, first.data["message"], as_recorded(first.data.get("data") or {}),
-                      workflow.do_engine_steps)
+        moves.message(
+            workflow, first.data["message"], as_recorded(first.data.get("data") or {}), workflow.do_engine_steps
+        )
     else:  # a timer sweep: whatever was due at the recorded time fires again
         moves.timers(workflow, workflow.do_engine_steps)
     return workflow
@@ -198,7 +206,9 @@ def _recorded_task(workflow: BpmnWorkflow, run: _Run, event: Event):
     """Our task for the recorded one: by the id it had when it became ready, else the only ready task of its kind."""
     task = workflow.get_task_from_id(run.task_ids[event.task_id]) if event.task_id in run.task_ids else None
     if task is None:
-        candidates = [t for t in workflow.get_tasks(state=TaskState.READY) if t.task_spec.bpmn_id == event.data.get("task")]
+        candidates = [
+            t for t in workflow.get_tasks(state=TaskState.READY) if t.task_spec.bpmn_id == event.data.get("task")
+        ]
         if len(candidates) != 1:
             raise ReplayError(f'no single ready task "{event.data.get("task")}" to complete')
         task = candidates[0]
@@ -230,8 +240,9 @@ def _active(workflow: BpmnWorkflow) -> list[str]:
 def _frame(event: Event, run: _Run | None, check: str = STATELESS) -> Frame:
     if run is None:
         return Frame(event.seq, event, event.instance_id, None, check=check)
-    return Frame(event.seq, event, event.instance_id, run.definition.id, list(run.completed), list(run.active),
-                 run.data, check)
+    return Frame(
+        event.seq, event, event.instance_id, run.definition.id, list(run.completed), list(run.active), run.data, check
+    )
 
 
 def _compare_with_stored(session: Session, runs: dict[int, _Run], result: ChildReplay) -> None:

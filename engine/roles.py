@@ -129,6 +129,7 @@ def seed_roles(session: Session, path: Path = DEFAULT_ROLES_FILE) -> int:
     for key, fallback in session.execute(select(Role.key, Role.fallback).where(Role.fallback.is_not(None))):
         target = directory.resolve(fallback)
         if target is None or not target.casework:
-            raise ValueError(f'the fallback of role "{key}", "{fallback}", is not a role that may be given '
-                             "a child's work")
+            raise ValueError(
+                f'the fallback of role "{key}", "{fallback}", is not a role that may be given a child\'s work'
+            )
     return added

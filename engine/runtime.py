@@ -102,8 +102,15 @@ class Engine:
 
     # ---- starting -------------------------------------------------------------------------
 
-    def start(self, session: Session, process_id: str, child_id: str, actor: str = SYSTEM,
-              data: dict | None = None, previous_instance_id: int | None = None) -> Instance:
+    def start(
+        self,
+        session: Session,
+        process_id: str,
+        child_id: str,
+        actor: str = SYSTEM,
+        data: dict | None = None,
+        previous_instance_id: int | None = None,
+    ) -> Instance:
         """Start the newest deployed version of `process_id` for a child."""
         with self.instant():
             child = _child(session, child_id)
@@ -125,23 +132,44 @@ class Engine:
         context = child_context(child)
         moves.begin(workflow, context)
         now = self.now()
-        instance = Instance(child_id=child.id, definition_id=definition.id, state={}, status=Status.RUNNING,
-                            previous_instance_id=previous_instance_id, started_at=now, started_by=actor,
-                            updated_at=now)
+        instance = Instance(
+            child_id=child.id,
+            definition_id=definition.id,
+            state={},
+            status=Status.RUNNING,
+            previous_instance_id=previous_instance_id,
+            started_at=now,
+            started_by=actor,
+            updated_at=now,
+        )
         instance.definition = definition
         session.add(instance)
         step = Step(self, session, instance, workflow, actor, depth)
         step.new = True
-        step.log("instance_started", process_id=definition.process_id, process_name=definition.name,
-                 deployment_version=definition.deployment.version, definition_id=definition.id,
-                 previous_instance_id=previous_instance_id, child=context, **log)
+        step.log(
+            "instance_started",
+            process_id=definition.process_id,
+            process_name=definition.name,
+            deployment_version=definition.deployment.version,
+            definition_id=definition.id,
+            previous_instance_id=previous_instance_id,
+            child=context,
+            **log,
+        )
         return step
 
     # ---- human tasks ----------------------------------------------------------------------
 
-    def complete_task(self, session: Session, task_id: str, actor_email: str, data: dict,
-                      expected_version: int | None = None, basis: str | None = None,
-                      link_issued_by: str | None = None) -> Instance:
+    def complete_task(
+        self,
+        session: Session,
+        task_id: str,
+        actor_email: str,
+        data: dict,
+        expected_version: int | None = None,
+        basis: str | None = None,
+        link_issued_by: str | None = None,
+    ) -> Instance:
         """Validate `data` against the task's form and complete it as `actor_email` (through a
         single-use link that `link_issued_by` issued, when that is how it came).
 
@@ -151,20 +179,20 @@ class Engine:
         does not. Without a basis, any change of version refuses them (a page from before bases)."""
         with self.instant():
             try:
-                return self._complete_task(session, task_id, actor_email, data, expected_version, basis,
-                                           link_issued_by)
+                return self._complete_task(session, task_id, actor_email, data, expected_version, basis, link_issued_by)
             except Raced:
                 # SQLite: another step of this PEP committed between this one's read and its write.
                 # The refused write took the database's write lock, so the step is taken again from
                 # what the other left, which nothing can change before commit: a task still ready,
                 # with its page's basis unchanged, goes through as if it had come second
-                return self._complete_task(session, task_id, actor_email, data, expected_version, basis,
-                                           link_issued_by, again=True)
+                return self._complete_task(
+                    session, task_id, actor_email, data, expected_version, basis, link_issued_by, again=True
+                )
 
-    def _complete_task(self, session, task_id, actor_email, data, expected_version, basis, link_issued_by,
-                       again=False) -> Instance:
-        open_task, instance, user_id, known = task_for_actor(session, task_id, actor_email, lock=True,
-                                                                   fresh=again)
+    def _complete_task(
+        self, session, task_id, actor_email, data, expected_version, basis, link_issued_by, again=False
+    ) -> Instance:
+        open_task, instance, user_id, known = task_for_actor(session, task_id, actor_email, lock=True, fresh=again)
         moved = expected_version is not None and instance.version != expected_version
         if moved and basis is None:
             raise Conflict("this PEP was changed by someone else since you opened it: reload the page")
@@ -184,11 +212,20 @@ class Engine:
         answers.check_rules(self.script_engine, step, task, data)
         data = as_recorded(data, new=True)
         # the history's entries of the answers come first: the step's other events follow them
-        step.log("task_completed", task_id=task_id, task=open_task.spec_id, name=open_task.name,
-                 role=open_task.role_key, lane=open_task.lane, form=open_task.form, data=data,
-                 due_at=open_task.due_at.isoformat() if open_task.due_at else None,
-                 late=bool(open_task.due_at and self.now() > open_task.due_at), user_id=user_id,
-                 **({"link_issued_by": link_issued_by} if link_issued_by else {}))
+        step.log(
+            "task_completed",
+            task_id=task_id,
+            task=open_task.spec_id,
+            name=open_task.name,
+            role=open_task.role_key,
+            lane=open_task.lane,
+            form=open_task.form,
+            data=data,
+            due_at=open_task.due_at.isoformat() if open_task.due_at else None,
+            late=bool(open_task.due_at and self.now() > open_task.due_at),
+            user_id=user_id,
+            **({"link_issued_by": link_issued_by} if link_issued_by else {}),
+        )
         for event in statutory.form_events(schema, data):
             step.log(event.pop("kind"), task_id=task_id, task=open_task.spec_id, name=open_task.name, **event)
         if ppplus.declares(schema):
@@ -220,8 +257,9 @@ class Engine:
             if not open_task.pooled or open_task.assignee_id is not None:
                 raise NotAllowed(f"{open_task.name} is not in a pool to claim")
             open_task.assignee_id = user_id
-            self._log(session, instance, actor_email, "task_claimed", task_id=task_id, name=open_task.name,
-                      user_id=user_id)
+            self._log(
+                session, instance, actor_email, "task_claimed", task_id=task_id, name=open_task.name, user_id=user_id
+            )
             return open_task
 
     def release(self, session: Session, task_id: str, actor_email: str) -> OpenTask:
@@ -231,8 +269,9 @@ class Engine:
             if not open_task.pooled or open_task.assignee_id != user_id:
                 raise NotAllowed(f"{open_task.name} is not claimed by you")
             open_task.assignee_id = None
-            self._log(session, instance, actor_email, "task_released", task_id=task_id, name=open_task.name,
-                      user_id=user_id)
+            self._log(
+                session, instance, actor_email, "task_released", task_id=task_id, name=open_task.name, user_id=user_id
+            )
             return open_task
 
     def task_view(self, session: Session, task_id: str, actor_email: str) -> dict:
@@ -248,13 +287,22 @@ class Engine:
                 fault = diagram_failure(exc, instance.definition.process_id, open_task.spec_id)
                 if isinstance(fault, ProcessFault):
                     fault.instance_id, fault.child_id = instance.id, instance.child_id
-                if not session.scalar(select(Incident.id).where(Incident.instance_id == instance.id,
-                                                                Incident.source == "instructions",
-                                                                Incident.resolved_at.is_(None))):
+                if not session.scalar(
+                    select(Incident.id).where(
+                        Incident.instance_id == instance.id,
+                        Incident.source == "instructions",
+                        Incident.resolved_at.is_(None),
+                    )
+                ):
                     self.record_incident(session, instance.id, "instructions", fault, pause_timers=False)
             source = self.forms.source(instance.definition, open_task.form) if open_task.form else None
-            return {**self._form_of(open_task, instance), "data": dict(task.data), "instructions": instructions,
-                    "instructions_fault": fault, "basis": self.page_basis(task, source)}
+            return {
+                **self._form_of(open_task, instance),
+                "data": dict(task.data),
+                "instructions": instructions,
+                "instructions_fault": fault,
+                "basis": self.page_basis(task, source),
+            }
 
     def task_form(self, session: Session, task_id: str, actor_email: str) -> dict:
         """The task's form and the instance version, without rebuilding the workflow: what reading a
@@ -273,8 +321,9 @@ class Engine:
 
     # ---- messages, cancellation -----------------------------------------------------------
 
-    def send_message(self, session: Session, name: str, child_id: str, data: dict | None = None,
-                     actor: str = SYSTEM) -> list[Instance]:
+    def send_message(
+        self, session: Session, name: str, child_id: str, data: dict | None = None, actor: str = SYSTEM
+    ) -> list[Instance]:
         """Deliver a message to every instance of this child that is waiting for it, and start the
         processes it starts. A person (an e-mail address) may send it only when they hold one of the
         roles its form names (`x-sent-by`). A change in the child's life (engine/caselife.py) is
@@ -292,8 +341,15 @@ class Engine:
                 raise EngineError(refusal)
             caught = self._deliver(session, name, child_id, data or {}, actor, exclude=None)
             # after the PEPs' steps: locks go instance, then child
-            caselife.record_report(session, child, name, as_recorded(data or {}, new=True), actor, self.now(),
-                                   [instance.id for instance in caught])
+            caselife.record_report(
+                session,
+                child,
+                name,
+                as_recorded(data or {}, new=True),
+                actor,
+                self.now(),
+                [instance.id for instance in caught],
+            )
             return caught
 
     def cancel(self, session: Session, instance_id: int, actor: str, reason: str = "", **details) -> Instance:
@@ -342,8 +398,15 @@ class Engine:
             self.write(step)
             return step.timers_fired
 
-    def record_incident(self, session: Session, instance_id: int | None, source: str, exc: BaseException,
-                        child_id: str | None = None, pause_timers: bool = True) -> Incident:
+    def record_incident(
+        self,
+        session: Session,
+        instance_id: int | None,
+        source: str,
+        exc: BaseException,
+        child_id: str | None = None,
+        pause_timers: bool = True,
+    ) -> Incident:
         """Record a step that failed, and tell the VS administrators (engine/incidents.py)."""
         with self.instant():
             return incidents.record(self, session, instance_id, source, exc, child_id, pause_timers)
@@ -355,16 +418,24 @@ class Engine:
 
     def record_fault(self, session: Session, fault: ProcessFault, source: str) -> Incident:
         """Record a person's (or a message's) step that the diagram could not run; nothing of it was applied."""
-        return self.record_incident(session, fault.instance_id, source, fault, child_id=fault.child_id,
-                                    pause_timers=False)
+        return self.record_incident(
+            session, fault.instance_id, source, fault, child_id=fault.child_id, pause_timers=False
+        )
 
     # ---- writing a step and delivering what it threw --------------------------------------
 
     def write(self, step: Step, status: str | None = None) -> None:
         """Write the step, then hand each message its instance threw to the child's other PEPs."""
         for thrown in step.save(status):
-            self._deliver(step.session, thrown.name, step.instance.child_id, thrown.payload, step.actor,
-                          exclude=step.instance.id, depth=step.depth + 1)
+            self._deliver(
+                step.session,
+                thrown.name,
+                step.instance.child_id,
+                thrown.payload,
+                step.actor,
+                exclude=step.instance.id,
+                depth=step.depth + 1,
+            )
 
     def _deliver(self, session, name, child_id, payload, actor, exclude, depth=0) -> list[Instance]:
         """Hand a message to the child's waiting instances and start the processes it starts."""
@@ -377,8 +448,10 @@ class Engine:
                 if refusal:
                     raise EngineError(refusal)
         candidates = session.scalars(
-            select(Instance).where(Instance.child_id == child_id, Instance.status == Status.RUNNING)
-            .order_by(Instance.id).options(*LEAN_INSTANCE, defer(Instance.state))  # read if it waits for this
+            select(Instance)
+            .where(Instance.child_id == child_id, Instance.status == Status.RUNNING)
+            .order_by(Instance.id)
+            .options(*LEAN_INSTANCE, defer(Instance.state))  # read if it waits for this
         ).all()
         caught = []
         for instance in candidates:
@@ -396,8 +469,12 @@ class Engine:
 
     def _start_by_message(self, session, definition, child_id, name, payload, actor, previous, depth) -> Instance:
         if depth > MAX_MESSAGE_DEPTH:
-            raise EngineError(f'message "{name}" keeps starting processes ({MAX_MESSAGE_DEPTH} deep): check the diagrams for a loop')
-        step = self._begin(session, definition, _child(session, child_id), actor, previous, depth, message=name, data=payload)
+            raise EngineError(
+                f'message "{name}" keeps starting processes ({MAX_MESSAGE_DEPTH} deep): check the diagrams for a loop'
+            )
+        step = self._begin(
+            session, definition, _child(session, child_id), actor, previous, depth, message=name, data=payload
+        )
         moves.start(step.workflow, payload, step.advance, message=name)
         step.record_answers()
         self.write(step)
@@ -429,16 +506,27 @@ class Engine:
         return self.serializer.state_from_dict(instance.state, spec, subprocess_specs, self.script_engine)
 
     def _log(self, session, instance, actor, kind, task_id=None, **data):
-        history.append(session, instance.child_id, [
-            {"kind": kind, "actor": actor, "instance_id": instance.id, "task_id": task_id, "data": data}
-        ], self.now())
+        history.append(
+            session,
+            instance.child_id,
+            [{"kind": kind, "actor": actor, "instance_id": instance.id, "task_id": task_id, "data": data}],
+            self.now(),
+        )
 
 
 def _ledger_lines(session: Session, instance_id: int) -> list[dict]:
     """The PP+ ledger's lines of one PEP so far (what its decisions weigh)."""
-    return [{"child_id": r.child_id, "instance_id": r.instance_id, "entry": r.entry, "source": r.source,
-             "step_seq": r.step_seq, "amount": r.amount_pence}
-            for r in session.execute(LEDGER_OF, {"instance_id": instance_id})]
+    return [
+        {
+            "child_id": r.child_id,
+            "instance_id": r.instance_id,
+            "entry": r.entry,
+            "source": r.source,
+            "step_seq": r.step_seq,
+            "amount": r.amount_pence,
+        }
+        for r in session.execute(LEDGER_OF, {"instance_id": instance_id})
+    ]
 
 
 def _child(session: Session, child_id: str) -> Child:

@@ -37,8 +37,11 @@ def sweep_job(engine, sessions, sweepers: SweeperPool | None = None, now: dateti
     except Exception as exc:
         if not connection_lost(exc):
             raise
-        log.warning("timers: sweep at %s stopped, the next sweep carries on: the database connection was lost (%s)",
-                    now.isoformat(), describe(exc))
+        log.warning(
+            "timers: sweep at %s stopped, the next sweep carries on: the database connection was lost (%s)",
+            now.isoformat(),
+            describe(exc),
+        )
         return None
     result.still_due = due
     log.info("timers: sweep at %s: %s", now.isoformat(), health(result))
@@ -48,12 +51,17 @@ def sweep_job(engine, sessions, sweepers: SweeperPool | None = None, now: dateti
 def health(result: SweepResult) -> str:
     """The sweep in one line, as the scheduler logs it."""
     sweepers = len(result.by_sweeper)
-    handled = (f"{result.by_sweeper[0]} instances handled" if sweepers == 1 else
-               f"instances handled by sweeper {', '.join(f'{k + 1}: {n}' for k, n in enumerate(result.by_sweeper))}")
-    return (f"{result.timers_fired} timers fired; {handled}; {result.still_due} still due; {len(result.incidents)} incidents, "
-            f"{result.conflicts} conflicts, {result.lost_connections} lost connections tried again, "
-            f"{result.replaced} sweeper processes replaced; {result.overdue} tasks overdue, {result.reminded} reminded, "
-            f"{result.escalated} escalated")
+    handled = (
+        f"{result.by_sweeper[0]} instances handled"
+        if sweepers == 1
+        else f"instances handled by sweeper {', '.join(f'{k + 1}: {n}' for k, n in enumerate(result.by_sweeper))}"
+    )
+    return (
+        f"{result.timers_fired} timers fired; {handled}; {result.still_due} still due; {len(result.incidents)} incidents, "
+        f"{result.conflicts} conflicts, {result.lost_connections} lost connections tried again, "
+        f"{result.replaced} sweeper processes replaced; {result.overdue} tasks overdue, {result.reminded} reminded, "
+        f"{result.escalated} escalated"
+    )
 
 
 def checkpoint_job(engine, sessions, path: Path) -> None:
@@ -68,9 +76,15 @@ def checkpoint_job(engine, sessions, path: Path) -> None:
         log.error("checkpoint file %s: %s", path, problem)
 
 
-def make_scheduler(engine, sessions, interval_seconds: float = 30, background: bool = False,
-                   sweepers: SweeperPool | None = None, mail_settings: Mapping | None = None,
-                   checkpoint_file: Path | None = None):
+def make_scheduler(
+    engine,
+    sessions,
+    interval_seconds: float = 30,
+    background: bool = False,
+    sweepers: SweeperPool | None = None,
+    mail_settings: Mapping | None = None,
+    checkpoint_file: Path | None = None,
+):
     """A scheduler that sweeps due timers now and every `interval_seconds`, never overlapping itself;
     with `sweepers`, each sweep is shared between their processes (the caller closes the pool); with
     `mail_settings` (`engine.mail`), it also sends the notifications by e-mail every minute; with
@@ -95,12 +109,34 @@ def make_scheduler(engine, sessions, interval_seconds: float = 30, background: b
             scheduler.stopping = threading.Thread(target=scheduler.shutdown, name="scheduler stop", daemon=True)
             scheduler.stopping.start()
 
-    scheduler.add_job(sweep, "interval", seconds=interval_seconds,
-                      id="timer-sweep", max_instances=1, coalesce=True, next_run_time=datetime.now(UTC))
+    scheduler.add_job(
+        sweep,
+        "interval",
+        seconds=interval_seconds,
+        id="timer-sweep",
+        max_instances=1,
+        coalesce=True,
+        next_run_time=datetime.now(UTC),
+    )
     if mail_settings is not None:
-        scheduler.add_job(mail.deliver_pending, "interval", args=[mail_settings, sessions, engine.now], seconds=60,
-                          id="notifications", max_instances=1, coalesce=True)
+        scheduler.add_job(
+            mail.deliver_pending,
+            "interval",
+            args=[mail_settings, sessions, engine.now],
+            seconds=60,
+            id="notifications",
+            max_instances=1,
+            coalesce=True,
+        )
     if checkpoint_file is not None:
-        scheduler.add_job(checkpoint_job, "interval", args=[engine, sessions, checkpoint_file], hours=24,
-                          id="checkpoint", max_instances=1, coalesce=True, next_run_time=datetime.now(UTC))
+        scheduler.add_job(
+            checkpoint_job,
+            "interval",
+            args=[engine, sessions, checkpoint_file],
+            hours=24,
+            id="checkpoint",
+            max_instances=1,
+            coalesce=True,
+            next_run_time=datetime.now(UTC),
+        )
     return scheduler

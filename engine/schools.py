@@ -51,7 +51,9 @@ def save_school(session: Session, urn: str, name: str, teacher_emails: list[str]
         problem = f"The school's name must be {MAX_NAME} characters or fewer"
     if problem:
         raise PeopleError(problem)
-    teachers = [_teacher(session, email) for email in dict.fromkeys(e.strip().lower() for e in teacher_emails if e.strip())]
+    teachers = [
+        _teacher(session, email) for email in dict.fromkeys(e.strip().lower() for e in teacher_emails if e.strip())
+    ]
     school = session.get(School, urn)
     if school is None:
         school = School(urn=urn, name=name.strip())
@@ -79,8 +81,11 @@ def teacher_ids(session: Session, urn: str | None) -> list[int]:
     """The school's designated teachers, first first."""
     if urn is None:
         return []
-    return list(session.scalars(select(SchoolTeacher.user_id).where(SchoolTeacher.school_urn == urn)
-                                .order_by(SchoolTeacher.position)))
+    return list(
+        session.scalars(
+            select(SchoolTeacher.user_id).where(SchoolTeacher.school_urn == urn).order_by(SchoolTeacher.position)
+        )
+    )
 
 
 def follow_school(session: Session, child: Child, actor: str, previous_urn: str | None) -> list[dict]:
@@ -88,8 +93,9 @@ def follow_school(session: Session, child: Child, actor: str, previous_urn: str 
     one of the school's, else the school's first. A school with none (or no school in the directory)
     leaves the case team as it is, unless its teacher was the previous school's: they have no part in
     the child's education now, so nobody holds the role until one is set. Returns the changes made."""
-    current = session.scalar(select(CaseTeamMember.user_id).where(CaseTeamMember.child_id == child.id,
-                                                                  CaseTeamMember.role_key == DT))
+    current = session.scalar(
+        select(CaseTeamMember.user_id).where(CaseTeamMember.child_id == child.id, CaseTeamMember.role_key == DT)
+    )
     teachers = teacher_ids(session, child.school_urn)
     if teachers:
         wanted = current if current in teachers else teachers[0]
@@ -101,5 +107,6 @@ def follow_school(session: Session, child: Child, actor: str, previous_urn: str 
         return []
     teacher = session.get(User, wanted) if wanted is not None else None
     email = teacher.email if teacher is not None else None
-    return set_case_team(session, child.id, {DT: email}, actor=actor,
-                         why={"school_urn": child.school_urn, "school": child.school})
+    return set_case_team(
+        session, child.id, {DT: email}, actor=actor, why={"school_urn": child.school_urn, "school": child.school}
+    )

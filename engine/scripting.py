@@ -122,7 +122,8 @@ class _Policy(RestrictingNodeTransformer):
         """A lambda ticks too: `_tick_() or body` (the tick gives None)."""
         node = super().visit_Lambda(node)
         node.body = ast.fix_missing_locations(
-            ast.copy_location(ast.BoolOp(op=ast.Or(), values=[_call("_tick_", node), node.body]), node))
+            ast.copy_location(ast.BoolOp(op=ast.Or(), values=[_call("_tick_", node), node.body]), node)
+        )
         return node
 
     def visit_FormattedValue(self, node):
@@ -199,7 +200,9 @@ def _runtime_error(err: Exception) -> ScriptError:
     if isinstance(err, LimitExceeded):
         return ScriptError(err.message, line, err.limit)
     if isinstance(err, (MemoryError, RecursionError)):
-        return ScriptError(f"{type(err).__name__}: it needed more memory or depth than the service allows", line, "size")
+        return ScriptError(
+            f"{type(err).__name__}: it needed more memory or depth than the service allows", line, "size"
+        )
     message = f"{type(err).__name__}: {err}" if str(err) else type(err).__name__
     return ScriptError(message, line)
 
@@ -275,9 +278,12 @@ class RestrictedEnvironment(BasePythonScriptEngineEnvironment):
     def _store(self, scope: dict, context: dict, external_context: dict) -> None:
         """Copy the script's data back into the task data, without functions or helpers."""
         kept = {
-            key: value for key, value in scope.items()
-            if not key.startswith("_") and key not in external_context
-            and key not in self.globals and not callable(value)
+            key: value
+            for key, value in scope.items()
+            if not key.startswith("_")
+            and key not in external_context
+            and key not in self.globals
+            and not callable(value)
         }
         for key in [k for k in context if not k.startswith("_") and k not in kept and k not in self._protected]:
             del context[key]
@@ -288,8 +294,7 @@ class RestrictedEnvironment(BasePythonScriptEngineEnvironment):
         clashes = sorted(set(context) & (set(self.globals) | set(external_context)))
         if clashes:
             raise ScriptError(
-                "task data overwrites predefined function(s); rename these fields or variables: "
-                + ", ".join(clashes)
+                "task data overwrites predefined function(s); rename these fields or variables: " + ", ".join(clashes)
             )
 
     def call_service(self, context, **kwargs):
@@ -305,8 +310,11 @@ def check_cycle(value: Any) -> None:
         raise ScriptError(f'"{value}" is not a repeating interval such as R3/P1D: {err}') from err
     shortest = limits.current().min_cycle_seconds
     if interval.total_seconds() < shortest:
-        raise ScriptError(f'the repeating timer "{value}" is more often than the limit of once every '
-                          f"{shortest // 60} minutes", None, "time")
+        raise ScriptError(
+            f'the repeating timer "{value}" is more often than the limit of once every {shortest // 60} minutes',
+            None,
+            "time",
+        )
 
 
 def _check_engine_value(spec: Any, expression: str, value: Any) -> None:

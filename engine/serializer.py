@@ -88,9 +88,23 @@ def state_digest(state: dict) -> str:
     def workflow(dct: dict) -> list:
         rest = {k: v for k, v in dct.items() if k not in ("tasks", "subprocesses")}
         tasks = sorted(dct["tasks"].values(), key=lambda t: names[t["id"]])
-        return [_renamed(rest, names), [
-            [names[t["id"]], names.get(t["parent"]), [names[c] for c in t["children"]], t["state"], t["task_spec"],
-             t["triggered"], _renamed(t["internal_data"], names), t.get("data"), t.get("delta")] for t in tasks]]
+        return [
+            _renamed(rest, names),
+            [
+                [
+                    names[t["id"]],
+                    names.get(t["parent"]),
+                    [names[c] for c in t["children"]],
+                    t["state"],
+                    t["task_spec"],
+                    t["triggered"],
+                    _renamed(t["internal_data"], names),
+                    t.get("data"),
+                    t.get("delta"),
+                ]
+                for t in tasks
+            ],
+        ]
 
     subprocesses = state.get("subprocesses") or {}
     body = [workflow(state), sorted([names[k], workflow(v)] for k, v in subprocesses.items())]

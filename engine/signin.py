@@ -76,8 +76,9 @@ class TooManyFailures(Exception):
         self.wait = wait
 
 
-def begin_check(session: Session, email: str, address: str | None, now: datetime,
-                allowances: Allowances | None = None) -> SignInFailure:
+def begin_check(
+    session: Session, email: str, address: str | None, now: datetime, allowances: Allowances | None = None
+) -> SignInFailure:
     """Count a check of `email`'s password from `address` before it is made: its row is written and
     committed first; TooManyFailures (the row deleted again) if either key must wait. The row stays as a
     failure unless `passed` is called."""
@@ -90,9 +91,12 @@ def begin_check(session: Session, email: str, address: str | None, now: datetime
     session.commit()
     for allowance, key in ((allowances.account_at_address, (SignInFailure.email == email,)), (allowances.address, ())):
         count, latest = session.execute(
-            select(func.count(SignInFailure.id), func.max(SignInFailure.at))
-            .where(SignInFailure.remote_addr == address, *key, SignInFailure.id != attempt.id,
-                   SignInFailure.at > now - allowance.window)
+            select(func.count(SignInFailure.id), func.max(SignInFailure.at)).where(
+                SignInFailure.remote_addr == address,
+                *key,
+                SignInFailure.id != attempt.id,
+                SignInFailure.at > now - allowance.window,
+            )
         ).one()
         wait = allowance.wait(count, latest, now)
         if wait is not None:
@@ -105,5 +109,8 @@ def begin_check(session: Session, email: str, address: str | None, now: datetime
 def passed(session: Session, attempt: SignInFailure) -> None:
     """The password was right: forget the account's failures from this address (the caller commits).
     The address's failures for other accounts still count."""
-    session.execute(delete(SignInFailure).where(SignInFailure.email == attempt.email,
-                                                SignInFailure.remote_addr == attempt.remote_addr))
+    session.execute(
+        delete(SignInFailure).where(
+            SignInFailure.email == attempt.email, SignInFailure.remote_addr == attempt.remote_addr
+        )
+    )

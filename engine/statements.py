@@ -31,25 +31,37 @@ from .vocabulary import Status
 
 # Load an instance without its definition's spec (the engine caches specs) and without every file
 # and spec of its deployment: reading those on each step cost more than running the step.
-LEAN_DEFINITION = (joinedload(ProcessDefinition.deployment).options(lazyload(Deployment.files),
-                                                                   lazyload(Deployment.definitions)),)
+LEAN_DEFINITION = (
+    joinedload(ProcessDefinition.deployment).options(lazyload(Deployment.files), lazyload(Deployment.definitions)),
+)
 LEAN_INSTANCE = (joinedload(Instance.definition).options(defer(ProcessDefinition.spec), *LEAN_DEFINITION),)
 # A step's reads and writes of the projections, built once (their compiled form is cached by SQLAlchemy)
-_OPEN, _TEAM, _CHILD, _INSTANCE, _NOTICE, _LEDGER = (cast(Table, model.__table__) for model in (
-    OpenTask, CaseTeamMember, Child, Instance, Notification, PpplusEntry))
+_OPEN, _TEAM, _CHILD, _INSTANCE, _NOTICE, _LEDGER = (
+    cast(Table, model.__table__) for model in (OpenTask, CaseTeamMember, Child, Instance, Notification, PpplusEntry)
+)
 # the columns set are the parameters' other keys; it lands only on the version the step loaded
-WRITE_INSTANCE = _INSTANCE.update().where(_INSTANCE.c.id == bindparam("instance_id"),
-                                          _INSTANCE.c.version == bindparam("loaded_version"))
+WRITE_INSTANCE = _INSTANCE.update().where(
+    _INSTANCE.c.id == bindparam("instance_id"), _INSTANCE.c.version == bindparam("loaded_version")
+)
 OPEN_TASKS_OF = select(_OPEN.c.id, _OPEN.c.spec_id, _OPEN.c.name).where(_OPEN.c.instance_id == bindparam("instance_id"))
 CLOSE_TASK = _OPEN.delete().where(_OPEN.c.id == bindparam("task_id"))
 INSERT_ROWS = {OpenTask: _OPEN.insert().inline(), Notification: _NOTICE.insert().inline()}  # no id read back
 CASE_TEAM = select(_TEAM.c.role_key, _TEAM.c.user_id).where(_TEAM.c.child_id == bindparam("child_id"))
 CHILD_SCHOOL = select(_CHILD.c.school).where(_CHILD.c.id == bindparam("child_id"))
 INSERT_LEDGER = _LEDGER.insert().inline()
-LEDGER_OF = (select(PpplusEntry.child_id, PpplusEntry.instance_id, PpplusEntry.entry, PpplusEntry.source,
-                    PpplusEntry.step_seq, PpplusEntry.amount_pence).where(PpplusEntry.instance_id == bindparam("instance_id")))
-CHILD_FOR_STEP = (select(_CHILD.c.name, _CHILD.c.history_seq, _CHILD.c.history_head)
-                  .where(_CHILD.c.id == bindparam("child_id")).with_for_update())
+LEDGER_OF = select(
+    PpplusEntry.child_id,
+    PpplusEntry.instance_id,
+    PpplusEntry.entry,
+    PpplusEntry.source,
+    PpplusEntry.step_seq,
+    PpplusEntry.amount_pence,
+).where(PpplusEntry.instance_id == bindparam("instance_id"))
+CHILD_FOR_STEP = (
+    select(_CHILD.c.name, _CHILD.c.history_seq, _CHILD.c.history_head)
+    .where(_CHILD.c.id == bindparam("child_id"))
+    .with_for_update()
+)
 
 # A task with its instance, and in the same statement what deciding who may act and running the step
 # need: the acting user (e-mails are stored lower-case, so the unique index finds them) and their
@@ -57,17 +69,33 @@ CHILD_FOR_STEP = (select(_CHILD.c.name, _CHILD.c.history_seq, _CHILD.c.history_h
 _SIBLING = _OPEN.alias("sibling")
 _ACTOR = select(User.id).where(User.email == bindparam("email"), User.active)
 TASK_FOR_ACTOR = (
-    select(OpenTask, Instance, _ACTOR.scalar_subquery().label("actor_id"),
-           select(json_rows(UserRole.role_key)).where(UserRole.user_id == _ACTOR.scalar_subquery()).scalar_subquery().label("actor_roles"),
-           select(json_rows(_TEAM.c.role_key, _TEAM.c.user_id)).where(_TEAM.c.child_id == _OPEN.c.child_id)
-           .scalar_subquery().label("team"),
-           select(json_rows(_SIBLING.c.id, _SIBLING.c.spec_id, _SIBLING.c.name))
-           .where(_SIBLING.c.instance_id == _OPEN.c.instance_id).scalar_subquery().label("open_tasks"),
-           _CHILD.c.name.label("child_name"), _CHILD.c.history_seq, _CHILD.c.history_head)
-    .join(Instance, Instance.id == OpenTask.instance_id).join(_CHILD, _CHILD.c.id == OpenTask.child_id)
+    select(
+        OpenTask,
+        Instance,
+        _ACTOR.scalar_subquery().label("actor_id"),
+        select(json_rows(UserRole.role_key))
+        .where(UserRole.user_id == _ACTOR.scalar_subquery())
+        .scalar_subquery()
+        .label("actor_roles"),
+        select(json_rows(_TEAM.c.role_key, _TEAM.c.user_id))
+        .where(_TEAM.c.child_id == _OPEN.c.child_id)
+        .scalar_subquery()
+        .label("team"),
+        select(json_rows(_SIBLING.c.id, _SIBLING.c.spec_id, _SIBLING.c.name))
+        .where(_SIBLING.c.instance_id == _OPEN.c.instance_id)
+        .scalar_subquery()
+        .label("open_tasks"),
+        _CHILD.c.name.label("child_name"),
+        _CHILD.c.history_seq,
+        _CHILD.c.history_head,
+    )
+    .join(Instance, Instance.id == OpenTask.instance_id)
+    .join(_CHILD, _CHILD.c.id == OpenTask.child_id)
     .where(OpenTask.id == bindparam("task_id"))
     # the definition without its spec or deployment: forms are cached by deployment id (_form_source)
-    .options(joinedload(Instance.definition).options(defer(ProcessDefinition.spec), lazyload(ProcessDefinition.deployment)))
+    .options(
+        joinedload(Instance.definition).options(defer(ProcessDefinition.spec), lazyload(ProcessDefinition.deployment))
+    )
 )
 # ...to complete it: the instance and the child are locked (in that order, as every step takes them)
 # where the database has row locks, so that the step's writes need not read anything back
@@ -77,9 +105,12 @@ TASK_FOR_STEP = TASK_FOR_ACTOR.with_for_update(of=[Instance, _CHILD])
 def due_for_sweep(instance_id: int, now):
     """The sweep's read of one instance whose timer is due: locked, and passed over while another
     sweeper (or a person's step) holds it; nothing when it is no longer running or due."""
-    return (select(Instance).where(Instance.id == instance_id, Instance.status == Status.RUNNING,
-                                   Instance.next_timer_at < now)
-            .with_for_update(skip_locked=True, of=Instance).options(*LEAN_INSTANCE))
+    return (
+        select(Instance)
+        .where(Instance.id == instance_id, Instance.status == Status.RUNNING, Instance.next_timer_at < now)
+        .with_for_update(skip_locked=True, of=Instance)
+        .options(*LEAN_INSTANCE)
+    )
 
 
 def locks_rows(session: Session) -> bool:
@@ -120,8 +151,11 @@ def task_for_actor(session: Session, task_id: str, actor_email: str, lock: bool 
     if not may_act(row.actor_id, {key for (key,) in row.actor_roles or ()}, team, open_task):
         raise NotAllowed(f"{actor_email} does not hold the role {open_task.lane} for child {open_task.child_id}")
     locked = lock and locks_rows(session)  # SQLite's is read again under its write lock
-    known = Known(team, {task: (spec_id, name) for task, spec_id, name in row.open_tasks or ()},
-                  ChildTip(row.child_name, row.history_seq, row.history_head) if locked else None)
+    known = Known(
+        team,
+        {task: (spec_id, name) for task, spec_id, name in row.open_tasks or ()},
+        ChildTip(row.child_name, row.history_seq, row.history_head) if locked else None,
+    )
     return open_task, instance, row.actor_id, known
 
 

@@ -51,17 +51,32 @@ def form_event_problems(schema: dict) -> list[tuple[str, str]]:
         if not isinstance(spec, dict):
             continue
         for inner in _nested_declarations(spec):
-            problems.append((f"{name}/{inner}", f"{FORM_EVENT_KEY} may only be declared on a question of the form "
-                             "itself, not inside a group or list"))
+            problems.append(
+                (
+                    f"{name}/{inner}",
+                    f"{FORM_EVENT_KEY} may only be declared on a question of the form "
+                    "itself, not inside a group or list",
+                )
+            )
         kind = spec.get(FORM_EVENT_KEY)
         if kind is None:
             continue
         if kind not in FORM_EVENTS:
-            problems.append((name, f'{FORM_EVENT_KEY} "{kind}" is not an event a question can record '
-                             f'(known: {", ".join(sorted(FORM_EVENTS))})'))
+            problems.append(
+                (
+                    name,
+                    f'{FORM_EVENT_KEY} "{kind}" is not an event a question can record '
+                    f"(known: {', '.join(sorted(FORM_EVENTS))})",
+                )
+            )
         elif spec.get("format") not in DATE_FORMATS:
-            problems.append((name, f'{FORM_EVENT_KEY} "{kind}" needs a date question ("format": "date"): '
-                             "its answer is the day it happened"))
+            problems.append(
+                (
+                    name,
+                    f'{FORM_EVENT_KEY} "{kind}" needs a date question ("format": "date"): '
+                    "its answer is the day it happened",
+                )
+            )
     return problems
 
 

@@ -57,8 +57,17 @@ class Thrown(NamedTuple):
 class Step:
     """One step of one instance: runs the engine, then writes state, projections and history together."""
 
-    def __init__(self, engine: Engine, session: Session, instance: Instance, workflow: BpmnWorkflow, actor: str,
-                 depth: int = 0, known: Known | None = None, locked: bool = False):
+    def __init__(
+        self,
+        engine: Engine,
+        session: Session,
+        instance: Instance,
+        workflow: BpmnWorkflow,
+        actor: str,
+        depth: int = 0,
+        known: Known | None = None,
+        locked: bool = False,
+    ):
         self.engine, self.session, self.instance, self.workflow, self.actor = engine, session, instance, workflow, actor
         # the instance row is locked by this transaction since it was read (SELECT ... FOR UPDATE),
         # so its version cannot have moved: it is written without reading the outcome back
@@ -84,7 +93,9 @@ class Step:
 
     def role(self, name: str | None):
         """The role a lane or notify name stands for (None when the vocabulary has no such role)."""
-        return self.engine.roles(self.session).resolve(name) or self.engine.roles(self.session, refresh=True).resolve(name)
+        return self.engine.roles(self.session).resolve(name) or self.engine.roles(self.session, refresh=True).resolve(
+            name
+        )
 
     def child(self):
         """The child's name and the tip of its history chain, locked: known from the step's first read,
@@ -137,21 +148,44 @@ class Step:
             self._notify(task, properties)
         if tree.is_timer(task):
             self.timers_fired += 1
-            due = task.internal_data.get("event_value") if isinstance(task.internal_data.get("event_value"), str) else None
-            self.log("timer_fired", timer=spec.bpmn_id, name=spec.bpmn_name or spec.bpmn_id, due=due,
-                     **self._guards(task, due))
+            due = (
+                task.internal_data.get("event_value")
+                if isinstance(task.internal_data.get("event_value"), str)
+                else None
+            )
+            self.log(
+                "timer_fired",
+                timer=spec.bpmn_id,
+                name=spec.bpmn_name or spec.bpmn_id,
+                due=due,
+                **self._guards(task, due),
+            )
         if properties.get(ppplus.EVENT_PROPERTY):
             try:
-                line = ppplus.element_line(properties, lambda source: self.workflow.script_engine.evaluate(task, source))
+                line = ppplus.element_line(
+                    properties, lambda source: self.workflow.script_engine.evaluate(task, source)
+                )
             except Exception as exc:  # the diagram's amount or decision expression failed
                 raise self.failure(exc, spec.bpmn_id) from exc
             if line:
-                self.log(ppplus.EVENT_KIND, element=spec.bpmn_id, name=spec.bpmn_name or spec.bpmn_id,
-                         source=spec.bpmn_id, **line)
+                self.log(
+                    ppplus.EVENT_KIND,
+                    element=spec.bpmn_id,
+                    name=spec.bpmn_name or spec.bpmn_id,
+                    source=spec.bpmn_id,
+                    **line,
+                )
         if properties.get(statutory.STATUTORY_EVENT_PROPERTY):
-            self.log(properties[statutory.STATUTORY_EVENT_PROPERTY], element=spec.bpmn_id,
-                     name=spec.bpmn_name or spec.bpmn_id, **({"date": calendar.today()}
-                                                            if properties[statutory.STATUTORY_EVENT_PROPERTY] == "meeting_held" else {}))
+            self.log(
+                properties[statutory.STATUTORY_EVENT_PROPERTY],
+                element=spec.bpmn_id,
+                name=spec.bpmn_name or spec.bpmn_id,
+                **(
+                    {"date": calendar.today()}
+                    if properties[statutory.STATUTORY_EVENT_PROPERTY] == "meeting_held"
+                    else {}
+                ),
+            )
 
     def _guards(self, task, due: str | None) -> dict:
         """What a boundary timer guards and does to it: ends it (interrupting), or reminds before its
@@ -206,10 +240,19 @@ class Step:
             if member is None and not role.pooled:
                 unheld.append(role.key)  # nobody holds it for this child; never broadcast to every holder
                 continue
-            self.rows[Notification].append(dict(
-                user_id=member, role_key=None if member else role.key, child_id=child_id, task_id=None,
-                kind=properties.get("notifyKind", "notice"), subject=one_line(subject), body=body,
-                created_at=self.engine.now(), sent_at=None))
+            self.rows[Notification].append(
+                dict(
+                    user_id=member,
+                    role_key=None if member else role.key,
+                    child_id=child_id,
+                    task_id=None,
+                    kind=properties.get("notifyKind", "notice"),
+                    subject=one_line(subject),
+                    body=body,
+                    created_at=self.engine.now(),
+                    sent_at=None,
+                )
+            )
             sent_to.append(role.key)
         self.log("notified", element=task.task_spec.bpmn_id, roles=sent_to, nobody_in=unheld, subject=subject)
 
@@ -255,26 +298,37 @@ class Step:
                 self._write_instance(self._values(state, finished, now), writes)
             assert state is not None  # serialized before the pipeline, or in it when the row is locked
             self._attach_step(state_digest(state))
-            history.append(session, instance.child_id, self.entries, now, tip=(child.history_seq, child.history_head),
-                           writes=writes)
+            history.append(
+                session,
+                instance.child_id,
+                self.entries,
+                now,
+                tip=(child.history_seq, child.history_head),
+                writes=writes,
+            )
             if ledger:  # the PP+ ledger's lines, in the transaction that records them (engine/ppplus.py)
                 writes.execute(INSERT_LEDGER, ledger)
-        return [Thrown(thrown.event_definition.name, thrown.payload or {}) for thrown in self.workflow.get_events()
-                if isinstance(thrown.event_definition, BaseMessage)]
+        return [
+            Thrown(thrown.event_definition.name, thrown.payload or {})
+            for thrown in self.workflow.get_events()
+            if isinstance(thrown.event_definition, BaseMessage)
+        ]
 
     def _ledger_rows(self, child: ChildTip, now: datetime) -> list[dict]:
         """The `ppplus_entry` rows of the step's PP+ events, with the child's school (read only then)."""
         if not any(entry["kind"] == ppplus.EVENT_KIND for entry in self.entries):
             return []
         school = self.session.execute(CHILD_SCHOOL, {"child_id": self.instance.child_id}).scalar()
-        return ppplus.rows_of_step(self.entries, child.history_seq + 1, self.instance.child_id, self.instance.id,
-                                   now, school)
+        return ppplus.rows_of_step(
+            self.entries, child.history_seq + 1, self.instance.child_id, self.instance.id, now, school
+        )
 
     def _values(self, state: dict, finished: str | None, now: datetime) -> dict:
         """The instance row's new values: its state, when its next timer falls due, what it waits for."""
         timers, messages = tree.waiting(self.workflow) if not finished else ([], [])
-        values = dict(state=state, updated_at=now, next_timer_at=min(timers) if timers else None,
-                      waiting_messages=messages)
+        values = dict(
+            state=state, updated_at=now, next_timer_at=min(timers) if timers else None, waiting_messages=messages
+        )
         if finished:
             values.update(status=finished, ended_at=now)
         return values
@@ -314,8 +368,13 @@ class Step:
             if not any(e["task_id"] == task_id and e["kind"] == "task_completed" for e in self.entries):
                 spec_id, name = existing[task_id]
                 deadline = self.deadlines.get(spec_id)
-                self.log("task_withdrawn", task_id=task_id, task=spec_id, name=name,
-                         **({"by_deadline": deadline} if deadline else {}))
+                self.log(
+                    "task_withdrawn",
+                    task_id=task_id,
+                    task=spec_id,
+                    name=name,
+                    **({"by_deadline": deadline} if deadline else {}),
+                )
         for task_id, task in ready.items():
             if task_id not in existing:
                 self._open(task_id, task)
@@ -334,30 +393,68 @@ class Step:
         role, assignee, pooled = taken.role, taken.assignee, taken.pooled
         name, due_at, sent_back = spec.bpmn_name or spec.bpmn_id, self._due_at(task), self._sent_back(task)
         try:
-            lateness = overdue.plan(self.engine.overdue_policy, properties, role, due_at,
-                                    [at for at, _ends in tree.boundary_timers(task)], self.role)
+            lateness = overdue.plan(
+                self.engine.overdue_policy,
+                properties,
+                role,
+                due_at,
+                [at for at, _ends in tree.boundary_timers(task)],
+                self.role,
+            )
         except LookupError as exc:
             raise EngineError(f"{spec.bpmn_id}: {exc}") from exc
-        self.rows[OpenTask].append(dict(
-            id=task_id, instance_id=instance.id, child_id=instance.child_id, spec_id=spec.bpmn_id, name=name,
-            lane=spec.lane, role_key=role.key, form=properties.get("formJsonSchemaFilename"), assignee_id=assignee,
-            pooled=pooled, due_at=due_at, ready_at=now, sent_back=sent_back, **lateness))
-        self.log("task_ready", task_id=task_id, task=spec.bpmn_id, name=name, role=role.key, lane=spec.lane,
-                 assignee_id=assignee, pooled=pooled, due_at=due_at.isoformat() if due_at else None,
-                 **({"sent_back": sent_back} if sent_back else {}),
-                 **({"fallback_from": taken.fallback_from} if taken.fallback_from else {}),
-                 **({"needs_person": True} if taken.needs_person else {}))
+        self.rows[OpenTask].append(
+            dict(
+                id=task_id,
+                instance_id=instance.id,
+                child_id=instance.child_id,
+                spec_id=spec.bpmn_id,
+                name=name,
+                lane=spec.lane,
+                role_key=role.key,
+                form=properties.get("formJsonSchemaFilename"),
+                assignee_id=assignee,
+                pooled=pooled,
+                due_at=due_at,
+                ready_at=now,
+                sent_back=sent_back,
+                **lateness,
+            )
+        )
+        self.log(
+            "task_ready",
+            task_id=task_id,
+            task=spec.bpmn_id,
+            name=name,
+            role=role.key,
+            lane=spec.lane,
+            assignee_id=assignee,
+            pooled=pooled,
+            due_at=due_at.isoformat() if due_at else None,
+            **({"sent_back": sent_back} if sent_back else {}),
+            **({"fallback_from": taken.fallback_from} if taken.fallback_from else {}),
+            **({"needs_person": True} if taken.needs_person else {}),
+        )
         child = self.child()
         due = f" by {due_at:%d %b %Y}" if due_at else ""
         if taken.needs_person:
-            self.rows[Notification].append(needs_person_notice(instance.child_id, task_id, name, role.label,
-                                                               child.name, now))
+            self.rows[Notification].append(
+                needs_person_notice(instance.child_id, task_id, name, role.label, child.name, now)
+            )
             return
-        self.rows[Notification].append(dict(
-            user_id=assignee, role_key=None if assignee else role.key, child_id=instance.child_id, task_id=task_id,
-            kind="task_assigned" if assignee else "task_pooled", subject=f"{name} for {child.name}{due}",
-            body=f"{name} ({role.label}) for {child.name} is ready{due}.", created_at=now, sent_at=None,
-        ))
+        self.rows[Notification].append(
+            dict(
+                user_id=assignee,
+                role_key=None if assignee else role.key,
+                child_id=instance.child_id,
+                task_id=task_id,
+                kind="task_assigned" if assignee else "task_pooled",
+                subject=f"{name} for {child.name}{due}",
+                body=f"{name} ({role.label}) for {child.name} is ready{due}.",
+                created_at=now,
+                sent_at=None,
+            )
+        )
 
     def _sent_back(self, task) -> str | None:
         """Why the diagram sent this task back to be done again (its `sentBack` expression), if it did."""

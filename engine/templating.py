@@ -30,8 +30,11 @@ class _InstructionsSandbox(ImmutableSandboxedEnvironment):
 
     def is_safe_attribute(self, obj: Any, attr: str, value: Any) -> bool:
         """Refuse str.format, mro and frame walks on top of Jinja's own checks."""
-        return (attr not in DENIED_ATTRIBUTES and attr not in limits.DENIED_METHODS
-                and super().is_safe_attribute(obj, attr, value))
+        return (
+            attr not in DENIED_ATTRIBUTES
+            and attr not in limits.DENIED_METHODS
+            and super().is_safe_attribute(obj, attr, value)
+        )
 
     def wrap_str_format(self, value: Any) -> None:
         """Refuse str.format rather than wrapping it, as in scripts."""
@@ -64,6 +67,7 @@ def _format_filter(base):
     def format_(value, *args, **kwargs):
         limits.modulo(str(value), args or kwargs)  # the widths and values within the limits
         return base(value, *args, **kwargs)
+
     return format_
 
 
@@ -72,6 +76,7 @@ def _round_filter(base):
         if isinstance(precision, int) and abs(precision) > 1000:
             raise LimitExceeded("size", f"round to {precision:,} digits is beyond the limit of 1,000")
         return base(value, precision, method)
+
     return round_
 
 
@@ -83,6 +88,7 @@ def _replace_filter(base):
         if n > limits.current().max_items:
             raise LimitExceeded("size", f"replace would give {n:,} characters")
         return base(eval_ctx, value, old, new, count)
+
     return jinja2.pass_eval_context(replace_)
 
 
@@ -90,17 +96,53 @@ _JINJA = _InstructionsSandbox(autoescape=False, undefined=ChainableUndefined, ke
 # Filters and globals that build text of a size an argument sets (center, indent, batch, slice, lipsum),
 # keep values across a loop (namespace) or are not repeatable (random) are not offered.
 _JINJA.filters = {
-    **{name: _filter(name) for name in (
-        "abs", "capitalize", "count", "d", "default", "dictsort", "e", "escape", "first", "float", "int", "items",
-        "last", "length", "lower", "max", "min", "reject", "rejectattr", "reverse", "select", "selectattr",
-        "sort", "string", "striptags", "title", "trim", "truncate", "unique", "upper", "wordcount")},
+    **{
+        name: _filter(name)
+        for name in (
+            "abs",
+            "capitalize",
+            "count",
+            "d",
+            "default",
+            "dictsort",
+            "e",
+            "escape",
+            "first",
+            "float",
+            "int",
+            "items",
+            "last",
+            "length",
+            "lower",
+            "max",
+            "min",
+            "reject",
+            "rejectattr",
+            "reverse",
+            "select",
+            "selectattr",
+            "sort",
+            "string",
+            "striptags",
+            "title",
+            "trim",
+            "truncate",
+            "unique",
+            "upper",
+            "wordcount",
+        )
+    },
     **{name: _filter(name, _sized_filter) for name in ("join", "list", "map", "sum", "tojson")},
     "round": _filter("round", _round_filter),
     "format": _filter("format", _format_filter),
     "replace": _filter("replace", _replace_filter),
 }
-_JINJA.globals = {"range": lambda *args: limits.bounded_range(*args), "dict": dict, "_pep_iter": limits.ticking,
-                  "_pep_sized": limits.sized}
+_JINJA.globals = {
+    "range": lambda *args: limits.bounded_range(*args),
+    "dict": dict,
+    "_pep_iter": limits.ticking,
+    "_pep_sized": limits.sized,
+}
 
 
 def _ukdate(value) -> str:
@@ -137,10 +179,15 @@ LONDON = ZoneInfo("Europe/London")
 def _bounded(tree: jinja_nodes.Template) -> jinja_nodes.Template:
     """Every loop of a template ticks at each item, and every `~` join is size-checked."""
     for loop in tree.find_all(jinja_nodes.For):
-        loop.iter = jinja_nodes.Call(jinja_nodes.Name("_pep_iter", "load"), [loop.iter], [], None, None,
-                                     lineno=loop.lineno)
-    joins = [(parent, field) for parent in tree.find_all(jinja_nodes.Node) for field in parent.fields
-             if isinstance(getattr(parent, field, None), (jinja_nodes.Concat, list))]
+        loop.iter = jinja_nodes.Call(
+            jinja_nodes.Name("_pep_iter", "load"), [loop.iter], [], None, None, lineno=loop.lineno
+        )
+    joins = [
+        (parent, field)
+        for parent in tree.find_all(jinja_nodes.Node)
+        for field in parent.fields
+        if isinstance(getattr(parent, field, None), (jinja_nodes.Concat, list))
+    ]
     for parent, field in joins:  # wrapped once all are found: the walk would find a wrapped one again
         value = getattr(parent, field)
         if isinstance(value, jinja_nodes.Concat):
@@ -186,7 +233,9 @@ def render_instructions(template: str, data: dict) -> str:
                 limits.tick()
                 size += len(part)
                 if size > limits.current().max_items:
-                    raise LimitExceeded("size", f"the text is longer than the limit of {limits.current().max_items:,} characters")
+                    raise LimitExceeded(
+                        "size", f"the text is longer than the limit of {limits.current().max_items:,} characters"
+                    )
                 parts.append(part)
             return "".join(parts)
     except SecurityError as err:

@@ -48,8 +48,21 @@ from .models import Child, Event, Instance, OpenTask
 INITIAL_WORKING_DAYS = 20
 PEP_AGE_FROM, PEP_ACADEMIC_AGE_UNTIL = 2, 18  # from age 2; until the academic year in which they turn 18
 REPEATS_ALLOWED = 3
-KINDS = ("entered_care", "left_care", "instance_started", "meeting_held", "pep_signed_off", "task_ready", "task_completed",
-         "task_withdrawn", "task_overdue", "task_reminded", "task_escalated", "timer_fired", "instance_cancelled")
+KINDS = (
+    "entered_care",
+    "left_care",
+    "instance_started",
+    "meeting_held",
+    "pep_signed_off",
+    "task_ready",
+    "task_completed",
+    "task_withdrawn",
+    "task_overdue",
+    "task_reminded",
+    "task_escalated",
+    "timer_fired",
+    "instance_cancelled",
+)
 
 
 @dataclass(frozen=True)
@@ -109,12 +122,26 @@ class Repeats:
 def read_records(session: Session, kinds: Iterable[str] = KINDS) -> list[Record]:
     """The events the figures read, in the order they were written, with the data fields they use."""
     fields = ("date", "answers", "due_at", "task", "needs_person", "guards", "effect", "withdrawn")
-    columns = [Event.kind, Event.child_id, Event.at, Event.instance_id, Event.task_id,
-               *(Event.data[name].label(name) for name in fields)]
+    columns = [
+        Event.kind,
+        Event.child_id,
+        Event.at,
+        Event.instance_id,
+        Event.task_id,
+        *(Event.data[name].label(name) for name in fields),
+    ]
     rows = session.execute(select(*columns).where(Event.kind.in_(tuple(kinds))).order_by(Event.id))
-    return [Record(row.kind, row.child_id, _aware(row.at), row.instance_id, row.task_id,
-                   {name: getattr(row, name) for name in fields if getattr(row, name) is not None})
-            for row in rows]
+    return [
+        Record(
+            row.kind,
+            row.child_id,
+            _aware(row.at),
+            row.instance_id,
+            row.task_id,
+            {name: getattr(row, name) for name in fields if getattr(row, name) is not None},
+        )
+        for row in rows
+    ]
 
 
 def care_periods(records: Iterable[Record], in_care_now: set[str]) -> dict[str, list[tuple[date, date | None]]]:
@@ -142,8 +169,11 @@ def care_periods(records: Iterable[Record], in_care_now: set[str]) -> dict[str, 
 
 def pep_answers(records: Iterable[Record]) -> dict[int, dict]:
     """What each PEP answers, by instance (only instances whose start declares it: PEPs)."""
-    return {r.instance_id: r.data["answers"] for r in records
-            if r.kind == "instance_started" and r.instance_id is not None and isinstance(r.data.get("answers"), dict)}
+    return {
+        r.instance_id: r.data["answers"]
+        for r in records
+        if r.kind == "instance_started" and r.instance_id is not None and isinstance(r.data.get("answers"), dict)
+    }
 
 
 @dataclass(frozen=True)
@@ -181,12 +211,20 @@ def initial_peps(records: list[Record], until: datetime) -> Initial:
                 counts[f"{name} on time"] += done
         if deadline > until and not signed[r.child_id]:
             counts["pending"] += 1
-    return Initial(Share(counts["held on time"], counts["held"]), Share(counts["signed on time"], counts["signed"]),
-                   counts["pending"])
+    return Initial(
+        Share(counts["held on time"], counts["held"]),
+        Share(counts["signed on time"], counts["signed"]),
+        counts["pending"],
+    )
 
 
-def termly_reviews(records: list[Record], periods: dict[str, list[tuple[date, date | None]]],
-                   born: dict[str, date | None], first: date, last: date) -> list[TermFigure]:
+def termly_reviews(
+    records: list[Record],
+    periods: dict[str, list[tuple[date, date | None]]],
+    born: dict[str, date | None],
+    first: date,
+    last: date,
+) -> list[TermFigure]:
     """For each term overlapping `first`..`last`: children in care and of PEP age for the whole term
     (to `last` if it ends later) with a PEP signed off in it."""
     signed: dict[str, list[date]] = defaultdict(list)
@@ -198,12 +236,22 @@ def termly_reviews(records: list[Record], periods: dict[str, list[tuple[date, da
         if term.end < first or term.start > last:
             continue
         until = min(term.end, last)
-        due = [child for child, spans in periods.items()
-               if any(began < term.start and (ended is None or ended >= until) for began, ended in spans)
-               and _of_pep_age(born.get(child), term.start)]
+        due = [
+            child
+            for child, spans in periods.items()
+            if any(began < term.start and (ended is None or ended >= until) for began, ended in spans)
+            and _of_pep_age(born.get(child), term.start)
+        ]
         done = sum(any(term.start <= day <= until for day in signed[child]) for child in due)
-        figures.append(TermFigure(f"{term.academic_year} {term.name.strip().lower()}", term.start, until,
-                                  Share(done, len(due)), until == term.end and term.start >= first))
+        figures.append(
+            TermFigure(
+                f"{term.academic_year} {term.name.strip().lower()}",
+                term.start,
+                until,
+                Share(done, len(due)),
+                until == term.end and term.start >= first,
+            )
+        )
     return figures
 
 
@@ -223,8 +271,12 @@ def task_lateness(records: Iterable[Record]) -> Lateness:
         if r.at > due:
             days.append(working_days_between(calendar.to_london(due).date(), calendar.to_london(r.at).date()))
     days.sort()
-    return Lateness(tasks, len(days), float(median(days)) if days else 0.0,
-                    float(days[math.ceil(0.9 * len(days)) - 1]) if days else 0.0)
+    return Lateness(
+        tasks,
+        len(days),
+        float(median(days)) if days else 0.0,
+        float(days[math.ceil(0.9 * len(days)) - 1]) if days else 0.0,
+    )
 
 
 def telling(records: Iterable[Record]) -> Telling:
@@ -316,7 +368,12 @@ def escalations(records: Iterable[Record], until: datetime) -> Escalations:
         before = [task for at, task in openings.get((r.instance_id, r.data["guards"]), ()) if at <= r.at]
         task = before[-1] if before else None
         due = opened[task][1] if task else None
-        if task is not None and due is not None and r.at >= due - timedelta(seconds=1) and closed.get(task, r.at) >= r.at:
+        if (
+            task is not None
+            and due is not None
+            and r.at >= due - timedelta(seconds=1)
+            and closed.get(task, r.at) >= r.at
+        ):
             diagram.setdefault(task, r.at)
             overdue.setdefault(task, due)
     days: list[int] = []
@@ -334,8 +391,15 @@ def escalations(records: Iterable[Record], until: datetime) -> Escalations:
             closed_first += 1
         else:
             never[(opened[task][2] if task in opened else None) or "?"] += 1
-    return Escalations(len(overdue), by_policy, by_diagram, tuple(sorted(days)), closed_first,
-                       tuple(f"{name} ({n})" for name, n in never.most_common(5)), sum(never.values()))
+    return Escalations(
+        len(overdue),
+        by_policy,
+        by_diagram,
+        tuple(sorted(days)),
+        closed_first,
+        tuple(f"{name} ({n})" for name, n in never.most_common(5)),
+        sum(never.values()),
+    )
 
 
 def repeats(records: Iterable[Record]) -> Repeats:
@@ -366,15 +430,23 @@ class OpenPeps:
 
 def open_peps(session: Session, peps: set[int]) -> OpenPeps:
     """The running PEPs among `peps`, and the stuck ones (`stuck_peps`), from the projected columns."""
-    running = {row.id: (row.next_timer_at, row.waiting_messages or []) for row in session.execute(
-        select(Instance.id, Instance.next_timer_at, Instance.waiting_messages).where(Instance.status == "running"))
-        if row.id in peps}
-    tasks = [(row.instance_id, row.assignee_id, row.pooled)
-             for row in session.execute(select(OpenTask.instance_id, OpenTask.assignee_id, OpenTask.pooled))]
+    running = {
+        row.id: (row.next_timer_at, row.waiting_messages or [])
+        for row in session.execute(
+            select(Instance.id, Instance.next_timer_at, Instance.waiting_messages).where(Instance.status == "running")
+        )
+        if row.id in peps
+    }
+    tasks = [
+        (row.instance_id, row.assignee_id, row.pooled)
+        for row in session.execute(select(OpenTask.instance_id, OpenTask.assignee_id, OpenTask.pooled))
+    ]
     return stuck_peps(running, tasks)
 
 
-def stuck_peps(running: dict[int, tuple[datetime | None, list[str]]], tasks: list[tuple[int, int | None, bool]]) -> OpenPeps:
+def stuck_peps(
+    running: dict[int, tuple[datetime | None, list[str]]], tasks: list[tuple[int, int | None, bool]]
+) -> OpenPeps:
     """Stuck: a running PEP with an open task that has no assignee and is in no pool, or with no open
     task and no timer, whatever reports from outside (a change of school, leaving care) it waits for.
     `running`: instance → (next timer, messages awaited); `tasks`: (instance, assignee, pooled)."""
@@ -396,8 +468,7 @@ def children(session: Session) -> tuple[set[str], dict[str, date | None]]:
 def _of_pep_age(born: date | None, day: date) -> bool:
     if born is None:
         return True
-    return (calendar.age_on(born, day) >= PEP_AGE_FROM
-            and calendar.academic_year_age(born, day) < PEP_ACADEMIC_AGE_UNTIL)
+    return calendar.age_on(born, day) >= PEP_AGE_FROM and calendar.academic_year_age(born, day) < PEP_ACADEMIC_AGE_UNTIL
 
 
 def _day(value, at: datetime) -> date:
@@ -432,13 +503,19 @@ def statutory(session: Session, first: date, last: date) -> Statutory:
     answers = pep_answers(records)
     until = datetime.fromisoformat(calendar.end_of_day(last))
     open_now = open_peps(session, set(answers))
-    without = session.execute(select(OpenTask.id).where(OpenTask.assignee_id.is_(None),
-                                                        OpenTask.pooled.is_(False))).all()
+    without = session.execute(
+        select(OpenTask.id).where(OpenTask.assignee_id.is_(None), OpenTask.pooled.is_(False))
+    ).all()
     return Statutory(
         peps_started=len(answers),
         peps_signed_off=len({r.instance_id for r in records if r.kind == "pep_signed_off"}),
         initial=initial_peps(records, until),
         terms=termly_reviews(records, care_periods(records, in_care), born, first, last),
-        open=open_now, needed_a_person=needing_a_person(records), open_without_person=len(without),
-        lateness=task_lateness(records), telling=telling(records), escalations=escalations(records, until),
-        repeats=repeats(records))
+        open=open_now,
+        needed_a_person=needing_a_person(records),
+        open_without_person=len(without),
+        lateness=task_lateness(records),
+        telling=telling(records),
+        escalations=escalations(records, until),
+        repeats=repeats(records),
+    )

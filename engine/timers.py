@@ -81,8 +81,13 @@ class SweepResult:
         return self
 
 
-def fire_due_timers(engine: Engine, sessions: sessionmaker[Session], now: datetime | None = None,
-                    batch: int = 500, share: tuple[int, int] = (0, 1)) -> SweepResult:
+def fire_due_timers(
+    engine: Engine,
+    sessions: sessionmaker[Session],
+    now: datetime | None = None,
+    batch: int = 500,
+    share: tuple[int, int] = (0, 1),
+) -> SweepResult:
     """Fire every timer due before `now` (default: the engine's clock); failures of a process become
     incidents, lost connections are tried again (`DatabaseUnavailable` if the database stays lost).
 
@@ -136,8 +141,12 @@ def _fire_one(engine: Engine, sessions, instance_id: int, now: datetime, result:
             if not connection_lost(exc):
                 raise
             result.lost_connections += 1
-            fired = try_again(partial(_fire, engine, sessions, instance_id, now), exc,
-                              f"timer sweep, instance {instance_id}", on_lost=lambda: _lost(result))
+            fired = try_again(
+                partial(_fire, engine, sessions, instance_id, now),
+                exc,
+                f"timer sweep, instance {instance_id}",
+                on_lost=lambda: _lost(result),
+            )
     except DatabaseUnavailable:
         raise  # the database, not this instance: the sweep stops, and the next one carries on
     except (Conflict, OperationalError, StaleDataError):
@@ -145,7 +154,9 @@ def _fire_one(engine: Engine, sessions, instance_id: int, now: datetime, result:
         return False
     except Exception as exc:  # noqa: BLE001 - one broken instance must not stop the sweep
         log.exception("timer sweep: instance %s failed", instance_id)
-        retrying(partial(_record, engine, sessions, instance_id, exc), f"timer sweep, incident of instance {instance_id}")
+        retrying(
+            partial(_record, engine, sessions, instance_id, exc), f"timer sweep, incident of instance {instance_id}"
+        )
         result.incidents.append(instance_id)
         return True  # its timers pause (next_timer_at is cleared) until someone acts
     if fired is None:
@@ -170,8 +181,14 @@ def still_due(sessions: sessionmaker[Session], now: datetime) -> int:
     """How many running instances have a timer due before `now` (what a sweep left: locked or
     changed elsewhere at that moment, or the database out of reach)."""
     with sessions() as session:
-        return session.scalar(select(func.count()).select_from(Instance)
-                              .where(Instance.status == Status.RUNNING, Instance.next_timer_at < now)) or 0
+        return (
+            session.scalar(
+                select(func.count())
+                .select_from(Instance)
+                .where(Instance.status == Status.RUNNING, Instance.next_timer_at < now)
+            )
+            or 0
+        )
 
 
 class SweeperPool:
@@ -191,8 +208,12 @@ class SweeperPool:
         self._pool = self._start()
 
     def _start(self) -> ProcessPoolExecutor:
-        return ProcessPoolExecutor(self.processes, mp_context=multiprocessing.get_context("spawn"),
-                                   initializer=_start_sweeper, initargs=(self.url,))
+        return ProcessPoolExecutor(
+            self.processes,
+            mp_context=multiprocessing.get_context("spawn"),
+            initializer=_start_sweeper,
+            initargs=(self.url,),
+        )
 
     def sweep(self, now: datetime | None = None) -> SweepResult:
         now = now or self.clock.now()
@@ -202,8 +223,11 @@ class SweeperPool:
         while True:
             died = failed = None
             try:
-                shares = {k: self._pool.submit(_sweep_share, now, frozen, (k, self.processes))
-                          for k in range(self.processes) if k not in done}
+                shares = {
+                    k: self._pool.submit(_sweep_share, now, frozen, (k, self.processes))
+                    for k in range(self.processes)
+                    if k not in done
+                }
             except BrokenProcessPool as exc:  # one died since the last sweep
                 died, shares = exc, {}
             for k, share in shares.items():  # every share is waited for, whatever happens to the others
@@ -221,8 +245,11 @@ class SweeperPool:
             self._pool.shutdown(wait=False, cancel_futures=True)
             if replaced > MAX_REPLACEMENTS:
                 raise SweepersFailed(f"sweeper processes died {replaced} times in one sweep; the last: {died}")
-            log.warning("timer sweep: a sweeper process died (%s); starting new ones to sweep the %d share(s) not done",
-                        died, self.processes - len(done))
+            log.warning(
+                "timer sweep: a sweeper process died (%s); starting new ones to sweep the %d share(s) not done",
+                died,
+                self.processes - len(done),
+            )
             self._pool = self._start()
         result = SweepResult(replaced=replaced)
         for k in range(self.processes):

@@ -14,17 +14,24 @@ from SpiffWorkflow.util.task import TaskState
 
 def boundary_timers(task) -> list[tuple[datetime, bool]]:
     """When each boundary timer attached to a task falls due, and whether it ends the task (interrupting)."""
-    return [(as_datetime(sibling.internal_data["event_value"]), bool(getattr(sibling.task_spec, "cancel_activity", False)))
-            for sibling in task.parent.children
-            if sibling is not task and isinstance(getattr(sibling.task_spec, "event_definition", None), TimerEventDefinition)
-            and isinstance(sibling.internal_data.get("event_value"), str)]
+    return [
+        (as_datetime(sibling.internal_data["event_value"]), bool(getattr(sibling.task_spec, "cancel_activity", False)))
+        for sibling in task.parent.children
+        if sibling is not task
+        and isinstance(getattr(sibling.task_spec, "event_definition", None), TimerEventDefinition)
+        and isinstance(sibling.internal_data.get("event_value"), str)
+    ]
 
 
 def ready_human_tasks(workflow: BpmnWorkflow) -> list:
     """The workflow's READY user tasks (sub-processes included) in task-tree order, as
     `get_tasks(state=READY)` gives them, without walking the tree when fewer than two are ready."""
-    ready = [t for wf in (workflow, *workflow.subprocesses.values()) for t in wf.tasks.values()
-             if t.state == TaskState.READY and t.task_spec.manual]
+    ready = [
+        t
+        for wf in (workflow, *workflow.subprocesses.values())
+        for t in wf.tasks.values()
+        if t.state == TaskState.READY and t.task_spec.manual
+    ]
     if len(ready) < 2:
         return ready
     return [t for t in workflow.get_tasks(state=TaskState.READY) if t.task_spec.manual]
@@ -60,13 +67,12 @@ def is_timer(task) -> bool:
     gateway = getattr(task.parent.task_spec, "event_definition", None) if task.parent else None
     names = {task.task_spec.bpmn_name, task.task_spec.bpmn_id}
     return isinstance(gateway, MultipleEventDefinition) and any(
-        isinstance(d, TimerEventDefinition) and d.name in names for d in gateway.event_definitions)
+        isinstance(d, TimerEventDefinition) and d.name in names for d in gateway.event_definitions
+    )
 
 
 def as_datetime(value) -> datetime:
     return TimerEventDefinition.get_datetime(value) if isinstance(value, str) else value
-
-
 
 
 def process_data(workflow: BpmnWorkflow) -> dict:

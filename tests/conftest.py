@@ -133,8 +133,11 @@ def council(sessions, clock):
         add_user(s, "yp@demo.test", "Young Person One")
         add_child(s, "C001", "Alex Example", date(2014, 5, 1), "Oak Primary")
         add_child(s, "C002", "Blair Sample", date(2012, 1, 9), "Elm Academy")
-        seat_case_team(s, "C001", {"Social Worker": "sw@demo.test", "Designated Teacher": "dt@demo.test",
-                                  "Young Person": "yp@demo.test"})
+        seat_case_team(
+            s,
+            "C001",
+            {"Social Worker": "sw@demo.test", "Designated Teacher": "dt@demo.test", "Young Person": "yp@demo.test"},
+        )
         seat_case_team(s, "C002", {"Social Worker": "sw@demo.test", "Designated Teacher": "other.dt@demo.test"})
     return sessions
 
@@ -183,25 +186,70 @@ STAFF = [
 
 # Children at different stages (all synthetic): id → (name, date of birth, school, case team)
 CHILDREN = {
-    "Y5": ("Alex Example", date(2016, 3, 14), "Oak Primary",
-           {"Social Worker": "sw@council.test", "Designated Teacher": "dt@oak.test", "Carer": "carer@home.test",
-            "Young Person": "yp@home.test", "IRO": "iro@council.test"}),
-    "Y6": ("Blair Sample", date(2015, 1, 20), "Elm Academy",
-           {"Social Worker": "sw@council.test", "Designated Teacher": "dt@elm.test", "Carer": "carer@home.test"}),
-    "Y11": ("Casey Test", date(2010, 2, 2), "Elm Academy",
-            {"Social Worker": "sw2@council.test", "Designated Teacher": "dt@elm.test", "Carer": "carer@home.test"}),
-    "P16": ("Drew Placeholder", date(2009, 6, 30), "Riverside College",
-            {"Social Worker": "sw2@council.test", "Designated Teacher": "dt@college.test",
-             "Personal Adviser": "pa@council.test", "Carer": "carer@home.test", "Young Person": "yp@home.test"}),
-    "P18": ("Emery Fictional", date(2008, 1, 5), "Riverside College",
-            {"Social Worker": "sw2@council.test", "Designated Teacher": "dt@college.test",
-             "Personal Adviser": "pa@council.test"}),
-    "EY3": ("Frankie Madeup", date(2022, 11, 1), "Little Acorns Nursery",
-            {"Social Worker": "sw@council.test", "Designated Teacher": "dp@nursery.test", "Carer": "carer@home.test"}),
-    "EY2": ("Gray Invented", date(2024, 5, 9), None,
-            {"Social Worker": "sw@council.test", "Health Visitor": "hv@health.test", "Carer": "carer@home.test"}),
-    "NOSCHOOL": ("Harper Unplaced", date(2012, 8, 1), None,
-                 {"Social Worker": "sw@council.test", "Carer": "carer@home.test"}),
+    "Y5": (
+        "Alex Example",
+        date(2016, 3, 14),
+        "Oak Primary",
+        {
+            "Social Worker": "sw@council.test",
+            "Designated Teacher": "dt@oak.test",
+            "Carer": "carer@home.test",
+            "Young Person": "yp@home.test",
+            "IRO": "iro@council.test",
+        },
+    ),
+    "Y6": (
+        "Blair Sample",
+        date(2015, 1, 20),
+        "Elm Academy",
+        {"Social Worker": "sw@council.test", "Designated Teacher": "dt@elm.test", "Carer": "carer@home.test"},
+    ),
+    "Y11": (
+        "Casey Test",
+        date(2010, 2, 2),
+        "Elm Academy",
+        {"Social Worker": "sw2@council.test", "Designated Teacher": "dt@elm.test", "Carer": "carer@home.test"},
+    ),
+    "P16": (
+        "Drew Placeholder",
+        date(2009, 6, 30),
+        "Riverside College",
+        {
+            "Social Worker": "sw2@council.test",
+            "Designated Teacher": "dt@college.test",
+            "Personal Adviser": "pa@council.test",
+            "Carer": "carer@home.test",
+            "Young Person": "yp@home.test",
+        },
+    ),
+    "P18": (
+        "Emery Fictional",
+        date(2008, 1, 5),
+        "Riverside College",
+        {
+            "Social Worker": "sw2@council.test",
+            "Designated Teacher": "dt@college.test",
+            "Personal Adviser": "pa@council.test",
+        },
+    ),
+    "EY3": (
+        "Frankie Madeup",
+        date(2022, 11, 1),
+        "Little Acorns Nursery",
+        {"Social Worker": "sw@council.test", "Designated Teacher": "dp@nursery.test", "Carer": "carer@home.test"},
+    ),
+    "EY2": (
+        "Gray Invented",
+        date(2024, 5, 9),
+        None,
+        {"Social Worker": "sw@council.test", "Health Visitor": "hv@health.test", "Carer": "carer@home.test"},
+    ),
+    "NOSCHOOL": (
+        "Harper Unplaced",
+        date(2012, 8, 1),
+        None,
+        {"Social Worker": "sw@council.test", "Carer": "carer@home.test"},
+    ),
 }
 
 

@@ -50,8 +50,11 @@ def files_named(session, child_id: str, data, at) -> None:
 def start_anew(engine, session, process_id: str, child_id: str, **start) -> Instance:
     """Start `process_id` for the child, ending the one of that kind already running (one runs at a
     time): for tests that play the same process again and again."""
-    running = session.scalars(select(Instance).join(ProcessDefinition).where(
-        Instance.child_id == child_id, Instance.status == "running", ProcessDefinition.process_id == process_id))
+    running = session.scalars(
+        select(Instance)
+        .join(ProcessDefinition)
+        .where(Instance.child_id == child_id, Instance.status == "running", ProcessDefinition.process_id == process_id)
+    )
     for instance in running.all():
         engine.cancel(session, instance.id, "admin@demo.test", "the test starts it again")
     return engine.start(session, process_id, child_id, **start)
@@ -112,8 +115,9 @@ class Council:
 
     # ---- what starts a process, and the clock ------------------------------------------------------
 
-    def send(self, message: str, data: dict | None = None, child: str | None = None,
-             actor: str | None = None) -> list[Instance]:
+    def send(
+        self, message: str, data: dict | None = None, child: str | None = None, actor: str | None = None
+    ) -> list[Instance]:
         """Send `message` for the child (as `actor`, else the engine's default): the instances it started."""
         by = {"actor": actor} if actor else {}
         with self.sessions.begin() as s:
@@ -200,15 +204,18 @@ class Council:
     def instances(self, process_id: str, child: str | None = None) -> list[Instance]:
         """The child's instances of `process_id`, oldest first."""
         with self.sessions() as s:
-            return s.scalars(select(Instance).where(
-                Instance.child_id == (child or self.child), Instance.definition.has(process_id=process_id)
-            ).order_by(Instance.id)).all()
+            return s.scalars(
+                select(Instance)
+                .where(Instance.child_id == (child or self.child), Instance.definition.has(process_id=process_id))
+                .order_by(Instance.id)
+            ).all()
 
     def started_by(self, instance_id: int) -> list[Instance]:
         """The instances that instance started (a message it threw), oldest first."""
         with self.sessions() as s:
-            return s.scalars(select(Instance).where(Instance.previous_instance_id == instance_id)
-                             .order_by(Instance.id)).all()
+            return s.scalars(
+                select(Instance).where(Instance.previous_instance_id == instance_id).order_by(Instance.id)
+            ).all()
 
     def data(self, instance_id: int) -> dict:
         """The instance's process data: what its open task sees, else what its last step left."""
@@ -238,11 +245,15 @@ class Council:
         child = self.instance(instance_id).child_id
         return [e for e in self.history(child, instance_id) if "path" in e.data][-1].data["path"]
 
-    def notices(self, kind: str | None = None, child: str | None = None, since: int = 0,
-                every_child: bool = False) -> list[Notice]:
+    def notices(
+        self, kind: str | None = None, child: str | None = None, since: int = 0, every_child: bool = False
+    ) -> list[Notice]:
         """The child's (or every child's) notifications of `kind` (any, when None) after id `since`, oldest first."""
-        query = select(Notification, User.email).outerjoin(User, User.id == Notification.user_id).where(
-            Notification.id > since)
+        query = (
+            select(Notification, User.email)
+            .outerjoin(User, User.id == Notification.user_id)
+            .where(Notification.id > since)
+        )
         if not every_child:
             query = query.where(Notification.child_id == (child or self.child))
         if kind:
@@ -250,8 +261,9 @@ class Council:
         with self.sessions() as s:
             return [Notice(email, n.role_key, n.subject) for n, email in s.execute(query.order_by(Notification.id))]
 
-    def notes(self, kind: str | None = None, child: str | None = None, since: int = 0,
-              every_child: bool = False) -> list[tuple[str, str]]:
+    def notes(
+        self, kind: str | None = None, child: str | None = None, since: int = 0, every_child: bool = False
+    ) -> list[tuple[str, str]]:
         """(to, subject) of each notification `notices` finds: to a person's e-mail or "pool:<role>"."""
         return [(n.to, n.subject) for n in self.notices(kind, child, since, every_child)]
 

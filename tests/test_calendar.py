@@ -141,9 +141,7 @@ def test_three_school_weeks_before_the_pep_meeting_reach_back_over_half_term():
 
 
 def test_school_days_outside_the_configured_terms_raise_a_clear_error():
-    with pytest.raises(
-        CalendarError, match=r"from 2030-01-07: 2030-01-08 is outside the term dates configured"
-    ):
+    with pytest.raises(CalendarError, match=r"from 2030-01-07: 2030-01-08 is outside the term dates configured"):
         school_days(1, "2030-01-07")
     with pytest.raises(CalendarError, match=r"2030-01-07 is outside the term dates configured in <mapping>"):
         is_school_day("2030-01-07")

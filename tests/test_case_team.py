@@ -31,8 +31,12 @@ def test_a_new_designated_teacher_takes_over_the_open_pep_and_the_history_says_s
     with council() as s:
         change = [e for e in events(s, "C001") if e.kind == "case_team_changed"][-1]
     assert change.actor == "admin@demo.test"
-    assert change.data == {"role": "designated_teacher", "from": "dt@demo.test", "to": "other.dt@demo.test",
-                           "tasks": [task.id]}
+    assert change.data == {
+        "role": "designated_teacher",
+        "from": "dt@demo.test",
+        "to": "other.dt@demo.test",
+        "tasks": [task.id],
+    }
 
 
 def test_nobody_removes_the_holder_and_their_open_work_goes_to_the_roles_fallback(deployed, engine, council, clock):
@@ -63,5 +67,6 @@ def test_only_someone_the_message_names_may_report_a_change_even_outside_the_web
     with pytest.raises(NotAllowed, match="may report this"), council.begin() as s:
         engine.send_message(s, "meeting_rescheduled", "C001", {"meeting_date": "2026-03-24"}, actor="yp@demo.test")
     with council.begin() as s:
-        assert engine.send_message(s, "meeting_rescheduled", "C001", {"meeting_date": "2026-03-24"},
-                                   actor="sw@demo.test")
+        assert engine.send_message(
+            s, "meeting_rescheduled", "C001", {"meeting_date": "2026-03-24"}, actor="sw@demo.test"
+        )

@@ -205,10 +205,14 @@ def test_a_social_worker_runs_a_termly_review_from_the_command_line(pep):
     assert ok(pep("users", "add", SW, "--name", "Sam Social-Worker")) == f"added {SW}\n"
     assert ok(pep("users", "add", DT, "--name", "Dana Teacher", "--org", "Oak Primary")) == f"added {DT}\n"
     assert ok(pep("users", "add", EA, "--name", "Erin Adviser", "--role", "VS Education Adviser")) == f"added {EA}\n"
-    assert ok(pep("children", "add", "C001", "--name", "Alex Example", "--dob", "2014-05-01",
-                  "--school", "Oak Primary")) == "added child C001\n"
-    assert ok(pep("children", "team", "C001", f"Social Worker={SW}", f"Designated Teacher={DT}")) \
+    assert (
+        ok(pep("children", "add", "C001", "--name", "Alex Example", "--dob", "2014-05-01", "--school", "Oak Primary"))
+        == "added child C001\n"
+    )
+    assert (
+        ok(pep("children", "team", "C001", f"Social Worker={SW}", f"Designated Teacher={DT}"))
         == "case team of C001 updated (2 change(s), 0 open task(s) moved)\n"
+    )
 
     first = ok(pep("deploy", str(BASIC_BUNDLE), "--as", "owner@council.test", "--note", "first cut"))
     assert re.fullmatch(r"deployed version 1 \([0-9a-f]{12}\): .*\n", first), first
@@ -241,7 +245,9 @@ def test_a_social_worker_runs_a_termly_review_from_the_command_line(pep):
     assert history[2].split()[4:] == [SW, "Arrange", "the", "PEP", "meeting"]
     assert history[3].endswith("Complete the PEP")
 
-    assert ok(pep("history", "C001", "--verify")) == f"history of C001 verified: {len(history) + 2} events, chain intact\n"
+    assert (
+        ok(pep("history", "C001", "--verify")) == f"history of C001 verified: {len(history) + 2} events, chain intact\n"
+    )
 
 
 def test_verify_re_executes_every_childs_history_and_fails_on_a_forged_answer(review, deployed, database_url):
@@ -254,8 +260,11 @@ def test_verify_re_executes_every_childs_history_and_fails_on_a_forged_answer(re
     db = make_db(database_url)
     with session_factory(db).begin() as s:  # a forger with the key changes the meeting date and re-signs the chain
         event = s.scalar(select(Event).where(Event.kind == "task_completed"))
-        s.execute(update(Event).where(Event.id == event.id).values(
-            data={**event.data, "data": {**MEETING, "meeting_date": "2026-03-12"}}))
+        s.execute(
+            update(Event)
+            .where(Event.id == event.id)
+            .values(data={**event.data, "data": {**MEETING, "meeting_date": "2026-03-12"}})
+        )
         rechain(s, "C001")
     db.dispose()
     result = pep("verify")
@@ -285,12 +294,22 @@ def insider(database_url, change) -> None:
 
 
 def test_pep_checkpoint_then_verify_catch_an_insider_who_rechains_a_history_without_the_key(
-        review, deployed, database_url, checkpoint_file):
+    review, deployed, database_url, checkpoint_file
+):
     pep = deployed
     ok(pep("complete", review, "--as", SW, "--data", json.dumps(MEETING)))
-    assert ok(pep("checkpoint")) == f"1 child checkpointed, 0 unchanged since their last checkpoint, in {checkpoint_file}\n"
-    assert ok(pep("checkpoint")) == f"0 children checkpointed, 1 unchanged since their last checkpoint, in {checkpoint_file}\n"
-    assert ok(pep("history", "C001", "--verify")) == "history of C001 verified: 6 events, chain intact, as its checkpoint recorded\n"
+    assert (
+        ok(pep("checkpoint"))
+        == f"1 child checkpointed, 0 unchanged since their last checkpoint, in {checkpoint_file}\n"
+    )
+    assert (
+        ok(pep("checkpoint"))
+        == f"0 children checkpointed, 1 unchanged since their last checkpoint, in {checkpoint_file}\n"
+    )
+    assert (
+        ok(pep("history", "C001", "--verify"))
+        == "history of C001 verified: 6 events, chain intact, as its checkpoint recorded\n"
+    )
     assert ok(pep("verify")).splitlines()[0] == "C001: ok, 6 events, 2 steps re-executed"
 
     def the_social_worker_did_not_arrange_it(s):
@@ -300,10 +319,14 @@ def test_pep_checkpoint_then_verify_catch_an_insider_who_rechains_a_history_with
     insider(database_url, the_social_worker_did_not_arrange_it)
     lines = refused(pep("history", "C001", "--verify"))
     assert lines[0] == "error: history of C001 FAILED verification:"
-    assert "  event #1 (id 1, case_team_changed): not signed with a history key, and no checkpoint vouches for it as " \
-           "written before the history was keyed: written or rewritten without the key" in lines
-    assert lines[-1] == "  event #6 is not the event the checkpoint of 2026-03-02T09:00:00+00:00 (line 1) recorded: " \
-                        "the history up to it was rewritten"
+    assert (
+        "  event #1 (id 1, case_team_changed): not signed with a history key, and no checkpoint vouches for it as "
+        "written before the history was keyed: written or rewritten without the key" in lines
+    )
+    assert (
+        lines[-1] == "  event #6 is not the event the checkpoint of 2026-03-02T09:00:00+00:00 (line 1) recorded: "
+        "the history up to it was rewritten"
+    )
     result = pep("verify")
     assert result.exit_code == 1 and result.stderr.splitlines()[-1] == "error: 1 of 1 child failed verification"
     refusing = pep("checkpoint", "--file", str(checkpoint_file))  # a history that does not verify is not signed
@@ -337,8 +360,10 @@ def test_a_child_deleted_with_their_whole_history_is_named_by_pep_verify(review,
 
 
 def test_verifying_against_a_checkpoint_file_that_is_not_there_is_refused(review, deployed, tmp_path):
-    assert one_error(deployed("verify", "--checkpoints", str(tmp_path / "elsewhere.jsonl"))) == \
-        f"error: no checkpoint file at {tmp_path / 'elsewhere.jsonl'}"
+    assert (
+        one_error(deployed("verify", "--checkpoints", str(tmp_path / "elsewhere.jsonl")))
+        == f"error: no checkpoint file at {tmp_path / 'elsewhere.jsonl'}"
+    )
 
 
 def test_the_history_key_is_shown_by_id_and_rotated_in_its_file(pep, monkeypatch, tmp_path):
@@ -347,13 +372,16 @@ def test_the_history_key_is_shown_by_id_and_rotated_in_its_file(pep, monkeypatch
     monkeypatch.setenv("PEP_HISTORY_KEY_FILE", str(key_file))
     assert one_error(pep("history-key", "show")).startswith(f"error: no history key (no key file at {key_file})")
     first = history_keys.signing_key()
-    assert ok(pep("history-key", "show")) == (f"history keys from {key_file}\n"
-                                               f"  {first.id}  signs new events and checkpoints\n")
+    assert ok(pep("history-key", "show")) == (
+        f"history keys from {key_file}\n  {first.id}  signs new events and checkpoints\n"
+    )
     rotated = ok(pep("history-key", "rotate"))
     second = history_keys.signing_key()
     assert rotated.startswith(f"new history key {second.id} in {key_file}: it signs from now on") and second != first
     assert ok(pep("history-key", "show")).splitlines()[1:] == [
-        f"  {second.id}  signs new events and checkpoints", f"  {first.id}  verifies what it signed"]
+        f"  {second.id}  signs new events and checkpoints",
+        f"  {first.id}  verifies what it signed",
+    ]
     assert secrets_in(key_file) == 2 and first.id not in key_file.read_text()
 
 
@@ -409,8 +437,10 @@ def test_completing_a_task_without_its_role_is_refused(review, deployed):
 
 
 def test_completing_as_nobody_we_know_is_refused(review, deployed):
-    assert one_error(deployed("complete", review, "--as", "stranger@elsewhere.test", "--data", json.dumps(MEETING))) \
+    assert (
+        one_error(deployed("complete", review, "--as", "stranger@elsewhere.test", "--data", json.dumps(MEETING)))
         == "error: no active user stranger@elsewhere.test"
+    )
 
 
 def test_form_data_that_is_not_json_is_refused(review, deployed):
@@ -451,8 +481,9 @@ def test_starting_a_process_for_an_unknown_child_is_refused(deployed):
 
 
 def test_case_team_entries_must_be_role_equals_email(council):
-    assert one_error(council("children", "team", "C001", "Social Worker")) \
-        == 'error: "Social Worker" should be ROLE=EMAIL'
+    assert (
+        one_error(council("children", "team", "C001", "Social Worker")) == 'error: "Social Worker" should be ROLE=EMAIL'
+    )
     error = one_error(council("children", "team", "C001", f"Head Chef={SW}"))
     assert error.startswith('error: unknown role "Head Chef" (known: ') and "Social Worker" in error
 
@@ -509,7 +540,9 @@ def test_a_bundle_with_a_broken_diagram_names_the_file_and_element_and_stores_no
     assert "[set_deadline]" in lines[1] and "script" in lines[1]
 
     assert ok(pep("tasks")) == "no open tasks\n"
-    assert one_error(pep("start", "test_review", "--child", "C001")).startswith('error: no deployed process "test_review"')
+    assert one_error(pep("start", "test_review", "--child", "C001")).startswith(
+        'error: no deployed process "test_review"'
+    )
     assert ok(pep("deploy", str(BASIC_BUNDLE))).startswith("deployed version 1 (")
 
 
@@ -517,18 +550,23 @@ def test_deploying_one_diagram_keeps_the_others_and_only_retire_takes_one_away(d
     pep = deployed
     (tmp_path / "processes").mkdir()
     review = (BASIC_BUNDLE / "processes" / "review.bpmn").read_text(encoding="utf-8")
-    (tmp_path / "processes" / "review.bpmn").write_text(review.replace('name="Rating?"', 'name="QA rating?"'), encoding="utf-8")
+    (tmp_path / "processes" / "review.bpmn").write_text(
+        review.replace('name="Rating?"', 'name="QA rating?"'), encoding="utf-8"
+    )
 
     second = ok(pep("deploy", str(tmp_path), "--note", "Clearer gateway name")).splitlines()
     assert second[0].startswith("deployed version 2 (") and second[0].endswith(
-        "test_cycle, test_fragile, test_initial_meeting, test_review, test_views, test_window")
+        "test_cycle, test_fragile, test_initial_meeting, test_review, test_views, test_window"
+    )
     assert second[1:] == ["  kept from version 1: deadlines.bpmn, views.bpmn and 6 form(s)"]
     assert ok(pep("start", "test_views", "--child", "C001")).startswith("started instance 1 of test_views")
 
     third = ok(pep("deploy", str(tmp_path), "--retire", "test_views", "--note", "Views move into the review"))
     assert third.splitlines()[1:] == ["  kept from version 2: deadlines.bpmn and 6 form(s)", "  retired: test_views"]
-    assert one_error(pep("start", "test_views", "--child", "C001")) == \
-        'error: process "test_views" was retired in version 3: it can no longer be started'
+    assert (
+        one_error(pep("start", "test_views", "--child", "C001"))
+        == 'error: process "test_views" was retired in version 3: it can no longer be started'
+    )
     assert ok(pep("show", "1")).count('"status": "running"') == 1  # the PEP already running carries on
 
     lines = refused(pep("deploy", str(tmp_path), "--retire", "test_review"))
@@ -546,21 +584,25 @@ def test_deploy_warns_of_lanes_that_may_have_nobody_and_deploys_all_the_same(cou
     assert result.exit_code == 0 and result.stdout.startswith("deployed version 1 (")
     assert result.stderr.splitlines() == [
         'warning: processes/views.bpmn:7 [views_yp]: lane "Young Person" may have nobody: for a child whose case '
-        "team names no Young Person, give_views would wait on the VS Administrator's \"needs a person\" list "
-        "(give the role a fallback in config/roles.yaml, or the task a fallback property)"]
+        'team names no Young Person, give_views would wait on the VS Administrator\'s "needs a person" list '
+        "(give the role a fallback in config/roles.yaml, or the task a fallback property)"
+    ]
     assert council("deploy", str(tmp_path)).stderr == ""  # nothing deployed, nothing to warn of
 
 
 def test_deploying_a_directory_without_diagrams_is_refused(council, tmp_path):
     lines = refused(council("deploy", str(tmp_path)))
-    assert lines == ["error: deployment rejected, 1 problem(s); nothing was stored",
-                     f"  {tmp_path}: no processes/*.bpmn found"]
+    assert lines == [
+        "error: deployment rejected, 1 problem(s); nothing was stored",
+        f"  {tmp_path}: no processes/*.bpmn found",
+    ]
 
 
 def test_a_message_that_no_instance_waits_for_is_refused(review, deployed):
     # the review waits for the meeting to be arranged; it cannot be rescheduled yet
-    error = one_error(deployed("message", "meeting_rescheduled", "--child", "C001",
-                               "--data", '{"meeting_date": "2026-03-12"}'))
+    error = one_error(
+        deployed("message", "meeting_rescheduled", "--child", "C001", "--data", '{"meeting_date": "2026-03-12"}')
+    )
     assert error == 'error: no instance of child C001 is waiting for "meeting_rescheduled"'
     assert task(ok(deployed("tasks", "--user", SW)), "Arrange the PEP meeting").id == review
 
@@ -573,8 +615,10 @@ def test_a_message_that_is_waited_for_is_delivered(review, deployed):
 
 def test_timers_now_needs_a_time_zone(deployed):
     error = usage_error(deployed("timers", "--now", "2030-01-01T00:00:00"))
-    assert error == ("Error: Invalid value for '--now': '2030-01-01T00:00:00' is not an ISO date-time with a zone, "
-                     "e.g. 2026-03-10T09:00:00+00:00")
+    assert error == (
+        "Error: Invalid value for '--now': '2030-01-01T00:00:00' is not an ISO date-time with a zone, "
+        "e.g. 2026-03-10T09:00:00+00:00"
+    )
 
 
 # ---- help ------------------------------------------------------------------------------------
@@ -592,8 +636,18 @@ COMMANDS = [((), main), *_command_paths()]
 
 def test_every_command_is_listed():
     paths = {" ".join(path) for path, _command in COMMANDS}
-    assert {"init", "deploy", "start", "tasks", "complete", "timers", "history", "users add", "children add",
-            "children team"} <= paths
+    assert {
+        "init",
+        "deploy",
+        "start",
+        "tasks",
+        "complete",
+        "timers",
+        "history",
+        "users add",
+        "children add",
+        "children team",
+    } <= paths
 
 
 @pytest.mark.parametrize(("path", "command"), COMMANDS, ids=[" ".join(("pep", *p)) for p, _c in COMMANDS])

@@ -76,6 +76,7 @@ def test_two_people_submitting_one_task_at_once_exactly_one_wins(deployed, engin
         def job():
             with council.begin() as s:
                 return engine.complete_task(s, task.id, "sw@demo.test", {**MEETING, "venue": venue})
+
         return job
 
     results = run_together(submit("Room A"), submit("Room B"))
@@ -100,8 +101,10 @@ def test_the_sw_and_the_dt_submitting_on_two_branches_at_once_both_land(parallel
     pages = open_page(engine, parallel, views, "sw@demo.test"), open_page(engine, parallel, epep, "dt@demo.test")
     attempts = at_the_same_moment(monkeypatch, parallel)
 
-    results = run_together(lambda: submit(engine, parallel, views, "sw@demo.test", VIEWS, pages[0]),
-                           lambda: submit(engine, parallel, epep, "dt@demo.test", PEP, pages[1]))
+    results = run_together(
+        lambda: submit(engine, parallel, views, "sw@demo.test", VIEWS, pages[0]),
+        lambda: submit(engine, parallel, epep, "dt@demo.test", PEP, pages[1]),
+    )
 
     assert all(isinstance(r, Instance) for r in results), results
     assert attempts.count(True) == (0 if parallel.kw["bind"].dialect.name == "postgresql" else 1)
@@ -128,7 +131,9 @@ def test_two_schedulers_sweeping_at_once_fire_each_timer_once(deployed, engine, 
         children = ["C001", "C002"] + [add_child(s, f"C1{n:02d}", f"Child {n}").id for n in range(28)]
         ids = [engine.start(s, "test_fragile", child, data={"divisor": 2}).id for child in children]
     clock.advance(days=2)
-    results = run_together(lambda: fire_due_timers(Engine(clock), council), lambda: fire_due_timers(Engine(clock), council))
+    results = run_together(
+        lambda: fire_due_timers(Engine(clock), council), lambda: fire_due_timers(Engine(clock), council)
+    )
     assert all(not isinstance(r, Exception) for r in results), results
     assert sum(r.timers_fired for r in results) == len(ids)
     assert all(r.incidents == [] for r in results)
@@ -143,8 +148,10 @@ def test_two_schedulers_sharing_the_sweep_fire_each_timer_once(deployed, engine,
         children = ["C001", "C002"] + [add_child(s, f"C1{n:02d}", f"Child {n}").id for n in range(28)]
         ids = [engine.start(s, "test_fragile", child, data={"divisor": 2}).id for child in children]
     clock.advance(days=2)
-    results = run_together(lambda: fire_due_timers(Engine(clock), council, share=(0, 2)),
-                           lambda: fire_due_timers(Engine(clock), council, share=(1, 2)))
+    results = run_together(
+        lambda: fire_due_timers(Engine(clock), council, share=(0, 2)),
+        lambda: fire_due_timers(Engine(clock), council, share=(1, 2)),
+    )
     assert all(not isinstance(r, Exception) for r in results), results
     assert [r.timers_fired for r in results] == [sum(1 for i in ids if i % 2 == part) for part in (0, 1)]
     with council() as s:

@@ -43,11 +43,12 @@ def submit(engine, sessions, task: OpenTask, actor: str, data: dict, page: dict)
 
 def completions(sessions) -> list[str]:
     with sessions() as s:
-        return [e.data["name"] for e in s.scalars(select(Event).where(Event.kind == "task_completed").order_by(Event.id))]
+        return [
+            e.data["name"] for e in s.scalars(select(Event).where(Event.kind == "task_completed").order_by(Event.id))
+        ]
 
 
-def test_the_sw_records_views_while_the_dts_epep_page_is_open_and_the_dts_submission_goes_through(
-        parallel, engine):
+def test_the_sw_records_views_while_the_dts_epep_page_is_open_and_the_dts_submission_goes_through(parallel, engine):
     instance_id = start_parallel(engine, parallel)
     epep = task_named(parallel, "Complete the ePEP")
     page = open_page(engine, parallel, epep, "dt@demo.test")
@@ -61,8 +62,7 @@ def test_the_sw_records_views_while_the_dts_epep_page_is_open_and_the_dts_submis
         assert s.scalar(select(OpenTask)) is None  # only the timer's branch is left
 
 
-def test_a_timer_on_another_branch_fires_while_the_dts_page_is_open_and_the_submission_goes_through(
-        parallel, engine):
+def test_a_timer_on_another_branch_fires_while_the_dts_page_is_open_and_the_submission_goes_through(parallel, engine):
     instance_id = start_parallel(engine, parallel)
     epep = task_named(parallel, "Complete the ePEP")
     page = open_page(engine, parallel, epep, "dt@demo.test")
@@ -76,7 +76,8 @@ def test_a_timer_on_another_branch_fires_while_the_dts_page_is_open_and_the_subm
 
 
 def test_the_reminder_on_the_dts_own_task_fires_while_the_page_is_open_and_the_submission_goes_through(
-        deployed, engine, council):
+    deployed, engine, council
+):
     """A non-interrupting timer on the task itself runs on a branch of its own: the page is as it was."""
     start_review(engine, council)
     complete(engine, council, only_task(council), "sw@demo.test", MEETING)
@@ -89,15 +90,17 @@ def test_the_reminder_on_the_dts_own_task_fires_while_the_page_is_open_and_the_s
     assert only_task(council).name == "Quality-assure the PEP"
 
 
-def test_the_dts_page_opened_before_the_form_it_shows_changed_is_refused_and_nothing_is_applied(
-        parallel, engine):
+def test_the_dts_page_opened_before_the_form_it_shows_changed_is_refused_and_nothing_is_applied(parallel, engine):
     """The VS moves the PEP onto a version whose ePEP form asks a new question while the teacher's page
     (built from the old form) is open: their answers are refused and they are told to reload."""
     instance_id = start_parallel(engine, parallel)
     epep = task_named(parallel, "Complete the ePEP")
     page = open_page(engine, parallel, epep, "dt@demo.test")
-    form = (BASIC_BUNDLE / "forms" / "complete_pep.schema.json").read_text().replace(
-        '"properties": {', '"properties": {\n    "tutoring": {"type": "string", "title": "Tutoring"},', 1)
+    form = (
+        (BASIC_BUNDLE / "forms" / "complete_pep.schema.json")
+        .read_text()
+        .replace('"properties": {', '"properties": {\n    "tutoring": {"type": "string", "title": "Tutoring"},', 1)
+    )
     with parallel.begin() as s:
         deployment, _ = deploy_changes(s, {"forms/complete_pep.schema.json": form}, actor="owner@demo.test")
         new = definition(s, "test_parallel_review", deployment.version)

@@ -20,8 +20,14 @@ NOW = datetime(2026, 3, 2, 9, tzinfo=UTC)
 
 
 def a_child(child_id: str) -> dict:
-    return {"id": child_id, "name": "Sam Sample", "created_at": NOW, "history_seq": 0, "history_head": "",
-            "in_care": True}
+    return {
+        "id": child_id,
+        "name": "Sam Sample",
+        "created_at": NOW,
+        "history_seq": 0,
+        "history_head": "",
+        "in_care": True,
+    }
 
 
 @postgres_only
@@ -47,7 +53,7 @@ def test_a_session_closed_without_commit_loses_what_it_wrote(sessions):
 
 
 def test_a_failed_write_in_a_pipeline_is_an_integrity_error_and_nothing_lands(sessions):
-    with pytest.raises(IntegrityError), sessions.begin() as s, pipelined(s) as writes:
+    with pytest.raises(IntegrityError), sessions.begin() as s, pipelined(s) as writes:  # noqa: PT012 - the second write fails
         writes.execute(insert(Child), [a_child("C901")])
         writes.execute(insert(Child), [a_child("C901")])
     with sessions() as s:
@@ -76,7 +82,11 @@ def test_pipelined_writes_are_rolled_back_when_the_transaction_fails_after_them(
 def test_a_read_through_sqlalchemy_inside_a_pipeline_fails_loudly_rather_than_finding_nothing(db):
     connections = make_db(PG_URL)
     try:
-        with pytest.raises(RuntimeError, match="pipeline is open"), session_factory(connections).begin() as s, pipelined(s):
+        with (
+            pytest.raises(RuntimeError, match="pipeline is open"),
+            session_factory(connections).begin() as s,
+            pipelined(s),
+        ):
             s.scalar(select(func.count(Child.id)))
     finally:
         connections.dispose()
@@ -97,7 +107,9 @@ def test_a_pipeline_whose_connection_is_lost_says_so_and_the_next_session_gets_a
                 writes.execute(insert(Child), [a_child("C905")])
         assert lost.value.connection_invalidated and connection_lost(lost.value)
         # the pipeline's own error (the server closed it, or psycopg found it lost), not the ROLLBACK's
-        assert any(words in str(lost.value.orig) for words in ("server closed the connection", "the connection is lost"))
+        assert any(
+            words in str(lost.value.orig) for words in ("server closed the connection", "the connection is lost")
+        )
         with sessions() as s:
             assert s.get(Child, "C905") is None
             assert s.scalar(text("SELECT pg_backend_pid()")) != backend

@@ -15,8 +15,13 @@ from .conftest import BASIC_BUNDLE, ROOT, shipped_bundle
 REVIEW = "processes/review.bpmn"
 VIEWS = "processes/views.bpmn"
 BASIC_PROCESSES = {"test_review", "test_initial_meeting", "test_fragile", "test_cycle", "test_views", "test_window"}
-ENTERING_CARE = {"entry": "planned", "entered_care": "2026-03-02", "education_setting": "school",
-                 "school": "Oak Primary", "review_variant": "termly_review_due"}
+ENTERING_CARE = {
+    "entry": "planned",
+    "entered_care": "2026-03-02",
+    "education_setting": "school",
+    "school": "Oak Primary",
+    "review_variant": "termly_review_due",
+}
 ASK_FOR_VIEWS = """<?xml version="1.0" encoding="UTF-8"?>
 <bpmn:definitions xmlns:bpmn="http://www.omg.org/spec/BPMN/20100524/MODEL" id="ask_definitions"
                   targetNamespace="http://example.org/pep-test">
@@ -55,7 +60,7 @@ def rejected(sessions, bundle: Bundle) -> list:
 def line_of(content: str, text: str) -> int:
     """The line of a file on which `text` first appears."""
     assert text in content, f"test set-up: {text!r} not in the file"
-    return content[:content.index(text)].count("\n") + 1
+    return content[: content.index(text)].count("\n") + 1
 
 
 def deployed_next(sessions, bundle: Bundle, retire=(), note=None) -> Deployment:
@@ -87,7 +92,13 @@ def test_a_valid_bundle_becomes_version_1_with_every_process(council):
         deployment, created = deploy(s, basic(), actor="owner@demo.test", note="first")
         assert created and deployment.version == 1
         assert {d.process_id for d in deployment.definitions} == {
-            "test_review", "test_initial_meeting", "test_fragile", "test_cycle", "test_views", "test_window"}
+            "test_review",
+            "test_initial_meeting",
+            "test_fragile",
+            "test_cycle",
+            "test_views",
+            "test_window",
+        }
         assert deployment.file("forms/qa.schema.json") is not None
         assert [d.start_messages for d in deployment.definitions if d.process_id == "test_cycle"] == [["review_due"]]
 
@@ -130,10 +141,14 @@ def test_malformed_xml_names_the_file_and_line(council):
 
 def test_external_entities_are_refused(council):
     xxe = basic()
-    xxe.files[REVIEW] = xxe.files[REVIEW].replace(
-        '<?xml version="1.0" encoding="UTF-8"?>',
-        '<?xml version="1.0" encoding="UTF-8"?>\n<!DOCTYPE d [<!ENTITY secret SYSTEM "file:///etc/passwd">]>',
-    ).replace("Review due", "&secret;")
+    xxe.files[REVIEW] = (
+        xxe.files[REVIEW]
+        .replace(
+            '<?xml version="1.0" encoding="UTF-8"?>',
+            '<?xml version="1.0" encoding="UTF-8"?>\n<!DOCTYPE d [<!ENTITY secret SYSTEM "file:///etc/passwd">]>',
+        )
+        .replace("Review due", "&secret;")
+    )
     error = only_error(rejected(council, xxe), REVIEW, None)
     assert "unsafe XML" in error.message and "DOCTYPE" in error.message and error.line == 2
 
@@ -141,16 +156,23 @@ def test_external_entities_are_refused(council):
 def test_an_entity_expansion_bomb_is_refused(council):
     bomb = basic()
     lol = '<!ENTITY l0 "lol">' + "".join(f'<!ENTITY l{i} "{f"&l{i - 1};" * 10}">' for i in range(1, 10))
-    bomb.files[REVIEW] = bomb.files[REVIEW].replace(
-        '<?xml version="1.0" encoding="UTF-8"?>', f'<?xml version="1.0" encoding="UTF-8"?>\n<!DOCTYPE d [{lol}]>'
-    ).replace("Review due", "&l9;")
+    bomb.files[REVIEW] = (
+        bomb.files[REVIEW]
+        .replace(
+            '<?xml version="1.0" encoding="UTF-8"?>', f'<?xml version="1.0" encoding="UTF-8"?>\n<!DOCTYPE d [{lol}]>'
+        )
+        .replace("Review due", "&l9;")
+    )
     error = only_error(rejected(council, bomb), REVIEW, None)
     assert "unsafe XML" in error.message and error.line == 2
 
 
 def test_a_diagram_that_breaks_the_bpmn_schema_names_the_element(council):
-    bundle = with_change(REVIEW, '<bpmn:endEvent id="done" name="PEP signed off">',
-                         '<bpmn:endEvent id="done" name="PEP signed off" colour="red">')
+    bundle = with_change(
+        REVIEW,
+        '<bpmn:endEvent id="done" name="PEP signed off">',
+        '<bpmn:endEvent id="done" name="PEP signed off" colour="red">',
+    )
     error = only_error(rejected(council, bundle), REVIEW, "done")
     assert error.line == line_of(bundle.files[REVIEW], 'colour="red"') and "colour" in error.message
 
@@ -192,12 +214,18 @@ def test_what_a_review_form_shows_must_be_the_pep_or_forms_of_the_bundle(council
     bundle = with_change("forms/qa.schema.json", '"type": "object",', '"type": "object", "x-reviews": "peps",')
     error = only_error(rejected(council, bundle), "forms/qa.schema.json", "x-reviews")
     assert 'x-reviews is "peps", which says nothing a task can show' in error.message and 'write "pep"' in error.message
-    bundle = with_change("forms/qa.schema.json", '"type": "object",',
-                         '"type": "object", "x-reviews": ["complete_pep.schema.json", "epep.schema.json"],')
+    bundle = with_change(
+        "forms/qa.schema.json",
+        '"type": "object",',
+        '"type": "object", "x-reviews": ["complete_pep.schema.json", "epep.schema.json"],',
+    )
     error = only_error(rejected(council, bundle), "forms/qa.schema.json", "x-reviews")
     assert error.message == 'x-reviews names the form "epep.schema.json", which is not in forms/'
     bundle = with_change("forms/qa.schema.json", '"type": "object",', '"type": "object", "x-reviews": [],')
-    assert "says nothing a task can show" in only_error(rejected(council, bundle), "forms/qa.schema.json", "x-reviews").message
+    assert (
+        "says nothing a task can show"
+        in only_error(rejected(council, bundle), "forms/qa.schema.json", "x-reviews").message
+    )
     bundle = with_change("forms/views.schema.json", '"type": "object",', '"type": "object", "x-reviews": "pep",')
     error = only_error(rejected(council, bundle), "forms/views.schema.json", "x-reviews")
     assert "cannot be used on a form answered through a single-use link" in error.message
@@ -205,7 +233,9 @@ def test_what_a_review_form_shows_must_be_the_pep_or_forms_of_the_bundle(council
 
 def test_a_review_form_may_show_the_whole_pep_or_the_sections_of_some_forms(council):
     for declaration in ('"pep"', '["complete_pep.schema.json", "arrange_meeting.schema.json"]'):
-        bundle = with_change("forms/qa.schema.json", '"type": "object",', f'"type": "object", "x-reviews": {declaration},')
+        bundle = with_change(
+            "forms/qa.schema.json", '"type": "object",', f'"type": "object", "x-reviews": {declaration},'
+        )
         with council.begin() as s:
             deploy(s, bundle, actor="owner@demo.test")
 
@@ -217,8 +247,11 @@ def test_a_form_that_is_not_json_names_the_line(council):
 
 
 def test_a_script_that_tries_to_import_is_refused_with_its_line(council):
-    bundle = with_change(REVIEW, "pep_due = end_of_day(working_days(5, meeting_date))",
-                         "pep_due = end_of_day(working_days(5, meeting_date))\nos = __import__('os')")
+    bundle = with_change(
+        REVIEW,
+        "pep_due = end_of_day(working_days(5, meeting_date))",
+        "pep_due = end_of_day(working_days(5, meeting_date))\nos = __import__('os')",
+    )
     error = only_error(rejected(council, bundle), REVIEW, "set_deadline")
     assert error.line and "script" in error.message
 
@@ -249,18 +282,21 @@ def test_instructions_with_a_template_error_are_refused(council):
 
 
 def test_a_notification_to_an_unknown_role_is_refused(council):
-    bundle = with_change("processes/deadlines.bpmn", 'value="VS Head, Social Worker, Carer"', 'value="VS Head, Caretaker"')
+    bundle = with_change(
+        "processes/deadlines.bpmn", 'value="VS Head, Social Worker, Carer"', 'value="VS Head, Caretaker"'
+    )
     error = only_error(rejected(council, bundle), "processes/deadlines.bpmn", "tell_vs_head")
     assert '"Caretaker" is not a known role' in error.message
 
 
 def test_a_call_activity_to_a_missing_process_is_refused(council):
     bundle = with_change(
-        REVIEW, '<bpmn:endEvent id="done" name="PEP signed off">\n      <bpmn:incoming>f_accepted</bpmn:incoming>',
+        REVIEW,
+        '<bpmn:endEvent id="done" name="PEP signed off">\n      <bpmn:incoming>f_accepted</bpmn:incoming>',
         '<bpmn:callActivity id="file_pep" calledElement="file_to_mosaic">\n      <bpmn:incoming>f_accepted</bpmn:incoming>'
         '\n      <bpmn:outgoing>f_filed</bpmn:outgoing>\n    </bpmn:callActivity>\n    <bpmn:sequenceFlow id="f_filed" '
         'sourceRef="file_pep" targetRef="done" />\n    <bpmn:endEvent id="done" name="PEP signed off">\n      '
-        '<bpmn:incoming>f_filed</bpmn:incoming>',
+        "<bpmn:incoming>f_filed</bpmn:incoming>",
     )
     assert '"file_to_mosaic"' in only_error(rejected(council, bundle), REVIEW, "file_pep").message
 
@@ -282,8 +318,10 @@ def test_one_bad_file_rejects_the_whole_bundle_and_all_errors_are_listed(council
 def test_a_refused_entity_declared_further_down_gives_the_line_of_its_declaration(council):
     bundle = basic()
     bundle.files[REVIEW] = bundle.files[REVIEW].replace(
-        '<?xml version="1.0" encoding="UTF-8"?>', '<?xml version="1.0" encoding="UTF-8"?>\n<!-- a comment -->\n\n'
-        '<!DOCTYPE d [\n  <!ENTITY secret SYSTEM "file:///etc/passwd">\n]>')
+        '<?xml version="1.0" encoding="UTF-8"?>',
+        '<?xml version="1.0" encoding="UTF-8"?>\n<!-- a comment -->\n\n'
+        '<!DOCTYPE d [\n  <!ENTITY secret SYSTEM "file:///etc/passwd">\n]>',
+    )
     assert only_error(rejected(council, bundle), REVIEW, None).line == 4
 
 
@@ -291,26 +329,38 @@ def test_a_refused_entity_declared_further_down_gives_the_line_of_its_declaratio
 
 
 def test_a_sequence_flow_to_a_missing_step_names_the_flow_and_the_missing_id(council):
-    bundle = with_change(REVIEW, 'sourceRef="start" targetRef="arrange_meeting"', 'sourceRef="start" targetRef="Task_9"')
+    bundle = with_change(
+        REVIEW, 'sourceRef="start" targetRef="arrange_meeting"', 'sourceRef="start" targetRef="Task_9"'
+    )
     error = only_error(rejected(council, bundle), REVIEW, "f_start")
     assert error.message == "sequence flow f_start points to Task_9, which is not in this diagram"
     assert error.line == line_of(bundle.files[REVIEW], 'id="f_start"')
 
 
 def test_a_sequence_flow_from_a_missing_step_is_refused_not_ignored(council):
-    bundle = with_change(REVIEW, 'sourceRef="start" targetRef="arrange_meeting"', 'sourceRef="begin" targetRef="arrange_meeting"')
+    bundle = with_change(
+        REVIEW, 'sourceRef="start" targetRef="arrange_meeting"', 'sourceRef="begin" targetRef="arrange_meeting"'
+    )
     error = only_error(rejected(council, bundle), REVIEW, "f_start")
     assert error.message == "sequence flow f_start starts at begin, which is not in this diagram" and error.line
 
 
 def test_a_sequence_flow_to_a_lane_says_it_is_not_a_step(council):
-    bundle = with_change(REVIEW, 'sourceRef="start" targetRef="arrange_meeting"', 'sourceRef="start" targetRef="lane_dt"')
+    bundle = with_change(
+        REVIEW, 'sourceRef="start" targetRef="arrange_meeting"', 'sourceRef="start" targetRef="lane_dt"'
+    )
     error = only_error(rejected(council, bundle), REVIEW, "f_start")
-    assert error.message == "sequence flow f_start points to lane_dt, which is a lane, not a step of process test_review"
+    assert (
+        error.message == "sequence flow f_start points to lane_dt, which is a lane, not a step of process test_review"
+    )
 
 
 def test_a_deadline_attached_to_a_missing_task_is_refused_not_ignored(council):
-    bundle = with_change(REVIEW, 'attachedToRef="complete_pep" cancelActivity="true"', 'attachedToRef="complete_it" cancelActivity="true"')
+    bundle = with_change(
+        REVIEW,
+        'attachedToRef="complete_pep" cancelActivity="true"',
+        'attachedToRef="complete_it" cancelActivity="true"',
+    )
     error = only_error(rejected(council, bundle), REVIEW, "late")
     assert error.message == "boundary event late is attached to complete_it, which is not in this diagram"
     assert error.line == line_of(bundle.files[REVIEW], 'id="late"')
@@ -331,7 +381,9 @@ def test_a_message_event_naming_a_message_not_in_the_diagram_names_the_event(cou
 
 
 def test_a_timer_without_a_time_names_the_event_and_its_line(council):
-    bundle = with_change(REVIEW, '<bpmn:timeDate xsi:type="bpmn:tFormalExpression">working_days(-2, pep_due)</bpmn:timeDate>', "")
+    bundle = with_change(
+        REVIEW, '<bpmn:timeDate xsi:type="bpmn:tFormalExpression">working_days(-2, pep_due)</bpmn:timeDate>', ""
+    )
     error = only_error(rejected(council, bundle), REVIEW, "reminder")
     assert "Time Specification" in error.message and error.line == line_of(bundle.files[REVIEW], 'id="reminder"')
 
@@ -343,15 +395,19 @@ def test_deploying_one_process_after_the_whole_bundle_leaves_every_process_start
     whole = deployed_next(demo_council, Bundle.from_dirs(ROOT))
     one = shipped_bundle("pep_review.bpmn")  # one diagram, none of the forms
     one.files["processes/pep_review.bpmn"] = one.files["processes/pep_review.bpmn"].replace(
-        'name="Termly PEP review (Warwickshire)"', 'name="Termly PEP review"')
+        'name="Termly PEP review (Warwickshire)"', 'name="Termly PEP review"'
+    )
     second = deployed_next(demo_council, one, note="Renamed the termly review")
     assert second.version == 2
     assert {f.path for f in second.files} == {f.path for f in whole.files}
-    assert {(d.process_id, tuple(d.start_messages)) for d in second.definitions} == \
-        {(d.process_id, tuple(d.start_messages)) for d in whole.definitions}
+    assert {(d.process_id, tuple(d.start_messages)) for d in second.definitions} == {
+        (d.process_id, tuple(d.start_messages)) for d in whole.definitions
+    }
     with demo_council.begin() as s:
         for definition in whole.definitions:
-            assert deployments.latest_definition(s, definition.process_id).deployment.version == 2, definition.process_id
+            assert deployments.latest_definition(s, definition.process_id).deployment.version == 2, (
+                definition.process_id
+            )
         started = engine.send_message(s, "child_becomes_looked_after", "Y5", ENTERING_CARE, actor="sw@council.test")
         assert [(i.definition.process_id, i.definition.deployment.version) for i in started] == [("initial_pep", 2)]
 
@@ -367,7 +423,9 @@ def test_a_retired_process_starts_no_more_by_name_or_message_and_running_ones_ca
         assert engine.send_message(s, "child_becomes_looked_after", "Y6", ENTERING_CARE) == []
         with pytest.raises(NotFound, match='"initial_pep" was retired in version 2'):
             engine.start(s, "initial_pep", "Y6")
-        assert s.get(Instance, running).status == "running" and s.get(Instance, running).definition.deployment.version == 1
+        assert (
+            s.get(Instance, running).status == "running" and s.get(Instance, running).definition.deployment.version == 1
+        )
 
 
 def test_the_same_files_again_in_a_smaller_bundle_change_nothing(deployed, sessions):
@@ -392,14 +450,20 @@ def test_a_process_moved_to_another_file_leaves_its_old_file_behind(deployed, se
 
 
 def test_a_process_cannot_be_retired_alone_from_a_diagram_that_holds_others(deployed, sessions):
-    error = only_error(refused_next(sessions, Bundle(), retire=["test_cycle"]), "processes/deadlines.bpmn", "test_cycle")
+    error = only_error(
+        refused_next(sessions, Bundle(), retire=["test_cycle"]), "processes/deadlines.bpmn", "test_cycle"
+    )
     assert "also holds test_fragile, test_initial_meeting, test_window" in error.message
 
 
 def test_only_a_deployed_process_can_be_retired_and_not_while_the_bundle_holds_it(deployed, sessions):
-    assert "has no process" in only_error(refused_next(sessions, Bundle(), retire=["test_annual"]),
-                                          "(deployment)", "test_annual").message
-    error = only_error(refused_next(sessions, Bundle({VIEWS: basic().files[VIEWS]}), retire=["test_views"]), VIEWS, "test_views")
+    assert (
+        "has no process"
+        in only_error(refused_next(sessions, Bundle(), retire=["test_annual"]), "(deployment)", "test_annual").message
+    )
+    error = only_error(
+        refused_next(sessions, Bundle({VIEWS: basic().files[VIEWS]}), retire=["test_views"]), VIEWS, "test_views"
+    )
     assert "the bundle still holds it" in error.message
 
 
@@ -432,9 +496,11 @@ def test_sections_that_name_a_missing_field_twice_or_leave_one_out_are_refused_w
     assert error.line == 6 and str(error).startswith("forms/review_complete_epep.schema.json:6 [chair]")
     left_out = only_error(missing, "forms/review_complete_epep.schema.json", "chaired_by")
     assert left_out.message == '"chaired_by" is in no section of x-sections: add it to the section that asks it'
-    twice = rejected(council, _shipped_epep_with('"fields": ["child_views", ', '"fields": ["chaired_by", "child_views", '))
+    twice = rejected(
+        council, _shipped_epep_with('"fields": ["child_views", ', '"fields": ["chaired_by", "child_views", ')
+    )
     assert "is in two sections" in only_error(twice, "forms/review_complete_epep.schema.json", "chaired_by").message
-    untitled = rejected(council, _shipped_epep_with('{"title": "The meeting", ', '{'))
+    untitled = rejected(council, _shipped_epep_with('{"title": "The meeting", ', "{"))
     assert "must have a title" in only_error(untitled, "forms/review_complete_epep.schema.json", "x-sections").message
 
 
@@ -452,4 +518,7 @@ def test_unknown_prefill_choices_and_pep_parts_are_refused_naming_the_field(coun
     errors = rejected(council, _shipped_epep_with('"x-pep-section": "targets"', '"x-pep-section": "goals"'))
     error = only_error(errors, "forms/review_complete_epep.schema.json", "pp_plus_spend")
     assert error.message.startswith('x-pep-section is "goals": it may be "voice", "views"')
-    assert '"pp_plus_spend":' in shipped_bundle(forms=("review_complete_epep",)).files[error.file].splitlines()[error.line - 1]
+    assert (
+        '"pp_plus_spend":'
+        in shipped_bundle(forms=("review_complete_epep",)).files[error.file].splitlines()[error.line - 1]
+    )

@@ -30,11 +30,31 @@ NS = {
     "di": "http://www.omg.org/spec/DD/20100524/DI",
 }
 FLOW_NODES = {
-    "startEvent", "endEvent", "intermediateCatchEvent", "intermediateThrowEvent", "boundaryEvent",
-    "exclusiveGateway", "parallelGateway", "inclusiveGateway", "eventBasedGateway", "complexGateway",
-    "task", "userTask", "manualTask", "scriptTask", "serviceTask", "sendTask", "receiveTask", "businessRuleTask",
-    "callActivity", "subProcess", "transaction", "adHocSubProcess",
-    "dataObjectReference", "dataStoreReference", "textAnnotation",
+    "startEvent",
+    "endEvent",
+    "intermediateCatchEvent",
+    "intermediateThrowEvent",
+    "boundaryEvent",
+    "exclusiveGateway",
+    "parallelGateway",
+    "inclusiveGateway",
+    "eventBasedGateway",
+    "complexGateway",
+    "task",
+    "userTask",
+    "manualTask",
+    "scriptTask",
+    "serviceTask",
+    "sendTask",
+    "receiveTask",
+    "businessRuleTask",
+    "callActivity",
+    "subProcess",
+    "transaction",
+    "adHocSubProcess",
+    "dataObjectReference",
+    "dataStoreReference",
+    "textAnnotation",
 }
 SHIPPED = sorted((ROOT / "processes").glob("*.bpmn"))
 LAYOUT_INPUTS = Path(__file__).parent / "bundles" / "layout"
@@ -54,7 +74,12 @@ def overlap(a, b) -> bool:
 
 
 def inside(a, outer) -> bool:
-    return outer[0] <= a[0] and outer[1] <= a[1] and a[0] + a[2] <= outer[0] + outer[2] and a[1] + a[3] <= outer[1] + outer[3]
+    return (
+        outer[0] <= a[0]
+        and outer[1] <= a[1]
+        and a[0] + a[2] <= outer[0] + outer[2]
+        and a[1] + a[3] <= outer[1] + outer[3]
+    )
 
 
 def di_problems(root) -> list[str]:
@@ -70,7 +95,10 @@ def di_problems(root) -> list[str]:
         count = len(shapes.get(el.get("id"), []))
         if count != 1:
             problems.append(f"{el.get('id')}: {count} shapes")
-        elif etree.QName(el).localname in ("lane", "participant") and shapes[el.get("id")][0].get("isHorizontal") != "true":
+        elif (
+            etree.QName(el).localname in ("lane", "participant")
+            and shapes[el.get("id")][0].get("isHorizontal") != "true"
+        ):
             problems.append(f"{el.get('id')}: not drawn horizontal")
     problems += edge_problems(root)
     if problems:
@@ -79,8 +107,12 @@ def di_problems(root) -> list[str]:
     for lane in root.iterfind(".//bpmn:lane", NS):
         for ref in lane.iterfind("bpmn:flowNodeRef", NS):
             node = nodes.get(ref.text.strip())
-            if node is not None and node.get("attachedToRef") is None and plane_of[node.get("id")] == plane_of[lane.get("id")] \
-                    and not inside(box[node.get("id")], box[lane.get("id")]):
+            if (
+                node is not None
+                and node.get("attachedToRef") is None
+                and plane_of[node.get("id")] == plane_of[lane.get("id")]
+                and not inside(box[node.get("id")], box[lane.get("id")])
+            ):
                 problems.append(f"{node.get('id')}: outside its lane {lane.get('id')}")
     for node in nodes.values():
         host = node.get("attachedToRef")
@@ -88,9 +120,13 @@ def di_problems(root) -> list[str]:
             problems.append(f"{node.get('id')}: does not sit on the border of its host {host}")
     ids = sorted(nodes)
     for i, a in enumerate(ids):
-        for b in ids[i + 1:]:
-            if plane_of[a] == plane_of[b] and overlap(box[a], box[b]) and b != nodes[a].get("attachedToRef") \
-                    and a != nodes[b].get("attachedToRef"):
+        for b in ids[i + 1 :]:
+            if (
+                plane_of[a] == plane_of[b]
+                and overlap(box[a], box[b])
+                and b != nodes[a].get("attachedToRef")
+                and a != nodes[b].get("attachedToRef")
+            ):
                 problems.append(f"{a} and {b} overlap")
     return problems
 
@@ -105,15 +141,20 @@ def edge_problems(root) -> list[str]:
         if len(found) != 1 or found[0] < 2:
             problems.append(f"{flow.get('id')}: edges with waypoints {found}")
     known = {el.get("id") for el in root.iter(etree.Element) if el.get("id")}
-    problems += [f"DI refers to unknown {ref}" for ref in root.xpath("//bpmndi:*/@bpmnElement", namespaces=NS)
-                 if ref not in known]
+    problems += [
+        f"DI refers to unknown {ref}"
+        for ref in root.xpath("//bpmndi:*/@bpmnElement", namespaces=NS)
+        if ref not in known
+    ]
     return problems
 
 
 def without_di(root, keep: set[str]) -> bytes:
     """The semantic part: the document without its BPMNDiagram, and without pools whose ids are not in keep."""
     root = etree.fromstring(etree.tostring(root), etree.XMLParser(remove_blank_text=True))
-    for el in root.xpath("bpmndi:BPMNDiagram | bpmn:collaboration | bpmn:collaboration/bpmn:participant", namespaces=NS):
+    for el in root.xpath(
+        "bpmndi:BPMNDiagram | bpmn:collaboration | bpmn:collaboration/bpmn:participant", namespaces=NS
+    ):
         if etree.QName(el).localname == "BPMNDiagram" or el.get("id") not in keep:
             el.getparent().remove(el)
     return etree.tostring(root, method="c14n", exclusive=True)
@@ -127,16 +168,33 @@ def is_subsequence(old: str, new: str) -> bool:
 
 def role_directory() -> RoleDirectory:
     entries = yaml.safe_load(DEFAULT_ROLES_FILE.read_text())["roles"]
-    return RoleDirectory([Role(key=e["key"], label=e["label"], pooled=bool(e.get("pooled")),
-                               sees_all_children=bool(e.get("sees_all_children")), aliases=e.get("aliases") or [])
-                          for e in entries])
+    return RoleDirectory(
+        [
+            Role(
+                key=e["key"],
+                label=e["label"],
+                pooled=bool(e.get("pooled")),
+                sees_all_children=bool(e.get("sees_all_children")),
+                aliases=e.get("aliases") or [],
+            )
+            for e in entries
+        ]
+    )
 
 
 # ---- 1. the shipped diagrams ------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("path", SHIPPED or [pytest.param(None, marks=pytest.mark.skip(
-    reason="no processes/*.bpmn yet: the council diagrams are still being written"))], ids=lambda p: getattr(p, "name", "none"))
+@pytest.mark.parametrize(
+    "path",
+    SHIPPED
+    or [
+        pytest.param(
+            None, marks=pytest.mark.skip(reason="no processes/*.bpmn yet: the council diagrams are still being written")
+        )
+    ],
+    ids=lambda p: getattr(p, "name", "none"),
+)
 def test_every_shipped_diagram_has_complete_diagram_interchange(path):
     assert di_problems(parse(path)) == [], f"{path.name}: run python -m tools.bpmn_layout {path.relative_to(ROOT)}"
 
@@ -197,19 +255,26 @@ def test_the_laid_out_review_runs_its_resubmission_loop(laid_out, council, engin
     with clocks.using(clock), council.begin() as s:
         deploy(s, Bundle.from_dirs(laid_out / "bundle"), actor="owner@demo.test")
         engine.start(s, "test_review", "C001", actor="sw@demo.test")
-    steps = [("sw@demo.test", {"meeting_date": "2026-03-10", "venue": "Oak Primary"}),
-             ("dt@demo.test", {"attendance_percent": 96.5, "targets": [{"what": "Read", "by_when": "2026-05-29"}]}),
-             ("ea@demo.test", {"rating": "Red", "feedback": "Not SMART."}),
-             ("dt@demo.test", {"attendance_percent": 97, "targets": [{"what": "Read daily", "by_when": "2026-05-29"}]}),
-             ("ea@demo.test", {"rating": "Green"})]
+    steps = [
+        ("sw@demo.test", {"meeting_date": "2026-03-10", "venue": "Oak Primary"}),
+        ("dt@demo.test", {"attendance_percent": 96.5, "targets": [{"what": "Read", "by_when": "2026-05-29"}]}),
+        ("ea@demo.test", {"rating": "Red", "feedback": "Not SMART."}),
+        ("dt@demo.test", {"attendance_percent": 97, "targets": [{"what": "Read daily", "by_when": "2026-05-29"}]}),
+        ("ea@demo.test", {"rating": "Green"}),
+    ]
     names = []
     for actor, data in steps:
         with council.begin() as s:
             task = s.scalars(select(OpenTask).where(OpenTask.child_id == "C001")).one()
             names.append(task.name)
             instance = engine.complete_task(s, task.id, actor, data)
-    assert names == ["Arrange the PEP meeting", "Complete the PEP", "Quality-assure the PEP", "Complete the PEP",
-                     "Quality-assure the PEP"]
+    assert names == [
+        "Arrange the PEP meeting",
+        "Complete the PEP",
+        "Quality-assure the PEP",
+        "Complete the PEP",
+        "Quality-assure the PEP",
+    ]
     assert instance.status == "completed"
 
 

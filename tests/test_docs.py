@@ -34,8 +34,11 @@ def test_the_process_map_is_merged_from_its_fragments():
 
 
 def test_every_rule_row_names_an_implementation_and_a_test():
-    rows = [line for line in (ROOT / "docs" / "processes.md").read_text().splitlines()
-            if line.startswith("|") and not set(line) <= set("|-: ")]
+    rows = [
+        line
+        for line in (ROOT / "docs" / "processes.md").read_text().splitlines()
+        if line.startswith("|") and not set(line) <= set("|-: ")
+    ]
     rule_rows = [r for r in rows if "test_" in r or r.count("|") >= 4]
     assert rule_rows
     for row in rule_rows:

@@ -34,8 +34,9 @@ from .conftest import BASIC_BUNDLE, PG_URL
 from .test_runtime import MEETING, only_task, start_review
 
 postgres_only = pytest.mark.skipif(
-    not PG_URL, reason="a database connection to lose is PostgreSQL's (SQLite runs in the process): "
-                       "set PEP_TEST_DATABASE_URL")
+    not PG_URL,
+    reason="a database connection to lose is PostgreSQL's (SQLite runs in the process): set PEP_TEST_DATABASE_URL",
+)
 
 
 # ---- the faults ---------------------------------------------------------------------------------
@@ -45,9 +46,14 @@ def terminate(db, *, pid: int | None = None, named: str | None = None) -> int:
     """Terminate database backends as PostgreSQL does on a failover or an idle timeout (by backend
     pid, or every one whose connection is `named`); return once they are gone, their locks released."""
     with db.connect() as admin:
-        pids = [pid] if pid else admin.scalars(text(
-            "SELECT pid FROM pg_stat_activity WHERE application_name = :name AND pid <> pg_backend_pid()"),
-            {"name": named}).all()
+        pids = (
+            [pid]
+            if pid
+            else admin.scalars(
+                text("SELECT pid FROM pg_stat_activity WHERE application_name = :name AND pid <> pg_backend_pid()"),
+                {"name": named},
+            ).all()
+        )
         for each in pids:
             assert admin.scalar(text("SELECT pg_terminate_backend(:pid, 5000)"), {"pid": each})
         admin.commit()
@@ -102,8 +108,11 @@ def sweep_once(pep, clock, processes: int = 1):
 def fired_once_each(sessions, ids) -> None:
     """Every instance's timer fired exactly once, and no incident was recorded."""
     with sessions() as s:
-        fired = dict(s.execute(select(Event.instance_id, func.count()).where(Event.kind == "timer_fired")
-                               .group_by(Event.instance_id)).all())
+        fired = dict(
+            s.execute(
+                select(Event.instance_id, func.count()).where(Event.kind == "timer_fired").group_by(Event.instance_id)
+            ).all()
+        )
         assert {i: fired.get(i, 0) for i in ids} == dict.fromkeys(ids, 1)
         assert s.scalars(select(Incident.message)).all() == []
         assert {i.status for i in s.scalars(select(Instance).where(Instance.id.in_(ids)))} == {"completed"}
@@ -125,7 +134,8 @@ def due(deployed, engine, council, clock):
 
 @postgres_only
 def test_a_connection_lost_between_two_instances_is_tried_again_and_every_timer_fires_once(
-        due, council, db, clock, pep, monkeypatch, caplog):
+    due, council, db, clock, pep, monkeypatch, caplog
+):
     """The sweeper's idle connection is terminated before its third instance: that instance is taken
     again on a fresh connection, never recorded as an incident with its timers stopped."""
     taken, original = [], timers._fire
@@ -142,13 +152,16 @@ def test_a_connection_lost_between_two_instances_is_tried_again_and_every_timer_
     assert "6 timers fired; 6 instances handled; 0 still due; 0 incidents" in result.stdout
     fired_once_each(council, due)
     lost = [r.getMessage() for r in caplog.records if "connection was lost" in r.getMessage()]
-    assert lost == [f"timer sweep, instance {taken[2]}: the database connection was lost (terminating connection "
-                    "due to administrator command); trying again on a fresh connection in 0.1 s"]
+    assert lost == [
+        f"timer sweep, instance {taken[2]}: the database connection was lost (terminating connection "
+        "due to administrator command); trying again on a fresh connection in 0.1 s"
+    ]
 
 
 @postgres_only
-def test_a_connection_lost_mid_step_is_tried_again_and_every_timer_fires_once(due, council, db, clock, pep,
-                                                                                  monkeypatch):
+def test_a_connection_lost_mid_step_is_tried_again_and_every_timer_fires_once(
+    due, council, db, clock, pep, monkeypatch
+):
     """The connection is terminated while the third instance's step holds its row lock: nothing of
     that step was committed, so it runs again on a fresh connection."""
     terminated = terminated_mid_step(db, monkeypatch, step=3)
@@ -162,7 +175,8 @@ def test_a_connection_lost_mid_step_is_tried_again_and_every_timer_fires_once(du
 
 @postgres_only
 def test_a_database_that_stays_lost_stops_the_sweep_with_one_line_and_pauses_no_timer(
-        due, council, db, clock, pep, monkeypatch):
+    due, council, db, clock, pep, monkeypatch
+):
     """Every attempt loses its connection: the sweep gives up after a bounded number of tries, says so in
     one line, records no incident and leaves every timer due for the next sweep."""
     original_try_again, original_save, down = timers.try_again, Step.save, [True]
@@ -194,7 +208,8 @@ def test_a_database_that_stays_lost_stops_the_sweep_with_one_line_and_pauses_no_
 
 @postgres_only
 def test_a_completion_whose_connection_is_terminated_fails_in_one_line_and_the_next_try_succeeds(
-        deployed, engine, council, db, pep, monkeypatch):
+    deployed, engine, council, db, pep, monkeypatch
+):
     instance_id = start_review(engine, council)
     task = only_task(council)
     terminated = terminated_mid_step(db, monkeypatch, step=1)  # this completion's; not the next one's
@@ -204,7 +219,8 @@ def test_a_completion_whose_connection_is_terminated_fails_in_one_line_and_the_n
     url = db.url.render_as_string(hide_password=True)
     assert failed.stderr.splitlines() == [
         f"error: the connection to the database at {url} was lost (terminating connection due to administrator "
-        "command); run the command again"]
+        "command); run the command again"
+    ]
     with council() as s:  # nothing of the step was applied
         assert s.get(Instance, instance_id).version == 1
         assert s.get(OpenTask, task.id) is not None

@@ -33,9 +33,34 @@ ANSWERED_ON = date(2025, 10, 1)  # the day the professional answers: dates "toda
 def on_the_day_answered():
     with using(FrozenClock(f"{ANSWERED_ON}T09:00:00+00:00")):
         yield
+
+
 FORMS = sorted((ROOT / "forms").glob("*.schema.json"))
-BROKEN = [None, "", " ", 0, 12, -1, 101, 1.5, 10**20, True, False, [], {}, [{}], "x" * 3000, "2025-02-30",
-          "2025-13-01", "01/09/2025", "2025-09-01\n", "2025-09-01T10:00", "no-at-sign", "a@", "Green\n"]
+BROKEN = [
+    None,
+    "",
+    " ",
+    0,
+    12,
+    -1,
+    101,
+    1.5,
+    10**20,
+    True,
+    False,
+    [],
+    {},
+    [{}],
+    "x" * 3000,
+    "2025-02-30",
+    "2025-13-01",
+    "01/09/2025",
+    "2025-09-01\n",
+    "2025-09-01T10:00",
+    "no-at-sign",
+    "a@",
+    "Green\n",
+]
 
 
 def answers_for(schema: dict, seed: int) -> dict:
@@ -94,8 +119,14 @@ def test_a_pattern_that_backtracks_catastrophically_is_answered_at_once_with_a_f
         ]))
         """
     try:
-        done = subprocess.run([sys.executable, "-c", script], cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)},
-                              capture_output=True, text=True, timeout=10)
+        done = subprocess.run(
+            [sys.executable, "-c", script],
+            cwd=ROOT,
+            env={**os.environ, "PYTHONPATH": str(ROOT)},
+            capture_output=True,
+            text=True,
+            timeout=10,
+        )
     except subprocess.TimeoutExpired:
         pytest.fail("matching a pattern backtracked: the answer was not checked within 10 seconds")
     assert done.returncode == 0, done.stderr
@@ -120,29 +151,59 @@ def test_patterns_still_match_what_they_should():
 def test_the_fast_check_never_passes_what_re2_refuses(pattern):
     """Both read \\s as ECMA-262 does (any Unicode space), \\d and \\w as ASCII; RE2's . also takes \\r."""
     text = form_with({"pattern": pattern})
-    values = ["a", "1", " ", "\u00a0", "\u2003", "\ufeff", "\u0085", "\t", "\n", "a\n", "\u0661", "\u00e9",
-              "\U0001f600", "\r"]
+    values = [
+        "a",
+        "1",
+        " ",
+        "\u00a0",
+        "\u2003",
+        "\ufeff",
+        "\u0085",
+        "\t",
+        "\n",
+        "a\n",
+        "\u0661",
+        "\u00e9",
+        "\U0001f600",
+        "\r",
+    ]
     passed = [value for value in values if passes_fast_check(text, {"code": value})]
     assert passed, "the fast check passes some answers"
     assert [value for value in passed if not _validator(text).is_valid({"code": value})] == []
 
 
 def test_a_form_pattern_with_a_backreference_or_look_around_is_refused_at_deploy():
-    schema = {"type": "object", "$defs": {"ref": {"type": "string", "pattern": "^(?=[A-Z])\\w+$"}}, "properties": {
-        "children": {"type": "array", "items": {"type": "object", "properties": {
-            "upn": {"type": "string", "pattern": "^([A-Z])\\1[0-9]+$", "title": "UPN"},
-            "ok": {"type": "string", "pattern": "^(a+)+$"}}}},
-        "notes": {"type": "object", "patternProperties": {"^(?!_)": {"type": "string"}}}}}
+    schema = {
+        "type": "object",
+        "$defs": {"ref": {"type": "string", "pattern": "^(?=[A-Z])\\w+$"}},
+        "properties": {
+            "children": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "properties": {
+                        "upn": {"type": "string", "pattern": "^([A-Z])\\1[0-9]+$", "title": "UPN"},
+                        "ok": {"type": "string", "pattern": "^(a+)+$"},
+                    },
+                },
+            },
+            "notes": {"type": "object", "patternProperties": {"^(?!_)": {"type": "string"}}},
+        },
+    }
     errors = check_form("forms/children.schema.json", json.dumps(schema))
     assert {(e.file, e.element_id) for e in errors} == {
         ("forms/children.schema.json", "properties/children/items/properties/upn/pattern"),
         ("forms/children.schema.json", "properties/notes/patternProperties/^(?!_)"),
-        ("forms/children.schema.json", "$defs/ref/pattern")}
+        ("forms/children.schema.json", "$defs/ref/pattern"),
+    }
     upn = next(e for e in errors if "upn" in e.element_id)
-    assert upn.message == ('pattern "^([A-Z])\\1[0-9]+$" uses a backreference or look-around, which this service '
-                           "does not accept: it could take exponential time")
+    assert upn.message == (
+        'pattern "^([A-Z])\\1[0-9]+$" uses a backreference or look-around, which this service '
+        "does not accept: it could take exponential time"
+    )
     assert check_form("forms/c.schema.json", form_with({"pattern": "^a{1,1001}$"}))[0].message.startswith(
-        'pattern "^a{1,1001}$" is not one this service can check safely')
+        'pattern "^a{1,1001}$" is not one this service can check safely'
+    )
 
 
 @pytest.mark.parametrize("form", FORMS, ids=lambda path: path.name.removesuffix(".schema.json"))
@@ -156,10 +217,18 @@ def test_a_number_that_is_not_finite_is_refused_field_by_field_with_enter_a_numb
     and a child's history cannot record it, wherever in the answers it is (a list's item, a field the
     form does not name)."""
     number = float(typed)
-    form = json.dumps({"type": "object", "properties": {
-        "attendance_percent": {"type": "number", "minimum": 0, "maximum": 100, "title": "Attendance (%)"},
-        "targets": {"type": "array", "items": {"type": "object", "properties": {
-            "hours": {"type": "number", "title": "Hours a week"}}}}}})
+    form = json.dumps(
+        {
+            "type": "object",
+            "properties": {
+                "attendance_percent": {"type": "number", "minimum": 0, "maximum": 100, "title": "Attendance (%)"},
+                "targets": {
+                    "type": "array",
+                    "items": {"type": "object", "properties": {"hours": {"type": "number", "title": "Hours a week"}}},
+                },
+            },
+        }
+    )
     answers = {"attendance_percent": number, "targets": [{"hours": 2}, {"hours": number}], "extra": {"n": number}}
     assert field_errors(form, answers) == {
         "attendance_percent": "Attendance (%) must be a number",
@@ -171,8 +240,12 @@ def test_a_number_that_is_not_finite_is_refused_field_by_field_with_enter_a_numb
 
 @pytest.mark.parametrize("day", ["9999-12-31", "0001-01-01", "1899-12-31", "2200-01-01"])
 def test_a_date_no_one_means_is_refused_by_both_checks(day):
-    text = json.dumps({"type": "object", "properties": {"meeting_date": {"type": "string", "format": "date",
-                                                                         "title": "Meeting date"}}})
+    text = json.dumps(
+        {
+            "type": "object",
+            "properties": {"meeting_date": {"type": "string", "format": "date", "title": "Meeting date"}},
+        }
+    )
     assert not passes_fast_check(text, {"meeting_date": day})
     assert field_errors(text, {"meeting_date": day}) == {"meeting_date": "Meeting date must be between 1900 and 2199"}
 
@@ -189,16 +262,26 @@ def test_a_number_longer_than_any_answer_holds_is_refused_with_its_field(number)
     assert field_errors(text, {"days": 10**15 - 1}) == field_errors(text, {"days": -0.5}) == {}
 
 
-WHEN_FORM = json.dumps({"type": "object", "properties": {
-    "held_on": {"type": "string", "format": "date", "title": "Date the meeting was held", "x-when": "past"},
-    "pep_dates": {"type": "array", "title": "Dates of the next PEPs",
-                  "items": {"type": "string", "format": "date", "x-when": "future"}}}})
+WHEN_FORM = json.dumps(
+    {
+        "type": "object",
+        "properties": {
+            "held_on": {"type": "string", "format": "date", "title": "Date the meeting was held", "x-when": "past"},
+            "pep_dates": {
+                "type": "array",
+                "title": "Dates of the next PEPs",
+                "items": {"type": "string", "format": "date", "x-when": "future"},
+            },
+        },
+    }
+)
 
 
 def test_a_meeting_held_tomorrow_or_planned_for_yesterday_is_refused_field_by_field():
     assert field_errors(WHEN_FORM, {"held_on": "2025-10-02", "pep_dates": ["2025-09-30", "2025-10-01"]}) == {
         "held_on": "Date the meeting was held must be today or in the past",
-        "pep_dates.0": "Dates of the next PEP 1 must be today or in the future"}
+        "pep_dates.0": "Dates of the next PEP 1 must be today or in the future",
+    }
     assert field_errors(WHEN_FORM, {"held_on": "2025-10-01", "pep_dates": ["2025-10-01"]}) == {}
 
 
@@ -208,7 +291,12 @@ def test_when_a_date_can_be_is_judged_on_the_day_in_london():
 
 
 def test_a_form_may_say_past_or_future_only_of_a_date_field():
-    bad = {"type": "object", "properties": {"held_on": {"type": "string", "x-when": "past"},
-                                            "due": {"type": "string", "format": "date", "x-when": "soon"}}}
+    bad = {
+        "type": "object",
+        "properties": {
+            "held_on": {"type": "string", "x-when": "past"},
+            "due": {"type": "string", "format": "date", "x-when": "soon"},
+        },
+    }
     problems = {(e.element_id, e.message.split(":")[0]) for e in check_form("forms/bad.schema.json", json.dumps(bad))}
     assert problems == {("held_on", 'x-when is "past"'), ("due", 'x-when is "soon"')}

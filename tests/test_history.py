@@ -45,7 +45,9 @@ def test_every_step_is_recorded_with_who_did_it_and_what_they_submitted(deployed
     with council() as s:
         completed = [e for e in history.events(s, "C001") if e.kind == "task_completed"]
     assert [(e.actor, e.data["name"]) for e in completed] == [
-        ("sw@demo.test", "Arrange the PEP meeting"), ("dt@demo.test", "Complete the PEP")]
+        ("sw@demo.test", "Arrange the PEP meeting"),
+        ("dt@demo.test", "Complete the PEP"),
+    ]
     assert completed[1].data["data"] == PEP
     assert completed[1].data["late"] is False and completed[1].data["due_at"] == "2026-03-17T23:59:59+00:00"
     assert completed[0].data["path"] == ["arrange_meeting", "set_deadline"]
@@ -107,10 +109,23 @@ def test_inserting_a_forged_event_with_a_valid_hash_is_detected(deployed, engine
             s.execute(update(Event).where(Event.id == event.id).values(seq=event.seq + 1))
         second = s.scalar(select(Event).where(Event.child_id == "C001", Event.seq == 2))
         data = {"name": "Signed off"}
-        forged_hash = history.event_hash(second.hash, "C001", 3, "task_completed", second.at, "forger@demo.test",
-                                         second.instance_id, None, data)
-        s.add(Event(child_id="C001", seq=3, kind="task_completed", at=second.at, actor="forger@demo.test",
-                    instance_id=second.instance_id, task_id=None, data=data, prev_hash=second.hash, hash=forged_hash))
+        forged_hash = history.event_hash(
+            second.hash, "C001", 3, "task_completed", second.at, "forger@demo.test", second.instance_id, None, data
+        )
+        s.add(
+            Event(
+                child_id="C001",
+                seq=3,
+                kind="task_completed",
+                at=second.at,
+                actor="forger@demo.test",
+                instance_id=second.instance_id,
+                task_id=None,
+                data=data,
+                prev_hash=second.hash,
+                hash=forged_hash,
+            )
+        )
     problems = verify(council).problems
     assert any("#4" in p and "removed or inserted" in p for p in problems), problems
 
@@ -146,11 +161,22 @@ def test_a_number_that_is_not_finite_is_never_hashed_into_a_history(deployed, en
     with pytest.raises(history.UnrecordableData, match="not finite"), council.begin() as s:
         engine.start(s, "test_review", "C002", actor="sw@demo.test", data={"priority": float("nan")})
     with pytest.raises(history.UnrecordableData), council.begin() as s:
-        history.append(s, "C001", [{"kind": "record_viewed", "actor": "sw@demo.test",
-                                    "data": {"page": "child", "scores": [1.5, float("inf")]}}], before[-1].at)
+        history.append(
+            s,
+            "C001",
+            [
+                {
+                    "kind": "record_viewed",
+                    "actor": "sw@demo.test",
+                    "data": {"page": "child", "scores": [1.5, float("inf")]},
+                }
+            ],
+            before[-1].at,
+        )
     with pytest.raises(ValueError):
-        history.event_hash(history.GENESIS, "C001", 1, "record_viewed", before[-1].at, "sw@demo.test", None, None,
-                           {"n": float("nan")})
+        history.event_hash(
+            history.GENESIS, "C001", 1, "record_viewed", before[-1].at, "sw@demo.test", None, None, {"n": float("nan")}
+        )
     with council() as s:
         assert [e.id for e in history.events(s, "C001")] == [e.id for e in before]
     assert verify(council).ok
@@ -185,11 +211,30 @@ def test_events_are_signed_with_the_history_key_and_name_it(deployed, engine, co
         recorded = history.events(s, "C001")
     assert {e.key_id for e in recorded} == {key.id}
     first = recorded[0]
-    assert first.hash == hmac.new(
-        TEST_HISTORY_KEY.encode(),
-        (history.GENESIS + json.dumps(["C001", 1, first.kind, first.at.isoformat(), first.actor, first.instance_id,
-                                       first.task_id, first.data], sort_keys=True, separators=(",", ":"))).encode(),
-        hashlib.sha256).hexdigest()
+    assert (
+        first.hash
+        == hmac.new(
+            TEST_HISTORY_KEY.encode(),
+            (
+                history.GENESIS
+                + json.dumps(
+                    [
+                        "C001",
+                        1,
+                        first.kind,
+                        first.at.isoformat(),
+                        first.actor,
+                        first.instance_id,
+                        first.task_id,
+                        first.data,
+                    ],
+                    sort_keys=True,
+                    separators=(",", ":"),
+                )
+            ).encode(),
+            hashlib.sha256,
+        ).hexdigest()
+    )
 
 
 def insider_rechains(session, child_id="C001", as_old_history=False) -> None:
@@ -199,8 +244,9 @@ def insider_rechains(session, child_id="C001", as_old_history=False) -> None:
     prev = history.GENESIS
     rows = session.scalars(select(Event).where(Event.child_id == child_id).order_by(Event.seq)).all()
     for event in rows:
-        digest = history.event_hash(prev, child_id, event.seq, event.kind, event.at, event.actor,
-                                    event.instance_id, event.task_id, event.data)
+        digest = history.event_hash(
+            prev, child_id, event.seq, event.kind, event.at, event.actor, event.instance_id, event.task_id, event.data
+        )
         values = {"prev_hash": prev, "hash": digest}
         if as_old_history:
             values["key_id"] = None
@@ -210,8 +256,11 @@ def insider_rechains(session, child_id="C001", as_old_history=False) -> None:
 
 
 def _renumber_from(session, seq: int, by: int) -> None:
-    later = session.scalars(select(Event).where(Event.child_id == "C001", Event.seq >= seq)
-                            .order_by(Event.seq.desc() if by > 0 else Event.seq)).all()
+    later = session.scalars(
+        select(Event)
+        .where(Event.child_id == "C001", Event.seq >= seq)
+        .order_by(Event.seq.desc() if by > 0 else Event.seq)
+    ).all()
     for event in later:
         session.execute(update(Event).where(Event.id == event.id).values(seq=event.seq + by))
 
@@ -235,8 +284,21 @@ def forge_a_record_view(s):
     viewed = s.scalar(select(Event).where(Event.kind == "record_viewed").order_by(Event.seq))
     seq = viewed.seq
     _renumber_from(s, seq, +1)
-    s.add(Event(child_id="C001", seq=seq, kind="record_viewed", at=viewed.at, actor="alibi@demo.test",
-                instance_id=None, task_id=None, data={"page": "child"}, prev_hash="", hash="", key_id=viewed.key_id))
+    s.add(
+        Event(
+            child_id="C001",
+            seq=seq,
+            kind="record_viewed",
+            at=viewed.at,
+            actor="alibi@demo.test",
+            instance_id=None,
+            task_id=None,
+            data={"page": "child"},
+            prev_hash="",
+            hash="",
+            key_id=viewed.key_id,
+        )
+    )
 
 
 def backdate_a_step(s):
@@ -246,23 +308,34 @@ def backdate_a_step(s):
 
 def rewrite_an_answer(s):
     target = s.scalar(select(Event).where(Event.kind == "task_completed").order_by(Event.seq.desc()))
-    s.execute(update(Event).where(Event.id == target.id).values(
-        data={**target.data, "data": {**target.data["data"], "attendance_percent": 100}}))
+    s.execute(
+        update(Event)
+        .where(Event.id == target.id)
+        .values(data={**target.data, "data": {**target.data["data"], "attendance_percent": 100}})
+    )
 
 
 def erase_the_whole_history(s):
     s.execute(delete(Event).where(Event.child_id == "C001"))
 
 
-REWRITES = [change_the_actor, delete_a_record_view, delete_the_newest_record_views, forge_a_record_view,
-            backdate_a_step, rewrite_an_answer, erase_the_whole_history]
+REWRITES = [
+    change_the_actor,
+    delete_a_record_view,
+    delete_the_newest_record_views,
+    forge_a_record_view,
+    backdate_a_step,
+    rewrite_an_answer,
+    erase_the_whole_history,
+]
 
 
 @pytest.mark.tampered
 @pytest.mark.parametrize("as_old_history", [False, True], ids=["keeping-key-ids", "passed-off-as-unkeyed"])
 @pytest.mark.parametrize("rewrite", REWRITES, ids=lambda f: f.__name__)
 def test_an_insider_who_rewrites_a_history_and_rechains_it_without_the_key_is_caught(
-        deployed, engine, council, checkpoint_file, rewrite, as_old_history):
+    deployed, engine, council, checkpoint_file, rewrite, as_old_history
+):
     a_reviewed_child(engine, council)
     views(council, "dt@demo.test", "sw@demo.test")
     assert checkpoint(council, checkpoint_file).written == ["C001"]
@@ -276,11 +349,12 @@ def test_an_insider_who_rewrites_a_history_and_rechains_it_without_the_key_is_ca
 
 
 @pytest.mark.tampered
-@pytest.mark.parametrize("rewrite", [r for r in REWRITES if r not in (delete_the_newest_record_views,
-                                                                      erase_the_whole_history)],
-                         ids=lambda f: f.__name__)
-def test_the_key_alone_catches_a_rewritten_signed_event_even_before_any_checkpoint(deployed, engine, council,
-                                                                                  rewrite):
+@pytest.mark.parametrize(
+    "rewrite",
+    [r for r in REWRITES if r not in (delete_the_newest_record_views, erase_the_whole_history)],
+    ids=lambda f: f.__name__,
+)
+def test_the_key_alone_catches_a_rewritten_signed_event_even_before_any_checkpoint(deployed, engine, council, rewrite):
     a_reviewed_child(engine, council)
     views(council, "dt@demo.test", "sw@demo.test")
     with council.begin() as s:
@@ -294,34 +368,54 @@ def test_a_signed_history_cannot_be_passed_off_in_part_as_history_from_before_ke
     a_reviewed_child(engine, council)
     with council.begin() as s:  # the newest event changed, and hashed as the events before keying were
         last = s.scalar(select(Event).where(Event.child_id == "C001").order_by(Event.seq.desc()))
-        digest = history.event_hash(last.prev_hash, "C001", last.seq, last.kind, last.at, "someone.else@demo.test",
-                                    last.instance_id, last.task_id, last.data)
-        s.execute(update(Event).where(Event.id == last.id).values(actor="someone.else@demo.test", hash=digest,
-                                                                  key_id=None))
+        digest = history.event_hash(
+            last.prev_hash,
+            "C001",
+            last.seq,
+            last.kind,
+            last.at,
+            "someone.else@demo.test",
+            last.instance_id,
+            last.task_id,
+            last.data,
+        )
+        s.execute(
+            update(Event).where(Event.id == last.id).values(actor="someone.else@demo.test", hash=digest, key_id=None)
+        )
         s.execute(update(Child).where(Child.id == "C001").values(history_head=digest))
     problems = verify(council).problems
-    assert problems == [f"event #{last.seq} (id {last.id}, {last.kind}): not signed with a history key, after events "
-                        "that are: written or rewritten by someone without the key"]
+    assert problems == [
+        f"event #{last.seq} (id {last.id}, {last.kind}): not signed with a history key, after events "
+        "that are: written or rewritten by someone without the key"
+    ]
 
 
 @pytest.mark.tampered
-def test_a_whole_child_deleted_from_the_database_is_named_from_the_checkpoints(deployed, engine, council,
-                                                                               checkpoint_file):
+def test_a_whole_child_deleted_from_the_database_is_named_from_the_checkpoints(
+    deployed, engine, council, checkpoint_file
+):
     start_review(engine, council, "C002")
     checkpoint(council, checkpoint_file)
     with council.begin() as s:
         for table in ("event", "open_task", "notification", "instance", "case_team_member", "child"):
-            s.execute(text(f"DELETE FROM {table} WHERE child_id = 'C002'" if table != "child"
-                           else "DELETE FROM child WHERE id = 'C002'"))
+            s.execute(
+                text(
+                    f"DELETE FROM {table} WHERE child_id = 'C002'"
+                    if table != "child"
+                    else "DELETE FROM child WHERE id = 'C002'"
+                )
+            )
     assert verify_with_checkpoints(council, checkpoint_file, "C002").problems == [
         "no child C002, but the checkpoint of 2026-03-02T18:00:00+00:00 (line 1) recorded #2 events of their history: "
-        "the child and their history were deleted"]
+        "the child and their history were deleted"
+    ]
     assert checkpoint(council, checkpoint_file).missing == ["C002"]
 
 
 @pytest.mark.tampered
-def test_the_newest_events_deleted_since_the_last_checkpoint_are_not_seen_until_the_next(deployed, engine, council,
-                                                                                        checkpoint_file):
+def test_the_newest_events_deleted_since_the_last_checkpoint_are_not_seen_until_the_next(
+    deployed, engine, council, checkpoint_file
+):
     """The limit of checkpoints: what happened after the last one is vouched for by the key alone."""
     a_reviewed_child(engine, council)
     checkpoint(council, checkpoint_file)
@@ -344,8 +438,7 @@ def written_before_keying(council, child_id="C001") -> int:
         return s.scalar(select(func.count(Event.id)).where(Event.child_id == child_id))
 
 
-def test_a_history_written_before_keying_still_verifies_and_goes_on_signed(deployed, engine, council,
-                                                                          checkpoint_file):
+def test_a_history_written_before_keying_still_verifies_and_goes_on_signed(deployed, engine, council, checkpoint_file):
     start_review(engine, council)
     old = written_before_keying(council)
     result = verify(council)
@@ -388,7 +481,8 @@ def test_a_rotated_key_signs_from_then_on_and_the_old_key_still_verifies(deploye
     monkeypatch.setenv("PEP_HISTORY_KEY", new_secret)  # the old key lost
     assert verify(council).problems == [
         f"2 event(s) signed with history key {old.id}, which the key ring (PEP_HISTORY_KEY) does not hold: "
-        "they cannot be verified"]
+        "they cannot be verified"
+    ]
     monkeypatch.setenv("PEP_HISTORY_KEY", f"{new_secret} {TEST_HISTORY_KEY}")  # found again: the replay check
 
 
@@ -418,8 +512,9 @@ def test_a_history_key_must_be_long_and_is_hmac_sha256():
 # ---- the checkpoint file ---------------------------------------------------------------------------
 
 
-def test_a_checkpoint_is_signed_chained_and_written_only_for_histories_that_moved(deployed, engine, council,
-                                                                                 checkpoint_file):
+def test_a_checkpoint_is_signed_chained_and_written_only_for_histories_that_moved(
+    deployed, engine, council, checkpoint_file
+):
     start_review(engine, council)
     first = checkpoint(council, checkpoint_file)
     assert (first.written, first.unchanged) == (["C001"], 0)
@@ -432,7 +527,10 @@ def test_a_checkpoint_is_signed_chained_and_written_only_for_histories_that_move
     assert third.written == ["C001", "C002"]
     lines = [json.loads(line) for line in checkpoint_file.read_text().splitlines()]
     assert [(line["child"], line["seq"], line["at"][:10]) for line in lines] == [
-        ("C001", 2, "2026-03-02"), ("C001", 3, "2026-03-04"), ("C002", 2, "2026-03-04")]
+        ("C001", 2, "2026-03-02"),
+        ("C001", 3, "2026-03-04"),
+        ("C002", 2, "2026-03-04"),
+    ]
     assert lines[0]["prev"] == "" and [line["prev"] for line in lines[1:]] == [line["mac"] for line in lines[:-1]]
     assert {line["key_id"] for line in lines} == {history_keys.signing_key().id}
     result = verify_with_checkpoints(council, checkpoint_file)
@@ -452,11 +550,13 @@ def test_a_checkpoint_file_altered_cut_or_forged_is_named_line_by_line(deployed,
     altered = json.loads(lines[0]) | {"seq": 1}
     checkpoint_file.write_text("\n".join([json.dumps(altered), *lines[1:]]) + "\n")
     assert checkpoints.load(checkpoint_file).problems == [
-        "line 1: its signature does not match (the line was altered or forged)"]
+        "line 1: its signature does not match (the line was altered or forged)"
+    ]
 
     checkpoint_file.write_text("\n".join([lines[0], lines[2]]) + "\n")
     assert checkpoints.load(checkpoint_file).problems == [
-        "line 2 does not follow the line before it: checkpoints were removed, inserted or reordered"]
+        "line 2 does not follow the line before it: checkpoints were removed, inserted or reordered"
+    ]
 
     forged = json.loads(lines[2]) | {"child": "C002"}
     forged["mac"] = hmac.new(b"a guess at the key", json.dumps(forged).encode(), hashlib.sha256).hexdigest()
@@ -464,7 +564,8 @@ def test_a_checkpoint_file_altered_cut_or_forged_is_named_line_by_line(deployed,
     assert checkpoints.load(checkpoint_file).problems == [
         "line 4 does not follow the line before it: checkpoints were removed, inserted or reordered",
         "line 4: its signature does not match (the line was altered or forged)",
-        "line 5: not a checkpoint (unreadable)"]
+        "line 5: not a checkpoint (unreadable)",
+    ]
 
 
 def test_the_scheduler_checkpoints_when_it_starts_and_daily(deployed, engine, council, checkpoint_file):
@@ -475,5 +576,4 @@ def test_the_scheduler_checkpoints_when_it_starts_and_daily(deployed, engine, co
     job = scheduler.get_job("checkpoint")
     assert job.trigger.interval == timedelta(days=1)
     checkpoint_job(engine, council, checkpoint_file)
-    assert [json.loads(line)["at"] for line in checkpoint_file.read_text().splitlines()] == [
-        engine.now().isoformat()]
+    assert [json.loads(line)["at"] for line in checkpoint_file.read_text().splitlines()] == [engine.now().isoformat()]

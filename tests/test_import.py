@@ -17,8 +17,10 @@ from engine.people import case_team
 
 from .conftest import ROOT
 
-HEADINGS = ("Child ID,Name,Date of birth,UPN,School URN,School name,Legal status,Date entered care,"
-            "Social worker's e-mail,Designated teacher's e-mail\n")
+HEADINGS = (
+    "Child ID,Name,Date of birth,UPN,School URN,School name,Legal status,Date entered care,"
+    "Social worker's e-mail,Designated teacher's e-mail\n"
+)
 EXTRACT = HEADINGS + (
     "C001,Alex Example,01/05/2014,A123456789012,100001,Oak Primary,C2,2019-09-01,sw@demo.test,dt@demo.test\n"
     "N001,Nova New,2015-02-03,,100001,Oak Primary,V2,2021-01-04,new.worker@council.test,\n"
@@ -47,8 +49,10 @@ def do_import(sessions, engine, text=EXTRACT):
 
 def counts(sessions) -> dict:
     with sessions() as s:
-        return {table.__name__: s.scalar(select(func.count()).select_from(table))
-                for table in (Child, User, School, CaseTeamMember, Event, Instance)}
+        return {
+            table.__name__: s.scalar(select(func.count()).select_from(table))
+            for table in (Child, User, School, CaseTeamMember, Event, Instance)
+        }
 
 
 def test_a_dry_run_says_what_would_be_added_changed_and_started_and_changes_nothing(council_with_processes, engine):
@@ -56,8 +60,11 @@ def test_a_dry_run_says_what_would_be_added_changed_and_started_and_changes_noth
     result = planned(council_with_processes, engine)
 
     assert result.errors == []
-    assert [(c.row.child_id, c.action) for c in result.children] == [("C001", "change"), ("N001", "add"),
-                                                                     ("N002", "add")]
+    assert [(c.row.child_id, c.action) for c in result.children] == [
+        ("C001", "change"),
+        ("N001", "add"),
+        ("N002", "add"),
+    ]
     assert result.children[0].changes == ["Unique pupil number", "School's URN", "Legal status", "Date entered care"]
     assert [c.row.child_id for c in result.starts] == ["N002"]  # entered care 4 working days ago, no PEP yet
     assert result.people_added == {"new.worker@council.test": "New Worker"}
@@ -71,18 +78,28 @@ def test_applying_adds_children_teams_schools_and_people_and_starts_the_initial_
 
     with council_with_processes() as s:
         nova = s.get(Child, "N001")
-        assert (nova.name, nova.school, nova.school_urn, nova.legal_status) == ("Nova New", "Oak Primary", "100001",
-                                                                                 "section_20")
+        assert (nova.name, nova.school, nova.school_urn, nova.legal_status) == (
+            "Nova New",
+            "Oak Primary",
+            "100001",
+            "section_20",
+        )
         team = {role: user.email for role, user in case_team(s, "N001").items()}
-        assert team == {"social_worker": "new.worker@council.test", "designated_teacher": "dt@demo.test"}  # the school's
-        assert [t.user_id for t in s.get(School, "100001").teachers] == [s.scalar(select(User.id).where(
-            User.email == "dt@demo.test"))]
+        assert team == {
+            "social_worker": "new.worker@council.test",
+            "designated_teacher": "dt@demo.test",
+        }  # the school's
+        assert [t.user_id for t in s.get(School, "100001").teachers] == [
+            s.scalar(select(User.id).where(User.email == "dt@demo.test"))
+        ]
         first = s.scalars(select(Event).where(Event.child_id == "N001")).one()
         assert first.kind == "child_imported" and first.actor == "admin@demo.test" and first.data["row"] == 3
         started = s.scalars(select(Instance).where(Instance.child_id == "N002")).all()
         assert [i.definition.process_id for i in started] == ["initial_pep"]
-        assert s.scalar(select(Event).where(Event.child_id == "N002", Event.kind == "change_reported")).data[
-            "message"] == "child_becomes_looked_after"
+        assert (
+            s.scalar(select(Event).where(Event.child_id == "N002", Event.kind == "change_reported")).data["message"]
+            == "child_becomes_looked_after"
+        )
         alex = s.get(Child, "C001")
         assert (alex.upn, alex.school_urn, alex.legal_status) == ("A123456789012", "100001", "care_order")
         changed = s.scalar(select(Event).where(Event.child_id == "C001", Event.kind == "child_details_changed"))
@@ -101,8 +118,7 @@ def test_importing_the_same_file_again_changes_nothing(council_with_processes, e
     assert counts(council_with_processes) == before
 
 
-def test_bad_rows_are_named_by_their_row_number_in_plain_words_and_nothing_is_imported(council_with_processes,
-                                                                                        engine):
+def test_bad_rows_are_named_by_their_row_number_in_plain_words_and_nothing_is_imported(council_with_processes, engine):
     bad = HEADINGS + (
         "N001,Nova New,31/02/2015,,100001,,C2,,,\n"
         ",No Id,,,,,,,,\n"
@@ -111,11 +127,14 @@ def test_bad_rows_are_named_by_their_row_number_in_plain_words_and_nothing_is_im
     )
     with council_with_processes.begin() as s:
         from engine.people import add_user
+
         add_user(s, "auditor@demo.test", "Aud Inspector", roles=["Auditor"])
     result = planned(council_with_processes, engine, bad)
 
-    assert result.errors[:2] == ["Row 2: the date of birth “31/02/2015” is not a real date",
-                                 "Row 3: the child's id is missing"]
+    assert result.errors[:2] == [
+        "Row 2: the date of birth “31/02/2015” is not a real date",
+        "Row 3: the child's id is missing",
+    ]
     row4 = [e for e in result.errors if e.startswith("Row 4:")]
     assert len(row4) == 5 and any("UPN “X1”" in e for e in row4) and any("URN “12”" in e for e in row4)
     assert any("legal status “Adopted by wolves” is not one we know" in e for e in row4)
@@ -128,10 +147,12 @@ def test_bad_rows_are_named_by_their_row_number_in_plain_words_and_nothing_is_im
 def test_an_auditor_is_never_put_in_a_case_team_by_an_import(council_with_processes, engine):
     with council_with_processes.begin() as s:
         from engine.people import add_user
+
         add_user(s, "auditor@demo.test", "Aud Inspector", roles=["Auditor"])
     result = planned(council_with_processes, engine, HEADINGS + "N009,Ned,,,,,,,auditor@demo.test,\n")
-    assert result.errors == ["Row 2: auditor@demo.test is an auditor: auditors see a child only through a grant, "
-                             "never in a case team"]
+    assert result.errors == [
+        "Row 2: auditor@demo.test is an auditor: auditors see a child only through a grant, never in a case team"
+    ]
 
 
 def test_a_file_without_the_columns_it_needs_is_refused_in_words(council_with_processes, engine):
@@ -140,6 +161,7 @@ def test_a_file_without_the_columns_it_needs_is_refused_in_words(council_with_pr
 
 
 # ---- pep import ------------------------------------------------------------------------------------
+
 
 @pytest.fixture
 def cli_databases(monkeypatch):

@@ -18,11 +18,26 @@ def add_tasks(sessions, instance_id, child_id, *tasks):
     """Open tasks for the inbox to find: (id, name, role key, assignee email or None for the pool, due in days)."""
     with sessions.begin() as s:
         users = dict(s.execute(select(User.email, User.id)).all())
-        s.execute(insert(OpenTask), [
-            dict(id=task_id, instance_id=instance_id, child_id=child_id, spec_id=name, name=name, lane=role,
-                 role_key=role, form=None, assignee_id=users.get(who), pooled=who is None,
-                 due_at=NOW + timedelta(days=due) if due is not None else None, ready_at=NOW - timedelta(days=len(name)))
-            for task_id, name, role, who, due in tasks])
+        s.execute(
+            insert(OpenTask),
+            [
+                dict(
+                    id=task_id,
+                    instance_id=instance_id,
+                    child_id=child_id,
+                    spec_id=name,
+                    name=name,
+                    lane=role,
+                    role_key=role,
+                    form=None,
+                    assignee_id=users.get(who),
+                    pooled=who is None,
+                    due_at=NOW + timedelta(days=due) if due is not None else None,
+                    ready_at=NOW - timedelta(days=len(name)),
+                )
+                for task_id, name, role, who, due in tasks
+            ],
+        )
 
 
 def adviser(sessions):
@@ -35,12 +50,16 @@ def test_my_tasks_and_my_pool_come_together_most_urgent_first_and_undated_last(d
     instance_id = start_review(engine, council)
     with council() as s:
         pool_role = s.scalar(select(Role.key).where(Role.pooled, Role.label == "VS Education Adviser"))
-    add_tasks(council, instance_id, "C001",
-              ("t-undated", "Undated pool task", pool_role, None, None),
-              ("t-late", "Overdue QA", pool_role, None, -3),
-              ("t-mine-soon", "My review", pool_role, "ea@demo.test", 2),
-              ("t-theirs", "Someone else's", pool_role, "ea2@demo.test", 1),
-              ("t-later", "QA next month", pool_role, None, 30))
+    add_tasks(
+        council,
+        instance_id,
+        "C001",
+        ("t-undated", "Undated pool task", pool_role, None, None),
+        ("t-late", "Overdue QA", pool_role, None, -3),
+        ("t-mine-soon", "My review", pool_role, "ea@demo.test", 2),
+        ("t-theirs", "Someone else's", pool_role, "ea2@demo.test", 1),
+        ("t-later", "QA next month", pool_role, None, 30),
+    )
     user_id, roles = adviser(council)
     with council() as s:
         rows = inbox(s, user_id, roles, NOW)

@@ -93,11 +93,11 @@ def test_the_check_catches_every_kind_of_web_import(tmp_path):
 @pytest.mark.parametrize("module", ["engine.runtime", "engine.cli", "engine.timers"])
 def test_importing_the_engine_does_not_load_flask(module):
     code = (
-        f"import sys, {module}\n"
-        f"print(' '.join(sorted(m for m in sys.modules if m.split('.')[0] in {sorted(WEB)!r})))\n"
+        f"import sys, {module}\nprint(' '.join(sorted(m for m in sys.modules if m.split('.')[0] in {sorted(WEB)!r})))\n"
     )
-    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120,
-                          check=False)
+    proc = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120, check=False
+    )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "", f"importing {module} loaded: {proc.stdout.strip()}"
 
@@ -124,7 +124,11 @@ def module_imports(path: Path) -> set[str]:
 
 def test_the_engines_modules_import_each_other_without_a_circle():
     """Each module can be read on its own: none needs, as it loads, a module that needs it back."""
-    graph = {f"engine.{p.stem}": module_imports(p) - {f"engine.{p.stem}"} for p in ENGINE.glob("*.py") if p.stem != "__init__"}
+    graph = {
+        f"engine.{p.stem}": module_imports(p) - {f"engine.{p.stem}"}
+        for p in ENGINE.glob("*.py")
+        if p.stem != "__init__"
+    }
     graph = {module: {m for m in needs if m in graph} for module, needs in graph.items()}
     circles, state = [], {}
 
@@ -132,7 +136,7 @@ def test_the_engines_modules_import_each_other_without_a_circle():
         state[module] = "open"
         for needed in sorted(graph[module]):
             if state.get(needed) == "open":
-                circles.append(" → ".join([*path[path.index(needed):], needed]))
+                circles.append(" → ".join([*path[path.index(needed) :], needed]))
             elif needed not in state:
                 visit(needed, [*path, needed])
         state[module] = "done"

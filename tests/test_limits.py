@@ -18,9 +18,11 @@ from engine.models import Event, Incident, Instance, Notification, OpenTask
 from tests.helpers import sweep
 
 FAST = limits.Limits(evaluation_seconds=0.3, step_seconds=0.6)
-NS = ('xmlns:bpmn="http://www.omg.org/spec/BPMN/20100524/MODEL" '
-      'xmlns:spiffworkflow="http://spiffworkflow.org/bpmn/schema/1.0/core" '
-      'xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance"')
+NS = (
+    'xmlns:bpmn="http://www.omg.org/spec/BPMN/20100524/MODEL" '
+    'xmlns:spiffworkflow="http://spiffworkflow.org/bpmn/schema/1.0/core" '
+    'xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance"'
+)
 FORM = '{"type": "object", "properties": {"note": {"type": "string"}}}'
 
 
@@ -137,14 +139,22 @@ HOSTILE = {
     "a huge power in a condition": (condition("10 ** (10 ** 9) &gt; 0"), "size"),
     "a huge repetition": (script("padding = 'x' * 10 ** 11"), "size"),
     "a comprehension over a huge range": (script("numbers = [x for x in range(10 ** 10)]"), "size"),
-    "nested comprehensions that never end": (script("pairs = sum(1 for x in range(10 ** 6) for y in range(10 ** 6))"), "time"),
+    "nested comprehensions that never end": (
+        script("pairs = sum(1 for x in range(10 ** 6) for y in range(10 ** 6))"),
+        "time",
+    ),
     "exponential recursion": (script("def f(n):\n    return f(n - 1) + f(n - 1) if n else 1\nresult = f(60)"), "time"),
     "values doubled until they fill memory": (script("s = 'abc'\nfor i in range(64):\n    s = s + s"), "size"),
     "a huge timer expression": (timer("timeDate", "str([x for x in range(10 ** 10)])"), "size"),
-    "an endless timer expression": (timer("timeDuration", "str(sum(1 for x in range(10 ** 6) for y in range(10 ** 6)))"), "time"),
+    "an endless timer expression": (
+        timer("timeDuration", "str(sum(1 for x in range(10 ** 6) for y in range(10 ** 6)))"),
+        "time",
+    ),
     "a computed cycle of no interval": (timer("timeCycle", "'R/' + 'PT0S'"), "time"),
-    "a notification template that loops for ever":
-        (notification("{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}"), "time"),
+    "a notification template that loops for ever": (
+        notification("{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}"),
+        "time",
+    ),
     "a notification template with a huge power": (notification("{{ 10 ** (10 ** 10) }}"), "size"),
     "a loop with no wait in it": (loop_without_wait(), "steps"),
     "a huge multi-instance count": (many_instances("10 ** 6"), "size"),
@@ -214,7 +224,12 @@ def test_a_hostile_check_on_an_answer_refuses_the_submission_plainly_and_keeps_t
     with stopped_within(10), pytest.raises(ProcessFault) as caught, council.begin() as s:
         engine.complete_task(s, task.id, "sw@demo.test", {"note": "hello"})
     fault = caught.value
-    assert (fault.process_id, fault.element_id, fault.limit, fault.instance_id) == ("hostile_process", "hostile", "time", instance_id)
+    assert (fault.process_id, fault.element_id, fault.limit, fault.instance_id) == (
+        "hostile_process",
+        "hostile",
+        "time",
+        instance_id,
+    )
     with council.begin() as s:
         engine.record_fault(s, fault, "task")
     with council() as s:
@@ -263,7 +278,9 @@ def test_instructions_that_cannot_be_shown_leave_the_task_doable_and_tell_the_vi
 
 
 def test_a_hostile_start_leaves_no_instance_and_an_incident_without_one(council, engine):
-    body = script("while True:\n    n = 1").replace('<bpmn:incoming>f2</bpmn:incoming>', '<bpmn:incoming>f0</bpmn:incoming>')
+    body = script("while True:\n    n = 1").replace(
+        "<bpmn:incoming>f2</bpmn:incoming>", "<bpmn:incoming>f0</bpmn:incoming>"
+    )
     xml = f"""<?xml version="1.0" encoding="UTF-8"?>
 <bpmn:definitions {NS} id="defs" targetNamespace="http://example.org/pep-test">
   <bpmn:process id="hostile_process" name="Hostile process" isExecutable="true">
@@ -288,17 +305,20 @@ def test_a_hostile_start_leaves_no_instance_and_an_incident_without_one(council,
 # ---- refused at deploy ---------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("code, refusal", [
-    ("content = open('/etc/passwd').read()", '"open" is not'),
-    ("kind = type(note)", '"type" is not'),
-    ("value = getattr(note, 'upper')", '"getattr" is not'),
-    ("names = vars()", '"vars" is not'),
-    ("names = globals()", '"globals" is not'),
-    ("inner = len.__self__", "a function's attributes are not allowed"),
-    ("inner = note.__class__", '".__class__" is not'),
-    ("inner = add_days.cache_info", "a function's attributes are not allowed"),
-    ("len = 3", '"len" is a function of this service'),
-])
+@pytest.mark.parametrize(
+    "code, refusal",
+    [
+        ("content = open('/etc/passwd').read()", '"open" is not'),
+        ("kind = type(note)", '"type" is not'),
+        ("value = getattr(note, 'upper')", '"getattr" is not'),
+        ("names = vars()", '"vars" is not'),
+        ("names = globals()", '"globals" is not'),
+        ("inner = len.__self__", "a function's attributes are not allowed"),
+        ("inner = note.__class__", '".__class__" is not'),
+        ("inner = add_days.cache_info", "a function's attributes are not allowed"),
+        ("len = 3", '"len" is a function of this service'),
+    ],
+)
 def test_deploy_refuses_what_diagram_code_may_not_call_or_read_naming_the_element(council, code, refusal):
     with pytest.raises(DeploymentRejected) as caught:
         deploy_xml(council, after_a_day(script(code)))
@@ -307,12 +327,15 @@ def test_deploy_refuses_what_diagram_code_may_not_call_or_read_naming_the_elemen
     assert refusal in error.message
 
 
-@pytest.mark.parametrize("element", [
-    '<bpmn:multiInstanceLoopCharacteristics><bpmn:loopCardinality>type(x)</bpmn:loopCardinality></bpmn:multiInstanceLoopCharacteristics>',
-    '<bpmn:multiInstanceLoopCharacteristics><bpmn:loopCardinality>3</bpmn:loopCardinality>'
-    '<bpmn:completionCondition>open("x")</bpmn:completionCondition></bpmn:multiInstanceLoopCharacteristics>',
-    '<bpmn:standardLoopCharacteristics><bpmn:loopCondition>vars()</bpmn:loopCondition></bpmn:standardLoopCharacteristics>',
-])
+@pytest.mark.parametrize(
+    "element",
+    [
+        "<bpmn:multiInstanceLoopCharacteristics><bpmn:loopCardinality>type(x)</bpmn:loopCardinality></bpmn:multiInstanceLoopCharacteristics>",
+        "<bpmn:multiInstanceLoopCharacteristics><bpmn:loopCardinality>3</bpmn:loopCardinality>"
+        '<bpmn:completionCondition>open("x")</bpmn:completionCondition></bpmn:multiInstanceLoopCharacteristics>',
+        "<bpmn:standardLoopCharacteristics><bpmn:loopCondition>vars()</bpmn:loopCondition></bpmn:standardLoopCharacteristics>",
+    ],
+)
 def test_deploy_checks_loop_counts_and_conditions(council, element):
     body = script("one = 1").replace("<bpmn:script>", element + "<bpmn:script>")
     with pytest.raises(DeploymentRejected) as caught:
@@ -348,10 +371,20 @@ def test_the_limits_refuse_each_kind_of_huge_value_before_building_it():
     from engine.scripting import ScriptError, make_script_engine
 
     env = make_script_engine(EXPRESSION_FUNCTIONS).environment
-    for code in ["r = 1 << 10 ** 9", "r = pow(2, 10 ** 9)", "r = round(5, -10 ** 9)", "r = '%1000000000d' % 1",
-                 "r = 'ab'.ljust(10 ** 9)", "r = 'a,b'.replace(',', 'x' * 10 ** 6)", "r = [0] * 10 ** 9",
-                 "r = [[0] * 1000] * 10 ** 6", "y = []\nfor i in range(100):\n    y.append('x' * 10 ** 6)",
-                 "s = 'x' * 10 ** 6\nr = str([s] * 2)", "r = ''.join(['x' * 10 ** 6] * 2)", "r = sum([[1], [2]], [])"]:
+    for code in [
+        "r = 1 << 10 ** 9",
+        "r = pow(2, 10 ** 9)",
+        "r = round(5, -10 ** 9)",
+        "r = '%1000000000d' % 1",
+        "r = 'ab'.ljust(10 ** 9)",
+        "r = 'a,b'.replace(',', 'x' * 10 ** 6)",
+        "r = [0] * 10 ** 9",
+        "r = [[0] * 1000] * 10 ** 6",
+        "y = []\nfor i in range(100):\n    y.append('x' * 10 ** 6)",
+        "s = 'x' * 10 ** 6\nr = str([s] * 2)",
+        "r = ''.join(['x' * 10 ** 6] * 2)",
+        "r = sum([[1], [2]], [])",
+    ]:
         with stopped_within(5), pytest.raises(ScriptError) as caught:
             env.execute(code, {})
         assert caught.value.limit == "size", code

@@ -36,22 +36,25 @@ class Diagram:
         id_ = id_ or f"{kind}_{len(self.nodes)}"
         extra = "".join(f' {k}="{v}"' for k, v in attributes.items())
         if kind == "script":
-            body = '<bpmn:script>count = count + 1</bpmn:script>'
+            body = "<bpmn:script>count = count + 1</bpmn:script>"
             self.nodes.append(f'<bpmn:scriptTask id="{id_}" scriptFormat="python"{extra}>{body}</bpmn:scriptTask>')
         elif kind == "user":
             self.users.append(id_)
             self.nodes.append(
                 f'<bpmn:userTask id="{id_}" name="Step {id_}"{extra}><bpmn:extensionElements><spiffworkflow:properties>'
                 '<spiffworkflow:property name="formJsonSchemaFilename" value="note.schema.json" />'
-                '</spiffworkflow:properties></bpmn:extensionElements></bpmn:userTask>')
+                "</spiffworkflow:properties></bpmn:extensionElements></bpmn:userTask>"
+            )
         else:
             self.nodes.append(f'<bpmn:{kind} id="{id_}"{extra} />')
         return id_
 
     def flow(self, source: str, target: str, condition: str | None = None) -> None:
         body = f"<bpmn:conditionExpression>{condition}</bpmn:conditionExpression>" if condition else ""
-        self.flows.append(f'<bpmn:sequenceFlow id="flow_{len(self.flows)}" sourceRef="{source}" targetRef="{target}">'
-                          f'{body}</bpmn:sequenceFlow>')
+        self.flows.append(
+            f'<bpmn:sequenceFlow id="flow_{len(self.flows)}" sourceRef="{source}" targetRef="{target}">'
+            f"{body}</bpmn:sequenceFlow>"
+        )
 
     def then(self, source: str, kind: str, **attributes) -> str:
         target = self.add(kind, **attributes)
@@ -65,18 +68,22 @@ class Diagram:
 
     def xml(self) -> str:
         lane = "".join(f"<bpmn:flowNodeRef>{u}</bpmn:flowNodeRef>" for u in self.users)
-        return "\n".join([
-            '<?xml version="1.0" encoding="UTF-8"?>',
-            '<bpmn:definitions xmlns:bpmn="http://www.omg.org/spec/BPMN/20100524/MODEL" '
-            'xmlns:spiffworkflow="http://spiffworkflow.org/bpmn/schema/1.0/core" '
-            'xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" '
-            'id="long_definitions" targetNamespace="http://example.org/pep-test">',
-            f'<bpmn:process id="{self.process_id}" name="Long {self.process_id}" isExecutable="true">',
-            f'<bpmn:laneSet id="lanes"><bpmn:lane id="sw_lane" name="Social Worker">{lane}</bpmn:lane></bpmn:laneSet>'
-            if self.users else "",
-            *self.nodes, *self.flows,
-            "</bpmn:process></bpmn:definitions>",
-        ])
+        return "\n".join(
+            [
+                '<?xml version="1.0" encoding="UTF-8"?>',
+                '<bpmn:definitions xmlns:bpmn="http://www.omg.org/spec/BPMN/20100524/MODEL" '
+                'xmlns:spiffworkflow="http://spiffworkflow.org/bpmn/schema/1.0/core" '
+                'xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" '
+                'id="long_definitions" targetNamespace="http://example.org/pep-test">',
+                f'<bpmn:process id="{self.process_id}" name="Long {self.process_id}" isExecutable="true">',
+                f'<bpmn:laneSet id="lanes"><bpmn:lane id="sw_lane" name="Social Worker">{lane}</bpmn:lane></bpmn:laneSet>'
+                if self.users
+                else "",
+                *self.nodes,
+                *self.flows,
+                "</bpmn:process></bpmn:definitions>",
+            ]
+        )
 
     def bundle(self) -> Bundle:
         return Bundle({f"processes/{self.process_id}.bpmn": self.xml(), "forms/note.schema.json": NOTE_FORM})
@@ -118,8 +125,9 @@ def test_a_chain_of_3000_script_tasks_deploys_and_runs_to_its_end_event(council,
         assert ran[0] == "begin" and ran[-1] == "finish" and len(ran) == 3002
         assert workflow.last_task.task_spec.name == "End" and workflow.is_completed()
         # the saved state comes back as it was (the state is as deep as the chain)
-        again = engine.serializer.state_from_dict(engine.serializer.state_to_dict(workflow), *engine.spec(
-            instance.definition), engine.script_engine)
+        again = engine.serializer.state_from_dict(
+            engine.serializer.state_to_dict(workflow), *engine.spec(instance.definition), engine.script_engine
+        )
         assert state_digest(engine.serializer.state_to_dict(again)) == state_digest(instance.state)
         first = next(e for e in events(s, "C001") if e.kind == "instance_started")
         assert first.data["path"][:2] == ["begin", "script_1"] and len(first.data["path"]) == 3002
@@ -150,8 +158,11 @@ def test_user_tasks_past_depth_1000_open_and_complete_one_by_one(council, engine
     with council() as s:
         assert engine.instance_data(s, instance_id)["count"] == 1100
         workflow = engine.load(s.get(Instance, instance_id))
-        done = {t.task_spec.bpmn_id: t.state for t in workflow.tasks.values()
-                if t.task_spec.bpmn_id and t.state != TaskState.CANCELLED}
+        done = {
+            t.task_spec.bpmn_id: t.state
+            for t in workflow.tasks.values()
+            if t.task_spec.bpmn_id and t.state != TaskState.CANCELLED
+        }
         assert set(done.values()) == {TaskState.COMPLETED} and len(done) == 1100 + 7
         # the join waits on each branch; the branch that arrived first gives way to the other
         assert {t.task_spec.bpmn_id for t in workflow.tasks.values() if t.state == TaskState.CANCELLED} == {"join"}
@@ -179,7 +190,8 @@ def test_an_interrupting_timer_takes_a_long_process_down_its_other_path(council,
     diagram.nodes.append(
         '<bpmn:boundaryEvent id="overdue" attachedToRef="first_step"><bpmn:timerEventDefinition id="overdue_timer">'
         '<bpmn:timeDuration xsi:type="bpmn:tFormalExpression">"P7D"</bpmn:timeDuration>'
-        '</bpmn:timerEventDefinition></bpmn:boundaryEvent>')
+        "</bpmn:timerEventDefinition></bpmn:boundaryEvent>"
+    )
     diagram.then(diagram.then("overdue", "user", id_="chase"), "endEvent", id_="chased")
     deploy_diagram(council, clock, diagram)
     start(engine, council, "long_with_deadline")
@@ -203,11 +215,14 @@ def test_moving_a_long_process_to_a_new_version_is_refused_plainly(council, engi
     with council() as s:
         [check] = migration.candidates(engine, s, s.get(ProcessDefinition, newest.definitions[0].id))
         assert check.instance.id == instance_id and not check.safe
-        assert check.reasons == ['"long_versions" is too long for its versions to be compared '
-                                 "(SpiffWorkflow follows it one nested call per element)"]
+        assert check.reasons == [
+            '"long_versions" is too long for its versions to be compared '
+            "(SpiffWorkflow follows it one nested call per element)"
+        ]
 
 
 # ---- deploy ---------------------------------------------------------------------------------------
+
 
 def rejected(sessions, clock, diagram: Diagram) -> list:
     with clocks.using(clock), sessions() as s, pytest.raises(DeploymentRejected) as caught:
@@ -239,6 +254,7 @@ def test_a_diagram_too_deep_for_the_parser_is_refused_with_the_element_named(cou
 
 
 # ---- the parser ---------------------------------------------------------------------------------
+
 
 def specs(parser_class, paths: list[Path]) -> dict:
     """Every executable process of the files, parsed and serialized; inputs compared as sets."""

@@ -41,15 +41,22 @@ def smtp(monkeypatch):
 def notify(council, clock, email: str, subject: str) -> None:
     with council.begin() as s:
         user_id = s.scalar(select(User.id).where(User.email == email))
-        s.add(Notification(user_id=user_id, child_id="C001", kind="notice", subject=subject, body="Body",
-                           created_at=clock.now()))
+        s.add(
+            Notification(
+                user_id=user_id, child_id="C001", kind="notice", subject=subject, body="Body", created_at=clock.now()
+            )
+        )
 
 
 def test_a_venue_with_line_breaks_cannot_stop_the_mail_and_never_reaches_a_header(council, clock, smtp):
     notify(council, clock, "sw@demo.test", "Meeting at Room 1\r\nBcc: someone@evil.example")
     notify(council, clock, "dt@demo.test", "PEP due")
-    settings = {"SMTP_HOST": "smtp.council.test", "SMTP_PORT": 25, "MAIL_FROM": "pep@council.test",
-                "BASE_URL": "https://pep.council.test"}
+    settings = {
+        "SMTP_HOST": "smtp.council.test",
+        "SMTP_PORT": 25,
+        "MAIL_FROM": "pep@council.test",
+        "BASE_URL": "https://pep.council.test",
+    }
     assert deliver_pending(settings, council, clock.now) == 2
     assert [m["Subject"] for m in smtp.sent] == ["Meeting at Room 1 Bcc: someone@evil.example", "PEP due"]
     assert all(m["Bcc"] is None for m in smtp.sent)
@@ -62,8 +69,12 @@ def test_an_address_the_server_refuses_does_not_hold_back_the_next_notification(
         s.scalars(select(User).where(User.email == "sw@demo.test")).one().email = "refused@demo.test"
     notify(council, clock, "refused@demo.test", "First")
     notify(council, clock, "dt@demo.test", "Second")
-    settings = {"SMTP_HOST": "smtp.council.test", "SMTP_PORT": 25, "MAIL_FROM": "pep@council.test",
-                "BASE_URL": "https://pep.council.test"}
+    settings = {
+        "SMTP_HOST": "smtp.council.test",
+        "SMTP_PORT": 25,
+        "MAIL_FROM": "pep@council.test",
+        "BASE_URL": "https://pep.council.test",
+    }
     assert deliver_pending(settings, council, clock.now) == 2
     assert [m["Subject"] for m in smtp.sent] == ["Second"]
     assert deliver_pending(settings, council, clock.now) == 0  # nothing is retried for ever

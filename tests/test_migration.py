@@ -22,30 +22,44 @@ DEADLINES = (BASIC_BUNDLE / "processes" / "deadlines.bpmn").read_text(encoding="
 
 def with_filing_step(xml: str) -> str:
     """The review with a new last step: the VS adviser files the signed-off PEP."""
-    return (xml
-            .replace('<bpmn:sequenceFlow id="f_accepted" sourceRef="qa_outcome" targetRef="done" />',
-                     '<bpmn:sequenceFlow id="f_accepted" sourceRef="qa_outcome" targetRef="file_pep" />'
-                     '<bpmn:manualTask id="file_pep" name="File the signed-off PEP">'
-                     '<bpmn:incoming>f_accepted</bpmn:incoming><bpmn:outgoing>f_filed</bpmn:outgoing></bpmn:manualTask>'
-                     '<bpmn:sequenceFlow id="f_filed" sourceRef="file_pep" targetRef="done" />')
-            .replace("<bpmn:incoming>f_accepted</bpmn:incoming>\n    </bpmn:endEvent>",
-                     "<bpmn:incoming>f_filed</bpmn:incoming>\n    </bpmn:endEvent>")
-            .replace("<bpmn:flowNodeRef>done</bpmn:flowNodeRef>",
-                     "<bpmn:flowNodeRef>done</bpmn:flowNodeRef><bpmn:flowNodeRef>file_pep</bpmn:flowNodeRef>"))
+    return (
+        xml.replace(
+            '<bpmn:sequenceFlow id="f_accepted" sourceRef="qa_outcome" targetRef="done" />',
+            '<bpmn:sequenceFlow id="f_accepted" sourceRef="qa_outcome" targetRef="file_pep" />'
+            '<bpmn:manualTask id="file_pep" name="File the signed-off PEP">'
+            "<bpmn:incoming>f_accepted</bpmn:incoming><bpmn:outgoing>f_filed</bpmn:outgoing></bpmn:manualTask>"
+            '<bpmn:sequenceFlow id="f_filed" sourceRef="file_pep" targetRef="done" />',
+        )
+        .replace(
+            "<bpmn:incoming>f_accepted</bpmn:incoming>\n    </bpmn:endEvent>",
+            "<bpmn:incoming>f_filed</bpmn:incoming>\n    </bpmn:endEvent>",
+        )
+        .replace(
+            "<bpmn:flowNodeRef>done</bpmn:flowNodeRef>",
+            "<bpmn:flowNodeRef>done</bpmn:flowNodeRef><bpmn:flowNodeRef>file_pep</bpmn:flowNodeRef>",
+        )
+    )
 
 
 def with_review_record(xml: str) -> str:
     """The review window process with a step after the review: the social worker records it."""
-    return (xml
-            .replace('<bpmn:sequenceFlow id="w6" sourceRef="hold_review" targetRef="window_done" />',
-                     '<bpmn:sequenceFlow id="w6" sourceRef="hold_review" targetRef="record_review" />'
-                     '<bpmn:manualTask id="record_review" name="Record the review">'
-                     '<bpmn:incoming>w6</bpmn:incoming><bpmn:outgoing>w7</bpmn:outgoing></bpmn:manualTask>'
-                     '<bpmn:sequenceFlow id="w7" sourceRef="record_review" targetRef="window_done" />')
-            .replace('<bpmn:endEvent id="window_done"><bpmn:incoming>w6</bpmn:incoming>',
-                     '<bpmn:endEvent id="window_done"><bpmn:incoming>w7</bpmn:incoming>')
-            .replace("<bpmn:flowNodeRef>window_done</bpmn:flowNodeRef>",
-                     "<bpmn:flowNodeRef>window_done</bpmn:flowNodeRef><bpmn:flowNodeRef>record_review</bpmn:flowNodeRef>"))
+    return (
+        xml.replace(
+            '<bpmn:sequenceFlow id="w6" sourceRef="hold_review" targetRef="window_done" />',
+            '<bpmn:sequenceFlow id="w6" sourceRef="hold_review" targetRef="record_review" />'
+            '<bpmn:manualTask id="record_review" name="Record the review">'
+            "<bpmn:incoming>w6</bpmn:incoming><bpmn:outgoing>w7</bpmn:outgoing></bpmn:manualTask>"
+            '<bpmn:sequenceFlow id="w7" sourceRef="record_review" targetRef="window_done" />',
+        )
+        .replace(
+            '<bpmn:endEvent id="window_done"><bpmn:incoming>w6</bpmn:incoming>',
+            '<bpmn:endEvent id="window_done"><bpmn:incoming>w7</bpmn:incoming>',
+        )
+        .replace(
+            "<bpmn:flowNodeRef>window_done</bpmn:flowNodeRef>",
+            "<bpmn:flowNodeRef>window_done</bpmn:flowNodeRef><bpmn:flowNodeRef>record_review</bpmn:flowNodeRef>",
+        )
+    )
 
 
 def without(xml: str, *element_ids: str) -> str:
@@ -66,8 +80,11 @@ def deploy_edit(sessions, path: str, xml: str) -> int:
 
 
 def definition(session, process_id: str, version: int) -> ProcessDefinition:
-    return next(d for d in session.scalars(select(ProcessDefinition).where(ProcessDefinition.process_id == process_id))
-                if d.deployment.version == version)
+    return next(
+        d
+        for d in session.scalars(select(ProcessDefinition).where(ProcessDefinition.process_id == process_id))
+        if d.deployment.version == version
+    )
 
 
 def at_complete_pep(engine, sessions) -> int:
@@ -82,7 +99,9 @@ def migrate(engine, sessions, instance_id: int, process_id: str, version: int) -
         return migration.migrate(engine, s, instance_id, definition(s, process_id, version).id, "owner@demo.test")
 
 
-def test_a_pep_waiting_for_the_teacher_moves_to_a_version_with_a_new_last_step_and_reaches_it(deployed, engine, council):
+def test_a_pep_waiting_for_the_teacher_moves_to_a_version_with_a_new_last_step_and_reaches_it(
+    deployed, engine, council
+):
     instance_id = at_complete_pep(engine, council)
     task_before = only_task(council)
     version = deploy_edit(council, "processes/review.bpmn", with_filing_step(REVIEW))
@@ -101,8 +120,11 @@ def test_a_pep_waiting_for_the_teacher_moves_to_a_version_with_a_new_last_step_a
 
 def test_a_pep_whose_current_step_changed_is_refused_with_the_reason(deployed, engine, council):
     instance_id = at_complete_pep(engine, council)
-    version = deploy_edit(council, "processes/review.bpmn",
-                          REVIEW.replace('name="Complete the PEP"', 'name="Complete and submit the PEP"'))
+    version = deploy_edit(
+        council,
+        "processes/review.bpmn",
+        REVIEW.replace('name="Complete the PEP"', 'name="Complete and submit the PEP"'),
+    )
     with council() as s:
         verdict = migration.check(engine, s.get(Instance, instance_id), definition(s, "test_review", version))
     assert not verdict.safe
@@ -157,7 +179,10 @@ def test_the_childs_history_records_the_move_and_still_verifies_and_replays(depl
         moved = [e for e in history.events(s, "C001") if e.kind == "instance_migrated"]
         assert len(moved) == 1 and moved[0].actor == "owner@demo.test" and moved[0].instance_id == instance_id
         assert {k: moved[0].data[k] for k in ("process_id", "from_version", "to_version")} == {
-            "process_id": "test_review", "from_version": 1, "to_version": version}
+            "process_id": "test_review",
+            "from_version": 1,
+            "to_version": version,
+        }
         assert history.verify(s, "C001").ok
     complete(engine, council, only_task(council), "dt@demo.test", PEP)
     with council() as s:
@@ -190,8 +215,11 @@ def database_url(db):
 def test_pep_migrate_moves_the_safe_peps_and_says_why_the_others_stay(deployed, engine, council, pep):  # noqa: F811
     waiting_to_arrange = start_review(engine, council, "C002")
     at_the_pep = at_complete_pep(engine, council)
-    version = deploy_edit(council, "processes/review.bpmn",
-                          REVIEW.replace('name="Complete the PEP"', 'name="Complete and submit the PEP"'))
+    version = deploy_edit(
+        council,
+        "processes/review.bpmn",
+        REVIEW.replace('name="Complete the PEP"', 'name="Complete and submit the PEP"'),
+    )
 
     dry = pep("migrate", "test_review", "--as", "owner@demo.test", "--dry-run")
     assert f"instance {waiting_to_arrange} (child C002, version 1) can move" in dry.stdout
@@ -201,14 +229,22 @@ def test_pep_migrate_moves_the_safe_peps_and_says_why_the_others_stay(deployed, 
     refused = pep("migrate", "test_review", "--instance", str(at_the_pep), "--as", "owner@demo.test")
     assert refused.exit_code == 1 and "its name changed" in refused.stderr
     with council() as s:
-        assert [s.get(Instance, i).definition.deployment.version for i in (waiting_to_arrange, at_the_pep)] == [version, 1]
+        assert [s.get(Instance, i).definition.deployment.version for i in (waiting_to_arrange, at_the_pep)] == [
+            version,
+            1,
+        ]
 
 
 def test_the_reason_names_what_changed_in_the_step(deployed, engine, council):
     instance_id = at_complete_pep(engine, council)
     other_form = REVIEW.replace('value="complete_pep.schema.json"', 'value="views.schema.json"')
-    version = deploy_edit(council, "processes/review.bpmn", other_form.replace(
-        '<bpmn:lane id="lane_dt" name="Designated Teacher">', '<bpmn:lane id="lane_dt" name="Designated Person">'))
+    version = deploy_edit(
+        council,
+        "processes/review.bpmn",
+        other_form.replace(
+            '<bpmn:lane id="lane_dt" name="Designated Teacher">', '<bpmn:lane id="lane_dt" name="Designated Person">'
+        ),
+    )
     with council() as s:
         verdict = migration.check(engine, s.get(Instance, instance_id), definition(s, "test_review", version))
     assert verdict.reasons == ['"Complete the PEP" (complete_pep) is in progress and its lane, form changed']

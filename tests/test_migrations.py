@@ -35,8 +35,9 @@ def storage_of_workflow_state(url: str) -> str:
     db = make_db(url)
     try:
         with db.connect() as conn:
-            return conn.scalar(text("SELECT attstorage FROM pg_attribute "
-                                    "WHERE attrelid = 'instance'::regclass AND attname = 'state'"))
+            return conn.scalar(
+                text("SELECT attstorage FROM pg_attribute WHERE attrelid = 'instance'::regclass AND attname = 'state'")
+            )
     finally:
         db.dispose()
 
@@ -165,15 +166,23 @@ def test_a_history_written_before_the_chain_was_keyed_still_verifies_after_the_m
     db = make_db(sqlite_url)
     prev = history.GENESIS
     with db.begin() as conn:
-        conn.execute(text("INSERT INTO child (id, name, created_at, history_seq, history_head) "
-                          "VALUES ('C001', 'Alex Example', '2026-03-02 09:00:00', 0, '')"))
+        conn.execute(
+            text(
+                "INSERT INTO child (id, name, created_at, history_seq, history_head) "
+                "VALUES ('C001', 'Alex Example', '2026-03-02 09:00:00', 0, '')"
+            )
+        )
         for seq, actor in enumerate(["sw@demo.test", "dt@demo.test"], 1):
             data = {"page": "child"}
             digest = history.event_hash(prev, "C001", seq, "record_viewed", at, actor, None, None, data)
-            conn.execute(text("INSERT INTO event (child_id, seq, kind, at, actor, data, prev_hash, hash) VALUES "
-                              "('C001', :seq, 'record_viewed', '2026-03-02 09:00:00.000000', :actor, :data, :prev, "
-                              ":hash)"), {"seq": seq, "actor": actor, "data": json.dumps(data), "prev": prev,
-                                          "hash": digest})
+            conn.execute(
+                text(
+                    "INSERT INTO event (child_id, seq, kind, at, actor, data, prev_hash, hash) VALUES "
+                    "('C001', :seq, 'record_viewed', '2026-03-02 09:00:00.000000', :actor, :data, :prev, "
+                    ":hash)"
+                ),
+                {"seq": seq, "actor": actor, "data": json.dumps(data), "prev": prev, "hash": digest},
+            )
             prev = digest
         conn.execute(text("UPDATE child SET history_seq = 2, history_head = :head"), {"head": prev})
     db.dispose()
@@ -186,7 +195,9 @@ def test_a_history_written_before_the_chain_was_keyed_still_verifies_after_the_m
             before = history.verify(s, "C001")
         assert before.ok and (before.events, before.unkeyed) == (2, 2)
         with sessions.begin() as s:
-            history.append(s, "C001", [{"kind": "record_viewed", "actor": "ea@demo.test", "data": {"page": "child"}}], at)
+            history.append(
+                s, "C001", [{"kind": "record_viewed", "actor": "ea@demo.test", "data": {"page": "child"}}], at
+            )
         with sessions() as s:
             after = history.verify(s, "C001")
             assert [e.key_id for e in history.events(s, "C001")] == [None, None, history_keys.signing_key().id]
@@ -224,8 +235,9 @@ def test_0020_fills_in_the_day_a_child_came_into_care_from_their_history(sqlite_
             deploy(s, Bundle.from_dirs(ROOT), actor="owner@council.test")
         with sessions.begin() as s:
             s.get(Child, "Y5").in_care = False
-            started, = Engine(clock).send_message(s, "child_becomes_looked_after", "Y5", ENTERING_CARE,
-                                                  actor="sw@council.test")
+            (started,) = Engine(clock).send_message(
+                s, "child_becomes_looked_after", "Y5", ENTERING_CARE, actor="sw@council.test"
+            )
         with sessions.begin() as s:  # as the code before 0020 left them
             s.get(Child, "Y5").entered_care = None
             row = s.get(PepProjection, started.id)
@@ -238,6 +250,8 @@ def test_0020_fills_in_the_day_a_child_came_into_care_from_their_history(sqlite_
             row = s.get(PepProjection, started.id)
             assert s.get(Child, "Y5").entered_care == datetime(2026, 3, 2).date()
             assert row.entered_care == datetime(2026, 3, 2).date() and row.ready_by is not None
-            assert {k: getattr(row, k) for k in oversight.recompute(s, started.id)} == oversight.recompute(s, started.id)
+            assert {k: getattr(row, k) for k in oversight.recompute(s, started.id)} == oversight.recompute(
+                s, started.id
+            )
     finally:
         db.dispose()

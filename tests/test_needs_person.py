@@ -52,8 +52,11 @@ def task_ready(sessions, child_id, spec_id):
 
 def notices(sessions, child_id, kind):
     with sessions() as s:
-        return s.scalars(select(Notification).where(Notification.child_id == child_id, Notification.kind == kind)
-                         .order_by(Notification.id)).all()
+        return s.scalars(
+            select(Notification)
+            .where(Notification.child_id == child_id, Notification.kind == kind)
+            .order_by(Notification.id)
+        ).all()
 
 
 def test_a_dt_task_for_a_child_with_no_school_place_goes_to_the_vs_education_adviser_pool(deployed, engine, unplaced):
@@ -61,7 +64,12 @@ def test_a_dt_task_for_a_child_with_no_school_place_goes_to_the_vs_education_adv
     complete(engine, unplaced, only_task(unplaced, "C003"), "sw@demo.test", MEETING)
     task = only_task(unplaced, "C003")
     assert (task.spec_id, task.lane, task.role_key, task.pooled, task.assignee_id) == (
-        "complete_pep", "Designated Teacher", "vs_education_adviser", True, None)
+        "complete_pep",
+        "Designated Teacher",
+        "vs_education_adviser",
+        True,
+        None,
+    )
     ready = task_ready(unplaced, "C003", "complete_pep")
     assert ready.data["fallback_from"] == "designated_teacher" and ready.data["role"] == "vs_education_adviser"
     assert "needs_person" not in ready.data
@@ -73,10 +81,16 @@ def test_a_dt_task_for_a_child_with_no_school_place_goes_to_the_vs_education_adv
 
 
 def test_a_lane_nobody_holds_without_a_fallback_is_on_the_needs_a_person_list_until_the_case_team_names_someone(
-        deployed, engine, unallocated, clock):
+    deployed, engine, unallocated, clock
+):
     start_review(engine, unallocated, "C004")
     task = only_task(unallocated, "C004")
-    assert (task.spec_id, task.role_key, task.assignee_id, task.pooled) == ("arrange_meeting", "social_worker", None, False)
+    assert (task.spec_id, task.role_key, task.assignee_id, task.pooled) == (
+        "arrange_meeting",
+        "social_worker",
+        None,
+        False,
+    )
     assert task_ready(unallocated, "C004", "arrange_meeting").data["needs_person"] is True
     told = notices(unallocated, "C004", "task_needs_person")
     assert [(n.role_key, n.user_id, n.task_id) for n in told] == [("vs_administrator", None, task.id)]
@@ -98,13 +112,16 @@ def test_a_lane_nobody_holds_without_a_fallback_is_on_the_needs_a_person_list_un
     complete(engine, unallocated, task, "sw@demo.test", MEETING)
 
 
-def test_removing_the_only_holder_of_a_role_without_a_fallback_puts_their_task_on_the_list(deployed, engine, council, clock):
+def test_removing_the_only_holder_of_a_role_without_a_fallback_puts_their_task_on_the_list(
+    deployed, engine, council, clock
+):
     start_review(engine, council)
     task = only_task(council)
     with clocks.using(clock), council.begin() as s:
         change = set_case_team(s, "C001", {"Social Worker": None}, actor="admin@demo.test")
-    assert change == [{"role": "social_worker", "from": "sw@demo.test", "to": None, "tasks": [task.id],
-                       "needs_person": [task.id]}]
+    assert change == [
+        {"role": "social_worker", "from": "sw@demo.test", "to": None, "tasks": [task.id], "needs_person": [task.id]}
+    ]
     with council() as s:
         moved = s.get(OpenTask, task.id)
         assert (moved.assignee_id, moved.pooled) == (None, False)
@@ -117,7 +134,8 @@ def test_a_task_may_name_its_own_fallback_in_place_of_the_roles(deployed, engine
     review = review.replace(
         '<spiffworkflow:property name="dueDate" value="pep_due" />',
         '<spiffworkflow:property name="dueDate" value="pep_due" />\n'
-        '          <spiffworkflow:property name="fallback" value="Social Worker" />')
+        '          <spiffworkflow:property name="fallback" value="Social Worker" />',
+    )
     with clocks.using(clock), unplaced.begin() as s:
         deploy_changes(s, {"processes/review.bpmn": review}, actor="owner@demo.test")
     start_review(engine, unplaced, "C003")
@@ -131,10 +149,14 @@ def test_a_task_may_name_its_own_fallback_in_place_of_the_roles(deployed, engine
 def test_a_fallback_naming_an_unknown_role_or_one_that_sees_no_child_is_refused(deployed, council, clock):
     with council() as s:
         review = latest_bundle(s).files["processes/review.bpmn"]
-    for name, problem in (("Headmaster", 'fallback: "Headmaster" is not a known role'),
-                          ("Process Owner", "fallback: the Process Owner sees no child's record")):
-        changed = review.replace('<spiffworkflow:property name="dueDate" value="pep_due" />',
-                                 f'<spiffworkflow:property name="fallback" value="{name}" />')
+    for name, problem in (
+        ("Headmaster", 'fallback: "Headmaster" is not a known role'),
+        ("Process Owner", "fallback: the Process Owner sees no child's record"),
+    ):
+        changed = review.replace(
+            '<spiffworkflow:property name="dueDate" value="pep_due" />',
+            f'<spiffworkflow:property name="fallback" value="{name}" />',
+        )
         with pytest.raises(DeploymentRejected) as rejected, clocks.using(clock), council.begin() as s:
             deploy_changes(s, {"processes/review.bpmn": changed}, actor="owner@demo.test")
         assert [e.element_id for e in rejected.value.errors] == ["complete_pep"]
@@ -153,7 +175,8 @@ def test_deploy_warns_of_lanes_that_may_have_nobody_but_not_of_pooled_roles_or_t
     given = bundle.files["processes/views.bpmn"].replace(
         '<spiffworkflow:property name="formJsonSchemaFilename"',
         '<spiffworkflow:property name="fallback" value="VS Education Adviser" />\n'
-        '          <spiffworkflow:property name="formJsonSchemaFilename"')
+        '          <spiffworkflow:property name="formJsonSchemaFilename"',
+    )
     assert given != bundle.files["processes/views.bpmn"]
     bundle.files["processes/views.bpmn"] = given
     assert [w.element_id for w in lane_warnings(bundle, roles, ["processes/views.bpmn"])] == []

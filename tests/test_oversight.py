@@ -74,57 +74,84 @@ def counts(row):
 def test_the_spring_term_gives_exact_figures(small_council, engine):
     found = figures(small_council, engine, "2025-26 spring")
     assert [counts(r) for r in found["rows"]] == [
-        {"children": 4, "due": 4, "held": 3, "on_time": 1, "late": 1, "overdue": 2, "not_yet_due": 0}]
-    assert found["initial"] == {"initial_due": 1, "initial_started": 1, "initial_ready": 0, "initial_late": 1,
-                                "initial_unknown": 0}
+        {"children": 4, "due": 4, "held": 3, "on_time": 1, "late": 1, "overdue": 2, "not_yet_due": 0}
+    ]
+    assert found["initial"] == {
+        "initial_due": 1,
+        "initial_started": 1,
+        "initial_ready": 0,
+        "initial_late": 1,
+        "initial_unknown": 0,
+    }
     assert [(t["term"], t["in_care"], t["reviewed"], t["not_reviewed"]) for t in found["termly"]] == [
-        ("2025-26 spring", 4, 1, 3)]
+        ("2025-26 spring", 4, 1, 3)
+    ]
 
 
 def test_the_year_counts_each_term_a_child_was_in_care(small_council, engine):
     found = figures(small_council, engine, "2025-26")
     assert [(t["term"], t["in_care"], t["reviewed"]) for t in found["termly"]] == [
-        ("2025-26 autumn", 3, 0), ("2025-26 spring", 4, 1)]  # Dee came into care in February; summer not begun
+        ("2025-26 autumn", 3, 0),
+        ("2025-26 spring", 4, 1),
+    ]  # Dee came into care in February; summer not begun
     assert counts(found["rows"][0])["due"] == 4
 
 
 def test_now_is_the_coming_term_with_every_pep_overdue_now(small_council, engine):
     found = figures(small_council, engine, "now")
     assert [counts(r) for r in found["rows"]] == [
-        {"children": 4, "due": 2, "held": 1, "on_time": 0, "late": 0, "overdue": 2, "not_yet_due": 0}]
+        {"children": 4, "due": 2, "held": 1, "on_time": 0, "late": 0, "overdue": 2, "not_yet_due": 0}
+    ]
     assert found["termly"] == []  # the summer term has not begun
 
 
-@pytest.mark.parametrize("by, expected", [
-    ("school", {"Elm Academy": (2, 2, 0, 0, 2), "Oak Primary": (2, 2, 1, 1, 0)}),
-    ("designated_teacher", {"Dana Teacher": (2, 2, 1, 1, 0), "Omar Teacher": (2, 2, 0, 0, 2)}),
-    ("social_worker", {"Sam Social-Worker": (4, 4, 1, 1, 2)}),
-    ("education_adviser", {None: (4, 4, 1, 1, 2)}),
-    ("age_band", {"Key stage 2": (1, 1, 0, 1, 0), "Key stage 3": (2, 2, 1, 0, 1), "Key stage 4": (1, 1, 0, 0, 1)}),
-    ("area", {"In area": (1, 1, 0, 1, 0), "Out of area": (1, 1, 0, 0, 1), None: (2, 2, 1, 0, 1)}),
-    ("process", {"Test termly PEP with sign-off": (None, 3, 1, 1, 1),
-                 "Test initial PEP with its own escalation": (None, 1, 0, 0, 1)}),
-])
+@pytest.mark.parametrize(
+    "by, expected",
+    [
+        ("school", {"Elm Academy": (2, 2, 0, 0, 2), "Oak Primary": (2, 2, 1, 1, 0)}),
+        ("designated_teacher", {"Dana Teacher": (2, 2, 1, 1, 0), "Omar Teacher": (2, 2, 0, 0, 2)}),
+        ("social_worker", {"Sam Social-Worker": (4, 4, 1, 1, 2)}),
+        ("education_adviser", {None: (4, 4, 1, 1, 2)}),
+        ("age_band", {"Key stage 2": (1, 1, 0, 1, 0), "Key stage 3": (2, 2, 1, 0, 1), "Key stage 4": (1, 1, 0, 0, 1)}),
+        ("area", {"In area": (1, 1, 0, 1, 0), "Out of area": (1, 1, 0, 0, 1), None: (2, 2, 1, 0, 1)}),
+        (
+            "process",
+            {
+                "Test termly PEP with sign-off": (None, 3, 1, 1, 1),
+                "Test initial PEP with its own escalation": (None, 1, 0, 0, 1),
+            },
+        ),
+    ],
+)
 def test_each_breakdown_gives_exact_figures(small_council, engine, by, expected):
     found = figures(small_council, engine, "2025-26 spring", by)
-    assert {r["label"]: (r["children"], r["due"], r["on_time"], r["late"], r["overdue"]) for r in found["rows"]} == expected
+    assert {
+        r["label"]: (r["children"], r["due"], r["on_time"], r["late"], r["overdue"]) for r in found["rows"]
+    } == expected
 
 
-@pytest.mark.parametrize("by, initial, termly", [
-    ("school", {"Elm Academy": (1, 1, 0, 1)}, {"Elm Academy": (2, 0, 2), "Oak Primary": (2, 1, 1)}),
-    ("social_worker", {"Sam Social-Worker": (1, 1, 0, 1)}, {"Sam Social-Worker": (4, 1, 3)}),
-    ("designated_teacher", {"Omar Teacher": (1, 1, 0, 1)}, {"Dana Teacher": (2, 1, 1), "Omar Teacher": (2, 0, 2)}),
-    ("age_band", {"Key stage 4": (1, 1, 0, 1)},
-     {"Key stage 2": (1, 0, 1), "Key stage 3": (2, 1, 1), "Key stage 4": (1, 0, 1)}),
-    ("area", {"Out of area": (1, 1, 0, 1)}, {"In area": (1, 0, 1), "Out of area": (1, 0, 1), None: (2, 1, 1)}),
-])
+@pytest.mark.parametrize(
+    "by, initial, termly",
+    [
+        ("school", {"Elm Academy": (1, 1, 0, 1)}, {"Elm Academy": (2, 0, 2), "Oak Primary": (2, 1, 1)}),
+        ("social_worker", {"Sam Social-Worker": (1, 1, 0, 1)}, {"Sam Social-Worker": (4, 1, 3)}),
+        ("designated_teacher", {"Omar Teacher": (1, 1, 0, 1)}, {"Dana Teacher": (2, 1, 1), "Omar Teacher": (2, 0, 2)}),
+        (
+            "age_band",
+            {"Key stage 4": (1, 1, 0, 1)},
+            {"Key stage 2": (1, 0, 1), "Key stage 3": (2, 1, 1), "Key stage 4": (1, 0, 1)},
+        ),
+        ("area", {"Out of area": (1, 1, 0, 1)}, {"In area": (1, 0, 1), "Out of area": (1, 0, 1), None: (2, 1, 1)}),
+    ],
+)
 def test_the_initial_and_termly_figures_break_down_too(small_council, engine, by, initial, termly):
     period = oversight.period("2025-26 spring", engine.now())
     with small_council() as s:
         rows = oversight.initial_by(s, period, engine.now(), by)
         terms = oversight.termly_by(s, period, engine.now(), by)
-    assert {r["label"]: (r["initial_due"], r["initial_started"], r["initial_ready"], r["initial_late"])
-            for r in rows} == initial
+    assert {
+        r["label"]: (r["initial_due"], r["initial_started"], r["initial_ready"], r["initial_late"]) for r in rows
+    } == initial
     assert [t["term"] for t in terms] == ["2025-26 spring"]
     assert {r["label"]: (r["in_care"], r["reviewed"], r["not_reviewed"]) for r in terms[0]["rows"]} == termly
 
@@ -132,8 +159,10 @@ def test_the_initial_and_termly_figures_break_down_too(small_council, engine, by
 def test_an_initial_or_termly_figure_of_a_group_drills_down_to_its_children(small_council, engine):
     period = oversight.period("2025-26 spring", engine.now())
     with small_council() as s:
+
         def names(drill):
             return [r["child_name"] for r in oversight.drill_down(s, period, engine.now(), drill, EVERYONE)]
+
         assert names(oversight.Drill("initial_late", "school", "Elm Academy")) == ["Dee Initial"]
         assert names(oversight.Drill("initial_late", "school", "Oak Primary")) == []
         assert names(oversight.Drill("not_reviewed", "school", "Oak Primary", "2025-26 spring")) == ["Casey Late"]
@@ -144,18 +173,25 @@ def test_an_initial_or_termly_figure_of_a_group_drills_down_to_its_children(smal
 def test_each_figure_drills_down_to_its_children(small_council, engine):
     period = oversight.period("2025-26 spring", engine.now())
     with small_council() as s:
+
         def names(drill):
             return [r["child_name"] for r in oversight.drill_down(s, period, engine.now(), drill, EVERYONE)]
+
         assert names(oversight.Drill("on_time")) == ["Alex Example"]
         assert names(oversight.Drill("late")) == ["Casey Late"]
         assert names(oversight.Drill("overdue")) == ["Blair Sample", "Dee Initial"]
         assert names(oversight.Drill("overdue", "school", "Oak Primary")) == []
         assert names(oversight.Drill("initial_late")) == ["Dee Initial"]
-        assert names(oversight.Drill("not_reviewed", term="2025-26 spring")) == ["Blair Sample", "Casey Late", "Dee Initial"]
+        assert names(oversight.Drill("not_reviewed", term="2025-26 spring")) == [
+            "Blair Sample",
+            "Casey Late",
+            "Dee Initial",
+        ]
         assert names(oversight.Drill("children", "area", "")) == ["Alex Example", "Blair Sample"]
         only_c001 = Child.id == "C001"
-        assert [r["child_name"] for r in oversight.drill_down(s, period, engine.now(), oversight.Drill("due"), only_c001)] == [
-            "Alex Example"]
+        assert [
+            r["child_name"] for r in oversight.drill_down(s, period, engine.now(), oversight.Drill("due"), only_c001)
+        ] == ["Alex Example"]
         overdue = oversight.drill_down(s, period, engine.now(), oversight.Drill("overdue"), EVERYONE)
         assert [r["days_overdue"] for r in overdue] == [4, 8]  # from 27 March (end of term) and 23 March
 
@@ -172,8 +208,9 @@ def test_the_projection_equals_a_recomputation_from_history(small_council, engin
     with small_council() as s:
         rebuilt = {row.instance_id: row for row in s.scalars(select(PepProjection))}
         columns = [c.key for c in PepProjection.__table__.columns]
-        assert ({i: tuple(getattr(r, c) for c in columns) for i, r in rebuilt.items()}
-                == {i: tuple(getattr(r, c) for c in columns) for i, r in kept.items()})
+        assert {i: tuple(getattr(r, c) for c in columns) for i, r in rebuilt.items()} == {
+            i: tuple(getattr(r, c) for c in columns) for i, r in kept.items()
+        }
 
 
 def test_the_statutory_rules_are_configuration_with_their_source():
@@ -186,7 +223,9 @@ def test_the_overdue_list_says_how_long_and_whom_each_was_escalated_to(small_cou
     with small_council() as s:
         rows = oversight.overdue_tasks(s, engine.now(), EVERYONE)
         assert [(r["child_name"], r["task"].name, r["days_overdue"]) for r in rows] == [
-            ("Blair Sample", "Submit the PEP", 22), ("Dee Initial", "Prepare the setting information", 22)]
+            ("Blair Sample", "Submit the PEP", 22),
+            ("Dee Initial", "Prepare the setting information", 22),
+        ]
         blair = next(r for r in rows if r["child_id"] == "C002")
         assert blair["task"].overdue_stage == "escalated"
         assert blair["task"].escalated_at.isoformat() == "2026-03-11T09:00:00+00:00"
@@ -194,8 +233,10 @@ def test_the_overdue_list_says_how_long_and_whom_each_was_escalated_to(small_cou
         assert blair["holder"] == "Omar Teacher"
         dee = next(r for r in rows if r["child_id"] == "C004")
         assert dee["task"].escalated_at is None  # its diagram draws its own escalation
-        assert [r["child_id"] for r in oversight.overdue_tasks(s, engine.now(), EVERYONE,
-                                                                oversight.OverdueFilter(school="Oak Primary"))] == []
+        assert [
+            r["child_id"]
+            for r in oversight.overdue_tasks(s, engine.now(), EVERYONE, oversight.OverdueFilter(school="Oak Primary"))
+        ] == []
         assert len(oversight.overdue_tasks(s, engine.now(), EVERYONE, oversight.OverdueFilter(min_days=23))) == 0
         person = s.scalar(select(User.id).where(User.email == "other.dt@demo.test"))
         assert len(oversight.overdue_tasks(s, engine.now(), EVERYONE, oversight.OverdueFilter(person=person))) == 2
@@ -227,16 +268,19 @@ def test_a_pooled_task_is_given_to_a_holder_of_its_role_and_no_one_else(small_co
         assert s.get(OpenTask, task.id).assignee_id == adviser
         claimed = s.scalars(select(Event).where(Event.kind == "task_claimed", Event.child_id == "C002")).all()
         assert [(e.actor, e.data["user_id"], e.data["assigned_by"]) for e in claimed] == [
-            ("admin@demo.test", adviser, "admin@demo.test")]
+            ("admin@demo.test", adviser, "admin@demo.test")
+        ]
 
 
 def test_a_breakdown_by_a_person_is_paged_the_most_overdue_first_and_found_by_name(small_council, engine):
     period, now = oversight.period("2025-26 spring", engine.now()), engine.now()
     with small_council() as s:
+
         def page(by, number, search="", size=None):
             found = oversight.timeliness(s, period, now, by, number, search, size)
             assert found["rows"] == found["page"].rows
             return found["page"]
+
         everyone = oversight.timeliness(s, period, now, "designated_teacher")
         assert [r["label"] for r in everyone["rows"]] == ["Dana Teacher", "Omar Teacher"] and everyone["page"] is None
         first = page("designated_teacher", 1, size=1)
@@ -245,7 +289,9 @@ def test_a_breakdown_by_a_person_is_paged_the_most_overdue_first_and_found_by_na
         assert [r["label"] for r in page("designated_teacher", 2, size=1).rows] == ["Dana Teacher"]
         assert page("designated_teacher", 9, size=1).number == 2  # past the last: the last
         found = page("designated_teacher", 1, "  DANA ")
-        assert [(r["label"], r["due"], r["on_time"]) for r in found.rows] == [("Dana Teacher", 2, 1)] and found.total == 1
+        assert [(r["label"], r["due"], r["on_time"]) for r in found.rows] == [
+            ("Dana Teacher", 2, 1)
+        ] and found.total == 1
         assert page("designated_teacher", 1, "50%_").rows == []  # what is typed is matched as typed
         assert [r["label"] for r in page("school", 1).rows] == ["Elm Academy", "Oak Primary"]  # by name
 
@@ -257,6 +303,7 @@ def test_the_termly_counts_equal_a_count_child_by_child(small_council, engine):
     with small_council() as s:
         for term in found:
             for figure in oversight.TERMLY_FIGURES:
-                listed = oversight.drill_down(s, period, engine.now(), oversight.Drill(figure, term=term["term"]),
-                                              EVERYONE)
+                listed = oversight.drill_down(
+                    s, period, engine.now(), oversight.Drill(figure, term=term["term"]), EVERYONE
+                )
                 assert len(listed) == term[figure], (term["term"], figure)

@@ -47,8 +47,7 @@ TUITION = {**TARGETS[1], "what": "Maths tuition twice a week", "category": "Acad
 def record(council, child, targets):
     council.engine.clock.set("2026-03-02T09:00:00+00:00")  # each child's PEP from the start of the fortnight
     start(council, child)
-    council.do("call_meeting", SW if child == "Y5" else ("sw2@council.test" if child == "Y11" else SW),
-               CALL, child)
+    council.do("call_meeting", SW if child == "Y5" else ("sw2@council.test" if child == "Y11" else SW), CALL, child)
     council.do("student_views_sheet", YP, VIEWS, child)
     council.do("prepopulate_pep", DTS[child], PREPOPULATED, child)
     held(council.engine, CALL["meeting_date"])
@@ -69,18 +68,38 @@ def small_council(engine, sessions):
     council.do("update_review_record", SW, REVIEW, "Y5")
 
     record(council, "Y6", [TARGETS[0], TUITION])
-    council.do("qa_pep", EA2, {**GREEN, "rating": "Red", "targets_smart": False,
-                               "qa_feedback": "Targets need a measure."}, "Y6")
+    council.do(
+        "qa_pep",
+        EA2,
+        {**GREEN, "rating": "Red", "targets_smart": False, "qa_feedback": "Targets need a measure."},
+        "Y6",
+    )
     council.do("record_meeting", DTS["Y6"], {**RECORD, "targets": [TARGETS[0], TUITION]}, "Y6")
     council.do("qa_pep", EA2, {**GREEN, "rating": "Amber", "qa_feedback": "Better."}, "Y6")
-    council.do("approve_pp_plus", VSH, {"pp_plus_decision": "Approve part", "pp_plus_approved_amount": 200,
-                                        "pp_plus_decision_reason": "Tuition is capped."}, "Y6")
+    council.do(
+        "approve_pp_plus",
+        VSH,
+        {
+            "pp_plus_decision": "Approve part",
+            "pp_plus_approved_amount": 200,
+            "pp_plus_decision_reason": "Tuition is capped.",
+        },
+        "Y6",
+    )
 
     record(council, "Y11", TARGETS)
-    council.do("qa_pep", EA, {**GREEN, "rating": "Amber", "child_voice_evident": False,
-                              "qa_feedback": "Put the student views first."}, "Y11")
-    council.do("approve_pp_plus", VSH, {"pp_plus_decision": "Refuse",
-                                        "pp_plus_decision_reason": "Not linked to an assessed need."}, "Y11")
+    council.do(
+        "qa_pep",
+        EA,
+        {**GREEN, "rating": "Amber", "child_voice_evident": False, "qa_feedback": "Put the student views first."},
+        "Y11",
+    )
+    council.do(
+        "approve_pp_plus",
+        VSH,
+        {"pp_plus_decision": "Refuse", "pp_plus_decision_reason": "Not linked to an assessed need."},
+        "Y11",
+    )
 
 
 @pytest.fixture
@@ -107,14 +126,16 @@ def test_each_request_decision_and_release_is_a_line_of_the_ledger(known):
     assert lines(known, "Y5") == [
         ("requested", None, 30000, "Academic", "Read aloud with a buddy three times a week"),
         ("decided", "approved", 30000, None, None),
-        ("released", None, 30000, None, None)]
+        ("released", None, 30000, None, None),
+    ]
     assert lines(known, "Y6") == [
         ("requested", None, 30000, "Academic", "Read aloud with a buddy three times a week"),
         ("requested", None, 15000, "Academic", "Maths tuition twice a week"),
         ("requested", None, 30000, "Academic", "Read aloud with a buddy three times a week"),
         ("requested", None, 15000, "Academic", "Maths tuition twice a week"),
         ("decided", "part", 20000, None, None),
-        ("released", None, 20000, None, None)]
+        ("released", None, 20000, None, None),
+    ]
     assert lines(known, "Y11")[1:] == [("decided", "refused", 0, None, None)]
     with known() as s:
         row = s.scalars(select(PpplusEntry).where(PpplusEntry.child_id == "Y6")).first()
@@ -123,10 +144,22 @@ def test_each_request_decision_and_release_is_a_line_of_the_ledger(known):
 
 def test_a_pep_asked_again_counts_its_latest_request(known):
     with known() as s:
-        rows = [{"child_id": r.child_id, "instance_id": r.instance_id, "entry": r.entry, "source": r.source,
-                 "step_seq": r.step_seq, "amount": r.amount_pence} for r in s.scalars(select(PpplusEntry))]
+        rows = [
+            {
+                "child_id": r.child_id,
+                "instance_id": r.instance_id,
+                "entry": r.entry,
+                "source": r.source,
+                "step_seq": r.step_seq,
+                "amount": r.amount_pence,
+            }
+            for r in s.scalars(select(PpplusEntry))
+        ]
     assert ppplusledger.figures([r for r in rows if r["child_id"] == "Y6"]) == {
-        "requested": 45000, "approved": 20000, "released": 20000}
+        "requested": 45000,
+        "approved": 20000,
+        "released": 20000,
+    }
     assert ppplusledger.figures(rows) == {"requested": 105000, "approved": 50000, "released": 50000}
 
 
@@ -147,8 +180,10 @@ def test_quality_by_term_school_and_adviser_with_the_loops_and_the_criteria_fail
     assert found.by("term") == {"2025-26 spring": {"Green": 1, "Red": 1, "Amber": 2}}
     assert found.by("school") == {"Elm Academy": {"Red": 1, "Amber": 2}, "Oak Primary": {"Green": 1}}
     assert found.by("adviser") == {"Eli Adviser": {"Red": 1, "Amber": 1}, "Erin Adviser": {"Green": 1, "Amber": 1}}
-    assert found.criteria[:2] == [("Are the targets SMART?", 1, 4),
-                                  ("Is the young person's voice evident and central?", 1, 4)]
+    assert found.criteria[:2] == [
+        ("Are the targets SMART?", 1, 4),
+        ("Is the young person's voice evident and central?", 1, 4),
+    ]
     assert (found.signed_off, found.returned, found.returns) == (1, 0, 0)
 
 

@@ -32,8 +32,18 @@ def rechain(session, child_id="C001") -> None:
     every hash (without the key they cannot: tests/test_history.py)."""
     prev, key = history.GENESIS, history_keys.signing_key()
     for event in session.scalars(select(Event).where(Event.child_id == child_id).order_by(Event.seq)):
-        digest = history.event_hash(prev, child_id, event.seq, event.kind, event.at, event.actor,
-                                    event.instance_id, event.task_id, event.data, key)
+        digest = history.event_hash(
+            prev,
+            child_id,
+            event.seq,
+            event.kind,
+            event.at,
+            event.actor,
+            event.instance_id,
+            event.task_id,
+            event.data,
+            key,
+        )
         session.execute(update(Event).where(Event.id == event.id).values(prev_hash=prev, hash=digest, key_id=key.id))
         prev = digest
     session.get(Child, child_id).history_head = prev
@@ -95,16 +105,21 @@ def test_a_forger_who_holds_the_key_changes_an_answer_and_recomputes_the_chain_i
     with council() as s:
         assert history.verify(s, "C001").ok, "the chain alone cannot see it, signed with the key"
     problems = replay(engine, council).problems
-    assert problems[0] == (f"event #{seq} (task_completed Arrange the PEP meeting, instance 1): "
-                           "re-executing it does not give the state that was stored")
+    assert problems[0] == (
+        f"event #{seq} (task_completed Arrange the PEP meeting, instance 1): "
+        "re-executing it does not give the state that was stored"
+    )
 
 
 def test_changing_an_event_without_the_chain_is_named_twice(deployed, engine, council):
     to_qa(engine, council)
     with council.begin() as s:
         event = s.scalar(select(Event).where(Event.kind == "task_completed").order_by(Event.seq.desc()))
-        s.execute(update(Event).where(Event.id == event.id).values(
-            data={**event.data, "data": {**event.data["data"], "attendance_percent": 100}}))
+        s.execute(
+            update(Event)
+            .where(Event.id == event.id)
+            .values(data={**event.data, "data": {**event.data["data"], "attendance_percent": 100}})
+        )
     problems = replay(engine, council).problems
     assert f"event #{event.seq} (id {event.id}, task_completed): content altered" in problems
     assert any(p.startswith(f"event #{event.seq} (task_completed Complete the PEP") for p in problems)
@@ -123,9 +138,20 @@ def test_an_inserted_event_is_named(deployed, engine, council):
     to_qa(engine, council)
     with council.begin() as s:
         last = s.scalar(select(Event).where(Event.child_id == "C001").order_by(Event.seq.desc()))
-        s.add(Event(child_id="C001", seq=last.seq + 1, kind="task_completed", at=last.at, actor="forger@demo.test",
-                    instance_id=last.instance_id, task_id=None, data={"name": "Quality-assure the PEP"},
-                    prev_hash=last.hash, hash="f" * 64))
+        s.add(
+            Event(
+                child_id="C001",
+                seq=last.seq + 1,
+                kind="task_completed",
+                at=last.at,
+                actor="forger@demo.test",
+                instance_id=last.instance_id,
+                task_id=None,
+                data={"name": "Quality-assure the PEP"},
+                prev_hash=last.hash,
+                hash="f" * 64,
+            )
+        )
     problems = replay(engine, council).problems
     assert any(f"event #{last.seq + 1}" in p and "content altered" in p for p in problems), problems
 
@@ -137,7 +163,8 @@ def test_a_tampered_instance_row_is_named(deployed, engine, council):
         next(iter(state["tasks"].values()))["data"]["child"]["name"] = "Someone Else"
         s.execute(update(Instance).where(Instance.id == instance_id).values(state=state))
     assert replay(engine, council).problems == [
-        f"instance {instance_id}: its stored state is not the state its history leads to"]
+        f"instance {instance_id}: its stored state is not the state its history leads to"
+    ]
 
 
 def test_a_state_digest_recorded_before_version_2_still_verifies(deployed, engine, council):
@@ -163,11 +190,14 @@ def test_the_version_that_ran_is_replayed_after_a_new_one_is_deployed(deployed, 
     first, second = [f for f in result.frames if f.event.kind == "instance_started"]
     assert first.definition_id != second.definition_id
     assert [f.event.data["name"] for f in result.frames if f.event.kind == "task_ready"] == [
-        "Arrange the PEP meeting", "Arrange the meeting"]
+        "Arrange the PEP meeting",
+        "Arrange the meeting",
+    ]
 
 
 def test_replay_runs_the_engines_own_moves_so_a_change_to_how_answers_apply_needs_no_change_to_replay(
-        deployed, engine, council, monkeypatch):
+    deployed, engine, council, monkeypatch
+):
     """An answer's move is written once (engine/moves.py): change it, and the live step and replay both
     make the changed move, so the history still verifies; replay alone making the old move would not."""
     from engine import moves

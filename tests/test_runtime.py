@@ -181,8 +181,9 @@ def test_a_rescheduled_meeting_reaches_only_that_childs_review(deployed, engine,
     complete(engine, council, only_task(council, "C001"), "sw@demo.test", MEETING)
     complete(engine, council, only_task(council, "C002"), "sw@demo.test", MEETING)
     with council.begin() as s:
-        caught = engine.send_message(s, "meeting_rescheduled", "C001", {"meeting_date": "2026-03-24"},
-                                     actor="sw@demo.test")
+        caught = engine.send_message(
+            s, "meeting_rescheduled", "C001", {"meeting_date": "2026-03-24"}, actor="sw@demo.test"
+        )
     assert [i.child_id for i in caught] == ["C001"]
     # BST has begun by 31 March: end of day in London is 22:59:59 UTC
     assert only_task(council, "C001").due_at.isoformat() == "2026-03-31T22:59:59+00:00"

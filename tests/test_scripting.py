@@ -212,8 +212,23 @@ def test_a_bare_reference_to_eval_is_refused(env):
 
 
 @pytest.mark.parametrize(
-    "name", ["gi_frame", "gi_code", "f_globals", "f_locals", "f_back", "cr_frame", "ag_frame", "tb_frame",
-             "func_globals", "mro", "format", "format_map", "__class__", "__globals__"],
+    "name",
+    [
+        "gi_frame",
+        "gi_code",
+        "f_globals",
+        "f_locals",
+        "f_back",
+        "cr_frame",
+        "ag_frame",
+        "tb_frame",
+        "func_globals",
+        "mro",
+        "format",
+        "format_map",
+        "__class__",
+        "__globals__",
+    ],
 )
 def test_the_runtime_attribute_guard_refuses_introspection(name):
     gen = (i for i in [])
@@ -404,11 +419,15 @@ def test_a_name_error_in_a_diagram_script_suggests_the_field():
 
 
 def test_instructions_can_show_dates_the_way_people_read_them():
-    text = render_instructions("Meeting on {{ meeting_date | ukdate }}, PEP due {{ pep_due | ukdate }}.",
-                               {"meeting_date": "2026-03-10", "pep_due": "2026-03-31T22:59:59+00:00"})
+    text = render_instructions(
+        "Meeting on {{ meeting_date | ukdate }}, PEP due {{ pep_due | ukdate }}.",
+        {"meeting_date": "2026-03-10", "pep_due": "2026-03-31T22:59:59+00:00"},
+    )
     assert text == "Meeting on 10 March 2026, PEP due 31 March 2026."
 
 
 def test_instructions_show_money_in_pounds_and_pence():
-    assert render_instructions("{{ a | gbp }}, {{ b | gbp }}, {{ c | gbp }}", {"a": 300.0, "b": "1500.5", "c": None}) == \
-        "£300.00, £1,500.50, "
+    assert (
+        render_instructions("{{ a | gbp }}, {{ b | gbp }}, {{ c | gbp }}", {"a": 300.0, "b": "1500.5", "c": None})
+        == "£300.00, £1,500.50, "
+    )

@@ -23,8 +23,15 @@ from .test_replay import rechain
 from .test_runtime import MEETING, complete, only_task, start_review
 
 STATUTORY_BUNDLE = HERE / "bundles" / "statutory"
-NEW_KINDS = {"task_overdue", "task_reminded", "task_escalated", "meeting_held", "pep_signed_off",
-             "entered_care", "left_care"}
+NEW_KINDS = {
+    "task_overdue",
+    "task_reminded",
+    "task_escalated",
+    "meeting_held",
+    "pep_signed_off",
+    "entered_care",
+    "left_care",
+}
 
 
 @pytest.fixture
@@ -60,8 +67,8 @@ def to_submission(engine, sessions):
 
 # ---- item 5: every overdue step escalated within one working day ------------------------------------
 
-def test_dt_submits_late_reminded_on_the_due_date_escalated_to_the_ea_a_working_day_after_once_each(
-        statutory, engine):
+
+def test_dt_submits_late_reminded_on_the_due_date_escalated_to_the_ea_a_working_day_after_once_each(statutory, engine):
     task = to_submission(engine, statutory)
     assert task.due_at.isoformat() == "2026-03-09T23:59:59+00:00"
     assert (task.overdue_remind, task.overdue_escalate_to) == (True, "vs_education_adviser")
@@ -124,9 +131,13 @@ def test_the_sweep_records_task_overdue_when_the_due_date_passes(statutory, engi
 
 
 def test_a_diagram_may_name_another_role_to_escalate_to_or_none(statutory, engine, clock):
-    bundle = latest_bundle_with(statutory, clock, '<spiffworkflow:property name="dueDate" value="review_due" />',
-                                '<spiffworkflow:property name="dueDate" value="review_due" />'
-                                '<spiffworkflow:property name="overdueEscalateTo" value="VSH" />')
+    bundle = latest_bundle_with(
+        statutory,
+        clock,
+        '<spiffworkflow:property name="dueDate" value="review_due" />',
+        '<spiffworkflow:property name="dueDate" value="review_due" />'
+        '<spiffworkflow:property name="overdueEscalateTo" value="VSH" />',
+    )
     assert bundle
     task = to_submission(engine, statutory)
     assert task.overdue_escalate_to == "vs_head"
@@ -134,6 +145,7 @@ def test_a_diagram_may_name_another_role_to_escalate_to_or_none(statutory, engin
 
 def test_the_shipped_policy_names_known_roles(council):
     from engine.roles import RoleDirectory
+
     with council() as s:
         policy = Policy.load()
         assert policy.problems(RoleDirectory.load(s)) == []
@@ -141,6 +153,7 @@ def test_the_shipped_policy_names_known_roles(council):
 
 
 # ---- item 4: statutory events, declared ------------------------------------------------------------
+
 
 def test_a_pep_records_the_term_it_answers(statutory, engine):
     start(engine, statutory, "test_termly")
@@ -159,16 +172,21 @@ def test_the_meeting_held_and_the_sign_off_are_recorded_as_the_diagram_and_form_
     to_submission(engine, statutory)
     complete(engine, statutory, only_task(statutory), "dt@demo.test", {"summary": "On time"})
     held = history_of(statutory, kinds={"meeting_held"})
-    assert [(e.data["date"], e.data["field"], e.data["task"]) for e in held] == [("2026-03-04", "meeting_date",
-                                                                                   "record_meeting")]
+    assert [(e.data["date"], e.data["field"], e.data["task"]) for e in held] == [
+        ("2026-03-04", "meeting_date", "record_meeting")
+    ]
     (signed,) = history_of(statutory, kinds={"pep_signed_off"})
     assert signed.data["element"] == "signed_off" and signed.instance_id == held[0].instance_id
 
 
 def test_entering_and_leaving_care_are_recorded_with_their_dates(statutory, engine):
     with statutory.begin() as s:
-        engine.send_message(s, "child_becomes_looked_after", "C002",
-                            {"entry": "planned", "entered_care": "2026-02-27", "education_setting": "school"})
+        engine.send_message(
+            s,
+            "child_becomes_looked_after",
+            "C002",
+            {"entry": "planned", "entered_care": "2026-02-27", "education_setting": "school"},
+        )
     with statutory.begin() as s:
         engine.send_message(s, "child_leaves_care", "C002", {"left_care": "2026-03-01", "reason": "Returned home"})
     recorded = history_of(statutory, "C002", kinds={"entered_care", "left_care"})
@@ -182,12 +200,15 @@ def test_timers_say_what_they_guard_and_whether_they_remind_or_end_it(deployed, 
     sweep(engine, council, "2026-03-18T00:00:01+00:00")
     timers = history_of(council, kinds={"timer_fired"})
     assert [(e.data["timer"], e.data["guards"], e.data["effect"]) for e in timers] == [
-        ("reminder", "complete_pep", "reminds"), ("late", "complete_pep", "ends")]
+        ("reminder", "complete_pep", "reminds"),
+        ("late", "complete_pep", "ends"),
+    ]
     (withdrawn,) = history_of(council, kinds={"task_withdrawn"})
     assert withdrawn.data["by_deadline"]["timer"] == "late"
 
 
 # ---- deploy checks the declarations ------------------------------------------------------------------
+
 
 def latest_bundle_with(sessions, clock, old: str, new: str, path="processes/statutory.bpmn"):
     with clocks.using(clock), sessions.begin() as s:
@@ -210,14 +231,19 @@ def test_deploy_refuses_declarations_it_does_not_know(statutory, clock):
     diagram = files["processes/statutory.bpmn"]
     form = json.loads(files["forms/statutory_meeting.schema.json"])
     form["properties"]["notes"]["x-event"] = "meeting_held"  # not a date question
-    errors = refused(statutory, clock, {
-        "forms/statutory_meeting.schema.json": json.dumps(form),
-        "processes/statutory.bpmn": diagram
-        .replace('value="pep_signed_off"', 'value="pep_approved"')
-        .replace('<spiffworkflow:property name="answersDate" value="review_due" />', "")
-        .replace('name="dueDate" value="prep_due" />',
-                 'name="dueDate" value="prep_due" /><spiffworkflow:property name="overdueEscalateTo" value="Head" />'),
-    })
+    errors = refused(
+        statutory,
+        clock,
+        {
+            "forms/statutory_meeting.schema.json": json.dumps(form),
+            "processes/statutory.bpmn": diagram.replace('value="pep_signed_off"', 'value="pep_approved"')
+            .replace('<spiffworkflow:property name="answersDate" value="review_due" />', "")
+            .replace(
+                'name="dueDate" value="prep_due" />',
+                'name="dueDate" value="prep_due" /><spiffworkflow:property name="overdueEscalateTo" value="Head" />',
+            ),
+        },
+    )
     assert any(e.startswith("notes: x-event") and "date question" in e for e in errors), errors
     assert any(e.startswith('signed_off: statutoryEvent "pep_approved"') for e in errors), errors
     assert any(e.startswith('termly_start: answers "termly" needs answersDate') for e in errors), errors
@@ -225,6 +251,7 @@ def test_deploy_refuses_declarations_it_does_not_know(statutory, clock):
 
 
 # ---- histories written before these events still replay and verify --------------------------------------
+
 
 @pytest.mark.tampered  # rewritten below as the engine wrote it before the statutory vocabulary
 def test_a_history_written_before_the_statutory_events_still_replays_and_verifies(statutory, engine):
@@ -239,12 +266,18 @@ def test_a_history_written_before_the_statutory_events_still_replays_and_verifie
         assert any("guards" in e.data for e in events(s, "C001") if e.kind == "timer_fired")
     with statutory.begin() as s:  # the same history as the engine wrote it before: none of the new events or keys
         written = events(s, "C001")
-        sizes = {e.id: sum(1 for later in written[i:i + e.data["step_events"]] if later.kind not in NEW_KINDS)
-                 for i, e in enumerate(written) if "step_events" in e.data}
+        sizes = {
+            e.id: sum(1 for later in written[i : i + e.data["step_events"]] if later.kind not in NEW_KINDS)
+            for i, e in enumerate(written)
+            if "step_events" in e.data
+        }
         s.execute(delete(Event).where(Event.child_id == "C001", Event.kind.in_(NEW_KINDS)))
         for seq, event in enumerate((e for e in written if e.kind not in NEW_KINDS), start=1):
-            data = {k: v for k, v in event.data.items() if k not in ("answers", "guards", "guards_name", "effect",
-                                                                     "by_deadline")}
+            data = {
+                k: v
+                for k, v in event.data.items()
+                if k not in ("answers", "guards", "guards_name", "effect", "by_deadline")
+            }
             if event.id in sizes:
                 data["step_events"] = sizes[event.id]
             event.seq, event.data = seq, data
@@ -256,4 +289,3 @@ def test_a_history_written_before_the_statutory_events_still_replays_and_verifie
         result = replay_child(s, engine, "C001")
         assert result.ok, result.problems
         assert history.verify(s, "C001").ok
-

@@ -32,20 +32,32 @@ def done(instance: int, task_id: str, spec: str, when: datetime, due: str | None
 # End of the day in London (BST until 26 October 2025).
 DUE_1_OCT, DUE_3_OCT = "2025-10-01T22:59:59+00:00", "2025-10-03T22:59:59+00:00"
 HISTORY = [
-    started("A", 1, "termly"), signed("A", 1, "2025-10-10"),          # in care before: reviewed in autumn
-    started("B", 2, "termly"),                                         # in care before: not reviewed
-    care("entered_care", "C", "2025-09-15"), started("C", 3, "initial"), signed("C", 3, "2025-10-10"),  # by 13 Oct
-    care("entered_care", "D", "2025-09-22"), started("D", 4, "initial"), signed("D", 4, "2025-11-03"),  # due 20 Oct
+    started("A", 1, "termly"),
+    signed("A", 1, "2025-10-10"),  # in care before: reviewed in autumn
+    started("B", 2, "termly"),  # in care before: not reviewed
+    care("entered_care", "C", "2025-09-15"),
+    started("C", 3, "initial"),
+    signed("C", 3, "2025-10-10"),  # by 13 Oct
+    care("entered_care", "D", "2025-09-22"),
+    started("D", 4, "initial"),
+    signed("D", 4, "2025-11-03"),  # due 20 Oct
     Record("meeting_held", "C", at("2025-10-08"), 3, data={"date": "2025-10-06"}),
     Record("meeting_held", "D", at("2025-11-01"), 4, data={"date": "2025-10-17"}),
-    care("entered_care", "E", "2025-12-10"),                           # 20 working days end in January
-    care("entered_care", "F", "2025-09-08"), care("left_care", "F", "2025-09-20"),  # left before its deadline
-    care("left_care", "H", "2025-11-20"),                              # in care before, left in the term
+    care("entered_care", "E", "2025-12-10"),  # 20 working days end in January
+    care("entered_care", "F", "2025-09-08"),
+    care("left_care", "F", "2025-09-20"),  # left before its deadline
+    care("left_care", "H", "2025-11-20"),  # in care before, left in the term
     signed("H", 9, "2025-10-01"),
 ]
 IN_CARE_NOW = {"A", "B", "C", "D", "E", "G"}
-BORN = {"A": date(2015, 3, 1), "B": date(2012, 5, 5), "C": date(2014, 1, 1), "D": date(2010, 1, 1),
-        "G": date(2024, 6, 1), "H": date(2013, 2, 2)}
+BORN = {
+    "A": date(2015, 3, 1),
+    "B": date(2012, 5, 5),
+    "C": date(2014, 1, 1),
+    "D": date(2010, 1, 1),
+    "G": date(2024, 6, 1),
+    "H": date(2013, 2, 2),
+}
 
 
 def test_initial_peps_count_children_whose_20_working_days_have_passed_and_leave_out_those_who_left_first():
@@ -59,7 +71,7 @@ def test_initial_peps_count_children_whose_20_working_days_have_passed_and_leave
 def test_a_term_counts_children_in_care_and_of_pep_age_for_all_of_it_with_a_pep_signed_off_in_it():
     periods = t.care_periods(HISTORY, IN_CARE_NOW)
 
-    autumn, = t.termly_reviews(HISTORY, periods, BORN, date(2025, 9, 1), date(2025, 12, 19))
+    (autumn,) = t.termly_reviews(HISTORY, periods, BORN, date(2025, 9, 1), date(2025, 12, 19))
 
     # A and B in care throughout; C, D entered after 3 September; E in December; G is one; H left in November
     assert (autumn.label, autumn.reviewed, autumn.whole) == ("2025-26 autumn", Share(1, 2), True)
@@ -69,7 +81,7 @@ def test_a_term_counts_children_in_care_and_of_pep_age_for_all_of_it_with_a_pep_
 def test_a_term_the_period_ends_in_is_counted_to_that_day_and_said_to_be_partial():
     periods = t.care_periods(HISTORY, IN_CARE_NOW)
 
-    autumn, = t.termly_reviews(HISTORY, periods, BORN, date(2025, 9, 1), date(2025, 10, 31))
+    (autumn,) = t.termly_reviews(HISTORY, periods, BORN, date(2025, 9, 1), date(2025, 10, 31))
 
     # H, who left on 20 November, was in care for all of it, and had a PEP signed off on 1 October
     assert (autumn.last, autumn.reviewed, autumn.whole) == (date(2025, 10, 31), Share(2, 3), False)
@@ -77,11 +89,11 @@ def test_a_term_the_period_ends_in_is_counted_to_that_day_and_said_to_be_partial
 
 def test_lateness_is_judged_on_each_tasks_first_completion_in_working_days():
     records = [
-        done(1, "t1", "a", at("2025-10-06", 9), DUE_1_OCT),   # 2, 3 and 6 October: 3 working days late
+        done(1, "t1", "a", at("2025-10-06", 9), DUE_1_OCT),  # 2, 3 and 6 October: 3 working days late
         done(1, "t2", "b", at("2025-10-01", 15), DUE_1_OCT),  # on time
-        done(3, "t3", "a", at("2025-10-20"), DUE_3_OCT),      # 11 working days late
-        done(3, "t4", "n", at("2025-10-20")),                 # no due date
-        done(1, "t5", "a", at("2025-12-01"), DUE_1_OCT),      # done again: not a first completion
+        done(3, "t3", "a", at("2025-10-20"), DUE_3_OCT),  # 11 working days late
+        done(3, "t4", "n", at("2025-10-20")),  # no due date
+        done(1, "t5", "a", at("2025-12-01"), DUE_1_OCT),  # done again: not a first completion
     ]
 
     assert t.task_lateness(records) == t.Lateness(tasks=3, late=2, median_days=7.0, p90_days=11.0)
@@ -92,14 +104,17 @@ def test_an_overdue_task_is_told_in_time_by_the_end_of_the_next_working_day_by_t
         return Record("task_overdue", "A", at("2025-10-02", 8), instance, task_id, {"task": spec, "due_at": due})
 
     records = [
-        overdue(1, "x", "a", DUE_1_OCT), Record("task_reminded", "A", at("2025-10-02", 8), 1, "x"),
-        overdue(1, "y", "c", DUE_3_OCT), Record("task_reminded", "A", at("2025-10-07", 8), 1, "y"),  # Monday passed
+        overdue(1, "x", "a", DUE_1_OCT),
+        Record("task_reminded", "A", at("2025-10-02", 8), 1, "x"),
+        overdue(1, "y", "c", DUE_3_OCT),
+        Record("task_reminded", "A", at("2025-10-07", 8), 1, "y"),  # Monday passed
         Record("task_escalated", "A", at("2025-10-08", 8), 1, "y"),
         overdue(3, "z", "d", DUE_1_OCT),
         Record("timer_fired", "A", at("2025-10-02", 8), 3, data={"guards": "d", "effect": "ends"}),
         overdue(3, "w", "e", DUE_1_OCT),  # nobody told
         Record("task_ready", "A", at("2025-10-10"), 3, "v", {"task": "f"}),  # opened already overdue (Friday)
-        overdue(3, "v", "f", DUE_1_OCT), Record("task_reminded", "A", at("2025-10-13", 8), 3, "v"),  # Monday
+        overdue(3, "v", "f", DUE_1_OCT),
+        Record("task_reminded", "A", at("2025-10-13", 8), 3, "v"),  # Monday
     ]
 
     assert t.telling(records) == t.Telling(overdue=5, in_time=3, later=1, never=1, escalated=1)
@@ -125,8 +140,10 @@ def test_a_pep_is_stuck_with_a_task_nobody_holds_or_with_nothing_open_and_no_tim
 
 
 def test_tasks_that_opened_with_nobody_are_counted():
-    records = [Record("task_ready", "A", at("2025-10-01"), 1, "a", {"needs_person": True}),
-               Record("task_ready", "A", at("2025-10-01"), 1, "b", {})]
+    records = [
+        Record("task_ready", "A", at("2025-10-01"), 1, "a", {"needs_person": True}),
+        Record("task_ready", "A", at("2025-10-01"), 1, "b", {}),
+    ]
 
     assert t.needing_a_person(records) == 1
 
@@ -143,17 +160,21 @@ def test_each_overdue_step_is_escalated_so_many_whole_working_days_after_its_due
         ready(1, "x", "a", "2025-09-29", DUE_1_OCT),
         Record("timer_fired", "A", at("2025-09-30", 8), 1, data={"guards": "a", "effect": "reminds"}),
         overdue(1, "x", "a", "2025-10-02", DUE_1_OCT),
-        Record("task_escalated", "A", at("2025-10-03", 8), 1, "x"),         # Wed due, Fri: Thursday passed
-        ready(1, "y", "c", "2025-09-29", DUE_3_OCT), overdue(1, "y", "c", "2025-10-04", DUE_3_OCT),
-        Record("task_escalated", "A", at("2025-10-08", 8), 1, "y"),         # Fri due, Wed: Mon and Tue passed
-        ready(3, "z", "d", "2025-09-29", DUE_1_OCT),                        # its diagram's deadline withdraws it
+        Record("task_escalated", "A", at("2025-10-03", 8), 1, "x"),  # Wed due, Fri: Thursday passed
+        ready(1, "y", "c", "2025-09-29", DUE_3_OCT),
+        overdue(1, "y", "c", "2025-10-04", DUE_3_OCT),
+        Record("task_escalated", "A", at("2025-10-08", 8), 1, "y"),  # Fri due, Wed: Mon and Tue passed
+        ready(3, "z", "d", "2025-09-29", DUE_1_OCT),  # its diagram's deadline withdraws it
         Record("timer_fired", "A", at("2025-10-02", 8), 3, data={"guards": "d", "effect": "ends"}),
-        ready(3, "w", "e", "2025-09-29", DUE_1_OCT), overdue(3, "w", "e", "2025-10-02", DUE_1_OCT),
-        done(3, "w", "e", at("2025-10-03")),                                # done before escalation
-        ready(3, "u", "g", "2025-09-29", DUE_1_OCT), overdue(3, "u", "g", "2025-10-02", DUE_1_OCT),  # never
-        ready(3, "v", "f", "2025-10-10", DUE_1_OCT), overdue(3, "v", "f", "2025-10-11", DUE_1_OCT),
-        Record("task_escalated", "A", at("2025-10-13", 8), 3, "v"),         # opened Friday already overdue
-        ready(1, "x2", "a", "2025-10-06", due_8_oct),                       # the same step again, later
+        ready(3, "w", "e", "2025-09-29", DUE_1_OCT),
+        overdue(3, "w", "e", "2025-10-02", DUE_1_OCT),
+        done(3, "w", "e", at("2025-10-03")),  # done before escalation
+        ready(3, "u", "g", "2025-09-29", DUE_1_OCT),
+        overdue(3, "u", "g", "2025-10-02", DUE_1_OCT),  # never
+        ready(3, "v", "f", "2025-10-10", DUE_1_OCT),
+        overdue(3, "v", "f", "2025-10-11", DUE_1_OCT),
+        Record("task_escalated", "A", at("2025-10-13", 8), 3, "v"),  # opened Friday already overdue
+        ready(1, "x2", "a", "2025-10-06", due_8_oct),  # the same step again, later
         Record("timer_fired", "A", at("2025-10-09", 8), 1, data={"guards": "a", "effect": "escalates"}),
         overdue(1, "x2", "a", "2025-10-09", due_8_oct),
     ]

@@ -87,7 +87,10 @@ def test_a_school_day_deadline_skips_half_term_and_escalates_to_the_vs_head(depl
     assert sweep(engine, council, "2026-11-10T00:00:00+00:00").timers_fired == 1
     escalation = only_task(council)
     assert (escalation.name, escalation.role_key, escalation.pooled) == (
-        "Resolve the overdue initial PEP", "vs_head", True)
+        "Resolve the overdue initial PEP",
+        "vs_head",
+        True,
+    )
     with council() as s:
         notices = s.scalars(select(Notification).where(Notification.kind == "escalation")).all()
     assert sorted((n.role_key or "", n.user_id is not None) for n in notices) == [("", True), ("vs_head", False)]

@@ -27,8 +27,18 @@ DI_PREFIXES = {BPMNDI: "bpmndi", DC: "dc", DI: "di"}
 EVENTS = {"startEvent", "endEvent", "intermediateCatchEvent", "intermediateThrowEvent", "boundaryEvent"}
 GATEWAYS = {"exclusiveGateway", "parallelGateway", "inclusiveGateway", "eventBasedGateway", "complexGateway"}
 SUBPROCESSES = {"subProcess", "transaction", "adHocSubProcess"}
-ACTIVITIES = {"task", "userTask", "manualTask", "scriptTask", "serviceTask", "sendTask", "receiveTask",
-              "businessRuleTask", "callActivity", *SUBPROCESSES}
+ACTIVITIES = {
+    "task",
+    "userTask",
+    "manualTask",
+    "scriptTask",
+    "serviceTask",
+    "sendTask",
+    "receiveTask",
+    "businessRuleTask",
+    "callActivity",
+    *SUBPROCESSES,
+}
 ARTIFACTS = {"dataObjectReference": (36, 50), "dataStoreReference": (50, 50), "textAnnotation": (100, 30)}
 ORIGIN, HEADER, MARGIN, POOL_GAP = (100, 60), 30, 40, 60  # pool and lane headers are 30 wide
 COL_GAP, ROW_H, ROW_GAP, PAD_TOP, PAD_BOTTOM = 50, 80, 60, 60, 60  # a row holds an 80-high task
@@ -49,8 +59,15 @@ def size(el) -> tuple[int, int] | None:
     if not isinstance(el.tag, str) or etree.QName(el).namespace != BPMN:
         return None
     name = local(el)
-    return (36, 36) if name in EVENTS else (50, 50) if name in GATEWAYS else (100, 80) if name in ACTIVITIES \
+    return (
+        (36, 36)
+        if name in EVENTS
+        else (50, 50)
+        if name in GATEWAYS
+        else (100, 80)
+        if name in ACTIVITIES
         else ARTIFACTS.get(name)
+    )
 
 
 @dataclass
@@ -66,14 +83,23 @@ class Box:
 
     def hit(self, p, r, pad=6) -> bool:
         """Does the axis-parallel segment p-r pass through this box grown by pad?"""
-        return (min(p[0], r[0]) < self.x + self.w + pad and max(p[0], r[0]) > self.x - pad
-                and min(p[1], r[1]) < self.y + self.h + pad and max(p[1], r[1]) > self.y - pad)
+        return (
+            min(p[0], r[0]) < self.x + self.w + pad
+            and max(p[0], r[0]) > self.x - pad
+            and min(p[1], r[1]) < self.y + self.h + pad
+            and max(p[1], r[1]) > self.y - pad
+        )
 
     def overlaps(self, b: Box) -> bool:
         return self.x < b.right and b.x < self.right and self.y < b.bottom and b.y < self.bottom
 
     def anchor(self, side: str) -> tuple[float, float]:
-        return {"r": (self.right, self.cy), "l": (self.x, self.cy), "t": (self.cx, self.y), "b": (self.cx, self.bottom)}[side]
+        return {
+            "r": (self.right, self.cy),
+            "l": (self.x, self.cy),
+            "t": (self.cx, self.y),
+            "b": (self.cx, self.bottom),
+        }[side]
 
 
 @dataclass
@@ -91,17 +117,21 @@ def label_size(text: str) -> tuple[int, int]:
     """An external label as bpmn-js wraps it: lines of up to ~15 characters of ~6px, 14px high."""
     lines = [""]
     for word in text.split():
-        lines[-1:] = [f"{lines[-1]} {word}".strip()] if len(lines[-1]) + len(word) < 15 or not lines[-1] else [lines[-1], word]
+        lines[-1:] = (
+            [f"{lines[-1]} {word}".strip()] if len(lines[-1]) + len(word) < 15 or not lines[-1] else [lines[-1], word]
+        )
     return max(map(len, lines)) * 6 + 4, 14 * len(lines)
 
 
 def lanes_of(process) -> list[tuple[etree._Element, int]]:
     """(lane, depth) in document order, each lane before its child lanes."""
+
     def walk(lane_set, depth):
         for lane in lane_set.iterfind(q(BPMN, "lane")):
             yield lane, depth
             for child in lane.iterfind(q(BPMN, "childLaneSet")):
                 yield from walk(child, depth + 1)
+
     return [pair for lane_set in process.iterfind(q(BPMN, "laneSet")) for pair in walk(lane_set, 0)]
 
 
@@ -113,10 +143,14 @@ def links_of(container, ids: set[str]) -> list[tuple[str, str, str]]:
     """(id, source, target) of the associations and data associations between this container's nodes."""
     links = [(a.get("id"), a.get("sourceRef"), a.get("targetRef")) for a in container.iterfind(q(BPMN, "association"))]
     for node in container:
-        links += [(a.get("id"), (a.findtext(q(BPMN, "sourceRef")) or "").strip(), node.get("id"))
-                  for a in node.iterfind(q(BPMN, "dataInputAssociation"))]
-        links += [(a.get("id"), node.get("id"), (a.findtext(q(BPMN, "targetRef")) or "").strip())
-                  for a in node.iterfind(q(BPMN, "dataOutputAssociation"))]
+        links += [
+            (a.get("id"), (a.findtext(q(BPMN, "sourceRef")) or "").strip(), node.get("id"))
+            for a in node.iterfind(q(BPMN, "dataInputAssociation"))
+        ]
+        links += [
+            (a.get("id"), node.get("id"), (a.findtext(q(BPMN, "targetRef")) or "").strip())
+            for a in node.iterfind(q(BPMN, "dataOutputAssociation"))
+        ]
     return [link for link in links if link[0] and link[1] in ids and link[2] in ids]
 
 
@@ -125,11 +159,16 @@ class Layout:
 
     def __init__(self, container, leaves: list, x0: float, y0: float):
         self.nodes = {el.get("id"): el for el in container if size(el) and el.get("id")}
-        self.flows = [(f.get("id"), f.get("sourceRef"), f.get("targetRef"), (f.get("name") or "").strip())
-                      for f in container.iterfind(q(BPMN, "sequenceFlow"))
-                      if f.get("sourceRef") in self.nodes and f.get("targetRef") in self.nodes]
-        self.host = {n: el.get("attachedToRef") for n, el in self.nodes.items()
-                     if local(el) == "boundaryEvent" and el.get("attachedToRef") in self.nodes}
+        self.flows = [
+            (f.get("id"), f.get("sourceRef"), f.get("targetRef"), (f.get("name") or "").strip())
+            for f in container.iterfind(q(BPMN, "sequenceFlow"))
+            if f.get("sourceRef") in self.nodes and f.get("targetRef") in self.nodes
+        ]
+        self.host = {
+            n: el.get("attachedToRef")
+            for n, el in self.nodes.items()
+            if local(el) == "boundaryEvent" and el.get("attachedToRef") in self.nodes
+        }
         self.links = links_of(container, set(self.nodes))
         self.artifacts = [n for n, el in self.nodes.items() if local(el) in ARTIFACTS]
         self.flow_nodes = [n for n in self.nodes if n not in self.host and n not in self.artifacts]
@@ -157,7 +196,9 @@ class Layout:
             state[n] = 2
             post.append(n)
 
-        for n in [n for n in self.flow_nodes if local(self.nodes[n]) == "startEvent" or n not in targets] + self.flow_nodes:
+        for n in [
+            n for n in self.flow_nodes if local(self.nodes[n]) == "startEvent" or n not in targets
+        ] + self.flow_nodes:
             if n not in state:
                 visit(n)
         self.topo, self.rank = post[::-1], dict.fromkeys(self.flow_nodes, 0)
@@ -178,15 +219,20 @@ class Layout:
     def _rows(self, leaves) -> None:
         """Band: the node's lane, else its predecessor's. Row: the predecessor's (one lower after a boundary event)
         if that is free in the node's band and rank, else the next free one below."""
-        lane_of = {(ref.text or "").strip(): i for i, lane in reversed(list(enumerate(leaves)))
-                   for ref in lane.iterfind(q(BPMN, "flowNodeRef"))}
+        lane_of = {
+            (ref.text or "").strip(): i
+            for i, lane in reversed(list(enumerate(leaves)))
+            for ref in lane.iterfind(q(BPMN, "flowNodeRef"))
+        }
         self.band, self.row, used = {}, {}, set()
         for n in self.topo + self.artifacts:
             self.band[n] = lane_of.get(n, next((self.band[p] for p, _ in self.preds[n] if p in self.band), 0))
         self.band.update({b: self.band[h] for b, h in self.host.items()})
         for n in sorted(self.flow_nodes, key=lambda n: (self.rank[n], self.pre[n])) + self.artifacts:
-            row = min((self.row[p] + bump for p, bump in self.preds[n] if p in self.row and self.band[p] == self.band[n]),
-                      default=0)
+            row = min(
+                (self.row[p] + bump for p, bump in self.preds[n] if p in self.row and self.band[p] == self.band[n]),
+                default=0,
+            )
             while (self.band[n], self.rank[n], row) in used:
                 row += 1
             used.add((self.band[n], self.rank[n], row))
@@ -195,7 +241,9 @@ class Layout:
     def _place(self, x0: float, y0: float, bands: int) -> None:
         """Columns as wide as their widest shape; a host of several boundary events is widened to hold them."""
         sizes = {n: size(el) for n, el in self.nodes.items()}
-        sizes.update({h: (max(100, 50 * k + 10), 80) for h in self.host.values() if (k := list(self.host.values()).count(h)) > 1})
+        sizes.update(
+            {h: (max(100, 50 * k + 10), 80) for h in self.host.values() if (k := list(self.host.values()).count(h)) > 1}
+        )
         col_w = [36] * (max(self.rank.values(), default=0) + 1)
         for n, r in self.rank.items():
             col_w[r] = max(col_w[r], sizes[n][0])
@@ -203,9 +251,16 @@ class Layout:
         self.right, rows = col_x[-1] + col_w[-1], [1] * bands
         for n, r in self.row.items():
             rows[self.band[n]] = max(rows[self.band[n]], r + 1)
-        self.bands = [(y0 + sum(PAD_TOP + PAD_BOTTOM + c * ROW_H + (c - 1) * ROW_GAP for c in rows[:i]),
-                       PAD_TOP + PAD_BOTTOM + rows[i] * ROW_H + (rows[i] - 1) * ROW_GAP) for i in range(bands)]
-        row_top = {(b, r): self.bands[b][0] + PAD_TOP + r * (ROW_H + ROW_GAP) for b in range(bands) for r in range(rows[b])}
+        self.bands = [
+            (
+                y0 + sum(PAD_TOP + PAD_BOTTOM + c * ROW_H + (c - 1) * ROW_GAP for c in rows[:i]),
+                PAD_TOP + PAD_BOTTOM + rows[i] * ROW_H + (rows[i] - 1) * ROW_GAP,
+            )
+            for i in range(bands)
+        ]
+        row_top = {
+            (b, r): self.bands[b][0] + PAD_TOP + r * (ROW_H + ROW_GAP) for b in range(bands) for r in range(rows[b])
+        }
         self.boxes = {}
         for n, r in self.row.items():
             (w, h), c = sizes[n], self.rank[n]
@@ -233,10 +288,17 @@ class Layout:
         for n, el in self.nodes.items():
             if local(el) in ("exclusiveGateway", *SUBPROCESSES):
                 plane.extra[n] = {"isMarkerVisible": "true"} if local(el) in GATEWAYS else {"isExpanded": "false"}
-        named = {n: el.get("name").strip() for n, el in self.nodes.items()
-                 if (el.get("name") or "").strip() and local(el) not in ACTIVITIES | {"textAnnotation"}}
-        router = Router(self.boxes.values(), self.channels, self.corridors,
-                        [self._spots(n, text, plane)[0] for n, text in named.items() if n not in self.host])
+        named = {
+            n: el.get("name").strip()
+            for n, el in self.nodes.items()
+            if (el.get("name") or "").strip() and local(el) not in ACTIVITIES | {"textAnnotation"}
+        }
+        router = Router(
+            self.boxes.values(),
+            self.channels,
+            self.corridors,
+            [self._spots(n, text, plane)[0] for n, text in named.items() if n not in self.host],
+        )
         for link_id, a, b in self.links:  # straight and dotted: drawn first, for the routes to keep off them
             router.add(plane.edges.setdefault(link_id, straight(self.boxes[a], self.boxes[b])))
         for fid, s, t, _ in sorted(self.flows, key=lambda f: (f[0] in self.back, self._distance(f[1], f[2]))):
@@ -246,8 +308,15 @@ class Layout:
         taken = list(self.boxes.values())  # a label keeps off shapes, other labels and edges where it can
         spots = [(n, self._spots(n, text, plane)) for n, text in named.items()]
         for n, boxes in spots + [(fid, flow_spots(name, plane.edges[fid])) for fid, _, _, name in self.flows if name]:
-            plane.labels[n] = next((b for b in boxes if not any(b.overlaps(t) for t in taken)
-                                    and not any(b.hit(p, r, pad=0) for p, r, _ in router.segments)), boxes[0])
+            plane.labels[n] = next(
+                (
+                    b
+                    for b in boxes
+                    if not any(b.overlaps(t) for t in taken)
+                    and not any(b.hit(p, r, pad=0) for p, r, _ in router.segments)
+                ),
+                boxes[0],
+            )
             taken.append(plane.labels[n])
 
     def _spots(self, n: str, text: str, plane: Plane) -> list[Box]:
@@ -259,8 +328,13 @@ class Layout:
             return [above, below, left, right] if local(self.nodes[n]) in GATEWAYS else [below, above, right, left]
         path = next((plane.edges[f] for f, s, *_ in self.flows if s == n and f in plane.edges), [])
         x, y = path[1] if len(path) > 2 else (box.cx, box.bottom + 20 + h)
-        return [Box(x + 6, y - 3 - h, w, h), Box(x - 6 - w, y - 3 - h, w, h), Box(x + 6, y + 3, w, h),
-                Box(box.right + 2, box.bottom + 2, w, h), Box(box.x - w - 2, box.bottom + 2, w, h)]
+        return [
+            Box(x + 6, y - 3 - h, w, h),
+            Box(x - 6 - w, y - 3 - h, w, h),
+            Box(x + 6, y + 3, w, h),
+            Box(box.right + 2, box.bottom + 2, w, h),
+            Box(box.x - w - 2, box.bottom + 2, w, h),
+        ]
 
     def _distance(self, s: str, t: str) -> float:
         return abs(self.boxes[s].cx - self.boxes[t].cx) + abs(self.boxes[s].cy - self.boxes[t].cy)
@@ -313,8 +387,9 @@ class Router:
 
     def add(self, path: list) -> None:
         """Later routes keep off this one: its segments, each with its extent (x1, x2, y1, y2)."""
-        self.segments += [(u, v, (min(u[0], v[0]), max(u[0], v[0]), min(u[1], v[1]), max(u[1], v[1])))
-                          for u, v in pairwise(path)]
+        self.segments += [
+            (u, v, (min(u[0], v[0]), max(u[0], v[0]), min(u[1], v[1]), max(u[1], v[1]))) for u, v in pairwise(path)
+        ]
 
     def _middles(self, a, e, b, n):
         """Bend points: a Z through a channel between columns, an L, or a detour through a corridor between rows."""
@@ -367,7 +442,13 @@ def valid(path: list, exit_side: str, entry_side: str) -> bool:
     if len(path) < 2 or any(p[0] != r[0] and p[1] != r[1] for p, r in pairwise(path)):
         return False
     (ax, ay), (fx, fy), (lx, ly), (bx, by) = path[0], path[1], path[-2], path[-1]
-    return min({"r": fx - ax, "b": fy - ay, "t": ay - fy}[exit_side], {"l": bx - lx, "t": by - ly, "b": ly - by}[entry_side]) >= 10
+    return (
+        min(
+            {"r": fx - ax, "b": fy - ay, "t": ay - fy}[exit_side],
+            {"l": bx - lx, "t": by - ly, "b": ly - by}[entry_side],
+        )
+        >= 10
+    )
 
 
 def length(path: list) -> float:
@@ -417,7 +498,9 @@ def ensure_pools(root, ids: Ids) -> etree._Element | None:
     pooled = {p.get("processRef") for p in collab.iterfind(q(BPMN, "participant"))}
     for process in (p for p in processes if p.get("id") not in pooled):
         pid = process.get("id")
-        pool = etree.Element(q(BPMN, "participant"), id=ids(f"{pid}_pool"), name=process.get("name") or pid, processRef=pid)
+        pool = etree.Element(
+            q(BPMN, "participant"), id=ids(f"{pid}_pool"), name=process.get("name") or pid, processRef=pid
+        )
         before = [c for c in collab if local(c) in ("documentation", "extensionElements", "participant")]
         pool.tail = before[-1].tail if before else collab.text
         before[-1].addnext(pool) if before else collab.insert(0, pool)
@@ -443,12 +526,19 @@ def layout(root) -> list[Plane]:
         y += pools[-1][-1] + POOL_GAP
     right = max((lay.right for _, lay, *_ in pools if lay), default=ORIGIN[0] + 400) + MARGIN
     for pool_id, lay, lanes, top, height in pools:
-        plane.shapes[pool_id], plane.extra[pool_id] = Box(ORIGIN[0], top, right - ORIGIN[0], height), {"isHorizontal": "true"}
+        plane.shapes[pool_id], plane.extra[pool_id] = (
+            Box(ORIGIN[0], top, right - ORIGIN[0], height),
+            {"isHorizontal": "true"},
+        )
         draw_lanes(plane, lanes, lay, right)
     lays = [lay for _, lay, *_ in pools if lay]
     for lay in lays:
         lay.draw(plane)
-    router = Router([b for lay in lays for b in lay.boxes.values()], [], [t + h + POOL_GAP / 2 + d for _, _, _, t, h in pools[:-1] for d in (0, -10, 10)])
+    router = Router(
+        [b for lay in lays for b in lay.boxes.values()],
+        [],
+        [t + h + POOL_GAP / 2 + d for _, _, _, t, h in pools[:-1] for d in (0, -10, 10)],
+    )
     for flow in collab.iterfind(q(BPMN, "messageFlow")):  # leaving and entering vertically, between the pools
         src, dst = plane.shapes.get(flow.get("sourceRef")), plane.shapes.get(flow.get("targetRef"))
         if src and dst and flow.get("id"):
@@ -484,9 +574,13 @@ def sub_planes(lays: list[Layout]) -> list[Plane]:
 def render(plane: Plane, ids: Ids, nsmap: dict) -> etree._Element:
     """The BPMNDiagram element of one plane."""
     diagram = etree.Element(q(BPMNDI, "BPMNDiagram"), nsmap=nsmap, id=ids(f"{plane.element}_diagram"))
-    body = etree.SubElement(diagram, q(BPMNDI, "BPMNPlane"), id=ids(f"{plane.element}_plane"), bpmnElement=plane.element)
+    body = etree.SubElement(
+        diagram, q(BPMNDI, "BPMNPlane"), id=ids(f"{plane.element}_plane"), bpmnElement=plane.element
+    )
     for name, box in plane.shapes.items():
-        shape = etree.SubElement(body, q(BPMNDI, "BPMNShape"), id=ids(f"{name}_di"), bpmnElement=name, **plane.extra.get(name, {}))
+        shape = etree.SubElement(
+            body, q(BPMNDI, "BPMNShape"), id=ids(f"{name}_di"), bpmnElement=name, **plane.extra.get(name, {})
+        )
         bounds(shape, box, plane.labels.get(name))
     for name, points in plane.edges.items():
         edge = etree.SubElement(body, q(BPMNDI, "BPMNEdge"), id=ids(f"{name}_di"), bpmnElement=name)
@@ -513,8 +607,10 @@ def rewrite(text: str, retry=True) -> str:
         root.remove(diagram)
     ids, have = Ids(root), {ns: p for p, ns in root.nsmap.items() if p}
     collab = ensure_pools(root, ids)
-    nsmap = {have.get(ns, prefix if prefix not in root.nsmap else f"{prefix}{i}"): ns
-             for i, (ns, prefix) in enumerate(DI_PREFIXES.items(), 2)}
+    nsmap = {
+        have.get(ns, prefix if prefix not in root.nsmap else f"{prefix}{i}"): ns
+        for i, (ns, prefix) in enumerate(DI_PREFIXES.items(), 2)
+    }
     diagrams = [render(plane, ids, nsmap) for plane in layout(root)]
     anchor = root.find(q(BPMN, "relationship"))
     for diagram in diagrams:
@@ -542,7 +638,9 @@ def splice(text: str, root, old: tuple, collab, diagrams: list, nsmap: dict) -> 
     def block(el) -> str:
         etree.indent(el, space=unit)
         head, sep, rest = etree.tostring(el, with_tail=False, encoding="unicode").partition(">")
-        return nl.join(unit + line for line in (re.sub(r'\s+xmlns(:[\w.-]+)?="[^"]*"', "", head) + sep + rest).splitlines())
+        return nl.join(
+            unit + line for line in (re.sub(r'\s+xmlns(:[\w.-]+)?="[^"]*"', "", head) + sep + rest).splitlines()
+        )
 
     def qname(tag: str) -> str:
         return f"{root.prefix}:{tag}" if root.prefix else tag
@@ -552,7 +650,7 @@ def splice(text: str, root, old: tuple, collab, diagrams: list, nsmap: dict) -> 
     if new_ns:  # declared on the root, as modellers do: one a line if the root's attributes are one a line
         start = re.search(rf"<{re.escape(qname('definitions'))}[\s>]", text).start()
         end = tag_end(text, start)
-        indent = re.match(r"\s*", text[text.rfind("\n", 0, end) + 1:end]).group()
+        indent = re.match(r"\s*", text[text.rfind("\n", 0, end) + 1 : end]).group()
         edits.append((end, end, "".join((nl + indent if "\n" in text[start:end] else " ") + d for d in new_ns)))
     if collab is not None:
         at = line_start(text, re.search(rf"<{re.escape(qname('process'))}[\s>/]", text).start())
@@ -595,16 +693,25 @@ def missing(root) -> list[str]:
     """What the diagram interchange lacks: shapes, edges, edges with fewer than two waypoints."""
     shapes = {s.get("bpmnElement") for s in root.iter(q(BPMNDI, "BPMNShape"))}
     edges = {e.get("bpmnElement"): len(e.findall(q(DI, "waypoint"))) for e in root.iter(q(BPMNDI, "BPMNEdge"))}
-    problems = [f"{el.get('id')} has no shape" for el in root.iter(etree.Element) if el.get("id") not in shapes
-                and (size(el) or el.tag in (q(BPMN, "lane"), q(BPMN, "participant")))]
-    return problems + [f"{el.get('id')} has no edge with 2 waypoints" for el in root.iter(
-        q(BPMN, "sequenceFlow"), q(BPMN, "messageFlow"), q(BPMN, "association")) if edges.get(el.get("id"), 0) < 2]
+    problems = [
+        f"{el.get('id')} has no shape"
+        for el in root.iter(etree.Element)
+        if el.get("id") not in shapes and (size(el) or el.tag in (q(BPMN, "lane"), q(BPMN, "participant")))
+    ]
+    return problems + [
+        f"{el.get('id')} has no edge with 2 waypoints"
+        for el in root.iter(q(BPMN, "sequenceFlow"), q(BPMN, "messageFlow"), q(BPMN, "association"))
+        if edges.get(el.get("id"), 0) < 2
+    ]
 
 
 def flow_order(root) -> dict[str, list[str]]:
     """SpiffWorkflow takes a node's outgoing flows (a gateway's default aside) in the order of their targets' y."""
-    ys = {s.get("bpmnElement"): float(b.get("y")) for s in root.iter(q(BPMNDI, "BPMNShape"))
-          if (b := s.find(q(DC, "Bounds"))) is not None}
+    ys = {
+        s.get("bpmnElement"): float(b.get("y"))
+        for s in root.iter(q(BPMNDI, "BPMNShape"))
+        if (b := s.find(q(DC, "Bounds"))) is not None
+    }
     defaults = {el.get("default") for el in root.iter(etree.Element) if el.get("default")}
     targets: dict[str, list[str]] = {}
     for flow in root.iter(q(BPMN, "sequenceFlow")):
@@ -616,7 +723,9 @@ def flow_order(root) -> dict[str, list[str]]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tools.bpmn_layout", description=__doc__.split("\n")[0])
     parser.add_argument("files", nargs="+", type=Path, help="BPMN files, rewritten in place")
-    parser.add_argument("--check", action="store_true", help="change nothing; exit 1 if a file's DI is missing or incomplete")
+    parser.add_argument(
+        "--check", action="store_true", help="change nothing; exit 1 if a file's DI is missing or incomplete"
+    )
     args, status = parser.parse_args(argv), 0
     for path in args.files:
         try:
@@ -630,13 +739,18 @@ def main(argv: list[str] | None = None) -> int:
             continue
         if args.check and missing(root):
             status, problems = max(status, 1), missing(root)
-            print(f"{path}: diagram interchange incomplete: {'; '.join(problems[:5])}" + (" ..." if problems[5:] else ""))
+            print(
+                f"{path}: diagram interchange incomplete: {'; '.join(problems[:5])}" + (" ..." if problems[5:] else "")
+            )
         if args.check:
             continue
         before, after = flow_order(root), flow_order(etree.fromstring(new.encode("utf-8"), PARSER))
         for node in (n for n, order in after.items() if before.get(n) != order):
-            print(f"{path}: note: SpiffWorkflow now takes the flows out of {node} towards {', '.join(after[node])} in that"
-                  " order (it orders them by the height of their targets)", file=sys.stderr)
+            print(
+                f"{path}: note: SpiffWorkflow now takes the flows out of {node} towards {', '.join(after[node])} in that"
+                " order (it orders them by the height of their targets)",
+                file=sys.stderr,
+            )
         if new != text:
             with open(path, "w", encoding="utf-8", newline="") as f:
                 f.write(new)

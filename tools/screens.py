@@ -20,8 +20,16 @@ ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "docs" / "screens"
 BIN = Path(sys.executable).parent
 CHROMIUM = os.environ.get("PEP_CHROMIUM", "/usr/bin/chromium")
-LAUNCH_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-               "--disable-component-update", "--no-first-run", "--disable-sync", "--disable-quic"]
+LAUNCH_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+    "--disable-sync",
+    "--disable-quic",
+]
 PASSWORD = "demo-pep-2026"
 WIDTHS = {"desktop": 1280, "phone": 390}
 MAX_HEIGHT = 2400  # px of a picture: the top of a long page is what a reader of the docs needs
@@ -32,11 +40,20 @@ ROLES = {
     "designated-teacher": ("dt.oak@demo.test", [("inbox", "/inbox"), ("task", "first-task")]),
     "education-adviser": ("ea@demo.test", [("inbox", "/inbox"), ("pool", "/inbox?view=pool")]),
     "vs-administrator": ("admin@demo.test", [("inbox", "/inbox"), ("people", "/admin/users")]),
-    "virtual-school-head": ("vsh@demo.test", [("inbox", "/inbox"), ("timeliness", "/oversight/timeliness"),
-                                              ("overdue", "/oversight/overdue"), ("ppplus", "/oversight/ppplus"),
-                                              ("quality", "/oversight/quality")]),
-    "business-support": ("bso@demo.test", [("inbox", "/inbox"), ("pool", "/inbox?view=pool"),
-                                           ("children", "/children")]),
+    "virtual-school-head": (
+        "vsh@demo.test",
+        [
+            ("inbox", "/inbox"),
+            ("timeliness", "/oversight/timeliness"),
+            ("overdue", "/oversight/overdue"),
+            ("ppplus", "/oversight/ppplus"),
+            ("quality", "/oversight/quality"),
+        ],
+    ),
+    "business-support": (
+        "bso@demo.test",
+        [("inbox", "/inbox"), ("pool", "/inbox?view=pool"), ("children", "/children")],
+    ),
     "process-owner": ("owner@demo.test", [("processes", "/processes")]),
     "auditor": ("auditor@demo.test", [("audit", "/audit")]),
 }
@@ -92,8 +109,9 @@ def shoot(base_url: str) -> list[Path]:
                         continue
                     height = min(page.evaluate("document.documentElement.scrollHeight"), MAX_HEIGHT)
                     path = OUT / f"{role}-{name}-{size}.png"
-                    page.screenshot(path=str(path), clip={"x": 0, "y": 0, "width": width, "height": height},
-                                    full_page=True)
+                    page.screenshot(
+                        path=str(path), clip={"x": 0, "y": 0, "width": width, "height": height}, full_page=True
+                    )
                     saved.append(path)
                 context.close()
         browser.close()
@@ -103,16 +121,27 @@ def shoot(base_url: str) -> list[Path]:
 def main() -> None:
     OUT.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="pep-screens-") as tmp:
-        env = {**os.environ, "PEP_DATABASE_URL": f"sqlite:///{tmp}/demo.sqlite", "PEP_SECURE_COOKIES": "0",
-               "PEP_HISTORY_KEY": secrets.token_hex(32), "PEP_CHECKPOINTS": f"{tmp}/checkpoints.jsonl",
-               "PEP_SECRET_KEY": secrets.token_hex(32),
-               "PYTHONPATH": str(ROOT)}  # this checkout's code, whichever checkout the environment was installed from
+        env = {
+            **os.environ,
+            "PEP_DATABASE_URL": f"sqlite:///{tmp}/demo.sqlite",
+            "PEP_SECURE_COOKIES": "0",
+            "PEP_HISTORY_KEY": secrets.token_hex(32),
+            "PEP_CHECKPOINTS": f"{tmp}/checkpoints.jsonl",
+            "PEP_SECRET_KEY": secrets.token_hex(32),
+            "PYTHONPATH": str(ROOT),
+        }  # this checkout's code, whichever checkout the environment was installed from
         for command in (["pep", "init"], ["pep", "deploy", "--as", "setup@demo.test"], ["pep-web", "demo"]):
-            subprocess.run([str(BIN / command[0]), *command[1:]], cwd=ROOT, env=env, check=True,
-                           stdout=subprocess.DEVNULL)
+            subprocess.run(
+                [str(BIN / command[0]), *command[1:]], cwd=ROOT, env=env, check=True, stdout=subprocess.DEVNULL
+            )
         port = _free_port()
-        server = subprocess.Popen([str(BIN / "pep-web"), "run", "--port", str(port), "--sweep-seconds", "3600"],
-                                  cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        server = subprocess.Popen(
+            [str(BIN / "pep-web"), "run", "--port", str(port), "--sweep-seconds", "3600"],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         try:
             _wait(port)
             saved = shoot(f"http://127.0.0.1:{port}")

@@ -70,8 +70,7 @@ def create_app(config: dict | None = None) -> Flask:
     )
     if config:
         app.config.update(config)
-    app.config["SECRET_KEY"] = (app.config.get("SECRET_KEY") or os.environ.get("PEP_SECRET_KEY")
-                                or _instance_secret(app))
+    app.config["SECRET_KEY"] = app.config.get("SECRET_KEY") or os.environ.get("PEP_SECRET_KEY") or _instance_secret(app)
 
     if app.config["PROXY_HOPS"]:
         hops = app.config["PROXY_HOPS"]
@@ -85,10 +84,12 @@ def create_app(config: dict | None = None) -> Flask:
     login_manager.init_app(app)
     app.before_request(_refuse_unreadable_input)  # first: the CSRF check reads the same fields
     csrf.init_app(app)
-    app.jinja_loader = ChoiceLoader([
-        app.jinja_loader,
-        PrefixLoader({"govuk_frontend_jinja": PackageLoader("govuk_frontend_jinja")}),
-    ])
+    app.jinja_loader = ChoiceLoader(
+        [
+            app.jinja_loader,
+            PrefixLoader({"govuk_frontend_jinja": PackageLoader("govuk_frontend_jinja")}),
+        ]
+    )
     app.jinja_env.trim_blocks = True
     app.jinja_env.lstrip_blocks = True
 
@@ -110,8 +111,21 @@ def create_app(config: dict | None = None) -> Flask:
         versions,
     )
 
-    for module in (auth, inbox, cases, caselife, admin, council, links, outbox, modeller, audit, versions, oversight,
-                   ledger):
+    for module in (
+        auth,
+        inbox,
+        cases,
+        caselife,
+        admin,
+        council,
+        links,
+        outbox,
+        modeller,
+        audit,
+        versions,
+        oversight,
+        ledger,
+    ):
         app.register_blueprint(module.bp)
     filters.register(app)
     app.teardown_appcontext(_close_session)
@@ -177,8 +191,10 @@ def _refuse_unreadable_input():
     - a form field whose name cannot be read (a part of a multipart body with a broken header)."""
     texts = [request.path, *(text for pair in request.args.items(multi=True) for text in pair)]
     if request.method not in ("GET", "HEAD", "OPTIONS"):
-        fields = [*request.form.items(multi=True), *((name, file.filename or "")
-                                                     for name, file in request.files.items(multi=True))]
+        fields = [
+            *request.form.items(multi=True),
+            *((name, file.filename or "") for name, file in request.files.items(multi=True)),
+        ]
         if any(not isinstance(name, str) for name, _ in fields):
             abort(400, description="Part of what was sent cannot be read. Reload the page and try again.")
         texts += [text for pair in fields for text in pair]
@@ -244,8 +260,9 @@ def _database_lost(error):
     says to try again in a minute; any other database error is the 500 it always was."""
     if not connection_lost(error):
         raise error
-    logging.getLogger(__name__).warning("%s %s: the database connection was lost (%s)", request.method, request.path,
-                                        describe(error))
+    logging.getLogger(__name__).warning(
+        "%s %s: the database connection was lost (%s)", request.method, request.path, describe(error)
+    )
     session = g.pop("db", None)
     if session is not None:
         with contextlib.suppress(SQLAlchemyError):

@@ -23,9 +23,9 @@ from .context import db, now
 def sees_all_children(person) -> bool:
     """Whether one of the person's roles sees every child (asked once per request)."""
     if "sees_all_children" not in g:
-        g.sees_all_children = bool(person.roles) and bool(db().scalar(
-            select(exists().where(Role.key.in_(person.roles), Role.sees_all_children))
-        ))
+        g.sees_all_children = bool(person.roles) and bool(
+            db().scalar(select(exists().where(Role.key.in_(person.roles), Role.sees_all_children)))
+        )
     return g.sees_all_children
 
 
@@ -56,15 +56,21 @@ def child_or_404(child_id: str, page: str, **details) -> Child:
 
 def record_view(child_id: str, page: str, **details) -> None:
     """Write that the signed-in person looked at part of a child's record (committed by the caller)."""
-    history.append(db(), child_id, [{"kind": "record_viewed", "actor": current_user.email,
-                                     "data": {"page": page, **details}}], now())
+    history.append(
+        db(),
+        child_id,
+        [{"kind": "record_viewed", "actor": current_user.email, "data": {"page": page, **details}}],
+        now(),
+    )
 
 
 def process_owner_required(view):
     """Refuse (403) anyone who is not a process owner: only they change processes and forms."""
+
     @wraps(view)
     def guarded(*args, **kwargs):
         if not current_user.is_authenticated or not current_user.is_process_owner:
             abort(403)
         return view(*args, **kwargs)
+
     return guarded

@@ -43,14 +43,18 @@ def admin_required(view):
         if not current_user.is_admin:
             abort(403, description="Only the Virtual School administrator can manage people and case teams.")
         return view(*args, **kwargs)
+
     return wrapper
 
 
 def _people_filters() -> dict:
     """The people list's search and filters, as the address gives them."""
     status = request.args.get("status") or ""
-    return {"q": (request.args.get("q") or "").strip()[:200], "role": request.args.get("role") or "",
-            "status": status if status in ("active", "closed") else ""}
+    return {
+        "q": (request.args.get("q") or "").strip()[:200],
+        "role": request.args.get("role") or "",
+        "status": status if status in ("active", "closed") else "",
+    }
 
 
 def _people_query(chosen: dict):
@@ -69,8 +73,14 @@ def users():
         if not errors:
             password = secrets.token_urlsafe(12)
             try:
-                add_user(db(), data["email"].lower(), data["name"], request.form.getlist("roles"),
-                         data.get("organisation"), password_hash=hash_password(password))
+                add_user(
+                    db(),
+                    data["email"].lower(),
+                    data["name"],
+                    request.form.getlist("roles"),
+                    data.get("organisation"),
+                    password_hash=hash_password(password),
+                )
             except PeopleError as exc:
                 db().rollback()
                 errors["email"] = str(exc)
@@ -79,9 +89,17 @@ def users():
                 created = {"email": data["email"].lower(), "password": password}
     chosen = _people_filters()
     page = lists.page_of(db(), _people_query(chosen), _page_number())
-    return render_template("admin/users.html", page=page, roles=roles, errors=errors, created=created,
-                           form=request.form, chosen=chosen, summary=NEW_PERSON.summary(errors),
-                           labels={r.key: r.label for r in roles}), 422 if errors else 200
+    return render_template(
+        "admin/users.html",
+        page=page,
+        roles=roles,
+        errors=errors,
+        created=created,
+        form=request.form,
+        chosen=chosen,
+        summary=NEW_PERSON.summary(errors),
+        labels={r.key: r.label for r in roles},
+    ), 422 if errors else 200
 
 
 @bp.get("/users.csv")
@@ -89,8 +107,16 @@ def users():
 def users_csv():
     """The people list, as filtered, as a spreadsheet."""
     labels = dict(db().execute(select(Role.key, Role.label)).all())
-    rows = [(u.name, u.email, u.organisation, "; ".join(sorted(labels.get(k, k) for k in u.role_keys)),
-             "yes" if u.active else "no") for u in db().scalars(_people_query(_people_filters()))]
+    rows = [
+        (
+            u.name,
+            u.email,
+            u.organisation,
+            "; ".join(sorted(labels.get(k, k) for k in u.role_keys)),
+            "yes" if u.active else "no",
+        )
+        for u in db().scalars(_people_query(_people_filters()))
+    ]
     return csv_response("people.csv", ["Name", "Email", "Organisation", "Council-wide roles", "Can sign in"], rows)
 
 
@@ -109,8 +135,15 @@ def update_user(user_id):
         return render_template("admin/person.html", person=user, roles=roles, created=None, errors={}, form=None)
     data, errors = PERSON.read(request.form)
     if errors:
-        return render_template("admin/person.html", person=user, roles=roles, created=None, errors=errors,
-                               summary=PERSON.summary(errors), form=request.form), 422
+        return render_template(
+            "admin/person.html",
+            person=user,
+            roles=roles,
+            created=None,
+            errors=errors,
+            summary=PERSON.summary(errors),
+            form=request.form,
+        ), 422
     valid = set(db().scalars(select(Role.key)))
     user.roles = [UserRole(role_key=key) for key in request.form.getlist("roles") if key in valid]
     user.organisation = data.get("organisation")
@@ -133,8 +166,14 @@ def reset_password(user_id):
     end_sessions(user)
     db().commit()
     roles = db().scalars(select(Role).order_by(Role.label)).all()
-    return render_template("admin/person.html", person=user, roles=roles, errors={}, form=None,
-                           created={"email": user.email, "password": password, "reset": True})
+    return render_template(
+        "admin/person.html",
+        person=user,
+        roles=roles,
+        errors={},
+        form=None,
+        created={"email": user.email, "password": password, "reset": True},
+    )
 
 
 @bp.route("/children/new", methods=["GET", "POST"])
@@ -146,17 +185,22 @@ def new_child():
         if not errors:
             born = data.get("date_of_birth")
             try:
-                add_child(db(), data["child_id"], data["name"], date.fromisoformat(born) if born else None,
-                          data.get("school"))
+                add_child(
+                    db(), data["child_id"], data["name"], date.fromisoformat(born) if born else None, data.get("school")
+                )
             except PeopleError as exc:
                 db().rollback()
                 errors["child_id"] = str(exc)
             else:
                 db().commit()
                 return redirect(url_for("admin.team", child_id=data["child_id"]))
-    return render_template("admin/new_child.html", errors=errors, form=request.form,
-                           summary=NEW_CHILD.summary(errors, request.form),
-                           born=date_parts(request.form, "date_of_birth")), 422 if errors else 200
+    return render_template(
+        "admin/new_child.html",
+        errors=errors,
+        form=request.form,
+        summary=NEW_CHILD.summary(errors, request.form),
+        born=date_parts(request.form, "date_of_birth"),
+    ), 422 if errors else 200
 
 
 @bp.route("/children/<child_id>/team", methods=["GET", "POST"])
@@ -184,8 +228,15 @@ def team(child_id):
     team = {k: u.email for k, u in case_team(db(), child_id).items()}
     if request.method == "POST":
         team = {role.key: request.form.get(role.key) for role in roles}  # as chosen, to correct
-    return render_template("admin/team.html", child=child, roles=roles, errors=errors, choices=choices,
-                           summary=form.summary(errors), team=team), 422 if errors else 200
+    return render_template(
+        "admin/team.html",
+        child=child,
+        roles=roles,
+        errors=errors,
+        choices=choices,
+        summary=form.summary(errors),
+        team=team,
+    ), 422 if errors else 200
 
 
 @bp.route("/grants", methods=["GET", "POST"])
@@ -221,8 +272,11 @@ def revoke_grant(grant_id):
     row = db().get(AccessGrant, grant_id) or abort(404)
     data, errors = REVOKE.read(request.form)
     if errors:
-        return _grants_page(_auditors(), {f"revoke-{grant_id}": errors["reason"]},
-                            [{"text": errors["reason"], "href": f"#revoke-{grant_id}"}])
+        return _grants_page(
+            _auditors(),
+            {f"revoke-{grant_id}": errors["reason"]},
+            [{"text": errors["reason"], "href": f"#revoke-{grant_id}"}],
+        )
     reason = data["reason"]
     if row.revoked_at is None:
         grants.revoke(db(), row, reason, current_user.email, now())
@@ -232,24 +286,43 @@ def revoke_grant(grant_id):
 
 
 def _auditors() -> list[User]:
-    return db().scalars(select(User).join(UserRole).where(UserRole.role_key == AUDITOR_ROLE, User.active)
-                        .order_by(User.name)).all()
+    return (
+        db()
+        .scalars(select(User).join(UserRole).where(UserRole.role_key == AUDITOR_ROLE, User.active).order_by(User.name))
+        .all()
+    )
 
 
 def _grants_page(auditors, errors, summary):
     rows = db().scalars(select(AccessGrant).order_by(AccessGrant.granted_at.desc())).all()
     people = {u.id: u for u in db().scalars(select(User).where(User.id.in_({r.user_id for r in rows})))}
-    return render_template("admin/grants.html", auditors=auditors, rows=rows, people=people, errors=errors,
-                           summary=summary, form=request.form, expires=date_parts(request.form, "expires"),
-                           now=now()), 422 if errors else 200
+    return render_template(
+        "admin/grants.html",
+        auditors=auditors,
+        rows=rows,
+        people=people,
+        errors=errors,
+        summary=summary,
+        form=request.form,
+        expires=date_parts(request.form, "expires"),
+        now=now(),
+    ), 422 if errors else 200
 
 
 @bp.get("/incidents")
 @admin_required
 def incidents():
     """Steps a process's own diagram could not run, newest first: what the Virtual School was told of."""
-    rows = db().execute(select(Incident, Child.name).join(Child, Child.id == Incident.child_id)
-                        .order_by(Incident.resolved_at.is_not(None), Incident.at.desc()).limit(500)).all()
+    rows = (
+        db()
+        .execute(
+            select(Incident, Child.name)
+            .join(Child, Child.id == Incident.child_id)
+            .order_by(Incident.resolved_at.is_not(None), Incident.at.desc())
+            .limit(500)
+        )
+        .all()
+    )
     return render_template("admin/incidents.html", rows=rows)
 
 
@@ -293,8 +366,11 @@ def give_person(task_id):
     if error:
         return _needs_person_page({"task_id": task_id, "text": error}), 422
     db().commit()
-    flash(f"{find_user(db(), email).name} is now {child.name}'s {role.label}, with “{task.name}” and the "
-          f"{role.label}'s later tasks for {child.name}.", "success")
+    flash(
+        f"{find_user(db(), email).name} is now {child.name}'s {role.label}, with “{task.name}” and the "
+        f"{role.label}'s later tasks for {child.name}.",
+        "success",
+    )
     return redirect(url_for("admin.needs_person"))
 
 

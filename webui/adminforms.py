@@ -32,8 +32,7 @@ def text(title: str, most: int = NAME_CHARS, **extra) -> dict:
 
 
 def email(title: str = "Email address") -> dict:
-    return {"type": "string", "title": title, "maxLength": 320, "pattern": EMAIL_PATTERN,
-            "errorMessage": EMAIL_MESSAGE}
+    return {"type": "string", "title": title, "maxLength": 320, "pattern": EMAIL_PATTERN, "errorMessage": EMAIL_MESSAGE}
 
 
 def day(title: str, when: str | None = None) -> dict:
@@ -42,8 +41,14 @@ def day(title: str, when: str | None = None) -> dict:
 
 def one_of(title: str, values, labels: dict | None = None, **extra) -> dict:
     """A choice among `values` (radios or a select); one not offered is refused as not chosen from the list."""
-    return {"type": "string", "title": title, "enum": list(values), **({"x-labels": labels} if labels else {}),
-            "errorMessage": "must be chosen from the list", **extra}
+    return {
+        "type": "string",
+        "title": title,
+        "enum": list(values),
+        **({"x-labels": labels} if labels else {}),
+        "errorMessage": "must be chosen from the list",
+        **extra,
+    }
 
 
 @dataclass(frozen=True)
@@ -60,8 +65,11 @@ class AdminForm:
         """The answers of a posted form in the schema's types (empty ones left out, text trimmed), and
         {field name: message} for each problem, empty when the form will do."""
         data = parse_submission(self.schema, form)
-        errors = (text_errors(data, self.schema) or size_errors(data, self.schema)
-                  or field_errors(json.dumps(self.schema), data))
+        errors = (
+            text_errors(data, self.schema)
+            or size_errors(data, self.schema)
+            or field_errors(json.dumps(self.schema), data)
+        )
         for name in self.names:  # GOV.UK's words for a date with a box left empty or a short year
             if widget_for(self.schema["properties"][name]) == "date" and name in data:
                 parts = date_parts(form, name)
@@ -79,9 +87,14 @@ class AdminForm:
         """GOV.UK's error summary: each problem, in the order of the form, linking to its field (a date to
         the box to correct first); a problem with the form as a whole links to the page's content."""
         form = form or MultiDict()
-        listed = [{"text": errors[name], "href": f"#{self.field_id(name, form)}"} for name in self.names if name in errors]
-        return listed + [{"text": message, "href": "#main-content"} for key, message in errors.items()
-                         if key not in self.schema["properties"]]
+        listed = [
+            {"text": errors[name], "href": f"#{self.field_id(name, form)}"} for name in self.names if name in errors
+        ]
+        return listed + [
+            {"text": message, "href": "#main-content"}
+            for key, message in errors.items()
+            if key not in self.schema["properties"]
+        ]
 
     def field_id(self, name: str, form: MultiDict) -> str:
         if widget_for(self.schema["properties"].get(name) or {}) != "date":
@@ -98,61 +111,116 @@ def schema(properties: dict, required: tuple[str, ...] = (), **extra) -> dict:
     return {"type": "object", "properties": properties, "required": list(required), **extra}
 
 
-NEW_PERSON = AdminForm(schema({
-    "name": text("Name", **{"x-error-required": "Enter the person's name"}),
-    "email": email(),
-    "organisation": text("Organisation"),
-}, ("name", "email")))
+NEW_PERSON = AdminForm(
+    schema(
+        {
+            "name": text("Name", **{"x-error-required": "Enter the person's name"}),
+            "email": email(),
+            "organisation": text("Organisation"),
+        },
+        ("name", "email"),
+    )
+)
 
 PERSON = AdminForm(schema({"organisation": text("Organisation")}))
 
-NEW_CHILD = AdminForm(schema({
-    "child_id": text("Case number", 40, pattern=r"^[A-Za-z0-9][A-Za-z0-9/_.-]*$",
-                     errorMessage="Enter the case number as the case system has it: letters, numbers, - / _ or ."),
-    "name": text("Name", **{"x-error-required": "Enter the child's name"}),
-    "date_of_birth": day("Date of birth", "past"),
-    "school": text("School or setting"),
-}, ("child_id", "name")))
+NEW_CHILD = AdminForm(
+    schema(
+        {
+            "child_id": text(
+                "Case number",
+                40,
+                pattern=r"^[A-Za-z0-9][A-Za-z0-9/_.-]*$",
+                errorMessage="Enter the case number as the case system has it: letters, numbers, - / _ or .",
+            ),
+            "name": text("Name", **{"x-error-required": "Enter the child's name"}),
+            "date_of_birth": day("Date of birth", "past"),
+            "school": text("School or setting"),
+        },
+        ("child_id", "name"),
+    )
+)
 
-SCHOOL = AdminForm(schema({
-    "urn": text("URN", 7, pattern=r"^[0-9]{6,7}$",
-                errorMessage="must be 6 or 7 digits, like 100000 (find it on Get Information about Schools)"),
-    "name": text("Name", **{"x-error-required": "Enter the school's name"}),
-    "teachers": text("Designated teachers' email addresses", 5000),
-}, ("urn", "name")))
+SCHOOL = AdminForm(
+    schema(
+        {
+            "urn": text(
+                "URN",
+                7,
+                pattern=r"^[0-9]{6,7}$",
+                errorMessage="must be 6 or 7 digits, like 100000 (find it on Get Information about Schools)",
+            ),
+            "name": text("Name", **{"x-error-required": "Enter the school's name"}),
+            "teachers": text("Designated teachers' email addresses", 5000),
+        },
+        ("urn", "name"),
+    )
+)
 
-IMPORT = AdminForm(schema({
-    "extract": {"type": "string", "title": "The extract (CSV)", "x-widget": "attachment"},
-}, ("extract",)))
+IMPORT = AdminForm(
+    schema(
+        {
+            "extract": {"type": "string", "title": "The extract (CSV)", "x-widget": "attachment"},
+        },
+        ("extract",),
+    )
+)
 
-DETAILS = AdminForm(schema({
-    "name": text("Full name", caselife.MAX_TEXT, **{"x-error-required": "Enter the child's full name"}),
-    "date_of_birth": day("Date of birth", "past"),
-    "school": text("School or setting", caselife.MAX_TEXT),
-    "legal_status": one_of("Legal status", caselife.LEGAL_STATUSES, caselife.LEGAL_STATUSES),
-    "in_area": one_of("Where the child lives", caselife.AREAS, caselife.AREAS),
-}, ("name",)))
+DETAILS = AdminForm(
+    schema(
+        {
+            "name": text("Full name", caselife.MAX_TEXT, **{"x-error-required": "Enter the child's full name"}),
+            "date_of_birth": day("Date of birth", "past"),
+            "school": text("School or setting", caselife.MAX_TEXT),
+            "legal_status": one_of("Legal status", caselife.LEGAL_STATUSES, caselife.LEGAL_STATUSES),
+            "in_area": one_of("Where the child lives", caselife.AREAS, caselife.AREAS),
+        },
+        ("name",),
+    )
+)
 
-WITHDRAW = AdminForm(schema({
-    "reason": text("Why the PEP is being withdrawn", caselife.MAX_REASON,
-                   **{"x-error-required": "Enter why the PEP is being withdrawn"}),
-}, ("reason",)))
+WITHDRAW = AdminForm(
+    schema(
+        {
+            "reason": text(
+                "Why the PEP is being withdrawn",
+                caselife.MAX_REASON,
+                **{"x-error-required": "Enter why the PEP is being withdrawn"},
+            ),
+        },
+        ("reason",),
+    )
+)
 
-REVOKE = AdminForm(schema({"reason": text("Why the access ends", 1000,
-                                          **{"x-error-required": "Enter why the access ends"})}, ("reason",)))
+REVOKE = AdminForm(
+    schema(
+        {"reason": text("Why the access ends", 1000, **{"x-error-required": "Enter why the access ends"})}, ("reason",)
+    )
+)
 
 
 def grant_form(auditors: list[str]) -> AdminForm:
     """Giving an auditor access: the case number is asked only when one child is chosen."""
-    return AdminForm(schema({
-        "auditor": one_of("The auditor", auditors),
-        "scope": one_of("Which children", ["child", "all"]),
-        "child_id": text("Case number", 40, **{"x-error-required": "Enter the case number of the child"}),
-        "reason": text("Reason", 1000, **{"x-error-required": "Enter why the auditor needs access (the inspection, "
-                                                              "complaint or request)"}),
-        "expires": day("Last day of access", "future"),
-    }, ("auditor", "scope", "reason"), **{"if": {"properties": {"scope": {"const": "child"}}, "required": ["scope"]},
-                                          "then": {"required": ["child_id"]}}))
+    return AdminForm(
+        schema(
+            {
+                "auditor": one_of("The auditor", auditors),
+                "scope": one_of("Which children", ["child", "all"]),
+                "child_id": text("Case number", 40, **{"x-error-required": "Enter the case number of the child"}),
+                "reason": text(
+                    "Reason",
+                    1000,
+                    **{"x-error-required": "Enter why the auditor needs access (the inspection, complaint or request)"},
+                ),
+                "expires": day("Last day of access", "future"),
+            },
+            ("auditor", "scope", "reason"),
+            **{
+                "if": {"properties": {"scope": {"const": "child"}}, "required": ["scope"]},
+                "then": {"required": ["child_id"]},
+            },
+        )
+    )
 
 
 def team_form(roles, offered: dict[str, list[str]]) -> AdminForm:

@@ -45,12 +45,14 @@ def _auditors_change_nothing():
 
 def auditor_required(view):
     """Auditors, and the VS administrator (who answers complaints and care leavers' requests)."""
+
     @wraps(view)
     @login_required
     def guarded(*args, **kwargs):
         if not (current_user.is_auditor or current_user.is_admin):
             abort(403, description="These pages are for auditors.")
         return view(*args, **kwargs)
+
     return guarded
 
 
@@ -58,8 +60,15 @@ def auditor_required(view):
 @auditor_required
 def index():
     children = db().scalars(select(Child).where(visible_children_filter(current_user)).order_by(Child.name)).all()
-    grants = db().scalars(select(AccessGrant).where(AccessGrant.user_id == current_user.id, in_force(now()))
-                          .order_by(AccessGrant.granted_at)).all()
+    grants = (
+        db()
+        .scalars(
+            select(AccessGrant)
+            .where(AccessGrant.user_id == current_user.id, in_force(now()))
+            .order_by(AccessGrant.granted_at)
+        )
+        .all()
+    )
     names = {c.id: c.name for c in children}
     return render_template("audit/index.html", children=children, grants=grants, names=names)
 
@@ -68,14 +77,21 @@ def index():
 @auditor_required
 def child(child_id):
     filters = _filters()
-    child = child_or_404(child_id, "audit timeline",
-                         **{k: str(v) for k, v in vars(filters).items() if v not in (None, "")})
+    child = child_or_404(
+        child_id, "audit timeline", **{k: str(v) for k, v in vars(filters).items() if v not in (None, "")}
+    )
     replay = replay_child(db(), engine(), child_id)
     entries = timeline(db(), replay)
     db().commit()
     rows = [e for e in entries if filters.keep(e)]
-    context = {"child": child, "rows": rows, "filters": filters, "kinds": KINDS, "total": len(entries),
-               "args": request.args}
+    context = {
+        "child": child,
+        "rows": rows,
+        "filters": filters,
+        "kinds": KINDS,
+        "total": len(entries),
+        "args": request.args,
+    }
     if request.headers.get("HX-Request"):
         return render_template("audit/_rows.html", **context)
     return render_template("audit/child.html", replay=replay, choices=_choices(child_id, entries), **context)
@@ -102,8 +118,13 @@ def replay(child_id, instance_id):
     db().commit()
     frames = replay_frames(result, timeline(db(), result), instance_id)
     diagrams = [_diagram(d) for d in sorted({f["definition_id"] for f in frames if f["definition_id"]})]
-    return render_template("audit/replay.html", child=child, instance=instance, replay=result,
-                           payload={"frames": frames, "diagrams": diagrams})
+    return render_template(
+        "audit/replay.html",
+        child=child,
+        instance=instance,
+        replay=result,
+        payload={"frames": frames, "diagrams": diagrams},
+    )
 
 
 @bp.get("/children/<child_id>/pack.json")
@@ -112,8 +133,7 @@ def pack_json(child_id):
     child_or_404(child_id, "audit pack (JSON)")
     body = PackSchema().dumps(pack(db(), engine(), child_id, current_user.email, now()), ensure_ascii=False)
     db().commit()
-    return Response(body, mimetype="application/json",
-                    headers=as_download(f"audit-pack-{child_id}.json"))
+    return Response(body, mimetype="application/json", headers=as_download(f"audit-pack-{child_id}.json"))
 
 
 @bp.get("/children/<child_id>/pack.pdf")
@@ -122,8 +142,7 @@ def pack_as_pdf(child_id):
     child_or_404(child_id, "audit pack (PDF)")
     pdf = pack_pdf(pack(db(), engine(), child_id, current_user.email, now()))
     db().commit()
-    return Response(pdf, mimetype="application/pdf",
-                    headers=as_download(f"audit-pack-{child_id}.pdf"))
+    return Response(pdf, mimetype="application/pdf", headers=as_download(f"audit-pack-{child_id}.pdf"))
 
 
 def replay_frames(replay: ChildReplay, entries: list[Entry], instance_id: int) -> list[dict]:
@@ -132,29 +151,50 @@ def replay_frames(replay: ChildReplay, entries: list[Entry], instance_id: int) -
     for frame, entry in zip(replay.frames, entries, strict=True):
         if frame.instance_id != instance_id:
             continue
-        frames.append({
-            "seq": frame.seq, "kind": frame.event.kind, "at": frame.event.at, "when": ukdate(frame.event.at, time=True),
-            "who": entry.who, "what": entry.what,
-            "instance_id": frame.instance_id, "definition_id": frame.definition_id, "completed": frame.completed,
-            "active": frame.active, "data": json.loads(json.dumps(frame.data, default=str)), "check": frame.check,
-            "changes": [vars(c) for c in entry.changes], "callouts": entry.callouts,
-        })
+        frames.append(
+            {
+                "seq": frame.seq,
+                "kind": frame.event.kind,
+                "at": frame.event.at,
+                "when": ukdate(frame.event.at, time=True),
+                "who": entry.who,
+                "what": entry.what,
+                "instance_id": frame.instance_id,
+                "definition_id": frame.definition_id,
+                "completed": frame.completed,
+                "active": frame.active,
+                "data": json.loads(json.dumps(frame.data, default=str)),
+                "check": frame.check,
+                "changes": [vars(c) for c in entry.changes],
+                "callouts": entry.callouts,
+            }
+        )
     return FrameSchema(many=True).dump(frames)
 
 
 def _diagram(definition_id: int) -> dict:
     definition = db().get(ProcessDefinition, definition_id)
     file = definition.deployment.file(definition.file_path)
-    return DiagramSchema().dump({"definition_id": definition.id, "name": definition.name,
-                                 "version": definition.deployment.version, "xml": file.content if file else ""})
+    return DiagramSchema().dump(
+        {
+            "definition_id": definition.id,
+            "name": definition.name,
+            "version": definition.deployment.version,
+            "xml": file.content if file else "",
+        }
+    )
 
 
 def _filters() -> Filters:
     args = request.args
     instance = args.get("instance", "")
-    return Filters(instance=int(instance) if instance.isdigit() else None, kind=args.get("kind") or None,
-                   person=args.get("person") or None, since=_day(args.get("from")),
-                   until=_day(args.get("to"), next_day=True))
+    return Filters(
+        instance=int(instance) if instance.isdigit() else None,
+        kind=args.get("kind") or None,
+        person=args.get("person") or None,
+        since=_day(args.get("from")),
+        until=_day(args.get("to"), next_day=True),
+    )
 
 
 def _day(value: str | None, next_day: bool = False) -> datetime | None:
@@ -172,7 +212,9 @@ def _choices(child_id: str, entries: list[Entry]) -> dict:
     for entry in entries:
         people.setdefault(entry.actor, entry.who)
     return {
-        "instances": [(str(i.id), f"{i.definition.name}, started {i.started_at:%d/%m/%Y} ({i.status})") for i in instances],
+        "instances": [
+            (str(i.id), f"{i.definition.name}, started {i.started_at:%d/%m/%Y} ({i.status})") for i in instances
+        ],
         "kinds": [(k, KINDS.get(k, k)) for k in dict.fromkeys(e.kind for e in entries)],
         "people": sorted(people.items(), key=lambda p: p[1]),
         "instance_rows": instances,

@@ -96,8 +96,9 @@ class Person(UserMixin):
 
     @classmethod
     def of(cls, user: User) -> Person:
-        return cls(user.id, user.email, user.name, user.organisation, frozenset(user.role_keys),
-                   user.session_token or "")
+        return cls(
+            user.id, user.email, user.name, user.organisation, frozenset(user.role_keys), user.session_token or ""
+        )
 
 
 @login_manager.user_loader
@@ -107,15 +108,20 @@ def load_user(session_id: str) -> Person | None:
     user_id, _, token = session_id.partition(":")
 
     def read() -> User | None:  # the first read of a request: a connection a failover left dead is found
-        try:                    # here, and the read is simply tried again on a fresh one (LOST_AT_START)
+        try:  # here, and the read is simply tried again on a fresh one (LOST_AT_START)
             return db().get(User, int(user_id))
         except SQLAlchemyError:
             db().rollback()
             raise
 
     user = retrying(read, "reading the signed-in person", LOST_AT_START) if user_id.isdigit() else None
-    if (user is None or not user.active or not user.session_token or not token
-            or not hmac.compare_digest(user.session_token.encode(), token.encode())):
+    if (
+        user is None
+        or not user.active
+        or not user.session_token
+        or not token
+        or not hmac.compare_digest(user.session_token.encode(), token.encode())
+    ):
         return _session_ended(None)
     moment = int(now().timestamp())
     signed_in, seen = session.get("signed_in_at"), session.get("seen_at")
@@ -123,11 +129,15 @@ def load_user(session_id: str) -> Person | None:
         return _session_ended(None)
     idle, max_age = current_app.config["SESSION_IDLE_TIMEOUT"], current_app.config["SESSION_MAX_AGE"]
     if moment - signed_in >= max_age.total_seconds():
-        return _session_ended(f"We signed you out because you signed in more than {_duration(max_age)} ago. "
-                              "Sign in again to carry on.", user)
+        return _session_ended(
+            f"We signed you out because you signed in more than {_duration(max_age)} ago. Sign in again to carry on.",
+            user,
+        )
     if moment - seen >= idle.total_seconds():
-        return _session_ended(f"We signed you out because you had not done anything for {_duration(idle)}. "
-                              "Sign in again to carry on.", user)
+        return _session_ended(
+            f"We signed you out because you had not done anything for {_duration(idle)}. Sign in again to carry on.",
+            user,
+        )
     session["seen_at"] = moment
     return Person.of(user)
 
@@ -186,11 +196,15 @@ def check_password(user: User | None, password: str) -> bool:
 def _begin_check(email: str):
     """This check of `email`'s password, counted before it is made; a message if it must wait."""
     try:
-        return signin.begin_check(db(), email, request.remote_addr, now(), current_app.config["SIGN_IN_ALLOWANCES"]), None
+        return signin.begin_check(
+            db(), email, request.remote_addr, now(), current_app.config["SIGN_IN_ALLOWANCES"]
+        ), None
     except signin.TooManyFailures as refused:
         minutes = max(1, -(-int(refused.wait.total_seconds()) // 60))
-        return None, (f"Too many failed attempts. Try again in {minutes} minute{'s' if minutes > 1 else ''}",
-                      {"Retry-After": str(max(1, int(refused.wait.total_seconds())))})
+        return None, (
+            f"Too many failed attempts. Try again in {minutes} minute{'s' if minutes > 1 else ''}",
+            {"Retry-After": str(max(1, int(refused.wait.total_seconds())))},
+        )
 
 
 @bp.route("/sign-in", methods=["GET", "POST"])

@@ -25,14 +25,22 @@ bp = Blueprint("caselife", __name__)
 def details(child_id):
     child = child_or_404(child_id, "child_details")
     if not caselife.may_edit_details(db(), current_user.email, child_id):
-        abort(403, description="Only the VS Administrator or the child's social worker or personal adviser "
-                               "can change the child's details.")
+        abort(
+            403,
+            description="Only the VS Administrator or the child's social worker or personal adviser "
+            "can change the child's details.",
+        )
     errors, answers = {}, _answers_of(caselife.details_of(child))
     if request.method == "POST":
         answers = {key: (request.form.get(key) or "").strip() for key in answers}
         data, errors = DETAILS.read(request.form)
-        values = {"name": data.get("name", ""), "school": data.get("school"), "legal_status": data.get("legal_status"),
-                  "date_of_birth": data.get("date_of_birth"), "in_area": {"in": True, "out": False}.get(data.get("in_area"))}
+        values = {
+            "name": data.get("name", ""),
+            "school": data.get("school"),
+            "legal_status": data.get("legal_status"),
+            "date_of_birth": data.get("date_of_birth"),
+            "in_area": {"in": True, "out": False}.get(data.get("in_area")),
+        }
         if not errors:
             try:
                 changes = caselife.edit_details(db(), child_id, values, current_user.email, now())
@@ -44,18 +52,29 @@ def details(child_id):
                 flash(f"{child.name}'s details saved." if changes else "Nothing was changed.", "success")
                 return redirect(url_for("cases.child", child_id=child_id))
     db().commit()
-    return render_template("cases/details.html", child=child, answers=answers, errors=errors,
-                           summary=DETAILS.summary(errors, request.form),
-                           statuses=list(caselife.LEGAL_STATUSES.items()), areas=list(caselife.AREAS.items())), \
-        422 if errors else 200
+    return render_template(
+        "cases/details.html",
+        child=child,
+        answers=answers,
+        errors=errors,
+        summary=DETAILS.summary(errors, request.form),
+        statuses=list(caselife.LEGAL_STATUSES.items()),
+        areas=list(caselife.AREAS.items()),
+    ), 422 if errors else 200
 
 
 def _answers_of(details: dict) -> dict[str, str]:
     """The details as the form's fields hold them (text, the date in three parts)."""
     year, month, day = (details["date_of_birth"] or "--").split("-")
-    return {"name": details["name"] or "", "date_of_birth-day": day.lstrip("0"), "date_of_birth-month": month.lstrip("0"),
-            "date_of_birth-year": year, "school": details["school"] or "", "legal_status": details["legal_status"] or "",
-            "in_area": {True: "in", False: "out"}.get(details["in_area"], "")}
+    return {
+        "name": details["name"] or "",
+        "date_of_birth-day": day.lstrip("0"),
+        "date_of_birth-month": month.lstrip("0"),
+        "date_of_birth-year": year,
+        "school": details["school"] or "",
+        "legal_status": details["legal_status"] or "",
+        "in_area": {True: "in", False: "out"}.get(details["in_area"], ""),
+    }
 
 
 @bp.route("/children/<child_id>/peps/<int:instance_id>/withdraw", methods=["GET", "POST"])
@@ -86,5 +105,6 @@ def withdraw(child_id, instance_id):
             flash(f"{instance.definition.name} for {child.name} withdrawn.", "success")
             return redirect(url_for("cases.child", child_id=child_id))
     db().commit()
-    return render_template("cases/withdraw.html", child=child, instance=instance, reason=reason, error=error), \
-        422 if error else 200
+    return render_template(
+        "cases/withdraw.html", child=child, instance=instance, reason=reason, error=error
+    ), 422 if error else 200

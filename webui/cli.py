@@ -30,8 +30,10 @@ def demo():
     services = app.extensions["pep"]
     result = load(services.engine, services.sessions, services.engine.now().date())
     if result["people"]:
-        click.echo(f"demo council loaded: {result['people']} people, {result['children']} children, "
-                   f"{result['steps']} steps played; every demo password is {PASSWORD}")
+        click.echo(
+            f"demo council loaded: {result['people']} people, {result['children']} children, "
+            f"{result['steps']} steps played; every demo password is {PASSWORD}"
+        )
     else:
         click.echo("demo council already loaded")
 
@@ -49,8 +51,9 @@ def run(host, port, threads, sweep_seconds):
 
     app = create_app({"WARM_UP": True})
     services = app.extensions["pep"]
-    scheduler = make_scheduler(services.engine, services.sessions, sweep_seconds, background=True,
-                               mail_settings=app.config)
+    scheduler = make_scheduler(
+        services.engine, services.sessions, sweep_seconds, background=True, mail_settings=app.config
+    )
     scheduler.start()
     click.echo(f"PEP app on http://{host}:{port}/ (sign in with a demo account; see README)")
     try:

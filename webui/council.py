@@ -30,6 +30,7 @@ KEPT_FOR = 24 * 3600  # an uploaded extract not applied is deleted after a day
 
 # ---- schools ------------------------------------------------------------------------------------------
 
+
 @bp.route("/schools", methods=["GET", "POST"])
 @admin_required
 def schools():
@@ -46,11 +47,26 @@ def schools():
     number = request.args.get("page") or "1"
     page = lists.page_of(db(), query, int(number) if number.isdigit() and len(number) < 7 else 1)
     urns = [s.urn for s in page.rows]
-    counts = dict(db().execute(select(Child.school_urn, func.count()).where(Child.school_urn.in_(urns), Child.in_care)
-                               .group_by(Child.school_urn)).all())
+    counts = dict(
+        db()
+        .execute(
+            select(Child.school_urn, func.count())
+            .where(Child.school_urn.in_(urns), Child.in_care)
+            .group_by(Child.school_urn)
+        )
+        .all()
+    )
     people = _teachers_of(page.rows)
-    return render_template("admin/schools.html", page=page, search=search, counts=counts, people=people,
-                           errors=errors, summary=SCHOOL.summary(errors), form=form), 422 if errors else 200
+    return render_template(
+        "admin/schools.html",
+        page=page,
+        search=search,
+        counts=counts,
+        people=people,
+        errors=errors,
+        summary=SCHOOL.summary(errors),
+        form=form,
+    ), 422 if errors else 200
 
 
 @bp.route("/schools/<urn>", methods=["GET", "POST"])
@@ -65,8 +81,15 @@ def school(urn):
             return redirect(url_for("council.school", urn=urn))
     teachers = _teachers_of([found])
     children = db().scalar(select(func.count()).select_from(Child).where(Child.school_urn == urn, Child.in_care))
-    return render_template("admin/school.html", school=found, teachers=teachers, children=children, errors=errors,
-                           summary=SCHOOL.summary(errors), form=form), 422 if errors else 200
+    return render_template(
+        "admin/school.html",
+        school=found,
+        teachers=teachers,
+        children=children,
+        errors=errors,
+        summary=SCHOOL.summary(errors),
+        form=form,
+    ), 422 if errors else 200
 
 
 def _save(form, new: bool, urn: str | None = None) -> dict[str, str]:
@@ -99,6 +122,7 @@ def _teachers_of(rows: list[School]) -> dict[str, list[User]]:
 
 # ---- importing ---------------------------------------------------------------------------------------
 
+
 def _folder() -> Path:
     folder = Path(current_app.config.get("IMPORT_FOLDER") or Path(current_app.instance_path) / "imports")
     folder.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -123,8 +147,12 @@ def import_extract():
         result = importer.import_file(db(), content, now())
     except importer.ImportRefused as exc:
         db().rollback()
-        return render_template("admin/import.html", result=None, errors={"extract": str(exc)},
-                               summary=IMPORT.summary({"extract": str(exc)})), 422
+        return render_template(
+            "admin/import.html",
+            result=None,
+            errors={"extract": str(exc)},
+            summary=IMPORT.summary({"extract": str(exc)}),
+        ), 422
     db().rollback()
     if not result.errors:
         (_folder() / f"{result.digest}.csv").write_bytes(content)

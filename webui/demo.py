@@ -42,35 +42,103 @@ PEOPLE = [
 
 # id: name, date of birth, school, case team, how the demo starts its PEP (message, data), steps to play
 CHILDREN = {
-    "D-1001": ("Alex Example", date(2016, 3, 14), "Oak Primary School",
-               {"Social Worker": "sw@demo.test", "Designated Teacher": "dt.oak@demo.test", "Carer": "carer@demo.test",
-                "Young Person": "yp@demo.test", "IRO": "iro@demo.test"},
-               ("termly_review_due", {"variant": "termly_review_due", "next_meeting_date": None, "previous_targets": []}), 1),
-    "D-1002": ("Blair Sample", date(2015, 1, 20), "Elm Academy",
-               {"Social Worker": "sw@demo.test", "Designated Teacher": "dt.elm@demo.test", "Carer": "carer@demo.test"},
-               ("ppg_review_due", {"variant": "ppg_review_due", "next_meeting_date": None, "previous_targets": []}), 2),
-    "D-1003": ("Casey Test", date(2010, 2, 2), "Elm Academy",
-               {"Social Worker": "sw2@demo.test", "Designated Teacher": "dt.elm@demo.test", "Carer": "carer@demo.test"},
-               ("all_ages_review_due", {"variant": "all_ages_review_due", "next_meeting_date": None, "previous_targets": []}), 1),
-    "D-1004": ("Drew Placeholder", date(2009, 6, 30), "Riverside College",
-               {"Social Worker": "sw2@demo.test", "Designated Teacher": "dt.college@demo.test",
-                "Personal Adviser": "pa@demo.test", "Carer": "carer@demo.test"},
-               ("post16_review_due", {"variant": "post16_review_due", "next_meeting_date": None, "previous_targets": []}), 0),
-    "D-1005": ("Frankie Madeup", date(2022, 11, 1), "Little Acorns Nursery",
-               {"Social Worker": "sw@demo.test", "Designated Teacher": "dp.nursery@demo.test", "Carer": "carer@demo.test"},
-               ("word_form_review_due", {"variant": "word_form_review_due", "next_meeting_date": None, "previous_targets": []}), 1),
-    "D-1006": ("Gray Invented", date(2024, 5, 9), None,
-               {"Social Worker": "sw@demo.test", "Health Visitor": "hv@demo.test", "Carer": "carer@demo.test"},
-               ("child_becomes_looked_after", {"entry": "emergency", "education_setting": "none", "school": None,
-                                               "review_variant": "word_form_review_due"}), 0),
-    "D-1007": ("Harper Unplaced", date(2012, 8, 1), None,
-               {"Social Worker": "sw2@demo.test", "Carer": "carer@demo.test"},
-               ("child_becomes_looked_after", {"entry": "planned", "education_setting": "none", "school": None,
-                                               "review_variant": "termly_review_due"}), 1),
-    "D-1008": ("Indy Fictitious", date(2013, 9, 30), "Oak Primary School",
-               {"Social Worker": "sw@demo.test", "Designated Teacher": "dt.oak@demo.test", "Carer": "carer@demo.test"},
-               ("child_becomes_looked_after", {"entry": "planned", "education_setting": "school", "school": "Oak Primary School",
-                                               "review_variant": "termly_review_due"}), 0),
+    "D-1001": (
+        "Alex Example",
+        date(2016, 3, 14),
+        "Oak Primary School",
+        {
+            "Social Worker": "sw@demo.test",
+            "Designated Teacher": "dt.oak@demo.test",
+            "Carer": "carer@demo.test",
+            "Young Person": "yp@demo.test",
+            "IRO": "iro@demo.test",
+        },
+        ("termly_review_due", {"variant": "termly_review_due", "next_meeting_date": None, "previous_targets": []}),
+        1,
+    ),
+    "D-1002": (
+        "Blair Sample",
+        date(2015, 1, 20),
+        "Elm Academy",
+        {"Social Worker": "sw@demo.test", "Designated Teacher": "dt.elm@demo.test", "Carer": "carer@demo.test"},
+        ("ppg_review_due", {"variant": "ppg_review_due", "next_meeting_date": None, "previous_targets": []}),
+        2,
+    ),
+    "D-1003": (
+        "Casey Test",
+        date(2010, 2, 2),
+        "Elm Academy",
+        {"Social Worker": "sw2@demo.test", "Designated Teacher": "dt.elm@demo.test", "Carer": "carer@demo.test"},
+        ("all_ages_review_due", {"variant": "all_ages_review_due", "next_meeting_date": None, "previous_targets": []}),
+        1,
+    ),
+    "D-1004": (
+        "Drew Placeholder",
+        date(2009, 6, 30),
+        "Riverside College",
+        {
+            "Social Worker": "sw2@demo.test",
+            "Designated Teacher": "dt.college@demo.test",
+            "Personal Adviser": "pa@demo.test",
+            "Carer": "carer@demo.test",
+        },
+        ("post16_review_due", {"variant": "post16_review_due", "next_meeting_date": None, "previous_targets": []}),
+        0,
+    ),
+    "D-1005": (
+        "Frankie Madeup",
+        date(2022, 11, 1),
+        "Little Acorns Nursery",
+        {"Social Worker": "sw@demo.test", "Designated Teacher": "dp.nursery@demo.test", "Carer": "carer@demo.test"},
+        (
+            "word_form_review_due",
+            {"variant": "word_form_review_due", "next_meeting_date": None, "previous_targets": []},
+        ),
+        1,
+    ),
+    "D-1006": (
+        "Gray Invented",
+        date(2024, 5, 9),
+        None,
+        {"Social Worker": "sw@demo.test", "Health Visitor": "hv@demo.test", "Carer": "carer@demo.test"},
+        (
+            "child_becomes_looked_after",
+            {
+                "entry": "emergency",
+                "education_setting": "none",
+                "school": None,
+                "review_variant": "word_form_review_due",
+            },
+        ),
+        0,
+    ),
+    "D-1007": (
+        "Harper Unplaced",
+        date(2012, 8, 1),
+        None,
+        {"Social Worker": "sw2@demo.test", "Carer": "carer@demo.test"},
+        (
+            "child_becomes_looked_after",
+            {"entry": "planned", "education_setting": "none", "school": None, "review_variant": "termly_review_due"},
+        ),
+        1,
+    ),
+    "D-1008": (
+        "Indy Fictitious",
+        date(2013, 9, 30),
+        "Oak Primary School",
+        {"Social Worker": "sw@demo.test", "Designated Teacher": "dt.oak@demo.test", "Carer": "carer@demo.test"},
+        (
+            "child_becomes_looked_after",
+            {
+                "entry": "planned",
+                "education_setting": "school",
+                "school": "Oak Primary School",
+                "review_variant": "termly_review_due",
+            },
+        ),
+        0,
+    ),
 }
 
 
@@ -89,8 +157,15 @@ def load(engine, sessions, today: date) -> dict[str, int]:
             add_child(session, child_id, name, dob, school)
             set_case_team(session, child_id, team)
         auditor = session.scalar(select(User).where(User.email == AUDITOR))
-        grant(session, auditor, AUDITED_CHILD, "Complaint about the PEP of spring 2026 (demo)", None, "admin@demo.test",
-              engine.now())
+        grant(
+            session,
+            auditor,
+            AUDITED_CHILD,
+            "Complaint about the PEP of spring 2026 (demo)",
+            None,
+            "admin@demo.test",
+            engine.now(),
+        )
     steps = 0
     for child_id, (*_, (message, data), play) in CHILDREN.items():
         if "entered_care" not in data and message == "child_becomes_looked_after":
@@ -109,8 +184,11 @@ def _play(engine, sessions, child_id: str, count: int, today: date) -> int:
     done, rng = 0, random.Random(child_id)
     for _ in range(count):
         with sessions() as session:
-            task = session.scalars(select(OpenTask).where(OpenTask.child_id == child_id, OpenTask.assignee_id.is_not(None))
-                                   .order_by(OpenTask.ready_at)).first()
+            task = session.scalars(
+                select(OpenTask)
+                .where(OpenTask.child_id == child_id, OpenTask.assignee_id.is_not(None))
+                .order_by(OpenTask.ready_at)
+            ).first()
             if task is None:
                 return done
             holder = session.get(User, task.assignee_id).email
@@ -123,4 +201,3 @@ def _play(engine, sessions, child_id: str, count: int, today: date) -> int:
                 return done
         done += 1
     return done
-

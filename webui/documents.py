@@ -59,10 +59,13 @@ def pep_sections(session: Session, instance: Instance) -> list[Section]:
     """The instance's completed tasks, in order, with their answers labelled by the form; an attempt
     the diagram then sent back to be done again says so, with why."""
     deployment = instance.definition.deployment
-    attachments = dict(session.execute(
-        select(Attachment.id, Attachment.filename).where(Attachment.child_id == instance.child_id,
-                                                         Attachment.removed_at.is_(None))
-    ).all())
+    attachments = dict(
+        session.execute(
+            select(Attachment.id, Attachment.filename).where(
+                Attachment.child_id == instance.child_id, Attachment.removed_at.is_(None)
+            )
+        ).all()
+    )
     events = history.events(session, instance.child_id, instance.id)
     actors = {event.actor for event in events if event.kind == "task_completed"}
     names = dict(session.execute(select(User.email, User.name).where(User.email.in_(actors))).all()) if actors else {}
@@ -72,12 +75,19 @@ def pep_sections(session: Session, instance: Instance) -> list[Section]:
         if event.kind != "task_completed":
             continue
         schema = form_schema(deployment, event.data.get("form")) or {"properties": {}}
-        sections.append(Section(
-            title=event.data.get("name", ""), role=event.data.get("lane", ""),
-            by=names.get(event.actor, event.actor), at=event.at, late=bool(event.data.get("late")),
-            answers=answers(schema, event.data.get("data") or {}, attachments), form=event.data.get("form"),
-            task=event.data.get("task"), sent_back=returned.get(event.id),
-        ))
+        sections.append(
+            Section(
+                title=event.data.get("name", ""),
+                role=event.data.get("lane", ""),
+                by=names.get(event.actor, event.actor),
+                at=event.at,
+                late=bool(event.data.get("late")),
+                answers=answers(schema, event.data.get("data") or {}, attachments),
+                form=event.data.get("form"),
+                task=event.data.get("task"),
+                sent_back=returned.get(event.id),
+            )
+        )
     return sections
 
 
@@ -164,8 +174,12 @@ def earlier_pep(session: Session, instance: Instance, hops: int = 5) -> Instance
         earlier = session.get(Instance, previous)
         if earlier is None or earlier.child_id != instance.child_id:
             return None
-        if session.scalar(select(Event.id).where(Event.instance_id == earlier.id, Event.kind == "task_completed")
-                          .limit(1)) is not None:
+        if (
+            session.scalar(
+                select(Event.id).where(Event.instance_id == earlier.id, Event.kind == "task_completed").limit(1)
+            )
+            is not None
+        ):
             return earlier
         previous = earlier.previous_instance_id
     return None
@@ -185,10 +199,14 @@ def answers(schema: dict, data: dict, attachments: dict[str, str]) -> list[Answe
         elif spec.get("type") == "object" and isinstance(value, dict):
             result.append(Answer(label, items=[answers(spec, value, attachments)], part=part))
         elif is_attachment(spec) or (spec.get("type") == "array" and is_attachment(spec.get("items"))):
-            files = [(name, attachments[name]) for name in (value if isinstance(value, list) else [value])
-                     if isinstance(name, str) and name in attachments]
-            result.append(Answer(label, ", ".join(filename for _, filename in files) or "No file", files=files,
-                                 part=part))
+            files = [
+                (name, attachments[name])
+                for name in (value if isinstance(value, list) else [value])
+                if isinstance(name, str) and name in attachments
+            ]
+            result.append(
+                Answer(label, ", ".join(filename for _, filename in files) or "No file", files=files, part=part)
+            )
         else:
             result.append(Answer(label, display(value, spec), part=part))
     return result
@@ -215,9 +233,17 @@ def pep_pdf(child: Child, instance: Instance, sections: list[Section]) -> bytes:
     child, then the parts of the plan; every page marked OFFICIAL-SENSITIVE and numbered."""
     styles = getSampleStyleSheet()
     buffer = io.BytesIO()
-    doc = SimpleDocTemplate(buffer, pagesize=A4, title="Personal Education Plan", author="Virtual School",
-                            subject=MARKING, leftMargin=18 * mm, rightMargin=18 * mm, topMargin=22 * mm,
-                            bottomMargin=22 * mm)
+    doc = SimpleDocTemplate(
+        buffer,
+        pagesize=A4,
+        title="Personal Education Plan",
+        author="Virtual School",
+        subject=MARKING,
+        leftMargin=18 * mm,
+        rightMargin=18 * mm,
+        topMargin=22 * mm,
+        bottomMargin=22 * mm,
+    )
     parts, left_out = pep_document(sections)
     story = [
         Paragraph("Personal Education Plan", styles["Title"]),
@@ -225,15 +251,22 @@ def pep_pdf(child: Child, instance: Instance, sections: list[Section]) -> bytes:
         Paragraph(f"Date of birth: {ukdate(child.date_of_birth)}", styles["Normal"]),
         Paragraph(f"School: {_esc(child.school or 'none recorded')}", styles["Normal"]),
         Spacer(1, 4 * mm),
-        Paragraph(f"{_esc(instance.definition.name)}, started {ukdate(instance.started_at)} "
-                  f"({_esc(pep_status(instance.status).lower())})", styles["Normal"]),
-        Paragraph("Contents: " + _esc("; ".join(part.title for part in parts) or "nothing completed yet"),
-                  styles["Normal"]),
+        Paragraph(
+            f"{_esc(instance.definition.name)}, started {ukdate(instance.started_at)} "
+            f"({_esc(pep_status(instance.status).lower())})",
+            styles["Normal"],
+        ),
+        Paragraph(
+            "Contents: " + _esc("; ".join(part.title for part in parts) or "nothing completed yet"), styles["Normal"]
+        ),
     ]
     if left_out:
         story.append(Paragraph(left_out_text(left_out), styles["Italic"]))
     for part in parts:
-        story += [PageBreak() if part is parts[0] else Spacer(1, 6 * mm), Paragraph(_esc(part.title), styles["Heading1"])]
+        story += [
+            PageBreak() if part is parts[0] else Spacer(1, 6 * mm),
+            Paragraph(_esc(part.title), styles["Heading1"]),
+        ]
         for entry in part.entries:
             story += section_story(entry, styles, "Heading3")
     doc.build(story, canvasmaker=MarkedCanvas)
@@ -279,16 +312,22 @@ class MarkedCanvas(Canvas):
 
 def section_story(section: Section, styles, heading: str) -> list:
     """One PEP section for a PDF: its title, who completed it and when, and a table of its answers."""
-    story = [Paragraph(_esc(section.title), styles[heading]),
-             Paragraph(f"{_esc(section.role)}: {_esc(section.by)}, {ukdate(section.at, time=True)}"
-                       + (" (late)" if section.late else ""), styles["Italic"])]
+    story = [
+        Paragraph(_esc(section.title), styles[heading]),
+        Paragraph(
+            f"{_esc(section.role)}: {_esc(section.by)}, {ukdate(section.at, time=True)}"
+            + (" (late)" if section.late else ""),
+            styles["Italic"],
+        ),
+    ]
     if section.sent_back:
         story.append(Paragraph(f"<b>Sent back:</b> {_esc(section.sent_back)}", styles["Normal"]))
     rows = _pdf_rows(section.answers, styles)
     if rows:
         table = Table(rows, colWidths=[60 * mm, 114 * mm])
-        table.setStyle(TableStyle([("VALIGN", (0, 0), (-1, -1), "TOP"),
-                                   ("LINEBELOW", (0, 0), (-1, -1), 0.25, colors.grey)]))
+        table.setStyle(
+            TableStyle([("VALIGN", (0, 0), (-1, -1), "TOP"), ("LINEBELOW", (0, 0), (-1, -1), 0.25, colors.grey)])
+        )
         story.append(table)
     story.append(Spacer(1, 4 * mm))
     return story
@@ -315,8 +354,13 @@ def next_meeting(session: Session, child_id: str, today: date) -> dict | None:
     gave, if it is today or later. An answer the diagram then sent back to be done again gave none."""
     events = history.events(session, child_id)
     returned = sent_back_attempts(events)
-    accepted = [e for e in events if e.kind in ("task_completed", "message_received") and e.id not in returned
-                and isinstance(e.data.get("data"), dict)]
+    accepted = [
+        e
+        for e in events
+        if e.kind in ("task_completed", "message_received")
+        and e.id not in returned
+        and isinstance(e.data.get("data"), dict)
+    ]
     for event in reversed(accepted):
         data = event.data["data"]
         for prefix in ("next_meeting_", "meeting_"):
@@ -324,8 +368,11 @@ def next_meeting(session: Session, child_id: str, today: date) -> dict | None:
             if isinstance(day, str) and day:
                 if day[:10] < today.isoformat():
                     return None  # held already: no next meeting is set yet
-                return {"date": day, "time": data.get(f"{prefix}time") or "",
-                        "venue": data.get(f"{prefix}venue") or data.get("venue") or ""}
+                return {
+                    "date": day,
+                    "time": data.get(f"{prefix}time") or "",
+                    "venue": data.get(f"{prefix}venue") or data.get("venue") or "",
+                }
     return None
 
 

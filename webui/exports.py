@@ -22,6 +22,7 @@ def _cell(value) -> str:
 
 def csv_response(filename: str, headings: list[str], rows: list[Iterable]) -> Response:
     """A CSV download of `rows` under `headings`."""
+
     def lines():
         buffer = io.StringIO()
         writer = csv.writer(buffer)
@@ -33,4 +34,5 @@ def csv_response(filename: str, headings: list[str], rows: list[Iterable]) -> Re
                 buffer.seek(0)
                 buffer.truncate()
         yield buffer.getvalue()
+
     return Response(lines(), mimetype="text/csv", headers=as_download(filename))

@@ -27,8 +27,13 @@ def nav_items() -> list[tuple[str, str, bool]]:
     """The menu: (endpoint, label, whether the page shown is in its section)."""
     items = [("inbox.index", "Tasks"), ("cases.children", "Children")]
     if current_user.is_admin:
-        items += [("admin.users", "People"), ("council.schools", "Schools"), ("outbox.index", "Notifications"),
-                  ("admin.incidents", "Incidents"), ("admin.needs_person", "Needs a person")]
+        items += [
+            ("admin.users", "People"),
+            ("council.schools", "Schools"),
+            ("outbox.index", "Notifications"),
+            ("admin.incidents", "Incidents"),
+            ("admin.needs_person", "Needs a person"),
+        ]
     else:
         items.append(("outbox.index", "Notifications"))
     if current_user.is_process_owner:
@@ -36,22 +41,36 @@ def nav_items() -> list[tuple[str, str, bool]]:
     if current_user.is_auditor or current_user.is_admin:
         items.append(("audit.index", "Audit"))
     from .oversight import sees_oversight  # the oversight pages read the filters: imported when asked
+
     if sees_oversight(current_user):
         items += [("oversight.timeliness", "Oversight"), ("ledger.ppplus_page", "PP+ and quality")]
     shown = request.endpoint or ""
     own = next((page for page, endpoints in OWN_SECTIONS.items() if shown in endpoints), None)
     if own is None and shown.split(".")[0] == "council":
         own = "admin.users"  # importing is part of the People section
-    return [(endpoint, label, endpoint == own if own else
-             shown.split(".")[0] == endpoint.split(".")[0] and endpoint not in OWN_SECTIONS) for endpoint, label in items]
+    return [
+        (
+            endpoint,
+            label,
+            endpoint == own if own else shown.split(".")[0] == endpoint.split(".")[0] and endpoint not in OWN_SECTIONS,
+        )
+        for endpoint, label in items
+    ]
 
 
 # pages of the administration that are a section of the menu of their own, and the endpoints they cover
-OWN_SECTIONS = {"oversight.timeliness": ("oversight.timeliness", "oversight.children", "oversight.overdue",
-                                        "oversight.remind", "oversight.assign"),
-                "admin.incidents": ("admin.incidents", "admin.resolve_incident"),
-                "admin.needs_person": ("admin.needs_person", "admin.give_person"),
-                "council.schools": ("council.schools", "council.school")}
+OWN_SECTIONS = {
+    "oversight.timeliness": (
+        "oversight.timeliness",
+        "oversight.children",
+        "oversight.overdue",
+        "oversight.remind",
+        "oversight.assign",
+    ),
+    "admin.incidents": ("admin.incidents", "admin.resolve_incident"),
+    "admin.needs_person": ("admin.needs_person", "admin.give_person"),
+    "council.schools": ("council.schools", "council.school"),
+}
 
 
 def page_url(number: int) -> str:
@@ -61,10 +80,14 @@ def page_url(number: int) -> str:
 
 
 def task_process_name(task) -> str:
-    return db().scalar(
-        select(ProcessDefinition.name).join(Instance, Instance.definition_id == ProcessDefinition.id)
-        .where(Instance.id == task.instance_id)
-    ) or ""
+    return (
+        db().scalar(
+            select(ProcessDefinition.name)
+            .join(Instance, Instance.definition_id == ProcessDefinition.id)
+            .where(Instance.id == task.instance_id)
+        )
+        or ""
+    )
 
 
 def register(app) -> None:
@@ -73,24 +96,37 @@ def register(app) -> None:
     app.add_template_filter(ukdate)
     app.add_template_filter(instructions_html, "instructions")
     app.add_template_filter(pep_status)
-    app.add_template_filter(lambda school, chosen: {"value": school, "text": school, "selected": school == chosen},
-                            "schooloption")
-    app.add_template_filter(lambda p, chosen: {"value": p[0], "text": p[1], "selected": p[0] == chosen}, "processoption")
-    app.add_template_filter(lambda d, chosen: {"value": d[0], "text": d[1], "selected": d[0] == (chosen or "")},
-                            "dueoption")
+    app.add_template_filter(
+        lambda school, chosen: {"value": school, "text": school, "selected": school == chosen}, "schooloption"
+    )
+    app.add_template_filter(
+        lambda p, chosen: {"value": p[0], "text": p[1], "selected": p[0] == chosen}, "processoption"
+    )
+    app.add_template_filter(
+        lambda d, chosen: {"value": d[0], "text": d[1], "selected": d[0] == (chosen or "")}, "dueoption"
+    )
     app.add_template_filter(lambda o, current: {"value": o[0], "text": o[1], "checked": o[0] == current}, "radioitem")
     app.add_template_filter(lambda o, current: {"value": o[0], "text": o[1], "selected": o[0] == current}, "selectitem")
     app.add_template_filter(lambda o, current: {"value": o[0], "text": o[1], "checked": o[0] in current}, "checkitem")
-    app.add_template_filter(lambda role, chosen: {"value": role.key, "text": role.label, "checked": role.key in chosen},
-                            "rolecheck")
-    app.add_template_filter(lambda user, chosen: {"value": user.email, "text": f"{user.name} ({user.email})",
-                                                  "selected": user.email == chosen}, "personoption")
+    app.add_template_filter(
+        lambda role, chosen: {"value": role.key, "text": role.label, "checked": role.key in chosen}, "rolecheck"
+    )
+    app.add_template_filter(
+        lambda user, chosen: {
+            "value": user.email,
+            "text": f"{user.name} ({user.email})",
+            "selected": user.email == chosen,
+        },
+        "personoption",
+    )
     app.add_template_filter(lambda item: {"text": item[1], "href": f"#{item[0]}"}, "errorlink")
-    app.add_template_filter(lambda role, chosen: {"value": role.key, "text": role.label, "selected": role.key == chosen},
-                            "roleoption")
+    app.add_template_filter(
+        lambda role, chosen: {"value": role.key, "text": role.label, "selected": role.key == chosen}, "roleoption"
+    )
     app.add_template_filter(lambda key, labels: labels.get(key, key), "rolelabel")
-    app.add_template_filter(lambda pair, chosen: {"value": str(pair[0]), "text": pair[1],
-                                                  "selected": str(pair[0]) == chosen}, "pairoption")
+    app.add_template_filter(
+        lambda pair, chosen: {"value": str(pair[0]), "text": pair[1], "selected": str(pair[0]) == chosen}, "pairoption"
+    )
     app.jinja_env.globals.update(nav_items=nav_items, task_process_name=task_process_name, page_url=page_url)
 
     @app.before_request

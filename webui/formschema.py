@@ -99,7 +99,9 @@ def task_schema(view: dict) -> dict:
     return view["form_schema"] or {"type": "object", "properties": {}}
 
 
-def build_fields(schema: dict, data: dict | None, errors: dict[str, str] | None = None, prefix: str = "") -> list[Field]:
+def build_fields(
+    schema: dict, data: dict | None, errors: dict[str, str] | None = None, prefix: str = ""
+) -> list[Field]:
     """The fields of an object schema, filled with `data` and carrying `errors` by path. A conditional
     question (`engine.forms.reveals`) goes under the answer of a radio question that asks it, to be
     revealed when that answer is chosen (GOV.UK's conditional reveal; all shown without JavaScript)."""
@@ -113,10 +115,19 @@ def build_fields(schema: dict, data: dict | None, errors: dict[str, str] | None 
         fields.append(by_name[name])
     for name, (controller, value) in asked.items():
         host = by_name.get(controller)
-        option = None if host is None or value is ANY_ANSWER else \
-            ("yes" if value else "no") if host.widget == "yesno" and isinstance(value, bool) else str(value)
-        if host is not None and (host.widget == "yesno" and option in ("yes", "no")
-                                 or host.widget == "radios" and option in {o for o, _ in host.options}):
+        option = (
+            None
+            if host is None or value is ANY_ANSWER
+            else ("yes" if value else "no")
+            if host.widget == "yesno" and isinstance(value, bool)
+            else str(value)
+        )
+        if host is not None and (
+            host.widget == "yesno"
+            and option in ("yes", "no")
+            or host.widget == "radios"
+            and option in {o for o, _ in host.options}
+        ):
             host.revealed.setdefault(option, []).append(by_name[name])
             fields.remove(by_name[name])
         else:
@@ -137,8 +148,9 @@ def sections(schema: dict, fields: list[Field]) -> list[Section]:
         names = [n for n in section.get("fields") or [] if n in by_name and n not in placed]
         placed.update(names)
         if names:
-            result.append(Section(str(section.get("title") or f"Part {number}"), f"section-{number}",
-                                  [by_name[n] for n in names]))
+            result.append(
+                Section(str(section.get("title") or f"Part {number}"), f"section-{number}", [by_name[n] for n in names])
+            )
     rest = [f for f in fields if f.path not in placed]
     if rest:
         result.append(Section("Other questions" if result else "", f"section-{len(result) + 1}", rest))
@@ -151,9 +163,17 @@ def _field(path: str, name: str, spec: dict, value, errors: dict, required: bool
         value = int(value)  # show 95, not 95.0
     if value is None:
         value = ""
-    f = Field(path=path, title=title, widget=widget_for(spec), required=required,
-              hint=spec.get("x-guidance") or spec.get("description"), value=value, error=errors.get(path),
-              choices_from=spec.get("x-choices"), money=spec.get("x-currency") == "GBP")
+    f = Field(
+        path=path,
+        title=title,
+        widget=widget_for(spec),
+        required=required,
+        hint=spec.get("x-guidance") or spec.get("description"),
+        value=value,
+        error=errors.get(path),
+        choices_from=spec.get("x-choices"),
+        money=spec.get("x-currency") == "GBP",
+    )
     if f.widget in ("radios", "select"):
         labels = spec.get("x-labels") or {}
         f.options = [(str(v), labels.get(str(v), str(v))) for v in spec["enum"]]
@@ -167,9 +187,15 @@ def _field(path: str, name: str, spec: dict, value, errors: dict, required: bool
         item_schema = spec.get("items", {})
         f.item_title, f.add_label = item_label(spec, name), _add_label(spec, name, bool(items))
         f.children = [
-            Field(path=f"{path}.{i}", title=f"{f.item_title} {i + 1}",
-                  widget=widget_for(item_schema), required=True, hint=None, value="" if item is None else item,
-                  error=errors.get(f"{path}.{i}"))
+            Field(
+                path=f"{path}.{i}",
+                title=f"{f.item_title} {i + 1}",
+                widget=widget_for(item_schema),
+                required=True,
+                hint=None,
+                value="" if item is None else item,
+                error=errors.get(f"{path}.{i}"),
+            )
             for i, item in enumerate(items)
         ]
     elif f.widget == "list":
@@ -178,9 +204,13 @@ def _field(path: str, name: str, spec: dict, value, errors: dict, required: bool
         item_schema = spec.get("items", {})
         f.item_title, f.add_label = item_label(spec, name), _add_label(spec, name, bool(items))
         f.children = [
-            Field(path=f"{path}.{i}", title=f"{f.item_title} {i + 1}", widget="group",
-                  children=build_fields(item_schema, item if isinstance(item, dict) else {}, errors, f"{path}.{i}."),
-                  error=errors.get(f"{path}.{i}"))
+            Field(
+                path=f"{path}.{i}",
+                title=f"{f.item_title} {i + 1}",
+                widget="group",
+                children=build_fields(item_schema, item if isinstance(item, dict) else {}, errors, f"{path}.{i}."),
+                error=errors.get(f"{path}.{i}"),
+            )
             for i, item in enumerate(items)
         ]
     return f
@@ -228,8 +258,7 @@ def parse_submission(schema: dict, form: MultiDict, prefix: str = "", files: Mul
     required = set(schema.get("required") or [])
     for name, spec in schema.get("properties", {}).items():
         value = _parse(f"{prefix}{name}", spec, form, files)
-        if value is None and name in required and widget_for(spec) in ("list", "values") \
-                and not spec.get("minItems"):
+        if value is None and name in required and widget_for(spec) in ("list", "values") and not spec.get("minItems"):
             value = []  # none yet, and none needed: a first PEP has no previous targets to review
         if value is not None:
             data[name] = value
@@ -243,8 +272,9 @@ def _parse(path: str, spec: dict, form: MultiDict, files: MultiDict | None = Non
         return value or None
     if widget == "list":
         item_schema = spec.get("items", {})
-        return [parse_submission(item_schema, form, f"{path}.{i}.", files)
-                for i in item_indices(form, path, files)] or None
+        return [
+            parse_submission(item_schema, form, f"{path}.{i}.", files) for i in item_indices(form, path, files)
+        ] or None
     if widget == "values":
         item_schema = spec.get("items", {})
         values = [_parse(f"{path}.{i}", item_schema, form, files) for i in item_indices(form, path, files)]

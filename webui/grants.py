@@ -23,29 +23,62 @@ def in_force(now: datetime):
 
 def granted_children(user_id: int, now: datetime):
     """A WHERE clause on Child rows: the children the user's grants in force cover."""
-    return exists().where(AccessGrant.user_id == user_id, in_force(now),
-                          or_(AccessGrant.child_id.is_(None), AccessGrant.child_id == Child.id))
+    return exists().where(
+        AccessGrant.user_id == user_id,
+        in_force(now),
+        or_(AccessGrant.child_id.is_(None), AccessGrant.child_id == Child.id),
+    )
 
 
 def covers(session: Session, user_id: int, child_id: str, now: datetime) -> bool:
     """Whether a grant in force lets the user see the child."""
-    return bool(session.scalar(select(exists().where(
-        AccessGrant.user_id == user_id, in_force(now),
-        or_(AccessGrant.child_id.is_(None), AccessGrant.child_id == child_id),
-    ))))
+    return bool(
+        session.scalar(
+            select(
+                exists().where(
+                    AccessGrant.user_id == user_id,
+                    in_force(now),
+                    or_(AccessGrant.child_id.is_(None), AccessGrant.child_id == child_id),
+                )
+            )
+        )
+    )
 
 
-def grant(session: Session, auditor: User, child_id: str | None, reason: str, expires_at: datetime | None,
-          by: str, now: datetime) -> AccessGrant:
+def grant(
+    session: Session,
+    auditor: User,
+    child_id: str | None,
+    reason: str,
+    expires_at: datetime | None,
+    by: str,
+    now: datetime,
+) -> AccessGrant:
     """Give an auditor read access to one child (or to every child when `child_id` is None)."""
-    row = AccessGrant(user_id=auditor.id, child_id=child_id, reason=reason, granted_by=by, granted_at=now,
-                      expires_at=expires_at)
+    row = AccessGrant(
+        user_id=auditor.id, child_id=child_id, reason=reason, granted_by=by, granted_at=now, expires_at=expires_at
+    )
     session.add(row)
     session.flush()
     if child_id is not None:
-        history.append(session, child_id, [{"kind": "access_granted", "actor": by, "data": {
-            "grant_id": row.id, "auditor": auditor.email, "auditor_name": auditor.name, "reason": reason,
-            "expires_at": expires_at.isoformat() if expires_at else None}}], now)
+        history.append(
+            session,
+            child_id,
+            [
+                {
+                    "kind": "access_granted",
+                    "actor": by,
+                    "data": {
+                        "grant_id": row.id,
+                        "auditor": auditor.email,
+                        "auditor_name": auditor.name,
+                        "reason": reason,
+                        "expires_at": expires_at.isoformat() if expires_at else None,
+                    },
+                }
+            ],
+            now,
+        )
     return row
 
 
@@ -55,5 +88,20 @@ def revoke(session: Session, row: AccessGrant, reason: str, by: str, now: dateti
     session.flush()
     if row.child_id is not None:
         auditor = session.get(User, row.user_id)
-        history.append(session, row.child_id, [{"kind": "access_revoked", "actor": by, "data": {
-            "grant_id": row.id, "auditor": auditor.email, "auditor_name": auditor.name, "reason": reason}}], now)
+        history.append(
+            session,
+            row.child_id,
+            [
+                {
+                    "kind": "access_revoked",
+                    "actor": by,
+                    "data": {
+                        "grant_id": row.id,
+                        "auditor": auditor.email,
+                        "auditor_name": auditor.name,
+                        "reason": reason,
+                    },
+                }
+            ],
+            now,
+        )

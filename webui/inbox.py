@@ -77,12 +77,18 @@ def index():
     filters = {k: (request.args.get(k) or None) for k in ("child", "school", "process", "due")}
     roles = set(current_user.roles)
     rows = inbox(db(), current_user.id, roles, now(), view=view, **filters)
-    context = {"rows": rows, "view": view, "filters": filters, "now": now(),
-               "counts": inbox_counts(db(), current_user.id, roles, now())}
+    context = {
+        "rows": rows,
+        "view": view,
+        "filters": filters,
+        "now": now(),
+        "counts": inbox_counts(db(), current_user.id, roles, now()),
+    }
     if request.headers.get("HX-Request"):
         return render_template("inbox/_rows.html", **context)
-    return render_template("inbox/index.html", due_windows=DUE_WINDOWS,
-                           choices=inbox_choices(db(), current_user.id, roles), **context)
+    return render_template(
+        "inbox/index.html", due_windows=DUE_WINDOWS, choices=inbox_choices(db(), current_user.id, roles), **context
+    )
 
 
 def _task_for_person(read, task_id: str) -> dict:
@@ -92,7 +98,9 @@ def _task_for_person(read, task_id: str) -> dict:
         return read(db(), task_id, current_user.email)
     except TaskNotReady:
         if request.method == "POST":  # a page opened before the task ended: keep what was typed, and say why
-            abort(make_response(_no_longer_open(task_id, request.form.get("_child", ""), _as_typed(request.form), None)))
+            abort(
+                make_response(_no_longer_open(task_id, request.form.get("_child", ""), _as_typed(request.form), None))
+            )
         abort(404)
     except NotAllowed:
         task = db().get(OpenTask, task_id)
@@ -114,8 +122,11 @@ def task(task_id):
             db().commit()
             return tasklist.task_list_page(open_task, view, draft)
         reviewed = _reviewed(open_task, view)
-        values = draft.data if draft else prefill(task_schema(view), view["data"], case_team(db(), open_task.child_id),
-                                                  current_user.email)
+        values = (
+            draft.data
+            if draft
+            else prefill(task_schema(view), view["data"], case_team(db(), open_task.child_id), current_user.email)
+        )
         db().commit()
         return render_page(open_task, view, values, {}, draft, reviewed=reviewed)
 
@@ -197,9 +208,14 @@ def check(task_id):
         shown = {"properties": {n: schema["properties"][n] for n in schema.get("properties", {}) if n in names}}
         parts.append((section, answers(shown, data, files)))
     db().commit()
-    return render_template("inbox/check.html", task=open_task, child=db().get(Child, open_task.child_id), parts=parts,
-                           version=request.args.get("version", view["instance_version"]),
-                           basis=request.args.get("basis", view.get("basis", ""))[:64])
+    return render_template(
+        "inbox/check.html",
+        task=open_task,
+        child=db().get(Child, open_task.child_id),
+        parts=parts,
+        version=request.args.get("version", view["instance_version"]),
+        basis=request.args.get("basis", view.get("basis", ""))[:64],
+    )
 
 
 def keep_answers_of_ended_session(user: User, task_id: str) -> str | None:
@@ -270,8 +286,9 @@ def _submit(open_task, child, schema, data, draft, version, basis, stored, befor
         db().commit()
         return _show_again(open_task, data, {"(form)": str(exc)}, draft, version, basis=basis, status=422)
     status, opened = opened_since(db(), open_task.instance_id, started)
-    back = next((t for t in opened if t.sent_back and t.spec_id == open_task.spec_id
-                 and t.assignee_id == current_user.id), None)
+    back = next(
+        (t for t in opened if t.sent_back and t.spec_id == open_task.spec_id and t.assignee_id == current_user.id), None
+    )
     if back is not None:  # the diagram sent it straight back: the task again, saying why
         return redirect(url_for("inbox.task", task_id=back.task_id))
     flash(f"{open_task.name} for {child.name} is done. {what_next(status, opened)}", "success")
@@ -288,8 +305,15 @@ def what_next(status: str, opened) -> str:
         return "Nothing more is needed from anyone until the PEP's next date or a change is reported."
     steps = []
     for task in opened[:4]:
-        who = ("you" if task.assignee_id == current_user.id else task.assignee_name if task.assignee_id
-               else f"any {task.role_label}" if task.pooled else f"the {task.role_label}")
+        who = (
+            "you"
+            if task.assignee_id == current_user.id
+            else task.assignee_name
+            if task.assignee_id
+            else f"any {task.role_label}"
+            if task.pooled
+            else f"the {task.role_label}"
+        )
         steps.append(f"{task.name} ({who}{', by ' + ukdate(task.due_at) if task.due_at else ''})")
     more = f", and {len(opened) - 4} more" if len(opened) > 4 else ""
     return f"Next: {'; '.join(steps)}{more}."
@@ -301,8 +325,9 @@ def _database_lost(form, child, data, draft, version, basis, exc):
     back already, and shown again either way, from what the request had read (503): the person
     submits again in a moment."""
     open_task = form["task"]
-    current_app.logger.warning("task %s: the database connection was lost (%s); nothing posted was applied",
-                               open_task.id, describe(exc))
+    current_app.logger.warning(
+        "task %s: the database connection was lost (%s); nothing posted was applied", open_task.id, describe(exc)
+    )
     session = db()
     for shown in (open_task, child, draft):  # kept as they were read: a rollback would expire them
         if shown is not None and shown in session:
@@ -318,8 +343,9 @@ def _database_lost(form, child, data, draft, version, basis, exc):
         session.rollback()
         lost = "page"  # the database is still out of reach: the answers are only on the page
     view = {**form, "instructions": "", "instructions_fault": None, "data": {}}
-    return render_page(open_task, view, data, {}, draft, status=503, version=version, basis=basis, child=child,
-                       lost=lost)
+    return render_page(
+        open_task, view, data, {}, draft, status=503, version=version, basis=basis, child=child, lost=lost
+    )
 
 
 def _show_again(open_task, values, errors, draft, version, **page):
@@ -378,15 +404,38 @@ def _no_longer_open(task_id: str, child_id: str, answers: dict, schema: dict | N
         _save_draft(task_id, answers)
     db().commit()
     by = db().scalar(select(User.name).where(User.email == fate.by)) if fate.by else None
-    written = [(str((schema or {}).get("properties", {}).get(key, {}).get("title") or key.replace("_", " ").capitalize()),
-                plain(value)) for key, value in answers.items()]
+    written = [
+        (
+            str((schema or {}).get("properties", {}).get(key, {}).get("title") or key.replace("_", " ").capitalize()),
+            plain(value),
+        )
+        for key, value in answers.items()
+    ]
     child = db().get(Child, child_id)
-    return render_template("inbox/gone.html", fate=fate, by=by or fate.by, child=child,
-                           written=[(label, text) for label, text in written if text]), 409
+    return render_template(
+        "inbox/gone.html",
+        fate=fate,
+        by=by or fate.by,
+        child=child,
+        written=[(label, text) for label, text in written if text],
+    ), 409
 
 
-def render_page(open_task, view, values, errors, draft, status=200, conflict=None, anchor=None, version=None,
-                basis=None, child=None, lost=None, reviewed=None):
+def render_page(
+    open_task,
+    view,
+    values,
+    errors,
+    draft,
+    status=200,
+    conflict=None,
+    anchor=None,
+    version=None,
+    basis=None,
+    child=None,
+    lost=None,
+    reviewed=None,
+):
     """The task page, with what the task reviews (`reviewed`) beside the form, carrying the version and
     the basis it was first built from (`version`, `basis`: a page shown again keeps those of the page
     the person opened). `lost` (the database connection was lost: "draft" if the answers were saved as
@@ -398,11 +447,24 @@ def render_page(open_task, view, values, errors, draft, status=200, conflict=Non
     child = child or db().get(Child, open_task.child_id)
     attachments = {} if lost == "page" else file_links(schema, values, open_task.child_id)
     return render_template(
-        "inbox/task.html", task=open_task, child=child, view=view, schema=schema, fields=fields,
-        sections=sections(schema, fields), check_first=bool(schema.get("x-sections")),
-        errors=sent_back(open_task) + error_summary(fields, errors), draft=draft, conflict=conflict, anchor=anchor,
-        attachments=attachments, version=view["instance_version"] if version is None else version,
-        basis=view.get("basis", "") if basis is None else basis, now=now(), lost=lost, reviewed=reviewed,
+        "inbox/task.html",
+        task=open_task,
+        child=child,
+        view=view,
+        schema=schema,
+        fields=fields,
+        sections=sections(schema, fields),
+        check_first=bool(schema.get("x-sections")),
+        errors=sent_back(open_task) + error_summary(fields, errors),
+        draft=draft,
+        conflict=conflict,
+        anchor=anchor,
+        attachments=attachments,
+        version=view["instance_version"] if version is None else version,
+        basis=view.get("basis", "") if basis is None else basis,
+        now=now(),
+        lost=lost,
+        reviewed=reviewed,
     ), status
 
 

@@ -47,6 +47,7 @@ def pounds(pence: int) -> str:
 
 # ---- PP+ ------------------------------------------------------------------------------------------
 
+
 def _ledger():
     known = ppplusledger.years(db(), now().isoformat())
     return ppplusledger.ledger(db(), _year(ppplus.financial_year(now()), known)), known
@@ -61,9 +62,17 @@ def _child_label(names: bool, position: dict, child_id: str, name: str) -> str:
 def ppplus_page():
     found, known = _ledger()
     names = sees_all_children(current_user)
-    return render_template("ledger/ppplus.html", ledger=found, years=known, names=names, pounds=pounds,
-                           by_school=_by_school(found), school_series=SCHOOL_SERIES,
-                           flagged=[c for c in found.children if c.flags], label=_labeller(names))
+    return render_template(
+        "ledger/ppplus.html",
+        ledger=found,
+        years=known,
+        names=names,
+        pounds=pounds,
+        by_school=_by_school(found),
+        school_series=SCHOOL_SERIES,
+        flagged=[c for c in found.children if c.flags],
+        label=_labeller(names),
+    )
 
 
 def _labeller(names: bool):
@@ -88,17 +97,37 @@ def _by_school(found) -> list[tuple[str, dict[str, int]]]:
 def _ledger_sheets(found, names: bool) -> list[tuple[str, list[str], list[list]]]:
     label = _labeller(names)
     who = dict(db().execute(select(Child.id, Child.name)).all())
-    children = [[label(c.child_id, c.name), c.school, c.requested / 100, c.approved / 100, c.released / 100,
-                 "; ".join(c.flags)] for c in found.children]
-    schools = [[school, term, f["requested"] / 100, f["approved"] / 100, f["released"] / 100]
-               for school, term, f in found.by_school_term]
-    lines = [[label(r.child_id, who.get(r.child_id, "")), r.at.date().isoformat(), r.term, r.school or "", r.entry,
-              r.decision or "", r.amount_pence / 100, r.category or "", r.purpose or "", r.source] for r in found.lines]
+    children = [
+        [label(c.child_id, c.name), c.school, c.requested / 100, c.approved / 100, c.released / 100, "; ".join(c.flags)]
+        for c in found.children
+    ]
+    schools = [
+        [school, term, f["requested"] / 100, f["approved"] / 100, f["released"] / 100]
+        for school, term, f in found.by_school_term
+    ]
+    lines = [
+        [
+            label(r.child_id, who.get(r.child_id, "")),
+            r.at.date().isoformat(),
+            r.term,
+            r.school or "",
+            r.entry,
+            r.decision or "",
+            r.amount_pence / 100,
+            r.category or "",
+            r.purpose or "",
+            r.source,
+        ]
+        for r in found.lines
+    ]
     return [
         ("Children", ["Child", "School", "Requested (£)", "Approved (£)", "Released (£)", "Flags"], children),
         ("Schools and terms", ["School", "Term", "Requested (£)", "Approved (£)", "Released (£)"], schools),
-        ("Lines", ["Child", "Date", "Term", "School", "Entry", "Decision", "Amount (£)", "Category", "Funds",
-                   "Recorded by"], lines),
+        (
+            "Lines",
+            ["Child", "Date", "Term", "School", "Entry", "Decision", "Amount (£)", "Category", "Funds", "Recorded by"],
+            lines,
+        ),
     ]
 
 
@@ -119,6 +148,7 @@ def ppplus_xlsx():
 
 # ---- quality --------------------------------------------------------------------------------------
 
+
 def _quality():
     this_year = academic_year(now())
     start = int(this_year[:4])
@@ -129,19 +159,28 @@ def _quality():
 
 def _quality_sheets(found) -> list[tuple[str, list[str], list[list]]]:
     def counted(attribute, heading):
-        return [[key, *(counts.get(r, 0) for r in RATINGS), sum(counts.values())]
-                for key, counts in found.by(attribute).items()]
+        return [
+            [key, *(counts.get(r, 0) for r in RATINGS), sum(counts.values())]
+            for key, counts in found.by(attribute).items()
+        ]
+
     columns = [*RATINGS, "All"]
     return [
         ("By term", ["Term", *columns], counted("term", "Term")),
         ("By school", ["School", *columns], counted("school", "School")),
         ("By adviser", ["Adviser", *columns], counted("adviser", "Adviser")),
         ("Criteria failed", ["Criterion", "Failed", "Assessed"], [list(c) for c in found.criteria]),
-        ("Sent back", ["Measure", "Value"], [
-            ["PEPs signed off", found.signed_off], ["Sent back at least once", found.returned],
-            ["Times sent back", found.returns],
-            ["Average days from first QA to sign-off, not sent back", found.days_first_time or ""],
-            ["Average days from first QA to sign-off, sent back", found.days_returned or ""]]),
+        (
+            "Sent back",
+            ["Measure", "Value"],
+            [
+                ["PEPs signed off", found.signed_off],
+                ["Sent back at least once", found.returned],
+                ["Times sent back", found.returns],
+                ["Average days from first QA to sign-off, not sent back", found.days_first_time or ""],
+                ["Average days from first QA to sign-off, sent back", found.days_returned or ""],
+            ],
+        ),
     ]
 
 
@@ -149,8 +188,9 @@ def _quality_sheets(found) -> list[tuple[str, list[str], list[list]]]:
 @oversight_required
 def quality_page():
     year, found, known = _quality()
-    return render_template("ledger/quality.html", year=year, years=known, quality=found, ratings=RATINGS,
-                           sheets=_quality_sheets(found))
+    return render_template(
+        "ledger/quality.html", year=year, years=known, quality=found, ratings=RATINGS, sheets=_quality_sheets(found)
+    )
 
 
 @bp.get("/quality.csv")
@@ -170,20 +210,36 @@ def quality_xlsx():
 
 # ---- the annual report pack -------------------------------------------------------------------------
 
+
 def _pack():
     year, found, _known = _quality()
     financial = f"{year[:4]}-{year[5:]}"  # the financial year that starts in the academic year's autumn
     known = ppplusledger.years(db(), now().isoformat())
     money = ppplusledger.ledger(db(), financial) if financial in known else ppplusledger.ledger(db(), known[0])
     in_care = db().scalar(select(func.count()).select_from(Child).where(Child.in_care))
-    by_school = db().execute(select(func.coalesce(Child.school, "No school"), func.count())
-                             .where(Child.in_care).group_by(Child.school).order_by(Child.school)).all()
+    by_school = (
+        db()
+        .execute(
+            select(func.coalesce(Child.school, "No school"), func.count())
+            .where(Child.in_care)
+            .group_by(Child.school)
+            .order_by(Child.school)
+        )
+        .all()
+    )
     cohort = [["Children in care now", in_care], *[[f"At {school}", count] for school, count in by_school]]
-    money_rows = [["Financial year", money.year], ["Allocation (£)", money.allocated / 100],
-                  *[[f"{key.capitalize()} (£)", value / 100] for key, value in money.totals.items()],
-                  ["Children flagged", sum(1 for c in money.children if c.flags)]]
-    sheets = ([("Cohort", ["Measure", "Value"], cohort)] + _quality_sheets(found)
-              + [("PP+ spend", ["Measure", "Value"], money_rows)] + _ledger_sheets(money, False)[:2])
+    money_rows = [
+        ["Financial year", money.year],
+        ["Allocation (£)", money.allocated / 100],
+        *[[f"{key.capitalize()} (£)", value / 100] for key, value in money.totals.items()],
+        ["Children flagged", sum(1 for c in money.children if c.flags)],
+    ]
+    sheets = (
+        [("Cohort", ["Measure", "Value"], cohort)]
+        + _quality_sheets(found)
+        + [("PP+ spend", ["Measure", "Value"], money_rows)]
+        + _ledger_sheets(money, False)[:2]
+    )
     return year, sheets
 
 
@@ -200,20 +256,32 @@ def annual_report_pdf():
     year, sheets = _pack()
     styles = getSampleStyleSheet()
     buffer = io.BytesIO()
-    doc = SimpleDocTemplate(buffer, pagesize=A4, title=f"Virtual School annual report {year}",
-                            author="Virtual School", subject=MARKING, leftMargin=18 * mm, rightMargin=18 * mm,
-                            topMargin=22 * mm, bottomMargin=22 * mm)
-    story = [Paragraph(f"Virtual School Head's annual report, {_esc(year)}", styles["Title"]),
-             Paragraph("Cohort, quality of PEPs and Pupil Premium Plus spend. No child is named.", styles["Normal"])]
+    doc = SimpleDocTemplate(
+        buffer,
+        pagesize=A4,
+        title=f"Virtual School annual report {year}",
+        author="Virtual School",
+        subject=MARKING,
+        leftMargin=18 * mm,
+        rightMargin=18 * mm,
+        topMargin=22 * mm,
+        bottomMargin=22 * mm,
+    )
+    story = [
+        Paragraph(f"Virtual School Head's annual report, {_esc(year)}", styles["Title"]),
+        Paragraph("Cohort, quality of PEPs and Pupil Premium Plus spend. No child is named.", styles["Normal"]),
+    ]
     for title, headings, rows in sheets:
         story += [Spacer(1, 5 * mm), Paragraph(_esc(title), styles["Heading2"])]
         cells = [[Paragraph(_esc(h), styles["Normal"]) for h in headings]]
         cells += [[Paragraph(_esc(_shown(v)), styles["Normal"]) for v in row] for row in rows] or [
-            [Paragraph("None", styles["Normal"])] + [""] * (len(headings) - 1)]
+            [Paragraph("None", styles["Normal"])] + [""] * (len(headings) - 1)
+        ]
         story.append(Table(cells, repeatRows=1))
     doc.build(story, canvasmaker=MarkedCanvas)
-    return Response(buffer.getvalue(), mimetype="application/pdf",
-                    headers=as_download(f"virtual-school-annual-report-{year}.pdf"))
+    return Response(
+        buffer.getvalue(), mimetype="application/pdf", headers=as_download(f"virtual-school-annual-report-{year}.pdf")
+    )
 
 
 def _shown(value) -> str:
@@ -221,6 +289,7 @@ def _shown(value) -> str:
 
 
 # ---- spreadsheets -----------------------------------------------------------------------------------
+
 
 def xlsx_response(filename: str, sheets: list[tuple[str, list[str], list[list]]]) -> Response:
     """An XLSX download, a worksheet per (title, headings, rows); text that starts like a formula is

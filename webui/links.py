@@ -51,11 +51,31 @@ def create(task_id):
         abort(400, description=f"Nobody is recorded as the child's {task.lane}, so there is nobody to send a link for.")
     token = secrets.token_urlsafe(32)
     lifetime = timedelta(days=current_app.config["LINK_LIFETIME_DAYS"])
-    db().add(TaskLink(token_hash=_digest(token), task_id=task.id, child_id=task.child_id, acting_user_id=member.user_id,
-                      created_by=current_user.email, created_at=now(), expires_at=now() + lifetime))
-    history.append(db(), task.child_id, [{"kind": "link_created", "actor": current_user.email, "task_id": task.id,
-                                          "instance_id": task.instance_id,
-                                          "data": {"name": task.name, "expires_at": (now() + lifetime).isoformat()}}], now())
+    db().add(
+        TaskLink(
+            token_hash=_digest(token),
+            task_id=task.id,
+            child_id=task.child_id,
+            acting_user_id=member.user_id,
+            created_by=current_user.email,
+            created_at=now(),
+            expires_at=now() + lifetime,
+        )
+    )
+    history.append(
+        db(),
+        task.child_id,
+        [
+            {
+                "kind": "link_created",
+                "actor": current_user.email,
+                "task_id": task.id,
+                "instance_id": task.instance_id,
+                "data": {"name": task.name, "expires_at": (now() + lifetime).isoformat()},
+            }
+        ],
+        now(),
+    )
     db().commit()
     child = db().get(Child, task.child_id)
     url = current_app.config["BASE_URL"].rstrip("/") + url_for("links.use", token=token)
@@ -103,8 +123,15 @@ def _valid_link(token: str) -> tuple[TaskLink, OpenTask]:
     task = db().get(OpenTask, link.task_id) if link else None
     if link is None:
         abort(404)
-    reason = ("used" if link.used_at is not None else "expired" if link.expires_at < now()
-              else "done" if task is None else None)
+    reason = (
+        "used"
+        if link.used_at is not None
+        else "expired"
+        if link.expires_at < now()
+        else "done"
+        if task is None
+        else None
+    )
     if reason:
         _gone(reason)
     return link, task
@@ -113,8 +140,12 @@ def _valid_link(token: str) -> tuple[TaskLink, OpenTask]:
 def _gone(reason: str):
     """The page for a young person or carer whose link no longer works, in plain words, with no sign-in
     (410: the link was here, and is gone)."""
-    abort(make_response(render_template("links/gone.html", reason=reason,
-                                        lifetime_days=current_app.config["LINK_LIFETIME_DAYS"]), 410))
+    abort(
+        make_response(
+            render_template("links/gone.html", reason=reason, lifetime_days=current_app.config["LINK_LIFETIME_DAYS"]),
+            410,
+        )
+    )
 
 
 @bp.route("/l/<token>", methods=["GET", "POST"])
@@ -173,7 +204,12 @@ def _form_page(task: OpenTask, acting: User, values: dict | None, errors: dict[s
         _gone("done")
     values = view["data"] if values is None else values
     fields = build_fields(task_schema(view), values, errors)
-    return render_template("links/form.html", task=task, view=view, fields=fields,
-                           sections=sections(task_schema(view), fields),
-                           attachments=file_links(task_schema(view), values, task.child_id, linked=False),
-                           errors=error_summary(fields, errors)), 422 if errors else 200
+    return render_template(
+        "links/form.html",
+        task=task,
+        view=view,
+        fields=fields,
+        sections=sections(task_schema(view), fields),
+        attachments=file_links(task_schema(view), values, task.child_id, linked=False),
+        errors=error_summary(fields, errors),
+    ), 422 if errors else 200

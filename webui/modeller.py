@@ -42,8 +42,12 @@ from .formschema import build_fields
 bp = Blueprint("modeller", __name__, url_prefix="/processes")
 
 NOTE_LENGTH = 500
-NEW_FORM = {"type": "object", "title": "New form", "required": ["done"], "properties": {
-    "done": {"type": "boolean", "title": "Is it done?"}}}
+NEW_FORM = {
+    "type": "object",
+    "title": "New form",
+    "required": ["done"],
+    "properties": {"done": {"type": "boolean", "title": "Is it done?"}},
+}
 
 
 @bp.before_request
@@ -70,8 +74,9 @@ class SaveRequest(Schema):
     """A diagram from the editor, and the deployment version it was opened from."""
 
     xml = fields.String(required=True, validate=validate.Length(min=1))
-    version = fields.Integer(required=True, strict=True,
-                             validate=validate.Range(min=1, max=2**31 - 1))  # a version the database can hold
+    version = fields.Integer(
+        required=True, strict=True, validate=validate.Range(min=1, max=2**31 - 1)
+    )  # a version the database can hold
     note = fields.String(load_default="", validate=validate.Length(max=NOTE_LENGTH))
 
 
@@ -134,10 +139,17 @@ def index():
     definitions = sorted(newest.definitions, key=lambda d: d.name.casefold()) if newest else []
     changes = _last_changes(newest)
     # the versions pages (webui/versions.py) are linked when the app has them
-    links = {name: name in current_app.view_functions
-             for name in ("versions.index", "versions.migrate", "versions.upload")}
-    return render_template("modeller/index.html", newest=newest, definitions=definitions, changes=changes,
-                           links=links, retired=_retired_processes(newest))
+    links = {
+        name: name in current_app.view_functions for name in ("versions.index", "versions.migrate", "versions.upload")
+    }
+    return render_template(
+        "modeller/index.html",
+        newest=newest,
+        definitions=definitions,
+        changes=changes,
+        links=links,
+        retired=_retired_processes(newest),
+    )
 
 
 @bp.route("/<process_id>/edit")
@@ -151,21 +163,30 @@ def diagram(process_id: str):
     definition = _definition_or_404(process_id)
     newest = definition.deployment
     content = next(f.content for f in newest.files if f.path == definition.file_path)
-    return jsonify(DiagramOut().dump({"process_id": process_id, "file": definition.file_path,
-                                      "version": newest.version, "xml": content}))
+    return jsonify(
+        DiagramOut().dump(
+            {"process_id": process_id, "file": definition.file_path, "version": newest.version, "xml": content}
+        )
+    )
 
 
 @bp.route("/vocabulary.json")
 def vocabulary():
     bundle = latest_bundle(db())
     roles = db().scalars(select(Role).order_by(Role.label)).all()
-    return jsonify(VocabularyOut().dump({
-        "roles": roles,
-        "forms": [path.removeprefix("forms/") for path in _schema_files(bundle)],  # what a user task may name
-        "messages": _message_names(bundle),
-        "functions": [{"name": name, "signature": _signature(function), "help": _first_line(function.__doc__)}
-                      for name, function in sorted(EXPRESSION_FUNCTIONS.items())],
-    }))
+    return jsonify(
+        VocabularyOut().dump(
+            {
+                "roles": roles,
+                "forms": [path.removeprefix("forms/") for path in _schema_files(bundle)],  # what a user task may name
+                "messages": _message_names(bundle),
+                "functions": [
+                    {"name": name, "signature": _signature(function), "help": _first_line(function.__doc__)}
+                    for name, function in sorted(EXPRESSION_FUNCTIONS.items())
+                ],
+            }
+        )
+    )
 
 
 def _save_request() -> dict:
@@ -189,11 +210,16 @@ def check(process_id: str):
     try:
         check_deployment(db(), Bundle({definition.file_path: save["xml"]}))
     except DeploymentRejected as rejected:
-        return _answer(False, f"{len(rejected.errors)} problem(s) to fix before this can be deployed.",
-                       rejected.errors, status=422)
+        return _answer(
+            False, f"{len(rejected.errors)} problem(s) to fix before this can be deployed.", rejected.errors, status=422
+        )
     warnings = _warnings(definition.file_path, save["xml"])
-    return _answer(True, "No problems found: this diagram can be deployed"
-                   + (f", with {len(warnings)} warning(s)." if warnings else "."), warnings=warnings)
+    return _answer(
+        True,
+        "No problems found: this diagram can be deployed"
+        + (f", with {len(warnings)} warning(s)." if warnings else "."),
+        warnings=warnings,
+    )
 
 
 @bp.route("/<process_id>/deploy", methods=["POST"])
@@ -211,12 +237,19 @@ def deploy(process_id: str):
         return _answer(False, f"Not deployed: {len(rejected.errors)} problem(s) to fix.", rejected.errors, status=422)
     db().commit()
     if not created:
-        return _answer(True, f"Nothing to deploy: these files are already version {deployment.version}.",
-                       version=deployment.version)
+        return _answer(
+            True,
+            f"Nothing to deploy: these files are already version {deployment.version}.",
+            version=deployment.version,
+        )
     warnings = _warnings(path, save["xml"])
-    return _answer(True, f"Deployed as version {deployment.version}. Running PEPs stay on the version they started on; "
-                         "new PEPs use this one." + (f" {len(warnings)} warning(s)." if warnings else ""),
-                   version=deployment.version, warnings=warnings)
+    return _answer(
+        True,
+        f"Deployed as version {deployment.version}. Running PEPs stay on the version they started on; "
+        "new PEPs use this one." + (f" {len(warnings)} warning(s)." if warnings else ""),
+        version=deployment.version,
+        warnings=warnings,
+    )
 
 
 def _warnings(path: str, xml: str) -> list:
@@ -246,8 +279,12 @@ def delete(process_id: str):
         if stale:
             errors.append(("confirm", stale))
         elif request.form.get("confirm") != "yes":
-            errors.append(("confirm", f"Confirm that {path.removeprefix('processes/')} is to be deleted and its "
-                                      "processes retired"))
+            errors.append(
+                (
+                    "confirm",
+                    f"Confirm that {path.removeprefix('processes/')} is to be deleted and its processes retired",
+                )
+            )
         else:
             ids = [r.definition.process_id for r in retiring]
             note = note or f"Deleted {path.removeprefix('processes/')} in the modeller, retiring {', '.join(ids)}"
@@ -259,21 +296,38 @@ def delete(process_id: str):
                 errors.append(("confirm", f"Nothing was deleted: {len(problems)} problem(s) to fix first."))
             else:
                 db().commit()
-                flash(f"Deleted {path.removeprefix('processes/')} and retired {', '.join(ids)} in version "
-                      f"{deployment.version}. New PEPs no longer start it; running PEPs carry on.", "success")
+                flash(
+                    f"Deleted {path.removeprefix('processes/')} and retired {', '.join(ids)} in version "
+                    f"{deployment.version}. New PEPs no longer start it; running PEPs carry on.",
+                    "success",
+                )
                 return redirect(url_for(".index"))
-    return render_template("modeller/delete.html", definition=definition, path=path, retiring=retiring,
-                           version=newest.version, note=note, errors=errors, problems=problems,
-                           ), 400 if problems or errors else 200
+    return render_template(
+        "modeller/delete.html",
+        definition=definition,
+        path=path,
+        retiring=retiring,
+        version=newest.version,
+        note=note,
+        errors=errors,
+        problems=problems,
+    ), 400 if problems or errors else 200
 
 
 def _retiring(newest: Deployment, path: str) -> list[Retiring]:
     definitions = sorted((d for d in newest.definitions if d.file_path == path), key=lambda d: d.process_id)
-    running = dict(db().execute(
-        select(ProcessDefinition.process_id, func.count(Instance.id)).join(Instance)
-        .where(ProcessDefinition.process_id.in_([d.process_id for d in definitions]), Instance.status == Status.RUNNING)
-        .group_by(ProcessDefinition.process_id)
-    ).all())
+    running = dict(
+        db()
+        .execute(
+            select(ProcessDefinition.process_id, func.count(Instance.id))
+            .join(Instance)
+            .where(
+                ProcessDefinition.process_id.in_([d.process_id for d in definitions]), Instance.status == Status.RUNNING
+            )
+            .group_by(ProcessDefinition.process_id)
+        )
+        .all()
+    )
     return [Retiring(d, running.get(d.process_id, 0)) for d in definitions]
 
 
@@ -300,8 +354,15 @@ def edit_form(name: str):
     content = _form_or_404(bundle, name)
     if request.method == "POST":
         return _save_form(name, new=False)
-    return render_template("modeller/form_edit.html", name=name, content=content, version=_newest().version,
-                           note="", errors=[], preview=_preview(name, content))
+    return render_template(
+        "modeller/form_edit.html",
+        name=name,
+        content=content,
+        version=_newest().version,
+        note="",
+        errors=[],
+        preview=_preview(name, content),
+    )
 
 
 @bp.route("/forms/new", methods=["GET", "POST"])
@@ -310,8 +371,16 @@ def new_form():
         return _save_form(request.form.get("name", "").strip(), new=True)
     newest = _newest() or abort(404)
     content = json.dumps(NEW_FORM, indent=2)
-    return render_template("modeller/form_edit.html", name="", content=content, version=newest.version,
-                           note="", errors=[], preview=_preview("new.schema.json", content), new=True)
+    return render_template(
+        "modeller/form_edit.html",
+        name="",
+        content=content,
+        version=newest.version,
+        note="",
+        errors=[],
+        preview=_preview("new.schema.json", content),
+        new=True,
+    )
 
 
 @bp.route("/forms/preview", methods=["POST"])
@@ -342,12 +411,21 @@ def _save_form(name: str, new: bool):
             errors += [("content", str(error)) for error in rejected.errors]
         else:
             db().commit()
-            flash(f"Saved {name} as version {deployment.version}." if created else f"{name} has not changed.",
-                  "success")
+            flash(
+                f"Saved {name} as version {deployment.version}." if created else f"{name} has not changed.", "success"
+            )
             return redirect(url_for(".form", name=name))
     shown = _preview("new.schema.json" if problem else name, content)
-    return render_template("modeller/form_edit.html", name=name, content=content, version=version, note=note,
-                           errors=errors, preview=shown, new=new), 400
+    return render_template(
+        "modeller/form_edit.html",
+        name=name,
+        content=content,
+        version=version,
+        note=note,
+        errors=errors,
+        preview=shown,
+        new=new,
+    ), 400
 
 
 @dataclass
@@ -360,10 +438,15 @@ class Preview:
 
 def _preview(name: str, content: str) -> Preview:
     if name.endswith(".uischema.json"):
-        return Preview([], [problem.message for problem in check_form(f"forms/{name}", content)]
-                       or ["A UI schema says how another form is laid out: it has no preview of its own."])
-    problems = [error.message if error.element_id in (None, "(root)") else f"{error.element_id}: {error.message}"
-                for error in check_form(f"forms/{name}", content)]
+        return Preview(
+            [],
+            [problem.message for problem in check_form(f"forms/{name}", content)]
+            or ["A UI schema says how another form is laid out: it has no preview of its own."],
+        )
+    problems = [
+        error.message if error.element_id in (None, "(root)") else f"{error.element_id}: {error.message}"
+        for error in check_form(f"forms/{name}", content)
+    ]
     if problems:
         return Preview([], problems)
     try:
@@ -409,11 +492,21 @@ def _last_changes(newest: Deployment | None) -> dict[str, Change]:
     """For each file of the newest deployment, the version in which it last changed."""
     if newest is None:
         return {}
-    rows = db().execute(
-        select(DeploymentFile.path, DeploymentFile.sha256, Deployment.version, Deployment.created_by,
-               Deployment.created_at)
-        .join(Deployment, Deployment.id == DeploymentFile.deployment_id).order_by(Deployment.version.desc())
-    ).all()
+    rows = (
+        db()
+        .execute(
+            select(
+                DeploymentFile.path,
+                DeploymentFile.sha256,
+                Deployment.version,
+                Deployment.created_by,
+                Deployment.created_at,
+            )
+            .join(Deployment, Deployment.id == DeploymentFile.deployment_id)
+            .order_by(Deployment.version.desc())
+        )
+        .all()
+    )
     changes: dict[str, Change] = {}
     unchanged_since = {f.path: f.sha256 for f in newest.files}
     for path, sha, version, by, at in rows:
@@ -428,8 +521,11 @@ def _retired_processes(newest: Deployment | None) -> list[tuple[str, int]]:
     """The processes retired on purpose and not deployed again since, each with the version that retired it."""
     current = {d.process_id for d in newest.definitions} if newest else set()
     retired: dict[str, int] = {}
-    for version, process_ids in db().execute(select(Deployment.version, Deployment.retired)
-                                             .where(Deployment.retired.is_not(None)).order_by(Deployment.version)):
+    for version, process_ids in db().execute(
+        select(Deployment.version, Deployment.retired)
+        .where(Deployment.retired.is_not(None))
+        .order_by(Deployment.version)
+    ):
         retired |= {process_id: version for process_id in process_ids or []}
     return sorted((process_id, version) for process_id, version in retired.items() if process_id not in current)
 
@@ -437,16 +533,23 @@ def _retired_processes(newest: Deployment | None) -> list[tuple[str, int]]:
 def _changed_since(path: str, version: int) -> str | None:
     """Why saving `path` edited from `version` would overwrite someone's later change (None: it would not)."""
     newest = _newest()
-    files = db().execute(
-        select(Deployment.version, DeploymentFile.sha256).join(DeploymentFile)
-        .where(Deployment.version.in_([version, newest.version]), DeploymentFile.path == path)
-    ).all()
+    files = (
+        db()
+        .execute(
+            select(Deployment.version, DeploymentFile.sha256)
+            .join(DeploymentFile)
+            .where(Deployment.version.in_([version, newest.version]), DeploymentFile.path == path)
+        )
+        .all()
+    )
     shas = dict(files)
     if version == newest.version or (version in shas and shas[version] == shas.get(newest.version)):
         return None
-    return (f"{path.split('/')[-1]} has changed since you opened version {version}: someone deployed a change "
-            f"(the newest version is {newest.version}, by {newest.created_by}). Nothing was saved. Copy anything "
-            "you need, then reload the page to edit the newest version.")
+    return (
+        f"{path.split('/')[-1]} has changed since you opened version {version}: someone deployed a change "
+        f"(the newest version is {newest.version}, by {newest.created_by}). Nothing was saved. Copy anything "
+        "you need, then reload the page to edit the newest version."
+    )
 
 
 def _is_text(value: str) -> bool:
@@ -460,8 +563,9 @@ def _is_text(value: str) -> bool:
 
 
 def _answer(ok: bool, message: str, errors=(), version: int | None = None, status: int = 200, warnings=()):
-    body = SaveResponse().dump({"ok": ok, "message": message, "errors": list(errors), "warnings": list(warnings),
-                                "version": version})
+    body = SaveResponse().dump(
+        {"ok": ok, "message": message, "errors": list(errors), "warnings": list(warnings), "version": version}
+    )
     return jsonify(body), status
 
 
@@ -476,7 +580,7 @@ def _message_names(bundle: Bundle) -> list[str]:
 
 def _signature(function) -> str:
     code = function.__code__
-    return f"{function.__name__}({', '.join(code.co_varnames[:code.co_argcount])})"
+    return f"{function.__name__}({', '.join(code.co_varnames[: code.co_argcount])})"
 
 
 def _first_line(doc: str | None) -> str:

@@ -18,8 +18,10 @@ bp = Blueprint("outbox", __name__)
 @bp.get("/notifications")
 @login_required
 def index():
-    mine = or_(Notification.user_id == current_user.id,
-               Notification.role_key.in_(current_user.roles or {""}) & Notification.user_id.is_(None))
+    mine = or_(
+        Notification.user_id == current_user.id,
+        Notification.role_key.in_(current_user.roles or {""}) & Notification.user_id.is_(None),
+    )
     query = select(Notification).order_by(Notification.created_at.desc()).limit(200)
     if not current_user.is_admin:  # only their own, and only about children they may see (now)
         seen = select(Child.id).where(visible_children_filter(current_user))

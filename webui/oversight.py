@@ -30,8 +30,12 @@ bp = Blueprint("oversight", __name__, url_prefix="/oversight")
 # the PEPs' four are the parts of those due, stacked; the termly two the parts of those in care
 CHART_COLOURS = {
     "pep_colours": {"on_time": "#00703c", "late": "#f47738", "overdue": "#d4351c", "not_yet_due": "#505a5f"},
-    "initial_colours": {"initial_started": "#1d70b8", "initial_ready": "#00703c", "initial_late": "#d4351c",
-                        "initial_unknown": "#505a5f"},
+    "initial_colours": {
+        "initial_started": "#1d70b8",
+        "initial_ready": "#00703c",
+        "initial_late": "#d4351c",
+        "initial_unknown": "#505a5f",
+    },
     "termly_colours": {"reviewed": "#00703c", "not_reviewed": "#d4351c"},
 }
 
@@ -40,8 +44,11 @@ def sees_oversight(person) -> bool:
     """Whether one of the person's roles sees the oversight pages, and none makes them read-only
     (asked once per request: the menu asks too)."""
     if "sees_oversight" not in g:
-        g.sees_oversight = (bool(person.roles) and not READ_ONLY_ROLES & set(person.roles)
-                            and bool(db().scalar(select(exists().where(Role.key.in_(person.roles), Role.oversight)))))
+        g.sees_oversight = (
+            bool(person.roles)
+            and not READ_ONLY_ROLES & set(person.roles)
+            and bool(db().scalar(select(exists().where(Role.key.in_(person.roles), Role.oversight))))
+        )
     return g.sees_oversight
 
 
@@ -52,6 +59,7 @@ def oversight_required(view):
         if not sees_oversight(current_user):
             abort(403, description="Only the Virtual School's oversight roles see these pages.")
         return view(*args, **kwargs)
+
     return wrapper
 
 
@@ -85,21 +93,34 @@ def timeliness():
     shown = [row["key"] for row in found["rows"]] if found["page"] is not None else None  # the page's groups
     initial_rows = oversight.initial_by(db(), chosen, now(), by, shown) if by else None
     termly_rows = oversight.termly_by(db(), chosen, now(), by, shown) if by and by != "process" else None
-    return render_template("oversight/timeliness.html", period=chosen, by=by, search=search, page=found["page"],
-                           by_person=by in oversight.TEAM_DIMENSIONS,
-                           page_url=lambda n: url_for("oversight.timeliness", **args, page=n),
-                           period_items=[(p.key, p.label) for p in oversight.periods(now())],
-                           by_items=[("", "Nothing: the whole council"), *oversight.DIMENSIONS.items()],
-                           dimensions=oversight.DIMENSIONS, found=found,
-                           pep_figures=oversight.PEP_FIGURES, initial_figures=_initial_labels(),
-                           termly_figures=oversight.TERMLY_FIGURES, rules=oversight.rules(),
-                           initial_rows=initial_rows, termly_rows=termly_rows, **CHART_COLOURS)
+    return render_template(
+        "oversight/timeliness.html",
+        period=chosen,
+        by=by,
+        search=search,
+        page=found["page"],
+        by_person=by in oversight.TEAM_DIMENSIONS,
+        page_url=lambda n: url_for("oversight.timeliness", **args, page=n),
+        period_items=[(p.key, p.label) for p in oversight.periods(now())],
+        by_items=[("", "Nothing: the whole council"), *oversight.DIMENSIONS.items()],
+        dimensions=oversight.DIMENSIONS,
+        found=found,
+        pep_figures=oversight.PEP_FIGURES,
+        initial_figures=_initial_labels(),
+        termly_figures=oversight.TERMLY_FIGURES,
+        rules=oversight.rules(),
+        initial_rows=initial_rows,
+        termly_rows=termly_rows,
+        **CHART_COLOURS,
+    )
 
 
 def _initial_labels() -> dict[str, str]:
     rules = oversight.rules()
-    return {k: v.format(start=rules.start_within_working_days, ready=rules.ready_within_working_days)
-            for k, v in oversight.INITIAL_FIGURES.items()}
+    return {
+        k: v.format(start=rules.start_within_working_days, ready=rules.ready_within_working_days)
+        for k, v in oversight.INITIAL_FIGURES.items()
+    }
 
 
 def _page_number() -> int:
@@ -113,14 +134,18 @@ def _timeliness_sheets() -> tuple[str, list[tuple[str, list[str], list[list]]]]:
     chosen, by = _period(), _by()
     found = oversight.timeliness(db(), chosen, now(), by)
     group = oversight.DIMENSIONS[by] if by else "Group"
-    peps = [[r["label"] or "Not recorded", r["children"], *(r[name] for name in oversight.PEP_FIGURES)]
-            for r in found["rows"]]
+    peps = [
+        [r["label"] or "Not recorded", r["children"], *(r[name] for name in oversight.PEP_FIGURES)]
+        for r in found["rows"]
+    ]
     initial = [[label, found["initial"][name]] for name, label in _initial_labels().items()]
     termly = [[t["label"], *(t[name] for name in oversight.TERMLY_FIGURES)] for t in found["termly"]]
     name = f"timeliness-{chosen.key.replace(' ', '-')}" + (f"-by-{by.replace('_', '-')}" if by else "")
-    return name, [("PEPs", [group, "Children in care", *oversight.PEP_FIGURES.values()], peps),
-                  ("Initial PEPs", ["Measure", "Children"], initial),
-                  ("Termly reviews", ["Term", *oversight.TERMLY_FIGURES.values()], termly)]
+    return name, [
+        ("PEPs", [group, "Children in care", *oversight.PEP_FIGURES.values()], peps),
+        ("Initial PEPs", ["Measure", "Children"], initial),
+        ("Termly reviews", ["Term", *oversight.TERMLY_FIGURES.values()], termly),
+    ]
 
 
 @bp.get("/timeliness.csv")
@@ -152,9 +177,15 @@ def _drill() -> oversight.Drill:
 
 def _figure_label(drill: oversight.Drill) -> str:
     rules = oversight.rules()
-    labels = {**oversight.PEP_FIGURES, **oversight.TERMLY_FIGURES, "children": "Children in care",
-              **{k: v.format(start=rules.start_within_working_days, ready=rules.ready_within_working_days)
-                 for k, v in oversight.INITIAL_FIGURES.items()}}
+    labels = {
+        **oversight.PEP_FIGURES,
+        **oversight.TERMLY_FIGURES,
+        "children": "Children in care",
+        **{
+            k: v.format(start=rules.start_within_working_days, ready=rules.ready_within_working_days)
+            for k, v in oversight.INITIAL_FIGURES.items()
+        },
+    }
     return labels[drill.figure]
 
 
@@ -164,9 +195,16 @@ def children():
     """The children behind one figure, only those the person may see; each links to the child's page."""
     chosen, drill = _period(), _drill()
     rows = oversight.drill_down(db(), chosen, now(), drill, visible_children_filter(current_user))
-    return render_template("oversight/children.html", period=chosen, drill=drill, rows=rows,
-                           figure=_figure_label(drill), group=request.args.get("label") or "",
-                           dimension=oversight.DIMENSIONS.get(drill.by or ""), args=request.args.to_dict())
+    return render_template(
+        "oversight/children.html",
+        period=chosen,
+        drill=drill,
+        rows=rows,
+        figure=_figure_label(drill),
+        group=request.args.get("label") or "",
+        dimension=oversight.DIMENSIONS.get(drill.by or ""),
+        args=request.args.to_dict(),
+    )
 
 
 @bp.get("/timeliness/children.csv")
@@ -174,12 +212,36 @@ def children():
 def children_csv():
     chosen, drill = _period(), _drill()
     rows = oversight.drill_down(db(), chosen, now(), drill, visible_children_filter(current_user))
-    return csv_response(f"{drill.figure}-{chosen.key.replace(' ', '-')}.csv",
-                        ["Child ID", "Name", "School", "Process", "Term", "Due", "Meeting held", "Signed off",
-                         "On time", "Days overdue"],
-                        [[r["child_id"], r["child_name"], r["school"], r.get("process"), r.get("term"),
-                          _iso(r.get("due_at")), _iso(r.get("held_on")), _iso(r.get("signed_off_at")),
-                          {True: "yes", False: "no"}.get(r.get("on_time"), ""), r.get("days_overdue")] for r in rows])
+    return csv_response(
+        f"{drill.figure}-{chosen.key.replace(' ', '-')}.csv",
+        [
+            "Child ID",
+            "Name",
+            "School",
+            "Process",
+            "Term",
+            "Due",
+            "Meeting held",
+            "Signed off",
+            "On time",
+            "Days overdue",
+        ],
+        [
+            [
+                r["child_id"],
+                r["child_name"],
+                r["school"],
+                r.get("process"),
+                r.get("term"),
+                _iso(r.get("due_at")),
+                _iso(r.get("held_on")),
+                _iso(r.get("signed_off_at")),
+                {True: "yes", False: "no"}.get(r.get("on_time"), ""),
+                r.get("days_overdue"),
+            ]
+            for r in rows
+        ],
+    )
 
 
 def _iso(value) -> str:
@@ -190,10 +252,12 @@ def _iso(value) -> str:
 
 def _overdue_filter() -> oversight.OverdueFilter:
     days, person = request.args.get("days") or "", request.args.get("person") or ""
-    return oversight.OverdueFilter(role=request.args.get("role") or None,
-                                   person=int(person) if person.isdigit() else None,
-                                   school=request.args.get("school") or None,
-                                   min_days=int(days) if days.isdigit() else None)
+    return oversight.OverdueFilter(
+        role=request.args.get("role") or None,
+        person=int(person) if person.isdigit() else None,
+        school=request.args.get("school") or None,
+        min_days=int(days) if days.isdigit() else None,
+    )
 
 
 @bp.get("/overdue")
@@ -210,13 +274,18 @@ def _overdue_page(error: str | None = None):
     roles = dict(db().execute(select(Role.key, Role.label)).all())
     pooled = sorted({r["task"].role_key for r in rows if r["task"].pooled})
     holders = {person for role in pooled for person in oversight.assignable_people(db(), role)}
-    return render_template("oversight/overdue.html", rows=rows, roles=roles, schools=choices["schools"],
-                           by_role=_by_role(rows, roles),
-                           role_items=[("", "Any role"), *((key, roles.get(key, key)) for key in choices["roles"])],
-                           people_items=[("", "Anyone"), *((str(i), name) for i, name in choices["people"])],
-                           assign_items=[("", "Choose a person"), *((str(i), name) for i, name in
-                                                                    sorted(holders, key=lambda p: p[1]))],
-                           chosen=request.args, error=error), 422 if error else 200
+    return render_template(
+        "oversight/overdue.html",
+        rows=rows,
+        roles=roles,
+        schools=choices["schools"],
+        by_role=_by_role(rows, roles),
+        role_items=[("", "Any role"), *((key, roles.get(key, key)) for key in choices["roles"])],
+        people_items=[("", "Anyone"), *((str(i), name) for i, name in choices["people"])],
+        assign_items=[("", "Choose a person"), *((str(i), name) for i, name in sorted(holders, key=lambda p: p[1]))],
+        chosen=request.args,
+        error=error,
+    ), 422 if error else 200
 
 
 def _by_role(rows: list[dict], roles: dict[str, str]) -> list[dict]:
@@ -224,8 +293,10 @@ def _by_role(rows: list[dict], roles: dict[str, str]) -> list[dict]:
     counts: dict[str, dict] = {}
     for row in rows:
         task = row["task"]
-        group = counts.setdefault(task.role_key, {"role": task.role_key, "label": roles.get(task.role_key, task.role_key),
-                                                  "waiting": 0, "escalated": 0})
+        group = counts.setdefault(
+            task.role_key,
+            {"role": task.role_key, "label": roles.get(task.role_key, task.role_key), "waiting": 0, "escalated": 0},
+        )
         group["escalated" if task.escalated_at or task.overdue_stage == "escalated" else "waiting"] += 1
     return sorted(counts.values(), key=lambda g: -(g["waiting"] + g["escalated"]))
 
@@ -234,12 +305,25 @@ def _by_role(rows: list[dict], roles: dict[str, str]) -> list[dict]:
 @oversight_required
 def overdue_csv():
     rows = oversight.overdue_tasks(db(), now(), visible_children_filter(current_user), _overdue_filter())
-    return csv_response("overdue-tasks.csv", ["Child ID", "Name", "School", "Task", "Role", "Held by", "Due",
-                                              "Days overdue", "Escalated to", "Escalated"],
-                        [[r["child_id"], r["child_name"], r["school"], r["task"].name, r["task"].role_key,
-                          r["holder"] or "pool", _iso(r["task"].due_at), r["days_overdue"],
-                          r["escalated_to"] or r["task"].overdue_escalate_to if r["task"].escalated_at else "",
-                          _iso(r["task"].escalated_at)] for r in rows])
+    return csv_response(
+        "overdue-tasks.csv",
+        ["Child ID", "Name", "School", "Task", "Role", "Held by", "Due", "Days overdue", "Escalated to", "Escalated"],
+        [
+            [
+                r["child_id"],
+                r["child_name"],
+                r["school"],
+                r["task"].name,
+                r["task"].role_key,
+                r["holder"] or "pool",
+                _iso(r["task"].due_at),
+                r["days_overdue"],
+                r["escalated_to"] or r["task"].overdue_escalate_to if r["task"].escalated_at else "",
+                _iso(r["task"].escalated_at),
+            ]
+            for r in rows
+        ],
+    )
 
 
 @bp.post("/overdue/remind")
@@ -264,9 +348,12 @@ def assign():
         return _overdue_page("Select at least one task to give to someone")
     if not person.isdigit():
         return _overdue_page("Choose the person to give the tasks to")
-    given, refused = oversight.assign(db(), chosen, int(person), current_user.email, now(),
-                                      visible_children_filter(current_user))
+    given, refused = oversight.assign(
+        db(), chosen, int(person), current_user.email, now(), visible_children_filter(current_user)
+    )
     db().commit()
-    flash(f"{given} task(s) given" + (f"; {refused} not given: not in a pool of a role they hold" if refused else ""),
-          "success")
+    flash(
+        f"{given} task(s) given" + (f"; {refused} not given: not in a pool of a role they hold" if refused else ""),
+        "success",
+    )
     return redirect(url_for("oversight.overdue", **request.args))

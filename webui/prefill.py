@@ -21,8 +21,10 @@ OTHER = "Other professional"
 def case_team(session: Session, child_id: str) -> list[dict]:
     """The child's case team: each member's name, role label and e-mail address, by role."""
     rows = session.execute(
-        select(User.name, Role.label, User.email).join(CaseTeamMember, CaseTeamMember.user_id == User.id)
-        .join(Role, Role.key == CaseTeamMember.role_key).where(CaseTeamMember.child_id == child_id)
+        select(User.name, Role.label, User.email)
+        .join(CaseTeamMember, CaseTeamMember.user_id == User.id)
+        .join(Role, Role.key == CaseTeamMember.role_key)
+        .where(CaseTeamMember.child_id == child_id)
         .order_by(Role.label)
     ).all()
     return [{"name": name, "role": role, "email": email} for name, role, email in rows]

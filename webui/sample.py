@@ -9,8 +9,23 @@ from __future__ import annotations
 import random
 from datetime import date, timedelta
 
-WORDS = ["reading", "maths", "attendance", "friendships", "homework", "phonics", "confidence", "transition",
-         "science", "writing", "routine", "key adult", "mentoring", "tutoring", "careers"]
+WORDS = [
+    "reading",
+    "maths",
+    "attendance",
+    "friendships",
+    "homework",
+    "phonics",
+    "confidence",
+    "transition",
+    "science",
+    "writing",
+    "routine",
+    "key adult",
+    "mentoring",
+    "tutoring",
+    "careers",
+]
 
 
 def sample_answers(schema: dict, today: date, rng: random.Random | None = None, required_only: bool = False) -> dict:
@@ -39,7 +54,9 @@ def _value(name: str, spec: dict, today: date, rng: random.Random):
         return True
     if kind in ("integer", "number"):
         low, high = spec.get("minimum", 0), spec.get("maximum", max(spec.get("minimum", 0) + 10, 100))
-        value = rng.randint(int(low), int(min(high, low + 20))) if kind == "integer" else round(rng.uniform(low, high), 1)
+        value = (
+            rng.randint(int(low), int(min(high, low + 20))) if kind == "integer" else round(rng.uniform(low, high), 1)
+        )
         return value
     if kind == "array":
         items = spec.get("items", {})

@@ -113,16 +113,41 @@ def task_list_page(open_task, view, draft, errors=None, conflict=None, status_co
     """The task list of a long form: each section with its status, then Check your answers and submit."""
     schema = task_schema(view)
     parts = form_sections(schema)
-    rows = [{"number": n, "title": s.title or "Your answers", "status": status(n, s, draft)} for n, s in enumerate(parts, 1)]
+    rows = [
+        {"number": n, "title": s.title or "Your answers", "status": status(n, s, draft)} for n, s in enumerate(parts, 1)
+    ]
     finished = sum(row["status"] == COMPLETED for row in rows)
     child = db().get(Child, open_task.child_id)
-    return render_template("inbox/task_list.html", task=open_task, child=child, view=view, rows=rows, finished=finished,
-                           draft=draft, errors=sent_back(open_task) + (errors or []), conflict=conflict, now=now(),
-                           version=view["instance_version"], basis=view.get("basis", "")), status_code
+    return render_template(
+        "inbox/task_list.html",
+        task=open_task,
+        child=child,
+        view=view,
+        rows=rows,
+        finished=finished,
+        draft=draft,
+        errors=sent_back(open_task) + (errors or []),
+        conflict=conflict,
+        now=now(),
+        version=view["instance_version"],
+        basis=view.get("basis", ""),
+    ), status_code
 
 
-def section_page(open_task, view, number, values, errors, draft, status_code=200, anchor=None, version=None,
-                 basis=None, elsewhere=None, conflict=None):
+def section_page(
+    open_task,
+    view,
+    number,
+    values,
+    errors,
+    draft,
+    status_code=200,
+    anchor=None,
+    version=None,
+    basis=None,
+    elsewhere=None,
+    conflict=None,
+):
     """One section of a long form on its own page, with its errors in GOV.UK's error summary (`elsewhere`:
     problems in other sections, linking to their pages)."""
     schema = task_schema(view)
@@ -132,13 +157,28 @@ def section_page(open_task, view, number, values, errors, draft, status_code=200
     section = parts[number - 1]
     shown = Section("", section.id, section.fields)
     attachments = file_links(schema, values, open_task.child_id)
-    summary = sent_back(open_task) + error_summary(section.fields, {k: v for k, v in errors.items()
-                                                                    if k.split(".")[0] in names_in(section)})
+    summary = sent_back(open_task) + error_summary(
+        section.fields, {k: v for k, v in errors.items() if k.split(".")[0] in names_in(section)}
+    )
     return render_template(
-        "inbox/task.html", task=open_task, child=db().get(Child, open_task.child_id), view=view, schema=schema,
-        sections=[shown], section=section, number=number, count=len(parts), errors=summary + (elsewhere or []),
-        draft=draft, conflict=conflict, anchor=anchor, attachments=attachments, now=now(), lost=None,
-        reviewed=_reviewed(open_task, view), version=view["instance_version"] if version is None else version,
+        "inbox/task.html",
+        task=open_task,
+        child=db().get(Child, open_task.child_id),
+        view=view,
+        schema=schema,
+        sections=[shown],
+        section=section,
+        number=number,
+        count=len(parts),
+        errors=summary + (elsewhere or []),
+        draft=draft,
+        conflict=conflict,
+        anchor=anchor,
+        attachments=attachments,
+        now=now(),
+        lost=None,
+        reviewed=_reviewed(open_task, view),
+        version=view["instance_version"] if version is None else version,
         basis=view.get("basis", "") if basis is None else basis,
     ), status_code
 
@@ -155,12 +195,18 @@ def show_again(open_task, view, values, errors, draft, version, basis, conflict=
         db().commit()
     first = next((n for n in where.values() if n), None)
     if first is None or conflict:
-        summary = [{"text": message, "href": _href(open_task.id, where[path], path)} for path, message in errors.items()]
+        summary = [
+            {"text": message, "href": _href(open_task.id, where[path], path)} for path, message in errors.items()
+        ]
         return task_list_page(open_task, view, draft, errors=summary, conflict=conflict, status_code=status)
-    elsewhere = [{"text": message, "href": _href(open_task.id, where[path], path)}
-                 for path, message in errors.items() if where[path] not in (first, None)]
-    return section_page(open_task, view, first, values, errors, draft, status, version=version, basis=basis,
-                        elsewhere=elsewhere)
+    elsewhere = [
+        {"text": message, "href": _href(open_task.id, where[path], path)}
+        for path, message in errors.items()
+        if where[path] not in (first, None)
+    ]
+    return section_page(
+        open_task, view, first, values, errors, draft, status, version=version, basis=basis, elsewhere=elsewhere
+    )
 
 
 def _href(task_id: str, number: int | None, path: str) -> str:
@@ -196,8 +242,11 @@ def save_section(task_id, number):
         abort(404)
     draft = db().get(TaskDraft, (task_id, current_user.id))
     names = names_in(parts[number - 1])
-    asked = {"type": "object", "properties": {n: schema["properties"][n] for n in names},
-             "required": [n for n in schema.get("required") or [] if n in names]}
+    asked = {
+        "type": "object",
+        "properties": {n: schema["properties"][n] for n in names},
+        "required": [n for n in schema.get("required") or [] if n in names],
+    }
     posted = parse_submission(asked, request.form, files=request.files)
     keep_known_files(asked, posted, open_task.child_id)
     process_data = engine().task_view(db(), task_id, current_user.email)["data"] if draft is None else {}
@@ -223,8 +272,11 @@ def save_section(task_id, number):
         draft = _save_draft(task_id, data)
         errors = {}
         if action == "continue":
-            errors = {path: message for path, message in field_errors(json.dumps(schema), drop_unasked(schema, data)).items()
-                      if path.split(".")[0] in names}
+            errors = {
+                path: message
+                for path, message in field_errors(json.dumps(schema), drop_unasked(schema, data)).items()
+                if path.split(".")[0] in names
+            }
         _mark(draft, _done(draft) | {number} if action == "continue" and not errors else _done(draft) - {number})
         remove_left(schema, before, data, open_task.child_id, current_user.email)
         db().commit()
@@ -243,7 +295,8 @@ def save_section(task_id, number):
 
 def _again(open_task, number, values, errors, draft, version, basis, status_code=200, anchor=None):
     view = engine().task_view(db(), open_task.id, current_user.email)
-    page = section_page(open_task, view, number, values, errors, draft, status_code, anchor=anchor, version=version,
-                        basis=basis)
+    page = section_page(
+        open_task, view, number, values, errors, draft, status_code, anchor=anchor, version=version, basis=basis
+    )
     db().commit()
     return page

@@ -66,11 +66,13 @@ class Filters:
     until: datetime | None = None
 
     def keep(self, entry: Entry) -> bool:
-        return ((self.instance is None or entry.instance_id == self.instance)
-                and (not self.kind or entry.kind == self.kind)
-                and (not self.person or entry.actor == self.person)
-                and (self.since is None or entry.at >= self.since)
-                and (self.until is None or entry.at < self.until))
+        return (
+            (self.instance is None or entry.instance_id == self.instance)
+            and (not self.kind or entry.kind == self.kind)
+            and (not self.person or entry.actor == self.person)
+            and (self.since is None or entry.at >= self.since)
+            and (self.until is None or entry.at < self.until)
+        )
 
 
 def timeline(session: Session, replay: ChildReplay) -> list[Entry]:
@@ -107,8 +109,9 @@ class _Context:
         self.users = {u.email: u for u in session.scalars(select(User))}
         self.role_labels = dict(session.execute(select(Role.key, Role.label)).all())
         self.team_roles: dict[int, list[str]] = {}
-        for key, user_id in session.execute(select(CaseTeamMember.role_key, CaseTeamMember.user_id)
-                                            .where(CaseTeamMember.child_id == child_id)):
+        for key, user_id in session.execute(
+            select(CaseTeamMember.role_key, CaseTeamMember.user_id).where(CaseTeamMember.child_id == child_id)
+        ):
             self.team_roles.setdefault(user_id, []).append(self.role_labels.get(key, key))
         self.council_roles: dict[int, list[str]] = {}
         for user_id, key in session.execute(select(UserRole.user_id, UserRole.role_key)):
@@ -161,27 +164,49 @@ class _Context:
     def describe(self, frame: Frame, before: dict) -> Entry:
         event, data = frame.event, frame.event.data
         process, definition = self.process(frame)
-        entry = Entry(seq=event.seq, at=event.at, kind=event.kind, actor=event.actor, who=self.who(frame),
-                      what=self.what(event.kind, data), instance_id=event.instance_id, process=process,
-                      hash=event.hash, check=frame.check)
+        entry = Entry(
+            seq=event.seq,
+            at=event.at,
+            kind=event.kind,
+            actor=event.actor,
+            who=self.who(frame),
+            what=self.what(event.kind, data),
+            instance_id=event.instance_id,
+            process=process,
+            hash=event.hash,
+            check=frame.check,
+        )
         if event.kind in ("task_completed", "message_received"):
             submitted = {k: v for k, v in (data.get("data") or {}).items() if k not in BOOKKEEPING}
-            schema = self.form(definition, data.get("form") or (f"message_{data['message']}.schema.json"
-                                                                  if data.get("message") else None))
+            schema = self.form(
+                definition,
+                data.get("form") or (f"message_{data['message']}.schema.json" if data.get("message") else None),
+            )
             entry.answers = answers(schema, submitted, {})
-            entry.answers += [Answer(k.replace("_", " ").capitalize(), plain(v)) for k, v in submitted.items()
-                              if k not in schema.get("properties", {})]
+            entry.answers += [
+                Answer(k.replace("_", " ").capitalize(), plain(v))
+                for k, v in submitted.items()
+                if k not in schema.get("properties", {})
+            ]
             entry.callouts = callouts(submitted, schema)
         if event.kind == "change_reported":
             submitted = data.get("data") or {}
             schema = self.message_form(data.get("message"))
             entry.answers = answers(schema, submitted, {})
-            entry.answers += [Answer(k.replace("_", " ").capitalize(), plain(v)) for k, v in submitted.items()
-                              if k not in schema.get("properties", {})]
+            entry.answers += [
+                Answer(k.replace("_", " ").capitalize(), plain(v))
+                for k, v in submitted.items()
+                if k not in schema.get("properties", {})
+            ]
         elif event.kind == "child_details_changed":
-            entry.changes = [Change(caselife.DETAIL_TITLES.get(name, name), _detail(name, change.get("before")),
-                                    _detail(name, change.get("after")))
-                             for name, change in (data.get("changes") or {}).items()]
+            entry.changes = [
+                Change(
+                    caselife.DETAIL_TITLES.get(name, name),
+                    _detail(name, change.get("before")),
+                    _detail(name, change.get("after")),
+                )
+                for name, change in (data.get("changes") or {}).items()
+            ]
         if frame.check != "unchecked" and frame.instance_id is not None:
             entry.changes = _changes(before, frame.data, self.form(definition, data.get("form")))
         if event.kind == "task_completed" and data.get("due_at"):
@@ -202,28 +227,36 @@ class _Context:
         if kind == "change_reported":
             title = self.message_form(data.get("message")).get("title") or data.get("message")
             received = data.get("received_by") or []
-            return f"Reported “{title}”: " + (f"passed to PEP {', '.join(map(str, received))}" if received
-                                               else "no PEP was waiting for it, so only the child's record changed")
+            return f"Reported “{title}”: " + (
+                f"passed to PEP {', '.join(map(str, received))}"
+                if received
+                else "no PEP was waiting for it, so only the child's record changed"
+            )
         if kind == "child_details_changed":
             fields = ", ".join(caselife.DETAIL_TITLES.get(name, name) for name in data.get("changes") or {})
             because = data.get("message")
             return f"Changed the child's details ({fields})" + (
-                f", as “{self.message_form(because).get('title') or because}” says" if because else "")
+                f", as “{self.message_form(because).get('title') or because}” says" if because else ""
+            )
         if kind == "instance_cancelled" and data.get("withdrawn"):
             return f"PEP withdrawn: {data.get('reason', '')}"
         if kind == "instance_started":
             text = f"Started {data.get('process_name', 'a process')} (version {data.get('deployment_version', '?')})"
             if data.get("message"):
                 text += f", on the message “{data['message']}”"
-            return text + (f", following PEP {data['previous_instance_id']}" if data.get("previous_instance_id") else "")
+            return text + (
+                f", following PEP {data['previous_instance_id']}" if data.get("previous_instance_id") else ""
+            )
         if kind == "task_ready":
             back = f", sent back: {data['sent_back']}" if data.get("sent_back") else ""
             if data.get("assignee_id"):
                 holder = next((u.name for u in self.users.values() if u.id == data["assignee_id"]), "someone")
                 return f"“{task}” assigned to {holder} ({data.get('lane', '')}){back}"
             if data.get("needs_person"):
-                return (f"“{task}” needs a person: nobody is the child's {data.get('lane', '')}, and the Virtual School "
-                        f"administrator was told{back}")
+                return (
+                    f"“{task}” needs a person: nobody is the child's {data.get('lane', '')}, and the Virtual School "
+                    f"administrator was told{back}"
+                )
             if data.get("fallback_from"):
                 role = self.role_labels.get(data.get("role"), data.get("role", ""))
                 return f"“{task}” waiting in the {role} pool, as the child has no {data.get('lane', '')}{back}"
@@ -235,27 +268,31 @@ class _Context:
                 return f"{role} set to {self.name(data.get('to'))}"
             return f"Reassigned {role} from {self.name(data.get('from'))} to {self.name(data.get('to'))}"
         simple = {
-            "task_completed": f"Completed “{task}”" + (f", submitted through a single-use link issued by "
-                                                        f"{self.name(data['link_issued_by'])}"
-                                                        if data.get("link_issued_by") else ""),
+            "task_completed": f"Completed “{task}”"
+            + (
+                f", submitted through a single-use link issued by {self.name(data['link_issued_by'])}"
+                if data.get("link_issued_by")
+                else ""
+            ),
             "task_withdrawn": f"“{task}” withdrawn: the process moved on without it",
             "task_claimed": f"Claimed “{task}” from the pool",
             "task_released": f"Gave “{task}” back to the pool",
             "timer_fired": f"Timer fired: {data.get('name') or data.get('timer')}"
-                           + (f" (due {ukdate(data['due'], time=True)})" if data.get("due") else ""),
+            + (f" (due {ukdate(data['due'], time=True)})" if data.get("due") else ""),
             "message_received": f"Received the message “{data.get('message')}”",
             "notified": f"Notified {', '.join(self.role_labels.get(r, r) for r in data.get('roles', [])) or 'nobody'}:"
-                        f" {data.get('subject', '')}",
+            f" {data.get('subject', '')}",
             "instance_completed": "Process finished",
             "instance_cancelled": "Process cancelled" + (f": {data['reason']}" if data.get("reason") else ""),
             "instance_migrated": f"Moved from version {data.get('from_version')} to version {data.get('to_version')}",
             "incident": f"Incident ({data.get('source', '')}): {data.get('message', '')}",
-            "incident_resolved": f"Incident {data.get('incident_id', '')} resolved" + (f": {data['note']}" if data.get("note") else ""),
+            "incident_resolved": f"Incident {data.get('incident_id', '')} resolved"
+            + (f": {data['note']}" if data.get("note") else ""),
             "engine_step": "The process moved on",
             "record_viewed": f"Viewed the record ({str(data.get('page', '')).replace('_', ' ')})",
             "link_created": f"Created a single-use link for “{task}”",
             "access_granted": f"Gave {data.get('auditor_name')} audit access: {data.get('reason', '')}"
-                              + (f" (until {ukdate(data['expires_at'])})" if data.get("expires_at") else ""),
+            + (f" (until {ukdate(data['expires_at'])})" if data.get("expires_at") else ""),
             "access_revoked": f"Revoked {data.get('auditor_name')}'s audit access: {data.get('reason', '')}",
         }
         return simple.get(kind, kind.replace("_", " ").capitalize())
@@ -280,8 +317,13 @@ def _changes(before: dict, after: dict, schema: dict) -> list[Change]:
         if key in BOOKKEEPING or _same(before.get(key), after.get(key)):
             continue
         label = titles.get(key) or key.replace("_", " ").capitalize()
-        changes.append(Change(label, plain(before.get(key)) if key in before else "(not set)",
-                              plain(after.get(key)) if key in after else "(removed)"))
+        changes.append(
+            Change(
+                label,
+                plain(before.get(key)) if key in before else "(not set)",
+                plain(after.get(key)) if key in after else "(removed)",
+            )
+        )
     return changes
 
 

@@ -21,8 +21,12 @@ from .context import db, now
 from .formschema import NewFile, drop_path
 
 ALLOWED_UPLOADS = {
-    "application/pdf", "image/png", "image/jpeg", "text/plain",
-    "application/msword", "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+    "application/pdf",
+    "image/png",
+    "image/jpeg",
+    "text/plain",
+    "application/msword",
+    "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
 }
 MB = 1024 * 1024
 
@@ -71,11 +75,16 @@ def check_uploads(data: dict, uploader: str) -> dict[str, str]:
     if errors or not chosen:
         return errors
     since = now() - timedelta(days=1)
-    uploaded = db().scalar(select(func.coalesce(func.sum(Attachment.size), 0))
-                           .where(Attachment.uploaded_by == uploader, Attachment.uploaded_at > since))
+    uploaded = db().scalar(
+        select(func.coalesce(func.sum(Attachment.size), 0)).where(
+            Attachment.uploaded_by == uploader, Attachment.uploaded_at > since
+        )
+    )
     if uploaded + sum(len(file.content) for _, file in chosen) > config["UPLOAD_DAILY_BYTES"]:
-        message = (f"You can upload up to {config['UPLOAD_DAILY_BYTES'] // MB} MB of files in a day. "
-                   "Try again tomorrow, or ask the Virtual School to add the file")
+        message = (
+            f"You can upload up to {config['UPLOAD_DAILY_BYTES'] // MB} MB of files in a day. "
+            "Try again tomorrow, or ask the Virtual School to add the file"
+        )
         return {path: message for path, _ in chosen}
     return {}
 
@@ -84,8 +93,9 @@ def store_uploads(data: dict, child_id: str, uploader: str) -> list[Attachment]:
     """Keep each file chosen (checked by `check_uploads`) for the child, its id in the answers in its place."""
     stored = []
     for path, file in new_files(data):
-        attachment = store(db(), child_id, one_line(file.upload.filename, 255), file.upload.mimetype, file.content,
-                           uploader, now())
+        attachment = store(
+            db(), child_id, one_line(file.upload.filename, 255), file.upload.mimetype, file.content, uploader, now()
+        )
         _set(data, path, attachment.id)
         stored.append(attachment)
     return stored
@@ -123,8 +133,9 @@ def keep_known_files(schema: dict, data: dict, child_id: str) -> list[str]:
 
 def files_named(schema: dict, data: dict | None) -> set[str]:
     """The ids of the files the answers name (a file chosen: the one its field held before)."""
-    return {value.kept if isinstance(value, NewFile) else value
-            for _, value in attachment_answers(schema, data or {})} - {None}
+    return {
+        value.kept if isinstance(value, NewFile) else value for _, value in attachment_answers(schema, data or {})
+    } - {None}
 
 
 def remove_left(schema: dict, before: set[str], after: dict, child_id: str, uploader: str) -> list[str]:
@@ -139,9 +150,21 @@ def file_links(schema: dict, data: dict, child_id: str, linked: bool = True) -> 
     named = [(path, value) for path, value in attachment_answers(schema, data) if isinstance(value, str)]
     if not named:
         return {}
-    names = dict(db().execute(select(Attachment.id, Attachment.filename).where(
-        Attachment.id.in_({value for _, value in named}), Attachment.child_id == child_id,
-        Attachment.removed_at.is_(None))).all())
-    return {path: {"name": names.get(value) or "file",
-                   "href": url_for("cases.attachment", attachment_id=value) if linked and value in names else None}
-            for path, value in named}
+    names = dict(
+        db()
+        .execute(
+            select(Attachment.id, Attachment.filename).where(
+                Attachment.id.in_({value for _, value in named}),
+                Attachment.child_id == child_id,
+                Attachment.removed_at.is_(None),
+            )
+        )
+        .all()
+    )
+    return {
+        path: {
+            "name": names.get(value) or "file",
+            "href": url_for("cases.attachment", attachment_id=value) if linked and value in names else None,
+        }
+        for path, value in named
+    }

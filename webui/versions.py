@@ -83,8 +83,7 @@ class DiffMarkers(Schema):
 def index(process_id: str):
     versions = _versions(process_id)
     rows = sorted([*versions, *_retirements(process_id, versions)], key=_number, reverse=True)
-    return render_template("versions/index.html", process_id=process_id, rows=rows,
-                           name=versions[0].definition.name)
+    return render_template("versions/index.html", process_id=process_id, rows=rows, name=versions[0].definition.name)
 
 
 @bp.route("/<process_id>/versions/<int:version>")
@@ -97,8 +96,7 @@ def show(process_id: str, version: int):
 def download(process_id: str, version: int):
     definition = _definition_or_404(process_id, version)
     name = definition.file_path.split("/")[-1]
-    return Response(_content(definition).encode("utf-8"), mimetype="application/xml",
-                    headers=as_download(name))
+    return Response(_content(definition).encode("utf-8"), mimetype="application/xml", headers=as_download(name))
 
 
 @bp.route("/<process_id>/diff")
@@ -113,20 +111,42 @@ def diff(process_id: str):
     retired = next((r for n, r in sorted(retirements.items(), reverse=True) if n > held[0]), None)  # and not back
     if b in retirements:  # what changed is that the process is gone
         old = _holding(a, versions)
-        return render_template("versions/diff.html", process_id=process_id, name=old.name, a=old.deployment.version,
-                               b=b, changes=None, retirement=retirements[b], retired=retired, options=options,
-                               markers=None)
+        return render_template(
+            "versions/diff.html",
+            process_id=process_id,
+            name=old.name,
+            a=old.deployment.version,
+            b=b,
+            changes=None,
+            retirement=retirements[b],
+            retired=retired,
+            options=options,
+            markers=None,
+        )
     old, new = _holding(a, versions), _definition_or_404(process_id, b)
     a = old.deployment.version
     changes = migration.diff_diagrams(_content(old), _content(new), new.file_path)
-    markers = DiffMarkers().dump({
-        "added": [c.id for c in changes.added], "removed": [c.id for c in changes.removed],
-        "changed": [c.id for c in changes.changed],
-        "a_url": url_for(".download", process_id=process_id, version=a),
-        "b_url": url_for(".download", process_id=process_id, version=b),
-    })
-    return render_template("versions/diff.html", process_id=process_id, name=new.name, a=a, b=b, changes=changes,
-                           retirement=None, retired=retired, options=options, markers=markers)
+    markers = DiffMarkers().dump(
+        {
+            "added": [c.id for c in changes.added],
+            "removed": [c.id for c in changes.removed],
+            "changed": [c.id for c in changes.changed],
+            "a_url": url_for(".download", process_id=process_id, version=a),
+            "b_url": url_for(".download", process_id=process_id, version=b),
+        }
+    )
+    return render_template(
+        "versions/diff.html",
+        process_id=process_id,
+        name=new.name,
+        a=a,
+        b=b,
+        changes=changes,
+        retirement=None,
+        retired=retired,
+        options=options,
+        markers=markers,
+    )
 
 
 @bp.route("/upload", methods=["GET", "POST"])
@@ -150,20 +170,26 @@ def upload():
         if content is not None:
             path = f"processes/{name}"
             try:
-                deployment, created = deploy_changes(db(), {path: content}, current_user.email,
-                                                     note or f"Uploaded {name}")
+                deployment, created = deploy_changes(
+                    db(), {path: content}, current_user.email, note or f"Uploaded {name}"
+                )
             except DeploymentRejected as rejected:
                 db().rollback()
                 problems = rejected.errors
                 errors["diagram"] = f"{name} was not deployed: {len(problems)} problem(s) to fix. Nothing was changed."
             else:
                 db().commit()
-                flash(f"{name} deployed as version {deployment.version}." if created
-                      else f"Nothing to deploy: these files are already version {deployment.version}.", "success")
+                flash(
+                    f"{name} deployed as version {deployment.version}."
+                    if created
+                    else f"Nothing to deploy: these files are already version {deployment.version}.",
+                    "success",
+                )
                 process = next((d.process_id for d in deployment.definitions if d.file_path == path), None)
                 return redirect(url_for(".index", process_id=process) if process else url_for(".upload"))
-    return render_template("versions/upload.html", errors=errors, problems=problems,
-                           note=request.form.get("note", "")), 422 if errors else 200
+    return render_template(
+        "versions/upload.html", errors=errors, problems=problems, note=request.form.get("note", "")
+    ), 422 if errors else 200
 
 
 @bp.route("/<process_id>/migrate", methods=["GET", "POST"])
@@ -171,7 +197,9 @@ def migrate(process_id: str):
     newest = _versions(process_id)[0].definition
     if request.method == "POST":
         wanted = request.form.get("instance", type=int)
-        targets = [wanted] if wanted else [c.instance.id for c in migration.candidates(engine(), db(), newest) if c.safe]
+        targets = (
+            [wanted] if wanted else [c.instance.id for c in migration.candidates(engine(), db(), newest) if c.safe]
+        )
         moved, refused = [], []
         for instance_id in targets:  # one transaction each: a refusal leaves the others moved
             try:
@@ -183,24 +211,29 @@ def migrate(process_id: str):
                 db().commit()
                 moved.append(str(instance.id))  # a process owner sees PEPs by number, never a child's case number
         if moved:
-            flash(f"Moved {len(moved)} PEP(s) to version {newest.deployment.version}: PEP "
-                  + ", ".join(moved) + ".", "success")
+            flash(
+                f"Moved {len(moved)} PEP(s) to version {newest.deployment.version}: PEP " + ", ".join(moved) + ".",
+                "success",
+            )
         for message in refused:
             flash(message, "error")
         if not moved and not refused:
             flash("No PEP could be moved safely.", "error")
         return redirect(url_for(".migrate", process_id=process_id))
     rows = _checks(newest)
-    return render_template("versions/migrate.html", process_id=process_id, newest=newest, rows=rows,
-                           safe=sum(r.check.safe for r in rows))
+    return render_template(
+        "versions/migrate.html", process_id=process_id, newest=newest, rows=rows, safe=sum(r.check.safe for r in rows)
+    )
 
 
 def _checks(newest: ProcessDefinition) -> list[Candidate]:
     checks = migration.candidates(engine(), db(), newest)
     tasks: dict[int, list[str]] = {}
-    for instance_id, name in db().execute(select(OpenTask.instance_id, OpenTask.name)
-                                          .where(OpenTask.instance_id.in_([c.instance.id for c in checks]))
-                                          .order_by(OpenTask.ready_at)):
+    for instance_id, name in db().execute(
+        select(OpenTask.instance_id, OpenTask.name)
+        .where(OpenTask.instance_id.in_([c.instance.id for c in checks]))
+        .order_by(OpenTask.ready_at)
+    ):
         tasks.setdefault(instance_id, []).append(name)
     return [Candidate(c.instance, tasks.get(c.instance.id) or _waiting_for(c.instance), c) for c in checks]
 
@@ -214,32 +247,53 @@ def _waiting_for(instance: Instance) -> list[str]:
 
 def _versions(process_id: str) -> list[Version]:
     """Every version that holds the process, newest first; 404 when none does."""
-    definitions = db().scalars(
-        select(ProcessDefinition).join(Deployment).where(ProcessDefinition.process_id == process_id)
-        .order_by(Deployment.version.desc())
-    ).all()
+    definitions = (
+        db()
+        .scalars(
+            select(ProcessDefinition)
+            .join(Deployment)
+            .where(ProcessDefinition.process_id == process_id)
+            .order_by(Deployment.version.desc())
+        )
+        .all()
+    )
     if not definitions:
         abort(404)
-    running = dict(db().execute(
-        select(Instance.definition_id, func.count(Instance.id))
-        .where(Instance.definition_id.in_([d.id for d in definitions]), Instance.status == Status.RUNNING)
-        .group_by(Instance.definition_id)
-    ).all())
+    running = dict(
+        db()
+        .execute(
+            select(Instance.definition_id, func.count(Instance.id))
+            .where(Instance.definition_id.in_([d.id for d in definitions]), Instance.status == Status.RUNNING)
+            .group_by(Instance.definition_id)
+        )
+        .all()
+    )
     shas = [_file(d).sha256 for d in definitions]
-    return [Version(d, i + 1 == len(definitions) or shas[i] != shas[i + 1], running.get(d.id, 0))
-            for i, d in enumerate(definitions)]
+    return [
+        Version(d, i + 1 == len(definitions) or shas[i] != shas[i + 1], running.get(d.id, 0))
+        for i, d in enumerate(definitions)
+    ]
 
 
 def _retirements(process_id: str, versions: list[Version]) -> list[Retirement]:
     """The versions that retired the process, each with the last version before it that held it."""
-    rows = db().execute(select(Deployment.version, Deployment.created_by, Deployment.created_at, Deployment.note,
-                               Deployment.retired).order_by(Deployment.version)).all()
+    rows = (
+        db()
+        .execute(
+            select(
+                Deployment.version, Deployment.created_by, Deployment.created_at, Deployment.note, Deployment.retired
+            ).order_by(Deployment.version)
+        )
+        .all()
+    )
     found = []
     for version, by, at, note, retired in rows:
         if process_id in (retired or []):
             last = next((v.definition for v in versions if v.definition.deployment.version < version), None)
             if last is not None:
-                found.append(Retirement(version, by, at, note, last.deployment.version, list(last.start_messages or [])))
+                found.append(
+                    Retirement(version, by, at, note, last.deployment.version, list(last.start_messages or []))
+                )
     return found
 
 
@@ -265,7 +319,8 @@ def _holding(version: int, versions: list[Version]) -> ProcessDefinition:
 
 def _definition_or_404(process_id: str, version: int) -> ProcessDefinition:
     definition = db().scalar(
-        select(ProcessDefinition).join(Deployment)
+        select(ProcessDefinition)
+        .join(Deployment)
         .where(ProcessDefinition.process_id == process_id, Deployment.version == version)
     )
     if definition is None:

@@ -31,9 +31,14 @@ def serious_violations(page) -> list[str]:
     if not AXE.exists():
         pytest.skip("axe-core is not installed (npm ci installs it)")
     page.add_script_tag(path=str(AXE))
-    result = page.evaluate(f"async () => await axe.run(document, {{runOnly: {{type: 'tag', values: {json.dumps(TAGS)}}}}})")
-    return [f"{v['id']} ({v['impact']}): {v['help']} at {[n['target'] for n in v['nodes']][:3]}"
-            for v in result["violations"] if v["impact"] in ("serious", "critical")]
+    result = page.evaluate(
+        f"async () => await axe.run(document, {{runOnly: {{type: 'tag', values: {json.dumps(TAGS)}}}}})"
+    )
+    return [
+        f"{v['id']} ({v['impact']}): {v['help']} at {[n['target'] for n in v['nodes']][:3]}"
+        for v in result["violations"]
+        if v["impact"] in ("serious", "critical")
+    ]
 
 
 @pytest.fixture
@@ -59,7 +64,8 @@ def test_a_task_form_and_its_error_summary_have_no_serious_accessibility_problem
 
 
 def test_a_review_step_with_the_pep_beside_its_form_has_no_serious_accessibility_problems(
-        page, deployed_app, engine, council, clock):
+    page, deployed_app, engine, council, clock
+):
     qa_reviews(council, clock, "pep")
     _instance_id, qa = to_qa(engine, council)
     sign_in(page, "ea@demo.test")
@@ -95,17 +101,24 @@ def a_laid_out_review_with_owner_and_auditor(app, engine, council, clock):
     return instance_id
 
 
-def test_the_modeller_and_forms_editor_have_no_serious_accessibility_problems(page, a_laid_out_review_with_owner_and_auditor):
+def test_the_modeller_and_forms_editor_have_no_serious_accessibility_problems(
+    page, a_laid_out_review_with_owner_and_auditor
+):
     sign_in(page, "owner@demo.test")
-    for url in ("/processes", "/processes/test_review/edit", "/processes/forms/complete_pep.schema.json/edit",
-                "/processes/test_views/delete"):
+    for url in (
+        "/processes",
+        "/processes/test_review/edit",
+        "/processes/forms/complete_pep.schema.json/edit",
+        "/processes/test_views/delete",
+    ):
         page.goto(url)
         page.wait_for_load_state("networkidle")
         assert serious_violations(page) == [], url
 
 
 def test_the_auditors_timeline_and_replay_have_no_serious_accessibility_problems(
-        page, a_laid_out_review_with_owner_and_auditor):
+    page, a_laid_out_review_with_owner_and_auditor
+):
     sign_in(page, "auditor@demo.test")
     instance_id = a_laid_out_review_with_owner_and_auditor
     for url in ("/audit", "/audit/children/C001", f"/audit/children/C001/instances/{instance_id}/replay"):
@@ -115,7 +128,8 @@ def test_the_auditors_timeline_and_replay_have_no_serious_accessibility_problems
 
 
 def test_a_young_persons_link_its_thanks_and_its_used_page_have_no_serious_accessibility_problems(
-        page, deployed_app, engine, council):
+    page, deployed_app, engine, council
+):
     with council.begin() as s:
         engine.start(s, "test_views", "C001")
     sign_in(page, "sw@demo.test")
@@ -141,16 +155,24 @@ def test_the_incidents_page_has_no_serious_accessibility_problems(page, deployed
 
     with council.begin() as s:
         instance = engine.start(s, "test_fragile", "C001", data={"divisor": 0})
-        s.add(Incident(instance_id=instance.id, child_id="C001", at=clock.now(), source="timer",
-                       message="process test_fragile, element divide: error: division by zero"))
+        s.add(
+            Incident(
+                instance_id=instance.id,
+                child_id="C001",
+                at=clock.now(),
+                source="timer",
+                message="process test_fragile, element divide: error: division by zero",
+            )
+        )
     sign_in(page, "admin@demo.test")
     page.goto("/admin/incidents")
     expect(page.get_by_role("button", name="Mark as resolved incident 1")).to_be_visible()
     assert serious_violations(page) == []
 
 
-def test_the_needs_a_person_page_and_its_error_have_no_serious_accessibility_problems(page, deployed_app, engine,
-                                                                                        council, clock):
+def test_the_needs_a_person_page_and_its_error_have_no_serious_accessibility_problems(
+    page, deployed_app, engine, council, clock
+):
     from datetime import date
 
     from engine.people import add_child
@@ -169,15 +191,23 @@ def test_the_needs_a_person_page_and_its_error_have_no_serious_accessibility_pro
 
 
 def test_the_people_children_schools_and_import_pages_have_no_serious_accessibility_problems(
-        page, deployed_app, council, tmp_path):
+    page, deployed_app, council, tmp_path
+):
     from engine.models import School
 
     deployed_app.config["IMPORT_FOLDER"] = str(tmp_path / "imports")
     with council.begin() as s:
         s.add(School(urn="100001", name="Oak Primary"))
     sign_in(page, "admin@demo.test")
-    for url in ("/admin/users", "/admin/users/1", "/children", "/admin/schools", "/admin/schools/100001",
-                "/admin/children/C001/team", "/admin/import"):
+    for url in (
+        "/admin/users",
+        "/admin/users/1",
+        "/children",
+        "/admin/schools",
+        "/admin/schools/100001",
+        "/admin/children/C001/team",
+        "/admin/import",
+    ):
         page.goto(url)
         assert serious_violations(page) == [], url
     extract = tmp_path / "extract.csv"
@@ -199,9 +229,13 @@ def test_the_oversight_pages_have_no_serious_accessibility_problems(page, deploy
 
     build_small_council(engine, council, clock)
     sign_in(page, "admin@demo.test")
-    for url in ("/oversight/timeliness?period=2025-26+spring", "/oversight/timeliness?period=2025-26&by=school",
-                "/oversight/timeliness/children?period=2025-26+spring&figure=overdue",
-                "/oversight/timeliness/children?period=2025-26+spring&figure=children", "/oversight/overdue"):
+    for url in (
+        "/oversight/timeliness?period=2025-26+spring",
+        "/oversight/timeliness?period=2025-26&by=school",
+        "/oversight/timeliness/children?period=2025-26+spring&figure=overdue",
+        "/oversight/timeliness/children?period=2025-26+spring&figure=children",
+        "/oversight/overdue",
+    ):
         page.goto(url)
         assert serious_violations(page) == [], url
     page.get_by_role("button", name="Remind the holders of the selected tasks").click()  # nothing selected

@@ -16,7 +16,11 @@ REPORT = {"name": "school-report.pdf", "mimeType": "application/pdf", "buffer": 
 
 
 def test_a_document_added_to_a_list_is_kept_through_a_refusal_listed_and_downloadable(
-        page, files_form, engine, council):  # noqa: F811
+    page,
+    files_form,  # noqa: F811 - the fixture imported above
+    engine,
+    council,
+):
     start_review(engine, council)
     task = only_task(council)
 
@@ -34,7 +38,9 @@ def test_a_document_added_to_a_list_is_kept_through_a_refusal_listed_and_downloa
     page.get_by_label("Month").fill("3")
     page.get_by_label("Year").fill("2026")
     page.get_by_role("button", name="Submit").click()
-    expect(page.locator(".govuk-notification-banner")).to_contain_text("Arrange the PEP meeting for Alex Example is done")
+    expect(page.locator(".govuk-notification-banner")).to_contain_text(
+        "Arrange the PEP meeting for Alex Example is done"
+    )
 
     page.goto("/children/C001")
     attachments = page.locator("#attachments")

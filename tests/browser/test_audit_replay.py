@@ -65,8 +65,9 @@ def test_an_auditor_steps_through_a_termly_review_on_its_diagram(chromium, live_
     forward = page.get_by_role("button", name="Step forward")
     while forward.is_enabled():
         forward.click()
-        page.wait_for_function("seq => document.querySelector('#replay-diagram').dataset.shownSeq !== seq",
-                               arg=seen[-1]["seq"])  # a function, not a string: the CSP forbids eval
+        page.wait_for_function(
+            "seq => document.querySelector('#replay-diagram').dataset.shownSeq !== seq", arg=seen[-1]["seq"]
+        )  # a function, not a string: the CSP forbids eval
         seen.append(page.evaluate(STATE))
 
     first, last = seen[0], seen[-1]
@@ -83,14 +84,14 @@ def test_an_auditor_steps_through_a_termly_review_on_its_diagram(chromium, live_
     assert len(set(states)) == 4  # started, arranged, completed, signed off: each its own highlight and data
 
     page.get_by_role("button", name="Step back").click()
-    shown(page, seen[-2]['seq'])
+    shown(page, seen[-2]["seq"])
     assert page.evaluate(STATE)["done"] == seen[-2]["done"]
     page.get_by_role("slider").focus()
     page.keyboard.press("Home")  # the slider answers the keyboard
-    shown(page, first['seq'])
+    shown(page, first["seq"])
     page.get_by_label("Choose an event").select_option(index=len(seen) - 2)
     page.get_by_role("button", name="Play").click()
-    shown(page, last['seq'])
+    shown(page, last["seq"])
     expect(page.get_by_role("button", name="Play")).to_have_attribute("aria-pressed", "false")
 
     assert f"/instances/{instance_id}/replay" in page.url

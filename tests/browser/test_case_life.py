@@ -72,5 +72,8 @@ def test_edit_a_school_report_a_change_of_school_and_withdraw_a_pep(page, deploy
 
     with council() as s:
         assert s.get(Instance, instance_id).status == "cancelled"
-        assert (s.get(Child, "C001").school, s.get(Child, "C002").school) == ("Oak Primary Academy", "Birch Secondary School")
+        assert (s.get(Child, "C001").school, s.get(Child, "C002").school) == (
+            "Oak Primary Academy",
+            "Birch Secondary School",
+        )
         assert s.scalar(select(Event).where(Event.kind == "change_reported")).data["received_by"] == []

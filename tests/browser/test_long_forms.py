@@ -20,9 +20,14 @@ def serious_violations(page) -> list[str]:
     """axe's serious problems, but GOV.UK Frontend's own `aria-expanded` on a radio that reveals a question:
     its Radios module sets it (the Design System's researched pattern), which ARIA 1.2 does not list for
     radios; axe reports it on every conditional reveal."""
-    reveal = page.evaluate("() => [...document.querySelectorAll('input[type=radio][aria-controls]')].map(e => '#' + e.id)")
-    return [v for v in all_serious_violations(page)
-            if not (v.startswith("aria-allowed-attr") and all(f"'{id}'" in str(reveal) for id in _targets(v)))]
+    reveal = page.evaluate(
+        "() => [...document.querySelectorAll('input[type=radio][aria-controls]')].map(e => '#' + e.id)"
+    )
+    return [
+        v
+        for v in all_serious_violations(page)
+        if not (v.startswith("aria-allowed-attr") and all(f"'{id}'" in str(reveal) for id in _targets(v)))
+    ]
 
 
 def _targets(violation: str) -> list[str]:
@@ -42,15 +47,24 @@ def ppg_meeting(deployed_app, council, clock, engine):
 
 
 @pytest.mark.parametrize("width", [1280, 390])
-def test_the_long_epep_is_a_task_list_of_sections_checked_before_it_is_submitted(page, epep, council, engine, width,
-                                                                                 tmp_path):
+def test_the_long_epep_is_a_task_list_of_sections_checked_before_it_is_submitted(
+    page, epep, council, engine, width, tmp_path
+):
     page.set_viewport_size({"width": width, "height": 900})
     with council.begin() as s:
         answers = sample_answers(engine.task_form(s, epep.id, "sw@demo.test")["form_schema"], engine.now().date())
-        answers.update(meeting_date="2026-01-27", next_meeting_date="2036-04-20", moving_school=False,
-                       sen_status="None")
-        s.add(TaskDraft(task_id=epep.id, user_id=s.scalar(select(User.id).where(User.email == "sw@demo.test")),
-                        data=answers, saved_at=engine.now(), sections_done=[1, 2, 3, 4, 5, 7]))
+        answers.update(
+            meeting_date="2026-01-27", next_meeting_date="2036-04-20", moving_school=False, sen_status="None"
+        )
+        s.add(
+            TaskDraft(
+                task_id=epep.id,
+                user_id=s.scalar(select(User.id).where(User.email == "sw@demo.test")),
+                data=answers,
+                saved_at=engine.now(),
+                sections_done=[1, 2, 3, 4, 5, 7],
+            )
+        )
     sign_in(page, "sw@demo.test")
     page.goto(f"/tasks/{epep.id}")
     tasks = page.locator(".govuk-task-list").first
@@ -146,6 +160,9 @@ def test_targets_are_added_and_removed_without_reloading_and_errors_name_them(pa
     expect(summary).to_contain_text("Target 1: enter strategies and support")
     expect(summary).not_to_contain_text("Enter the name of the person who chaired the meeting")  # another section's
     summary.get_by_role("link", name="Target 1: by when must be a real date").click()
-    expect(page.get_by_role("group", name="Target 1", exact=True).get_by_role("group", name="By when")
-           .get_by_label("Month")).to_be_focused()
+    expect(
+        page.get_by_role("group", name="Target 1", exact=True)
+        .get_by_role("group", name="By when")
+        .get_by_label("Month")
+    ).to_be_focused()
     assert serious_violations(page) == []

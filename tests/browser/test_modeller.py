@@ -158,8 +158,10 @@ def specs_of(files: dict[str, str]) -> dict[str, dict]:
     for path, xml in files.items():
         parser.add_bpmn_str(xml.encode("utf-8"), filename=path)
     serializer = Serializer()
-    return {pid: serializer.spec_to_dict(parser.get_spec(pid), parser.get_subprocess_specs(pid))
-            for pid in parser.get_process_ids()}
+    return {
+        pid: serializer.spec_to_dict(parser.get_spec(pid), parser.get_subprocess_specs(pid))
+        for pid in parser.get_process_ids()
+    }
 
 
 ROUND_TRIP = """async (diagrams) => {

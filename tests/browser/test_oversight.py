@@ -24,11 +24,13 @@ def test_a_figure_leads_to_its_children_and_on_to_a_childs_page(page, deployed_a
     expect(page.get_by_role("heading", name="Dee Initial")).to_be_visible()
     with council() as s:
         assert s.scalars(select(Event.actor).where(Event.kind == "record_viewed", Event.child_id == "C004")).all() == [
-            "ea@demo.test"]
+            "ea@demo.test"
+        ]
 
 
-def test_a_termly_figure_of_a_school_leads_to_its_children_and_on_to_a_childs_page(page, deployed_app, engine, council,
-                                                                                  clock):
+def test_a_termly_figure_of_a_school_leads_to_its_children_and_on_to_a_childs_page(
+    page, deployed_app, engine, council, clock
+):
     build_small_council(engine, council, clock)
     sign_in(page, "ea@demo.test")
     page.goto("/oversight/timeliness")
@@ -36,11 +38,13 @@ def test_a_termly_figure_of_a_school_leads_to_its_children_and_on_to_a_childs_pa
     page.get_by_label("Break down by").select_option("school")
     page.get_by_role("button", name="Show the figures").click()
     page.locator("#termly-1").get_by_role(
-        "link", name="1 children: no pep review completed in the term, Spring term 2025-26, Oak Primary").click()
+        "link", name="1 children: no pep review completed in the term, Spring term 2025-26, Oak Primary"
+    ).click()
     expect(page.get_by_role("heading", name="No PEP review completed in the term")).to_be_visible()
     expect(page.locator("main table tbody tr")).to_have_count(1)
     page.get_by_role("link", name="Casey Late").click()
     expect(page.get_by_role("heading", name="Casey Late")).to_be_visible()
     with council() as s:
         assert s.scalars(select(Event.actor).where(Event.kind == "record_viewed", Event.child_id == "C003")).all() == [
-            "ea@demo.test"]
+            "ea@demo.test"
+        ]

@@ -29,10 +29,13 @@ def known(app, engine, council):
 
 
 def charts(page) -> list[dict]:
-    return page.eval_on_selector_all("figure.app-chart canvas", """els => els.map(e => ({
+    return page.eval_on_selector_all(
+        "figure.app-chart canvas",
+        """els => els.map(e => ({
         name: e.getAttribute('aria-label'), role: e.getAttribute('role'), width: e.width,
         description: document.getElementById(e.getAttribute('aria-describedby')).textContent,
-        table: (b => b.matches('table') ? b : b.querySelector('table'))(e.closest('figure').previousElementSibling).id}))""")
+        table: (b => b.matches('table') ? b : b.querySelector('table'))(e.closest('figure').previousElementSibling).id}))""",
+    )
 
 
 def test_the_ppplus_and_quality_pages_with_figures_have_no_serious_accessibility_problems(page, known):

@@ -45,8 +45,10 @@ def test_the_inbox_rows_on_a_phone_label_each_value(page, a_review_at_the_teache
     sign_in(page, "dt@demo.test")
     due = page.locator("#inbox-rows td[data-label='Due']").first
     assert due.is_visible()
-    assert page.evaluate("getComputedStyle(document.querySelector('#inbox-rows thead')).position") == "absolute" \
+    assert (
+        page.evaluate("getComputedStyle(document.querySelector('#inbox-rows thead')).position") == "absolute"
         or not page.locator("#inbox-rows thead").is_visible()
+    )
     assert serious_violations(page) == []
 
 
@@ -55,12 +57,33 @@ def test_the_inbox_rows_on_a_phone_label_each_value(page, a_review_at_the_teache
 MAIN_PAGES = {
     "sw@demo.test": ["/inbox", "task", "child", "/children", "/notifications"],
     "other.dt@demo.test": ["/inbox", "task", "child"],
-    "vsh@demo.test": ["/inbox", "/inbox?view=pool", "/oversight/timeliness", "/oversight/timeliness?by=school",
-                      "/oversight/timeliness/children?figure=overdue", "/oversight/overdue", "/oversight/ppplus",
-                      "/oversight/quality", "/children", "/children/C004"],
-    "admin@demo.test": ["/inbox", "/children", "/children/C002", "/admin/users", "/admin/schools",
-                        "/admin/children/C001/team", "/admin/needs-a-person", "/admin/incidents", "/admin/grants",
-                        "/admin/import", "/admin/children/new", "/notifications", "/audit"],
+    "vsh@demo.test": [
+        "/inbox",
+        "/inbox?view=pool",
+        "/oversight/timeliness",
+        "/oversight/timeliness?by=school",
+        "/oversight/timeliness/children?figure=overdue",
+        "/oversight/overdue",
+        "/oversight/ppplus",
+        "/oversight/quality",
+        "/children",
+        "/children/C004",
+    ],
+    "admin@demo.test": [
+        "/inbox",
+        "/children",
+        "/children/C002",
+        "/admin/users",
+        "/admin/schools",
+        "/admin/children/C001/team",
+        "/admin/needs-a-person",
+        "/admin/incidents",
+        "/admin/grants",
+        "/admin/import",
+        "/admin/children/new",
+        "/notifications",
+        "/audit",
+    ],
 }
 
 
@@ -76,8 +99,12 @@ def test_each_roles_main_pages_fit_a_phone(page, deployed_app, engine, council, 
         for path in paths:
             if path == "task":
                 with council() as s:
-                    path = "/tasks/" + s.scalars(select(OpenTask.id).join(User, User.id == OpenTask.assignee_id)
-                                                 .where(User.email == email)).first()
+                    path = (
+                        "/tasks/"
+                        + s.scalars(
+                            select(OpenTask.id).join(User, User.id == OpenTask.assignee_id).where(User.email == email)
+                        ).first()
+                    )
             elif path == "child":
                 page.goto("/inbox")
                 path = page.locator("#inbox-rows a[href^='/children/']").first.get_attribute("href")

@@ -19,7 +19,8 @@ def fill_date(page, day: str, month: str, year: str) -> None:
 
 
 def test_a_refused_date_stays_on_the_page_and_a_pep_rated_red_comes_back_marked_sent_back(
-        page, deployed_app, engine, council):
+    page, deployed_app, engine, council
+):
     start_review(engine, council)
     sign_in(page, "sw@demo.test")
     page.get_by_role("link", name="Arrange the PEP meeting").click()
@@ -33,7 +34,9 @@ def test_a_refused_date_stays_on_the_page_and_a_pep_rated_red_comes_back_marked_
     fill_date(page, "10", "3", "2026")
     page.get_by_role("button", name="Submit").click()
     banner = page.locator(".govuk-notification-banner--success")
-    expect(banner).to_contain_text("Arrange the PEP meeting for Alex Example is done. Next: Complete the PEP (Dana Teacher, by")
+    expect(banner).to_contain_text(
+        "Arrange the PEP meeting for Alex Example is done. Next: Complete the PEP (Dana Teacher, by"
+    )
     sign_out(page)
 
     complete(engine, council, only_task(council), "dt@demo.test", PEP)
@@ -44,7 +47,8 @@ def test_a_refused_date_stays_on_the_page_and_a_pep_rated_red_comes_back_marked_
     assert serious_violations(page) == []
     row.get_by_role("link", name="Complete the PEP").click()
     expect(page.locator(".govuk-error-summary")).to_contain_text(
-        "Sent back: the VS Education Adviser rated the PEP Red")
+        "Sent back: the VS Education Adviser rated the PEP Red"
+    )
     assert serious_violations(page) == []
 
 

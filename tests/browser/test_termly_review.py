@@ -32,7 +32,9 @@ def test_a_termly_review_from_start_to_qa_sign_off(page, deployed_app, engine, c
     page.get_by_label("Day").fill("10")
     page.get_by_label("Month").fill("3")
     page.get_by_role("button", name="Submit").click()
-    expect(page.locator(".govuk-notification-banner")).to_contain_text("Arrange the PEP meeting for Alex Example is done")
+    expect(page.locator(".govuk-notification-banner")).to_contain_text(
+        "Arrange the PEP meeting for Alex Example is done"
+    )
     sign_out(page)
 
     sign_in(page, "dt@demo.test")

@@ -14,19 +14,25 @@ from .conftest import sign_in
 
 OWNER = "owner@demo.test"
 PATH = "processes/pep_review.bpmn"
-NOTE = ('<bpmn:textAnnotation id="note_for_owners"><bpmn:text>Ask the VS Head before changing this</bpmn:text>'
-        "</bpmn:textAnnotation>")
-NOTE_SHAPE = ('<bpmndi:BPMNShape id="note_for_owners_di" bpmnElement="note_for_owners">'
-              '<dc:Bounds x="200" y="40" width="180" height="40" /></bpmndi:BPMNShape>')
+NOTE = (
+    '<bpmn:textAnnotation id="note_for_owners"><bpmn:text>Ask the VS Head before changing this</bpmn:text>'
+    "</bpmn:textAnnotation>"
+)
+NOTE_SHAPE = (
+    '<bpmndi:BPMNShape id="note_for_owners_di" bpmnElement="note_for_owners">'
+    '<dc:Bounds x="200" y="40" width="180" height="40" /></bpmndi:BPMNShape>'
+)
 
 
 @pytest.fixture
 def two_versions(app, council, clock):
     """The shipped processes, then a version with a task renamed and a note added for process owners."""
     xml = (ROOT / PATH).read_text(encoding="utf-8")
-    edited = (xml.replace('name="Arrange the termly PEP review meeting"', 'name="Arrange the PEP review meeting"')
-              .replace("</bpmn:process>", NOTE + "</bpmn:process>", 1)
-              .replace("</bpmndi:BPMNPlane>", NOTE_SHAPE + "</bpmndi:BPMNPlane>", 1))
+    edited = (
+        xml.replace('name="Arrange the termly PEP review meeting"', 'name="Arrange the PEP review meeting"')
+        .replace("</bpmn:process>", NOTE + "</bpmn:process>", 1)
+        .replace("</bpmndi:BPMNPlane>", NOTE_SHAPE + "</bpmndi:BPMNPlane>", 1)
+    )
     with clocks.using(clock), council.begin() as s:
         add_user(s, OWNER, "Olu Process-Owner", roles=["Process Owner"], password_hash=PASSWORD_HASH)
         deploy(s, Bundle.from_dirs(ROOT), actor="setup@demo.test")

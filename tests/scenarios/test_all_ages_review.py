@@ -21,33 +21,76 @@ SW, DT, EA, VSH = "sw@council.test", "dt@oak.test", "ea@council.test", "vsh@coun
 YP, CARER, IRO = "yp@home.test", "carer@home.test", "iro@council.test"
 
 CALL = {
-    "meeting_date": "2026-03-18", "meeting_time": "14:00", "venue": "Oak Primary, meeting room 2",
-    "invitees": [{"role": "Designated Teacher", "name": "Dana Teacher"}, {"role": "Carer", "name": "Cara Carer"},
-                 {"role": "Educational Psychologist", "name": "Eve Psychologist", "contact": "ep@council.test"}],
-    "young_person_encouraged_to_attend": True, "student_views_sheet_sent": True,
-    "has_school_place": True, "has_ehcp": False, "cla_review_date": "2026-04-22",
+    "meeting_date": "2026-03-18",
+    "meeting_time": "14:00",
+    "venue": "Oak Primary, meeting room 2",
+    "invitees": [
+        {"role": "Designated Teacher", "name": "Dana Teacher"},
+        {"role": "Carer", "name": "Cara Carer"},
+        {"role": "Educational Psychologist", "name": "Eve Psychologist", "contact": "ep@council.test"},
+    ],
+    "young_person_encouraged_to_attend": True,
+    "student_views_sheet_sent": True,
+    "has_school_place": True,
+    "has_ehcp": False,
+    "cla_review_date": "2026-04-22",
 }
-VIEWS = {"how_i_feel_about_school": "OK", "what_is_going_well": "I like art and my new friends",
-         "what_i_find_hard": "Spelling tests", "help_i_need": "Help with reading at home",
-         "my_hopes": "To be an illustrator", "coming_to_meeting": "Yes"}
-PREPOPULATED = {"attendance_percent": 94.5, "exclusions_this_year": 0, "sen_status": "SEN support",
-                "attainment": [{"subject": "Reading", "current": "Working towards", "progress": "Below expected"}]}
+VIEWS = {
+    "how_i_feel_about_school": "OK",
+    "what_is_going_well": "I like art and my new friends",
+    "what_i_find_hard": "Spelling tests",
+    "help_i_need": "Help with reading at home",
+    "my_hopes": "To be an illustrator",
+    "coming_to_meeting": "Yes",
+}
+PREPOPULATED = {
+    "attendance_percent": 94.5,
+    "exclusions_this_year": 0,
+    "sen_status": "SEN support",
+    "attainment": [{"subject": "Reading", "current": "Working towards", "progress": "Below expected"}],
+}
 TARGETS = [
-    {"what": "Read aloud with a buddy three times a week", "category": "Academic",
-     "strategies": "Buddy reading in the library", "who": "Class teacher", "by_when": "2026-05-22",
-     "evidence_of_impact": "Reading age up six months", "pp_plus_amount": 300},
-    {"what": "Join the art club every week", "category": "Social, emotional and mental health",
-     "strategies": "Carer drops off after school", "who": "Carer", "by_when": "2026-05-22"},
+    {
+        "what": "Read aloud with a buddy three times a week",
+        "category": "Academic",
+        "strategies": "Buddy reading in the library",
+        "who": "Class teacher",
+        "by_when": "2026-05-22",
+        "evidence_of_impact": "Reading age up six months",
+        "pp_plus_amount": 300,
+    },
+    {
+        "what": "Join the art club every week",
+        "category": "Social, emotional and mental health",
+        "strategies": "Carer drops off after school",
+        "who": "Carer",
+        "by_when": "2026-05-22",
+    },
 ]
-RECORD = {"meeting_date": "2026-03-18", "sw_attended": True, "dt_attended": True, "young_person_attended": True,
-          "young_persons_views": "Alex led with their views sheet: art and reading help.",
-          "targets": TARGETS, "next_meeting_date": "2026-06-17", "next_meeting_time": "14:00"}
-GREEN = {"child_voice_evident": True, "previous_targets_evaluated": True, "targets_smart": True,
-         "pp_plus_linked_to_targets": True, "rating": "Green"}
+RECORD = {
+    "meeting_date": "2026-03-18",
+    "sw_attended": True,
+    "dt_attended": True,
+    "young_person_attended": True,
+    "young_persons_views": "Alex led with their views sheet: art and reading help.",
+    "targets": TARGETS,
+    "next_meeting_date": "2026-06-17",
+    "next_meeting_time": "14:00",
+}
+GREEN = {
+    "child_voice_evident": True,
+    "previous_targets_evaluated": True,
+    "targets_smart": True,
+    "pp_plus_linked_to_targets": True,
+    "rating": "Green",
+}
 SEND = {"pep_document": "upload-7f3a", "sent_to_social_worker": True}
 FILED = {"filed_on_liquid_logic": True, "liquid_logic_reference": "LL-2026-0042", "filed_on": "2026-03-27"}
-REVIEW = {"review_record_updated": True, "education_summary_for_review": "Attendance 94.5%, reading support.",
-          "significant_changes": False}
+REVIEW = {
+    "review_record_updated": True,
+    "education_summary_for_review": "Attendance 94.5%, reading support.",
+    "significant_changes": False,
+}
 
 # A stand-in for the council's PEP-cycle router: it catches pep_cycle_due and starts the next review.
 ROUTER = """<?xml version="1.0" encoding="UTF-8"?>
@@ -87,9 +130,14 @@ def council(demo_council, engine):
 
 # ---- the way to each step -----------------------------------------------------------------------
 
+
 def start(council, child="Y5", cycle=None) -> int:
-    started = council.send("all_ages_review_due", {"variant": "all_ages_review_due", "next_meeting_date": None,
-                                                   "previous_targets": [], **(cycle or {})}, child, actor="router")
+    started = council.send(
+        "all_ages_review_due",
+        {"variant": "all_ages_review_due", "next_meeting_date": None, "previous_targets": [], **(cycle or {})},
+        child,
+        actor="router",
+    )
     return started[0].id
 
 
@@ -117,6 +165,7 @@ def to_qa(council, record=None) -> int:
 
 
 # ---- the cycle and the window -------------------------------------------------------------------
+
 
 def test_a_due_review_with_no_planned_date_asks_the_social_worker_to_call_the_meeting_now(council, engine):
     start(council)
@@ -151,6 +200,7 @@ def test_a_child_leaving_care_before_the_meeting_is_called_closes_the_review_wit
 
 
 # ---- the PEP meeting: calling it, the student views sheet, the DT's data ------------------------
+
 
 def test_calling_the_meeting_invites_carer_and_young_person_and_opens_the_preparation(council, engine):
     start(council)
@@ -192,26 +242,38 @@ def test_the_views_sheet_not_done_reminds_the_sw_and_carer_then_the_sw_records_w
     assert council.task("record_views_missing").role_key == "social_worker"
     assert "record_meeting" not in [t.spec_id for t in council.open_tasks()]
     assert set(council.refused("record_views_missing", SW, {})) == {"views_missing_reason", "views_missing_details"}
-    council.do("record_views_missing", SW, {"views_missing_reason": "Young person declined",
-                                                     "views_missing_details": "Did not want to write it down",
-                                                     "views_gathered_another_way": "Carer will share"})
+    council.do(
+        "record_views_missing",
+        SW,
+        {
+            "views_missing_reason": "Young person declined",
+            "views_missing_details": "Did not want to write it down",
+            "views_gathered_another_way": "Carer will share",
+        },
+    )
     text = council.view("record_meeting", DT)["instructions"]
     assert "No student views sheet was completed (Did not want to write it down)" in text
 
 
 def test_without_a_views_sheet_for_a_very_young_child_the_sw_says_why_and_no_sheet_is_sent(council, engine):
     start(council, child="EY3")
-    call = {**CALL, "student_views_sheet_sent": False,
-            "invitees": [{"role": "Designated Teacher", "name": "Pip Practitioner"}]}
+    call = {
+        **CALL,
+        "student_views_sheet_sent": False,
+        "invitees": [{"role": "Designated Teacher", "name": "Pip Practitioner"}],
+    }
     errors = council.refused("call_meeting", SW, call, child="EY3")
-    assert errors == {"views_sheet_not_sent_reason": "Answer the question: Why is the student views sheet not being "
-                                                     "sent, and how will the child's views be gathered?"}
-    council.do("call_meeting", SW, {**call, "views_sheet_not_sent_reason": "Aged 3: key worker observes"},
-       child="EY3")
+    assert errors == {
+        "views_sheet_not_sent_reason": "Answer the question: Why is the student views sheet not being "
+        "sent, and how will the child's views be gathered?"
+    }
+    council.do("call_meeting", SW, {**call, "views_sheet_not_sent_reason": "Aged 3: key worker observes"}, child="EY3")
     assert [t.spec_id for t in council.open_tasks("EY3")] == ["prepopulate_pep"]
     council.do("prepopulate_pep", "dp@nursery.test", PREPOPULATED, child="EY3")
-    assert "(Aged 3: key worker observes)" in council.view("record_meeting", "dp@nursery.test",
-                                                   child="EY3")["instructions"]
+    assert (
+        "(Aged 3: key worker observes)"
+        in council.view("record_meeting", "dp@nursery.test", child="EY3")["instructions"]
+    )
 
 
 def test_late_pre_population_reminds_the_dt_and_tells_the_sw_and_the_dt_keeps_the_task(council, engine):
@@ -231,14 +293,18 @@ def test_late_pre_population_reminds_the_dt_and_tells_the_sw_and_the_dt_keeps_th
 
 # ---- the meeting must have the SW and the DT; the next PEP date is set ---------------------------
 
+
 def test_a_meeting_without_the_social_worker_or_the_designated_teacher_is_refused(council, engine):
     prepared(council)
     no_sw = council.refused("record_meeting", DT, {**RECORD, "sw_attended": False})
-    assert no_sw == {"sw_attended": "The Social Worker must attend the PEP meeting: "
-                                    "a meeting without them is not accepted, hold it again with them present"}
+    assert no_sw == {
+        "sw_attended": "The Social Worker must attend the PEP meeting: "
+        "a meeting without them is not accepted, hold it again with them present"
+    }
     assert set(council.refused("record_meeting", DT, {**RECORD, "dt_attended": False})) == {"dt_attended"}
-    assert set(council.refused("record_meeting", DT, {k: v for k, v in RECORD.items()
-                                                              if k != "sw_attended"})) == {"sw_attended"}
+    assert set(council.refused("record_meeting", DT, {k: v for k, v in RECORD.items() if k != "sw_attended"})) == {
+        "sw_attended"
+    }
     # held again a week later with both present
     held(engine, "2026-03-25")
     council.do("record_meeting", DT, {**RECORD, "meeting_date": "2026-03-25"})
@@ -248,14 +314,15 @@ def test_a_meeting_without_the_social_worker_or_the_designated_teacher_is_refuse
 def test_the_next_pep_date_must_be_set_and_keep_three_meetings_a_year(council, engine):
     prepared(council)
     missing = {k: v for k, v in RECORD.items() if k != "next_meeting_date"}
-    assert council.refused("record_meeting", DT, missing) == {
-        "next_meeting_date": "Enter date of the next PEP meeting"}
+    assert council.refused("record_meeting", DT, missing) == {"next_meeting_date": "Enter date of the next PEP meeting"}
     for day in ("2026-09-21", "2026-03-18"):  # after next term, the same day
         assert council.refused("record_meeting", DT, {**RECORD, "next_meeting_date": day}) == {
             "next_meeting_date": "The next PEP meeting must be after this meeting and no later than the end of next "
-                                 "term, 22 July 2026: PEP meetings are held 3 times a year"}
+            "term, 22 July 2026: PEP meetings are held 3 times a year"
+        }
     assert council.refused("record_meeting", DT, {**RECORD, "next_meeting_date": "2026-03-01"}) == {
-        "next_meeting_date": "Date of the next PEP meeting must be today or in the future"}
+        "next_meeting_date": "Date of the next PEP meeting must be today or in the future"
+    }
     with council.sessions.begin() as s, pytest.raises(FormInvalid) as caught:  # recorded the day before it is held
         engine.complete_task(s, council.task("record_meeting").id, DT, {**RECORD, "meeting_date": "2026-03-19"})
     assert caught.value.errors == {"meeting_date": "Date the meeting was held must be today or in the past"}
@@ -265,6 +332,7 @@ def test_the_next_pep_date_must_be_set_and_keep_three_meetings_a_year(council, e
 
 
 # ---- after the meeting: QA, PP+, Liquid Logic, review record, next cycle --------------------------
+
 
 def test_the_whole_review_runs_to_liquid_logic_and_starts_the_next_pep(demo_council, engine):
     council = _deploy(demo_council, engine, with_router=True)
@@ -290,8 +358,11 @@ def test_the_whole_review_runs_to_liquid_logic_and_starts_the_next_pep(demo_coun
         started = s.scalars(select(Instance).where(Instance.child_id == "Y5").order_by(Instance.id)).all()
     assert [i.definition.process_id for i in started] == ["all_ages_review", "test_router", "all_ages_review"]
     thrown = [e for e in council.history() if e.kind == "instance_started" and e.instance_id == started[1].id][0]
-    assert thrown.data["data"] == {"variant": "all_ages_review_due", "next_meeting_date": "2026-06-17",
-                                   "previous_targets": TARGETS}
+    assert thrown.data["data"] == {
+        "variant": "all_ages_review_due",
+        "next_meeting_date": "2026-06-17",
+        "previous_targets": TARGETS,
+    }
     assert council.path(first)[-1] == "next_pep_due"
     # the next review waits for its window and shows the targets to review
     nxt = started[2]
@@ -325,7 +396,8 @@ def test_a_red_rating_sends_the_pep_back_to_the_dt_with_feedback_and_a_new_deadl
     assert back.role_key == "designated_teacher"
     assert back.due_at.isoformat() == "2026-04-02T22:59:59+00:00"  # Thursday + 5 working days, end of day (BST)
     assert council.view("record_meeting", DT)["instructions"].startswith(
-        "PLEASE CHANGE: the VS Education Adviser rated the PEP Red: Targets need a measure.")
+        "PLEASE CHANGE: the VS Education Adviser rated the PEP Red: Targets need a measure."
+    )
     assert council.sweep("2026-03-26T12:00:00+00:00").timers_fired == 0  # the deadline moved
     assert council.sweep("2026-04-03T00:00:01+00:00").timers_fired == 1
     late = council.notices("overdue")
@@ -339,9 +411,13 @@ def test_a_green_rating_is_refused_while_a_quality_check_is_answered_no(council,
     to_qa(council)
     assert council.refused("qa_pep", EA, {**GREEN, "child_voice_evident": False}) == {
         "rating": "Green means every check is met, but the young person's voice is not evident: choose Amber or "
-                  "Red, or change that answer"}
-    council.do("qa_pep", EA, {**GREEN, "child_voice_evident": False, "rating": "Amber",
-                                       "qa_feedback": "Put the student views first."})
+        "Red, or change that answer"
+    }
+    council.do(
+        "qa_pep",
+        EA,
+        {**GREEN, "child_voice_evident": False, "rating": "Amber", "qa_feedback": "Put the student views first."},
+    )
     assert [t.spec_id for t in council.open_tasks()] == ["approve_pp_plus"]
 
 
@@ -350,8 +426,15 @@ def test_the_vs_head_approves_part_of_the_pp_plus_and_the_dt_and_sw_are_told(cou
     council.do("qa_pep", EA, GREEN)
     errors = council.refused("approve_pp_plus", VSH, {"pp_plus_decision": "Approve part"})
     assert set(errors) == {"pp_plus_approved_amount", "pp_plus_decision_reason"}
-    council.do("approve_pp_plus", VSH, {"pp_plus_decision": "Approve part", "pp_plus_approved_amount": 200,
-                                                 "pp_plus_decision_reason": "Tuition is capped at £200 a term."})
+    council.do(
+        "approve_pp_plus",
+        VSH,
+        {
+            "pp_plus_decision": "Approve part",
+            "pp_plus_approved_amount": 200,
+            "pp_plus_decision_reason": "Tuition is capped at £200 a term.",
+        },
+    )
     told = [n for n in council.notices("notice") if n[2].startswith("Pupil Premium Plus")]
     assert {who for who, _r, _s in told} == {DT, SW}
     assert told[0][2] == "Pupil Premium Plus for Alex Example: Approve part (£200 of £300)"
@@ -361,11 +444,15 @@ def test_the_vs_head_approves_part_of_the_pp_plus_and_the_dt_and_sw_are_told(cou
 def test_the_vs_head_refuses_the_pp_plus_with_reasons(council, engine):
     to_qa(council)
     council.do("qa_pep", EA, GREEN)
-    assert set(council.refused("approve_pp_plus", VSH, {"pp_plus_decision": "Refuse"})) == {
-        "pp_plus_decision_reason"}
-    council.do("approve_pp_plus", VSH, {"pp_plus_decision": "Refuse",
-                                                 "pp_plus_decision_reason": "Not linked to an assessed need."})
-    assert any(s == "Pupil Premium Plus for Alex Example: Refuse (£0 of £300)" for _w, _r, s in council.notices("notice"))
+    assert set(council.refused("approve_pp_plus", VSH, {"pp_plus_decision": "Refuse"})) == {"pp_plus_decision_reason"}
+    council.do(
+        "approve_pp_plus",
+        VSH,
+        {"pp_plus_decision": "Refuse", "pp_plus_decision_reason": "Not linked to an assessed need."},
+    )
+    assert any(
+        s == "Pupil Premium Plus for Alex Example: Refuse (£0 of £300)" for _w, _r, s in council.notices("notice")
+    )
     assert [t.spec_id for t in council.open_tasks()] == ["send_pep_to_sw"]
 
 
@@ -378,34 +465,52 @@ def test_no_pp_plus_requested_skips_the_vs_head(council, engine):
 
 # ---- no school place, EHCP, IRO ---------------------------------------------------------------
 
+
 def test_a_child_with_no_school_place_still_has_a_pep_with_the_ea_in_place_of_a_dt(council, engine):
     start(council, child="NOSCHOOL")
     assert council.view("call_meeting", SW, child="NOSCHOOL")["data"]["has_school_place"] is False
-    call = {**CALL, "has_school_place": False, "student_views_sheet_sent": False,
-            "views_sheet_not_sent_reason": "No young person account yet: SW will bring their views",
-            "invitees": [{"role": "Carer", "name": "Cara Carer"}]}
+    call = {
+        **CALL,
+        "has_school_place": False,
+        "student_views_sheet_sent": False,
+        "views_sheet_not_sent_reason": "No young person account yet: SW will bring their views",
+        "invitees": [{"role": "Carer", "name": "Cara Carer"}],
+    }
     assert council.refused("call_meeting", SW, call, child="NOSCHOOL") == {
         "invitees": "Invite the VS Education Adviser: without a school place they "
-                    "complete the education sections with you"}
+        "complete the education sections with you"
+    }
     call["invitees"].append({"role": "VS Education Adviser", "name": "Erin Adviser"})
     council.do("call_meeting", SW, call, child="NOSCHOOL")
     sections = council.task("complete_education_sections", child="NOSCHOOL")
     assert (sections.role_key, sections.pooled) == ("vs_education_adviser", True)
-    council.do("complete_education_sections", EA, {"current_provision": "Tuition",
-                                                             "provision_hours_per_week": 10,
-                                                             "school_place_plan": "Admissions panel 30 March"},
-       child="NOSCHOOL")
+    council.do(
+        "complete_education_sections",
+        EA,
+        {
+            "current_provision": "Tuition",
+            "provision_hours_per_week": 10,
+            "school_place_plan": "Admissions panel 30 March",
+        },
+        child="NOSCHOOL",
+    )
     record = council.task("record_meeting_no_school", child="NOSCHOOL")
     assert record.role_key == "social_worker"
-    assert "Plan for a school place: Admissions panel 30 March" in council.view("record_meeting_no_school", SW, child="NOSCHOOL")["instructions"]
+    assert (
+        "Plan for a school place: Admissions panel 30 March"
+        in council.view("record_meeting_no_school", SW, child="NOSCHOOL")["instructions"]
+    )
     held(engine)
-    meeting = {**RECORD, "ea_attended": False, "education_provision_now": "10 hours tuition",
-               "school_place_plan": "Admissions panel 30 March"}
+    meeting = {
+        **RECORD,
+        "ea_attended": False,
+        "education_provision_now": "10 hours tuition",
+        "school_place_plan": "Admissions panel 30 March",
+    }
     del meeting["dt_attended"]
     assert set(council.refused("record_meeting_no_school", SW, meeting, child="NOSCHOOL")) == {"ea_attended"}
     council.do("record_meeting_no_school", SW, {**meeting, "ea_attended": True}, child="NOSCHOOL")
-    council.do("qa_pep", EA, {**GREEN, "rating": "Red", "qa_feedback": "Add a date for the panel."},
-       child="NOSCHOOL")
+    council.do("qa_pep", EA, {**GREEN, "rating": "Red", "qa_feedback": "Add a date for the panel."}, child="NOSCHOOL")
     assert council.task("record_meeting_no_school", child="NOSCHOOL").role_key == "social_worker"
     # ... and runs to its end with nobody missing: no step waits for a Designated Teacher
     council.do("record_meeting_no_school", SW, {**meeting, "ea_attended": True}, child="NOSCHOOL")
@@ -428,24 +533,27 @@ def test_an_ehcp_annual_review_at_the_same_time_links_the_reviews_and_invites_th
     start(council)
     ehcp = {**CALL, "has_ehcp": True}
     assert set(council.refused("call_meeting", SW, ehcp)) == {"ehcp_document", "ehcp_annual_review_date"}
-    council.do("call_meeting", SW, {**ehcp, "ehcp_document": "upload-ehcp-1",
-                                             "ehcp_annual_review_date": "2026-03-25"})
+    council.do("call_meeting", SW, {**ehcp, "ehcp_document": "upload-ehcp-1", "ehcp_annual_review_date": "2026-03-25"})
     link = council.task("link_ehcp_review")
     assert link.role_key == "social_worker" and link.due_at.isoformat() == "2026-03-16T23:59:59+00:00"
     assert "(25 March 2026) falls close to the PEP meeting" in council.view("link_ehcp_review", SW)["instructions"]
-    assert set(council.refused("link_ehcp_review", SW, {"sen_team_invited": False,
-                                                                 "joint_meeting": True})) == {"sen_team_invited"}
+    assert set(council.refused("link_ehcp_review", SW, {"sen_team_invited": False, "joint_meeting": True})) == {
+        "sen_team_invited"
+    }
     council.do("student_views_sheet", YP, VIEWS)
     council.do("prepopulate_pep", DT, PREPOPULATED)
     assert [t.spec_id for t in council.open_tasks()] == ["link_ehcp_review"]  # the meeting waits for the link
-    council.do("link_ehcp_review", SW, {"sen_team_invited": True, "joint_meeting": True,
-                                                 "sen_officer": "Sam SEN"})
-    assert "Link this review with the EHCP annual review (25 March 2026)" in council.view("record_meeting", DT)["instructions"]
+    council.do("link_ehcp_review", SW, {"sen_team_invited": True, "joint_meeting": True, "sen_officer": "Sam SEN"})
+    assert (
+        "Link this review with the EHCP annual review (25 March 2026)"
+        in council.view("record_meeting", DT)["instructions"]
+    )
 
 
 def test_an_ehcp_review_months_away_needs_no_sen_team_invitation(council, engine):
-    prepared(council, call={"has_ehcp": True, "ehcp_document": "upload-ehcp-1",
-                                    "ehcp_annual_review_date": "2026-11-10"})
+    prepared(
+        council, call={"has_ehcp": True, "ehcp_document": "upload-ehcp-1", "ehcp_annual_review_date": "2026-11-10"}
+    )
     assert [t.spec_id for t in council.open_tasks()] == ["record_meeting"]
     assert "EHCP annual review (10 November 2026)" in council.view("record_meeting", DT)["instructions"]
 
@@ -458,10 +566,18 @@ def test_a_significant_change_alerts_the_iro_when_the_review_record_is_updated(c
     text = council.view("update_review_record", SW)["instructions"]
     assert "Before the statutory review meeting" in text and "alert the IRO" in text
     assert set(council.refused("update_review_record", SW, {**REVIEW, "significant_changes": True})) == {
-        "significant_changes_summary"}
-    council.do("update_review_record", SW, {**REVIEW, "significant_changes": True,
-                                                     "iro_changes_actioned": "Tutor arranged as the IRO asked",
-                                                     "significant_changes_summary": "Placement moves on 1 May"})
+        "significant_changes_summary"
+    }
+    council.do(
+        "update_review_record",
+        SW,
+        {
+            **REVIEW,
+            "significant_changes": True,
+            "iro_changes_actioned": "Tutor arranged as the IRO asked",
+            "significant_changes_summary": "Placement moves on 1 May",
+        },
+    )
     alerted = [n for n in council.notices("notice") if n[2].startswith("Significant change")]
     assert alerted == [(IRO, None, "Significant change for Alex Example")]
 
@@ -479,6 +595,7 @@ def test_without_a_known_cla_review_date_the_review_record_has_no_deadline(counc
 
 
 # ---- who may act, what is refused ---------------------------------------------------------------
+
 
 def test_each_step_is_refused_to_the_wrong_role(council, engine):
     start(council)
@@ -510,19 +627,27 @@ def test_each_step_is_refused_to_the_wrong_role(council, engine):
 
 def test_invalid_data_is_refused_field_by_field(council, engine):
     start(council)
-    errors = council.refused("call_meeting", SW, {**CALL, "meeting_date": "18/03/2026",
-                                                            "meeting_time": "2pm", "venue": ""})
-    assert errors == {"meeting_date": "Date of the PEP meeting must be a real date",
-                      "meeting_time": "Give the time as HH:MM, for example 14:30",
-                      "venue": "Enter venue"}
+    errors = council.refused(
+        "call_meeting", SW, {**CALL, "meeting_date": "18/03/2026", "meeting_time": "2pm", "venue": ""}
+    )
+    assert errors == {
+        "meeting_date": "Date of the PEP meeting must be a real date",
+        "meeting_time": "Give the time as HH:MM, for example 14:30",
+        "venue": "Enter venue",
+    }
     council.do("call_meeting", SW, CALL)
     assert set(council.refused("student_views_sheet", YP, {"coming_to_meeting": "Maybe"})) == {
-        "coming_to_meeting", "what_is_going_well", "what_i_find_hard", "help_i_need"}
+        "coming_to_meeting",
+        "what_is_going_well",
+        "what_i_find_hard",
+        "help_i_need",
+    }
     bad = {**PREPOPULATED, "attendance_percent": 120, "exclusions_this_year": -1, "attainment": []}
     assert council.refused("prepopulate_pep", DT, bad) == {
         "attendance_percent": "Attendance this year (%) must be 100 or less",
         "exclusions_this_year": "Days of suspension or exclusion this year must be 0 or more",
-        "attainment": "Add at least 1 academic data (attainment and progress)"}
+        "attainment": "Add at least 1 academic data (attainment and progress)",
+    }
     council.do("student_views_sheet", YP, VIEWS)
     council.do("prepopulate_pep", DT, PREPOPULATED)
     held(engine)
@@ -535,8 +660,12 @@ def test_invalid_data_is_refused_field_by_field(council, engine):
     council.do("qa_pep", EA, GREEN)
     council.do("approve_pp_plus", VSH, {"pp_plus_decision": "Approve"})
     assert set(council.refused("send_pep_to_sw", EA, {"sent_to_social_worker": False})) == {
-        "pep_document", "sent_to_social_worker"}
+        "pep_document",
+        "sent_to_social_worker",
+    }
     council.do("send_pep_to_sw", EA, SEND)
-    assert set(council.refused("file_on_liquid_logic", SW, {**FILED, "filed_on_liquid_logic": False,
-                                                                     "liquid_logic_reference": ""})) == {
-        "filed_on_liquid_logic", "liquid_logic_reference"}
+    assert set(
+        council.refused(
+            "file_on_liquid_logic", SW, {**FILED, "filed_on_liquid_logic": False, "liquid_logic_reference": ""}
+        )
+    ) == {"filed_on_liquid_logic", "liquid_logic_reference"}

@@ -21,8 +21,7 @@ from tests.conftest import shipped_bundle
 
 from ..helpers import Council
 
-VARIANTS = ("termly_review_due", "post16_review_due", "all_ages_review_due", "ppg_review_due",
-            "word_form_review_due")
+VARIANTS = ("termly_review_due", "post16_review_due", "all_ages_review_due", "ppg_review_due", "word_form_review_due")
 TARGETS = [{"what": "Read a chapter book each week", "by_when": "2026-05-29"}]
 
 
@@ -79,6 +78,7 @@ def router(demo_council, engine):
 
 # ---- what the router did ------------------------------------------------------------------------
 
+
 def cycle_due(council, child_id: str, **payload) -> Instance:
     """Throw pep_cycle_due for a child, as the end of a PEP does; return the router's instance."""
     started = council.send("pep_cycle_due", payload, child_id)
@@ -121,10 +121,11 @@ def routed(council, child_id, **payload) -> str | None:
 
 # ---- the age rules ------------------------------------------------------------------------------
 
-def test_a_primary_child_on_the_termly_variant_gets_the_next_termly_review_with_the_cycle_data(
-        router, engine):
-    instance = cycle_due(router, "Y5", variant="termly_review_due", next_meeting_date="2026-06-10",
-                         previous_targets=TARGETS)
+
+def test_a_primary_child_on_the_termly_variant_gets_the_next_termly_review_with_the_cycle_data(router, engine):
+    instance = cycle_due(
+        router, "Y5", variant="termly_review_due", next_meeting_date="2026-06-10", previous_targets=TARGETS
+    )
     status, path = router_state(router, instance.id)
     assert status == "completed" and path[-1] == "throw_termly_review_due"
     process_id, payload = next_review(router, instance)
@@ -134,73 +135,101 @@ def test_a_primary_child_on_the_termly_variant_gets_the_next_termly_review_with_
 
 
 def test_from_year_12_the_termly_variant_hands_over_to_the_post16_review(router, engine):
-    assert routed(router, "P16", variant="termly_review_due", next_meeting_date=None,
-                  previous_targets=TARGETS) == "post16_review_due"
+    assert (
+        routed(router, "P16", variant="termly_review_due", next_meeting_date=None, previous_targets=TARGETS)
+        == "post16_review_due"
+    )
     assert caught_payload(router, "P16") == {
-        "variant": "post16_review_due", "next_meeting_date": None, "previous_targets": TARGETS}
+        "variant": "post16_review_due",
+        "next_meeting_date": None,
+        "previous_targets": TARGETS,
+    }
 
 
 def test_a_year_11_pupil_stays_termly_this_year(router, engine):
-    assert routed(router, "Y11", variant="termly_review_due", next_meeting_date="2026-06-10",
-                  previous_targets=[]) == "termly_review_due"
+    assert (
+        routed(router, "Y11", variant="termly_review_due", next_meeting_date="2026-06-10", previous_targets=[])
+        == "termly_review_due"
+    )
 
 
 def test_age_is_taken_at_the_next_meeting_so_a_year_11_pupils_autumn_pep_is_post16(router, engine):
     """Y11 (born February 2010) is in Year 12 from September 2026: an autumn PEP set in the summer is post-16."""
-    assert routed(router, "Y11", variant="termly_review_due", next_meeting_date="2026-09-21",
-                  previous_targets=[]) == "post16_review_due"
+    assert (
+        routed(router, "Y11", variant="termly_review_due", next_meeting_date="2026-09-21", previous_targets=[])
+        == "post16_review_due"
+    )
 
 
 def test_the_pp_plus_variant_keeps_a_school_age_child(router, engine):
-    assert routed(router, "Y6", variant="ppg_review_due", next_meeting_date=None,
-                  previous_targets=TARGETS) == "ppg_review_due"
+    assert (
+        routed(router, "Y6", variant="ppg_review_due", next_meeting_date=None, previous_targets=TARGETS)
+        == "ppg_review_due"
+    )
     assert caught_payload(router, "Y6")["variant"] == "ppg_review_due"
 
 
 def test_the_pp_plus_variant_hands_a_post16_young_person_to_the_post16_review(router, engine):
-    assert routed(router, "P16", variant="ppg_review_due", next_meeting_date=None,
-                  previous_targets=[]) == "post16_review_due"
+    assert (
+        routed(router, "P16", variant="ppg_review_due", next_meeting_date=None, previous_targets=[])
+        == "post16_review_due"
+    )
 
 
 def test_the_post16_variant_continues_for_a_young_person_in_their_final_year(router, engine):
     """P18 turns 18 in January 2026: 2025-26 is the academic year they turn 18, so PEPs go on until July."""
-    assert routed(router, "P18", variant="post16_review_due", next_meeting_date="2026-06-15",
-                  previous_targets=TARGETS) == "post16_review_due"
+    assert (
+        routed(router, "P18", variant="post16_review_due", next_meeting_date="2026-06-15", previous_targets=TARGETS)
+        == "post16_review_due"
+    )
 
 
 @pytest.mark.parametrize("child_id", ["EY3", "Y5", "P16", "P18"])
 def test_the_all_ages_variant_keeps_every_age(router, engine, child_id):
-    assert routed(router, child_id, variant="all_ages_review_due", next_meeting_date=None,
-                  previous_targets=[]) == "all_ages_review_due"
+    assert (
+        routed(router, child_id, variant="all_ages_review_due", next_meeting_date=None, previous_targets=[])
+        == "all_ages_review_due"
+    )
 
 
 @pytest.mark.parametrize("child_id", ["Y5", "P16"])
 def test_the_word_form_variant_keeps_every_age(router, engine, child_id):
-    assert routed(router, child_id, variant="word_form_review_due", next_meeting_date=None,
-                  previous_targets=[]) == "word_form_review_due"
+    assert (
+        routed(router, child_id, variant="word_form_review_due", next_meeting_date=None, previous_targets=[])
+        == "word_form_review_due"
+    )
 
 
-@pytest.mark.parametrize("payload", [{"variant": "some_new_variant"}, {"variant": None}, {}],
-                         ids=["unknown", "null", "missing"])
+@pytest.mark.parametrize(
+    "payload", [{"variant": "some_new_variant"}, {"variant": None}, {}], ids=["unknown", "null", "missing"]
+)
 def test_an_unknown_or_missing_variant_goes_to_the_termly_review(router, engine, payload):
     assert routed(router, "Y6", **payload) == "termly_review_due"
     assert caught_payload(router, "Y6") == {
-        "variant": "termly_review_due", "next_meeting_date": None, "previous_targets": []}
+        "variant": "termly_review_due",
+        "next_meeting_date": None,
+        "previous_targets": [],
+    }
 
 
 # ---- the end of PEPs ------------------------------------------------------------------------------
 
+
 def test_peps_end_after_the_academic_year_in_which_the_young_person_turns_18(router, engine):
     """P18 (born January 2008) is past their final year by September 2026: no review, the VS is told."""
-    instance = cycle_due(router, "P18", variant="post16_review_due", next_meeting_date="2026-09-20",
-                         previous_targets=TARGETS)
+    instance = cycle_due(
+        router, "P18", variant="post16_review_due", next_meeting_date="2026-09-20", previous_targets=TARGETS
+    )
     status, path = router_state(router, instance.id)
     assert status == "completed" and path[-1] == "peps_end"
     assert next_review(router, instance) is None
     with router.sessions() as s:
         note = s.scalars(select(Notification).where(Notification.child_id == "P18")).one()
-    assert (note.role_key, note.kind, note.subject) == ("vs_administrator", "notice",
-                                                        "PEPs for Emery Fictional have ended")
+    assert (note.role_key, note.kind, note.subject) == (
+        "vs_administrator",
+        "notice",
+        "PEPs for Emery Fictional have ended",
+    )
 
 
 @pytest.mark.parametrize("variant", ["termly_review_due", "all_ages_review_due"])
@@ -211,10 +240,12 @@ def test_without_a_next_meeting_date_the_age_today_decides_the_end(router, engin
 
 # ---- children under 2 ------------------------------------------------------------------------------
 
+
 def test_a_child_under_two_waits_until_the_term_after_their_second_birthday(router, engine, clock):
     """EY2 turns 2 on 9 May 2026: the next PEP waits for the autumn term, starting Thursday 3 September."""
-    instance = cycle_due(router, "EY2", variant="all_ages_review_due", next_meeting_date="2026-04-20",
-                         previous_targets=TARGETS)
+    instance = cycle_due(
+        router, "EY2", variant="all_ages_review_due", next_meeting_date="2026-04-20", previous_targets=TARGETS
+    )
     with router.sessions() as s:
         waiting = s.get(Instance, instance.id)
         # 00:00 London (BST) on 3 September 2026
@@ -229,12 +260,14 @@ def test_a_child_under_two_waits_until_the_term_after_their_second_birthday(rout
     assert status == "completed" and "wait_until_two" in path and path[-1] == "throw_all_ages_review_due"
     # the meeting date set before the wait has passed: the review picks its own date in the new term
     assert caught_payload(router, "EY2") == {
-        "variant": "all_ages_review_due", "next_meeting_date": None, "previous_targets": TARGETS}
+        "variant": "all_ages_review_due",
+        "next_meeting_date": None,
+        "previous_targets": TARGETS,
+    }
 
 
 def test_after_the_wait_a_two_year_old_on_the_termly_variant_gets_the_termly_review(router, engine, clock):
-    instance = cycle_due(router, "EY2", variant="termly_review_due", next_meeting_date=None,
-                         previous_targets=[])
+    instance = cycle_due(router, "EY2", variant="termly_review_due", next_meeting_date=None, previous_targets=[])
     clock.set("2026-09-03T08:00:00+00:00")
     fire_due_timers(engine, router.sessions)
     assert next_review(router, instance)[0] == "catch_termly_review_due"
@@ -242,8 +275,10 @@ def test_after_the_wait_a_two_year_old_on_the_termly_variant_gets_the_termly_rev
 
 def test_a_two_year_old_is_not_kept_waiting(router, engine):
     """EY2's next meeting is after their 2nd birthday: the review is started at once."""
-    assert routed(router, "EY2", variant="termly_review_due", next_meeting_date="2026-05-20",
-                  previous_targets=[]) == "termly_review_due"
+    assert (
+        routed(router, "EY2", variant="termly_review_due", next_meeting_date="2026-05-20", previous_targets=[])
+        == "termly_review_due"
+    )
 
 
 def test_a_leap_day_child_waits_for_the_term_after_1_march(router, engine, clock):
@@ -251,16 +286,14 @@ def test_a_leap_day_child_waits_for_the_term_after_1_march(router, engine, clock
         add_child(s, "LEAP", "Lee Leap", date(2024, 2, 29), None)
         set_case_team(s, "LEAP", {"Social Worker": "sw@council.test"})
     clock.set("2026-02-20T09:00:00+00:00")
-    instance = cycle_due(router, "LEAP", variant="termly_review_due", next_meeting_date=None,
-                         previous_targets=[])
+    instance = cycle_due(router, "LEAP", variant="termly_review_due", next_meeting_date=None, previous_targets=[])
     with router.sessions() as s:
         # summer term 2026 starts on Monday 13 April (00:00 BST)
         assert s.get(Instance, instance.id).next_timer_at.isoformat().startswith("2026-04-12T23:00:00")
 
 
 def test_the_router_runs_unattended_and_links_the_next_review_to_it(router, engine):
-    instance = cycle_due(router, "Y5", variant="termly_review_due", next_meeting_date=None,
-                         previous_targets=[])
+    instance = cycle_due(router, "Y5", variant="termly_review_due", next_meeting_date=None, previous_targets=[])
     with router.sessions() as s:
         tasks = s.scalars(select(OpenTask).where(OpenTask.child_id == "Y5")).all()
         following = s.scalars(select(Instance).where(Instance.previous_instance_id == instance.id)).one()

@@ -20,42 +20,90 @@ SW, DT, OTHER_DT, EA, CARER = "sw@council.test", "dt@oak.test", "dt@elm.test", "
 ADMIN = "admin@council.test"
 SPRING_FIRST_HALF_END = "2026-02-13T23:59:59+00:00"
 
-PREVIOUS_TARGET = {"what": "Know the 6 and 7 times tables", "category": "Academic", "strategies": "Daily practice",
-                   "evidence_of_impact": "Times-table check", "who": "Class teacher", "by_when": "2026-02-06",
-                   "pp_plus_amount": 0}
-TARGET = {"what": "Read a chapter book each week", "category": "Academic",
-          "strategies": "Daily reading with a key adult", "evidence_of_impact": "Reading age up six months",
-          "who": "Class teacher", "by_when": "2026-04-24", "pp_plus_amount": 300}
-INVITATIONS = [{"name": "Dana Teacher", "role": "Designated Teacher"},
-               {"name": "Sam Social-Worker", "role": "Social Worker"},
-               {"name": "Cara Carer", "role": "Carer"},
-               {"name": "Alex Example", "role": "Child or young person"}]
-PLAN = {"meeting_date": "2026-02-10", "meeting_time": "10:00", "venue": "Oak Primary, room 2",
-        "has_school_place": True, "invitations": INVITATIONS, "child_participation": "Attending part of the meeting",
-        "concerns_raised": False, "uasc": False, "interpreter_required": False, "moving_school": False}
-VIEWS = {"child_contribution": "Gave views before the meeting", "child_views": "I like reading with Miss Teacher.",
-         "carer_contribution": "Will attend the meeting", "carer_views": "Reading at home every night.",
-         "social_care_input": "Placement is stable."}
-EPEP = {"meeting_date": "2026-02-10", "chaired_by": "Dana Teacher",
-        "attendees": [{"name": "Dana Teacher", "role": "Designated Teacher", "attended": True},
-                      {"name": "Sam Social-Worker", "role": "Social Worker", "attended": True},
-                      {"name": "Cara Carer", "role": "Carer", "attended": True}],
-        "attendance_percent": 96.5,
-        "attainment": [{"subject": "Reading", "current": "Year 4 expected", "expected": "Year 5 expected",
-                        "on_track": False}],
-        "previous_targets": [{"what": PREVIOUS_TARGET["what"], "outcome": "Achieved"}],
-        "semh_needs": "Anxious at transitions between lessons.", "academic_needs": "Reading fluency.",
-        "teaching_and_learning": "Small-group phonics, a reading buddy.",
-        "child_views": VIEWS["child_views"], "carer_views": VIEWS["carer_views"],
-        "pp_plus_spend": [{"item": "Reading tutor", "amount": 300, "linked_target": TARGET["what"]}],
-        "pp_plus_in_line_with_policy": True, "targets": [TARGET],
-        "targets_shared_with": ["Child or young person", "Carers", "Social worker"],
-        "next_meeting_date": "2026-04-21", "next_meeting_time": "10:00", "next_meeting_venue": "Oak Primary",
-        "moving_school": False}
-QA_CHECKS = {"child_voice_evident": True, "previous_targets_evaluated": True, "needs_identified": True,
-             "targets_smart": True, "pp_plus_follows_policy": True, "next_meeting_recorded": True}
-MOSAIC = {"saved_to_escr_mosaic": True, "copy_source": "Emailed by the Virtual School after sign-off",
-          "mosaic_reference": "MOS-12345", "unresolved_issues": False}
+PREVIOUS_TARGET = {
+    "what": "Know the 6 and 7 times tables",
+    "category": "Academic",
+    "strategies": "Daily practice",
+    "evidence_of_impact": "Times-table check",
+    "who": "Class teacher",
+    "by_when": "2026-02-06",
+    "pp_plus_amount": 0,
+}
+TARGET = {
+    "what": "Read a chapter book each week",
+    "category": "Academic",
+    "strategies": "Daily reading with a key adult",
+    "evidence_of_impact": "Reading age up six months",
+    "who": "Class teacher",
+    "by_when": "2026-04-24",
+    "pp_plus_amount": 300,
+}
+INVITATIONS = [
+    {"name": "Dana Teacher", "role": "Designated Teacher"},
+    {"name": "Sam Social-Worker", "role": "Social Worker"},
+    {"name": "Cara Carer", "role": "Carer"},
+    {"name": "Alex Example", "role": "Child or young person"},
+]
+PLAN = {
+    "meeting_date": "2026-02-10",
+    "meeting_time": "10:00",
+    "venue": "Oak Primary, room 2",
+    "has_school_place": True,
+    "invitations": INVITATIONS,
+    "child_participation": "Attending part of the meeting",
+    "concerns_raised": False,
+    "uasc": False,
+    "interpreter_required": False,
+    "moving_school": False,
+}
+VIEWS = {
+    "child_contribution": "Gave views before the meeting",
+    "child_views": "I like reading with Miss Teacher.",
+    "carer_contribution": "Will attend the meeting",
+    "carer_views": "Reading at home every night.",
+    "social_care_input": "Placement is stable.",
+}
+EPEP = {
+    "meeting_date": "2026-02-10",
+    "chaired_by": "Dana Teacher",
+    "attendees": [
+        {"name": "Dana Teacher", "role": "Designated Teacher", "attended": True},
+        {"name": "Sam Social-Worker", "role": "Social Worker", "attended": True},
+        {"name": "Cara Carer", "role": "Carer", "attended": True},
+    ],
+    "attendance_percent": 96.5,
+    "attainment": [
+        {"subject": "Reading", "current": "Year 4 expected", "expected": "Year 5 expected", "on_track": False}
+    ],
+    "previous_targets": [{"what": PREVIOUS_TARGET["what"], "outcome": "Achieved"}],
+    "semh_needs": "Anxious at transitions between lessons.",
+    "academic_needs": "Reading fluency.",
+    "teaching_and_learning": "Small-group phonics, a reading buddy.",
+    "child_views": VIEWS["child_views"],
+    "carer_views": VIEWS["carer_views"],
+    "pp_plus_spend": [{"item": "Reading tutor", "amount": 300, "linked_target": TARGET["what"]}],
+    "pp_plus_in_line_with_policy": True,
+    "targets": [TARGET],
+    "targets_shared_with": ["Child or young person", "Carers", "Social worker"],
+    "next_meeting_date": "2026-04-21",
+    "next_meeting_time": "10:00",
+    "next_meeting_venue": "Oak Primary",
+    "moving_school": False,
+}
+QA_CHECKS = {
+    "child_voice_evident": True,
+    "previous_targets_evaluated": True,
+    "needs_identified": True,
+    "targets_smart": True,
+    "pp_plus_follows_policy": True,
+    "next_meeting_recorded": True,
+}
+MOSAIC = {
+    "saved_to_escr_mosaic": True,
+    "copy_source": "Emailed by the Virtual School after sign-off",
+    "mosaic_reference": "MOS-12345",
+    "unresolved_issues": False,
+}
 
 # A stand-in for pep_cycle.bpmn: it starts on pep_cycle_due, so the payload the review throws can be read.
 NEXT_CYCLE_PROBE = """<?xml version="1.0" encoding="UTF-8"?>
@@ -109,9 +157,13 @@ def council(demo_council, engine):
 
 # ---- the way to each step -------------------------------------------------------------------
 
+
 def start_review(council, child="Y5", next_meeting_date="2026-02-10", previous_targets=(PREVIOUS_TARGET,)):
-    cycle = {"variant": "termly_review_due", "next_meeting_date": next_meeting_date,
-             "previous_targets": list(previous_targets)}
+    cycle = {
+        "variant": "termly_review_due",
+        "next_meeting_date": next_meeting_date,
+        "previous_targets": list(previous_targets),
+    }
     return council.send("termly_review_due", cycle, child, actor=SW)[0].id
 
 
@@ -139,6 +191,7 @@ def sign_off(council, rating="Green"):
 
 
 # ---- the review window -----------------------------------------------------------------------
+
 
 def test_a_review_due_after_the_first_half_of_term_waits_for_next_term(engine, council):
     engine.clock.set("2026-03-02T09:00:00+00:00")
@@ -174,7 +227,10 @@ def test_a_review_in_the_first_half_of_term_starts_at_once_with_the_half_term_de
     start_review(council)
     task = council.only_task()
     assert (task.spec_id, task.lane, task.due_at.isoformat()) == (
-        "plan_review_meeting", "Social Worker", SPRING_FIRST_HALF_END)
+        "plan_review_meeting",
+        "Social Worker",
+        SPRING_FIRST_HALF_END,
+    )
     shown = council.view(task, SW)
     assert "first half of the term: hold the meeting by 13 February 2026" in shown["instructions"]
     assert "Welfare Call" in shown["instructions"]
@@ -185,11 +241,15 @@ def test_a_review_in_the_first_half_of_term_starts_at_once_with_the_half_term_de
 
 # ---- the whole review ------------------------------------------------------------------------
 
+
 def test_the_whole_review_runs_from_planning_to_the_next_cycle(engine, council):
     instance_id = to_epep(council)
     epep = council.only_task()
-    assert (epep.spec_id, epep.lane, epep.due_at.isoformat()) == ("complete_epep", "Designated Teacher",
-                                                                  SPRING_FIRST_HALF_END)
+    assert (epep.spec_id, epep.lane, epep.due_at.isoformat()) == (
+        "complete_epep",
+        "Designated Teacher",
+        SPRING_FIRST_HALF_END,
+    )
     with council.sessions() as s:
         assert epep.assignee_id == s.scalar(select(User.id).where(User.email == DT))
     data = council.view(epep, DT)["data"]
@@ -207,9 +267,14 @@ def test_the_whole_review_runs_from_planning_to_the_next_cycle(engine, council):
     assert council.last_path(instance_id)[-1] == "next_review_due"
     with council.sessions() as s:
         completed = [e.data["name"] for e in events(s, "Y5", instance_id) if e.kind == "task_completed"]
-    assert completed == ["Arrange the termly PEP review meeting", "Make sure the child and carers contribute",
-                         "Chair the PEP meeting and complete the ePEP", "Check your views were recorded accurately",
-                         "Quality-assure the PEP", "Save a copy of the signed-off PEP to ESCR / Mosaic"]
+    assert completed == [
+        "Arrange the termly PEP review meeting",
+        "Make sure the child and carers contribute",
+        "Chair the PEP meeting and complete the ePEP",
+        "Check your views were recorded accurately",
+        "Quality-assure the PEP",
+        "Save a copy of the signed-off PEP to ESCR / Mosaic",
+    ]
 
 
 def test_the_end_of_the_review_hands_next_terms_date_and_the_targets_to_the_next_cycle(engine, council):
@@ -221,26 +286,46 @@ def test_the_end_of_the_review_hands_next_terms_date_and_the_targets_to_the_next
     with council.sessions() as s:
         task = s.scalars(select(OpenTask).where(OpenTask.instance_id == probe.id)).one()
         next_cycle = engine.task_view(s, task.id, SW)["data"]["next_cycle"]
-    assert next_cycle == {"variant": "termly_review_due", "next_meeting_date": "2026-04-21",
-                          "previous_targets": [TARGET]}
+    assert next_cycle == {
+        "variant": "termly_review_due",
+        "next_meeting_date": "2026-04-21",
+        "previous_targets": [TARGET],
+    }
 
 
 def test_the_targets_and_guidance_for_the_designated_teacher_are_shown_with_the_epep(engine, council):
     to_epep(council)
     shown = council.view(council.only_task(), DT)
     text = shown["instructions"]
-    for guidance in ("Chair the PEP review meeting", "in line with the Virtual School policy",
-                     "SMART targets", "share them with all relevant parties", "SEMH", "Attach relevant documents",
-                     "next term's PEP meeting date"):
+    for guidance in (
+        "Chair the PEP review meeting",
+        "in line with the Virtual School policy",
+        "SMART targets",
+        "share them with all relevant parties",
+        "SEMH",
+        "Attach relevant documents",
+        "next term's PEP meeting date",
+    ):
         assert guidance in text
     schema = shown["form_schema"]
     assert schema["properties"]["ehcp_attachment"]["x-widget"] == "attachment"
-    assert {"next_meeting_date", "targets", "attendance_percent", "attainment", "semh_needs", "academic_needs",
-            "pp_plus_spend", "pp_plus_in_line_with_policy", "targets_shared_with", "previous_targets",
-            "attendees"} <= set(schema["required"])
+    assert {
+        "next_meeting_date",
+        "targets",
+        "attendance_percent",
+        "attainment",
+        "semh_needs",
+        "academic_needs",
+        "pp_plus_spend",
+        "pp_plus_in_line_with_policy",
+        "targets_shared_with",
+        "previous_targets",
+        "attendees",
+    } <= set(schema["required"])
 
 
 # ---- who may do what -------------------------------------------------------------------------
+
 
 def test_each_step_is_refused_to_people_without_its_role(engine, council):
     start_review(council)
@@ -266,20 +351,34 @@ def test_each_step_is_refused_to_people_without_its_role(engine, council):
 
 # ---- form checks -----------------------------------------------------------------------------
 
+
 def test_invalid_epep_data_is_refused_field_by_field(engine, council):
     to_epep(council)
     task = council.only_task()
-    bad = {**EPEP, "attendance_percent": 120, "meeting_date": "10/02/2026",
-           "targets": [{"what": "Go", "by_when": "soon", "pp_plus_amount": -5}],
-           "pp_plus_in_line_with_policy": False, "targets_shared_with": []}
+    bad = {
+        **EPEP,
+        "attendance_percent": 120,
+        "meeting_date": "10/02/2026",
+        "targets": [{"what": "Go", "by_when": "soon", "pp_plus_amount": -5}],
+        "pp_plus_in_line_with_policy": False,
+        "targets_shared_with": [],
+    }
     with pytest.raises(FormInvalid) as caught:
         council.complete(task, DT, bad)
     errors = caught.value.errors
     assert errors["attendance_percent"] == "Attendance this year (%) must be 100 or less"
     assert errors["meeting_date"] == "Date the meeting was held must be a real date"
-    assert {"targets.0.what", "targets.0.by_when", "targets.0.pp_plus_amount", "targets.0.category",
-            "targets.0.strategies", "targets.0.evidence_of_impact", "targets.0.who", "pp_plus_in_line_with_policy",
-            "targets_shared_with"} <= set(errors)
+    assert {
+        "targets.0.what",
+        "targets.0.by_when",
+        "targets.0.pp_plus_amount",
+        "targets.0.category",
+        "targets.0.strategies",
+        "targets.0.evidence_of_impact",
+        "targets.0.who",
+        "pp_plus_in_line_with_policy",
+        "targets_shared_with",
+    } <= set(errors)
     assert council.only_task().id == task.id
 
 
@@ -334,16 +433,19 @@ def test_a_meeting_after_half_term_needs_a_reason_and_the_adviser_is_told(engine
 
 # ---- before the meeting ----------------------------------------------------------------------
 
+
 def test_concerns_raised_before_the_review_go_to_the_education_adviser(engine, council):
     start_review(council)
     with pytest.raises(FormInvalid) as caught:
         council.do_next("plan_review_meeting", SW, {**PLAN, "concerns_raised": True})
     assert set(caught.value.errors) == {"concerns_details"}
-    council.do_next("plan_review_meeting", SW,
-       {**PLAN, "concerns_raised": True, "concerns_details": "Exclusion risk after an incident."})
+    council.do_next(
+        "plan_review_meeting",
+        SW,
+        {**PLAN, "concerns_raised": True, "concerns_details": "Exclusion risk after an incident."},
+    )
     advice = council.only_task()
-    assert (advice.spec_id, advice.pooled, advice.role_key) == (
-        "advise_before_review", True, "vs_education_adviser")
+    assert (advice.spec_id, advice.pooled, advice.role_key) == ("advise_before_review", True, "vs_education_adviser")
     assert "Exclusion risk after an incident." in council.view(advice, EA)["instructions"]
     council.do_next("advise_before_review", EA, {"ea_advice": "Use the behaviour plan.", "ea_attending_meeting": True})
     assert council.only_task().spec_id == "gather_views"
@@ -361,6 +463,7 @@ def test_the_social_worker_records_how_the_child_and_carers_contributed(engine, 
 
 
 # ---- deadlines -------------------------------------------------------------------------------
+
 
 def test_a_late_epep_is_reminded_then_escalated_to_the_education_adviser(engine, council):
     to_epep(council)
@@ -399,20 +502,43 @@ def test_quality_assurance_is_reminded_and_an_overdue_qa_goes_to_the_vs_head(eng
 def test_a_green_rating_is_refused_while_a_quality_check_is_answered_no(engine, council):
     to_qa(council)
     with pytest.raises(FormInvalid) as caught:
-        council.do_next("quality_assure_pep", EA, {"qa_rating": "Green", "qa_feedback": "Good.", **QA_CHECKS,
-                                                      "targets_smart": False, "next_meeting_recorded": False})
-    assert caught.value.errors == {"qa_rating": "Green means every check is met, but the targets are not SMART and "
-                                                "next term's meeting date is not recorded: choose Amber or Red, or "
-                                                "change that answer"}
-    council.do_next("quality_assure_pep", EA, {"qa_rating": "Amber", "qa_feedback": "Add measures.", **QA_CHECKS,
-                                                  "targets_smart": False, "next_meeting_recorded": False})
+        council.do_next(
+            "quality_assure_pep",
+            EA,
+            {
+                "qa_rating": "Green",
+                "qa_feedback": "Good.",
+                **QA_CHECKS,
+                "targets_smart": False,
+                "next_meeting_recorded": False,
+            },
+        )
+    assert caught.value.errors == {
+        "qa_rating": "Green means every check is met, but the targets are not SMART and "
+        "next term's meeting date is not recorded: choose Amber or Red, or "
+        "change that answer"
+    }
+    council.do_next(
+        "quality_assure_pep",
+        EA,
+        {
+            "qa_rating": "Amber",
+            "qa_feedback": "Add measures.",
+            **QA_CHECKS,
+            "targets_smart": False,
+            "next_meeting_recorded": False,
+        },
+    )
     assert "quality_assure_pep" not in [t.spec_id for t in council.open_tasks()]
 
 
 def test_a_red_rating_sends_the_pep_back_to_the_teacher_until_it_is_green(engine, council):
     instance_id = to_qa(council)
-    council.do_next("quality_assure_pep", EA,
-       {"qa_rating": "Red", "qa_feedback": "Targets are not SMART.", **QA_CHECKS, "targets_smart": False})
+    council.do_next(
+        "quality_assure_pep",
+        EA,
+        {"qa_rating": "Red", "qa_feedback": "Targets are not SMART.", **QA_CHECKS, "targets_smart": False},
+    )
     back = council.only_task()
     # five working days after the QA on Tuesday 10 February
     assert (back.spec_id, back.due_at.isoformat()) == ("complete_epep", "2026-02-17T23:59:59+00:00")
@@ -439,16 +565,20 @@ def test_a_resubmission_that_is_not_made_in_time_is_escalated(engine, council):
 
 # ---- after the meeting -----------------------------------------------------------------------
 
+
 def test_views_recorded_wrongly_go_back_to_the_teacher_to_correct(engine, council):
     to_epep(council)
     council.do_next("complete_epep", DT, EPEP)
     check = council.only_task()
-    assert "views (and the child's and carers' views) were recorded accurately" in council.view(check, SW)["instructions"]
+    assert (
+        "views (and the child's and carers' views) were recorded accurately" in council.view(check, SW)["instructions"]
+    )
     with pytest.raises(FormInvalid) as caught:
         council.complete(check, SW, {"views_recorded_accurately": False})
     assert set(caught.value.errors) == {"corrections_for_dt"}
-    council.complete(check, SW,
-             {"views_recorded_accurately": False, "corrections_for_dt": "I said the placement is stable."})
+    council.complete(
+        check, SW, {"views_recorded_accurately": False, "corrections_for_dt": "I said the placement is stable."}
+    )
     back = council.only_task()
     assert (back.spec_id, back.due_at.isoformat()) == ("complete_epep", "2026-02-17T23:59:59+00:00")
     assert "I said the placement is stable." in council.view(back, DT)["instructions"]
@@ -465,8 +595,11 @@ def test_the_social_worker_saves_the_pep_to_mosaic_and_raises_unresolved_issues(
     with pytest.raises(FormInvalid) as caught:
         council.complete(filing, SW, {**MOSAIC, "saved_to_escr_mosaic": False, "unresolved_issues": True})
     assert set(caught.value.errors) == {"saved_to_escr_mosaic", "unresolved_issue_details"}
-    council.complete(filing, SW, {**MOSAIC, "unresolved_issues": True,
-                                           "unresolved_issue_details": "No agreement on a reading tutor."})
+    council.complete(
+        filing,
+        SW,
+        {**MOSAIC, "unresolved_issues": True, "unresolved_issue_details": "No agreement on a reading tutor."},
+    )
     liaise = council.only_task()
     assert (liaise.spec_id, liaise.pooled) == ("liaise_unresolved_issues", True)
     council.complete(liaise, EA, {"ea_response": "VS will fund the tutor.", "issues_resolved": True})
@@ -476,48 +609,74 @@ def test_the_social_worker_saves_the_pep_to_mosaic_and_raises_unresolved_issues(
 
 # ---- children without a school place ---------------------------------------------------------
 
-NO_SCHOOL_PLAN = {**PLAN, "has_school_place": False, "venue": "Children's Services, Leamington",
-                  "invitations": INVITATIONS[1:3] + [{"name": "Erin Adviser", "role": "VS Education Adviser"}],
-                  "uasc": True, "interpreter_required": True, "interpreter_language": "Pashto"}
-NO_SCHOOL_PEP = {**{k: v for k, v in EPEP.items() if k not in ("chaired_by", "attendance_percent", "attainment")},
-                 "current_education_provision": "ESOL classes, 10 hours a week",
-                 "school_place_actions": "In-year application to two schools", "vs_adviser": "Erin Adviser",
-                 "interpreter_used": True}
+NO_SCHOOL_PLAN = {
+    **PLAN,
+    "has_school_place": False,
+    "venue": "Children's Services, Leamington",
+    "invitations": INVITATIONS[1:3] + [{"name": "Erin Adviser", "role": "VS Education Adviser"}],
+    "uasc": True,
+    "interpreter_required": True,
+    "interpreter_language": "Pashto",
+}
+NO_SCHOOL_PEP = {
+    **{k: v for k, v in EPEP.items() if k not in ("chaired_by", "attendance_percent", "attainment")},
+    "current_education_provision": "ESOL classes, 10 hours a week",
+    "school_place_actions": "In-year application to two schools",
+    "vs_adviser": "Erin Adviser",
+    "interpreter_used": True,
+}
 
 
 def test_a_child_without_a_school_place_has_the_pep_completed_by_the_social_worker_with_the_virtual_school(
-        engine, council):
+    engine, council
+):
     instance_id = start_review(council, child="NOSCHOOL")
     plan = council.only_task(child="NOSCHOOL")
     assert council.view(plan, SW)["data"]["has_school_place"] is False
     with pytest.raises(FormInvalid) as caught:  # UASC: an interpreter, or the reason none is needed
-        council.complete(plan, SW, {**NO_SCHOOL_PLAN, "interpreter_required": False,
-                                              "interpreter_language": ""})
+        council.complete(plan, SW, {**NO_SCHOOL_PLAN, "interpreter_required": False, "interpreter_language": ""})
     assert set(caught.value.errors) == {"interpreter_not_needed_reason"}
     council.complete(plan, SW, NO_SCHOOL_PLAN)
     interpreter = council.only_task(child="NOSCHOOL")
     assert (interpreter.spec_id, interpreter.lane) == ("arrange_interpreter", "Social Worker")
     assert "unaccompanied asylum-seeking child" in council.view(interpreter, SW)["instructions"]
-    council.do_next("arrange_interpreter", SW,
-       {"interpreter_language": "Pashto", "interpreter_name": "Language Line", "interpreter_booked": True},
-       child="NOSCHOOL")
+    council.do_next(
+        "arrange_interpreter",
+        SW,
+        {"interpreter_language": "Pashto", "interpreter_name": "Language Line", "interpreter_booked": True},
+        child="NOSCHOOL",
+    )
     support = council.only_task(child="NOSCHOOL")
     assert (support.spec_id, support.pooled, support.role_key) == (
-        "support_sw_without_school_place", True, "vs_education_adviser")
-    council.do_next("support_sw_without_school_place", EA,
-       {"current_education_provision": "ESOL classes", "school_place_actions": "Applications made",
-        "vs_support_offered": "EA will attend and draft targets with the SW", "ea_attending_meeting": True},
-       child="NOSCHOOL")
+        "support_sw_without_school_place",
+        True,
+        "vs_education_adviser",
+    )
+    council.do_next(
+        "support_sw_without_school_place",
+        EA,
+        {
+            "current_education_provision": "ESOL classes",
+            "school_place_actions": "Applications made",
+            "vs_support_offered": "EA will attend and draft targets with the SW",
+            "ea_attending_meeting": True,
+        },
+        child="NOSCHOOL",
+    )
     council.do_next("gather_views", SW, VIEWS, child="NOSCHOOL")
     pep = council.only_task(child="NOSCHOOL")
     assert (pep.spec_id, pep.lane, pep.due_at.isoformat()) == (
-        "complete_pep_without_school", "Social Worker", SPRING_FIRST_HALF_END)
+        "complete_pep_without_school",
+        "Social Worker",
+        SPRING_FIRST_HALF_END,
+    )
     with pytest.raises(NotAllowed):
         council.complete(pep, DT, NO_SCHOOL_PEP)
     council.complete(pep, SW, NO_SCHOOL_PEP)
     assert council.only_task(child="NOSCHOOL").spec_id == "quality_assure_pep"  # no views check of their own PEP
-    council.do_next("quality_assure_pep", EA, {"qa_rating": "Green", "qa_feedback": "Good.", **QA_CHECKS},
-       child="NOSCHOOL")
+    council.do_next(
+        "quality_assure_pep", EA, {"qa_rating": "Green", "qa_feedback": "Good.", **QA_CHECKS}, child="NOSCHOOL"
+    )
     assert council.told("quality-assured: Green", child="NOSCHOOL") == {SW}
     council.do_next("save_pep_to_mosaic", SW, MOSAIC, child="NOSCHOOL")
     assert council.instance(instance_id).status == "completed"
@@ -527,33 +686,50 @@ def test_a_child_without_a_school_place_has_the_pep_completed_by_the_social_work
 
 def test_a_late_pep_without_a_school_place_is_escalated_to_the_education_adviser(engine, council):
     start_review(council, child="NOSCHOOL")
-    council.do_next("plan_review_meeting", SW, {**NO_SCHOOL_PLAN, "uasc": False, "interpreter_required": False},
-       child="NOSCHOOL")
-    council.do_next("support_sw_without_school_place", EA,
-       {"current_education_provision": "None", "school_place_actions": "Application made",
-        "vs_support_offered": "Attend", "ea_attending_meeting": True}, child="NOSCHOOL")
+    council.do_next(
+        "plan_review_meeting", SW, {**NO_SCHOOL_PLAN, "uasc": False, "interpreter_required": False}, child="NOSCHOOL"
+    )
+    council.do_next(
+        "support_sw_without_school_place",
+        EA,
+        {
+            "current_education_provision": "None",
+            "school_place_actions": "Application made",
+            "vs_support_offered": "Attend",
+            "ea_attending_meeting": True,
+        },
+        child="NOSCHOOL",
+    )
     council.do_next("gather_views", SW, VIEWS, child="NOSCHOOL")
     council.sweep("2026-02-12T09:00:00+00:00")
     assert council.told("is due by", "reminder", child="NOSCHOOL") == {SW}
     council.sweep("2026-02-14T09:00:00+00:00")
     assert council.only_task(child="NOSCHOOL").spec_id == "chase_late_pep"
     assert council.told("is overdue", "escalation", child="NOSCHOOL") == {"pool:vs_education_adviser", SW}
-    council.do_next("chase_late_pep", EA, {"action_taken": "Called SW", "extend_to": "2026-02-20"},
-       child="NOSCHOOL")
+    council.do_next("chase_late_pep", EA, {"action_taken": "Called SW", "extend_to": "2026-02-20"}, child="NOSCHOOL")
     assert council.only_task(child="NOSCHOOL").spec_id == "complete_pep_without_school"
 
 
 # ---- moving school ---------------------------------------------------------------------------
 
-TRANSITION = {"key_adult": "Mr Green, learning mentor", "school_systems_and_routines": "Visit and a photo booklet",
-              "belonging_support": "Buddy in the new class", "new_school_invited_to_final_pep": True,
-              "comprehensive_epep_to_pass_on": True}
+TRANSITION = {
+    "key_adult": "Mr Green, learning mentor",
+    "school_systems_and_routines": "Visit and a photo booklet",
+    "belonging_support": "Buddy in the new class",
+    "new_school_invited_to_final_pep": True,
+    "comprehensive_epep_to_pass_on": True,
+}
 
 
 def test_a_child_moving_school_gets_a_transition_plan_and_the_new_school_is_handed_the_epep(engine, council):
     instance_id = start_review(council)
-    moving = {**PLAN, "moving_school": True, "new_school": "New Meadow School", "move_date": "2026-02-23",
-              "new_school_contact": "Nia Teacher, dt@newschool.test"}
+    moving = {
+        **PLAN,
+        "moving_school": True,
+        "new_school": "New Meadow School",
+        "move_date": "2026-02-23",
+        "new_school_contact": "Nia Teacher, dt@newschool.test",
+    }
     with pytest.raises(FormInvalid) as caught:
         council.do_next("plan_review_meeting", SW, {**PLAN, "moving_school": True})
     assert set(caught.value.errors) == {"new_school", "new_school_contact", "new_school_invited_to_final_pep"}
@@ -565,19 +741,31 @@ def test_a_child_moving_school_gets_a_transition_plan_and_the_new_school_is_hand
     with pytest.raises(FormInvalid) as caught:
         council.complete(epep, DT, {**EPEP, "moving_school": True})
     assert set(caught.value.errors) == {"new_school", "transition_plan"}
-    council.complete(epep, DT, {**EPEP, "moving_school": True, "new_school": "New Meadow School",
-                                         "transition_plan": TRANSITION})
+    council.complete(
+        epep, DT, {**EPEP, "moving_school": True, "new_school": "New Meadow School", "transition_plan": TRANSITION}
+    )
     council.do_next("check_views_recorded", SW, {"views_recorded_accurately": True})
     sign_off(council)
     hand_over = council.only_task()
     assert (hand_over.spec_id, hand_over.pooled, hand_over.role_key) == (
-        "hand_over_to_new_school", True, "vs_administrator")
+        "hand_over_to_new_school",
+        True,
+        "vs_administrator",
+    )
     assert "dt@newschool.test" in council.view(hand_over, ADMIN)["instructions"]
     with pytest.raises(NotAllowed):
         council.complete(hand_over, "dt@newschool.test", {})
-    council.complete(hand_over, ADMIN, {
-        "new_school_dt_name": "Nia Teacher", "new_school_dt_email": "dt@newschool.test", "epep_access_set_up": True,
-        "case_team_updated": True, "epep_passed_to_new_school": True})
+    council.complete(
+        hand_over,
+        ADMIN,
+        {
+            "new_school_dt_name": "Nia Teacher",
+            "new_school_dt_email": "dt@newschool.test",
+            "epep_access_set_up": True,
+            "case_team_updated": True,
+            "epep_passed_to_new_school": True,
+        },
+    )
     council.do_next("save_pep_to_mosaic", SW, MOSAIC)
     assert council.instance(instance_id).status == "completed"
 
@@ -596,10 +784,13 @@ def test_a_school_change_announced_during_the_epep_is_recorded_and_the_administr
 
 # ---- leaving care ----------------------------------------------------------------------------
 
-LEAVING_PLAN = {"left_care_date": "2026-02-09", "education_plan": "Stay at Oak Primary; Year 6 transition in July",
-                "support_after_care": "Family support worker for six months",
-                "pp_plus_arrangements": "PP+ ends; school applies for the pupil premium",
-                "plan_shared_with_child_and_carers": True}
+LEAVING_PLAN = {
+    "left_care_date": "2026-02-09",
+    "education_plan": "Stay at Oak Primary; Year 6 transition in July",
+    "support_after_care": "Family support worker for six months",
+    "pp_plus_arrangements": "PP+ ends; school applies for the pupil premium",
+    "plan_shared_with_child_and_carers": True,
+}
 
 
 def test_a_child_leaving_care_has_a_leaving_care_pep_and_no_further_termly_review(engine, council):
@@ -635,10 +826,14 @@ def test_a_child_leaving_care_before_the_review_term_has_the_leaving_care_pep_at
 
 # ---- meetings moved or cancelled ---------------------------------------------------------------
 
+
 def test_a_rescheduled_meeting_moves_the_epep_deadline(engine, council):
     instance_id = to_epep(council)
-    council.send("meeting_rescheduled",
-         data={"meeting_date": "2026-02-12", "meeting_time": "14:00", "venue": "Oak Primary, hall", "reason": "Illness"}, actor=SW)
+    council.send(
+        "meeting_rescheduled",
+        data={"meeting_date": "2026-02-12", "meeting_time": "14:00", "venue": "Oak Primary, hall", "reason": "Illness"},
+        actor=SW,
+    )
     task = council.only_task()
     assert (task.spec_id, task.due_at.isoformat()) == ("complete_epep", SPRING_FIRST_HALF_END)
     assert council.view(task, DT)["data"]["meeting_date"] == "2026-02-12"
@@ -667,8 +862,11 @@ def test_a_cancelled_meeting_is_re_arranged_and_the_views_confirmed_again(engine
     rearrange = council.only_task()
     assert (rearrange.spec_id, rearrange.lane) == ("rearrange_meeting", "Social Worker")
     assert "School closed for snow" in council.view(rearrange, SW)["instructions"]
-    council.complete(rearrange, SW, {"meeting_date": "2026-02-12", "meeting_time": "09:30",
-                                             "venue": "Oak Primary", "invitations_resent": True})
+    council.complete(
+        rearrange,
+        SW,
+        {"meeting_date": "2026-02-12", "meeting_time": "09:30", "venue": "Oak Primary", "invitations_resent": True},
+    )
     views = council.only_task()
     assert views.spec_id == "gather_views"
     assert council.view(views, SW)["data"]["child_views"] == VIEWS["child_views"]

@@ -43,39 +43,82 @@ NEXT_CYCLE_CATCHER = """<?xml version="1.0" encoding="UTF-8"?>
 """
 
 PREPARE = {
-    "education_setting": "In an education setting", "legal_status": "Full care order",
+    "education_setting": "In an education setting",
+    "legal_status": "Full care order",
     "placement_details": "Long-term foster placement with the same carers since 2024",
     "social_care_input": "Settled placement; weekly contact with birth mother.",
-    "meeting_date": "2026-03-25", "meeting_time": "10:00", "venue": "Oak Primary, meeting room 2",
+    "meeting_date": "2026-03-25",
+    "meeting_time": "10:00",
+    "venue": "Oak Primary, meeting room 2",
 }
 SUMMER_MEETING = {**PREPARE, "meeting_date": "2026-06-03"}
-SENT = {"sent_on": "2026-03-04", "secure_method": "Egress secure e-mail",
-        "recipients": [{"name": "Dana Teacher", "role": "Designated Practitioner / Teacher / Person",
-                        "email": "dt@oak.test"}]}
-WORD_COPY = {"attendance_percent": 95.5, "attainment_summary": "Working at the expected standard in reading.",
-             "previous_targets_review": "Times tables target met.",
-             "special_educational_needs": "No identified SEN", "child_views": "Likes maths and football.",
-             "word_copy": "upload-101", "copies_for_meeting": True}
-ATTENDEES = [{"name": "Sam Social-Worker", "role": "Social Worker"},
-             {"name": "Dana Teacher", "role": "Designated Teacher / Practitioner", "email": "dt@oak.test"},
-             {"name": "Cara Carer", "role": "Foster Carer"}]
-TARGET = {"what": "Read a chapter book each week", "strategies": "Daily reading with a mentor",
-          "who": "Dana Teacher", "by_when": "2026-06-12", "pp_plus_amount": 300}
-MEETING = {"meeting_held_on": "2026-03-25", "prepared_before_meeting": True, "attendees": ATTENDEES,
-           "amendments": "Added the reading mentor.", "targets": [TARGET], "pep_dates": ["2026-06-17"],
-           "paperwork_returned": True}
+SENT = {
+    "sent_on": "2026-03-04",
+    "secure_method": "Egress secure e-mail",
+    "recipients": [
+        {"name": "Dana Teacher", "role": "Designated Practitioner / Teacher / Person", "email": "dt@oak.test"}
+    ],
+}
+WORD_COPY = {
+    "attendance_percent": 95.5,
+    "attainment_summary": "Working at the expected standard in reading.",
+    "previous_targets_review": "Times tables target met.",
+    "special_educational_needs": "No identified SEN",
+    "child_views": "Likes maths and football.",
+    "word_copy": "upload-101",
+    "copies_for_meeting": True,
+}
+ATTENDEES = [
+    {"name": "Sam Social-Worker", "role": "Social Worker"},
+    {"name": "Dana Teacher", "role": "Designated Teacher / Practitioner", "email": "dt@oak.test"},
+    {"name": "Cara Carer", "role": "Foster Carer"},
+]
+TARGET = {
+    "what": "Read a chapter book each week",
+    "strategies": "Daily reading with a mentor",
+    "who": "Dana Teacher",
+    "by_when": "2026-06-12",
+    "pp_plus_amount": 300,
+}
+MEETING = {
+    "meeting_held_on": "2026-03-25",
+    "prepared_before_meeting": True,
+    "attendees": ATTENDEES,
+    "amendments": "Added the reading mentor.",
+    "targets": [TARGET],
+    "pep_dates": ["2026-06-17"],
+    "paperwork_returned": True,
+}
 TYPED = {"typed_pep": "upload-202", "typed_on": "2026-03-27"}
 FINAL = {"decision": "Finalise the PEP", "finalised_on": "2026-03-30"}
-CORRECTIONS = {"decision": "Return to business support with corrections",
-               "corrections": "The carer's name is misspelt in section 2."}
-DISTRIBUTED = {"attendees": ATTENDEES, "secure_method": "Egress secure e-mail", "sent_on": "2026-03-31",
-               "sent_to_all": True}
-EY_PREPARE = {**PREPARE, "education_setting": "Not yet in an early years setting", "venue": "Carer's home",
-              "child_development_information": "Walking well; says about 20 words.", "share_with_parents": True}
-HV_INFO = {"development_summary": "Speech a little behind; good motor skills.", "health_needs": "None known.",
-           "two_year_review_done": True, "two_year_review_date": "2026-02-10"}
-CARER_INFO = {"routines_and_interests": "Loves books at bedtime.", "development_at_home": "Feeds herself.",
-              "carer_views": "Would benefit from a nursery place."}
+CORRECTIONS = {
+    "decision": "Return to business support with corrections",
+    "corrections": "The carer's name is misspelt in section 2.",
+}
+DISTRIBUTED = {
+    "attendees": ATTENDEES,
+    "secure_method": "Egress secure e-mail",
+    "sent_on": "2026-03-31",
+    "sent_to_all": True,
+}
+EY_PREPARE = {
+    **PREPARE,
+    "education_setting": "Not yet in an early years setting",
+    "venue": "Carer's home",
+    "child_development_information": "Walking well; says about 20 words.",
+    "share_with_parents": True,
+}
+HV_INFO = {
+    "development_summary": "Speech a little behind; good motor skills.",
+    "health_needs": "None known.",
+    "two_year_review_done": True,
+    "two_year_review_date": "2026-02-10",
+}
+CARER_INFO = {
+    "routines_and_interests": "Loves books at bedtime.",
+    "development_at_home": "Feeds herself.",
+    "carer_views": "Would benefit from a nursery place.",
+}
 
 
 @pytest.fixture
@@ -88,10 +131,14 @@ def council(demo_council, engine):
 
 # ---- the way to each step -----------------------------------------------------------------------
 
+
 def start_cycle(council, child_id="Y5", next_meeting_date=None, previous_targets=()) -> int:
     """The router's message: the next termly Word-form PEP is due."""
-    payload = {"variant": "word_form_review_due", "next_meeting_date": next_meeting_date,
-               "previous_targets": list(previous_targets)}
+    payload = {
+        "variant": "word_form_review_due",
+        "next_meeting_date": next_meeting_date,
+        "previous_targets": list(previous_targets),
+    }
     [instance] = council.send("word_form_review_due", payload, child_id)
     return instance.id
 
@@ -120,11 +167,15 @@ def to_finalise(council, child_id="Y5", lead=SW, dt=DT, meeting=MEETING):
 
 def caught_next_cycles(council, child_id="Y5") -> list[dict]:
     """Payloads of pep_cycle_due as received by the test catcher."""
-    return [e.data["data"] for e in council.history(child_id)
-            if e.kind == "instance_started" and e.data.get("process_id") == "test_next_cycle_catcher"]
+    return [
+        e.data["data"]
+        for e in council.history(child_id)
+        if e.kind == "instance_started" and e.data.get("process_id") == "test_next_cycle_catcher"
+    ]
 
 
 # ---- step 3: a new form each term, sent three school weeks before the meeting ------------------
+
 
 def test_each_term_the_social_worker_generates_a_new_form_filled_in_up_to_the_meeting(council, engine):
     start_cycle(council)
@@ -166,7 +217,11 @@ def test_business_support_sends_three_school_weeks_before_the_meeting_across_hal
     council.sweep("2026-05-05T23:00:01+00:00")
     task = council.only_task()
     assert (task.spec_id, task.role_key, task.pooled, task.assignee_id) == (
-        "send_word_form", "business_support_officer", True, None)
+        "send_word_form",
+        "business_support_officer",
+        True,
+        None,
+    )
     assert task.due_at.isoformat() == "2026-05-06T22:59:59+00:00"
     shown = council.view(task, BSO)
     assert "securely to the designated practitioner/teacher/person at Oak Primary" in shown["instructions"]
@@ -191,7 +246,8 @@ def test_an_unsent_form_reminds_business_support_then_escalates_to_the_social_wo
     assert task.due_at.isoformat() == "2026-03-04T23:59:59+00:00"
     assert council.sweep("2026-03-05T00:00:00+00:00").timers_fired == 1
     assert council.notices("reminder", every_child=True) == [
-        (None, "business_support_officer", "Reminder: send the Word PEP for Alex Example now")]
+        (None, "business_support_officer", "Reminder: send the Word PEP for Alex Example now")
+    ]
     assert council.only_task().id == task.id  # business support keeps the task
     assert council.sweep("2026-03-05T23:00:00+00:00").timers_fired == 0
     assert council.sweep("2026-03-06T00:00:00+00:00").timers_fired == 1
@@ -206,11 +262,15 @@ def test_an_unsent_form_reminds_business_support_then_escalates_to_the_social_wo
 
 # ---- step 4: the setting fills in the form before the meeting starts --------------------------
 
+
 def test_the_designated_practitioner_prepares_the_word_copy_due_at_the_start_of_the_meeting(council, engine):
     to_word_copy(council)
     task = council.only_task()
-    assert (task.spec_id, task.lane, task.role_key) == ("prepare_word_copy", "Designated Practitioner",
-                                                        "designated_teacher")
+    assert (task.spec_id, task.lane, task.role_key) == (
+        "prepare_word_copy",
+        "Designated Practitioner",
+        "designated_teacher",
+    )
     assert task.due_at.isoformat() == "2026-03-25T10:00:00+00:00"  # 10:00 on the meeting day
     shown = council.view(task, DT)
     assert "must be filled in before the start of the PEP meeting on 25 March 2026 at 10:00" in shown["instructions"]
@@ -223,13 +283,16 @@ def test_a_form_not_filled_in_when_the_meeting_starts_is_escalated_to_the_social
     to_word_copy(council)
     assert council.sweep("2026-03-25T09:59:59+00:00").timers_fired == 0
     assert council.sweep("2026-03-25T10:00:01+00:00").timers_fired == 1
-    assert council.notices("escalation", every_child=True) == [(SW, None, "PEP form for Alex Example not filled in before the meeting")]
+    assert council.notices("escalation", every_child=True) == [
+        (SW, None, "PEP form for Alex Example not filled in before the meeting")
+    ]
     meeting = council.only_task()  # the form is withdrawn from the setting; the meeting goes ahead
     assert meeting.spec_id == "hold_meeting_sw"
     assert [e.kind for e in council.history()][-4:] == ["timer_fired", "notified", "task_withdrawn", "task_ready"]
 
 
 # ---- step 5: the meeting, and the dates of the year's PEPs -------------------------------------
+
 
 def test_at_the_meeting_the_social_worker_updates_the_pep_and_brings_the_paperwork_back(council, engine):
     to_meeting(council)
@@ -255,7 +318,8 @@ def test_the_social_worker_is_sent_back_until_the_dates_cover_the_rest_of_the_ye
         council.do_next("hold_meeting_sw", SW, {**MEETING, "pep_dates": ["2026-04-08"]})
     assert caught.value.errors == {
         "pep_dates.0": "PEP date 1 must be a school day: 8 April 2026 is in the school holidays, at half-term, at a "
-                       "weekend, on a bank holiday or on a school closure day"}
+        "weekend, on a bank holiday or on a school closure day"
+    }
     with pytest.raises(FormInvalid) as caught:
         council.do_next("hold_meeting_sw", SW, {**MEETING, "pep_dates": ["2026-03-25", "2026-09-16"]})
     assert caught.value.errors == {"pep_dates.0": "PEP date 1 must be after this meeting on 25 March 2026"}
@@ -278,10 +342,13 @@ def test_an_autumn_meeting_sets_the_spring_and_summer_pep_dates(council, engine)
     council.do_next("send_word_form", BSO, SENT)
     council.do_next("prepare_word_copy", DT, WORD_COPY)
     with pytest.raises(FormInvalid) as caught:
-        council.do_next("hold_meeting_sw", SW, {**MEETING, "meeting_held_on": "2026-10-14", "pep_dates": ["2027-02-03"]})
+        council.do_next(
+            "hold_meeting_sw", SW, {**MEETING, "meeting_held_on": "2026-10-14", "pep_dates": ["2027-02-03"]}
+        )
     assert caught.value.errors == {"pep_dates": "Enter a PEP date in the summer term 2026-27: a PEP is held each term"}
-    council.do_next("hold_meeting_sw", SW,
-       {**MEETING, "meeting_held_on": "2026-10-14", "pep_dates": ["2027-06-09", "2027-02-03"]})
+    council.do_next(
+        "hold_meeting_sw", SW, {**MEETING, "meeting_held_on": "2026-10-14", "pep_dates": ["2027-06-09", "2027-02-03"]}
+    )
     assert council.only_task().spec_id == "type_up_pep"
 
 
@@ -301,10 +368,12 @@ def test_a_summer_term_meeting_sets_the_autumn_pep_date_and_hands_it_to_the_next
     council.do_next("send_to_attendees", BSO, DISTRIBUTED)
     assert council.instance(instance_id).status == "completed"
     assert caught_next_cycles(council) == [
-        {"variant": "word_form_review_due", "next_meeting_date": "2026-09-23", "previous_targets": [TARGET]}]
+        {"variant": "word_form_review_due", "next_meeting_date": "2026-09-23", "previous_targets": [TARGET]}
+    ]
 
 
 # ---- step 6: typing up, checking and finalising, sending to all attendees -----------------------
+
 
 def test_the_social_worker_hands_the_pep_to_business_support_for_typing_up(council, engine):
     to_meeting(council)
@@ -312,11 +381,15 @@ def test_the_social_worker_hands_the_pep_to_business_support_for_typing_up(counc
     task = council.only_task()
     assert (task.spec_id, task.role_key, task.pooled) == ("type_up_pep", "business_support_officer", True)
     shown = council.view(task, BSO)
-    assert "The social worker has handed you Alex Example's PEP from the meeting on 25 March 2026" in shown["instructions"]
+    assert (
+        "The social worker has handed you Alex Example's PEP from the meeting on 25 March 2026" in shown["instructions"]
+    )
     with pytest.raises(FormInvalid) as caught:
         council.complete(task, BSO, {"typed_on": "27/03/2026"})
-    assert caught.value.errors == {"typed_pep": "Select a file for typed-up PEP",
-                                   "typed_on": "Date typed up must be a real date"}
+    assert caught.value.errors == {
+        "typed_pep": "Select a file for typed-up PEP",
+        "typed_on": "Date typed up must be a real date",
+    }
 
 
 def test_the_social_worker_checks_the_typed_pep_and_sends_it_back_with_corrections(council, engine):
@@ -329,7 +402,9 @@ def test_the_social_worker_checks_the_typed_pep_and_sends_it_back_with_correctio
     council.complete(task, SW, CORRECTIONS)
     retype = council.only_task()
     assert retype.spec_id == "type_up_pep"
-    assert "Corrections asked for: The carer's name is misspelt in section 2." in council.view(retype, BSO)["instructions"]
+    assert (
+        "Corrections asked for: The carer's name is misspelt in section 2." in council.view(retype, BSO)["instructions"]
+    )
     council.complete(retype, BSO, TYPED)
     council.do_next("finalise_pep_sw", SW, FINAL)
     assert council.only_task().spec_id == "send_to_attendees"
@@ -341,26 +416,34 @@ def test_the_finalised_pep_goes_securely_to_all_attendees_and_the_next_pep_is_du
     task = council.only_task()
     assert (task.spec_id, task.role_key) == ("send_to_attendees", "business_support_officer")
     shown = council.view(task, BSO)
-    assert ("Send it securely to everyone who attended the meeting on 25 March 2026: Sam Social-Worker (Social Worker), "
-            "Dana Teacher (Designated Teacher / Practitioner), Cara Carer (Foster Carer).") in shown["instructions"]
+    assert (
+        "Send it securely to everyone who attended the meeting on 25 March 2026: Sam Social-Worker (Social Worker), "
+        "Dana Teacher (Designated Teacher / Practitioner), Cara Carer (Foster Carer)."
+    ) in shown["instructions"]
     assert shown["data"]["attendees"] == ATTENDEES  # pre-filled from the meeting
     with pytest.raises(FormInvalid) as caught:
         council.complete(task, BSO, {**DISTRIBUTED, "sent_to_all": False})
     assert caught.value.errors == {"sent_to_all": "The finalised PEP goes to all attendees"}
     council.complete(task, BSO, DISTRIBUTED)
     subject = "The finalised PEP for Alex Example has been sent to you"
-    assert council.notices("notice", every_child=True) == [(DT, None, subject), (CARER, None, subject), (YP, None, subject),
-                                        (IRO, None, subject)]
+    assert council.notices("notice", every_child=True) == [
+        (DT, None, subject),
+        (CARER, None, subject),
+        (YP, None, subject),
+        (IRO, None, subject),
+    ]
     # step 7: the process is repeated from step 3 with the date set at this meeting
     done = council.instance(instance_id)
     assert (done.status, done.next_timer_at, done.waiting_messages) == ("completed", None, [])
     finished = [e for e in council.history() if e.instance_id == instance_id and e.kind == "task_completed"][-1]
     assert "next_pep_due" in finished.data["path"] and "cycle_closed_left_care" not in finished.data["path"]
     assert caught_next_cycles(council) == [
-        {"variant": "word_form_review_due", "next_meeting_date": "2026-06-17", "previous_targets": [TARGET]}]
+        {"variant": "word_form_review_due", "next_meeting_date": "2026-06-17", "previous_targets": [TARGET]}
+    ]
 
 
 # ---- footnote *: 16+ the Leaving Care Worker, 18+ the Personal Adviser --------------------------
+
 
 def test_at_16_the_leaving_care_worker_leads_the_pep(council, engine):
     start_cycle(council, "P16")
@@ -372,7 +455,9 @@ def test_at_16_the_leaving_care_worker_leads_the_pep(council, engine):
     council.sweep("2026-03-04T00:00:01+00:00")
     council.do_next("send_word_form", BSO, SENT, "P16")
     council.sweep("2026-03-25T10:00:01+00:00")  # the college has not filled in the form
-    assert council.notices("escalation", every_child=True) == [(PA, None, "PEP form for Drew Placeholder not filled in before the meeting")]
+    assert council.notices("escalation", every_child=True) == [
+        (PA, None, "PEP form for Drew Placeholder not filled in before the meeting")
+    ]
     council.do_next("hold_meeting_lcw", PA, MEETING, "P16")
     typing = council.only_task(child="P16")
     assert "The leaving care worker has handed you" in council.view(typing, BSO)["instructions"]
@@ -390,12 +475,16 @@ def test_at_18_the_personal_adviser_leads_the_pep(council, engine):
     council.sweep("2026-03-04T00:00:00+00:00")  # a working day after sending was due
     assert council.notices("escalation", every_child=True) == [
         (PA, None, "Word PEP for Emery Fictional not yet sent"),
-        (None, "business_support_officer", "Word PEP for Emery Fictional not yet sent")]
+        (None, "business_support_officer", "Word PEP for Emery Fictional not yet sent"),
+    ]
     council.complete(send_task, BSO, SENT)
     council.do_next("prepare_word_copy", COLLEGE_DT, WORD_COPY, "P18")
     meeting = council.only_task(child="P18")
     assert (meeting.spec_id, meeting.lane, meeting.assignee_id) == (
-        "hold_meeting_pa", "Personal Adviser", council.user_id(PA))
+        "hold_meeting_pa",
+        "Personal Adviser",
+        council.user_id(PA),
+    )
 
 
 def test_a_year_11_pupil_who_has_turned_16_still_has_their_social_worker(council, engine):
@@ -408,6 +497,7 @@ def test_a_year_11_pupil_who_has_turned_16_still_has_their_social_worker(council
 
 # ---- footnote **: young children not yet in an early years setting ------------------------------
 
+
 def test_a_child_not_in_early_years_goes_to_the_health_visitor_and_foster_carer_without_a_setting(council, engine):
     instance_id = start_cycle(council, "EY2")
     task = council.only_task(child="EY2")
@@ -418,12 +508,15 @@ def test_a_child_not_in_early_years_goes_to_the_health_visitor_and_foster_carer_
     with pytest.raises(FormInvalid) as caught:
         council.complete(task, SW, no_info)
     assert caught.value.errors == {
-        "child_development_information": "Enter information you hold about the child's development"}
+        "child_development_information": "Enter information you hold about the child's development"
+    }
     council.complete(task, SW, EY_PREPARE)
     council.sweep("2026-03-04T00:00:01+00:00")
     send_task = council.only_task(child="EY2")
-    assert ("securely to the Health Visitor and the foster carers (and the parents), so they can prepare the information "
-            "needed for the meeting: there is no education setting input.") in council.view(send_task, BSO)["instructions"]
+    assert (
+        "securely to the Health Visitor and the foster carers (and the parents), so they can prepare the information "
+        "needed for the meeting: there is no education setting input."
+    ) in council.view(send_task, BSO)["instructions"]
     council.complete(send_task, BSO, SENT)
     tasks = council.open_tasks("EY2")
     assert sorted((t.spec_id, t.lane, t.role_key) for t in tasks) == [
@@ -443,7 +536,10 @@ def test_a_child_not_in_early_years_goes_to_the_health_visitor_and_foster_carer_
     council.do_next("finalise_pep_sw", SW, FINAL, "EY2")
     council.do_next("send_to_attendees", BSO, DISTRIBUTED, "EY2")
     subject = "The finalised PEP for Gray Invented has been sent to you"
-    assert [n[:2] for n in council.notices("notice", every_child=True)] == [(HV, None), (CARER, None)]  # no IRO in Gray's team
+    assert [n[:2] for n in council.notices("notice", every_child=True)] == [
+        (HV, None),
+        (CARER, None),
+    ]  # no IRO in Gray's team
     assert all(n[2] == subject for n in council.notices("notice", every_child=True))
     assert council.instance(instance_id).status == "completed"
     assert not any(e.data.get("task") == "prepare_word_copy" for e in council.history("EY2"))
@@ -457,19 +553,28 @@ def test_health_visitor_or_carer_information_missing_at_the_meeting_is_escalated
     council.complete(council.task("prepare_health_visitor_information", "EY2"), HV, HV_INFO)
     council.sweep("2026-03-25T10:00:01+00:00")
     assert council.notices("escalation", every_child=True) == [
-        (SW, None, "Foster carer information for Gray Invented's PEP not ready")]
+        (SW, None, "Foster carer information for Gray Invented's PEP not ready")
+    ]
     assert council.only_task(child="EY2").spec_id == "hold_meeting_sw"
 
 
 # ---- messages: a rescheduled meeting, a child leaving care -------------------------------------
 
+
 def test_a_rescheduled_meeting_moves_the_send_date(council, engine):
     instance_id = start_cycle(council)
     council.do_next("prepare_form_sw", SW, PREPARE)
     assert council.instance(instance_id).next_timer_at.isoformat() == "2026-03-04T00:00:00+00:00"
-    [caught] = council.send("meeting_rescheduled",
-                    {"meeting_date": "2026-06-03", "meeting_time": "13:30", "venue": "Oak Primary hall",
-                     "reason": "Teacher on a course"}, actor=SW)
+    [caught] = council.send(
+        "meeting_rescheduled",
+        {
+            "meeting_date": "2026-06-03",
+            "meeting_time": "13:30",
+            "venue": "Oak Primary hall",
+            "reason": "Teacher on a course",
+        },
+        actor=SW,
+    )
     assert caught.id == instance_id
     assert council.instance(instance_id).next_timer_at.isoformat() == "2026-05-05T23:00:00+00:00"
     assert council.sweep("2026-03-04T00:00:01+00:00").timers_fired == 0
@@ -484,8 +589,11 @@ def test_a_meeting_rescheduled_while_business_support_holds_the_form_waits_for_t
     council.do_next("prepare_form_sw", SW, PREPARE)
     council.sweep("2026-03-04T09:00:00+00:00")
     assert council.only_task().spec_id == "send_word_form"
-    council.send("meeting_rescheduled", {"meeting_date": "2026-06-03", "meeting_time": "10:00",
-                                                  "venue": "Oak Primary", "reason": "Illness"}, actor=SW)
+    council.send(
+        "meeting_rescheduled",
+        {"meeting_date": "2026-06-03", "meeting_time": "10:00", "venue": "Oak Primary", "reason": "Illness"},
+        actor=SW,
+    )
     assert council.open_tasks() == []
     assert council.instance(instance_id).next_timer_at.isoformat() == "2026-05-05T23:00:00+00:00"
     # the old deadlines are gone with the withdrawn task
@@ -496,8 +604,11 @@ def test_a_meeting_rescheduled_while_business_support_holds_the_form_waits_for_t
 def test_a_meeting_rescheduled_while_the_setting_prepares_moves_its_deadline(council, engine):
     to_word_copy(council)
     old = council.only_task()
-    council.send("meeting_rescheduled", {"meeting_date": "2026-03-26", "meeting_time": "14:00",
-                                                  "venue": "Oak Primary", "reason": "Carer unavailable"}, actor=SW)
+    council.send(
+        "meeting_rescheduled",
+        {"meeting_date": "2026-03-26", "meeting_time": "14:00", "venue": "Oak Primary", "reason": "Carer unavailable"},
+        actor=SW,
+    )
     task = council.only_task()
     assert task.spec_id == "prepare_word_copy" and task.id != old.id
     assert task.due_at.isoformat() == "2026-03-26T14:00:00+00:00"
@@ -507,13 +618,17 @@ def test_a_meeting_rescheduled_while_the_setting_prepares_moves_its_deadline(cou
     assert meeting.due_at.isoformat() == "2026-03-26T23:59:59+00:00"
     with council.sessions() as s:
         assert engine.task_view(s, meeting.id, SW)["data"]["reschedules"] == [
-            {"from": "2026-03-25", "to": "2026-03-26", "reason": "Carer unavailable"}]
+            {"from": "2026-03-25", "to": "2026-03-26", "reason": "Carer unavailable"}
+        ]
 
 
 def test_a_meeting_rescheduled_before_it_is_held_moves_the_meeting_step(council, engine):
     to_meeting(council)
-    council.send("meeting_rescheduled", {"meeting_date": "2026-03-27", "meeting_time": "09:00",
-                                                  "venue": "Oak Primary", "reason": "Snow"}, actor=SW)
+    council.send(
+        "meeting_rescheduled",
+        {"meeting_date": "2026-03-27", "meeting_time": "09:00", "venue": "Oak Primary", "reason": "Snow"},
+        actor=SW,
+    )
     meeting = council.only_task()
     assert (meeting.spec_id, meeting.due_at.isoformat()) == ("hold_meeting_sw", "2026-03-27T23:59:59+00:00")
 
@@ -524,9 +639,17 @@ def test_a_rescheduled_meeting_reopens_the_health_visitor_and_carer_tasks_with_t
     council.sweep("2026-03-04T00:00:01+00:00")
     council.do_next("send_word_form", BSO, SENT, "EY2")
     assert len(council.open_tasks("EY2")) == 2
-    council.send("meeting_rescheduled", {"meeting_date": "2026-03-24", "meeting_time": "11:00",
-                                                  "venue": "Carer's home", "reason": "Health Visitor on leave"},
-         child="EY2", actor=SW)
+    council.send(
+        "meeting_rescheduled",
+        {
+            "meeting_date": "2026-03-24",
+            "meeting_time": "11:00",
+            "venue": "Carer's home",
+            "reason": "Health Visitor on leave",
+        },
+        child="EY2",
+        actor=SW,
+    )
     tasks = council.open_tasks("EY2")
     assert sorted(t.spec_id for t in tasks) == ["prepare_carer_information", "prepare_health_visitor_information"]
     assert {t.due_at.isoformat() for t in tasks} == {"2026-03-24T11:00:00+00:00"}
@@ -541,11 +664,17 @@ def test_a_rescheduled_meeting_reopens_only_the_contribution_still_open(council,
     council.sweep("2026-03-04T00:00:01+00:00")
     council.do_next("send_word_form", BSO, SENT, "EY2")
     council.complete(council.task("prepare_health_visitor_information", "EY2"), HV, HV_INFO)
-    council.send("meeting_rescheduled", {"meeting_date": "2026-03-26", "meeting_time": "15:00",
-                                                  "venue": "Carer's home", "reason": "Carer unwell"}, child="EY2", actor=SW)
+    council.send(
+        "meeting_rescheduled",
+        {"meeting_date": "2026-03-26", "meeting_time": "15:00", "venue": "Carer's home", "reason": "Carer unwell"},
+        child="EY2",
+        actor=SW,
+    )
     carer_task = council.only_task(child="EY2")  # the Health Visitor's answer stands
-    assert (carer_task.spec_id, carer_task.due_at.isoformat()) == ("prepare_carer_information",
-                                                                   "2026-03-26T15:00:00+00:00")
+    assert (carer_task.spec_id, carer_task.due_at.isoformat()) == (
+        "prepare_carer_information",
+        "2026-03-26T15:00:00+00:00",
+    )
     council.complete(carer_task, CARER, CARER_INFO)
     meeting = council.only_task(child="EY2")
     assert meeting.due_at.isoformat() == "2026-03-26T23:59:59+00:00"  # the join kept the new date
@@ -570,6 +699,7 @@ def test_a_child_leaving_care_ends_the_peps_after_this_one_is_finalised(council,
 
 
 # ---- who may do each step; invalid data --------------------------------------------------------
+
 
 def test_only_the_right_people_can_do_each_step(council, engine):
     start_cycle(council)
@@ -615,8 +745,11 @@ def test_invalid_form_data_is_refused_field_by_field(council, engine):
     start_cycle(council)
     task = council.only_task()
     with pytest.raises(FormInvalid) as caught:
-        council.complete(task, SW, {**PREPARE, "meeting_date": "25/03/2026", "meeting_time": "10am",
-                                            "venue": "", "education_setting": "Home"})
+        council.complete(
+            task,
+            SW,
+            {**PREPARE, "meeting_date": "25/03/2026", "meeting_time": "10am", "venue": "", "education_setting": "Home"},
+        )
     assert caught.value.errors == {
         "education_setting": "Answer the question: Where does the child learn?",
         "meeting_date": "PEP meeting date must be a real date",
@@ -627,14 +760,15 @@ def test_invalid_form_data_is_refused_field_by_field(council, engine):
     council.complete(task, SW, PREPARE)
     council.sweep("2026-03-04T00:00:01+00:00")
     with pytest.raises(FormInvalid) as caught:
-        council.complete(council.only_task(), BSO, {"sent_on": "2026-03-04", "secure_method": "Post",
-                                                            "recipients": []})
+        council.complete(council.only_task(), BSO, {"sent_on": "2026-03-04", "secure_method": "Post", "recipients": []})
     assert set(caught.value.errors) == {"secure_method", "recipients"}
     council.do_next("send_word_form", BSO, SENT)
     with pytest.raises(FormInvalid) as caught:
-        council.complete(council.only_task(), DT, {**WORD_COPY, "attendance_percent": 120,
-                                                           "special_educational_needs": "EHCP",
-                                                           "copies_for_meeting": False})
+        council.complete(
+            council.only_task(),
+            DT,
+            {**WORD_COPY, "attendance_percent": 120, "special_educational_needs": "EHCP", "copies_for_meeting": False},
+        )
     assert caught.value.errors == {
         "attendance_percent": "Attendance this year (%) must be 100 or less",
         "copies_for_meeting": "Confirm that you will bring copies of the form to the meeting",
@@ -643,13 +777,17 @@ def test_invalid_form_data_is_refused_field_by_field(council, engine):
     council.do_next("prepare_word_copy", DT, {**WORD_COPY, "special_educational_needs": "EHCP", "ehcp": "upload-7"})
     bad_target = {**TARGET, "what": "Go", "by_when": "soon", "pp_plus_amount": -5}
     with pytest.raises(FormInvalid) as caught:
-        council.complete(council.only_task(), SW, {**MEETING, "targets": [bad_target],
-                                                           "pep_dates": ["next term"]})
-    assert set(caught.value.errors) == {"targets.0.what", "targets.0.by_when", "targets.0.pp_plus_amount",
-                                        "pep_dates.0"}
+        council.complete(council.only_task(), SW, {**MEETING, "targets": [bad_target], "pep_dates": ["next term"]})
+    assert set(caught.value.errors) == {
+        "targets.0.what",
+        "targets.0.by_when",
+        "targets.0.pp_plus_amount",
+        "pep_dates.0",
+    }
 
 
 # ---- a child with no school place ---------------------------------------------------------------
+
 
 def test_a_child_with_no_school_place_has_the_word_copy_prepared_by_the_vs_education_advisers(council, engine):
     """No designated practitioner: their lane falls back to the VS Education Advisers' pool
@@ -658,7 +796,11 @@ def test_a_child_with_no_school_place_has_the_word_copy_prepared_by_the_vs_educa
     instance_id = to_word_copy(council, "NOSCHOOL")
     copy = council.only_task(child="NOSCHOOL")
     assert (copy.spec_id, copy.lane, copy.role_key, copy.pooled) == (
-        "prepare_word_copy", "Designated Practitioner", "vs_education_adviser", True)
+        "prepare_word_copy",
+        "Designated Practitioner",
+        "vs_education_adviser",
+        True,
+    )
     council.do_next("prepare_word_copy", adviser, WORD_COPY, "NOSCHOOL")
     council.do_next(council.only_task(child="NOSCHOOL").spec_id, SW, MEETING, "NOSCHOOL")
     council.do_next("type_up_pep", BSO, TYPED, "NOSCHOOL")

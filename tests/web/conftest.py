@@ -32,10 +32,16 @@ PASSWORD_HASH = hash_password(PASSWORD)  # Argon2 is slow on purpose: hash once 
 
 @pytest.fixture
 def app(db, clock, council):
-    app = create_app({
-        "TESTING": True, "DATABASE_URL": db.url.render_as_string(hide_password=False), "CLOCK": clock,
-        "SECRET_KEY": "test-secret", "SESSION_COOKIE_SECURE": False, "SERVER_NAME": "localhost",
-    })
+    app = create_app(
+        {
+            "TESTING": True,
+            "DATABASE_URL": db.url.render_as_string(hide_password=False),
+            "CLOCK": clock,
+            "SECRET_KEY": "test-secret",
+            "SESSION_COOKIE_SECURE": False,
+            "SERVER_NAME": "localhost",
+        }
+    )
     with council.begin() as s:
         for user in s.query(User):
             user.password_hash = PASSWORD_HASH
@@ -54,7 +60,9 @@ def snapshot(sessions) -> dict:
     """Everything a request could change, but record views (which every look at a child writes)."""
     with sessions() as s:
         return {
-            "events": set(s.execute(select(Event.child_id, Event.seq, Event.kind).where(Event.kind != "record_viewed"))),
+            "events": set(
+                s.execute(select(Event.child_id, Event.seq, Event.kind).where(Event.kind != "record_viewed"))
+            ),
             "instances": dict(s.execute(select(Instance.id, Instance.version)).all()),
             "tasks": set(s.execute(select(OpenTask.id, OpenTask.assignee_id, OpenTask.pooled))),
             "drafts": {(d.task_id, d.user_id): d.data for d in s.scalars(select(TaskDraft))},
@@ -92,10 +100,12 @@ def one_step_per_form(forms: list[str]) -> str:
     <bpmn:sequenceFlow id="{key}_out" sourceRef="{key}_task" targetRef="{key}_end" />
     <bpmn:endEvent id="{key}_end"><bpmn:incoming>{key}_out</bpmn:incoming></bpmn:endEvent>
   </bpmn:process>""")
-    return ('<?xml version="1.0" encoding="UTF-8"?>\n<bpmn:definitions '
-            'xmlns:bpmn="http://www.omg.org/spec/BPMN/20100524/MODEL" '
-            'xmlns:spiffworkflow="http://spiffworkflow.org/bpmn/schema/1.0/core" id="every_form" '
-            f'targetNamespace="http://example.org/pep-fuzz">{"".join(processes)}\n</bpmn:definitions>\n')
+    return (
+        '<?xml version="1.0" encoding="UTF-8"?>\n<bpmn:definitions '
+        'xmlns:bpmn="http://www.omg.org/spec/BPMN/20100524/MODEL" '
+        'xmlns:spiffworkflow="http://spiffworkflow.org/bpmn/schema/1.0/core" id="every_form" '
+        f'targetNamespace="http://example.org/pep-fuzz">{"".join(processes)}\n</bpmn:definitions>\n'
+    )
 
 
 def shipped_form_task(council, clock, engine, form: str, child_id: str = "C001"):
@@ -104,8 +114,12 @@ def shipped_form_task(council, clock, engine, form: str, child_id: str = "C001")
     from ..test_runtime import only_task
 
     name = f"{form}.schema.json"
-    bundle = Bundle({f"forms/{name}": (ROOT / "forms" / name).read_text(encoding="utf-8"),
-                     "processes/one_form.bpmn": one_step_per_form([name])})
+    bundle = Bundle(
+        {
+            f"forms/{name}": (ROOT / "forms" / name).read_text(encoding="utf-8"),
+            "processes/one_form.bpmn": one_step_per_form([name]),
+        }
+    )
     with clocks.using(clock), council.begin() as s:
         deploy(s, bundle, actor="owner@demo.test")
         engine.start(s, f"form_{form}", child_id, actor="sw@demo.test")
@@ -129,8 +143,10 @@ class Browser:
 
     def sign_in(self, email: str, password: str = PASSWORD):
         page = self.client.get("/sign-in")
-        return self.client.post("/sign-in", data={"email": email, "password": password,
-                                                  "csrf_token": csrf_token(page.get_data(as_text=True))})
+        return self.client.post(
+            "/sign-in",
+            data={"email": email, "password": password, "csrf_token": csrf_token(page.get_data(as_text=True))},
+        )
 
     def get(self, url, **kwargs):
         return self.client.get(url, **kwargs)
@@ -138,8 +154,9 @@ class Browser:
     def post(self, url, data=None, page_url=None, **kwargs):
         """Post `data` with the CSRF token of `page_url` (default: the inbox)."""
         page = self.client.get(page_url or "/inbox")
-        return self.client.post(url, data={**(data or {}), "csrf_token": csrf_token(page.get_data(as_text=True))},
-                                **kwargs)
+        return self.client.post(
+            url, data={**(data or {}), "csrf_token": csrf_token(page.get_data(as_text=True))}, **kwargs
+        )
 
 
 @pytest.fixture

@@ -63,8 +63,11 @@ def test_signing_out_ends_every_session_of_that_person_and_no_one_elses(app, bro
 def test_changing_the_password_ends_every_other_session_and_keeps_this_one(app, browser):
     sw = browser("sw@demo.test")
     thief = stolen_copy(app, sw)
-    changed = sw.post("/account/password", {"current_password": PASSWORD, "new_password": NEW_PASSWORD,
-                                            "confirm_password": NEW_PASSWORD}, page_url="/account/password")
+    changed = sw.post(
+        "/account/password",
+        {"current_password": PASSWORD, "new_password": NEW_PASSWORD, "confirm_password": NEW_PASSWORD},
+        page_url="/account/password",
+    )
     assert changed.status_code == 302
     assert "You have been signed out everywhere else" in sw.get("/inbox").get_data(as_text=True)
     assert signed_in(sw) and not signed_in(thief)
@@ -73,8 +76,9 @@ def test_changing_the_password_ends_every_other_session_and_keeps_this_one(app, 
 def test_an_administrators_reset_ends_every_session_of_that_person(app, browser, council):
     sw = browser("sw@demo.test")
     thief = stolen_copy(app, sw)
-    browser("admin@demo.test").post(f"/admin/users/{user_id(council, 'sw@demo.test')}/password",
-                                    page_url="/admin/users")
+    browser("admin@demo.test").post(
+        f"/admin/users/{user_id(council, 'sw@demo.test')}/password", page_url="/admin/users"
+    )
     assert not signed_in(sw) and not signed_in(thief)
 
 
@@ -115,8 +119,11 @@ def test_the_session_cookie_is_secure_http_only_and_same_site_and_https_is_requi
     app.config["SESSION_COOKIE_SECURE"] = True  # as in production, over HTTPS
     person = browser()
     page = person.client.get("/sign-in", base_url="https://localhost")
-    response = person.client.post("/sign-in", base_url="https://localhost", data={
-        "email": "sw@demo.test", "password": PASSWORD, "csrf_token": csrf_token(page.get_data(as_text=True))})
+    response = person.client.post(
+        "/sign-in",
+        base_url="https://localhost",
+        data={"email": "sw@demo.test", "password": PASSWORD, "csrf_token": csrf_token(page.get_data(as_text=True))},
+    )
     cookie = next(c for c in response.headers.getlist("Set-Cookie") if c.startswith("session="))
     assert "; Secure" in cookie and "; HttpOnly" in cookie and "; SameSite=Lax" in cookie
     assert response.headers["Strict-Transport-Security"] == "max-age=31536000; includeSubDomains"
@@ -194,7 +201,9 @@ def test_an_unknown_email_is_slowed_down_like_a_known_one(app, browser):
 
 def test_an_email_longer_than_any_account_is_simply_not_right(app, browser):
     response = browser().sign_in("x" * 300 + "@demo.test", "guess")
-    assert response.status_code == 400 and "The email address or password is not right" in response.get_data(as_text=True)
+    assert response.status_code == 400 and "The email address or password is not right" in response.get_data(
+        as_text=True
+    )
 
 
 def test_a_slowed_down_person_may_try_again_after_the_wait_and_success_forgives(app, browser, clock):
@@ -224,10 +233,15 @@ def test_guesses_sent_all_at_once_check_no_more_passwords_than_the_allowance(app
 
     def guess(person, token, n):
         start.wait()
-        answers.append(person.client.post("/sign-in", data={"email": "sw@demo.test", "password": f"guess {n}",
-                                                            "csrf_token": token}).status_code)
+        answers.append(
+            person.client.post(
+                "/sign-in", data={"email": "sw@demo.test", "password": f"guess {n}", "csrf_token": token}
+            ).status_code
+        )
 
-    threads = [threading.Thread(target=guess, args=(g, t, n)) for n, (g, t) in enumerate(zip(guessers, tokens, strict=True))]
+    threads = [
+        threading.Thread(target=guess, args=(g, t, n)) for n, (g, t) in enumerate(zip(guessers, tokens, strict=True))
+    ]
     for thread in threads:
         thread.start()
     for thread in threads:
@@ -242,10 +256,16 @@ def test_the_change_password_form_is_slowed_down_after_wrong_current_passwords(a
         before = s.scalars(select(User.password_hash).where(User.email == "sw@demo.test")).one()
     sw = browser("sw@demo.test")
     for _ in range(5):
-        sw.post("/account/password", {"current_password": "guess", "new_password": NEW_PASSWORD,
-                                      "confirm_password": NEW_PASSWORD}, page_url="/account/password")
-    refused = sw.post("/account/password", {"current_password": PASSWORD, "new_password": NEW_PASSWORD,
-                                            "confirm_password": NEW_PASSWORD}, page_url="/account/password")
+        sw.post(
+            "/account/password",
+            {"current_password": "guess", "new_password": NEW_PASSWORD, "confirm_password": NEW_PASSWORD},
+            page_url="/account/password",
+        )
+    refused = sw.post(
+        "/account/password",
+        {"current_password": PASSWORD, "new_password": NEW_PASSWORD, "confirm_password": NEW_PASSWORD},
+        page_url="/account/password",
+    )
     assert refused.status_code == 429 and "Too many failed attempts" in refused.get_data(as_text=True)
     with council() as s:
         assert s.scalars(select(User.password_hash).where(User.email == "sw@demo.test")).one() == before
@@ -255,28 +275,37 @@ def test_the_change_password_form_is_slowed_down_after_wrong_current_passwords(a
 # ---- new passwords ----------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("new", "refusal"), [
-    ("short", "must be at least 12 characters"),
-    (" " * 12, "must not be only spaces"),
-    ("Password1234", "too easy to guess"),
-    ("qwertyuiop123", "too easy to guess"),
-    ("aaaaaaaaaaaaaaaa", "too easy to guess"),
-    ("sam social-worker 2026", "must not contain your name or email address"),
-    ("sw@demo.test 2026!", "must not contain your name or email address"),
-    (PASSWORD, "must be different from your current password"),
-])
+@pytest.mark.parametrize(
+    ("new", "refusal"),
+    [
+        ("short", "must be at least 12 characters"),
+        (" " * 12, "must not be only spaces"),
+        ("Password1234", "too easy to guess"),
+        ("qwertyuiop123", "too easy to guess"),
+        ("aaaaaaaaaaaaaaaa", "too easy to guess"),
+        ("sam social-worker 2026", "must not contain your name or email address"),
+        ("sw@demo.test 2026!", "must not contain your name or email address"),
+        (PASSWORD, "must be different from your current password"),
+    ],
+)
 def test_a_new_password_that_is_easy_to_guess_is_refused(app, browser, new, refusal):
     sw = browser("sw@demo.test")
-    response = sw.post("/account/password", {"current_password": PASSWORD, "new_password": new,
-                                             "confirm_password": new}, page_url="/account/password")
+    response = sw.post(
+        "/account/password",
+        {"current_password": PASSWORD, "new_password": new, "confirm_password": new},
+        page_url="/account/password",
+    )
     assert response.status_code == 422 and refusal in response.get_data(as_text=True)
     assert browser().sign_in("sw@demo.test", new).status_code == 400 or new == PASSWORD
 
 
 def test_a_few_unrelated_words_make_a_good_password(app, browser):
     sw = browser("sw@demo.test")
-    changed = sw.post("/account/password", {"current_password": PASSWORD, "new_password": NEW_PASSWORD,
-                                            "confirm_password": NEW_PASSWORD}, page_url="/account/password")
+    changed = sw.post(
+        "/account/password",
+        {"current_password": PASSWORD, "new_password": NEW_PASSWORD, "confirm_password": NEW_PASSWORD},
+        page_url="/account/password",
+    )
     assert changed.status_code == 302
     assert browser().sign_in("sw@demo.test", NEW_PASSWORD).status_code == 302
 
@@ -287,21 +316,26 @@ def test_a_few_unrelated_words_make_a_good_password(app, browser):
 def sign_in_with_next(app, query: str):
     person = Browser(app)
     page = person.client.get("/sign-in?" + query)
-    return person.client.post("/sign-in?" + query, data={
-        "email": "sw@demo.test", "password": PASSWORD, "csrf_token": csrf_token(page.get_data(as_text=True))})
+    return person.client.post(
+        "/sign-in?" + query,
+        data={"email": "sw@demo.test", "password": PASSWORD, "csrf_token": csrf_token(page.get_data(as_text=True))},
+    )
 
 
-@pytest.mark.parametrize("query", [
-    "next=%2F%09%2Fevil.example",  # a slash, a tab, /evil.example: browsers drop the tab
-    "next=%2F%0A%2Fevil.example",  # a newline
-    "next=%2F%0D%0ASet-Cookie:%20x=1",
-    "next=//evil.example",
-    "next=/%5Cevil.example",  # a backslash, which browsers read as a slash
-    "next=%5C%5Cevil.example",
-    "next=https://evil.example/inbox",
-    "next=javascript:alert(1)",
-    "next=%20//evil.example",
-])
+@pytest.mark.parametrize(
+    "query",
+    [
+        "next=%2F%09%2Fevil.example",  # a slash, a tab, /evil.example: browsers drop the tab
+        "next=%2F%0A%2Fevil.example",  # a newline
+        "next=%2F%0D%0ASet-Cookie:%20x=1",
+        "next=//evil.example",
+        "next=/%5Cevil.example",  # a backslash, which browsers read as a slash
+        "next=%5C%5Cevil.example",
+        "next=https://evil.example/inbox",
+        "next=javascript:alert(1)",
+        "next=%20//evil.example",
+    ],
+)
 def test_signing_in_never_leads_to_another_site_nor_fails(app, query):
     response = sign_in_with_next(app, query)
     assert response.status_code == 302 and response.location == "/inbox"

@@ -27,14 +27,29 @@ def many(council, clock):
     with council.begin() as s:
         s.add(School(urn="100001", name="Oak Primary"))
         s.flush()
-        s.execute(insert(Child), [{"id": f"K{n:03d}", "name": f"Kid {n:03d} Example", "in_care": n % 10 != 0,
-                                   "school": "Oak Primary" if n % 2 else None, "school_urn": "100001" if n % 2 else None,
-                                   "created_at": clock.now()} for n in range(120)])
-        s.execute(insert(User), [{"email": f"person{n:03d}@demo.test", "name": f"Person {n:03d}", "active": n % 4 != 0}
-                                 for n in range(80)])
+        s.execute(
+            insert(Child),
+            [
+                {
+                    "id": f"K{n:03d}",
+                    "name": f"Kid {n:03d} Example",
+                    "in_care": n % 10 != 0,
+                    "school": "Oak Primary" if n % 2 else None,
+                    "school_urn": "100001" if n % 2 else None,
+                    "created_at": clock.now(),
+                }
+                for n in range(120)
+            ],
+        )
+        s.execute(
+            insert(User),
+            [{"email": f"person{n:03d}@demo.test", "name": f"Person {n:03d}", "active": n % 4 != 0} for n in range(80)],
+        )
         sw = s.scalar(select(User.id).where(User.email == "sw@demo.test"))
-        s.execute(insert(CaseTeamMember), [{"child_id": f"K{n:03d}", "role_key": "social_worker", "user_id": sw}
-                                           for n in range(0, 120, 3)])
+        s.execute(
+            insert(CaseTeamMember),
+            [{"child_id": f"K{n:03d}", "role_key": "social_worker", "user_id": sw} for n in range(0, 120, 3)],
+        )
     return council
 
 
@@ -72,7 +87,7 @@ def test_children_download_as_csv_as_filtered_and_only_those_the_person_may_see(
 
 def test_a_cell_that_looks_like_a_formula_is_written_as_text(council, deployed_app, browser):
     with council.begin() as s:
-        s.get(Child, "C001").name = "=HYPERLINK(\"http://evil.test\")"
+        s.get(Child, "C001").name = '=HYPERLINK("http://evil.test")'
     rows = list(csv.reader(io.StringIO(browser("admin@demo.test").get("/children.csv?q=C001").get_data(as_text=True))))
     assert rows[1][1].startswith("'=")
 
@@ -106,11 +121,13 @@ def test_the_case_team_offers_only_people_who_are_each_role(council, deployed_ap
     assert "dt@demo.test" not in social_worker and "auditor@demo.test" not in page
     assert "yp@demo.test" not in young_person  # the first child's young person
     assert "other.dt@demo.test" in teacher and "dt@demo.test" in teacher and "ea@demo.test" not in teacher
-    refused = admin.post("/admin/children/C002/team", {"social_worker": "dt@demo.test"},
-                         page_url="/admin/children/C002/team")
+    refused = admin.post(
+        "/admin/children/C002/team", {"social_worker": "dt@demo.test"}, page_url="/admin/children/C002/team"
+    )
     assert refused.status_code == 422 and "Social Worker must be chosen from the list" in refused.get_data(as_text=True)
-    saved = admin.post("/admin/children/C002/team", {"social_worker": "new.sw@demo.test"},
-                       page_url="/admin/children/C002/team")
+    saved = admin.post(
+        "/admin/children/C002/team", {"social_worker": "new.sw@demo.test"}, page_url="/admin/children/C002/team"
+    )
     assert saved.status_code == 302
     with council() as s:
         assert case_team(s, "C002")["social_worker"].email == "new.sw@demo.test"
@@ -118,14 +135,25 @@ def test_the_case_team_offers_only_people_who_are_each_role(council, deployed_ap
 
 def test_a_school_in_the_directory_sets_its_childrens_designated_teacher(council, deployed_app, browser, engine):
     admin = browser("admin@demo.test")
-    added = admin.post("/admin/schools", {"urn": "100001", "name": "Oak Primary", "teachers": "other.dt@demo.test"},
-                       page_url="/admin/schools")
+    added = admin.post(
+        "/admin/schools",
+        {"urn": "100001", "name": "Oak Primary", "teachers": "other.dt@demo.test"},
+        page_url="/admin/schools",
+    )
     assert added.status_code == 302
     with council() as s:
         assert case_team(s, "C001")["designated_teacher"].email == "dt@demo.test"  # typed school: not yet linked
-    details = admin.post("/children/C001/details", {"name": "Alex Example", "school": "oak primary",
-                                                    "date_of_birth-day": "1", "date_of_birth-month": "5",
-                                                    "date_of_birth-year": "2014"}, page_url="/children/C001/details")
+    details = admin.post(
+        "/children/C001/details",
+        {
+            "name": "Alex Example",
+            "school": "oak primary",
+            "date_of_birth-day": "1",
+            "date_of_birth-month": "5",
+            "date_of_birth-year": "2014",
+        },
+        page_url="/children/C001/details",
+    )
     assert details.status_code == 302
     with council() as s:
         child = s.get(Child, "C001")
@@ -133,23 +161,32 @@ def test_a_school_in_the_directory_sets_its_childrens_designated_teacher(council
         assert case_team(s, "C001")["designated_teacher"].email == "other.dt@demo.test"
         change = s.scalar(select(Event).where(Event.child_id == "C001", Event.kind == "case_team_changed"))
         assert change.data["school_urn"] == "100001" and change.data["from"] == "dt@demo.test"
-    changed = admin.post("/admin/schools/100001", {"name": "Oak Primary School", "teachers": "dt@demo.test"},
-                         page_url="/admin/schools/100001")
+    changed = admin.post(
+        "/admin/schools/100001",
+        {"name": "Oak Primary School", "teachers": "dt@demo.test"},
+        page_url="/admin/schools/100001",
+    )
     assert changed.status_code == 302
     with council() as s:
         assert case_team(s, "C001")["designated_teacher"].email == "dt@demo.test"  # follows the school's teacher
-    unknown = admin.post("/admin/schools/100001", {"name": "Oak", "teachers": "nobody@demo.test"},
-                         page_url="/admin/schools/100001")
-    assert unknown.status_code == 422 and "There is no one with the email address nobody@demo.test" in \
-        unknown.get_data(as_text=True)
+    unknown = admin.post(
+        "/admin/schools/100001", {"name": "Oak", "teachers": "nobody@demo.test"}, page_url="/admin/schools/100001"
+    )
+    assert unknown.status_code == 422 and "There is no one with the email address nobody@demo.test" in unknown.get_data(
+        as_text=True
+    )
     assert admin.post("/admin/schools", {"urn": "12", "name": "X"}, page_url="/admin/schools").status_code == 422
 
 
-def test_leaving_a_school_for_one_not_in_the_directory_takes_the_old_schools_teacher_off(council, deployed_app,
-                                                                                       browser):
+def test_leaving_a_school_for_one_not_in_the_directory_takes_the_old_schools_teacher_off(
+    council, deployed_app, browser
+):
     admin = browser("admin@demo.test")
-    admin.post("/admin/schools", {"urn": "100001", "name": "Oak Primary", "teachers": "dt@demo.test"},
-               page_url="/admin/schools")
+    admin.post(
+        "/admin/schools",
+        {"urn": "100001", "name": "Oak Primary", "teachers": "dt@demo.test"},
+        page_url="/admin/schools",
+    )
     form = {"name": "Alex Example", "date_of_birth-day": "1", "date_of_birth-month": "5", "date_of_birth-year": "2014"}
     admin.post("/children/C001/details", {**form, "school": "100001"}, page_url="/children/C001/details")
     admin.post("/children/C001/details", {**form, "school": "Birch Secondary"}, page_url="/children/C001/details")
@@ -160,6 +197,7 @@ def test_leaving_a_school_for_one_not_in_the_directory_takes_the_old_schools_tea
 
 # ---- importing on the web ------------------------------------------------------------------------------
 
+
 @pytest.fixture
 def importing(deployed_app, council, clock, tmp_path):
     deployed_app.config["IMPORT_FOLDER"] = str(tmp_path / "imports")
@@ -169,8 +207,12 @@ def importing(deployed_app, council, clock, tmp_path):
 
 
 def upload(person, text: str):
-    return person.post("/admin/import", {"extract": (io.BytesIO(text.encode()), "extract.csv")},
-                       page_url="/admin/import", content_type="multipart/form-data")
+    return person.post(
+        "/admin/import",
+        {"extract": (io.BytesIO(text.encode()), "extract.csv")},
+        page_url="/admin/import",
+        content_type="multipart/form-data",
+    )
 
 
 def digest_of(html: str) -> str:
@@ -190,11 +232,14 @@ def test_an_import_is_checked_then_applied_then_changes_nothing_again(importing,
     with council() as s:
         assert s.get(Child, "N001").school_urn == "100001"
         assert [i.definition.process_id for i in s.scalars(select(Instance).where(Instance.child_id == "N002"))] == [
-            "initial_pep"]
+            "initial_pep"
+        ]
         events = len(s.scalars(select(Event)).all())
     again = upload(admin, EXTRACT).get_data(as_text=True)
+
     def figure(title):
         return again.split(title)[1].split("</dd>")[0].split(">")[-1].strip()
+
     assert (figure("Children to add"), figure("Children to change"), figure("Initial PEPs to start")) == ("0", "0", "0")
     assert figure("Children left alone") == "3 as the file has them, 1 not in the file"
     admin.post("/admin/import/apply", {"digest": digest_of(again)}, page_url="/admin/import")
@@ -218,8 +263,9 @@ def test_an_import_with_bad_rows_names_them_and_cannot_be_applied(importing, cou
 
 
 def test_what_an_import_brings_is_escaped_on_the_page(importing, browser):
-    html = upload(browser("admin@demo.test"),
-                  HEADINGS + "C001,<script>alert(1)</script>,,,,,,,,\n").get_data(as_text=True)
+    html = upload(browser("admin@demo.test"), HEADINGS + "C001,<script>alert(1)</script>,,,,,,,,\n").get_data(
+        as_text=True
+    )
     assert "<script>alert(1)</script>" not in html and "&lt;script&gt;" in html
 
 

@@ -25,14 +25,31 @@ from .test_routes import date_fields
 
 FILES = {
     "evidence": {"type": "string", "x-widget": "attachment", "title": "Evidence"},
-    "documents": {"type": "array", "title": "Other documents",
-                  "items": {"type": "string", "title": "Document", "x-widget": "attachment"}},
-    "ehcp": {"type": "object", "title": "EHCP", "properties": {
-        "file": {"type": "string", "x-widget": "attachment", "title": "The EHCP"},
-        "note": {"type": "string", "title": "Note"}}},
-    "reports": {"type": "array", "title": "Reports", "items": {"type": "object", "title": "Report", "properties": {
-        "title": {"type": "string", "title": "Title"},
-        "file": {"type": "string", "x-widget": "attachment", "title": "File"}}}},
+    "documents": {
+        "type": "array",
+        "title": "Other documents",
+        "items": {"type": "string", "title": "Document", "x-widget": "attachment"},
+    },
+    "ehcp": {
+        "type": "object",
+        "title": "EHCP",
+        "properties": {
+            "file": {"type": "string", "x-widget": "attachment", "title": "The EHCP"},
+            "note": {"type": "string", "title": "Note"},
+        },
+    },
+    "reports": {
+        "type": "array",
+        "title": "Reports",
+        "items": {
+            "type": "object",
+            "title": "Report",
+            "properties": {
+                "title": {"type": "string", "title": "Title"},
+                "file": {"type": "string", "x-widget": "attachment", "title": "File"},
+            },
+        },
+    },
 }
 
 
@@ -71,10 +88,22 @@ def test_a_file_in_every_kind_of_field_is_kept_listed_and_downloadable(files_for
     start_review(engine, council)
     url = f"/tasks/{only_task(council).id}"
     sw = browser("sw@demo.test")
-    done = post(sw, url, {"_do": "submit", "venue": "Oak Primary", **date_fields("meeting_date", "2026-03-10"),
-                          "evidence": pdf("evidence.pdf"), "documents.0": pdf("school-report.pdf"),
-                          "documents.1": pdf("<b>sdq</b>.pdf"), "ehcp.file": pdf("ehcp.pdf"),
-                          "reports.0._item": "1", "reports.0.title": "Speech", "reports.0.file": pdf("salt.pdf")})
+    done = post(
+        sw,
+        url,
+        {
+            "_do": "submit",
+            "venue": "Oak Primary",
+            **date_fields("meeting_date", "2026-03-10"),
+            "evidence": pdf("evidence.pdf"),
+            "documents.0": pdf("school-report.pdf"),
+            "documents.1": pdf("<b>sdq</b>.pdf"),
+            "ehcp.file": pdf("ehcp.pdf"),
+            "reports.0._item": "1",
+            "reports.0.title": "Speech",
+            "reports.0.file": pdf("salt.pdf"),
+        },
+    )
     assert done.status_code == 302
     files = stored(council)
     assert set(files) == {"evidence.pdf", "school-report.pdf", "<b>sdq</b>.pdf", "ehcp.pdf", "salt.pdf"}
@@ -110,8 +139,16 @@ def test_add_a_document_then_choose_the_file_and_submit(files_form, browser, eng
     sw = browser("sw@demo.test")
     added = post(sw, url, {"_do": "add:documents", "venue": "Oak Primary"})
     assert 'type="file"' in added.get_data(as_text=True) and 'name="documents.0"' in added.get_data(as_text=True)
-    done = post(sw, url, {"_do": "submit", "venue": "Oak Primary", **date_fields("meeting_date", "2026-03-10"),
-                          "documents.0": pdf("school-report.pdf")})
+    done = post(
+        sw,
+        url,
+        {
+            "_do": "submit",
+            "venue": "Oak Primary",
+            **date_fields("meeting_date", "2026-03-10"),
+            "documents.0": pdf("school-report.pdf"),
+        },
+    )
     assert done.status_code == 302
     assert completed_data(council)["documents"] == [stored(council)["school-report.pdf"].id]
 
@@ -120,8 +157,16 @@ def test_a_refused_submission_keeps_its_files_with_the_draft(files_form, browser
     start_review(engine, council)
     url = f"/tasks/{only_task(council).id}"
     sw = browser("sw@demo.test")
-    refused = post(sw, url, {"_do": "submit", "venue": "Oak Primary",  # no meeting date: refused
-                             "evidence": pdf("evidence.pdf"), "documents.0": pdf("school-report.pdf")})
+    refused = post(
+        sw,
+        url,
+        {
+            "_do": "submit",
+            "venue": "Oak Primary",  # no meeting date: refused
+            "evidence": pdf("evidence.pdf"),
+            "documents.0": pdf("school-report.pdf"),
+        },
+    )
     html = refused.get_data(as_text=True)
     assert refused.status_code == 422 and "Enter meeting date" in html
     assert "Select the file again" not in html and ">evidence.pdf</a>" in html and ">school-report.pdf</a>" in html
@@ -132,8 +177,17 @@ def test_a_refused_submission_keeps_its_files_with_the_draft(files_form, browser
     assert draft.data["documents"] == [files["school-report.pdf"].id]
 
     # the next submission sends the files the page holds, without choosing them again
-    done = post(sw, url, {"_do": "submit", "venue": "Oak Primary", **date_fields("meeting_date", "2026-03-10"),
-                          "evidence": files["evidence.pdf"].id, "documents.0": files["school-report.pdf"].id})
+    done = post(
+        sw,
+        url,
+        {
+            "_do": "submit",
+            "venue": "Oak Primary",
+            **date_fields("meeting_date", "2026-03-10"),
+            "evidence": files["evidence.pdf"].id,
+            "documents.0": files["school-report.pdf"].id,
+        },
+    )
     assert done.status_code == 302
     data = completed_data(council)
     assert data["evidence"] == files["evidence.pdf"].id and data["documents"] == [files["school-report.pdf"].id]
@@ -146,7 +200,7 @@ def test_a_file_can_be_removed_before_the_answers_are_submitted(files_form, brow
     assert post(sw, url, {"_do": "save", "venue": "Oak Primary", "evidence": pdf("wrong-child.pdf")}).status_code == 302
     file = stored(council)["wrong-child.pdf"]
     page = sw.get(url).get_data(as_text=True)
-    assert 'value="detach:evidence"' in page and "Remove<span class=\"govuk-visually-hidden\"> wrong-child.pdf" in page
+    assert 'value="detach:evidence"' in page and 'Remove<span class="govuk-visually-hidden"> wrong-child.pdf' in page
 
     removed = post(sw, url, {"_do": "detach:evidence", "venue": "Oak Primary", "evidence": file.id})
     assert removed.status_code == 200 and "wrong-child.pdf" not in removed.get_data(as_text=True)
@@ -158,8 +212,11 @@ def test_a_file_can_be_removed_before_the_answers_are_submitted(files_form, brow
     assert sw.get(f"/attachments/{file.id}").status_code == 404
 
     # a removed file cannot be sent back in by an altered page
-    done = post(sw, url, {"_do": "submit", "venue": "Oak Primary", **date_fields("meeting_date", "2026-03-10"),
-                          "evidence": file.id})
+    done = post(
+        sw,
+        url,
+        {"_do": "submit", "venue": "Oak Primary", **date_fields("meeting_date", "2026-03-10"), "evidence": file.id},
+    )
     assert done.status_code == 302 and "evidence" not in completed_data(council)
 
 
@@ -169,10 +226,26 @@ def test_a_file_replaced_or_in_a_removed_item_goes_and_a_submitted_one_stays(fil
     sw = browser("sw@demo.test")
     post(sw, url, {"_do": "save", "venue": "Oak Primary", "evidence": pdf("old.pdf"), "documents.0": pdf("draft.pdf")})
     files = stored(council)
-    post(sw, url, {"_do": "remove:documents.0", "venue": "Oak Primary", "evidence": files["old.pdf"].id,
-                   "documents.0": files["draft.pdf"].id})
-    post(sw, url, {"_do": "submit", "venue": "Oak Primary", **date_fields("meeting_date", "2026-03-10"),
-                   "evidence": pdf("new.pdf")})
+    post(
+        sw,
+        url,
+        {
+            "_do": "remove:documents.0",
+            "venue": "Oak Primary",
+            "evidence": files["old.pdf"].id,
+            "documents.0": files["draft.pdf"].id,
+        },
+    )
+    post(
+        sw,
+        url,
+        {
+            "_do": "submit",
+            "venue": "Oak Primary",
+            **date_fields("meeting_date", "2026-03-10"),
+            "evidence": pdf("new.pdf"),
+        },
+    )
     files = stored(council)
     assert files["old.pdf"].removed_at is not None and files["draft.pdf"].removed_at is not None
     assert completed_data(council)["evidence"] == files["new.pdf"].id
@@ -181,7 +254,9 @@ def test_a_file_replaced_or_in_a_removed_item_goes_and_a_submitted_one_stays(fil
         assert s.get(Attachment, files["new.pdf"].id).removed_at is None
 
 
-def test_the_engine_refuses_answers_naming_a_file_that_is_missing_removed_or_another_childs(files_form, engine, council):
+def test_the_engine_refuses_answers_naming_a_file_that_is_missing_removed_or_another_childs(
+    files_form, engine, council
+):
     start_review(engine, council)
     task = only_task(council)
     with council.begin() as s:
@@ -189,9 +264,12 @@ def test_the_engine_refuses_answers_naming_a_file_that_is_missing_removed_or_ano
         removed = store(s, "C001", "removed.pdf", "application/pdf", b"%PDF", "sw@demo.test", engine.now())
         removed.removed_at = engine.now()
         mine = store(s, "C001", "mine.pdf", "application/pdf", b"%PDF", "sw@demo.test", engine.now()).id
-    for answers, path in [({"evidence": theirs}, "evidence"), ({"documents": [mine, "no-such-file"]}, "documents.1"),
-                          ({"ehcp": {"file": removed.id}}, "ehcp.file"),
-                          ({"reports": [{"title": "x", "file": theirs}]}, "reports.0.file")]:
+    for answers, path in [
+        ({"evidence": theirs}, "evidence"),
+        ({"documents": [mine, "no-such-file"]}, "documents.1"),
+        ({"ehcp": {"file": removed.id}}, "ehcp.file"),
+        ({"reports": [{"title": "x", "file": theirs}]}, "reports.0.file"),
+    ]:
         with pytest.raises(FormInvalid) as refused:
             complete(engine, council, task, "sw@demo.test", {**MEETING, **answers})
         assert refused.value.errors == {path: "The selected file could not be found. Select the file again"}
@@ -203,9 +281,18 @@ def test_a_page_naming_another_childs_file_does_not_get_it_into_the_answers(file
     with council.begin() as s:
         theirs = store(s, "C002", "theirs.pdf", "application/pdf", b"%PDF", "sw@demo.test", engine.now()).id
     url = f"/tasks/{only_task(council).id}"
-    done = post(browser("sw@demo.test"), url, {"_do": "submit", **{k: v for k, v in MEETING.items() if k == "venue"},
-                                               **date_fields("meeting_date", "2026-03-10"),
-                                               "evidence": theirs, "documents.0": theirs, "ehcp.file": theirs})
+    done = post(
+        browser("sw@demo.test"),
+        url,
+        {
+            "_do": "submit",
+            **{k: v for k, v in MEETING.items() if k == "venue"},
+            **date_fields("meeting_date", "2026-03-10"),
+            "evidence": theirs,
+            "documents.0": theirs,
+            "ehcp.file": theirs,
+        },
+    )
     assert done.status_code == 302
     assert not {"evidence", "documents", "ehcp"} & set(completed_data(council))
 
@@ -222,7 +309,8 @@ def views_with_a_file(deployed_app, council, clock):
 
 
 def test_a_file_sent_through_a_single_use_link_is_kept_even_when_the_answers_are_refused(
-        views_with_a_file, browser, engine, council, app):
+    views_with_a_file, browser, engine, council, app
+):
     with council.begin() as s:
         engine.start(s, "test_views", "C001")
     task = only_task(council)
@@ -232,12 +320,18 @@ def test_a_file_sent_through_a_single_use_link_is_kept_even_when_the_answers_are
     page = anonymous.get(url).get_data(as_text=True)
     assert 'enctype="multipart/form-data"' in page
     token = csrf_token(page)
-    refused = anonymous.post(url, data={"enjoy": "Art", "drawing": (io.BytesIO(b"\x89PNG"), "me.png", "image/png"),
-                                        "csrf_token": token}, content_type="multipart/form-data")
+    refused = anonymous.post(
+        url,
+        data={"enjoy": "Art", "drawing": (io.BytesIO(b"\x89PNG"), "me.png", "image/png"), "csrf_token": token},
+        content_type="multipart/form-data",
+    )
     html = refused.get_data(as_text=True)
     assert refused.status_code == 422 and "me.png" in html and "/attachments/" not in html  # no link to sign in for
     drawing = stored(council)["me.png"]
-    thanks = anonymous.post(url, data={"enjoy": "Art", "help_needed": "Quiet", "drawing": drawing.id,
-                                       "csrf_token": token}, content_type="multipart/form-data")
+    thanks = anonymous.post(
+        url,
+        data={"enjoy": "Art", "help_needed": "Quiet", "drawing": drawing.id, "csrf_token": token},
+        content_type="multipart/form-data",
+    )
     assert thanks.status_code == 200
     assert completed_data(council)["drawing"] == drawing.id and drawing.uploaded_by == "yp@demo.test"

@@ -31,7 +31,9 @@ AUDITOR = "auditor@demo.test"
 def auditor(deployed_app, council, clock):
     """An auditor with no access yet."""
     with clocks.using(clock), council.begin() as s:
-        add_user(s, AUDITOR, "Aud Inspector", roles=["Auditor"], organisation="Inspectorate").password_hash = PASSWORD_HASH
+        add_user(
+            s, AUDITOR, "Aud Inspector", roles=["Auditor"], organisation="Inspectorate"
+        ).password_hash = PASSWORD_HASH
     return AUDITOR
 
 
@@ -54,8 +56,14 @@ def signed_off_review(engine, council, child_id="C001") -> int:
 
 def views(council, child_id="C001") -> list[str]:
     with council() as s:
-        return [e.data["page"] for e in s.scalars(select(Event).where(
-            Event.child_id == child_id, Event.kind == "record_viewed", Event.actor == AUDITOR).order_by(Event.seq))]
+        return [
+            e.data["page"]
+            for e in s.scalars(
+                select(Event)
+                .where(Event.child_id == child_id, Event.kind == "record_viewed", Event.actor == AUDITOR)
+                .order_by(Event.seq)
+            )
+        ]
 
 
 def text(response) -> str:
@@ -71,8 +79,13 @@ def test_an_auditor_sees_only_the_child_granted_and_others_answer_404(auditor, b
     listing = text(person.get("/audit"))
     assert "Alex Example" in listing and "Blair Sample" not in listing
     assert person.get("/audit/children/C001").status_code == 200
-    for url in ("/audit/children/C002", "/audit/children/C002/pack.pdf", "/audit/children/C002/pack.json",
-                "/audit/children/C002/verification", "/children/C002"):
+    for url in (
+        "/audit/children/C002",
+        "/audit/children/C002/pack.pdf",
+        "/audit/children/C002/pack.json",
+        "/audit/children/C002/verification",
+        "/children/C002",
+    ):
         response = person.get(url)
         assert response.status_code == 404, url
         assert "Blair Sample" not in response.get_data(as_text=True)
@@ -112,12 +125,16 @@ def test_an_auditor_changes_nothing_anywhere(auditor, browser, council, engine):
     person = browser(AUDITOR)
     form = {"meeting_date-day": "10", "meeting_date-month": "3", "meeting_date-year": "2026", "venue": "Room 2"}
     attempts = {
-        f"/tasks/{task.id}": {**form, "_do": "submit"}, f"/tasks/{task.id}/claim": {},
-        f"/tasks/{task.id}/release": {}, f"/tasks/{task.id}/link": {},
+        f"/tasks/{task.id}": {**form, "_do": "submit"},
+        f"/tasks/{task.id}/claim": {},
+        f"/tasks/{task.id}/release": {},
+        f"/tasks/{task.id}/link": {},
         "/children/C001/changes/meeting_rescheduled": {"meeting_date": "2026-03-20", "reason": "Carer ill"},
         "/admin/users": {"email": "new@demo.test", "name": "New Person"},
-        "/admin/children/C001/team": {"social_worker": AUDITOR}, "/admin/grants": {"scope": "all", "reason": "Me"},
-        "/admin/children/new": {"child_id": "C009", "name": "New Child"}, "/account/password": {},
+        "/admin/children/C001/team": {"social_worker": AUDITOR},
+        "/admin/grants": {"scope": "all", "reason": "Me"},
+        "/admin/children/new": {"child_id": "C009", "name": "New Child"},
+        "/account/password": {},
     }
     with council() as s:
         before = s.scalar(select(Event.seq).where(Event.child_id == "C001").order_by(Event.seq.desc()).limit(1))
@@ -126,7 +143,8 @@ def test_an_auditor_changes_nothing_anywhere(auditor, browser, council, engine):
     with council() as s:
         assert s.get(OpenTask, task.id) is not None and s.scalars(select(AccessGrant)).one().child_id == "C001"
         assert s.get(CaseTeamMember, ("C001", "social_worker")).user_id != s.scalar(
-            select(User.id).where(User.email == AUDITOR))
+            select(User.id).where(User.email == AUDITOR)
+        )
         assert s.scalar(select(User).where(User.email == "new@demo.test")) is None
         written = s.scalars(select(Event).where(Event.child_id == "C001", Event.seq > before)).all()
     assert {e.kind for e in written} <= {"record_viewed"}
@@ -188,12 +206,19 @@ def test_a_reassignment_of_the_case_team_is_in_the_timeline(auditor, browser, co
     admin = browser("admin@demo.test")
     page = admin.get("/admin/children/C001/team")
     with council() as s:
-        team = {m.role_key: s.get(User, m.user_id).email for m in s.scalars(select(CaseTeamMember).where(
-            CaseTeamMember.child_id == "C001"))}
-    response = admin.post("/admin/children/C001/team", {**team, "designated_teacher": "other.dt@demo.test"},
-                          page_url="/admin/children/C001/team")
+        team = {
+            m.role_key: s.get(User, m.user_id).email
+            for m in s.scalars(select(CaseTeamMember).where(CaseTeamMember.child_id == "C001"))
+        }
+    response = admin.post(
+        "/admin/children/C001/team",
+        {**team, "designated_teacher": "other.dt@demo.test"},
+        page_url="/admin/children/C001/team",
+    )
     assert page.status_code == 200 and response.status_code == 302
-    assert "Reassigned Designated Teacher from Dana Teacher to Omar Teacher" in text(browser(AUDITOR).get("/audit/children/C001"))
+    assert "Reassigned Designated Teacher from Dana Teacher to Omar Teacher" in text(
+        browser(AUDITOR).get("/audit/children/C001")
+    )
 
 
 @pytest.mark.tampered
@@ -211,16 +236,27 @@ def test_a_tampered_history_is_shown_not_to_verify(auditor, browser, council, en
 
 
 def test_the_councils_forms_mark_qa_ratings_and_pp_plus_decisions_for_auditors():
-    submitted = {"qa_rating": "Amber", "rating": "Green", "pp_plus_decision": "Approve part",
-                 "pp_plus_approved_amount": 500, "exceptional_decision": "refused", "vs_agrees_ppg": False,
-                 "qa_feedback": "Targets need dates."}
+    submitted = {
+        "qa_rating": "Amber",
+        "rating": "Green",
+        "pp_plus_decision": "Approve part",
+        "pp_plus_approved_amount": 500,
+        "exceptional_decision": "refused",
+        "vs_agrees_ppg": False,
+        "qa_feedback": "Targets need dates.",
+    }
     properties = {}
     for path in (Path(__file__).parents[2] / "forms").glob("*.json"):
         properties |= {k: v for k, v in json.loads(path.read_text()).get("properties", {}).items() if k in submitted}
     assert set(properties) == set(submitted)  # the names the councils' forms use
-    assert callouts(submitted, {"properties": properties}) == ["QA rating: Amber", "QA rating: Green", "PP+ decision: Approve part",
-                                       "PP+ amount approved: 500", "PP+ decision: refused",
-                                       "Virtual School agrees the PP+ spend: No"]
+    assert callouts(submitted, {"properties": properties}) == [
+        "QA rating: Amber",
+        "QA rating: Green",
+        "PP+ decision: Approve part",
+        "PP+ amount approved: 500",
+        "PP+ decision: refused",
+        "Virtual School agrees the PP+ spend: No",
+    ]
 
 
 # ---- replay and pack ---------------------------------------------------------------------------
@@ -287,12 +323,23 @@ def test_every_look_of_an_auditor_is_written_to_the_childs_history(auditor, brow
     instance_id = signed_off_review(engine, council)
     give(council, engine, "C001")
     person = browser(AUDITOR)
-    for url in ("/audit/children/C001", f"/audit/children/C001/instances/{instance_id}/replay",
-                "/audit/children/C001/verification", "/audit/children/C001/pack.pdf",
-                "/audit/children/C001/pack.json", "/children/C001"):
+    for url in (
+        "/audit/children/C001",
+        f"/audit/children/C001/instances/{instance_id}/replay",
+        "/audit/children/C001/verification",
+        "/audit/children/C001/pack.pdf",
+        "/audit/children/C001/pack.json",
+        "/children/C001",
+    ):
         assert person.get(url).status_code == 200, url
-    assert views(council) == ["audit timeline", "audit replay", "audit verification", "audit pack (PDF)",
-                              "audit pack (JSON)", "child"]
+    assert views(council) == [
+        "audit timeline",
+        "audit replay",
+        "audit verification",
+        "audit pack (PDF)",
+        "audit pack (JSON)",
+        "child",
+    ]
     with council() as s:
         assert s.scalar(select(Instance.status).where(Instance.id == instance_id)) == "completed"
 
@@ -302,12 +349,23 @@ def test_every_look_of_an_auditor_is_written_to_the_childs_history(auditor, brow
 
 def test_the_vs_administrator_grants_and_revokes_access_with_reasons_in_the_childs_history(auditor, browser, council):
     admin = browser("admin@demo.test")
-    refused = admin.post("/admin/grants", {"auditor": AUDITOR, "scope": "child", "child_id": "C001"},
-                         page_url="/admin/grants")
+    refused = admin.post(
+        "/admin/grants", {"auditor": AUDITOR, "scope": "child", "child_id": "C001"}, page_url="/admin/grants"
+    )
     assert refused.status_code == 422 and "Enter why the auditor needs access" in text(refused)
-    given = admin.post("/admin/grants", {"auditor": AUDITOR, "scope": "child", "child_id": "C001",
-                                         "reason": "Complaint ref 42", "expires-day": "31", "expires-month": "3",
-                                         "expires-year": "2026"}, page_url="/admin/grants")
+    given = admin.post(
+        "/admin/grants",
+        {
+            "auditor": AUDITOR,
+            "scope": "child",
+            "child_id": "C001",
+            "reason": "Complaint ref 42",
+            "expires-day": "31",
+            "expires-month": "3",
+            "expires-year": "2026",
+        },
+        page_url="/admin/grants",
+    )
     assert given.status_code == 302
     assert browser(AUDITOR).get("/audit/children/C001").status_code == 200
     with council() as s:
@@ -316,6 +374,10 @@ def test_the_vs_administrator_grants_and_revokes_access_with_reasons_in_the_chil
     admin.post(f"/admin/grants/{row.id}/revoke", {"reason": "Complaint closed"}, page_url="/admin/grants")
     assert browser(AUDITOR).get("/audit/children/C001").status_code == 404
     with council() as s:
-        kinds = [(e.kind, e.data.get("reason")) for e in s.scalars(select(Event).where(
-            Event.child_id == "C001", Event.kind.like("access_%")).order_by(Event.seq))]
+        kinds = [
+            (e.kind, e.data.get("reason"))
+            for e in s.scalars(
+                select(Event).where(Event.child_id == "C001", Event.kind.like("access_%")).order_by(Event.seq)
+            )
+        ]
     assert kinds == [("access_granted", "Complaint ref 42"), ("access_revoked", "Complaint closed")]

@@ -67,11 +67,24 @@ def records(deployed_app, engine, council):
         instance_id = start_review(engine, council, child_id)
         complete(engine, council, only_task(council, child_id), "sw@demo.test", MEETING)
         with council.begin() as s:
-            s.add(Attachment(id=f"{child_id:0<36}", child_id=child_id, filename=f"{child_id}-ehcp.pdf",
-                             content_type="application/pdf", size=4, sha256="x", content=b"%PDF",
-                             uploaded_by="sw@demo.test", uploaded_at=engine.now()))
-        found[child_id] = {"instance": instance_id, "task": only_task(council, child_id).id,
-                           "attachment": f"{child_id:0<36}"}
+            s.add(
+                Attachment(
+                    id=f"{child_id:0<36}",
+                    child_id=child_id,
+                    filename=f"{child_id}-ehcp.pdf",
+                    content_type="application/pdf",
+                    size=4,
+                    sha256="x",
+                    content=b"%PDF",
+                    uploaded_by="sw@demo.test",
+                    uploaded_at=engine.now(),
+                )
+            )
+        found[child_id] = {
+            "instance": instance_id,
+            "task": only_task(council, child_id).id,
+            "attachment": f"{child_id:0<36}",
+        }
     return found
 
 
@@ -171,8 +184,18 @@ def test_administration_is_for_the_vs_administrator_only(email, records, browser
     expected = 200 if email == "admin@demo.test" else 403
     with council() as s:
         with_user = f"/admin/users/{s.scalar(select(User.id).where(User.email == 'sw@demo.test'))}"
-    for url in ("/admin/users", "/admin/users.csv", with_user, "/admin/children/new", "/admin/children/C001/team",
-                "/admin/children/C002/team", "/admin/grants", "/admin/schools", "/admin/import", "/admin/needs-a-person"):
+    for url in (
+        "/admin/users",
+        "/admin/users.csv",
+        with_user,
+        "/admin/children/new",
+        "/admin/children/C001/team",
+        "/admin/children/C002/team",
+        "/admin/grants",
+        "/admin/schools",
+        "/admin/import",
+        "/admin/needs-a-person",
+    ):
         assert person.get(url).status_code == expected, (email, url)
     for url in ("/admin/schools", "/admin/import", "/admin/import/apply"):
         assert person.post(url).status_code in ((302, 400, 422) if expected == 200 else (403,)), (email, url)
@@ -197,18 +220,36 @@ def test_the_children_list_and_its_download_name_only_children_the_person_may_se
 
 
 def test_every_route_that_names_a_child_or_task_is_in_this_matrix(app):
-    covered = {"/children/<child_id>", "/children/<child_id>/peps/<int:instance_id>",
-               "/children/<child_id>/peps/<int:instance_id>.pdf", "/children/<child_id>/next-meeting.ics",
-               "/children/<child_id>/changes/<message>", "/children/<child_id>/details",
-               "/children/<child_id>/peps/<int:instance_id>/withdraw", "/attachments/<attachment_id>", "/tasks/<task_id>",
-               "/tasks/<task_id>/claim", "/tasks/<task_id>/release", "/tasks/<task_id>/link",
-               "/admin/children/<child_id>/team", "/admin/users/<int:user_id>",
-               "/admin/users/<int:user_id>/password", "/audit/children/<child_id>",
-               "/audit/children/<child_id>/verification", "/audit/children/<child_id>/instances/<int:instance_id>/replay",
-               "/audit/children/<child_id>/pack.pdf", "/audit/children/<child_id>/pack.json",
-               "/admin/needs-a-person/<task_id>", "/tasks/<task_id>/check", "/tasks/<task_id>/sections/<int:number>"}
-    scoped = {rule.rule for rule in app.url_map.iter_rules()
-              if any(arg in rule.arguments for arg in ("child_id", "task_id", "instance_id", "attachment_id", "user_id"))}
+    covered = {
+        "/children/<child_id>",
+        "/children/<child_id>/peps/<int:instance_id>",
+        "/children/<child_id>/peps/<int:instance_id>.pdf",
+        "/children/<child_id>/next-meeting.ics",
+        "/children/<child_id>/changes/<message>",
+        "/children/<child_id>/details",
+        "/children/<child_id>/peps/<int:instance_id>/withdraw",
+        "/attachments/<attachment_id>",
+        "/tasks/<task_id>",
+        "/tasks/<task_id>/claim",
+        "/tasks/<task_id>/release",
+        "/tasks/<task_id>/link",
+        "/admin/children/<child_id>/team",
+        "/admin/users/<int:user_id>",
+        "/admin/users/<int:user_id>/password",
+        "/audit/children/<child_id>",
+        "/audit/children/<child_id>/verification",
+        "/audit/children/<child_id>/instances/<int:instance_id>/replay",
+        "/audit/children/<child_id>/pack.pdf",
+        "/audit/children/<child_id>/pack.json",
+        "/admin/needs-a-person/<task_id>",
+        "/tasks/<task_id>/check",
+        "/tasks/<task_id>/sections/<int:number>",
+    }
+    scoped = {
+        rule.rule
+        for rule in app.url_map.iter_rules()
+        if any(arg in rule.arguments for arg in ("child_id", "task_id", "instance_id", "attachment_id", "user_id"))
+    }
     assert scoped <= covered, f"routes missing from the authorization matrix: {scoped - covered}"
 
 
@@ -273,15 +314,24 @@ def test_a_link_works_once_and_only_for_its_own_task(records, browser, engine, a
         completed = s.scalar(select(Event).where(Event.kind == "task_completed", Event.task_id == first.id))
         assert completed.actor == "yp@demo.test" and completed.data["link_issued_by"] == "sw@demo.test"
     assert anonymous.get(first_url).status_code == 410  # once: gone, said plainly
-    assert anonymous.post(first_url, data={"enjoy": "Again", "help_needed": "x", "csrf_token": token}).status_code == 410
+    assert (
+        anonymous.post(first_url, data={"enjoy": "Again", "help_needed": "x", "csrf_token": token}).status_code == 410
+    )
     assert anonymous.get(second_url).status_code == 200  # the other link still works, for its own task
     assert anonymous.get(first_url[:-1] + ("A" if first_url[-1] != "A" else "B")).status_code == 404
 
 
 # ---- notifications -----------------------------------------------------------------------------
 
-ROLE_KEYS = ["social_worker", "designated_teacher", "young_person", "vs_education_adviser", "vs_administrator",
-             "process_owner", "auditor"]
+ROLE_KEYS = [
+    "social_worker",
+    "designated_teacher",
+    "young_person",
+    "vs_education_adviser",
+    "vs_administrator",
+    "process_owner",
+    "auditor",
+]
 
 
 @pytest.fixture
@@ -291,11 +341,27 @@ def notifications(records, council, engine):
         people = dict(s.execute(select(User.email, User.id)).all())
         for child_id, name in NAMES.items():
             for email in USERS:
-                s.add(Notification(child_id=child_id, kind="notice", subject=f"For {email} about {name}",
-                                   body=f"{name} ({child_id})", created_at=engine.now(), user_id=people[email]))
+                s.add(
+                    Notification(
+                        child_id=child_id,
+                        kind="notice",
+                        subject=f"For {email} about {name}",
+                        body=f"{name} ({child_id})",
+                        created_at=engine.now(),
+                        user_id=people[email],
+                    )
+                )
             for role in ROLE_KEYS:
-                s.add(Notification(child_id=child_id, kind="notice", subject=f"For every {role} about {name}",
-                                   body=f"{name} ({child_id})", created_at=engine.now(), role_key=role))
+                s.add(
+                    Notification(
+                        child_id=child_id,
+                        kind="notice",
+                        subject=f"For every {role} about {name}",
+                        body=f"{name} ({child_id})",
+                        created_at=engine.now(),
+                        role_key=role,
+                    )
+                )
 
 
 @pytest.mark.parametrize("email", USERS)
@@ -340,17 +406,29 @@ def test_the_process_owners_pages_name_no_child(records, browser, council):
     with council.begin() as s:  # a second version, so that the children's running reviews could move to it
         xml = next(f.content for f in s.scalars(select(Deployment)).one().files if f.path == "processes/review.bpmn")
         deploy_changes(s, {"processes/review.bpmn": xml.replace('name="Rating?"', 'name="What rating?"')}, OWNER)
-    pages = ["/processes", "/processes/test_review/versions", "/processes/test_review/versions/1",
-             "/processes/test_review/versions/2", "/processes/test_review/versions/2/download",
-             "/processes/test_review/diff", "/processes/test_review/diff?a=1&b=2", "/processes/test_review/migrate",
-             "/processes/test_review/edit", "/processes/test_review/diagram.json", "/processes/vocabulary.json",
-             "/processes/forms", "/processes/forms/complete_pep.schema.json", "/processes/upload"]
+    pages = [
+        "/processes",
+        "/processes/test_review/versions",
+        "/processes/test_review/versions/1",
+        "/processes/test_review/versions/2",
+        "/processes/test_review/versions/2/download",
+        "/processes/test_review/diff",
+        "/processes/test_review/diff?a=1&b=2",
+        "/processes/test_review/migrate",
+        "/processes/test_review/edit",
+        "/processes/test_review/diagram.json",
+        "/processes/vocabulary.json",
+        "/processes/forms",
+        "/processes/forms/complete_pep.schema.json",
+        "/processes/upload",
+    ]
     for url in pages:
         response = owner.get(url)
         assert response.status_code == 200, url
         shows_no_child(response)
-    moved = owner.post("/processes/test_review/migrate", {}, page_url="/processes/test_review/migrate",
-                       follow_redirects=True)
+    moved = owner.post(
+        "/processes/test_review/migrate", {}, page_url="/processes/test_review/migrate", follow_redirects=True
+    )
     assert moved.status_code == 200 and "Moved 2 PEP(s) to version 2" in moved.get_data(as_text=True)
     shows_no_child(moved)
 
@@ -361,9 +439,22 @@ def test_the_process_owners_pages_name_no_child(records, browser, council):
 def test_an_auditor_changes_nothing_whatever_they_post(records, browser, app, council):
     auditor = browser(AUDITOR)
     ids = records["C001"]
-    values = {"child_id": "C001", "task_id": ids["task"], "instance_id": ids["instance"], "number": 1,
-              "attachment_id": ids["attachment"], "user_id": 1, "grant_id": 1, "incident_id": 1, "message": "meeting_rescheduled",
-              "process_id": "test_review", "name": "qa.schema.json", "version": 1, "token": "x", "urn": "100001"}
+    values = {
+        "child_id": "C001",
+        "task_id": ids["task"],
+        "instance_id": ids["instance"],
+        "number": 1,
+        "attachment_id": ids["attachment"],
+        "user_id": 1,
+        "grant_id": 1,
+        "incident_id": 1,
+        "message": "meeting_rescheduled",
+        "process_id": "test_review",
+        "name": "qa.schema.json",
+        "version": 1,
+        "token": "x",
+        "urn": "100001",
+    }
     before = snapshot(council)
     posts = [rule for rule in app.url_map.iter_rules() if "POST" in rule.methods]
     for rule in posts:
@@ -378,16 +469,24 @@ def test_an_auditor_changes_nothing_whatever_they_post(records, browser, app, co
 
 
 def test_an_auditor_cannot_be_put_in_a_case_team(records, browser, council, clock):
-    with pytest.raises(PeopleError, match="auditors see a child only through a grant"), \
-            clocks.using(clock), council.begin() as s:
+    with (
+        pytest.raises(PeopleError, match="auditors see a child only through a grant"),
+        clocks.using(clock),
+        council.begin() as s,
+    ):
         set_case_team(s, "C002", {"Designated Teacher": AUDITOR})
     admin = browser("admin@demo.test")
     page = admin.get("/admin/children/C002/team").get_data(as_text=True)
     assert AUDITOR not in page and "Aud Inspector" not in page  # not offered
-    refused = admin.post("/admin/children/C002/team", {"designated_teacher": AUDITOR, "social_worker": "sw@demo.test"},
-                         page_url="/admin/children/C002/team")
+    refused = admin.post(
+        "/admin/children/C002/team",
+        {"designated_teacher": AUDITOR, "social_worker": "sw@demo.test"},
+        page_url="/admin/children/C002/team",
+    )
     # an auditor is not among the choices, so the form refuses them before the engine would
-    assert refused.status_code == 422 and "Designated Teacher must be chosen from the list" in refused.get_data(as_text=True)
+    assert refused.status_code == 422 and "Designated Teacher must be chosen from the list" in refused.get_data(
+        as_text=True
+    )
     with council() as s:
         auditor = s.scalar(select(User.id).where(User.email == AUDITOR))
         assert auditor not in set(s.scalars(select(CaseTeamMember.user_id)))
@@ -397,15 +496,23 @@ def test_an_auditor_cannot_be_put_in_a_case_team(records, browser, council, cloc
 # ---- the Virtual School's oversight pages ------------------------------------------------------------
 
 OVERSIGHT = {"ea@demo.test", "admin@demo.test"}  # roles marked `oversight: true` (and the VS Head)
-OVERSIGHT_PAGES = ("/oversight/timeliness", "/oversight/timeliness?period=now&by=school",
-                   "/oversight/timeliness/children?figure=due", "/oversight/timeliness/children.csv?figure=children",
-                   "/oversight/overdue", "/oversight/overdue.csv", "/oversight/timeliness.csv?by=social_worker",
-                   "/oversight/timeliness.xlsx?by=school", "/oversight/timeliness?by=designated_teacher&q=dana&page=2")
+OVERSIGHT_PAGES = (
+    "/oversight/timeliness",
+    "/oversight/timeliness?period=now&by=school",
+    "/oversight/timeliness/children?figure=due",
+    "/oversight/timeliness/children.csv?figure=children",
+    "/oversight/overdue",
+    "/oversight/overdue.csv",
+    "/oversight/timeliness.csv?by=social_worker",
+    "/oversight/timeliness.xlsx?by=school",
+    "/oversight/timeliness?by=designated_teacher&q=dana&page=2",
+)
 
 
 @pytest.mark.parametrize("email", USERS)
-def test_the_oversight_pages_are_for_the_oversight_roles_and_name_only_children_they_see(email, records, browser,
-                                                                                          council):
+def test_the_oversight_pages_are_for_the_oversight_roles_and_name_only_children_they_see(
+    email, records, browser, council
+):
     person = browser(email)
     for url in OVERSIGHT_PAGES:
         response = person.get(url)
@@ -422,9 +529,16 @@ def test_the_oversight_pages_are_for_the_oversight_roles_and_name_only_children_
 
 # ---- the PP+ and quality pages (webui/ledger.py): the oversight roles, and nobody else ---------------
 
-LEDGER_PAGES = ["/oversight/ppplus", "/oversight/ppplus.csv", "/oversight/ppplus.xlsx", "/oversight/quality",
-                   "/oversight/quality.csv", "/oversight/quality.xlsx", "/oversight/quality/annual-report.pdf",
-                   "/oversight/quality/annual-report.xlsx"]
+LEDGER_PAGES = [
+    "/oversight/ppplus",
+    "/oversight/ppplus.csv",
+    "/oversight/ppplus.xlsx",
+    "/oversight/quality",
+    "/oversight/quality.csv",
+    "/oversight/quality.xlsx",
+    "/oversight/quality/annual-report.pdf",
+    "/oversight/quality/annual-report.xlsx",
+]
 OVERSEERS = {"ea@demo.test", "admin@demo.test"}  # VS education adviser, VS administrator (and the VS Head)
 
 

@@ -15,8 +15,15 @@ from ..test_case_life import NEW_SCHOOL, with_message_forms
 from ..test_runtime import start_review
 from .conftest import snapshot
 
-DETAILS = {"name": "Alex Example", "date_of_birth-day": "1", "date_of_birth-month": "5", "date_of_birth-year": "2014",
-           "school": "Oak Primary", "legal_status": "", "in_area": ""}
+DETAILS = {
+    "name": "Alex Example",
+    "date_of_birth-day": "1",
+    "date_of_birth-month": "5",
+    "date_of_birth-year": "2014",
+    "school": "Oak Primary",
+    "legal_status": "",
+    "in_area": "",
+}
 
 
 @pytest.fixture
@@ -38,14 +45,18 @@ def events(council, kind, child_id="C001") -> list[Event]:
 
 # ---- (a) details -----------------------------------------------------------------------------------
 
+
 def test_the_social_worker_changes_the_school_and_sees_it_on_the_childs_page(site, browser, council):
     sw = browser("sw@demo.test")
     page = sw.get("/children/C001")
     assert 'href="/children/C001/details"' in page.get_data(as_text=True)
     form = sw.get("/children/C001/details").get_data(as_text=True)
     assert 'value="Oak Primary"' in form and 'name="date_of_birth-day"' in form
-    saved = sw.post("/children/C001/details", {**DETAILS, "school": "Oak Primary Academy", "legal_status": "care_order",
-                                               "in_area": "out"}, page_url="/children/C001/details")
+    saved = sw.post(
+        "/children/C001/details",
+        {**DETAILS, "school": "Oak Primary Academy", "legal_status": "care_order", "in_area": "out"},
+        page_url="/children/C001/details",
+    )
     assert saved.status_code == 302
     shown = sw.get("/children/C001").get_data(as_text=True)
     assert "Oak Primary Academy" in shown and "Full care order (section 31)" in shown
@@ -57,9 +68,17 @@ def test_the_social_worker_changes_the_school_and_sees_it_on_the_childs_page(sit
 def test_details_with_mistakes_are_shown_again_with_govuk_errors_and_typed_text_escaped(site, browser, council):
     sw = browser("sw@demo.test")
     before = snapshot(council)
-    response = sw.post("/children/C001/details", {**DETAILS, "name": "", "school": "<script>alert(1)</script>",
-                                                  "date_of_birth-day": "31", "date_of_birth-month": "2"},
-                       page_url="/children/C001/details")
+    response = sw.post(
+        "/children/C001/details",
+        {
+            **DETAILS,
+            "name": "",
+            "school": "<script>alert(1)</script>",
+            "date_of_birth-day": "31",
+            "date_of_birth-month": "2",
+        },
+        page_url="/children/C001/details",
+    )
     body = response.get_data(as_text=True)
     assert response.status_code == 422
     assert "There is a problem" in body and "Error: Change the child" in body
@@ -91,15 +110,24 @@ def test_someone_who_may_not_see_the_child_gets_404_for_its_details_and_withdraw
 
 # ---- (b) and (c) reporting changes -------------------------------------------------------------------
 
+
 def test_a_change_of_school_is_offered_and_recorded_for_a_child_whose_pep_waits_for_nothing(site, browser, council):
     sw = browser("sw@demo.test")
     page = sw.get("/children/C002").get_data(as_text=True)
     assert "The child is changing school" in page and "The child is leaving care" in page
     assert "A child has become looked after" in page  # recorded, but no PEP has started for them yet
-    done = sw.post("/children/C002/changes/child_changes_school",
-                   {"new_school": NEW_SCHOOL["new_school"], "move_date-day": "20", "move_date-month": "4",
-                    "move_date-year": "2026", "reason": "A new foster home"},
-                   page_url="/children/C002/changes/child_changes_school", follow_redirects=True)
+    done = sw.post(
+        "/children/C002/changes/child_changes_school",
+        {
+            "new_school": NEW_SCHOOL["new_school"],
+            "move_date-day": "20",
+            "move_date-month": "4",
+            "move_date-year": "2026",
+            "reason": "A new foster home",
+        },
+        page_url="/children/C002/changes/child_changes_school",
+        follow_redirects=True,
+    )
     assert "no PEP was waiting for it" in done.get_data(as_text=True)
     with council() as s:
         assert s.get(Child, "C002").school == "Birch Secondary School"
@@ -120,6 +148,7 @@ def test_a_teacher_is_not_offered_a_change_of_school(site, browser):
 
 
 # ---- (d) withdrawing a PEP -----------------------------------------------------------------------------
+
 
 def test_the_vs_administrator_withdraws_a_pep_with_a_reason_and_the_timeline_shows_it(site, browser, council):
     admin = browser("admin@demo.test")

@@ -32,9 +32,14 @@ def test_a_diagram_may_not_tell_a_role_that_sees_no_child_of_a_childs_pep(counci
 def test_nor_give_such_a_role_a_childs_task(council, clock):
     bundle = Bundle.from_dirs(BASIC_BUNDLE)
     path = "processes/deadlines.bpmn"
-    bundle.files[path] = bundle.files[path].replace('<bpmn:lane id="initial_vsh" name="Virtual School Head">',
-                                                    '<bpmn:lane id="initial_vsh" name="Process Owner">')
-    with pytest.raises(DeploymentRejected, match="cannot be given a child's work"), clocks.using(clock), council.begin() as s:
+    bundle.files[path] = bundle.files[path].replace(
+        '<bpmn:lane id="initial_vsh" name="Virtual School Head">', '<bpmn:lane id="initial_vsh" name="Process Owner">'
+    )
+    with (
+        pytest.raises(DeploymentRejected, match="cannot be given a child's work"),
+        clocks.using(clock),
+        council.begin() as s,
+    ):
         deploy(s, bundle, actor="owner@demo.test")
 
 

@@ -59,7 +59,9 @@ def test_a_step_that_cannot_run_tells_the_social_worker_plainly_and_keeps_the_no
         assert s.get(TaskDraft, (hostile_task.id, sw_id)).data["note"] == "Alex read every day this week"
         incident = s.scalars(select(Incident)).one()
         assert incident.source == "task" and "element hostile" in incident.message and "time limit" in incident.message
-        assert s.scalars(select(Notification.role_key).where(Notification.kind == "incident")).one() == "vs_administrator"
+        assert (
+            s.scalars(select(Notification.role_key).where(Notification.kind == "incident")).one() == "vs_administrator"
+        )
 
 
 def test_the_vs_administrator_sees_the_incident_and_marks_it_resolved(hostile_task, browser, council):
@@ -73,8 +75,12 @@ def test_the_vs_administrator_sees_the_incident_and_marks_it_resolved(hostile_ta
     assert "Alex Example" in page and "element hostile" in page and "Mark as resolved" in page
     with council() as s:
         incident_id = s.scalars(select(Incident.id)).one()
-    done = admin.post(f"/admin/incidents/{incident_id}/resolve", {"note": "Fixed in version 2"},
-                      page_url="/admin/incidents", follow_redirects=True).get_data(as_text=True)
+    done = admin.post(
+        f"/admin/incidents/{incident_id}/resolve",
+        {"note": "Fixed in version 2"},
+        page_url="/admin/incidents",
+        follow_redirects=True,
+    ).get_data(as_text=True)
     assert f"Incident {incident_id} is resolved" in done
     with council() as s:
         assert s.get(Incident, incident_id).resolved_at is not None

@@ -63,9 +63,16 @@ from ..test_runtime import MEETING, PEP, complete
 from .conftest import PASSWORD, PASSWORD_HASH, changed, csrf_token, one_step_per_form, snapshot
 from .test_authorization import AUDITOR, NAMES, OWNER, SEES, USERS
 
-FUZZ = settings(max_examples=50, deadline=None,
-                suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow,
-                                       HealthCheck.data_too_large, HealthCheck.large_base_example])
+FUZZ = settings(
+    max_examples=50,
+    deadline=None,
+    suppress_health_check=[
+        HealthCheck.function_scoped_fixture,
+        HealthCheck.too_slow,
+        HealthCheck.data_too_large,
+        HealthCheck.large_base_example,
+    ],
+)
 
 
 # ---- the people, signed in once for the whole test ----------------------------------------------
@@ -78,8 +85,10 @@ class Person:
         self.email = email
         self.client = app.test_client()
         page = self.client.get("/sign-in")
-        self.client.post("/sign-in", data={"email": email, "password": PASSWORD,
-                                           "csrf_token": csrf_token(page.get_data(as_text=True))})
+        self.client.post(
+            "/sign-in",
+            data={"email": email, "password": PASSWORD, "csrf_token": csrf_token(page.get_data(as_text=True))},
+        )
         self.token = csrf_token(self.client.get("/inbox").get_data(as_text=True))
 
     def post(self, url: str, data=None, **kwargs):
@@ -119,16 +128,89 @@ def as_stored(data: dict):
 # ---- hostile values ----------------------------------------------------------------------------
 
 SPECIAL = [
-    "", " ", "\x00", "\x00\x01\x1f\x7f", "\r\n", "\t", "\u202e", "\ufeff", "\u2028", "🙂", "𝄞" * 5,
-    "nan", "NaN", "-nan", "inf", "-Infinity", "1e309", "-1e309", "1e-400", "-0", "0", "-0.0", "1e20", "1e19",
-    "9" * 400, str(2**63), str(-(2**63) - 1), str(2**64), "0x1F", "1_000", "1,000,000", "١٢٣", "12abc",
-    "9999-12-31", "0000-00-00", "2026-02-30", "2026-13-01", "31/12/9999", "00/00/0000", "1970-01-01",
-    "yes", "no", "true", "false", "on", "Green", "Red", "null", "None", "[]", "{}",
-    "<script>alert(1)</script>", "{{ 7*7 }}", "{% raw %}", "' OR 1=1 --", "%s%n", "../../etc/passwd",
+    "",
+    " ",
+    "\x00",
+    "\x00\x01\x1f\x7f",
+    "\r\n",
+    "\t",
+    "\u202e",
+    "\ufeff",
+    "\u2028",
+    "🙂",
+    "𝄞" * 5,
+    "nan",
+    "NaN",
+    "-nan",
+    "inf",
+    "-Infinity",
+    "1e309",
+    "-1e309",
+    "1e-400",
+    "-0",
+    "0",
+    "-0.0",
+    "1e20",
+    "1e19",
+    "9" * 400,
+    str(2**63),
+    str(-(2**63) - 1),
+    str(2**64),
+    "0x1F",
+    "1_000",
+    "1,000,000",
+    "١٢٣",
+    "12abc",
+    "9999-12-31",
+    "0000-00-00",
+    "2026-02-30",
+    "2026-13-01",
+    "31/12/9999",
+    "00/00/0000",
+    "1970-01-01",
+    "yes",
+    "no",
+    "true",
+    "false",
+    "on",
+    "Green",
+    "Red",
+    "null",
+    "None",
+    "[]",
+    "{}",
+    "<script>alert(1)</script>",
+    "{{ 7*7 }}",
+    "{% raw %}",
+    "' OR 1=1 --",
+    "%s%n",
+    "../../etc/passwd",
 ]
 NUMBERS = st.one_of(
-    st.sampled_from(["nan", "inf", "-inf", "1e309", "-1e309", "-0", "0", "1e20", "1e19", "9" * 400, str(2**63),
-                     str(2**64), str(-(2**64)), "1e-400", "0.1", "1.5", "20", "21", "100", "100.0000001"]),
+    st.sampled_from(
+        [
+            "nan",
+            "inf",
+            "-inf",
+            "1e309",
+            "-1e309",
+            "-0",
+            "0",
+            "1e20",
+            "1e19",
+            "9" * 400,
+            str(2**63),
+            str(2**64),
+            str(-(2**64)),
+            "1e-400",
+            "0.1",
+            "1.5",
+            "20",
+            "21",
+            "100",
+            "100.0000001",
+        ]
+    ),
     st.integers().map(str),
     st.floats(allow_nan=True, allow_infinity=True).map(repr),
 )
@@ -137,25 +219,49 @@ TEXT = st.one_of(
     st.text(st.characters(categories=["Cc", "Cf", "Zs", "Zl", "Zp", "Co"]), max_size=10),
     st.sampled_from(SPECIAL),
     # very long, but within the request's limit (werkzeug refuses a field over 500 kB with 413)
-    st.builds(lambda c, n: c * n, st.sampled_from(["a", "\x00", "é", "🙂", "<"]),
-              st.sampled_from([1_000, 50_001, 120_000])),
+    st.builds(
+        lambda c, n: c * n, st.sampled_from(["a", "\x00", "é", "🙂", "<"]), st.sampled_from([1_000, 50_001, 120_000])
+    ),
 )
-PLAUSIBLE = st.sampled_from(["Oak Primary, room 2", "Read a chapter book each week", "Art", "A quiet place", "x",
-                             "More help with maths"])
+PLAUSIBLE = st.sampled_from(
+    ["Oak Primary, room 2", "Read a chapter book each week", "Art", "A quiet place", "x", "More help with maths"]
+)
 INDEX = st.sampled_from(["0", "1", "2", "-1", "99999999999999999999", "01", "a", ""])
 
 
-REAL_DATES = [("10", "3", "2026"), ("2", "2", "2026"), ("25", "12", "2026"), ("29", "2", "2028"), ("31", "12", "9999"),
-              ("1", "1", "1"), ("1", "1", "1900")]
+REAL_DATES = [
+    ("10", "3", "2026"),
+    ("2", "2", "2026"),
+    ("25", "12", "2026"),
+    ("29", "2", "2028"),
+    ("31", "12", "9999"),
+    ("1", "1", "1"),
+    ("1", "1", "1900"),
+]
 
 
 def date_parts(path: str, plausible: bool = False):
     """A date as GOV.UK's three boxes: a real one (the first and last days there are too), or anything."""
     real = st.sampled_from(REAL_DATES)
-    parts = real if plausible else st.one_of(
-        real, st.sampled_from([("30", "2", "2026"), ("0", "0", "0000"), ("1", "1", "10000"), ("1", "1", "-1"),
-                               ("1", "13", "2026"), ("٣", "٣", "٢٠٢٦")]),
-        st.tuples(TEXT, TEXT, TEXT), st.tuples(NUMBERS, NUMBERS, NUMBERS))
+    parts = (
+        real
+        if plausible
+        else st.one_of(
+            real,
+            st.sampled_from(
+                [
+                    ("30", "2", "2026"),
+                    ("0", "0", "0000"),
+                    ("1", "1", "10000"),
+                    ("1", "1", "-1"),
+                    ("1", "13", "2026"),
+                    ("٣", "٣", "٢٠٢٦"),
+                ]
+            ),
+            st.tuples(TEXT, TEXT, TEXT),
+            st.tuples(NUMBERS, NUMBERS, NUMBERS),
+        )
+    )
     return parts.map(lambda p: {f"{path}-day": p[0], f"{path}-month": p[1], f"{path}-year": p[2]})
 
 
@@ -205,8 +311,11 @@ def fields_of(draw, schema: dict, prefix: str = "", plausible: bool = False) -> 
         elif widget == "values":
             item = spec.get("items") or {}
             for i in draw(st.lists(index, min_size=int(plausible), max_size=3, unique=True)):
-                posted |= (draw(date_parts(f"{path}.{i}", plausible)) if widget_for(item) == "date"
-                           else {f"{path}.{i}": draw(value_for(item, plausible))})
+                posted |= (
+                    draw(date_parts(f"{path}.{i}", plausible))
+                    if widget_for(item) == "date"
+                    else {f"{path}.{i}": draw(value_for(item, plausible))}
+                )
         elif widget == "date":
             posted |= draw(date_parts(path, plausible))
         elif widget != "attachment":
@@ -240,10 +349,19 @@ def submissions(draw, schema: dict) -> dict:
     for name in draw(st.lists(extra_name, max_size=3)):
         if name != "csrf_token":
             posted[name] = draw(TEXT)
-    path = st.one_of(st.sampled_from(known), st.text(max_size=20),
-                     st.sampled_from(known).map(lambda p: p + ".99999999999999999999"))
-    action = draw(st.one_of(st.none(), st.none(), st.sampled_from(["submit", "save", "", "add:", "remove:"]),
-                            path.map(lambda p: "add:" + p), path.map(lambda p: "remove:" + p), TEXT))
+    path = st.one_of(
+        st.sampled_from(known), st.text(max_size=20), st.sampled_from(known).map(lambda p: p + ".99999999999999999999")
+    )
+    action = draw(
+        st.one_of(
+            st.none(),
+            st.none(),
+            st.sampled_from(["submit", "save", "", "add:", "remove:"]),
+            path.map(lambda p: "add:" + p),
+            path.map(lambda p: "remove:" + p),
+            TEXT,
+        )
+    )
     if action is not None:
         posted["_do"] = action
     version = draw(st.one_of(st.none(), st.none(), NUMBERS, TEXT))
@@ -253,8 +371,11 @@ def submissions(draw, schema: dict) -> dict:
 
 
 def holds_nul(posted: dict) -> bool:
-    return any("\x00" in text for name, value in posted.items()
-               for text in (name, *(value if isinstance(value, list) else [value])))
+    return any(
+        "\x00" in text
+        for name, value in posted.items()
+        for text in (name, *(value if isinstance(value, list) else [value]))
+    )
 
 
 def multidict(posted: dict) -> MultiDict:
@@ -265,8 +386,12 @@ def multidict(posted: dict) -> MultiDict:
 
 # The steps of the test review, who holds each for the first child (the VS advisers' steps are pooled:
 # any adviser may do them), and the form each shows.
-HOLDER = {"arrange_meeting": "sw@demo.test", "complete_pep": "dt@demo.test", "qa": "ea@demo.test",
-          "chase_late_pep": "ea@demo.test"}
+HOLDER = {
+    "arrange_meeting": "sw@demo.test",
+    "complete_pep": "dt@demo.test",
+    "qa": "ea@demo.test",
+    "chase_late_pep": "ea@demo.test",
+}
 
 
 class Reviews:
@@ -278,8 +403,11 @@ class Reviews:
 
     def at(self, step: str) -> OpenTask:
         with self.sessions() as s:
-            task = s.scalars(select(OpenTask).where(OpenTask.child_id == "C001", OpenTask.spec_id == step)
-                             .order_by(OpenTask.ready_at)).first()
+            task = s.scalars(
+                select(OpenTask)
+                .where(OpenTask.child_id == "C001", OpenTask.spec_id == step)
+                .order_by(OpenTask.ready_at)
+            ).first()
         if task is not None:
             return task
         with self.sessions.begin() as s:  # one review runs at a time: the one at another step ends
@@ -295,8 +423,11 @@ class Reviews:
 
     def _newest(self, step: str) -> OpenTask:
         with self.sessions() as s:
-            return s.scalars(select(OpenTask).where(OpenTask.child_id == "C001", OpenTask.spec_id == step)
-                             .order_by(OpenTask.ready_at.desc())).first()
+            return s.scalars(
+                select(OpenTask)
+                .where(OpenTask.child_id == "C001", OpenTask.spec_id == step)
+                .order_by(OpenTask.ready_at.desc())
+            ).first()
 
 
 @pytest.fixture
@@ -309,8 +440,18 @@ def schema_of(engine, sessions, task: OpenTask) -> dict:
         return task_schema(engine.task_form(s, task.id, HOLDER[task.spec_id]))
 
 
-def check_task_page_answer(response, task: OpenTask, email: str, holder: str, schema: dict, posted: dict,
-                           before: dict, after: dict, sessions, file_names: tuple[str, ...] = ()) -> None:
+def check_task_page_answer(
+    response,
+    task: OpenTask,
+    email: str,
+    holder: str,
+    schema: dict,
+    posted: dict,
+    before: dict,
+    after: dict,
+    sessions,
+    file_names: tuple[str, ...] = (),
+) -> None:
     """The answer to a task page posted by `email` (with files of these names), and what it changed, are
     what the app promises."""
     status = response.status_code
@@ -382,7 +523,8 @@ def without_files(data: dict, schema: dict) -> dict:
 @FUZZ
 @given(data=st.data())
 def test_a_task_page_posted_with_anything_by_anyone_answers_plainly_and_keeps_only_the_holders_draft(
-        data, reviews, people, engine, council):
+    data, reviews, people, engine, council
+):
     step = data.draw(st.sampled_from(list(HOLDER)), label="step")
     task = reviews.at(step)
     schema = schema_of(engine, council, task)
@@ -412,19 +554,29 @@ def every_form(app, council, clock):
     app.config["UPLOAD_MAX_BYTES"] = 1000  # so that a file too large is small enough to make by the hundred
 
 
-UPLOAD_TYPES = st.one_of(st.just("application/pdf"), st.sampled_from([
-    "image/png", "text/plain", "application/x-msdownload", "text/html", "", "application/pdf; charset=\x01"]))
-UPLOAD_NAMES = st.one_of(st.just("ehcp.pdf"), st.text(max_size=30), st.sampled_from([
-    "../../etc/passwd", "a\r\nb.pdf", "x" * 300 + ".pdf", "\u202egpj.exe", "Blair Sample's EHCP.pdf"]))
+UPLOAD_TYPES = st.one_of(
+    st.just("application/pdf"),
+    st.sampled_from(
+        ["image/png", "text/plain", "application/x-msdownload", "text/html", "", "application/pdf; charset=\x01"]
+    ),
+)
+UPLOAD_NAMES = st.one_of(
+    st.just("ehcp.pdf"),
+    st.text(max_size=30),
+    st.sampled_from(["../../etc/passwd", "a\r\nb.pdf", "x" * 300 + ".pdf", "\u202egpj.exe", "Blair Sample's EHCP.pdf"]),
+)
 
 
 @FUZZ
 @given(data=st.data())
 def test_every_shipped_form_posted_with_anything_by_anyone_answers_plainly_and_keeps_only_the_holders_draft(
-        data, every_form, people, engine, council):
+    data, every_form, people, engine, council
+):
     form = data.draw(st.sampled_from(SHIPPED_FORMS), label="form")
     with council.begin() as s:
-        instance_id = start_anew(engine, s, "form_" + form.removesuffix(".schema.json"), "C001", actor="sw@demo.test").id
+        instance_id = start_anew(
+            engine, s, "form_" + form.removesuffix(".schema.json"), "C001", actor="sw@demo.test"
+        ).id
     with council() as s:
         task = s.scalars(select(OpenTask).where(OpenTask.instance_id == instance_id)).one()
         schema = task_schema(engine.task_form(s, task.id, "sw@demo.test"))
@@ -436,12 +588,23 @@ def test_every_shipped_form_posted_with_anything_by_anyone_answers_plainly_and_k
             content = data.draw(st.sampled_from([b"%PDF-1.4", b"%PDF-1.4", b"", b"\x00" * 100, b"x" * 1001]))
             files[path] = (io.BytesIO(content), data.draw(UPLOAD_NAMES), data.draw(UPLOAD_TYPES))
     before = snapshot(council)
-    response = people[email].post(f"/tasks/{task.id}", data={**multidict(posted).to_dict(flat=False), **files},
-                                  content_type="multipart/form-data")
+    response = people[email].post(
+        f"/tasks/{task.id}", data={**multidict(posted).to_dict(flat=False), **files}, content_type="multipart/form-data"
+    )
     after = snapshot(council)
     event(f"{'holder' if email == 'sw@demo.test' else 'other'}: {response.status_code}")
-    check_task_page_answer(response, task, email, "sw@demo.test", schema, posted, before, after, council,
-                           tuple(name for _, name, _ in files.values()))
+    check_task_page_answer(
+        response,
+        task,
+        email,
+        "sw@demo.test",
+        schema,
+        posted,
+        before,
+        after,
+        council,
+        tuple(name for _, name, _ in files.values()),
+    )
 
 
 # ---- a single-use link's page and reporting a change: the other forms a child's data comes through --
@@ -450,6 +613,7 @@ def test_every_shipped_form_posted_with_anything_by_anyone_answers_plainly_and_k
 @pytest.fixture
 def views_links(reviews, people, engine, council):
     """A way to a fresh single-use link for the first child's views (made by their Social Worker)."""
+
     def fresh() -> tuple[OpenTask, str]:
         with council.begin() as s:
             instance_id = start_anew(engine, s, "test_views", "C001").id
@@ -457,13 +621,15 @@ def views_links(reviews, people, engine, council):
             task = s.scalars(select(OpenTask).where(OpenTask.instance_id == instance_id)).one()
         page = people["sw@demo.test"].post(f"/tasks/{task.id}/link").get_data(as_text=True)
         return task, re.search(r"<code>http://[^/]+(/l/[^<]+)</code>", page).group(1)
+
     return fresh
 
 
 @FUZZ
 @given(data=st.data())
 def test_a_single_use_links_page_posted_with_anything_answers_plainly_and_is_used_only_when_the_answers_are_taken(
-        data, views_links, app, engine, council):
+    data, views_links, app, engine, council
+):
     task, url = views_links()
     with council() as s:
         schema = task_schema(engine.task_form(s, task.id, "yp@demo.test"))
@@ -491,14 +657,17 @@ REPORTERS = {"sw@demo.test", "dt@demo.test", "ea@demo.test", "admin@demo.test"}
 @FUZZ
 @given(data=st.data())
 def test_reporting_a_change_with_anything_by_anyone_answers_plainly_and_changes_nothing_unless_it_is_taken(
-        data, reviews, people, engine, council):
+    data, reviews, people, engine, council
+):
     reviews.at("complete_pep")  # a PEP waiting for the meeting, so the change can be reported
     with council() as s:
-        schema = json.loads(s.scalars(select(Deployment)).first().file(
-            "forms/message_meeting_rescheduled.schema.json").content)
+        schema = json.loads(
+            s.scalars(select(Deployment)).first().file("forms/message_meeting_rescheduled.schema.json").content
+        )
     email = data.draw(st.one_of(st.sampled_from(sorted(REPORTERS)), st.sampled_from(USERS)), label="who")
-    posted = {key: value for key, value in data.draw(submissions(schema), label="posted").items()
-              if not key.startswith("_")}
+    posted = {
+        key: value for key, value in data.draw(submissions(schema), label="posted").items() if not key.startswith("_")
+    }
     before = snapshot(council)
     response = people[email].post("/children/C001/changes/meeting_rescheduled", data=multidict(posted))
     after = snapshot(council)
@@ -512,7 +681,9 @@ def test_reporting_a_change_with_anything_by_anyone_answers_plainly_and_changes_
     elif email not in REPORTERS:
         assert status == 404 and NAMES["C001"] not in response.get_data(as_text=True)
     if status == 302:  # taken: the PEPs waiting for it have it
-        assert email in REPORTERS and any(kind == "message_received" for _, _, kind in after["events"] - before["events"])
+        assert email in REPORTERS and any(
+            kind == "message_received" for _, _, kind in after["events"] - before["events"]
+        )
     else:
         assert changed(before, after) == set(), (email, changed(before, after))
 
@@ -522,7 +693,8 @@ def test_reporting_a_change_with_anything_by_anyone_answers_plainly_and_changes_
 JSON_VALUES = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20),
     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3),
-    max_leaves=12)
+    max_leaves=12,
+)
 
 
 def diagram_edits(diagram: str):
@@ -530,12 +702,19 @@ def diagram_edits(diagram: str):
     return st.one_of(
         st.just(diagram),
         st.tuples(st.integers(0, len(diagram)), st.integers(0, len(diagram)), TEXT).map(
-            lambda cut: diagram[:min(cut[:2])] + cut[2] + diagram[max(cut[:2]):]),
-        st.sampled_from(['name="Arrange the PEP meeting"', 'value="qa.schema.json"', "<bpmn:endEvent",
-                         'id="qa"']).flatmap(lambda old: TEXT.map(
-                             lambda new: diagram.replace(old, old.replace(old.split('"')[1] if '"' in old else old,
-                                                                          new.replace('"', "")), 1))),
-        TEXT, st.just('<?xml version="1.0"?><!DOCTYPE x [<!ENTITY a "aaaa">]><x>&a;</x>'),
+            lambda cut: diagram[: min(cut[:2])] + cut[2] + diagram[max(cut[:2]) :]
+        ),
+        st.sampled_from(
+            ['name="Arrange the PEP meeting"', 'value="qa.schema.json"', "<bpmn:endEvent", 'id="qa"']
+        ).flatmap(
+            lambda old: TEXT.map(
+                lambda new: diagram.replace(
+                    old, old.replace(old.split('"')[1] if '"' in old else old, new.replace('"', "")), 1
+                )
+            )
+        ),
+        TEXT,
+        st.just('<?xml version="1.0"?><!DOCTYPE x [<!ENTITY a "aaaa">]><x>&a;</x>'),
     )
 
 
@@ -543,13 +722,25 @@ def save_bodies(diagram: str):
     """What the modeller's check and deploy may be sent: a save, a save with anything in its fields, any
     JSON at all, JSON nested deeper than any parser goes, or no JSON."""
     version = st.one_of(st.just(1), st.just(1), st.just(1), NUMBERS.map(int_or_text), JSON_VALUES)
-    save = st.fixed_dictionaries({"xml": diagram_edits(diagram), "version": version},
-                                 optional={"note": st.one_of(TEXT, TEXT, JSON_VALUES)})
+    save = st.fixed_dictionaries(
+        {"xml": diagram_edits(diagram), "version": version}, optional={"note": st.one_of(TEXT, TEXT, JSON_VALUES)}
+    )
     return st.one_of(
-        save.map(json.dumps), save.map(json.dumps), JSON_VALUES.map(json.dumps),
+        save.map(json.dumps),
+        save.map(json.dumps),
+        JSON_VALUES.map(json.dumps),
         st.sampled_from([10, 1_000, 100_000]).map(lambda depth: "[" * depth + "]" * depth),
-        st.sampled_from(['{"xml": "x", "version": 1e999}', '{"xml": "x", "version": ' + "9" * 5000 + "}",
-                         '{"xml": "\\ud800", "version": 1}', "NaN", "", "{", "\ufeff{}"]),
+        st.sampled_from(
+            [
+                '{"xml": "x", "version": 1e999}',
+                '{"xml": "x", "version": ' + "9" * 5000 + "}",
+                '{"xml": "\\ud800", "version": 1}',
+                "NaN",
+                "",
+                "{",
+                "\ufeff{}",
+            ]
+        ),
         TEXT,
     )
 
@@ -574,16 +765,21 @@ def owners_diagram(deployed_app, people, council) -> str:
 @FUZZ
 @given(data=st.data())
 def test_the_modellers_check_and_deploy_answer_any_body_from_anyone_plainly_and_deploy_only_a_valid_save(
-        data, owners_diagram, people, council):
+    data, owners_diagram, people, council
+):
     email = data.draw(st.one_of(st.just(OWNER), st.sampled_from(USERS)), label="who")
     route = data.draw(st.sampled_from(["check", "deploy"]), label="route")
-    process = data.draw(st.one_of(st.just("test_review"), st.just("test_review"), st.just("test_views"), NAME),
-                        label="process")
+    process = data.draw(
+        st.one_of(st.just("test_review"), st.just("test_review"), st.just("test_views"), NAME), label="process"
+    )
     body = data.draw(save_bodies(owners_diagram), label="body")
     content_type = data.draw(st.sampled_from(["application/json", "text/plain", "application/json; charset=latin-1"]))
     before = snapshot(council)
-    response = people[email].post(f"/processes/{quote(process, safe='')}/{route}", data=body.encode("utf-8", "surrogatepass"),
-                                  content_type=content_type)
+    response = people[email].post(
+        f"/processes/{quote(process, safe='')}/{route}",
+        data=body.encode("utf-8", "surrogatepass"),
+        content_type=content_type,
+    )
     after = snapshot(council)
     status = response.status_code
     event(f"{'owner' if email == OWNER else 'other'} {route}: {status}")
@@ -608,8 +804,12 @@ def test_the_json_pages_answer_anyone_asking_anything_plainly(data, owners_diagr
     email = data.draw(st.sampled_from(USERS), label="who")
     name = data.draw(st.one_of(st.sampled_from(["test_review", "C001", "C002"]), NAME), label="name")
     quoted = quote(name, safe="")
-    url = data.draw(st.sampled_from([f"/processes/{quoted}/diagram.json", "/processes/vocabulary.json",
-                                     f"/audit/children/{quoted}/pack.json"]), label="url")
+    url = data.draw(
+        st.sampled_from(
+            [f"/processes/{quoted}/diagram.json", "/processes/vocabulary.json", f"/audit/children/{quoted}/pack.json"]
+        ),
+        label="url",
+    )
     query = data.draw(st.dictionaries(st.text(max_size=10), TEXT, max_size=3), label="query")
     response = people[email].get(url, query_string=query)
     status = response.status_code

@@ -32,14 +32,19 @@ def test_the_ledger_page_shows_the_years_figures_and_flags_the_children_to_act_o
     page = browser(VSH).get("/oversight/ppplus?year=2025-26")
     html = page.get_data(as_text=True)
     assert page.status_code == 200
-    assert "Requested</dt><dd class=\"govuk-summary-list__value\">£1,050.00" in html
-    assert "Approved</dt><dd class=\"govuk-summary-list__value\">£500.00" in html
-    assert "Released</dt><dd class=\"govuk-summary-list__value\">£500.00" in html
+    assert 'Requested</dt><dd class="govuk-summary-list__value">£1,050.00' in html
+    assert 'Approved</dt><dd class="govuk-summary-list__value">£500.00' in html
+    assert 'Released</dt><dd class="govuk-summary-list__value">£500.00' in html
     by_school = html.split('id="by-school"', 1)[1].split("</table>", 1)[0]  # the chart's table
     assert re.findall(r'scope="row" class="govuk-table__header">([^<]+)<', by_school) == ["Elm Academy", "Oak Primary"]
     assert re.findall(r'data-value="([\d.]+)">([^<]+)<', by_school) == [
-        ("750.0", "£750.00"), ("200.0", "£200.00"), ("200.0", "£200.00"),
-        ("300.0", "£300.00"), ("300.0", "£300.00"), ("300.0", "£300.00")]
+        ("750.0", "£750.00"),
+        ("200.0", "£200.00"),
+        ("200.0", "£200.00"),
+        ("300.0", "£300.00"),
+        ("300.0", "£300.00"),
+        ("300.0", "£300.00"),
+    ]
     assert 'data-chart-format="pounds"' in html and "build/js/charts.js" in html and "<svg" not in html
     assert "Blair Sample" in html and "unspent" in html
     assert html.count('href="/children/Y6/peps/') == 6  # each line links to the PEP that recorded it
@@ -51,12 +56,17 @@ def test_the_ledger_downloads_hold_the_same_lines(known, browser):
     assert len(rows) == 1 + 3 + 6 + 2
     alex = [row[:7] for row in rows if row[0] == "Alex Example"]
     assert alex[0] == ["Alex Example", "2026-03-18", "2025-26 spring", "Oak Primary", "requested", "", "300.0"]
-    assert [row[4:7] for row in rows if row[0] == "Casey Test"] == [["requested", "", "300.0"], ["decided", "refused", "0.0"]]
+    assert [row[4:7] for row in rows if row[0] == "Casey Test"] == [
+        ["requested", "", "300.0"],
+        ["decided", "refused", "0.0"],
+    ]
     book = load_workbook(io.BytesIO(vsh.get("/oversight/ppplus.xlsx?year=2025-26").data))
     assert book.sheetnames == ["Children", "Schools and terms", "Lines"]
     schools = [[c.value for c in row] for row in book["Schools and terms"].iter_rows(min_row=2)]
-    assert schools == [["Elm Academy", "2025-26 spring", 750.0, 200.0, 200.0],
-                       ["Oak Primary", "2025-26 spring", 300.0, 300.0, 300.0]]
+    assert schools == [
+        ["Elm Academy", "2025-26 spring", 750.0, 200.0, 200.0],
+        ["Oak Primary", "2025-26 spring", 300.0, 300.0, 300.0],
+    ]
 
 
 def test_the_quality_page_and_the_annual_report_pack(known, browser):
@@ -64,7 +74,11 @@ def test_the_quality_page_and_the_annual_report_pack(known, browser):
     html = ea.get("/oversight/quality?year=2025-26").get_data(as_text=True)
     ratings = html.split('id="ratings"', 1)[1].split("</table>", 1)[0]  # the chart's table
     assert re.findall(r'>(\w+)</th><td [^>]*data-value="(\d+)"', ratings) == [
-        ("Gold", "0"), ("Green", "1"), ("Amber", "2"), ("Red", "1")]
+        ("Gold", "0"),
+        ("Green", "1"),
+        ("Amber", "2"),
+        ("Red", "1"),
+    ]
     assert "Are the targets SMART?" in html
     book = load_workbook(io.BytesIO(ea.get("/oversight/quality/annual-report.xlsx?year=2025-26").data))
     assert book.sheetnames[:1] == ["Cohort"] and "PP+ spend" in book.sheetnames
@@ -75,16 +89,23 @@ def test_the_quality_page_and_the_annual_report_pack(known, browser):
 
 
 def test_someone_without_oversight_is_refused(known, browser):
-    for url in ("/oversight/ppplus", "/oversight/ppplus.csv", "/oversight/quality", "/oversight/quality.xlsx",
-                "/oversight/quality/annual-report.pdf"):
+    for url in (
+        "/oversight/ppplus",
+        "/oversight/ppplus.csv",
+        "/oversight/quality",
+        "/oversight/quality.xlsx",
+        "/oversight/quality/annual-report.pdf",
+    ):
         assert browser(DT).get(url).status_code == 403
 
 
 def test_text_that_starts_like_a_formula_stays_text(app, browser, council, engine):
     from tests.scenarios import test_all_ages_review as scenario
-    hostile = [{**scenario.TARGETS[0], "what": "=HYPERLINK(\"http://x.test\",\"go\")"}]
+
+    hostile = [{**scenario.TARGETS[0], "what": '=HYPERLINK("http://x.test","go")'}]
     from tests.helpers import Council
     from tests.test_ppplus_ledger import record
+
     record(Council(engine, council), "Y5", hostile)
     vsh = browser(VSH)
     text = vsh.get("/oversight/ppplus.csv?year=2025-26").get_data(as_text=True)

@@ -18,8 +18,9 @@ from ..test_runtime import only_task, start_review
 from .test_routes import date_fields
 
 pytestmark = pytest.mark.skipif(
-    not PG_URL, reason="a database connection to lose is PostgreSQL's (SQLite runs in the process): "
-                       "set PEP_TEST_DATABASE_URL")
+    not PG_URL,
+    reason="a database connection to lose is PostgreSQL's (SQLite runs in the process): set PEP_TEST_DATABASE_URL",
+)
 
 ANSWERS = {"_do": "submit", "venue": "Oak Primary, the library", **date_fields("meeting_date", "2026-03-10")}
 
@@ -43,7 +44,8 @@ def nothing_applied(council, instance_id, task_id):
 
 
 def test_a_submission_whose_connection_is_lost_keeps_the_answers_as_a_draft_and_the_next_try_succeeds(
-        deployed_app, browser, engine, council, db, monkeypatch, caplog):
+    deployed_app, browser, engine, council, db, monkeypatch, caplog
+):
     instance_id = start_review(engine, council)
     task = only_task(council)
     sw, url = browser("sw@demo.test"), f"/tasks/{task.id}"
@@ -66,7 +68,8 @@ def test_a_submission_whose_connection_is_lost_keeps_the_answers_as_a_draft_and_
 
 
 def test_while_the_database_is_out_of_reach_the_answers_stay_on_the_page(
-        deployed_app, app, browser, engine, council, db, monkeypatch):
+    deployed_app, app, browser, engine, council, db, monkeypatch
+):
     """The draft cannot be saved either: the page is shown again from what the request had read."""
     instance_id = start_review(engine, council)
     task = only_task(council)
@@ -97,8 +100,9 @@ def test_while_the_database_is_out_of_reach_the_answers_stay_on_the_page(
     assert again.status_code == 302
 
 
-def test_a_connection_left_dead_in_the_pool_is_replaced_before_the_page_does_anything(deployed_app, browser, db,
-                                                                                       caplog):
+def test_a_connection_left_dead_in_the_pool_is_replaced_before_the_page_does_anything(
+    deployed_app, browser, db, caplog
+):
     """After a failover every pooled connection is dead: the first read of the next request finds it,
     and reads again on a fresh connection; the person sees their page."""
     sw = browser("sw@demo.test")
@@ -109,7 +113,8 @@ def test_a_connection_left_dead_in_the_pool_is_replaced_before_the_page_does_any
 
 
 def test_any_page_says_plainly_when_the_database_is_out_of_reach_and_works_when_it_is_back(
-        deployed_app, app, browser, db):
+    deployed_app, app, browser, db
+):
     sw = browser("sw@demo.test")
     app_db = app.extensions["pep"].sessions.kw["bind"]
     event.listen(app_db, "do_connect", refuse)
@@ -124,8 +129,9 @@ def test_any_page_says_plainly_when_the_database_is_out_of_reach_and_works_when_
     assert sw.get("/inbox").status_code == 200
 
 
-def test_saving_a_draft_when_the_connection_is_lost_keeps_the_answers(deployed_app, browser, engine, council, db,
-                                                                      monkeypatch):
+def test_saving_a_draft_when_the_connection_is_lost_keeps_the_answers(
+    deployed_app, browser, engine, council, db, monkeypatch
+):
     from webui import inbox
 
     start_review(engine, council)

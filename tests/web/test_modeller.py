@@ -52,9 +52,16 @@ def versions(council) -> int:
 
 
 def test_only_process_owners_reach_the_modeller_and_its_json_endpoints(owner, browser, council):
-    pages = ["/processes", "/processes/test_review/edit", "/processes/test_review/diagram.json",
-             "/processes/vocabulary.json", "/processes/forms", "/processes/forms/qa.schema.json",
-             "/processes/forms/qa.schema.json/edit", "/processes/forms/new"]
+    pages = [
+        "/processes",
+        "/processes/test_review/edit",
+        "/processes/test_review/diagram.json",
+        "/processes/vocabulary.json",
+        "/processes/forms",
+        "/processes/forms/qa.schema.json",
+        "/processes/forms/qa.schema.json/edit",
+        "/processes/forms/new",
+    ]
     for url in pages:
         assert owner.get(url).status_code == 200, url
     for email in ("sw@demo.test", "admin@demo.test", "ea@demo.test"):
@@ -157,8 +164,12 @@ def test_a_note_holding_a_nul_character_is_refused_and_nothing_is_deployed(owner
 @pytest.mark.parametrize("route", ["check", "deploy"])
 def test_a_diagram_holding_half_a_character_is_refused_plainly(owner, council, route):
     body = '{"xml": "<bpmn:definitions>\\ud800</bpmn:definitions>", "version": 1}'  # a lone surrogate, escaped
-    response = owner.client.post(f"/processes/test_review/{route}", data=body, content_type="application/json",
-                                 headers={"X-CSRFToken": owner.token})
+    response = owner.client.post(
+        f"/processes/test_review/{route}",
+        data=body,
+        content_type="application/json",
+        headers={"X-CSRFToken": owner.token},
+    )
     assert response.status_code == 400 and "not text" in response.get_json()["message"]
     assert versions(council) == 1
 
@@ -168,7 +179,7 @@ def test_a_save_from_a_version_there_cannot_be_is_refused_plainly(owner, council
     xml = review_xml(council).replace('name="Rating?"', 'name="What rating?"')
     response = post_json(owner, "/processes/test_review/deploy", {"xml": xml, "version": version})
     assert response.status_code == 400 and "version" in response.get_json()["message"]  # 10**30: a server error
-    assert versions(council) == 1                                                       # on PostgreSQL, before
+    assert versions(council) == 1  # on PostgreSQL, before
 
 
 def test_an_invalid_deploy_stores_nothing_and_says_why(owner, council):
@@ -181,7 +192,9 @@ def test_an_invalid_deploy_stores_nothing_and_says_why(owner, council):
 
 def test_a_deploy_over_someone_elses_later_change_is_refused(owner, council):
     with council.begin() as s:
-        deploy_changes(s, {REVIEW: review_xml(council).replace('name="Rating?"', 'name="QA rating?"')}, "other@demo.test")
+        deploy_changes(
+            s, {REVIEW: review_xml(council).replace('name="Rating?"', 'name="QA rating?"')}, "other@demo.test"
+        )
     xml = review_xml(council, 1).replace('name="Review due"', 'name="Termly review due"')
     response = post_json(owner, "/processes/test_review/deploy", {"xml": xml, "version": 1})
     assert response.status_code == 409
@@ -214,15 +227,24 @@ def test_deleting_a_diagram_must_be_confirmed_and_retires_its_process(owner, cou
     assert "Test student views" in retiring and "new PEPs can no longer start it" in retiring
 
     unconfirmed = owner.post("/processes/test_views/delete", {"version": 1}, page_url="/processes/test_views/delete")
-    assert unconfirmed.status_code == 400 and "Confirm that views.bpmn is to be deleted" in unconfirmed.get_data(as_text=True)
+    assert unconfirmed.status_code == 400 and "Confirm that views.bpmn is to be deleted" in unconfirmed.get_data(
+        as_text=True
+    )
     assert versions(council) == 1
 
-    confirmed = owner.post("/processes/test_views/delete", {"version": 1, "confirm": "yes", "note": "Views move into the review"},
-                           page_url="/processes/test_views/delete")
+    confirmed = owner.post(
+        "/processes/test_views/delete",
+        {"version": 1, "confirm": "yes", "note": "Views move into the review"},
+        page_url="/processes/test_views/delete",
+    )
     assert confirmed.status_code == 302 and confirmed.location.endswith("/processes")
     with council() as s:
         newest = s.scalar(select(Deployment).where(Deployment.version == 2))
-        assert (newest.retired, newest.note, newest.file("processes/views.bpmn")) == (["test_views"], "Views move into the review", None)
+        assert (newest.retired, newest.note, newest.file("processes/views.bpmn")) == (
+            ["test_views"],
+            "Views move into the review",
+            None,
+        )
         with pytest.raises(NotFound, match="retired in version 2"):
             engine.start(s, "test_views", "C001")
     listing = owner.get("/processes").get_data(as_text=True)
@@ -237,12 +259,16 @@ def test_a_diagram_that_holds_several_processes_is_deleted_with_all_of_them(owne
     retiring = re.search(r'id="retiring">(.*?)</ul>', page, re.S).group(1)
     assert all(pid in retiring for pid in ("test_cycle", "test_fragile", "test_initial_meeting", "test_window"))
     assert "review_due" in retiring  # the message that starts test_cycle, and will not
-    owner.post("/processes/test_cycle/delete", {"version": 1, "confirm": "yes"}, page_url="/processes/test_cycle/delete")
+    owner.post(
+        "/processes/test_cycle/delete", {"version": 1, "confirm": "yes"}, page_url="/processes/test_cycle/delete"
+    )
     with council() as s:
         newest = s.scalar(select(Deployment).where(Deployment.version == 2))
         assert newest.retired == ["test_cycle", "test_fragile", "test_initial_meeting", "test_window"]
-        assert newest.note == ("Deleted deadlines.bpmn in the modeller, retiring test_cycle, test_fragile, "
-                               "test_initial_meeting, test_window")
+        assert newest.note == (
+            "Deleted deadlines.bpmn in the modeller, retiring test_cycle, test_fragile, "
+            "test_initial_meeting, test_window"
+        )
 
 
 def test_only_process_owners_delete_a_diagram(owner, council, browser):
@@ -264,8 +290,9 @@ def test_the_forms_are_listed_and_shown_as_people_see_them(owner):
 
 
 def preview(owner, content: str) -> str:
-    return owner.client.post("/processes/forms/preview", data={"content": content, "csrf_token": owner.token}
-                             ).get_data(as_text=True)
+    return owner.client.post("/processes/forms/preview", data={"content": content, "csrf_token": owner.token}).get_data(
+        as_text=True
+    )
 
 
 def test_the_preview_renders_the_form_as_it_is_typed(owner):
@@ -277,23 +304,32 @@ def test_the_preview_renders_the_form_as_it_is_typed(owner):
 def test_the_preview_names_what_is_wrong(owner):
     assert "is not valid JSON: Expecting" in preview(owner, '{"type": "object",')
     assert "is not a valid JSON Schema" in preview(owner, '{"type": "object", "properties": {"a": {"type": "text"}}}')
-    assert 'must have &#34;type&#34;: &#34;object&#34;' in preview(owner, '{"type": "string"}')
+    assert "must have &#34;type&#34;: &#34;object&#34;" in preview(owner, '{"type": "string"}')
 
 
 def test_a_changed_form_is_saved_as_a_new_version(owner, council):
     schema = json.loads(review_form(council, "qa.schema.json"))
     schema["properties"]["feedback"]["title"] = "Feedback for the school"
-    response = owner.post("/processes/forms/qa.schema.json/edit", {"content": json.dumps(schema, indent=2), "version": 1,
-                                                                    "name": "qa.schema.json"}, page_url="/processes/forms")
+    response = owner.post(
+        "/processes/forms/qa.schema.json/edit",
+        {"content": json.dumps(schema, indent=2), "version": 1, "name": "qa.schema.json"},
+        page_url="/processes/forms",
+    )
     assert response.status_code == 302
     assert versions(council) == 2 and "Feedback for the school" in review_form(council, "qa.schema.json")
     with council() as s:
-        assert s.scalar(select(Deployment.note).where(Deployment.version == 2)) == "Changed form qa.schema.json in the forms editor"
+        assert (
+            s.scalar(select(Deployment.note).where(Deployment.version == 2))
+            == "Changed form qa.schema.json in the forms editor"
+        )
 
 
 def test_an_invalid_form_is_not_saved(owner, council):
-    response = owner.post("/processes/forms/qa.schema.json/edit", {"content": '{"type": "string"}', "version": 1},
-                          page_url="/processes/forms")
+    response = owner.post(
+        "/processes/forms/qa.schema.json/edit",
+        {"content": '{"type": "string"}', "version": 1},
+        page_url="/processes/forms",
+    )
     assert response.status_code == 400
     assert "a form schema must have" in response.get_data(as_text=True)
     assert versions(council) == 1
@@ -301,25 +337,42 @@ def test_an_invalid_form_is_not_saved(owner, council):
 
 def test_a_new_form_is_added_to_the_deployment(owner, council):
     content = '{"type": "object", "properties": {"transport": {"type": "string"}}}'
-    bad = owner.post("/processes/forms/new", {"name": "Transport form", "content": content, "version": 1},
-                     page_url="/processes/forms")
+    bad = owner.post(
+        "/processes/forms/new",
+        {"name": "Transport form", "content": content, "version": 1},
+        page_url="/processes/forms",
+    )
     assert bad.status_code == 400 and file_name_problem("forms/Transport form") in unescape(bad.get_data(as_text=True))
-    taken = owner.post("/processes/forms/new", {"name": "qa.schema.json", "content": content, "version": 1},
-                       page_url="/processes/forms")
+    taken = owner.post(
+        "/processes/forms/new",
+        {"name": "qa.schema.json", "content": content, "version": 1},
+        page_url="/processes/forms",
+    )
     assert taken.status_code == 400 and "already a form called qa.schema.json" in taken.get_data(as_text=True)
-    response = owner.post("/processes/forms/new", {"name": "transport.schema.json", "content": content, "version": 1},
-                          page_url="/processes/forms")
+    response = owner.post(
+        "/processes/forms/new",
+        {"name": "transport.schema.json", "content": content, "version": 1},
+        page_url="/processes/forms",
+    )
     assert response.status_code == 302 and response.location.endswith("/processes/forms/transport.schema.json")
     assert versions(council) == 2 and review_form(council, "transport.schema.json") == content
 
 
 def test_a_form_changed_by_someone_else_since_opening_is_not_overwritten(owner, council):
     with council.begin() as s:
-        deploy_changes(s, {"forms/qa.schema.json": review_form(council, "qa.schema.json").replace("Feedback", "Notes")},
-                       "other@demo.test")
-    response = owner.post("/processes/forms/qa.schema.json/edit", {"content": '{"type": "object"}', "version": 1},
-                          page_url="/processes/forms")
-    assert response.status_code == 400 and re.search(r"has changed since you opened version 1", response.get_data(as_text=True))
+        deploy_changes(
+            s,
+            {"forms/qa.schema.json": review_form(council, "qa.schema.json").replace("Feedback", "Notes")},
+            "other@demo.test",
+        )
+    response = owner.post(
+        "/processes/forms/qa.schema.json/edit",
+        {"content": '{"type": "object"}', "version": 1},
+        page_url="/processes/forms",
+    )
+    assert response.status_code == 400 and re.search(
+        r"has changed since you opened version 1", response.get_data(as_text=True)
+    )
     assert versions(council) == 2
 
 

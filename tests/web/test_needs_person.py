@@ -46,8 +46,12 @@ def test_the_vs_administrator_names_the_social_worker_and_the_task_is_theirs(wai
     assert empty.status_code == 422
     assert "Select Robin Newcomer&#39;s Social Worker" in empty.get_data(as_text=True)
 
-    done = admin.post(f"/admin/needs-a-person/{waiting.id}", {"person": "sw@demo.test"},
-                      page_url="/admin/needs-a-person", follow_redirects=True).get_data(as_text=True)
+    done = admin.post(
+        f"/admin/needs-a-person/{waiting.id}",
+        {"person": "sw@demo.test"},
+        page_url="/admin/needs-a-person",
+        follow_redirects=True,
+    ).get_data(as_text=True)
     assert "Sam Social-Worker is now Robin Newcomer&#39;s Social Worker" in done
     assert "No task needs a person" in done
     with council() as s:
@@ -58,6 +62,10 @@ def test_the_vs_administrator_names_the_social_worker_and_the_task_is_theirs(wai
     timeline = admin.get("/audit/children/C004").get_data(as_text=True)
     assert "needs a person: nobody is the child&#39;s Social Worker" in timeline
 
-    again = admin.post(f"/admin/needs-a-person/{waiting.id}", {"person": "dt@demo.test"},
-                       page_url="/admin/needs-a-person", follow_redirects=True).get_data(as_text=True)
+    again = admin.post(
+        f"/admin/needs-a-person/{waiting.id}",
+        {"person": "dt@demo.test"},
+        page_url="/admin/needs-a-person",
+        follow_redirects=True,
+    ).get_data(as_text=True)
     assert "no longer needs a person" in again

@@ -37,8 +37,14 @@ def figures_of(html: str, table: str) -> dict[str, list[int]]:
 
 def test_the_timeliness_page_gives_the_terms_exact_figures(council_pages, browser):
     html = browser("ea@demo.test").get(f"/oversight/timeliness?period={SPRING}").get_data(as_text=True)
-    assert figures_of(html, "peps") == {"children": [4], "due": [4], "held": [3], "on_time": [1], "late": [1],
-                                        "overdue": [2]}
+    assert figures_of(html, "peps") == {
+        "children": [4],
+        "due": [4],
+        "held": [3],
+        "on_time": [1],
+        "late": [1],
+        "overdue": [2],
+    }
     assert figures_of(html, "initial") == {"initial_due": [1], "initial_started": [1], "initial_late": [1]}
     assert figures_of(html, "termly") == {"in_care": [4], "reviewed": [1], "not_reviewed": [3]}
     assert "Promoting the education of looked-after and previously looked-after children" in html
@@ -48,8 +54,14 @@ def test_the_timeliness_page_gives_the_terms_exact_figures(council_pages, browse
 
 def test_a_breakdown_by_school_gives_each_schools_figures(council_pages, browser):
     html = browser("admin@demo.test").get(f"/oversight/timeliness?period={SPRING}&by=school").get_data(as_text=True)
-    assert figures_of(html, "peps") == {"children": [2, 2], "due": [2, 2], "held": [1, 2], "on_time": [1],
-                                        "late": [1], "overdue": [2]}
+    assert figures_of(html, "peps") == {
+        "children": [2, 2],
+        "due": [2, 2],
+        "held": [1, 2],
+        "on_time": [1],
+        "late": [1],
+        "overdue": [2],
+    }
     assert html.index("Elm Academy") < html.index("Oak Primary")
 
 
@@ -73,15 +85,20 @@ def test_each_figure_table_declares_its_chart_and_the_page_loads_the_chart_bundl
     assert f'<script nonce="{nonce}" src="/static/build/js/charts.js" defer></script>' in html
     assert html.count("data-chart=") == 3
     peps = html.split('id="peps"', 1)[1].split("</table>", 1)[0]
-    assert re.findall(r'data-series="[^"]+">([^<]+)<', peps) == ["Completed on time", "Completed late", "Overdue now",
-                                                              "Not yet due"]
+    assert re.findall(r'data-series="[^"]+">([^<]+)<', peps) == [
+        "Completed on time",
+        "Completed late",
+        "Overdue now",
+        "Not yet due",
+    ]
     assert re.findall(r'data-value="(\d+)"', peps) == ["4", "3", "1", "1", "2", "0"]
 
 
 def test_a_figure_lists_its_children_each_a_link_to_their_page_which_is_recorded(council_pages, browser):
     adviser = browser("ea@demo.test")
-    page = adviser.get(f"/oversight/timeliness/children?period={SPRING}&figure=overdue&by=school&value=Elm Academy"
-                       "&label=Elm Academy")
+    page = adviser.get(
+        f"/oversight/timeliness/children?period={SPRING}&figure=overdue&by=school&value=Elm Academy&label=Elm Academy"
+    )
     html = page.get_data(as_text=True)
     assert page.status_code == 200
     assert "Blair Sample" in html and "Dee Initial" in html and "Alex Example" not in html
@@ -138,13 +155,19 @@ def test_a_pooled_overdue_task_is_given_to_a_chosen_holder_of_its_role(council_p
     admin = browser("admin@demo.test")
     html = admin.get("/oversight/overdue").get_data(as_text=True)
     assert "Give the selected tasks to" in html and "Eli Adviser" in html
-    assert admin.post("/oversight/overdue/assign", {"task": [task_id]}, page_url="/oversight/overdue").status_code == 422
-    response = admin.post("/oversight/overdue/assign", {"task": [task_id], "person": str(adviser)},
-                          page_url="/oversight/overdue")
+    assert (
+        admin.post("/oversight/overdue/assign", {"task": [task_id]}, page_url="/oversight/overdue").status_code == 422
+    )
+    response = admin.post(
+        "/oversight/overdue/assign", {"task": [task_id], "person": str(adviser)}, page_url="/oversight/overdue"
+    )
     assert response.status_code == 302
     with council_pages() as s:
         assert s.get(OpenTask, task_id).assignee_id == adviser
-        assert s.scalar(select(Event.actor).where(Event.kind == "task_claimed", Event.task_id == task_id)) == "admin@demo.test"
+        assert (
+            s.scalar(select(Event.actor).where(Event.kind == "task_claimed", Event.task_id == task_id))
+            == "admin@demo.test"
+        )
 
 
 def test_an_oversight_role_without_child_access_sees_figures_and_only_its_own_children(council_pages, browser, council):
@@ -163,7 +186,8 @@ def test_an_oversight_role_without_child_access_sees_figures_and_only_its_own_ch
 
 
 def test_a_breakdown_by_a_person_is_paged_and_found_by_name_and_its_downloads_hold_every_group(
-        council_pages, browser, monkeypatch):
+    council_pages, browser, monkeypatch
+):
     monkeypatch.setattr(oversight, "BREAKDOWN_PAGE", 1)
     adviser = browser("ea@demo.test")
     by_teacher = f"/oversight/timeliness?period={SPRING}&by=designated_teacher"
@@ -178,10 +202,14 @@ def test_a_breakdown_by_a_person_is_paged_and_found_by_name_and_its_downloads_ho
     assert "Dana Teacher" in adviser.get(by_teacher + "&q=DANA").get_data(as_text=True)
     download = adviser.get(f"/oversight/timeliness.csv?period={SPRING}&by=designated_teacher")
     rows = list(csv.reader(io.StringIO(download.get_data(as_text=True))))
-    assert rows == [["Designated teacher", "Children in care", *oversight.PEP_FIGURES.values()],
-                    ["Dana Teacher", "2", "2", "2", "1", "1", "0", "0"],
-                    ["Omar Teacher", "2", "2", "1", "0", "0", "2", "0"]]
-    book = load_workbook(io.BytesIO(adviser.get(f"/oversight/timeliness.xlsx?period={SPRING}&by=designated_teacher").data))
+    assert rows == [
+        ["Designated teacher", "Children in care", *oversight.PEP_FIGURES.values()],
+        ["Dana Teacher", "2", "2", "2", "1", "1", "0", "0"],
+        ["Omar Teacher", "2", "2", "1", "0", "0", "2", "0"],
+    ]
+    book = load_workbook(
+        io.BytesIO(adviser.get(f"/oversight/timeliness.xlsx?period={SPRING}&by=designated_teacher").data)
+    )
     assert book.sheetnames == ["PEPs", "Initial PEPs", "Termly reviews"]
     assert [r[0] for r in book["PEPs"].iter_rows(min_row=2, values_only=True)] == ["Dana Teacher", "Omar Teacher"]
     assert list(book["Termly reviews"].iter_rows(min_row=2, values_only=True)) == [("Spring term 2025-26", 4, 1, 3)]

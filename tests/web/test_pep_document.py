@@ -25,9 +25,16 @@ from ..test_runtime import MEETING, PEP, complete, only_task, start_review
 
 def sections_of(form: str, data: dict, title: str, sent_back: str | None = None) -> Section:
     schema = json.loads((ROOT / "forms" / form).read_text())
-    return Section(title=title, role="Designated Teacher", by="Dana Teacher", at=clocks.FrozenClock(
-        "2026-03-10T10:00:00+00:00").now(), late=False, answers=answers(schema, data, {}), form=form,
-        sent_back=sent_back)
+    return Section(
+        title=title,
+        role="Designated Teacher",
+        by="Dana Teacher",
+        at=clocks.FrozenClock("2026-03-10T10:00:00+00:00").now(),
+        late=False,
+        answers=answers(schema, data, {}),
+        form=form,
+        sent_back=sent_back,
+    )
 
 
 def test_the_shipped_forms_place_the_epep_in_the_statutory_parts_and_leave_out_what_was_sent_back():
@@ -35,14 +42,25 @@ def test_the_shipped_forms_place_the_epep_in_the_statutory_parts_and_leave_out_w
     data = sample_answers(schema, date(2026, 3, 10), random.Random(1))
     # each target funded by PP+ (its amount is asked only then)
     data["targets"] = [{**target, "pp_plus_funded": True, "pp_plus_amount": 300.0} for target in data["targets"]]
-    first = sections_of("review_complete_epep.schema.json", {**data, "child_views": "First try"}, "Complete the ePEP",
-                        sent_back="Targets are not SMART")
-    second = sections_of("review_complete_epep.schema.json", {**data, "child_views": "I like art."}, "Complete the ePEP")
+    first = sections_of(
+        "review_complete_epep.schema.json",
+        {**data, "child_views": "First try"},
+        "Complete the ePEP",
+        sent_back="Targets are not SMART",
+    )
+    second = sections_of(
+        "review_complete_epep.schema.json", {**data, "child_views": "I like art."}, "Complete the ePEP"
+    )
     parts, left_out = pep_document([first, second])
     titles = [part.title for part in parts]
     assert titles[:2] == ["The child's voice", "Views of the carer, parents and social worker"]
-    assert {"Attendance, attainment and progress", "Special educational needs (SEN support, EHCP, SEMH)",
-            "Review of the previous targets", "SMART targets and Pupil Premium Plus", "Actions and next steps"} <= set(titles)
+    assert {
+        "Attendance, attainment and progress",
+        "Special educational needs (SEN support, EHCP, SEMH)",
+        "Review of the previous targets",
+        "SMART targets and Pupil Premium Plus",
+        "Actions and next steps",
+    } <= set(titles)
     voice = parts[0].entries
     assert len(voice) == 1 and [(a.label, a.text) for a in voice[0].answers][0][1] == "I like art."
     assert left_out == 1
@@ -81,13 +99,21 @@ def test_the_pep_page_is_laid_out_by_the_parts_of_a_pep(deployed_app, browser, e
     instance_id = a_pep_with_parts(engine, council, clock)
     html = browser("sw@demo.test").get(f"/children/C001/peps/{instance_id}").get_data(as_text=True)
     headings = re.findall(r'<h2 class="govuk-heading-m">(.*?)</h2>', html)
-    assert headings == ["Attendance, attainment and progress", "SMART targets and Pupil Premium Plus",
-                        "Other information, step by step"]
-    assert html.index("Attendance (%)") < html.index("Read a chapter book each week") < html.index("Oak Primary, meeting room 2")
+    assert headings == [
+        "Attendance, attainment and progress",
+        "SMART targets and Pupil Premium Plus",
+        "Other information, step by step",
+    ]
+    assert (
+        html.index("Attendance (%)")
+        < html.index("Read a chapter book each week")
+        < html.index("Oak Primary, meeting room 2")
+    )
 
 
 def test_the_pep_pdf_is_marked_and_numbered_on_every_page_and_names_the_child_on_its_title_page_only(
-        deployed_app, browser, engine, council, clock):
+    deployed_app, browser, engine, council, clock
+):
     instance_id = a_pep_with_parts(engine, council, clock)
     pdf = browser("sw@demo.test").get(f"/children/C001/peps/{instance_id}.pdf")
     assert pdf.status_code == 200 and pdf.data.startswith(b"%PDF")
@@ -103,16 +129,17 @@ def test_the_pep_pdf_is_marked_and_numbered_on_every_page_and_names_the_child_on
 
 def test_the_meeting_invitation_is_valid_icalendar_without_the_childs_name(deployed_app, browser, engine, council):
     start_review(engine, council)
-    complete(engine, council, only_task(council), "sw@demo.test",
-             {**MEETING, "venue": "Room 2; \"the, hall\"\nback door"})
+    complete(
+        engine, council, only_task(council), "sw@demo.test", {**MEETING, "venue": 'Room 2; "the, hall"\nback door'}
+    )
     ics = browser("sw@demo.test").get("/children/C001/next-meeting.ics")
     assert ics.status_code == 200 and ics.mimetype == "text/calendar"
     calendar = Calendar.from_ical(ics.data)
     event = calendar.walk("VEVENT")[0]
     assert str(event["summary"]) == "PEP meeting" and b"Alex" not in ics.data
     assert event["dtstamp"].dt.isoformat() == "2026-03-02T09:00:00+00:00"
-    assert str(event["location"]) == "Room 2; \"the, hall\"\nback door"
-    assert b"LOCATION:Room 2\\; \"the\\, hall\"\\nback door" in ics.data
+    assert str(event["location"]) == 'Room 2; "the, hall"\nback door'
+    assert b'LOCATION:Room 2\\; "the\\, hall"\\nback door' in ics.data
     assert event["dtstart"].dt == date(2026, 3, 10)
 
 

@@ -52,30 +52,43 @@ def visible_text(page: str) -> str:
 
 def engine_words(page: str) -> list[str]:
     text = visible_text(page)
-    return [f"{what}: {match.group(0)!r} in …{text[max(0, match.start() - 60):match.end() + 60]!r}…"
-            for what, pattern in FORBIDDEN.items() for match in pattern.finditer(text)]
+    return [
+        f"{what}: {match.group(0)!r} in …{text[max(0, match.start() - 60) : match.end() + 60]!r}…"
+        for what, pattern in FORBIDDEN.items()
+        for match in pattern.finditer(text)
+    ]
 
 
 def pages_for(council, email: str) -> list[str]:
     """The inbox, one task page of each kind the person may do, and the pages of the children they work with."""
     with council() as s:
         user = s.scalar(select(User).where(User.email == email))
-        tasks = s.scalars(select(OpenTask).where(or_(OpenTask.assignee_id == user.id,
-                                                     OpenTask.pooled & OpenTask.role_key.in_({r.role_key for r in user.roles} or {""})))
-                          .order_by(OpenTask.ready_at)).all()
+        tasks = s.scalars(
+            select(OpenTask)
+            .where(
+                or_(
+                    OpenTask.assignee_id == user.id,
+                    OpenTask.pooled & OpenTask.role_key.in_({r.role_key for r in user.roles} or {""}),
+                )
+            )
+            .order_by(OpenTask.ready_at)
+        ).all()
         kinds = {}
         for task in tasks:
             kinds.setdefault(task.spec_id, task.id)
         children = {task.child_id for task in tasks} | {
-            child_id for child_id, (*_, team, _start, _play) in demo.CHILDREN.items() if email in team.values()}
+            child_id for child_id, (*_, team, _start, _play) in demo.CHILDREN.items() if email in team.values()
+        }
         peps = s.execute(select(Instance.child_id, Instance.id).where(Instance.child_id.in_(children))).all()
-    return (["/inbox", "/inbox?view=pool", "/notifications"] + [f"/tasks/{task_id}" for task_id in kinds.values()]
-            + [f"/children/{child_id}" for child_id in sorted(children)]
-            + [f"/children/{child_id}/peps/{instance_id}" for child_id, instance_id in peps])
+    return (
+        ["/inbox", "/inbox?view=pool", "/notifications"]
+        + [f"/tasks/{task_id}" for task_id in kinds.values()]
+        + [f"/children/{child_id}" for child_id in sorted(children)]
+        + [f"/children/{child_id}/peps/{instance_id}" for child_id, instance_id in peps]
+    )
 
 
-PROFESSIONALS = [email for email, _name, roles, _org in demo.PEOPLE
-                 if not {"Process Owner", "Auditor"} & set(roles)]
+PROFESSIONALS = [email for email, _name, roles, _org in demo.PEOPLE if not {"Process Owner", "Auditor"} & set(roles)]
 
 
 def test_no_engine_words_on_any_professionals_page(app, council):
@@ -105,7 +118,8 @@ def test_a_task_page_shows_its_instructions_as_formatted_text(app, council):
 def test_instructions_are_markdown_made_safe_with_uk_dates():
     shown = instructions_html(
         "**Sent back** by 2026-12-21T23:59:59+00:00: see [the guidance](https://example.test/pep) or "
-        "[this](javascript:alert(1)).\n<script>alert(1)</script>\n\n- one\n- two <img src=x onerror=alert(1)>")
+        "[this](javascript:alert(1)).\n<script>alert(1)</script>\n\n- one\n- two <img src=x onerror=alert(1)>"
+    )
     assert "<strong>Sent back</strong> by 21 December 2026" in shown
     assert '<a class="govuk-link" href="https://example.test/pep" rel="noopener noreferrer">the guidance</a>' in shown
     assert "javascript:" not in shown.replace("[this](javascript:alert(1))", "")

@@ -24,8 +24,13 @@ def task_page(app, sessions, child_id: str, spec_id: str) -> str:
 def test_the_school_place_and_the_invitations_come_from_the_childs_record_and_case_team(app, council):  # noqa: F811
     page = task_page(app, council, "D-1003", "call_meeting")
     assert re.search(r'<input[^>]*name="has_school_place"[^>]*value="yes"[^>]*checked', page)
-    invited = dict(zip(re.findall(r'name="invitees\.\d+\.name"[^>]*value="([^"]*)"', page),
-                       re.findall(r'<option value="([^"]*)" selected', page), strict=False))
+    invited = dict(
+        zip(
+            re.findall(r'name="invitees\.\d+\.name"[^>]*value="([^"]*)"', page),
+            re.findall(r'<option value="([^"]*)" selected', page),
+            strict=False,
+        )
+    )
     assert invited == {"Cara Doyle": "Carer", "Eden Clarke": "Designated Teacher"}  # not the social worker herself
 
 

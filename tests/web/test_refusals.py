@@ -79,18 +79,23 @@ def test_a_pep_rated_red_comes_back_marked_sent_back_with_the_reason(auditor, br
     pep = dt.get(f"/children/C001/peps/{instance_id}").get_data(as_text=True)
     assert "One attempt was sent back to be done again; it is not part of this plan." in pep
     child_page = dt.get("/children/C001").get_data(as_text=True)
-    assert "Sent back</strong> <span class=\"govuk-body-s\">the VS Education Adviser rated the PEP Red" in child_page
+    assert 'Sent back</strong> <span class="govuk-body-s">the VS Education Adviser rated the PEP Red' in child_page
     give(council, engine, "C001")
     audit = text(browser(auditor).get("/audit/children/C001"))
-    assert "“Complete the PEP” assigned to Dana Teacher (Designated Teacher), sent back: the VS Education Adviser " \
-           "rated the PEP Red" in audit
+    assert (
+        "“Complete the PEP” assigned to Dana Teacher (Designated Teacher), sent back: the VS Education Adviser "
+        "rated the PEP Red" in audit
+    )
 
 
 def test_a_draft_is_marked_in_the_inbox(deployed_app, browser, engine, council):
     start_review(engine, council)
     sw = browser(SW)
-    sw.post(f"/tasks/{only_task(council).id}", {"_do": "save", "venue": "Oak Primary"},
-            page_url=f"/tasks/{only_task(council).id}")
+    sw.post(
+        f"/tasks/{only_task(council).id}",
+        {"_do": "save", "venue": "Oak Primary"},
+        page_url=f"/tasks/{only_task(council).id}",
+    )
     assert "Draft saved" in sw.get("/inbox").get_data(as_text=True)
 
 
@@ -105,7 +110,9 @@ def test_a_cleared_answer_stays_cleared(deployed_app, browser, engine, council):
     assert submit(ea, qa.id, {"rating": "Green", "feedback": ""}).status_code == 302  # cleared
     assert engine_data(engine, council, instance_id)["feedback"] is None
     with council() as s:
-        qa_answers = [e.data["data"] for e in events_of(s, "C001") if e.kind == "task_completed" and e.data["task"] == "qa"]
+        qa_answers = [
+            e.data["data"] for e in events_of(s, "C001") if e.kind == "task_completed" and e.data["task"] == "qa"
+        ]
     assert qa_answers[-1] == {"rating": "Green", "feedback": None}  # recorded as cleared
 
 
@@ -119,14 +126,34 @@ def test_only_an_accepted_answer_becomes_the_next_pep_meeting(council, clock):
     with council.begin() as s:
         instance_id = s.scalar(select(Event.instance_id).limit(1))
         entry = {"actor": DT, "instance_id": instance_id}
-        history.append(s, "C001", [
-            {**entry, "kind": "task_completed", "task_id": "t1", "data": {"task": "record", "data": {"next_meeting_date": "2026-09-21"}}},
-            {**entry, "kind": "task_ready", "task_id": "t2", "data": {"task": "record", "sent_back": "too late"}},
-        ], clock.now())
+        history.append(
+            s,
+            "C001",
+            [
+                {
+                    **entry,
+                    "kind": "task_completed",
+                    "task_id": "t1",
+                    "data": {"task": "record", "data": {"next_meeting_date": "2026-09-21"}},
+                },
+                {**entry, "kind": "task_ready", "task_id": "t2", "data": {"task": "record", "sent_back": "too late"}},
+            ],
+            clock.now(),
+        )
         assert next_meeting(s, "C001", date(2026, 3, 2)) is None
-        history.append(s, "C001", [
-            {**entry, "kind": "task_completed", "task_id": "t2", "data": {"task": "record", "data": {"next_meeting_date": "2026-06-17"}}},
-        ], clock.now())
+        history.append(
+            s,
+            "C001",
+            [
+                {
+                    **entry,
+                    "kind": "task_completed",
+                    "task_id": "t2",
+                    "data": {"task": "record", "data": {"next_meeting_date": "2026-06-17"}},
+                },
+            ],
+            clock.now(),
+        )
         assert next_meeting(s, "C001", date(2026, 3, 2))["date"] == "2026-06-17"
         assert next_meeting(s, "C001", date(2026, 6, 18)) is None  # held already: none is set yet
 
@@ -138,9 +165,15 @@ def test_answers_posted_after_the_session_timed_out_are_kept_as_a_draft(deployed
     dt = browser(DT)
     page = dt.get(f"/tasks/{task.id}").get_data(as_text=True)  # the page is opened, and written for 40 minutes
     clock.advance(minutes=40)
-    response = dt.client.post(f"/tasks/{task.id}", data={
-        "_do": "submit", "attendance_percent": "96", "targets.0.what": "Read <b>daily</b>",
-        "csrf_token": csrf_token(page)})
+    response = dt.client.post(
+        f"/tasks/{task.id}",
+        data={
+            "_do": "submit",
+            "attendance_percent": "96",
+            "targets.0.what": "Read <b>daily</b>",
+            "csrf_token": csrf_token(page),
+        },
+    )
     assert response.status_code == 302 and f"/sign-in?next=/tasks/{task.id}" in response.location
     told = dt.get(response.location).get_data(as_text=True)
     assert "We signed you out because you had not done anything for 30 minutes" in told

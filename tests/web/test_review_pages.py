@@ -46,11 +46,14 @@ def test_the_qa_page_shows_the_designated_teachers_pep_and_links_to_it(deployed_
     instance_id, qa = to_qa(engine, council)
     html = browser(EA).get(f"/tasks/{qa.id}").get_data(as_text=True)
     assert REVIEWING in html
-    aside = html[html.index(REVIEWING):html.index("Your answers")]
+    aside = html[html.index(REVIEWING) : html.index("Your answers")]
     assert "Complete the PEP" in aside and "Dana Teacher" in aside
     assert "Attendance (%)" in aside and "96.5" in aside and "Read a chapter book each week" in aside
     assert "Oak Primary, meeting room 2" in aside  # the social worker's section too: "pep" is every section
-    assert f'href="/children/C001/peps/{instance_id}"' in aside and f'href="/children/C001/peps/{instance_id}.pdf"' in aside
+    assert (
+        f'href="/children/C001/peps/{instance_id}"' in aside
+        and f'href="/children/C001/peps/{instance_id}.pdf"' in aside
+    )
     assert 'name="rating"' in html  # and the form beside it
 
 
@@ -68,12 +71,23 @@ def test_a_file_attached_to_a_reviewed_section_is_listed_and_linked(deployed_app
     schema["properties"]["evidence"] = {"type": "string", "x-widget": "attachment", "title": "Evidence of progress"}
     with clocks.using(clock), council.begin() as s:
         deploy_changes(s, {"forms/complete_pep.schema.json": json.dumps(schema)}, actor="owner@demo.test")
-        s.add(Attachment(id="e" * 36, child_id="C001", filename="<b>reading-log</b>.pdf", content_type="application/pdf",
-                         size=4, sha256="x", content=b"%PDF", uploaded_by=DT, uploaded_at=engine.now()))
+        s.add(
+            Attachment(
+                id="e" * 36,
+                child_id="C001",
+                filename="<b>reading-log</b>.pdf",
+                content_type="application/pdf",
+                size=4,
+                sha256="x",
+                content=b"%PDF",
+                uploaded_by=DT,
+                uploaded_at=engine.now(),
+            )
+        )
     qa_reviews(council, clock, "pep")
     _instance_id, qa = to_qa(engine, council, pep={**PEP, "evidence": "e" * 36})
     html = browser(EA).get(f"/tasks/{qa.id}").get_data(as_text=True)
-    files = html[html.index("Files attached"):html.index("Your answers")]
+    files = html[html.index("Files attached") : html.index("Your answers")]
     assert f'href="/attachments/{"e" * 36}">&lt;b&gt;reading-log&lt;/b&gt;.pdf</a> (Evidence of progress)' in files
 
 
@@ -81,7 +95,7 @@ def test_a_list_of_forms_shows_only_their_sections(deployed_app, browser, engine
     qa_reviews(council, clock, ["complete_pep.schema.json"])
     _instance_id, qa = to_qa(engine, council)
     html = browser(EA).get(f"/tasks/{qa.id}").get_data(as_text=True)
-    aside = html[html.index(REVIEWING):html.index("Your answers")]
+    aside = html[html.index(REVIEWING) : html.index("Your answers")]
     assert "Read a chapter book each week" in aside
     assert "Arrange the PEP meeting" not in aside and "Oak Primary, meeting room 2" not in aside
 

@@ -167,8 +167,11 @@ def test_invalid_answers_come_back_with_an_error_summary_linking_to_each_field(d
     start_review(engine, council)
     task = only_task(council)
     sw = browser("sw@demo.test")
-    response = sw.post(f"/tasks/{task.id}", {"_do": "submit", "meeting_date-day": "31", "meeting_date-month": "2",
-                                             "meeting_date-year": "2026"}, page_url=f"/tasks/{task.id}")
+    response = sw.post(
+        f"/tasks/{task.id}",
+        {"_do": "submit", "meeting_date-day": "31", "meeting_date-month": "2", "meeting_date-year": "2026"},
+        page_url=f"/tasks/{task.id}",
+    )
     html = response.get_data(as_text=True)
     assert response.status_code == 422
     assert "There is a problem" in html and 'href="#f-venue"' in html and "Enter venue" in html
@@ -184,8 +187,11 @@ def test_a_draft_is_saved_and_comes_back(deployed_app, browser, engine, council)
     sw.post(f"/tasks/{task.id}", {"_do": "save", "venue": "Oak Primary, room 4"}, page_url=f"/tasks/{task.id}")
     html = sw.get(f"/tasks/{task.id}").get_data(as_text=True)
     assert 'value="Oak Primary, room 4"' in html and "Draft saved" in html
-    sw.post(f"/tasks/{task.id}", {"_do": "submit", "venue": "Oak Primary, room 4",
-                                  **date_fields("meeting_date", "2026-03-10")}, page_url=f"/tasks/{task.id}")
+    sw.post(
+        f"/tasks/{task.id}",
+        {"_do": "submit", "venue": "Oak Primary, room 4", **date_fields("meeting_date", "2026-03-10")},
+        page_url=f"/tasks/{task.id}",
+    )
     with council() as s:
         assert s.scalars(select(TaskDraft)).all() == []
 
@@ -194,8 +200,10 @@ def test_submitting_moves_the_pep_on_to_the_teacher(deployed_app, browser, engin
     start_review(engine, council)
     task = only_task(council)
     response = browser("sw@demo.test").post(
-        f"/tasks/{task.id}", {"_do": "submit", "venue": "Oak Primary", **date_fields("meeting_date", "2026-03-10")},
-        page_url=f"/tasks/{task.id}")
+        f"/tasks/{task.id}",
+        {"_do": "submit", "venue": "Oak Primary", **date_fields("meeting_date", "2026-03-10")},
+        page_url=f"/tasks/{task.id}",
+    )
     assert response.status_code == 302
     assert "Complete the PEP" in browser("dt@demo.test").get("/inbox").get_data(as_text=True)
 
@@ -205,33 +213,60 @@ def test_smart_targets_are_added_and_removed_as_repeatable_groups(deployed_app, 
     complete(engine, council, only_task(council), "sw@demo.test", MEETING)
     task = only_task(council)
     dt = browser("dt@demo.test")
-    html = dt.post(f"/tasks/{task.id}", {"_do": "add:targets", "attendance_percent": "95"},
-                   page_url=f"/tasks/{task.id}").get_data(as_text=True)
+    html = dt.post(
+        f"/tasks/{task.id}", {"_do": "add:targets", "attendance_percent": "95"}, page_url=f"/tasks/{task.id}"
+    ).get_data(as_text=True)
     assert 'name="targets.0.what"' in html and 'value="95"' in html
-    html = dt.post(f"/tasks/{task.id}", {"_do": "add:targets", "targets.0._item": "1", "targets.0.what": "Read daily"},
-                   page_url=f"/tasks/{task.id}").get_data(as_text=True)
+    html = dt.post(
+        f"/tasks/{task.id}",
+        {"_do": "add:targets", "targets.0._item": "1", "targets.0.what": "Read daily"},
+        page_url=f"/tasks/{task.id}",
+    ).get_data(as_text=True)
     assert 'name="targets.1.what"' in html and 'value="Read daily"' in html
-    html = dt.post(f"/tasks/{task.id}", {"_do": "remove:targets.0", "targets.0._item": "1", "targets.0.what": "Read daily",
-                                         "targets.1._item": "1", "targets.1.what": "Spell ten words"},
-                   page_url=f"/tasks/{task.id}").get_data(as_text=True)
+    html = dt.post(
+        f"/tasks/{task.id}",
+        {
+            "_do": "remove:targets.0",
+            "targets.0._item": "1",
+            "targets.0.what": "Read daily",
+            "targets.1._item": "1",
+            "targets.1.what": "Spell ten words",
+        },
+        page_url=f"/tasks/{task.id}",
+    ).get_data(as_text=True)
     assert 'value="Spell ten words"' in html and "Read daily" not in html and 'name="targets.1.what"' not in html
-    response = dt.post(f"/tasks/{task.id}", {"_do": "submit", "attendance_percent": "95", "targets.0._item": "1",
-                                             "targets.0.what": "Spell ten words",
-                                             **date_fields("targets.0.by_when", "2026-05-29")}, page_url=f"/tasks/{task.id}")
+    response = dt.post(
+        f"/tasks/{task.id}",
+        {
+            "_do": "submit",
+            "attendance_percent": "95",
+            "targets.0._item": "1",
+            "targets.0.what": "Spell ten words",
+            **date_fields("targets.0.by_when", "2026-05-29"),
+        },
+        page_url=f"/tasks/{task.id}",
+    )
     assert response.status_code == 302
     with council() as s:
         completed = [e for e in events(s, "C001") if e.kind == "task_completed"][-1]
-    assert completed.data["data"] == {"attendance_percent": 95.0,
-                                      "targets": [{"what": "Spell ten words", "by_when": "2026-05-29"}]}
+    assert completed.data["data"] == {
+        "attendance_percent": 95.0,
+        "targets": [{"what": "Spell ten words", "by_when": "2026-05-29"}],
+    }
 
 
-def test_a_list_of_dates_and_a_field_called_action_are_answered_on_the_page(deployed_app, browser, engine, council, clock):
+def test_a_list_of_dates_and_a_field_called_action_are_answered_on_the_page(
+    deployed_app, browser, engine, council, clock
+):
     """Forms may ask for several plain answers (the next PEP dates) and name a field like a button."""
     form = "forms/complete_pep.schema.json"
     with clocks.using(clock), council.begin() as s:
         schema = json.loads(latest_bundle(s).files[form])
-        schema["properties"]["pep_dates"] = {"type": "array", "title": "Dates of the next PEPs",
-                                             "items": {"type": "string", "format": "date", "title": "PEP date"}}
+        schema["properties"]["pep_dates"] = {
+            "type": "array",
+            "title": "Dates of the next PEPs",
+            "items": {"type": "string", "format": "date", "title": "PEP date"},
+        }
         schema["properties"]["action"] = {"type": "string", "enum": ["Submit the ePEP", "Send it for checking"]}
         deploy_changes(s, {form: json.dumps(schema)}, "owner@demo.test")
     start_review(engine, council)
@@ -240,14 +275,24 @@ def test_a_list_of_dates_and_a_field_called_action_are_answered_on_the_page(depl
     url = f"/tasks/{task.id}"
     html = dt.post(url, {"_do": "add:pep_dates"}, page_url=url).get_data(as_text=True)
     assert 'name="pep_dates.0-day"' in html and "Add another PEP date" in html
-    html = dt.post(url, {"_do": "add:pep_dates", **date_fields("pep_dates.0", "2026-06-10")}, page_url=url
-                   ).get_data(as_text=True)
+    html = dt.post(url, {"_do": "add:pep_dates", **date_fields("pep_dates.0", "2026-06-10")}, page_url=url).get_data(
+        as_text=True
+    )
     assert 'name="pep_dates.1-day"' in html and 'value="10"' in html
-    response = dt.post(url, {"_do": "submit", "attendance_percent": "95", "action": "Submit the ePEP",
-                             "targets.0._item": "1", "targets.0.what": "Spell ten words",
-                             **date_fields("targets.0.by_when", "2026-05-29"),
-                             **date_fields("pep_dates.0", "2026-06-10"), **date_fields("pep_dates.1", "2026-10-07")},
-                       page_url=url)
+    response = dt.post(
+        url,
+        {
+            "_do": "submit",
+            "attendance_percent": "95",
+            "action": "Submit the ePEP",
+            "targets.0._item": "1",
+            "targets.0.what": "Spell ten words",
+            **date_fields("targets.0.by_when", "2026-05-29"),
+            **date_fields("pep_dates.0", "2026-06-10"),
+            **date_fields("pep_dates.1", "2026-10-07"),
+        },
+        page_url=url,
+    )
     assert response.status_code == 302
     with council() as s:
         submitted = [e for e in events(s, "C001") if e.kind == "task_completed"][-1].data["data"]
@@ -259,8 +304,13 @@ def hidden(html: str) -> dict:
     return dict(re.findall(r'<input type="hidden" name="(csrf_token|_version|_basis)" value="([^"]*)"', html))
 
 
-EPEP = {"_do": "submit", "attendance_percent": "96", "targets.0._item": "1", "targets.0.what": "Read every day",
-        **date_fields("targets.0.by_when", "2026-05-29")}
+EPEP = {
+    "_do": "submit",
+    "attendance_percent": "96",
+    "targets.0._item": "1",
+    "targets.0.what": "Read every day",
+    **date_fields("targets.0.by_when", "2026-05-29"),
+}
 
 
 def test_a_page_opened_before_another_branch_of_the_pep_moved_on_is_submitted(app, parallel, browser, engine):
@@ -278,11 +328,14 @@ def test_a_page_opened_before_another_branch_of_the_pep_moved_on_is_submitted(ap
     with parallel() as s:
         assert s.get(Instance, epep.instance_id).version == int(page["_version"]) + 2
         assert [e.data["name"] for e in events(s, "C001") if e.kind == "task_completed"] == [
-            "Record the child's views", "Complete the ePEP"]
+            "Record the child's views",
+            "Complete the ePEP",
+        ]
 
 
 def test_a_page_opened_before_what_it_shows_changed_says_reload_and_keeps_the_answers(
-        app, parallel, browser, engine, council):
+    app, parallel, browser, engine, council
+):
     """The PEP is moved to a version whose ePEP form asks a new question while the teacher's page, built
     from the old form, is open: refused (409), their answers still on the page."""
     instance_id = start_parallel(engine, parallel)
@@ -290,11 +343,15 @@ def test_a_page_opened_before_what_it_shows_changed_says_reload_and_keeps_the_an
     dt = browser("dt@demo.test")
     page = hidden(dt.get(f"/tasks/{epep.id}").get_data(as_text=True))
     with council.begin() as s:
-        form = latest_bundle(s).files["forms/complete_pep.schema.json"].replace(
-            '"properties": {', '"properties": {"tutoring": {"type": "string", "title": "Tutoring"},', 1)
+        form = (
+            latest_bundle(s)
+            .files["forms/complete_pep.schema.json"]
+            .replace('"properties": {', '"properties": {"tutoring": {"type": "string", "title": "Tutoring"},', 1)
+        )
         deployment, _ = deploy_changes(s, {"forms/complete_pep.schema.json": form}, actor="owner@demo.test")
-        migration.migrate(engine, s, instance_id, definition(s, "test_parallel_review", deployment.version).id,
-                          "owner@demo.test")
+        migration.migrate(
+            engine, s, instance_id, definition(s, "test_parallel_review", deployment.version).id, "owner@demo.test"
+        )
 
     response = dt.client.post(f"/tasks/{epep.id}", data={**EPEP, **page})
 
@@ -304,7 +361,9 @@ def test_a_page_opened_before_what_it_shows_changed_says_reload_and_keeps_the_an
     shown = hidden(html)  # submitting this page again is refused again: it was built from the old form
     assert (shown["_version"], shown["_basis"]) == (page["_version"], page["_basis"])
     assert task_named(parallel, "Complete the ePEP").id == epep.id
-    response = dt.client.post(f"/tasks/{epep.id}", data={**EPEP, **hidden(dt.get(f"/tasks/{epep.id}").get_data(as_text=True))})
+    response = dt.client.post(
+        f"/tasks/{epep.id}", data={**EPEP, **hidden(dt.get(f"/tasks/{epep.id}").get_data(as_text=True))}
+    )
     assert response.status_code == 302
 
 
@@ -317,9 +376,16 @@ def test_a_page_without_its_basis_says_reload_once_the_pep_moved_on(deployed_app
     stale = re.search(r'name="_version" value="(\d+)"', page).group(1)
     with council.begin() as s:  # meanwhile someone else's step moves the PEP on
         s.get(Instance, task.instance_id).version += 1
-    response = sw.client.post(f"/tasks/{task.id}", data={
-        "_do": "submit", "venue": "Oak", **date_fields("meeting_date", "2026-03-10"),
-        "_version": stale, "csrf_token": csrf_token(page)})
+    response = sw.client.post(
+        f"/tasks/{task.id}",
+        data={
+            "_do": "submit",
+            "venue": "Oak",
+            **date_fields("meeting_date", "2026-03-10"),
+            "_version": stale,
+            "csrf_token": csrf_token(page),
+        },
+    )
     assert response.status_code == 409
     html = response.get_data(as_text=True)
     assert "Someone else changed this PEP" in html and "Reload the task" in html and 'value="Oak"' in html
@@ -335,8 +401,19 @@ def test_someone_elses_task_is_not_found_and_a_colleagues_is_forbidden(deployed_
 def test_an_evidence_file_is_attached_and_can_be_downloaded(deployed_app, browser, engine, council):
     # the test form has no attachment field, so the child page's attachment list is checked via the model
     with council.begin() as s:
-        s.add(Attachment(id="a" * 36, child_id="C001", filename="ehcp.pdf", content_type="application/pdf", size=4,
-                         sha256="x", content=b"%PDF", uploaded_by="sw@demo.test", uploaded_at=engine.now()))
+        s.add(
+            Attachment(
+                id="a" * 36,
+                child_id="C001",
+                filename="ehcp.pdf",
+                content_type="application/pdf",
+                size=4,
+                sha256="x",
+                content=b"%PDF",
+                uploaded_by="sw@demo.test",
+                uploaded_at=engine.now(),
+            )
+        )
     sw = browser("sw@demo.test")
     assert "ehcp.pdf" in sw.get("/children/C001").get_data(as_text=True)
     download = sw.get("/attachments/" + "a" * 36)
@@ -347,7 +424,9 @@ def test_an_evidence_file_is_attached_and_can_be_downloaded(deployed_app, browse
 # ---- a child's record ----------------------------------------------------------------------------
 
 
-def test_a_childs_page_shows_the_current_pep_who_holds_each_step_and_earlier_peps(deployed_app, browser, engine, council):
+def test_a_childs_page_shows_the_current_pep_who_holds_each_step_and_earlier_peps(
+    deployed_app, browser, engine, council
+):
     start_review(engine, council)
     complete(engine, council, only_task(council), "sw@demo.test", MEETING)
     html = browser("sw@demo.test").get("/children/C001").get_data(as_text=True)
@@ -411,8 +490,9 @@ def test_a_young_person_gives_their_views_through_a_single_use_link(deployed_app
     token = csrf_token(page.get_data(as_text=True))
     refused = anonymous.post(url, data={"enjoy": "Art", "csrf_token": token})
     assert refused.status_code == 422 and "Answer the question: What would help you?" in refused.get_data(as_text=True)
-    thanks = anonymous.post(url, data={"enjoy": "Art", "help_needed": "A quiet place to read", "attend_meeting": "yes",
-                                       "csrf_token": token})
+    thanks = anonymous.post(
+        url, data={"enjoy": "Art", "help_needed": "A quiet place to read", "attend_meeting": "yes", "csrf_token": token}
+    )
     assert thanks.status_code == 200 and "Thank you" in thanks.get_data(as_text=True)
     used = anonymous.get(url)  # single use: said plainly, for a young person, with no sign-in
     assert used.status_code == 410
@@ -429,7 +509,8 @@ def test_a_young_person_gives_their_views_through_a_single_use_link(deployed_app
 
 @pytest.mark.parametrize("email", ["admin@demo.test", "ea@demo.test", "dt@demo.test"])
 def test_only_the_childs_social_worker_may_issue_a_link_to_answer_as_the_young_person(
-        deployed_app, browser, engine, council, email):
+    deployed_app, browser, engine, council, email
+):
     with council.begin() as s:
         engine.start(s, "test_views", "C001")
     task = only_task(council)
@@ -457,13 +538,22 @@ def test_an_expired_link_does_not_work(deployed_app, browser, engine, council, a
 
 def test_the_vs_administrator_adds_a_person_and_sets_a_case_team(deployed_app, browser, council):
     admin = browser("admin@demo.test")
-    html = admin.post("/admin/users", {"name": "Nia Teacher", "email": "nia@school.test", "organisation": "Ash School",
-                                       "roles": "designated_teacher"},  # what she is: case teams offer her as one
-                      page_url="/admin/users").get_data(as_text=True)
+    html = admin.post(
+        "/admin/users",
+        {
+            "name": "Nia Teacher",
+            "email": "nia@school.test",
+            "organisation": "Ash School",
+            "roles": "designated_teacher",
+        },  # what she is: case teams offer her as one
+        page_url="/admin/users",
+    ).get_data(as_text=True)
     assert "Account created for <strong>nia@school.test</strong>" in html
-    response = admin.post("/admin/children/C002/team", {"designated_teacher": "nia@school.test",
-                                                         "social_worker": "sw@demo.test"},
-                          page_url="/admin/children/C002/team")
+    response = admin.post(
+        "/admin/children/C002/team",
+        {"designated_teacher": "nia@school.test", "social_worker": "sw@demo.test"},
+        page_url="/admin/children/C002/team",
+    )
     assert response.status_code == 302
     with council() as s:
         nia = s.scalars(select(User).where(User.email == "nia@school.test")).one()
@@ -488,9 +578,14 @@ def test_a_declaration_is_one_checkbox_and_an_empty_answer_shows_empty():
 
     from webui.formschema import build_fields, parse_submission
 
-    schema = {"type": "object", "required": ["sent_securely"], "properties": {
-        "sent_securely": {"type": "boolean", "const": True, "title": "I sent the PEP securely"},
-        "notes": {"type": "string", "x-widget": "textarea", "title": "Notes"}}}
+    schema = {
+        "type": "object",
+        "required": ["sent_securely"],
+        "properties": {
+            "sent_securely": {"type": "boolean", "const": True, "title": "I sent the PEP securely"},
+            "notes": {"type": "string", "x-widget": "textarea", "title": "Notes"},
+        },
+    }
     declaration, notes = build_fields(schema, {"notes": None}, {})
     assert (declaration.widget, notes.value) == ("confirm", "")
     assert parse_submission(schema, MultiDict({"sent_securely": "yes"})) == {"sent_securely": True}
@@ -504,7 +599,9 @@ def test_an_optional_date_that_may_be_null_is_still_a_date():
     assert widget_for({"type": ["integer", "null"]}) == "number"
 
 
-def test_with_email_set_up_notifications_are_sent_to_the_holder_or_the_roles_pool(deployed_app, engine, council, monkeypatch):
+def test_with_email_set_up_notifications_are_sent_to_the_holder_or_the_roles_pool(
+    deployed_app, engine, council, monkeypatch
+):
     from engine import mail
 
     sent = []
@@ -532,8 +629,14 @@ def test_with_email_set_up_notifications_are_sent_to_the_holder_or_the_roles_poo
     start_review(engine, council)
     complete(engine, council, only_task(council), "sw@demo.test", MEETING)
     complete(engine, council, only_task(council), "dt@demo.test", PEP)
-    config = {**deployed_app.config, "SMTP_HOST": "smtp.council.test", "SMTP_PORT": 587, "SMTP_STARTTLS": True,
-              "SMTP_USER": "pep", "SMTP_PASSWORD": "secret"}
+    config = {
+        **deployed_app.config,
+        "SMTP_HOST": "smtp.council.test",
+        "SMTP_PORT": 587,
+        "SMTP_STARTTLS": True,
+        "SMTP_USER": "pep",
+        "SMTP_PASSWORD": "secret",
+    }
     assert mail.deliver_pending(config, council, engine.now) == 3
     assert sent[:2] == ["starttls", ("login", "pep")]
     recipients = {to: subject for to, subject in sent[2:]}
@@ -547,13 +650,23 @@ def test_a_person_changes_the_first_password_they_were_given(app, browser):
     from .conftest import PASSWORD
 
     sw = browser("sw@demo.test")
-    refused = sw.post("/account/password", {"current_password": "wrong", "new_password": "short",
-                                            "confirm_password": "short"}, page_url="/account/password")
+    refused = sw.post(
+        "/account/password",
+        {"current_password": "wrong", "new_password": "short", "confirm_password": "short"},
+        page_url="/account/password",
+    )
     html = refused.get_data(as_text=True)
     assert refused.status_code == 422
     assert "Your current password is not right" in html and "at least 12 characters" in html
-    changed = sw.post("/account/password", {"current_password": PASSWORD, "new_password": "a new long passphrase",
-                                            "confirm_password": "a new long passphrase"}, page_url="/account/password")
+    changed = sw.post(
+        "/account/password",
+        {
+            "current_password": PASSWORD,
+            "new_password": "a new long passphrase",
+            "confirm_password": "a new long passphrase",
+        },
+        page_url="/account/password",
+    )
     assert changed.status_code == 302
     assert browser().sign_in("sw@demo.test", PASSWORD).status_code == 400
     assert browser().sign_in("sw@demo.test", "a new long passphrase").status_code == 302
@@ -567,14 +680,21 @@ def test_the_vs_administrator_issues_a_new_password_to_someone_who_forgot_theirs
     with council() as s:
         sw_id = s.scalars(select(User).where(User.email == "sw@demo.test")).one().id
     assert browser("dt@demo.test").post(f"/admin/users/{sw_id}/password").status_code == 403
-    html = browser("admin@demo.test").post(f"/admin/users/{sw_id}/password", page_url="/admin/users").get_data(as_text=True)
-    new = re.search(r"New password for <strong>sw@demo.test</strong>. Their password is <code>([^<]+)</code>", html).group(1)
+    html = (
+        browser("admin@demo.test")
+        .post(f"/admin/users/{sw_id}/password", page_url="/admin/users")
+        .get_data(as_text=True)
+    )
+    new = re.search(
+        r"New password for <strong>sw@demo.test</strong>. Their password is <code>([^<]+)</code>", html
+    ).group(1)
     assert browser().sign_in("sw@demo.test", PASSWORD).status_code == 400
     assert browser().sign_in("sw@demo.test", new).status_code == 302
 
 
 def test_a_page_whose_pep_was_closed_meanwhile_keeps_the_answers_and_says_why(
-        deployed_app, browser, engine, council, clock):
+    deployed_app, browser, engine, council, clock
+):
     start_review(engine, council)
     complete(engine, council, only_task(council), "sw@demo.test", MEETING)
     task = only_task(council)  # the teacher's PEP, with its deadline
@@ -583,8 +703,16 @@ def test_a_page_whose_pep_was_closed_meanwhile_keeps_the_answers_and_says_why(
     page = dt.get(url).get_data(as_text=True)
     with council.begin() as s:  # the PEP is closed while the teacher is writing
         engine.cancel(s, task.instance_id, "admin@demo.test", reason="The child left care")
-    response = dt.client.post(url, data={"_do": "submit", "_version": "2", "_child": "C001",
-                                         "attendance_percent": "96", "csrf_token": csrf_token(page)})
+    response = dt.client.post(
+        url,
+        data={
+            "_do": "submit",
+            "_version": "2",
+            "_child": "C001",
+            "attendance_percent": "96",
+            "csrf_token": csrf_token(page),
+        },
+    )
     assert response.status_code == 409
     html = response.get_data(as_text=True)
     assert "is no longer open" in html and "when this PEP was closed" in html
@@ -592,5 +720,6 @@ def test_a_page_whose_pep_was_closed_meanwhile_keeps_the_answers_and_says_why(
     with council() as s:
         dt_id = s.scalar(select(User.id).where(User.email == "dt@demo.test"))
         assert s.get(TaskDraft, (task.id, dt_id)).data == {"attendance_percent": "96"}
-    assert browser("other.dt@demo.test").client.post(url, data={
-        "_child": "C001", "csrf_token": csrf_token(page)}).status_code in (400, 404)  # nothing said to others
+    assert browser("other.dt@demo.test").client.post(
+        url, data={"_child": "C001", "csrf_token": csrf_token(page)}
+    ).status_code in (400, 404)  # nothing said to others

@@ -26,10 +26,23 @@ def ppg_meeting(deployed_app, council, clock, engine):
 def test_errors_name_the_field_in_govuk_words(epep, browser):
     sw = browser("sw@demo.test")
     url = f"/tasks/{epep.id}"
-    page = sw.post(url, {"_do": "check", "attendance_percent": "120", "sdq_score": "many",
-                         "meeting_date-day": "31", "meeting_date-month": "2", "meeting_date-year": "2026",
-                         "next_meeting_time": "2pm", "targets.0._item": "1", "targets.0.what": "Read",
-                         "targets.0.by_when-day": "4", "targets.0.by_when-year": "2026"}, page_url=url)
+    page = sw.post(
+        url,
+        {
+            "_do": "check",
+            "attendance_percent": "120",
+            "sdq_score": "many",
+            "meeting_date-day": "31",
+            "meeting_date-month": "2",
+            "meeting_date-year": "2026",
+            "next_meeting_time": "2pm",
+            "targets.0._item": "1",
+            "targets.0.what": "Read",
+            "targets.0.by_when-day": "4",
+            "targets.0.by_when-year": "2026",
+        },
+        page_url=url,
+    )
     html = page.get_data(as_text=True)
     assert page.status_code == 422
     for message in [
@@ -50,9 +63,17 @@ def test_errors_name_the_field_in_govuk_words(epep, browser):
         assert message in html, message
     assert "is required" not in html and "Item 1" not in html
     targets = f"{url}/sections/6"
-    html = sw.post(targets, {"_do": "continue", "targets.0._item": "1", "targets.0.what": "Read",
-                             "targets.0.by_when-day": "4", "targets.0.by_when-year": "2026"},
-                   page_url=targets).get_data(as_text=True)
+    html = sw.post(
+        targets,
+        {
+            "_do": "continue",
+            "targets.0._item": "1",
+            "targets.0.what": "Read",
+            "targets.0.by_when-day": "4",
+            "targets.0.by_when-year": "2026",
+        },
+        page_url=targets,
+    ).get_data(as_text=True)
     assert 'href="#f-targets-0-by_when-month"' in html  # the box left empty, not the day typed
     html = sw.post(f"{url}/sections/3", {"_do": "continue"}, page_url=f"{url}/sections/3")
     assert html.status_code == 302  # none needed: a first PEP has no previous targets to review
@@ -63,7 +84,9 @@ def test_a_question_only_some_answers_ask_is_not_required_and_not_kept(ppg_meeti
     page = sw.get(url).get_data(as_text=True)
     assert 'data-aria-controls="conditional-f-carer_invited-2"' in page  # revealed by "No"
     with council() as s:
-        answers = sample_answers(engine.task_form(s, ppg_meeting.id, "sw@demo.test")["form_schema"], engine.now().date())
+        answers = sample_answers(
+            engine.task_form(s, ppg_meeting.id, "sw@demo.test")["form_schema"], engine.now().date()
+        )
     form = {k: v for k, v in answers.items() if not isinstance(v, (bool, dict, list))}
     form.update({k: "yes" if v else "no" for k, v in answers.items() if isinstance(v, bool)})
     for key, value in answers.items():
@@ -73,8 +96,9 @@ def test_a_question_only_some_answers_ask_is_not_required_and_not_kept(ppg_meeti
     refused = sw.post(url, {**form, "carer_invited": "no", "carer_not_invited_reason": ""}, page_url=url)
     assert refused.status_code == 422
     assert "Enter why the carer / parent is not invited" in refused.get_data(as_text=True)
-    done = sw.post(url, {**form, "carer_invited": "yes", "carer_not_invited_reason": "Typed, then Yes chosen"},
-                   page_url=url)
+    done = sw.post(
+        url, {**form, "carer_invited": "yes", "carer_not_invited_reason": "Typed, then Yes chosen"}, page_url=url
+    )
     assert done.status_code == 302, done.get_data(as_text=True)
     with council() as s:
         completed = s.scalars(select(Event).where(Event.kind == "task_completed")).all()[-1]
@@ -89,8 +113,13 @@ def test_a_long_form_is_checked_then_submitted_from_check_your_answers(epep, bro
     with council.begin() as s:
         schema = engine.task_form(s, epep.id, "sw@demo.test")["form_schema"]
         answers = sample_answers(schema, engine.now().date())
-        answers.update(meeting_date="2026-02-27", next_meeting_date="2026-04-20", moving_school=False, sen_status="None",
-                       pp_plus_spend=[{"item": "Tutoring", "amount": 1500.5, "linked_target": "Reading"}])
+        answers.update(
+            meeting_date="2026-02-27",
+            next_meeting_date="2026-04-20",
+            moving_school=False,
+            sen_status="None",
+            pp_plus_spend=[{"item": "Tutoring", "amount": 1500.5, "linked_target": "Reading"}],
+        )
         answers.pop("ehcp_attachment", None)
         answers.pop("other_attachments", None)
         answers["transition_plan"] = {"key_adult": "left over from a draft"}
@@ -110,9 +139,18 @@ def test_a_long_form_is_checked_then_submitted_from_check_your_answers(epep, bro
 def test_money_is_read_with_a_pound_sign_and_commas(epep, browser, council):
     sw, url = browser("sw@demo.test"), f"/tasks/{epep.id}"
     url = f"{url}/sections/6"
-    sw.post(url, {"_do": "save", "pp_plus_spend.0._item": "1", "pp_plus_spend.0.amount": "£1,500",
-                  "targets.0._item": "1", "targets.0.pp_plus_funded": "yes", "targets.0.pp_plus_amount": "1,500.50"},
-            page_url=url)
+    sw.post(
+        url,
+        {
+            "_do": "save",
+            "pp_plus_spend.0._item": "1",
+            "pp_plus_spend.0.amount": "£1,500",
+            "targets.0._item": "1",
+            "targets.0.pp_plus_funded": "yes",
+            "targets.0.pp_plus_amount": "1,500.50",
+        },
+        page_url=url,
+    )
     with council() as s:
         [draft] = s.scalars(select(TaskDraft)).all()
         assert draft.data["pp_plus_spend"][0]["amount"] == 1500 and draft.data["targets"][0]["pp_plus_amount"] == 1500.5
@@ -123,9 +161,15 @@ def test_money_is_read_with_a_pound_sign_and_commas(epep, browser, council):
 def test_items_are_named_by_the_form_and_added_without_javascript(epep, browser):
     sw, url = browser("sw@demo.test"), f"/tasks/{epep.id}/sections/6"
     page = sw.get(url).get_data(as_text=True)
-    assert ">Add a target<" in page and ">Add a previous target<" in sw.get(f"/tasks/{epep.id}/sections/3").get_data(as_text=True)
+    assert ">Add a target<" in page and ">Add a previous target<" in sw.get(f"/tasks/{epep.id}/sections/3").get_data(
+        as_text=True
+    )
     added = sw.post(url, {"_do": "add:targets"}, page_url=url).get_data(as_text=True)
-    assert ">Target 1<" in added and ">Add another target<" in added and "Remove<span class=\"govuk-visually-hidden\"> Target 1" in added
+    assert (
+        ">Target 1<" in added
+        and ">Add another target<" in added
+        and 'Remove<span class="govuk-visually-hidden"> Target 1' in added
+    )
 
 
 def _user_id(session, email):

@@ -46,8 +46,9 @@ def test_an_answer_too_long_is_refused_at_its_field_and_kept_on_the_page(deploye
     start_review(engine, council)
     url = f"/tasks/{only_task(council).id}"
     venue = "Oak Primary " + "x" * 50_000
-    response = browser("sw@demo.test").post(url, {"_do": "submit", "venue": venue,
-                                                   **date_fields("meeting_date", "2026-03-10")}, page_url=url)
+    response = browser("sw@demo.test").post(
+        url, {"_do": "submit", "venue": venue, **date_fields("meeting_date", "2026-03-10")}, page_url=url
+    )
     html = response.get_data(as_text=True)
     assert response.status_code == 422
     assert "Venue must be 50,000 characters or less" in html and 'href="#f-venue"' in html
@@ -69,10 +70,12 @@ def test_answers_too_large_together_are_refused_for_the_whole_form(deployed_app,
     url = f"/tasks/{only_task(council).id}"
     targets = {}
     for n in range(5):  # five targets of 45,000 characters: each may be that long, not all of them
-        targets |= {f"targets.{n}._item": "1", f"targets.{n}.what": f"Target {n} " + "y" * 45_000,
-                    **date_fields(f"targets.{n}.by_when", "2026-05-29")}
-    response = browser("dt@demo.test").post(url, {"_do": "submit", "attendance_percent": "95", **targets},
-                                            page_url=url)
+        targets |= {
+            f"targets.{n}._item": "1",
+            f"targets.{n}.what": f"Target {n} " + "y" * 45_000,
+            **date_fields(f"targets.{n}.by_when", "2026-05-29"),
+        }
+    response = browser("dt@demo.test").post(url, {"_do": "submit", "attendance_percent": "95", **targets}, page_url=url)
     html = response.get_data(as_text=True)
     assert response.status_code == 422
     assert "Your answers are too long to save (226 KB): one form can take up to 200 KB" in html
@@ -100,16 +103,25 @@ def test_a_reported_change_too_long_is_refused_at_its_field(deployed_app, browse
     start_review(engine, council)
     complete(engine, council, only_task(council), "sw@demo.test", MEETING)
     url = "/children/C001/changes/meeting_rescheduled"
-    response = browser("sw@demo.test").post(url, {**date_fields("meeting_date", "2026-03-24"), "reason": "r" * 50_001},
-                                            page_url=url)
+    response = browser("sw@demo.test").post(
+        url, {**date_fields("meeting_date", "2026-03-24"), "reason": "r" * 50_001}, page_url=url
+    )
     assert response.status_code == 422 and "must be 50,000 characters or less" in response.get_data(as_text=True)
 
 
 def upload(person, url, content: bytes, name="ehcp.pdf", mimetype="application/pdf"):
     """Save the meeting form as a draft with a file, the request's body encoded beforehand (in memory)."""
     token = csrf_token(person.get(url).get_data(as_text=True))
-    boundary, body = encode_multipart(MultiDict({"_do": "save", "venue": "Oak Primary", "csrf_token": token,
-                                                 "evidence": FileStorage(io.BytesIO(content), name, content_type=mimetype)}))
+    boundary, body = encode_multipart(
+        MultiDict(
+            {
+                "_do": "save",
+                "venue": "Oak Primary",
+                "csrf_token": token,
+                "evidence": FileStorage(io.BytesIO(content), name, content_type=mimetype),
+            }
+        )
+    )
     return person.client.post(url, data=body, content_type=f"multipart/form-data; boundary={boundary}")
 
 

@@ -21,8 +21,10 @@ def epep(deployed_app, council, clock, engine):
 def _statuses(html: str) -> list[str]:
     import re
 
-    return [re.sub(r"<[^>]+>", "", s).strip() for s in re.findall(r'class="govuk-task-list__status[^"]*"[^>]*>(.*?)</div>',
-                                                                   html, re.S)]
+    return [
+        re.sub(r"<[^>]+>", "", s).strip()
+        for s in re.findall(r'class="govuk-task-list__status[^"]*"[^>]*>(.*?)</div>', html, re.S)
+    ]
 
 
 def _draft(council):
@@ -50,7 +52,9 @@ def test_answers_are_kept_section_by_section_and_completed_once_checked(epep, br
     refused = sw.post(views, {"_do": "continue", "child_views": "I like art"}, page_url=views)
     html = refused.get_data(as_text=True)
     assert refused.status_code == 422 and "govuk-error-summary" in html
-    assert "Enter carers&#39; views" in html and "Enter the name of the person who chaired" not in html  # this section's only
+    assert (
+        "Enter carers&#39; views" in html and "Enter the name of the person who chaired" not in html
+    )  # this section's only
     assert _draft(council).data["child_views"] == "I like art"
     done = sw.post(views, {"_do": "continue", "child_views": "I like art", "carer_views": "Doing well"}, page_url=views)
     assert done.status_code == 302
@@ -69,13 +73,24 @@ def test_every_section_completed_then_submitted_and_a_refusal_goes_to_its_sectio
     sw, url = browser("sw@demo.test"), f"/tasks/{epep.id}"
     with council.begin() as s:
         answers = sample_answers(engine.task_form(s, epep.id, "sw@demo.test")["form_schema"], engine.now().date())
-        answers.update(meeting_date="2026-02-27", next_meeting_date="2026-04-20", moving_school=False,
-                       sen_status="None", targets=[{**answers["targets"][0], "pp_plus_funded": False,
-                                                    "pp_plus_amount": 300}])
+        answers.update(
+            meeting_date="2026-02-27",
+            next_meeting_date="2026-04-20",
+            moving_school=False,
+            sen_status="None",
+            targets=[{**answers["targets"][0], "pp_plus_funded": False, "pp_plus_amount": 300}],
+        )
         answers.pop("ehcp_attachment", None)
         answers.pop("other_attachments", None)
-        s.add(TaskDraft(task_id=epep.id, user_id=s.scalar(select(User.id).where(User.email == "sw@demo.test")),
-                        data=answers, saved_at=engine.now(), sections_done=[1, 2, 3, 4, 5, 6, 7]))
+        s.add(
+            TaskDraft(
+                task_id=epep.id,
+                user_id=s.scalar(select(User.id).where(User.email == "sw@demo.test")),
+                data=answers,
+                saved_at=engine.now(),
+                sections_done=[1, 2, 3, 4, 5, 6, 7],
+            )
+        )
     html = sw.get(url).get_data(as_text=True)
     assert _statuses(html) == ["Completed"] * 7 + ["Not yet started"] and f'href="{url}/check' in html
     assert f'href="{url}/sections/6"' in sw.get(f"{url}/check").get_data(as_text=True)  # Change
@@ -102,8 +117,14 @@ def test_a_reveal_inside_each_target(epep, browser, council):
     sw, url = browser("sw@demo.test"), f"/tasks/{epep.id}/sections/6"
     html = sw.post(url, {"_do": "add:targets"}, page_url=url).get_data(as_text=True)
     assert 'data-aria-controls="conditional-f-targets-0-pp_plus_funded"' in html  # "Yes" reveals the amount
-    posted = {"_do": "continue", "targets.0._item": "1", "targets.0.pp_plus_funded": "yes", "targets.1._item": "1",
-              "targets.1.pp_plus_funded": "no", "targets.1.pp_plus_amount": "50"}
+    posted = {
+        "_do": "continue",
+        "targets.0._item": "1",
+        "targets.0.pp_plus_funded": "yes",
+        "targets.1._item": "1",
+        "targets.1.pp_plus_funded": "no",
+        "targets.1.pp_plus_amount": "50",
+    }
     html = sw.post(url, posted, page_url=url).get_data(as_text=True)
     assert "Target 1: enter Pupil Premium Plus (£)" in html
     assert "Target 2: enter Pupil Premium Plus" not in html

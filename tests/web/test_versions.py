@@ -43,8 +43,12 @@ def deploy_edit(sessions, clock, xml: str, note: str = "edited") -> int:
 
 
 def upload(owner, name: str, content: bytes, note: str = ""):
-    return owner.post("/processes/upload", {"diagram": (io.BytesIO(content), name), "note": note},
-                      page_url="/processes/upload", content_type="multipart/form-data")
+    return owner.post(
+        "/processes/upload",
+        {"diagram": (io.BytesIO(content), name), "note": note},
+        page_url="/processes/upload",
+        content_type="multipart/form-data",
+    )
 
 
 def start_review(app, sessions, child_id="C001") -> int:
@@ -98,13 +102,17 @@ def test_the_diff_lists_what_was_added_removed_and_changed(deployed_app, council
     edited = without(with_filing_step(REVIEW), "reminder", "f_reminder", "reminder_sent")
     deploy_edit(council, clock, edited.replace('name="Quality-assure the PEP"', 'name="Check the PEP"'))
     page = owner.get("/processes/test_review/diff?a=1&b=2").get_data(as_text=True)
-    section = {kind: re.search(rf'id="diff-{kind}">(.*?)</ul>\s*(?:</li>\s*)?(?=<h3|<p|<noscript)', page, re.S).group(1)
-               for kind in ("added", "removed", "changed")}
+    section = {
+        kind: re.search(rf'id="diff-{kind}">(.*?)</ul>\s*(?:</li>\s*)?(?=<h3|<p|<noscript)', page, re.S).group(1)
+        for kind in ("added", "removed", "changed")
+    }
     assert "file_pep" in section["added"] and "File the signed-off PEP" in section["added"]
     assert "reminder_sent" in section["removed"] and "Reminder before deadline" in section["removed"]
     assert "name: “Quality-assure the PEP” → “Check the PEP”" in section["changed"]
     assert "to: “done” → “file_pep”" in section["changed"]
-    markers = json.loads(re.search(r'<script type="application/json" id="diff-markers">(.*?)</script>', page, re.S).group(1))
+    markers = json.loads(
+        re.search(r'<script type="application/json" id="diff-markers">(.*?)</script>', page, re.S).group(1)
+    )
     assert set(markers["added"]) == {"file_pep", "f_filed"}
     assert set(markers["removed"]) == {"reminder", "f_reminder", "reminder_sent"}
     assert set(markers["changed"]) == {"qa", "f_accepted"}
@@ -112,7 +120,9 @@ def test_the_diff_lists_what_was_added_removed_and_changed(deployed_app, council
 
 
 def test_a_valid_upload_becomes_the_next_version(deployed_app, council, owner):
-    response = upload(owner, "review.bpmn", with_filing_step(REVIEW).encode("utf-8"), note="Filing step from Camunda Modeler")
+    response = upload(
+        owner, "review.bpmn", with_filing_step(REVIEW).encode("utf-8"), note="Filing step from Camunda Modeler"
+    )
     assert response.status_code == 302 and response.headers["Location"].endswith("/processes/test_review/versions")
     with council() as s:
         newest = s.scalar(select(Deployment).order_by(Deployment.version.desc()).limit(1))
@@ -148,17 +158,32 @@ def test_the_versions_and_the_diff_say_when_a_process_was_retired(deployed_app, 
 
     diff = owner.get("/processes/test_views/diff").get_data(as_text=True)
     said = re.search(r'id="diff-retired">(.*?)</div>', diff, re.S).group(1)
-    assert "Version 2 retired this process" in said and "4 March 2026" in said and "New PEPs can no longer start it" in said
+    assert (
+        "Version 2 retired this process" in said
+        and "4 March 2026" in said
+        and "New PEPs can no longer start it" in said
+    )
     assert "diff-markers" not in diff and owner.get("/processes/test_views/versions/2").status_code == 404
     assert 'id="diff-retired-since"' in owner.get("/processes/test_views/diff?a=1&b=1").get_data(as_text=True)
 
 
-@pytest.mark.parametrize(("path", "accepted"), [
-    ("processes/review_v2.bpmn", True), ("processes/Review.v2.bpmn", True), ("processes/Review v2.bpmn", False),
-    ("processes/-review.bpmn", False), ("forms/transport.schema.json", True), ("forms/transport.uischema.json", True),
-    ("forms/transport.json", True), ("forms/Transport form.schema.json", False), ("forms/_transport.json", False),
-])
-def test_pep_deploy_the_upload_and_the_forms_editor_accept_the_same_file_names(deployed_app, owner, tmp_path, path, accepted):
+@pytest.mark.parametrize(
+    ("path", "accepted"),
+    [
+        ("processes/review_v2.bpmn", True),
+        ("processes/Review.v2.bpmn", True),
+        ("processes/Review v2.bpmn", False),
+        ("processes/-review.bpmn", False),
+        ("forms/transport.schema.json", True),
+        ("forms/transport.uischema.json", True),
+        ("forms/transport.json", True),
+        ("forms/Transport form.schema.json", False),
+        ("forms/_transport.json", False),
+    ],
+)
+def test_pep_deploy_the_upload_and_the_forms_editor_accept_the_same_file_names(
+    deployed_app, owner, tmp_path, path, accepted
+):
     folder, name = path.split("/")
     content = REVIEW if folder == "processes" else '{"type": "object", "properties": {}}'
     (tmp_path / "processes").mkdir()
@@ -173,8 +198,9 @@ def test_pep_deploy_the_upload_and_the_forms_editor_accept_the_same_file_names(d
     if folder == "processes":
         response = upload(owner, name, content.encode("utf-8"))
     else:
-        response = owner.post("/processes/forms/new", {"name": name, "content": content, "version": 1},
-                              page_url="/processes/forms")
+        response = owner.post(
+            "/processes/forms/new", {"name": name, "content": content, "version": 1}, page_url="/processes/forms"
+        )
     by_web = response.status_code == 302
     assert by_web or file_name_problem(path) in unescape(response.get_data(as_text=True))
     assert by_cli == by_web == accepted
@@ -193,12 +219,17 @@ def test_safe_peps_move_and_unsafe_ones_stay_with_the_reason(deployed_app, counc
     assert "Cannot move" in unsafe_row and "Complete the PEP" in unsafe_row
     assert "(complete_pep) is in progress and its name changed" in unsafe_row
 
-    refused = owner.post("/processes/test_review/migrate", {"instance": at_the_pep}, page_url="/processes/test_review/migrate",
-                         follow_redirects=True).get_data(as_text=True)
+    refused = owner.post(
+        "/processes/test_review/migrate",
+        {"instance": at_the_pep},
+        page_url="/processes/test_review/migrate",
+        follow_redirects=True,
+    ).get_data(as_text=True)
     assert "its name changed" in refused and version_of(council, at_the_pep) == 1
 
-    moved = owner.post("/processes/test_review/migrate", {}, page_url="/processes/test_review/migrate",
-                       follow_redirects=True).get_data(as_text=True)
+    moved = owner.post(
+        "/processes/test_review/migrate", {}, page_url="/processes/test_review/migrate", follow_redirects=True
+    ).get_data(as_text=True)
     assert f"Moved 1 PEP(s) to version 2: PEP {waiting_to_arrange}." in moved
     assert "C001" not in page + moved and "C002" not in page + moved  # a process owner sees no case number
     assert (version_of(council, waiting_to_arrange), version_of(council, at_the_pep)) == (2, 1)
@@ -213,10 +244,17 @@ def test_one_pep_moves_with_its_own_button(deployed_app, council, clock, owner):
     assert "No running PEP of this process is on an older version." in page
 
 
-@pytest.mark.parametrize("url", [
-    "/processes/test_review/versions", "/processes/test_review/versions/1", "/processes/test_review/versions/1/download",
-    "/processes/test_review/diff", "/processes/upload", "/processes/test_review/migrate",
-])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "/processes/test_review/versions",
+        "/processes/test_review/versions/1",
+        "/processes/test_review/versions/1/download",
+        "/processes/test_review/diff",
+        "/processes/upload",
+        "/processes/test_review/migrate",
+    ],
+)
 def test_only_process_owners_reach_the_versions_pages(deployed_app, browser, url):
     assert browser("sw@demo.test").get(url).status_code == 403
     assert browser("admin@demo.test").get(url).status_code == 403
@@ -224,8 +262,11 @@ def test_only_process_owners_reach_the_versions_pages(deployed_app, browser, url
 
 def test_someone_else_cannot_upload_or_migrate(deployed_app, council, browser):
     social_worker = browser("sw@demo.test")
-    response = social_worker.post("/processes/upload", {"diagram": (io.BytesIO(REVIEW.encode()), "review.bpmn")},
-                                  content_type="multipart/form-data")
+    response = social_worker.post(
+        "/processes/upload",
+        {"diagram": (io.BytesIO(REVIEW.encode()), "review.bpmn")},
+        content_type="multipart/form-data",
+    )
     assert response.status_code == 403
     assert social_worker.post("/processes/test_review/migrate", {}).status_code == 403
     with council() as s:
@@ -233,6 +274,7 @@ def test_someone_else_cannot_upload_or_migrate(deployed_app, council, browser):
 
 
 # ---- acceptance: every shipped diagram round-trips through upload and download -----------------
+
 
 def moved_a_little(xml: str) -> str:
     """The same diagram with its first shape drawn 10 units to the right: a layout-only change."""
@@ -250,8 +292,10 @@ def parsed_specs(files: dict[str, str]) -> dict[str, dict]:
     for path, xml in files.items():
         if path.endswith(".bpmn"):
             parser.add_bpmn_xml(etree.fromstring(xml.encode("utf-8")), filename=path)
-    return {pid: serializer.spec_to_dict(parser.get_spec(pid), parser.get_subprocess_specs(pid))
-            for pid in parser.get_process_ids()}
+    return {
+        pid: serializer.spec_to_dict(parser.get_spec(pid), parser.get_subprocess_specs(pid))
+        for pid in parser.get_process_ids()
+    }
 
 
 @pytest.fixture
@@ -261,7 +305,9 @@ def shipped_app(app, council, clock):
     return app
 
 
-def test_every_shipped_diagram_round_trips_through_upload_and_download_unchanged_in_meaning(shipped_app, council, owner):
+def test_every_shipped_diagram_round_trips_through_upload_and_download_unchanged_in_meaning(
+    shipped_app, council, owner
+):
     original = Bundle.from_dirs(ROOT)
     original_specs = parsed_specs(original.files)
     for path in original.bpmn_files():

@@ -14,18 +14,31 @@ def compiled(app) -> set[str]:
 
 
 def test_a_server_compiles_its_pages_and_parses_the_newest_processes_before_the_first_request(
-        deployed, db, clock, monkeypatch):
+    deployed, db, clock, monkeypatch
+):
     parsed = []
     monkeypatch.setattr(Engine, "spec", lambda engine, definition: parsed.append(definition.process_id))
-    app = create_app({"DATABASE_URL": db.url.render_as_string(hide_password=False), "CLOCK": clock,
-                      "SECRET_KEY": "test-secret", "WARM_UP": True})
+    app = create_app(
+        {
+            "DATABASE_URL": db.url.render_as_string(hide_password=False),
+            "CLOCK": clock,
+            "SECRET_KEY": "test-secret",
+            "WARM_UP": True,
+        }
+    )
     assert compiled(app) >= EVERYDAY_PAGES
     assert sorted(parsed) == sorted(definition.process_id for definition in deployed.definitions)
 
 
 def test_a_server_starts_even_before_its_database_is_set_up(tmp_path, clock, caplog):
-    app = create_app({"DATABASE_URL": f"sqlite:///{tmp_path / 'not-yet.sqlite'}", "CLOCK": clock,
-                      "SECRET_KEY": "test-secret", "WARM_UP": True})
+    app = create_app(
+        {
+            "DATABASE_URL": f"sqlite:///{tmp_path / 'not-yet.sqlite'}",
+            "CLOCK": clock,
+            "SECRET_KEY": "test-secret",
+            "WARM_UP": True,
+        }
+    )
     assert compiled(app) >= EVERYDAY_PAGES
     assert "process specs not parsed ahead" in caplog.text
 

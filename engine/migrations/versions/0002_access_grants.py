@@ -10,36 +10,40 @@ from alembic import op
 
 import engine.models
 
-revision = '0002'
-down_revision = '0001'
+revision = "0002"
+down_revision = "0001"
 branch_labels = None
 depends_on = None
 
 
 def upgrade() -> None:
-    op.create_table('access_grant',
-    sa.Column('id', sa.Integer(), nullable=False),
-    sa.Column('user_id', sa.Integer(), nullable=False),
-    sa.Column('child_id', sa.String(length=64), nullable=True),
-    sa.Column('reason', sa.Text(), nullable=False),
-    sa.Column('granted_by', sa.String(length=254), nullable=False),
-    sa.Column('granted_at', engine.models.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('expires_at', engine.models.UTCDateTime(timezone=True), nullable=True),
-    sa.Column('revoked_at', engine.models.UTCDateTime(timezone=True), nullable=True),
-    sa.Column('revoked_by', sa.String(length=254), nullable=True),
-    sa.Column('revoke_reason', sa.Text(), nullable=True),
-    sa.ForeignKeyConstraint(['child_id'], ['child.id'], ),
-    sa.ForeignKeyConstraint(['user_id'], ['app_user.id'], ondelete='CASCADE'),
-    sa.PrimaryKeyConstraint('id')
+    op.create_table(
+        "access_grant",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("user_id", sa.Integer(), nullable=False),
+        sa.Column("child_id", sa.String(length=64), nullable=True),
+        sa.Column("reason", sa.Text(), nullable=False),
+        sa.Column("granted_by", sa.String(length=254), nullable=False),
+        sa.Column("granted_at", engine.models.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("expires_at", engine.models.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("revoked_at", engine.models.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("revoked_by", sa.String(length=254), nullable=True),
+        sa.Column("revoke_reason", sa.Text(), nullable=True),
+        sa.ForeignKeyConstraint(
+            ["child_id"],
+            ["child.id"],
+        ),
+        sa.ForeignKeyConstraint(["user_id"], ["app_user.id"], ondelete="CASCADE"),
+        sa.PrimaryKeyConstraint("id"),
     )
-    with op.batch_alter_table('access_grant', schema=None) as batch_op:
-        batch_op.create_index(batch_op.f('ix_access_grant_child_id'), ['child_id'], unique=False)
-        batch_op.create_index(batch_op.f('ix_access_grant_user_id'), ['user_id'], unique=False)
+    with op.batch_alter_table("access_grant", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_access_grant_child_id"), ["child_id"], unique=False)
+        batch_op.create_index(batch_op.f("ix_access_grant_user_id"), ["user_id"], unique=False)
 
 
 def downgrade() -> None:
-    with op.batch_alter_table('access_grant', schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f('ix_access_grant_user_id'))
-        batch_op.drop_index(batch_op.f('ix_access_grant_child_id'))
+    with op.batch_alter_table("access_grant", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_access_grant_user_id"))
+        batch_op.drop_index(batch_op.f("ix_access_grant_child_id"))
 
-    op.drop_table('access_grant')
+    op.drop_table("access_grant")

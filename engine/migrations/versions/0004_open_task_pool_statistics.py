@@ -12,18 +12,18 @@ Create Date: 2026-11-22 23:00:00.000000
 
 from alembic import op
 
-revision = '0004'
-down_revision = '0003'
+revision = "0004"
+down_revision = "0003"
 branch_labels = None
 depends_on = None
 
 
 def upgrade() -> None:
-    if op.get_bind().dialect.name == 'postgresql':
-        op.execute('CREATE STATISTICS st_open_task_pool (mcv) ON role_key, assignee_id, pooled FROM open_task')
-        op.execute('ANALYZE open_task')  # to use them at once, not after the next automatic analyse
+    if op.get_bind().dialect.name == "postgresql":
+        op.execute("CREATE STATISTICS st_open_task_pool (mcv) ON role_key, assignee_id, pooled FROM open_task")
+        op.execute("ANALYZE open_task")  # to use them at once, not after the next automatic analyse
 
 
 def downgrade() -> None:
-    if op.get_bind().dialect.name == 'postgresql':
-        op.execute('DROP STATISTICS IF EXISTS st_open_task_pool')
+    if op.get_bind().dialect.name == "postgresql":
+        op.execute("DROP STATISTICS IF EXISTS st_open_task_pool")

@@ -14,26 +14,29 @@ Create Date: 2026-12-04 21:00:00.000000
 import sqlalchemy as sa
 from alembic import op
 
-revision = '0005'
-down_revision = '0004'
+revision = "0005"
+down_revision = "0004"
 branch_labels = None
 depends_on = None
 
 
 def upgrade() -> None:
     bind = op.get_bind()
-    if bind.dialect.name == 'postgresql' and _has_lz4(bind):
-        op.execute('ALTER TABLE instance ALTER COLUMN state SET COMPRESSION lz4')
-    op.drop_index('ix_event_child_id', table_name='event')
+    if bind.dialect.name == "postgresql" and _has_lz4(bind):
+        op.execute("ALTER TABLE instance ALTER COLUMN state SET COMPRESSION lz4")
+    op.drop_index("ix_event_child_id", table_name="event")
 
 
 def downgrade() -> None:
-    op.create_index('ix_event_child_id', 'event', ['child_id'], unique=False)
+    op.create_index("ix_event_child_id", "event", ["child_id"], unique=False)
     bind = op.get_bind()
-    if bind.dialect.name == 'postgresql' and _has_lz4(bind):
-        op.execute('ALTER TABLE instance ALTER COLUMN state SET COMPRESSION default')
+    if bind.dialect.name == "postgresql" and _has_lz4(bind):
+        op.execute("ALTER TABLE instance ALTER COLUMN state SET COMPRESSION default")
 
 
 def _has_lz4(bind) -> bool:
-    return bool(bind.scalar(sa.text(
-        "SELECT 1 FROM pg_settings WHERE name = 'default_toast_compression' AND 'lz4' = ANY(enumvals)")))
+    return bool(
+        bind.scalar(
+            sa.text("SELECT 1 FROM pg_settings WHERE name = 'default_toast_compression' AND 'lz4' = ANY(enumvals)")
+        )
+    )

@@ -13,17 +13,17 @@ Create Date: 2026-12-04 23:40:00.000000
 
 from alembic import op
 
-revision = '0006'
-down_revision = '0005'
+revision = "0006"
+down_revision = "0005"
 branch_labels = None
 depends_on = None
 
 
 def upgrade() -> None:
-    if op.get_bind().dialect.name == 'postgresql':
-        op.execute('ALTER TABLE instance ALTER COLUMN state SET STORAGE MAIN')
+    if op.get_bind().dialect.name == "postgresql":
+        op.execute("ALTER TABLE instance ALTER COLUMN state SET STORAGE MAIN")
 
 
 def downgrade() -> None:
-    if op.get_bind().dialect.name == 'postgresql':
-        op.execute('ALTER TABLE instance ALTER COLUMN state SET STORAGE EXTENDED')
+    if op.get_bind().dialect.name == "postgresql":
+        op.execute("ALTER TABLE instance ALTER COLUMN state SET STORAGE EXTENDED")

@@ -13,17 +13,21 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
-revision = '0007'
-down_revision = '0006'
+revision = "0007"
+down_revision = "0006"
 branch_labels = None
 depends_on = None
 
 
 def upgrade() -> None:
-    op.add_column('deployment', sa.Column(
-        'retired', sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql'), nullable=True))
+    op.add_column(
+        "deployment",
+        sa.Column(
+            "retired", sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql"), nullable=True
+        ),
+    )
 
 
 def downgrade() -> None:
-    with op.batch_alter_table('deployment', schema=None) as batch_op:
-        batch_op.drop_column('retired')
+    with op.batch_alter_table("deployment", schema=None) as batch_op:
+        batch_op.drop_column("retired")

@@ -11,18 +11,18 @@ Create Date: 2026-12-07 12:30:00.000000
 import sqlalchemy as sa
 from alembic import op
 
-revision = '0008'
-down_revision = '0007'
+revision = "0008"
+down_revision = "0007"
 branch_labels = None
 depends_on = None
 
 
 def upgrade() -> None:
-    with op.batch_alter_table('incident') as batch:
-        batch.alter_column('instance_id', existing_type=sa.Integer(), nullable=True)
+    with op.batch_alter_table("incident") as batch:
+        batch.alter_column("instance_id", existing_type=sa.Integer(), nullable=True)
 
 
 def downgrade() -> None:
-    op.execute('DELETE FROM incident WHERE instance_id IS NULL')
-    with op.batch_alter_table('incident') as batch:
-        batch.alter_column('instance_id', existing_type=sa.Integer(), nullable=False)
+    op.execute("DELETE FROM incident WHERE instance_id IS NULL")
+    with op.batch_alter_table("incident") as batch:
+        batch.alter_column("instance_id", existing_type=sa.Integer(), nullable=False)

@@ -15,23 +15,23 @@ Create Date: 2026-12-09 10:00:00.000000
 import sqlalchemy as sa
 from alembic import op
 
-revision = '0009'
-down_revision = '0008'
+revision = "0009"
+down_revision = "0008"
 branch_labels = None
 depends_on = None
 
 
 def upgrade() -> None:
-    with op.batch_alter_table('app_user') as batch:
-        batch.add_column(sa.Column('session_token', sa.String(length=64), nullable=True))
-    op.create_index('ix_sign_in_failure_remote_addr_at', 'sign_in_failure', ['remote_addr', 'at'])
-    op.create_index('ix_sign_in_failure_at', 'sign_in_failure', ['at'])
-    op.create_index('ix_attachment_uploaded_by_at', 'attachment', ['uploaded_by', 'uploaded_at'])
+    with op.batch_alter_table("app_user") as batch:
+        batch.add_column(sa.Column("session_token", sa.String(length=64), nullable=True))
+    op.create_index("ix_sign_in_failure_remote_addr_at", "sign_in_failure", ["remote_addr", "at"])
+    op.create_index("ix_sign_in_failure_at", "sign_in_failure", ["at"])
+    op.create_index("ix_attachment_uploaded_by_at", "attachment", ["uploaded_by", "uploaded_at"])
 
 
 def downgrade() -> None:
-    op.drop_index('ix_attachment_uploaded_by_at', table_name='attachment')
-    op.drop_index('ix_sign_in_failure_at', table_name='sign_in_failure')
-    op.drop_index('ix_sign_in_failure_remote_addr_at', table_name='sign_in_failure')
-    with op.batch_alter_table('app_user') as batch:
-        batch.drop_column('session_token')
+    op.drop_index("ix_attachment_uploaded_by_at", table_name="attachment")
+    op.drop_index("ix_sign_in_failure_at", table_name="sign_in_failure")
+    op.drop_index("ix_sign_in_failure_remote_addr_at", table_name="sign_in_failure")
+    with op.batch_alter_table("app_user") as batch:
+        batch.drop_column("session_token")

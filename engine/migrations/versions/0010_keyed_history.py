@@ -14,17 +14,17 @@ Create Date: 2026-12-08 10:00:00.000000
 import sqlalchemy as sa
 from alembic import op
 
-revision = '0010'
-down_revision = '0009'
+revision = "0010"
+down_revision = "0009"
 branch_labels = None
 depends_on = None
 
 
 def upgrade() -> None:
-    op.add_column('event', sa.Column('key_id', sa.String(length=16), nullable=True))
+    op.add_column("event", sa.Column("key_id", sa.String(length=16), nullable=True))
 
 
 def downgrade() -> None:
     # the keyed events' hashes stay: without their key id, the old code cannot verify them
-    with op.batch_alter_table('event') as batch:
-        batch.drop_column('key_id')
+    with op.batch_alter_table("event") as batch:
+        batch.drop_column("key_id")

@@ -14,18 +14,18 @@ from alembic import op
 
 import engine.models
 
-revision = '0011'
-down_revision = '0010'
+revision = "0011"
+down_revision = "0010"
 branch_labels = None
 depends_on = None
 
 
 def upgrade() -> None:
-    with op.batch_alter_table('attachment') as batch:
-        batch.add_column(sa.Column('removed_at', engine.models.UTCDateTime(timezone=True), nullable=True))
+    with op.batch_alter_table("attachment") as batch:
+        batch.add_column(sa.Column("removed_at", engine.models.UTCDateTime(timezone=True), nullable=True))
 
 
 def downgrade() -> None:
     # a removed file's content is gone either way: after this it shows as an empty file
-    with op.batch_alter_table('attachment') as batch:
-        batch.drop_column('removed_at')
+    with op.batch_alter_table("attachment") as batch:
+        batch.drop_column("removed_at")

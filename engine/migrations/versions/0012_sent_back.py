@@ -12,16 +12,16 @@ Create Date: 2026-12-07 15:00:00.000000
 import sqlalchemy as sa
 from alembic import op
 
-revision = '0012'
-down_revision = '0011'
+revision = "0012"
+down_revision = "0011"
 branch_labels = None
 depends_on = None
 
 
 def upgrade() -> None:
-    op.add_column('open_task', sa.Column('sent_back', sa.Text(), nullable=True))
+    op.add_column("open_task", sa.Column("sent_back", sa.Text(), nullable=True))
 
 
 def downgrade() -> None:
-    with op.batch_alter_table('open_task') as batch:
-        batch.drop_column('sent_back')
+    with op.batch_alter_table("open_task") as batch:
+        batch.drop_column("sent_back")

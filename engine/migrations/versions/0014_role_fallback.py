@@ -13,8 +13,8 @@ Create Date: 2027-01-11 10:00:00.000000
 import sqlalchemy as sa
 from alembic import op
 
-revision = '0014'
-down_revision = '0013'
+revision = "0014"
+down_revision = "0013"
 branch_labels = None
 depends_on = None
 
@@ -22,13 +22,13 @@ SHIPPED = {"designated_teacher": "vs_education_adviser", "personal_adviser": "so
 
 
 def upgrade() -> None:
-    op.add_column('role', sa.Column('fallback', sa.String(length=64), nullable=True))
-    role = sa.table('role', sa.column('key', sa.String), sa.column('fallback', sa.String))
+    op.add_column("role", sa.Column("fallback", sa.String(length=64), nullable=True))
+    role = sa.table("role", sa.column("key", sa.String), sa.column("fallback", sa.String))
     for key, fallback in SHIPPED.items():
         present = sa.select(role.c.key).where(role.c.key == fallback).exists()
         op.execute(role.update().where(role.c.key == key, present).values(fallback=fallback))
 
 
 def downgrade() -> None:
-    with op.batch_alter_table('role') as batch:
-        batch.drop_column('fallback')
+    with op.batch_alter_table("role") as batch:
+        batch.drop_column("fallback")

@@ -17,8 +17,8 @@ from datetime import date
 
 from alembic import op
 
-revision = '0020'
-down_revision = '0019'
+revision = "0020"
+down_revision = "0019"
 branch_labels = None
 depends_on = None
 
@@ -33,14 +33,18 @@ def upgrade() -> None:
     with Session(bind=op.get_bind()) as session:
         without = set(session.scalars(select(Child.id).where(Child.entered_care.is_(None))))
         last: dict[str, date] = {}
-        for child_id, data in session.execute(select(Event.child_id, Event.data).where(Event.kind == "entered_care")
-                                              .order_by(Event.child_id, Event.seq)):
+        for child_id, data in session.execute(
+            select(Event.child_id, Event.data).where(Event.kind == "entered_care").order_by(Event.child_id, Event.seq)
+        ):
             if child_id in without and (data or {}).get("date"):
                 last[child_id] = date.fromisoformat(str(data["date"])[:10])
         for child_id, day in last.items():
             session.execute(Child.__table__.update().where(Child.__table__.c.id == child_id).values(entered_care=day))
-        for instance_id in session.scalars(select(PepProjection.instance_id).where(
-                PepProjection.kind == "initial", PepProjection.entered_care.is_(None))).all():
+        for instance_id in session.scalars(
+            select(PepProjection.instance_id).where(
+                PepProjection.kind == "initial", PepProjection.entered_care.is_(None)
+            )
+        ).all():
             row = oversight.recompute(session, instance_id)
             if row is not None and row.get("entered_care") is not None:
                 session.execute(oversight.UPDATE_PROJECTION, {"pep_instance_id": instance_id, **row})

@@ -8,15 +8,15 @@ Create Date: 2027-01-10 10:00:00.000000
 
 from alembic import op
 
-revision = '0021'
-down_revision = '0020'
+revision = "0021"
+down_revision = "0020"
 branch_labels = None
 depends_on = None
 
 
 def upgrade() -> None:
-    op.create_index('ix_pep_projection_kind_term', 'pep_projection', ['kind', 'term', 'on_time', 'child_id'])
+    op.create_index("ix_pep_projection_kind_term", "pep_projection", ["kind", "term", "on_time", "child_id"])
 
 
 def downgrade() -> None:
-    op.drop_index('ix_pep_projection_kind_term', table_name='pep_projection')
+    op.drop_index("ix_pep_projection_kind_term", table_name="pep_projection")
