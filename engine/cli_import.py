@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from . import importer, oversight, ppplus
+from . import importer, ppplus, projection
 from .cli_common import Context, fails_cleanly
 from .runtime import Engine
 
@@ -71,5 +71,5 @@ def oversight_rebuild(obj: Context):
     """Recompute the Virtual School's PEP projection from every history (after config/statutory.yaml
     changes; migration 0017 does it once)."""
     with obj.sessions.begin() as session:
-        count = oversight.rebuild(session)
+        count = projection.rebuild(session)
     click.echo(f"{count} PEP(s) projected from their histories")

@@ -195,13 +195,13 @@ def against_dashboard(
     them) for each academic year and term begun by `now` (and ending on or after `since`), beside the same figures counted from the
     histories (`dashboard_figures`); for a figure that differs, the children behind the difference
     (from the dashboard's drill-down)."""
-    from . import oversight
+    from . import drilldown, oversight, projection
 
     records = read_records(session) if records is None else records
     in_care, _born = children(session)
     on_record = dict(session.execute(select(Child.id, Child.entered_care)).all())
     pep_list, periods = peps(records, on_record), care_periods(records, in_care)
-    limits = oversight.rules()
+    limits = projection.rules()
     everyone = Child.id.is_not(None)
     found = []
     for period in oversight.periods(now)[1:]:
@@ -227,8 +227,8 @@ def against_dashboard(
             if shown_n == counted_n:
                 continue
             figure, _, term = name.partition("@")
-            rows = oversight.drill_down(
-                session, period, now, oversight.Drill(figure, term=term or None), everyone, limit=1_000_000
+            rows = drilldown.drill_down(
+                session, period, now, drilldown.Drill(figure, term=term or None), everyone, limit=1_000_000
             )
             counted = history_.get(name, set())
             if figure in oversight.PEP_FIGURES or figure in oversight.INITIAL_FIGURES:

@@ -13,7 +13,6 @@ configuration (config/statutory.yaml, or the file PEP_STATUTORY names), with the
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import date, datetime
 
 from sqlalchemy import ColumnElement, and_, case, exists, false, func, literal, null, select, union_all
@@ -26,87 +25,8 @@ from .models import (
     PepProjection,
     User,
 )
-from .overduework import (  # noqa: F401 - the overdue work, read with the figures
-    OverdueFilter,
-    assign,
-    assignable_people,
-    overdue_choices,
-    overdue_tasks,
-    remind,
-)
-from .projection import (  # noqa: F401 - the projection and its rules, read with the figures
-    ENDED,
-    FOLDED,
-    INSERT_PROJECTION,
-    UPDATE_PROJECTION,
-    Rules,
-    _aware,
-    entered_care_before,
-    fold,
-    project_step,
-    rebuild,
-    recompute,
-    rules,
-    term_by_label,
-)
-
-# ---- periods ----------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Period:
-    """What a timeliness view covers: now (the current term, and every PEP overdue now), a term or an
-    academic year, as the council's term dates (config/term_dates.yaml) give them."""
-
-    key: str  # "now", "2026-27", "2026-27 spring"
-    label: str
-    terms: tuple
-    now: bool = False
-
-    @property
-    def start(self) -> date:
-        return self.terms[0].start
-
-    @property
-    def end(self) -> date:
-        return self.terms[-1].end
-
-    @property
-    def start_at(self) -> datetime:
-        return _aware(calendar.start_of_day(self.start.isoformat()))
-
-    @property
-    def end_at(self) -> datetime:
-        return _aware(calendar.end_of_day(self.end.isoformat()))
-
-
-def _term_key(term) -> str:
-    return f"{term.academic_year} {term.name.strip().lower()}"
-
-
-def periods(now: datetime) -> list[Period]:
-    """The periods that can be chosen: now, then each academic year and term begun by now, newest first."""
-    today = calendar.to_london(now).date()
-    begun = [t for t in calendar.default_calendar().terms if t.start <= today]
-    current = period("now", now)
-    found = [current] if current is not None else []
-    for year in sorted({t.academic_year for t in begun}, reverse=True):
-        found.append(Period(year, f"Academic year {year}", tuple(t for t in begun if t.academic_year == year)))
-        found += [
-            Period(_term_key(t), f"{t.name.strip()} term {year}", (t,))
-            for t in reversed(begun)
-            if t.academic_year == year
-        ]
-    return found
-
-
-def period(key: str | None, now: datetime) -> Period | None:
-    """The period a key names (None: no such period)."""
-    if not key or key == "now":
-        term = calendar.default_calendar().current_or_next_term(calendar.to_london(now).date())
-        return Period("now", f"Now ({term.name.strip().lower()} term {term.academic_year})", (term,), now=True)
-    return next((p for p in periods(now)[1:] if p.key == key), None)
-
+from .periods import Period, _term_key, period, periods  # noqa: F401 - the periods the figures are asked for
+from .projection import ENDED, rules
 
 # ---- what is counted --------------------------------------------------------------------------
 
@@ -467,83 +387,3 @@ def _only(query, key, keys: list | None):
         return query
     named = [k for k in keys if k is not None]
     return query.where(key.in_(named) | key.is_(None) if None in keys else key.in_(named))
-
-
-# ---- drill-down: the children behind a figure ---------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Drill:
-    """The list behind one figure: `figure` (a key of PEP_FIGURES, INITIAL_FIGURES, TERMLY_FIGURES or
-    "children"), a group of a breakdown (`by`, `value`) and for termly figures the term."""
-
-    figure: str
-    by: str | None = None
-    value: str | None = None
-    term: str | None = None
-
-
-def drill_down(
-    session: Session, period_: Period, now: datetime, drill: Drill, visible, limit: int = 2000
-) -> list[dict]:
-    """The rows behind a figure, only of children `visible` (a clause on Child) admits, by child name."""
-    year = _year_start(period_)
-    if drill.figure in PEP_FIGURES or drill.figure in INITIAL_FIGURES:
-        clause = {**_pep_figures(now), **_initial_figures(now)}[drill.figure]
-        kind = "initial" if drill.figure in INITIAL_FIGURES else None
-        query, key, _label = _dimension(
-            select(P, Child.name, Child.school).join(Child, Child.id == P.child_id), drill.by, True, year
-        )
-        query = query.where(_peps_in(period_, now, kind), clause, _matches(key, drill.by, drill.value), visible)
-        return [
-            _pep_row(row.PepProjection, row.name, row.school, now)
-            for row in session.execute(query.order_by(Child.name, P.due_at).limit(limit))
-        ]
-    if drill.figure == "children":
-        query, key, _label = _dimension(select(Child), drill.by, False, year)
-        query = query.where(
-            _in_care(period_.start, period_.end, period_.now), _matches(key, drill.by, drill.value), visible
-        )
-        return [_child_row(child) for child in session.scalars(query.order_by(Child.name).limit(limit))]
-    term = term_by_label(drill.term) if drill.figure in TERMLY_FIGURES and drill.term else None
-    if drill.term and term is not None:
-        reviewed = _reviewed(drill.term)
-        which = {"in_care": literal(True), "reviewed": reviewed, "not_reviewed": ~reviewed}[drill.figure]
-        query, key, _label = _dimension(select(Child), drill.by, False, year)
-        query = query.where(_in_care(term.start, term.end, False), which, _matches(key, drill.by, drill.value), visible)
-        return [_child_row(child) for child in session.scalars(query.order_by(Child.name).limit(limit))]
-    return []
-
-
-def _pep_row(pep: PepProjection, name: str, school: str | None, now: datetime) -> dict:
-    overdue = pep.signed_off_at is None and pep.due_at is not None and pep.due_at < now
-    return {
-        "child_id": pep.child_id,
-        "child_name": name,
-        "school": school,
-        "instance_id": pep.instance_id,
-        "process": pep.process_name,
-        "kind": pep.kind,
-        "term": pep.term,
-        "due_at": pep.due_at,
-        "held_on": pep.held_on,
-        "signed_off_at": pep.signed_off_at,
-        "on_time": pep.on_time,
-        "status": pep.status,
-        "days_overdue": (now - pep.due_at).days if overdue and pep.due_at is not None else None,
-        "entered_care": pep.entered_care,
-        "start_by": pep.start_by,
-        "ready_by": pep.ready_by,
-        "started_at": pep.started_at,
-    }
-
-
-def _child_row(child: Child) -> dict:
-    return {
-        "child_id": child.id,
-        "child_name": child.name,
-        "school": child.school,
-        "in_care": child.in_care,
-        "entered_care": child.entered_care,
-        "left_care_on": child.left_care_on,
-    }

@@ -9,7 +9,7 @@ from datetime import date
 import pytest
 from sqlalchemy import select
 
-from engine import calendar, caselife, oversight
+from engine import calendar, caselife, projection
 from engine import clock as clocks
 from engine.deploy import Bundle, deploy
 from engine.errors import EngineError, FormInvalid, NotAllowed
@@ -202,7 +202,7 @@ def test_coming_into_care_records_the_day_on_the_childs_record_and_in_the_initia
         assert s.get(Child, "Y5").entered_care == date(2026, 3, 2)
         assert (row.kind, row.entered_care) == ("initial", date(2026, 3, 2))
         assert calendar.to_london(row.ready_by).date() == date(2026, 3, 30)  # 20 working days
-        assert {k: getattr(row, k) for k in oversight.recompute(s, started.id)} == oversight.recompute(s, started.id)
+        assert {k: getattr(row, k) for k in projection.recompute(s, started.id)} == projection.recompute(s, started.id)
 
 
 # ---- (d) withdrawing a PEP -------------------------------------------------------------------------

@@ -17,7 +17,7 @@ from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import make_url, text
 
-from engine import history, history_keys
+from engine import history, history_keys, projection
 from engine.db import make_db, session_factory
 from engine.models import Base
 from engine.schema import alembic_config, upgrade
@@ -210,7 +210,6 @@ def test_0020_fills_in_the_day_a_child_came_into_care_from_their_history(sqlite_
     """Before 0020 a report of coming into care left the record's `entered_care` empty and the initial
     PEP it started with no day in the projection; 0020 fills both in from the `entered_care` event."""
     from engine import clock as clocks
-    from engine import oversight
     from engine.deploy import Bundle, deploy
     from engine.models import Child, PepProjection
     from engine.people import add_child, add_user
@@ -250,7 +249,7 @@ def test_0020_fills_in_the_day_a_child_came_into_care_from_their_history(sqlite_
             row = s.get(PepProjection, started.id)
             assert s.get(Child, "Y5").entered_care == datetime(2026, 3, 2).date()
             assert row.entered_care == datetime(2026, 3, 2).date() and row.ready_by is not None
-            assert {k: getattr(row, k) for k in oversight.recompute(s, started.id)} == oversight.recompute(
+            assert {k: getattr(row, k) for k in projection.recompute(s, started.id)} == projection.recompute(
                 s, started.id
             )
     finally:

@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import select
 
 from engine import clock as clocks
-from engine import oversight
+from engine import drilldown, overduework, oversight, projection
 from engine.deploy import Bundle, deploy_changes
 from engine.models import Child, Event, Notification, OpenTask, PepProjection, User
 from engine.people import add_child, add_user
@@ -161,13 +161,13 @@ def test_an_initial_or_termly_figure_of_a_group_drills_down_to_its_children(smal
     with small_council() as s:
 
         def names(drill):
-            return [r["child_name"] for r in oversight.drill_down(s, period, engine.now(), drill, EVERYONE)]
+            return [r["child_name"] for r in drilldown.drill_down(s, period, engine.now(), drill, EVERYONE)]
 
-        assert names(oversight.Drill("initial_late", "school", "Elm Academy")) == ["Dee Initial"]
-        assert names(oversight.Drill("initial_late", "school", "Oak Primary")) == []
-        assert names(oversight.Drill("not_reviewed", "school", "Oak Primary", "2025-26 spring")) == ["Casey Late"]
-        assert names(oversight.Drill("reviewed", "school", "Oak Primary", "2025-26 spring")) == ["Alex Example"]
-        assert names(oversight.Drill("in_care", "area", "", "2025-26 spring")) == ["Alex Example", "Blair Sample"]
+        assert names(drilldown.Drill("initial_late", "school", "Elm Academy")) == ["Dee Initial"]
+        assert names(drilldown.Drill("initial_late", "school", "Oak Primary")) == []
+        assert names(drilldown.Drill("not_reviewed", "school", "Oak Primary", "2025-26 spring")) == ["Casey Late"]
+        assert names(drilldown.Drill("reviewed", "school", "Oak Primary", "2025-26 spring")) == ["Alex Example"]
+        assert names(drilldown.Drill("in_care", "area", "", "2025-26 spring")) == ["Alex Example", "Blair Sample"]
 
 
 def test_each_figure_drills_down_to_its_children(small_council, engine):
@@ -175,24 +175,24 @@ def test_each_figure_drills_down_to_its_children(small_council, engine):
     with small_council() as s:
 
         def names(drill):
-            return [r["child_name"] for r in oversight.drill_down(s, period, engine.now(), drill, EVERYONE)]
+            return [r["child_name"] for r in drilldown.drill_down(s, period, engine.now(), drill, EVERYONE)]
 
-        assert names(oversight.Drill("on_time")) == ["Alex Example"]
-        assert names(oversight.Drill("late")) == ["Casey Late"]
-        assert names(oversight.Drill("overdue")) == ["Blair Sample", "Dee Initial"]
-        assert names(oversight.Drill("overdue", "school", "Oak Primary")) == []
-        assert names(oversight.Drill("initial_late")) == ["Dee Initial"]
-        assert names(oversight.Drill("not_reviewed", term="2025-26 spring")) == [
+        assert names(drilldown.Drill("on_time")) == ["Alex Example"]
+        assert names(drilldown.Drill("late")) == ["Casey Late"]
+        assert names(drilldown.Drill("overdue")) == ["Blair Sample", "Dee Initial"]
+        assert names(drilldown.Drill("overdue", "school", "Oak Primary")) == []
+        assert names(drilldown.Drill("initial_late")) == ["Dee Initial"]
+        assert names(drilldown.Drill("not_reviewed", term="2025-26 spring")) == [
             "Blair Sample",
             "Casey Late",
             "Dee Initial",
         ]
-        assert names(oversight.Drill("children", "area", "")) == ["Alex Example", "Blair Sample"]
+        assert names(drilldown.Drill("children", "area", "")) == ["Alex Example", "Blair Sample"]
         only_c001 = Child.id == "C001"
         assert [
-            r["child_name"] for r in oversight.drill_down(s, period, engine.now(), oversight.Drill("due"), only_c001)
+            r["child_name"] for r in drilldown.drill_down(s, period, engine.now(), drilldown.Drill("due"), only_c001)
         ] == ["Alex Example"]
-        overdue = oversight.drill_down(s, period, engine.now(), oversight.Drill("overdue"), EVERYONE)
+        overdue = drilldown.drill_down(s, period, engine.now(), drilldown.Drill("overdue"), EVERYONE)
         assert [r["days_overdue"] for r in overdue] == [4, 8]  # from 27 March (end of term) and 23 March
 
 
@@ -201,10 +201,10 @@ def test_the_projection_equals_a_recomputation_from_history(small_council, engin
         kept = {row.instance_id: row for row in s.scalars(select(PepProjection))}
         assert len(kept) == 4
         for instance_id, row in kept.items():
-            again = oversight.recompute(s, instance_id)
+            again = projection.recompute(s, instance_id)
             assert {k: getattr(row, k) for k in again} == again, instance_id
     with small_council.begin() as s:
-        assert oversight.rebuild(s) == 4
+        assert projection.rebuild(s) == 4
     with small_council() as s:
         rebuilt = {row.instance_id: row for row in s.scalars(select(PepProjection))}
         columns = [c.key for c in PepProjection.__table__.columns]
@@ -214,14 +214,14 @@ def test_the_projection_equals_a_recomputation_from_history(small_council, engin
 
 
 def test_the_statutory_rules_are_configuration_with_their_source():
-    rules = oversight.rules()
+    rules = projection.rules()
     assert (rules.start_within_working_days, rules.ready_within_working_days) == (10, 20)
     assert "Promoting the education of looked-after and previously looked-after children" in rules.source
 
 
 def test_the_overdue_list_says_how_long_and_whom_each_was_escalated_to(small_council, engine):
     with small_council() as s:
-        rows = oversight.overdue_tasks(s, engine.now(), EVERYONE)
+        rows = overduework.overdue_tasks(s, engine.now(), EVERYONE)
         assert [(r["child_name"], r["task"].name, r["days_overdue"]) for r in rows] == [
             ("Blair Sample", "Submit the PEP", 22),
             ("Dee Initial", "Prepare the setting information", 22),
@@ -235,18 +235,20 @@ def test_the_overdue_list_says_how_long_and_whom_each_was_escalated_to(small_cou
         assert dee["task"].escalated_at is None  # its diagram draws its own escalation
         assert [
             r["child_id"]
-            for r in oversight.overdue_tasks(s, engine.now(), EVERYONE, oversight.OverdueFilter(school="Oak Primary"))
+            for r in overduework.overdue_tasks(
+                s, engine.now(), EVERYONE, overduework.OverdueFilter(school="Oak Primary")
+            )
         ] == []
-        assert len(oversight.overdue_tasks(s, engine.now(), EVERYONE, oversight.OverdueFilter(min_days=23))) == 0
+        assert len(overduework.overdue_tasks(s, engine.now(), EVERYONE, overduework.OverdueFilter(min_days=23))) == 0
         person = s.scalar(select(User.id).where(User.email == "other.dt@demo.test"))
-        assert len(oversight.overdue_tasks(s, engine.now(), EVERYONE, oversight.OverdueFilter(person=person))) == 2
+        assert len(overduework.overdue_tasks(s, engine.now(), EVERYONE, overduework.OverdueFilter(person=person))) == 2
 
 
 def test_a_bulk_reminder_tells_each_holder_and_is_in_the_history(small_council, engine):
     with small_council() as s:
-        ids = [r["task"].id for r in oversight.overdue_tasks(s, engine.now(), EVERYONE)]
+        ids = [r["task"].id for r in overduework.overdue_tasks(s, engine.now(), EVERYONE)]
     with small_council.begin() as s:
-        assert oversight.remind(s, ids, "admin@demo.test", engine.now(), EVERYONE) == 2
+        assert overduework.remind(s, ids, "admin@demo.test", engine.now(), EVERYONE) == 2
     with small_council() as s:
         reminded = s.scalars(select(Event).where(Event.kind == "task_reminded", Event.actor == "admin@demo.test")).all()
         assert sorted(e.child_id for e in reminded) == ["C002", "C004"]
@@ -262,8 +264,8 @@ def test_a_pooled_task_is_given_to_a_holder_of_its_role_and_no_one_else(small_co
         task.pooled, task.assignee_id, task.role_key = True, None, "vs_education_adviser"
         adviser = s.scalar(select(User.id).where(User.email == "ea@demo.test"))
         teacher = s.scalar(select(User.id).where(User.email == "dt@demo.test"))
-        assert oversight.assign(s, [task.id], teacher, "admin@demo.test", engine.now(), EVERYONE) == (0, 1)
-        assert oversight.assign(s, [task.id], adviser, "admin@demo.test", engine.now(), EVERYONE) == (1, 0)
+        assert overduework.assign(s, [task.id], teacher, "admin@demo.test", engine.now(), EVERYONE) == (0, 1)
+        assert overduework.assign(s, [task.id], adviser, "admin@demo.test", engine.now(), EVERYONE) == (1, 0)
     with small_council() as s:
         assert s.get(OpenTask, task.id).assignee_id == adviser
         claimed = s.scalars(select(Event).where(Event.kind == "task_claimed", Event.child_id == "C002")).all()
@@ -303,7 +305,7 @@ def test_the_termly_counts_equal_a_count_child_by_child(small_council, engine):
     with small_council() as s:
         for term in found:
             for figure in oversight.TERMLY_FIGURES:
-                listed = oversight.drill_down(
-                    s, period, engine.now(), oversight.Drill(figure, term=term["term"]), EVERYONE
+                listed = drilldown.drill_down(
+                    s, period, engine.now(), drilldown.Drill(figure, term=term["term"]), EVERYONE
                 )
                 assert len(listed) == term[figure], (term["term"], figure)

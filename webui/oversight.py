@@ -16,7 +16,7 @@ from flask import Blueprint, abort, flash, g, redirect, render_template, request
 from flask_login import current_user, login_required
 from sqlalchemy import exists, select
 
-from engine import oversight
+from engine import drilldown, overduework, oversight, projection
 from engine.models import Role
 from engine.people import READ_ONLY_ROLES
 
@@ -108,7 +108,7 @@ def timeliness():
         pep_figures=oversight.PEP_FIGURES,
         initial_figures=_initial_labels(),
         termly_figures=oversight.TERMLY_FIGURES,
-        rules=oversight.rules(),
+        rules=projection.rules(),
         initial_rows=initial_rows,
         termly_rows=termly_rows,
         **CHART_COLOURS,
@@ -116,7 +116,7 @@ def timeliness():
 
 
 def _initial_labels() -> dict[str, str]:
-    rules = oversight.rules()
+    rules = projection.rules()
     return {
         k: v.format(start=rules.start_within_working_days, ready=rules.ready_within_working_days)
         for k, v in oversight.INITIAL_FIGURES.items()
@@ -167,16 +167,16 @@ def timeliness_xlsx():
     return xlsx_response(f"{name}.xlsx", sheets)
 
 
-def _drill() -> oversight.Drill:
+def _drill() -> drilldown.Drill:
     figure = request.args.get("figure") or ""
     known = {*oversight.PEP_FIGURES, *oversight.INITIAL_FIGURES, *oversight.TERMLY_FIGURES, "children"}
     if figure not in known:
         abort(404)
-    return oversight.Drill(figure, _by(), request.args.get("value"), request.args.get("term"))
+    return drilldown.Drill(figure, _by(), request.args.get("value"), request.args.get("term"))
 
 
-def _figure_label(drill: oversight.Drill) -> str:
-    rules = oversight.rules()
+def _figure_label(drill: drilldown.Drill) -> str:
+    rules = projection.rules()
     labels = {
         **oversight.PEP_FIGURES,
         **oversight.TERMLY_FIGURES,
@@ -194,7 +194,7 @@ def _figure_label(drill: oversight.Drill) -> str:
 def children():
     """The children behind one figure, only those the person may see; each links to the child's page."""
     chosen, drill = _period(), _drill()
-    rows = oversight.drill_down(db(), chosen, now(), drill, visible_children_filter(current_user))
+    rows = drilldown.drill_down(db(), chosen, now(), drill, visible_children_filter(current_user))
     return render_template(
         "oversight/children.html",
         period=chosen,
@@ -211,7 +211,7 @@ def children():
 @oversight_required
 def children_csv():
     chosen, drill = _period(), _drill()
-    rows = oversight.drill_down(db(), chosen, now(), drill, visible_children_filter(current_user))
+    rows = drilldown.drill_down(db(), chosen, now(), drill, visible_children_filter(current_user))
     return csv_response(
         f"{drill.figure}-{chosen.key.replace(' ', '-')}.csv",
         [
@@ -250,9 +250,9 @@ def _iso(value) -> str:
     return value.astimezone(LONDON).date().isoformat() if hasattr(value, "astimezone") else value.isoformat()
 
 
-def _overdue_filter() -> oversight.OverdueFilter:
+def _overdue_filter() -> overduework.OverdueFilter:
     days, person = request.args.get("days") or "", request.args.get("person") or ""
-    return oversight.OverdueFilter(
+    return overduework.OverdueFilter(
         role=request.args.get("role") or None,
         person=int(person) if person.isdigit() else None,
         school=request.args.get("school") or None,
@@ -269,11 +269,11 @@ def overdue():
 
 def _overdue_page(error: str | None = None):
     visible = visible_children_filter(current_user)
-    rows = oversight.overdue_tasks(db(), now(), visible, _overdue_filter())
-    choices = oversight.overdue_choices(db(), now(), visible)
+    rows = overduework.overdue_tasks(db(), now(), visible, _overdue_filter())
+    choices = overduework.overdue_choices(db(), now(), visible)
     roles = dict(db().execute(select(Role.key, Role.label)).all())
     pooled = sorted({r["task"].role_key for r in rows if r["task"].pooled})
-    holders = {person for role in pooled for person in oversight.assignable_people(db(), role)}
+    holders = {person for role in pooled for person in overduework.assignable_people(db(), role)}
     return render_template(
         "oversight/overdue.html",
         rows=rows,
@@ -304,7 +304,7 @@ def _by_role(rows: list[dict], roles: dict[str, str]) -> list[dict]:
 @bp.get("/overdue.csv")
 @oversight_required
 def overdue_csv():
-    rows = oversight.overdue_tasks(db(), now(), visible_children_filter(current_user), _overdue_filter())
+    rows = overduework.overdue_tasks(db(), now(), visible_children_filter(current_user), _overdue_filter())
     return csv_response(
         "overdue-tasks.csv",
         ["Child ID", "Name", "School", "Task", "Role", "Held by", "Due", "Days overdue", "Escalated to", "Escalated"],
@@ -333,7 +333,7 @@ def remind():
     chosen = request.form.getlist("task")
     if not chosen:
         return _overdue_page("Select at least one task to remind")
-    count = oversight.remind(db(), chosen, current_user.email, now(), visible_children_filter(current_user))
+    count = overduework.remind(db(), chosen, current_user.email, now(), visible_children_filter(current_user))
     db().commit()
     flash(f"{count} reminder(s) sent", "success")
     return redirect(url_for("oversight.overdue", **request.args))
@@ -348,7 +348,7 @@ def assign():
         return _overdue_page("Select at least one task to give to someone")
     if not person.isdigit():
         return _overdue_page("Choose the person to give the tasks to")
-    given, refused = oversight.assign(
+    given, refused = overduework.assign(
         db(), chosen, int(person), current_user.email, now(), visible_children_filter(current_user)
     )
     db().commit()

@@ -69,10 +69,10 @@ def upgrade() -> None:
     op.create_index("ix_pep_projection_status_due_at", "pep_projection", ["status", "due_at"])
     from sqlalchemy.orm import Session
 
-    from engine import oversight
+    from engine import projection
 
     with Session(bind=bind) as session:
-        oversight.rebuild(session)
+        projection.rebuild(session)
         session.flush()
 
 

@@ -27,7 +27,7 @@ def upgrade() -> None:
     from sqlalchemy import select
     from sqlalchemy.orm import Session
 
-    from engine import oversight
+    from engine import projection
     from engine.models import Child, Event, PepProjection
 
     with Session(bind=op.get_bind()) as session:
@@ -45,9 +45,9 @@ def upgrade() -> None:
                 PepProjection.kind == "initial", PepProjection.entered_care.is_(None)
             )
         ).all():
-            row = oversight.recompute(session, instance_id)
+            row = projection.recompute(session, instance_id)
             if row is not None and row.get("entered_care") is not None:
-                session.execute(oversight.UPDATE_PROJECTION, {"pep_instance_id": instance_id, **row})
+                session.execute(projection.UPDATE_PROJECTION, {"pep_instance_id": instance_id, **row})
         session.flush()
 
 
