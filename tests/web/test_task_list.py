@@ -5,10 +5,10 @@ completed, and a submission the engine refuses taking the person to the section 
 from __future__ import annotations
 
 import pytest
-from engine.sample import sample_answers
 from sqlalchemy import select
 
 from engine.models import Event, TaskDraft, User
+from webui.sample import sample_answers
 
 from .conftest import shipped_form_task
 
