@@ -151,8 +151,12 @@ def test_the_server_does_not_name_its_software(app):
         assert response.status == 200 and response.getheader("Server") is None
         conn.close()
     finally:
-        server.close()
+        # closed in the server's own loop, which then ends: closed from here, the loop could be
+        # waiting on the socket as it closes (a bad file descriptor in its thread)
+        server.trigger.pull_trigger(server.close)
         thread.join(timeout=5)
+        server.task_dispatcher.shutdown()
+        assert not thread.is_alive()
 
 
 # ---- slowing down guessing ------------------------------------------------------------------------
