@@ -232,10 +232,11 @@ def _error_page(error):
 
 def _refused(error: EngineError):
     """What the engine refused, where a page did not say it in its own place (a form keeps its answers
-    and shows its own errors): nothing of the request is kept. A task or PEP that is not there, or not
-    this person's to see, is not found; one they may see but not act on is forbidden; a change made
-    meanwhile is a conflict; a step the diagram could not run is recorded as an incident; anything
-    else is said as the engine says it, on the page the person came from when it is this service's."""
+    and shows its own errors): nothing of the request is kept. A button on one of this service's pages
+    is answered on that page, in plain words (never naming a child the person may not see); otherwise a
+    task or PEP that is not there, or not this person's, is not found, a change made meanwhile is a
+    conflict, and anything else is said as the engine says it. A step the diagram could not run is
+    recorded as an incident."""
     from .auth import safe_next
     from .context import db, record_fault
 
@@ -247,12 +248,20 @@ def _refused(error: EngineError):
         return render_template("error.html", code=404), 404
     came_from = urlsplit(request.referrer or "")
     if request.method == "POST" and came_from.netloc == request.host:  # a button on one of our pages
-        flash(str(error), "warning")
+        said = PLAINLY.get(type(error), str(error))
+        flash(said, "warning")
         return redirect(safe_next(came_from.path + (f"?{came_from.query}" if came_from.query else "")))
     for kind, code in ((TaskNotReady, 404), (NotAllowed, 404), (Conflict, 409)):  # not theirs: not said to exist
         if isinstance(error, kind):
             return render_template("error.html", code=code, description=str(error) if code == 409 else ""), code
     return render_template("error.html", code=400, description=str(error)), 400
+
+
+# the engine's refusals that are not written for the person who made them (they name ids and roles)
+PLAINLY = {
+    NotAllowed: "You cannot do that: it is not yours to do.",
+    TaskNotReady: "That task is no longer open: it has been completed, or the PEP moved on without it.",
+}
 
 
 def _database_lost(error):

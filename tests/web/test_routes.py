@@ -152,6 +152,24 @@ def test_a_vs_adviser_claims_qa_from_the_pool(deployed_app, browser, engine, cou
     assert "Quality-assure" not in browser("ea2@demo.test").get("/inbox?view=pool").get_data(as_text=True)
 
 
+def test_a_second_adviser_claiming_from_a_stale_pool_page_is_told_plainly_on_that_page(
+    deployed_app, browser, engine, council
+):
+    start_review(engine, council)
+    complete(engine, council, only_task(council), "sw@demo.test", MEETING)
+    complete(engine, council, only_task(council), "dt@demo.test", PEP)
+    task_id = only_task(council).id
+    late = browser("ea2@demo.test")
+    late.get("/inbox?view=pool")  # the page they claim from, before the first adviser took the task
+    assert browser("ea@demo.test").post(f"/tasks/{task_id}/claim").status_code == 302
+    response = late.post(
+        f"/tasks/{task_id}/claim", page_url="/inbox?view=pool", headers={"Referer": "http://localhost/inbox?view=pool"}
+    )
+    assert response.status_code == 302 and response.location.endswith("/inbox?view=pool")
+    page = late.get("/inbox?view=pool").get_data(as_text=True)
+    assert "You cannot do that: it is not yours to do." in page and "C001" not in page
+
+
 # ---- the task page ---------------------------------------------------------------------------------
 
 
