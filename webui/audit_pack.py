@@ -6,15 +6,13 @@ Called by the auditors' download routes (webui.audit).
 
 from __future__ import annotations
 
-import io
 from datetime import datetime
 from xml.sax.saxutils import escape
 
 from reportlab.lib import colors
-from reportlab.lib.pagesizes import A4
 from reportlab.lib.styles import getSampleStyleSheet
 from reportlab.lib.units import mm
-from reportlab.platypus import PageBreak, Paragraph, SimpleDocTemplate, Table, TableStyle
+from reportlab.platypus import PageBreak, Paragraph, Table, TableStyle
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -22,7 +20,7 @@ from engine.models import Child, Instance
 from engine.replay import replay_child
 from engine.runtime import Engine
 
-from .documents import MARKING, MarkedCanvas, pep_sections, section_story
+from .documents import marked_pdf, pep_sections, section_story
 from .filters import ukdate
 from .timeline import timeline
 
@@ -87,18 +85,6 @@ def pack_pdf(content: dict) -> bytes:
     OFFICIAL-SENSITIVE at its top and foot and numbered, as the PEP's own PDF is (documents.MarkedCanvas)."""
     styles = getSampleStyleSheet()
     child, check = content["child"], content["verification"]
-    buffer = io.BytesIO()
-    doc = SimpleDocTemplate(
-        buffer,
-        pagesize=A4,
-        title=f"Audit pack – {child.name}",
-        author="Virtual School",
-        subject=MARKING,
-        leftMargin=15 * mm,
-        rightMargin=15 * mm,
-        topMargin=22 * mm,
-        bottomMargin=22 * mm,
-    )
     story = [
         Paragraph(f"Audit pack: {escape(child.name)} ({escape(child.id)})", styles["Title"]),
         Paragraph(
@@ -141,8 +127,7 @@ def pack_pdf(content: dict) -> bytes:
         ]
         for section in instance["pep"]:
             story += section_story(section, styles, "Heading3")
-    doc.build(story, canvasmaker=MarkedCanvas)
-    return buffer.getvalue()
+    return marked_pdf(f"Audit pack – {child.name}", story, side_margin=15 * mm)
 
 
 def _timeline_table(entries, styles) -> Table:

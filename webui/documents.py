@@ -232,18 +232,6 @@ def pep_pdf(child: Child, instance: Instance, sections: list[Section]) -> bytes:
     """The PEP as a PDF to file in the case system (Liquid Logic, Mosaic): a title page that names the
     child, then the parts of the plan; every page marked OFFICIAL-SENSITIVE and numbered."""
     styles = getSampleStyleSheet()
-    buffer = io.BytesIO()
-    doc = SimpleDocTemplate(
-        buffer,
-        pagesize=A4,
-        title="Personal Education Plan",
-        author="Virtual School",
-        subject=MARKING,
-        leftMargin=18 * mm,
-        rightMargin=18 * mm,
-        topMargin=22 * mm,
-        bottomMargin=22 * mm,
-    )
     parts, left_out = pep_document(sections)
     story = [
         Paragraph("Personal Education Plan", styles["Title"]),
@@ -269,6 +257,24 @@ def pep_pdf(child: Child, instance: Instance, sections: list[Section]) -> bytes:
         ]
         for entry in part.entries:
             story += section_story(entry, styles, "Heading3")
+    return marked_pdf("Personal Education Plan", story)
+
+
+def marked_pdf(title: str, story: list, side_margin: float = 18 * mm) -> bytes:
+    """An A4 PDF of `story` by the Virtual School, every page marked OFFICIAL-SENSITIVE at its top and
+    foot and numbered (`MarkedCanvas`, which the margins leave room for)."""
+    buffer = io.BytesIO()
+    doc = SimpleDocTemplate(
+        buffer,
+        pagesize=A4,
+        title=title,
+        author="Virtual School",
+        subject=MARKING,
+        leftMargin=side_margin,
+        rightMargin=side_margin,
+        topMargin=22 * mm,
+        bottomMargin=22 * mm,
+    )
     doc.build(story, canvasmaker=MarkedCanvas)
     return buffer.getvalue()
 

@@ -14,10 +14,9 @@ import io
 from flask import Blueprint, Response, abort, render_template, request
 from flask_login import current_user
 from openpyxl import Workbook
-from reportlab.lib.pagesizes import A4
 from reportlab.lib.styles import getSampleStyleSheet
 from reportlab.lib.units import mm
-from reportlab.platypus import Paragraph, SimpleDocTemplate, Spacer, Table
+from reportlab.platypus import Paragraph, Spacer, Table
 from sqlalchemy import func, select
 
 from engine import ppplus, ppplusledger
@@ -26,7 +25,7 @@ from engine.quality import RATINGS, academic_year, academic_year_bounds, quality
 
 from .access import sees_all_children
 from .context import as_download, db, now
-from .documents import MARKING, MarkedCanvas, _esc
+from .documents import _esc, marked_pdf
 from .exports import FORMULA_START, csv_response
 from .oversight import oversight_required  # the one guard of every oversight page
 
@@ -255,18 +254,6 @@ def annual_report_xlsx():
 def annual_report_pdf():
     year, sheets = _pack()
     styles = getSampleStyleSheet()
-    buffer = io.BytesIO()
-    doc = SimpleDocTemplate(
-        buffer,
-        pagesize=A4,
-        title=f"Virtual School annual report {year}",
-        author="Virtual School",
-        subject=MARKING,
-        leftMargin=18 * mm,
-        rightMargin=18 * mm,
-        topMargin=22 * mm,
-        bottomMargin=22 * mm,
-    )
     story = [
         Paragraph(f"Virtual School Head's annual report, {_esc(year)}", styles["Title"]),
         Paragraph("Cohort, quality of PEPs and Pupil Premium Plus spend. No child is named.", styles["Normal"]),
@@ -278,9 +265,10 @@ def annual_report_pdf():
             [Paragraph("None", styles["Normal"])] + [""] * (len(headings) - 1)
         ]
         story.append(Table(cells, repeatRows=1))
-    doc.build(story, canvasmaker=MarkedCanvas)
     return Response(
-        buffer.getvalue(), mimetype="application/pdf", headers=as_download(f"virtual-school-annual-report-{year}.pdf")
+        marked_pdf(f"Virtual School annual report {year}", story),
+        mimetype="application/pdf",
+        headers=as_download(f"virtual-school-annual-report-{year}.pdf"),
     )
 
 
