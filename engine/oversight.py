@@ -1,14 +1,9 @@
-"""The Virtual School's oversight: timeliness figures for a period, read from the PEP projection
-(engine/projection.py), with breakdowns by school, person, age band, process and area, paged by the
-database, and the children behind each figure; the overdue work now (engine/overduework.py).
+"""The Virtual School's timeliness figures for a period (engine/periods.py), read from the PEP
+projection (engine/projection.py, which says what "on time" is), with breakdowns by school, person,
+age band, process and area, counted, ordered and paged by the database. The children behind a figure
+are engine/drilldown.py's; the overdue work now, engine/overduework.py's.
 
 Called by the web app's oversight pages (webui/oversight.py) and the benchmark (benchmarks/oversight.py).
-
-"On time" is what the diagrams recorded, never a rule per process here: the deadline or term each PEP
-answers (`instance_started.answers`), the day its meeting was held (`meeting_held`), when it was signed
-off (`pep_signed_off`), each task's lateness (`task_completed.late`). The statutory rules (an initial
-PEP started within 10 working days of entering care and ready within 20; one review each term) are
-configuration (config/statutory.yaml, or the file PEP_STATUTORY names), with their source.
 """
 
 from __future__ import annotations
