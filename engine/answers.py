@@ -1,8 +1,9 @@
 """What a person's answers must pass before they are applied, and what a task's page is built from.
 
 Answers are refused, field by field, when they are not text the app keeps (`forms.text_errors`), too
-large, invalid against the task's form, or name a file the child's record does not hold; then by the
-task's own `validate` rule, which the diagram writes. A page's basis (`page_basis`) says whether a
+large or invalid against the task's form; then by the task's own `validate` rule, which the diagram
+writes; then (once the files given with them are stored) when they name a file the child's record does
+not hold. A page's basis (`page_basis`) says whether a
 change to the PEP since the page was read touched what the page shows.
 """
 
@@ -19,14 +20,17 @@ from .forms import field_errors, size_errors, text_errors
 from .vocabulary import INSTRUCTIONS, VALIDATE_PROPERTY, properties
 
 
-def refusals(session: Session, child_id: str, source: str | None, schema: dict | None, data: dict) -> dict[str, str]:
-    """The answers' problems against the task's form (`source`, `schema`), the first kind found."""
-    return (
-        text_errors(data, source)
-        or size_errors(data, source)
-        or (field_errors(source, data) if source else {})
-        or (unknown_files(session, child_id, schema, data) if source and schema is not None else {})
-    )
+def refusals(source: str | None, data: dict) -> dict[str, str]:
+    """The answers' problems against the task's form (`source`), the first kind found."""
+    return text_errors(data, source) or size_errors(data, source) or (field_errors(source, data) if source else {})
+
+
+def files_refused(session: Session, child_id: str, schema: dict | None, data: dict) -> None:
+    """Refuse answers naming a file the child's record does not hold (checked once the files given with
+    them are stored: `complete_task`'s `keep`)."""
+    errors = unknown_files(session, child_id, schema, data) if schema is not None else {}
+    if errors:
+        raise FormInvalid(errors)
 
 
 def check_rules(script_engine, step, task, data: dict) -> None:

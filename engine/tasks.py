@@ -33,6 +33,7 @@ from .step import Step
 from .vocabulary import INSTRUCTIONS
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from contextlib import AbstractContextManager
     from datetime import datetime
     from typing import Any
@@ -72,34 +73,47 @@ class TaskOperations:
         session: Session,
         task_id: str,
         actor_email: str,
-        data: dict,
+        data: dict | Callable[[dict], dict],
         expected_version: int | None = None,
         basis: str | None = None,
         link_issued_by: str | None = None,
+        keep: Callable[[dict], object] | None = None,
     ) -> Instance:
-        """Validate `data` against the task's form and complete it as `actor_email` (through a
-        single-use link that `link_issued_by` issued, when that is how it came).
+        """Validate the answers against the task's form and complete it as `actor_email` (through a
+        single-use link that `link_issued_by` issued, when that is how it came), in one pass: one locked
+        read of the task that checks the person may do it.
+
+        `data` is the answers, or a reader of them: given the task's form (as `task_form` returns it)
+        once that read has found the person may do the task, it returns them (a page's answers are
+        read with the form they were posted from, without a read of their own). `keep(answers)` is
+        called once the answers pass the form and the task's own rule, before the move: it stores the
+        files given with them, under the ids the answers already name, so that nothing is stored for
+        answers that are refused. Each is called once, whatever happens.
 
         `expected_version` and `basis` are the instance's version and the task's `page_basis` when the
         person's page was read. Only a change to what the page was built from refuses the answers
         (`Conflict`): another branch of the PEP moving on meanwhile (someone else's task, a timer)
         does not. Without a basis, any change of version refuses them (a page from before bases)."""
+        given = _Once(data, keep)
         with self.instant():
             try:
-                return self._complete_task(session, task_id, actor_email, data, expected_version, basis, link_issued_by)
+                return self._complete_task(
+                    session, task_id, actor_email, given, expected_version, basis, link_issued_by
+                )
             except Raced:
                 # SQLite: another step of this PEP committed between this one's read and its write.
                 # The refused write took the database's write lock, so the step is taken again from
                 # what the other left, which nothing can change before commit: a task still ready,
                 # with its page's basis unchanged, goes through as if it had come second
                 return self._complete_task(
-                    session, task_id, actor_email, data, expected_version, basis, link_issued_by, again=True
+                    session, task_id, actor_email, given, expected_version, basis, link_issued_by, again=True
                 )
 
     def _complete_task(
-        self, session, task_id, actor_email, data, expected_version, basis, link_issued_by, again=False
+        self, session, task_id, actor_email, given: _Once, expected_version, basis, link_issued_by, again=False
     ) -> Instance:
         open_task, instance, user_id, known = task_for_actor(session, task_id, actor_email, lock=True, fresh=again)
+        data = given.answers(lambda: self._form_of(open_task, instance))
         moved = expected_version is not None and instance.version != expected_version
         if moved and basis is None:
             raise Conflict("this PEP was changed by someone else since you opened it: reload the page")
@@ -110,13 +124,15 @@ class TaskOperations:
             raise TaskNotReady(f"task {task_id} is not ready (it may have been completed already)")
         if moved and basis != self.page_basis(task, source):
             raise Conflict("what this page shows was changed by someone else since you opened it: reload the page")
-        schema = self.forms.schema(instance.definition, open_task.form) if source else None
-        errors = answers.refusals(session, instance.child_id, source, schema, data)
+        errors = answers.refusals(source, data)
         if errors:
             raise FormInvalid(errors)
+        schema = self.forms.schema(instance.definition, open_task.form) if source else None
         step = Step(cast("Engine", self), session, instance, workflow, actor_email, known=known, locked=True)
         data = {**cleared_answers(source, data, task.data), **data}
         answers.check_rules(self.script_engine, step, task, data)
+        given.keep(data)
+        answers.files_refused(session, instance.child_id, schema, data)
         data = as_recorded(data, new=True)
         # the history's entries of the answers come first: the step's other events follow them
         step.log(
@@ -218,6 +234,7 @@ class TaskOperations:
         return self._form_of(open_task, instance)
 
     def _form_of(self, open_task: OpenTask, instance: Instance) -> dict:
+        """The task's form (its JSON Schema, none for a task without one) and the instance's version."""
         form = json.loads(self.forms.source(instance.definition, open_task.form)) if open_task.form else None
         return {"task": open_task, "instance_version": instance.version, "form_schema": form}
 
@@ -225,6 +242,24 @@ class TaskOperations:
         """The process data of an instance as it stands now (after its last completed step)."""
         with self.instant():
             return tree.process_data(self.load(self._instance(session, instance_id)))
+
+
+class _Once:
+    """The answers of one `complete_task` and the keeping of their files, each done once, though SQLite
+    may take the step twice (`Raced`: nothing of the first was rolled back, so what was kept stays)."""
+
+    def __init__(self, data: dict | Callable[[dict], dict], keep: Callable[[dict], object] | None) -> None:
+        self._data, self._keep, self._kept = data, keep, False
+
+    def answers(self, form: Callable[[], dict]) -> dict:
+        if callable(self._data):
+            self._data = self._data(form())
+        return self._data
+
+    def keep(self, data: dict) -> None:
+        if self._keep is not None and not self._kept:
+            self._kept = True
+            self._keep(data)
 
 
 def _ledger_lines(session: Session, instance_id: int) -> list[dict]:

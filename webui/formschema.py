@@ -20,12 +20,14 @@ MAX_RADIOS = 6
 
 @dataclass
 class NewFile:
-    """A file chosen for an attachment field, not yet stored (webui/uploads.py stores it and puts its id
-    in the answers); `kept` is the file the field held before, which stays if this one is refused."""
+    """A file chosen for an attachment field, not yet stored (webui/uploads.py names it by an id in the
+    answers, and stores it once they are accepted); `kept` is the file the field held before, which stays
+    if this one is refused."""
 
     upload: FileStorage
     kept: str | None = None
     content: bytes = b""  # read when the file is checked
+    id: str | None = None  # the id it is to be kept under (webui/uploads.py: name_uploads)
 
 
 @dataclass

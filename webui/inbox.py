@@ -7,6 +7,7 @@ turns requests into engine calls and engine answers into pages.
 from __future__ import annotations
 
 import json
+from typing import NoReturn
 
 from flask import (
     Blueprint,
@@ -46,6 +47,7 @@ from .formschema import (
     sections,
     task_schema,
 )
+from .posted import Posted, Refused
 from .prefill import case_team, prefill, suggestions
 from .timeline import plain
 from .uploads import (
@@ -54,12 +56,13 @@ from .uploads import (
     file_links,
     files_named,
     keep_known_files,
-    put_back,
     remove_left,
     store_uploads,
 )
 
 bp = Blueprint("inbox", __name__)
+
+DRAFT_ACTIONS = ("add:", "remove:", "detach:", "check", "save")  # the page's buttons that keep a draft, not submit
 
 DUE_WINDOWS = [("", "Any time"), ("overdue", "Overdue"), ("week", "Due within 7 days"), ("month", "Due within a month")]
 
@@ -96,17 +99,25 @@ def _task_for_person(read, task_id: str) -> dict:
     403 if they only see the child; else 404. The engine's check is the one that decides."""
     try:
         return read(db(), task_id, current_user.email)
-    except TaskNotReady:
-        if request.method == "POST":  # a page opened before the task ended: keep what was typed, and say why
+    except (TaskNotReady, NotAllowed) as refused:
+        _not_for_person(task_id, refused)
+
+
+def _not_for_person(task_id: str, refused: EngineError) -> NoReturn:
+    """The engine found no open task `task_id` the signed-in person may do: a POST from a page opened before
+    the task ended keeps what was typed and says why; a person who sees the child is told whose task it
+    is (403); anyone else, nothing (404)."""
+    if isinstance(refused, TaskNotReady):
+        if request.method == "POST":
+            db().rollback()
             abort(
                 make_response(_no_longer_open(task_id, request.form.get("_child", ""), _as_typed(request.form), None))
             )
         abort(404)
-    except NotAllowed:
-        task = db().get(OpenTask, task_id)
-        if may_view_child(current_user, task.child_id):
-            abort(403, description=f"This task is for the {task.lane} of this child.")
-        abort(404)
+    task = db().get(OpenTask, task_id)
+    if task is not None and may_view_child(current_user, task.child_id):
+        abort(403, description=f"This task is for the {task.lane} of this child.")
+    abort(404)
 
 
 @bp.route("/tasks/<task_id>", methods=["GET", "POST"])
@@ -130,25 +141,16 @@ def task(task_id):
         db().commit()
         return render_page(open_task, view, values, {}, draft, reviewed=reviewed)
 
-    # Reading what was posted needs only the form and the version: the workflow is rebuilt (for the
-    # instructions) only when the page is shown again, never for a submission that goes through.
+    action = request.form.get("_do", "submit")
+    if not action.startswith(DRAFT_ACTIONS):
+        return _submit(task_id, confirm=action == "confirm")
+    # Kept as a draft: reading what was posted needs only the form and the version; the workflow is
+    # rebuilt (for the instructions) only when the page is shown again.
     form = _task_for_person(engine().task_form, task_id)
     open_task, draft = form["task"], db().get(TaskDraft, (task_id, current_user.id))
     child = db().get(Child, open_task.child_id)  # read first: the page can be shown again without the database
-    schema = task_schema(form)
-    version = request.form.get("_version", type=int)
-    if version is None:  # none, or a garbled one: the version the page is about now
-        version = form["instance_version"]
-    basis = request.form.get("_basis", "")[:64] or None  # what the page was built from (engine.page_basis)
-    action = request.form.get("_do", "submit")
-    if action == "confirm":  # from "Check your answers": the answers are the draft the person checked
-        if draft is None:
-            return redirect(url_for("inbox.task", task_id=task_id))
-        data = drop_unasked(schema, draft.data)
-        return _submit(open_task, child, schema, data, draft, version, basis, [], files_named(schema, draft.data))
-    data = parse_submission(schema, request.form, files=request.files)
-    keep_known_files(schema, data, open_task.child_id)
-    before = files_named(schema, data) | files_named(schema, draft.data if draft else None)
+    schema, (version, basis) = task_schema(form), page_read(form)
+    data, before = posted_answers(schema, open_task.child_id, draft)
     if action.startswith("detach:"):
         _detach(schema, data, action[7:])
     try:
@@ -157,36 +159,44 @@ def task(task_id):
         if refused:
             db().rollback()
             return _show_again(open_task, as_kept(data), refused, draft, version, basis=basis, status=422)
-        stored = store_uploads(data, open_task.child_id, current_user.email)
-        if action.startswith(("add:", "remove:", "detach:")):
-            kind, _, path = action.partition(":")
-            if kind == "add":
-                add_item(schema, data, path)
-            elif kind == "remove":
-                remove_item(data, path)
-            _save_draft(task_id, data)
-            remove_left(schema, before, data, open_task.child_id, current_user.email)
-            db().commit()
-            return _show_again(open_task, data, {}, draft, version, basis=basis, anchor=path)
-        if action == "check":  # a long form: its answers checked, then "Check your answers" before submitting
-            _save_draft(task_id, data)
-            remove_left(schema, before, data, open_task.child_id, current_user.email)
-            errors = field_errors(json.dumps(schema), drop_unasked(schema, data))
-            db().commit()
-            if errors:
-                return _show_again(open_task, data, errors, draft, version, basis=basis, status=422)
-            return redirect(url_for("inbox.check", task_id=task_id, version=version, basis=basis or ""))
-        if action == "save":
-            _save_draft(task_id, data)
-            remove_left(schema, before, data, open_task.child_id, current_user.email)
-            db().commit()
-            flash("Your answers are saved. You can come back to this task from your inbox.")
-            return redirect(url_for("inbox.task", task_id=task_id))
-        return _submit(open_task, child, schema, data, draft, version, basis, stored, before)
+        store_uploads(data, open_task.child_id, current_user.email)
+        kind, _, path = action.partition(":")
+        if kind == "add":
+            add_item(schema, data, path)
+        elif kind == "remove":
+            remove_item(data, path)
+        _save_draft(task_id, data)
+        remove_left(schema, before, data, open_task.child_id, current_user.email)
+        errors = field_errors(json.dumps(schema), drop_unasked(schema, data)) if action == "check" else {}
+        db().commit()
     except SQLAlchemyError as exc:
         if not connection_lost(exc):
             raise
         return _database_lost(form, child, as_kept(data), draft, version, basis, exc)
+    if kind in ("add", "remove", "detach"):
+        return _show_again(open_task, data, {}, draft, version, basis=basis, anchor=path)
+    if errors:
+        return _show_again(open_task, data, errors, draft, version, basis=basis, status=422)
+    if action == "check":  # a long form's answers checked: "Check your answers" before submitting
+        return redirect(url_for("inbox.check", task_id=task_id, version=version, basis=basis or ""))
+    flash("Your answers are saved. You can come back to this task from your inbox.")
+    return redirect(url_for("inbox.task", task_id=task_id))
+
+
+def page_read(form: dict) -> tuple[int, str | None]:
+    """The instance version and the basis (engine.page_basis) of the page the answers were posted from
+    (a page without a version, or a garbled one: the version the page is about now)."""
+    version = request.form.get("_version", type=int)
+    return form["instance_version"] if version is None else version, request.form.get("_basis", "")[:64] or None
+
+
+def posted_answers(schema: dict, child_id: str, draft: TaskDraft | None) -> tuple[dict, set[str]]:
+    """The answers posted to a page of `schema` (each file chosen a `NewFile`; only the child's files
+    kept) and the files the page and the draft named before (those left out are removed once the
+    answers are kept: `remove_left`)."""
+    data = parse_submission(schema, request.form, files=request.files)
+    keep_known_files(schema, data, child_id)
+    return data, files_named(schema, data) | files_named(schema, draft.data if draft else None)
 
 
 @bp.get("/tasks/<task_id>/check")
@@ -242,57 +252,108 @@ def _detach(schema: dict, data: dict, path: str) -> None:
         drop_path(data, path)
 
 
-def _submit(open_task, child, schema, data, draft, version, basis, stored, before):
-    """Complete the task with the answers. Refused, the files stored with them are kept all the same
-    (with the draft, or on the page shown again), so nobody is asked to choose a file twice."""
-    child_id, me, started = open_task.child_id, current_user.email, now()
-    data = drop_unasked(schema, data)  # a question the other answers do not ask is neither checked nor kept
+class _Submission(Posted):
+    """A task page's answers (webui/posted.py) as the signed-in person posted them: their draft is kept when
+    the answers are refused; confirming a long form's checked answers, the draft is the answers."""
+
+    def __init__(self, task_id: str, confirm: bool) -> None:
+        super().__init__(current_user.email)
+        self.task_id, self.confirm = task_id, confirm
+
+    def read(self, form: dict) -> dict:
+        self.draft = db().get(TaskDraft, (self.task_id, current_user.id))
+        self.child = db().get(Child, form["task"].child_id)  # the page can be shown again without the database
+        self.version, self.basis = page_read(form)
+        if not self.confirm:
+            return super().read(form)
+        self.form, self.open_task, self.schema = form, form["task"], task_schema(form)
+        checked = self.draft.data if self.draft is not None else {}
+        self.before = files_named(self.schema, checked)
+        self.data = self.typed = drop_unasked(self.schema, checked)
+        return self.data
+
+    def parse(self) -> dict:
+        data, self.before = posted_answers(self.schema, self.open_task.child_id, self.draft)
+        return data
+
+    def refused(self, draft: bool = True) -> None:
+        """After a refusal's rollback: the files chosen kept all the same, and the answers as the person's
+        draft (`draft`), so that nobody is asked to type or choose anything twice."""
+        self.keep()
+        if draft:
+            _save_draft(self.task_id, self.data)
+            remove_left(self.schema, self.before, self.data, self.open_task.child_id, current_user.email)
+
+
+def _submit(task_id: str, confirm: bool):
+    """Complete the task with the answers posted (`confirm`: the draft checked), in one pass through the
+    engine. Refused, what was typed and the files chosen are kept (with the draft, or on the page shown
+    again)."""
+    me, started, posted = current_user.email, now(), _Submission(task_id, confirm)
+    if confirm and db().get(TaskDraft, (task_id, current_user.id)) is None:  # nothing was checked: the task's page
+        return redirect(url_for("inbox.task", task_id=task_id))
     try:
-        engine().complete_task(db(), open_task.id, me, data, expected_version=version, basis=basis)
-        if draft is not None:
-            db().delete(draft)
-        remove_left(schema, before, data, child_id, me)
+        engine().complete_task(
+            db(),
+            task_id,
+            me,
+            posted.read,
+            expected_version=request.form.get("_version", type=int),
+            basis=request.form.get("_basis", "")[:64] or None,
+            keep=posted.keep,
+        )
+        if posted.draft is not None:
+            db().delete(posted.draft)
+        remove_left(posted.schema, posted.before, posted.data, posted.open_task.child_id, me)
         db().commit()
-    except FormInvalid as exc:
+    except Refused as refused:
         db().rollback()
-        put_back(stored)
-        _save_draft(open_task.id, data)
-        remove_left(schema, before, data, child_id, me)
-        db().commit()
-        return _show_again(open_task, data, exc.errors, draft, version, basis=basis, status=422)
-    except Conflict as exc:  # what was typed is kept as the person's draft, with the files it names
-        db().rollback()
-        put_back(stored)
-        _save_draft(open_task.id, data)
-        remove_left(schema, before, data, child_id, me)
-        db().commit()
-        return _show_again(open_task, data, {}, draft, version, basis=basis, conflict=str(exc), status=409)
-    except TaskNotReady:
-        db().rollback()
-        put_back(stored)
-        return _no_longer_open(open_task.id, child_id, data, None)
-    except NotAllowed:
-        db().rollback()
-        abort(403)
-    except ProcessFault as fault:  # the answers are kept as a draft: nothing the person typed is lost
-        told = record_fault(fault, "task")
-        put_back(stored)
-        _save_draft(open_task.id, data)
-        db().commit()
-        return _show_again(open_task, data, {"(form)": told}, draft, version, basis=basis, status=500)
-    except EngineError as exc:
-        db().rollback()
-        put_back(stored)
-        db().commit()
-        return _show_again(open_task, data, {"(form)": str(exc)}, draft, version, basis=basis, status=422)
+        page = {"basis": posted.basis, "status": 422}
+        return _show_again(posted.open_task, refused.typed, refused.errors, posted.draft, posted.version, **page)
+    except SQLAlchemyError as exc:
+        if posted.form is None or not connection_lost(exc):
+            raise
+        return _database_lost(posted.form, posted.child, posted.typed, posted.draft, posted.version, posted.basis, exc)
+    except EngineError as refused:
+        if posted.form is None:  # the engine's read found no task this person may do
+            _not_for_person(task_id, refused)
+        return _refused(posted, refused)
+    open_task = posted.open_task
     status, opened = opened_since(db(), open_task.instance_id, started)
     back = next(
         (t for t in opened if t.sent_back and t.spec_id == open_task.spec_id and t.assignee_id == current_user.id), None
     )
     if back is not None:  # the diagram sent it straight back: the task again, saying why
         return redirect(url_for("inbox.task", task_id=back.task_id))
-    flash(f"{open_task.name} for {child.name} is done. {what_next(status, opened)}", "success")
+    flash(f"{open_task.name} for {posted.child.name} is done. {what_next(status, opened)}", "success")
     return redirect(url_for("inbox.index"))
+
+
+def _refused(posted: _Submission, refused: EngineError):
+    """The engine refused the answers: the page again with why, what was typed kept."""
+    open_task, data, page = posted.open_task, posted.data, {"basis": posted.basis}
+    if isinstance(refused, ProcessFault):  # the answers are kept as a draft: nothing the person typed is lost
+        told = record_fault(refused, "task")
+        posted.refused()
+        db().commit()
+        return _show_again(open_task, data, {"(form)": told}, posted.draft, posted.version, status=500, **page)
+    db().rollback()
+    if isinstance(refused, NotAllowed):
+        abort(403)
+    if isinstance(refused, TaskNotReady):
+        posted.refused(draft=False)
+        return _no_longer_open(open_task.id, open_task.child_id, data, None)
+    if isinstance(refused, FormInvalid):
+        posted.refused()
+        db().commit()
+        return _show_again(open_task, data, refused.errors, posted.draft, posted.version, status=422, **page)
+    if isinstance(refused, Conflict):  # what was typed is kept as the person's draft, with the files it names
+        posted.refused()
+        db().commit()
+        return _show_again(open_task, data, {}, posted.draft, posted.version, conflict=str(refused), status=409, **page)
+    posted.refused(draft=False)
+    db().commit()
+    return _show_again(open_task, data, {"(form)": str(refused)}, posted.draft, posted.version, status=422, **page)
 
 
 def what_next(status: str, opened) -> str:

@@ -19,14 +19,14 @@ from flask_login import current_user, login_required
 from engine import history
 from engine.attachments import attachment_answers
 from engine.deployments import form_schema
-from engine.errors import EngineError, FormInvalid, ProcessFault, TaskNotReady
-from engine.forms import drop_unasked, size_errors
+from engine.errors import EngineError, FormInvalid, NotAllowed, ProcessFault, TaskNotReady
 from engine.models import CaseTeamMember, Child, Instance, OpenTask, TaskLink, User
 
 from .access import may_view_child
 from .context import db, engine, now, record_fault
 from .formschema import build_fields, drop_path, error_summary, parse_submission, sections, task_schema
-from .uploads import as_kept, check_uploads, file_links, keep_known_files, put_back, store_uploads
+from .posted import Posted, Refused
+from .uploads import as_kept, file_links, keep_known_files
 
 bp = Blueprint("links", __name__)
 
@@ -154,45 +154,48 @@ def use(token):
     acting = db().get(User, link.acting_user_id)
     if request.method == "GET":
         return _form_page(task, acting, None, {})
-    # Reading the answers needs only the form: the workflow is rebuilt only to show the page again.
-    schema = task_schema(engine().task_form(db(), task.id, acting.email))
-    data = parse_submission(schema, request.form, files=request.files)
-    keep_known_files(schema, data, task.child_id)  # a link's page holds no files of other children
     action = request.form.get("_do", "submit")
     if action.startswith("detach:"):  # a link keeps no draft: the page again, without that file
+        schema = task_schema(engine().task_form(db(), task.id, acting.email))
+        data = parse_submission(schema, request.form, files=request.files)
+        keep_known_files(schema, data, task.child_id)  # a link's page holds no files of other children
         if action[7:] in {path for path, _ in attachment_answers(schema, data)}:
             drop_path(data, action[7:])
         return _form_page(task, acting, as_kept(data), {})
-    refused = size_errors(as_kept(data), schema) or check_uploads(data, acting.email)
-    if refused:
-        db().rollback()
-        return _form_page(task, acting, as_kept(data), refused)
-    stored = store_uploads(data, task.child_id, acting.email)
-    data = drop_unasked(schema, data)  # a question the other answers do not ask is neither checked nor kept
+    # One pass through the engine: the answers are read with the form its locked read returns, and the
+    # files chosen stored once they are accepted; the workflow is rebuilt only to show the page again.
+    posted = Posted(acting.email)
     try:
-        engine().complete_task(db(), task.id, acting.email, data, link_issued_by=link.created_by)
+        engine().complete_task(
+            db(), task.id, acting.email, posted.read, link_issued_by=link.created_by, keep=posted.keep
+        )
+    except Refused as refused:
+        db().rollback()
+        return _form_page(task, acting, refused.typed, refused.errors)
     except FormInvalid as exc:  # the files chosen are kept, and the page shown again names them
-        _refused(stored)
-        return _form_page(task, acting, data, exc.errors)
+        _refused(posted)
+        return _form_page(task, acting, posted.data, exc.errors)
     except ProcessFault as fault:
         told = record_fault(fault, "task")
-        put_back(stored)
+        posted.keep()
         db().commit()
-        return _form_page(task, acting, data, {"(form)": told})
+        return _form_page(task, acting, posted.data, {"(form)": told})
     except TaskNotReady:
         db().rollback()
         _gone("done")
+    except NotAllowed:  # the person the link acts for no longer holds the task: said once, for every page
+        raise
     except EngineError as exc:  # the process refused the answers (its own check): said as the diagram says it
-        _refused(stored)
-        return _form_page(task, acting, data, {"(form)": str(exc)})
+        _refused(posted)
+        return _form_page(task, acting, posted.data, {"(form)": str(exc)})
     link.used_at = now()
     db().commit()
     return render_template("links/thanks.html")
 
 
-def _refused(stored) -> None:
+def _refused(posted: Posted) -> None:
     db().rollback()
-    put_back(stored)
+    posted.keep()
     db().commit()
 
 

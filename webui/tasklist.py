@@ -26,7 +26,6 @@ from .formschema import (
     add_item,
     build_fields,
     error_summary,
-    parse_submission,
     remove_item,
     sections,
     task_schema,
@@ -39,6 +38,8 @@ from .inbox import (
     _save_draft,
     _task_for_person,
     bp,
+    page_read,
+    posted_answers,
     sent_back,
 )
 from .prefill import case_team, prefill
@@ -47,7 +48,6 @@ from .uploads import (
     check_uploads,
     file_links,
     files_named,
-    keep_known_files,
     remove_left,
     store_uploads,
 )
@@ -235,26 +235,24 @@ def section(task_id, number):
 @login_required
 def save_section(task_id, number):
     """A section's answers: kept in the draft, with the rest of the form's; checked on "Save and continue"."""
-    form = _task_for_person(engine().task_form, task_id)
+    draft = db().get(TaskDraft, (task_id, current_user.id))  # the person's own: read before the engine's check
+    # Before there is a draft the answers start from what the app fills in, from the process data as well
+    form = _task_for_person(engine().task_form if draft else engine().task_view, task_id)
     open_task, schema = form["task"], task_schema(form)
     parts = form_sections(schema)
     if not is_sectioned(schema) or not 1 <= number <= len(parts):
         abort(404)
-    draft = db().get(TaskDraft, (task_id, current_user.id))
     names = names_in(parts[number - 1])
     asked = {
         "type": "object",
         "properties": {n: schema["properties"][n] for n in names},
         "required": [n for n in schema.get("required") or [] if n in names],
     }
-    posted = parse_submission(asked, request.form, files=request.files)
-    keep_known_files(asked, posted, open_task.child_id)
-    process_data = engine().task_view(db(), task_id, current_user.email)["data"] if draft is None else {}
-    earlier = _starting_answers(schema, process_data, open_task.child_id, draft)
+    posted, _ = posted_answers(asked, open_task.child_id, None)
+    earlier = _starting_answers(schema, form.get("data", {}), open_task.child_id, draft)
     data = {name: value for name, value in earlier.items() if name not in names} | posted
     before = files_named(schema, data) | files_named(schema, draft.data if draft else None)
-    version = request.form.get("_version", type=int)
-    basis = request.form.get("_basis", "")[:64] or None
+    version, basis = page_read(form)
     action = request.form.get("_do", "continue")
     if action.startswith("detach:"):
         _detach(schema, data, action[7:])

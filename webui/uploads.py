@@ -8,6 +8,7 @@ completed); this module keeps a page from offering any other file.
 
 from __future__ import annotations
 
+import uuid
 from datetime import timedelta
 
 from flask import current_app, url_for
@@ -89,16 +90,30 @@ def check_uploads(data: dict, uploader: str) -> dict[str, str]:
     return {}
 
 
-def store_uploads(data: dict, child_id: str, uploader: str) -> list[Attachment]:
+def store_uploads(data: dict, child_id: str, uploader: str) -> None:
     """Keep each file chosen (checked by `check_uploads`) for the child, its id in the answers in its place."""
-    stored = []
+    chosen = name_uploads(data)
+    store_named(chosen, set(chosen), child_id, uploader)
+
+
+def name_uploads(data: dict) -> dict[str, NewFile]:
+    """Give each file chosen (checked by `check_uploads`) the id it is to be kept under, in its place in
+    the answers: the answers can be checked, and refused, before anything is stored (`store_named`)."""
+    chosen = {}
     for path, file in new_files(data):
-        attachment = store(
-            db(), child_id, one_line(file.upload.filename, 255), file.upload.mimetype, file.content, uploader, now()
-        )
-        _set(data, path, attachment.id)
-        stored.append(attachment)
-    return stored
+        file.id = str(uuid.uuid4())
+        _set(data, path, file.id)
+        chosen[file.id] = file
+    return chosen
+
+
+def store_named(chosen: dict[str, NewFile], named: set[str], child_id: str, uploader: str) -> None:
+    """Keep for the child each file chosen that the answers still name (`named`: a file's field may
+    have gone unasked), under the id `name_uploads` gave it."""
+    for file_id, file in chosen.items():
+        if file_id in named:
+            filename = one_line(file.upload.filename, 255)
+            store(db(), child_id, filename, file.upload.mimetype, file.content, uploader, now(), attachment_id=file_id)
 
 
 def _set(data, path: str, value) -> None:
@@ -107,13 +122,6 @@ def _set(data, path: str, value) -> None:
     for part in parents:
         node = node[int(part)] if isinstance(node, list) else node[part]
     node[int(last) if isinstance(node, list) else last] = value
-
-
-def put_back(stored: list[Attachment]) -> None:
-    """Add again the files stored with answers that were refused, after the rollback that took them away:
-    the answers kept (a draft, the page shown again) go on naming them."""
-    for attachment in stored:
-        db().add(Attachment(**{c.key: getattr(attachment, c.key) for c in Attachment.__table__.columns}))
 
 
 def keep_known_files(schema: dict, data: dict, child_id: str) -> list[str]:

@@ -8,9 +8,10 @@ from __future__ import annotations
 import io
 import json
 import re
+from contextlib import contextmanager
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import Engine, event, select
 
 from engine import clock as clocks
 from engine.attachments import remove_from_draft, store
@@ -335,3 +336,47 @@ def test_a_file_sent_through_a_single_use_link_is_kept_even_when_the_answers_are
     )
     assert thanks.status_code == 200
     assert completed_data(council)["drawing"] == drawing.id and drawing.uploaded_by == "yp@demo.test"
+
+
+@contextmanager
+def statements():
+    """The SQL statements run meanwhile, as sent to the database."""
+    ran: list[str] = []
+
+    def seen(conn, cursor, statement, parameters, context, executemany):
+        ran.append(statement)
+
+    event.listen(Engine, "before_cursor_execute", seen)
+    try:
+        yield ran
+    finally:
+        event.remove(Engine, "before_cursor_execute", seen)
+
+
+def test_a_submission_asks_once_whether_the_person_may_do_the_task(files_form, browser, engine, council):
+    start_review(engine, council)
+    url = f"/tasks/{only_task(council).id}"
+    sw = browser("sw@demo.test")
+    token = csrf_token(sw.get(url).get_data(as_text=True))
+    answers = {"venue": "Oak Primary", **date_fields("meeting_date", "2026-03-10"), "evidence": pdf("evidence.pdf")}
+    with statements() as ran:
+        done = sw.client.post(url, data={**answers, "csrf_token": token}, content_type="multipart/form-data")
+    assert done.status_code == 302
+    assert len([statement for statement in ran if "actor_roles" in statement]) == 1  # the engine's locked read
+    assert completed_data(council)["evidence"] == stored(council)["evidence.pdf"].id
+
+
+def test_a_file_chosen_with_answers_the_diagrams_rule_refuses_is_kept_with_the_draft(
+    files_form, browser, engine, council
+):
+    start_review(engine, council)
+    url = f"/tasks/{only_task(council).id}"
+    sw = browser("sw@demo.test")
+    good_friday = {"venue": "Oak Primary", **date_fields("meeting_date", "2026-04-03")}
+    refused = post(sw, url, {"_do": "submit", **good_friday, "evidence": pdf("evidence.pdf")})
+    html = refused.get_data(as_text=True)
+    assert refused.status_code == 422 and "Choose a working day" in html and ">evidence.pdf</a>" in html
+    [kept] = stored(council).values()
+    with council() as s:
+        assert s.scalars(select(TaskDraft)).one().data["evidence"] == kept.id
+    assert kept.content == b"%PDF-1.4 synthetic" and kept.removed_at is None
