@@ -181,7 +181,7 @@ def _sha(content: str) -> str:
     return hashlib.sha256(content.encode("utf-8")).hexdigest()
 
 
-def _parse_xml(path: str, content: str) -> tuple[etree._ElementTree | None, list[DeployError]]:
+def parse_xml(path: str, content: str) -> tuple[etree._ElementTree | None, list[DeployError]]:
     safe = SafeET.DefusedXMLParser(forbid_dtd=True, forbid_entities=True, forbid_external=True)
     try:
         safe.feed(content.encode("utf-8"))
@@ -220,7 +220,7 @@ def _label(node) -> str:
     return f'property "{node.get("name")}"' if name == "property" else name
 
 
-def _owner_id(node) -> str | None:
+def owner_id(node) -> str | None:
     while node is not None:
         if node.get("id") and etree.QName(node).localname not in ("timerEventDefinition",):
             return node.get("id")

@@ -114,7 +114,7 @@ def iso_datetime(_ctx, _param, value):
         ) from exc
 
 
-def _iso_date(value):
+def iso_date(value):
     if value is None:
         return None
     try:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from .cli_common import Context, _iso_date, fails_cleanly
+from .cli_common import Context, fails_cleanly, iso_date
 from .people import PeopleError, add_child, add_user, set_case_team
 
 
@@ -35,7 +35,7 @@ def children():
 @children.command("add")
 @click.argument("child_id")
 @click.option("--name", required=True)
-@click.option("--dob", callback=lambda _c, _p, v: _iso_date(v), help="Date of birth, YYYY-MM-DD.")
+@click.option("--dob", callback=lambda _c, _p, v: iso_date(v), help="Date of birth, YYYY-MM-DD.")
 @click.option("--school")
 @click.pass_obj
 @fails_cleanly

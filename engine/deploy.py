@@ -31,9 +31,9 @@ from .bundle import (  # noqa: F401 - re-exported: imported from engine.deploy e
     DeployWarning,
     ParsedBundle,
     _files_digest,
-    _parse_xml,
     _sha,
     file_name_problem,
+    parse_xml,
 )
 from .deployments import newest_deployment
 from .diagramcheck import TOO_DEEP, validate_bundle  # noqa: F401 - re-exported

@@ -26,8 +26,8 @@ from .bundle import (
     DeploymentRejected,
     ParsedBundle,
     _label,
-    _owner_id,
-    _parse_xml,
+    owner_id,
+    parse_xml,
 )
 from .elementcheck import (
     _check_human_tasks,
@@ -36,7 +36,7 @@ from .elementcheck import (
     _check_ppplus,
     _check_statutory,
 )
-from .formcheck import _form_event_errors, _oversight_errors, _reviews_errors, _shadowing, check_form
+from .formcheck import check_form, form_event_errors, oversight_errors, reviews_errors, shadowing_errors
 from .roles import RoleDirectory
 from .scripting import (
     ScriptError,
@@ -61,16 +61,16 @@ def validate_bundle(bundle: Bundle, roles: RoleDirectory) -> ParsedBundle:
     for path in bundle.form_files():
         errors += (
             check_form(path, bundle.files[path])
-            or _shadowing(path, bundle.files[path])
-            or _reviews_errors(path, bundle)
-            or _form_event_errors(path, bundle.files[path])
-            or _oversight_errors(path, bundle.files[path])
+            or shadowing_errors(path, bundle.files[path])
+            or reviews_errors(path, bundle)
+            or form_event_errors(path, bundle.files[path])
+            or oversight_errors(path, bundle.files[path])
         )
     parser = depth.Parser(validator=VALIDATOR)
     trees: dict[str, etree._ElementTree] = {}
     owners: dict[str, str] = {}  # process id → file
     for path in bundle.bpmn_files():
-        tree, file_errors = _parse_xml(path, bundle.files[path])
+        tree, file_errors = parse_xml(path, bundle.files[path])
         errors += file_errors
         if tree is None:
             continue
@@ -344,7 +344,7 @@ def _check_expressions(path, tree) -> list[DeployError]:
             for node in root.iterfind(f".//spiffworkflow:property[@name='{name}']", NS)
         ]
     for node, check, source in found:
-        element = _owner_id(node)
+        element = owner_id(node)
         if not (source or "").strip():
             if check is not check_template:
                 errors.append(DeployError(path, element, f"{_label(node)} is empty", node.sourceline))

@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from lxml import etree
 
 from . import overdue, ppplus, statutory
-from .bundle import HUMAN_TASKS, NS, Bundle, DeployError, DeployWarning, _owner_id, _parse_xml
+from .bundle import HUMAN_TASKS, NS, Bundle, DeployError, DeployWarning, owner_id, parse_xml
 from .roles import RoleDirectory
 from .vocabulary import (
     FALLBACK_PROPERTY,
@@ -29,7 +29,7 @@ def _check_ppplus(path, process, bundle) -> list[DeployError]:
     releases: list[str] = []  # the ids of the elements that release PP+, and of those that decide it
     guards: set[str] = set()
     for prop in process.iterfind(f".//spiffworkflow:property[@name='{ppplus.EVENT_PROPERTY}']", NS):
-        owner, properties = _owner_id(prop), prop.getparent()
+        owner, properties = owner_id(prop), prop.getparent()
 
         def value(name, properties=properties):
             found = properties.find(f"spiffworkflow:property[@name='{name}']", NS)
@@ -115,14 +115,12 @@ def _check_lanes(path, process, roles) -> list[DeployError]:
     for prop in process.iterfind(f".//spiffworkflow:property[@name='{FALLBACK_PROPERTY}']", NS):
         name, role = (prop.get("value") or "").strip(), roles.resolve(prop.get("value"))
         if role is None:
-            errors.append(
-                DeployError(path, _owner_id(prop), f'fallback: "{name}" is not a known role', prop.sourceline)
-            )
+            errors.append(DeployError(path, owner_id(prop), f'fallback: "{name}" is not a known role', prop.sourceline))
         elif not role.casework:
             errors.append(
                 DeployError(
                     path,
-                    _owner_id(prop),
+                    owner_id(prop),
                     f"fallback: the {role.label} sees no child's record, so cannot be given a child's work",
                     prop.sourceline,
                 )
@@ -139,7 +137,7 @@ def lane_warnings(bundle: Bundle, roles: RoleDirectory, paths: Iterable[str] | N
     for path in bundle.bpmn_files():
         if paths is not None and path not in paths:
             continue
-        tree, _problems = _parse_xml(path, bundle.files[path])  # deploy reports them
+        tree, _problems = parse_xml(path, bundle.files[path])  # deploy reports them
         if tree is None:
             continue
         for process in tree.getroot().iterfind("bpmn:process", NS):
@@ -207,7 +205,7 @@ def _check_human_tasks(path, process, bundle) -> list[DeployError]:
 def _check_notifications(path, process, roles) -> list[DeployError]:
     errors = []
     for prop in process.iterfind(f".//spiffworkflow:property[@name='{NOTIFY_PROPERTY}']", NS):
-        owner = _owner_id(prop)
+        owner = owner_id(prop)
         names = [n.strip() for n in (prop.get("value") or "").split(",") if n.strip()]
         if not names:
             errors.append(DeployError(path, owner, "notify names no role", prop.sourceline))
@@ -239,7 +237,7 @@ def _check_statutory(path, process, roles) -> list[DeployError]:
 
     def each(name):
         for prop in process.iterfind(f".//spiffworkflow:property[@name='{name}']", NS):
-            yield prop, prop.get("value"), _owner_id(prop)
+            yield prop, prop.get("value"), owner_id(prop)
 
     for prop, value, owner in each(statutory.STATUTORY_EVENT_PROPERTY):
         problem = statutory.declared_event_problem(value)

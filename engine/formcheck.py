@@ -67,7 +67,7 @@ def _when_problems(node: dict, where: str = ""):
         yield from _when_problems(node["items"], f"{where}[]")
 
 
-def _shadowing(path: str, content: str) -> list[DeployError]:
+def shadowing_errors(path: str, content: str) -> list[DeployError]:
     """A form's fields become task data, which diagram code reads by name: a field may not take the name
     of a built-in or a calendar function."""
     return [
@@ -76,7 +76,7 @@ def _shadowing(path: str, content: str) -> list[DeployError]:
     ]
 
 
-def _reviews_errors(path: str, bundle: Bundle) -> list[DeployError]:
+def reviews_errors(path: str, bundle: Bundle) -> list[DeployError]:
     """A form's `x-reviews` must say "pep" or list forms of the bundle (by their file names in forms/)."""
     schema = json.loads(bundle.files[path])
     if REVIEWS_KEY not in schema:
@@ -110,14 +110,14 @@ def _reviews_errors(path: str, bundle: Bundle) -> list[DeployError]:
     ]
 
 
-def _form_event_errors(path: str, content: str) -> list[DeployError]:
+def form_event_errors(path: str, content: str) -> list[DeployError]:
     """A form's `x-event` declarations: a known event, on a date question of the form itself."""
     if path.endswith(".uischema.json"):
         return []
     return [DeployError(path, where, problem) for where, problem in statutory.form_event_problems(json.loads(content))]
 
 
-def _oversight_errors(path: str, content: str) -> list[DeployError]:
+def oversight_errors(path: str, content: str) -> list[DeployError]:
     """A form's PP+ ledger (`x-ppplus`) and quality (`x-qa-rating`, `x-qa-criterion`) declarations."""
     if path.endswith(".uischema.json"):
         return []

@@ -51,23 +51,23 @@ from jsonschema import Draft202012Validator, FormatChecker, ValidationError, val
 from jsonschema.protocols import Validator
 
 from .calendar import today
-from .formtext import _in_item, _plain, _required, _title, item_label, lower_first, singular  # noqa: F401 - re-exported
+from .formtext import field_title, in_item, item_label, lower_first, plain_message, required_message, singular  # noqa: F401 - re-exported
 from .formvalues import (  # noqa: F401 - re-exported
     ANY_ANSWER,
     FIRST_DATE,
     LAST_DATE,
     WHEN,
-    _iso_date,
     drop_unasked,
     is_answer_date,
+    parse_iso_date,
     reveals,
 )
-from .patterns import _matches, pattern_problem, pattern_problems  # noqa: F401 - re-exported
+from .patterns import matches_pattern, pattern_problem, pattern_problems  # noqa: F401 - re-exported
 
 
 def _pattern(validator, pattern, instance, schema):
     """jsonschema's `pattern`, in RE2 (its wording too)."""
-    if validator.is_type(instance, "string") and not _matches(pattern, instance):
+    if validator.is_type(instance, "string") and not matches_pattern(pattern, instance):
         yield ValidationError(f"{instance!r} does not match {pattern!r}")
 
 
@@ -77,7 +77,7 @@ def _pattern_properties(validator, pattern_properties, instance, schema):
         return
     for pattern, subschema in pattern_properties.items():
         for name, value in instance.items():
-            if _matches(pattern, name):
+            if matches_pattern(pattern, name):
                 yield from validator.descend(value, subschema, path=name, schema_path=pattern)
 
 
@@ -101,7 +101,9 @@ def size_errors(data: dict, schema: str | dict | None = None) -> dict[str, str]:
     errors = {}
     for path, value in _strings(data, []):
         if len(value) > MAX_ANSWER_CHARS:
-            errors[".".join(map(str, path))] = f"{_title(schema, path)} must be {MAX_ANSWER_CHARS:,} characters or less"
+            errors[".".join(map(str, path))] = (
+                f"{field_title(schema, path)} must be {MAX_ANSWER_CHARS:,} characters or less"
+            )
     if errors:
         return errors
     try:
@@ -122,7 +124,8 @@ def text_errors(data: dict, schema: str | dict | None = None) -> dict[str, str]:
     (its JSON text or itself) gives the fields' titles."""
     schema = _validator(schema).schema if isinstance(schema, str) else schema or {}
     return {
-        ".".join(map(str, path)) or "(form)": f"{_title(schema, path)}: remove the character that is not text (NUL)"
+        ".".join(map(str, path))
+        or "(form)": f"{field_title(schema, path)}: remove the character that is not text (NUL)"
         for path, value in _strings(data, [])
         if "\x00" in value
     }
@@ -172,18 +175,18 @@ def field_errors(schema_json: str, data: dict) -> dict[str, str]:
     errors: dict[str, str] = {}
     validator = _validator(schema_json)
     for path, problem in not_numbers:
-        errors[".".join(str(p) for p in path)] = _in_item(
-            validator.schema, path, problem.format(label=_title(validator.schema, path))
+        errors[".".join(str(p) for p in path)] = in_item(
+            validator.schema, path, problem.format(label=field_title(validator.schema, path))
         )
     for error in sorted(validator.iter_errors(data), key=lambda e: list(map(str, e.absolute_path))):
         path = list(error.absolute_path)
         if error.validator == "required":
             missing = error.message.split("'")[1] if "'" in error.message else ""
             path.append(missing)
-            message = _required(validator.schema, path)
+            message = required_message(validator.schema, path)
         else:
-            message = _plain(error, validator.schema, path)
-        errors.setdefault(".".join(str(p) for p in path) or "(form)", _in_item(validator.schema, path, message))
+            message = plain_message(error, validator.schema, path)
+        errors.setdefault(".".join(str(p) for p in path) or "(form)", in_item(validator.schema, path, message))
     return errors or when_errors(schema_json, data)
 
 
@@ -197,8 +200,8 @@ def when_errors(schema_json: str, data: dict) -> dict[str, str]:
         rule = rules[tuple(p for p in path if not isinstance(p, int))]
         if (value > day) if rule == "past" else (value < day):
             schema = _validator(schema_json).schema
-            errors[".".join(map(str, path))] = _in_item(
-                schema, list(path), f"{_title(schema, list(path))} must be {WHEN[rule]}"
+            errors[".".join(map(str, path))] = in_item(
+                schema, list(path), f"{field_title(schema, list(path))} must be {WHEN[rule]}"
             )
     return errors
 
@@ -223,7 +226,7 @@ def _when_rules(schema_json: str) -> dict[tuple, str]:
 
 def _dates_at(value, rules: dict, path: tuple) -> Iterator[tuple[tuple, str]]:
     names = tuple(p for p in path if not isinstance(p, int))
-    if isinstance(value, str) and names in rules and _iso_date(value):
+    if isinstance(value, str) and names in rules and parse_iso_date(value):
         yield path, value
     elif isinstance(value, dict):
         for name, item in value.items():

@@ -5,7 +5,7 @@ English, field by field.
 
 from __future__ import annotations
 
-from .formvalues import FIRST_DATE, LAST_DATE, _iso_date
+from .formvalues import FIRST_DATE, LAST_DATE, parse_iso_date
 
 
 def _node(schema: dict, path: list) -> dict:
@@ -18,7 +18,7 @@ def _node(schema: dict, path: list) -> dict:
     return node
 
 
-def _title(schema: dict, path: list) -> str:
+def field_title(schema: dict, path: list) -> str:
     """The human title of the field at `path` (its own, not its item's), falling back to its name."""
     names = [part for part in path if not isinstance(part, int)]
     if not names:
@@ -60,7 +60,7 @@ def _sentence(text: str) -> str:
     return text[:1].upper() + text[1:]
 
 
-def _in_item(schema: dict, path: list, message: str) -> str:
+def in_item(schema: dict, path: list, message: str) -> str:
     """A problem inside an item of a repeatable answer, named by the item: "Target 2: enter the strategy"."""
     prefix, node = [], schema
     for part in path[:-1]:
@@ -104,21 +104,21 @@ def _kind(node: dict) -> str:
     return "text"
 
 
-def _required(schema: dict, path: list) -> str:
+def required_message(schema: dict, path: list) -> str:
     """The message for an answer left out: the field's `x-error-required`, or "Enter …" / "Select …"."""
     node = _node(schema, path)
     if node.get("x-error-required"):
         return str(node["x-error-required"])
-    label = lower_first(_title(schema, path))
+    label = lower_first(field_title(schema, path))
     if label.endswith("?") and _kind(node) in (CHOICE, "text"):
-        return f"Answer the question: {_title(schema, path)}"
+        return f"Answer the question: {field_title(schema, path)}"
     match _kind(node):
         case "choice":
             return f"Select {label}"
         case "file":
             return f"Select a file for {label}"
         case "confirm":
-            return f"Tick the box to confirm: {_title(schema, path)}"
+            return f"Tick the box to confirm: {field_title(schema, path)}"
         case "list" | "values":
             return f"Add at least 1 {lower_first(item_label(node, str(path[-1])))}"
         case "group":
@@ -126,19 +126,23 @@ def _required(schema: dict, path: list) -> str:
     return f"Enter {label}"
 
 
-def _plain(error, schema: dict, path: list) -> str:
+def plain_message(error, schema: dict, path: list) -> str:
     """One problem with an answer, in a sentence naming the field."""
     node = error.schema if isinstance(error.schema, dict) else {}
     own = node.get("errorMessage")
-    label = _title(schema, path)
+    label = field_title(schema, path)
     value = error.validator_value
     if own and error.validator not in ("type", "required") and not (error.validator == "minLength" and value == 1):
         return f"{label} {own}" if own.startswith("must ") else _sentence(own)
     match error.validator:
         case "enum" | "const" if _kind(_node(schema, path)) == "confirm":
-            return _required(schema, path)
+            return required_message(schema, path)
         case "enum" | "const":
-            return _required(schema, path) if _kind(_node(schema, path)) == CHOICE else f"Select {lower_first(label)}"
+            return (
+                required_message(schema, path)
+                if _kind(_node(schema, path)) == CHOICE
+                else f"Select {lower_first(label)}"
+            )
         case "minimum":
             return f"{label} must be {value} or more"
         case "maximum":
@@ -148,14 +152,14 @@ def _plain(error, schema: dict, path: list) -> str:
         case "exclusiveMaximum":
             return f"{label} must be less than {value}"
         case "minLength" if value == 1:
-            return _required(schema, path)
+            return required_message(schema, path)
         case "minLength":
             return f"{label} must be {value} characters or more"
         case "maxLength":
             return f"{label} must be {value} characters or less"
         case "pattern":
             return f"Enter {lower_first(label)} in the right format"
-        case "format" if value == "date" and isinstance(error.instance, str) and _iso_date(error.instance):
+        case "format" if value == "date" and isinstance(error.instance, str) and parse_iso_date(error.instance):
             return f"{label} must be between {FIRST_DATE.year} and {LAST_DATE.year}"
         case "format" if value == "date":
             return f"{label} must be a real date"
@@ -164,7 +168,7 @@ def _plain(error, schema: dict, path: list) -> str:
         case "type" if value in ("number", "integer") or (isinstance(value, list) and "number" in value):
             return f"{label} must be {'a whole number' if value == 'integer' else 'a number'}"
         case "type":
-            return _required(schema, path) if error.instance in ("", None) else f"{label} must be {_a(value)}"
+            return required_message(schema, path) if error.instance in ("", None) else f"{label} must be {_a(value)}"
         case "minItems":
             return _too_few(schema, path, value)
         case "maxItems":
@@ -184,9 +188,9 @@ def _too_few(schema: dict, path: list, count: int) -> str:
     node = _node(schema, path)
     if _kind(node) == CHOICE:
         return (
-            f"Select {lower_first(_title(schema, path))}"
+            f"Select {lower_first(field_title(schema, path))}"
             if count == 1
-            else f"Select at least {count} for {lower_first(_title(schema, path))}"
+            else f"Select at least {count} for {lower_first(field_title(schema, path))}"
         )
     item = lower_first(item_label(node, str(path[-1]) if path else ""))
     return f"Add at least {count} {item if count == 1 else _plural(item)}"

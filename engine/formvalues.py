@@ -13,7 +13,7 @@ FIRST_DATE, LAST_DATE = date(1900, 1, 1), date(2199, 12, 31)  # of any date in a
 _ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 
 
-def _iso_date(value: str) -> date | None:
+def parse_iso_date(value: str) -> date | None:
     """The date an answer in the form YYYY-MM-DD names (None when it names none)."""
     if not _ISO_DATE.fullmatch(value):
         return None
@@ -28,7 +28,7 @@ def is_answer_date(value) -> bool:
     (a value that is not a string is for the `type` keyword to judge)."""
     if not isinstance(value, str):
         return True
-    day = _iso_date(value)
+    day = parse_iso_date(value)
     return day is not None and FIRST_DATE <= day <= LAST_DATE
 
 

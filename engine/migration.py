@@ -18,7 +18,7 @@ from SpiffWorkflow.util.task import TaskState
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from .deploy import NS, DeploymentRejected, _parse_xml
+from .deploy import NS, DeploymentRejected, parse_xml
 from .errors import EngineError
 from .models import Deployment, Instance, ProcessDefinition
 from .runtime import Engine
@@ -320,7 +320,7 @@ def diff_diagrams(old_xml: str, new_xml: str, path: str = "diagram") -> DiagramD
 
 def _elements(xml: str, path: str) -> dict[str, tuple]:
     """Each semantic element with an id: (node, its aspects as text, its drawing)."""
-    tree, errors = _parse_xml(path, xml)
+    tree, errors = parse_xml(path, xml)
     if tree is None:
         raise DeploymentRejected(errors)
     root = tree.getroot()

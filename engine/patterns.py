@@ -76,7 +76,7 @@ def _bounded(pattern: str) -> jsonschema_rs.Validator | None:
         return None
 
 
-def _matches(pattern: str, text: str) -> bool:
+def matches_pattern(pattern: str, text: str) -> bool:
     compiled = _re2(pattern)
     try:
         if not isinstance(compiled, str):

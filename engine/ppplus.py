@@ -102,7 +102,7 @@ def form_lines(schema: dict | None, data: dict, pending: int = 0) -> list[dict]:
         }
         for role in ("requested", "released"):
             name = declared.get(role)
-            amount = _pence(answers.get(name)) if name else 0
+            amount = as_pence(answers.get(name)) if name else 0
             if amount > 0:
                 lines.append({"entry": role, "amount": amount, "source": path + name, **about})
         name = declared.get("decision")
@@ -111,7 +111,9 @@ def form_lines(schema: dict | None, data: dict, pending: int = 0) -> list[dict]:
             decision = values.get(_key(answers[name]))
             approved_name = declared.get("approved")
             given = (
-                _pence(answers.get(approved_name)) if approved_name and answers.get(approved_name) is not None else None
+                as_pence(answers.get(approved_name))
+                if approved_name and answers.get(approved_name) is not None
+                else None
             )
             if decision == "refused":
                 amount = 0
@@ -128,7 +130,7 @@ def element_line(properties: dict, evaluate) -> dict | None:
     kind = properties.get(EVENT_PROPERTY)
     if not kind:
         return None
-    line = {"entry": kind, "amount": _pence(evaluate(properties[AMOUNT_PROPERTY]))}
+    line = {"entry": kind, "amount": as_pence(evaluate(properties[AMOUNT_PROPERTY]))}
     if kind == "decided":
         line["decision"] = str(evaluate(properties[DECISION_PROPERTY]))
         if line["decision"] == "refused":
@@ -216,7 +218,7 @@ def _text(value) -> str | None:
     return None if value in (None, "") else " ".join(str(value).split())[:2000]
 
 
-def _pence(value) -> int:
+def as_pence(value) -> int:
     try:
         return max(0, round(float(value or 0) * 100))
     except (TypeError, ValueError):

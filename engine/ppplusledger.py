@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from . import CONFIG
 from .models import Child, PpplusEntry
-from .ppplus import _pence, financial_year, latest
+from .ppplus import as_pence, financial_year, latest
 
 DEFAULT_CONFIG = CONFIG / "ppplus.yaml"
 
@@ -63,10 +63,10 @@ def allocations(path: str | None = None) -> dict[str, Allocation]:
     for year, spec in (values.get("financial_years") or {}).items():
         found[str(year)] = Allocation(
             str(year),
-            _pence(spec["per_child"]),
-            _pence(spec.get("top_slice", 0)),
-            {term: _pence(amount) for term, amount in (spec.get("termly") or {}).items()},
-            _pence(spec["cap"]) if spec.get("cap") is not None else None,
+            as_pence(spec["per_child"]),
+            as_pence(spec.get("top_slice", 0)),
+            {term: as_pence(amount) for term, amount in (spec.get("termly") or {}).items()},
+            as_pence(spec["cap"]) if spec.get("cap") is not None else None,
         )
     return found
 

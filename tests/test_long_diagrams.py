@@ -14,7 +14,7 @@ from sqlalchemy import select
 
 from engine import clock as clocks
 from engine import depth, migration
-from engine.deploy import TOO_DEEP, Bundle, DeploymentRejected, _parse_xml, deploy
+from engine.deploy import TOO_DEEP, Bundle, DeploymentRejected, deploy, parse_xml
 from engine.history import events
 from engine.models import Instance, OpenTask, ProcessDefinition
 from engine.serializer import Serializer, state_digest
@@ -260,7 +260,7 @@ def specs(parser_class, paths: list[Path]) -> dict:
     """Every executable process of the files, parsed and serialized; inputs compared as sets."""
     parser, serializer = parser_class(validator=VALIDATOR), Serializer()
     for path in paths:
-        tree, errors = _parse_xml(str(path), path.read_text(encoding="utf-8"))
+        tree, errors = parse_xml(str(path), path.read_text(encoding="utf-8"))
         assert not errors
         parser.add_bpmn_xml(tree, filename=path.name)
     parsed = {}
