@@ -382,9 +382,23 @@ def test_the_end_of_a_review_throws_pep_cycle_due(council, engine):
     council.do("file_on_liquid_logic", SW, FILED)
     council.do("update_review_record", SW, REVIEW)
     assert council.instance(instance_id).status == "completed"
-    last = council.history()[-3]
+    last = council.history()[-2]
     assert last.kind == "task_completed" and last.data["path"][-1] == "next_pep_due"
-    assert [e.kind for e in council.history()[-2:]] == ["pep_signed_off", "instance_completed"]
+    assert council.history()[-1].kind == "instance_completed"
+
+
+def test_the_pep_is_signed_off_when_the_adviser_accepts_it_not_once_it_is_filed(council, engine):
+    to_qa(council, {"targets": [{**TARGETS[0], "pp_plus_amount": 0}]})
+    council.do("qa_pep", EA, {**GREEN, "rating": "Red", "qa_feedback": "The targets are not SMART"})
+    assert "pep_signed_off" not in [e.kind for e in council.history()]  # Red: sent back, not signed off
+    council.do("record_meeting", DT, {**RECORD, "targets": [{**TARGETS[0], "pp_plus_amount": 0}]})
+    council.do("qa_pep", EA, GREEN)
+    [signed] = [e for e in council.history() if e.kind == "pep_signed_off"]
+    assert signed.data["element"] == "pep_signed_off" and council.task("send_pep_to_sw")  # before the filing
+    council.do("send_pep_to_sw", EA, SEND)
+    council.do("file_on_liquid_logic", SW, FILED)
+    council.do("update_review_record", SW, REVIEW)
+    assert [e.kind for e in council.history()].count("pep_signed_off") == 1  # once: the filing signs nothing off
 
 
 def test_a_red_rating_sends_the_pep_back_to_the_dt_with_feedback_and_a_new_deadline(council, engine):
