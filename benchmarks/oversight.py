@@ -12,13 +12,14 @@ by running the engine 10,000 times). Then each page and export is asked for thro
 
 from __future__ import annotations
 
+import json
 import random
 from datetime import UTC, date, datetime, time, timedelta
 
 from sqlalchemy import bindparam, func, insert, select, text
 
 from engine import clock as clocks
-from engine import projection
+from engine import groupkeys, projection
 from engine.db import make_db, session_factory
 from engine.deploy import Bundle, deploy
 from engine.models import Base, CaseTeamMember, Child, Event, Instance, PepProjection, ProcessDefinition, User
@@ -84,6 +85,10 @@ def grow(url: str, instances: int, year_children: int = 10_000, seed: int = 2026
     copy_instances(sessions, instances, with_timer=False, prefix="B")
     _project_copies(sessions, random.Random(seed))
     _year_of_children(sessions, year_children, random.Random(seed + 1))
+    with (
+        sessions.begin() as s
+    ):  # the copies' schools and case teams went in as rows: their keys, as the import keeps them
+        groupkeys.refile(s)
     if db.dialect.name == "postgresql":  # the statistics autovacuum would gather: plans for the grown tables
         with db.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
             connection.execute(text("ANALYZE"))
@@ -138,6 +143,7 @@ def _year_of_children(sessions, count: int, rng: random.Random) -> None:
         teacher = s.scalar(select(User.id).where(User.email == "dt@bench.test"))
         next_id = s.scalar(select(func.max(Instance.id))) + 1
         state = s.connection().execute(text("SELECT state FROM instance WHERE id = :i"), {"i": real.id}).scalar_one()
+        state = state if isinstance(state, str) else json.dumps(state)  # the JSON text, as the copies take it
     terms = [projection.term_by_label(label) for label in YEAR_TERMS]
     year_start = terms[0].start
     made = 0
