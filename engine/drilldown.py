@@ -51,11 +51,14 @@ def drill_down(
         clause = {**_pep_figures(now), **_initial_figures(now)}[drill.figure]
         kind = "initial" if drill.figure in INITIAL_FIGURES else None
         key, _label = _dimension(drill.by, True, year)
-        query = select(P, Child.name, Child.school).join(Child, Child.id == P.child_id)
-        query = query.where(_peps_in(period_, now, kind), clause, _matches(key, drill.by, drill.value), visible)
+        peps = (
+            select(P, Child.name, Child.school)
+            .join(Child, Child.id == P.child_id)
+            .where(_peps_in(period_, now, kind), clause, _matches(key, drill.by, drill.value), visible)
+        )
         return [
             _pep_row(row.PepProjection, row.name, row.school, now)
-            for row in session.execute(query.order_by(Child.name, P.due_at).limit(limit))
+            for row in session.execute(peps.order_by(Child.name, P.due_at).limit(limit))
         ]
     if drill.figure == "children":
         key, _label = _dimension(drill.by, False, year)

@@ -377,7 +377,7 @@ def _add_children(
     session.execute(history.EVENTS, events)
     if members:
         session.execute(insert(CaseTeamMember), members)
-        groupkeys.refile(session, {member["child_id"] for member in members})  # their holders, for the breakdowns
+        groupkeys.refile(session, {str(member["child_id"]) for member in members})  # their holders, for the breakdowns
 
 
 def _change_child(

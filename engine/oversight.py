@@ -160,8 +160,8 @@ def timeliness(
     Every group of the breakdown, by name; or with `page`, that page of those whose name holds `search`
     (`size` a page, else BREAKDOWN_PAGE) as `page` (lists.Page), by a person the most overdue first
     (then the most late, then by name), so a council of thousands of social workers shows first whom
-    to ask. Counted, merged, ordered and paged by the database: a page reads its rows alone. A
-    breakdown by a dimension of the child also gives the termly figures of the groups shown
+    to ask. Counted, merged, ordered and paged by the database: a page reads its rows alone. A page
+    of a breakdown by a dimension of the child also gives the termly figures of its groups
     (`termly_by`, as `termly_by()` would), counted in the same pass as the council's."""
     by = by if by in DIMENSIONS else None
     wanted = " ".join(search.split()) if page is not None else ""
@@ -180,8 +180,9 @@ def timeliness(
             query = query.where(func.lower(groups.c.label).like(lists._like(wanted), escape="\\"))
         chosen = _page_of(session, query, max(page, 1), size or BREAKDOWN_PAGE)
         rows = chosen.rows
-    shown = [row["key"] for row in rows] if chosen is not None else None
-    termly_rows = _termly_by(session, by, terms, shown) if by and terms is not None else None
+    if chosen is None or terms is None:
+        return {**found, "rows": rows, "page": chosen, "termly_by": None}
+    termly_rows = _termly_by(session, by, terms, [row["key"] for row in rows])
     return {**found, "rows": rows, "page": chosen, "termly_by": termly_rows}
 
 
@@ -284,30 +285,21 @@ def _terms_begun(period_: Period, now: datetime) -> list:
 def _termly_groups(session: Session, period_: Period, now: datetime, by: str | None, keys: list | None = None):
     """Each term of the period begun by now, its children in care and those with a review completed in
     it, by group of the breakdown `by` (None: one group, the council; only the groups `keys` names,
-    when given): one pass over the children joined to the terms' reviews (`ix_pep_projection_kind_term`),
-    whatever the number of terms. (terms, rows of (key, label, then in care and reviewed for each term))."""
+    when given): one pass over the children, each looked up among each term's reviewed children (read
+    from `ix_pep_projection_kind_term` once a term, a hashed set on PostgreSQL), whatever the number of
+    terms. (terms, rows of (key, label, then in care and reviewed for each term))."""
     terms = _terms_begun(period_, now)
     if not terms:
         return [], []
-    term_keys = [_term_key(t) for t in terms]
-    reviews = (
-        select(
-            P.child_id, *(func.max(case((P.term == key, 1), else_=0)).label(f"r{n}") for n, key in enumerate(term_keys))
-        )
-        .where(P.kind == "termly", P.term.in_(term_keys), P.on_time.is_(True))
-        .group_by(P.child_id)
-        .subquery()
-    )
     counts = []
-    for n, term in enumerate(terms):
+    for term in terms:
         in_care = _in_care(term.start, term.end, False)
-        counts += [
-            func.sum(case((in_care, 1), else_=0)),
-            func.sum(case((in_care & (reviews.c[f"r{n}"] == 1), 1), else_=0)),
-        ]
+        reviewed = Child.id.in_(
+            select(P.child_id).where(P.kind == "termly", P.term == _term_key(term), P.on_time.is_(True))
+        )
+        counts += [func.sum(case((in_care, 1), else_=0)), func.sum(case((in_care & reviewed, 1), else_=0))]
     key, label = _dimension(by, False, _year_start(period_))
-    query = select(key.label("key"), func.max(label).label("label"), *counts).select_from(Child)
-    query = _only(query.outerjoin(reviews, reviews.c.child_id == Child.id), key, keys)
+    query = _only(select(key.label("key"), func.max(label).label("label"), *counts).select_from(Child), key, keys)
     return terms, session.execute(query.group_by(key) if by else query).all()
 
 
@@ -335,19 +327,20 @@ def _termly(session: Session, period_: Period, now: datetime, groups: tuple | No
 
 
 def _termly_by(session: Session, by: str, groups: tuple, keys: list | None = None) -> list[dict]:
-    """The termly figures of the breakdown's `groups`, term by term (only the groups `keys` names, when given)."""
+    """The termly figures of the breakdown's `groups`, term by term (only the groups `keys` names, when
+    given), each term's groups in order of their names (a person's read once)."""
     terms, rows = groups
     wanted = None if keys is None else set(keys)
     rows = [row for row in rows if wanted is None or row.key in wanted]
+    named = _by_name(session, by, [{"key": row.key, "label": row.label, "row": row} for row in rows])
     return [
         {
             "term": _term_key(term),
             "label": _term_label(term),
-            "rows": _by_name(
-                session,
-                by,
-                [{"key": row.key, "label": row.label, **_term_figures(row[2 + 2 * n], row[3 + 2 * n])} for row in rows],
-            ),
+            "rows": [
+                {"key": g["key"], "label": g["label"], **_term_figures(g["row"][2 + 2 * n], g["row"][3 + 2 * n])}
+                for g in named
+            ],
         }
         for n, term in enumerate(terms)
     ]
