@@ -180,7 +180,7 @@ def timeliness(
             query = query.where(func.lower(groups.c.label).like(lists._like(wanted), escape="\\"))
         chosen = _page_of(session, query, max(page, 1), size or BREAKDOWN_PAGE)
         rows = chosen.rows
-    if chosen is None or terms is None:
+    if chosen is None or terms is None or by is None:
         return {**found, "rows": rows, "page": chosen, "termly_by": None}
     termly_rows = _termly_by(session, by, terms, [row["key"] for row in rows])
     return {**found, "rows": rows, "page": chosen, "termly_by": termly_rows}
