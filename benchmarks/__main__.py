@@ -53,12 +53,17 @@ def year(url, children, start, weeks, open_instances, due_timers, sweepers, seed
     help="Database URL; it is emptied and grown first (SQLite file or a PostgreSQL bench_* database).",
 )
 @click.option("--instances", default=20_000, show_default=True, help="Copies of running PEPs to grow it with.")
+@click.option(
+    "--year-children", default=10_000, show_default=True, help="Other children, each with a year of completed PEPs."
+)
 @click.option("--repeats", default=20, show_default=True, help="Times each page is asked for.")
-def oversight(url, instances, repeats):
-    """Grow a database with many PEPs and print each oversight page's p50 and p95."""
+@click.option("--no-grow", is_flag=True, help="Measure the database as a previous run left it.")
+def oversight(url, instances, year_children, repeats, no_grow):
+    """Grow a database with many PEPs and print each oversight page's and export's p50 and p95."""
     from .oversight import grow, measure
 
-    grow(url, instances)
+    if not no_grow:
+        grow(url, instances, year_children)
     for page, (p50, p95, size) in measure(url, repeats).items():
         click.echo(f"{page:90s} p50 {p50:6.1f} ms   p95 {p95:6.1f} ms   {size / 1024:.0f} kB")
 

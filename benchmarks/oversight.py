@@ -4,25 +4,30 @@ PEPs, each page's p95 as the VS administrator sees it (docs/benchmarks.md).
 A few real PEPs are run by the engine (the statutory test processes: a termly review and an initial
 PEP), then copied by benchmarks/bulk.py; each copy gets a projection row like its source's, with its
 due date, meeting and sign-off spread over the school year (on time, late, overdue and not yet due),
-as the steps would have written them. Then each page is asked for through the app, in process.
+as the steps would have written them. Beside them, a year of other children (`--year-children`): each
+with the history of the year's termly PEPs, completed, and their projection rows; a third came into care
+during the year and a third left it (the history written as the steps would, a few events a PEP, not
+by running the engine 10,000 times). Then each page and export is asked for through the app, in process.
 """
 
 from __future__ import annotations
 
+import json
 import random
 from datetime import UTC, date, datetime, time, timedelta
 
-from sqlalchemy import bindparam, insert, select, text
+from sqlalchemy import bindparam, func, insert, select, text
 
 from engine import clock as clocks
+from engine import groupkeys, projection
 from engine.db import make_db, session_factory
 from engine.deploy import Bundle, deploy
-from engine.models import Base, Child, Instance, PepProjection, ProcessDefinition, User
+from engine.models import Base, CaseTeamMember, Child, Event, Instance, PepProjection, ProcessDefinition, User
 from engine.people import add_child, add_user
 from engine.roles import seed_roles
 from engine.runtime import Engine
 
-from .bulk import copy_instances
+from .bulk import INSERT_INSTANCE, copy_instances
 from .measure import Samples
 
 BUNDLES = ("tests/bundles/basic", "tests/bundles/statutory")
@@ -39,11 +44,19 @@ PAGES = (
     "/oversight/timeliness/children?period=2025-26&figure=overdue&by=school&value=School+7",
     "/oversight/overdue?days=30",
     "/oversight/overdue?school=School+7",
+    "/oversight/timeliness.csv?period=2025-26&by=school",
+    "/oversight/timeliness.xlsx?period=2025-26&by=school",
+    "/oversight/timeliness.csv?period=2025-26&by=social_worker",
+    "/oversight/timeliness.xlsx?period=2025-26&by=social_worker",
+    "/oversight/quality/annual-report.xlsx?year=2025-26",
 )
+EXPORT_REPEATS = 3  # an export of every group is asked for less often than a page, and takes longer
+YEAR_TERMS = ("2025-26 autumn", "2025-26 spring", "2025-26 summer")
 
 
-def grow(url: str, instances: int, seed: int = 2026) -> None:
-    """An empty database filled: staff, 40 children with real PEPs, then `instances` copies of them."""
+def grow(url: str, instances: int, year_children: int = 10_000, seed: int = 2026) -> None:
+    """An empty database filled: staff, 40 children with real PEPs, then `instances` copies of them,
+    and `year_children` other children with a year of completed PEPs."""
     db = make_db(url)
     Base.metadata.drop_all(db)
     Base.metadata.create_all(db)
@@ -72,9 +85,13 @@ def grow(url: str, instances: int, seed: int = 2026) -> None:
             )
     copy_instances(sessions, instances, with_timer=False, prefix="B")
     _project_copies(sessions, random.Random(seed))
-    if db.dialect.name == "postgresql":  # the statistics autovacuum would gather: plans for the grown tables
+    _year_of_children(sessions, year_children, random.Random(seed + 1))
+    with sessions.begin() as s:  # the copies' schools and teams went in as rows: their keys, as an import's
+        groupkeys.refile(s)
+    if db.dialect.name == "postgresql":  # the grown tables compacted (copies written twice), statistics gathered
         with db.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
-            connection.execute(text("ANALYZE"))
+            connection.execute(text("VACUUM FULL"))
+            connection.execute(text("VACUUM ANALYZE"))  # and the visibility map, for index-only scans
 
 
 def _project_copies(sessions, rng: random.Random) -> None:
@@ -111,12 +128,120 @@ def _project_copies(sessions, rng: random.Random) -> None:
         s.connection().execute(table.update().where(table.c.id == bindparam("b_id")), schools)
 
 
+def _year_of_children(sessions, count: int, rng: random.Random) -> None:
+    """`count` children with the history of a school year: a termly PEP each term they were in care,
+    started, held, signed off (mostly on time) and completed, as events in their signed history and
+    completed instances with their projection rows; a third came into care during the year, a third
+    left it. Each has a social worker of the copies' and a designated teacher."""
+    from engine import history
+
+    with sessions.begin() as s:
+        real = s.scalar(select(Instance).where(Instance.child_id == "R001"))
+        started = s.scalar(select(Event.data).where(Event.instance_id == real.id, Event.kind == "instance_started"))
+        template = s.scalar(select(PepProjection).where(PepProjection.instance_id == real.id))
+        workers = list(s.scalars(select(User.id).where(User.email.like("social_worker.%"))))
+        teacher = s.scalar(select(User.id).where(User.email == "dt@bench.test"))
+        next_id = s.scalar(select(func.max(Instance.id))) + 1
+        state = s.connection().execute(text("SELECT state FROM instance WHERE id = :i"), {"i": real.id}).scalar_one()
+        state = state if isinstance(state, str) else json.dumps(state)  # the JSON text, as the copies take it
+    terms = [projection.term_by_label(label) for label in YEAR_TERMS]
+    year_start = terms[0].start
+    made = 0
+    while made < count:
+        rows: dict[str, list] = {"child": [], "team": [], "instance": [], "projection": [], "event": []}
+        for _ in range(min(2000, count - made)):
+            made += 1
+            child_id, fate = f"Y{made:07d}", made % 3
+            entered = year_start + timedelta(days=rng.randrange(0, 200)) if fate == 1 else date(2023, 5, 1)
+            left = year_start + timedelta(days=rng.randrange(30, 280)) if fate == 2 else None
+            entries = [{"kind": "entered_care", "actor": "bench", "data": {"date": entered.isoformat()}}]
+            for label, term in zip(YEAR_TERMS, terms, strict=True):
+                if term.end < entered or (left and term.start > left) or term.start > date(2026, 7, 1):
+                    continue
+                due = _moment(term.end)
+                signed = min(due - timedelta(days=rng.randrange(-10, 40)), _moment(date(2026, 6, 30)))
+                data = {**started, "answers": {"kind": "termly", "term": label}, "child": {"id": child_id}}
+                entries += [
+                    {"kind": "instance_started", "actor": "bench", "instance_id": next_id, "data": data},
+                    {
+                        "kind": "meeting_held",
+                        "actor": "bench",
+                        "instance_id": next_id,
+                        "data": {"date": str(due.date())},
+                    },
+                    {"kind": "pep_signed_off", "actor": "bench", "instance_id": next_id, "data": {}},
+                    {"kind": "instance_completed", "actor": "bench", "instance_id": next_id, "data": {}},
+                ]
+                rows["instance"].append(
+                    {
+                        "id": next_id,
+                        "child_id": child_id,
+                        "definition_id": real.definition_id,
+                        "status": "completed",
+                        "state": state,
+                        "version": 1,
+                        "next_timer_at": None,
+                        "waiting_messages": "[]",
+                        "started_at": due - timedelta(days=60),
+                        "started_by": "bench",
+                        "updated_at": signed,
+                    }
+                )
+                row = {c.key: getattr(template, c.key) for c in PepProjection.__table__.columns}
+                row.update(
+                    instance_id=next_id,
+                    child_id=child_id,
+                    term=label,
+                    due_at=due,
+                    started_at=due - timedelta(days=60),
+                    status="completed",
+                    ended_at=signed,
+                    held_on=(due - timedelta(days=10)).date(),
+                    signed_off_at=signed,
+                    on_time=signed <= due,
+                )
+                rows["projection"].append(row)
+                next_id += 1
+            if left:
+                entries.append({"kind": "left_care", "actor": "bench", "data": {"date": left.isoformat()}})
+            events, seq, head = history.signed_rows(child_id, entries, _moment(year_start))
+            rows["event"] += events
+            rows["child"].append(
+                {
+                    "id": child_id,
+                    "name": f"Year child {made}",
+                    "date_of_birth": date(2008 + made % 12, 1 + made % 12, 1),
+                    "school": rng.choice(SCHOOLS),
+                    "entered_care": entered,
+                    "in_care": left is None,
+                    "left_care_on": left,
+                    "created_at": _moment(year_start),
+                    "history_seq": seq,
+                    "history_head": head,
+                }
+            )
+            rows["team"] += [
+                {"child_id": child_id, "role_key": "social_worker", "user_id": rng.choice(workers)},
+                {"child_id": child_id, "role_key": "designated_teacher", "user_id": teacher},
+            ]
+        with sessions.begin() as s:
+            s.execute(insert(Child), rows["child"])
+            s.execute(insert(CaseTeamMember), rows["team"])
+            s.execute(INSERT_INSTANCE, rows["instance"])
+            s.execute(history.EVENTS, rows["event"])
+            s.execute(insert(PepProjection), rows["projection"])
+    with sessions.begin() as s:
+        if s.bind.dialect.name == "postgresql":
+            s.execute(text("SELECT setval('instance_id_seq', (SELECT max(id) FROM instance))"))
+
+
 def _moment(day: date) -> datetime:
     return datetime.combine(day, time(22, 59, 59), tzinfo=UTC)
 
 
-def measure(url: str, repeats: int = 20) -> dict[str, tuple[float, float, int]]:
-    """Each oversight page asked for `repeats` times by the VS administrator: (p50, p95 ms, bytes)."""
+def measure(url: str, repeats: int = 20, pages=None) -> dict[str, tuple[float, float, int]]:
+    """Each oversight page (of `pages`, else PAGES) asked for `repeats` times by the VS administrator,
+    each export (CSV, XLSX) EXPORT_REPEATS times at most: (p50, p95 ms, bytes)."""
     from webui import create_app
     from webui.auth import hash_password
 
@@ -135,9 +260,9 @@ def measure(url: str, repeats: int = 20) -> dict[str, tuple[float, float, int]]:
     client = app.test_client()
     client.post("/sign-in", data={"email": "admin@bench.test", "password": "bench-password"})
     found = {}
-    for page in PAGES:
+    for page in pages or PAGES:
         samples, size = Samples(), 0
-        for _ in range(repeats):
+        for _ in range(min(repeats, EXPORT_REPEATS) if ".csv" in page or ".xlsx" in page else repeats):
             with samples.timing():
                 response = client.get(page)
             assert response.status_code == 200, (page, response.status_code)

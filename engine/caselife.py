@@ -24,7 +24,7 @@ from typing import Any
 from sqlalchemy import exists, func, select
 from sqlalchemy.orm import Session
 
-from . import calendar, deployments, history, projection, schools
+from . import calendar, deployments, groupkeys, history, projection, schools
 from .errors import NotAllowed
 from .models import CaseTeamMember, Child, Instance, ProcessDefinition, User
 from .people import READ_ONLY_ROLES, find_user, holds_role_for
@@ -165,6 +165,8 @@ def _change(session: Session, child: Child, values: dict, actor: str, at: dateti
         value = change["after"]
         is_date = field in ("date_of_birth", "entered_care")
         setattr(child, field, date.fromisoformat(value) if is_date and value else value)
+    if changes.keys() & {"school", "in_area"}:
+        groupkeys.refile(session, [child.id])  # their PEPs' rows are counted under the new school or area
     if changes:
         session.flush()  # the child's row before its history's tip: one row, one lock
         history.append(

@@ -50,17 +50,19 @@ def drill_down(
     if drill.figure in PEP_FIGURES or drill.figure in INITIAL_FIGURES:
         clause = {**_pep_figures(now), **_initial_figures(now)}[drill.figure]
         kind = "initial" if drill.figure in INITIAL_FIGURES else None
-        query, key, _label = _dimension(
-            select(P, Child.name, Child.school).join(Child, Child.id == P.child_id), drill.by, True, year
+        key, _label = _dimension(drill.by, True, year)
+        peps = (
+            select(P, Child.name, Child.school)
+            .join(Child, Child.id == P.child_id)
+            .where(_peps_in(period_, now, kind), clause, _matches(key, drill.by, drill.value), visible)
         )
-        query = query.where(_peps_in(period_, now, kind), clause, _matches(key, drill.by, drill.value), visible)
         return [
             _pep_row(row.PepProjection, row.name, row.school, now)
-            for row in session.execute(query.order_by(Child.name, P.due_at).limit(limit))
+            for row in session.execute(peps.order_by(Child.name, P.due_at).limit(limit))
         ]
     if drill.figure == "children":
-        query, key, _label = _dimension(select(Child), drill.by, False, year)
-        query = query.where(
+        key, _label = _dimension(drill.by, False, year)
+        query = select(Child).where(
             _in_care(period_.start, period_.end, period_.now), _matches(key, drill.by, drill.value), visible
         )
         return [_child_row(child) for child in session.scalars(query.order_by(Child.name).limit(limit))]
@@ -68,8 +70,10 @@ def drill_down(
     if drill.term and term is not None:
         reviewed = _reviewed(drill.term)
         which = {"in_care": literal(True), "reviewed": reviewed, "not_reviewed": ~reviewed}[drill.figure]
-        query, key, _label = _dimension(select(Child), drill.by, False, year)
-        query = query.where(_in_care(term.start, term.end, False), which, _matches(key, drill.by, drill.value), visible)
+        key, _label = _dimension(drill.by, False, year)
+        query = select(Child).where(
+            _in_care(term.start, term.end, False), which, _matches(key, drill.by, drill.value), visible
+        )
         return [_child_row(child) for child in session.scalars(query.order_by(Child.name).limit(limit))]
     return []
 

@@ -30,7 +30,7 @@ from datetime import date, datetime
 from sqlalchemy import func, insert, select
 from sqlalchemy.orm import Session
 
-from . import caselife, history
+from . import caselife, groupkeys, history
 from .calendar import working_days_dt
 from .importrows import DT, SW, ImportRefused, Row, decode, read  # noqa: F401 - ImportRefused: re-exported
 from .models import CaseTeamMember, Child, Instance, School, SchoolTeacher, User, UserRole
@@ -377,6 +377,7 @@ def _add_children(
     session.execute(history.EVENTS, events)
     if members:
         session.execute(insert(CaseTeamMember), members)
+        groupkeys.refile(session, {str(member["child_id"]) for member in members})  # their holders, for the breakdowns
 
 
 def _change_child(

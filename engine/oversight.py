@@ -11,11 +11,11 @@ from __future__ import annotations
 from datetime import date, datetime
 
 from sqlalchemy import ColumnElement, and_, case, exists, false, func, literal, null, select, union_all
-from sqlalchemy.orm import Session, aliased
+from sqlalchemy.orm import Session
 
 from . import calendar, lists
+from .groupkeys import TEAM_COLUMNS
 from .models import (
-    CaseTeamMember,
     Child,
     PepProjection,
     User,
@@ -110,28 +110,26 @@ def _age_band_of_child(year_start: date):
     return case(*whens, else_=None) if whens else literal(None)
 
 
-def _dimension(query, by: str | None, pep: bool, year_start: date):
-    """The query joined for a breakdown `by`, and the group's (key, label) expressions."""
-    if by in TEAM_DIMENSIONS:
-        member = aliased(CaseTeamMember)
-        child_id = P.child_id if pep else Child.id  # a PEP's team: no need of the child's row
-        query = query.outerjoin(member, and_(member.child_id == child_id, member.role_key == TEAM_DIMENSIONS[by]))
-        return query, member.user_id, null()  # the person's name: read once a group (`_groups`)
+def _dimension(by: str | None, pep: bool, year_start: date):
+    """A breakdown's group `by`: its (key, label) expressions, on the PEP's row (`pep`) or the child's,
+    each of which keeps the child's keys (engine/groupkeys.py): no join to the child or their team."""
+    kept = P if pep else Child
+    if by in TEAM_DIMENSIONS:  # the person's name: read once a group (`_groups`, `_by_name`)
+        return getattr(kept, TEAM_COLUMNS[TEAM_DIMENSIONS[by]]), null()
     if by == "school":
-        return query, Child.school, Child.school
+        return kept.school, kept.school
     if by == "area":
-        area = case((Child.in_area.is_(True), "in"), (Child.in_area.is_(False), "out"), else_=None)
+        flag = kept.in_area
         return (
-            query,
-            area,
-            case((Child.in_area.is_(True), "In area"), (Child.in_area.is_(False), "Out of area"), else_=None),
+            case((flag.is_(True), "in"), (flag.is_(False), "out"), else_=None),
+            case((flag.is_(True), "In area"), (flag.is_(False), "Out of area"), else_=None),
         )
     if by == "age_band":
         band = P.age_band if pep else _age_band_of_child(year_start)
-        return query, band, band
+        return band, band
     if by == "process":
-        return query, (P.process_id if pep else literal(None)), (P.process_name if pep else literal(None))
-    return query, literal("all"), literal("All children")
+        return (P.process_id if pep else literal(None)), (P.process_name if pep else literal(None))
+    return literal("all"), literal("All children")
 
 
 def _matches(key, by: str | None, value: str | None):
@@ -162,7 +160,9 @@ def timeliness(
     Every group of the breakdown, by name; or with `page`, that page of those whose name holds `search`
     (`size` a page, else BREAKDOWN_PAGE) as `page` (lists.Page), by a person the most overdue first
     (then the most late, then by name), so a council of thousands of social workers shows first whom
-    to ask. Counted, merged, ordered and paged by the database: a page reads its rows alone."""
+    to ask. Counted, merged, ordered and paged by the database: a page reads its rows alone. A page
+    of a breakdown by a dimension of the child also gives the termly figures of its groups
+    (`termly_by`, as `termly_by()` would), counted in the same pass as the council's."""
     by = by if by in DIMENSIONS else None
     wanted = " ".join(search.split()) if page is not None else ""
     groups = _groups(period_, now, by, wanted)
@@ -170,13 +170,20 @@ def timeliness(
     if page is not None and by in TEAM_DIMENSIONS:
         order = [groups.c.overdue.desc(), groups.c.late.desc(), *order]
     query = select(groups).order_by(*order)
-    found = {"initial": _initial(session, period_, now), "termly": _termly(session, period_, now), "page": None}
+    by_child = by is not None and by != "process"
+    terms = _termly_groups(session, period_, now, by) if by_child else None
+    found: dict = {"initial": _initial(session, period_, now), "termly": _termly(session, period_, now, terms)}
     if page is None:
-        return {**found, "rows": [_group(row) for row in session.execute(query)]}
-    if wanted and by not in TEAM_DIMENSIONS:
-        query = query.where(func.lower(groups.c.label).like(lists._like(wanted), escape="\\"))
-    chosen = _page_of(session, query, max(page, 1), size or BREAKDOWN_PAGE)
-    return {**found, "rows": chosen.rows, "page": chosen}
+        rows, chosen = [_group(row) for row in session.execute(query)], None
+    else:
+        if wanted and by not in TEAM_DIMENSIONS:
+            query = query.where(func.lower(groups.c.label).like(lists._like(wanted), escape="\\"))
+        chosen = _page_of(session, query, max(page, 1), size or BREAKDOWN_PAGE)
+        rows = chosen.rows
+    if chosen is None or terms is None or by is None:
+        return {**found, "rows": rows, "page": chosen, "termly_by": None}
+    termly_rows = _termly_by(session, by, terms, [row["key"] for row in rows])
+    return {**found, "rows": rows, "page": chosen, "termly_by": termly_rows}
 
 
 def _page_of(session: Session, query, number: int, size: int) -> lists.Page:
@@ -197,12 +204,9 @@ def _groups(period_: Period, now: datetime, by: str | None, search: str = ""):
     person, only those whose name holds `search` (found before counting: the planner knows people's
     names, not how many groups a count will give)."""
     figures, year = _pep_figures(now), _year_start(period_)
-    peps = select().select_from(P)
-    if by in ("school", "area"):  # the child's: the others are the PEP's own, or its child's team
-        peps = peps.join(Child, Child.id == P.child_id)
-    query, key, label = _dimension(peps, by, True, year)
+    key, label = _dimension(by, True, year)
     parts = [
-        query.add_columns(
+        select(
             key.label("key"),
             func.max(label).label("label"),
             null().label("children"),
@@ -212,10 +216,10 @@ def _groups(period_: Period, now: datetime, by: str | None, search: str = ""):
         .group_by(key)
     ]
     if by != "process":
-        cq, ckey, clabel = _dimension(select().select_from(Child), by, False, year)
+        ckey, clabel = _dimension(by, False, year)
         # one row per child: a child has one holder of a role at most (the key of case_team_member)
         parts.append(
-            cq.add_columns(
+            select(
                 ckey.label("key"),
                 func.max(clabel).label("label"),
                 func.count(Child.id).label("children"),
@@ -274,52 +278,80 @@ def _reviewed(term_key: str):
     return exists().where(P.child_id == Child.id, P.kind == "termly", P.term == term_key, P.on_time.is_(True))
 
 
-def _termly(session: Session, period_: Period, now: datetime) -> list[dict]:
-    """Each term of the period begun by now: children in care in it, and those with a review completed in it.
-    One pass over the children, joined to the terms' reviews (`ix_pep_projection_kind_term`), whatever
-    the number of terms."""
-    terms = [t for t in period_.terms if t.start <= calendar.to_london(now).date()]
+def _terms_begun(period_: Period, now: datetime) -> list:
+    return [t for t in period_.terms if t.start <= calendar.to_london(now).date()]
+
+
+def _termly_groups(session: Session, period_: Period, now: datetime, by: str | None, keys: list | None = None):
+    """Each term of the period begun by now, its children in care and those with a review completed in
+    it, by group of the breakdown `by` (None: one group, the council; only the groups `keys` names,
+    when given): one pass over the children, each looked up among each term's reviewed children (read
+    from `ix_pep_projection_kind_term` once a term, a hashed set on PostgreSQL), whatever the number of
+    terms. (terms, rows of (key, label, then in care and reviewed for each term))."""
+    terms = _terms_begun(period_, now)
     if not terms:
-        return []
-    keys = [_term_key(t) for t in terms]
-    reviews = (
-        select(P.child_id, *(func.max(case((P.term == key, 1), else_=0)).label(f"r{n}") for n, key in enumerate(keys)))
-        .where(P.kind == "termly", P.term.in_(keys), P.on_time.is_(True))
-        .group_by(P.child_id)
-        .subquery()
-    )
+        return [], []
     counts = []
-    for n, term in enumerate(terms):
+    for term in terms:
         in_care = _in_care(term.start, term.end, False)
-        counts += [
-            func.sum(case((in_care, 1), else_=0)),
-            func.sum(case((in_care & (reviews.c[f"r{n}"] == 1), 1), else_=0)),
-        ]
-    row = session.execute(select(*counts).select_from(Child).outerjoin(reviews, reviews.c.child_id == Child.id)).one()
-    found = []
-    for n, term in enumerate(terms):
-        in_care, reviewed = int(row[2 * n] or 0), int(row[2 * n + 1] or 0)
-        found.append(
-            {
-                "term": keys[n],
-                "label": f"{term.name.strip()} term {term.academic_year}",
-                "in_care": in_care,
-                "reviewed": reviewed,
-                "not_reviewed": in_care - reviewed,
-            }
+        reviewed = Child.id.in_(
+            select(P.child_id).where(P.kind == "termly", P.term == _term_key(term), P.on_time.is_(True))
         )
-    return found
+        counts += [func.sum(case((in_care, 1), else_=0)), func.sum(case((in_care & reviewed, 1), else_=0))]
+    key, label = _dimension(by, False, _year_start(period_))
+    query = _only(select(key.label("key"), func.max(label).label("label"), *counts).select_from(Child), key, keys)
+    return terms, session.execute(query.group_by(key) if by else query).all()
+
+
+def _term_label(term) -> str:
+    return f"{term.name.strip()} term {term.academic_year}"
+
+
+def _term_figures(in_care, reviewed) -> dict:
+    in_care, reviewed = int(in_care or 0), int(reviewed or 0)
+    return {"in_care": in_care, "reviewed": reviewed, "not_reviewed": in_care - reviewed}
+
+
+def _termly(session: Session, period_: Period, now: datetime, groups: tuple | None = None) -> list[dict]:
+    """Each term of the period begun by now: children in care in it, and those with a review completed
+    in it; summed from the breakdown's `groups` when given (each child is in one group), else counted."""
+    terms, rows = groups or _termly_groups(session, period_, now, None)
+    return [
+        {
+            "term": _term_key(term),
+            "label": _term_label(term),
+            **_term_figures(sum(row[2 + 2 * n] or 0 for row in rows), sum(row[3 + 2 * n] or 0 for row in rows)),
+        }
+        for n, term in enumerate(terms)
+    ]
+
+
+def _termly_by(session: Session, by: str, groups: tuple, keys: list | None = None) -> list[dict]:
+    """The termly figures of the breakdown's `groups`, term by term (only the groups `keys` names, when
+    given), each term's groups in order of their names (a person's read once)."""
+    terms, rows = groups
+    wanted = None if keys is None else set(keys)
+    rows = [row for row in rows if wanted is None or row.key in wanted]
+    named = _by_name(session, by, [{"key": row.key, "label": row.label, "row": row} for row in rows])
+    return [
+        {
+            "term": _term_key(term),
+            "label": _term_label(term),
+            "rows": [
+                {"key": g["key"], "label": g["label"], **_term_figures(g["row"][2 + 2 * n], g["row"][3 + 2 * n])}
+                for g in named
+            ],
+        }
+        for n, term in enumerate(terms)
+    ]
 
 
 def initial_by(session: Session, period_: Period, now: datetime, by: str, keys: list | None = None) -> list[dict]:
     """The initial-PEP figures of a period broken down `by` a dimension: a row per group (only the
     groups `keys` names, when given: those on a page of the breakdown)."""
     figures = _initial_figures(now)
-    query, key, label = _dimension(
-        select().select_from(P).join(Child, Child.id == P.child_id), by, True, _year_start(period_)
-    )
-    query = _only(query, key, keys)
-    query = query.add_columns(
+    key, label = _dimension(by, True, _year_start(period_))
+    query = _only(select(), key, keys).add_columns(
         key.label("key"),
         func.max(label).label("label"),
         *(func.sum(case((clause, 1), else_=0)).label(name) for name, clause in figures.items()),
@@ -335,36 +367,7 @@ def termly_by(session: Session, period_: Period, now: datetime, by: str, keys: l
     """Each term of the period begun by now, its children in care broken down `by` a dimension of the
     child (not "process": a term's review is the child's, whichever process gave it); only the groups
     `keys` names, when given."""
-    found, year = [], _year_start(period_)
-    for term in period_.terms:
-        if term.start > calendar.to_london(now).date():
-            continue
-        label_ = _term_key(term)
-        query, key, label = _dimension(select().select_from(Child), by, False, year)
-        query = _only(query, key, keys).add_columns(
-            key.label("key"),
-            func.max(label).label("label"),
-            func.count(func.distinct(Child.id)).label("in_care"),
-            func.count(func.distinct(case((_reviewed(label_), Child.id), else_=None))).label("reviewed"),
-        )
-        rows = [
-            {
-                "key": row.key,
-                "label": row.label,
-                "in_care": row.in_care,
-                "reviewed": row.reviewed,
-                "not_reviewed": row.in_care - row.reviewed,
-            }
-            for row in session.execute(query.where(_in_care(term.start, term.end, False)).group_by(key))
-        ]
-        found.append(
-            {
-                "term": label_,
-                "label": f"{term.name.strip()} term {term.academic_year}",
-                "rows": _by_name(session, by, rows),
-            }
-        )
-    return found
+    return _termly_by(session, by, _termly_groups(session, period_, now, by, keys))
 
 
 def _by_name(session: Session, by: str, rows: list[dict]) -> list[dict]:

@@ -23,8 +23,9 @@ from .modelbase import Base
 
 class PepProjection(Base):
     """One PEP (one instance) as the Virtual School's oversight reads it, kept by the step that writes
-    its history (engine/oversight.py): what it answers (kind, term or deadline), when it was due, held
-    and signed off, and whether on time. A recomputation from the history gives the same row."""
+    its history (engine/projection.py): what it answers (kind, term or deadline), when it was due, held
+    and signed off, and whether on time. A recomputation from the history gives the same row; the
+    child's keys for the breakdowns are kept beside it by engine/groupkeys.py."""
 
     __tablename__ = "pep_projection"
     __table_args__ = (
@@ -54,6 +55,12 @@ class PepProjection(Base):
     entered_care: Mapped[date | None]
     start_by: Mapped[datetime | None]
     ready_by: Mapped[datetime | None]
+    # the child's, as they are now, for the breakdowns (engine/groupkeys.py keeps them)
+    school: Mapped[str | None] = mapped_column(String(200))
+    in_area: Mapped[bool | None] = mapped_column(Boolean)
+    social_worker_id: Mapped[int | None] = mapped_column(Integer)
+    designated_teacher_id: Mapped[int | None] = mapped_column(Integer)
+    education_adviser_id: Mapped[int | None] = mapped_column(Integer)
 
 
 class PpplusEntry(Base):

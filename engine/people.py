@@ -12,7 +12,7 @@ from datetime import date
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
-from . import clock, history
+from . import clock, groupkeys, history
 from .mail import one_line
 from .models import CaseTeamMember, Child, Notification, OpenTask, SchoolTeacher, User, UserRole
 from .roles import RoleDirectory
@@ -112,6 +112,7 @@ def set_case_team(
         changes.append({**change, "needs_person": waiting} if waiting else change)
     session.flush()
     if changes:
+        groupkeys.refile(session, [child_id])  # the holders the oversight breakdowns group by
         history.append(
             session,
             child_id,

@@ -115,6 +115,10 @@ class Child(Base):
     created_at: Mapped[datetime]
     history_seq: Mapped[int] = mapped_column(Integer, default=0)
     history_head: Mapped[str] = mapped_column(String(64), default="")
+    # the holders of the roles an oversight breakdown names, kept from the case team (engine/groupkeys.py)
+    social_worker_id: Mapped[int | None] = mapped_column(Integer, index=True)
+    designated_teacher_id: Mapped[int | None] = mapped_column(Integer, index=True)
+    education_adviser_id: Mapped[int | None] = mapped_column(Integer, index=True)
 
 
 class CaseTeamMember(Base):

@@ -27,6 +27,7 @@ from sqlalchemy import Table, bindparam, select
 from sqlalchemy.orm import Session
 
 from . import CONFIG, calendar
+from .groupkeys import of_child, refile
 from .models import (
     Child,
     Event,
@@ -165,7 +166,8 @@ def entered_care_before(session: Session, child_id: str, at: datetime) -> date |
 
 def project_step(session: Session, instance_id: int, child_id: str, entries: list[dict], at: datetime, new: bool):
     """The projection's write for a step's history entries: (statement, parameters), or None. Read
-    before the step's writes begin (the caller runs it in its pipeline)."""
+    before the step's writes begin, once the step holds the child's row (the caller runs it in its
+    pipeline); a new row takes the child's keys for the breakdowns (engine/groupkeys.py)."""
     relevant = [e for e in entries if e["kind"] in FOLDED and (e["kind"] != "task_completed" or e["data"].get("late"))]
     if not relevant:
         return None
@@ -182,8 +184,13 @@ def project_step(session: Session, instance_id: int, child_id: str, entries: lis
         row = fold(row, entry["kind"], entry["data"], at, entered)
     if row is None:
         return None
-    if new or started:
-        return INSERT_PROJECTION, {"instance_id": instance_id, "child_id": child_id, **row}
+    if new or started:  # the child's keys for the breakdowns, read with the child's row locked (engine/step.py)
+        return INSERT_PROJECTION, {
+            "instance_id": instance_id,
+            "child_id": child_id,
+            **row,
+            **of_child(session, child_id),
+        }
     return UPDATE_PROJECTION, {"pep_instance_id": instance_id, **row}
 
 
@@ -198,8 +205,10 @@ def recompute(session: Session, instance_id: int) -> dict | None:
     return row
 
 
-def rebuild(session: Session, batch: int = 500) -> int:
-    """Recompute every instance's row from history (the backfill, and after the rules change)."""
+def rebuild(session: Session, batch: int = 500, keys: bool = True) -> int:
+    """Recompute every instance's row from history (the backfill, and after the rules change), with
+    the children's keys for the breakdowns as they are now (engine/groupkeys.py; not `keys`: a
+    database from before migration 0022, which has no columns for them)."""
     session.execute(_P.delete())
     done, last = 0, 0
     while ids := session.execute(
@@ -209,4 +218,6 @@ def rebuild(session: Session, batch: int = 500) -> int:
         if rows:
             session.execute(INSERT_PROJECTION, rows)
         done, last = done + len(rows), ids[-1][0]
+    if keys:
+        refile(session)  # every child's keys, and so every row's
     return done

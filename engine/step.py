@@ -280,9 +280,9 @@ class Step:
             self.log("engine_step")
         for entry in self.entries:
             entry["instance_id"] = instance.id
+        child = self.child()  # locked before the projection reads the child's keys (engine/groupkeys.py)
         # the Virtual School's row of this PEP, as the step's history changes it (engine/projection.py)
         projected = projection.project_step(session, instance.id, instance.child_id, self.entries, now, self.new)
-        child = self.child()  # the last read: nothing is read once the writes are under way
         ledger = self._ledger_rows(child, now)
         with pipelined(session) as writes:  # the step's other writes, none of which is read back
             if projected:

@@ -219,7 +219,7 @@ def test_0020_fills_in_the_day_a_child_came_into_care_from_their_history(sqlite_
     from .conftest import CHILDREN, ROOT, STAFF, seat_case_team
     from .test_deploy import ENTERING_CARE
 
-    command.upgrade(alembic_config(sqlite_url), "0019")
+    upgrade(sqlite_url)  # the models' schema to write with; taken back to 0019 below
     clock = clocks.FrozenClock("2026-03-02T09:00:00+00:00")
     db = make_db(sqlite_url)
     sessions = session_factory(db)
@@ -242,6 +242,7 @@ def test_0020_fills_in_the_day_a_child_came_into_care_from_their_history(sqlite_
             row = s.get(PepProjection, started.id)
             row.entered_care = row.start_by = row.ready_by = None
         db.dispose()
+        command.downgrade(alembic_config(sqlite_url), "0019")
 
         upgrade(sqlite_url)
 

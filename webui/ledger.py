@@ -287,10 +287,14 @@ def xlsx_response(filename: str, sheets: list[tuple[str, list[str], list[list]]]
     for title, headings, rows in sheets:
         sheet = book.create_sheet(title[:31])
         sheet.append(headings)
-        for row in rows:
-            sheet.append([_xlsx_value(value) for value in row])
-            for cell in sheet[sheet.max_row]:
-                if isinstance(cell.value, str) and cell.value.startswith(FORMULA_START):
+        for number, row in enumerate(
+            rows, start=2
+        ):  # each cell found by its place: the sheet's max_row is a scan of it
+            values = [_xlsx_value(value) for value in row]
+            sheet.append(values)
+            for column, value in enumerate(values, start=1):
+                if isinstance(value, str) and value.startswith(FORMULA_START):
+                    cell = sheet.cell(row=number, column=column)
                     cell.data_type = "s"
                     cell.quotePrefix = True
     buffer = io.BytesIO()

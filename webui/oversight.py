@@ -92,7 +92,7 @@ def timeliness():
     args = {k: v for k, v in request.args.items() if k != "page"}
     shown = [row["key"] for row in found["rows"]] if found["page"] is not None else None  # the page's groups
     initial_rows = oversight.initial_by(db(), chosen, now(), by, shown) if by else None
-    termly_rows = oversight.termly_by(db(), chosen, now(), by, shown) if by and by != "process" else None
+    termly_rows = found["termly_by"]  # counted with the council's termly figures, for the groups shown
     return render_template(
         "oversight/timeliness.html",
         period=chosen,

@@ -72,7 +72,7 @@ def upgrade() -> None:
     from engine import projection
 
     with Session(bind=bind) as session:
-        projection.rebuild(session)
+        projection.rebuild(session, keys=False)  # the breakdowns' keys: filled in by 0022
         session.flush()
 
 

@@ -1,0 +1,64 @@
+"""The keys the oversight breakdowns group by (engine/oversight.py), kept where the figures are counted:
+on each child's row the holders of the three roles a breakdown names (social worker, designated
+teacher, education adviser), and on each of the child's PEP rows (`pep_projection`) the child's school,
+whether placed in area and those three people, as they are now. So a breakdown reads one table, with
+no join to the children or their case teams for each view.
+
+Kept by each writer that changes them, in its own transaction: a change of the child's details
+(engine/caselife.py), of their case team (engine/people.py `set_case_team`, which a school's designated
+teacher and the import's changes go through), the import's new children (engine/importer.py), and a
+PEP's new row as the step writes it (`of_child`, engine/projection.py); set again for every child by
+`projection.rebuild` (`pep oversight-rebuild`) and by migration 0022.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import cast
+
+from sqlalchemy import Table, bindparam, select
+from sqlalchemy.orm import Session
+
+from .models import CaseTeamMember, Child, PepProjection
+
+_CHILD = cast(Table, Child.__table__)
+_PEP = cast(Table, PepProjection.__table__)
+_MEMBER = cast(Table, CaseTeamMember.__table__)
+# the role a breakdown names → the column that keeps its holder
+TEAM_COLUMNS = {
+    "social_worker": "social_worker_id",
+    "designated_teacher": "designated_teacher_id",
+    "vs_education_adviser": "education_adviser_id",
+}
+CHILD_KEYS = ("school", "in_area", *TEAM_COLUMNS.values())  # a PEP's row keeps these of its child's
+KEYS_OF_CHILD = select(*(_CHILD.c[key] for key in CHILD_KEYS)).where(_CHILD.c.id == bindparam("child_id"))
+CHUNK = 500
+
+
+def of_child(session: Session, child_id: str) -> dict:
+    """The keys a new PEP row of the child takes (read once the step holds the child's row)."""
+    row = session.execute(KEYS_OF_CHILD, {"child_id": child_id}).mappings().first()
+    return dict(row) if row else dict.fromkeys(CHILD_KEYS)
+
+
+def refile(session: Session, child_ids: Iterable[str] | None = None) -> None:
+    """Set the kept keys of the children `child_ids` (None: every child) and of each of their PEPs'
+    rows from their record and case team as they are now: after a change of school, area or case team."""
+    session.flush()  # the ORM's pending changes of the children and teams first
+    holders = {
+        column: select(_MEMBER.c.user_id)
+        .where(_MEMBER.c.child_id == _CHILD.c.id, _MEMBER.c.role_key == role)
+        .scalar_subquery()
+        for role, column in TEAM_COLUMNS.items()
+    }
+    # the child's row first, then its PEPs' rows: the order a step locks them in
+    peps = _PEP.update().where(_PEP.c.child_id == _CHILD.c.id).values({key: _CHILD.c[key] for key in CHILD_KEYS})
+    if child_ids is None:
+        session.execute(_CHILD.update().values(holders))
+        session.execute(peps)
+        return
+    ids = sorted(set(child_ids))
+    for at in range(0, len(ids), CHUNK):
+        chunk = ids[at : at + CHUNK]
+        session.execute(_CHILD.update().where(_CHILD.c.id.in_(chunk)).values(holders))
+        session.execute(peps.where(_CHILD.c.id.in_(chunk)))
