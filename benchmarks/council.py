@@ -10,6 +10,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
+from engine import groupkeys
 from engine.models import CaseTeamMember, Child, User, UserRole
 from engine.roles import seed_roles
 
@@ -163,6 +164,7 @@ def build(session: Session, size: int, year_start: date, rng: random.Random, pre
             for role, email in team.items()
         ],
     )
+    groupkeys.refile(session)  # the holders the oversight breakdowns group by, as set_case_team keeps them
     return council
 
 
