@@ -30,7 +30,7 @@ from engine.deploy import REVIEWS_KEY
 from engine.errors import Conflict, EngineError, FormInvalid, NotAllowed, ProcessFault, TaskNotReady
 from engine.forms import drop_unasked, field_errors, size_errors
 from engine.inbox import inbox, inbox_choices, inbox_counts, opened_since, task_fate
-from engine.models import Child, Instance, OpenTask, TaskDraft, User
+from engine.models import Child, Instance, Notification, OpenTask, TaskDraft, User
 from engine.vocabulary import Status
 
 from .access import may_view_child, record_view
@@ -113,6 +113,15 @@ def _not_for_person(task_id: str, refused: EngineError) -> NoReturn:
             abort(
                 make_response(_no_longer_open(task_id, request.form.get("_child", ""), _as_typed(request.form), None))
             )
+        # a reminder's link followed once the task had ended: the person was told of it, so they are told
+        # how it ended (the child of a closed task is found from what they were sent)
+        told = db().scalar(
+            select(Notification.child_id)
+            .where(Notification.user_id == current_user.id, Notification.task_id == task_id)
+            .limit(1)
+        )
+        if told:
+            abort(make_response(_no_longer_open(task_id, told, {}, None, opened=False)))
         abort(404)
     task = db().get(OpenTask, task_id)
     if task is not None and may_view_child(current_user, task.child_id):
@@ -452,10 +461,11 @@ def _as_typed(posted) -> dict[str, str]:
     return typed
 
 
-def _no_longer_open(task_id: str, child_id: str, answers: dict, schema: dict | None):
+def _no_longer_open(task_id: str, child_id: str, answers: dict, schema: dict | None, opened: bool = True):
     """The task ended while the person was filling it in (someone else completed it, a deadline or a
     reported change withdrew it): their answers are kept as a draft and shown to copy, and the page says
-    what happened (409). Nothing of a child they may not see is said (404)."""
+    what happened (409); not `opened` (the address followed once it had ended), only what happened
+    (410). Nothing of a child they may not see is said (404)."""
     if not child_id or not may_view_child(current_user, child_id):
         abort(404)
     fate = task_fate(db(), child_id, task_id)
@@ -479,7 +489,8 @@ def _no_longer_open(task_id: str, child_id: str, answers: dict, schema: dict | N
         by=by or fate.by,
         child=child,
         written=[(label, text) for label, text in written if text],
-    ), 409
+        opened=opened,
+    ), (409 if opened else 410)
 
 
 def render_page(

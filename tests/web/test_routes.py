@@ -416,6 +416,25 @@ def test_someone_elses_task_is_not_found_and_a_colleagues_is_forbidden(deployed_
     assert browser("dt@demo.test").get(f"/tasks/{task.id}").status_code == 403
 
 
+def test_a_reminder_followed_after_the_task_ended_says_who_completed_it_and_when(
+    deployed_app, browser, engine, council
+):
+    start_review(engine, council)
+    complete(engine, council, only_task(council), "sw@demo.test", MEETING)
+    task = only_task(council)  # the teacher's PEP: they were told of it
+    with council() as s:
+        dt_id = s.scalar(select(User.id).where(User.email == "dt@demo.test"))
+        assert s.scalar(select(Notification.id).where(Notification.task_id == task.id, Notification.user_id == dt_id))
+    complete(engine, council, task, "dt@demo.test", PEP)
+    response = browser("dt@demo.test").get(f"/tasks/{task.id}")
+    html = response.get_data(as_text=True)
+    assert response.status_code == 410 and "Complete the PEP is no longer open" in html
+    assert "Dana Teacher completed it on" in html and "while you had it open" not in html
+    assert "Nothing was submitted" not in html and "Alex Example" in html
+    assert browser("other.dt@demo.test").get(f"/tasks/{task.id}").status_code == 404  # never told, nothing said
+    assert browser("ea@demo.test").get(f"/tasks/{task.id}").status_code == 404  # sees the child, was not told
+
+
 def test_an_evidence_file_is_attached_and_can_be_downloaded(deployed_app, browser, engine, council):
     # the test form has no attachment field, so the child page's attachment list is checked via the model
     with council.begin() as s:
