@@ -475,6 +475,8 @@ def _no_longer_open(task_id: str, child_id: str, answers: dict, schema: dict | N
         _save_draft(task_id, answers)
     db().commit()
     by = db().scalar(select(User.name).where(User.email == fate.by)) if fate.by else None
+    if fate.by and fate.by == current_user.email:
+        by = "You"
     written = [
         (
             str((schema or {}).get("properties", {}).get(key, {}).get("title") or key.replace("_", " ").capitalize()),
