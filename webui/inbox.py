@@ -162,18 +162,12 @@ def task(task_id):
     data, before = posted_answers(schema, open_task.child_id, draft)
     if action.startswith("detach:"):
         _detach(schema, data, action[7:])
+    kind, _, path = action.partition(":")
     try:
-        # Answers too long, or a file refused: the page again with what was typed, and nothing saved.
-        refused = size_errors(as_kept(data), schema) or check_uploads(data, current_user.email)
-        if refused:
+        refused = edit_draft(schema, data, action, open_task.child_id)
+        if refused:  # answers too long, or a file refused: the page again with what was typed, nothing saved
             db().rollback()
             return _show_again(open_task, as_kept(data), refused, draft, version, basis=basis, status=422)
-        store_uploads(data, open_task.child_id, current_user.email)
-        kind, _, path = action.partition(":")
-        if kind == "add":
-            add_item(schema, data, path)
-        elif kind == "remove":
-            remove_item(data, path)
         _save_draft(task_id, data)
         remove_left(schema, before, data, open_task.child_id, current_user.email)
         errors = field_errors(json.dumps(schema), drop_unasked(schema, data)) if action == "check" else {}
@@ -197,6 +191,22 @@ def page_read(form: dict) -> tuple[int, str | None]:
     (a page without a version, or a garbled one: the version the page is about now)."""
     version = request.form.get("_version", type=int)
     return form["instance_version"] if version is None else version, request.form.get("_basis", "")[:64] or None
+
+
+def edit_draft(schema: dict, data: dict, action: str, child_id: str) -> dict[str, str]:
+    """The problems of answers posted to be kept as a draft (too long, a file refused), and nothing done;
+    else none, the files chosen stored for the child and the item the button (`action`) asks for added or
+    removed."""
+    refused = size_errors(as_kept(data), schema) or check_uploads(data, current_user.email)
+    if refused:
+        return refused
+    store_uploads(data, child_id, current_user.email)
+    kind, _, path = action.partition(":")
+    if kind == "add":
+        add_item(schema, data, path)
+    elif kind == "remove":
+        remove_item(data, path)
+    return {}
 
 
 def posted_answers(schema: dict, child_id: str, draft: TaskDraft | None) -> tuple[dict, set[str]]:

@@ -16,17 +16,15 @@ from flask_login import current_user, login_required
 from sqlalchemy.exc import SQLAlchemyError
 
 from engine.db import connection_lost
-from engine.forms import drop_unasked, field_errors, size_errors
+from engine.forms import drop_unasked, field_errors
 from engine.models import Child, TaskDraft
 
 from .access import record_view
 from .context import db, engine, now
 from .formschema import (
     Section,
-    add_item,
     build_fields,
     error_summary,
-    remove_item,
     sections,
     task_schema,
 )
@@ -38,6 +36,7 @@ from .inbox import (
     _save_draft,
     _task_for_person,
     bp,
+    edit_draft,
     page_read,
     posted_answers,
     sent_back,
@@ -45,11 +44,9 @@ from .inbox import (
 from .prefill import case_team, prefill
 from .uploads import (
     as_kept,
-    check_uploads,
     file_links,
     files_named,
     remove_left,
-    store_uploads,
 )
 
 COMPLETED, IN_PROGRESS, NOT_STARTED, CANNOT_START = "Completed", "In progress", "Not yet started", "Cannot start yet"
@@ -256,17 +253,12 @@ def save_section(task_id, number):
     action = request.form.get("_do", "continue")
     if action.startswith("detach:"):
         _detach(schema, data, action[7:])
+    kind, _, path = action.partition(":")
     try:
-        refused = size_errors(as_kept(data), schema) or check_uploads(data, current_user.email)
+        refused = edit_draft(schema, data, action, open_task.child_id)
         if refused:
             db().rollback()
             return _again(open_task, number, as_kept(data), refused, draft, version, basis, status_code=422)
-        store_uploads(data, open_task.child_id, current_user.email)
-        kind, _, path = action.partition(":")
-        if kind == "add":
-            add_item(schema, data, path)
-        elif kind == "remove":
-            remove_item(data, path)
         draft = _save_draft(task_id, data)
         errors = {}
         if action == "continue":
