@@ -88,6 +88,7 @@ def grow(url: str, instances: int, year_children: int = 10_000, seed: int = 2026
     _year_of_children(sessions, year_children, random.Random(seed + 1))
     with sessions.begin() as s:  # the copies' schools and teams went in as rows: their keys, as an import's
         groupkeys.refile(s)
+        groupkeys.rereview(s)  # and the terms each was reviewed in, as the steps would have kept them
     if db.dialect.name == "postgresql":  # the grown tables compacted (copies written twice), statistics gathered
         with db.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
             connection.execute(text("VACUUM FULL"))

@@ -258,6 +258,7 @@ def record_report(
         for instance_id in received_by:
             if (row := projection.recompute(session, instance_id)) is not None:
                 session.execute(projection.UPDATE_PROJECTION, {"pep_instance_id": instance_id, **row})
+        groupkeys.rereview(session, [child.id])
 
 
 def reports_offered(session: Session, child: Child, email: str) -> dict[str, dict]:

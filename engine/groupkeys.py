@@ -9,6 +9,12 @@ Kept by each writer that changes them, in its own transaction: a change of the c
 teacher and the import's changes go through), the import's new children (engine/importer.py), and a
 PEP's new row as the step writes it (`of_child`, engine/projection.py); set again for every child by
 `projection.rebuild` (`pep oversight-rebuild`) and by migration 0022.
+
+Beside them, each child's row keeps the terms in which a PEP review of theirs was completed on time
+(`reviewed_terms`), so the termly figures test each child where they are counted rather than look each
+child up among each term's reviews: added by the step that signs a review off in time (`reviewed`,
+engine/projection.py), set again from the PEPs' rows by `rereview` (rebuild, a re-projection, migration
+0024).
 """
 
 from __future__ import annotations
@@ -16,7 +22,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import cast
 
-from sqlalchemy import Table, bindparam, select
+from sqlalchemy import Table, bindparam, func, select
 from sqlalchemy.orm import Session
 
 from .models import CaseTeamMember, Child, PepProjection
@@ -62,3 +68,45 @@ def refile(session: Session, child_ids: Iterable[str] | None = None) -> None:
         chunk = ids[at : at + CHUNK]
         session.execute(_CHILD.update().where(_CHILD.c.id.in_(chunk)).values(holders))
         session.execute(peps.where(_CHILD.c.id.in_(chunk)))
+
+
+_REVIEWED = _CHILD.c.reviewed_terms
+ADD_REVIEWED = (  # every value a parameter: the step's pipeline sends it as it is
+    _CHILD.update()
+    .where(_CHILD.c.id == bindparam("reviewed_child"))
+    .where(_REVIEWED.is_(None) | _REVIEWED.not_like(bindparam("unreviewed"), escape="\\"))
+    .values(reviewed_terms=func.coalesce(_REVIEWED, bindparam("bar")) + bindparam("reviewed_term") + bindparam("bar"))
+)
+
+
+def reviewed_mark(term: str) -> str:
+    """How a term is written among a child's `reviewed_terms` (between bars: no term holds another)."""
+    return f"|{term}|"
+
+
+def reviewed(child_id: str, term: str) -> tuple:
+    """The step's write adding a term to the child's reviewed terms (once): (statement, parameters)."""
+    mark = "".join("\\" + c if c in "%_\\" else c for c in reviewed_mark(term))
+    return ADD_REVIEWED, {"reviewed_child": child_id, "reviewed_term": term, "bar": "|", "unreviewed": f"%{mark}%"}
+
+
+def rereview(session: Session, child_ids: Iterable[str] | None = None) -> None:
+    """Set the reviewed terms of the children `child_ids` (None: every child) from their PEPs' rows:
+    each term with a termly PEP signed off on time (as engine/oversight.py counts a review)."""
+    session.flush()
+    found = select(_PEP.c.child_id, _PEP.c.term).where(
+        _PEP.c.kind == "termly", _PEP.c.term.is_not(None), _PEP.c.on_time.is_(True)
+    )
+    ids = None if child_ids is None else sorted(set(child_ids))
+    chunks = [None] if ids is None else [ids[at : at + CHUNK] for at in range(0, len(ids), CHUNK)]
+    for chunk in chunks:
+        terms: dict = {}
+        for child_id, term in session.execute(found if chunk is None else found.where(_PEP.c.child_id.in_(chunk))):
+            terms.setdefault(child_id, set()).add(term)
+        clear = _CHILD.update().values(reviewed_terms=None)
+        session.execute(clear if chunk is None else clear.where(_CHILD.c.id.in_(chunk)))
+        if terms:
+            session.connection().execute(
+                _CHILD.update().where(_CHILD.c.id == bindparam("kept_child")),
+                [{"kept_child": c, "reviewed_terms": "|" + "|".join(sorted(t)) + "|"} for c, t in terms.items()],
+            )

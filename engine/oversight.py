@@ -10,11 +10,12 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from sqlalchemy import ColumnElement, and_, case, exists, false, func, literal, null, select, union_all
+from sqlalchemy import ColumnElement, and_, case, false, func, literal, null, select, true, union_all
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.elements import True_
 
 from . import calendar, lists
-from .groupkeys import TEAM_COLUMNS
+from .groupkeys import TEAM_COLUMNS, reviewed_mark
 from .models import (
     Child,
     PepProjection,
@@ -66,7 +67,7 @@ TERMLY_FIGURES = {
 def _pep_figures(now: datetime) -> dict:
     signed = P.signed_off_at.is_not(None)
     return {
-        "due": literal(True),
+        "due": true(),
         "held": P.held_on.is_not(None),
         "on_time": signed & P.on_time.is_(True),
         "late": signed & P.on_time.is_(False),
@@ -77,12 +78,18 @@ def _pep_figures(now: datetime) -> dict:
 
 def _initial_figures(now: datetime) -> dict:
     return {
-        "initial_due": literal(True),
+        "initial_due": true(),
         "initial_started": P.started_at <= P.start_by,
         "initial_ready": P.signed_off_at <= P.ready_by,
         "initial_late": P.signed_off_at.is_(None) & (P.ready_by < now),
         "initial_unknown": P.entered_care.is_(None),
     }
+
+
+def _count(clause):
+    """How many rows of the group the clause holds for (an aggregate's filter: no expression per row
+    to sum; `True` counts them all)."""
+    return func.count() if isinstance(clause, True_) else func.count().filter(clause)
 
 
 def _peps_in(period_: Period, now: datetime, kind: str | None = None):
@@ -162,7 +169,8 @@ def timeliness(
     (then the most late, then by name), so a council of thousands of social workers shows first whom
     to ask. Counted, merged, ordered and paged by the database: a page reads its rows alone. A page
     of a breakdown by a dimension of the child also gives the termly figures of its groups
-    (`termly_by`, as `termly_by()` would), counted in the same pass as the council's."""
+    (`termly_by`, as `termly_by()` would): counted in the same pass as the council's when the groups
+    are few (schools, age bands), for the page's alone when they are people (thousands)."""
     by = by if by in DIMENSIONS else None
     wanted = " ".join(search.split()) if page is not None else ""
     groups = _groups(period_, now, by, wanted)
@@ -170,8 +178,10 @@ def timeliness(
     if page is not None and by in TEAM_DIMENSIONS:
         order = [groups.c.overdue.desc(), groups.c.late.desc(), *order]
     query = select(groups).order_by(*order)
-    by_child = by is not None and by != "process"
-    terms = _termly_groups(session, period_, now, by) if by_child else None
+    termly_by_group = page is not None and by is not None and by != "process"  # the child's groups
+    # few groups (a school, an age band): the council's termly figures summed from all of them; a
+    # person's groups are thousands: the council's counted alone, and the page's groups by their keys
+    terms = _termly_groups(session, period_, now, by) if termly_by_group and by not in TEAM_DIMENSIONS else None
     found: dict = {"initial": _initial(session, period_, now), "termly": _termly(session, period_, now, terms)}
     if page is None:
         rows, chosen = [_group(row) for row in session.execute(query)], None
@@ -180,9 +190,10 @@ def timeliness(
             query = query.where(func.lower(groups.c.label).like(lists._like(wanted), escape="\\"))
         chosen = _page_of(session, query, max(page, 1), size or BREAKDOWN_PAGE)
         rows = chosen.rows
-    if chosen is None or terms is None or by is None:
+    if not termly_by_group or by is None:
         return {**found, "rows": rows, "page": chosen, "termly_by": None}
-    termly_rows = _termly_by(session, by, terms, [row["key"] for row in rows])
+    keys = [row["key"] for row in rows]
+    termly_rows = _termly_by(session, by, terms or _termly_groups(session, period_, now, by, keys), keys)
     return {**found, "rows": rows, "page": chosen, "termly_by": termly_rows}
 
 
@@ -210,7 +221,7 @@ def _groups(period_: Period, now: datetime, by: str | None, search: str = ""):
             key.label("key"),
             func.max(label).label("label"),
             null().label("children"),
-            *(func.sum(case((clause, 1), else_=0)).label(name) for name, clause in figures.items()),
+            *(_count(clause).label(name) for name, clause in figures.items()),
         )
         .where(_peps_in(period_, now), _named(key, by, search))
         .group_by(key)
@@ -267,15 +278,11 @@ def _group(row) -> dict:
 def _initial(session: Session, period_: Period, now: datetime) -> dict:
     figures = _initial_figures(now)
     row = session.execute(
-        select(*(func.sum(case((clause, 1), else_=0)).label(name) for name, clause in figures.items())).where(
+        select(*(_count(clause).label(name) for name, clause in figures.items())).where(
             _peps_in(period_, now, "initial")
         )
     ).one()
     return {name: int(getattr(row, name) or 0) for name in figures}
-
-
-def _reviewed(term_key: str):
-    return exists().where(P.child_id == Child.id, P.kind == "termly", P.term == term_key, P.on_time.is_(True))
 
 
 def _terms_begun(period_: Period, now: datetime) -> list:
@@ -285,19 +292,17 @@ def _terms_begun(period_: Period, now: datetime) -> list:
 def _termly_groups(session: Session, period_: Period, now: datetime, by: str | None, keys: list | None = None):
     """Each term of the period begun by now, its children in care and those with a review completed in
     it, by group of the breakdown `by` (None: one group, the council; only the groups `keys` names,
-    when given): one pass over the children, each looked up among each term's reviewed children (read
-    from `ix_pep_projection_kind_term` once a term, a hashed set on PostgreSQL), whatever the number of
-    terms. (terms, rows of (key, label, then in care and reviewed for each term))."""
+    when given): one pass over the children, whatever the number of terms, each child's reviews read
+    from the terms kept on their row (engine/groupkeys.py), not looked up among each term's reviews.
+    (terms, rows of (key, label, then in care and reviewed for each term))."""
     terms = _terms_begun(period_, now)
     if not terms:
         return [], []
     counts = []
     for term in terms:
         in_care = _in_care(term.start, term.end, False)
-        reviewed = Child.id.in_(
-            select(P.child_id).where(P.kind == "termly", P.term == _term_key(term), P.on_time.is_(True))
-        )
-        counts += [func.sum(case((in_care, 1), else_=0)), func.sum(case((in_care & reviewed, 1), else_=0))]
+        reviewed = Child.reviewed_terms.contains(reviewed_mark(_term_key(term)), autoescape=True)
+        counts += [_count(in_care), _count(in_care & reviewed)]
     key, label = _dimension(by, False, _year_start(period_))
     query = _only(select(key.label("key"), func.max(label).label("label"), *counts).select_from(Child), key, keys)
     return terms, session.execute(query.group_by(key) if by else query).all()
@@ -354,7 +359,7 @@ def initial_by(session: Session, period_: Period, now: datetime, by: str, keys: 
     query = _only(select(), key, keys).add_columns(
         key.label("key"),
         func.max(label).label("label"),
-        *(func.sum(case((clause, 1), else_=0)).label(name) for name, clause in figures.items()),
+        *(_count(clause).label(name) for name, clause in figures.items()),
     )
     rows = [
         {"key": row.key, "label": row.label, **{name: int(getattr(row, name) or 0) for name in figures}}

@@ -119,6 +119,10 @@ class Child(Base):
     social_worker_id: Mapped[int | None] = mapped_column(Integer, index=True)
     designated_teacher_id: Mapped[int | None] = mapped_column(Integer, index=True)
     education_adviser_id: Mapped[int | None] = mapped_column(Integer, index=True)
+    # the terms in which a PEP review of the child was completed on time, "|2025-26 autumn|2025-26 spring|",
+    # kept as the steps sign them off (engine/groupkeys.py): the termly figures test each child without
+    # looking up every term's reviews
+    reviewed_terms: Mapped[str | None] = mapped_column(Text)
 
 
 class CaseTeamMember(Base):

@@ -27,7 +27,7 @@ from sqlalchemy import Table, bindparam, select
 from sqlalchemy.orm import Session
 
 from . import CONFIG, calendar
-from .groupkeys import of_child, refile
+from .groupkeys import of_child, refile, rereview, reviewed
 from .models import (
     Child,
     Event,
@@ -164,34 +164,43 @@ def entered_care_before(session: Session, child_id: str, at: datetime) -> date |
     return session.scalar(select(Child.entered_care).where(Child.id == child_id))
 
 
-def project_step(session: Session, instance_id: int, child_id: str, entries: list[dict], at: datetime, new: bool):
-    """The projection's write for a step's history entries: (statement, parameters), or None. Read
-    before the step's writes begin, once the step holds the child's row (the caller runs it in its
-    pipeline); a new row takes the child's keys for the breakdowns (engine/groupkeys.py)."""
+def project_step(
+    session: Session, instance_id: int, child_id: str, entries: list[dict], at: datetime, new: bool
+) -> list[tuple]:
+    """The projection's writes for a step's history entries: (statement, parameters) each. Read before
+    the step's writes begin, once the step holds the child's row (the caller runs them in its
+    pipeline); a new row takes the child's keys for the breakdowns, and a termly review signed off in
+    time adds its term to the child's reviewed terms (engine/groupkeys.py)."""
     relevant = [e for e in entries if e["kind"] in FOLDED and (e["kind"] != "task_completed" or e["data"].get("late"))]
     if not relevant:
-        return None
+        return []
     row = None
     if not new:
         found = session.execute(select(_P).where(_P.c.instance_id == instance_id)).mappings().first()
         if found is None:
-            return None  # an instance from before the projection, not rebuilt yet: `pep oversight-rebuild`
+            return []  # an instance from before the projection, not rebuilt yet: `pep oversight-rebuild`
         row = {k: v for k, v in found.items() if k not in ("instance_id", "child_id")}
+    was_on_time = bool(row and row["on_time"])
     started = next((e for e in relevant if e["kind"] == "instance_started"), None)
     answered = started and (started["data"].get("answers") or {}).get("kind") == "initial"
     entered = entered_care_before(session, child_id, at) if answered else None
     for entry in relevant:
         row = fold(row, entry["kind"], entry["data"], at, entered)
     if row is None:
-        return None
+        return []
+    writes: list[tuple] = []
     if new or started:  # the child's keys for the breakdowns, read with the child's row locked (engine/step.py)
-        return INSERT_PROJECTION, {
-            "instance_id": instance_id,
-            "child_id": child_id,
-            **row,
-            **of_child(session, child_id),
-        }
-    return UPDATE_PROJECTION, {"pep_instance_id": instance_id, **row}
+        writes.append(
+            (
+                INSERT_PROJECTION,
+                {"instance_id": instance_id, "child_id": child_id, **row, **of_child(session, child_id)},
+            )
+        )
+    else:
+        writes.append((UPDATE_PROJECTION, {"pep_instance_id": instance_id, **row}))
+    if row["kind"] == "termly" and row["term"] and row["on_time"] and not was_on_time:
+        writes.append(reviewed(child_id, row["term"]))
+    return writes
 
 
 def recompute(session: Session, instance_id: int) -> dict | None:
@@ -220,4 +229,5 @@ def rebuild(session: Session, batch: int = 500, keys: bool = True) -> int:
         done, last = done + len(rows), ids[-1][0]
     if keys:
         refile(session)  # every child's keys, and so every row's
+        rereview(session)  # and the terms each was reviewed in
     return done

@@ -285,8 +285,8 @@ class Step:
         projected = projection.project_step(session, instance.id, instance.child_id, self.entries, now, self.new)
         ledger = self._ledger_rows(child, now)
         with pipelined(session) as writes:  # the step's other writes, none of which is read back
-            if projected:
-                writes.execute(*projected)
+            for statement, parameters in projected:
+                writes.execute(statement, parameters)
             if gone:
                 writes.execute(CLOSE_TASK, [{"task_id": task_id} for task_id in gone])
             for model, rows in self.rows.items():  # one INSERT per table for the step (tasks before notices)

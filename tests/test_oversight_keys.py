@@ -47,11 +47,29 @@ def kept(s) -> tuple[dict[str, tuple], dict[int, tuple]]:
     return children, rows
 
 
+def reviews(s) -> tuple[dict[str, set], dict[str, set]]:
+    """Each child's terms with a PEP review signed off in time: as kept on their row, and as their
+    PEPs' rows give them, read afresh."""
+    kept_terms = {
+        c: set(filter(None, (t or "").split("|"))) for c, t in s.execute(select(Child.id, Child.reviewed_terms))
+    }
+    found = {c: set() for c in kept_terms}
+    for child_id, term in s.execute(
+        select(PepProjection.child_id, PepProjection.term).where(
+            PepProjection.kind == "termly", PepProjection.on_time.is_(True)
+        )
+    ):
+        found[child_id].add(term)
+    return kept_terms, found
+
+
 def assert_kept_equal_recomputed(sessions) -> None:
     with sessions() as s:
         expected, (children, peps) = recomputed(s), kept(s)
+        kept_terms, reviewed = reviews(s)
     assert children == expected
     assert peps and all(keys == expected[child_id] for child_id, keys in peps.values())
+    assert kept_terms == reviewed
 
 
 def by_label(sessions, engine, by) -> dict:
@@ -148,3 +166,24 @@ def test_a_page_of_a_breakdown_gives_the_termly_figures_of_its_groups_as_counted
         council = oversight.timeliness(s, period, engine.now())["termly"]
     assert found["termly_by"] == apart and [t["rows"] for t in apart][-1]
     assert found["termly"] == council  # the council's, summed from the groups: the same as counted alone
+
+
+def test_a_review_signed_off_in_time_adds_its_term_to_the_childs_reviewed_terms(small_council):
+    with small_council() as s:
+        kept_terms, _ = reviews(s)
+    assert kept_terms["C001"] == {SPRING}  # Alex's spring review, signed off in time
+    assert kept_terms["C003"] == set()  # Casey's, signed off late: not a review completed in the term
+
+
+def test_the_reviewed_terms_are_set_again_from_the_peps_rows(small_council, engine):
+    before = figures(small_council, engine, SPRING, "school")["termly"]
+    with small_council.begin() as s:  # lost, or wrong (a database from before they were kept)
+        s.execute(update(Child).values(reviewed_terms="|2025-26 autumn|"))
+    with small_council.begin() as s:
+        groupkeys.rereview(s, ["C001"])  # one child's, as a re-projection sets them
+        assert s.scalar(select(Child.reviewed_terms).where(Child.id == "C001")) == f"|{SPRING}|"
+    with small_council.begin() as s:
+        projection.rebuild(s)  # every child's
+
+    assert_kept_equal_recomputed(small_council)
+    assert figures(small_council, engine, SPRING, "school")["termly"] == before
