@@ -10,7 +10,9 @@ by the steps (engine/oversight.py); nothing here scans a history.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import wraps
+from urllib.parse import urlencode
 
 from flask import Blueprint, abort, flash, g, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
@@ -111,8 +113,16 @@ def timeliness():
         rules=projection.rules(),
         initial_rows=initial_rows,
         termly_rows=termly_rows,
+        drill_url=_drill_url(),
         **CHART_COLOURS,
     )
+
+
+def _drill_url() -> Callable[..., str]:
+    """The address of a figure's list of children: the route built once, each figure's query added
+    (a page of a breakdown links hundreds of figures)."""
+    base = url_for("oversight.children")
+    return lambda **args: f"{base}?{urlencode({k: v for k, v in args.items() if v is not None})}"
 
 
 def _initial_labels() -> dict[str, str]:
