@@ -216,8 +216,9 @@ def recompute(session: Session, instance_id: int) -> dict | None:
 
 def rebuild(session: Session, batch: int = 500, keys: bool = True) -> int:
     """Recompute every instance's row from history (the backfill, and after the rules change), with
-    the children's keys for the breakdowns as they are now (engine/groupkeys.py; not `keys`: a
-    database from before migration 0022, which has no columns for them)."""
+    the children's keys for the breakdowns as they are now and the terms each was reviewed in
+    (engine/groupkeys.py; not `keys`: a database from before migrations 0022 and 0024, which has no
+    columns for them)."""
     session.execute(_P.delete())
     done, last = 0, 0
     while ids := session.execute(
