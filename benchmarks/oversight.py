@@ -41,13 +41,18 @@ PAGES = (
     "/oversight/timeliness?period=2025-26&by=social_worker&page=2",
     "/oversight/timeliness?period=2025-26&by=social_worker&q=worker+12",
     "/oversight/timeliness?period=2025-26&by=age_band",
+    "/oversight/timeliness?by=social_worker",
+    "/oversight/timeliness?period=2025-26+spring&by=designated_teacher",
     "/oversight/timeliness/children?period=2025-26&figure=overdue&by=school&value=School+7",
+    "/oversight/timeliness/children?period=2025-26&figure=not_reviewed&term=2025-26+spring&by=school&value=School+7",
     "/oversight/overdue?days=30",
     "/oversight/overdue?school=School+7",
     "/oversight/timeliness.csv?period=2025-26&by=school",
     "/oversight/timeliness.xlsx?period=2025-26&by=school",
     "/oversight/timeliness.csv?period=2025-26&by=social_worker",
     "/oversight/timeliness.xlsx?period=2025-26&by=social_worker",
+    "/oversight/timeliness/children.csv?period=2025-26&figure=overdue&by=school&value=School+7",
+    "/oversight/overdue.csv?days=30",
     "/oversight/quality/annual-report.xlsx?year=2025-26",
 )
 EXPORT_REPEATS = 3  # an export of every group is asked for less often than a page, and takes longer
