@@ -1,6 +1,7 @@
 """One step of one instance: what its elements mean as they run (history, notifications, deadlines,
 the PP+ ledger, statutory events), then its writes: the instance, the task projection, the Virtual
-School's projection and the child's history, together in the caller's transaction.
+School's projection, the PP+ ledger's and quality page's rows and the child's history, together in the
+caller's transaction.
 
 A step knows nothing of other instances: the messages its instance threw are returned by `save`, and
 the engine's operations deliver them (engine/runtime.py).
