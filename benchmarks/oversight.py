@@ -55,7 +55,7 @@ PAGES = (
     "/oversight/quality.csv?year=2025-26",
     "/oversight/quality.xlsx?year=2025-26",
     # not the annual report's PDF: its PP+ sheet lists every child of the ledger (106,707 here), which
-    # ReportLab did not lay out in 10 minutes (docs/benchmarks.md)
+    # ReportLab had not laid out after 9 minutes (docs/benchmarks.md)
 )
 QA_FORM = "review_quality_assure.schema.json"  # the council's QA of a termly review (processes/pep_review.bpmn)
 EXTRA_FORMS = {"tests/bundles/statutory": (QA_FORM,)}
