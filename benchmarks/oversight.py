@@ -15,15 +15,17 @@ from __future__ import annotations
 import json
 import random
 from datetime import UTC, date, datetime, time, timedelta
+from pathlib import Path
 
 from sqlalchemy import bindparam, func, insert, select, text
 
+from engine import calendar, groupkeys, projection, qualityrows
 from engine import clock as clocks
-from engine import groupkeys, projection
 from engine.db import make_db, session_factory
 from engine.deploy import Bundle, deploy
 from engine.models import Base, CaseTeamMember, Child, Event, Instance, PepProjection, ProcessDefinition, User
 from engine.people import add_child, add_user
+from engine.quality import CRITERION_KEY, RATING_KEY
 from engine.roles import seed_roles
 from engine.runtime import Engine
 
@@ -54,7 +56,15 @@ PAGES = (
     "/oversight/timeliness/children.csv?period=2025-26&figure=overdue&by=school&value=School+7",
     "/oversight/overdue.csv?days=30",
     "/oversight/quality/annual-report.xlsx?year=2025-26",
+    "/oversight/quality?year=2025-26",
+    "/oversight/quality.csv?year=2025-26",
+    "/oversight/quality.xlsx?year=2025-26",
+    # not the annual report's PDF: its PP+ sheet lists every child of the ledger (106,707 here), which
+    # ReportLab had not laid out after 9 minutes (docs/benchmarks.md)
 )
+QA_FORM = "review_quality_assure.schema.json"  # the council's QA of a termly review (processes/pep_review.bpmn)
+EXTRA_FORMS = {"tests/bundles/statutory": (QA_FORM,)}
+ADVISERS = 40
 EXPORT_REPEATS = 3  # an export of every group is asked for less often than a page, and takes longer
 YEAR_TERMS = ("2025-26 autumn", "2025-26 spring", "2025-26 summer")
 
@@ -73,7 +83,10 @@ def grow(url: str, instances: int, year_children: int = 10_000, seed: int = 2026
         add_user(s, "dt@bench.test", "Dana Teacher")
         add_user(s, "admin@bench.test", "Ash Administrator", roles=["VS Administrator"])
         for bundle in BUNDLES:
-            deploy(s, Bundle.from_dirs(bundle), actor="owner@bench.test")
+            files = Bundle.from_dirs(bundle)
+            for form in EXTRA_FORMS.get(bundle, ()):  # the QA form the year's QA results were given on
+                files.add(f"forms/{form}", Path("forms", form).read_text(encoding="utf-8"))
+            deploy(s, files, actor="owner@bench.test")
         from tests.conftest import seat_case_team
 
         for n in range(40):
@@ -91,6 +104,7 @@ def grow(url: str, instances: int, year_children: int = 10_000, seed: int = 2026
     copy_instances(sessions, instances, with_timer=False, prefix="B")
     _project_copies(sessions, random.Random(seed))
     _year_of_children(sessions, year_children, random.Random(seed + 1))
+    _year_of_quality(sessions, random.Random(seed + 2))
     with sessions.begin() as s:  # the copies' schools and teams went in as rows: their keys, as an import's
         groupkeys.refile(s)
         groupkeys.rereview(s)  # and the terms each was reviewed in, as the steps would have kept them
@@ -239,6 +253,101 @@ def _year_of_children(sessions, count: int, rng: random.Random) -> None:
     with sessions.begin() as s:
         if s.bind.dialect.name == "postgresql":
             s.execute(text("SELECT setval('instance_id_seq', (SELECT max(id) FROM instance))"))
+
+
+def _year_of_quality(sessions, rng: random.Random) -> None:
+    """QA results for most of the year's PEPs, as the steps would write them: the adviser's
+    `task_completed` on the QA form (its declared rating and criteria; a no fails a criterion, and a
+    PEP with one failed is not Green), a fifth rated Red first and sent back (the designated teacher's
+    task `task_ready` again with `sent_back`) before a second QA; each step's events appended to the
+    child's signed history at its own moment, and the `quality_entry` rows of them and of the sign-offs
+    already recorded (engine/qualityrows.py)."""
+    from engine import history
+
+    schema = json.loads(Path("forms", QA_FORM).read_text(encoding="utf-8"))
+    fields = schema["properties"]
+    rating = next(name for name, spec in fields.items() if spec.get(RATING_KEY))
+    criteria = [name for name, spec in fields.items() if spec.get(CRITERION_KEY)]
+    advisers = [f"adviser.{n}@bench.test" for n in range(ADVISERS)]
+    with sessions.begin() as s:
+        s.execute(insert(User), [{"email": e, "name": f"Adviser {n}", "active": True} for n, e in enumerate(advisers)])
+        children = s.execute(
+            select(Child.id, Child.history_seq, Child.history_head, Child.school).where(Child.id.like("Y%"))
+        ).all()
+        peps = s.execute(
+            select(PepProjection.instance_id, PepProjection.child_id, PepProjection.due_at)
+            .where(PepProjection.child_id.like("Y%"))
+            .order_by(PepProjection.child_id, PepProjection.due_at)
+        ).all()
+    of_child: dict[str, list] = {}
+    for pep in peps:
+        of_child.setdefault(pep.child_id, []).append(pep)
+    forms = {QA_FORM: schema}
+    for at in range(0, len(children), 1000):
+        events, rows, tips = [], [], []
+        for child in children[at : at + 1000]:
+            seq, head = child.history_seq, child.history_head
+            adviser = advisers[int(child.id[1:]) % ADVISERS]
+            for pep in of_child.get(child.id, []):
+                if rng.random() < 0.15:  # not quality-assured (yet)
+                    continue
+                when = min(pep.due_at - timedelta(days=rng.randrange(15, 40)), _moment(date(2026, 6, 20)))
+                steps = []
+                if rng.random() < 0.2:
+                    answers = {**dict.fromkeys(criteria, True), rating: "Red", "qa_feedback": "Targets need a measure."}
+                    answers[rng.choice(criteria)] = False
+                    steps.append((when, [_qa(adviser, pep.instance_id, answers), _sent_back(pep.instance_id)]))
+                    when += timedelta(days=rng.randrange(3, 12))
+                answers = {name: rng.random() > 0.1 for name in criteria}
+                answers[rating] = "Green" if all(answers.values()) else rng.choice(("Amber", "Red"))
+                steps.append((when, [_qa(adviser, pep.instance_id, {**answers, "qa_feedback": "Clear."})]))
+                for moment, entries in steps:
+                    made, seq, head = history.signed_rows(child.id, entries, moment, seq, head)
+                    events += made
+                    rows += [
+                        dict(row, school=child.school)
+                        for row in qualityrows.rows_of_step(
+                            entries, made[0]["seq"], child.id, pep.instance_id, moment, forms.get
+                        )
+                    ]
+            tips.append({"c_id": child.id, "history_seq": seq, "history_head": head})
+        with sessions.begin() as s:
+            if events:
+                s.execute(history.EVENTS, events)
+                s.execute(qualityrows.INSERT_QUALITY, rows)
+            table = Child.__table__
+            s.connection().execute(table.update().where(table.c.id == bindparam("c_id")), tips)
+    with sessions.begin() as s:  # the sign-offs the histories already hold (the year's and the copies')
+        signed = s.execute(
+            select(Event.child_id, Event.instance_id, Event.seq, Event.at, Event.actor, Child.school)
+            .join(Child, Child.id == Event.child_id)
+            .where(Event.kind == "pep_signed_off", Event.instance_id.is_not(None))
+        ).all()
+        rows = [
+            {
+                **qualityrows.facts("pep_signed_off", {}, forms.get)[0],
+                "child_id": e.child_id,
+                "instance_id": e.instance_id,
+                "seq": e.seq,
+                "at": e.at,
+                "term": calendar.term_label(e.at),
+                "actor": e.actor,
+                "school": e.school,
+            }
+            for e in signed
+        ]
+        for at in range(0, len(rows), 2000):
+            s.execute(qualityrows.INSERT_QUALITY, rows[at : at + 2000])
+
+
+def _qa(adviser: str, instance_id: int, answers: dict) -> dict:
+    data = {"task": "quality_assure_pep", "name": "Quality-assure the PEP", "form": QA_FORM, "data": answers}
+    return {"kind": "task_completed", "actor": adviser, "instance_id": instance_id, "task_id": None, "data": data}
+
+
+def _sent_back(instance_id: int) -> dict:
+    data = {"task": "record_meeting", "name": "Record the PEP meeting", "sent_back": "the adviser rated it Red"}
+    return {"kind": "task_ready", "actor": "system", "instance_id": instance_id, "task_id": None, "data": data}
 
 
 def _moment(day: date) -> datetime:

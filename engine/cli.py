@@ -7,7 +7,7 @@ Here are the entry point (`main`, the `pep` script) and `pep init`; the commands
 group: `cli_processes` (deploy, start, tasks, complete, claim, message, cancel, migrate, show),
 `cli_people` (users, children), `cli_history` (history, verify, checkpoint, history-key),
 `cli_scheduler` (scheduler, timers, incidents) and `cli_import` (import, oversight-rebuild,
-ppplus-backfill); what they share (the context, `fails_cleanly`, option parsers) in `cli_common`.
+ppplus-backfill, quality-rebuild); what they share (the context, `fails_cleanly`, option parsers) in `cli_common`.
 """
 
 from __future__ import annotations
@@ -65,6 +65,7 @@ for command in (
     cli_import.import_command,
     cli_import.oversight_rebuild,
     cli_import.ppplus_backfill,
+    cli_import.quality_rebuild,
 ):
     main.add_command(command)
 

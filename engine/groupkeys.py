@@ -1,7 +1,8 @@
 """The keys the oversight breakdowns group by (engine/oversight.py), kept where the figures are counted:
 on each child's row the holders of the three roles a breakdown names (social worker, designated
 teacher, education adviser), and on each of the child's PEP rows (`pep_projection`) the child's school,
-whether placed in area and those three people, as they are now. So a breakdown reads one table, with
+whether placed in area and those three people, as they are now, and on each of their quality rows
+(`quality_entry`, engine/qualityrows.py) the child's school. So a breakdown reads one table, with
 no join to the children or their case teams for each view.
 
 Kept by each writer that changes them, in its own transaction: a change of the child's details
@@ -25,11 +26,12 @@ from typing import cast
 from sqlalchemy import Table, bindparam, func, select
 from sqlalchemy.orm import Session
 
-from .models import CaseTeamMember, Child, PepProjection
+from .models import CaseTeamMember, Child, PepProjection, QualityEntry
 
 _CHILD = cast(Table, Child.__table__)
 _PEP = cast(Table, PepProjection.__table__)
 _MEMBER = cast(Table, CaseTeamMember.__table__)
+_QUALITY = cast(Table, QualityEntry.__table__)
 # the role a breakdown names → the column that keeps its holder
 TEAM_COLUMNS = {
     "social_worker": "social_worker_id",
@@ -59,15 +61,18 @@ def refile(session: Session, child_ids: Iterable[str] | None = None) -> None:
     }
     # the child's row first, then its PEPs' rows: the order a step locks them in
     peps = _PEP.update().where(_PEP.c.child_id == _CHILD.c.id).values({key: _CHILD.c[key] for key in CHILD_KEYS})
+    quality = _QUALITY.update().where(_QUALITY.c.child_id == _CHILD.c.id).values(school=_CHILD.c.school)
     if child_ids is None:
         session.execute(_CHILD.update().values(holders))
         session.execute(peps)
+        session.execute(quality)
         return
     ids = sorted(set(child_ids))
     for at in range(0, len(ids), CHUNK):
         chunk = ids[at : at + CHUNK]
         session.execute(_CHILD.update().where(_CHILD.c.id.in_(chunk)).values(holders))
         session.execute(peps.where(_CHILD.c.id.in_(chunk)))
+        session.execute(quality.where(_CHILD.c.id.in_(chunk)))
 
 
 _REVIEWED = _CHILD.c.reviewed_terms

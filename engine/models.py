@@ -20,6 +20,7 @@ from .modelbase import (  # noqa: F401 - the tables, importable as engine.models
 from .oversighttables import (  # noqa: F401 - the tables, importable as engine.models
     PepProjection,
     PpplusEntry,
+    QualityEntry,
 )
 from .peopletables import (  # noqa: F401 - the tables, importable as engine.models
     AccessGrant,

@@ -92,3 +92,32 @@ class PpplusEntry(Base):
     category: Mapped[str | None] = mapped_column(String(200))
     purpose: Mapped[str | None] = mapped_column(Text)
     actor: Mapped[str] = mapped_column(String(254))
+
+
+class QualityEntry(Base):
+    """One fact of a PEP's quality (engine/qualityrows.py): a QA rating given, a QA criterion assessed
+    (`failed`: answered no), a task sent back to be done again, or a sign-off; its history event
+    (`seq`), written in the same transaction as the step that made it and rebuilt from the histories
+    by `pep quality-rebuild`. The rating and criteria are read from the form's declared fields
+    (`x-qa-rating`, `x-qa-criterion`); `actor` is who gave the rating (the adviser, as it happened).
+    `school` is the child's as it is now, refiled with the PEPs' keys (engine/groupkeys.py): the
+    quality page counts each child's ratings under their current school, as the timeliness pages do."""
+
+    __tablename__ = "quality_entry"
+    __table_args__ = (
+        # a period's facts of one kind (a year's ratings, sign-offs), counted from the index's range
+        Index("ix_quality_entry_kind_at", "kind", "at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    child_id: Mapped[str] = mapped_column(ForeignKey("child.id"), index=True)
+    instance_id: Mapped[int] = mapped_column(ForeignKey("instance.id", ondelete="CASCADE"))
+    seq: Mapped[int] = mapped_column(Integer)  # the history event's
+    at: Mapped[datetime]
+    term: Mapped[str] = mapped_column(String(40))  # "2025-26 spring"
+    kind: Mapped[str] = mapped_column(String(16))  # rating, criterion, sent_back, signed_off
+    actor: Mapped[str] = mapped_column(String(254))
+    rating: Mapped[str | None] = mapped_column(String(16))  # Gold, Green, Amber, Red (rating only)
+    criterion: Mapped[str | None] = mapped_column(String(300))  # its title (criterion only)
+    failed: Mapped[bool | None] = mapped_column(Boolean)  # answered no (criterion only)
+    school: Mapped[str | None] = mapped_column(String(200))

@@ -1,6 +1,7 @@
 """Quality of PEPs as the histories record it: QA ratings by term, school and adviser, the PEPs sent
-back for changes and how long they took to be signed off, and the QA criteria most often failed.
-Called by the oversight pages (webui/ledger.py) and deploy (which checks the declarations).
+back for changes and how long they took to be signed off, and the QA criteria most often failed,
+counted from the rows each step keeps (engine/qualityrows.py). Called by the oversight pages
+(webui/ledger.py) and deploy (which checks the declarations).
 
 Nothing here names a council's question: a QA form declares its rating (`"x-qa-rating": true` on the
 Red/Amber/Green question) and its criteria (`"x-qa-criterion": true` on each yes/no check, its title
@@ -12,14 +13,14 @@ from __future__ import annotations
 
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import case, extract, func, select
 from sqlalchemy.orm import Session
 
 from . import calendar
-from .models import Child, Event, User
-from .ppplus import FormReader
+from .models import QualityEntry, User
 
 RATING_KEY = "x-qa-rating"
 CRITERION_KEY = "x-qa-criterion"
@@ -67,21 +68,10 @@ def academic_year_bounds(year: str) -> tuple[date, date]:
 
 
 @dataclass
-class Rating:
-    child_id: str
-    instance_id: int | None
-    at: datetime
-    term: str
-    school: str
-    adviser: str
-    rating: str
-
-
-@dataclass
 class Quality:
-    """What the histories say of PEP quality over a period."""
+    """What the histories say of PEP quality over a period (counted from the kept rows)."""
 
-    ratings: list[Rating] = field(default_factory=list)
+    counts: dict[str, dict[str, Counter]] = field(default_factory=dict)  # term, school, adviser → ratings
     criteria: list[tuple[str, int, int]] = field(default_factory=list)  # (criterion, failed, assessed)
     signed_off: int = 0
     returned: int = 0  # PEPs signed off that were sent back at least once
@@ -91,79 +81,72 @@ class Quality:
 
     def by(self, attribute: str) -> dict[str, Counter]:
         """Ratings counted by term, school or adviser."""
-        counts: dict[str, Counter] = defaultdict(Counter)
-        for rating in self.ratings:
-            counts[getattr(rating, attribute)][rating.rating] += 1
-        return dict(sorted(counts.items()))
+        return dict(sorted((self.counts.get(attribute) or {}).items()))
 
     @property
     def totals(self) -> Counter:
-        return Counter(r.rating for r in self.ratings)
+        return sum((counts for counts in (self.counts.get("term") or {}).values()), Counter())
 
 
 def quality(session: Session, start: date, end: date) -> Quality:
-    """The quality of PEPs rated and signed off from `start` up to (not including) `end` (London days)."""
+    """The quality of PEPs rated and signed off from `start` up to (not including) `end` (London days),
+    counted by the database from the rows the steps keep (engine/qualityrows.py): a rating counts under
+    its term, the child's school and the adviser who gave it; a PEP signed off in the period, with the
+    times it was sent back and its first rating in the period."""
     begin, finish = calendar.to_london(start.isoformat()), calendar.to_london(end.isoformat())
-    events = session.scalars(
-        select(Event)
-        .where(Event.kind.in_(("task_completed", "task_ready", "pep_signed_off")), Event.at >= begin, Event.at < finish)
-        .order_by(Event.child_id, Event.seq)
-    )
-    forms = FormReader(session)
-    schools = {c: s or "No school" for c, s in session.execute(select(Child.id, Child.school))}
-    names = dict(session.execute(select(User.email, User.name)).all())
+    Q = QualityEntry
+
+    def of(kind: str):
+        return (Q.kind == kind, Q.at >= begin, Q.at < finish)
+
     found = Quality()
-    failed: Counter[str] = Counter()
-    assessed: Counter[str] = Counter()
-    labels: dict[str, str] = {}
-    first_rating: dict[int, datetime] = {}
-    sent_back: Counter = Counter()
-    signed: list[tuple[int, datetime]] = []
-    for event in events:
-        if event.instance_id is None:  # these kinds are written by a PEP's steps, never without one
-            continue
-        if event.kind == "task_ready":
-            if event.data.get("sent_back"):
-                sent_back[event.instance_id] += 1
-            continue
-        if event.kind == "pep_signed_off":
-            signed.append((event.instance_id, event.at))
-            continue
-        form = event.data.get("form")
-        schema = forms.schema(event.instance_id, form) if form else None
-        if not schema:
-            continue
-        answers = event.data.get("data") or {}
-        for name, spec in (schema.get("properties") or {}).items():
-            if not isinstance(spec, dict) or answers.get(name) is None:
-                continue
-            if spec.get(RATING_KEY):
-                found.ratings.append(
-                    Rating(
-                        event.child_id,
-                        event.instance_id,
-                        event.at,
-                        calendar.term_label(event.at),
-                        schools.get(event.child_id, "No school"),
-                        names.get(event.actor, event.actor),
-                        str(answers[name]),
-                    )
-                )
-                first_rating.setdefault(event.instance_id, event.at)
-            elif spec.get(CRITERION_KEY):
-                label = spec.get("title") or name
-                labels[label] = label
-                assessed[label] += 1
-                failed[label] += answers[name] is False
-    found.criteria = sorted(((label, failed[label], assessed[label]) for label in labels), key=lambda c: (-c[1], c[0]))
-    days: dict[bool, list[float]] = {True: [], False: []}
-    for instance_id, at in signed:
-        found.signed_off += 1
-        back = sent_back.get(instance_id, 0)
-        found.returned += back > 0
-        found.returns += back
-        if instance_id in first_rating:
-            days[back > 0].append((at - first_rating[instance_id]).total_seconds() / 86400)
-    found.days_first_time = round(sum(days[False]) / len(days[False]), 1) if days[False] else None
-    found.days_returned = round(sum(days[True]) / len(days[True]), 1) if days[True] else None
+    school = func.coalesce(Q.school, "No school")
+    for attribute, column in (("term", Q.term), ("school", school), ("adviser", Q.actor)):
+        counts: dict[str, Counter] = defaultdict(Counter)
+        for key, rating, count in session.execute(
+            select(column, Q.rating, func.count()).where(*of("rating")).group_by(column, Q.rating)
+        ):
+            counts[key][rating] += count
+        found.counts[attribute] = counts
+    advisers = found.counts["adviser"]
+    names = dict(session.execute(select(User.email, User.name).where(User.email.in_(list(advisers)))).all())
+    by_name: dict[str, Counter] = defaultdict(Counter)
+    for email, counted in advisers.items():
+        by_name[names.get(email, email)] += counted
+    found.counts["adviser"] = by_name
+    failed = func.sum(case((Q.failed.is_(True), 1), else_=0))
+    criteria: Any = session.execute(
+        select(Q.criterion, failed, func.count()).where(*of("criterion")).group_by(Q.criterion)
+    )
+    found.criteria = sorted(((c, int(f), n) for c, f, n in criteria), key=lambda c: (-c[1], c[0]))
+    _signed_off(session, found, of)
     return found
+
+
+def _signed_off(session: Session, found: Quality, of) -> None:
+    """The PEPs signed off in the period, how often they were sent back in it and the average days from
+    their first rating in it to the sign-off, for those sent back and those not."""
+    Q = QualityEntry
+    signed = select(Q.instance_id, Q.at).where(*of("signed_off")).subquery()
+    back = select(Q.instance_id, func.count().label("n")).where(*of("sent_back")).group_by(Q.instance_id).subquery()
+    first = select(Q.instance_id, func.min(Q.at).label("at")).where(*of("rating")).group_by(Q.instance_id).subquery()
+    returns = func.coalesce(back.c.n, 0)
+    was_back = case((returns > 0, 1), else_=0)
+    if session.get_bind().dialect.name == "sqlite":
+        days = func.julianday(signed.c.at) - func.julianday(first.c.at)
+    else:
+        days = extract("epoch", signed.c.at - first.c.at) / 86400
+    joined = signed.outerjoin(back, back.c.instance_id == signed.c.instance_id).outerjoin(
+        first, first.c.instance_id == signed.c.instance_id
+    )
+    groups: Any = session.execute(
+        select(was_back, func.count(), func.sum(was_back), func.sum(returns), func.avg(days))
+        .select_from(joined)
+        .group_by(was_back)
+    )
+    for sent_back, count, returned, total, average in groups:
+        found.signed_off += count
+        found.returned += int(returned or 0)
+        found.returns += int(total or 0)
+        if average is not None:
+            setattr(found, "days_returned" if sent_back else "days_first_time", round(float(average), 1))

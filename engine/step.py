@@ -1,6 +1,7 @@
 """One step of one instance: what its elements mean as they run (history, notifications, deadlines,
 the PP+ ledger, statutory events), then its writes: the instance, the task projection, the Virtual
-School's projection and the child's history, together in the caller's transaction.
+School's projection, the PP+ ledger's and quality page's rows and the child's history, together in the
+caller's transaction.
 
 A step knows nothing of other instances: the messages its instance threw are returned by `save`, and
 the engine's operations deliver them (engine/runtime.py).
@@ -20,7 +21,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.orm.exc import StaleDataError
 
-from . import calendar, history, limits, opening, ppplus, projection, statutory, tree
+from . import calendar, history, limits, opening, ppplus, projection, qualityrows, statutory, tree
 from .db import connection_lost, pipelined
 from .errors import Conflict, EngineError, ProcessFault, Raced, diagram_failure
 from .mail import one_line
@@ -284,6 +285,7 @@ class Step:
         # the Virtual School's row of this PEP, as the step's history changes it (engine/projection.py)
         projected = projection.project_step(session, instance.id, instance.child_id, self.entries, now, self.new)
         ledger = self._ledger_rows(child, now)
+        quality = self._quality_rows(child, now)
         with pipelined(session) as writes:  # the step's other writes, none of which is read back
             for statement, parameters in projected:
                 writes.execute(statement, parameters)
@@ -307,6 +309,8 @@ class Step:
             )
             if ledger:  # the PP+ ledger's lines, in the transaction that records them (engine/ppplus.py)
                 writes.execute(INSERT_LEDGER, ledger)
+            if quality:  # the quality page's rows, likewise (engine/qualityrows.py)
+                writes.execute(qualityrows.INSERT_QUALITY, quality)
         return [
             Thrown(thrown.event_definition.name, thrown.payload or {})
             for thrown in self.workflow.get_events()
@@ -321,6 +325,24 @@ class Step:
         return ppplus.rows_of_step(
             self.entries, child.history_seq + 1, self.instance.child_id, self.instance.id, now, school
         )
+
+    def _quality_rows(self, child: ChildTip, now: datetime) -> list[dict]:
+        """The `quality_entry` rows of the step's QA ratings and criteria (read through the task's form
+        as deployed), tasks sent back and sign-offs, with the child's school (read only then)."""
+        definition = self.instance.definition
+        rows = qualityrows.rows_of_step(
+            self.entries,
+            child.history_seq + 1,
+            self.instance.child_id,
+            self.instance.id,
+            now,
+            lambda form: self.engine.forms.schema(definition, form),
+        )
+        if rows:
+            school = self.session.execute(CHILD_SCHOOL, {"child_id": self.instance.child_id}).scalar()
+            for row in rows:
+                row["school"] = school
+        return rows
 
     def _values(self, state: dict, finished: str | None, now: datetime) -> dict:
         """The instance row's new values: its state, when its next timer falls due, what it waits for."""

@@ -197,6 +197,12 @@ def test_init_creates_the_schema_and_seeds_the_roles_and_a_second_run_is_harmles
     assert ok(pep("users", "add", EA, "--name", "Erin Adviser", "--role", "Education Adviser")) == f"added {EA}\n"
 
 
+def test_the_quality_rows_are_checked_against_the_histories_and_rebuilt(pep):
+    ok(pep("init"))
+    assert ok(pep("quality-rebuild", "--check")) == "the quality rows reconcile with the histories\n"
+    assert ok(pep("quality-rebuild")) == "quality rows rebuilt from the histories: 0 rows\n"
+
+
 # ---- a whole round -------------------------------------------------------------------------
 
 

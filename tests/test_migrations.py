@@ -15,7 +15,7 @@ from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import make_url, text
+from sqlalchemy import make_url, select, text
 
 from engine import history, history_keys, projection
 from engine.db import make_db, session_factory
@@ -253,5 +253,54 @@ def test_0020_fills_in_the_day_a_child_came_into_care_from_their_history(sqlite_
             assert {k: getattr(row, k) for k in projection.recompute(s, started.id)} == projection.recompute(
                 s, started.id
             )
+    finally:
+        db.dispose()
+
+
+def test_0023_keeps_the_quality_rows_of_the_histories_written_before_it(sqlite_url):
+    """0023 recomputes the quality page's rows from the histories already written: a PEP sent back and
+    rated again, a criterion failed, the sign-offs (tests/test_ppplus_ledger.py's council)."""
+    from engine import clock as clocks
+    from engine import qualityrows
+    from engine.models import QualityEntry
+    from engine.people import add_child, add_user
+    from engine.roles import seed_roles
+    from engine.runtime import Engine
+
+    from .conftest import CHILDREN, STAFF, seat_case_team
+    from .scenarios.test_all_ages_review import _deploy
+    from .test_ppplus_ledger import small_council
+
+    upgrade(sqlite_url)  # the models' schema to write with; taken back to 0022 below
+    clock = clocks.FrozenClock("2026-03-02T09:00:00+00:00")
+    db = make_db(sqlite_url)
+    sessions = session_factory(db)
+    try:
+        with clocks.using(clock), sessions.begin() as s:
+            seed_roles(s)
+            for email, name, roles, organisation in STAFF:
+                add_user(s, email, name, roles=roles, organisation=organisation)
+            for child_id, (name, dob, school, team) in CHILDREN.items():
+                add_child(s, child_id, name, dob, school)
+                seat_case_team(s, child_id, team)
+        engine = Engine(clock)
+        _deploy(sessions, engine)
+        small_council(engine, sessions)
+
+        def rows():
+            with sessions() as s:
+                found = s.execute(select(QualityEntry.__table__)).mappings()
+                return sorted(tuple(str(row[name]) for name in qualityrows.COMPARED) for row in found)
+
+        kept = rows()
+        assert len(kept) > 4
+        db.dispose()
+        command.downgrade(alembic_config(sqlite_url), "0022")
+
+        upgrade(sqlite_url)
+
+        assert rows() == kept
+        with sessions() as s:
+            assert qualityrows.differences(s) == []
     finally:
         db.dispose()

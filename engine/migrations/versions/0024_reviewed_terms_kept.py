@@ -7,7 +7,7 @@ time ("|2025-26 autumn|2025-26 spring|"); the steps add to it from now on (engin
 here it is filled in from the PEPs' rows, as `groupkeys.rereview` (and `pep oversight-rebuild`) would.
 
 Revision ID: 0024
-Revises: 0022
+Revises: 0023
 Create Date: 2027-02-08 10:00:00.000000
 """
 
@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0024"
-down_revision = "0022"
+down_revision = "0023"
 branch_labels = None
 depends_on = None
 
