@@ -22,7 +22,17 @@ from engine import clock as clocks
 from engine import groupkeys, projection
 from engine.db import make_db, session_factory
 from engine.deploy import Bundle, deploy
-from engine.models import Base, CaseTeamMember, Child, Event, Instance, PepProjection, ProcessDefinition, User
+from engine.models import (
+    Base,
+    CaseTeamMember,
+    Child,
+    Event,
+    Instance,
+    PepProjection,
+    PpplusEntry,
+    ProcessDefinition,
+    User,
+)
 from engine.people import add_child, add_user
 from engine.roles import seed_roles
 from engine.runtime import Engine
@@ -49,6 +59,11 @@ PAGES = (
     "/oversight/timeliness.csv?period=2025-26&by=social_worker",
     "/oversight/timeliness.xlsx?period=2025-26&by=social_worker",
     "/oversight/quality/annual-report.xlsx?year=2025-26",
+    "/oversight/ppplus?year=2025-26",
+    "/oversight/ppplus?year=2025-26&page=2",
+    "/oversight/ppplus.csv?year=2025-26",
+    "/oversight/ppplus.xlsx?year=2025-26",
+    "/oversight/quality/annual-report.pdf?year=2025-26",
 )
 EXPORT_REPEATS = 3  # an export of every group is asked for less often than a page, and takes longer
 YEAR_TERMS = ("2025-26 autumn", "2025-26 spring", "2025-26 summer")
@@ -86,6 +101,7 @@ def grow(url: str, instances: int, year_children: int = 10_000, seed: int = 2026
     copy_instances(sessions, instances, with_timer=False, prefix="B")
     _project_copies(sessions, random.Random(seed))
     _year_of_children(sessions, year_children, random.Random(seed + 1))
+    _year_of_ppplus(sessions, random.Random(seed + 2))
     with sessions.begin() as s:  # the copies' schools and teams went in as rows: their keys, as an import's
         groupkeys.refile(s)
     if db.dialect.name == "postgresql":  # the grown tables compacted (copies written twice), statistics gathered
@@ -233,6 +249,116 @@ def _year_of_children(sessions, count: int, rng: random.Random) -> None:
     with sessions.begin() as s:
         if s.bind.dialect.name == "postgresql":
             s.execute(text("SELECT setval('instance_id_seq', (SELECT max(id) FROM instance))"))
+
+
+PPPLUS_SHARE = 0.7  # of the year's children, those whose PEPs ask for PP+
+CATEGORIES = ("Academic", "Tuition", "Social and emotional", "Attendance", "Enrichment")
+
+
+def _year_of_ppplus(sessions, rng: random.Random) -> None:
+    """PP+ lines for most of the year's children, as the steps of their termly PEPs would record them:
+    a request of one to three targets a few weeks before sign-off (a fifth amended a week later), a
+    decision in the days before it (approved, part or refused) and, for most approved, a release after sign-off;
+    each step a `task_completed` event and its `ppplus_recorded` events appended to the child's signed
+    history (the chain carried on from its tip), with the matching `ppplus_entry` rows. The autumn and
+    spring PEPs' lines fall in financial year 2025-26, the summer's in 2026-27; some approved money is
+    left unreleased, and most children's devolved grant is not all spent."""
+    from engine import history, ppplus
+
+    with sessions.begin() as s:
+        peps = s.execute(
+            select(PepProjection.child_id, PepProjection.instance_id, PepProjection.signed_off_at)
+            .where(PepProjection.child_id.like("Y%"))
+            .order_by(PepProjection.child_id, PepProjection.due_at)
+        ).all()
+        tips = {
+            row.id: (row.history_seq, row.history_head, row.school)
+            for row in s.execute(
+                select(Child.id, Child.history_seq, Child.history_head, Child.school).where(Child.id.like("Y%"))
+            )
+        }
+    by_child: dict[str, list] = {}
+    for pep in peps:
+        by_child.setdefault(pep.child_id, []).append(pep)
+    chosen = [child for child in sorted(by_child) if rng.random() < PPPLUS_SHARE]
+    for at in range(0, len(chosen), 1000):
+        rows: dict[str, list] = {"event": [], "ledger": [], "tip": []}
+        for child_id in chosen[at : at + 1000]:
+            seq, head, school = tips[child_id]
+            steps = [step for pep in by_child[child_id] if rng.random() < 0.8 for step in _pep_ppplus(pep, rng)]
+            for moment, instance_id, entries in sorted(steps, key=lambda step: step[0]):
+                rows["ledger"] += ppplus.rows_of_step(entries, seq + 1, child_id, instance_id, moment, school)
+                events, seq, head = history.signed_rows(child_id, entries, moment, seq, head)
+                rows["event"] += events
+            rows["tip"].append({"child_id": child_id, "seq": seq, "head": head})
+        with sessions.begin() as s:
+            s.execute(history.EVENTS, rows["event"])
+            s.execute(insert(PpplusEntry), rows["ledger"])
+            s.execute(history.NEW_TIP, rows["tip"])
+
+
+def _pep_ppplus(pep, rng: random.Random) -> list[tuple[datetime, int, list[dict]]]:
+    """The PP+ steps of one PEP: (moment, instance, history entries), the step's first entry its task."""
+
+    def step(moment: datetime, task: str, lines: list[dict]) -> tuple[datetime, int, list[dict]]:
+        entries = [
+            {
+                "kind": "task_completed",
+                "actor": "bench",
+                "instance_id": pep.instance_id,
+                "data": {"task": task, "name": task.replace("_", " "), "step_events": len(lines) + 1},
+            }
+        ]
+        entries += [
+            {
+                "kind": "ppplus_recorded",
+                "actor": "bench",
+                "instance_id": pep.instance_id,
+                "data": {"element": line["source"], "name": line["source"].replace("_", " "), **line},
+            }
+            for line in lines
+        ]
+        return moment, pep.instance_id, entries
+
+    def requests() -> list[dict]:
+        return [
+            {
+                "entry": "requested",
+                "amount": rng.choice((150, 200, 250, 300, 400, 500, 700)) * 100,
+                "source": "Request_ppplus",
+                "category": rng.choice(CATEGORIES),
+                "purpose": f"Target {n + 1}: {rng.choice(('reading', 'maths', 'attendance', 'mentoring'))} support",
+            }
+            for n in range(rng.randrange(1, 4))
+        ]
+
+    asked = pep.signed_off_at - timedelta(days=rng.randrange(15, 25))
+    lines = requests()
+    steps = [step(asked, "Request_ppplus", lines)]
+    if rng.random() < 0.2:  # the request amended a week later: it replaces the first
+        lines = requests()
+        steps.append(step(asked + timedelta(days=7), "Request_ppplus", lines))
+    pending = sum(line["amount"] for line in lines)
+    fate = rng.random()
+    decision = "approved" if fate < 0.6 else "part" if fate < 0.85 else "refused"
+    approved = {"approved": pending, "part": pending // 2, "refused": 0}[decision]
+    decided = pep.signed_off_at - timedelta(days=rng.randrange(1, 10))
+    steps.append(
+        step(
+            decided,
+            "Decide_ppplus",
+            [{"entry": "decided", "decision": decision, "amount": approved, "source": "Decide_ppplus"}],
+        )
+    )
+    if approved and rng.random() < 0.8:  # the rest approved and not (yet) released
+        steps.append(
+            step(
+                pep.signed_off_at + timedelta(days=rng.randrange(1, 20)),
+                "Release_ppplus",
+                [{"entry": "released", "amount": approved, "source": "Release_ppplus"}],
+            )
+        )
+    return steps
 
 
 def _moment(day: date) -> datetime:
