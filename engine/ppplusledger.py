@@ -133,6 +133,7 @@ LISTED = 1000  # children named in a statement at most; beyond, they are found a
 
 
 def flags(figure: dict[str, int], share: Allocation | None) -> list[str]:
+    """A child's flags from their figures in the year, against the year's allocation."""
     found = []
     if figure["approved"] > figure["released"]:
         found.append("approved, not released")

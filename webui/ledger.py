@@ -15,8 +15,10 @@ from flask import Blueprint, Response, abort, render_template, request, url_for
 from flask_login import current_user
 from openpyxl import Workbook
 from openpyxl.cell import WriteOnlyCell
+from reportlab.lib.pagesizes import A4
 from reportlab.lib.styles import getSampleStyleSheet
 from reportlab.lib.units import mm
+from reportlab.pdfbase.pdfmetrics import stringWidth
 from reportlab.platypus import Paragraph, Spacer, Table
 from sqlalchemy import func, select
 
@@ -284,17 +286,42 @@ def annual_report_pdf():
         Paragraph("Cohort, quality of PEPs and Pupil Premium Plus spend. No child is named.", styles["Normal"]),
     ]
     for title, headings, rows in sheets:
-        story += [Spacer(1, 5 * mm), Paragraph(_esc(title), styles["Heading2"])]
-        cells = [[Paragraph(_esc(h), styles["Normal"]) for h in headings]]
-        cells += [[Paragraph(_esc(_shown(v)), styles["Normal"]) for v in row] for row in rows] or [
-            [Paragraph("None", styles["Normal"])] + [""] * (len(headings) - 1)
-        ]
-        story.append(Table(cells, repeatRows=1))
+        story += [Spacer(1, 5 * mm), Paragraph(_esc(title), styles["Heading2"]), *_pdf_tables(headings, rows)]
     return Response(
         marked_pdf(f"Virtual School annual report {year}", story),
         mimetype="application/pdf",
         headers=as_download(f"virtual-school-annual-report-{year}.pdf"),
     )
+
+
+ROWS_A_TABLE = 200  # a long table is set as tables of this many rows, each split at page ends by itself
+PDF_WIDTH = A4[0] - 36 * mm  # within marked_pdf's side margins
+CELL_PADDING = 12  # points, left and right
+
+
+def _pdf_tables(headings: list[str], rows: list[list]) -> list[Table]:
+    """A table of the pack, as tables of ROWS_A_TABLE rows with the headings repeated, the columns of
+    equal width: reportlab measures again all that is left of a table at each page it splits, so a
+    table of 100,000 children would take it hours. A cell whose text fits its column is drawn as it
+    is; a longer one is a paragraph, wrapped."""
+    normal = getSampleStyleSheet()["Normal"]
+    width = PDF_WIDTH / len(headings)
+
+    fits: dict[str, bool] = {}  # most texts recur (schools, flags, amounts): each measured once
+
+    def cell(value):
+        text = _shown(value)
+        if text not in fits:
+            fits[text] = stringWidth(text, normal.fontName, normal.fontSize) <= width - CELL_PADDING
+        return text if fits[text] else Paragraph(_esc(text), normal)
+
+    head = [Paragraph(_esc(h), normal) for h in headings]
+    body = [[cell(v) for v in row] for row in rows] or [[Paragraph("None", normal)] + [""] * (len(headings) - 1)]
+    style = [("VALIGN", (0, 0), (-1, -1), "TOP"), ("FONTNAME", (0, 0), (-1, -1), normal.fontName)]
+    return [
+        Table([head, *body[at : at + ROWS_A_TABLE]], colWidths=[width] * len(headings), repeatRows=1, style=style)
+        for at in range(0, len(body), ROWS_A_TABLE)
+    ]
 
 
 def _shown(value) -> str:
