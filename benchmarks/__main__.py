@@ -58,13 +58,14 @@ def year(url, children, start, weeks, open_instances, due_timers, sweepers, seed
 )
 @click.option("--repeats", default=20, show_default=True, help="Times each page is asked for.")
 @click.option("--no-grow", is_flag=True, help="Measure the database as a previous run left it.")
-def oversight(url, instances, year_children, repeats, no_grow):
+@click.option("--page", "pages", multiple=True, help="Measure only this page (repeatable) [default: every page].")
+def oversight(url, instances, year_children, repeats, no_grow, pages):
     """Grow a database with many PEPs and print each oversight page's and export's p50 and p95."""
     from .oversight import grow, measure
 
     if not no_grow:
         grow(url, instances, year_children)
-    for page, (p50, p95, size) in measure(url, repeats).items():
+    for page, (p50, p95, size) in measure(url, repeats, pages or None).items():
         click.echo(f"{page:90s} p50 {p50:6.1f} ms   p95 {p95:6.1f} ms   {size / 1024:.0f} kB")
 
 

@@ -23,7 +23,17 @@ from engine import calendar, groupkeys, projection, qualityrows
 from engine import clock as clocks
 from engine.db import make_db, session_factory
 from engine.deploy import Bundle, deploy
-from engine.models import Base, CaseTeamMember, Child, Event, Instance, PepProjection, ProcessDefinition, User
+from engine.models import (
+    Base,
+    CaseTeamMember,
+    Child,
+    Event,
+    Instance,
+    PepProjection,
+    PpplusEntry,
+    ProcessDefinition,
+    User,
+)
 from engine.people import add_child, add_user
 from engine.quality import CRITERION_KEY, RATING_KEY
 from engine.roles import seed_roles
@@ -59,8 +69,11 @@ PAGES = (
     "/oversight/quality?year=2025-26",
     "/oversight/quality.csv?year=2025-26",
     "/oversight/quality.xlsx?year=2025-26",
-    # not the annual report's PDF: its PP+ sheet lists every child of the ledger (106,707 here), which
-    # ReportLab had not laid out after 9 minutes (docs/benchmarks.md)
+    "/oversight/ppplus?year=2025-26",
+    "/oversight/ppplus?year=2025-26&page=2",
+    "/oversight/ppplus.csv?year=2025-26",
+    "/oversight/ppplus.xlsx?year=2025-26",
+    "/oversight/quality/annual-report.pdf?year=2025-26",
 )
 QA_FORM = "review_quality_assure.schema.json"  # the council's QA of a termly review (processes/pep_review.bpmn)
 EXTRA_FORMS = {"tests/bundles/statutory": (QA_FORM,)}
@@ -105,6 +118,7 @@ def grow(url: str, instances: int, year_children: int = 10_000, seed: int = 2026
     _project_copies(sessions, random.Random(seed))
     _year_of_children(sessions, year_children, random.Random(seed + 1))
     _year_of_quality(sessions, random.Random(seed + 2))
+    _year_of_ppplus(sessions, random.Random(seed + 3))
     with sessions.begin() as s:  # the copies' schools and teams went in as rows: their keys, as an import's
         groupkeys.refile(s)
         groupkeys.rereview(s)  # and the terms each was reviewed in, as the steps would have kept them
@@ -348,6 +362,116 @@ def _qa(adviser: str, instance_id: int, answers: dict) -> dict:
 def _sent_back(instance_id: int) -> dict:
     data = {"task": "record_meeting", "name": "Record the PEP meeting", "sent_back": "the adviser rated it Red"}
     return {"kind": "task_ready", "actor": "system", "instance_id": instance_id, "task_id": None, "data": data}
+
+
+PPPLUS_SHARE = 0.7  # of the year's children, those whose PEPs ask for PP+
+CATEGORIES = ("Academic", "Tuition", "Social and emotional", "Attendance", "Enrichment")
+
+
+def _year_of_ppplus(sessions, rng: random.Random) -> None:
+    """PP+ lines for most of the year's children, as the steps of their termly PEPs would record them:
+    a request of one to three targets a few weeks before sign-off (a fifth amended a week later), a
+    decision in the days before it (approved, part or refused) and, for most approved, a release after sign-off;
+    each step a `task_completed` event and its `ppplus_recorded` events appended to the child's signed
+    history (the chain carried on from its tip), with the matching `ppplus_entry` rows. The autumn and
+    spring PEPs' lines fall in financial year 2025-26, the summer's in 2026-27; some approved money is
+    left unreleased, and most children's devolved grant is not all spent."""
+    from engine import history, ppplus
+
+    with sessions.begin() as s:
+        peps = s.execute(
+            select(PepProjection.child_id, PepProjection.instance_id, PepProjection.signed_off_at)
+            .where(PepProjection.child_id.like("Y%"))
+            .order_by(PepProjection.child_id, PepProjection.due_at)
+        ).all()
+        tips = {
+            row.id: (row.history_seq, row.history_head, row.school)
+            for row in s.execute(
+                select(Child.id, Child.history_seq, Child.history_head, Child.school).where(Child.id.like("Y%"))
+            )
+        }
+    by_child: dict[str, list] = {}
+    for pep in peps:
+        by_child.setdefault(pep.child_id, []).append(pep)
+    chosen = [child for child in sorted(by_child) if rng.random() < PPPLUS_SHARE]
+    for at in range(0, len(chosen), 1000):
+        rows: dict[str, list] = {"event": [], "ledger": [], "tip": []}
+        for child_id in chosen[at : at + 1000]:
+            seq, head, school = tips[child_id]
+            steps = [step for pep in by_child[child_id] if rng.random() < 0.8 for step in _pep_ppplus(pep, rng)]
+            for moment, instance_id, entries in sorted(steps, key=lambda step: step[0]):
+                rows["ledger"] += ppplus.rows_of_step(entries, seq + 1, child_id, instance_id, moment, school)
+                events, seq, head = history.signed_rows(child_id, entries, moment, seq, head)
+                rows["event"] += events
+            rows["tip"].append({"child_id": child_id, "seq": seq, "head": head})
+        with sessions.begin() as s:
+            s.execute(history.EVENTS, rows["event"])
+            s.execute(insert(PpplusEntry), rows["ledger"])
+            s.execute(history.NEW_TIP, rows["tip"])
+
+
+def _pep_ppplus(pep, rng: random.Random) -> list[tuple[datetime, int, list[dict]]]:
+    """The PP+ steps of one PEP: (moment, instance, history entries), the step's first entry its task."""
+
+    def step(moment: datetime, task: str, lines: list[dict]) -> tuple[datetime, int, list[dict]]:
+        entries = [
+            {
+                "kind": "task_completed",
+                "actor": "bench",
+                "instance_id": pep.instance_id,
+                "data": {"task": task, "name": task.replace("_", " "), "step_events": len(lines) + 1},
+            }
+        ]
+        entries += [
+            {
+                "kind": "ppplus_recorded",
+                "actor": "bench",
+                "instance_id": pep.instance_id,
+                "data": {"element": line["source"], "name": line["source"].replace("_", " "), **line},
+            }
+            for line in lines
+        ]
+        return moment, pep.instance_id, entries
+
+    def requests() -> list[dict]:
+        return [
+            {
+                "entry": "requested",
+                "amount": rng.choice((150, 200, 250, 300, 400, 500, 700)) * 100,
+                "source": "Request_ppplus",
+                "category": rng.choice(CATEGORIES),
+                "purpose": f"Target {n + 1}: {rng.choice(('reading', 'maths', 'attendance', 'mentoring'))} support",
+            }
+            for n in range(rng.randrange(1, 4))
+        ]
+
+    asked = pep.signed_off_at - timedelta(days=rng.randrange(15, 25))
+    lines = requests()
+    steps = [step(asked, "Request_ppplus", lines)]
+    if rng.random() < 0.2:  # the request amended a week later: it replaces the first
+        lines = requests()
+        steps.append(step(asked + timedelta(days=7), "Request_ppplus", lines))
+    pending = sum(line["amount"] for line in lines)
+    fate = rng.random()
+    decision = "approved" if fate < 0.6 else "part" if fate < 0.85 else "refused"
+    approved = {"approved": pending, "part": pending // 2, "refused": 0}[decision]
+    decided = pep.signed_off_at - timedelta(days=rng.randrange(1, 10))
+    steps.append(
+        step(
+            decided,
+            "Decide_ppplus",
+            [{"entry": "decided", "decision": decision, "amount": approved, "source": "Decide_ppplus"}],
+        )
+    )
+    if approved and rng.random() < 0.8:  # the rest approved and not (yet) released
+        steps.append(
+            step(
+                pep.signed_off_at + timedelta(days=rng.randrange(1, 20)),
+                "Release_ppplus",
+                [{"entry": "released", "amount": approved, "source": "Release_ppplus"}],
+            )
+        )
+    return steps
 
 
 def _moment(day: date) -> datetime:

@@ -73,6 +73,12 @@ class PpplusEntry(Base):
     __table_args__ = (
         UniqueConstraint("child_id", "seq"),
         Index("ix_ppplus_entry_year_school", "financial_year", "school"),
+        # a year's figures in one ordered pass, from the index alone (engine/ppplusledger.py)
+        Index(
+            "ix_ppplus_entry_standing",
+            "financial_year",
+            *("child_id", "instance_id", "entry", "source", "school", "term", "step_seq", "amount_pence"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

@@ -194,3 +194,24 @@ def test_the_council_allocation_is_configured_per_financial_year():
     assert ppplus.financial_year("2026-03-31T22:00:00+00:00") == "2025-26"  # 31 March, 23:00 London
     assert ppplus.financial_year("2026-03-31T23:30:00+00:00") == "2026-27"  # 1 April, 00:30 BST
     assert date(2026, 4, 1).isoformat() == "2026-04-01"
+
+
+def test_the_years_figures_children_and_flags_follow_the_allocation(known, monkeypatch):
+    """With a devolved £300 (capped at £300), Alex's school has had all of it: only Blair and Casey,
+    and every other child in care, are flagged; the pages of the children flagged hold the same."""
+    small = ppplusledger.Allocation("2025-26", 50000, 20000, cap=30000)
+    monkeypatch.setattr(ppplusledger, "allocations", lambda path=None: {"2025-26": small})
+    with known() as s:
+        found = ppplusledger.ledger(s, "2025-26")
+        every = ppplusledger.children(s, found)
+        flagged = [c.child_id for c in every if c.flags]
+        assert found.unlike == ["Y5"] and "Y5" not in flagged and {"Y6", "Y11"} <= set(flagged)
+        assert (found.counted, found.flagged) == (len(every), len(flagged))
+        assert [c.child_id for c in ppplusledger.flagged_page(s, found, 1).rows] == flagged[:50]
+        by_child = {c.child_id: (c.approved, c.released, c.flags) for c in every}
+        assert by_child["Y6"] == (20000, 20000, ["unspent"]) and by_child["Y5"] == (30000, 30000, [])
+    monkeypatch.setattr(ppplusledger, "LISTED", 0)  # too many to name: the children read in order
+    with known() as s:
+        found = ppplusledger.ledger(s, "2025-26")
+        assert found.unlike is None
+        assert [c.child_id for c in ppplusledger.flagged_page(s, found, 1).rows] == flagged[:50]

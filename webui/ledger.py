@@ -11,11 +11,14 @@ from __future__ import annotations
 
 import io
 
-from flask import Blueprint, Response, abort, render_template, request
+from flask import Blueprint, Response, abort, render_template, request, url_for
 from flask_login import current_user
 from openpyxl import Workbook
+from openpyxl.cell import WriteOnlyCell
+from reportlab.lib.pagesizes import A4
 from reportlab.lib.styles import getSampleStyleSheet
 from reportlab.lib.units import mm
+from reportlab.pdfbase.pdfmetrics import stringWidth
 from reportlab.platypus import Paragraph, Spacer, Table
 from sqlalchemy import func, select
 
@@ -52,6 +55,11 @@ def _ledger():
     return ppplusledger.ledger(db(), _year(ppplus.financial_year(now()), known)), known
 
 
+def _page_number(name: str) -> int:
+    number = request.args.get(name) or "1"
+    return int(number) if number.isdigit() and len(number) < 7 else 1
+
+
 def _child_label(names: bool, position: dict, child_id: str, name: str) -> str:
     return name if names else f"Child {position.setdefault(child_id, len(position) + 1)}"
 
@@ -59,8 +67,13 @@ def _child_label(names: bool, position: dict, child_id: str, name: str) -> str:
 @bp.get("/ppplus")
 @oversight_required
 def ppplus_page():
+    """The year's figures, by school and term; the children flagged and the lines, 50 a page each (the
+    downloads hold every one)."""
     found, known = _ledger()
     names = sees_all_children(current_user)
+    args = {k: v for k, v in request.args.items() if k not in ("page", "lines")}
+    flagged = ppplusledger.flagged_page(db(), found, _page_number("page"))
+    lines = ppplusledger.lines(db(), found, _page_number("lines"))
     return render_template(
         "ledger/ppplus.html",
         ledger=found,
@@ -69,7 +82,10 @@ def ppplus_page():
         pounds=pounds,
         by_school=_by_school(found),
         school_series=SCHOOL_SERIES,
-        flagged=[c for c in found.children if c.flags],
+        flagged=flagged,
+        lines=lines,
+        flagged_url=lambda n: url_for("ledger.ppplus_page", **args, page=n, lines=lines.number),
+        lines_url=lambda n: url_for("ledger.ppplus_page", **args, page=flagged.number, lines=n),
         label=_labeller(names),
     )
 
@@ -93,20 +109,36 @@ def _by_school(found) -> list[tuple[str, dict[str, int]]]:
     return sorted(totals.items())
 
 
-def _ledger_sheets(found, names: bool) -> list[tuple[str, list[str], list[list]]]:
+CHILDREN_SHEET = ("Children", ["Child", "School", "Requested (£)", "Approved (£)", "Released (£)", "Flags"])
+LINES_SHEET = (
+    "Lines",
+    ["Child", "Date", "Term", "School", "Entry", "Decision", "Amount (£)", "Category", "Funds", "Recorded by"],
+)
+
+
+def _ledger_sheets(found, names: bool, with_lines: bool = True) -> list[tuple[str, list[str], list[list]]]:
+    """The ledger's tables: every child of the year, each school's terms and (`with_lines`) every line;
+    a child not named is "Child n", numbered in the children's order."""
     label = _labeller(names)
-    who = dict(db().execute(select(Child.id, Child.name)).all())
     children = [
         [label(c.child_id, c.name), c.school, c.requested / 100, c.approved / 100, c.released / 100, "; ".join(c.flags)]
-        for c in found.children
+        for c in ppplusledger.children(db(), found)
     ]
     schools = [
         [school, term, f["requested"] / 100, f["approved"] / 100, f["released"] / 100]
         for school, term, f in found.by_school_term
     ]
-    lines = [
+    return [
+        (*CHILDREN_SHEET, children),
+        ("Schools and terms", ["School", "Term", "Requested (£)", "Approved (£)", "Released (£)"], schools),
+        (*LINES_SHEET, _lines_rows(found, label) if with_lines else []),
+    ]
+
+
+def _lines_rows(found, label) -> list[list]:
+    return [
         [
-            label(r.child_id, who.get(r.child_id, "")),
+            label(r.child_id, r.child_name),
             r.at.date().isoformat(),
             r.term,
             r.school or "",
@@ -117,16 +149,7 @@ def _ledger_sheets(found, names: bool) -> list[tuple[str, list[str], list[list]]
             r.purpose or "",
             r.source,
         ]
-        for r in found.lines
-    ]
-    return [
-        ("Children", ["Child", "School", "Requested (£)", "Approved (£)", "Released (£)", "Flags"], children),
-        ("Schools and terms", ["School", "Term", "Requested (£)", "Approved (£)", "Released (£)"], schools),
-        (
-            "Lines",
-            ["Child", "Date", "Term", "School", "Entry", "Decision", "Amount (£)", "Category", "Funds", "Recorded by"],
-            lines,
-        ),
+        for r in ppplusledger.lines(db(), found)
     ]
 
 
@@ -134,7 +157,11 @@ def _ledger_sheets(found, names: bool) -> list[tuple[str, list[str], list[list]]
 @oversight_required
 def ppplus_csv():
     found, _known = _ledger()
-    _title, headings, rows = _ledger_sheets(found, sees_all_children(current_user))[2]
+    if sees_all_children(current_user):  # named: the lines alone
+        _title, headings = LINES_SHEET
+        rows = _lines_rows(found, _labeller(True))
+    else:  # numbered in the children's order, as in the XLSX
+        _title, headings, rows = _ledger_sheets(found, False)[2]
     return csv_response(f"ppplus-{found.year}.csv", headings, rows)
 
 
@@ -231,13 +258,13 @@ def _pack():
         ["Financial year", money.year],
         ["Allocation (£)", money.allocated / 100],
         *[[f"{key.capitalize()} (£)", value / 100] for key, value in money.totals.items()],
-        ["Children flagged", sum(1 for c in money.children if c.flags)],
+        ["Children flagged", money.flagged],
     ]
     sheets = (
         [("Cohort", ["Measure", "Value"], cohort)]
         + _quality_sheets(found)
         + [("PP+ spend", ["Measure", "Value"], money_rows)]
-        + _ledger_sheets(money, False)[:2]
+        + _ledger_sheets(money, False, with_lines=False)[:2]
     )
     return year, sheets
 
@@ -259,17 +286,42 @@ def annual_report_pdf():
         Paragraph("Cohort, quality of PEPs and Pupil Premium Plus spend. No child is named.", styles["Normal"]),
     ]
     for title, headings, rows in sheets:
-        story += [Spacer(1, 5 * mm), Paragraph(_esc(title), styles["Heading2"])]
-        cells = [[Paragraph(_esc(h), styles["Normal"]) for h in headings]]
-        cells += [[Paragraph(_esc(_shown(v)), styles["Normal"]) for v in row] for row in rows] or [
-            [Paragraph("None", styles["Normal"])] + [""] * (len(headings) - 1)
-        ]
-        story.append(Table(cells, repeatRows=1))
+        story += [Spacer(1, 5 * mm), Paragraph(_esc(title), styles["Heading2"]), *_pdf_tables(headings, rows)]
     return Response(
         marked_pdf(f"Virtual School annual report {year}", story),
         mimetype="application/pdf",
         headers=as_download(f"virtual-school-annual-report-{year}.pdf"),
     )
+
+
+ROWS_A_TABLE = 200  # a long table is set as tables of this many rows, each split at page ends by itself
+PDF_WIDTH = A4[0] - 36 * mm  # within marked_pdf's side margins
+CELL_PADDING = 12  # points, left and right
+
+
+def _pdf_tables(headings: list[str], rows: list[list]) -> list[Table]:
+    """A table of the pack, as tables of ROWS_A_TABLE rows with the headings repeated, the columns of
+    equal width: reportlab measures again all that is left of a table at each page it splits, so a
+    table of 100,000 children would take it hours. A cell whose text fits its column is drawn as it
+    is; a longer one is a paragraph, wrapped."""
+    normal = getSampleStyleSheet()["Normal"]
+    width = PDF_WIDTH / len(headings)
+
+    fits: dict[str, bool] = {}  # most texts recur (schools, flags, amounts): each measured once
+
+    def cell(value):
+        text = _shown(value)
+        if text not in fits:
+            fits[text] = stringWidth(text, normal.fontName, normal.fontSize) <= width - CELL_PADDING
+        return text if fits[text] else Paragraph(_esc(text), normal)
+
+    head = [Paragraph(_esc(h), normal) for h in headings]
+    body = [[cell(v) for v in row] for row in rows] or [[Paragraph("None", normal)] + [""] * (len(headings) - 1)]
+    style = [("VALIGN", (0, 0), (-1, -1), "TOP"), ("FONTNAME", (0, 0), (-1, -1), normal.fontName)]
+    return [
+        Table([head, *body[at : at + ROWS_A_TABLE]], colWidths=[width] * len(headings), repeatRows=1, style=style)
+        for at in range(0, len(body), ROWS_A_TABLE)
+    ]
 
 
 def _shown(value) -> str:
@@ -281,25 +333,26 @@ def _shown(value) -> str:
 
 def xlsx_response(filename: str, sheets: list[tuple[str, list[str], list[list]]]) -> Response:
     """An XLSX download, a worksheet per (title, headings, rows); text that starts like a formula is
-    kept as text (never evaluated), numbers stay numbers."""
-    book = Workbook()
-    book.remove(book.active)
+    kept as text (never evaluated), numbers stay numbers. Written as it goes (openpyxl's write-only
+    book): a sheet of 100,000 rows keeps no cell once written."""
+    book = Workbook(write_only=True)
     for title, headings, rows in sheets:
         sheet = book.create_sheet(title[:31])
         sheet.append(headings)
-        for number, row in enumerate(
-            rows, start=2
-        ):  # each cell found by its place: the sheet's max_row is a scan of it
-            values = [_xlsx_value(value) for value in row]
-            sheet.append(values)
-            for column, value in enumerate(values, start=1):
-                if isinstance(value, str) and value.startswith(FORMULA_START):
-                    cell = sheet.cell(row=number, column=column)
-                    cell.data_type = "s"
-                    cell.quotePrefix = True
+        for row in rows:
+            sheet.append([_xlsx_cell(sheet, _xlsx_value(value)) for value in row])
     buffer = io.BytesIO()
     book.save(buffer)
     return Response(buffer.getvalue(), mimetype=XLSX, headers=as_download(filename))
+
+
+def _xlsx_cell(sheet, value):
+    if not (isinstance(value, str) and value.startswith(FORMULA_START)):
+        return value
+    cell = WriteOnlyCell(sheet, value)
+    cell.data_type = "s"
+    cell.quotePrefix = True
+    return cell
 
 
 def _xlsx_value(value):
