@@ -21,17 +21,8 @@ from .runtime import Engine
 @fails_cleanly
 def ppplus_backfill(obj: Context, check: bool):
     """Rebuild the PP+ ledger from the children's histories (or, with --check, reconcile the two)."""
-    with obj.sessions.begin() as session:
-        if check:
-            found = ppplus.differences(session)
-            for line in found:
-                click.echo(line)
-            click.echo("the ledger reconciles with the histories" if not found else f"{len(found)} differences")
-            if found:
-                raise SystemExit(1)
-            return
-        count = ppplus.backfill(session)
-    click.echo(f"PP+ ledger rebuilt from the histories: {count} lines")
+    agreed, rebuilt = "the ledger reconciles with the histories", "PP+ ledger rebuilt from the histories: {} lines"
+    _rebuild_or_check(obj, check, ppplus.differences, ppplus.backfill, agreed, rebuilt)
 
 
 @click.command("import")
@@ -83,14 +74,24 @@ def oversight_rebuild(obj: Context):
 def quality_rebuild(obj: Context, check: bool):
     """Rebuild the quality page's rows from the children's histories (or, with --check, reconcile the
     two; migration 0023 rebuilt them once)."""
+    agreed, rebuilt = (
+        "the quality rows reconcile with the histories",
+        "quality rows rebuilt from the histories: {} rows",
+    )
+    _rebuild_or_check(obj, check, qualityrows.differences, qualityrows.rebuild, agreed, rebuilt)
+
+
+def _rebuild_or_check(obj: Context, check: bool, differences, rebuild, agreed: str, rebuilt: str) -> None:
+    """Rebuild rows kept beside the histories from them (saying `rebuilt` with how many), or (`check`)
+    say each place the two disagree and exit 1 if any does (`agreed` if none)."""
     with obj.sessions.begin() as session:
         if check:
-            found = qualityrows.differences(session)
+            found = differences(session)
             for line in found:
                 click.echo(line)
-            click.echo("the quality rows reconcile with the histories" if not found else f"{len(found)} differences")
+            click.echo(agreed if not found else f"{len(found)} differences")
             if found:
                 raise SystemExit(1)
             return
-        count = qualityrows.rebuild(session)
-    click.echo(f"quality rows rebuilt from the histories: {count} rows")
+        count = rebuild(session)
+    click.echo(rebuilt.format(count))

@@ -71,23 +71,22 @@ def rows_of_step(
     without the child's school (the step adds it, read only when there are rows)."""
     if instance_id is None:  # these events are a PEP's, never without one
         return []
-    rows = []
-    for offset, entry in enumerate(entries):
-        if entry["kind"] not in KINDS:
-            continue
-        for fact in facts(entry["kind"], entry["data"], schema_of):
-            rows.append(
-                dict(
-                    fact,
-                    child_id=child_id,
-                    instance_id=instance_id,
-                    seq=first_seq + offset,
-                    at=at,
-                    term=calendar.term_label(at),
-                    actor=entry.get("actor") or "",
-                )
-            )
-    return rows
+    return [
+        row
+        for offset, entry in enumerate(entries)
+        if entry["kind"] in KINDS
+        for row in _rows(
+            entry["kind"], entry["data"], schema_of, child_id, instance_id, first_seq + offset, at, entry.get("actor")
+        )
+    ]
+
+
+def _rows(kind, data, schema_of, child_id, instance_id, seq, at, actor) -> list[dict]:
+    """The rows one history event makes, where and when it was recorded."""
+    where = dict(
+        child_id=child_id, instance_id=instance_id, seq=seq, at=at, term=calendar.term_label(at), actor=actor or ""
+    )
+    return [dict(fact, **where) for fact in facts(kind, data, schema_of)]
 
 
 def recompute(session: Session, child_ids: Iterable[str] | None = None) -> list[dict]:
@@ -100,22 +99,13 @@ def recompute(session: Session, child_ids: Iterable[str] | None = None) -> list[
     )
     if child_ids is not None:
         query = query.where(Event.child_id.in_(list(child_ids)))
-    rows = []
-    for event in session.execute(query):
-        schema_of = partial(forms.schema, event.instance_id)
-        for fact in facts(event.kind, event.data or {}, schema_of):
-            rows.append(
-                dict(
-                    fact,
-                    child_id=event.child_id,
-                    instance_id=event.instance_id,
-                    seq=event.seq,
-                    at=event.at,
-                    term=calendar.term_label(event.at),
-                    actor=event.actor or "",
-                )
-            )
-    return rows
+    return [
+        row
+        for e in session.execute(query)
+        for row in _rows(
+            e.kind, e.data or {}, partial(forms.schema, e.instance_id), e.child_id, e.instance_id, e.seq, e.at, e.actor
+        )
+    ]
 
 
 def differences(session: Session) -> list[str]:

@@ -268,14 +268,19 @@ def shipped_bundle(*process_files: str, forms: tuple[str, ...] = ()) -> Bundle:
     return bundle
 
 
+def seat_council(s) -> None:
+    """Every role of a council (STAFF), and children at each stage with their case teams (CHILDREN)."""
+    seed_roles(s)
+    for email, name, roles, organisation in STAFF:
+        add_user(s, email, name, roles=roles, organisation=organisation)
+    for child_id, (name, dob, school, team) in CHILDREN.items():
+        add_child(s, child_id, name, dob, school)
+        seat_case_team(s, child_id, team)
+
+
 @pytest.fixture
 def demo_council(sessions, clock):
     """Every role of a council, and children at each stage with their case teams."""
     with clocks.using(clock), sessions.begin() as s:
-        seed_roles(s)
-        for email, name, roles, organisation in STAFF:
-            add_user(s, email, name, roles=roles, organisation=organisation)
-        for child_id, (name, dob, school, team) in CHILDREN.items():
-            add_child(s, child_id, name, dob, school)
-            seat_case_team(s, child_id, team)
+        seat_council(s)
     return sessions

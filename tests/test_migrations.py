@@ -212,11 +212,9 @@ def test_0020_fills_in_the_day_a_child_came_into_care_from_their_history(sqlite_
     from engine import clock as clocks
     from engine.deploy import Bundle, deploy
     from engine.models import Child, PepProjection
-    from engine.people import add_child, add_user
-    from engine.roles import seed_roles
     from engine.runtime import Engine
 
-    from .conftest import CHILDREN, ROOT, STAFF, seat_case_team
+    from .conftest import ROOT, seat_council
     from .test_deploy import ENTERING_CARE
 
     upgrade(sqlite_url)  # the models' schema to write with; taken back to 0019 below
@@ -225,12 +223,7 @@ def test_0020_fills_in_the_day_a_child_came_into_care_from_their_history(sqlite_
     sessions = session_factory(db)
     try:
         with clocks.using(clock), sessions.begin() as s:
-            seed_roles(s)
-            for email, name, roles, organisation in STAFF:
-                add_user(s, email, name, roles=roles, organisation=organisation)
-            for child_id, (name, dob, school, team) in CHILDREN.items():
-                add_child(s, child_id, name, dob, school)
-                seat_case_team(s, child_id, team)
+            seat_council(s)
             deploy(s, Bundle.from_dirs(ROOT), actor="owner@council.test")
         with sessions.begin() as s:
             s.get(Child, "Y5").in_care = False
@@ -263,11 +256,9 @@ def test_0023_keeps_the_quality_rows_of_the_histories_written_before_it(sqlite_u
     from engine import clock as clocks
     from engine import qualityrows
     from engine.models import QualityEntry
-    from engine.people import add_child, add_user
-    from engine.roles import seed_roles
     from engine.runtime import Engine
 
-    from .conftest import CHILDREN, STAFF, seat_case_team
+    from .conftest import seat_council
     from .scenarios.test_all_ages_review import _deploy
     from .test_ppplus_ledger import small_council
 
@@ -277,12 +268,7 @@ def test_0023_keeps_the_quality_rows_of_the_histories_written_before_it(sqlite_u
     sessions = session_factory(db)
     try:
         with clocks.using(clock), sessions.begin() as s:
-            seed_roles(s)
-            for email, name, roles, organisation in STAFF:
-                add_user(s, email, name, roles=roles, organisation=organisation)
-            for child_id, (name, dob, school, team) in CHILDREN.items():
-                add_child(s, child_id, name, dob, school)
-                seat_case_team(s, child_id, team)
+            seat_council(s)
         engine = Engine(clock)
         _deploy(sessions, engine)
         small_council(engine, sessions)

@@ -28,7 +28,7 @@ from . import grants
 from .access import child_or_404
 from .adminforms import NEW_CHILD, NEW_PERSON, PERSON, REVOKE, date_parts, grant_form, person_form, team_form
 from .auth import AUDITOR_ROLE, hash_password
-from .context import db, engine, now
+from .context import db, engine, now, page_number
 from .exports import csv_response
 from .filters import LONDON
 
@@ -88,7 +88,7 @@ def users():
                 db().commit()
                 created = {"email": data["email"].lower(), "password": password}
     chosen = _people_filters()
-    page = lists.page_of(db(), _people_query(chosen), _page_number())
+    page = lists.page_of(db(), _people_query(chosen), page_number())
     return render_template(
         "admin/users.html",
         page=page,
@@ -118,11 +118,6 @@ def users_csv():
         for u in db().scalars(_people_query(_people_filters()))
     ]
     return csv_response("people.csv", ["Name", "Email", "Organisation", "Council-wide roles", "Can sign in"], rows)
-
-
-def _page_number() -> int:
-    number = request.args.get("page") or "1"
-    return int(number) if number.isdigit() and len(number) < 7 else 1
 
 
 @bp.route("/users/<int:user_id>", methods=["GET", "POST"])

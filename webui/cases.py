@@ -21,7 +21,7 @@ from engine.people import case_team
 from engine.vocabulary import Status
 
 from .access import child_or_404, may_view_child, record_view, sees_all_children, visible_children_filter
-from .context import as_download, db, engine, now, record_fault
+from .context import as_download, db, engine, now, page_number, record_fault
 from .documents import left_out_text, meeting_ics, next_meeting, pep_document, pep_pdf, pep_sections
 from .exports import csv_response
 from .formschema import build_fields, error_summary, parse_submission
@@ -58,8 +58,7 @@ def children():
     """The children the person may see, 50 a page: found by name, case number or UPN, filtered by school,
     whether in care and (for Virtual School staff) social worker."""
     chosen = _children_filters()
-    number = request.args.get("page") or "1"
-    page = lists.page_of(db(), _children_query(chosen), int(number) if number.isdigit() and len(number) < 7 else 1)
+    page = lists.page_of(db(), _children_query(chosen), page_number())
     open_counts = dict(
         db()
         .execute(

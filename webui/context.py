@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from urllib.parse import quote
 
-from flask import current_app, g
+from flask import current_app, g, request
 from sqlalchemy.orm import Session
 
 from engine.errors import ProcessFault
@@ -24,6 +24,13 @@ def engine() -> Engine:
 
 def now():
     return engine().now()
+
+
+def page_number(name: str = "page") -> int:
+    """The page of a list the address asks for (`?page=3`): the first for anything that is not a
+    page's number (a word, a negative, a number too long to be a page)."""
+    number = request.args.get(name) or "1"
+    return int(number) if number.isdigit() and len(number) < 7 else 1
 
 
 def record_fault(fault: ProcessFault, source: str) -> str:

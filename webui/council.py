@@ -21,7 +21,7 @@ from engine.people import PeopleError
 
 from .admin import admin_required
 from .adminforms import IMPORT, SCHOOL
-from .context import db, engine, now
+from .context import db, engine, now, page_number
 
 bp = Blueprint("council", __name__, url_prefix="/admin")
 DIGEST = re.compile(r"^[0-9a-f]{64}$")
@@ -44,8 +44,7 @@ def schools():
     query = select(School).order_by(School.name, School.urn)
     if search:
         query = query.where(or_(func.lower(School.name).like(f"%{search.lower()}%"), School.urn == search))
-    number = request.args.get("page") or "1"
-    page = lists.page_of(db(), query, int(number) if number.isdigit() and len(number) < 7 else 1)
+    page = lists.page_of(db(), query, page_number())
     urns = [s.urn for s in page.rows]
     counts = dict(
         db()

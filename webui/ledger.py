@@ -27,7 +27,7 @@ from engine.models import Child
 from engine.quality import RATINGS, academic_year, academic_year_bounds, quality
 
 from .access import sees_all_children
-from .context import as_download, db, now
+from .context import as_download, db, now, page_number
 from .documents import _esc, marked_pdf
 from .exports import FORMULA_START, csv_response
 from .oversight import oversight_required  # the one guard of every oversight page
@@ -55,11 +55,6 @@ def _ledger():
     return ppplusledger.ledger(db(), _year(ppplus.financial_year(now()), known)), known
 
 
-def _page_number(name: str) -> int:
-    number = request.args.get(name) or "1"
-    return int(number) if number.isdigit() and len(number) < 7 else 1
-
-
 def _child_label(names: bool, position: dict, child_id: str, name: str) -> str:
     return name if names else f"Child {position.setdefault(child_id, len(position) + 1)}"
 
@@ -72,8 +67,8 @@ def ppplus_page():
     found, known = _ledger()
     names = sees_all_children(current_user)
     args = {k: v for k, v in request.args.items() if k not in ("page", "lines")}
-    flagged = ppplusledger.flagged_page(db(), found, _page_number("page"))
-    lines = ppplusledger.lines(db(), found, _page_number("lines"))
+    flagged = ppplusledger.flagged_page(db(), found, page_number("page"))
+    lines = ppplusledger.lines(db(), found, page_number("lines"))
     return render_template(
         "ledger/ppplus.html",
         ledger=found,

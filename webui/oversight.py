@@ -23,7 +23,7 @@ from engine.models import Role
 from engine.people import READ_ONLY_ROLES
 
 from .access import visible_children_filter
-from .context import db, now
+from .context import db, now, page_number
 from .exports import csv_response
 from .filters import LONDON
 
@@ -90,7 +90,7 @@ def timeliness():
     person, the most overdue first), found by name; the downloads hold every group."""
     chosen, by = _period(), _by()
     search = request.args.get("q") or ""
-    found = oversight.timeliness(db(), chosen, now(), by, _page_number(), search)
+    found = oversight.timeliness(db(), chosen, now(), by, page_number(), search)
     args = {k: v for k, v in request.args.items() if k != "page"}
     shown = [row["key"] for row in found["rows"]] if found["page"] is not None else None  # the page's groups
     initial_rows = oversight.initial_by(db(), chosen, now(), by, shown) if by else None
@@ -131,11 +131,6 @@ def _initial_labels() -> dict[str, str]:
         k: v.format(start=rules.start_within_working_days, ready=rules.ready_within_working_days)
         for k, v in oversight.INITIAL_FIGURES.items()
     }
-
-
-def _page_number() -> int:
-    number = request.args.get("page") or "1"
-    return int(number) if number.isdigit() and len(number) < 7 else 1
 
 
 def _timeliness_sheets() -> tuple[str, list[tuple[str, list[str], list[list]]]]:
